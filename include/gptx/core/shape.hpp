@@ -1,0 +1,90 @@
+// gptx/core/shape.hpp: the model shape (a C++20 structural type used as a non-type template
+// parameter) and the named presets. Tested by tests/core/test_core.cpp.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+namespace gptx {
+
+// Where LayerNorm sits. pre: GPT-2 (x + f(LN(x)), final LayerNorm). post: GPT-1 (LN(x + f(x))).
+enum class norm : std::uint8_t { pre = 0, post = 1 };
+
+struct shape {
+    int width = 0;  // C
+    int heads = 0;  // NH
+    int layers = 0; // L
+    norm placement = norm::pre;
+
+    constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
+    constexpr bool valid() const {
+        return width > 0 && heads > 0 && layers > 0 && width % heads == 0 && width % 4 == 0;
+    }
+    friend constexpr bool operator==(const shape&, const shape&) = default;
+    template <class Os> friend Os& operator<<(Os& os, const shape& s) {
+        return os << s.width << '/' << s.heads << '/' << s.layers
+                  << (s.placement == norm::pre ? " pre-LN" : " post-LN");
+    }
+};
+
+// Runtime sizes that go with a shape: vocabulary and the longest context (rows of wpe).
+struct model_config {
+    int vocab = 0;
+    int context = 0;
+};
+
+struct preset {
+    std::string_view name;
+    shape dims;
+    model_config config; // defaults; vocab is replaced by the tokenizer's for char/byte data
+};
+
+namespace presets {
+inline constexpr shape gpt1{768, 12, 12, norm::post};
+inline constexpr shape gpt2{768, 12, 12, norm::pre};
+inline constexpr shape gpt2_medium{1024, 16, 24, norm::pre};
+inline constexpr shape gpt2_large{1280, 20, 36, norm::pre};
+inline constexpr shape gpt2_xl{1600, 25, 48, norm::pre};
+// Small CPU presets. baby is nanoGPT's shakespeare_char CPU config.
+inline constexpr shape tiny{64, 4, 2, norm::pre};
+inline constexpr shape baby{128, 4, 4, norm::pre};
+inline constexpr shape mini{256, 8, 6, norm::pre};
+inline constexpr shape baby_post{128, 4, 4, norm::post};
+} // namespace presets
+
+inline constexpr std::array<preset, 9> preset_table{{
+    {"tiny", presets::tiny, {256, 256}},
+    {"baby", presets::baby, {256, 256}},
+    {"baby-post", presets::baby_post, {256, 256}},
+    {"mini", presets::mini, {256, 512}},
+    {"gpt1", presets::gpt1, {40478, 512}},
+    {"gpt2", presets::gpt2, {50257, 1024}},
+    {"gpt2-medium", presets::gpt2_medium, {50257, 1024}},
+    {"gpt2-large", presets::gpt2_large, {50257, 1024}},
+    {"gpt2-xl", presets::gpt2_xl, {50257, 1024}},
+}};
+
+inline const preset* find_preset(std::string_view name) {
+    for (const auto& p : preset_table)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+// Calls f.template operator()<S>() with the compile-time shape of the named preset.
+// Returns false when the name is unknown.
+template <class F> bool with_preset(std::string_view name, F&& f) {
+    bool found = false;
+    auto try_one = [&]<std::size_t I>() {
+        if (!found && preset_table[I].name == name) {
+            found = true;
+            f.template operator()<preset_table[I].dims>();
+        }
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (try_one.template operator()<I>(), ...);
+    }(std::make_index_sequence<preset_table.size()>{});
+    return found;
+}
+
+} // namespace gptx
