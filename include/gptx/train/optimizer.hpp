@@ -1,0 +1,126 @@
+// gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
+// Tested by tests/train/test_optimizer.cpp.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../core/arena.hpp"
+#include "../core/error.hpp"
+#include "../core/parallel.hpp"
+#include "../ops/adamw.hpp"
+#include "../simd/simd.hpp"
+
+namespace gptx {
+
+// nanoGPT's defaults for GPT-2 pre-training.
+struct adamw_config {
+    float lr = 6e-4f;
+    float beta1 = 0.9f;
+    float beta2 = 0.95f;
+    float eps = 1e-8f;
+    float weight_decay = 0.1f;
+};
+
+// AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
+// writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
+// nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
+template <class T = float> class adamw {
+  public:
+    adamw() = default;
+    explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
+        std::vector<typename basic_arena<T>::entry> entries;
+        entries.reserve(views.size());
+        for (const auto& v : views)
+            entries.push_back({v.name, v.size, v.decay});
+        m_.layout(entries);
+        v_.layout(entries);
+    }
+    explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
+        : adamw(params.views(), cfg) {}
+
+    // One update with learning rate lr (the schedule's value for this iteration); advances the
+    // step counter first, so the first call uses t = 1. Allocates nothing.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads, float lr) {
+        check_layout(params, grads);
+        ++t_;
+        const auto cd = ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps),
+                                                  T(cfg_.weight_decay), t_);
+        const auto cn =
+            ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
+        T* p = params.data();
+        const T* g = grads.data();
+        T* m = m_.data();
+        T* v = v_.data();
+        const auto& views = params.views();
+        // One parallel region over the flat arena (not one per tensor); each thread walks the
+        // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
+        parallel_ranges(
+            static_cast<std::int64_t>(params.size()),
+            [&](std::int64_t b, std::int64_t e) {
+                std::size_t off = 0;
+                for (const auto& tv : views) {
+                    const std::size_t lo = std::max<std::size_t>(off, std::size_t(b));
+                    const std::size_t hi = std::min<std::size_t>(off + tv.size, std::size_t(e));
+                    off += tv.size;
+                    if (lo < hi)
+                        ops::adamw_update_serial<Arch>(p + lo, g + lo, m + lo, v + lo, hi - lo,
+                                                       tv.decay ? cd : cn);
+                    if (off >= std::size_t(e))
+                        break;
+                }
+            },
+            std::int64_t{1} << 14);
+    }
+    // One update at the configured learning rate.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads) {
+        step<Arch>(params, grads, cfg_.lr);
+    }
+
+    const adamw_config& config() const { return cfg_; }
+    adamw_config& config() { return cfg_; }
+
+    // Updates taken so far; the next step() uses step_count() + 1 for bias correction.
+    int step_count() const { return t_; }
+    void set_step_count(int t) { t_ = t; } // checkpoint resume
+
+    // First and second moments, laid out as the parameters (for checkpoints).
+    basic_arena<T>& m() { return m_; }
+    const basic_arena<T>& m() const { return m_; }
+    basic_arena<T>& v() { return v_; }
+    const basic_arena<T>& v() const { return v_; }
+
+    // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
+    std::size_t state_size() const { return m_.size() + v_.size(); }
+
+    // Forget the moments and the step count (as a fresh optimizer).
+    void reset() {
+        m_.zero();
+        v_.zero();
+        t_ = 0;
+    }
+
+  private:
+    void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
+        GPTX_CHECK(params.size() == m_.size() && grads.size() == m_.size(),
+                   "adamw: parameter arena has ", params.size(), " elements, gradients ",
+                   grads.size(), ", optimizer state ", m_.size());
+        const auto& pv = params.views();
+        const auto& mv = m_.views();
+        GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
+                   " tensors, optimizer state ", mv.size());
+        for (std::size_t i = 0; i < pv.size(); ++i)
+            GPTX_CHECK(pv[i].size == mv[i].size, "adamw: tensor ", pv[i].name, " has ", pv[i].size,
+                       " elements, optimizer state ", mv[i].size);
+    }
+
+    adamw_config cfg_;
+    basic_arena<T> m_; // (same layout as the parameters)
+    basic_arena<T> v_; // (same layout as the parameters)
+    int t_ = 0;
+};
+
+} // namespace gptx
