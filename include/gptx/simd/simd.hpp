@@ -32,10 +32,10 @@ template <class Arch = default_arch, class T> inline T dot(const T* a, const T* 
     batch<T, Arch> acc0(T(0)), acc1(T(0));
     std::size_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
-        acc0 = xsimd::fma(load<Arch>(a + i), load<Arch>(b + i), acc0);
-        acc1 = xsimd::fma(load<Arch>(a + i + W), load<Arch>(b + i + W), acc1);
+        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
+        acc1 = xsimd::fma(simd::load<Arch>(a + i + W), simd::load<Arch>(b + i + W), acc1);
     }
-    for (; i + W <= n; i += W) acc0 = xsimd::fma(load<Arch>(a + i), load<Arch>(b + i), acc0);
+    for (; i + W <= n; i += W) acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
     T s = reduce_add<Arch>(acc0 + acc1);
     for (; i < n; ++i) s += a[i] * b[i];
     return s;
@@ -46,7 +46,7 @@ template <class Arch = default_arch, class T> inline void axpy(T* y, T alpha, co
     constexpr std::size_t W = lanes<T, Arch>;
     const batch<T, Arch> va(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store<Arch>(y + i, xsimd::fma(va, load<Arch>(x + i), load<Arch>(y + i)));
+    for (; i + W <= n; i += W) simd::store<Arch>(y + i, xsimd::fma(va, simd::load<Arch>(x + i), simd::load<Arch>(y + i)));
     for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
@@ -55,7 +55,7 @@ template <class Arch = default_arch, class T> inline void scale(T* y, T alpha, s
     constexpr std::size_t W = lanes<T, Arch>;
     const batch<T, Arch> va(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store<Arch>(y + i, va * load<Arch>(y + i));
+    for (; i + W <= n; i += W) simd::store<Arch>(y + i, va * simd::load<Arch>(y + i));
     for (; i < n; ++i) y[i] *= alpha;
 }
 
@@ -63,7 +63,7 @@ template <class Arch = default_arch, class T> inline void scale(T* y, T alpha, s
 template <class Arch = default_arch, class T> inline void add(T* y, const T* x, std::size_t n) {
     constexpr std::size_t W = lanes<T, Arch>;
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store<Arch>(y + i, load<Arch>(y + i) + load<Arch>(x + i));
+    for (; i + W <= n; i += W) simd::store<Arch>(y + i, simd::load<Arch>(y + i) + simd::load<Arch>(x + i));
     for (; i < n; ++i) y[i] += x[i];
 }
 
@@ -73,8 +73,8 @@ template <class Arch = default_arch, class T> inline T max(const T* a, std::size
     T m = a[0];
     std::size_t i = 0;
     if (n >= W) {
-        batch<T, Arch> vm = load<Arch>(a);
-        for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, load<Arch>(a + i));
+        batch<T, Arch> vm = simd::load<Arch>(a);
+        for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, simd::load<Arch>(a + i));
         m = reduce_max<Arch>(vm);
     }
     for (; i < n; ++i) m = a[i] > m ? a[i] : m;

@@ -1,0 +1,67 @@
+// gptx/ops/gelu.hpp: GELU in the tanh form GPT-2 uses, forward and backward.
+// Tested by tests/ops/test_ops.cpp. Legend: N elements.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "../core/parallel.hpp"
+#include "../simd/simd.hpp"
+
+namespace gptx::ops {
+
+namespace detail {
+inline constexpr double gelu_k = 0.7978845608028654; // sqrt(2/pi)
+inline constexpr double gelu_c = 0.044715;
+} // namespace detail
+
+// out = 0.5 x (1 + tanh(k (x + c x^3)))
+template <class Arch = simd::default_arch, class T>
+void gelu_forward(T* out, const T* inp, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N, [&](std::int64_t b, std::int64_t e) {
+            const B k(T(detail::gelu_k)), c(T(detail::gelu_c)), h(T(0.5)), one(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B u = k * xsimd::fma(c * x, x * x, x);
+                simd::store<Arch>(out + i, h * x * (one + xsimd::tanh(u)));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                out[i] = T(0.5) * x * (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
+            }
+        },
+        4096);
+}
+
+// d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 c x^2), u = k (x + c x^3).
+// Writes dinp = dout * gelu'(inp).
+template <class Arch = simd::default_arch, class T>
+void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N, [&](std::int64_t b, std::int64_t e) {
+            const B k(T(detail::gelu_k)), c(T(detail::gelu_c)), c3(T(3 * detail::gelu_c)), h(T(0.5)), one(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B x2 = x * x;
+                B th = xsimd::tanh(k * xsimd::fma(c * x, x2, x));
+                B g = h * (one + th) + h * x * (one - th * th) * k * xsimd::fma(c3, x2, one);
+                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                T th = std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x));
+                T g = T(0.5) * (T(1) + th) +
+                      T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) * (T(1) + T(3 * detail::gelu_c) * x * x);
+                dinp[i] = g * dout[i];
+            }
+        },
+        4096);
+}
+
+} // namespace gptx::ops
