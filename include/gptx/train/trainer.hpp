@@ -1,0 +1,75 @@
+// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
+// backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by tests/train/test_trainer.cpp.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+
+#include "../core/error.hpp"
+#include "clip.hpp"
+#include "objective.hpp"
+#include "optimizer.hpp"
+
+namespace gptx {
+
+struct trainer_config {
+    int grad_accum = 1;                  // micro-batches per optimizer step
+    float grad_clip = 1.0f;              // global norm; 0 disables
+    std::function<float(int)> lr = {};   // learning rate for iteration it (0-based)
+};
+
+struct step_metrics {
+    std::int64_t step = 0; // optimizer steps done, this one included
+    double loss = 0;       // mean over micro-batches
+    double grad_norm = 0;  // before clipping
+    float lr = 0;
+    double ms = 0;         // wall time of the step
+};
+
+template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
+    requires objective<Objective, Model>
+class trainer {
+  public:
+    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
+        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
+        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ", cfg_.grad_accum);
+        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
+    }
+
+    // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
+    // gradient norm throws before the parameters change, so the last good state is kept.
+    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        model_.zero_grad();
+        double loss = 0;
+        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
+            loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
+        loss /= cfg_.grad_accum;
+        const double norm = cfg_.grad_clip > 0
+                                ? clip_grad_norm(model_.grads(), typename Model::value_type(cfg_.grad_clip))
+                                : global_norm(model_.grads());
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ", loss,
+                   " and gradient norm is ", norm, "; training stopped before applying this update");
+        const float lr = cfg_.lr(static_cast<int>(step_));
+        opt_.step(model_.params(), model_.grads(), lr);
+        ++step_;
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        return {step_, loss, norm, lr, ms};
+    }
+
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    Model& model() { return model_; }
+    Objective& objective_fn() { return obj_; }
+    Optimizer& optimizer() { return opt_; }
+
+  private:
+    Model& model_;
+    Objective& obj_;
+    Optimizer& opt_;
+    trainer_config cfg_;
+    std::int64_t step_ = 0;
+};
+
+} // namespace gptx

@@ -1,0 +1,93 @@
+// Tests for gptx/train/trainer.hpp and objective.hpp: overfitting one batch, gradient
+// accumulation, the NaN guard, and the objective concept.
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+
+#include <gptx/nn/transformer.hpp>
+#include <gptx/train/objective.hpp>
+#include <gptx/train/schedule.hpp>
+#include <gptx/train/trainer.hpp>
+
+using namespace gptx;
+
+namespace {
+constexpr shape small{64, 4, 2, norm::pre};
+using model_t = transformer<small>;
+
+struct fixed_batch {
+    int B, T;
+    std::vector<int> x, y;
+    fixed_batch(int B_, int T_, int V, std::uint64_t seed) : B(B_), T(T_) {
+        rng r(seed);
+        std::vector<int> seq(B * (T + 1));
+        for (auto& s : seq) s = static_cast<int>(r.below(V));
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < T; ++t) {
+                x.push_back(seq[b * (T + 1) + t]);
+                y.push_back(seq[b * (T + 1) + t + 1]);
+            }
+    }
+    lm_batch rows(int first, int count) const {
+        return {x.data() + first * T, y.data() + first * T, nullptr, count, T};
+    }
+};
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(trainer_suite)
+
+static_assert(objective<lm_objective<model_t>, model_t>);
+
+BOOST_AUTO_TEST_CASE(overfits_one_batch) {
+    model_t m({32, 32});
+    m.init(1);
+    lm_objective<model_t> obj;
+    adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
+    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    fixed_batch data(4, 16, 32, 2);
+    double first = 0, last = 0;
+    for (int i = 0; i < 400; ++i) {
+        auto s = tr.step([&](int) { return data.rows(0, 4); });
+        if (i == 0) first = s.loss;
+        last = s.loss;
+    }
+    BOOST_TEST_MESSAGE("overfit: loss " << first << " -> " << last);
+    BOOST_TEST(first > 3.0); // ~ln 32 at init
+    BOOST_TEST(last < 0.05);
+    BOOST_TEST(tr.step_count() == 400);
+}
+
+BOOST_AUTO_TEST_CASE(gradient_accumulation_equals_the_full_batch) {
+    fixed_batch data(4, 8, 32, 3);
+    auto grads_after = [&](int accum) {
+        model_t m({32, 32});
+        m.init(5);
+        lm_objective<model_t> obj;
+        m.zero_grad();
+        const int per = 4 / accum;
+        for (int i = 0; i < accum; ++i) obj.forward_backward(m, data.rows(i * per, per), 1.0 / accum);
+        return std::vector<float>(m.grads().data(), m.grads().data() + m.grads().size());
+    };
+    auto g1 = grads_after(1), g2 = grads_after(2);
+    double worst = 0;
+    for (std::size_t i = 0; i < g1.size(); ++i) worst = std::max(worst, double(std::abs(g1[i] - g2[i])));
+    BOOST_TEST(worst < 1e-6); // the same sums in another order: float rounding only
+}
+
+BOOST_AUTO_TEST_CASE(nan_stops_before_the_update) {
+    model_t m({32, 32});
+    m.init(1);
+    lm_objective<model_t> obj;
+    adamw<float> opt(m.params());
+    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    fixed_batch data(2, 8, 32, 4);
+    m.param(p_lnfw)[0] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> before(m.params().data(), m.params().data() + m.params().size());
+    BOOST_CHECK_EXCEPTION(tr.step([&](int) { return data.rows(0, 2); }), gptx::error, [](const gptx::error& e) {
+        return std::string(e.what()).find("step 1: loss is nan") != std::string::npos;
+    });
+    BOOST_TEST(std::memcmp(before.data(), m.params().data(), before.size() * sizeof(float)) == 0);
+    BOOST_TEST(tr.step_count() == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
