@@ -42,6 +42,59 @@ template <class T, int Slot> T* gemm_scratch(std::size_t n) {
     return buf.get();
 }
 
+// Whether gemm_transpose16 is available: float on AVX-512 (elsewhere packs transpose in scalar).
+template <class Arch, class T> constexpr bool gemm_has_transpose16() {
+    return XSIMD_WITH_AVX512F && std::is_same_v<T, float> &&
+           std::is_base_of_v<xsimd::avx512f, Arch>;
+}
+
+// Transposes a (rows <= 16) x 16 block of floats (row r at src + r*ld, missing rows read as 0)
+// and stores its 16 columns as the first `width` floats of dst + k*ldd. Transposing packs (op(A)
+// with !trans_a, op(B) with trans_b) would otherwise cost ~1 cycle per element.
+// GCC 12's AVX-512 shuffle intrinsics trip -Wuninitialized on their own _mm512_undefined_ps.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+template <class Arch, class T>
+void gemm_transpose16(const T* src, std::int64_t ld, int rows, T* dst, int ldd, int width) {
+#if XSIMD_WITH_AVX512F
+    if constexpr (gemm_has_transpose16<Arch, T>()) {
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; ++i)
+            r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) { // per 128-bit lane: rows i, i+1 interleaved
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
+            r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; ++c) { // gather the four lanes of each column
+            const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+            const __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+            const __m512 x0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+            const __m512 x1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+            t[c] = _mm512_shuffle_f32x4(v0, x0, 0x88);
+            t[8 + c] = _mm512_shuffle_f32x4(v0, x0, 0xDD);
+            t[4 + c] = _mm512_shuffle_f32x4(v1, x1, 0x88);
+            t[12 + c] = _mm512_shuffle_f32x4(v1, x1, 0xDD);
+        }
+        const __mmask16 m = __mmask16((1u << width) - 1);
+        for (int k = 0; k < 16; ++k)
+            _mm512_mask_storeu_ps(dst + std::size_t(k) * ldd, m, t[k]);
+        return;
+    }
+#endif
+    (void)src, (void)ld, (void)rows, (void)dst, (void)ldd, (void)width;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row strips, each k-major
 // (strip[k*MR + i]) and zero-padded to MR rows, so the kernel broadcasts contiguous values.
 template <class Arch, class T, int MR>
@@ -57,6 +110,15 @@ void gemm_pack_a(bool trans_a, const T* A, int lda, int i0, int mc, int p0, int 
                 for (int i = mr; i < MR; ++i)
                     d[i] = T(0);
             }
+        } else if (gemm_has_transpose16<Arch,
+                                        T>()) { // A stored (M, K): 16 x 16 register transposes
+            const T* src = A + std::int64_t(i0 + s) * lda + p0;
+            int k = 0;
+            for (; k + 16 <= kc; k += 16)
+                gemm_transpose16<Arch>(src + k, lda, mr, dst + std::size_t(k) * MR, MR, MR);
+            for (; k < kc; ++k)
+                for (int i = 0; i < MR; ++i)
+                    dst[std::size_t(k) * MR + i] = i < mr ? src[std::int64_t(i) * lda + k] : T(0);
         } else { // A stored (M, K): gather MR row streams
             const T* src[MR];
             for (int i = 0; i < MR; ++i)
@@ -91,6 +153,17 @@ void gemm_pack_b(bool trans_b, const T* B, int ldb, int p0, int kc, int j0, int 
                         d[j] = T(0);
                 }
             }
+        } else if (gemm_has_transpose16<Arch, T>()) { // B stored (N, K): 16 x 16 transposes
+            int k = 0;
+            for (; k + 16 <= kc; k += 16)
+                for (int g = 0; g < NR; g += 16)
+                    gemm_transpose16<Arch>(B + std::int64_t(j0 + s + g) * ldb + p0 + k, ldb,
+                                           std::clamp(nr - g, 0, 16), dst + std::size_t(k) * NR + g,
+                                           NR, 16);
+            for (; k < kc; ++k)
+                for (int j = 0; j < NR; ++j)
+                    dst[std::size_t(k) * NR + j] =
+                        j < nr ? B[std::int64_t(j0 + s + j) * ldb + p0 + k] : T(0);
         } else { // B stored (N, K): transpose NR rows of B
             for (int j = 0; j < nr; ++j) {
                 const T* src = B + std::int64_t(j0 + s + j) * ldb + p0;
@@ -112,6 +185,10 @@ void gemm_kernel(int kc, const T* __restrict a, const T* __restrict b, T* c, int
                  int nr, T alpha, T beta) {
     using batch = simd::batch<T, Arch>;
     constexpr int W = int(batch::size), NR = NV * W;
+    // C is touched only after the K loop; start its cache misses now (the LM head's C is cold).
+    for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; j += 64 / int(sizeof(T)))
+            __builtin_prefetch(c + std::int64_t(i) * ldc + j, 1);
     batch acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
