@@ -42,24 +42,30 @@ template <class T, int Slot> T* gemm_scratch(std::size_t n) {
     return buf.get();
 }
 
-// Whether gemm_transpose16 is available: float on AVX-512 (elsewhere packs transpose in scalar).
-template <class Arch, class T> constexpr bool gemm_has_transpose16() {
-    return XSIMD_WITH_AVX512F && std::is_same_v<T, float> &&
-           std::is_base_of_v<xsimd::avx512f, Arch>;
+// Side of the register transpose the packs use: float on AVX-512 (16) and AVX2 (8); 0 means
+// the transposing packs fall back to scalar copies (~1 cycle per element).
+template <class Arch, class T> constexpr int gemm_transpose_size() {
+    if constexpr (!std::is_same_v<T, float>)
+        return 0;
+    else if constexpr (XSIMD_WITH_AVX512F && std::is_base_of_v<xsimd::avx512f, Arch>)
+        return 16;
+    else if constexpr (XSIMD_WITH_AVX2 && std::is_base_of_v<xsimd::avx2, Arch>)
+        return 8;
+    else
+        return 0;
 }
 
-// Transposes a (rows <= 16) x 16 block of floats (row r at src + r*ld, missing rows read as 0)
-// and stores its 16 columns as the first `width` floats of dst + k*ldd. Transposing packs (op(A)
-// with !trans_a, op(B) with trans_b) would otherwise cost ~1 cycle per element.
-// GCC 12's AVX-512 shuffle intrinsics trip -Wuninitialized on their own _mm512_undefined_ps.
+// Transposes a (rows <= S) x S block (row r at src + r*ld, missing rows read as 0), S =
+// gemm_transpose_size, and stores its S columns as the first `width` floats of dst + k*ldd.
+// GCC 12's shuffle intrinsics trip -Wuninitialized on their own _mm*_undefined_ps.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 template <class Arch, class T>
-void gemm_transpose16(const T* src, std::int64_t ld, int rows, T* dst, int ldd, int width) {
+void gemm_transpose(const T* src, std::int64_t ld, int rows, T* dst, int ldd, int width) {
 #if XSIMD_WITH_AVX512F
-    if constexpr (gemm_has_transpose16<Arch, T>()) {
+    if constexpr (gemm_transpose_size<Arch, T>() == 16) {
         __m512 r[16], t[16];
         for (int i = 0; i < 16; ++i)
             r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
@@ -89,6 +95,32 @@ void gemm_transpose16(const T* src, std::int64_t ld, int rows, T* dst, int ldd, 
         return;
     }
 #endif
+#if XSIMD_WITH_AVX2
+    if constexpr (gemm_transpose_size<Arch, T>() == 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; ++i)
+            r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; ++c) {
+            t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
+            t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+        }
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+        for (int k = 0; k < 8; ++k)
+            _mm256_maskstore_ps(dst + std::size_t(k) * ldd, m, t[k]);
+        return;
+    }
+#endif
     (void)src, (void)ld, (void)rows, (void)dst, (void)ldd, (void)width;
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -110,24 +142,17 @@ void gemm_pack_a(bool trans_a, const T* A, int lda, int i0, int mc, int p0, int 
                 for (int i = mr; i < MR; ++i)
                     d[i] = T(0);
             }
-        } else if (gemm_has_transpose16<Arch,
-                                        T>()) { // A stored (M, K): 16 x 16 register transposes
+        } else { // A stored (M, K): register transposes, then scalar for the last k
+            constexpr int S = gemm_transpose_size<Arch, T>();
+            static_assert(S == 0 || MR <= S);
             const T* src = A + std::int64_t(i0 + s) * lda + p0;
             int k = 0;
-            for (; k + 16 <= kc; k += 16)
-                gemm_transpose16<Arch>(src + k, lda, mr, dst + std::size_t(k) * MR, MR, MR);
+            if constexpr (S > 0)
+                for (; k + S <= kc; k += S)
+                    gemm_transpose<Arch>(src + k, lda, mr, dst + std::size_t(k) * MR, MR, MR);
             for (; k < kc; ++k)
                 for (int i = 0; i < MR; ++i)
                     dst[std::size_t(k) * MR + i] = i < mr ? src[std::int64_t(i) * lda + k] : T(0);
-        } else { // A stored (M, K): gather MR row streams
-            const T* src[MR];
-            for (int i = 0; i < MR; ++i)
-                src[i] = A + std::int64_t(i0 + s + std::min(i, mr - 1)) * lda + p0;
-            for (int k = 0; k < kc; ++k) {
-                T* d = dst + std::size_t(k) * MR;
-                for (int i = 0; i < MR; ++i)
-                    d[i] = i < mr ? src[i][k] : T(0);
-            }
         }
     }
 }
@@ -153,26 +178,21 @@ void gemm_pack_b(bool trans_b, const T* B, int ldb, int p0, int kc, int j0, int 
                         d[j] = T(0);
                 }
             }
-        } else if (gemm_has_transpose16<Arch, T>()) { // B stored (N, K): 16 x 16 transposes
+        } else { // B stored (N, K): register transposes, then scalar for the last k
+            constexpr int S = gemm_transpose_size<Arch, T>();
+            static_assert(S == 0 || NR % S == 0);
             int k = 0;
-            for (; k + 16 <= kc; k += 16)
-                for (int g = 0; g < NR; g += 16)
-                    gemm_transpose16<Arch>(B + std::int64_t(j0 + s + g) * ldb + p0 + k, ldb,
-                                           std::clamp(nr - g, 0, 16), dst + std::size_t(k) * NR + g,
-                                           NR, 16);
-            for (; k < kc; ++k)
-                for (int j = 0; j < NR; ++j)
-                    dst[std::size_t(k) * NR + j] =
-                        j < nr ? B[std::int64_t(j0 + s + j) * ldb + p0 + k] : T(0);
-        } else { // B stored (N, K): transpose NR rows of B
-            for (int j = 0; j < nr; ++j) {
-                const T* src = B + std::int64_t(j0 + s + j) * ldb + p0;
-                for (int k = 0; k < kc; ++k)
-                    dst[std::size_t(k) * NR + j] = src[k];
+            if constexpr (S > 0)
+                for (; k + S <= kc; k += S)
+                    for (int g = 0; g < NR; g += S)
+                        gemm_transpose<Arch>(B + std::int64_t(j0 + s + g) * ldb + p0 + k, ldb,
+                                             std::clamp(nr - g, 0, S),
+                                             dst + std::size_t(k) * NR + g, NR, S);
+            for (int j = 0; j < NR; ++j) {
+                const T* src = B + std::int64_t(j0 + s + std::min(j, nr - 1)) * ldb + p0;
+                for (int kk = k; kk < kc; ++kk)
+                    dst[std::size_t(kk) * NR + j] = j < nr ? src[kk] : T(0);
             }
-            for (int k = 0; k < kc; ++k)
-                for (int j = nr; j < NR; ++j)
-                    dst[std::size_t(k) * NR + j] = T(0);
         }
     }
 }
