@@ -35,10 +35,10 @@ struct problem {
     int pad = 0; // extra columns in every leading dimension
 };
 
-// Runs gemm and compares with a double reference. With inputs in [-1, 1] every term is at most 1
-// in size, so the tolerance is relative to sqrt(K) (random-walk rounding growth) times epsilon:
-// float 2e-6 * (K + 1) in absolute terms is generous against the ~1e-7 * sqrt(K) typical error,
-// double 1e-13 * (K + 1).
+// Runs gemm and compares with a double reference. Inputs are in [-1, 1], so each of the K terms
+// is at most 1 and the worst-case rounding error grows linearly in K. Tolerance (absolute):
+// float 2e-6 * (K + 1) * (|alpha| + |beta| + 1), about 16 float epsilons per term, far above the
+// ~6e-8 * sqrt(K) typical error; double 1e-13 * (K + 1) * (...) likewise.
 template <class T> void check(const problem& p, T alpha, T beta, bool nan_c, std::uint64_t seed) {
     gptx::rng r(seed);
     const int lda = (p.ta ? p.M : p.K) + p.pad, ldb = (p.tb ? p.K : p.N) + p.pad;
