@@ -2,9 +2,11 @@
 // dweight), against OpenBLAS cblas_sgemm when it is found. Threads: GPTX_NUM_THREADS for gptx,
 // OPENBLAS_NUM_THREADS for OpenBLAS. Run with --benchmark_repetitions=N: the table at the end
 // compares medians.
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -78,6 +80,9 @@ template <bool OpenBlas> void run(benchmark::State& state, layer_shape s, form f
         }
         benchmark::ClobberMemory();
     }
+    // Both libraries keep their idle workers spinning for a while after a call (OpenBLAS for
+    // ~2^28 cycles); let them fall asleep so they do not steal the next benchmark's core.
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * g.M * g.N * g.K * 1e-9,
                                                    benchmark::Counter::kIsIterationInvariantRate);
 }
