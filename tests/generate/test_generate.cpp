@@ -493,4 +493,32 @@ BOOST_AUTO_TEST_CASE(stops_at_the_context) {
     BOOST_CHECK_THROW(generate(m, {}, 5, {}), gptx::error);
 }
 
+// With slide_context, a full window restarts from its last half (context / 2 tokens) and goes
+// on; every token is the argmax over exactly that window.
+BOOST_AUTO_TEST_CASE(slides_the_context_window) {
+    using M = transformer<tiny_pre, float>;
+    M m({vocab, context});
+    init_model(m, 23);
+    const std::vector<int> prompt = random_tokens(5, 8);
+    generate_options opt;
+    opt.slide_context = true;
+    const generation g = generate(m, prompt, 40, {.temperature = 0.0f}, opt);
+    BOOST_TEST(g.tokens.size() == 40u);
+    BOOST_TEST((g.reason == stop_reason::length));
+    std::vector<int> window = prompt, ref;
+    std::vector<float> row(vocab);
+    const int keep = context / 2;
+    for (int k = 0; k < 40; ++k) {
+        const int len = static_cast<int>(window.size());
+        const float* hidden = m.forward(window.data(), 1, len);
+        ops::lm_logits(row.data(), hidden + std::size_t(len - 1) * M::C, m.param(p_wte), 1, M::C, vocab);
+        const int id = sampler::argmax(row.data(), vocab);
+        ref.push_back(id);
+        if (len == context)
+            window.erase(window.begin(), window.end() - (keep - 1));
+        window.push_back(id);
+    }
+    BOOST_TEST(g.tokens == ref, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -35,6 +35,10 @@ struct generate_options {
     // stops that sequence.
     std::function<bool(int seq, int id)> on_batch_token;
     std::function<std::string(std::span<const int>)> decode;
+    // When a sequence fills the context: false stops it (reason `context`); true slides the
+    // window, re-reading the last half of the context and going on (free-running text, as
+    // nanoGPT's sample.py crops to the last block_size tokens).
+    bool slide_context = false;
 };
 
 struct generation {
@@ -92,15 +96,18 @@ generate_batch(kv_cache<Model>& cache, const std::vector<std::vector<int>>& prom
         c.seed = cfg.seed + std::uint64_t(b);
         samplers.emplace_back(c);
     }
-    const int steps = std::min(max_new_tokens, ctx - P);
+    const int steps = opt.slide_context ? max_new_tokens : std::min(max_new_tokens, ctx - P);
     std::vector<generation> out(B);
     std::vector<char> done(B, 0);
     const stop_reason exhausted =
         steps < max_new_tokens ? stop_reason::context : stop_reason::length;
     if (steps > 0) {
         // Only the fed tokens are cached: the last drawn token never is.
-        cache.reset(B, P + steps - 1, std::min(P, 256)); // prefill chunks bound the scratch
-        std::vector<int> fed(std::size_t(B) * P);
+        const int cache_len = opt.slide_context ? ctx : P + steps - 1;
+        const int keep = std::max(1, ctx / 2); // tokens re-read when the window slides
+        cache.reset(B, cache_len, std::min(std::max(P, keep), 256)); // chunks bound the scratch
+        std::vector<std::vector<int>> history(prompts); // every token fed, for sliding
+        std::vector<int> fed(std::size_t(B) * std::max(P, keep));
         for (int b = 0; b < B; ++b)
             std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::size_t(b) * P);
         const auto* logits = cache.forward_logits(fed.data(), B, P);
@@ -140,8 +147,24 @@ generate_batch(kv_cache<Model>& cache, const std::vector<std::vector<int>>& prom
                 if (!go_on)
                     finish(stop_reason::callback);
             }
-            if (active > 0 && step + 1 < steps)
+            if (active == 0 || step + 1 >= steps)
+                continue;
+            if (cache.length() < cache_len) {
                 logits = cache.forward_logits(next.data(), B, 1);
+                if (opt.slide_context)
+                    for (int b = 0; b < B; ++b)
+                        history[b].push_back(next[b]);
+                continue;
+            }
+            // The window is full: restart the cache from the last `keep` tokens.
+            for (int b = 0; b < B; ++b) {
+                history[b].push_back(next[b]);
+                std::copy(history[b].end() - keep, history[b].end(),
+                          fed.begin() + std::size_t(b) * keep);
+                history[b].erase(history[b].begin(), history[b].end() - keep);
+            }
+            cache.clear();
+            logits = cache.forward_logits(fed.data(), B, keep);
         }
     }
     for (int b = 0; b < B; ++b) {

@@ -21,7 +21,7 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
     constexpr std::int64_t W = B::size;
     parallel_ranges(
         N, [&](std::int64_t b, std::int64_t e) {
-            const B k(T(detail::gelu_k)), c(T(detail::gelu_c)), h(T(0.5)), one(T(1));
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)), one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
                 B x = simd::load<Arch>(inp + i);
@@ -44,7 +44,8 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
     constexpr std::int64_t W = B::size;
     parallel_ranges(
         N, [&](std::int64_t b, std::int64_t e) {
-            const B k(T(detail::gelu_k)), c(T(detail::gelu_c)), c3(T(3 * detail::gelu_c)), h(T(0.5)), one(T(1));
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), c3 = B(T(3 * detail::gelu_c));
+            const B h = B(T(0.5)), one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
                 B x = simd::load<Arch>(inp + i);

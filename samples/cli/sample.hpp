@@ -1,0 +1,73 @@
+// samples/cli/sample.hpp: `gptx sample`, text generation from a checkpoint with the KV cache,
+// streamed to stdout. Tested by tests/cli/test_cli.cpp.
+#pragma once
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+
+namespace gptx::cli {
+
+struct sample_options {
+    std::string checkpoint = "out", prompt = "\n";
+    int tokens = 200, num_samples = 1;
+    float temperature = 0.8f, top_p = 1.0f;
+    int top_k = 200;
+    std::uint64_t seed = 1337;
+    std::vector<std::string> stop;
+};
+
+inline void add_sample_command(CLI::App& app, sample_options& o, std::function<void()>& run) {
+    auto* c = app.add_subcommand("sample", "Generate text from a checkpoint");
+    c->add_option("--checkpoint", o.checkpoint, "Run folder or checkpoint file")->required();
+    c->add_option("--prompt", o.prompt, "Text to continue (default: a newline)");
+    c->add_option("--tokens", o.tokens, "New tokens per sample");
+    c->add_option("--num-samples", o.num_samples, "Independent samples");
+    c->add_option("--temperature", o.temperature, "0 = greedy");
+    c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (0 = all)");
+    c->add_option("--top-p", o.top_p, "Nucleus: keep the smallest set with this much probability");
+    c->add_option("--seed", o.seed, "Sampling seed");
+    c->add_option("--stop", o.stop, "Stop when the continuation contains this text (repeatable)");
+    c->callback([&] { run(); });
+}
+
+inline void run_sample(const sample_options& o) {
+    GPTX_CHECK(o.tokens > 0, "--tokens must be positive, got ", o.tokens);
+    GPTX_CHECK(o.num_samples > 0, "--num-samples must be positive, got ", o.num_samples);
+    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
+    GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
+    GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
+    GPTX_CHECK(!o.prompt.empty(), "--prompt is empty: give some text to continue");
+    const fs::path file = checkpoint_file(o.checkpoint);
+    const checkpoint_info info = read_checkpoint_info(file);
+    const bool found = with_checkpoint_preset(info, [&]<shape S>() {
+        transformer<S> model(info.config);
+        tokenizer tok;
+        load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
+        const std::vector<int> prompt = tok.encode(o.prompt, "prompt");
+        GPTX_CHECK(static_cast<int>(prompt.size()) < model.context(), "prompt has ", prompt.size(),
+                   " tokens; the model's context is ", model.context());
+        kv_cache<transformer<S>> cache(model, 1);
+        for (int i = 0; i < o.num_samples; ++i) {
+            sampling_config sc{o.temperature, o.top_k, o.top_p, o.seed + static_cast<std::uint64_t>(i)};
+            generate_options opts;
+            opts.stop_strings = o.stop;
+            opts.slide_context = true; // free-running text may exceed the context
+            opts.decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+            // Stream: print each token as it arrives.
+            opts.on_token = [&](int id) {
+                const std::string piece = tok.decode_token(id);
+                std::fwrite(piece.data(), 1, piece.size(), stdout);
+                std::fflush(stdout);
+                return true;
+            };
+            std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+            generate(cache, prompt, o.tokens, sc, opts);
+            std::printf("\n---------------\n");
+        }
+    });
+    GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ", shape_text(info.dims));
+}
+
+} // namespace gptx::cli

@@ -1,0 +1,205 @@
+// samples/cli/train.hpp: `gptx train`, language-model pre-training on a text or token file with
+// periodic evaluation, checkpoints and metrics.jsonl. Tested by tests/cli/test_cli.cpp.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+
+namespace gptx::cli {
+
+struct train_options {
+    std::string text, tokenizer_kind = "char", preset_name = "baby", out = "out";
+    int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
+    int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
+    float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f, grad_clip = 1.0f;
+    float dropout = 0.0f;
+    std::uint64_t seed = 1337;
+    bool resume = false;
+};
+
+inline void add_train_command(CLI::App& app, train_options& o, std::function<void()>& run) {
+    auto* c = app.add_subcommand("train", "Pre-train a GPT language model on a text file");
+    c->add_option("--text", o.text, "Training text (UTF-8 or any bytes)")->required();
+    c->add_option("--tokenizer", o.tokenizer_kind, "char (sorted unique characters) or byte")
+        ->check(CLI::IsMember({"char", "byte"}));
+    c->add_option("--preset", o.preset_name, "Model shape: " + preset_names());
+    c->add_option("--batch", o.batch, "Sequences per micro-batch");
+    c->add_option("--context", o.context, "Tokens per training sequence");
+    c->add_option("--model-context", o.model_context, "Positions the model holds (default: --context)");
+    c->add_option("--iters", o.iters, "Optimizer steps");
+    c->add_option("--grad-accum", o.grad_accum, "Micro-batches per step");
+    c->add_option("--lr", o.lr, "Peak learning rate");
+    c->add_option("--min-lr", o.min_lr, "Cosine floor");
+    c->add_option("--warmup", o.warmup, "Linear warmup steps");
+    c->add_option("--decay-iters", o.decay_iters, "Cosine decay length (default: --iters)");
+    c->add_option("--weight-decay", o.weight_decay, "AdamW decay on 2-D weights");
+    c->add_option("--beta1", o.beta1, "AdamW beta1");
+    c->add_option("--beta2", o.beta2, "AdamW beta2");
+    c->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip (0 disables)");
+    c->add_option("--dropout", o.dropout, "Dropout rate (0 disables)");
+    c->add_option("--eval-every", o.eval_every, "Steps between evaluations");
+    c->add_option("--eval-iters", o.eval_iters, "Batches per evaluation");
+    c->add_option("--log-every", o.log_every, "Steps between progress lines");
+    c->add_option("--seed", o.seed, "Seed for init, batches and dropout");
+    c->add_option("--out", o.out, "Run folder: model.gptx and metrics.jsonl");
+    c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
+    c->callback([&] { run(); });
+}
+
+namespace detail {
+
+inline void validate(const train_options& o) {
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.iters > 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.context > 0, "--context must be positive, got ", o.context);
+    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
+    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
+    GPTX_CHECK(o.eval_iters > 0, "--eval-iters must be positive, got ", o.eval_iters);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be in [0, --lr], got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+}
+
+inline nlohmann::json run_json(const train_options& o) {
+    return {{"text", o.text},       {"tokenizer", o.tokenizer_kind}, {"preset", o.preset_name},
+            {"batch", o.batch},     {"context", o.context},          {"iters", o.iters},
+            {"lr", o.lr},           {"min_lr", o.min_lr},            {"warmup", o.warmup},
+            {"weight_decay", o.weight_decay}, {"beta1", o.beta1},    {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip}, {"dropout", o.dropout},     {"grad_accum", o.grad_accum},
+            {"seed", o.seed}};
+}
+
+template <shape S>
+void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> train_ids, std::vector<int> val_ids,
+                const model_config& cfg) {
+    using model_t = transformer<S>;
+    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
+    model_t model(cfg);
+    model.init(o.seed);
+    model.set_dropout(o.dropout);
+    model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    adamw<float> opt(model.params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
+    batcher train_batches(std::move(train_ids), o.batch, o.context, rng(o.seed + 1));
+    GPTX_CHECK(val_ids.size() > static_cast<std::size_t>(o.context),
+               "validation split has ", val_ids.size(), " tokens; --context ", o.context, " needs at least ",
+               o.context + 1, " (use a longer text or a shorter context)");
+    const std::vector<int>& val_tokens = val_ids;
+    const std::vector<int>& train_tokens = train_batches.tokens();
+
+    std::int64_t start = 0;
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
+        tokenizer saved;
+        train_state st;
+        load_checkpoint<S>(ckpt, model, &opt, &saved, &st);
+        GPTX_CHECK(saved == tok, ckpt.string(), ": the checkpoint's tokenizer differs from the one built from --text");
+        start = st.step;
+        train_batches.set_rng_state(st.data_rng);
+        model.set_dropout_seed(st.dropout_seed);
+        model.set_dropout_counter(st.dropout_counter);
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(), static_cast<long long>(start));
+    }
+
+    lm_objective<model_t> obj;
+    const int decay = o.decay_iters > 0 ? o.decay_iters : o.iters;
+    cosine_schedule sched{o.lr, o.min_lr, o.warmup, decay};
+    trainer tr(model, obj, opt, {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }});
+    tr.set_step_count(start);
+
+    std::ofstream metrics(metrics_path, o.resume ? std::ios::app : std::ios::trunc);
+    GPTX_CHECK(metrics.good(), "cannot write '", metrics_path.string(), "'");
+    const std::size_t n = std::size_t(o.batch) * o.context;
+    std::vector<int> x(n * o.grad_accum), y(n * o.grad_accum);
+
+    // Evaluation batches come from generators reseeded every time, so every evaluation sees the
+    // same batches and a resumed run needs no extra state.
+    auto estimate = [&](const std::vector<int>& tokens, std::uint64_t seed) {
+        batcher b(std::vector<int>(tokens), o.batch, o.context, rng(seed));
+        double sum = 0;
+        for (int i = 0; i < o.eval_iters; ++i) {
+            b.next(x.data(), y.data());
+            sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
+        }
+        return sum / o.eval_iters;
+    };
+    auto save = [&](std::int64_t step) {
+        train_state st;
+        st.step = step;
+        st.data_rng = train_batches.rng_state();
+        st.dropout_seed = model.dropout_seed();
+        st.dropout_counter = model.dropout_counter();
+        st.run_json = run_json(o).dump();
+        save_checkpoint<S>(ckpt, model, &opt, tok, st);
+    };
+    auto evaluate_and_save = [&](std::int64_t step) {
+        const double tl = estimate(train_tokens, o.seed + 101), vl = estimate(val_tokens, o.seed + 202);
+        std::printf("step %lld: train loss %.4f, val loss %.4f\n", static_cast<long long>(step), tl, vl);
+        std::fflush(stdout);
+        metrics << nlohmann::json{{"step", step}, {"train_loss", tl}, {"val_loss", vl}}.dump() << "\n";
+        metrics.flush();
+        GPTX_CHECK(std::isfinite(tl) && std::isfinite(vl), "step ", step, ": evaluation loss is not finite; stopped (last good checkpoint kept at '", ckpt.string(), "')");
+        save(step);
+    };
+
+    const auto t_run = std::chrono::steady_clock::now();
+    if (start == 0) evaluate_and_save(0);
+    for (std::int64_t it = start; it < o.iters; ++it) {
+        step_metrics m;
+        try {
+            m = tr.step([&](int micro) {
+                int* xb = x.data() + n * micro;
+                int* yb = y.data() + n * micro;
+                train_batches.next(xb, yb);
+                return lm_batch{xb, yb, nullptr, o.batch, o.context};
+            });
+        } catch (const gptx::error& e) {
+            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" + ckpt.string() + "')");
+        }
+        const double tok_s = double(n) * o.grad_accum / (m.ms / 1000.0);
+        metrics << nlohmann::json{{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
+                                  {"ms", m.ms}, {"tokens_per_s", tok_s}}
+                       .dump()
+                << "\n";
+        if (m.step % o.log_every == 0 || m.step == 1)
+            std::printf("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step | %.0f tok/s\n",
+                        static_cast<long long>(m.step), o.iters, m.loss, m.lr, m.grad_norm, m.ms, tok_s);
+        if (m.step % o.eval_every == 0 || m.step == o.iters) evaluate_and_save(m.step);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
+    std::printf("done: %d steps in %.1f s; checkpoint %s\n", o.iters, secs, ckpt.string().c_str());
+}
+
+} // namespace detail
+
+inline void run_train(const train_options& o) {
+    detail::validate(o);
+    const preset& p = require_preset(o.preset_name);
+    const std::string text = read_text_file(o.text);
+    const tokenizer tok = make_tokenizer(o.tokenizer_kind, text);
+    std::vector<int> ids = tok.encode(text);
+    auto split = split_train_val(ids, 0.1);
+    const int model_context = o.model_context > 0 ? o.model_context : o.context;
+    GPTX_CHECK(o.context <= model_context, "--context ", o.context, " is larger than the model's context ",
+               model_context);
+    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), o.text, ": ", split.train.size(),
+               " training tokens are too few for --context ", o.context);
+    fs::create_directories(o.out);
+    const model_config cfg{tok.vocab_size(), model_context};
+    std::printf("gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads\n",
+                std::string(p.name).c_str(), shape_text(p.dims).c_str(), cfg.vocab, model_context, split.train.size(),
+                split.val.size(), num_threads());
+    with_preset(o.preset_name, [&]<shape S>() {
+        detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);
+    });
+}
+
+} // namespace gptx::cli

@@ -1,0 +1,48 @@
+// samples/gptx_main.cpp: the gptx command line. Each subcommand lives in samples/cli/.
+// Tested by tests/cli/test_cli.cpp.
+#include <cstdio>
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/sample.hpp"
+#include "cli/train.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"gptx: train, sample and align GPT models on a CPU"};
+    app.require_subcommand(1);
+    app.fallthrough(); // --threads may follow the subcommand
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast); // last one wins
+    int threads = 0;
+    app.add_option("--threads", threads, "Worker threads (default: GPTX_NUM_THREADS, else all cores)")
+        ->check(CLI::PositiveNumber);
+
+    gptx::cli::train_options train_opts;
+    std::function<void()> train_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_train(train_opts);
+    };
+    gptx::cli::add_train_command(app, train_opts, train_run);
+
+    gptx::cli::sample_options sample_opts;
+    std::function<void()> sample_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_sample(sample_opts);
+    };
+    gptx::cli::add_sample_command(app, sample_opts, sample_run);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const gptx::error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "gptx: error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "gptx: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,143 @@
+// Behaviour tests of the gptx command: train and sample round trips, exact resume, and every bad
+// input giving a one-line error with a non-zero exit (never a crash).
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct run_result {
+    int code = -1; // exit status; -1 when killed by a signal
+    std::string out;
+};
+
+run_result run(const std::string& args) {
+    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
+    run_result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    BOOST_REQUIRE(p);
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+// A scratch folder with a small training text (written here, so no data download is needed).
+struct workspace {
+    fs::path dir;
+    fs::path text;
+    workspace() {
+        static int counter = 0;
+        dir = fs::temp_directory_path() /
+              ("gptx_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(dir);
+        text = dir / "text.txt";
+        std::ofstream f(text);
+        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n", "a stitch in time saves nine.\n",
+                               "to be or not to be, that is the question.\n"};
+        for (int i = 0; i < 300; ++i) f << lines[i % 3];
+    }
+    ~workspace() { fs::remove_all(dir); }
+    std::string train_args(const std::string& out, int iters) const {
+        return "train --text " + text.string() + " --preset tiny --context 32 --batch 4 --iters " +
+               std::to_string(iters) + " --decay-iters 20 --warmup 2 --lr 3e-3 --eval-every 5 --eval-iters 2 " +
+               "--log-every 5 --dropout 0.1 --threads 2 --out " + (dir / out).string();
+    }
+};
+
+// One line that starts "gptx: error:" and names the problem; exit status 1 (not a signal).
+void expect_error(const run_result& r, const std::string& needle) {
+    BOOST_TEST(r.code == 1, "exit code " << r.code << " for output: " << r.out);
+    BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(needle) != std::string::npos, "expected '" << needle << "' in: " << r.out);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(cli)
+
+BOOST_AUTO_TEST_CASE(train_then_sample) {
+    workspace w;
+    const run_result t = run(w.train_args("run", 20));
+    BOOST_TEST_REQUIRE(t.code == 0, t.out);
+    BOOST_TEST(t.out.find("step 10: train loss") != std::string::npos, t.out);
+    BOOST_TEST(t.out.find("ms/step") != std::string::npos);
+    BOOST_TEST(t.out.find("tok/s") != std::string::npos);
+    BOOST_TEST(fs::exists(w.dir / "run" / "model.gptx"));
+    const std::string metrics = slurp(w.dir / "run" / "metrics.jsonl");
+    BOOST_TEST(metrics.find("\"val_loss\"") != std::string::npos);
+    BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 20 + 5); // 20 steps + 5 evaluations
+
+    const std::string sample = "sample --checkpoint " + (w.dir / "run").string() +
+                               " --prompt 'the ' --tokens 50 --seed 3 --temperature 0.8";
+    const run_result s = run(sample);
+    BOOST_TEST_REQUIRE(s.code == 0, s.out);
+    BOOST_TEST(s.out.rfind("the ", 0) == 0, s.out);
+    BOOST_TEST(s.out.size() > 50u);
+    BOOST_TEST(run(sample).out == s.out); // same seed, same text
+}
+
+BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
+    workspace w;
+    BOOST_TEST_REQUIRE(run(w.train_args("full", 20)).code == 0);
+    BOOST_TEST_REQUIRE(run(w.train_args("split", 10)).code == 0);
+    const run_result r = run(w.train_args("split", 20) + " --resume");
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find("resumed from") != std::string::npos);
+    // Same data order, dropout masks and optimizer state: the final checkpoints are byte-identical.
+    BOOST_TEST((slurp(w.dir / "full" / "model.gptx") == slurp(w.dir / "split" / "model.gptx")));
+}
+
+BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
+    workspace w;
+    const std::string text = " --text " + w.text.string() + " --out " + (w.dir / "bad").string();
+    expect_error(run("train --text " + (w.dir / "missing.txt").string() + " --out " + w.dir.string()),
+                 "cannot open");
+    std::ofstream(w.dir / "empty.txt").close();
+    expect_error(run("train --text " + (w.dir / "empty.txt").string() + " --out " + w.dir.string()), "is empty");
+    expect_error(run("train --batch 0" + text), "--batch must be positive");
+    expect_error(run("train --iters -3" + text), "--iters must be positive");
+    expect_error(run("train --context 64 --model-context 32" + text), "larger than the model's context 32");
+    expect_error(run("train --preset nope" + text), "unknown preset 'nope'");
+    expect_error(run("sample --checkpoint " + (w.dir / "nothing").string()), "cannot open checkpoint");
+    {
+        std::ofstream f(w.dir / "junk.gptx");
+        f << "this is not a checkpoint";
+    }
+    expect_error(run("sample --checkpoint " + (w.dir / "junk.gptx").string()), "junk.gptx");
+
+    BOOST_TEST_REQUIRE(run(w.train_args("ok", 5)).code == 0);
+    expect_error(run("sample --checkpoint " + (w.dir / "ok").string() + " --prompt 'the #'"),
+                 "prompt character '#' (position 4)");
+    // Resuming into another shape names the mismatch.
+    expect_error(run(w.train_args("ok", 10) + " --resume --preset baby"), "shape mismatch");
+    // A diverging run stops at the NaN and keeps the last good checkpoint.
+    const std::string before = slurp(w.dir / "ok" / "model.gptx");
+    const run_result nan = run(w.train_args("ok", 10) + " --resume --lr 1e30 --min-lr 0");
+    BOOST_TEST(nan.code == 1, nan.out);
+    BOOST_TEST(nan.out.find("nan") != std::string::npos, nan.out);
+    BOOST_TEST(nan.out.find("last good checkpoint") != std::string::npos, nan.out);
+    BOOST_TEST((slurp(w.dir / "ok" / "model.gptx") == before));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

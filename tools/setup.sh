@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs gptx's build dependencies from Debian 12 (when missing) and builds the release preset.
+# Usage: tools/setup.sh [preset]   (run as root, or with sudo, the first time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-release}"
+pkgs=(build-essential cmake libxsimd-dev libboost-test-dev libcli11-dev nlohmann-json3-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "== installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "== configuring and building preset '$preset'"
+cmake --preset "$preset"
+cmake --build --preset "$preset"
