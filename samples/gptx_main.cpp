@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/bench.hpp"
 #include "cli/sample.hpp"
 #include "cli/train.hpp"
 
@@ -30,6 +31,13 @@ int main(int argc, char** argv) {
         gptx::cli::run_sample(sample_opts);
     };
     gptx::cli::add_sample_command(app, sample_opts, sample_run);
+
+    gptx::cli::bench_options bench_opts;
+    std::function<void()> bench_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_bench(bench_opts);
+    };
+    gptx::cli::add_bench_command(app, bench_opts, bench_run);
 
     try {
         app.parse(argc, argv);

@@ -30,9 +30,4 @@ inline const preset& require_preset(const std::string& name) {
     return *p;
 }
 
-inline std::string shape_text(const shape& s) {
-    return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" + std::to_string(s.layers) +
-           (s.placement == norm::pre ? " pre-LN" : " post-LN");
-}
-
 } // namespace gptx::cli

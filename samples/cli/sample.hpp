@@ -67,7 +67,7 @@ inline void run_sample(const sample_options& o) {
             std::printf("\n---------------\n");
         }
     });
-    GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ", shape_text(info.dims));
+    GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ", to_string(info.dims));
 }
 
 } // namespace gptx::cli

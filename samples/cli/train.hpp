@@ -195,7 +195,7 @@ inline void run_train(const train_options& o) {
     fs::create_directories(o.out);
     const model_config cfg{tok.vocab_size(), model_context};
     std::printf("gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads\n",
-                std::string(p.name).c_str(), shape_text(p.dims).c_str(), cfg.vocab, model_context, split.train.size(),
+                std::string(p.name).c_str(), to_string(p.dims).c_str(), cfg.vocab, model_context, split.train.size(),
                 split.val.size(), num_threads());
     with_preset(o.preset_name, [&]<shape S>() {
         detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);

@@ -163,6 +163,10 @@ BOOST_AUTO_TEST_CASE(pre_ln_float) { check_cache_matches_full<tiny_pre, float>(3
 BOOST_AUTO_TEST_CASE(post_ln_float) { check_cache_matches_full<tiny_post, float>(3, 1e-5); }
 BOOST_AUTO_TEST_CASE(pre_ln_double) { check_cache_matches_full<tiny_pre, double>(3, 1e-12); }
 BOOST_AUTO_TEST_CASE(post_ln_double) { check_cache_matches_full<tiny_post, double>(3, 1e-12); }
+BOOST_AUTO_TEST_CASE(bias_free_double) {
+    check_cache_matches_full<shape{16, 2, 2, norm::pre, false}, double>(2, 1e-12);
+    check_cache_matches_full<shape{16, 2, 2, norm::post, false}, double>(2, 1e-12);
+}
 // B = 9 decodes through gemm instead of the few-rows kernel.
 BOOST_AUTO_TEST_CASE(pre_ln_double_wide_batch) {
     check_cache_matches_full<tiny_pre, double>(9, 1e-12);

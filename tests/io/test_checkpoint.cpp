@@ -189,6 +189,8 @@ BOOST_AUTO_TEST_CASE(parameter_count_matches_the_model) {
                transformer<small>({50, 16}).num_parameters());
     BOOST_TEST(*detail::checkpoint_parameter_count(presets::baby_post, {65, 64}) ==
                transformer<presets::baby_post>({65, 64}).num_parameters());
+    BOOST_TEST(*detail::checkpoint_parameter_count(presets::baby, {65, 64}) ==
+               transformer<presets::baby>({65, 64}).num_parameters()); // bias-free
     BOOST_TEST(*detail::checkpoint_parameter_count(presets::gpt2, {50257, 1024}) == 124439808u);
     BOOST_TEST(!detail::checkpoint_parameter_count({1 << 30, 1 << 30, 1 << 30}, {1, 1}));
 }
@@ -324,12 +326,16 @@ BOOST_AUTO_TEST_CASE(shape_and_config_mismatches_name_both_sides) {
 
     transformer<presets::gpt2> big({256, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, big, nullptr, nullptr, nullptr); }) ==
-               n + ": shape mismatch: file has width 128, heads 4, layers 4 (pre-LN); this model "
-                   "is 768/12/12 (pre-LN)");
+               n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
+                   "bias); this model is 768/12/12 pre-LN");
     transformer<presets::baby_post> post({256, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, post, nullptr, nullptr, nullptr); }) ==
-               n + ": shape mismatch: file has width 128, heads 4, layers 4 (pre-LN); this model "
-                   "is 128/4/4 (post-LN)");
+               n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
+                   "bias); this model is 128/4/4 post-LN");
+    transformer<presets::baby_bias> biased({256, 64});
+    BOOST_TEST(error_of([&] { load_checkpoint(p, biased, nullptr, nullptr, nullptr); }) ==
+               n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
+                   "bias); this model is 128/4/4 pre-LN");
 
     transformer<presets::baby> vocab({300, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, vocab, nullptr, nullptr, nullptr); }) ==

@@ -13,6 +13,8 @@ using namespace gptx;
 namespace {
 constexpr shape tiny_pre{16, 2, 2, norm::pre};
 constexpr shape tiny_post{16, 2, 2, norm::post};
+constexpr shape tiny_post_nobias{16, 2, 2, norm::post, false};
+constexpr shape tiny_pre_nobias{16, 2, 2, norm::pre, false};
 
 struct batch_data {
     int B = 2, T = 5;
@@ -66,6 +68,10 @@ BOOST_AUTO_TEST_CASE(gradients_pre_ln) { check_model_gradients<tiny_pre>(0.0f); 
 BOOST_AUTO_TEST_CASE(gradients_post_ln) { check_model_gradients<tiny_post>(0.0f); }
 BOOST_AUTO_TEST_CASE(gradients_pre_ln_dropout) { check_model_gradients<tiny_pre>(0.2f); }
 BOOST_AUTO_TEST_CASE(gradients_post_ln_dropout) { check_model_gradients<tiny_post>(0.2f); }
+BOOST_AUTO_TEST_CASE(gradients_without_biases) {
+    check_model_gradients<tiny_pre_nobias>(0.0f);
+    check_model_gradients<tiny_post_nobias>(0.1f);
+}
 
 BOOST_AUTO_TEST_CASE(parameter_layout_follows_llm_c) {
     transformer<presets::gpt2> m({50257, 1024});
@@ -76,10 +82,16 @@ BOOST_AUTO_TEST_CASE(parameter_layout_follows_llm_c) {
     BOOST_TEST(v[p_qkvw].data == v[p_ln1b].data + v[p_ln1b].size);
     transformer<presets::gpt1> g1({40478, 512});
     BOOST_TEST(g1.params().view(p_lnfw).size == 0u); // post-LN has no final LayerNorm
+    BOOST_TEST(g1.param(p_lnfw) == nullptr);
+    transformer<presets::baby> nb({65, 64}); // nanoGPT's bias-free baby
+    BOOST_TEST(nb.param(p_qkvb) == nullptr);
+    BOOST_TEST(nb.params().view(p_ln1b).size == 0u);
+    BOOST_TEST(nb.param(p_lnfb) == nullptr);
+    BOOST_TEST(nb.num_parameters() == 65u * 128 + 64u * 128 + 4u * (12 * 128 * 128 + 2 * 128) + 128u);
 }
 
 BOOST_AUTO_TEST_CASE(init_statistics) {
-    transformer<presets::baby> m({65, 64});
+    transformer<presets::baby_bias> m({65, 64});
     m.init(1337);
     auto stats = [&](param_id id) {
         const auto& v = m.params().view(id);

@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -16,15 +17,18 @@ struct shape {
     int heads = 0;  // NH
     int layers = 0; // L
     norm placement = norm::pre;
+    bool bias = true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
 
     constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
     constexpr bool valid() const {
         return width > 0 && heads > 0 && layers > 0 && width % heads == 0 && width % 4 == 0;
     }
     friend constexpr bool operator==(const shape&, const shape&) = default;
-    template <class Os> friend Os& operator<<(Os& os, const shape& s) {
-        return os << s.width << '/' << s.heads << '/' << s.layers
-                  << (s.placement == norm::pre ? " pre-LN" : " post-LN");
+    template <class Os> friend Os& operator<<(Os& os, const shape& s) { return os << to_string(s); }
+    // "768/12/12 pre-LN", with ", no bias" for bias-free shapes.
+    friend std::string to_string(const shape& s) {
+        return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" + std::to_string(s.layers) +
+               (s.placement == norm::pre ? " pre-LN" : " post-LN") + (s.bias ? "" : ", no bias");
     }
 };
 
@@ -46,16 +50,19 @@ inline constexpr shape gpt2{768, 12, 12, norm::pre};
 inline constexpr shape gpt2_medium{1024, 16, 24, norm::pre};
 inline constexpr shape gpt2_large{1280, 20, 36, norm::pre};
 inline constexpr shape gpt2_xl{1600, 25, 48, norm::pre};
-// Small CPU presets. baby is nanoGPT's shakespeare_char CPU config.
+// Small CPU presets. baby is nanoGPT's shakespeare_char CPU config (nanoGPT trains without
+// biases by default); baby-bias is the same with GPT-2's biases.
 inline constexpr shape tiny{64, 4, 2, norm::pre};
-inline constexpr shape baby{128, 4, 4, norm::pre};
+inline constexpr shape baby{128, 4, 4, norm::pre, false};
+inline constexpr shape baby_bias{128, 4, 4, norm::pre, true};
 inline constexpr shape mini{256, 8, 6, norm::pre};
 inline constexpr shape baby_post{128, 4, 4, norm::post};
 } // namespace presets
 
-inline constexpr std::array<preset, 9> preset_table{{
+inline constexpr std::array<preset, 10> preset_table{{
     {"tiny", presets::tiny, {256, 256}},
     {"baby", presets::baby, {256, 256}},
+    {"baby-bias", presets::baby_bias, {256, 256}},
     {"baby-post", presets::baby_post, {256, 256}},
     {"mini", presets::mini, {256, 512}},
     {"gpt1", presets::gpt1, {40478, 512}},

@@ -216,8 +216,8 @@ inline std::optional<std::uint64_t> checkpoint_parameter_count(const shape& s,
     const bool ok = ckpt_add_product(total, std::uint64_t(cfg.vocab), c) &&   // wte
                     ckpt_add_product(total, std::uint64_t(cfg.context), c) && // wpe
                     ckpt_add_product(total, 12 * l, c * c) && // qkvw, attprojw, fcw, fcprojw
-                    ckpt_add_product(total, 13 * l, c) && // ln1, ln2, qkvb, attprojb, fcb, fcprojb
-                    (s.placement == norm::post || ckpt_add_product(total, 2, c)); // lnf
+                    ckpt_add_product(total, (s.bias ? 13 : 2) * l, c) && // ln1, ln2 (+ biases)
+                    (s.placement == norm::post || ckpt_add_product(total, s.bias ? 2 : 1, c)); // lnf
     if (!ok)
         return std::nullopt;
     return total;
@@ -331,10 +331,7 @@ inline std::uint64_t ckpt_prefix_bytes(std::uint64_t tok, std::uint64_t json) {
     return (end + 63) / 64 * 64;
 }
 
-inline std::string ckpt_shape_text(const shape& s) {
-    return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" +
-           std::to_string(s.layers) + (s.placement == norm::pre ? " (pre-LN)" : " (post-LN)");
-}
+inline std::string ckpt_shape_text(const shape& s) { return to_string(s); }
 
 // An open checkpoint with its header checked against the file size: nothing read from the file
 // is used as a size before this.
@@ -399,7 +396,9 @@ class ckpt_reader {
         const std::uint64_t flags = ckpt_get(h, 12, 4);
         const std::uint64_t placement = ckpt_get(h, 28, 4);
         info.version = int(version);
-        info.dims = {i32(16), i32(20), i32(24), placement == 1 ? norm::post : norm::pre};
+        // Bit 0: post-LN; bit 1: no biases.
+        info.dims = {i32(16), i32(20), i32(24), (placement & 1) ? norm::post : norm::pre,
+                     (placement & 2) == 0};
         info.config = {i32(32), i32(36)};
         const std::uint64_t n = ckpt_get(h, 40, 8);
         const auto opt_steps = std::int64_t(ckpt_get(h, 48, 8));
@@ -414,7 +413,7 @@ class ckpt_reader {
         auto corrupt = [&](auto... why) { fail(name_, ": corrupt header: ", why...); };
         if (flags > 1)
             corrupt("unknown flags ", flags);
-        if (placement > 1)
+        if (placement > 3)
             corrupt("norm placement ", placement);
         if (!info.dims.valid())
             corrupt("invalid shape ", info.dims.width, "/", info.dims.heads, "/", info.dims.layers);
@@ -517,7 +516,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(head, std::uint32_t(S.width), 4);
     detail::ckpt_put(head, std::uint32_t(S.heads), 4);
     detail::ckpt_put(head, std::uint32_t(S.layers), 4);
-    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement), 4);
+    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u), 4);
     detail::ckpt_put(head, std::uint32_t(model.vocab()), 4);
     detail::ckpt_put(head, std::uint32_t(model.context()), 4);
     detail::ckpt_put(head, n, 8);
@@ -577,8 +576,7 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
     if (info.dims != S) {
         const shape& d = info.dims;
         detail::fail(name, ": shape mismatch: file has width ", d.width, ", heads ", d.heads,
-                     ", layers ", d.layers, d.placement == norm::pre ? " (pre-LN)" : " (post-LN)",
-                     "; this model is ", detail::ckpt_shape_text(S));
+                     ", layers ", d.layers, " (", to_string(d), "); this model is ", to_string(S));
     }
     const model_config& mc = model.config();
     GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,

@@ -195,7 +195,8 @@ template <class Model> class kv_cache {
         const std::size_t c = C;
         for (int l = 0; l < L; ++l) {
             auto w = [&](param_id id, std::size_t per_layer) {
-                return m.param(id) + l * per_layer;
+                const T* p = m.param(id); // null for tensors the shape lacks (biases)
+                return p ? p + l * per_layer : nullptr;
             };
             // x: the layer input (pre-LN residual stream, or the previous post-LN output).
             if constexpr (pre_ln) {

@@ -69,20 +69,21 @@ public:
     const basic_arena<T>& params() const { return params_; }
     basic_arena<T>& grads() { return grads_; }
     const basic_arena<T>& grads() const { return grads_; }
-    T* param(param_id i) { return params_.view(i).data; }
-    const T* param(param_id i) const { return params_.view(i).data; }
-    T* grad(param_id i) { return grads_.view(i).data; }
+    // A tensor's data, or nullptr when the shape has no such tensor (biases, post-LN's lnf).
+    T* param(param_id i) { return or_null(params_.view(i)); }
+    const T* param(param_id i) const { return or_null(params_.view(i)); }
+    T* grad(param_id i) { return or_null(grads_.view(i)); }
     std::size_t num_parameters() const { return params_.size(); }
 
     std::vector<typename basic_arena<T>::entry> param_entries() const {
         const std::size_t V = cfg_.vocab, maxT = cfg_.context, c = C, l = L;
-        const std::size_t f = pre_ln ? c : 0;
-        return {{"wte", V * c, true},          {"wpe", maxT * c, true},     {"ln1w", l * c},
-                {"ln1b", l * c},               {"qkvw", l * 3 * c * c, true}, {"qkvb", l * 3 * c},
-                {"attprojw", l * c * c, true}, {"attprojb", l * c},         {"ln2w", l * c},
-                {"ln2b", l * c},               {"fcw", l * 4 * c * c, true}, {"fcb", l * 4 * c},
-                {"fcprojw", l * c * 4 * c, true}, {"fcprojb", l * c},       {"lnfw", f},
-                {"lnfb", f}};
+        const std::size_t f = pre_ln ? c : 0, b = S.bias ? 1 : 0; // absent tensors have size 0
+        return {{"wte", V * c, true},          {"wpe", maxT * c, true},       {"ln1w", l * c},
+                {"ln1b", b * l * c},           {"qkvw", l * 3 * c * c, true}, {"qkvb", b * l * 3 * c},
+                {"attprojw", l * c * c, true}, {"attprojb", b * l * c},       {"ln2w", l * c},
+                {"ln2b", b * l * c},           {"fcw", l * 4 * c * c, true},  {"fcb", b * l * 4 * c},
+                {"fcprojw", l * c * 4 * c, true}, {"fcprojb", b * l * c},     {"lnfw", f},
+                {"lnfb", b * f}};
     }
 
     // GPT-2 initialisation: N(0, 0.02) weights, residual projections N(0, 0.02 / sqrt(2L)),
@@ -289,8 +290,12 @@ private:
         auto v = [&](int i) { return dacts_.view(i).data; };
         return {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)};
     }
+    static T* or_null(const tensor_view<T>& v) { return v.size ? v.data : nullptr; }
     layer_weights weights_of(basic_arena<T>& ar, int l) {
-        auto v = [&](param_id i, std::size_t per_layer) { return ar.view(i).data + std::size_t(l) * per_layer; };
+        auto v = [&](param_id i, std::size_t per_layer) {
+            T* p = or_null(ar.view(i));
+            return p ? p + std::size_t(l) * per_layer : nullptr;
+        };
         const std::size_t c = C;
         return {v(p_ln1w, c),         v(p_ln1b, c),     v(p_qkvw, 3 * c * c), v(p_qkvb, 3 * c),
                 v(p_attprojw, c * c), v(p_attprojb, c), v(p_ln2w, c),         v(p_ln2b, c),

@@ -12,6 +12,7 @@ namespace gptx::ops {
 inline constexpr double layernorm_eps = 1e-5;
 
 // out = (x - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps); saves mean and rstd (N).
+// bias may be null (bias-free LayerNorm).
 template <class Arch = simd::default_arch, class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        std::int64_t N, int C) {
@@ -46,11 +47,17 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
         {
             B vm(m), vs(s);
             int i = 0;
-            for (; i + W <= C; i += W) {
-                B n = (simd::load<Arch>(x + i) - vm) * vs;
-                simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i), simd::load<Arch>(bias + i)));
+            if (bias) {
+                for (; i + W <= C; i += W) {
+                    B n = (simd::load<Arch>(x + i) - vm) * vs;
+                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i), simd::load<Arch>(bias + i)));
+                }
+                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i] + bias[i];
+            } else {
+                for (; i + W <= C; i += W)
+                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs * simd::load<Arch>(weight + i));
+                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i];
             }
-            for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i] + bias[i];
         }
         mean[r] = m;
         rstd[r] = s;
@@ -59,7 +66,7 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
 
 // With n = (x - mean) * rstd and g = dout * weight:
 //   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows dout.
-// Adds into dinp, dweight and dbias. dinp is split by rows; dweight/dbias by channel blocks, so
+// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by channel blocks, so
 // the summation order never depends on the thread count.
 template <class Arch = simd::default_arch, class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
@@ -109,7 +116,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                 db += d;
             }
             simd::store<Arch>(dweight + c0, simd::load<Arch>(dweight + c0) + dw);
-            simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
+            if (dbias) simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
         } else {
             for (int c = c0; c < c1; ++c) {
                 T dw = T(0), db = T(0);
@@ -119,7 +126,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                     db += dout[r * C + c];
                 }
                 dweight[c] += dw;
-                dbias[c] += db;
+                if (dbias) dbias[c] += db;
             }
         }
     });
