@@ -20,6 +20,7 @@
 #include "ops/attention_decode.hpp"
 #include "nn/lm_head.hpp"
 #include "nn/transformer.hpp"
+#include "nn/heads.hpp"
 #include "nn/kv_cache.hpp"
 #include "generate/sampler.hpp"
 #include "generate/generate.hpp"

@@ -2,6 +2,7 @@
 // Tested by tests/train/test_optimizer.cpp.
 #pragma once
 #include <cmath>
+#include <initializer_list>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -113,6 +114,31 @@ double clip_grad_norm(basic_arena<T>& grads, T max_norm) {
             },
             std::int64_t{1} << 14);
     }
+    return norm;
+}
+
+// The same over several arenas as one vector (a trunk and its heads): the norm is
+// sqrt(sum of every arena's squares) and one coefficient scales them all.
+template <class Arch = simd::default_arch, class T>
+double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm) {
+    double sq = 0.0;
+    for (auto* a : arenas)
+        sq += sum_squares<Arch>(a->data(), a->size());
+    const double norm = std::sqrt(sq);
+    if (!std::isfinite(norm) || max_norm <= T(0))
+        return norm;
+    const double coef = double(max_norm) / (norm + 1e-6);
+    if (coef < 1.0)
+        for (auto* a : arenas) {
+            T* g = a->data();
+            const T s = T(coef);
+            parallel_ranges(
+                static_cast<std::int64_t>(a->size()),
+                [&](std::int64_t b, std::int64_t e) {
+                    detail::scale_inplace<Arch>(g + b, s, std::size_t(e - b));
+                },
+                std::int64_t{1} << 14);
+        }
     return norm;
 }
 

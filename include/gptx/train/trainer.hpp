@@ -13,6 +13,14 @@
 
 namespace gptx {
 
+// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
+// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
+template <class O>
+concept has_heads = requires(O o) {
+    o.head_params();
+    o.head_grads();
+};
+
 struct trainer_config {
     int grad_accum = 1;                  // micro-batches per optimizer step
     float grad_clip = 1.0f;              // global norm; 0 disables
@@ -35,24 +43,30 @@ class trainer {
         : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
         GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ", cfg_.grad_accum);
         GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
+        if constexpr (has_heads<Objective>) head_opt_ = Optimizer(obj_.head_params(), opt_.config());
     }
 
     // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
     // gradient norm throws before the parameters change, so the last good state is kept.
     template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
         const auto t0 = std::chrono::steady_clock::now();
+        using T = typename Model::value_type;
         model_.zero_grad();
+        if constexpr (has_heads<Objective>) obj_.head_grads().zero();
         double loss = 0;
         for (int micro = 0; micro < cfg_.grad_accum; ++micro)
             loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
         loss /= cfg_.grad_accum;
-        const double norm = cfg_.grad_clip > 0
-                                ? clip_grad_norm(model_.grads(), typename Model::value_type(cfg_.grad_clip))
-                                : global_norm(model_.grads());
+        double norm;
+        if constexpr (has_heads<Objective>)
+            norm = clip_grad_norm({&model_.grads(), &obj_.head_grads()}, T(cfg_.grad_clip));
+        else
+            norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip)) : global_norm(model_.grads());
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ", loss,
                    " and gradient norm is ", norm, "; training stopped before applying this update");
         const float lr = cfg_.lr(static_cast<int>(step_));
         opt_.step(model_.params(), model_.grads(), lr);
+        if constexpr (has_heads<Objective>) head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
         ++step_;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         return {step_, loss, norm, lr, ms};
@@ -63,11 +77,14 @@ class trainer {
     Model& model() { return model_; }
     Objective& objective_fn() { return obj_; }
     Optimizer& optimizer() { return opt_; }
+    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
+    Optimizer& head_optimizer() { return head_opt_; }
 
   private:
     Model& model_;
     Objective& obj_;
     Optimizer& opt_;
+    Optimizer head_opt_{};
     trainer_config cfg_;
     std::int64_t step_ = 0;
 };
