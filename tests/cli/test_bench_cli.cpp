@@ -1,0 +1,94 @@
+// Behaviour tests of `gptx bench`: the JSON-lines format (keys, order, sane values) and bad
+// input. Never timings: those go in bench/README.md.
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct bench_run {
+    int code = -1;
+    std::string out;
+};
+
+bench_run run_gptx(const std::string& args) {
+    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
+    bench_run r;
+    FILE* p = popen(cmd.c_str(), "r");
+    BOOST_REQUIRE(p);
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+std::vector<nlohmann::ordered_json> json_lines(const std::string& out) {
+    std::vector<nlohmann::ordered_json> lines;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) lines.push_back(nlohmann::ordered_json::parse(line));
+    return lines;
+}
+
+// The keys issue 3 asks for, first and in this order, with consistent values.
+void check_line(const nlohmann::ordered_json& j, const std::string& workload, int reps) {
+    const std::vector<std::string> keys = {"workload", "median_ms",  "min_ms",     "max_ms",
+                                           "tokens_per_s", "gflops", "peak_rss_mb"};
+    std::size_t i = 0;
+    for (auto it = j.begin(); it != j.end() && i < keys.size(); ++it, ++i) BOOST_TEST(it.key() == keys[i]);
+    BOOST_TEST(i == keys.size());
+    BOOST_TEST(j["workload"].get<std::string>() == workload);
+    for (const char* k : {"median_ms", "min_ms", "max_ms", "tokens_per_s", "gflops", "peak_rss_mb"}) {
+        BOOST_TEST_REQUIRE(j[k].is_number(), k);
+        BOOST_TEST(j[k].get<double>() > 0.0, k);
+    }
+    BOOST_TEST(j["min_ms"].get<double>() <= j["median_ms"].get<double>());
+    BOOST_TEST(j["median_ms"].get<double>() <= j["max_ms"].get<double>());
+    BOOST_TEST(j["reps"].get<int>() == reps);
+    BOOST_TEST(j["threads"].get<int>() == 2);
+    // The FLOP count per step is fixed, so GFLOP/s and tokens/s move together.
+    const double flops_per_token = j["gflops"].get<double>() * 1e9 / j["tokens_per_s"].get<double>();
+    BOOST_TEST(flops_per_token > 1e6); // the baby model: ~5.2 MFLOP per training token
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(cli_bench)
+
+BOOST_AUTO_TEST_CASE(one_json_line_per_workload) {
+    const bench_run r = run_gptx("bench --workload train-baby --reps 2 --warmup 1 --threads 2");
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    const auto lines = json_lines(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
+    check_line(lines[0], "train-baby", 2);
+}
+
+BOOST_AUTO_TEST_CASE(in_process_run_has_the_same_format) {
+    const bench_run r = run_gptx("bench --workload train-baby --reps 3 --warmup 0 --no-fork --threads 2");
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    const auto lines = json_lines(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
+    check_line(lines[0], "train-baby", 3);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gives_one_line_errors) {
+    bench_run r = run_gptx("bench --workload train-everything");
+    BOOST_TEST(r.code == 1, r.out);
+    BOOST_TEST(r.out.find("gptx: error: unknown workload 'train-everything'") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("train-gpt2-long") != std::string::npos, r.out); // lists the choices
+    r = run_gptx("bench --reps 0");
+    BOOST_TEST(r.code != 0, r.out);
+    BOOST_TEST(r.out.find("--reps") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
