@@ -1,0 +1,185 @@
+// gptx/data/comparisons.hpp: reward-model comparisons, pairwise {"prompt","chosen","rejected"} and
+// ranked {"prompt","responses":[best, ..., worst]} JSONL, and their token sequences.
+// Tested by tests/train/test_reward.cpp.
+#pragma once
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/error.hpp"
+#include "../text/tokenizer.hpp"
+#include "text_file.hpp"
+
+namespace gptx {
+
+// InstructGPT's labelers ranked K = 4..9 responses; a pair is K = 2.
+inline constexpr int min_ranked_responses = 2, max_ranked_responses = 9;
+
+// One prompt and its K responses, best first: every (i < j) is a pair "i preferred over j".
+struct comparison {
+    std::string prompt;
+    std::vector<std::string> responses;
+    int line = 0; // 1-based line of its JSONL file, for error messages (0: not from a file)
+};
+
+// Parses JSONL text (`name` is the file named in errors). Blank lines are skipped and unknown
+// keys ignored. A bad line is an error "name:line: what is wrong". Responses of a line must be
+// distinct: a tie has no order to learn (deduplicate sampled responses before ranking them).
+inline std::vector<comparison> parse_comparisons(std::string_view text, std::string_view name) {
+    std::vector<comparison> out;
+    std::size_t pos = 0;
+    int line_no = 0;
+    while (pos <= text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos) {
+            if (end == text.size())
+                break;
+            continue;
+        }
+        auto bad = [&](const auto&... why) { detail::fail(name, ":", line_no, ": ", why...); };
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            std::string msg = e.what();
+            if (const auto k = msg.find("] ");
+                msg.rfind("[json.exception", 0) == 0 && k != msg.npos)
+                msg = msg.substr(k + 2);
+            bad("invalid JSON (", msg, ")");
+        }
+        if (!j.is_object())
+            bad("expected a JSON object, got ", j.type_name());
+        auto text_of = [&](const nlohmann::json& v, const std::string& key) {
+            if (!v.is_string())
+                bad("\"", key, "\" must be a string, got ", v.type_name());
+            return v.get<std::string>();
+        };
+        comparison c;
+        c.line = line_no;
+        if (!j.contains("prompt"))
+            bad("missing \"prompt\"");
+        c.prompt = text_of(j["prompt"], "prompt");
+        const bool pairwise = j.contains("chosen") || j.contains("rejected");
+        if (pairwise && j.contains("responses"))
+            bad("has both \"chosen\"/\"rejected\" and \"responses\" (use one format per line)");
+        if (pairwise) {
+            if (!j.contains("chosen"))
+                bad("missing \"chosen\" (a pairwise line needs both)");
+            if (!j.contains("rejected"))
+                bad("missing \"rejected\" (a pairwise line needs both)");
+            c.responses = {text_of(j["chosen"], "chosen"), text_of(j["rejected"], "rejected")};
+        } else {
+            if (!j.contains("responses"))
+                bad("missing \"chosen\"/\"rejected\" or \"responses\" (a ranked list, best first)");
+            const auto& r = j["responses"];
+            if (!r.is_array())
+                bad("\"responses\" must be an array, got ", r.type_name());
+            if (r.size() < std::size_t(min_ranked_responses) ||
+                r.size() > std::size_t(max_ranked_responses))
+                bad("\"responses\" has ", r.size(), " entries; need ", min_ranked_responses, " to ",
+                    max_ranked_responses);
+            for (std::size_t i = 0; i < r.size(); ++i)
+                c.responses.push_back(text_of(r[i], "responses[" + std::to_string(i) + "]"));
+        }
+        for (std::size_t i = 0; i < c.responses.size(); ++i)
+            for (std::size_t k = i + 1; k < c.responses.size(); ++k)
+                if (c.responses[i] == c.responses[k])
+                    bad("responses ", i, " and ", k,
+                        " are identical (a tie cannot be ranked; deduplicate first)");
+        out.push_back(std::move(c));
+        if (end == text.size())
+            break;
+    }
+    GPTX_CHECK(!out.empty(), name, ": no comparisons (every line is blank)");
+    return out;
+}
+
+inline std::vector<comparison> read_comparisons(const std::filesystem::path& file) {
+    return parse_comparisons(read_text_file(file), file.string());
+}
+
+// Pairs a list of comparisons holds: sum over prompts of C(K, 2).
+inline std::size_t count_pairs(const std::vector<comparison>& cs) {
+    std::size_t n = 0;
+    for (const auto& c : cs)
+        n += c.responses.size() * (c.responses.size() - 1) / 2;
+    return n;
+}
+
+// The sequence a reward model scores: prompt tokens, response tokens, end_of_text. The reward is
+// read at that final end-of-text (see nn/reward_model.hpp). Prompt and response are encoded
+// separately, as SFT does, so the response's tokens do not depend on the prompt's last
+// characters. A sequence longer than `context` keeps its last `context` tokens: the prompt loses
+// its start, and the response and the end-of-text survive. *truncated reports it.
+inline std::vector<int> reward_sequence(const std::vector<int>& prompt,
+                                        const std::vector<int>& response, int end_of_text,
+                                        int context, bool* truncated = nullptr) {
+    GPTX_CHECK(context > 0, "reward_sequence: context must be positive, got ", context);
+    GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
+    std::vector<int> seq;
+    seq.reserve(prompt.size() + response.size() + 1);
+    seq.insert(seq.end(), prompt.begin(), prompt.end());
+    seq.insert(seq.end(), response.begin(), response.end());
+    seq.push_back(end_of_text);
+    const bool cut = seq.size() > std::size_t(context);
+    if (cut)
+        seq.erase(seq.begin(), seq.end() - context);
+    if (truncated)
+        *truncated = cut;
+    return seq;
+}
+
+// The K token sequences of one prompt, best first, each ending with end-of-text.
+struct ranked_sequences {
+    std::vector<std::vector<int>> responses;
+};
+
+struct tokenized_comparisons {
+    std::vector<ranked_sequences> groups;
+    std::size_t truncated = 0; // sequences that lost tokens to the context
+    std::size_t pairs() const {
+        std::size_t n = 0;
+        for (const auto& g : groups)
+            n += g.responses.size() * (g.responses.size() - 1) / 2;
+        return n;
+    }
+};
+
+// Encodes every comparison with reward_sequence. `name` is the file named in errors (a character
+// the tokenizer does not know, an end-of-text id outside its vocabulary).
+inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>& cs,
+                                                  const tokenizer& tok, int end_of_text,
+                                                  int context, std::string_view name) {
+    tokenized_comparisons out;
+    out.groups.reserve(cs.size());
+    for (const auto& c : cs) {
+        try {
+            const std::vector<int> prompt = tok.encode(c.prompt, "prompt");
+            ranked_sequences g;
+            for (std::size_t i = 0; i < c.responses.size(); ++i) {
+                bool cut = false;
+                const std::string what = "response " + std::to_string(i);
+                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
+                                                      end_of_text, context, &cut));
+                out.truncated += cut;
+            }
+            out.groups.push_back(std::move(g));
+        } catch (const error& e) {
+            detail::fail(name, ":", c.line, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+} // namespace gptx

@@ -1,0 +1,272 @@
+// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
+// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
+// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/rng.hpp"
+#include "../data/comparisons.hpp"
+#include "../nn/heads.hpp"
+#include "../nn/reward_model.hpp"
+#include "objective.hpp"
+
+namespace gptx {
+
+// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
+// scores all of them: K passes per prompt, never C(K, 2).
+struct reward_batch {
+    const int* tokens = nullptr;      // (N, T) right-padded
+    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
+    int P = 0, T = 0;
+    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
+};
+
+// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
+// meaning i was ranked above j. With drewards non-null it is written (not added) with
+// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
+template <class T>
+double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
+                   double grad_scale = 1.0) {
+    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
+    double loss = 0;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
+        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
+        const T* r = rewards + off;
+        T* dr = drewards ? drewards + off : nullptr;
+        if (dr)
+            std::fill(dr, dr + K, T(0));
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const double x = double(r[i]) - double(r[j]);
+                // -log sigmoid(x) = softplus(-x), stable for either sign.
+                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
+                if (dr) {
+                    const double e = std::exp(-std::abs(x));
+                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
+                    dr[i] -= T(grad_scale * w * sig_neg);
+                    dr[j] += T(grad_scale * w * sig_neg);
+                }
+            }
+        off += K;
+    }
+    return loss;
+}
+
+// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
+// reward model scores 50%, chance), a wrong order 0.
+struct pair_counts {
+    double correct = 0;
+    std::size_t pairs = 0;
+    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
+};
+template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
+    pair_counts c;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const T a = rewards[off + i], b = rewards[off + j];
+                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
+                ++c.pairs;
+            }
+        off += K;
+    }
+    return c;
+}
+
+// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
+// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
+template <class Model> class reward_objective {
+  public:
+    using batch_type = reward_batch;
+    using value_type = typename Model::value_type;
+    using T = value_type;
+
+    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
+                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
+                   head.channels(), " -> ", head.outputs());
+    }
+    template <shape S>
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+
+    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
+        forward(m, b);
+        const double loss =
+            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
+        T* dh = m.dhidden();
+        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
+        head_->backward(dh, drewards_.data());
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
+
+    struct eval_result {
+        double loss = 0;
+        pair_counts counts;
+    };
+    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
+    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        forward(m, b);
+        m.set_training(was_training);
+        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
+                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
+    }
+
+    basic_arena<T>& head_params() { return head_->params(); }
+    basic_arena<T>& head_grads() { return head_->grads(); }
+    linear_head<T>& head() { return *head_; }
+    // Rewards (N) of the last forward.
+    const std::vector<T>& rewards() const { return rewards_; }
+
+  private:
+    void forward(Model& m, const reward_batch& b) {
+        const int N = b.rows();
+        rows_.resize(std::size_t(N));
+        for (int n = 0; n < N; ++n) {
+            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
+                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
+            rows_[n] = n * b.T + b.positions[n];
+        }
+        rewards_.resize(std::size_t(N));
+        drewards_.resize(std::size_t(N));
+        const T* h = m.forward(b.tokens, N, b.T);
+        head_->forward(rewards_.data(), h, rows_.data(), N);
+    }
+
+    linear_head<T>* head_;
+    std::vector<int> rows_;
+    std::vector<T> rewards_, drewards_; // (N)
+};
+
+template <shape S, class T>
+reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
+
+// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
+// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
+// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
+// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
+// batch is valid until the next call.
+class reward_batcher {
+  public:
+    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
+                   std::uint64_t seed = 0)
+        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
+        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
+        GPTX_CHECK(prompts_per_batch > 0,
+                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
+    }
+
+    std::size_t size() const { return data_->groups.size(); }
+    int prompts_per_batch() const { return P_; }
+    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    std::int64_t steps_for_epochs(double epochs) const {
+        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+    }
+
+    // The k-th training batch.
+    reward_batch batch(std::int64_t k) {
+        const std::uint64_t n = size();
+        std::vector<std::size_t>& ids = ids_;
+        ids.clear();
+        for (int i = 0; i < P_; ++i) {
+            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
+            const std::uint64_t epoch = g / n;
+            if (epoch != epoch_ || order_.empty())
+                shuffle(epoch);
+            ids.push_back(order_[g % n]);
+        }
+        return assemble();
+    }
+    // Items first .. first+count-1 in file order (evaluation).
+    reward_batch slice(std::size_t first, int count) {
+        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
+                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
+                   " prompts");
+        ids_.resize(std::size_t(count));
+        std::iota(ids_.begin(), ids_.end(), first);
+        return assemble();
+    }
+
+  private:
+    void shuffle(std::uint64_t epoch) {
+        order_.resize(size());
+        std::iota(order_.begin(), order_.end(), std::size_t(0));
+        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
+        for (std::size_t i = order_.size(); i > 1; --i)
+            std::swap(order_[i - 1], order_[r.below(i)]);
+        epoch_ = epoch;
+    }
+    reward_batch assemble() {
+        std::size_t Tn = 1, N = 0;
+        sizes_.clear();
+        for (std::size_t id : ids_) {
+            const auto& g = data_->groups[id].responses;
+            sizes_.push_back(int(g.size()));
+            N += g.size();
+            for (const auto& s : g)
+                Tn = std::max(Tn, s.size());
+        }
+        tokens_.assign(N * Tn, eot_);
+        positions_.resize(N);
+        std::size_t row = 0;
+        for (std::size_t id : ids_)
+            for (const auto& s : data_->groups[id].responses) {
+                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
+                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
+            }
+        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
+    }
+
+    const tokenized_comparisons* data_;
+    int P_, eot_;
+    std::uint64_t seed_, epoch_ = 0;
+    std::vector<std::size_t> order_, ids_;
+    std::vector<int> tokens_, positions_, sizes_;
+};
+
+// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
+// averaged over prompts and the pairwise accuracy over all pairs.
+struct reward_eval {
+    double loss = 0;
+    double accuracy = 0;
+    std::size_t pairs = 0, prompts = 0;
+};
+template <class Model>
+reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
+                             const tokenized_comparisons& data, int prompts_per_batch,
+                             int end_of_text) {
+    reward_batcher b(data, prompts_per_batch, end_of_text);
+    reward_eval out;
+    pair_counts total;
+    double loss_sum = 0;
+    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
+        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
+        loss_sum += r.loss * count;
+        total.correct += r.counts.correct;
+        total.pairs += r.counts.pairs;
+    }
+    out.prompts = b.size();
+    out.loss = loss_sum / double(b.size());
+    out.accuracy = total.accuracy();
+    out.pairs = total.pairs;
+    return out;
+}
+
+} // namespace gptx

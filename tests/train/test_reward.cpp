@@ -1,0 +1,338 @@
+// Tests for the reward model (nn/reward_model.hpp), its objective (train/reward_objective.hpp) and
+// comparison data (data/comparisons.hpp): the K-wise loss and its gradients through head and
+// trunk against central differences, the reward position, accuracy, readers' errors, batching,
+// the bias normalisation, and a small model learning a preference.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gptx/data/comparisons.hpp>
+#include <gptx/nn/reward_model.hpp>
+#include <gptx/train/reward_objective.hpp>
+#include <gptx/train/trainer.hpp>
+
+#include "support/gradcheck.hpp"
+
+using namespace gptx;
+
+namespace {
+
+constexpr shape tiny_rm{16, 2, 2, norm::pre};
+constexpr shape tiny_rm_post{16, 2, 2, norm::post};
+
+template <class F> std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const gptx::error& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+void expect_error(const std::string& jsonl, const std::string& needle) {
+    const std::string msg = error_of([&] { parse_comparisons(jsonl, "data.jsonl"); });
+    BOOST_TEST(msg.find(needle) != std::string::npos, "expected '" << needle << "' in: " << msg);
+}
+
+// Two prompts (K = 3 and K = 2) of different lengths, right-padded with junk after each row's
+// end-of-text (token 0); rows of a prompt are best first.
+struct small_batch {
+    static constexpr int T = 7;
+    std::vector<int> tokens{3, 4, 5, 0, 1, 2, 6, // prompt 0, best
+                            3, 4, 6, 6, 0, 5, 5, //
+                            3, 4, 1, 2, 2, 7, 0, // prompt 0, worst
+                            8, 1, 0, 4, 4, 4, 4, // prompt 1, better
+                            8, 1, 5, 5, 0, 2, 3};
+    std::vector<int> positions{3, 4, 6, 2, 4};
+    std::vector<int> sizes{3, 2};
+    reward_batch batch() const { return {tokens.data(), positions.data(), sizes.data(), 2, T}; }
+};
+
+template <shape S> void check_kwise_gradients() {
+    using model_t = transformer<S, double>;
+    reward_model<S, double> rm({9, 8});
+    rm.init(2);
+    rng r(3);
+    for (std::size_t i = 0; i < rm.head().params().size(); ++i)
+        rm.head().params().data()[i] += 0.3 * r.normal();
+    reward_objective obj(rm);
+    static_assert(objective<decltype(obj), model_t>);
+    static_assert(std::is_same_v<decltype(obj), reward_objective<model_t>>);
+    model_t& m = rm.trunk();
+    small_batch data;
+    const reward_batch b = data.batch();
+    auto loss = [&] { return obj.evaluate(m, b); };
+    m.zero_grad();
+    obj.head_grads().zero();
+    const double scale = 0.7; // grad_scale multiplies the gradients, not the loss
+    const double l0 = obj.forward_backward(m, b, scale);
+    BOOST_TEST(std::abs(l0 - loss()) < 1e-12);
+    for (std::size_t i = 0; i < m.grads().size(); ++i)
+        m.grads().data()[i] /= scale;
+    for (std::size_t i = 0; i < obj.head_grads().size(); ++i)
+        obj.head_grads().data()[i] /= scale;
+    linear_head<double>& h = rm.head();
+    test::check_gradient("head weight", h.weight(), 16, h.grads().view(0).data, loss);
+    test::check_gradient("head bias", h.bias(), 1, h.grads().view(1).data, loss);
+    for (param_id id : {p_wte, p_wpe, p_qkvw, p_attprojw, p_fcw, p_fcprojw, p_ln1w, p_ln2w}) {
+        const auto& v = m.params().view(id);
+        test::check_gradient(std::string("trunk ") + param_names[id], v.data, v.size,
+                             m.grads().view(id).data, loss, v.size > 100 ? 7 : 1);
+    }
+}
+
+// Each prompt: random prompt tokens, K responses of one length with K-1-i ones in response i
+// (best first); other tokens from 2..V-1. The reward model must learn "more 1s is better".
+tokenized_comparisons preference_data(int prompts, std::uint64_t seed, int eot, int V) {
+    rng r(seed);
+    tokenized_comparisons d;
+    for (int p = 0; p < prompts; ++p) {
+        const int K = 2 + int(r.below(3)), L = 4 + int(r.below(4));
+        std::vector<int> prompt(2 + r.below(3));
+        for (int& t : prompt)
+            t = 2 + int(r.below(std::uint64_t(V - 2)));
+        ranked_sequences g;
+        for (int i = 0; i < K; ++i) {
+            std::vector<int> resp(static_cast<std::size_t>(L));
+            for (int& t : resp)
+                t = 2 + int(r.below(std::uint64_t(V - 2)));
+            for (int k = 0; k < K - 1 - i;) { // K-1-i distinct positions hold a 1
+                const std::size_t at = r.below(std::size_t(L));
+                if (resp[at] != 1)
+                    resp[at] = 1, ++k;
+            }
+            g.responses.push_back(reward_sequence(prompt, resp, eot, 64));
+        }
+        d.groups.push_back(std::move(g));
+    }
+    return d;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(reward)
+
+BOOST_AUTO_TEST_CASE(loss_matches_the_formula_and_its_derivative) {
+    // K = 2: -log sigmoid(r_w - r_l); K = 3: the mean over its 3 pairs; averaged over prompts.
+    const std::vector<double> r{1.5, -0.25, 0.3, 2.0, 0.5};
+    const std::vector<int> sizes{2, 3};
+    auto nls = [](double x) { return std::log1p(std::exp(-x)); };
+    const double expected =
+        0.5 * (nls(1.75) + (nls(0.3 - 2.0) + nls(0.3 - 0.5) + nls(2.0 - 0.5)) / 3);
+    std::vector<double> dr(5, 99.0);
+    const double l = reward_loss(dr.data(), r.data(), sizes.data(), 2);
+    BOOST_TEST(std::abs(l - expected) < 1e-14);
+    std::vector<double> x = r;
+    auto f = [&] { return reward_loss<double>(nullptr, x.data(), sizes.data(), 2); };
+    test::check_gradient("d loss / d rewards", x.data(), 5, dr.data(), f);
+    // Stable for huge margins either way.
+    const std::vector<double> big{800.0, -800.0};
+    BOOST_TEST(reward_loss<double>(nullptr, big.data(), sizes.data(), 1) == 0.0);
+    const std::vector<double> wrong{-800.0, 800.0};
+    BOOST_TEST(std::abs(reward_loss<double>(nullptr, wrong.data(), sizes.data(), 1) - 1600.0) <
+               1e-9);
+    BOOST_TEST(error_of([&] {
+                   const int one = 1;
+                   reward_loss<double>(nullptr, r.data(), &one, 1);
+               }).find("need at least 2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(kwise_loss_gradients_through_head_and_trunk) {
+    check_kwise_gradients<tiny_rm>();
+    check_kwise_gradients<tiny_rm_post>();
+}
+
+BOOST_AUTO_TEST_CASE(padding_after_the_end_of_text_changes_nothing) {
+    reward_model<tiny_rm, double> rm({9, 8});
+    rm.init(5);
+    reward_objective obj(rm);
+    small_batch a, b;
+    for (std::size_t i = 0; i < b.tokens.size(); ++i)
+        if (int(i % small_batch::T) > b.positions[i / small_batch::T])
+            b.tokens[i] = 7;
+    obj.evaluate(rm.trunk(), a.batch());
+    const std::vector<double> ra = obj.rewards();
+    obj.evaluate(rm.trunk(), b.batch());
+    BOOST_TEST(ra == obj.rewards(), boost::test_tools::per_element());
+    // score() reads the same position as the objective.
+    const std::vector<double> s = rm.score(a.tokens.data(), 5, small_batch::T, a.positions.data());
+    for (int i = 0; i < 5; ++i)
+        BOOST_TEST(std::abs(s[i] - ra[i]) < 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(reward_position_is_the_end_of_text_after_the_prompt) {
+    const int eot = 0;
+    // The prompt's own end-of-text (position 0) is not the reward position.
+    const std::vector<int> seq{0, 5, 6, 7, 8, 0, 0, 0};
+    BOOST_TEST(reward_position(seq, 3, eot) == 5);
+    BOOST_TEST(reward_position(seq, 5, eot) == 5); // an empty response
+    const std::vector<int> cut{0, 5, 6, 7, 8};
+    BOOST_TEST(reward_position(cut, 3, eot) == -1);
+    std::vector<int> tokens{0, 5, 6, 0, 0, /**/ 5, 5, 5, 5, 0};
+    std::vector<int> plen{1, 2}, pos(2);
+    reward_positions(pos.data(), tokens.data(), 2, 5, plen.data(), eot);
+    BOOST_TEST(pos[0] == 3);
+    BOOST_TEST(pos[1] == 4);
+    // The sequence the data readers build: prompt, response, end-of-text; cut from the left.
+    bool truncated = true;
+    BOOST_TEST(
+        (reward_sequence({1, 2}, {3, 4}, 9, 8, &truncated) == std::vector<int>{1, 2, 3, 4, 9}));
+    BOOST_TEST(!truncated);
+    BOOST_TEST(
+        (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{3, 4, 5, 9}));
+    BOOST_TEST(truncated);
+    reward_model<tiny_rm, double> rm({9, 8});
+    rm.init(1);
+    std::vector<int> bad_pos{-1, 4};
+    BOOST_TEST(error_of([&] {
+                   rm.score(tokens.data(), 2, 5, bad_pos.data());
+               }).find("has no reward position") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(pairwise_accuracy_counts_pairs_and_half_ties) {
+    // Prompt 0 (K=3): r = 3, 1, 2 -> pairs (0,1) right, (0,2) right, (1,2) wrong.
+    // Prompt 1 (K=2): a tie -> 1/2. Prompt 2 (K=2): right.
+    const std::vector<float> r{3, 1, 2, 0.5f, 0.5f, 1, 0};
+    const std::vector<int> sizes{3, 2, 2};
+    const pair_counts c = pairwise_accuracy(r.data(), sizes.data(), 3);
+    BOOST_TEST(c.pairs == 5u);
+    BOOST_TEST(c.correct == 3.5);
+    BOOST_TEST(c.accuracy() == 0.7);
+}
+
+BOOST_AUTO_TEST_CASE(reads_pairwise_and_ranked_jsonl) {
+    const std::string text =
+        "{\"prompt\": \"Q1\", \"chosen\": \"good\", \"rejected\": \"bad\"}\n"
+        "\n"
+        "{\"prompt\": \"Q2\", \"responses\": [\"a\", \"b\", \"c\", \"d\"], \"id\": 7}\r\n"
+        "{\"prompt\": \"\", \"chosen\": \"\", \"rejected\": \"x\"}";
+    const auto cs = parse_comparisons(text, "x.jsonl");
+    BOOST_TEST_REQUIRE(cs.size() == 3u);
+    BOOST_TEST(cs[0].prompt == "Q1");
+    BOOST_TEST((cs[0].responses == std::vector<std::string>{"good", "bad"}));
+    BOOST_TEST(cs[1].line == 3);
+    BOOST_TEST(cs[1].responses.size() == 4u);
+    BOOST_TEST(cs[1].responses[3] == "d");
+    BOOST_TEST(cs[2].responses[0].empty());
+    BOOST_TEST(count_pairs(cs) == 1u + 6u + 1u);
+
+    const tokenizer tok = char_tokenizer::from_corpus("Q12goodbadabcdx");
+    const int eot = tok.vocab_size(); // an id past the text vocabulary (a model has vocab + 1)
+    const tokenized_comparisons t = tokenize_comparisons(cs, tok, eot, 6, "x.jsonl");
+    BOOST_TEST(t.groups.size() == 3u);
+    BOOST_TEST(t.pairs() == 8u);
+    std::vector<int> want = tok.encode("1good");
+    want.push_back(eot);
+    BOOST_TEST(t.groups[0].responses[0] == want); // "Q1good" + eot is 7 > 6: cut from the left
+    BOOST_TEST(t.truncated == 1u);
+    BOOST_TEST(error_of([&] {
+                   tokenize_comparisons(cs, char_tokenizer::from_corpus("Q1"), eot, 64, "x.jsonl");
+               }).find("x.jsonl:1: response 0 character 'g'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bad_lines_name_the_file_the_line_and_the_problem) {
+    const std::string ok = "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n";
+    expect_error(ok + "{\"prompt\": \"p\", \"chosen\": \"a\"", "data.jsonl:2: invalid JSON");
+    expect_error(ok + "[1, 2]\n", "data.jsonl:2: expected a JSON object, got array");
+    expect_error(ok + ok + "{\"chosen\": \"a\", \"rejected\": \"b\"}",
+                 "data.jsonl:3: missing \"prompt\"");
+    expect_error("{\"prompt\": 3, \"chosen\": \"a\", \"rejected\": \"b\"}",
+                 "data.jsonl:1: \"prompt\" must be a string, got number");
+    expect_error("{\"prompt\": \"p\", \"chosen\": \"a\"}", "data.jsonl:1: missing \"rejected\"");
+    expect_error("{\"prompt\": \"p\", \"rejected\": \"a\"}", "data.jsonl:1: missing \"chosen\"");
+    expect_error("{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": null}",
+                 "data.jsonl:1: \"rejected\" must be a string, got null");
+    expect_error("{\"prompt\": \"p\"}",
+                 "data.jsonl:1: missing \"chosen\"/\"rejected\" or \"responses\"");
+    expect_error("{\"prompt\": \"p\", \"responses\": \"a\"}",
+                 "\"responses\" must be an array, got string");
+    expect_error("{\"prompt\": \"p\", \"responses\": [\"a\"]}",
+                 "data.jsonl:1: \"responses\" has 1 entries; need 2 to 9");
+    expect_error("{\"prompt\": \"p\", \"responses\": "
+                 "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
+                 "has 10 entries; need 2 to 9");
+    expect_error("{\"prompt\": \"p\", \"responses\": [\"a\", 5]}",
+                 "\"responses[1]\" must be a string");
+    expect_error("{\"prompt\": \"p\", \"responses\": [\"a\", \"b\", \"a\"]}",
+                 "responses 0 and 2 are identical");
+    expect_error("{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\", \"responses\": "
+                 "[\"a\", \"b\"]}",
+                 "has both");
+    expect_error("\n  \n", "data.jsonl: no comparisons");
+    BOOST_TEST(error_of([] {
+                   read_comparisons("/nonexistent/c.jsonl");
+               }).find("cannot open '/nonexistent/c.jsonl'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(batches_are_a_pure_function_of_the_step_and_cover_each_epoch) {
+    const tokenized_comparisons d = preference_data(10, 1, 0, 6);
+    reward_batcher a(d, 4, 0, 9), b(d, 4, 0, 9);
+    // Steps 0..4 make two epochs of 10 prompts: every prompt exactly twice.
+    std::multiset<int> seen;
+    for (int k = 0; k < 5; ++k) {
+        const reward_batch x = a.batch(k);
+        BOOST_TEST(x.P == 4);
+        // Identify prompts by their first row's tokens.
+        for (int p = 0, row = 0; p < x.P; row += x.group_sizes[p++])
+            for (std::size_t g = 0; g < d.groups.size(); ++g) {
+                const auto& s = d.groups[g].responses[0];
+                if (std::equal(s.begin(), s.end(), x.tokens + std::size_t(row) * x.T))
+                    seen.insert(int(g));
+            }
+    }
+    for (int g = 0; g < 10; ++g)
+        BOOST_TEST(seen.count(g) == 2u);
+    // Out of order (a resumed run) gives the same batch.
+    const reward_batch x3 = b.batch(3);
+    const std::vector<int> t3(x3.tokens, x3.tokens + std::size_t(x3.rows()) * x3.T);
+    const reward_batch y3 = a.batch(3);
+    BOOST_TEST(t3 == std::vector<int>(y3.tokens, y3.tokens + std::size_t(y3.rows()) * y3.T));
+    BOOST_TEST(a.steps_for_epochs(2.0) == 5);
+    // Padding is the end-of-text and positions are each row's last token.
+    const reward_batch s = a.slice(0, 3);
+    for (int n = 0; n < s.rows(); ++n)
+        BOOST_TEST(s.tokens[std::size_t(n) * s.T + s.positions[n]] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
+    constexpr shape sh{32, 4, 2, norm::pre};
+    using model_t = transformer<sh>;
+    const int V = 8, eot = 0;
+    const tokenized_comparisons train = preference_data(400, 11, eot, V),
+                                val = preference_data(100, 12, eot, V);
+    reward_model<sh> rm({V, 64});
+    rm.init(3);
+    reward_objective obj(rm);
+    adamw<float> opt(rm.trunk().params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
+    trainer tr(rm.trunk(), obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    reward_batcher batches(train, 8, eot, 5);
+    const reward_eval before = evaluate_rewards<model_t>(rm.trunk(), obj, val, 16, eot);
+    for (int i = 0; i < 150; ++i)
+        tr.step([&](int) { return batches.batch(tr.step_count()); });
+    const reward_eval after = evaluate_rewards<model_t>(rm.trunk(), obj, val, 16, eot);
+    BOOST_TEST_MESSAGE("reward model: held-out accuracy "
+                       << before.accuracy << " -> " << after.accuracy << " over " << after.pairs
+                       << " pairs, loss " << before.loss << " -> " << after.loss);
+    BOOST_TEST(after.accuracy >= 0.9);
+    BOOST_TEST(after.loss < before.loss);
+    BOOST_TEST(tr.head_optimizer().step_count() == 150);
+
+    // The bias makes the demonstrations' rewards average 0; differences are unchanged.
+    std::vector<std::vector<int>> demos;
+    for (const auto& g : val.groups)
+        demos.push_back(g.responses[0]);
+    const std::vector<float> r0 = rm.score_sequences(demos, eot);
+    const double mean = normalize_reward_bias(rm, demos, eot);
+    const std::vector<float> r1 = rm.score_sequences(demos, eot, 7);
+    double m1 = 0;
+    for (std::size_t i = 0; i < r1.size(); ++i) {
+        m1 += r1[i];
+        BOOST_TEST(std::abs((r0[i] - r1[i]) - float(mean)) < 1e-4);
+    }
+    BOOST_TEST(std::abs(m1 / double(r1.size())) < 1e-5);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
