@@ -1,0 +1,335 @@
+// gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
+// head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
+// value loss through a scalar head — and per-token statistics of a policy (log-probabilities,
+// entropy, exact KL to a reference). Tested by tests/train/test_ppo.cpp.
+// Legend: B batch, T time, C channels, V vocab, N action rows (response tokens).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/parallel.hpp"
+#include "../nn/heads.hpp"
+#include "../ops/crossentropy.hpp"
+#include "objective.hpp"
+
+namespace gptx {
+
+namespace detail {
+// The flat row indices (b * T + t) where mask is set, in order.
+inline void set_rows(std::vector<int>& rows, const std::uint8_t* mask, std::int64_t n) {
+    rows.clear();
+    for (std::int64_t i = 0; i < n; ++i)
+        if (mask[i])
+            rows.push_back(static_cast<int>(i));
+}
+// dst(n, C) = the rows of src(*, C).
+template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n, int C) {
+    for (int i = 0; i < n; ++i)
+        std::memcpy(dst + std::size_t(i) * C, src + std::int64_t(rows[i]) * C, sizeof(T) * C);
+}
+} // namespace detail
+
+// Per action row i (a row of hidden(*, C) named by rows[i], whose action is targets[rows[i]]):
+// logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
+// ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
+// kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
+// clamp only removes rounding). Logits exist for chunk rows at a time.
+template <class Arch = simd::default_arch, class T>
+void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
+                        const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
+                        int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
+    const bool with_ref = ref_hidden && ref_wte;
+    const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
+    scratch.resize((with_ref ? 2 : 1) * (cv + cc));
+    T* z = scratch.data();
+    T* h = z + cv;
+    T* zr = h + cc;
+    T* hr = zr + cv;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        detail::gather_rows(h, hidden, rows + r0, n, C);
+        ops::lm_logits<Arch>(z, h, wte, n, C, V);
+        if (with_ref) {
+            detail::gather_rows(hr, ref_hidden, rows + r0, n, C);
+            ops::lm_logits<Arch>(zr, hr, ref_wte, n, C, V);
+        }
+        parallel_for(n, [&](std::int64_t i) {
+            const int a = targets[rows[r0 + i]];
+            const T* row = z + i * V;
+            double m = row[0];
+            for (int v = 1; v < V; ++v)
+                m = std::max(m, double(row[v]));
+            double s = 0;
+            for (int v = 0; v < V; ++v)
+                s += std::exp(double(row[v]) - m);
+            const double lse = m + std::log(s);
+            double ent = 0, klv = 0, lser = 0;
+            const T* rr = with_ref ? zr + i * V : nullptr;
+            if (with_ref) {
+                double mr = rr[0];
+                for (int v = 1; v < V; ++v)
+                    mr = std::max(mr, double(rr[v]));
+                double sr = 0;
+                for (int v = 0; v < V; ++v)
+                    sr += std::exp(double(rr[v]) - mr);
+                lser = mr + std::log(sr);
+            }
+            for (int v = 0; v < V; ++v) {
+                const double lp = double(row[v]) - lse, p = std::exp(lp);
+                ent -= p * lp;
+                if (with_ref)
+                    klv += p * (lp - (double(rr[v]) - lser));
+            }
+            logp[r0 + i] = T(double(row[a]) - lse);
+            entropy[r0 + i] = T(ent);
+            if (with_ref) {
+                ref_logp[r0 + i] = T(double(rr[a]) - lser);
+                kl[r0 + i] = T(std::max(0.0, klv));
+            }
+        });
+    }
+}
+
+// One PPO policy minibatch. Arrays indexed by (b, t) are (B, T) and read only where mask is set.
+template <class Real> struct ppo_policy_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const int* targets = nullptr;       // (B, T): the sampled tokens (actions)
+    const std::uint8_t* mask = nullptr; // (B, T): 1 at response tokens; prompts never carry loss
+    const Real* old_logp = nullptr;     // (B, T): log pi_old(action) from the rollout
+    const Real* advantages = nullptr;   // (B, T): whitened GAE advantages
+    int B = 0, T = 0;
+    const lm_batch* ptx =
+        nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
+    double ptx_coef = 0.0;
+};
+
+// What the last policy forward saw.
+struct ppo_policy_stats {
+    double ppo_loss = 0;  // mean clipped surrogate loss over action tokens
+    double ptx_loss = 0;  // pre-training LM loss of the ptx batch (0 without one)
+    double clip_frac = 0; // fraction of tokens with |ratio - 1| > eps
+    double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
+    double max_ratio = 0; // largest ratio pi / pi_old
+    double entropy = 0;   // mean entropy at action tokens
+    std::int64_t tokens = 0;
+};
+
+// Loss = (1/N) sum_i -min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i), r_i = exp(logp_i - old_i),
+// plus ptx_coef x the LM loss of the ptx batch. The PPO part and the ptx part are two
+// forward/backward passes whose parameter gradients accumulate in the model's arena.
+template <class Model> class ppo_policy_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_policy_batch<T>;
+
+    explicit ppo_policy_objective(double clip_eps = 0.2, int chunk_rows = 64)
+        : eps_(clip_eps), chunk_(chunk_rows), lm_(chunk_rows) {
+        GPTX_CHECK(clip_eps > 0 && clip_eps < 1, "ppo: clip epsilon must be in (0, 1), got ",
+                   clip_eps);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+    const ppo_policy_stats& stats() const { return stats_; }
+    double clip_eps() const { return eps_; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        constexpr int C = Model::C;
+        const int V = m.vocab();
+        const T* hidden = m.forward(b.inputs, b.B, b.T);
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        const std::size_t cv = std::size_t(chunk_) * V, cc = std::size_t(chunk_) * C;
+        logits_.resize(cv);
+        gathered_.resize(cc);
+        dgathered_.resize(cc);
+        row_loss_.resize(N);
+        row_ratio_.resize(N);
+        row_ent_.resize(N);
+        if (grads)
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
+        const T* wte = m.param(p_wte);
+        T* dwte = m.grad(p_wte);
+        const double coef = scale / N;
+        for (int r0 = 0; r0 < N; r0 += chunk_) {
+            const int n = std::min(chunk_, N - r0);
+            detail::gather_rows(gathered_.data(), hidden, rows_.data() + r0, n, C);
+            ops::lm_logits(logits_.data(), gathered_.data(), wte, n, C, V);
+            parallel_for(n, [&](std::int64_t i) {
+                T* z = logits_.data() + i * V;
+                const int row = rows_[r0 + i], a = b.targets[row];
+                const T za = z[a];
+                const T lse = ops::softmax_inplace(z, V); // z becomes pi
+                double ent = 0;
+                for (int v = 0; v < V; ++v)
+                    if (z[v] > T(0))
+                        ent -= double(z[v]) * std::log(double(z[v]));
+                const double logp = double(za) - double(lse), A = double(b.advantages[row]);
+                const double r = std::exp(logp - double(b.old_logp[row]));
+                const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
+                const double s1 = r * A, s2 = rc * A;
+                row_loss_[r0 + i] = -std::min(s1, s2);
+                row_ratio_[r0 + i] = r;
+                row_ent_[r0 + i] = ent;
+                if (grads) {
+                    // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active;
+                    // d logp / d z = onehot(a) - pi.
+                    const double g = s2 < s1 ? 0.0 : -A * r * coef;
+                    for (int v = 0; v < V; ++v)
+                        z[v] = T(-g * double(z[v]));
+                    z[a] += T(g);
+                }
+            });
+            if (grads) {
+                ops::gemm(false, false, n, C, V, T(1), logits_.data(), V, wte, C, T(0),
+                          dgathered_.data(), C);
+                ops::gemm(true, false, V, C, n, T(1), logits_.data(), V, gathered_.data(), C, T(1),
+                          dwte, C);
+                T* dh = m.dhidden();
+                for (int i = 0; i < n; ++i) {
+                    T* d = dh + std::int64_t(rows_[r0 + i]) * C;
+                    const T* g = dgathered_.data() + std::size_t(i) * C;
+                    for (int c = 0; c < C; ++c)
+                        d[c] += g[c];
+                }
+            }
+        }
+        stats_ = {};
+        stats_.tokens = N;
+        for (int i = 0; i < N; ++i) {
+            const double r = row_ratio_[i];
+            stats_.ppo_loss += row_loss_[i];
+            stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
+            stats_.approx_kl += (r - 1.0) - std::log(r);
+            stats_.max_ratio = std::max(stats_.max_ratio, r);
+            stats_.entropy += row_ent_[i];
+        }
+        stats_.ppo_loss /= N;
+        stats_.clip_frac /= N;
+        stats_.approx_kl /= N;
+        stats_.entropy /= N;
+        if (grads)
+            m.backward();
+        double total = stats_.ppo_loss;
+        if (b.ptx && b.ptx_coef != 0.0) {
+            stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
+                                    : lm_.evaluate(m, *b.ptx);
+            total += b.ptx_coef * stats_.ptx_loss;
+        }
+        return total;
+    }
+
+    double eps_;
+    int chunk_;
+    lm_objective<Model> lm_;
+    ppo_policy_stats stats_;
+    std::vector<int> rows_;
+    std::vector<T> logits_, gathered_, dgathered_; // (chunk, V), (chunk, C), (chunk, C)
+    std::vector<double> row_loss_, row_ratio_, row_ent_;
+};
+
+// One value minibatch: values are read at the rows where mask is set (the states before each
+// action), as the policy's log-probabilities are.
+template <class Real> struct ppo_value_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const std::uint8_t* mask = nullptr; // (B, T)
+    const Real* old_values = nullptr;   // (B, T): values at rollout time
+    const Real* returns = nullptr;      // (B, T): GAE returns (targets)
+    int B = 0, T = 0;
+};
+
+struct ppo_value_stats {
+    double value_loss = 0;
+    double clip_frac = 0; // fraction of tokens where the clipped term is the larger one
+    std::int64_t tokens = 0;
+};
+
+// Loss = (1/N) sum_i 0.5 max((v_i - R_i)^2, (vc_i - R_i)^2), vc = old + clip(v - old, -c, c)
+// (c = value_clip; 0 disables the clipped term). The value model is a trunk plus a scalar head
+// (initialised from the reward model's).
+template <class Model> class ppo_value_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_value_batch<T>;
+
+    explicit ppo_value_objective(double value_clip = 0.2) : clip_(value_clip), head_(Model::C, 1) {
+        GPTX_CHECK(value_clip >= 0, "ppo: value clip must be >= 0 (0 disables it), got ",
+                   value_clip);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+
+    // Values at the mask's rows of the last forward (N, in row order).
+    const std::vector<T>& values() const { return values_; }
+    // Runs the trunk and the head only: values at the given rows of tokens (B, T).
+    const std::vector<T>& predict(Model& m, const int* tokens, int B, int Tn,
+                                  const std::vector<int>& rows) {
+        const T* h = m.forward(tokens, B, Tn);
+        values_.resize(rows.size());
+        head_.forward(values_.data(), h, rows.data(), static_cast<int>(rows.size()));
+        return values_;
+    }
+
+    linear_head<T>& head() { return head_; }
+    basic_arena<T>& head_params() { return head_.params(); }
+    basic_arena<T>& head_grads() { return head_.grads(); }
+    const ppo_value_stats& stats() const { return stats_; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        predict(m, b.inputs, b.B, b.T, rows_);
+        dvalues_.resize(N);
+        stats_ = {};
+        stats_.tokens = N;
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double v = values_[i], R = double(b.returns[row]),
+                         old = double(b.old_values[row]);
+            const double e1 = (v - R) * (v - R);
+            double loss = 0.5 * e1, dv = v - R;
+            if (clip_ > 0 && std::abs(v - old) > clip_) {
+                // Inside the clip range both terms are equal; outside, the clipped one does not
+                // depend on v, so where it is the larger the gradient is 0.
+                const double vc = old + std::clamp(v - old, -clip_, clip_),
+                             e2 = (vc - R) * (vc - R);
+                if (e2 > e1) {
+                    loss = 0.5 * e2;
+                    dv = 0;
+                    stats_.clip_frac += 1;
+                }
+            }
+            stats_.value_loss += loss;
+            dvalues_[i] = T(dv * scale / N);
+        }
+        stats_.value_loss /= N;
+        stats_.clip_frac /= N;
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * Model::C, T(0));
+            head_.backward(m.dhidden(), dvalues_.data());
+            m.backward();
+        }
+        return stats_.value_loss;
+    }
+
+    double clip_;
+    linear_head<T> head_;
+    ppo_value_stats stats_;
+    std::vector<int> rows_;
+    std::vector<T> values_, dvalues_;
+};
+
+} // namespace gptx

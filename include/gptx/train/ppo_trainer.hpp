@@ -1,0 +1,509 @@
+// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
+// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
+// value updates. Tested by tests/train/test_ppo.cpp.
+// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
+// Note: this header includes generate/ (rollouts need the sampler); generate depends on nn only.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/rng.hpp"
+#include "../data/batcher.hpp"
+#include "../generate/generate.hpp"
+#include "clip.hpp"
+#include "ema.hpp"
+#include "gae.hpp"
+#include "kl_controller.hpp"
+#include "optimizer.hpp"
+#include "ppo.hpp"
+
+namespace gptx {
+
+// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
+// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
+// after it is padding).
+using reward_fn =
+    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+
+struct ppo_config {
+    int end_of_text = -1; // the end-of-text id (required): ends responses, the RM reads there
+    int rollouts = 64;    // sequences sampled per iteration
+    int max_new_tokens =
+        32;             // response cap (also bounded by the context, leaving room for end-of-text)
+    int epochs = 4;     // passes over the rollouts
+    int minibatch = 16; // sequences per update
+    float lr = 1e-5f;   // policy learning rate
+    float value_lr = 0.0f; // value model learning rate; 0: lr
+    float beta1 = 0.9f, beta2 = 0.95f, weight_decay = 0.0f;
+    float grad_clip = 1.0f;  // global norm, per model; 0 disables
+    double clip_eps = 0.2;   // policy ratio clip
+    double value_clip = 0.2; // value clip; 0 disables
+    double gamma = 1.0, lambda = 0.95;
+    double kl_coef = 0.02;     // beta (initial beta when adaptive)
+    double kl_target = 0.0;    // > 0: adaptive KL controller with this per-sequence KL target
+    double kl_horizon = 10000; // the controller's horizon, in rollouts
+    double ema_decay = 0.0;    // > 0: keep an EMA of the policy (InstructGPT: 0.992)
+    double ptx_coef = 0.0;     // PPO-ptx gamma (InstructGPT: 27.8); needs pre-training tokens
+    int ptx_batch = 4;         // pre-training sequences per minibatch
+    int ptx_context = 0;       // their length; 0: the policy's context
+    float temperature = 1.0f;  // rollout sampling temperature (1: on-policy)
+    double missing_eot_penalty =
+        0.0;                  // subtracted from the score of a response cut by the length cap
+    double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
+    double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
+    std::uint64_t seed = 1;
+};
+
+struct ppo_metrics {
+    std::int64_t iteration = 0; // iterations done, this one included
+    double score = 0;           // mean RM score of the rollouts
+    double kl = 0;       // mean log pi - log pi_ref over sampled tokens (the estimate optimised)
+    double kl_seq = 0;   // its sum per sequence, averaged (the KL controller's input)
+    double kl_exact = 0; // mean exact KL(pi || pi_ref) over the vocabulary at generated positions
+    double entropy = 0;  // mean policy entropy at generated positions
+    double reward = 0;   // mean total reward per sequence (score - beta * KL)
+    double beta = 0;     // the KL coefficient used for these rollouts
+    double response_length = 0; // mean action tokens per response (end-of-text included)
+    double policy_loss = 0, value_loss = 0, ptx_loss = 0; // means over the updates
+    double clip_frac = 0, value_clip_frac = 0, approx_kl = 0;
+    double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
+    int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
+    double ms = 0;
+};
+
+// The state that, with the models' parameters and the optimizers, resumes a run exactly.
+struct ppo_state {
+    std::int64_t iteration = 0;
+    rng::state_type sampler_rng{}, ptx_rng{};
+    double beta = 0;
+};
+
+// The policy starts as the SFT model; the reference is the SFT model (frozen); the value model is a
+// trunk (initialised from the RM's trunk) plus a scalar head (from the RM's head); the RM is
+// frozen behind `reward`. Every model must outlive the trainer. Dropout is off during PPO.
+template <class Policy, class ValueModel = Policy> class ppo_trainer {
+  public:
+    using T = typename Policy::value_type;
+    static_assert(std::is_same_v<T, typename ValueModel::value_type>,
+                  "ppo: policy and value model share a type");
+
+    ppo_trainer(Policy& policy, Policy& reference, ValueModel& value_model,
+                const linear_head<T>& value_head, reward_fn reward,
+                std::vector<std::vector<int>> prompts, ppo_config cfg,
+                std::vector<int> ptx_tokens = {})
+        : policy_(policy), ref_(reference), value_(value_model), reward_(std::move(reward)),
+          prompts_(std::move(prompts)), cfg_(cfg), policy_obj_(cfg.clip_eps),
+          value_obj_(cfg.value_clip), kl_(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon),
+          rng_(cfg.seed), cache_(policy) {
+        GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
+                   "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
+                   policy.vocab(), ")");
+        GPTX_CHECK(policy.vocab() == reference.vocab() && policy.context() == reference.context(),
+                   "ppo: the policy and the reference differ in vocabulary or context");
+        GPTX_CHECK(value_model.vocab() == policy.vocab(), "ppo: the value model's vocabulary ",
+                   value_model.vocab(), " differs from the policy's ", policy.vocab());
+        GPTX_CHECK(value_model.context() >= policy.context(), "ppo: the value model's context ",
+                   value_model.context(), " is shorter than the policy's ", policy.context());
+        GPTX_CHECK(value_head.channels() == ValueModel::C && value_head.outputs() == 1,
+                   "ppo: the value head must map ", ValueModel::C, " channels to 1 output");
+        GPTX_CHECK(static_cast<bool>(reward_), "ppo: a reward function is required");
+        GPTX_CHECK(!prompts_.empty(), "ppo: no prompts");
+        for (std::size_t i = 0; i < prompts_.size(); ++i)
+            GPTX_CHECK(!prompts_[i].empty() && int(prompts_[i].size()) + 2 <= policy.context(),
+                       "ppo: prompt ", i, " has ", prompts_[i].size(), " tokens; the context of ",
+                       policy.context(), " needs prompts of 1..", policy.context() - 2,
+                       " tokens (room for a response and end-of-text)");
+        GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
+                       cfg_.max_new_tokens > 0,
+                   "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
+        GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
+        GPTX_CHECK(cfg_.ema_decay >= 0 && cfg_.ema_decay < 1,
+                   "ppo: EMA decay must be in [0, 1), got ", cfg_.ema_decay);
+        GPTX_CHECK(cfg_.temperature > 0, "ppo: the rollout temperature must be positive");
+        std::copy(value_head.params().data(),
+                  value_head.params().data() + value_head.params().size(),
+                  value_obj_.head_params().data());
+        const adamw_config pc{cfg_.lr, cfg_.beta1, cfg_.beta2, 1e-8f, cfg_.weight_decay};
+        adamw_config vc = pc;
+        vc.lr = cfg_.value_lr > 0 ? cfg_.value_lr : cfg_.lr;
+        policy_opt_ = adamw<T>(policy.params(), pc);
+        value_opt_ = adamw<T>(value_model.params(), vc);
+        head_opt_ = adamw<T>(value_obj_.head_params(), vc);
+        if (cfg_.ema_decay > 0)
+            ema_.emplace(policy.params(), cfg_.ema_decay);
+        if (cfg_.ptx_coef != 0.0) {
+            GPTX_CHECK(!ptx_tokens.empty(), "ppo: --ptx-coef needs pre-training tokens");
+            const int pT = cfg_.ptx_context > 0 ? cfg_.ptx_context : policy.context();
+            GPTX_CHECK(pT <= policy.context(), "ppo: ptx context ", pT, " exceeds the policy's ",
+                       policy.context());
+            ptx_.emplace(std::move(ptx_tokens), cfg_.ptx_batch, pT, rng(mix64(cfg_.seed ^ 0x9e7)));
+            ptx_x_.resize(std::size_t(cfg_.ptx_batch) * pT);
+            ptx_y_.resize(ptx_x_.size());
+        }
+        for (auto* m : {&policy_, &ref_})
+            m->set_training(false);
+        value_.set_training(false);
+    }
+
+    // One iteration: rollouts, then epochs x minibatches of updates; then the KL controller.
+    // Throws (before the update that would apply it) when a loss or gradient is not finite.
+    ppo_metrics iteration() {
+        const auto t0 = std::chrono::steady_clock::now();
+        ppo_metrics out;
+        out.beta = kl_.beta();
+        rollout(out);
+        optimise(out);
+        kl_.update(out.kl_seq, cfg_.rollouts);
+        ++iteration_;
+        out.iteration = iteration_;
+        out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count();
+        return out;
+    }
+
+    // Samples one response per prompt from the current policy (temperature as configured), each
+    // stopping at end-of-text or the length cap; for evaluation. Does not touch the run's state.
+    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
+                                         std::uint64_t seed) {
+        std::vector<std::vector<int>> out(prompts.size());
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = generate_batch(cache_, group, max_new(P),
+                                      {cfg_.temperature, 0, 1.0f, seed + P}, eot_options());
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                out[idx[k]] = std::move(gen[k].tokens);
+        }
+        return out;
+    }
+
+    ppo_state state() const {
+        return {iteration_, rng_.state(), ptx_ ? ptx_->rng_state() : rng::state_type{}, kl_.beta()};
+    }
+    void set_state(const ppo_state& s) {
+        iteration_ = s.iteration;
+        rng_.set_state(s.sampler_rng);
+        if (ptx_)
+            ptx_->set_rng_state(s.ptx_rng);
+        kl_.set_beta(s.beta);
+    }
+    std::int64_t iteration_count() const { return iteration_; }
+
+    Policy& policy() { return policy_; }
+    ValueModel& value_model() { return value_; }
+    linear_head<T>& value_head() { return value_obj_.head(); }
+    adamw<T>& policy_optimizer() { return policy_opt_; }
+    adamw<T>& value_optimizer() { return value_opt_; }
+    adamw<T>& value_head_optimizer() { return head_opt_; }
+    kl_controller& kl() { return kl_; }
+    // The EMA of the policy weights, when ema_decay > 0 (else null).
+    ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
+    const ppo_config& config() const { return cfg_; }
+
+  private:
+    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
+    struct sequence {
+        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
+        int prompt = 0;          // prompt length P
+        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
+        bool ended = false;      // the policy sampled end-of-text
+        std::size_t offset = 0;  // of its actions in the flat per-action arrays
+    };
+
+    generate_options eot_options() const {
+        generate_options o;
+        o.end_of_text = cfg_.end_of_text;
+        return o;
+    }
+    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
+
+    static std::map<int, std::vector<int>>
+    group_by_length(const std::vector<std::vector<int>>& prompts) {
+        std::map<int, std::vector<int>> g;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            g[int(prompts[i].size())].push_back(int(i));
+        return g;
+    }
+
+    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
+    int pack(const std::vector<int>& order, std::size_t first, int M) {
+        int Tm = 1;
+        for (int k = 0; k < M; ++k)
+            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
+        const std::size_t n = std::size_t(M) * Tm;
+        x_.assign(n, cfg_.end_of_text);
+        y_.assign(n, cfg_.end_of_text);
+        mask_.assign(n, 0);
+        for (int k = 0; k < M; ++k) {
+            const sequence& s = seqs_[order[first + k]];
+            const int len = int(s.tokens.size()) - 1;
+            for (int t = 0; t < len; ++t) {
+                x_[std::size_t(k) * Tm + t] = s.tokens[t];
+                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
+            }
+            for (int j = 0; j < s.actions; ++j)
+                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
+        }
+        return Tm;
+    }
+
+    void rollout(ppo_metrics& out) {
+        const int N = cfg_.rollouts;
+        std::vector<std::vector<int>> chosen(N);
+        for (int i = 0; i < N; ++i)
+            chosen[i] = prompts_[rng_.below(prompts_.size())];
+        seqs_.assign(N, {});
+        for (auto& [P, idx] : group_by_length(chosen)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(chosen[i]);
+            const sampling_config sc{cfg_.temperature, 0, 1.0f, rng_.next_u64()};
+            auto gen = generate_batch(cache_, group, max_new(P), sc, eot_options());
+            for (std::size_t k = 0; k < idx.size(); ++k) {
+                sequence& s = seqs_[idx[k]];
+                s.tokens = chosen[idx[k]];
+                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
+                s.tokens.push_back(cfg_.end_of_text);
+                s.prompt = P;
+                s.ended = gen[k].reason == stop_reason::end_of_text;
+                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
+            }
+        }
+        std::size_t total = 0;
+        for (auto& s : seqs_) {
+            s.offset = total;
+            total += s.actions;
+        }
+        logp_.assign(total, 0);
+        ref_logp_.assign(total, 0);
+        values_.assign(total, 0);
+        adv_.assign(total, 0);
+        ret_.assign(total, 0);
+        std::vector<T> ent(total), klx(total);
+        scores_.assign(N, 0);
+
+        // Score every sequence with the policy, the reference, the value model and the RM,
+        // minibatch by minibatch (the rows of a mask are in action order).
+        std::vector<int> order(N);
+        std::iota(order.begin(), order.end(), 0);
+        for (int first = 0; first < N; first += cfg_.minibatch) {
+            const int M = std::min(cfg_.minibatch, N - first);
+            const int Tm = pack(order, first, M);
+            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
+            const std::size_t at = seqs_[first].offset;
+            const int R = int(rows_.size());
+            if (R > 0) {
+                const T* h = policy_.forward(x_.data(), M, Tm);
+                const T* hr = ref_.forward(x_.data(), M, Tm);
+                policy_token_stats(logp_.data() + at, ent.data() + at, ref_logp_.data() + at,
+                                   klx.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
+                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
+                                   scratch_);
+                const auto& v = value_obj_.predict(value_, x_.data(), M, Tm, rows_);
+                std::copy(v.begin(), v.end(), values_.begin() + std::ptrdiff_t(at));
+            }
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
+            const int W = Tm + 1;
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
+            for (int k = 0; k < M; ++k) {
+                const auto& s = seqs_[first + k].tokens;
+                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
+                ends[k] = int(s.size()) - 1;
+            }
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
+            GPTX_CHECK(int(sc.size()) == M, "ppo: the reward function returned ", sc.size(),
+                       " scores for ", M, " sequences");
+            for (int k = 0; k < M; ++k) {
+                GPTX_CHECK(std::isfinite(sc[k]),
+                           "ppo: the reward model's score is not finite; stopped");
+                scores_[first + k] =
+                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
+            }
+        }
+
+        // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
+        const double beta = kl_.beta();
+        std::vector<T> rew;
+        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
+        for (int i = 0; i < N; ++i) {
+            const sequence& s = seqs_[i];
+            rew.assign(s.actions, 0);
+            double seq_kl = 0;
+            for (int j = 0; j < s.actions; ++j) {
+                const double k = double(logp_[s.offset + j]) - double(ref_logp_[s.offset + j]);
+                seq_kl += k;
+                rew[j] = T(-beta * k);
+                klx_sum += klx[s.offset + j];
+                ent_sum += ent[s.offset + j];
+            }
+            if (s.actions > 0) {
+                rew[s.actions - 1] += T(scores_[i]);
+                gae(adv_.data() + s.offset, ret_.data() + s.offset, rew.data(),
+                    values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
+            }
+            kl_sum += seq_kl;
+            score_sum += scores_[i];
+            reward_sum += scores_[i] - beta * seq_kl;
+        }
+        const double ntok = std::max<double>(1.0, double(total));
+        out.score = score_sum / N;
+        out.reward = reward_sum / N;
+        out.kl_seq = kl_sum / N;
+        out.kl = kl_sum / ntok;
+        out.kl_exact = klx_sum / ntok;
+        out.entropy = ent_sum / ntok;
+        out.response_length = double(total) / N;
+        out.explained_variance = explained_variance(ret_, values_);
+        whiten(adv_.data(), adv_.size());
+    }
+
+    static double explained_variance(const std::vector<T>& ret, const std::vector<T>& val) {
+        const std::size_t n = ret.size();
+        if (n < 2)
+            return 0.0;
+        double mr = 0, md = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            mr += double(ret[i]);
+            md += double(ret[i]) - double(val[i]);
+        }
+        mr /= double(n);
+        md /= double(n);
+        double vr = 0, vd = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const double d = double(ret[i]) - double(val[i]);
+            vr += (double(ret[i]) - mr) * (double(ret[i]) - mr);
+            vd += (d - md) * (d - md);
+        }
+        return vr > 0 ? 1.0 - vd / vr : 0.0;
+    }
+
+    void optimise(ppo_metrics& out) {
+        const int N = cfg_.rollouts;
+        std::vector<int> order(N);
+        int counted = 0;
+        for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+            std::iota(order.begin(), order.end(), 0);
+            for (int i = N - 1; i > 0; --i)
+                std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
+            for (int first = 0; first < N; first += cfg_.minibatch) {
+                const int M = std::min(cfg_.minibatch, N - first);
+                const int Tm = pack(order, first, M);
+                // Per-(b, t) arrays of the minibatch, filled at the action rows.
+                const std::size_t n = std::size_t(M) * Tm;
+                old_.assign(n, 0);
+                a_.assign(n, 0);
+                ov_.assign(n, 0);
+                r_.assign(n, 0);
+                bool any = false;
+                for (int k = 0; k < M; ++k) {
+                    const sequence& s = seqs_[order[first + k]];
+                    for (int j = 0; j < s.actions; ++j) {
+                        const std::size_t row = std::size_t(k) * Tm + s.prompt - 1 + j,
+                                          f = s.offset + j;
+                        old_[row] = logp_[f];
+                        a_[row] = adv_[f];
+                        ov_[row] = values_[f];
+                        r_[row] = ret_[f];
+                        any = true;
+                    }
+                }
+                if (!any)
+                    continue;
+                const lm_batch* ptx = nullptr;
+                lm_batch pb;
+                if (ptx_) {
+                    ptx_->next(ptx_x_.data(), ptx_y_.data());
+                    pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
+                    ptx = &pb;
+                }
+                update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M, Tm,
+                               ptx, cfg_.ptx_coef},
+                              out);
+                const auto& vs =
+                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm});
+                out.value_loss += vs.value_loss;
+                out.value_clip_frac += vs.clip_frac;
+                ++counted;
+            }
+        }
+        if (counted > 0) {
+            for (double* v : {&out.policy_loss, &out.value_loss, &out.ptx_loss, &out.clip_frac,
+                              &out.value_clip_frac, &out.approx_kl})
+                *v /= counted;
+        }
+    }
+
+    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out) {
+        policy_.zero_grad();
+        const double loss = policy_obj_.forward_backward(policy_, b, 1.0);
+        const ppo_policy_stats& st = policy_obj_.stats();
+        const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
+                                               : global_norm(policy_.grads());
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
+                   ": policy loss is ", loss, " and gradient norm is ", norm,
+                   "; training stopped before applying this update");
+        out.policy_loss += st.ppo_loss;
+        out.ptx_loss += st.ptx_loss;
+        out.clip_frac += st.clip_frac;
+        out.approx_kl += st.approx_kl;
+        if (st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl) {
+            ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
+            return;
+        }
+        policy_opt_.step(policy_.params(), policy_.grads(), cfg_.lr);
+        if (ema_)
+            ema_->update(policy_.params());
+        ++out.updates;
+    }
+
+    const ppo_value_stats& update_value(const ppo_value_batch<T>& b) {
+        value_.zero_grad();
+        value_obj_.head_grads().zero();
+        const double loss = value_obj_.forward_backward(value_, b, 1.0);
+        const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
+                                           T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
+                   ": value loss is ", loss, " and gradient norm is ", norm,
+                   "; training stopped before applying this update");
+        value_opt_.step(value_.params(), value_.grads());
+        head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
+        return value_obj_.stats();
+    }
+
+    Policy& policy_;
+    Policy& ref_;
+    ValueModel& value_;
+    reward_fn reward_;
+    std::vector<std::vector<int>> prompts_;
+    ppo_config cfg_;
+    ppo_policy_objective<Policy> policy_obj_;
+    ppo_value_objective<ValueModel> value_obj_;
+    adamw<T> policy_opt_, value_opt_, head_opt_;
+    std::optional<ema<T>> ema_;
+    kl_controller kl_;
+    rng rng_;
+    std::optional<batcher> ptx_;
+    kv_cache<Policy> cache_;
+    std::int64_t iteration_ = 0;
+    // Rollout buffers: sequences, and per-action arrays in sequence order.
+    std::vector<sequence> seqs_;
+    std::vector<T> logp_, ref_logp_, values_, adv_, ret_, scratch_;
+    std::vector<double> scores_;
+    // Minibatch buffers (M, Tm).
+    std::vector<int> x_, y_, rows_, ptx_x_, ptx_y_;
+    std::vector<std::uint8_t> mask_;
+    std::vector<T> old_, a_, ov_, r_;
+};
+
+} // namespace gptx
