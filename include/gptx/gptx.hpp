@@ -35,4 +35,5 @@
 #include "train/schedule.hpp"
 #include "train/objective.hpp"
 #include "train/trainer.hpp"
+#include "train/run_loop.hpp"
 #include "io/checkpoint.hpp"

@@ -115,10 +115,9 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     trainer tr(model, obj, opt, {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }});
     tr.set_step_count(start);
 
-    std::ofstream metrics(metrics_path, o.resume ? std::ios::app : std::ios::trunc);
-    GPTX_CHECK(metrics.good(), "cannot write '", metrics_path.string(), "'");
     const std::size_t n = std::size_t(o.batch) * o.context;
     std::vector<int> x(n * o.grad_accum), y(n * o.grad_accum);
+    if (!o.resume) fs::remove(metrics_path);
 
     // Evaluation batches come from generators reseeded every time, so every evaluation sees the
     // same batches and a resumed run needs no extra state.
@@ -131,7 +130,12 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         }
         return sum / o.eval_iters;
     };
-    auto save = [&](std::int64_t step) {
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        return metrics_map{{"train_loss", estimate(train_tokens, o.seed + 101)},
+                           {"val_loss", estimate(val_tokens, o.seed + 202)}};
+    };
+    hooks.save = [&](std::int64_t step) {
         train_state st;
         st.step = step;
         st.data_rng = train_batches.rng_state();
@@ -140,40 +144,24 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         st.run_json = run_json(o).dump();
         save_checkpoint<S>(ckpt, model, &opt, tok, st);
     };
-    auto evaluate_and_save = [&](std::int64_t step) {
-        const double tl = estimate(train_tokens, o.seed + 101), vl = estimate(val_tokens, o.seed + 202);
-        std::printf("step %lld: train loss %.4f, val loss %.4f\n", static_cast<long long>(step), tl, vl);
-        std::fflush(stdout);
-        metrics << nlohmann::json{{"step", step}, {"train_loss", tl}, {"val_loss", vl}}.dump() << "\n";
-        metrics.flush();
-        GPTX_CHECK(std::isfinite(tl) && std::isfinite(vl), "step ", step, ": evaluation loss is not finite; stopped (last good checkpoint kept at '", ckpt.string(), "')");
-        save(step);
-    };
+    run_options ro;
+    ro.iters = o.iters;
+    ro.eval_every = o.eval_every;
+    ro.log_every = o.log_every;
+    ro.tokens_per_step = std::int64_t(n) * o.grad_accum;
+    ro.metrics = metrics_path;
+    ro.checkpoint_name = ckpt.string();
 
     const auto t_run = std::chrono::steady_clock::now();
-    if (start == 0) evaluate_and_save(0);
-    for (std::int64_t it = start; it < o.iters; ++it) {
-        step_metrics m;
-        try {
-            m = tr.step([&](int micro) {
-                int* xb = x.data() + n * micro;
-                int* yb = y.data() + n * micro;
-                train_batches.next(xb, yb);
-                return lm_batch{xb, yb, nullptr, o.batch, o.context};
-            });
-        } catch (const gptx::error& e) {
-            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" + ckpt.string() + "')");
-        }
-        const double tok_s = double(n) * o.grad_accum / (m.ms / 1000.0);
-        metrics << nlohmann::json{{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
-                                  {"ms", m.ms}, {"tokens_per_s", tok_s}}
-                       .dump()
-                << "\n";
-        if (m.step % o.log_every == 0 || m.step == 1)
-            std::printf("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step | %.0f tok/s\n",
-                        static_cast<long long>(m.step), o.iters, m.loss, m.lr, m.grad_norm, m.ms, tok_s);
-        if (m.step % o.eval_every == 0 || m.step == o.iters) evaluate_and_save(m.step);
-    }
+    run_training(
+        tr, ro,
+        [&](int micro) {
+            int* xb = x.data() + n * micro;
+            int* yb = y.data() + n * micro;
+            train_batches.next(xb, yb);
+            return lm_batch{xb, yb, nullptr, o.batch, o.context};
+        },
+        hooks);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
     std::printf("done: %d steps in %.1f s; checkpoint %s\n", o.iters, secs, ckpt.string().c_str());
 }
