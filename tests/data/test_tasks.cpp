@@ -1,0 +1,109 @@
+// Tests for gptx/data/tasks.hpp: the instruction family, its labeler and the generators.
+#include <boost/test/unit_test.hpp>
+
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <gptx/data/tasks.hpp>
+
+using namespace gptx;
+
+BOOST_AUTO_TEST_SUITE(tasks)
+
+BOOST_AUTO_TEST_CASE(solve_gives_the_exact_answers) {
+    BOOST_TEST(*solve_instruction("reverse abc") == "cba");
+    BOOST_TEST(*solve_instruction("uppercase hello") == "HELLO");
+    BOOST_TEST(*solve_instruction("add 12 and 7") == "19");
+    BOOST_TEST(*solve_instruction("add 0 and 0") == "0");
+    BOOST_TEST(*solve_instruction("length of kopa") == "4");
+    BOOST_TEST(*solve_instruction("sort d b a") == "a b d");
+    BOOST_TEST(*solve_instruction("sort z a z m") == "a m z z");
+    BOOST_TEST(*solve_instruction("first letter of hello") == "h");
+    BOOST_TEST(*solve_instruction("last letter of hello") == "o");
+}
+
+BOOST_AUTO_TEST_CASE(solve_rejects_text_outside_the_family) {
+    for (const char* s :
+         {"", "reverse", "reverse ", "reverse ABC", "add 1 and", "add 01 and 2", "add -1 and 2",
+          "add 1 plus 2", "sort ab c", "sort a  b", "sort a b ", "length of", "hello world"})
+        BOOST_TEST(!solve_instruction(s).has_value(), "'" << s << "' should not parse");
+}
+
+BOOST_AUTO_TEST_CASE(prompt_round_trip) {
+    BOOST_TEST(task_prompt("reverse abc") == "Q: reverse abc\nA: ");
+    BOOST_TEST(*instruction_of_prompt("Q: reverse abc\nA: ") == "reverse abc");
+    BOOST_TEST(!instruction_of_prompt("reverse abc").has_value());
+    BOOST_TEST(!instruction_of_prompt("Q: reverse abc\nA:").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(labeler_prefers_correct_complete_concise_ended_answers) {
+    const labeler lab;
+    const task t{"reverse abcd", "dcba"};
+    BOOST_TEST(lab.score(t, "dcba", true) == 1.0);
+    BOOST_TEST(lab.score(t, "dcba", false) == 0.8);
+    // one wrong letter of four: 0.2 + 0.8 * 0.5 * 0.75
+    BOOST_TEST(lab.score(t, "dcbx", true) == 0.2 + 0.8 * 0.5 * 0.75,
+               boost::test_tools::tolerance(1e-12));
+    // trailing junk: edit 3 over length 7
+    BOOST_TEST(lab.score(t, "dcba ok", true) == 0.2 + 0.8 * 0.5 * (4.0 / 7.0),
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(lab.score(t, "", true) == 0.2);
+    BOOST_TEST(lab.score(t, "", false) == 0.0);
+    BOOST_TEST(lab.score("Q: add 2 and 3\nA: ", "5", true) == 1.0);
+    BOOST_TEST(lab.score(t, "dcba", true) > lab.score(t, "dcba", false));
+    BOOST_TEST(lab.score(t, "dcba", false) > lab.score(t, "dcbx", true));
+    BOOST_TEST(lab.score(t, "dcbx", true) > lab.score(t, "dcba ok", true));
+
+    const std::vector<std::string> rs{"dcba ok", "dcba", "xyz", "dcba"};
+    const std::vector<bool> ended{true, false, true, true};
+    BOOST_TEST(lab.rank(t, rs, ended) == (std::vector<int>{3, 1, 0, 2}));
+}
+
+BOOST_AUTO_TEST_CASE(labeler_rejects_prompts_outside_the_family) {
+    const labeler lab;
+    try {
+        (void)lab.score("Q: translate hello\nA: ", "x", true);
+        BOOST_FAIL("no error");
+    } catch (const gptx::error& e) {
+        BOOST_TEST(std::string(e.what()).find("translate hello") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(generators_are_deterministic_and_disjoint) {
+    const auto a = make_tasks(7, 200), b = make_tasks(7, 200);
+    BOOST_TEST((a == b));
+    std::set<int> kinds;
+    std::unordered_set<std::string> seen;
+    for (const auto& t : a) {
+        BOOST_TEST(*solve_instruction(t.instruction) == t.answer);
+        seen.insert(t.instruction);
+    }
+    BOOST_TEST(seen.size() == a.size());
+    const auto held_out = make_tasks(8, 200, seen);
+    for (const auto& t : held_out)
+        BOOST_TEST(!seen.count(t.instruction));
+
+    rng r(3);
+    for (int k = 0; k < task_kind_count; ++k) {
+        const task t = make_task(task_kind(k), r);
+        BOOST_TEST(*solve_instruction(t.instruction) == t.answer);
+    }
+    rng r2(11);
+    const task rev = make_task(task_kind::reverse, r2);
+    BOOST_TEST(std::string(rev.answer.rbegin(), rev.answer.rend()) == rev.instruction.substr(8));
+}
+
+BOOST_AUTO_TEST_CASE(corpus_is_deterministic_and_covers_the_prompt_characters) {
+    const std::string c = make_pretraining_corpus(5, 20000);
+    BOOST_TEST(c == make_pretraining_corpus(5, 20000));
+    BOOST_TEST(c != make_pretraining_corpus(6, 20000));
+    BOOST_TEST(c.size() >= 20000u);
+    BOOST_TEST(c.find("Q: ") != std::string::npos);
+    for (const auto& t : make_tasks(9, 300))
+        for (char ch : task_prompt(t.instruction) + t.answer)
+            BOOST_TEST(c.find(ch) != std::string::npos, "character '" << ch << "' missing");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
