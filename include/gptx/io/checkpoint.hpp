@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,15 +33,22 @@
 #include "../train/optimizer.hpp"
 
 // File layout, version 1. Little-endian; offsets in bytes.
-//   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present)
+//   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
 //   16   i32 width, heads, layers | u32 norm (0 pre, 1 post) | i32 vocab, context
 //   40   u64 parameters N | i64 optimizer steps | i64 train step
 //   64   u64 tokenizer blob bytes | u64 run_json bytes | char[32] tokenizer kind (NUL-padded)
-//   112  u32 bytes per value (4: float32) | u32 0 | u64 XXH64 of bytes [0, 120)
+//   112  u32 bytes per value (4: float32) | u32 X, extras bytes (0 without flag bit 1) |
+//        u64 XXH64 of bytes [0, 120)
 //   128  tokenizer blob | run_json | u64 data rng[4], dropout seed, dropout counter |
 //        zeros up to a multiple of 64
 //   P    params (N x f32) | m (N x f32) | v (N x f32)   (m and v only with flag bit 0)
+//   E    extras, X bytes (only with flag bit 1): named arenas beside the trunk (a reward,
+//        value or classifier head), each with optional AdamW state:
+//          u32 count | u32 0 | count x (u32 name bytes | u32 flags (bit 0: m and v) |
+//          u64 values n | u64 optimizer steps | name) | zeros up to a multiple of 4 |
+//          for each in order: values (n x f32) | m (n x f32) | v (n x f32)
 //   end  u64 XXH64 (seed 0) of every byte before it
+// A checkpoint without extras is byte-for-byte what version 1 always wrote.
 // The header has its own hash so read_checkpoint_info trusts it without reading the whole file.
 
 namespace gptx {
@@ -58,6 +66,22 @@ struct train_state {
     std::string run_json; // the run's hyper-parameters; opaque to the checkpoint
 };
 
+// A named arena saved beside the trunk (e.g. reward_model's "reward_head"), with its optimizer.
+// save_checkpoint reads through the pointers; load_checkpoint fills them.
+struct checkpoint_extra {
+    std::string name;                     // unique in a file, 1..255 bytes
+    basic_arena<float>* params = nullptr; // required
+    adamw<float>* opt = nullptr;          // its AdamW (m, v, step count); null: none
+};
+
+// An extra section as the file lists it.
+struct checkpoint_extra_info {
+    std::string name;
+    std::size_t size = 0; // values
+    bool has_optimizer = false;
+    int optimizer_steps = 0;
+};
+
 // The header of a checkpoint, read without loading it: enough to pick the preset to build.
 struct checkpoint_info {
     int version = 0;
@@ -70,6 +94,7 @@ struct checkpoint_info {
     std::string tokenizer_kind;
     std::string run_json;
     std::uint64_t file_size = 0;
+    std::vector<checkpoint_extra_info> extras; // named arenas beside the trunk
 };
 
 namespace detail {
@@ -322,6 +347,7 @@ struct checkpoint_layout {
     checkpoint_info info;
     std::uint64_t tokenizer_bytes = 0, run_json_bytes = 0;
     std::uint64_t params_offset = 0; // P in the layout above
+    std::uint64_t extras_offset = 0, extras_bytes = 0; // E and X
     std::uint64_t total_bytes = 0;   // the file size the header implies
 };
 
@@ -407,12 +433,17 @@ class ckpt_reader {
         lay_.run_json_bytes = ckpt_get(h, 72, 8);
         const std::string_view kind(h.data() + 80, 32);
         const std::uint64_t value_bytes = ckpt_get(h, 112, 4);
+        lay_.extras_bytes = ckpt_get(h, 116, 4);
         info.has_optimizer = (flags & 1) != 0;
         info.file_size = size_;
 
         auto corrupt = [&](auto... why) { fail(name_, ": corrupt header: ", why...); };
-        if (flags > 1)
+        if (flags > 3)
             corrupt("unknown flags ", flags);
+        if ((flags & 2) == 0 && lay_.extras_bytes != 0)
+            corrupt(lay_.extras_bytes, " bytes of extras without the extras flag");
+        if ((flags & 2) != 0 && lay_.extras_bytes < 8)
+            corrupt("extras section of ", lay_.extras_bytes, " bytes");
         if (placement > 3)
             corrupt("norm placement ", placement);
         if (!info.dims.valid())
@@ -446,7 +477,10 @@ class ckpt_reader {
             corrupt("section sizes overflow");
         lay_.params_offset = end / 64 * 64;
         lay_.total_bytes = lay_.params_offset;
-        if (!ckpt_add_product(lay_.total_bytes, n, sizeof(float) * arenas) ||
+        if (!ckpt_add_product(lay_.total_bytes, n, sizeof(float) * arenas))
+            corrupt("section sizes overflow");
+        lay_.extras_offset = lay_.total_bytes;
+        if (!ckpt_add_product(lay_.total_bytes, 1, lay_.extras_bytes) ||
             !ckpt_add_product(lay_.total_bytes, 1, 8))
             corrupt("section sizes overflow");
         GPTX_CHECK(lay_.total_bytes <= size_, name_, ": truncated: expected ", lay_.total_bytes,
@@ -462,15 +496,77 @@ class ckpt_reader {
     checkpoint_layout lay_;
 };
 
+// An extra section listed in the file, and where its values start.
+struct ckpt_extra_entry {
+    checkpoint_extra_info info;
+    std::uint64_t data_offset = 0;
+};
+
+inline constexpr std::size_t ckpt_extra_entry_bytes = 24; // before the name
+
+// Reads and checks the extras directory against the section size the header gives.
+inline std::vector<ckpt_extra_entry> ckpt_read_extras(ckpt_reader& r) {
+    const auto& lay = r.layout();
+    std::vector<ckpt_extra_entry> out;
+    if (lay.extras_bytes == 0)
+        return out;
+    const std::uint64_t X = lay.extras_bytes;
+    auto corrupt = [&](auto... why) { fail(r.name(), ": corrupt extras section: ", why...); };
+    r.seek(lay.extras_offset);
+    const std::string top = r.read_string(8, "the extras section");
+    const std::uint64_t count = ckpt_get(top, 0, 4);
+    if (count > (X - 8) / ckpt_extra_entry_bytes)
+        corrupt(count, " sections do not fit in ", X, " bytes");
+    std::uint64_t at = 8;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        if (at + ckpt_extra_entry_bytes > X)
+            corrupt("the directory runs past the section");
+        const std::string e = r.read_string(ckpt_extra_entry_bytes, "the extras section");
+        const std::uint64_t name_bytes = ckpt_get(e, 0, 4), flags = ckpt_get(e, 4, 4);
+        const std::uint64_t n = ckpt_get(e, 8, 8), steps = ckpt_get(e, 16, 8);
+        at += ckpt_extra_entry_bytes;
+        if (name_bytes == 0 || name_bytes > 255 || at + name_bytes > X)
+            corrupt("section ", i, " has a name of ", name_bytes, " bytes");
+        if (flags > 1)
+            corrupt("section ", i, " has unknown flags ", flags);
+        if (steps > INT_MAX)
+            corrupt("section ", i, " has optimizer step count ", steps);
+        ckpt_extra_entry x;
+        x.info.name = r.read_string(name_bytes, "the extras section");
+        at += name_bytes;
+        for (const auto& y : out)
+            if (y.info.name == x.info.name)
+                corrupt("section '", x.info.name, "' appears twice");
+        if (n > X)
+            corrupt("section '", x.info.name, "' has ", n, " values");
+        x.info.size = std::size_t(n);
+        x.info.has_optimizer = (flags & 1) != 0;
+        x.info.optimizer_steps = int(steps);
+        out.push_back(std::move(x));
+    }
+    std::uint64_t data = (at + 3) / 4 * 4;
+    for (auto& x : out) {
+        x.data_offset = lay.extras_offset + data;
+        data += std::uint64_t(x.info.size) * sizeof(float) * (x.info.has_optimizer ? 3 : 1);
+        if (data > X)
+            corrupt("the values run past the section");
+    }
+    if (data != X)
+        corrupt("the sections hold ", data, " bytes, the header says ", X);
+    return out;
+}
+
 } // namespace detail
 
-// Reads and validates the header (and the small run_json), not the weights.
+// Reads and validates the header (and the small run_json and extras directory), not the weights.
 inline checkpoint_info read_checkpoint_info(const std::filesystem::path& file) {
     detail::ckpt_reader r(file);
     const auto& lay = r.layout();
     r.seek(checkpoint_header_bytes + lay.tokenizer_bytes);
     checkpoint_info info = lay.info;
     info.run_json = r.read_string(lay.run_json_bytes, "run_json");
+    for (auto& x : detail::ckpt_read_extras(r))
+        info.extras.push_back(std::move(x.info));
     return info;
 }
 
@@ -490,10 +586,12 @@ template <class F> bool with_checkpoint_preset(const checkpoint_info& info, F&& 
 
 // Writes `file` atomically: everything goes to file + ".tmp", which is fsynced and then renamed
 // over `file`, so a crash at any moment leaves either the old checkpoint or the new one.
-// opt may be null (weights only). The dropout fields of st are written as given.
+// opt may be null (weights only). The dropout fields of st are written as given. extras are
+// named arenas saved beside the trunk (heads), each with its optimizer when opt is set.
 template <shape S>
 void save_checkpoint(const std::filesystem::path& file, const transformer<S, float>& model,
-                     const adamw<float>* opt, const tokenizer& tok, const train_state& st) {
+                     const adamw<float>* opt, const tokenizer& tok, const train_state& st,
+                     std::span<const checkpoint_extra> extras = {}) {
     const std::string name = file.string();
     const std::size_t n = model.num_parameters();
     // Validate before creating a file, so a failure leaves nothing behind.
@@ -507,12 +605,43 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     GPTX_CHECK(tok.vocab_size() <= model.vocab(), name, ": the tokenizer has ", tok.vocab_size(),
                " tokens but the model's vocabulary is ", model.vocab());
     const std::string blob = tok.serialize();
+    std::string extras_dir;
+    std::uint64_t extras_bytes = 0;
+    if (!extras.empty()) {
+        detail::ckpt_put(extras_dir, extras.size(), 4);
+        detail::ckpt_put(extras_dir, 0, 4);
+        std::uint64_t values = 0;
+        for (std::size_t i = 0; i < extras.size(); ++i) {
+            const checkpoint_extra& e = extras[i];
+            GPTX_CHECK(!e.name.empty() && e.name.size() <= 255, name, ": extra section name '",
+                       e.name, "' must have 1 to 255 bytes");
+            for (std::size_t k = 0; k < i; ++k)
+                GPTX_CHECK(extras[k].name != e.name, name, ": extra section '", e.name,
+                           "' is given twice");
+            GPTX_CHECK(e.params, name, ": extra section '", e.name, "' has no parameters");
+            const std::size_t en = e.params->size();
+            if (e.opt)
+                GPTX_CHECK(e.opt->m().size() == en && e.opt->v().size() == en, name,
+                           ": the optimizer of '", e.name, "' holds state for ", e.opt->m().size(),
+                           " values, the section has ", en);
+            detail::ckpt_put(extras_dir, e.name.size(), 4);
+            detail::ckpt_put(extras_dir, e.opt ? 1 : 0, 4);
+            detail::ckpt_put(extras_dir, en, 8);
+            detail::ckpt_put(extras_dir, std::uint64_t(e.opt ? e.opt->step_count() : 0), 8);
+            extras_dir += e.name;
+            values += std::uint64_t(en) * (e.opt ? 3 : 1);
+        }
+        extras_dir.resize((extras_dir.size() + 3) / 4 * 4, '\0');
+        extras_bytes = extras_dir.size() + values * sizeof(float);
+        GPTX_CHECK(extras_bytes <= 0xffffffffu, name, ": extra sections of ", extras_bytes,
+                   " bytes exceed the format's 4 GiB");
+    }
 
     std::string head;
     head.reserve(checkpoint_header_bytes);
     head += checkpoint_magic;
     detail::ckpt_put(head, checkpoint_version, 4);
-    detail::ckpt_put(head, opt ? 1 : 0, 4);
+    detail::ckpt_put(head, (opt ? 1 : 0) | (extras.empty() ? 0 : 2), 4);
     detail::ckpt_put(head, std::uint32_t(S.width), 4);
     detail::ckpt_put(head, std::uint32_t(S.heads), 4);
     detail::ckpt_put(head, std::uint32_t(S.layers), 4);
@@ -527,7 +656,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     head += kind;
     head.append(32 - kind.size(), '\0');
     detail::ckpt_put(head, sizeof(float), 4);
-    detail::ckpt_put(head, 0, 4);
+    detail::ckpt_put(head, extras_bytes, 4);
     detail::ckpt_put(head, detail::xxh64_of(head), 8);
 
     std::string prefix = std::move(head);
@@ -550,6 +679,14 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
                 w.write_floats(opt->m().data(), n);
                 w.write_floats(opt->v().data(), n);
             }
+            w.write(extras_dir.data(), extras_dir.size());
+            for (const checkpoint_extra& e : extras) {
+                w.write_floats(e.params->data(), e.params->size());
+                if (e.opt) {
+                    w.write_floats(e.opt->m().data(), e.params->size());
+                    w.write_floats(e.opt->v().data(), e.params->size());
+                }
+            }
             w.finish();
         }
         std::error_code ec;
@@ -565,10 +702,13 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
 
 // Loads a checkpoint into model (and opt, tok, st when not null). Everything is validated,
 // the checksum included, before anything is modified: a bad file leaves them as they were.
-// opt null skips the moments; a non-null opt needs a file saved with an optimizer.
+// opt null skips the moments; a non-null opt needs a file saved with an optimizer. Each of
+// extras must be in the file with its size (and its optimizer state when e.opt is set); sections
+// of the file not asked for are skipped, so a reward model's file loads as a plain trunk.
 template <shape S>
 void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& model,
-                     adamw<float>* opt, tokenizer* tok, train_state* st) {
+                     adamw<float>* opt, tokenizer* tok, train_state* st,
+                     std::span<const checkpoint_extra> extras = {}) {
     detail::ckpt_reader r(file);
     const std::string& name = r.name();
     const auto& lay = r.layout();
@@ -611,6 +751,31 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
     std::string tail = r.read_string(8, "the checksum");
     GPTX_CHECK(detail::ckpt_get(tail, 0, 8) == hash.digest(), name,
                ": checksum mismatch (file is corrupt)");
+    const std::vector<detail::ckpt_extra_entry> sections = detail::ckpt_read_extras(r);
+    std::vector<const detail::ckpt_extra_entry*> wanted;
+    for (const checkpoint_extra& e : extras) {
+        const detail::ckpt_extra_entry* found = nullptr;
+        std::string have;
+        for (const auto& x : sections) {
+            have += (have.empty() ? "'" : ", '") + x.info.name + "'";
+            if (x.info.name == e.name)
+                found = &x;
+        }
+        GPTX_CHECK(found, name, ": no '", e.name, "' section in this checkpoint (it has ",
+                   have.empty() ? std::string("none") : have, ")");
+        GPTX_CHECK(e.params, name, ": no arena to load '", e.name, "' into");
+        GPTX_CHECK(found->info.size == e.params->size(), name, ": section '", e.name, "' has ",
+                   found->info.size, " values, this model's has ", e.params->size());
+        if (e.opt) {
+            GPTX_CHECK(found->info.has_optimizer, name, ": no optimizer state for '", e.name,
+                       "' in this checkpoint");
+            GPTX_CHECK(e.opt->m().size() == found->info.size &&
+                           e.opt->v().size() == found->info.size,
+                       name, ": the optimizer of '", e.name, "' holds state for ",
+                       e.opt->m().size(), " values, the file ", found->info.size);
+        }
+        wanted.push_back(found);
+    }
 
     const std::string_view pre(prefix);
     std::size_t at = checkpoint_header_bytes;
@@ -646,6 +811,21 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
         read_arena(opt->m().data(), "the optimizer's m");
         read_arena(opt->v().data(), "the optimizer's v");
         opt->set_step_count(info.optimizer_steps);
+    }
+    for (std::size_t i = 0; i < extras.size(); ++i) {
+        const checkpoint_extra& e = extras[i];
+        const std::size_t en = e.params->size();
+        r.seek(wanted[i]->data_offset);
+        auto read_values = [&](float* dst, const char* what) {
+            r.read(dst, en * sizeof(float), what);
+            detail::ckpt_swap_floats(dst, en);
+        };
+        read_values(e.params->data(), "an extra section");
+        if (e.opt) {
+            read_values(e.opt->m().data(), "an extra section's m");
+            read_values(e.opt->v().data(), "an extra section's v");
+            e.opt->set_step_count(wanted[i]->info.optimizer_steps);
+        }
     }
     model.set_dropout_seed(loaded.dropout_seed);
     model.set_dropout_counter(loaded.dropout_counter);
