@@ -71,12 +71,10 @@ struct bench_samples {
     double tokens = 0, flops = 0;
 };
 
-// Parameters that do matrix work: all but the position table (nanoGPT's get_num_params). The tied
-// wte counts once, for the LM head.
+// The weights of the matrix products: the tied LM head (V·C) and 12·C² per layer (qkv, proj, fc,
+// fcproj). Biases, LayerNorms and the position table do no multiply-adds worth counting.
 template <shape S> double matmul_params(const model_config& cfg) {
-    const double C = S.width, L = S.layers;
-    const double per_layer = 12 * C * C + 13 * C; // qkv, proj, fc, fcproj weights + biases + 2 LNs
-    return cfg.vocab * C + L * per_layer + (S.placement == norm::pre ? 2 * C : 0);
+    return double(cfg.vocab) * S.width + 12.0 * S.layers * double(S.width) * S.width;
 }
 
 // Training FLOPs per step (PaLM appendix B, as nanoGPT's estimate_mfu): per token 6·N for the
