@@ -179,10 +179,10 @@ BOOST_AUTO_TEST_CASE(reward_position_is_the_end_of_text_after_the_prompt) {
     // The sequence the data readers build: prompt, response, end-of-text; cut from the left.
     bool truncated = true;
     BOOST_TEST(
-        (reward_sequence({1, 2}, {3, 4}, 9, 8, &truncated) == std::vector<int>{1, 2, 3, 4, 9}));
+        (reward_sequence({1, 2}, {3, 4}, 9, 8, &truncated) == std::vector<int>{9, 1, 2, 3, 4, 9}));
     BOOST_TEST(!truncated);
     BOOST_TEST(
-        (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{3, 4, 5, 9}));
+        (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{9, 4, 5, 9}));
     BOOST_TEST(truncated);
     reward_model<tiny_rm, double> rm({9, 8});
     rm.init(1);
@@ -224,10 +224,12 @@ BOOST_AUTO_TEST_CASE(reads_pairwise_and_ranked_jsonl) {
     const tokenized_comparisons t = tokenize_comparisons(cs, tok, eot, 6, "x.jsonl");
     BOOST_TEST(t.groups.size() == 3u);
     BOOST_TEST(t.pairs() == 8u);
-    std::vector<int> want = tok.encode("1good");
+    std::vector<int> want = tok.encode("good");
+    want.insert(want.begin(), eot);
     want.push_back(eot);
-    BOOST_TEST(t.groups[0].responses[0] == want); // "Q1good" + eot is 7 > 6: cut from the left
-    BOOST_TEST(t.truncated == 1u);
+    BOOST_TEST(t.groups[0].responses[0] == want); // eot "Q1good" eot is 8 > 6: the prompt is cut
+    BOOST_TEST(t.groups[2].responses[0] == std::vector<int>(2, eot)); // empty prompt and response
+    BOOST_TEST(t.truncated == 2u);                                    // "Q1good" and "Q1bad"
     BOOST_TEST(error_of([&] {
                    tokenize_comparisons(cs, char_tokenizer::from_corpus("Q1"), eot, 64, "x.jsonl");
                }).find("x.jsonl:1: response 0 character 'g'") != std::string::npos);

@@ -117,24 +117,26 @@ inline std::size_t count_pairs(const std::vector<comparison>& cs) {
     return n;
 }
 
-// The sequence a reward model scores: prompt tokens, response tokens, end_of_text. The reward is
-// read at that final end-of-text (see nn/reward_model.hpp). Prompt and response are encoded
-// separately, as SFT does, so the response's tokens do not depend on the prompt's last
-// characters. A sequence longer than `context` keeps its last `context` tokens: the prompt loses
-// its start, and the response and the end-of-text survive. *truncated reports it.
+// The sequence a reward model scores, laid out as SFT lays out an example (data/sft.hpp) and as
+// generation sees it: end-of-text, prompt, response, end-of-text. The reward is read at the final
+// end-of-text (see nn/reward_model.hpp). Prompt and response are encoded separately, as SFT
+// does. A sequence longer than `context` keeps its leading end-of-text and its last context - 1
+// tokens: the prompt loses its start, the response and the closing end-of-text survive.
+// *truncated reports it.
 inline std::vector<int> reward_sequence(const std::vector<int>& prompt,
                                         const std::vector<int>& response, int end_of_text,
                                         int context, bool* truncated = nullptr) {
-    GPTX_CHECK(context > 0, "reward_sequence: context must be positive, got ", context);
+    GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
     GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
     std::vector<int> seq;
-    seq.reserve(prompt.size() + response.size() + 1);
+    seq.reserve(prompt.size() + response.size() + 2);
+    seq.push_back(end_of_text);
     seq.insert(seq.end(), prompt.begin(), prompt.end());
     seq.insert(seq.end(), response.begin(), response.end());
     seq.push_back(end_of_text);
     const bool cut = seq.size() > std::size_t(context);
     if (cut)
-        seq.erase(seq.begin(), seq.end() - context);
+        seq.erase(seq.begin() + 1, seq.end() - (context - 1));
     if (truncated)
         *truncated = cut;
     return seq;

@@ -15,26 +15,28 @@
 
 namespace gptx {
 
-// The reward position. A scored sequence is prompt tokens, response tokens, end-of-text; the
-// reward is the scalar head at that end-of-text, the first one at or after the prompt's end (the
-// prompt itself may contain end-of-text tokens). RM training, PPO and evaluation all read there.
-// Returns -1 when the response has no end-of-text (it was cut off); the caller decides (PPO may
-// append one, or penalise). seq may be right-padded with anything after the end-of-text: causal
-// attention keeps padding from touching the positions before it.
-inline int reward_position(std::span<const int> seq, int prompt_len, int end_of_text) {
-    GPTX_CHECK(prompt_len >= 0, "reward_position: prompt length must be >= 0, got ", prompt_len);
-    for (std::size_t t = std::size_t(prompt_len); t < seq.size(); ++t)
+// The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
+// layout); the reward is the scalar head at the end-of-text that closes the response: the first
+// one at or after response_start, the number of tokens before the response (1 + prompt tokens;
+// the prompt itself may contain end-of-text tokens). RM training, PPO and evaluation all read
+// there. Returns -1 when the response has no end-of-text (it was cut off); the caller decides
+// (PPO may append one, or penalise). A row may be right-padded with anything after that
+// end-of-text: causal attention keeps padding from touching the positions before it.
+inline int reward_position(std::span<const int> seq, int response_start, int end_of_text) {
+    GPTX_CHECK(response_start >= 0, "reward_position: response start must be >= 0, got ",
+               response_start);
+    for (std::size_t t = std::size_t(response_start); t < seq.size(); ++t)
         if (seq[t] == end_of_text)
             return static_cast<int>(t);
     return -1;
 }
 
-// positions (B) of right-padded rows tokens (B, T) whose prompts have prompt_lens (B) tokens.
+// positions (B) of right-padded rows tokens (B, T) whose responses start at response_starts (B).
 inline void reward_positions(int* positions, const int* tokens, int B, int T,
-                             const int* prompt_lens, int end_of_text) {
+                             const int* response_starts, int end_of_text) {
     for (int b = 0; b < B; ++b)
         positions[b] = reward_position({tokens + std::size_t(b) * T, std::size_t(T)},
-                                       prompt_lens[b], end_of_text);
+                                       response_starts[b], end_of_text);
 }
 
 // Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
@@ -88,8 +90,8 @@ template <shape S, class T = float> class reward_model {
         return r;
     }
 
-    // Rewards of whole sequences (each prompt + response + end-of-text, read at its last
-    // token), `batch` rows per forward, right-padded with the end-of-text token.
+    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
+    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
     std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                    int batch = 16) {
         GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
@@ -121,8 +123,8 @@ template <shape S, class T = float> class reward_model {
 };
 
 // InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
-// the demonstrations (prompt + demonstrated response + end-of-text each) and shifts the head's
-// bias by minus their mean. Returns that mean (the offset removed).
+// the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
+// head's bias by minus their mean. Returns that mean (the offset removed).
 template <shape S, class T>
 double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
                              int end_of_text, int batch = 16) {
