@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(tokenizer_value_dispatches_by_kind) {
                "prompt character 'z' (position 2) is not in the tokenizer's 3-symbol vocabulary");
 
     BOOST_TEST(error_of([] { make_tokenizer("gpt3", ""); }) ==
-               "unknown tokenizer kind 'gpt3' (valid: byte, char)");
+               "unknown tokenizer kind 'gpt3' (valid: byte, char, gpt2)");
     BOOST_CHECK_THROW(make_tokenizer("char", ""), gptx::error);
 }
 
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(corrupted_blobs_are_rejected) {
         h = (h ^ static_cast<unsigned char>(ch)) * 16777619u;
     for (int i = 0; i < 4; ++i)
         alien += static_cast<char>((h >> (8 * i)) & 0xff);
-    BOOST_TEST(err(alien) == "tokenizer blob: unknown kind 'bpe9' (valid: byte, char)");
+    BOOST_TEST(err(alien) == "tokenizer blob: unknown kind 'bpe9' (valid: byte, char, gpt2)");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
