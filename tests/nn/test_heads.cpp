@@ -4,10 +4,7 @@
 
 #include <cmath>
 
-#include <gptx/nn/heads.hpp>
-#include <gptx/nn/transformer.hpp>
-#include <gptx/train/objective.hpp>
-#include <gptx/train/trainer.hpp>
+#include <gptx/gptx.hpp>
 
 #include "support/gradcheck.hpp"
 

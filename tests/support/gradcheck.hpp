@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <gptx/core/rng.hpp>
+#include <gptx/gptx.hpp>
 
 namespace gptx::test {
 

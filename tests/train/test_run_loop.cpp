@@ -5,8 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <gptx/nn/transformer.hpp>
-#include <gptx/train/run_loop.hpp>
+#include <gptx/gptx.hpp>
 
 using namespace gptx;
 namespace fs = std::filesystem;

@@ -4,10 +4,7 @@
 
 #include <cstring>
 
-#include <gptx/nn/transformer.hpp>
-#include <gptx/train/objective.hpp>
-#include <gptx/train/schedule.hpp>
-#include <gptx/train/trainer.hpp>
+#include <gptx/gptx.hpp>
 
 using namespace gptx;
 
