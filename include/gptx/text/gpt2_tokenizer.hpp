@@ -865,6 +865,11 @@ class gpt2_tokenizer {
     gpt2_tokenizer() = default;
     const data& base() const { return *base_; }
 
+    // reserve() to exactly n would defeat geometric growth when called per special-token span.
+    static void grow(std::vector<int>& v, std::size_t n) {
+        if (v.capacity() < n)
+            v.reserve(std::max(n, 2 * v.capacity()));
+    }
     static void put(std::string& out, std::uint32_t v) {
         for (int i = 0; i < 4; ++i)
             out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -874,7 +879,7 @@ class gpt2_tokenizer {
     void encode_span(std::string_view text, std::vector<int>& out, detail::piece_cache& cache,
                      bpe_scratch& scratch) const {
         std::vector<int> ids;
-        out.reserve(out.size() + text.size() / 3);
+        grow(out, out.size() + text.size() / 3);
         gpt2_pretokenize(text, [&](std::string_view piece) {
             if (piece.size() == 1) {
                 out.push_back(base().byte_ids[static_cast<unsigned char>(piece[0])]);
@@ -956,7 +961,7 @@ class gpt2_tokenizer {
         std::size_t total = 0;
         for (const auto& p : parts)
             total += p.size();
-        out.reserve(out.size() + total);
+        grow(out, out.size() + total);
         for (const auto& p : parts)
             out.insert(out.end(), p.begin(), p.end());
     }
