@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
+#include "cli/rm.hpp"
 #include "cli/sample.hpp"
 #include "cli/train.hpp"
 
@@ -38,6 +39,13 @@ int main(int argc, char** argv) {
         gptx::cli::run_bench(bench_opts);
     };
     gptx::cli::add_bench_command(app, bench_opts, bench_run);
+
+    gptx::cli::rm_options rm_opts;
+    std::function<void()> rm_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_rm(rm_opts);
+    };
+    gptx::cli::add_rm_command(app, rm_opts, rm_run);
 
     try {
         app.parse(argc, argv);

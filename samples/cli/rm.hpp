@@ -1,0 +1,281 @@
+// samples/cli/rm.hpp: `gptx rm`, the InstructGPT reward model trained on pairwise or ranked
+// comparisons from an SFT (or pre-trained) trunk, with held-out pairwise accuracy, checkpoints,
+// metrics.jsonl and exact resume. Tested by tests/cli/test_rm_cli.cpp.
+#pragma once
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <gptx/data/comparisons.hpp>
+#include <gptx/data/sft.hpp>
+#include <gptx/nn/reward_model.hpp>
+#include <gptx/train/reward_objective.hpp>
+#include <gptx/train/run_loop.hpp>
+
+#include "common.hpp"
+
+namespace gptx::cli {
+
+struct rm_options {
+    std::string init, data, val, demos, out = "out-rm";
+    double val_fraction = 0.1, epochs = 1.0;
+    int iters = 0, decay_iters = 0, batch = 8, grad_accum = 1, warmup = 0, eval_every = 50,
+        log_every = 10;
+    int end_of_text = -1;
+    float lr = 1e-4f, min_lr = -1.0f, weight_decay = 0.0f, beta1 = 0.9f, beta2 = 0.95f;
+    float grad_clip = 1.0f, dropout = 0.0f;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& run) {
+    auto* c = app.add_subcommand("rm", "Train a reward model on ranked comparisons");
+    c->add_option("--init", o.init, "SFT or pre-trained checkpoint whose trunk starts the RM")
+        ->required();
+    c->add_option("--data", o.data,
+                  "Comparisons JSONL: {\"prompt\",\"chosen\",\"rejected\"} or "
+                  "{\"prompt\",\"responses\":[best, ..., worst]} (K = 2..9)")
+        ->required();
+    c->add_option("--val", o.val, "Held-out comparisons JSONL (default: split off --data)");
+    c->add_option("--val-fraction", o.val_fraction,
+                  "Without --val: the last fraction of --data's prompts held out");
+    c->add_option("--demos", o.demos,
+                  "SFT demonstrations JSONL {\"prompt\",\"response\"}: the reward bias is set so "
+                  "that their rewards average 0");
+    c->add_option("--epochs", o.epochs, "Passes over the training prompts (InstructGPT: 1)");
+    c->add_option("--iters", o.iters, "Optimizer steps (overrides --epochs)");
+    c->add_option("--batch", o.batch, "Prompts per micro-batch (all C(K,2) pairs of each)");
+    c->add_option("--grad-accum", o.grad_accum, "Micro-batches per step");
+    c->add_option("--lr", o.lr, "Peak learning rate");
+    c->add_option("--min-lr", o.min_lr, "Cosine floor (default: --lr / 10)");
+    c->add_option("--warmup", o.warmup, "Linear warmup steps");
+    c->add_option("--decay-iters", o.decay_iters, "Cosine decay length (default: the run's steps)");
+    c->add_option("--weight-decay", o.weight_decay, "AdamW decay on 2-D weights");
+    c->add_option("--beta1", o.beta1, "AdamW beta1");
+    c->add_option("--beta2", o.beta2, "AdamW beta2");
+    c->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip (0 disables)");
+    c->add_option("--dropout", o.dropout, "Dropout rate (0 disables)");
+    c->add_option("--eval-every", o.eval_every, "Steps between held-out evaluations and saves");
+    c->add_option("--log-every", o.log_every, "Steps between progress lines");
+    c->add_option("--end-of-text", o.end_of_text,
+                  "End-of-text id (default: the tokenizer's <|endoftext|>, else the id after its "
+                  "vocabulary)");
+    c->add_option("--seed", o.seed, "Seed for the head, the data order and dropout");
+    c->add_option("--out", o.out, "Run folder: model.gptx (trunk + reward_head) and metrics.jsonl");
+    c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
+    c->callback([&] { run(); });
+}
+
+namespace rm_detail {
+
+inline void validate(const rm_options& o) {
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
+    GPTX_CHECK(o.iters >= 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.epochs > 0 && std::isfinite(o.epochs), "--epochs must be positive, got ",
+               o.epochs);
+    GPTX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "--val-fraction must be in (0, 1), got ",
+               o.val_fraction);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.min_lr <= o.lr, "--min-lr must be at most --lr, got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+}
+
+// The tokenizer's <|endoftext|> when it has one, else the id the model reserves after the
+// tokenizer's vocabulary (how byte and char models get one, as SFT does).
+// (A template, so that it compiles with a tokenizer without special tokens too.)
+template <class Tok> int end_of_text(const Tok& tok, int model_vocab, int requested) {
+    if (requested >= 0) {
+        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
+                   " is outside the vocabulary [0, ", model_vocab, ")");
+        return requested;
+    }
+    if constexpr (requires { tok.special_token_id("<|endoftext|>"); })
+        if (const auto id = tok.special_token_id("<|endoftext|>"))
+            return *id;
+    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
+               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
+               model_vocab, ") reserves no id after it; pass --end-of-text");
+    return tok.vocab_size();
+}
+
+inline nlohmann::json run_json(const rm_options& o) {
+    return {{"init", o.init},
+            {"data", o.data},
+            {"val", o.val},
+            {"val_fraction", o.val_fraction},
+            {"demos", o.demos},
+            {"epochs", o.epochs},
+            {"iters", o.iters},
+            {"batch", o.batch},
+            {"grad_accum", o.grad_accum},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"decay_iters", o.decay_iters},
+            {"weight_decay", o.weight_decay},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip},
+            {"dropout", o.dropout},
+            {"seed", o.seed}};
+}
+
+template <shape S>
+void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_info& info) {
+    using trunk_t = transformer<S>;
+    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
+    reward_model<S> rm(info.config);
+    rm.init(o.seed);
+    tokenizer tok;
+    load_checkpoint<S>(init_file, rm.trunk(), nullptr, &tok, nullptr); // the trunk only
+    rm.trunk().set_dropout(o.dropout);
+    rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    rm.trunk().set_dropout_counter(0);
+    const int eot = end_of_text(tok, rm.vocab(), o.end_of_text);
+    const int ctx = rm.context();
+
+    // Data: tokenized once; the held-out part is --val or the last --val-fraction of --data.
+    std::vector<comparison> train_cs = read_comparisons(o.data), val_cs;
+    if (!o.val.empty()) {
+        val_cs = read_comparisons(o.val);
+    } else {
+        const auto n_val = std::size_t(std::ceil(o.val_fraction * double(train_cs.size())));
+        GPTX_CHECK(n_val < train_cs.size(), o.data, ": ", train_cs.size(),
+                   " prompts are too few to hold out ", n_val, " (--val-fraction ", o.val_fraction,
+                   "); give more data or --val");
+        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
+        train_cs.resize(train_cs.size() - n_val);
+    }
+    const tokenized_comparisons train = tokenize_comparisons(train_cs, tok, eot, ctx, o.data);
+    const tokenized_comparisons val =
+        tokenize_comparisons(val_cs, tok, eot, ctx, o.val.empty() ? o.data : o.val);
+    std::vector<std::vector<int>> demos;
+    if (!o.demos.empty())
+        for (const sft_example& e : read_sft_jsonl(o.demos))
+            demos.push_back(reward_sequence(tok.encode(e.prompt, "prompt"),
+                                            tok.encode(e.response, "response"), eot, ctx));
+
+    reward_batcher batches(train, o.batch, eot, o.seed + 1);
+    const std::int64_t iters =
+        o.iters > 0 ? o.iters
+                    : (batches.steps_for_epochs(o.epochs) + o.grad_accum - 1) / o.grad_accum;
+    std::printf(
+        "gptx rm: %s, vocab %d, context %d, end-of-text %d | train %zu prompts (%zu pairs), "
+        "held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d threads\n",
+        to_string(S).c_str(), rm.vocab(), ctx, eot, train.groups.size(), train.pairs(),
+        val.groups.size(), val.pairs(), static_cast<long long>(iters), o.batch * o.grad_accum,
+        num_threads());
+    if (train.truncated + val.truncated > 0)
+        std::printf("note: %zu sequences were longer than the context %d and lost the start of "
+                    "their prompt\n",
+                    train.truncated + val.truncated, ctx);
+
+    adamw<float> opt(rm.trunk().params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
+    reward_objective obj(rm);
+    const float min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+    const cosine_schedule sched{o.lr, min_lr, o.warmup,
+                                o.decay_iters > 0 ? o.decay_iters : int(iters)};
+    trainer tr(rm.trunk(), obj, opt,
+               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }});
+    const checkpoint_extra extras[] = {
+        {reward_model<S>::head_name, &rm.head().params(), &tr.head_optimizer()}};
+
+    // The saved head carries the demonstration offset; the raw bias it trains from is kept in
+    // run_json bit for bit, so a resumed run continues from exactly the same state.
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
+        tokenizer saved;
+        train_state st;
+        load_checkpoint<S>(ckpt, rm.trunk(), &opt, &saved, &st, extras);
+        GPTX_CHECK(saved == tok, ckpt.string(),
+                   ": the checkpoint's tokenizer differs from --init's");
+        const auto j = nlohmann::json::parse(st.run_json, nullptr, false);
+        GPTX_CHECK(j.is_object() && j.contains("raw_bias_bits"), ckpt.string(),
+                   ": not a gptx rm checkpoint (no raw_bias_bits in its run state)");
+        rm.set_bias(std::bit_cast<float>(j["raw_bias_bits"].get<std::uint32_t>()));
+        tr.set_step_count(st.step);
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(st.step));
+    } else {
+        fs::remove(metrics_path);
+    }
+
+    reward_eval last{};
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        last = evaluate_rewards<trunk_t>(rm.trunk(), obj, val, o.batch, eot);
+        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
+    };
+    hooks.save = [&](std::int64_t step) {
+        const float raw = rm.bias();
+        nlohmann::json j = run_json(o);
+        j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
+        j["val_accuracy"] = last.accuracy;
+        if (!demos.empty())
+            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch);
+        train_state st;
+        st.step = step;
+        st.dropout_seed = rm.trunk().dropout_seed();
+        st.dropout_counter = rm.trunk().dropout_counter();
+        st.run_json = j.dump();
+        save_checkpoint<S>(ckpt, rm.trunk(), &opt, tok, st, extras);
+        rm.set_bias(raw);
+    };
+    run_options ro;
+    ro.iters = iters;
+    ro.eval_every = o.eval_every;
+    ro.log_every = o.log_every;
+    ro.metrics = metrics_path;
+    ro.checkpoint_name = ckpt.string();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (tr.step_count() < iters) {
+        run_training(
+            tr, ro,
+            [&](int micro) { return batches.batch(tr.step_count() * o.grad_accum + micro); },
+            hooks);
+    } else {
+        hooks.evaluate(tr.step_count());
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("reward model: held-out pairwise accuracy %.4f over %zu pairs (%zu prompts), loss "
+                "%.4f\n",
+                last.accuracy, last.pairs, last.prompts, last.loss);
+    if (!demos.empty()) {
+        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch);
+        double mean = 0;
+        for (float v : r)
+            mean += v;
+        std::printf("reward offset: bias set so the %zu demonstrations average 0 (their raw mean "
+                    "was %.4f)\n",
+                    demos.size(), mean / double(r.size()));
+    }
+    std::printf("done: %lld steps in %.1f s; checkpoint %s\n", static_cast<long long>(iters), secs,
+                ckpt.string().c_str());
+}
+
+} // namespace rm_detail
+
+inline void run_rm(const rm_options& o) {
+    rm_detail::validate(o);
+    const fs::path init_file = checkpoint_file(o.init);
+    const checkpoint_info info = read_checkpoint_info(init_file);
+    fs::create_directories(o.out);
+    const bool found =
+        with_checkpoint_preset(info, [&]<shape S>() { rm_detail::rm_run<S>(o, init_file, info); });
+    GPTX_CHECK(found, init_file.string(), ": no preset has the checkpoint's shape ",
+               to_string(info.dims));
+}
+
+} // namespace gptx::cli
