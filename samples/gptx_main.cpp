@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
+#include "cli/ppo.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
 #include "cli/train.hpp"
@@ -39,6 +40,13 @@ int main(int argc, char** argv) {
         gptx::cli::run_bench(bench_opts);
     };
     gptx::cli::add_bench_command(app, bench_opts, bench_run);
+
+    gptx::cli::ppo_options ppo_opts;
+    std::function<void()> ppo_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_ppo(ppo_opts);
+    };
+    gptx::cli::add_ppo_command(app, ppo_opts, ppo_run);
 
     gptx::cli::rm_options rm_opts;
     std::function<void()> rm_run = [&] {

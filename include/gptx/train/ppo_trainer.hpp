@@ -2,7 +2,7 @@
 // cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
 // value updates. Tested by tests/train/test_ppo.cpp.
 // Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
-// Note: this header includes generate/ (rollouts need the sampler); generate depends on nn only.
+// Note: this header includes generate/sampler.hpp (rollouts sample); it depends on core only.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -19,7 +19,9 @@
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../data/batcher.hpp"
-#include "../generate/generate.hpp"
+#include "../generate/sampler.hpp"
+#include "../nn/kv_cache.hpp"
+#include "../nn/reward_model.hpp"
 #include "clip.hpp"
 #include "ema.hpp"
 #include "gae.hpp"
@@ -76,6 +78,7 @@ struct ppo_metrics {
     double response_length = 0; // mean action tokens per response (end-of-text included)
     double policy_loss = 0, value_loss = 0, ptx_loss = 0; // means over the updates
     double clip_frac = 0, value_clip_frac = 0, approx_kl = 0;
+    double grad_norm = 0;          // mean policy gradient norm before clipping
     double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
     int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
     double ms = 0;
@@ -180,8 +183,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             std::vector<std::vector<int>> group;
             for (int i : idx)
                 group.push_back(prompts[i]);
-            auto gen = generate_batch(cache_, group, max_new(P),
-                                      {cfg_.temperature, 0, 1.0f, seed + P}, eot_options());
+            auto gen = draw(group, P, seed + std::uint64_t(P));
             for (std::size_t k = 0; k < idx.size(); ++k)
                 out[idx[k]] = std::move(gen[k].tokens);
         }
@@ -221,10 +223,47 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::size_t offset = 0;  // of its actions in the flat per-action arrays
     };
 
-    generate_options eot_options() const {
-        generate_options o;
-        o.end_of_text = cfg_.end_of_text;
-        return o;
+    struct response {
+        std::vector<int> tokens; // without the end-of-text
+        bool ended = false;      // end-of-text was drawn
+    };
+    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
+    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
+    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
+    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
+                               std::uint64_t seed) {
+        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
+        std::vector<sampler> samplers;
+        for (int b = 0; b < B; ++b)
+            samplers.emplace_back(
+                sampling_config{cfg_.temperature, 0, 1.0f, seed + std::uint64_t(b)});
+        std::vector<response> out(B);
+        cache_.reset(B, P + steps - 1);
+        std::vector<int> fed(std::size_t(B) * P);
+        for (int b = 0; b < B; ++b)
+            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
+        const T* logits = cache_.forward_logits(fed.data(), B, P);
+        std::vector<int> next(B, cfg_.end_of_text);
+        int active = B;
+        for (int step = 0; step < steps && active > 0; ++step) {
+            for (int b = 0; b < B; ++b) {
+                if (out[b].ended) {
+                    next[b] = cfg_.end_of_text;
+                    continue;
+                }
+                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
+                next[b] = id;
+                if (id == cfg_.end_of_text) {
+                    out[b].ended = true;
+                    --active;
+                } else {
+                    out[b].tokens.push_back(id);
+                }
+            }
+            if (active > 0 && step + 1 < steps)
+                logits = cache_.forward_logits(next.data(), B, 1);
+        }
+        return out;
     }
     int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
 
@@ -268,15 +307,14 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             std::vector<std::vector<int>> group;
             for (int i : idx)
                 group.push_back(chosen[i]);
-            const sampling_config sc{cfg_.temperature, 0, 1.0f, rng_.next_u64()};
-            auto gen = generate_batch(cache_, group, max_new(P), sc, eot_options());
+            auto gen = draw(group, P, rng_.next_u64());
             for (std::size_t k = 0; k < idx.size(); ++k) {
                 sequence& s = seqs_[idx[k]];
                 s.tokens = chosen[idx[k]];
                 s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
                 s.tokens.push_back(cfg_.end_of_text);
                 s.prompt = P;
-                s.ended = gen[k].reason == stop_reason::end_of_text;
+                s.ended = gen[k].ended;
                 s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
             }
         }
@@ -439,7 +477,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         }
         if (counted > 0) {
             for (double* v : {&out.policy_loss, &out.value_loss, &out.ptx_loss, &out.clip_frac,
-                              &out.value_clip_frac, &out.approx_kl})
+                              &out.value_clip_frac, &out.approx_kl, &out.grad_norm})
                 *v /= counted;
         }
     }
@@ -457,6 +495,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.ptx_loss += st.ptx_loss;
         out.clip_frac += st.clip_frac;
         out.approx_kl += st.approx_kl;
+        out.grad_norm += norm;
         if (st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl) {
             ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
             return;
@@ -504,6 +543,31 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::vector<int> x_, y_, rows_, ptx_x_, ptx_y_;
     std::vector<std::uint8_t> mask_;
     std::vector<T> old_, a_, ov_, r_;
+};
+
+// The reward function of a frozen reward model, read at the end-of-text (rm must outlive it).
+template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
+    return [&rm](const int* tokens, int B, int Tn, const int* ends) {
+        const std::vector<T> r = rm.score(tokens, B, Tn, ends);
+        return std::vector<float>(r.begin(), r.end());
+    };
+}
+
+// The three trainable or frozen trunks of InstructGPT's PPO, made from the SFT model and the RM:
+// the policy and the reference start as copies of the SFT model, the value trunk as a copy of
+// the RM's trunk (its head comes from rm.head(), passed to ppo_trainer).
+template <shape S, class T = float> struct ppo_models {
+    transformer<S, T> policy, reference, value;
+    ppo_models(const transformer<S, T>& sft, const reward_model<S, T>& rm)
+        : policy(sft.config()), reference(sft.config()), value(rm.trunk().config()) {
+        copy_parameters(policy, sft);
+        copy_parameters(reference, sft);
+        copy_parameters(value, rm.trunk());
+    }
+    static void copy_parameters(transformer<S, T>& dst, const transformer<S, T>& src) {
+        std::copy(src.params().data(), src.params().data() + src.params().size(),
+                  dst.params().data());
+    }
 };
 
 } // namespace gptx

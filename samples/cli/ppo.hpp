@@ -1,0 +1,388 @@
+// samples/cli/ppo.hpp: `gptx ppo`, InstructGPT's PPO (and PPO-ptx with --ptx-coef/--ptx-data)
+// from an SFT checkpoint and a reward-model checkpoint, resumable. Tested by
+// tests/cli/test_ppo_cli.cpp.
+#pragma once
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <gptx/nn/reward_model.hpp>
+#include <gptx/train/ppo_trainer.hpp>
+#include <gptx/train/run_loop.hpp>
+
+#include "common.hpp"
+
+namespace gptx::cli {
+
+struct ppo_options {
+    std::string policy, reward, prompts, ptx_data, out = "out-ppo";
+    int iters = 20, rollouts = 64, epochs = 4, minibatch = 16, max_new = 32, ptx_batch = 4,
+        ptx_context = 0;
+    int save_every = 1, log_every = 1, end_of_text = -1;
+    float lr = 1e-5f, value_lr = 0.0f, grad_clip = 1.0f;
+    double ptx_coef = 0.0, kl_coef = 0.02, kl_target = 0.0, kl_horizon = 10000.0, ema = 0.0;
+    double gamma = 1.0, lambda = 0.95, clip = 0.2, value_clip = 0.2;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+inline void add_ppo_command(CLI::App& app, ppo_options& o, std::function<void()>& run) {
+    auto* c =
+        app.add_subcommand("ppo", "Align a policy with PPO (or PPO-ptx) against a reward model");
+    c->add_option("--policy", o.policy,
+                  "SFT checkpoint (run folder or file): the initial policy and the reference")
+        ->required();
+    c->add_option("--reward", o.reward,
+                  "Reward-model checkpoint (gptx rm): the frozen RM and the value model's init")
+        ->required();
+    c->add_option("--prompts", o.prompts, "JSONL with one {\"prompt\": ...} per line")->required();
+    c->add_option("--out", o.out, "Run folder: policy.gptx, value.gptx, model.gptx, metrics.jsonl");
+    c->add_option("--iters", o.iters, "PPO iterations (rollouts + updates each)");
+    c->add_option("--rollouts", o.rollouts, "Responses sampled per iteration");
+    c->add_option("--epochs", o.epochs, "Passes over the rollouts per iteration");
+    c->add_option("--minibatch", o.minibatch, "Responses per update");
+    c->add_option("--max-new", o.max_new, "Response length cap in tokens");
+    c->add_option("--lr", o.lr, "Policy learning rate");
+    c->add_option("--value-lr", o.value_lr, "Value model learning rate (default: --lr)");
+    c->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip per model (0 disables)");
+    c->add_option("--kl-coef", o.kl_coef,
+                  "KL penalty beta (InstructGPT: 0.02); the initial beta when adaptive");
+    c->add_option("--kl-target", o.kl_target,
+                  "Adaptive KL controller: target KL per response (0: fixed beta)");
+    c->add_option("--kl-horizon", o.kl_horizon, "Adaptive KL controller horizon, in responses");
+    c->add_option("--ema", o.ema, "EMA decay of the policy weights (InstructGPT: 0.992; 0: off)");
+    c->add_option("--ptx-coef", o.ptx_coef,
+                  "PPO-ptx: pre-training gradient weight gamma (InstructGPT: 27.8)");
+    c->add_option("--ptx-data", o.ptx_data, "PPO-ptx: pre-training token file (.bin)");
+    c->add_option("--ptx-batch", o.ptx_batch, "PPO-ptx: pre-training sequences per update");
+    c->add_option("--ptx-context", o.ptx_context,
+                  "PPO-ptx: their length (default: the model's context)");
+    c->add_option("--gamma", o.gamma, "GAE discount (InstructGPT: 1)");
+    c->add_option("--lambda", o.lambda, "GAE lambda");
+    c->add_option("--clip", o.clip, "Policy ratio clip epsilon");
+    c->add_option("--value-clip", o.value_clip, "Value clip (0 disables)");
+    c->add_option("--end-of-text", o.end_of_text,
+                  "End-of-text id (default: the tokenizer's, or the id after it)");
+    c->add_option("--save-every", o.save_every, "Iterations between checkpoints");
+    c->add_option("--log-every", o.log_every, "Iterations between progress lines");
+    c->add_option("--seed", o.seed, "Seed for prompts, sampling and minibatches");
+    c->add_flag("--resume", o.resume, "Continue the run in --out");
+    c->callback([&] { run(); });
+}
+
+namespace ppo_detail {
+
+inline void validate(const ppo_options& o) {
+    GPTX_CHECK(o.iters > 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.rollouts > 0, "--rollouts must be positive, got ", o.rollouts);
+    GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
+    GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.value_lr >= 0, "--value-lr must be >= 0, got ", o.value_lr);
+    GPTX_CHECK(o.kl_coef >= 0, "--kl-coef must be >= 0, got ", o.kl_coef);
+    GPTX_CHECK(o.kl_target >= 0, "--kl-target must be >= 0, got ", o.kl_target);
+    GPTX_CHECK(o.kl_horizon > 0, "--kl-horizon must be positive, got ", o.kl_horizon);
+    GPTX_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
+    GPTX_CHECK(o.ptx_coef >= 0, "--ptx-coef must be >= 0, got ", o.ptx_coef);
+    GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
+               "--ptx-coef needs --ptx-data (a pre-training .bin file)");
+    GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.clip > 0 && o.clip < 1, "--clip must be in (0, 1), got ", o.clip);
+    GPTX_CHECK(o.value_clip >= 0, "--value-clip must be >= 0, got ", o.value_clip);
+    GPTX_CHECK(o.gamma >= 0 && o.gamma <= 1, "--gamma must be in [0, 1], got ", o.gamma);
+    GPTX_CHECK(o.lambda >= 0 && o.lambda <= 1, "--lambda must be in [0, 1], got ", o.lambda);
+}
+
+inline ppo_config make_config(const ppo_options& o, int eot) {
+    ppo_config c;
+    c.end_of_text = eot;
+    c.rollouts = o.rollouts;
+    c.max_new_tokens = o.max_new;
+    c.epochs = o.epochs;
+    c.minibatch = o.minibatch;
+    c.lr = o.lr;
+    c.value_lr = o.value_lr;
+    c.grad_clip = o.grad_clip;
+    c.clip_eps = o.clip;
+    c.value_clip = o.value_clip;
+    c.gamma = o.gamma;
+    c.lambda = o.lambda;
+    c.kl_coef = o.kl_coef;
+    c.kl_target = o.kl_target;
+    c.kl_horizon = o.kl_horizon;
+    c.ema_decay = o.ema;
+    c.ptx_coef = o.ptx_coef;
+    c.ptx_batch = o.ptx_batch;
+    c.ptx_context = o.ptx_context;
+    c.seed = o.seed;
+    return c;
+}
+
+// The hyper-parameters that must not change across --resume (the trajectory depends on them).
+inline nlohmann::json run_json(const ppo_options& o) {
+    return {{"policy", o.policy},
+            {"reward", o.reward},
+            {"prompts", o.prompts},
+            {"ptx_data", o.ptx_data},
+            {"rollouts", o.rollouts},
+            {"epochs", o.epochs},
+            {"minibatch", o.minibatch},
+            {"max_new", o.max_new},
+            {"lr", o.lr},
+            {"value_lr", o.value_lr},
+            {"grad_clip", o.grad_clip},
+            {"kl_coef", o.kl_coef},
+            {"kl_target", o.kl_target},
+            {"kl_horizon", o.kl_horizon},
+            {"ema", o.ema},
+            {"ptx_coef", o.ptx_coef},
+            {"ptx_batch", o.ptx_batch},
+            {"ptx_context", o.ptx_context},
+            {"gamma", o.gamma},
+            {"lambda", o.lambda},
+            {"clip", o.clip},
+            {"value_clip", o.value_clip},
+            {"seed", o.seed},
+            {"end_of_text", o.end_of_text}};
+}
+
+// The end-of-text id: the tokenizer's <|endoftext|>, else the id just past its vocabulary when the
+// model reserves one (as SFT lays data out).
+inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested) {
+    if (requested >= 0) {
+        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
+                   " is outside the vocabulary [0, ", model_vocab, ")");
+        return requested;
+    }
+    if (const auto id = tok.special_token_id("<|endoftext|>"))
+        return *id;
+    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
+               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
+               model_vocab, ") reserves no id after it; pass --end-of-text");
+    return tok.vocab_size();
+}
+
+// Prompts as generation sees them: end-of-text, then the prompt's tokens.
+inline std::vector<std::vector<int>> read_prompts(const fs::path& path, const tokenizer& tok,
+                                                  int eot) {
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
+    std::vector<std::vector<int>> out;
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            gptx::detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
+        }
+        GPTX_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(), path.string(),
+                   ":", n, ": expected an object with a string \"prompt\"");
+        std::vector<int> p{eot};
+        const std::vector<int> ids = tok.encode(j["prompt"].get<std::string>(), "prompt");
+        p.insert(p.end(), ids.begin(), ids.end());
+        out.push_back(std::move(p));
+    }
+    GPTX_CHECK(!out.empty(), path.string(), ": no prompts");
+    return out;
+}
+
+// The reward-model checkpoint (gptx rm): the trunk plus the "reward_head" section.
+template <shape S> void load_reward(const fs::path& file, reward_model<S>& rm) {
+    const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm.head().params(), nullptr}};
+    load_checkpoint<S>(file, rm.trunk(), nullptr, nullptr, nullptr, head);
+}
+
+// The shared run loop sees one PPO iteration as one step; its evaluation point reports the
+// iteration's metrics and saves.
+template <class Trainer> struct iteration_step {
+    Trainer& tr;
+    std::optional<ppo_metrics> last;
+    float lr;
+    template <class F> step_metrics step(F&&) {
+        last = tr.iteration();
+        if (last->skipped > 0)
+            std::printf(
+                "iteration %lld: %d of %d updates skipped (the ratio or the KL to the rollout "
+                "policy exploded)\n",
+                static_cast<long long>(last->iteration), last->skipped,
+                last->skipped + last->updates);
+        return {last->iteration, last->policy_loss, last->grad_norm, lr, last->ms};
+    }
+    std::int64_t step_count() const { return tr.iteration_count(); }
+};
+
+template <shape S>
+void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint_info& pinfo) {
+    using model_t = transformer<S>;
+    const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", value_ckpt = dir / "value.gptx",
+                   ema_ckpt = dir / "ema.gptx", final_ckpt = dir / "model.gptx";
+    model_t sft(pinfo.config);
+    tokenizer tok;
+    load_checkpoint<S>(policy_file, sft, nullptr, &tok, nullptr);
+    const fs::path rm_file = checkpoint_file(o.reward);
+    const checkpoint_info rinfo = read_checkpoint_info(rm_file);
+    GPTX_CHECK(rinfo.dims == S, rm_file.string(), ": the reward model's shape ",
+               to_string(rinfo.dims), " differs from the policy's ", to_string(S),
+               " (gptx ppo needs one shape)");
+    GPTX_CHECK(rinfo.config.vocab == pinfo.config.vocab, rm_file.string(),
+               ": the reward model's vocabulary ", rinfo.config.vocab,
+               " differs from the policy's ", pinfo.config.vocab);
+    reward_model<S> rm(rinfo.config);
+    load_reward<S>(rm_file, rm);
+    const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
+    auto prompts = read_prompts(o.prompts, tok, eot);
+    std::vector<int> ptx;
+    if (o.ptx_coef > 0) {
+        ptx = read_token_file(o.ptx_data);
+        for (int id : ptx)
+            GPTX_CHECK(id >= 0 && id < sft.vocab(), o.ptx_data, ": token ", id,
+                       " is outside the vocabulary [0, ", sft.vocab(), ")");
+    }
+
+    ppo_models<S> models(sft, rm);
+    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),
+                            std::move(prompts), make_config(o, eot), std::move(ptx));
+    const nlohmann::json run = run_json(o);
+
+    // value.gptx: the value trunk and its AdamW, the value head and its AdamW as a section.
+    // policy.gptx: the policy and its AdamW, the EMA as a section, the run's state; written last,
+    // so its iteration marks a complete save. model.gptx: the weights to use (the EMA's, if on).
+    const std::string value_head_name = "value_head", ema_name = "policy_ema";
+    auto value_extras = [&] {
+        return std::vector<checkpoint_extra>{
+            {value_head_name, &tr.value_head().params(), &tr.value_head_optimizer()}};
+    };
+    auto policy_extras = [&] {
+        std::vector<checkpoint_extra> x;
+        if (auto* e = tr.policy_ema())
+            x.push_back({ema_name, &e->shadow(), nullptr});
+        return x;
+    };
+    auto save = [&](std::int64_t it) {
+        const ppo_state s = tr.state();
+        train_state st;
+        st.step = it;
+        st.run_json = nlohmann::json{{"iteration", it}}.dump();
+        save_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), tok, st,
+                           value_extras());
+        if (auto* e = tr.policy_ema()) {
+            model_t ema_model(pinfo.config);
+            std::copy(e->shadow().data(), e->shadow().data() + e->shadow().size(),
+                      ema_model.params().data());
+            save_checkpoint<S>(final_ckpt, ema_model, nullptr, tok, st);
+        } else {
+            save_checkpoint<S>(final_ckpt, models.policy, nullptr, tok, st);
+        }
+        st.data_rng = s.sampler_rng;
+        nlohmann::json pj = run;
+        pj["iteration"] = it;
+        pj["beta"] = s.beta;
+        pj["ptx_rng"] = s.ptx_rng;
+        st.run_json = pj.dump();
+        save_checkpoint<S>(policy_ckpt, models.policy, &tr.policy_optimizer(), tok, st,
+                           policy_extras());
+    };
+
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(policy_ckpt) && fs::exists(value_ckpt), "--resume: no PPO run in '",
+                   dir.string(), "' (policy.gptx and value.gptx)");
+        train_state pst, vst;
+        load_checkpoint<S>(policy_ckpt, models.policy, &tr.policy_optimizer(), nullptr, &pst,
+                           policy_extras());
+        load_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), nullptr, &vst,
+                           value_extras());
+        const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        for (const char* k :
+             {"policy",    "reward",     "prompts", "ptx_data",   "rollouts",  "epochs",
+              "minibatch", "max_new",    "lr",      "value_lr",   "grad_clip", "kl_coef",
+              "kl_target", "kl_horizon", "ema",     "ptx_coef",   "ptx_batch", "ptx_context",
+              "gamma",     "lambda",     "clip",    "value_clip", "seed",      "end_of_text"})
+            GPTX_CHECK(pj.contains(k) && pj[k] == run[k], "--resume: --", k,
+                       " differs from the run in '", dir.string(), "' (",
+                       pj.contains(k) ? pj[k].dump() : "missing", " there, ", run[k].dump(),
+                       " now)");
+        GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
+                   "' holds value.gptx of iteration ", vst.step, " and policy.gptx of iteration ",
+                   pst.step, " (a save was interrupted)");
+        ppo_state s;
+        s.iteration = pst.step;
+        s.sampler_rng = pst.data_rng;
+        s.beta = pj.at("beta").get<double>();
+        s.ptx_rng = pj.at("ptx_rng").get<rng::state_type>();
+        tr.set_state(s);
+        std::printf("resumed from %s at iteration %lld\n", policy_ckpt.string().c_str(),
+                    static_cast<long long>(s.iteration));
+    } else {
+        std::ofstream(dir / "metrics.jsonl", std::ios::trunc);
+    }
+
+    iteration_step<ppo_trainer<model_t>> adapter{tr, std::nullopt, o.lr};
+
+    run_options ro;
+    ro.iters = o.iters;
+    ro.eval_every = o.save_every;
+    ro.log_every = o.log_every;
+    ro.metrics = dir / "metrics.jsonl";
+    ro.checkpoint_name = policy_ckpt.string();
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        metrics_map m;
+        if (!adapter.last)
+            return m;
+        const ppo_metrics& p = *adapter.last;
+        m = {{"score", p.score},
+             {"kl", p.kl},
+             {"kl_exact", p.kl_exact},
+             {"kl_seq", p.kl_seq},
+             {"entropy", p.entropy},
+             {"reward", p.reward},
+             {"beta", p.beta},
+             {"response_length", p.response_length},
+             {"policy_loss", p.policy_loss},
+             {"value_loss", p.value_loss},
+             {"clip_frac", p.clip_frac},
+             {"value_clip_frac", p.value_clip_frac},
+             {"approx_kl", p.approx_kl},
+             {"explained_variance", p.explained_variance},
+             {"skipped", double(p.skipped)}};
+        if (o.ptx_coef > 0)
+            m.emplace_back("ptx_loss", p.ptx_loss);
+        return m;
+    };
+    hooks.save = save;
+    run_training(
+        adapter, ro, [](int) { return 0; }, hooks);
+    std::printf("done: %d iterations; policy %s\n", o.iters, final_ckpt.string().c_str());
+}
+
+} // namespace ppo_detail
+
+inline void run_ppo(const ppo_options& o) {
+    ppo_detail::validate(o);
+    const fs::path policy_file = checkpoint_file(o.policy);
+    const checkpoint_info info = read_checkpoint_info(policy_file);
+    fs::create_directories(o.out);
+    std::printf("gptx ppo: policy %s (%s), vocab %d, context %d, %d threads\n",
+                policy_file.string().c_str(), to_string(info.dims).c_str(), info.config.vocab,
+                info.config.context, num_threads());
+    const bool found = with_checkpoint_preset(
+        info, [&]<shape S>() { ppo_detail::ppo_run<S>(o, policy_file, info); });
+    GPTX_CHECK(found, policy_file.string(), ": no preset has the checkpoint's shape ",
+               to_string(info.dims));
+}
+
+} // namespace gptx::cli
