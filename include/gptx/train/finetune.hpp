@@ -1,5 +1,5 @@
 // gptx/train/finetune.hpp: GPT-1 supervised fine-tuning: the task tokens (start, delimiter,
-// extract) and the embedding rows they add, the input transformations, and the objective
+// extract) registered at runtime, the input transformations, and the objective
 // L = L_task + lambda * L_LM with a linear head at the extract token and classifier dropout.
 // Tested by tests/train/test_finetune.cpp.
 // Legend: M examples, N sequences, T time, C channels, K classes, V vocab.
@@ -17,7 +17,9 @@
 #include "../core/rng.hpp"
 #include "../nn/heads.hpp"
 #include "../nn/lm_head.hpp"
+#include "../nn/resize.hpp"
 #include "../nn/transformer.hpp"
+#include "../text/tokenizer.hpp"
 #include "schedule.hpp"
 
 namespace gptx {
@@ -31,25 +33,21 @@ inline constexpr task_token_ids task_tokens_after(int base_vocab) {
     return {base_vocab, base_vocab + 1, base_vocab + 2};
 }
 
-// Copies `from` into `to`, whose vocabulary may be larger: every tensor is copied, and the new
-// rows of wte are drawn from N(0, std_dev), as GPT-1 initialises its embeddings (0.02).
-template <shape S, class T>
-void copy_grown(const transformer<S, T>& from, transformer<S, T>& to, std::uint64_t seed,
-                float std_dev = 0.02f) {
-    GPTX_CHECK(to.vocab() >= from.vocab() && to.context() == from.context(),
-               "grow vocabulary: target (vocab ", to.vocab(), ", context ", to.context(),
-               ") cannot hold the source (vocab ", from.vocab(), ", context ", from.context(), ")");
-    for (int i = 0; i < num_param_tensors; ++i) {
-        const auto& src = from.params().view(i);
-        const auto& dst = to.params().view(i);
-        std::copy(src.data, src.data + src.size, dst.data); // wte: the old rows come first
-    }
-    rng r(seed);
-    T* wte = to.param(p_wte);
-    for (std::size_t k = std::size_t(from.vocab()) * S.width; k < std::size_t(to.vocab()) * S.width;
-         ++k)
-        wte[k] = T(std_dev * r.normal());
-    to.set_dropout(from.dropout());
+// Registers GPT-1's task tokens with the tokenizer when its vocabulary is the model's (ids
+// vocab, vocab + 1, vocab + 2, so decode shows them); otherwise (a model that reserves ids past
+// its tokenizer) appends unregistered ids after the model's vocabulary. Either way the model must
+// then grow by 3 rows: grow_vocab(model, 3, seed) (nn/resize.hpp) draws them from N(0, 0.02).
+inline task_token_ids add_task_tokens(tokenizer& tok, int model_vocab) {
+    if (tok.vocab_size() != model_vocab)
+        return task_tokens_after(model_vocab);
+    task_token_ids t;
+    t.start = tok.add_special_token("<|start|>");
+    t.delim = tok.add_special_token("<|delim|>");
+    t.extract = tok.add_special_token("<|extract|>");
+    GPTX_CHECK(t.start == model_vocab && t.delim == model_vocab + 1 && t.extract == model_vocab + 2,
+               "fine-tuning: the tokenizer already has task tokens (ids ", t.start, ", ", t.delim,
+               ", ", t.extract, "); this model's vocabulary ends at ", model_vocab);
+    return t;
 }
 
 // ---- Input transformations (GPT-1, figure 1) ----
