@@ -163,7 +163,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     std::vector<std::vector<int>> demos;
     if (!o.demos.empty())
         for (const sft_example& e : read_sft_jsonl(o.demos))
-            demos.push_back(reward_sequence(tok.encode(e.prompt, "prompt"),
+            demos.push_back(reward_sequence(reward_prefix(tok, e.prompt, eot),
                                             tok.encode(e.response, "response"), eot, ctx));
 
     reward_batcher batches(train, o.batch, eot, o.seed + 1);

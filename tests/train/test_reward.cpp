@@ -94,6 +94,7 @@ tokenized_comparisons preference_data(int prompts, std::uint64_t seed, int eot, 
         std::vector<int> prompt(2 + r.below(3));
         for (int& t : prompt)
             t = 2 + int(r.below(std::uint64_t(V - 2)));
+        prompt.insert(prompt.begin(), eot); // the prefix: end-of-text, prompt
         ranked_sequences g;
         for (int i = 0; i < K; ++i) {
             std::vector<int> resp(static_cast<std::size_t>(L));
@@ -176,13 +177,13 @@ BOOST_AUTO_TEST_CASE(reward_position_is_the_end_of_text_after_the_prompt) {
     reward_positions(pos.data(), tokens.data(), 2, 5, plen.data(), eot);
     BOOST_TEST(pos[0] == 3);
     BOOST_TEST(pos[1] == 4);
-    // The sequence the data readers build: prompt, response, end-of-text; cut from the left.
+    // prefix, response, end-of-text; a long one keeps its first token and its last ones.
     bool truncated = true;
     BOOST_TEST(
-        (reward_sequence({1, 2}, {3, 4}, 9, 8, &truncated) == std::vector<int>{9, 1, 2, 3, 4, 9}));
+        (reward_sequence({1, 2}, {3, 4}, 9, 8, &truncated) == std::vector<int>{1, 2, 3, 4, 9}));
     BOOST_TEST(!truncated);
     BOOST_TEST(
-        (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{9, 4, 5, 9}));
+        (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{1, 4, 5, 9}));
     BOOST_TEST(truncated);
     reward_model<tiny_rm, double> rm({9, 8});
     rm.init(1);

@@ -117,21 +117,20 @@ inline std::size_t count_pairs(const std::vector<comparison>& cs) {
     return n;
 }
 
-// The sequence a reward model scores, laid out as SFT lays out an example (data/sft.hpp) and as
-// generation sees it: end-of-text, prompt, response, end-of-text. The reward is read at the final
-// end-of-text (see nn/reward_model.hpp). Prompt and response are encoded separately, as SFT
-// does. A sequence longer than `context` keeps its leading end-of-text and its last context - 1
-// tokens: the prompt loses its start, the response and the closing end-of-text survive.
-// *truncated reports it.
-inline std::vector<int> reward_sequence(const std::vector<int>& prompt,
+// The sequence a reward model scores: prefix, response, end_of_text, where prefix is everything
+// before the response: in gptx's layout (SFT's, and what generation is prompted with) the
+// end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
+// at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
+// first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
+// start, the response and the closing end-of-text survive. *truncated reports it.
+inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
                                         const std::vector<int>& response, int end_of_text,
                                         int context, bool* truncated = nullptr) {
     GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
     GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
     std::vector<int> seq;
-    seq.reserve(prompt.size() + response.size() + 2);
-    seq.push_back(end_of_text);
-    seq.insert(seq.end(), prompt.begin(), prompt.end());
+    seq.reserve(prefix.size() + response.size() + 1);
+    seq.insert(seq.end(), prefix.begin(), prefix.end());
     seq.insert(seq.end(), response.begin(), response.end());
     seq.push_back(end_of_text);
     const bool cut = seq.size() > std::size_t(context);
@@ -140,6 +139,15 @@ inline std::vector<int> reward_sequence(const std::vector<int>& prompt,
     if (truncated)
         *truncated = cut;
     return seq;
+}
+
+// The prefix of a prompt: end-of-text, then the prompt's tokens (as SFT and generation see it).
+inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view prompt,
+                                      int end_of_text) {
+    std::vector<int> p{end_of_text};
+    const std::vector<int> ids = tok.encode(prompt, "prompt");
+    p.insert(p.end(), ids.begin(), ids.end());
+    return p;
 }
 
 // The K token sequences of one prompt, best first, each ending with end-of-text.
@@ -158,8 +166,9 @@ struct tokenized_comparisons {
     }
 };
 
-// Encodes every comparison with reward_sequence. `name` is the file named in errors (a character
-// the tokenizer does not know, an end-of-text id outside its vocabulary).
+// Encodes every comparison with reward_sequence(reward_prefix(prompt), response). `name` is the
+// file named in errors (a character the tokenizer does not know, an end-of-text id outside its
+// vocabulary).
 inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>& cs,
                                                   const tokenizer& tok, int end_of_text,
                                                   int context, std::string_view name) {
@@ -167,7 +176,7 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
     out.groups.reserve(cs.size());
     for (const auto& c : cs) {
         try {
-            const std::vector<int> prompt = tok.encode(c.prompt, "prompt");
+            const std::vector<int> prompt = reward_prefix(tok, c.prompt, end_of_text);
             ranked_sequences g;
             for (std::size_t i = 0; i < c.responses.size(); ++i) {
                 bool cut = false;
