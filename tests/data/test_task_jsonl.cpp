@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include <gptx/data/task_corpus.hpp>
 #include <gptx/data/task_jsonl.hpp>
 
 using namespace gptx;
@@ -100,6 +101,51 @@ BOOST_AUTO_TEST_CASE(write_then_read_round_trips_atomically) {
     BOOST_TEST((read_task_jsonl(path).examples == s.examples));
     BOOST_TEST(!std::filesystem::exists(dir.string() + ".tmp"));
     std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(task_corpus_states_tasks_and_holds_out_test_words) {
+    task_corpus_config c;
+    c.documents = 300;
+    const std::string corpus = make_task_corpus(c);
+    for (const auto& t : word_tasks)
+        BOOST_TEST(corpus.find(std::string(t.description) + "\n") != std::string::npos, t.name);
+    // Every demonstration line uses a training word and shows its task's answer.
+    std::size_t lines = 0, pos = 0;
+    while (pos < corpus.size()) {
+        const std::size_t end = corpus.find('\n', pos);
+        const std::string line = corpus.substr(pos, end - pos);
+        pos = end + 1;
+        const std::size_t arrow = line.find(" => ");
+        if (arrow == std::string::npos)
+            continue;
+        ++lines;
+        BOOST_TEST(!held_out_word(line.substr(0, arrow)), line);
+    }
+    BOOST_TEST(lines > 900u);
+    for (const auto& t : word_tasks) {
+        const task_set test = make_word_task_set(t, 50, true, 3);
+        for (const auto& e : test.examples) {
+            BOOST_TEST(held_out_word(e.first));
+            BOOST_TEST(corpus.find("\n" + e.first + " => ") == std::string::npos, e.first);
+            BOOST_TEST(e.second == t.apply(e.first));
+        }
+    }
+    BOOST_TEST(word_tasks[0].apply("abc") == "cba");
+    BOOST_TEST(word_tasks[1].apply("abc") == "ABC");
+    BOOST_TEST(word_tasks[4].apply("abc") == "abcabc");
+    const task_set mc = make_described_choice_set(40, 5);
+    for (const auto& e : mc.examples) {
+        BOOST_TEST(e.choices.size() == word_tasks.size());
+        for (std::size_t i = 0; i < e.choices.size(); ++i)
+            for (std::size_t j = i + 1; j < e.choices.size(); ++j)
+                BOOST_TEST(e.choices[i] != e.choices[j]); // five different answers
+        BOOST_TEST(e.first.find(word_tasks[e.label].description) == 0u);
+    }
+    const task_set which = make_which_task_set(40, false, 6);
+    for (const auto& e : which.examples) {
+        const std::string word = e.first.substr(0, e.first.find(' '));
+        BOOST_TEST(e.first == task_line(word, word_tasks[e.label].apply(word)));
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(score_choices_uses_the_answer_context) {
 }
 
 BOOST_AUTO_TEST_CASE(greedy_answer_stops_at_the_stop_string_and_exact_match_trims) {
-    transformer<tiny_pre> m({11, 16});
+    transformer<tiny_pre> m({11, 64}); // a short prompt + answer in a long context
     m.init(3);
     auto decode = [](std::span<const int> ids) {
         std::string s;
@@ -115,6 +115,8 @@ BOOST_AUTO_TEST_CASE(greedy_answer_stops_at_the_stop_string_and_exact_match_trim
     const std::string cut = greedy_answer(m, {1, 2}, 10, {"\n"}, decode);
     BOOST_TEST(full.substr(0, cut.size()) == cut);
     BOOST_TEST(cut.find('\n') == std::string::npos);
+    // The answer stops at the context: a 60-token prompt leaves room for 4.
+    BOOST_TEST(greedy_answer(m, std::vector<int>(60, 1), 10, {}, decode).size() <= 4u);
     BOOST_TEST(exact_match("  cba\n", "cba"));
     BOOST_TEST(!exact_match("cb", "cba"));
 }

@@ -127,17 +127,23 @@ inline int pick_choice(const choice_scores& s, scoring_rule rule) {
     return best;
 }
 
-// The greedy continuation of prompt, cut at the first stop string.
+// The greedy continuation of prompt, cut at the first stop string, within the model's context.
 template <class Model>
 std::string greedy_answer(const Model& m, const std::vector<int>& prompt, int max_new_tokens,
                           const std::vector<std::string>& stop_strings,
                           std::function<std::string(std::span<const int>)> decode) {
+    GPTX_CHECK(int(prompt.size()) < m.context(), "greedy answer: the prompt of ", prompt.size(),
+               " tokens leaves no room in the model's context of ", m.context());
     generate_options opt;
     opt.stop_strings = stop_strings;
     opt.decode = std::move(decode);
+    // The cache spans the whole context (a cache sized to a short prompt + answer is refused by
+    // generate's prefill chunking); the cap below keeps the window from ever sliding.
+    opt.slide_context = true;
     sampling_config greedy;
     greedy.temperature = 0.0f;
-    return generate(m, prompt, max_new_tokens, greedy, opt).text;
+    const int n = std::min(max_new_tokens, m.context() - int(prompt.size()));
+    return generate(m, prompt, n, greedy, opt).text;
 }
 
 // Exact match after trimming surrounding whitespace.
