@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <gptx/nn/heads.hpp>
@@ -363,6 +364,36 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     BOOST_TEST(snap(tc.value_head().params()) == snap(ta.value_head().params()));
     BOOST_TEST(snap(tc.policy_ema()->shadow()) == snap(ta.policy_ema()->shadow()));
     BOOST_TEST(ta.kl().beta() != 0.01); // the adaptive controller moved
+}
+
+BOOST_AUTO_TEST_CASE(guards_skip_exploding_updates_and_stop_on_nan) {
+    toy_run run;
+    ppo_config cfg = toy_config();
+    cfg.guard_kl = 1e-12; // any move away from the rollout policy counts as an explosion
+    auto tr = run.make(cfg);
+    const ppo_metrics m = tr.iteration();
+    BOOST_TEST(m.updates >= 1); // the first minibatch sees ratio 1 exactly
+    BOOST_TEST(m.skipped >= 1);
+    BOOST_TEST(m.updates + m.skipped == 8);
+
+    // A non-finite reward stops the run before any update.
+    toy_run bad;
+    auto nan_reward = [](const int*, int B, int, const int*) {
+        return std::vector<float>(B, std::numeric_limits<float>::quiet_NaN());
+    };
+    ppo_trainer<toy_t> tn(bad.policy, bad.ref, bad.value, bad.head, nan_reward, bad.prompts,
+                          toy_config());
+    const std::vector<float> before(bad.policy.params().data(),
+                                    bad.policy.params().data() + bad.policy.params().size());
+    BOOST_CHECK_THROW(tn.iteration(), gptx::error);
+    BOOST_TEST(std::equal(before.begin(), before.end(), bad.policy.params().data()));
+    // A non-finite loss stops the run before the update that would apply it.
+    toy_run inf;
+    inf.value.params().data()[inf.value.params().view(p_wte).size + 3] =
+        std::numeric_limits<float>::infinity(); // values, returns and advantages become NaN
+    auto ti = inf.make(toy_config());
+    BOOST_CHECK_THROW(ti.iteration(), gptx::error);
+    BOOST_TEST(ti.policy_optimizer().step_count() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_configurations_are_clear_errors) {
