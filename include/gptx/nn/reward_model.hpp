@@ -50,8 +50,8 @@ template <shape S, class T = float> class reward_model {
 
     explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
 
-    // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the
-    // reward-head initialisation of Ziegler et al. 2019, which InstructGPT's code base follows).
+    // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
+    // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
     void init(std::uint64_t seed) {
         trunk_.init(seed);
         head_.init(mix64(seed ^ 0x4e3d), float(1.0 / std::sqrt(double(S.width) + 1.0)));
