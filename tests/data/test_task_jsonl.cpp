@@ -141,6 +141,14 @@ BOOST_AUTO_TEST_CASE(task_corpus_states_tasks_and_holds_out_test_words) {
                 BOOST_TEST(e.choices[i] != e.choices[j]); // five different answers
         BOOST_TEST(e.first.find(word_tasks[e.label].description) == 0u);
     }
+    const task_set few = make_task_choice_set(word_tasks[3], 20, true, 7);
+    for (const auto& e : few.examples) {
+        const std::string word = e.first.substr(0, e.first.size() - 3);
+        BOOST_TEST(e.first == word + " =>");
+        BOOST_TEST(e.label == 3);
+        BOOST_TEST(e.choices[3] == " " + word_tasks[3].apply(word));
+        BOOST_TEST(held_out_word(word));
+    }
     const task_set which = make_which_task_set(40, false, 6);
     for (const auto& e : which.examples) {
         const std::string word = e.first.substr(0, e.first.find(' '));

@@ -148,4 +148,25 @@ inline task_set make_described_choice_set(int n, std::uint64_t seed) {
     return s;
 }
 
+// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
+// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
+// likelihood; chance is 1/5 at k = 0).
+inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        task_example e;
+        e.first = w + " =>";
+        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
+            e.choices.push_back(" " + word_tasks[k].apply(w));
+            if (word_tasks[k].name == t.name)
+                e.label = int(k);
+        }
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
 } // namespace gptx
