@@ -129,6 +129,14 @@ inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
     return s;
 }
 
+// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
+// -Wrestrict on operator+(const char*, string&&).)
+inline std::string spaced(const std::string& answer) {
+    std::string s = " ";
+    s += answer;
+    return s;
+}
+
 // {"context","choices","label"}: the task stated in words and a held-out word; the choices are
 // the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
 inline task_set make_described_choice_set(int n, std::uint64_t seed) {
@@ -141,7 +149,7 @@ inline task_set make_described_choice_set(int n, std::uint64_t seed) {
         task_example e;
         e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
         for (const auto& t : word_tasks)
-            e.choices.push_back(" " + t.apply(w));
+            e.choices.push_back(spaced(t.apply(w)));
         e.label = k;
         s.examples.push_back(std::move(e));
     }
@@ -160,7 +168,7 @@ inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, s
         task_example e;
         e.first = w + " =>";
         for (std::size_t k = 0; k < word_tasks.size(); ++k) {
-            e.choices.push_back(" " + word_tasks[k].apply(w));
+            e.choices.push_back(spaced(word_tasks[k].apply(w)));
             if (word_tasks[k].name == t.name)
                 e.label = int(k);
         }
