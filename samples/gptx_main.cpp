@@ -9,6 +9,7 @@
 #include "cli/ppo.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
+#include "cli/tokenize.hpp"
 #include "cli/train.hpp"
 
 int main(int argc, char** argv) {
@@ -33,6 +34,13 @@ int main(int argc, char** argv) {
         gptx::cli::run_sample(sample_opts);
     };
     gptx::cli::add_sample_command(app, sample_opts, sample_run);
+
+    gptx::cli::tokenize_options tokenize_opts;
+    std::function<void()> tokenize_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_tokenize(tokenize_opts);
+    };
+    gptx::cli::add_tokenize_command(app, tokenize_opts, tokenize_run);
 
     gptx::cli::bench_options bench_opts;
     std::function<void()> bench_run = [&] {

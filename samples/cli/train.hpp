@@ -15,6 +15,7 @@ namespace gptx::cli {
 
 struct train_options {
     std::string text, tokenizer_kind = "char", preset_name = "baby", out = "out";
+    std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
     int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
     int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
     float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f, grad_clip = 1.0f;
@@ -24,10 +25,15 @@ struct train_options {
 };
 
 inline void add_train_command(CLI::App& app, train_options& o, std::function<void()>& run) {
-    auto* c = app.add_subcommand("train", "Pre-train a GPT language model on a text file");
-    c->add_option("--text", o.text, "Training text (UTF-8 or any bytes)")->required();
-    c->add_option("--tokenizer", o.tokenizer_kind, "char (sorted unique characters) or byte")
-        ->check(CLI::IsMember({"char", "byte"}));
+    auto* c = app.add_subcommand("train", "Pre-train a GPT language model on a text or token file");
+    c->add_option("--text", o.text, "Training text (UTF-8 or any bytes)");
+    c->add_option("--train-bin", o.train_bin, "Training tokens (.bin from gptx tokenize), instead of --text");
+    c->add_option("--val-bin", o.val_bin, "Validation tokens (.bin; default: the last 10% of --train-bin)");
+    c->add_option("--tokenizer", o.tokenizer_kind, "char (sorted unique characters), byte or gpt2")
+        ->check(CLI::IsMember({"char", "byte", "gpt2"}));
+    c->add_option("--vocab-dir", o.vocab_dir, "Folder with encoder.json and vocab.bpe (--tokenizer gpt2)");
+    c->add_option("--tokenizer-file", o.tokenizer_file,
+                  "Tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); overrides --tokenizer");
     c->add_option("--preset", o.preset_name, "Model shape: " + preset_names());
     c->add_option("--batch", o.batch, "Sequences per micro-batch");
     c->add_option("--context", o.context, "Tokens per training sequence");
@@ -75,7 +81,7 @@ inline nlohmann::json run_json(const train_options& o) {
             {"lr", o.lr},           {"min_lr", o.min_lr},            {"warmup", o.warmup},
             {"weight_decay", o.weight_decay}, {"beta1", o.beta1},    {"beta2", o.beta2},
             {"grad_clip", o.grad_clip}, {"dropout", o.dropout},     {"grad_accum", o.grad_accum},
-            {"seed", o.seed}};
+            {"seed", o.seed},       {"train_bin", o.train_bin},      {"val_bin", o.val_bin}};
 }
 
 template <shape S>
@@ -168,17 +174,54 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
 
 } // namespace detail
 
+// The tokenizer for token files: a saved one, or gpt2/byte (char needs the saved vocabulary).
+inline tokenizer tokenizer_for_tokens(const std::string& file, const std::string& kind,
+                                      const std::string& vocab_dir) {
+    if (!file.empty())
+        return tokenizer::deserialize(read_text_file(file));
+    GPTX_CHECK(kind != "char", "--tokenizer char with token files needs --tokenizer-file "
+                               "PREFIX_tokenizer.gtok (written by gptx tokenize)");
+    return make_tokenizer(kind, "", vocab_dir);
+}
+
+// Token files must only hold ids the tokenizer knows.
+inline void check_ids(const std::vector<int>& ids, const tokenizer& tok, const std::string& file) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        GPTX_CHECK(ids[i] < tok.vocab_size(), file, ": token ", ids[i], " at position ", i,
+                   " is outside the ", tok.kind(), " tokenizer's vocabulary (", tok.vocab_size(),
+                   " tokens)");
+}
+
 inline void run_train(const train_options& o) {
     detail::validate(o);
     const preset& p = require_preset(o.preset_name);
-    const std::string text = read_text_file(o.text);
-    const tokenizer tok = make_tokenizer(o.tokenizer_kind, text);
-    std::vector<int> ids = tok.encode(text);
-    auto split = split_train_val(ids, 0.1);
+    GPTX_CHECK(o.text.empty() != o.train_bin.empty(), "give either --text or --train-bin");
+    GPTX_CHECK(o.val_bin.empty() || !o.train_bin.empty(), "--val-bin needs --train-bin");
+    tokenizer tok;
+    train_val_split split;
+    if (!o.train_bin.empty()) {
+        tok = tokenizer_for_tokens(o.tokenizer_file, o.tokenizer_kind, o.vocab_dir);
+        std::vector<int> train = read_token_file(o.train_bin);
+        check_ids(train, tok, o.train_bin);
+        if (o.val_bin.empty()) {
+            split = split_train_val(train, 0.1);
+        } else {
+            split.train = std::move(train);
+            split.val = read_token_file(o.val_bin);
+            check_ids(split.val, tok, o.val_bin);
+        }
+    } else {
+        const std::string text = read_text_file(o.text);
+        tok = o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
+                                       : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+        std::vector<int> ids = tok.encode(text);
+        split = split_train_val(ids, 0.1);
+    }
+    const std::string source = o.train_bin.empty() ? o.text : o.train_bin;
     const int model_context = o.model_context > 0 ? o.model_context : o.context;
     GPTX_CHECK(o.context <= model_context, "--context ", o.context, " is larger than the model's context ",
                model_context);
-    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), o.text, ": ", split.train.size(),
+    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), source, ": ", split.train.size(),
                " training tokens are too few for --context ", o.context);
     fs::create_directories(o.out);
     const model_config cfg{tok.vocab_size(), model_context};

@@ -31,17 +31,23 @@ struct weights_info {
 
 namespace detail {
 
-inline std::string shape_text(const shape& s) {
-    return "width " + std::to_string(s.width) + ", heads " +
-           (s.heads > 0 ? std::to_string(s.heads) : std::string("?")) + ", layers " +
-           std::to_string(s.layers);
+// A file's GPT-2 shape: "64/4/2 pre-LN", heads "?" when the file does not record them.
+inline std::string weights_shape_text(const shape& s) {
+    if (s.heads > 0)
+        return to_string(s);
+    return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
+}
+
+// GPT-2 as the files hold it: pre-LN with biases.
+inline constexpr bool fits_file(const shape& s, const shape& file) {
+    return s.width == file.width && s.layers == file.layers &&
+           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
 }
 
 // "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".
 inline std::string preset_hint(const shape& file) {
     for (const auto& p : preset_table)
-        if (p.dims.width == file.width && p.dims.layers == file.layers &&
-            (file.heads == 0 || p.dims.heads == file.heads) && p.dims.placement == norm::pre)
+        if (fits_file(p.dims, file))
             return "preset '" + std::string(p.name) + "' fits";
     return "no built-in preset fits: instantiate transformer<shape{" + std::to_string(file.width) +
            ", " + (file.heads > 0 ? std::to_string(file.heads) : std::string("<heads>")) + ", " +
@@ -50,13 +56,9 @@ inline std::string preset_hint(const shape& file) {
 
 // Every importer checks the file's shape against the compile-time S the same way.
 template <shape S> void check_weights_shape(const std::string& name, const weights_info& info) {
-    const shape& d = info.dims;
-    const bool ok = d.width == S.width && d.layers == S.layers &&
-                    (d.heads == 0 || d.heads == S.heads) && S.placement == norm::pre;
-    if (!ok)
-        fail(name, ": the file holds a GPT-2 of ", shape_text(d), " (pre-LN); this model is ",
-             shape_text(S), S.placement == norm::pre ? " (pre-LN)" : " (post-LN)", "; ",
-             preset_hint(d));
+    if (!fits_file(S, info.dims))
+        fail(name, ": the file holds a GPT-2 of ", weights_shape_text(info.dims),
+             "; this model is ", to_string(S), "; ", preset_hint(info.dims));
 }
 
 template <shape S> void check_weights_config(const std::string& name, const weights_info& info,
@@ -174,14 +176,13 @@ inline void append_le32(std::string& out, std::uint32_t v) {
 
 } // namespace detail
 
-// Calls f.template operator()<S>() with the preset whose shape fits the file (GPT-2 pre-LN;
-// width and layers, and heads when the file records them); false if none does.
+// Calls f.template operator()<S>() with the preset whose shape fits the file (GPT-2: pre-LN with
+// biases; width and layers, and heads when the file records them); false if none does.
 template <class F> bool with_weights_preset(const weights_info& info, F&& f) {
     bool found = false;
     auto try_one = [&]<std::size_t I>() {
         constexpr shape s = preset_table[I].dims;
-        if (!found && s.width == info.dims.width && s.layers == info.dims.layers &&
-            (info.dims.heads == 0 || s.heads == info.dims.heads) && s.placement == norm::pre) {
+        if (!found && detail::fits_file(s, info.dims)) {
             found = true;
             f.template operator()<s>();
         }
