@@ -25,7 +25,7 @@ both use every core they fight over them. --threads-mode picks one setting:
                mode is used for every workload; each line names it in "threads_mode".
 Usage:
   /usr/bin/python3 bench/pytorch_reference.py [--workload NAME|all] [--reps N] [--warmup N]
-      [--threads 2] [--threads-mode best|omp2-blas1|omp1-blas2|omp2-blas2]
+      [--threads 2] [--threads-mode best|omp2-blas1|omp1-blas2|omp2-blas2] [--only-probe]
 """
 import argparse
 import json
@@ -246,6 +246,7 @@ def main():
     ap.add_argument("--threads-mode", default="best", choices=("best",) + MODES)
     ap.add_argument("--probe", default="train-gpt2", help="workload that picks the best thread mode")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--only-probe", action="store_true", help="print the best thread mode and exit")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="", help=argparse.SUPPRESS)
     ap.add_argument("--omp-threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -263,6 +264,9 @@ def main():
             print(f"# probe {args.probe} {m}: median {j['median_ms']:.1f} ms", file=sys.stderr, flush=True)
         mode = min(probes, key=lambda m: probes[m]["median_ms"])
         print(f"# best thread mode: {mode}", file=sys.stderr, flush=True)
+    if args.only_probe:
+        print(mode)
+        return
     for n in names:
         print(json.dumps(spawn(args, n, mode, args.reps or None, args.warmup)), flush=True)
 
