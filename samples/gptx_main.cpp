@@ -6,9 +6,11 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
+#include "cli/pipeline.hpp"
 #include "cli/ppo.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
+#include "cli/sft.hpp"
 #include "cli/tokenize.hpp"
 #include "cli/train.hpp"
 
@@ -62,6 +64,20 @@ int main(int argc, char** argv) {
         gptx::cli::run_rm(rm_opts);
     };
     gptx::cli::add_rm_command(app, rm_opts, rm_run);
+
+    gptx::cli::sft_options sft_opts;
+    std::function<void()> sft_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_sft_command(sft_opts);
+    };
+    gptx::cli::add_sft_command(app, sft_opts, sft_run);
+
+    gptx::cli::pipeline_options pipeline_opts;
+    std::function<void()> pipeline_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_pipeline(pipeline_opts);
+    };
+    gptx::cli::add_pipeline_command(app, pipeline_opts, pipeline_run);
 
     try {
         app.parse(argc, argv);

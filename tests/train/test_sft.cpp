@@ -90,13 +90,14 @@ BOOST_AUTO_TEST_CASE(learns_the_demonstrations_and_selects_by_callback) {
     std::vector<std::int64_t> best_steps;
     std::vector<double> scores;
     sft_hooks<sft_model> hooks;
+    hooks.run.quiet = true;
     hooks.score = [&](sft_model& model) {
         scores.push_back(score(model));
         return scores.back();
     };
     hooks.on_best = [&](sft_model&, std::int64_t step, double) { best_steps.push_back(step); };
     const sft_selection sel = run_sft(m, opt, data, cfg, hooks);
-    BOOST_TEST(scores.size() == 100u); // once per epoch
+    BOOST_TEST(scores.size() == 101u); // at the start and once per epoch
     BOOST_TEST(-scores.back() < 0.05, "final loss " << -scores.back());
     BOOST_TEST(sel.best_step == best_steps.back());
     BOOST_TEST(sel.best_score == *std::max_element(scores.begin(), scores.end()));
@@ -133,17 +134,19 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     auto a = fresh();
     adamw<float> oa(a->params(), {1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f});
     sft_batches da(ex, 8, 16, eot, 6);
-    run_sft(*a, oa, da, cfg, sft_hooks<sft_model>{});
+    sft_hooks<sft_model> quiet;
+    quiet.run.quiet = true;
+    run_sft(*a, oa, da, cfg, quiet);
     // stopped after 5 steps, then continued by a new optimizer and data object with copied state
     auto b = fresh();
     adamw<float> ob(b->params(), {1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f});
     sft_batches db(ex, 8, 16, eot, 6);
-    sft_hooks<sft_model> stop;
+    sft_hooks<sft_model> stop = quiet;
     stop.stop_at = 5;
     run_sft(*b, ob, db, cfg, stop);
     BOOST_TEST(ob.step_count() == 5);
     sft_batches dc(ex, 8, 16, eot, 6);
-    run_sft(*b, ob, dc, cfg, sft_hooks<sft_model>{}, 5);
+    run_sft(*b, ob, dc, cfg, quiet, 5);
     const auto pa = params_of(*a), pb = params_of(*b);
     BOOST_TEST(std::memcmp(pa.data(), pb.data(), pa.size() * sizeof(float)) == 0);
 }

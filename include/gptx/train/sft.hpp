@@ -10,6 +10,7 @@
 #include "../data/sft.hpp"
 #include "objective.hpp"
 #include "optimizer.hpp"
+#include "run_loop.hpp"
 #include "schedule.hpp"
 #include "trainer.hpp"
 
@@ -32,16 +33,18 @@ struct sft_selection {
 
 template <class Model> struct sft_hooks {
     // Model selection: a score, higher is better (the paper selects by reward-model score on a
-    // validation set; held-out loss negated works too). Called at every selection point and
-    // after the last step. Empty: the last model is the selected one.
+    // validation set; held-out loss negated works too). Called at every selection point: the
+    // start of a fresh run, every select_every steps, the end. Empty: the last model is selected.
     std::function<double(Model&)> score;
     // Called with the model when it becomes the best so far (save or copy it).
     std::function<void(Model&, std::int64_t step, double score)> on_best;
-    // After every optimizer step.
-    std::function<void(const step_metrics&, std::int64_t total_steps)> on_step;
-    // At every selection point (after the selection), so the state on disk is consistent.
+    // At every selection point, after the selection, so what is saved is consistent.
     std::function<void(std::int64_t step, const sft_selection&)> on_checkpoint;
-    // Stop early after this many steps (as if interrupted); -1: run to the end.
+    std::function<void(const step_metrics&)> on_step;
+    // Progress lines and metrics.jsonl (run_loop.hpp); iters and eval_every are set by run_sft.
+    run_options run{};
+    // Stop after this many steps, as if interrupted (the schedule still spans every epoch);
+    // -1: run to the end.
     std::int64_t stop_at = -1;
 };
 
@@ -49,8 +52,9 @@ inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) 
     return std::int64_t(cfg.epochs) * steps_per_epoch;
 }
 
-// Runs SFT from step `start` (0, or the step of a resumed checkpoint) to the end of the last
-// epoch. Returns the selection after the run.
+// Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
+// checkpoint whose step is opt.step_count()) to the end of the last epoch, through the shared run
+// loop. Returns the selection after the run; `sel` is the selection restored with a checkpoint.
 template <class Model>
 sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const sft_config& cfg,
                       const sft_hooks<Model>& hooks, std::int64_t start = 0,
@@ -65,34 +69,42 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
     cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
     trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
     tr.set_step_count(start);
-    const int every = cfg.select_every > 0 ? cfg.select_every : spe;
-    auto select = [&](std::int64_t step) {
+    if (start == total)
+        return sel;
+    run_options o = hooks.run;
+    o.iters = hooks.stop_at >= 0 ? std::min(hooks.stop_at, total) : total;
+    o.eval_every = cfg.select_every > 0 ? cfg.select_every : spe;
+    if (o.iters <= start)
+        return sel;
+    run_hooks rh;
+    rh.evaluate = [&](std::int64_t step) {
+        metrics_map m;
         if (hooks.score) {
             const double s = hooks.score(model);
             GPTX_CHECK(std::isfinite(s), "sft: the selection score at step ", step,
                        " is not finite (", s, ")");
+            m.emplace_back("score", s);
             if (s > sel.best_score) {
                 sel = {step, s};
                 if (hooks.on_best)
                     hooks.on_best(model, step, s);
             }
+            m.emplace_back("best_score", sel.best_score);
         } else {
             sel = {step, 0.0};
             if (hooks.on_best)
                 hooks.on_best(model, step, 0.0);
         }
+        return m;
+    };
+    rh.save = [&](std::int64_t step) {
         if (hooks.on_checkpoint)
             hooks.on_checkpoint(step, sel);
     };
-    for (std::int64_t step = start; step < total; ++step) {
-        if (hooks.stop_at >= 0 && step >= hooks.stop_at)
-            return sel;
-        const step_metrics m = tr.step([&](int) { return data.batch(step); });
-        if (hooks.on_step)
-            hooks.on_step(m, total);
-        if (m.step % every == 0 || m.step == total)
-            select(m.step);
-    }
+    if (hooks.on_step)
+        rh.on_step = hooks.on_step;
+    run_training(
+        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
     return sel;
 }
 
