@@ -497,6 +497,17 @@ BOOST_AUTO_TEST_CASE(stops_at_the_context) {
     BOOST_CHECK_THROW(generate(m, {}, 5, {}), gptx::error);
 }
 
+// A short prompt and few new tokens make a cache shorter than half the context (a regression:
+// the prefill chunk once exceeded the cache).
+BOOST_AUTO_TEST_CASE(short_generation_in_a_long_context) {
+    using M = transformer<tiny_pre, float>;
+    M m({vocab, context});
+    init_model(m, 29);
+    const std::vector<int> prompt = random_tokens(2, 9);
+    const generation g = generate(m, prompt, 3, {.temperature = 0.0f});
+    BOOST_TEST(g.tokens == greedy_by_recompute(m, prompt, 3), boost::test_tools::per_element());
+}
+
 // With slide_context, a full window restarts from its last half (context / 2 tokens) and goes
 // on; every token is the argmax over exactly that window.
 BOOST_AUTO_TEST_CASE(slides_the_context_window) {

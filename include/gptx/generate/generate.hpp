@@ -105,7 +105,8 @@ generate_batch(kv_cache<Model>& cache, const std::vector<std::vector<int>>& prom
         // Only the fed tokens are cached: the last drawn token never is.
         const int cache_len = opt.slide_context ? ctx : P + steps - 1;
         const int keep = std::max(1, ctx / 2); // tokens re-read when the window slides
-        cache.reset(B, cache_len, std::min(std::max(P, keep), 256)); // chunks bound the scratch
+        // Prefill chunks bound the scratch; only a sliding window re-reads `keep` tokens at once.
+        cache.reset(B, cache_len, std::min(opt.slide_context ? std::max(P, keep) : P, 256));
         std::vector<std::vector<int>> history(prompts); // every token fed, for sliding
         std::vector<int> fed(std::size_t(B) * std::max(P, keep));
         for (int b = 0; b < B; ++b)
