@@ -137,11 +137,7 @@ template <shape S> bench_samples bench_generate(const model_config& cfg, int B, 
         for (int& t : p) t = int(r.below(cfg.vocab));
     int produced = 0;
     auto once = [&] {
-        generate_options opt;
-        // The cache then spans the whole context; without it, generate_batch asks reset() for a
-        // prefill chunk of min(context/2, 256) positions, more than a 143-position cache holds.
-        opt.slide_context = true; // 16 + 128 positions never reach the context: nothing slides
-        const auto out = generate_batch(cache, prompts, fresh, sampling_config{0.8f, 200, 1.0f, seed}, opt);
+        const auto out = generate_batch(cache, prompts, fresh, sampling_config{0.8f, 200, 1.0f, seed});
         produced = 0;
         for (const auto& g : out) produced += int(g.tokens.size());
     };
