@@ -301,6 +301,8 @@ class pcre2_gpt2 {
     ~pcre2_gpt2() {
         pcre2_match_data_free(md_);
         pcre2_code_free(code_);
+        for (auto& [pat, c] : classes_)
+            pcre2_code_free(c);
     }
     std::vector<std::string> split(std::string_view s) {
         std::vector<std::string> out;
@@ -325,8 +327,7 @@ class pcre2_gpt2 {
         auto matches = [&](const char* pat) {
             int err;
             PCRE2_SIZE off;
-            static std::map<std::string, pcre2_code*> cache;
-            auto& c = cache[pat];
+            auto& c = classes_[pat];
             if (!c)
                 c = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
                                   PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
@@ -341,6 +342,7 @@ class pcre2_gpt2 {
 
   private:
     std::string pattern_;
+    std::map<std::string, pcre2_code*> classes_; // \p{L}, \p{N} alone, for cls()
     pcre2_code* code_ = nullptr;
     pcre2_match_data* md_ = nullptr;
 };
