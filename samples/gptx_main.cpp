@@ -6,12 +6,12 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
-#include "cli/pipeline.hpp"
+#include "cli/eval.hpp"
+#include "cli/finetune.hpp"
 #include "cli/ppo.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
-#include "cli/sft.hpp"
-#include "cli/tokenize.hpp"
+#include "cli/taskgen.hpp"
 #include "cli/train.hpp"
 
 int main(int argc, char** argv) {
@@ -37,13 +37,6 @@ int main(int argc, char** argv) {
     };
     gptx::cli::add_sample_command(app, sample_opts, sample_run);
 
-    gptx::cli::tokenize_options tokenize_opts;
-    std::function<void()> tokenize_run = [&] {
-        if (threads > 0) gptx::set_num_threads(threads);
-        gptx::cli::run_tokenize(tokenize_opts);
-    };
-    gptx::cli::add_tokenize_command(app, tokenize_opts, tokenize_run);
-
     gptx::cli::bench_options bench_opts;
     std::function<void()> bench_run = [&] {
         if (threads > 0) gptx::set_num_threads(threads);
@@ -65,19 +58,23 @@ int main(int argc, char** argv) {
     };
     gptx::cli::add_rm_command(app, rm_opts, rm_run);
 
-    gptx::cli::sft_options sft_opts;
-    std::function<void()> sft_run = [&] {
+    gptx::cli::finetune_options finetune_opts;
+    std::function<void()> finetune_run = [&] {
         if (threads > 0) gptx::set_num_threads(threads);
-        gptx::cli::run_sft_command(sft_opts);
+        gptx::cli::run_finetune(finetune_opts);
     };
-    gptx::cli::add_sft_command(app, sft_opts, sft_run);
+    gptx::cli::add_finetune_command(app, finetune_opts, finetune_run);
 
-    gptx::cli::pipeline_options pipeline_opts;
-    std::function<void()> pipeline_run = [&] {
+    gptx::cli::eval_options eval_opts;
+    std::function<void()> eval_run = [&] {
         if (threads > 0) gptx::set_num_threads(threads);
-        gptx::cli::run_pipeline(pipeline_opts);
+        gptx::cli::run_eval(eval_opts);
     };
-    gptx::cli::add_pipeline_command(app, pipeline_opts, pipeline_run);
+    gptx::cli::add_eval_command(app, eval_opts, eval_run);
+
+    gptx::cli::taskgen_options taskgen_opts;
+    std::function<void()> taskgen_run = [&] { gptx::cli::run_taskgen(taskgen_opts); };
+    gptx::cli::add_taskgen_command(app, taskgen_opts, taskgen_run);
 
     try {
         app.parse(argc, argv);
