@@ -8,10 +8,13 @@
 #include "cli/bench.hpp"
 #include "cli/eval.hpp"
 #include "cli/finetune.hpp"
+#include "cli/pipeline.hpp"
 #include "cli/ppo.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
+#include "cli/sft.hpp"
 #include "cli/taskgen.hpp"
+#include "cli/tokenize.hpp"
 #include "cli/train.hpp"
 
 int main(int argc, char** argv) {
@@ -37,6 +40,13 @@ int main(int argc, char** argv) {
     };
     gptx::cli::add_sample_command(app, sample_opts, sample_run);
 
+    gptx::cli::tokenize_options tokenize_opts;
+    std::function<void()> tokenize_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_tokenize(tokenize_opts);
+    };
+    gptx::cli::add_tokenize_command(app, tokenize_opts, tokenize_run);
+
     gptx::cli::bench_options bench_opts;
     std::function<void()> bench_run = [&] {
         if (threads > 0) gptx::set_num_threads(threads);
@@ -57,6 +67,20 @@ int main(int argc, char** argv) {
         gptx::cli::run_rm(rm_opts);
     };
     gptx::cli::add_rm_command(app, rm_opts, rm_run);
+
+    gptx::cli::sft_options sft_opts;
+    std::function<void()> sft_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_sft_command(sft_opts);
+    };
+    gptx::cli::add_sft_command(app, sft_opts, sft_run);
+
+    gptx::cli::pipeline_options pipeline_opts;
+    std::function<void()> pipeline_run = [&] {
+        if (threads > 0) gptx::set_num_threads(threads);
+        gptx::cli::run_pipeline(pipeline_opts);
+    };
+    gptx::cli::add_pipeline_command(app, pipeline_opts, pipeline_run);
 
     gptx::cli::finetune_options finetune_opts;
     std::function<void()> finetune_run = [&] {
