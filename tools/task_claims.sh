@@ -16,7 +16,7 @@ D=$OUT/tasks
 echo "== task corpus"
 "$GPTX" taskgen --out "$D" --seed 1 --documents 6000 --train-examples 500 --test-examples 200
 
-echo "== pre-training (baby, char-level, context 128)"
+echo "== pre-training (baby, char-level, context 128; the cosine runs over 800 steps, stopped at ITERS)"
 [ -f "$OUT/pt/model.gptx" ] || "$GPTX" train --text "$D/corpus.txt" --tokenizer char --preset baby \
   --batch 8 --context 128 --iters "$ITERS" --decay-iters 800 --warmup 50 --lr 2e-3 --min-lr 2e-4 --eval-every 200 \
   --eval-iters 4 --log-every 50 --dropout 0 --seed 1 $T --out "$OUT/pt"
