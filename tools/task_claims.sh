@@ -8,7 +8,8 @@ GPTX=${GPTX:-build/release/gptx}
 OUT=${OUT:-out-tasks}
 THREADS=${THREADS:-2}
 ITERS=${ITERS:-400}
-LIMIT=${LIMIT:-100}
+LIMIT=${LIMIT:-100}      # described zero-shot lines
+FS_LIMIT=${FS_LIMIT:-50}  # test words per task elsewhere
 T="--threads $THREADS"
 mkdir -p "$OUT"
 D=$OUT/tasks
@@ -44,9 +45,9 @@ for t in reverse upper first last twice; do
   var=desc_$t
   echo "-- $t, described"
   "$GPTX" eval --checkpoint "$OUT/pt" --test "$D/$t.test.jsonl" --description "${!var}" \
-    --limit "$LIMIT" --max-tokens 12 $T | tail -1
+    --limit "$FS_LIMIT" --max-tokens 12 $T | tail -1
   echo "-- $t, not described"
-  "$GPTX" eval --checkpoint "$OUT/pt" --test "$D/$t.test.jsonl" --limit "$LIMIT" --max-tokens 12 $T | tail -1
+  "$GPTX" eval --checkpoint "$OUT/pt" --test "$D/$t.test.jsonl" --limit "$FS_LIMIT" --max-tokens 12 $T | tail -1
 done
 
 echo "== GPT-3: few-shot, no description, k demonstrations from the training split"
@@ -55,11 +56,11 @@ for t in reverse upper first last twice; do
   echo "-- $t"
   "$GPTX" eval --checkpoint "$OUT/pt" --test "$D/$t.choice.test.jsonl" \
     --train "$D/$t.choice.train.jsonl" --format plain --answer-context "=>" --k 0,1,4,8 \
-    --limit "$LIMIT" $T | tail -12
+    --limit "$FS_LIMIT" $T | tail -12
 done
 echo "-- open-ended, greedy, exact match"
 for t in reverse upper first last twice; do
   echo "-- $t"
   "$GPTX" eval --checkpoint "$OUT/pt" --test "$D/$t.test.jsonl" --train "$D/$t.train.jsonl" \
-    --k 0,1,4,8 --limit "$LIMIT" --max-tokens 12 $T | tail -4
+    --k 0,1,4,8 --limit "$FS_LIMIT" --max-tokens 12 $T | tail -4
 done
