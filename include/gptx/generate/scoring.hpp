@@ -137,8 +137,8 @@ std::string greedy_answer(const Model& m, const std::vector<int>& prompt, int ma
     generate_options opt;
     opt.stop_strings = stop_strings;
     opt.decode = std::move(decode);
-    // The cache spans the whole context (a cache sized to a short prompt + answer is refused by
-    // generate's prefill chunking); the cap below keeps the window from ever sliding.
+    // The cache spans the whole context (written when generate refused a cache shorter than its
+    // prefill chunk; fixed since in 3c7bad6); the cap below keeps the window from ever sliding.
     opt.slide_context = true;
     sampling_config greedy;
     greedy.temperature = 0.0f;
