@@ -1,6 +1,7 @@
 // samples/cli/bench.hpp: `gptx bench`, whole-step benchmarks (training steps and generation) that
-// print one JSON line per workload. Tested by tests/cli/test_bench_cli.cpp; results in bench/README.md.
-// Legend: B batch, T time, C channels, L layers, V vocab, N parameters, P prompt length.
+// print one JSON line per workload. Tested by tests/cli/test_bench_cli.cpp; results in
+// bench/README.md. Legend: B batch, T time, C channels, L layers, V vocab, N parameters, P prompt
+// length.
 #pragma once
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -34,7 +35,7 @@ struct bench_options {
 struct bench_workload {
     std::string_view name;
     bool train;
-    int B, T;        // training batch and context; for generation B sequences and T new tokens
+    int B, T;         // training batch and context; for generation B sequences and T new tokens
     int reps, warmup; // defaults: ~2-10 s of timed work each on 2 cores
 };
 inline constexpr std::array<bench_workload, 5> bench_workloads{{
@@ -48,18 +49,23 @@ inline constexpr int bench_prompt_len = 16;
 
 inline std::string bench_workload_names() {
     std::string s;
-    for (const auto& w : bench_workloads) s += (s.empty() ? "" : ", ") + std::string(w.name);
+    for (const auto& w : bench_workloads)
+        s += (s.empty() ? "" : ", ") + std::string(w.name);
     return s;
 }
 
 inline void add_bench_command(CLI::App& app, bench_options& o, std::function<void()>& run) {
-    auto* c = app.add_subcommand("bench", "Time training steps and generation; one JSON line per workload");
+    auto* c = app.add_subcommand("bench",
+                                 "Time training steps and generation; one JSON line per workload");
     c->add_option("--workload", o.workload, "all, or one of: " + bench_workload_names());
-    c->add_option("--reps", o.reps, "Timed repetitions (default: per workload)")->check(CLI::PositiveNumber);
-    c->add_option("--warmup", o.warmup, "Untimed repetitions first (default: per workload)")->check(CLI::NonNegativeNumber);
+    c->add_option("--reps", o.reps, "Timed repetitions (default: per workload)")
+        ->check(CLI::PositiveNumber);
+    c->add_option("--warmup", o.warmup, "Untimed repetitions first (default: per workload)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--seed", o.seed, "Seed for the random init, tokens and sampling");
     c->add_flag("!--no-fork", o.fork,
-                "Run every workload in this process (peak_rss_mb is then the process's high-water mark so far)");
+                "Run every workload in this process (peak_rss_mb is then the process's high-water "
+                "mark so far)");
     c->callback([&] { run(); });
 }
 
@@ -100,8 +106,9 @@ template <class F> double time_ms(F&& f) {
 
 // One step = forward + backward + clip + AdamW through gptx::trainer, on one fixed batch of
 // random tokens (data loading is not timed).
-template <shape S> bench_samples bench_train(const model_config& cfg, int B, int T, int reps, int warmup,
-                                             std::uint64_t seed) {
+template <shape S>
+bench_samples bench_train(const model_config& cfg, int B, int T, int reps, int warmup,
+                          std::uint64_t seed) {
     using model_t = transformer<S>;
     model_t model(cfg);
     model.init(seed);
@@ -115,9 +122,11 @@ template <shape S> bench_samples bench_train(const model_config& cfg, int B, int
         y[i] = int(r.below(cfg.vocab));
     }
     auto step = [&] { tr.step([&](int) { return lm_batch{x.data(), y.data(), nullptr, B, T}; }); };
-    for (int i = 0; i < warmup; ++i) step();
+    for (int i = 0; i < warmup; ++i)
+        step();
     bench_samples s;
-    for (int i = 0; i < reps; ++i) s.ms.push_back(time_ms(step));
+    for (int i = 0; i < reps; ++i)
+        s.ms.push_back(time_ms(step));
     s.tokens = double(B) * T;
     s.flops = train_flops<S>(cfg, B, T);
     return s;
@@ -125,8 +134,9 @@ template <shape S> bench_samples bench_train(const model_config& cfg, int B, int
 
 // One repetition = generate_batch: prefill of B random P-token prompts, then `fresh` new tokens per
 // sequence (temperature 0.8, top-k 200: nanoGPT's sample.py), no end-of-text.
-template <shape S> bench_samples bench_generate(const model_config& cfg, int B, int fresh, int reps, int warmup,
-                                                std::uint64_t seed) {
+template <shape S>
+bench_samples bench_generate(const model_config& cfg, int B, int fresh, int reps, int warmup,
+                             std::uint64_t seed) {
     using model_t = transformer<S>;
     model_t model(cfg);
     model.init(seed);
@@ -134,17 +144,23 @@ template <shape S> bench_samples bench_generate(const model_config& cfg, int B, 
     rng r(seed + 1);
     std::vector<std::vector<int>> prompts(B, std::vector<int>(bench_prompt_len));
     for (auto& p : prompts)
-        for (int& t : p) t = int(r.below(cfg.vocab));
+        for (int& t : p)
+            t = int(r.below(cfg.vocab));
     int produced = 0;
     auto once = [&] {
-        const auto out = generate_batch(cache, prompts, fresh, sampling_config{0.8f, 200, 1.0f, seed});
+        const auto out =
+            generate_batch(cache, prompts, fresh, sampling_config{0.8f, 200, 1.0f, seed});
         produced = 0;
-        for (const auto& g : out) produced += int(g.tokens.size());
+        for (const auto& g : out)
+            produced += int(g.tokens.size());
     };
-    for (int i = 0; i < warmup; ++i) once();
+    for (int i = 0; i < warmup; ++i)
+        once();
     bench_samples s;
-    for (int i = 0; i < reps; ++i) s.ms.push_back(time_ms(once));
-    GPTX_CHECK(produced == B * fresh, "bench: generation stopped early (", produced, " of ", B * fresh, " tokens)");
+    for (int i = 0; i < reps; ++i)
+        s.ms.push_back(time_ms(once));
+    GPTX_CHECK(produced == B * fresh, "bench: generation stopped early (", produced, " of ",
+               B * fresh, " tokens)");
     s.tokens = double(B) * fresh;
     s.flops = generate_flops<S>(cfg, B, bench_prompt_len, fresh);
     return s;
@@ -152,8 +168,10 @@ template <shape S> bench_samples bench_generate(const model_config& cfg, int B, 
 
 inline bench_samples bench_run(const bench_workload& w, int reps, int warmup, std::uint64_t seed) {
     const model_config gpt2{50257, 1024}; // GPT-2 small: the full position table
-    if (w.name == "train-baby") return bench_train<presets::baby>({65, w.T}, w.B, w.T, reps, warmup, seed);
-    if (w.train) return bench_train<presets::gpt2>(gpt2, w.B, w.T, reps, warmup, seed);
+    if (w.name == "train-baby")
+        return bench_train<presets::baby>({65, w.T}, w.B, w.T, reps, warmup, seed);
+    if (w.train)
+        return bench_train<presets::gpt2>(gpt2, w.B, w.T, reps, warmup, seed);
     return bench_generate<presets::gpt2>(gpt2, w.B, w.T, reps, warmup, seed);
 }
 
@@ -163,7 +181,8 @@ inline double peak_rss_mb_self() {
     return double(ru.ru_maxrss) / 1024.0; // Linux reports KiB
 }
 
-inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s, double peak_rss_mb) {
+inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s,
+                                         double peak_rss_mb) {
     std::vector<double> v = s.ms;
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
@@ -181,7 +200,8 @@ inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s,
 
 // Runs one workload in a child process, so its peak RSS is its own (wait4 reports the child's
 // high-water mark). The parent runs no OpenMP region before forking, so the child starts clean.
-inline nlohmann::ordered_json bench_forked(const bench_workload& w, int reps, int warmup, std::uint64_t seed) {
+inline nlohmann::ordered_json bench_forked(const bench_workload& w, int reps, int warmup,
+                                           std::uint64_t seed) {
     int fd[2];
     GPTX_CHECK(::pipe(fd) == 0, "bench: pipe failed");
     std::fflush(stdout);
@@ -201,7 +221,8 @@ inline nlohmann::ordered_json bench_forked(const bench_workload& w, int reps, in
         std::size_t off = 0;
         while (off < msg.size()) {
             const ssize_t k = ::write(fd[1], msg.data() + off, msg.size() - off);
-            if (k <= 0) break;
+            if (k <= 0)
+                break;
             off += std::size_t(k);
         }
         ::close(fd[1]);
@@ -210,14 +231,17 @@ inline nlohmann::ordered_json bench_forked(const bench_workload& w, int reps, in
     ::close(fd[1]);
     std::string msg;
     char buf[4096];
-    for (ssize_t k; (k = ::read(fd[0], buf, sizeof buf)) > 0;) msg.append(buf, std::size_t(k));
+    for (ssize_t k; (k = ::read(fd[0], buf, sizeof buf)) > 0;)
+        msg.append(buf, std::size_t(k));
     ::close(fd[0]);
     int status = 0;
     rusage ru{};
     ::wait4(pid, &status, 0, &ru);
-    if (msg.rfind("error ", 0) == 0) throw gptx::error(msg.substr(6));
-    GPTX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && msg.rfind("ok ", 0) == 0, "bench: workload ",
-               w.name, " died (", WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status)) : "no result",
+    if (msg.rfind("error ", 0) == 0)
+        throw gptx::error(msg.substr(6));
+    GPTX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && msg.rfind("ok ", 0) == 0,
+               "bench: workload ", w.name, " died (",
+               WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status)) : "no result",
                ")");
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(msg.substr(3));
     j["peak_rss_mb"] = double(ru.ru_maxrss) / 1024.0;
@@ -229,13 +253,15 @@ inline nlohmann::ordered_json bench_forked(const bench_workload& w, int reps, in
 inline void run_bench(const bench_options& o) {
     std::vector<const bench_workload*> chosen;
     for (const auto& w : bench_workloads)
-        if (o.workload == "all" || o.workload == w.name) chosen.push_back(&w);
-    GPTX_CHECK(!chosen.empty(), "unknown workload '", o.workload, "' (choose all or one of: ", bench_workload_names(),
-               ")");
+        if (o.workload == "all" || o.workload == w.name)
+            chosen.push_back(&w);
+    GPTX_CHECK(!chosen.empty(), "unknown workload '", o.workload,
+               "' (choose all or one of: ", bench_workload_names(), ")");
     GPTX_CHECK(o.reps >= 0, "--reps must be >= 0, got ", o.reps);
     GPTX_CHECK(o.warmup >= -1, "--warmup must be >= 0, got ", o.warmup);
     for (const bench_workload* w : chosen) {
-        const int reps = o.reps > 0 ? o.reps : w->reps, warmup = o.warmup >= 0 ? o.warmup : w->warmup;
+        const int reps = o.reps > 0 ? o.reps : w->reps,
+                  warmup = o.warmup >= 0 ? o.warmup : w->warmup;
         nlohmann::ordered_json j;
         if (o.fork) {
             j = detail::bench_forked(*w, reps, warmup, o.seed);

@@ -26,7 +26,8 @@ bench_run run_gptx(const std::string& args) {
     BOOST_REQUIRE(p);
     std::array<char, 4096> buf;
     std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+        r.out.append(buf.data(), n);
     const int status = pclose(p);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
@@ -36,19 +37,22 @@ std::vector<nlohmann::ordered_json> json_lines(const std::string& out) {
     std::vector<nlohmann::ordered_json> lines;
     std::istringstream in(out);
     for (std::string line; std::getline(in, line);)
-        if (!line.empty()) lines.push_back(nlohmann::ordered_json::parse(line));
+        if (!line.empty())
+            lines.push_back(nlohmann::ordered_json::parse(line));
     return lines;
 }
 
 // The keys issue 3 asks for, first and in this order, with consistent values.
 void check_line(const nlohmann::ordered_json& j, const std::string& workload, int reps) {
-    const std::vector<std::string> keys = {"workload", "median_ms",  "min_ms",     "max_ms",
-                                           "tokens_per_s", "gflops", "peak_rss_mb"};
+    const std::vector<std::string> keys = {"workload",     "median_ms", "min_ms",     "max_ms",
+                                           "tokens_per_s", "gflops",    "peak_rss_mb"};
     std::size_t i = 0;
-    for (auto it = j.begin(); it != j.end() && i < keys.size(); ++it, ++i) BOOST_TEST(it.key() == keys[i]);
+    for (auto it = j.begin(); it != j.end() && i < keys.size(); ++it, ++i)
+        BOOST_TEST(it.key() == keys[i]);
     BOOST_TEST(i == keys.size());
     BOOST_TEST(j["workload"].get<std::string>() == workload);
-    for (const char* k : {"median_ms", "min_ms", "max_ms", "tokens_per_s", "gflops", "peak_rss_mb"}) {
+    for (const char* k :
+         {"median_ms", "min_ms", "max_ms", "tokens_per_s", "gflops", "peak_rss_mb"}) {
         BOOST_TEST_REQUIRE(j[k].is_number(), k);
         BOOST_TEST(j[k].get<double>() > 0.0, k);
     }
@@ -57,7 +61,8 @@ void check_line(const nlohmann::ordered_json& j, const std::string& workload, in
     BOOST_TEST(j["reps"].get<int>() == reps);
     BOOST_TEST(j["threads"].get<int>() == 2);
     // The FLOP count per step is fixed, so GFLOP/s and tokens/s move together.
-    const double flops_per_token = j["gflops"].get<double>() * 1e9 / j["tokens_per_s"].get<double>();
+    const double flops_per_token =
+        j["gflops"].get<double>() * 1e9 / j["tokens_per_s"].get<double>();
     BOOST_TEST(flops_per_token > 1e6); // the baby model: ~5.2 MFLOP per training token
 }
 
@@ -74,7 +79,8 @@ BOOST_AUTO_TEST_CASE(one_json_line_per_workload) {
 }
 
 BOOST_AUTO_TEST_CASE(in_process_run_has_the_same_format) {
-    const bench_run r = run_gptx("bench --workload train-baby --reps 3 --warmup 0 --no-fork --threads 2");
+    const bench_run r =
+        run_gptx("bench --workload train-baby --reps 3 --warmup 0 --no-fork --threads 2");
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto lines = json_lines(r.out);
     BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
@@ -84,7 +90,8 @@ BOOST_AUTO_TEST_CASE(in_process_run_has_the_same_format) {
 BOOST_AUTO_TEST_CASE(bad_input_gives_one_line_errors) {
     bench_run r = run_gptx("bench --workload train-everything");
     BOOST_TEST(r.code == 1, r.out);
-    BOOST_TEST(r.out.find("gptx: error: unknown workload 'train-everything'") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("gptx: error: unknown workload 'train-everything'") != std::string::npos,
+               r.out);
     BOOST_TEST(r.out.find("train-gpt2-long") != std::string::npos, r.out); // lists the choices
     r = run_gptx("bench --reps 0");
     BOOST_TEST(r.code != 0, r.out);

@@ -2,8 +2,8 @@
 // forward saves one log-sum-exp per query row, backward recomputes the probabilities.
 // Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, NH heads, HS head size.
 #pragma once
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -49,8 +49,8 @@ template <class T, class Arch> struct att_blocking {
     static constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
     static constexpr int SR = wide ? 8 : 4; // score tiles: SR query rows x 2 vectors of keys
     static constexpr int SC = 2 * W;
-    static constexpr int HR = 4;            // head-size tiles: HR rows x up to 4 vectors
-    static constexpr int QB = 32;           // query rows per block (a multiple of SR and HR)
+    static constexpr int HR = 4;  // head-size tiles: HR rows x up to 4 vectors
+    static constexpr int QB = 32; // query rows per block (a multiple of SR and HR)
 };
 
 inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
@@ -58,23 +58,27 @@ inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1
 // c[r][0 .. NV*W) (+)= sum_k a[r*ars + k*aks] * b[k*ldb + 0 .. NV*W) for r < R: a register tile
 // of R x NV vectors, B rows loaded once per k and A broadcast.
 template <class Arch, int R, int NV, bool Acc, class T>
-inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
-                     std::int64_t ldb, int K) {
+inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                     const T* b, std::int64_t ldb, int K) {
     using V = simd::batch<T, Arch>;
     constexpr int W = static_cast<int>(V::size);
     V acc[R][NV];
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
     for (int k = 0; k < K; ++k) {
         V bv[NV];
-        for (int v = 0; v < NV; ++v) bv[v] = simd::load<Arch>(b + k * ldb + v * W);
+        for (int v = 0; v < NV; ++v)
+            bv[v] = simd::load<Arch>(b + k * ldb + v * W);
         for (int r = 0; r < R; ++r) {
             const V av(a[r * ars + k * aks]);
-            for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
+        for (int v = 0; v < NV; ++v)
+            simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
 }
 
 // C(rows, cols) (+)= A(rows, K) B(K, cols) with A strided (ars, aks) and B row-major (ldb); rows a
@@ -90,8 +94,8 @@ void att_product(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int6
 
 // The same with cols = HSp (the padded head size), in panels of 4, 2 or 1 vectors.
 template <class Arch, bool Acc, class T>
-void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
-                    std::int64_t ldb, int rows, int HSp, int K) {
+void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                    const T* b, std::int64_t ldb, int rows, int HSp, int K) {
     using blk = att_blocking<T, Arch>;
     constexpr int W = blk::W;
     int j = 0;
@@ -100,7 +104,8 @@ void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::i
             att_product<Arch, blk::HR, 4, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 4 * W, K);
     for (; j + 2 * W <= HSp; j += 2 * W)
         att_product<Arch, blk::HR, 2, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 2 * W, K);
-    for (; j < HSp; j += W) att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
+    for (; j < HSp; j += W)
+        att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
 }
 
 // Grow-once, 64-byte aligned per-thread scratch for the packed operands of one head.
@@ -115,7 +120,8 @@ template <class T> T* att_scratch(std::size_t n) {
 }
 
 // Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
-template <class T> void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
+template <class T>
+void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
     for (int s = 0; s < Tp; ++s) {
         T* d = dst + std::int64_t(s) * HSp;
         if (s < Tn) {
@@ -127,10 +133,12 @@ template <class T> void att_pack_rows(T* dst, const T* src, std::int64_t ld, int
     }
 }
 // Packs the same slice transposed into dst (HS, Tp), zero-padded past Tn.
-template <class T> void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
+template <class T>
+void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
     for (int d = 0; d < HS; ++d) {
         T* o = dst + std::int64_t(d) * Tp;
-        for (int s = 0; s < Tn; ++s) o[s] = src[s * ld + d];
+        for (int s = 0; s < Tn; ++s)
+            o[s] = src[s * ld + d];
         std::fill(o + Tn, o + Tp, T(0));
     }
 }
@@ -140,8 +148,8 @@ template <class T> void att_pack_cols(T* dst, const T* src, std::int64_t ld, int
 // For each head: out_t = sum_{s<=t} dropout(softmax_s(q_t·k_s / sqrt(HS))) v_s.
 // qkv(B,T,3C) holds [q | k | v] per token; out(B,T,C); lse(B,NH,T) = log sum_s exp(score_s).
 template <class Arch = simd::default_arch, class T>
-void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH, float rate = 0.0f,
-                       std::uint64_t seed = 0) {
+void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH,
+                       float rate = 0.0f, std::uint64_t seed = 0) {
     using blk = detail::att_blocking<T, Arch>;
     const int HS = C / NH, C3 = 3 * C;
     const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
@@ -152,10 +160,10 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
         const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
         const std::size_t panel = std::size_t(Tp) * HSp;
         T* qp = detail::att_scratch<T>(3 * panel + std::size_t(blk::QB) * (Tp + HSp)); // (Tp, HSp)
-        T* kt = qp + panel;                                                       // (HS, Tp)
-        T* vp = kt + panel;                                                       // (Tp, HSp)
-        T* sc = vp + panel;                                                       // (QB, Tp)
-        T* ob = sc + std::size_t(blk::QB) * Tp;                                   // (QB, HSp)
+        T* kt = qp + panel;                                                            // (HS, Tp)
+        T* vp = kt + panel;                                                            // (Tp, HSp)
+        T* sc = vp + panel;                                                            // (QB, Tp)
+        T* ob = sc + std::size_t(blk::QB) * Tp;                                        // (QB, HSp)
         const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
         detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
         detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
@@ -165,8 +173,8 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
             const int nk = i0 + rows; // keys this block can see
             const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
             // Scores of the block, all QB rows (rows past Tn are zero queries).
-            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1, kt, Tp, blk::QB,
-                                                         nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
             for (int r = 0; r < blk::QB; ++r) {
                 T* row = sc + std::size_t(r) * Tp;
                 const int t = i0 + r, n = t + 1;
@@ -181,7 +189,9 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
                 simd::scale<Arch>(row, T(1) / l, n);
                 if (rate > 0.0f)
                     for (int s = 0; s < n; ++s)
-                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate) ? row[s] * keep_scale : T(0);
+                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                     ? row[s] * keep_scale
+                                     : T(0);
                 std::fill(row + n, row + nkp, T(0));
             }
             // out rows = P · V over the visible keys.
@@ -199,8 +209,8 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
 //   dk_s += dscore_s q_t / sqrt(HS),  dv_s += P_s z_s dout_t.
 // Writes dqkv(B,T,3C).
 template <class Arch = simd::default_arch, class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B, int Tn, int C,
-                        int NH, float rate = 0.0f, std::uint64_t seed = 0) {
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B,
+                        int Tn, int C, int NH, float rate = 0.0f, std::uint64_t seed = 0) {
     using blk = detail::att_blocking<T, Arch>;
     const int HS = C / NH, C3 = 3 * C;
     const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
@@ -210,15 +220,16 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
     parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
         const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
         const std::size_t panel = std::size_t(Tp) * HSp, block = std::size_t(blk::QB) * Tp;
-        T* qp = detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
-        T* kt = qp + panel;   // (HS, Tp)
-        T* kp = kt + panel;   // (Tp, HSp)
-        T* vt = kp + panel;   // (HS, Tp)
-        T* dop = vt + panel;  // (Tp, HSp)
-        T* dkp = dop + panel; // (Tp, HSp)
-        T* dvp = dkp + panel; // (Tp, HSp)
-        T* pz = dvp + panel;  // (QB, Tp): P z, then dV's left factor
-        T* ds = pz + block;   // (QB, Tp): dP, then dscores
+        T* qp =
+            detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
+        T* kt = qp + panel;                                                             // (HS, Tp)
+        T* kp = kt + panel;                                                             // (Tp, HSp)
+        T* vt = kp + panel;                                                             // (HS, Tp)
+        T* dop = vt + panel;                                                            // (Tp, HSp)
+        T* dkp = dop + panel;                                                           // (Tp, HSp)
+        T* dvp = dkp + panel;                                                           // (Tp, HSp)
+        T* pz = dvp + panel;         // (QB, Tp): P z, then dV's left factor
+        T* ds = pz + block;          // (QB, Tp): dP, then dscores
         T* dqb = ds + block + block; // (QB, HSp)
         const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
         const T* dbase_out = dout + std::int64_t(b) * Tn * C + h * HS;
@@ -232,10 +243,10 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
             const int rows = std::min(blk::QB, Tn - i0);
             const int nk = i0 + rows;
             const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
-            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1, kt, Tp, blk::QB,
-                                                         nkp, HS);
-            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp, 1, vt, Tp,
-                                                         blk::QB, nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp,
+                                                         1, vt, Tp, blk::QB, nkp, HS);
             for (int r = 0; r < blk::QB; ++r) {
                 T* p = pz + std::size_t(r) * Tp;
                 T* g = ds + std::size_t(r) * Tp;
@@ -251,7 +262,9 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
                 detail::exp_shift_sum<Arch>(p, n, lse[bh * Tn + t]); // p = P
                 if (rate > 0.0f) {
                     for (int s = 0; s < n; ++s) {
-                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate) ? keep_scale : T(0);
+                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                        ? keep_scale
+                                        : T(0);
                         g[s] = p[s] * (z * g[s] - D) * scale;
                         p[s] *= z;
                     }
@@ -264,7 +277,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
                         const V pv = simd::load<Arch>(p + s);
                         simd::store<Arch>(g + s, pv * (simd::load<Arch>(g + s) - vD) * vs);
                     }
-                    for (; s < n; ++s) g[s] = p[s] * (g[s] - D) * scale;
+                    for (; s < n; ++s)
+                        g[s] = p[s] * (g[s] - D) * scale;
                 }
                 std::fill(p + n, p + nkp, T(0));
                 std::fill(g + n, g + nkp, T(0));
@@ -272,15 +286,18 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
             // dq rows = dS · K;  dK += dSᵀ · Q;  dV += (P z)ᵀ · dout.
             detail::att_product_hs<Arch, false>(dqb, HSp, ds, Tp, 1, kp, HSp, blk::QB, HSp, nk);
             const int nkr = static_cast<int>(detail::round_up(nk, blk::HR));
-            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp, nkr, HSp, rows);
-            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp, HSp, nkr, HSp, rows);
+            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp,
+                                               nkr, HSp, rows);
+            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp,
+                                               HSp, nkr, HSp, rows);
             for (int r = 0; r < rows; ++r)
                 std::copy(dqb + std::size_t(r) * HSp, dqb + std::size_t(r) * HSp + HS,
                           dqkv + (std::int64_t(b) * Tn + i0 + r) * C3 + h * HS);
         }
         T* dbase = dqkv + std::int64_t(b) * Tn * C3 + h * HS;
         for (int s = 0; s < Tn; ++s) {
-            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS, dbase + std::int64_t(s) * C3 + C);
+            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS,
+                      dbase + std::int64_t(s) * C3 + C);
             std::copy(dvp + std::size_t(s) * HSp, dvp + std::size_t(s) * HSp + HS,
                       dbase + std::int64_t(s) * C3 + 2 * C);
         }
