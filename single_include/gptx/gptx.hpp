@@ -358,6 +358,55 @@ template <class F> bool with_preset(std::string_view name, F&& f) {
 
 } // namespace gptx
 // ---- end gptx/core/shape.hpp ----
+// ---- begin gptx/core/stats.hpp ----
+// gptx/core/stats.hpp: win rates of pairwise preferences with a Wilson score interval.
+// Tested by tests/core/test_stats.cpp.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+
+namespace gptx {
+
+struct proportion_interval {
+    double p = 0, low = 0, high = 0; // the estimate and its confidence interval
+};
+
+// Wilson score interval for `successes` out of n trials (successes may be fractional: a tie
+// counts one half), z = 1.96 for 95%. Unlike the normal interval it stays inside [0, 1] and is
+// sensible near 0 and 1 and for small n.
+inline proportion_interval wilson_score(double successes, std::size_t n, double z = 1.96) {
+    GPTX_CHECK(n > 0, "wilson_score: no trials");
+    GPTX_CHECK(successes >= 0 && successes <= double(n), "wilson_score: ", successes,
+               " successes out of ", n, " trials");
+    const double nn = double(n), p = successes / nn, z2 = z * z;
+    const double centre = (p + z2 / (2 * nn)) / (1 + z2 / nn);
+    const double half = z / (1 + z2 / nn) * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+    return {p, std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+// Head-to-head preferences of A over B: wins, ties (counted as half a win) and losses.
+struct win_rate {
+    std::size_t wins = 0, ties = 0, losses = 0;
+
+    // a and b are the two scores of one comparison; |a - b| <= tie_eps is a tie.
+    void add(double a, double b, double tie_eps = 1e-9) {
+        if (std::abs(a - b) <= tie_eps)
+            ++ties;
+        else if (a > b)
+            ++wins;
+        else
+            ++losses;
+    }
+    std::size_t n() const { return wins + ties + losses; }
+    // (wins + ties / 2) / n with its 95% Wilson interval.
+    proportion_interval rate(double z = 1.96) const {
+        return wilson_score(double(wins) + 0.5 * double(ties), n(), z);
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/core/stats.hpp ----
 // ---- begin gptx/simd/simd.hpp ----
 // gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
 // axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
@@ -451,12 +500,125 @@ template <class T> double dot(const T* a, const T* b, std::size_t n) {
 
 } // namespace gptx::simd
 // ---- end gptx/simd/simd.hpp ----
+// ---- begin gptx/ops/adamw.hpp ----
+// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
+// Tested by tests/train/test_optimizer.cpp.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
+template <class T> struct adamw_coeffs {
+    T beta1, beta2, eps;
+    T decay_factor; // 1 - lr * weight_decay
+    T step_size;    // lr / (1 - beta1^t)
+    T bc2_sqrt;     // sqrt(1 - beta2^t)
+};
+
+template <class T>
+adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
+    const double bc1 = 1.0 - std::pow(double(beta1), step);
+    const double bc2 = 1.0 - std::pow(double(beta2), step);
+    return {beta1,
+            beta2,
+            eps,
+            T(1.0 - double(lr) * double(weight_decay)),
+            T(double(lr) / bc1),
+            T(std::sqrt(bc2))};
+}
+
+namespace detail {
+// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
+// once inlined into our code; the intrinsic never reads it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
+    return xsimd::sqrt(x);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// One batch of PyTorch's single-tensor AdamW, in its order:
+//   p *= 1 - lr*wd                      (decoupled weight decay first)
+//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
+//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
+//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
+// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
+// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
+template <class Arch, class T>
+inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
+    using B = simd::batch<T, Arch>;
+    const B vg = simd::load<Arch>(g);
+    B vm = simd::load<Arch>(m);
+    B vv = simd::load<Arch>(v);
+    B vp = simd::load<Arch>(p) * B(c.decay_factor);
+    vm = vm + B(T(1) - c.beta1) * (vg - vm);
+    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
+    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
+    vp = vp - B(c.step_size) * (vm / denom);
+    simd::store<Arch>(p, vp);
+    simd::store<Arch>(m, vm);
+    simd::store<Arch>(v, vv);
+}
+} // namespace detail
+
+// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
+// same vector code on a padded stack copy, so it rounds exactly like the body.
+template <class Arch = simd::default_arch, class T>
+void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
+                         const adamw_coeffs<T>& c) {
+    constexpr std::size_t W = simd::lanes<T, Arch>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
+    if (i == n)
+        return;
+    const std::size_t r = n - i;
+    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
+    for (std::size_t k = 0; k < r; ++k) {
+        tp[k] = param[i + k];
+        tg[k] = grad[i + k];
+        tm[k] = m[i + k];
+        tv[k] = v[i + k];
+    }
+    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
+    for (std::size_t k = 0; k < r; ++k) {
+        param[i + k] = tp[k];
+        m[i + k] = tm[k];
+        v[i + k] = tv[k];
+    }
+}
+
+// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
+// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
+template <class Arch = simd::default_arch, class T>
+void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
+                  T weight_decay, int step) {
+    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
+    parallel_ranges(
+        static_cast<std::int64_t>(n),
+        [&](std::int64_t b, std::int64_t e) {
+            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
+        },
+        std::int64_t{1} << 14);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/adamw.hpp ----
 // ---- begin gptx/ops/attention.hpp ----
 // gptx/ops/attention.hpp: causal multi-head self-attention that keeps no T x T probabilities:
 // forward saves one log-sum-exp per query row, backward recomputes the probabilities.
 // Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, NH heads, HS head size.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -498,8 +660,8 @@ template <class T, class Arch> struct att_blocking {
     static constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
     static constexpr int SR = wide ? 8 : 4; // score tiles: SR query rows x 2 vectors of keys
     static constexpr int SC = 2 * W;
-    static constexpr int HR = 4;            // head-size tiles: HR rows x up to 4 vectors
-    static constexpr int QB = 32;           // query rows per block (a multiple of SR and HR)
+    static constexpr int HR = 4;  // head-size tiles: HR rows x up to 4 vectors
+    static constexpr int QB = 32; // query rows per block (a multiple of SR and HR)
 };
 
 inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
@@ -507,23 +669,27 @@ inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1
 // c[r][0 .. NV*W) (+)= sum_k a[r*ars + k*aks] * b[k*ldb + 0 .. NV*W) for r < R: a register tile
 // of R x NV vectors, B rows loaded once per k and A broadcast.
 template <class Arch, int R, int NV, bool Acc, class T>
-inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
-                     std::int64_t ldb, int K) {
+inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                     const T* b, std::int64_t ldb, int K) {
     using V = simd::batch<T, Arch>;
     constexpr int W = static_cast<int>(V::size);
     V acc[R][NV];
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
     for (int k = 0; k < K; ++k) {
         V bv[NV];
-        for (int v = 0; v < NV; ++v) bv[v] = simd::load<Arch>(b + k * ldb + v * W);
+        for (int v = 0; v < NV; ++v)
+            bv[v] = simd::load<Arch>(b + k * ldb + v * W);
         for (int r = 0; r < R; ++r) {
             const V av(a[r * ars + k * aks]);
-            for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
+        for (int v = 0; v < NV; ++v)
+            simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
 }
 
 // C(rows, cols) (+)= A(rows, K) B(K, cols) with A strided (ars, aks) and B row-major (ldb); rows a
@@ -539,8 +705,8 @@ void att_product(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int6
 
 // The same with cols = HSp (the padded head size), in panels of 4, 2 or 1 vectors.
 template <class Arch, bool Acc, class T>
-void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
-                    std::int64_t ldb, int rows, int HSp, int K) {
+void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                    const T* b, std::int64_t ldb, int rows, int HSp, int K) {
     using blk = att_blocking<T, Arch>;
     constexpr int W = blk::W;
     int j = 0;
@@ -549,7 +715,8 @@ void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::i
             att_product<Arch, blk::HR, 4, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 4 * W, K);
     for (; j + 2 * W <= HSp; j += 2 * W)
         att_product<Arch, blk::HR, 2, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 2 * W, K);
-    for (; j < HSp; j += W) att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
+    for (; j < HSp; j += W)
+        att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
 }
 
 // Grow-once, 64-byte aligned per-thread scratch for the packed operands of one head.
@@ -564,7 +731,8 @@ template <class T> T* att_scratch(std::size_t n) {
 }
 
 // Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
-template <class T> void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
+template <class T>
+void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
     for (int s = 0; s < Tp; ++s) {
         T* d = dst + std::int64_t(s) * HSp;
         if (s < Tn) {
@@ -576,10 +744,12 @@ template <class T> void att_pack_rows(T* dst, const T* src, std::int64_t ld, int
     }
 }
 // Packs the same slice transposed into dst (HS, Tp), zero-padded past Tn.
-template <class T> void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
+template <class T>
+void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
     for (int d = 0; d < HS; ++d) {
         T* o = dst + std::int64_t(d) * Tp;
-        for (int s = 0; s < Tn; ++s) o[s] = src[s * ld + d];
+        for (int s = 0; s < Tn; ++s)
+            o[s] = src[s * ld + d];
         std::fill(o + Tn, o + Tp, T(0));
     }
 }
@@ -589,8 +759,8 @@ template <class T> void att_pack_cols(T* dst, const T* src, std::int64_t ld, int
 // For each head: out_t = sum_{s<=t} dropout(softmax_s(q_t·k_s / sqrt(HS))) v_s.
 // qkv(B,T,3C) holds [q | k | v] per token; out(B,T,C); lse(B,NH,T) = log sum_s exp(score_s).
 template <class Arch = simd::default_arch, class T>
-void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH, float rate = 0.0f,
-                       std::uint64_t seed = 0) {
+void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH,
+                       float rate = 0.0f, std::uint64_t seed = 0) {
     using blk = detail::att_blocking<T, Arch>;
     const int HS = C / NH, C3 = 3 * C;
     const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
@@ -601,10 +771,10 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
         const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
         const std::size_t panel = std::size_t(Tp) * HSp;
         T* qp = detail::att_scratch<T>(3 * panel + std::size_t(blk::QB) * (Tp + HSp)); // (Tp, HSp)
-        T* kt = qp + panel;                                                       // (HS, Tp)
-        T* vp = kt + panel;                                                       // (Tp, HSp)
-        T* sc = vp + panel;                                                       // (QB, Tp)
-        T* ob = sc + std::size_t(blk::QB) * Tp;                                   // (QB, HSp)
+        T* kt = qp + panel;                                                            // (HS, Tp)
+        T* vp = kt + panel;                                                            // (Tp, HSp)
+        T* sc = vp + panel;                                                            // (QB, Tp)
+        T* ob = sc + std::size_t(blk::QB) * Tp;                                        // (QB, HSp)
         const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
         detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
         detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
@@ -614,8 +784,8 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
             const int nk = i0 + rows; // keys this block can see
             const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
             // Scores of the block, all QB rows (rows past Tn are zero queries).
-            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1, kt, Tp, blk::QB,
-                                                         nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
             for (int r = 0; r < blk::QB; ++r) {
                 T* row = sc + std::size_t(r) * Tp;
                 const int t = i0 + r, n = t + 1;
@@ -630,7 +800,9 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
                 simd::scale<Arch>(row, T(1) / l, n);
                 if (rate > 0.0f)
                     for (int s = 0; s < n; ++s)
-                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate) ? row[s] * keep_scale : T(0);
+                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                     ? row[s] * keep_scale
+                                     : T(0);
                 std::fill(row + n, row + nkp, T(0));
             }
             // out rows = P · V over the visible keys.
@@ -648,8 +820,8 @@ void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int N
 //   dk_s += dscore_s q_t / sqrt(HS),  dv_s += P_s z_s dout_t.
 // Writes dqkv(B,T,3C).
 template <class Arch = simd::default_arch, class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B, int Tn, int C,
-                        int NH, float rate = 0.0f, std::uint64_t seed = 0) {
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B,
+                        int Tn, int C, int NH, float rate = 0.0f, std::uint64_t seed = 0) {
     using blk = detail::att_blocking<T, Arch>;
     const int HS = C / NH, C3 = 3 * C;
     const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
@@ -659,15 +831,16 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
     parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
         const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
         const std::size_t panel = std::size_t(Tp) * HSp, block = std::size_t(blk::QB) * Tp;
-        T* qp = detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
-        T* kt = qp + panel;   // (HS, Tp)
-        T* kp = kt + panel;   // (Tp, HSp)
-        T* vt = kp + panel;   // (HS, Tp)
-        T* dop = vt + panel;  // (Tp, HSp)
-        T* dkp = dop + panel; // (Tp, HSp)
-        T* dvp = dkp + panel; // (Tp, HSp)
-        T* pz = dvp + panel;  // (QB, Tp): P z, then dV's left factor
-        T* ds = pz + block;   // (QB, Tp): dP, then dscores
+        T* qp =
+            detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
+        T* kt = qp + panel;                                                             // (HS, Tp)
+        T* kp = kt + panel;                                                             // (Tp, HSp)
+        T* vt = kp + panel;                                                             // (HS, Tp)
+        T* dop = vt + panel;                                                            // (Tp, HSp)
+        T* dkp = dop + panel;                                                           // (Tp, HSp)
+        T* dvp = dkp + panel;                                                           // (Tp, HSp)
+        T* pz = dvp + panel;         // (QB, Tp): P z, then dV's left factor
+        T* ds = pz + block;          // (QB, Tp): dP, then dscores
         T* dqb = ds + block + block; // (QB, HSp)
         const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
         const T* dbase_out = dout + std::int64_t(b) * Tn * C + h * HS;
@@ -681,10 +854,10 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
             const int rows = std::min(blk::QB, Tn - i0);
             const int nk = i0 + rows;
             const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
-            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1, kt, Tp, blk::QB,
-                                                         nkp, HS);
-            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp, 1, vt, Tp,
-                                                         blk::QB, nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp,
+                                                         1, vt, Tp, blk::QB, nkp, HS);
             for (int r = 0; r < blk::QB; ++r) {
                 T* p = pz + std::size_t(r) * Tp;
                 T* g = ds + std::size_t(r) * Tp;
@@ -700,7 +873,9 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
                 detail::exp_shift_sum<Arch>(p, n, lse[bh * Tn + t]); // p = P
                 if (rate > 0.0f) {
                     for (int s = 0; s < n; ++s) {
-                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate) ? keep_scale : T(0);
+                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                        ? keep_scale
+                                        : T(0);
                         g[s] = p[s] * (z * g[s] - D) * scale;
                         p[s] *= z;
                     }
@@ -713,7 +888,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
                         const V pv = simd::load<Arch>(p + s);
                         simd::store<Arch>(g + s, pv * (simd::load<Arch>(g + s) - vD) * vs);
                     }
-                    for (; s < n; ++s) g[s] = p[s] * (g[s] - D) * scale;
+                    for (; s < n; ++s)
+                        g[s] = p[s] * (g[s] - D) * scale;
                 }
                 std::fill(p + n, p + nkp, T(0));
                 std::fill(g + n, g + nkp, T(0));
@@ -721,15 +897,18 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
             // dq rows = dS · K;  dK += dSᵀ · Q;  dV += (P z)ᵀ · dout.
             detail::att_product_hs<Arch, false>(dqb, HSp, ds, Tp, 1, kp, HSp, blk::QB, HSp, nk);
             const int nkr = static_cast<int>(detail::round_up(nk, blk::HR));
-            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp, nkr, HSp, rows);
-            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp, HSp, nkr, HSp, rows);
+            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp,
+                                               nkr, HSp, rows);
+            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp,
+                                               HSp, nkr, HSp, rows);
             for (int r = 0; r < rows; ++r)
                 std::copy(dqb + std::size_t(r) * HSp, dqb + std::size_t(r) * HSp + HS,
                           dqkv + (std::int64_t(b) * Tn + i0 + r) * C3 + h * HS);
         }
         T* dbase = dqkv + std::int64_t(b) * Tn * C3 + h * HS;
         for (int s = 0; s < Tn; ++s) {
-            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS, dbase + std::int64_t(s) * C3 + C);
+            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS,
+                      dbase + std::int64_t(s) * C3 + C);
             std::copy(dvp + std::size_t(s) * HSp, dvp + std::size_t(s) * HSp + HS,
                       dbase + std::int64_t(s) * C3 + 2 * C);
         }
@@ -738,6 +917,156 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
 
 } // namespace gptx::ops
 // ---- end gptx/ops/attention.hpp ----
+// ---- begin gptx/ops/attention_decode.hpp ----
+// gptx/ops/attention_decode.hpp: inference kernels for generation with a KV cache: attention of
+// new queries over cached keys and values, and a linear layer for a few rows. Tested by
+// tests/generate/test_generate.cpp. Legend: B batch, n new positions, C channels, NH heads,
+// HS head size, maxT cached positions per sequence (the cache's row count).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+
+namespace gptx::ops {
+
+// For query i of sequence b (absolute position t0 + i) and head h:
+//   out = sum_{s <= t0+i} softmax_s(q·k_s / sqrt(HS)) v_s.
+// q row (b, i) starts at q + (b*n + i) * ldq (ldq = 3C when q is read in place from qkv);
+// kcache, vcache (B, NH, maxT, HS) already hold positions [0, t0 + n). Writes out(B, n, C).
+// Head-major caches keep one head's keys contiguous, so each score is one dot over HS and the
+// output one axpy over HS. Keys go in chunks of a fixed stack buffer with an online softmax
+// (running max and sum), so no scratch is allocated whatever the length.
+template <class Arch = simd::default_arch, class T>
+void attention_decode_forward(T* out, const T* q, int ldq, const T* kcache, const T* vcache, int B,
+                              int n, int t0, int C, int NH, int maxT) {
+    constexpr int chunk = 64;
+    const int HS = C / NH;
+    const T scale = T(1) / std::sqrt(T(HS));
+    const std::int64_t tasks = std::int64_t(B) * NH * n;
+    // A task costs ~4 HS flops per key; keep a fork for a few thousand keys' worth.
+    const std::int64_t min_tasks = std::max<std::int64_t>(1, 16384 / (std::int64_t(HS) * (t0 + n)));
+    parallel_for(
+        tasks,
+        [&](std::int64_t task) {
+            const int i = static_cast<int>(task % n);
+            const std::int64_t bh = task / n;
+            const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
+            const T* qi = q + (std::int64_t(b) * n + i) * ldq + h * HS;
+            const T* k = kcache + bh * maxT * HS;
+            const T* v = vcache + bh * maxT * HS;
+            T* o = out + (std::int64_t(b) * n + i) * C + h * HS;
+            std::fill(o, o + HS, T(0));
+            T sc[chunk];
+            T m = -std::numeric_limits<T>::infinity(), l = T(0);
+            const int keys = t0 + i + 1;
+            for (int s0 = 0; s0 < keys; s0 += chunk) {
+                const int cnt = std::min(chunk, keys - s0);
+                for (int j = 0; j < cnt; ++j)
+                    sc[j] = scale * simd::dot<Arch>(qi, k + std::int64_t(s0 + j) * HS, HS);
+                const T cm = simd::max<Arch>(sc, cnt);
+                if (cm > m) { // rescale what was summed under the old max
+                    const T f = std::exp(m - cm);
+                    simd::scale<Arch>(o, f, HS);
+                    l *= f;
+                    m = cm;
+                }
+                l += detail::exp_shift_sum<Arch>(sc, cnt, m);
+                for (int j = 0; j < cnt; ++j)
+                    simd::axpy<Arch>(o, sc[j], v + std::int64_t(s0 + j) * HS, HS);
+            }
+            simd::scale<Arch>(o, T(1) / l, HS);
+        },
+        min_tasks);
+}
+
+namespace detail {
+
+// out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
+// each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
+// summed the same way whatever the tile, so results do not depend on N or on threads.
+template <class Arch, int WO, int R, class T>
+void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
+               int C, int OC) {
+    using V = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(V::size);
+    const T* w[WO];
+    const T* x[R];
+    for (int a = 0; a < WO; ++a)
+        w[a] = weight + (o + a) * C;
+    for (int j = 0; j < R; ++j)
+        x[j] = inp + (r + j) * C;
+    V acc[WO][R];
+    for (int a = 0; a < WO; ++a)
+        for (int j = 0; j < R; ++j)
+            acc[a][j] = V(T(0));
+    int i = 0;
+    for (; i + W <= C; i += W) {
+        V wv[WO];
+        for (int a = 0; a < WO; ++a)
+            wv[a] = simd::load<Arch>(w[a] + i);
+        for (int j = 0; j < R; ++j) {
+            const V xv = simd::load<Arch>(x[j] + i);
+            for (int a = 0; a < WO; ++a)
+                acc[a][j] = xsimd::fma(xv, wv[a], acc[a][j]);
+        }
+    }
+    for (int a = 0; a < WO; ++a)
+        for (int j = 0; j < R; ++j) {
+            T s = simd::reduce_add<Arch>(acc[a][j]);
+            for (int k = i; k < C; ++k)
+                s += x[j][k] * w[a][k];
+            out[(r + j) * OC + o + a] = s + (bias ? bias[o + a] : T(0));
+        }
+}
+
+template <class Arch, int WO, class T>
+void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
+                std::int64_t N, int C, int OC) {
+    std::int64_t r = 0;
+    for (; r + 4 <= N; r += 4)
+        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
+    switch (N - r) {
+    case 3:
+        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    case 2:
+        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    case 1:
+        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    default:
+        break;
+    }
+}
+
+} // namespace detail
+
+// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC), bias may be null; for the few rows of a
+// decode step. Weights stream through memory once, in place; gemm would first pack them, which
+// costs more than the product when N is a handful.
+template <class Arch = simd::default_arch, class T>
+void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N,
+                         int C, int OC) {
+    // Whole pairs of weight rows per thread; ~64K multiply-adds pay a fork.
+    const std::int64_t pairs = (OC + 1) / 2;
+    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
+    parallel_ranges(
+        pairs,
+        [&](std::int64_t p0, std::int64_t p1) {
+            for (std::int64_t p = p0; p < p1; ++p) {
+                if (2 * p + 1 < OC)
+                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
+                else
+                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
+            }
+        },
+        min_pairs);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/attention_decode.hpp ----
 // ---- begin gptx/ops/crossentropy.hpp ----
 // gptx/ops/crossentropy.hpp: the tied LM head fused with softmax cross-entropy and a loss mask,
 // processed in row chunks so the full (N, V) logits never exist at once.
@@ -1467,277 +1796,6 @@ template <class T> void dropout_copy(T* out, const T* x, std::int64_t N, float r
 
 } // namespace gptx::ops
 // ---- end gptx/ops/residual.hpp ----
-// ---- begin gptx/ops/adamw.hpp ----
-// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
-// Tested by tests/train/test_optimizer.cpp.
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
-template <class T> struct adamw_coeffs {
-    T beta1, beta2, eps;
-    T decay_factor; // 1 - lr * weight_decay
-    T step_size;    // lr / (1 - beta1^t)
-    T bc2_sqrt;     // sqrt(1 - beta2^t)
-};
-
-template <class T>
-adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
-    const double bc1 = 1.0 - std::pow(double(beta1), step);
-    const double bc2 = 1.0 - std::pow(double(beta2), step);
-    return {beta1,
-            beta2,
-            eps,
-            T(1.0 - double(lr) * double(weight_decay)),
-            T(double(lr) / bc1),
-            T(std::sqrt(bc2))};
-}
-
-namespace detail {
-// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
-// once inlined into our code; the intrinsic never reads it.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
-    return xsimd::sqrt(x);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-// One batch of PyTorch's single-tensor AdamW, in its order:
-//   p *= 1 - lr*wd                      (decoupled weight decay first)
-//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
-//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
-//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
-// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
-// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
-// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
-template <class Arch, class T>
-inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
-    using B = simd::batch<T, Arch>;
-    const B vg = simd::load<Arch>(g);
-    B vm = simd::load<Arch>(m);
-    B vv = simd::load<Arch>(v);
-    B vp = simd::load<Arch>(p) * B(c.decay_factor);
-    vm = vm + B(T(1) - c.beta1) * (vg - vm);
-    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
-    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
-    vp = vp - B(c.step_size) * (vm / denom);
-    simd::store<Arch>(p, vp);
-    simd::store<Arch>(m, vm);
-    simd::store<Arch>(v, vv);
-}
-} // namespace detail
-
-// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
-// same vector code on a padded stack copy, so it rounds exactly like the body.
-template <class Arch = simd::default_arch, class T>
-void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
-                         const adamw_coeffs<T>& c) {
-    constexpr std::size_t W = simd::lanes<T, Arch>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
-    if (i == n)
-        return;
-    const std::size_t r = n - i;
-    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
-    for (std::size_t k = 0; k < r; ++k) {
-        tp[k] = param[i + k];
-        tg[k] = grad[i + k];
-        tm[k] = m[i + k];
-        tv[k] = v[i + k];
-    }
-    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
-    for (std::size_t k = 0; k < r; ++k) {
-        param[i + k] = tp[k];
-        m[i + k] = tm[k];
-        v[i + k] = tv[k];
-    }
-}
-
-// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
-// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
-template <class Arch = simd::default_arch, class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
-                  T weight_decay, int step) {
-    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
-    parallel_ranges(
-        static_cast<std::int64_t>(n),
-        [&](std::int64_t b, std::int64_t e) {
-            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
-        },
-        std::int64_t{1} << 14);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/adamw.hpp ----
-// ---- begin gptx/ops/attention_decode.hpp ----
-// gptx/ops/attention_decode.hpp: inference kernels for generation with a KV cache: attention of
-// new queries over cached keys and values, and a linear layer for a few rows. Tested by
-// tests/generate/test_generate.cpp. Legend: B batch, n new positions, C channels, NH heads,
-// HS head size, maxT cached positions per sequence (the cache's row count).
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <limits>
-
-
-namespace gptx::ops {
-
-// For query i of sequence b (absolute position t0 + i) and head h:
-//   out = sum_{s <= t0+i} softmax_s(q·k_s / sqrt(HS)) v_s.
-// q row (b, i) starts at q + (b*n + i) * ldq (ldq = 3C when q is read in place from qkv);
-// kcache, vcache (B, NH, maxT, HS) already hold positions [0, t0 + n). Writes out(B, n, C).
-// Head-major caches keep one head's keys contiguous, so each score is one dot over HS and the
-// output one axpy over HS. Keys go in chunks of a fixed stack buffer with an online softmax
-// (running max and sum), so no scratch is allocated whatever the length.
-template <class Arch = simd::default_arch, class T>
-void attention_decode_forward(T* out, const T* q, int ldq, const T* kcache, const T* vcache, int B,
-                              int n, int t0, int C, int NH, int maxT) {
-    constexpr int chunk = 64;
-    const int HS = C / NH;
-    const T scale = T(1) / std::sqrt(T(HS));
-    const std::int64_t tasks = std::int64_t(B) * NH * n;
-    // A task costs ~4 HS flops per key; keep a fork for a few thousand keys' worth.
-    const std::int64_t min_tasks = std::max<std::int64_t>(1, 16384 / (std::int64_t(HS) * (t0 + n)));
-    parallel_for(
-        tasks,
-        [&](std::int64_t task) {
-            const int i = static_cast<int>(task % n);
-            const std::int64_t bh = task / n;
-            const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
-            const T* qi = q + (std::int64_t(b) * n + i) * ldq + h * HS;
-            const T* k = kcache + bh * maxT * HS;
-            const T* v = vcache + bh * maxT * HS;
-            T* o = out + (std::int64_t(b) * n + i) * C + h * HS;
-            std::fill(o, o + HS, T(0));
-            T sc[chunk];
-            T m = -std::numeric_limits<T>::infinity(), l = T(0);
-            const int keys = t0 + i + 1;
-            for (int s0 = 0; s0 < keys; s0 += chunk) {
-                const int cnt = std::min(chunk, keys - s0);
-                for (int j = 0; j < cnt; ++j)
-                    sc[j] = scale * simd::dot<Arch>(qi, k + std::int64_t(s0 + j) * HS, HS);
-                const T cm = simd::max<Arch>(sc, cnt);
-                if (cm > m) { // rescale what was summed under the old max
-                    const T f = std::exp(m - cm);
-                    simd::scale<Arch>(o, f, HS);
-                    l *= f;
-                    m = cm;
-                }
-                l += detail::exp_shift_sum<Arch>(sc, cnt, m);
-                for (int j = 0; j < cnt; ++j)
-                    simd::axpy<Arch>(o, sc[j], v + std::int64_t(s0 + j) * HS, HS);
-            }
-            simd::scale<Arch>(o, T(1) / l, HS);
-        },
-        min_tasks);
-}
-
-namespace detail {
-
-// out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
-// each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
-// summed the same way whatever the tile, so results do not depend on N or on threads.
-template <class Arch, int WO, int R, class T>
-void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
-               int C, int OC) {
-    using V = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(V::size);
-    const T* w[WO];
-    const T* x[R];
-    for (int a = 0; a < WO; ++a)
-        w[a] = weight + (o + a) * C;
-    for (int j = 0; j < R; ++j)
-        x[j] = inp + (r + j) * C;
-    V acc[WO][R];
-    for (int a = 0; a < WO; ++a)
-        for (int j = 0; j < R; ++j)
-            acc[a][j] = V(T(0));
-    int i = 0;
-    for (; i + W <= C; i += W) {
-        V wv[WO];
-        for (int a = 0; a < WO; ++a)
-            wv[a] = simd::load<Arch>(w[a] + i);
-        for (int j = 0; j < R; ++j) {
-            const V xv = simd::load<Arch>(x[j] + i);
-            for (int a = 0; a < WO; ++a)
-                acc[a][j] = xsimd::fma(xv, wv[a], acc[a][j]);
-        }
-    }
-    for (int a = 0; a < WO; ++a)
-        for (int j = 0; j < R; ++j) {
-            T s = simd::reduce_add<Arch>(acc[a][j]);
-            for (int k = i; k < C; ++k)
-                s += x[j][k] * w[a][k];
-            out[(r + j) * OC + o + a] = s + (bias ? bias[o + a] : T(0));
-        }
-}
-
-template <class Arch, int WO, class T>
-void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
-                std::int64_t N, int C, int OC) {
-    std::int64_t r = 0;
-    for (; r + 4 <= N; r += 4)
-        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
-    switch (N - r) {
-    case 3:
-        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    case 2:
-        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    case 1:
-        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    default:
-        break;
-    }
-}
-
-} // namespace detail
-
-// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC), bias may be null; for the few rows of a
-// decode step. Weights stream through memory once, in place; gemm would first pack them, which
-// costs more than the product when N is a handful.
-template <class Arch = simd::default_arch, class T>
-void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N,
-                         int C, int OC) {
-    // Whole pairs of weight rows per thread; ~64K multiply-adds pay a fork.
-    const std::int64_t pairs = (OC + 1) / 2;
-    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
-    parallel_ranges(
-        pairs,
-        [&](std::int64_t p0, std::int64_t p1) {
-            for (std::int64_t p = p0; p < p1; ++p) {
-                if (2 * p + 1 < OC)
-                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
-                else
-                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
-            }
-        },
-        min_pairs);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/attention_decode.hpp ----
-// ---- begin gptx/nn/lm_head.hpp ----
-// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
-// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
-// Legend: B batch, T time, C channels, V vocab.
-#include <cstdint>
-#include <limits>
-#include <vector>
-
 // ---- begin gptx/nn/transformer.hpp ----
 // gptx/nn/transformer.hpp: the trunk, tokens -> hidden states, with explicit forward and backward
 // over flat arenas. Tested by tests/nn/test_transformer.cpp.
@@ -2071,6 +2129,14 @@ private:
 
 } // namespace gptx
 // ---- end gptx/nn/transformer.hpp ----
+// ---- begin gptx/nn/lm_head.hpp ----
+// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
+// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
+// Legend: B batch, T time, C channels, V vocab.
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 
 namespace gptx {
 
@@ -2457,341 +2523,185 @@ template <class Model> class kv_cache {
 
 } // namespace gptx
 // ---- end gptx/nn/kv_cache.hpp ----
-// ---- begin gptx/generate/sampler.hpp ----
-// gptx/generate/sampler.hpp: turning one row of logits into a token id: greedy, temperature,
-// top-k and top-p (nucleus) sampling, reproducible for a seed. Tested by
-// tests/generate/test_generate.cpp. Legend: V vocab.
+// ---- begin gptx/nn/resize.hpp ----
+// gptx/nn/resize.hpp: grow a model's vocabulary (wte rows) for newly registered special tokens.
+// Tested by tests/io/test_import.cpp.
+// Legend: V vocab, C channels.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <numeric>
-#include <span>
-#include <vector>
+#include <cstring>
 
 
 namespace gptx {
 
-struct sampling_config {
-    float temperature = 1.0f; // 0: greedy
-    int top_k = 0;            // keep the k most probable tokens; 0: off
-    float top_p = 1.0f;       // keep the smallest set with this much probability; 1: off
-    std::uint64_t seed = 1337;
-};
-
-// One stream of draws. Steps: softmax(logits / temperature) -> top-k -> top-p -> renormalise ->
-// draw. As in Hugging Face's warpers, top-p measures mass within what top-k kept. Probabilities
-// are computed in double, and ties in rank go to the lower id, so the token drawn for a seed does
-// not depend on the platform's sort.
-class sampler {
-  public:
-    explicit sampler(const sampling_config& cfg = {}) : cfg_(cfg), rng_(cfg.seed) {
-        GPTX_CHECK(std::isfinite(cfg.temperature) && cfg.temperature >= 0.0f,
-                   "sampler: temperature must be a finite number >= 0, got ", cfg.temperature);
-        GPTX_CHECK(cfg.top_k >= 0, "sampler: top_k must be >= 0 (0 turns it off), got ", cfg.top_k);
-        GPTX_CHECK(cfg.top_p > 0.0f && cfg.top_p <= 1.0f,
-                   "sampler: top_p must be in (0, 1] (1 turns it off), got ", cfg.top_p);
+// A copy of `m` whose vocabulary has n more tokens: wte rows V..V+n-1 are new, everything else
+// (weights, dropout settings) is copied. New rows are drawn N(0, init_std) from rng(seed), GPT-1's
+// initialisation of the embeddings it added for its task tokens (0.02, as every GPT-1/2 weight).
+// The tied LM head grows with wte. Optimizer moments are per parameter: build a new optimizer.
+template <shape S, class T>
+transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t seed,
+                             float init_std = 0.02f) {
+    GPTX_CHECK(n >= 0, "grow_vocab: cannot add ", n, " tokens");
+    GPTX_CHECK(init_std >= 0.0f, "grow_vocab: init_std must be >= 0, got ", init_std);
+    model_config cfg = m.config();
+    cfg.vocab += n;
+    transformer<S, T> out(cfg);
+    const std::size_t C = std::size_t(S.width), V = std::size_t(m.vocab());
+    std::copy(m.param(p_wte), m.param(p_wte) + V * C, out.param(p_wte));
+    rng r(seed);
+    T* rows = out.param(p_wte) + V * C; // (n, C)
+    for (std::size_t i = 0; i < std::size_t(n) * C; ++i)
+        rows[i] = T(init_std * r.normal());
+    for (int i = p_wte + 1; i < num_param_tensors; ++i) {
+        const auto& src = m.params().view(i);
+        std::copy(src.data, src.data + src.size, out.params().view(i).data);
     }
-
-    const sampling_config& config() const { return cfg_; }
-    // The generator's state, for checkpoints of a rollout.
-    rng& generator() { return rng_; }
-
-    // The index of the largest value; ties go to the lowest index.
-    template <class T> static int argmax(const T* x, int V) {
-        int best = 0;
-        for (int i = 1; i < V; ++i)
-            if (x[i] > x[best])
-                best = i;
-        return best;
-    }
-
-    template <class T> int sample(const T* logits, int V) {
-        GPTX_CHECK(V > 0, "sampler: empty logits");
-        if (cfg_.temperature == 0.0f)
-            return argmax(logits, V);
-        if (probs_.size() < std::size_t(V)) {
-            probs_.resize(V);
-            order_.resize(V);
-        }
-        // softmax((l - max) / temperature): subtracting first keeps tiny temperatures finite.
-        const double m = double(logits[argmax(logits, V)]), inv_t = 1.0 / double(cfg_.temperature);
-        double total = 0.0;
-        for (int i = 0; i < V; ++i)
-            total += probs_[i] = std::exp((double(logits[i]) - m) * inv_t);
-        const int k = cfg_.top_k > 0 ? std::min(cfg_.top_k, V) : V;
-        if (k == V && cfg_.top_p >= 1.0f)
-            return draw_in_id_order(V, total);
-
-        std::iota(order_.begin(), order_.begin() + V, 0);
-        const auto by_rank = [&](int a, int b) {
-            return probs_[a] > probs_[b] || (probs_[a] == probs_[b] && a < b);
-        };
-        // Sort only as far as needed: the top k, or (top-p alone) a growing prefix until it holds
-        // the nucleus, which is usually a small part of the vocabulary.
-        int sorted = k < V ? k : std::min(V, 64);
-        std::partial_sort(order_.begin(), order_.begin() + sorted, order_.begin() + V, by_rank);
-        double kept_mass = total;
-        if (k < V) {
-            kept_mass = 0.0;
-            for (int i = 0; i < k; ++i)
-                kept_mass += probs_[order_[i]];
-        }
-        int kept = k;
-        if (cfg_.top_p < 1.0f) {
-            const double target = double(cfg_.top_p) * kept_mass;
-            double cum = 0.0;
-            for (int i = 0;; ++i) {
-                if (i == sorted) { // the nucleus reaches past the sorted prefix: sort more
-                    const int more = std::min(V, 4 * sorted);
-                    std::partial_sort(order_.begin() + sorted, order_.begin() + more,
-                                      order_.begin() + V, by_rank);
-                    sorted = more;
-                }
-                cum += probs_[order_[i]];
-                // Stop at the first prefix that reaches the target (always >= 1 token).
-                if (cum >= target || i + 1 == k) {
-                    kept = i + 1;
-                    kept_mass = cum;
-                    break;
-                }
-            }
-        }
-        double u = rng_.uniform_double() * kept_mass, cum = 0.0;
-        for (int i = 0; i < kept; ++i) {
-            cum += probs_[order_[i]];
-            if (u < cum)
-                return order_[i];
-        }
-        return order_[kept - 1]; // rounding left u at the very top
-    }
-    template <class T> int operator()(std::span<const T> logits) {
-        return sample(logits.data(), static_cast<int>(logits.size()));
-    }
-
-  private:
-    int draw_in_id_order(int V, double total) {
-        const double u = rng_.uniform_double() * total;
-        double cum = 0.0;
-        int last = 0;
-        for (int i = 0; i < V; ++i) {
-            if (probs_[i] <= 0.0)
-                continue;
-            cum += probs_[i];
-            last = i;
-            if (u < cum)
-                return i;
-        }
-        return last;
-    }
-
-    sampling_config cfg_;
-    rng rng_;
-    std::vector<double> probs_;
-    std::vector<int> order_;
-};
-
-} // namespace gptx
-// ---- end gptx/generate/sampler.hpp ----
-// ---- begin gptx/generate/generate.hpp ----
-// gptx/generate/generate.hpp: autoregressive generation over a KV cache, for one prompt or a
-// batch of equal-length prompts, with end-of-text, stop strings and streaming. Tested by
-// tests/generate/test_generate.cpp. Legend: B batch, P prompt length, V vocab.
-#include <algorithm>
-#include <cstdint>
-#include <functional>
-#include <span>
-#include <string>
-#include <type_traits>
-#include <vector>
-
-
-namespace gptx {
-
-enum class stop_reason {
-    length,      // max_new_tokens were generated
-    end_of_text, // the end-of-text token was drawn
-    stop_string, // the decoded text reached a stop string
-    callback,    // the streaming callback returned false
-    context,     // the sequence filled the model's context
-};
-
-struct generate_options {
-    int end_of_text = -1;                  // token id that ends a sequence; -1: none
-    std::vector<std::string> stop_strings; // need `decode`
-    // Streaming: called with each token kept in the output; return false to stop after it.
-    // Tokens are not held back, so the first tokens of a multi-token stop string may already have
-    // been streamed (the token that completes it is not).
-    std::function<bool(int id)> on_token;
-    // The same with the sequence index, for batches (when set, on_token is not called); false
-    // stops that sequence.
-    std::function<bool(int seq, int id)> on_batch_token;
-    std::function<std::string(std::span<const int>)> decode;
-    // When a sequence fills the context: false stops it (reason `context`); true slides the
-    // window, re-reading the last half of the context and going on (free-running text, as
-    // nanoGPT's sample.py crops to the last block_size tokens).
-    bool slide_context = false;
-};
-
-struct generation {
-    // The generated ids, without the prompt and without the end-of-text token. After a stop
-    // string: the longest prefix whose text ends before the stop string starts.
-    std::vector<int> tokens;
-    std::string text; // decode(tokens), cut where the stop string starts; empty without decode
-    stop_reason reason = stop_reason::length;
-};
-
-namespace detail {
-template <class X> struct is_kv_cache : std::false_type {};
-template <class M> struct is_kv_cache<kv_cache<M>> : std::true_type {};
-
-// Earliest occurrence of any stop string in text, or npos.
-inline std::size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
-    std::size_t best = std::string::npos;
-    for (const auto& s : stops)
-        best = std::min(best, text.find(s));
-    return best;
-}
-} // namespace detail
-
-// B continuations of B prompts of equal length, sequence b drawing from its own stream with seed
-// cfg.seed + b. Sequences stop on their own; finished ones keep their cache slot (fed a filler
-// token, their output ignored) until all are done. A sequence never grows past the model's
-// context: generation stops there (reason `context`) so that prompt + continuation can always be
-// scored again by one forward (PPO, reward models). A prompt longer than the context is an error.
-template <class Model>
-std::vector<generation>
-generate_batch(kv_cache<Model>& cache, const std::vector<std::vector<int>>& prompts,
-               int max_new_tokens, const sampling_config& cfg, const generate_options& opt = {}) {
-    const int B = static_cast<int>(prompts.size());
-    GPTX_CHECK(B > 0, "generate: no prompts");
-    const int P = static_cast<int>(prompts[0].size()), ctx = cache.model().context();
-    const int V = cache.model().vocab();
-    GPTX_CHECK(P > 0, "generate: the prompt is empty (start it with e.g. the end-of-text token)");
-    for (int b = 1; b < B; ++b)
-        GPTX_CHECK(int(prompts[b].size()) == P, "generate: prompt ", b, " has ", prompts[b].size(),
-                   " tokens but prompt 0 has ", P, " (batched prompts must have equal lengths)");
-    GPTX_CHECK(P <= ctx, "generate: the prompt of ", P, " tokens exceeds the model's context of ",
-               ctx);
-    GPTX_CHECK(max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got ", max_new_tokens);
-    GPTX_CHECK(opt.end_of_text >= -1 && opt.end_of_text < V, "generate: end-of-text id ",
-               opt.end_of_text, " is outside the vocabulary [0, ", V, ") (-1: none)");
-    GPTX_CHECK(opt.stop_strings.empty() || opt.decode,
-               "generate: stop strings need a decode function");
-    for (const auto& s : opt.stop_strings)
-        GPTX_CHECK(!s.empty(), "generate: stop strings must not be empty");
-
-    std::vector<sampler> samplers; // built first: a bad config is an error even for 0 steps
-    samplers.reserve(B);
-    for (int b = 0; b < B; ++b) {
-        sampling_config c = cfg;
-        c.seed = cfg.seed + std::uint64_t(b);
-        samplers.emplace_back(c);
-    }
-    const int steps = opt.slide_context ? max_new_tokens : std::min(max_new_tokens, ctx - P);
-    std::vector<generation> out(B);
-    std::vector<char> done(B, 0);
-    const stop_reason exhausted =
-        steps < max_new_tokens ? stop_reason::context : stop_reason::length;
-    if (steps > 0) {
-        // Only the fed tokens are cached: the last drawn token never is.
-        const int cache_len = opt.slide_context ? ctx : P + steps - 1;
-        const int keep = std::max(1, ctx / 2); // tokens re-read when the window slides
-        cache.reset(B, cache_len, std::min(std::max(P, keep), 256)); // chunks bound the scratch
-        std::vector<std::vector<int>> history(prompts); // every token fed, for sliding
-        std::vector<int> fed(std::size_t(B) * std::max(P, keep));
-        for (int b = 0; b < B; ++b)
-            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::size_t(b) * P);
-        const auto* logits = cache.forward_logits(fed.data(), B, P);
-        std::vector<int> next(B);
-        int active = B;
-        for (int step = 0; step < steps && active > 0; ++step) {
-            for (int b = 0; b < B; ++b) {
-                if (done[b])
-                    continue;
-                generation& g = out[b];
-                auto finish = [&](stop_reason r) {
-                    g.reason = r;
-                    done[b] = 1;
-                    --active;
-                };
-                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
-                next[b] = id;
-                if (id == opt.end_of_text) {
-                    finish(stop_reason::end_of_text);
-                    continue;
-                }
-                g.tokens.push_back(id);
-                if (!opt.stop_strings.empty()) {
-                    g.text = opt.decode(g.tokens);
-                    const std::size_t cut = detail::find_stop(g.text, opt.stop_strings);
-                    if (cut != std::string::npos) {
-                        g.text.resize(cut);
-                        while (!g.tokens.empty() && opt.decode(g.tokens).size() > cut)
-                            g.tokens.pop_back();
-                        finish(stop_reason::stop_string);
-                        continue;
-                    }
-                }
-                const bool go_on = opt.on_batch_token ? opt.on_batch_token(b, id)
-                                   : opt.on_token     ? opt.on_token(id)
-                                                      : true;
-                if (!go_on)
-                    finish(stop_reason::callback);
-            }
-            if (active == 0 || step + 1 >= steps)
-                continue;
-            if (cache.length() < cache_len) {
-                logits = cache.forward_logits(next.data(), B, 1);
-                if (opt.slide_context)
-                    for (int b = 0; b < B; ++b)
-                        history[b].push_back(next[b]);
-                continue;
-            }
-            // The window is full: restart the cache from the last `keep` tokens.
-            for (int b = 0; b < B; ++b) {
-                history[b].push_back(next[b]);
-                std::copy(history[b].end() - keep, history[b].end(),
-                          fed.begin() + std::size_t(b) * keep);
-                history[b].erase(history[b].begin(), history[b].end() - keep);
-            }
-            cache.clear();
-            logits = cache.forward_logits(fed.data(), B, keep);
-        }
-    }
-    for (int b = 0; b < B; ++b) {
-        if (!done[b])
-            out[b].reason = exhausted;
-        if (opt.decode && out[b].reason != stop_reason::stop_string)
-            out[b].text = opt.decode(out[b].tokens);
-    }
+    out.set_dropout(m.dropout());
+    out.set_dropout_seed(m.dropout_seed());
+    out.set_dropout_counter(m.dropout_counter());
     return out;
 }
 
-// The same with a cache made for the call (sized to the prompt and the new tokens).
-template <class Model>
-requires(!detail::is_kv_cache<Model>::value) std::vector<generation> generate_batch(
-    const Model& model, const std::vector<std::vector<int>>& prompts, int max_new_tokens,
-    const sampling_config& cfg, const generate_options& opt = {}) {
-    kv_cache<Model> cache(model);
-    return generate_batch(cache, prompts, max_new_tokens, cfg, opt);
+} // namespace gptx
+// ---- end gptx/nn/resize.hpp ----
+// ---- begin gptx/nn/reward_model.hpp ----
+// gptx/nn/reward_model.hpp: the InstructGPT reward model, the trunk plus a scalar head (no
+// unembedding), read at the end-of-text token that closes the response. Tested by
+// tests/train/test_reward.cpp. Legend: B batch, T time, C channels.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
+// layout); the reward is the scalar head at the end-of-text that closes the response: the first
+// one at or after response_start, the number of tokens before the response (1 + prompt tokens;
+// the prompt itself may contain end-of-text tokens). RM training, PPO and evaluation all read
+// there. Returns -1 when the response has no end-of-text (it was cut off); the caller decides
+// (PPO may append one, or penalise). A row may be right-padded with anything after that
+// end-of-text: causal attention keeps padding from touching the positions before it.
+inline int reward_position(std::span<const int> seq, int response_start, int end_of_text) {
+    GPTX_CHECK(response_start >= 0, "reward_position: response start must be >= 0, got ",
+               response_start);
+    for (std::size_t t = std::size_t(response_start); t < seq.size(); ++t)
+        if (seq[t] == end_of_text)
+            return static_cast<int>(t);
+    return -1;
 }
 
-// One prompt: generate_batch with B = 1, so it draws exactly what sequence 0 of a batch draws.
-template <class Model>
-generation generate(kv_cache<Model>& cache, const std::vector<int>& prompt, int max_new_tokens,
-                    const sampling_config& cfg, const generate_options& opt = {}) {
-    return std::move(generate_batch(cache, {prompt}, max_new_tokens, cfg, opt)[0]);
+// positions (B) of right-padded rows tokens (B, T) whose responses start at response_starts (B).
+inline void reward_positions(int* positions, const int* tokens, int B, int T,
+                             const int* response_starts, int end_of_text) {
+    for (int b = 0; b < B; ++b)
+        positions[b] = reward_position({tokens + std::size_t(b) * T, std::size_t(T)},
+                                       response_starts[b], end_of_text);
 }
-template <class Model>
-requires(!detail::is_kv_cache<Model>::value) generation
-    generate(const Model& model, const std::vector<int>& prompt, int max_new_tokens,
-             const sampling_config& cfg, const generate_options& opt = {}) {
-    kv_cache<Model> cache(model);
-    return generate(cache, prompt, max_new_tokens, cfg, opt);
+
+// Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
+// checkpoint loads into trunk() unchanged; the head is the "reward_head" checkpoint section.
+template <shape S, class T = float> class reward_model {
+  public:
+    using trunk_type = transformer<S, T>;
+    using value_type = T;
+    static constexpr shape dims = S;
+    static constexpr const char* head_name = "reward_head"; // its checkpoint section
+
+    explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
+
+    // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
+    // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
+    void init(std::uint64_t seed) {
+        trunk_.init(seed);
+        head_.init(mix64(seed ^ 0x4e3d), float(1.0 / std::sqrt(double(S.width) + 1.0)));
+    }
+
+    trunk_type& trunk() { return trunk_; }
+    const trunk_type& trunk() const { return trunk_; }
+    linear_head<T>& head() { return head_; }
+    const linear_head<T>& head() const { return head_; }
+    int vocab() const { return trunk_.vocab(); }
+    int context() const { return trunk_.context(); }
+
+    // The reward offset: a constant added to every reward (the head's bias).
+    T bias() const { return head_.bias()[0]; }
+    void set_bias(T b) { head_.bias()[0] = b; }
+
+    // rewards (B) of right-padded rows tokens (B, T), row b read at positions[b]. Evaluation
+    // mode (no dropout); the trunk's activations are overwritten, gradients are untouched.
+    void score(T* rewards, const int* tokens, int B, int Tn, const int* positions) {
+        rows_.resize(std::size_t(B));
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(positions[b] >= 0 && positions[b] < Tn, "reward model: position ",
+                       positions[b], " of row ", b, " is outside [0, ", Tn,
+                       ") (a response without end-of-text has no reward position)");
+            rows_[b] = b * Tn + positions[b];
+        }
+        const bool was_training = trunk_.training();
+        trunk_.set_training(false);
+        const T* h = trunk_.forward(tokens, B, Tn);
+        head_.forward(rewards, h, rows_.data(), B);
+        trunk_.set_training(was_training);
+    }
+    std::vector<T> score(const int* tokens, int B, int Tn, const int* positions) {
+        std::vector<T> r(static_cast<std::size_t>(B));
+        score(r.data(), tokens, B, Tn, positions);
+        return r;
+    }
+
+    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
+    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
+    std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
+                                   int batch = 16) {
+        GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
+        std::vector<T> out(seqs.size());
+        std::vector<int> tokens, positions;
+        for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
+            const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
+            std::size_t Tn = 1;
+            for (int b = 0; b < B; ++b)
+                Tn = std::max(Tn, seqs[s0 + b].size());
+            tokens.assign(std::size_t(B) * Tn, end_of_text);
+            positions.resize(std::size_t(B));
+            for (int b = 0; b < B; ++b) {
+                const auto& q = seqs[s0 + b];
+                GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
+                           " does not end with the end-of-text token ", end_of_text);
+                std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
+                positions[b] = int(q.size()) - 1;
+            }
+            score(out.data() + s0, tokens.data(), B, int(Tn), positions.data());
+        }
+        return out;
+    }
+
+  private:
+    trunk_type trunk_;
+    linear_head<T> head_;
+    std::vector<int> rows_;
+};
+
+// InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
+// the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
+// head's bias by minus their mean. Returns that mean (the offset removed).
+template <shape S, class T>
+double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
+                             int end_of_text, int batch = 16) {
+    GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
+    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch);
+    double mean = 0;
+    for (T v : r)
+        mean += double(v);
+    mean /= double(r.size());
+    rm.set_bias(T(double(rm.bias()) - mean));
+    return mean;
 }
 
 } // namespace gptx
-// ---- end gptx/generate/generate.hpp ----
+// ---- end gptx/nn/reward_model.hpp ----
 // ---- begin gptx/text/byte_tokenizer.hpp ----
 // gptx/text/byte_tokenizer.hpp: the byte tokenizer (256 ids, id = byte value).
 // Tested by tests/text/test_tokenizers.cpp.
@@ -2957,49 +2867,6 @@ class char_tokenizer {
 
 } // namespace gptx
 // ---- end gptx/text/char_tokenizer.hpp ----
-// ---- begin gptx/text/tokenizer.hpp ----
-// gptx/text/tokenizer.hpp: `tokenizer`, a value holding any tokenizer kind plus special tokens,
-// with a versioned blob form for checkpoints, and make_tokenizer. Tested by
-// tests/text/test_tokenizers.cpp and tests/text/test_gpt2_tokenizer.cpp.
-#include <array>
-#include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <variant>
-#include <vector>
-
-// ---- begin gptx/text/gpt2_tokenizer.hpp ----
-// gptx/text/gpt2_tokenizer.hpp: GPT-2's byte-level BPE (encoder.json + vocab.bpe), exact to
-// GPT-2's encoder.py, with special tokens and a multi-threaded path for large texts.
-// Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <exception>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <iterator>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
 // ---- begin gptx/text/special_tokens.hpp ----
 // gptx/text/special_tokens.hpp: special tokens (<|endoftext|>, GPT-1 task tokens, chat roles) and
 // the splitting of text at them. Tested by tests/text/test_gpt2_tokenizer.cpp.
@@ -3264,6 +3131,33 @@ inline constexpr std::uint32_t unicode_class_runs[1562] = {
 
 } // namespace gptx::detail
 // ---- end gptx/text/unicode_classes.hpp ----
+// ---- begin gptx/text/gpt2_tokenizer.hpp ----
+// gptx/text/gpt2_tokenizer.hpp: GPT-2's byte-level BPE (encoder.json + vocab.bpe), exact to
+// GPT-2's encoder.py, with special tokens and a multi-threaded path for large texts.
+// Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 
 namespace gptx {
 
@@ -4207,6 +4101,232 @@ class gpt2_tokenizer {
 
 } // namespace gptx
 // ---- end gptx/text/gpt2_tokenizer.hpp ----
+// ---- begin gptx/text/bpe_trainer.hpp ----
+// gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
+// GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
+// Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <queue>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+struct bpe_train_options {
+    int vocab_size = 50257;       // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
+    bool end_of_text = true;      // append <|endoftext|> as the last id, as GPT-2 does
+    std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
+};
+
+namespace detail {
+
+// GPT-2's order of the 256 byte tokens (ids 0..255): bytes_to_unicode's list, printable first.
+inline std::vector<std::string> gpt2_byte_tokens() {
+    std::vector<std::string> out;
+    std::vector<bool> used(256, false);
+    for (int b = 0; b < 256; ++b)
+        if (gpt2_byte_to_unicode()[std::size_t(b)] == std::uint32_t(b)) {
+            out.emplace_back(1, static_cast<char>(b));
+            used[std::size_t(b)] = true;
+        }
+    for (int b = 0; b < 256; ++b)
+        if (!used[std::size_t(b)])
+            out.emplace_back(1, static_cast<char>(b));
+    return out;
+}
+
+} // namespace detail
+
+// Learns merges until the vocabulary has opts.vocab_size tokens or no pair occurs
+// min_frequency times. Deterministic: the most frequent pair wins; ties go to the pair whose
+// (left bytes, right bytes) sorts first. Pairs never cross pre-tokenized pieces (as in GPT-2).
+inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
+                                const bpe_train_options& opts = {}) {
+    const int reserved = opts.end_of_text ? 1 : 0;
+    GPTX_CHECK(opts.vocab_size >= 256 + reserved, "train_bpe: vocab_size ", opts.vocab_size,
+               " is below the 256 byte tokens", opts.end_of_text ? " + <|endoftext|>" : "");
+    GPTX_CHECK(opts.min_frequency >= 1, "train_bpe: min_frequency must be >= 1, got ",
+               opts.min_frequency);
+
+    // 1. Unique pieces with counts, sorted so the result never depends on hash order.
+    std::unordered_map<std::string_view, std::int64_t> counts;
+    for (std::string_view text : corpus)
+        gpt2_pretokenize(text, [&](std::string_view piece) { ++counts[piece]; });
+    std::vector<std::pair<std::string_view, std::int64_t>> pieces(counts.begin(), counts.end());
+    std::sort(pieces.begin(), pieces.end());
+
+    std::vector<std::string> tokens = detail::gpt2_byte_tokens();
+    std::unordered_map<std::string, int> index;
+    for (int i = 0; i < 256; ++i)
+        index.emplace(tokens[std::size_t(i)], i);
+    std::array<int, 256> byte_id{};
+    for (int i = 0; i < 256; ++i)
+        byte_id[static_cast<unsigned char>(tokens[std::size_t(i)][0])] = i;
+
+    struct word {
+        std::vector<int> syms;
+        std::int64_t count;
+    };
+    std::vector<word> words;
+    words.reserve(pieces.size());
+    for (const auto& [piece, n] : pieces) {
+        if (piece.size() < 2)
+            continue;
+        word w{{}, n};
+        for (char c : piece)
+            w.syms.push_back(byte_id[static_cast<unsigned char>(c)]);
+        words.push_back(std::move(w));
+    }
+
+    // 2. Pair counts and where each pair occurs.
+    auto key = [](int a, int b) { return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b); };
+    std::unordered_map<std::uint64_t, std::int64_t> pair_count;
+    std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
+    for (std::uint32_t w = 0; w < words.size(); ++w) {
+        const auto& s = words[w].syms;
+        for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+            const auto k = key(s[i], s[i + 1]);
+            pair_count[k] += words[w].count;
+            auto& list = where[k];
+            if (list.empty() || list.back() != w)
+                list.push_back(w);
+        }
+    }
+
+    // 3. A max-heap of (count, pair) with lazy updates: an entry whose count is stale is
+    // re-queued with the current count when it surfaces.
+    struct entry {
+        std::int64_t count;
+        std::uint64_t pair;
+    };
+    auto worse = [&](const entry& x, const entry& y) { // true when x ranks below y
+        if (x.count != y.count)
+            return x.count < y.count;
+        const auto& xa = tokens[std::size_t(x.pair >> 32)];
+        const auto& ya = tokens[std::size_t(y.pair >> 32)];
+        if (xa != ya)
+            return xa > ya;
+        return tokens[std::size_t(x.pair & 0xffffffffu)] > tokens[std::size_t(y.pair & 0xffffffffu)];
+    };
+    std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
+    for (const auto& [k, n] : pair_count)
+        heap.push({n, k});
+
+    std::vector<std::pair<int, int>> merges;
+    std::vector<std::uint32_t> stamp(words.size(), 0); // de-duplicates `where` lists per merge
+    const std::size_t target = std::size_t(opts.vocab_size - reserved);
+    while (tokens.size() < target && !heap.empty()) {
+        const entry top = heap.top();
+        heap.pop();
+        const auto it = pair_count.find(top.pair);
+        const std::int64_t now = it == pair_count.end() ? 0 : it->second;
+        if (now != top.count) {
+            if (now > 0)
+                heap.push({now, top.pair});
+            continue;
+        }
+        if (now < opts.min_frequency)
+            break;
+        const int a = int(top.pair >> 32), b = int(top.pair & 0xffffffffu);
+        const std::string joined = tokens[std::size_t(a)] + tokens[std::size_t(b)];
+        int merged;
+        if (const auto found = index.find(joined); found != index.end()) {
+            merged = found->second; // the same bytes were already made by another merge
+        } else {
+            merged = int(tokens.size());
+            tokens.push_back(joined);
+            index.emplace(joined, merged);
+        }
+        merges.emplace_back(a, b);
+        const std::uint32_t mark = std::uint32_t(merges.size());
+
+        // Re-count each word that holds the pair: remove its pairs, merge left to right (as
+        // encoding does), add its pairs back.
+        std::unordered_set<std::uint64_t> touched;
+        const std::vector<std::uint32_t> list = std::move(where[top.pair]);
+        where.erase(top.pair);
+        for (const std::uint32_t w : list) {
+            if (stamp[w] == mark)
+                continue;
+            stamp[w] = mark;
+            auto& s = words[w].syms;
+            const std::int64_t n = words[w].count;
+            bool has = false;
+            for (std::size_t i = 0; i + 1 < s.size() && !has; ++i)
+                has = s[i] == a && s[i + 1] == b;
+            if (!has)
+                continue;
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] -= n;
+                touched.insert(k);
+            }
+            std::size_t out = 0;
+            for (std::size_t i = 0; i < s.size();) {
+                if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
+                    s[out++] = merged;
+                    i += 2;
+                } else {
+                    s[out++] = s[i++];
+                }
+            }
+            s.resize(out);
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] += n;
+                touched.insert(k);
+                auto& l = where[k];
+                if (l.empty() || l.back() != w)
+                    l.push_back(w);
+            }
+        }
+        // Queue changed counts in a fixed order, so ties resolve the same on every run.
+        std::vector<std::uint64_t> changed(touched.begin(), touched.end());
+        std::sort(changed.begin(), changed.end());
+        for (const std::uint64_t k : changed) {
+            const auto c = pair_count.find(k);
+            if (c == pair_count.end())
+                continue;
+            if (c->second <= 0)
+                pair_count.erase(c);
+            else
+                heap.push({c->second, k});
+        }
+    }
+    if (opts.end_of_text)
+        tokens.emplace_back(gpt2_tokenizer::end_of_text);
+    return gpt2_tokenizer::from_vocab(std::move(tokens), std::move(merges), "train_bpe");
+}
+
+inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options& opts = {}) {
+    return train_bpe(std::span<const std::string_view>(&corpus, 1), opts);
+}
+
+} // namespace gptx
+// ---- end gptx/text/bpe_trainer.hpp ----
+// ---- begin gptx/text/tokenizer.hpp ----
+// gptx/text/tokenizer.hpp: `tokenizer`, a value holding any tokenizer kind plus special tokens,
+// with a versioned blob form for checkpoints, and make_tokenizer. Tested by
+// tests/text/test_tokenizers.cpp and tests/text/test_gpt2_tokenizer.cpp.
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
 
 namespace gptx {
 
@@ -4469,139 +4589,6 @@ inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
 
 } // namespace gptx
 // ---- end gptx/text/tokenizer.hpp ----
-// ---- begin gptx/data/batcher.hpp ----
-// gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
-// sequential (evaluation). Tested by tests/data/test_data.cpp.
-#include <cstddef>
-#include <cstdint>
-#include <span>
-#include <vector>
-
-
-namespace gptx {
-
-// Legend: B batch rows, T time (context length).
-
-struct train_val_split {
-    std::vector<int> train;
-    std::vector<int> val;
-};
-
-// Deterministic, as nanoGPT's prepare.py: n = int((1 - val_fraction) * len); the first n tokens
-// train, the rest validate. Contiguous (not shuffled) so val text is unseen text.
-inline train_val_split split_train_val(std::span<const int> tokens, double val_fraction = 0.1) {
-    GPTX_CHECK(val_fraction >= 0.0 && val_fraction < 1.0, "split_train_val: val_fraction ",
-               val_fraction, " is outside [0, 1)");
-    const auto n =
-        static_cast<std::size_t>((1.0 - val_fraction) * static_cast<double>(tokens.size()));
-    return {std::vector<int>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n)),
-            std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
-}
-
-// Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
-// y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
-class batcher {
-  public:
-    batcher(std::vector<int> tokens, int B, int T, rng gen = rng{})
-        : tokens_(std::move(tokens)), B_(B), T_(T), gen_(gen) {
-        GPTX_CHECK(B > 0 && T > 0, "batcher: B and T must be positive (got B=", B, ", T=", T, ")");
-        GPTX_CHECK(tokens_.size() > static_cast<std::size_t>(T), "batcher: ", tokens_.size(),
-                   " tokens are too few for context length T=", T,
-                   " (need at least T+1 = ", static_cast<std::size_t>(T) + 1, ")");
-    }
-
-    // inputs, targets: (B, T) each, row-major.
-    void next(int* inputs, int* targets) {
-        const std::size_t T = static_cast<std::size_t>(T_);
-        const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
-        for (int b = 0; b < B_; ++b) {
-            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
-            const int* src = tokens_.data() + i;
-            int* x = inputs + static_cast<std::size_t>(b) * T;
-            int* y = targets + static_cast<std::size_t>(b) * T;
-            for (std::size_t t = 0; t < T; ++t) {
-                x[t] = src[t];
-                y[t] = src[t + 1];
-            }
-        }
-    }
-    void next(std::span<int> inputs, std::span<int> targets) {
-        const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
-        GPTX_CHECK(inputs.size() == n && targets.size() == n, "batcher: buffers hold ",
-                   inputs.size(), " inputs and ", targets.size(), " targets (expected B*T = ", n,
-                   ")");
-        next(inputs.data(), targets.data());
-    }
-
-    int batch_size() const { return B_; }
-    int context() const { return T_; }
-    std::size_t size() const { return tokens_.size(); }
-    const std::vector<int>& tokens() const { return tokens_; }
-
-    const rng::state_type& rng_state() const { return gen_.state(); }
-    void set_rng_state(const rng::state_type& s) { gen_.set_state(s); }
-
-  private:
-    std::vector<int> tokens_;
-    int B_, T_;
-    rng gen_;
-};
-
-// Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
-// [k*B*T, (k+1)*B*T] and row b of it starts at k*B*T + b*T. Only full batches are served, so
-// every evaluation sees the same tokens.
-class sequential_batcher {
-  public:
-    sequential_batcher(std::vector<int> tokens, int B, int T)
-        : tokens_(std::move(tokens)), B_(B), T_(T) {
-        GPTX_CHECK(B > 0 && T > 0, "sequential_batcher: B and T must be positive (got B=", B,
-                   ", T=", T, ")");
-        GPTX_CHECK(num_batches() > 0, "sequential_batcher: ", tokens_.size(),
-                   " tokens are too few for one batch of B=", B, ", T=", T,
-                   " (need at least B*T+1 = ", batch_tokens() + 1, ")");
-    }
-
-    std::size_t num_batches() const {
-        return tokens_.empty() ? 0 : (tokens_.size() - 1) / batch_tokens();
-    }
-    // Fills (B, T) inputs and targets; returns false (filling nothing) when the pass is over.
-    bool next(int* inputs, int* targets) {
-        if (pos_ >= num_batches())
-            return false;
-        const int* src = tokens_.data() + pos_ * batch_tokens();
-        for (std::size_t j = 0; j < batch_tokens(); ++j) {
-            inputs[j] = src[j];
-            targets[j] = src[j + 1];
-        }
-        ++pos_;
-        return true;
-    }
-    void reset() { pos_ = 0; }
-
-    // Index of the next batch, for resuming a pass.
-    std::size_t position() const { return pos_; }
-    void set_position(std::size_t k) {
-        GPTX_CHECK(k <= num_batches(), "sequential_batcher: position ", k, " is past the last of ",
-                   num_batches(), " batches");
-        pos_ = k;
-    }
-
-    int batch_size() const { return B_; }
-    int context() const { return T_; }
-    std::size_t size() const { return tokens_.size(); }
-
-  private:
-    std::size_t batch_tokens() const {
-        return static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
-    }
-
-    std::vector<int> tokens_;
-    int B_, T_;
-    std::size_t pos_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/data/batcher.hpp ----
 // ---- begin gptx/data/text_file.hpp ----
 // gptx/data/text_file.hpp: read a whole text file (a training corpus, a prompt file).
 // Tested by tests/data/test_data.cpp.
@@ -4744,6 +4731,2043 @@ inline std::vector<int> read_token_file(const std::filesystem::path& path) {
 
 } // namespace gptx
 // ---- end gptx/data/token_file.hpp ----
+// ---- begin gptx/data/batcher.hpp ----
+// gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
+// sequential (evaluation). Tested by tests/data/test_data.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// Legend: B batch rows, T time (context length).
+
+struct train_val_split {
+    std::vector<int> train;
+    std::vector<int> val;
+};
+
+// Deterministic, as nanoGPT's prepare.py: n = int((1 - val_fraction) * len); the first n tokens
+// train, the rest validate. Contiguous (not shuffled) so val text is unseen text.
+inline train_val_split split_train_val(std::span<const int> tokens, double val_fraction = 0.1) {
+    GPTX_CHECK(val_fraction >= 0.0 && val_fraction < 1.0, "split_train_val: val_fraction ",
+               val_fraction, " is outside [0, 1)");
+    const auto n =
+        static_cast<std::size_t>((1.0 - val_fraction) * static_cast<double>(tokens.size()));
+    return {std::vector<int>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n)),
+            std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
+}
+
+// Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
+// y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
+class batcher {
+  public:
+    batcher(std::vector<int> tokens, int B, int T, rng gen = rng{})
+        : tokens_(std::move(tokens)), B_(B), T_(T), gen_(gen) {
+        GPTX_CHECK(B > 0 && T > 0, "batcher: B and T must be positive (got B=", B, ", T=", T, ")");
+        GPTX_CHECK(tokens_.size() > static_cast<std::size_t>(T), "batcher: ", tokens_.size(),
+                   " tokens are too few for context length T=", T,
+                   " (need at least T+1 = ", static_cast<std::size_t>(T) + 1, ")");
+    }
+
+    // inputs, targets: (B, T) each, row-major.
+    void next(int* inputs, int* targets) {
+        const std::size_t T = static_cast<std::size_t>(T_);
+        const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
+        for (int b = 0; b < B_; ++b) {
+            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
+            const int* src = tokens_.data() + i;
+            int* x = inputs + static_cast<std::size_t>(b) * T;
+            int* y = targets + static_cast<std::size_t>(b) * T;
+            for (std::size_t t = 0; t < T; ++t) {
+                x[t] = src[t];
+                y[t] = src[t + 1];
+            }
+        }
+    }
+    void next(std::span<int> inputs, std::span<int> targets) {
+        const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
+        GPTX_CHECK(inputs.size() == n && targets.size() == n, "batcher: buffers hold ",
+                   inputs.size(), " inputs and ", targets.size(), " targets (expected B*T = ", n,
+                   ")");
+        next(inputs.data(), targets.data());
+    }
+
+    int batch_size() const { return B_; }
+    int context() const { return T_; }
+    std::size_t size() const { return tokens_.size(); }
+    const std::vector<int>& tokens() const { return tokens_; }
+
+    const rng::state_type& rng_state() const { return gen_.state(); }
+    void set_rng_state(const rng::state_type& s) { gen_.set_state(s); }
+
+  private:
+    std::vector<int> tokens_;
+    int B_, T_;
+    rng gen_;
+};
+
+// Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
+// [k*B*T, (k+1)*B*T] and row b of it starts at k*B*T + b*T. Only full batches are served, so
+// every evaluation sees the same tokens.
+class sequential_batcher {
+  public:
+    sequential_batcher(std::vector<int> tokens, int B, int T)
+        : tokens_(std::move(tokens)), B_(B), T_(T) {
+        GPTX_CHECK(B > 0 && T > 0, "sequential_batcher: B and T must be positive (got B=", B,
+                   ", T=", T, ")");
+        GPTX_CHECK(num_batches() > 0, "sequential_batcher: ", tokens_.size(),
+                   " tokens are too few for one batch of B=", B, ", T=", T,
+                   " (need at least B*T+1 = ", batch_tokens() + 1, ")");
+    }
+
+    std::size_t num_batches() const {
+        return tokens_.empty() ? 0 : (tokens_.size() - 1) / batch_tokens();
+    }
+    // Fills (B, T) inputs and targets; returns false (filling nothing) when the pass is over.
+    bool next(int* inputs, int* targets) {
+        if (pos_ >= num_batches())
+            return false;
+        const int* src = tokens_.data() + pos_ * batch_tokens();
+        for (std::size_t j = 0; j < batch_tokens(); ++j) {
+            inputs[j] = src[j];
+            targets[j] = src[j + 1];
+        }
+        ++pos_;
+        return true;
+    }
+    void reset() { pos_ = 0; }
+
+    // Index of the next batch, for resuming a pass.
+    std::size_t position() const { return pos_; }
+    void set_position(std::size_t k) {
+        GPTX_CHECK(k <= num_batches(), "sequential_batcher: position ", k, " is past the last of ",
+                   num_batches(), " batches");
+        pos_ = k;
+    }
+
+    int batch_size() const { return B_; }
+    int context() const { return T_; }
+    std::size_t size() const { return tokens_.size(); }
+
+  private:
+    std::size_t batch_tokens() const {
+        return static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
+    }
+
+    std::vector<int> tokens_;
+    int B_, T_;
+    std::size_t pos_ = 0;
+};
+
+} // namespace gptx
+// ---- end gptx/data/batcher.hpp ----
+// ---- begin gptx/data/comparisons.hpp ----
+// gptx/data/comparisons.hpp: reward-model comparisons, pairwise {"prompt","chosen","rejected"} and
+// ranked {"prompt","responses":[best, ..., worst]} JSONL, and their token sequences.
+// Tested by tests/train/test_reward.cpp.
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+// InstructGPT's labelers ranked K = 4..9 responses; a pair is K = 2.
+inline constexpr int min_ranked_responses = 2, max_ranked_responses = 9;
+
+// One prompt and its K responses, best first: every (i < j) is a pair "i preferred over j".
+struct comparison {
+    std::string prompt;
+    std::vector<std::string> responses;
+    int line = 0; // 1-based line of its JSONL file, for error messages (0: not from a file)
+};
+
+// Parses JSONL text (`name` is the file named in errors). Blank lines are skipped and unknown
+// keys ignored. A bad line is an error "name:line: what is wrong". Responses of a line must be
+// distinct: a tie has no order to learn (deduplicate sampled responses before ranking them).
+inline std::vector<comparison> parse_comparisons(std::string_view text, std::string_view name) {
+    std::vector<comparison> out;
+    std::size_t pos = 0;
+    int line_no = 0;
+    while (pos <= text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos) {
+            if (end == text.size())
+                break;
+            continue;
+        }
+        auto bad = [&](const auto&... why) { detail::fail(name, ":", line_no, ": ", why...); };
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            std::string msg = e.what();
+            if (const auto k = msg.find("] ");
+                msg.rfind("[json.exception", 0) == 0 && k != msg.npos)
+                msg = msg.substr(k + 2);
+            bad("invalid JSON (", msg, ")");
+        }
+        if (!j.is_object())
+            bad("expected a JSON object, got ", j.type_name());
+        auto text_of = [&](const nlohmann::json& v, const std::string& key) {
+            if (!v.is_string())
+                bad("\"", key, "\" must be a string, got ", v.type_name());
+            return v.get<std::string>();
+        };
+        comparison c;
+        c.line = line_no;
+        if (!j.contains("prompt"))
+            bad("missing \"prompt\"");
+        c.prompt = text_of(j["prompt"], "prompt");
+        const bool pairwise = j.contains("chosen") || j.contains("rejected");
+        if (pairwise && j.contains("responses"))
+            bad("has both \"chosen\"/\"rejected\" and \"responses\" (use one format per line)");
+        if (pairwise) {
+            if (!j.contains("chosen"))
+                bad("missing \"chosen\" (a pairwise line needs both)");
+            if (!j.contains("rejected"))
+                bad("missing \"rejected\" (a pairwise line needs both)");
+            c.responses = {text_of(j["chosen"], "chosen"), text_of(j["rejected"], "rejected")};
+        } else {
+            if (!j.contains("responses"))
+                bad("missing \"chosen\"/\"rejected\" or \"responses\" (a ranked list, best first)");
+            const auto& r = j["responses"];
+            if (!r.is_array())
+                bad("\"responses\" must be an array, got ", r.type_name());
+            if (r.size() < std::size_t(min_ranked_responses) ||
+                r.size() > std::size_t(max_ranked_responses))
+                bad("\"responses\" has ", r.size(), " entries; need ", min_ranked_responses, " to ",
+                    max_ranked_responses);
+            for (std::size_t i = 0; i < r.size(); ++i)
+                c.responses.push_back(text_of(r[i], "responses[" + std::to_string(i) + "]"));
+        }
+        for (std::size_t i = 0; i < c.responses.size(); ++i)
+            for (std::size_t k = i + 1; k < c.responses.size(); ++k)
+                if (c.responses[i] == c.responses[k])
+                    bad("responses ", i, " and ", k,
+                        " are identical (a tie cannot be ranked; deduplicate first)");
+        out.push_back(std::move(c));
+        if (end == text.size())
+            break;
+    }
+    GPTX_CHECK(!out.empty(), name, ": no comparisons (every line is blank)");
+    return out;
+}
+
+inline std::vector<comparison> read_comparisons(const std::filesystem::path& file) {
+    return parse_comparisons(read_text_file(file), file.string());
+}
+
+// Pairs a list of comparisons holds: sum over prompts of C(K, 2).
+inline std::size_t count_pairs(const std::vector<comparison>& cs) {
+    std::size_t n = 0;
+    for (const auto& c : cs)
+        n += c.responses.size() * (c.responses.size() - 1) / 2;
+    return n;
+}
+
+// The sequence a reward model scores: prefix, response, end_of_text, where prefix is everything
+// before the response: in gptx's layout (SFT's, and what generation is prompted with) the
+// end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
+// at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
+// first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
+// start, the response and the closing end-of-text survive. *truncated reports it.
+inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
+                                        const std::vector<int>& response, int end_of_text,
+                                        int context, bool* truncated = nullptr) {
+    GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
+    GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
+    std::vector<int> seq;
+    seq.reserve(prefix.size() + response.size() + 1);
+    seq.insert(seq.end(), prefix.begin(), prefix.end());
+    seq.insert(seq.end(), response.begin(), response.end());
+    seq.push_back(end_of_text);
+    const bool cut = seq.size() > std::size_t(context);
+    if (cut)
+        seq.erase(seq.begin() + 1, seq.end() - (context - 1));
+    if (truncated)
+        *truncated = cut;
+    return seq;
+}
+
+// The prefix of a prompt: end-of-text, then the prompt's tokens (as SFT and generation see it).
+inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view prompt,
+                                      int end_of_text) {
+    std::vector<int> p{end_of_text};
+    const std::vector<int> ids = tok.encode(prompt, "prompt");
+    p.insert(p.end(), ids.begin(), ids.end());
+    return p;
+}
+
+// The K token sequences of one prompt, best first, each ending with end-of-text.
+struct ranked_sequences {
+    std::vector<std::vector<int>> responses;
+};
+
+struct tokenized_comparisons {
+    std::vector<ranked_sequences> groups;
+    std::size_t truncated = 0; // sequences that lost tokens to the context
+    std::size_t pairs() const {
+        std::size_t n = 0;
+        for (const auto& g : groups)
+            n += g.responses.size() * (g.responses.size() - 1) / 2;
+        return n;
+    }
+};
+
+// Encodes every comparison with reward_sequence(reward_prefix(prompt), response). `name` is the
+// file named in errors (a character the tokenizer does not know, an end-of-text id outside its
+// vocabulary).
+inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>& cs,
+                                                  const tokenizer& tok, int end_of_text,
+                                                  int context, std::string_view name) {
+    tokenized_comparisons out;
+    out.groups.reserve(cs.size());
+    for (const auto& c : cs) {
+        try {
+            const std::vector<int> prompt = reward_prefix(tok, c.prompt, end_of_text);
+            ranked_sequences g;
+            for (std::size_t i = 0; i < c.responses.size(); ++i) {
+                bool cut = false;
+                const std::string what = "response " + std::to_string(i);
+                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
+                                                      end_of_text, context, &cut));
+                out.truncated += cut;
+            }
+            out.groups.push_back(std::move(g));
+        } catch (const error& e) {
+            detail::fail(name, ":", c.line, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/comparisons.hpp ----
+// ---- begin gptx/data/sft.hpp ----
+// gptx/data/sft.hpp: supervised fine-tuning data: the JSONL {"prompt","response"} reader and
+// writer, the token layout with its loss mask, packing into context-sized rows, and the batches
+// of an epoch schedule. Tested by tests/data/test_sft.cpp. Legend: B batch rows, T time.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin gptx/train/objective.hpp ----
+// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
+// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
+// Legend: B batch, T time.
+#include <concepts>
+#include <cstdint>
+
+
+namespace gptx {
+
+// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
+// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
+// the loss without touching gradients.
+template <class O, class Model>
+concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
+    typename O::batch_type;
+    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
+    { o.evaluate(m, b) } -> std::convertible_to<double>;
+};
+
+// A language-model micro-batch: inputs and next-token targets (B, T), and an optional mask (B, T)
+// of the targets that count (SFT and ptx are masks and data, not new code).
+struct lm_batch {
+    const int* inputs = nullptr;
+    const int* targets = nullptr;
+    const std::uint8_t* mask = nullptr;
+    int B = 0, T = 0;
+};
+
+// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
+template <class Model> class lm_objective {
+  public:
+    using batch_type = lm_batch;
+
+    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
+
+    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const lm_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.loss(m, b.targets, b.mask);
+        m.set_training(was_training);
+        return loss;
+    }
+    lm_head<Model>& head() { return head_; }
+
+  private:
+    lm_head<Model> head_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/objective.hpp ----
+
+namespace gptx {
+
+struct sft_example {
+    std::string prompt, response;
+    friend bool operator==(const sft_example&, const sft_example&) = default;
+};
+
+namespace detail {
+// Reads a JSONL file line by line: on_object(json, line number). Blank lines are skipped; a line
+// that is not a JSON object is an error naming the file and line.
+template <class F> void read_jsonl(const std::filesystem::path& path, F&& on_object) {
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
+        }
+        GPTX_CHECK(j.is_object(), path.string(), ":", n, ": expected a JSON object, got ",
+                   j.type_name());
+        on_object(j, n);
+    }
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
+}
+
+inline std::string jsonl_string(const nlohmann::json& j, const char* key,
+                                const std::filesystem::path& path, int n) {
+    const auto it = j.find(key);
+    GPTX_CHECK(it != j.end(), path.string(), ":", n, ": missing \"", key, "\"");
+    GPTX_CHECK(it->is_string(), path.string(), ":", n, ": \"", key, "\" must be a string, got ",
+               it->type_name());
+    return it->get<std::string>();
+}
+
+// Writes `lines` to path + ".tmp" and renames it over path, so readers never see half a file.
+inline void write_lines_atomically(const std::filesystem::path& path,
+                                   const std::vector<std::string>& lines) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+        for (const auto& l : lines)
+            out << l << '\n';
+        out.flush();
+        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+}
+} // namespace detail
+
+// Every non-blank line must be an object with string "prompt" and "response" (other keys are
+// ignored); the prompt may be empty, the response may not (there would be nothing to learn but
+// the end-of-text). Errors name the file, the line and what is wrong.
+inline std::vector<sft_example> read_sft_jsonl(const std::filesystem::path& path) {
+    std::vector<sft_example> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        sft_example e{detail::jsonl_string(j, "prompt", path, n),
+                      detail::jsonl_string(j, "response", path, n)};
+        GPTX_CHECK(!e.response.empty(), path.string(), ":", n, ": \"response\" is empty");
+        out.push_back(std::move(e));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no examples");
+    return out;
+}
+
+inline void write_sft_jsonl(const std::filesystem::path& path,
+                            std::span<const sft_example> examples) {
+    std::vector<std::string> lines;
+    lines.reserve(examples.size());
+    for (const auto& e : examples)
+        lines.push_back(nlohmann::json{{"prompt", e.prompt}, {"response", e.response}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+
+// JSONL {"prompt"} (RM comparison prompts, PPO prompts); other keys are ignored.
+inline std::vector<std::string> read_prompts_jsonl(const std::filesystem::path& path) {
+    std::vector<std::string> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        out.push_back(detail::jsonl_string(j, "prompt", path, n));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no prompts");
+    return out;
+}
+inline void write_prompts_jsonl(const std::filesystem::path& path,
+                                std::span<const std::string> prompts) {
+    std::vector<std::string> lines;
+    lines.reserve(prompts.size());
+    for (const auto& p : prompts)
+        lines.push_back(nlohmann::json{{"prompt", p}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+
+// The end-of-text id to use with a tokenizer and a model vocabulary: the id just past the
+// tokenizer's vocabulary, which the model reserves (model vocab = tokenizer's + 1): how the char
+// and byte tokenizers get one. (A tokenizer's registered <|endoftext|> takes over once the
+// tokenizer value exposes its special tokens.)
+inline int end_of_text_id(const tokenizer& tok, int model_vocab) {
+    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
+               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
+               model_vocab, ") reserves no id after it");
+    return tok.vocab_size();
+}
+
+// One tokenized example.
+struct sft_tokens {
+    std::vector<int> prompt, response;
+};
+
+inline std::vector<sft_tokens> tokenize_sft(std::span<const sft_example> examples,
+                                            const tokenizer& tok,
+                                            const std::string& source = "sft data") {
+    std::vector<sft_tokens> out;
+    out.reserve(examples.size());
+    for (std::size_t i = 0; i < examples.size(); ++i) {
+        try {
+            out.push_back({tok.encode(examples[i].prompt, "prompt"),
+                           tok.encode(examples[i].response, "response")});
+        } catch (const error& e) {
+            detail::fail(source, ": example ", i + 1, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+// Rows of T + 1 tokens: inputs are tokens [0, T), targets [1, T]. Each row starts with
+// end-of-text and holds whole examples, each laid out as prompt, response, end-of-text:
+//   tokens  EOT p p p r r EOT p p r r r EOT EOT(pad) ...
+//   mask         0 0 0 1 1  1  0 0 1 1 1  1   0
+// (mask[t] says whether target t = tokens[t + 1] counts). The loss covers each response and the
+// end-of-text after it, never a prompt token or padding. A row's first end-of-text and the one
+// closing the previous example are one token, so every prompt follows an end-of-text, just as
+// generation starts from [EOT, prompt...].
+struct packed_rows {
+    int T = 0;
+    std::vector<int> tokens;        // (R, T + 1)
+    std::vector<std::uint8_t> mask; // (R, T)
+    int rows() const { return T > 0 ? int(mask.size() / std::size_t(T)) : 0; }
+};
+
+// Packing rule: examples go into rows greedily in the given order; one that does not fit in
+// the rest of the current row starts a new row. An example is never split across rows (a
+// response must be seen with its prompt); one that cannot fit an empty row (|p| + |r| + 1 > T)
+// is an error naming it. Padding is end-of-text with mask 0.
+inline packed_rows pack_sft(std::span<const sft_tokens> examples, std::span<const int> order, int T,
+                            int eot, const std::string& source = "sft data") {
+    GPTX_CHECK(T >= 2, "pack_sft: T must be >= 2, got ", T);
+    packed_rows out;
+    out.T = T;
+    std::size_t used = 0; // tokens in the current row, the leading end-of-text included
+    auto new_row = [&] {
+        out.tokens.resize(out.tokens.size() + std::size_t(T) + 1, eot);
+        out.mask.resize(out.mask.size() + std::size_t(T), 0);
+        used = 1;
+    };
+    for (int idx : order) {
+        const sft_tokens& e = examples[std::size_t(idx)];
+        const std::size_t need = e.prompt.size() + e.response.size() + 1;
+        GPTX_CHECK(need <= std::size_t(T), source, ": example ", idx + 1, " needs ", need,
+                   " tokens (prompt, response, end-of-text) but the context holds ", T);
+        if (out.rows() == 0 || used + need > std::size_t(T) + 1)
+            new_row();
+        const std::size_t row = std::size_t(out.rows() - 1);
+        int* tok = out.tokens.data() + row * (std::size_t(T) + 1);
+        std::uint8_t* m = out.mask.data() + row * std::size_t(T);
+        std::size_t at = used;
+        for (int id : e.prompt)
+            tok[at++] = id;
+        for (int id : e.response) {
+            tok[at] = id;
+            m[at - 1] = 1;
+            ++at;
+        }
+        tok[at] = eot;
+        m[at - 1] = 1;
+        used = at + 1;
+    }
+    return out;
+}
+
+// Batches of B packed rows for epochs of SFT. Examples are packed once, in an order shuffled by
+// the seed; every epoch visits the rows in its own shuffled order, B at a time (the last batch
+// of an epoch may be smaller). batch(step) depends only on step, so a resumed run sees exactly
+// the batches an uninterrupted one would.
+class sft_batches {
+  public:
+    sft_batches(std::span<const sft_tokens> examples, int B, int T, int eot, std::uint64_t seed,
+                const std::string& source = "sft data")
+        : B_(B), seed_(seed) {
+        GPTX_CHECK(B > 0, "sft: batch must be positive, got ", B);
+        GPTX_CHECK(!examples.empty(), source, ": no examples");
+        std::vector<int> order(examples.size());
+        std::iota(order.begin(), order.end(), 0);
+        rng r(seed);
+        shuffle(order, r);
+        rows_ = pack_sft(examples, order, T, eot, source);
+        for (std::uint8_t m : rows_.mask)
+            response_tokens_ += m;
+    }
+
+    int rows() const { return rows_.rows(); }
+    int steps_per_epoch() const { return (rows() + B_ - 1) / B_; }
+    std::int64_t response_tokens() const { return response_tokens_; } // masked-in targets per epoch
+    const packed_rows& packed() const { return rows_; }
+
+    // The batch of global step `step` (0-based). The view points into this object's buffers
+    // and stays valid until the next call.
+    lm_batch batch(std::int64_t step) {
+        const int spe = steps_per_epoch();
+        const std::int64_t epoch = step / spe;
+        const int j = int(step % spe);
+        if (epoch != perm_epoch_) {
+            perm_.resize(std::size_t(rows()));
+            std::iota(perm_.begin(), perm_.end(), 0);
+            rng r(mix64(seed_ ^ mix64(std::uint64_t(epoch) + 1)));
+            shuffle(perm_, r);
+            perm_epoch_ = epoch;
+        }
+        const int first = j * B_, n = std::min(B_, rows() - first), T = rows_.T;
+        x_.resize(std::size_t(n) * T);
+        y_.resize(std::size_t(n) * T);
+        m_.resize(std::size_t(n) * T);
+        for (int b = 0; b < n; ++b) {
+            const std::size_t r = std::size_t(perm_[std::size_t(first + b)]);
+            const int* tok = rows_.tokens.data() + r * (std::size_t(T) + 1);
+            std::copy(tok, tok + T, x_.data() + std::size_t(b) * T);
+            std::copy(tok + 1, tok + T + 1, y_.data() + std::size_t(b) * T);
+            std::copy_n(rows_.mask.data() + r * std::size_t(T), T, m_.data() + std::size_t(b) * T);
+        }
+        return {x_.data(), y_.data(), m_.data(), n, T};
+    }
+
+  private:
+    static void shuffle(std::vector<int>& v, rng& r) { // Fisher-Yates, the same on every platform
+        for (std::size_t i = v.size(); i > 1; --i)
+            std::swap(v[i - 1], v[std::size_t(r.below(i))]);
+    }
+
+    int B_;
+    std::uint64_t seed_;
+    packed_rows rows_;
+    std::int64_t response_tokens_ = 0;
+    std::int64_t perm_epoch_ = -1;
+    std::vector<int> perm_, x_, y_;
+    std::vector<std::uint8_t> m_;
+};
+
+} // namespace gptx
+// ---- end gptx/data/sft.hpp ----
+// ---- begin gptx/data/tasks.hpp ----
+// gptx/data/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings and
+// numbers), the programmatic labeler that stands in for the paper's human labelers, and the
+// generators of the pre-training corpus, demonstrations and prompts. Tested by
+// tests/data/test_tasks.cpp.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+
+namespace gptx {
+
+// One instruction ("reverse abc") and its one correct answer ("cba").
+struct task {
+    std::string instruction;
+    std::string answer;
+    friend bool operator==(const task&, const task&) = default;
+};
+
+// The kinds of instruction, each with one fixed phrasing the labeler can read back.
+enum class task_kind : std::uint8_t { reverse, uppercase, add, length, sort, first, last };
+inline constexpr int task_kind_count = 7;
+
+// What the model sees: "Q: reverse abc\nA: "; the response follows, then end-of-text.
+inline std::string task_prompt(std::string_view instruction) {
+    std::string p = "Q: ";
+    p += instruction;
+    p += "\nA: ";
+    return p;
+}
+
+namespace detail {
+
+inline bool all_lower(std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+}
+inline std::optional<int> parse_small_int(std::string_view s) {
+    int v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || v < 0 || s.empty() ||
+        (s.size() > 1 && s[0] == '0'))
+        return std::nullopt;
+    return v;
+}
+inline std::optional<std::string_view> after(std::string_view s, std::string_view prefix) {
+    if (s.substr(0, prefix.size()) != prefix)
+        return std::nullopt;
+    return s.substr(prefix.size());
+}
+
+// Levenshtein distance, O(|a| |b|) with one row.
+inline int edit_distance(std::string_view a, std::string_view b) {
+    std::vector<int> row(b.size() + 1);
+    std::iota(row.begin(), row.end(), 0);
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        int diag = row[0];
+        row[0] = int(i);
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const int up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// Short pronounceable words (consonant-vowel patterns) and a few real ones.
+inline std::string random_word(rng& r, int min_len = 3, int max_len = 5) {
+    static constexpr std::string_view consonants = "bcdfghklmnprstvz", vowels = "aeiou";
+    const int n = min_len + int(r.below(std::uint64_t(max_len - min_len + 1)));
+    std::string w;
+    const bool start_vowel = r.below(4) == 0;
+    for (int i = 0; i < n; ++i) {
+        const bool vowel = (i % 2 == 1) != start_vowel;
+        const std::string_view set = vowel ? vowels : consonants;
+        w += set[r.below(set.size())];
+    }
+    return w;
+}
+
+} // namespace detail
+
+// The correct answer to an instruction of the family, read from its text alone (as a human
+// labeler would), or nullopt when the text is not one of the family's instructions.
+inline std::optional<std::string> solve_instruction(std::string_view ins) {
+    using detail::after;
+    if (auto w = after(ins, "reverse "); w && detail::all_lower(*w))
+        return std::string(w->rbegin(), w->rend());
+    if (auto w = after(ins, "uppercase "); w && detail::all_lower(*w)) {
+        std::string s(*w);
+        for (char& c : s)
+            c = char(std::toupper(static_cast<unsigned char>(c)));
+        return s;
+    }
+    if (auto rest = after(ins, "add ")) {
+        const auto k = rest->find(" and ");
+        if (k == std::string_view::npos)
+            return std::nullopt;
+        const auto a = detail::parse_small_int(rest->substr(0, k)),
+                   b = detail::parse_small_int(rest->substr(k + 5));
+        if (!a || !b || *a > 9999 || *b > 9999)
+            return std::nullopt;
+        return std::to_string(*a + *b);
+    }
+    if (auto w = after(ins, "length of "); w && detail::all_lower(*w))
+        return std::to_string(w->size());
+    if (auto w = after(ins, "first letter of "); w && detail::all_lower(*w))
+        return std::string(1, w->front());
+    if (auto w = after(ins, "last letter of "); w && detail::all_lower(*w))
+        return std::string(1, w->back());
+    if (auto rest = after(ins, "sort ")) {
+        // single lowercase letters separated by single spaces
+        std::string letters;
+        for (std::size_t i = 0; i < rest->size(); ++i) {
+            const char c = (*rest)[i];
+            if (i % 2 == 0 ? !(c >= 'a' && c <= 'z') : c != ' ')
+                return std::nullopt;
+            if (i % 2 == 0)
+                letters += c;
+        }
+        if (letters.empty() || rest->size() % 2 == 0)
+            return std::nullopt;
+        std::sort(letters.begin(), letters.end());
+        std::string out;
+        for (char c : letters) {
+            if (!out.empty())
+                out += ' ';
+            out += c;
+        }
+        return out;
+    }
+    return std::nullopt;
+}
+
+// The instruction inside a prompt made by task_prompt, or nullopt.
+inline std::optional<std::string_view> instruction_of_prompt(std::string_view prompt) {
+    auto rest = detail::after(prompt, "Q: ");
+    if (!rest || rest->size() < 4 || rest->substr(rest->size() - 4) != "\nA: ")
+        return std::nullopt;
+    return rest->substr(0, rest->size() - 4);
+}
+
+// A random instruction of the given kind. Words are 3-5 letters, numbers 0-49, sorts 3-4 letters.
+inline task make_task(task_kind kind, rng& r) {
+    std::string ins;
+    switch (kind) {
+    case task_kind::reverse:
+        ins = "reverse " + detail::random_word(r);
+        break;
+    case task_kind::uppercase:
+        ins = "uppercase " + detail::random_word(r);
+        break;
+    case task_kind::add:
+        ins = "add " + std::to_string(r.below(50)) + " and " + std::to_string(r.below(50));
+        break;
+    case task_kind::length:
+        ins = "length of " + detail::random_word(r, 2, 7);
+        break;
+    case task_kind::first:
+        ins = "first letter of " + detail::random_word(r);
+        break;
+    case task_kind::last:
+        ins = "last letter of " + detail::random_word(r);
+        break;
+    case task_kind::sort: {
+        const int n = 3 + int(r.below(2));
+        ins = "sort";
+        for (int i = 0; i < n; ++i) {
+            ins += ' ';
+            ins += char('a' + r.below(26));
+        }
+        break;
+    }
+    }
+    return {ins, *solve_instruction(ins)};
+}
+inline task make_task(rng& r) { return make_task(task_kind(r.below(task_kind_count)), r); }
+
+// n distinct tasks from seed, none of whose instructions is in `exclude` (held-out sets stay
+// disjoint from training sets).
+inline std::vector<task> make_tasks(std::uint64_t seed, int n,
+                                    const std::unordered_set<std::string>& exclude = {}) {
+    rng r(seed);
+    std::vector<task> out;
+    std::unordered_set<std::string> seen;
+    for (int tries = 0; int(out.size()) < n; ++tries) {
+        GPTX_CHECK(tries < 100 * n + 1000, "make_tasks: cannot find ", n, " distinct instructions");
+        task t = make_task(r);
+        if (exclude.count(t.instruction) || !seen.insert(t.instruction).second)
+            continue;
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+// The labeler: a score in [0, 1] for a response to a prompt of the family. It prefers, in order,
+// correct answers, then near misses (by edit distance), and answers that end properly with
+// end-of-text (ended = the sampler drew end-of-text, so nothing trails the answer):
+//   score = 0.2 * ended + 0.8 * (1 if exact else 0.5 * max(0, 1 - edit / max(|answer|,
+//   |response|)))
+// A correct answer that rambles on instead of ending scores 0.8 * 0.5 * (its similarity).
+struct labeler {
+    double score(const task& t, std::string_view response, bool ended) const {
+        double correct;
+        if (response == t.answer)
+            correct = 1.0;
+        else {
+            const double len = double(std::max(t.answer.size(), response.size()));
+            const double sim =
+                1.0 - double(detail::edit_distance(response, t.answer)) / std::max(1.0, len);
+            correct = 0.5 * std::max(0.0, sim);
+        }
+        return 0.2 * (ended ? 1.0 : 0.0) + 0.8 * correct;
+    }
+    // The same for a prompt made by task_prompt; a prompt outside the family is an error.
+    double score(std::string_view prompt, std::string_view response, bool ended) const {
+        return score(task_of_prompt(prompt), response, ended);
+    }
+    static task task_of_prompt(std::string_view prompt) {
+        const auto ins = instruction_of_prompt(prompt);
+        GPTX_CHECK(ins.has_value(), "labeler: prompt '", prompt,
+                   "' is not of the form 'Q: <instruction>\\nA: '");
+        auto ans = solve_instruction(*ins);
+        GPTX_CHECK(ans.has_value(), "labeler: '", *ins,
+                   "' is not an instruction of the task family");
+        return {std::string(*ins), std::move(*ans)};
+    }
+    // Indices of responses from best to worst; equal scores keep their order.
+    std::vector<int> rank(const task& t, const std::vector<std::string>& responses,
+                          const std::vector<bool>& ended) const {
+        GPTX_CHECK(responses.size() == ended.size(), "labeler: ", responses.size(),
+                   " responses but ", ended.size(), " end flags");
+        std::vector<double> s(responses.size());
+        for (std::size_t i = 0; i < s.size(); ++i)
+            s[i] = score(t, responses[i], ended[i]);
+        std::vector<int> order(s.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return s[a] > s[b]; });
+        return order;
+    }
+};
+
+// Natural-ish text for pre-training, about `chars` bytes: filler sentences, the tasks' facts
+// stated in prose ("the word kopa backwards is apok."), and question-answer snippets in the
+// prompt format as found "on the web": some with wrong answers and some trailing chatter, and
+// never an end-of-text, so the pre-trained model knows the tasks only roughly and does not know
+// when to stop. Every character that task_prompt and the answers use appears in it.
+inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars) {
+    static constexpr std::array<std::string_view, 12> nouns = {
+        "cat",   "dog",  "bird", "child", "farmer", "river",
+        "house", "tree", "king", "ship",  "garden", "teacher"};
+    static constexpr std::array<std::string_view, 10> verbs = {
+        "saw",     "liked",  "found", "painted", "followed",
+        "watched", "helped", "built", "heard",   "carried"};
+    static constexpr std::array<std::string_view, 8> adjs = {"small", "old",  "green", "quiet",
+                                                             "happy", "tall", "dark",  "bright"};
+    static constexpr std::array<std::string_view, 6> chatter = {
+        " and that is all", " i think", " or so they say", " maybe", " ok", " right"};
+    rng r(seed);
+    auto pick = [&](const auto& arr) { return std::string(arr[r.below(arr.size())]); };
+    std::string out =
+        "the letters are abcdefghijklmnopqrstuvwxyz, in capitals ABCDEFGHIJKLMNOPQRSTUVWXYZ, "
+        "and the digits are 0123456789.\n";
+    while (out.size() < chars) {
+        const std::uint64_t kind = r.below(10);
+        if (kind < 4) { // filler
+            std::string s =
+                "the " + pick(adjs) + " " + pick(nouns) + " " + pick(verbs) + " the " + pick(nouns);
+            if (r.below(2))
+                s += " near the " + pick(nouns);
+            out += s + ".\n";
+        } else if (kind < 7) { // facts in prose
+            const task t = make_task(r);
+            const auto& ins = t.instruction;
+            if (auto w = detail::after(ins, "reverse "))
+                out += "the word " + std::string(*w) + " backwards is " + t.answer + ".\n";
+            else if (auto w2 = detail::after(ins, "uppercase "))
+                out += std::string(*w2) + " in capitals is " + t.answer + ".\n";
+            else if (auto w3 = detail::after(ins, "add "))
+                out += std::string(*w3) + " make " + t.answer + ".\n";
+            else if (auto w4 = detail::after(ins, "length of "))
+                out += "the word " + std::string(*w4) + " has " + t.answer + " letters.\n";
+            else if (auto w5 = detail::after(ins, "sort "))
+                out += "in order, " + std::string(*w5) + " becomes " + t.answer + ".\n";
+            else
+                out += "the " + ins + " is " + t.answer + ".\n";
+        } else { // question-answer snippets, noisy
+            const task t = make_task(r);
+            std::string ans = t.answer;
+            const std::uint64_t noise = r.below(10);
+            if (noise < 3)
+                ans = make_task(r).answer; // a wrong answer (from another question)
+            else if (noise < 5)
+                ans += pick(chatter);
+            out += task_prompt(t.instruction) + ans + "\n";
+        }
+    }
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/tasks.hpp ----
+// ---- begin gptx/data/task_jsonl.hpp ----
+// gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
+// {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
+// {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+enum class task_form { text, entailment, similarity, choice, generation };
+
+inline std::string_view task_form_keys(task_form f) {
+    switch (f) {
+    case task_form::text:
+        return "{\"text\",\"label\"}";
+    case task_form::entailment:
+        return "{\"premise\",\"hypothesis\",\"label\"}";
+    case task_form::similarity:
+        return "{\"a\",\"b\",\"label\"}";
+    case task_form::choice:
+        return "{\"context\",\"choices\",\"label\"}";
+    case task_form::generation:
+        return "{\"input\",\"output\"}";
+    }
+    return "?";
+}
+
+// One example. first/second by form: text/-, premise/hypothesis, a/b, context/-, input/output.
+struct task_example {
+    std::string first, second;
+    std::vector<std::string> choices; // choice form: the candidate completions
+    int label = -1;                   // class, or the right choice; -1 for generation
+    friend bool operator==(const task_example&, const task_example&) = default;
+};
+
+struct task_set {
+    task_form form = task_form::text;
+    std::vector<task_example> examples;
+    // Classes of a labelled form: 1 + the largest label (choice: the most choices of a line).
+    int classes() const {
+        int k = 0;
+        for (const auto& e : examples)
+            k = std::max(k, form == task_form::choice ? int(e.choices.size()) : e.label + 1);
+        return k;
+    }
+};
+
+namespace detail {
+
+inline std::string task_string(const nlohmann::json& j, const char* key, const std::string& where) {
+    const auto it = j.find(key);
+    GPTX_CHECK(it != j.end(), where, ": missing \"", key, "\"");
+    GPTX_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
+    return it->get<std::string>();
+}
+
+inline int task_label(const nlohmann::json& j, const std::string& where) {
+    const auto it = j.find("label");
+    GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
+    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
+               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
+    const auto v = it->get<long long>();
+    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
+    return int(v);
+}
+
+inline task_form detect_task_form(const nlohmann::json& j, const std::string& where) {
+    if (j.contains("choices"))
+        return task_form::choice;
+    if (j.contains("premise") || j.contains("hypothesis"))
+        return task_form::entailment;
+    if (j.contains("a") || j.contains("b"))
+        return task_form::similarity;
+    if (j.contains("text"))
+        return task_form::text;
+    if (j.contains("input") || j.contains("output"))
+        return task_form::generation;
+    detail::fail(where, ": not a task line: expected one of {\"text\",\"label\"}, "
+                        "{\"premise\",\"hypothesis\",\"label\"}, {\"a\",\"b\",\"label\"}, "
+                        "{\"context\",\"choices\",\"label\"}, {\"input\",\"output\"}");
+}
+
+inline task_example parse_task_line(const nlohmann::json& j, task_form f,
+                                    const std::string& where) {
+    task_example e;
+    switch (f) {
+    case task_form::text:
+        e.first = task_string(j, "text", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::entailment:
+        e.first = task_string(j, "premise", where);
+        e.second = task_string(j, "hypothesis", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::similarity:
+        e.first = task_string(j, "a", where);
+        e.second = task_string(j, "b", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::choice: {
+        e.first = task_string(j, "context", where);
+        const auto& c = j["choices"];
+        GPTX_CHECK(c.is_array(), where, ": \"choices\" must be an array of strings, got ",
+                   c.type_name());
+        GPTX_CHECK(c.size() >= 2, where, ": \"choices\" needs at least 2 entries, got ", c.size());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            GPTX_CHECK(c[i].is_string(), where, ": choice ", i, " must be a string, got ",
+                       c[i].type_name());
+            GPTX_CHECK(!c[i].get<std::string>().empty(), where, ": choice ", i, " is empty");
+            e.choices.push_back(c[i].get<std::string>());
+        }
+        e.label = task_label(j, where);
+        GPTX_CHECK(e.label < int(e.choices.size()), where, ": \"label\" ", e.label,
+                   " is not the index of one of the ", e.choices.size(), " choices");
+        break;
+    }
+    case task_form::generation:
+        e.first = task_string(j, "input", where);
+        e.second = task_string(j, "output", where);
+        GPTX_CHECK(!e.second.empty(), where, ": \"output\" is empty");
+        break;
+    }
+    return e;
+}
+
+} // namespace detail
+
+// Parses JSONL text; `name` is the file named in errors ("file:line: what is wrong"). Blank lines
+// are skipped; every line must have the first line's form.
+inline task_set parse_task_jsonl(std::string_view text, const std::string& name) {
+    task_set out;
+    bool have_form = false;
+    std::size_t pos = 0;
+    for (int n = 1; pos <= text.size(); ++n) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos)
+            continue;
+        const std::string where = name + ":" + std::to_string(n);
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            detail::fail(where, ": not valid JSON (", e.what(), ")");
+        }
+        GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+        const task_form f = detail::detect_task_form(j, where);
+        if (!have_form) {
+            out.form = f;
+            have_form = true;
+        }
+        GPTX_CHECK(f == out.form, where, ": a ", task_form_keys(f), " line in a file of ",
+                   task_form_keys(out.form), " lines");
+        out.examples.push_back(detail::parse_task_line(j, f, where));
+    }
+    GPTX_CHECK(!out.examples.empty(), name, ": no examples");
+    return out;
+}
+
+inline task_set read_task_jsonl(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
+    return parse_task_jsonl(text, path.string());
+}
+
+inline nlohmann::json task_json(task_form f, const task_example& e) {
+    switch (f) {
+    case task_form::text:
+        return {{"text", e.first}, {"label", e.label}};
+    case task_form::entailment:
+        return {{"premise", e.first}, {"hypothesis", e.second}, {"label", e.label}};
+    case task_form::similarity:
+        return {{"a", e.first}, {"b", e.second}, {"label", e.label}};
+    case task_form::choice:
+        return {{"context", e.first}, {"choices", e.choices}, {"label", e.label}};
+    case task_form::generation:
+        return {{"input", e.first}, {"output", e.second}};
+    }
+    return {};
+}
+
+// Writes path + ".tmp" and renames it over path: a reader never sees half a file.
+inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+        for (const auto& e : s.examples)
+            out << task_json(s.form, e).dump() << '\n';
+        out.flush();
+        if (!out.good()) {
+            out.close();
+            std::error_code ignore;
+            std::filesystem::remove(tmp, ignore);
+            detail::fail("cannot write '", tmp.string(), "'");
+        }
+    }
+    std::error_code ec, ec2;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec)
+        std::filesystem::remove(tmp, ec2);
+    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_jsonl.hpp ----
+// ---- begin gptx/data/task_corpus.hpp ----
+// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
+// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
+// documents that state a word task in words and then show it through examples, plus labelled
+// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A word task: its name, the sentence that states it, and what it does to a word.
+struct word_task {
+    std::string_view name;
+    std::string_view description;
+    std::string (*apply)(std::string_view word);
+};
+
+namespace detail {
+inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
+inline std::string wt_upper(std::string_view w) {
+    std::string s(w);
+    for (char& c : s)
+        c = char(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
+inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
+inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
+} // namespace detail
+
+inline constexpr std::array<word_task, 5> word_tasks{{
+    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
+    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
+    {"first", "Task: give the first letter of each word.", detail::wt_first},
+    {"last", "Task: give the last letter of each word.", detail::wt_last},
+    {"twice", "Task: write each word two times.", detail::wt_twice},
+}};
+
+// How a demonstration line reads: "word => answer" (prompt_format "arrow").
+inline std::string task_line(std::string_view input, std::string_view output) {
+    return std::string(input) + " => " + std::string(output);
+}
+
+// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
+// the corpus and of every training file, so test inputs are never seen in training. A word's
+// first and last letters differ, so the five tasks give five different answers.
+inline bool held_out_word(std::string_view w) {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (char c : w)
+        h = mix64(h ^ static_cast<unsigned char>(c));
+    return h % 4 == 0;
+}
+inline std::string random_task_word(rng& r, bool held_out) {
+    for (;;) {
+        const int n = 3 + int(r.below(3));
+        std::string w;
+        for (int i = 0; i < n; ++i)
+            w += char('a' + r.below(26));
+        if (w.front() != w.back() && held_out_word(w) == held_out)
+            return w;
+    }
+}
+
+struct task_corpus_config {
+    std::uint64_t seed = 1;
+    int documents = 4000;
+    int min_examples = 3, max_examples = 10; // demonstration lines per document
+    double described = 0.5;                  // documents that begin with the task's statement
+    int train_examples = 200;                // per labelled training file
+    int test_examples = 200;                 // per test file (held-out words)
+};
+
+// Documents separated by a blank line; each picks a task, states it (with probability
+// `described`) and shows it on training words, one "word => answer" line each.
+inline std::string make_task_corpus(const task_corpus_config& c) {
+    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
+               "task corpus: bad sizes");
+    rng r(c.seed);
+    std::string out;
+    for (int d = 0; d < c.documents; ++d) {
+        const word_task& t = word_tasks[r.below(word_tasks.size())];
+        if (r.uniform_double() < c.described) {
+            out += t.description;
+            out += '\n';
+        }
+        const int n =
+            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
+        for (int i = 0; i < n; ++i) {
+            const std::string w = random_task_word(r, false);
+            out += task_line(w, t.apply(w));
+            out += '\n';
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+// {"input","output"} pairs of one task on training or held-out words.
+inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::generation;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({w, t.apply(w), {}, -1});
+    }
+    return s;
+}
+
+// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
+inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::text;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
+    }
+    return s;
+}
+
+// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
+// -Wrestrict on operator+(const char*, string&&).)
+inline std::string spaced(const std::string& answer) {
+    std::string s = " ";
+    s += answer;
+    return s;
+}
+
+// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
+// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
+inline task_set make_described_choice_set(int n, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, true);
+        task_example e;
+        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
+        for (const auto& t : word_tasks)
+            e.choices.push_back(spaced(t.apply(w)));
+        e.label = k;
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
+// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
+// likelihood; chance is 1/5 at k = 0).
+inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        task_example e;
+        e.first = w + " =>";
+        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
+            e.choices.push_back(spaced(word_tasks[k].apply(w)));
+            if (word_tasks[k].name == t.name)
+                e.label = int(k);
+        }
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_corpus.hpp ----
+// ---- begin gptx/data/prompts.hpp ----
+// gptx/data/prompts.hpp: prompt formats that write a task into the text (GPT-2) and few-shot
+// contexts of k demonstrations packed into the model's context (GPT-3).
+// Tested by tests/generate/test_scoring.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A demonstration reads prefix + input + infix + output + suffix; the test input reads
+// prefix + input + infix and the model continues. The description states the task in words once,
+// before everything; the delimiter separates the description, the demonstrations and the input.
+struct prompt_format {
+    std::string description;
+    std::string prefix, infix, suffix;
+    std::string delimiter = "\n";
+
+    std::string demonstration(std::string_view input, std::string_view output) const {
+        return prefix + std::string(input) + infix + std::string(output) + suffix;
+    }
+    std::string query(std::string_view input) const { return prefix + std::string(input) + infix; }
+};
+
+inline constexpr std::string_view prompt_format_names = "arrow, equals, qa, tldr, plain";
+
+// arrow `x => y`; equals `english = french` (GPT-2's translation); qa `Q: x\nA: y` (GPT-2's
+// question answering); tldr `x\nTL;DR: y` (GPT-2's summarisation); plain: the input is the
+// whole context (multiple-choice lines that carry their own format).
+inline prompt_format named_prompt_format(std::string_view name) {
+    prompt_format f;
+    if (name == "arrow")
+        f.infix = " => ";
+    else if (name == "equals")
+        f.infix = " = ";
+    else if (name == "qa") {
+        f.prefix = "Q: ";
+        f.infix = "\nA: ";
+        f.delimiter = "\n\n";
+    } else if (name == "tldr") {
+        f.infix = "\nTL;DR: ";
+        f.delimiter = "\n\n";
+    } else if (name != "plain")
+        detail::fail("unknown prompt format '", name, "' (valid: ", prompt_format_names, ")");
+    return f;
+}
+
+// k distinct indices of [0, n) drawn at random, none equal to `exclude` (-1: none).
+inline std::vector<int> draw_demonstrations(rng& r, int n, int k, int exclude = -1) {
+    const int pool = n - (exclude >= 0 && exclude < n ? 1 : 0);
+    GPTX_CHECK(k >= 0 && k <= pool, "few-shot: cannot draw ", k, " demonstrations from ", pool,
+               " training examples");
+    std::vector<int> idx;
+    idx.reserve(n);
+    for (int i = 0; i < n; ++i)
+        if (i != exclude)
+            idx.push_back(i);
+    for (int i = 0; i < k; ++i) // partial Fisher-Yates
+        std::swap(idx[i], idx[i + int(r.below(std::uint64_t(pool - i)))]);
+    idx.resize(k);
+    return idx;
+}
+
+struct packed_prompt {
+    std::vector<int> tokens;
+    int demonstrations = 0;   // kept, in order from the first
+    std::size_t query_at = 0; // where the test input starts in tokens
+};
+
+// description, demonstrations and the test input, joined by the delimiter, in at most `budget`
+// tokens (the model's context less the room the answer needs). The test input is kept whole and
+// demonstrations are dropped from the end until the rest fits; a test input that cannot fit
+// with the description is an error. Pieces come tokenized (byte and char tokenizations of a
+// concatenation are the concatenation of the pieces').
+inline packed_prompt pack_few_shot(std::span<const int> description,
+                                   const std::vector<std::vector<int>>& demonstrations,
+                                   std::span<const int> delimiter, std::span<const int> query,
+                                   int budget) {
+    const std::size_t d = delimiter.size();
+    std::size_t used = query.size() + (description.empty() ? 0 : description.size() + d);
+    GPTX_CHECK(used <= std::size_t(std::max(budget, 0)), "few-shot: the test input (", query.size(),
+               " tokens", description.empty() ? "" : " with the description", ") does not fit the ",
+               budget, " tokens available");
+    packed_prompt out;
+    int keep = 0;
+    for (const auto& demo : demonstrations) {
+        if (used + demo.size() + d > std::size_t(budget))
+            break;
+        used += demo.size() + d;
+        ++keep;
+    }
+    out.demonstrations = keep;
+    auto put = [&](std::span<const int> s) {
+        out.tokens.insert(out.tokens.end(), s.begin(), s.end());
+    };
+    if (!description.empty()) {
+        put(description);
+        put(delimiter);
+    }
+    for (int i = 0; i < keep; ++i) {
+        put(demonstrations[i]);
+        put(delimiter);
+    }
+    out.query_at = out.tokens.size();
+    put(query);
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/prompts.hpp ----
+// ---- begin gptx/generate/sampler.hpp ----
+// gptx/generate/sampler.hpp: turning one row of logits into a token id: greedy, temperature,
+// top-k and top-p (nucleus) sampling, reproducible for a seed. Tested by
+// tests/generate/test_generate.cpp. Legend: V vocab.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+struct sampling_config {
+    float temperature = 1.0f; // 0: greedy
+    int top_k = 0;            // keep the k most probable tokens; 0: off
+    float top_p = 1.0f;       // keep the smallest set with this much probability; 1: off
+    std::uint64_t seed = 1337;
+};
+
+// One stream of draws. Steps: softmax(logits / temperature) -> top-k -> top-p -> renormalise ->
+// draw. As in Hugging Face's warpers, top-p measures mass within what top-k kept. Probabilities
+// are computed in double, and ties in rank go to the lower id, so the token drawn for a seed does
+// not depend on the platform's sort.
+class sampler {
+  public:
+    explicit sampler(const sampling_config& cfg = {}) : cfg_(cfg), rng_(cfg.seed) {
+        GPTX_CHECK(std::isfinite(cfg.temperature) && cfg.temperature >= 0.0f,
+                   "sampler: temperature must be a finite number >= 0, got ", cfg.temperature);
+        GPTX_CHECK(cfg.top_k >= 0, "sampler: top_k must be >= 0 (0 turns it off), got ", cfg.top_k);
+        GPTX_CHECK(cfg.top_p > 0.0f && cfg.top_p <= 1.0f,
+                   "sampler: top_p must be in (0, 1] (1 turns it off), got ", cfg.top_p);
+    }
+
+    const sampling_config& config() const { return cfg_; }
+    // The generator's state, for checkpoints of a rollout.
+    rng& generator() { return rng_; }
+
+    // The index of the largest value; ties go to the lowest index.
+    template <class T> static int argmax(const T* x, int V) {
+        int best = 0;
+        for (int i = 1; i < V; ++i)
+            if (x[i] > x[best])
+                best = i;
+        return best;
+    }
+
+    template <class T> int sample(const T* logits, int V) {
+        GPTX_CHECK(V > 0, "sampler: empty logits");
+        if (cfg_.temperature == 0.0f)
+            return argmax(logits, V);
+        if (probs_.size() < std::size_t(V)) {
+            probs_.resize(V);
+            order_.resize(V);
+        }
+        // softmax((l - max) / temperature): subtracting first keeps tiny temperatures finite.
+        const double m = double(logits[argmax(logits, V)]), inv_t = 1.0 / double(cfg_.temperature);
+        double total = 0.0;
+        for (int i = 0; i < V; ++i)
+            total += probs_[i] = std::exp((double(logits[i]) - m) * inv_t);
+        const int k = cfg_.top_k > 0 ? std::min(cfg_.top_k, V) : V;
+        if (k == V && cfg_.top_p >= 1.0f)
+            return draw_in_id_order(V, total);
+
+        std::iota(order_.begin(), order_.begin() + V, 0);
+        const auto by_rank = [&](int a, int b) {
+            return probs_[a] > probs_[b] || (probs_[a] == probs_[b] && a < b);
+        };
+        // Sort only as far as needed: the top k, or (top-p alone) a growing prefix until it holds
+        // the nucleus, which is usually a small part of the vocabulary.
+        int sorted = k < V ? k : std::min(V, 64);
+        std::partial_sort(order_.begin(), order_.begin() + sorted, order_.begin() + V, by_rank);
+        double kept_mass = total;
+        if (k < V) {
+            kept_mass = 0.0;
+            for (int i = 0; i < k; ++i)
+                kept_mass += probs_[order_[i]];
+        }
+        int kept = k;
+        if (cfg_.top_p < 1.0f) {
+            const double target = double(cfg_.top_p) * kept_mass;
+            double cum = 0.0;
+            for (int i = 0;; ++i) {
+                if (i == sorted) { // the nucleus reaches past the sorted prefix: sort more
+                    const int more = std::min(V, 4 * sorted);
+                    std::partial_sort(order_.begin() + sorted, order_.begin() + more,
+                                      order_.begin() + V, by_rank);
+                    sorted = more;
+                }
+                cum += probs_[order_[i]];
+                // Stop at the first prefix that reaches the target (always >= 1 token).
+                if (cum >= target || i + 1 == k) {
+                    kept = i + 1;
+                    kept_mass = cum;
+                    break;
+                }
+            }
+        }
+        double u = rng_.uniform_double() * kept_mass, cum = 0.0;
+        for (int i = 0; i < kept; ++i) {
+            cum += probs_[order_[i]];
+            if (u < cum)
+                return order_[i];
+        }
+        return order_[kept - 1]; // rounding left u at the very top
+    }
+    template <class T> int operator()(std::span<const T> logits) {
+        return sample(logits.data(), static_cast<int>(logits.size()));
+    }
+
+  private:
+    int draw_in_id_order(int V, double total) {
+        const double u = rng_.uniform_double() * total;
+        double cum = 0.0;
+        int last = 0;
+        for (int i = 0; i < V; ++i) {
+            if (probs_[i] <= 0.0)
+                continue;
+            cum += probs_[i];
+            last = i;
+            if (u < cum)
+                return i;
+        }
+        return last;
+    }
+
+    sampling_config cfg_;
+    rng rng_;
+    std::vector<double> probs_;
+    std::vector<int> order_;
+};
+
+} // namespace gptx
+// ---- end gptx/generate/sampler.hpp ----
+// ---- begin gptx/generate/generate.hpp ----
+// gptx/generate/generate.hpp: autoregressive generation over a KV cache, for one prompt or a
+// batch of equal-length prompts, with end-of-text, stop strings and streaming. Tested by
+// tests/generate/test_generate.cpp. Legend: B batch, P prompt length, V vocab.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace gptx {
+
+enum class stop_reason {
+    length,      // max_new_tokens were generated
+    end_of_text, // the end-of-text token was drawn
+    stop_string, // the decoded text reached a stop string
+    callback,    // the streaming callback returned false
+    context,     // the sequence filled the model's context
+};
+
+struct generate_options {
+    int end_of_text = -1;                  // token id that ends a sequence; -1: none
+    std::vector<std::string> stop_strings; // need `decode`
+    // Streaming: called with each token kept in the output; return false to stop after it.
+    // Tokens are not held back, so the first tokens of a multi-token stop string may already have
+    // been streamed (the token that completes it is not).
+    std::function<bool(int id)> on_token;
+    // The same with the sequence index, for batches (when set, on_token is not called); false
+    // stops that sequence.
+    std::function<bool(int seq, int id)> on_batch_token;
+    std::function<std::string(std::span<const int>)> decode;
+    // When a sequence fills the context: false stops it (reason `context`); true slides the
+    // window, re-reading the last half of the context and going on (free-running text, as
+    // nanoGPT's sample.py crops to the last block_size tokens).
+    bool slide_context = false;
+};
+
+struct generation {
+    // The generated ids, without the prompt and without the end-of-text token. After a stop
+    // string: the longest prefix whose text ends before the stop string starts.
+    std::vector<int> tokens;
+    std::string text; // decode(tokens), cut where the stop string starts; empty without decode
+    stop_reason reason = stop_reason::length;
+};
+
+namespace detail {
+template <class X> struct is_kv_cache : std::false_type {};
+template <class M> struct is_kv_cache<kv_cache<M>> : std::true_type {};
+
+// Earliest occurrence of any stop string in text, or npos.
+inline std::size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+    std::size_t best = std::string::npos;
+    for (const auto& s : stops)
+        best = std::min(best, text.find(s));
+    return best;
+}
+} // namespace detail
+
+// B continuations of B prompts of equal length, sequence b drawing from its own stream with seed
+// cfg.seed + b. Sequences stop on their own; finished ones keep their cache slot (fed a filler
+// token, their output ignored) until all are done. A sequence never grows past the model's
+// context: generation stops there (reason `context`) so that prompt + continuation can always be
+// scored again by one forward (PPO, reward models). A prompt longer than the context is an error.
+template <class Model>
+std::vector<generation>
+generate_batch(kv_cache<Model>& cache, const std::vector<std::vector<int>>& prompts,
+               int max_new_tokens, const sampling_config& cfg, const generate_options& opt = {}) {
+    const int B = static_cast<int>(prompts.size());
+    GPTX_CHECK(B > 0, "generate: no prompts");
+    const int P = static_cast<int>(prompts[0].size()), ctx = cache.model().context();
+    const int V = cache.model().vocab();
+    GPTX_CHECK(P > 0, "generate: the prompt is empty (start it with e.g. the end-of-text token)");
+    for (int b = 1; b < B; ++b)
+        GPTX_CHECK(int(prompts[b].size()) == P, "generate: prompt ", b, " has ", prompts[b].size(),
+                   " tokens but prompt 0 has ", P, " (batched prompts must have equal lengths)");
+    GPTX_CHECK(P <= ctx, "generate: the prompt of ", P, " tokens exceeds the model's context of ",
+               ctx);
+    GPTX_CHECK(max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got ", max_new_tokens);
+    GPTX_CHECK(opt.end_of_text >= -1 && opt.end_of_text < V, "generate: end-of-text id ",
+               opt.end_of_text, " is outside the vocabulary [0, ", V, ") (-1: none)");
+    GPTX_CHECK(opt.stop_strings.empty() || opt.decode,
+               "generate: stop strings need a decode function");
+    for (const auto& s : opt.stop_strings)
+        GPTX_CHECK(!s.empty(), "generate: stop strings must not be empty");
+
+    std::vector<sampler> samplers; // built first: a bad config is an error even for 0 steps
+    samplers.reserve(B);
+    for (int b = 0; b < B; ++b) {
+        sampling_config c = cfg;
+        c.seed = cfg.seed + std::uint64_t(b);
+        samplers.emplace_back(c);
+    }
+    const int steps = opt.slide_context ? max_new_tokens : std::min(max_new_tokens, ctx - P);
+    std::vector<generation> out(B);
+    std::vector<char> done(B, 0);
+    const stop_reason exhausted =
+        steps < max_new_tokens ? stop_reason::context : stop_reason::length;
+    if (steps > 0) {
+        // Only the fed tokens are cached: the last drawn token never is.
+        const int cache_len = opt.slide_context ? ctx : P + steps - 1;
+        const int keep = std::max(1, ctx / 2); // tokens re-read when the window slides
+        // Prefill chunks bound the scratch; only a sliding window re-reads `keep` tokens at once.
+        cache.reset(B, cache_len, std::min(opt.slide_context ? std::max(P, keep) : P, 256));
+        std::vector<std::vector<int>> history(prompts); // every token fed, for sliding
+        std::vector<int> fed(std::size_t(B) * std::max(P, keep));
+        for (int b = 0; b < B; ++b)
+            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::size_t(b) * P);
+        const auto* logits = cache.forward_logits(fed.data(), B, P);
+        std::vector<int> next(B);
+        int active = B;
+        for (int step = 0; step < steps && active > 0; ++step) {
+            for (int b = 0; b < B; ++b) {
+                if (done[b])
+                    continue;
+                generation& g = out[b];
+                auto finish = [&](stop_reason r) {
+                    g.reason = r;
+                    done[b] = 1;
+                    --active;
+                };
+                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
+                next[b] = id;
+                if (id == opt.end_of_text) {
+                    finish(stop_reason::end_of_text);
+                    continue;
+                }
+                g.tokens.push_back(id);
+                if (!opt.stop_strings.empty()) {
+                    g.text = opt.decode(g.tokens);
+                    const std::size_t cut = detail::find_stop(g.text, opt.stop_strings);
+                    if (cut != std::string::npos) {
+                        g.text.resize(cut);
+                        while (!g.tokens.empty() && opt.decode(g.tokens).size() > cut)
+                            g.tokens.pop_back();
+                        finish(stop_reason::stop_string);
+                        continue;
+                    }
+                }
+                const bool go_on = opt.on_batch_token ? opt.on_batch_token(b, id)
+                                   : opt.on_token     ? opt.on_token(id)
+                                                      : true;
+                if (!go_on)
+                    finish(stop_reason::callback);
+            }
+            if (active == 0 || step + 1 >= steps)
+                continue;
+            if (cache.length() < cache_len) {
+                logits = cache.forward_logits(next.data(), B, 1);
+                if (opt.slide_context)
+                    for (int b = 0; b < B; ++b)
+                        history[b].push_back(next[b]);
+                continue;
+            }
+            // The window is full: restart the cache from the last `keep` tokens.
+            for (int b = 0; b < B; ++b) {
+                history[b].push_back(next[b]);
+                std::copy(history[b].end() - keep, history[b].end(),
+                          fed.begin() + std::size_t(b) * keep);
+                history[b].erase(history[b].begin(), history[b].end() - keep);
+            }
+            cache.clear();
+            logits = cache.forward_logits(fed.data(), B, keep);
+        }
+    }
+    for (int b = 0; b < B; ++b) {
+        if (!done[b])
+            out[b].reason = exhausted;
+        if (opt.decode && out[b].reason != stop_reason::stop_string)
+            out[b].text = opt.decode(out[b].tokens);
+    }
+    return out;
+}
+
+// The same with a cache made for the call (sized to the prompt and the new tokens).
+template <class Model>
+requires(!detail::is_kv_cache<Model>::value) std::vector<generation> generate_batch(
+    const Model& model, const std::vector<std::vector<int>>& prompts, int max_new_tokens,
+    const sampling_config& cfg, const generate_options& opt = {}) {
+    kv_cache<Model> cache(model);
+    return generate_batch(cache, prompts, max_new_tokens, cfg, opt);
+}
+
+// One prompt: generate_batch with B = 1, so it draws exactly what sequence 0 of a batch draws.
+template <class Model>
+generation generate(kv_cache<Model>& cache, const std::vector<int>& prompt, int max_new_tokens,
+                    const sampling_config& cfg, const generate_options& opt = {}) {
+    return std::move(generate_batch(cache, {prompt}, max_new_tokens, cfg, opt)[0]);
+}
+template <class Model>
+requires(!detail::is_kv_cache<Model>::value) generation
+    generate(const Model& model, const std::vector<int>& prompt, int max_new_tokens,
+             const sampling_config& cfg, const generate_options& opt = {}) {
+    kv_cache<Model> cache(model);
+    return generate(cache, prompt, max_new_tokens, cfg, opt);
+}
+
+} // namespace gptx
+// ---- end gptx/generate/generate.hpp ----
+// ---- begin gptx/generate/scoring.hpp ----
+// gptx/generate/scoring.hpp: scoring completions by log-likelihood (multiple choice: total,
+// per-token, and GPT-3's normalisation by the unconditional probability), greedy answers with
+// exact match, and Wilson intervals for accuracies. Tested by tests/generate/test_scoring.cpp.
+// Legend: B candidates, T time, C channels, V vocab.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+struct completion_score {
+    double logprob = 0; // sum over the completion's tokens of log p(token | everything before)
+    int tokens = 0;
+};
+
+// log p(completion_i | context) for every completion, by one forward of B = #completions rows
+// (context + completion, padded). When a row exceeds the model's context the context loses its
+// beginning; the completion is always scored whole. Runs in eval mode (no dropout).
+template <class Model>
+std::vector<completion_score> score_completions(Model& m, std::span<const int> context,
+                                                const std::vector<std::vector<int>>& completions) {
+    using T = typename Model::value_type;
+    const int B = int(completions.size()), ctx = m.context();
+    GPTX_CHECK(B > 0, "scoring: no completions");
+    GPTX_CHECK(!context.empty(),
+               "scoring: the context is empty (nothing predicts the first token)");
+    std::vector<int> keep(B), len(B);
+    int Tn = 0;
+    for (int b = 0; b < B; ++b) {
+        const int n = int(completions[b].size());
+        GPTX_CHECK(n > 0, "scoring: completion ", b, " is empty");
+        GPTX_CHECK(n < ctx, "scoring: completion ", b, " has ", n,
+                   " tokens; the model's context of ", ctx, " leaves no room for a context");
+        keep[b] = std::min(int(context.size()), ctx - n);
+        len[b] = keep[b] + n;
+        Tn = std::max(Tn, len[b]);
+    }
+    std::vector<int> tokens(std::size_t(B) * Tn, context.back());
+    for (int b = 0; b < B; ++b) {
+        int* row = tokens.data() + std::size_t(b) * Tn;
+        std::copy(context.end() - keep[b], context.end(), row);
+        std::copy(completions[b].begin(), completions[b].end(), row + keep[b]);
+    }
+    const bool was = m.training();
+    m.set_training(false);
+    const T* h = m.forward(tokens.data(), B, Tn);
+    m.set_training(was);
+    const int V = m.vocab();
+    std::vector<T> logits(V);
+    std::vector<completion_score> out(B);
+    for (int b = 0; b < B; ++b) {
+        const int n = int(completions[b].size());
+        for (int i = 0; i < n; ++i) {
+            const int pos = keep[b] + i - 1; // the position that predicts completion token i
+            ops::lm_logits(logits.data(), h + (std::size_t(b) * Tn + pos) * Model::C,
+                           m.param(p_wte), 1, Model::C, V);
+            double mx = -std::numeric_limits<double>::infinity();
+            for (int v = 0; v < V; ++v)
+                mx = std::max(mx, double(logits[v]));
+            double s = 0;
+            for (int v = 0; v < V; ++v)
+                s += std::exp(double(logits[v]) - mx);
+            out[b].logprob += double(logits[completions[b][i]]) - mx - std::log(s);
+        }
+        out[b].tokens = n;
+    }
+    return out;
+}
+
+// GPT-3's multiple-choice rules: the total log-likelihood, the per-token average, and
+// log p(completion | context) - log p(completion | answer context) (e.g. "Answer:").
+enum class scoring_rule { total, per_token, unconditional };
+inline constexpr scoring_rule all_scoring_rules[] = {scoring_rule::total, scoring_rule::per_token,
+                                                     scoring_rule::unconditional};
+inline std::string_view to_string(scoring_rule r) {
+    switch (r) {
+    case scoring_rule::total:
+        return "total";
+    case scoring_rule::per_token:
+        return "per-token";
+    case scoring_rule::unconditional:
+        return "unconditional";
+    }
+    return "?";
+}
+
+struct choice_scores {
+    std::vector<completion_score> conditional;   // given the task context
+    std::vector<completion_score> unconditional; // given the answer context only
+};
+
+template <class Model>
+choice_scores score_choices(Model& m, std::span<const int> context,
+                            const std::vector<std::vector<int>>& choices,
+                            std::span<const int> answer_context) {
+    return {score_completions(m, context, choices), score_completions(m, answer_context, choices)};
+}
+
+// The index of the best choice under `rule` (ties: the first).
+inline int pick_choice(const choice_scores& s, scoring_rule rule) {
+    int best = 0;
+    double best_v = -std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < s.conditional.size(); ++i) {
+        const auto& c = s.conditional[i];
+        double v = c.logprob;
+        if (rule == scoring_rule::per_token)
+            v /= c.tokens;
+        else if (rule == scoring_rule::unconditional)
+            v -= s.unconditional.at(i).logprob;
+        if (v > best_v) {
+            best_v = v;
+            best = int(i);
+        }
+    }
+    return best;
+}
+
+// The greedy continuation of prompt, cut at the first stop string, within the model's context.
+template <class Model>
+std::string greedy_answer(const Model& m, const std::vector<int>& prompt, int max_new_tokens,
+                          const std::vector<std::string>& stop_strings,
+                          std::function<std::string(std::span<const int>)> decode) {
+    GPTX_CHECK(int(prompt.size()) < m.context(), "greedy answer: the prompt of ", prompt.size(),
+               " tokens leaves no room in the model's context of ", m.context());
+    generate_options opt;
+    opt.stop_strings = stop_strings;
+    opt.decode = std::move(decode);
+    // The cache spans the whole context (written when generate refused a cache shorter than its
+    // prefill chunk; fixed since in 3c7bad6); the cap below keeps the window from ever sliding.
+    opt.slide_context = true;
+    sampling_config greedy;
+    greedy.temperature = 0.0f;
+    const int n = std::min(max_new_tokens, m.context() - int(prompt.size()));
+    return generate(m, prompt, n, greedy, opt).text;
+}
+
+// Exact match after trimming surrounding whitespace.
+inline bool exact_match(std::string_view answer, std::string_view expected) {
+    auto trim = [](std::string_view s) {
+        while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+            s.remove_prefix(1);
+        while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+            s.remove_suffix(1);
+        return s;
+    };
+    return trim(answer) == trim(expected);
+}
+
+// The Wilson score interval for `successes` of n at normal quantile z (1.96: 95%).
+inline std::pair<double, double> wilson_interval(int successes, int n, double z = 1.96) {
+    if (n <= 0)
+        return {0.0, 1.0};
+    const double p = double(successes) / n, z2 = z * z;
+    const double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+    const double half = z * std::sqrt(p * (1 - p) / n + z2 / (4.0 * n * n)) / (1 + z2 / n);
+    return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+} // namespace gptx
+// ---- end gptx/generate/scoring.hpp ----
+// ---- begin gptx/train/schedule.hpp ----
+// gptx/train/schedule.hpp: learning-rate schedules (nanoGPT's warmup + cosine, warmup + linear).
+// Tested by tests/train/test_optimizer.cpp.
+#include <cmath>
+#include <numbers>
+
+namespace gptx {
+
+// nanoGPT's get_lr(it): linear warmup to max_lr, cosine decay to min_lr at decay_iters, then
+// min_lr. Warmup uses (it+1)/(warmup+1) so iteration 0 already takes a (small) step.
+struct cosine_schedule {
+    float max_lr = 6e-4f;
+    float min_lr = 6e-5f;
+    int warmup_iters = 2000;
+    int decay_iters = 600000;
+
+    float operator()(int it) const {
+        if (it < warmup_iters)
+            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
+        // decay_iters <= warmup_iters would divide by zero; the cosine ends at min_lr anyway.
+        if (it > decay_iters || decay_iters <= warmup_iters)
+            return min_lr;
+        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
+        const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
+        return float(double(min_lr) + coeff * (double(max_lr) - double(min_lr)));
+    }
+};
+
+// Linear warmup to max_lr (same (it+1)/(warmup+1) ramp as above), then a straight line down to
+// min_lr at decay_iters, then min_lr. min_lr = 0 is GPT-1's fine-tuning schedule.
+struct linear_schedule {
+    float max_lr = 6.25e-5f;
+    float min_lr = 0.0f;
+    int warmup_iters = 0;
+    int decay_iters = 1;
+
+    float operator()(int it) const {
+        if (it < warmup_iters)
+            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
+        if (it >= decay_iters || decay_iters <= warmup_iters)
+            return min_lr;
+        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
+        return float(double(max_lr) + ratio * (double(min_lr) - double(max_lr)));
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/train/schedule.hpp ----
 // ---- begin gptx/train/clip.hpp ----
 // gptx/train/clip.hpp: deterministic global gradient norm and norm clipping over a gradient arena.
 // Tested by tests/train/test_optimizer.cpp.
@@ -5009,112 +7033,6 @@ template <class T = float> class adamw {
 
 } // namespace gptx
 // ---- end gptx/train/optimizer.hpp ----
-// ---- begin gptx/train/schedule.hpp ----
-// gptx/train/schedule.hpp: learning-rate schedules (nanoGPT's warmup + cosine, warmup + linear).
-// Tested by tests/train/test_optimizer.cpp.
-#include <cmath>
-#include <numbers>
-
-namespace gptx {
-
-// nanoGPT's get_lr(it): linear warmup to max_lr, cosine decay to min_lr at decay_iters, then
-// min_lr. Warmup uses (it+1)/(warmup+1) so iteration 0 already takes a (small) step.
-struct cosine_schedule {
-    float max_lr = 6e-4f;
-    float min_lr = 6e-5f;
-    int warmup_iters = 2000;
-    int decay_iters = 600000;
-
-    float operator()(int it) const {
-        if (it < warmup_iters)
-            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
-        // decay_iters <= warmup_iters would divide by zero; the cosine ends at min_lr anyway.
-        if (it > decay_iters || decay_iters <= warmup_iters)
-            return min_lr;
-        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
-        const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
-        return float(double(min_lr) + coeff * (double(max_lr) - double(min_lr)));
-    }
-};
-
-// Linear warmup to max_lr (same (it+1)/(warmup+1) ramp as above), then a straight line down to
-// min_lr at decay_iters, then min_lr. min_lr = 0 is GPT-1's fine-tuning schedule.
-struct linear_schedule {
-    float max_lr = 6.25e-5f;
-    float min_lr = 0.0f;
-    int warmup_iters = 0;
-    int decay_iters = 1;
-
-    float operator()(int it) const {
-        if (it < warmup_iters)
-            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
-        if (it >= decay_iters || decay_iters <= warmup_iters)
-            return min_lr;
-        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
-        return float(double(max_lr) + ratio * (double(min_lr) - double(max_lr)));
-    }
-};
-
-} // namespace gptx
-// ---- end gptx/train/schedule.hpp ----
-// ---- begin gptx/train/objective.hpp ----
-// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
-// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
-// Legend: B batch, T time.
-#include <concepts>
-#include <cstdint>
-
-
-namespace gptx {
-
-// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
-// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
-// the loss without touching gradients.
-template <class O, class Model>
-concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
-    typename O::batch_type;
-    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
-    { o.evaluate(m, b) } -> std::convertible_to<double>;
-};
-
-// A language-model micro-batch: inputs and next-token targets (B, T), and an optional mask (B, T)
-// of the targets that count (SFT and ptx are masks and data, not new code).
-struct lm_batch {
-    const int* inputs = nullptr;
-    const int* targets = nullptr;
-    const std::uint8_t* mask = nullptr;
-    int B = 0, T = 0;
-};
-
-// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
-template <class Model> class lm_objective {
-  public:
-    using batch_type = lm_batch;
-
-    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
-
-    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
-        m.backward();
-        return loss;
-    }
-    double evaluate(Model& m, const lm_batch& b) {
-        const bool was_training = m.training();
-        m.set_training(false);
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.loss(m, b.targets, b.mask);
-        m.set_training(was_training);
-        return loss;
-    }
-    lm_head<Model>& head() { return head_; }
-
-  private:
-    lm_head<Model> head_;
-};
-
-} // namespace gptx
-// ---- end gptx/train/objective.hpp ----
 // ---- begin gptx/train/trainer.hpp ----
 // gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
 // backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by tests/train/test_trainer.cpp.
@@ -5321,6 +7239,1871 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch, con
 
 } // namespace gptx
 // ---- end gptx/train/run_loop.hpp ----
+// ---- begin gptx/train/sft.hpp ----
+// gptx/train/sft.hpp: supervised fine-tuning (InstructGPT's first step): epochs over packed
+// demonstrations with the masked LM objective, and model selection by a callback. Tested by
+// tests/train/test_sft.cpp.
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+
+
+namespace gptx {
+
+struct sft_config {
+    int epochs = 2;
+    float lr = 1e-4f, min_lr = 1e-5f; // cosine from lr to min_lr over every step of every epoch
+    int warmup = 0;
+    float grad_clip = 1.0f;
+    int select_every = 0; // steps between model-selection calls; 0: at the end of each epoch
+};
+
+// Which model was selected so far. A checkpoint keeps it so a resumed run selects as an
+// uninterrupted one would.
+struct sft_selection {
+    std::int64_t best_step = -1;
+    double best_score = -std::numeric_limits<double>::infinity();
+};
+
+template <class Model> struct sft_hooks {
+    // Model selection: a score, higher is better (the paper selects by reward-model score on a
+    // validation set; held-out loss negated works too). Called at every selection point: the
+    // start of a fresh run, every select_every steps, the end. Empty: the last model is selected.
+    std::function<double(Model&)> score;
+    // Called with the model when it becomes the best so far (save or copy it).
+    std::function<void(Model&, std::int64_t step, double score)> on_best;
+    // At every selection point, after the selection, so what is saved is consistent.
+    std::function<void(std::int64_t step, const sft_selection&)> on_checkpoint;
+    std::function<void(const step_metrics&)> on_step;
+    // Progress lines and metrics.jsonl (run_loop.hpp); iters and eval_every are set by run_sft.
+    run_options run{};
+    // Stop after this many steps, as if interrupted (the schedule still spans every epoch);
+    // -1: run to the end.
+    std::int64_t stop_at = -1;
+};
+
+inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) {
+    return std::int64_t(cfg.epochs) * steps_per_epoch;
+}
+
+// Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
+// checkpoint whose step is opt.step_count()) to the end of the last epoch, through the shared run
+// loop. Returns the selection after the run; `sel` is the selection restored with a checkpoint.
+template <class Model>
+sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const sft_config& cfg,
+                      const sft_hooks<Model>& hooks, std::int64_t start = 0,
+                      sft_selection sel = {}) {
+    GPTX_CHECK(cfg.epochs > 0, "sft: epochs must be positive, got ", cfg.epochs);
+    GPTX_CHECK(cfg.select_every >= 0, "sft: select_every must be >= 0, got ", cfg.select_every);
+    const int spe = data.steps_per_epoch();
+    const std::int64_t total = sft_total_steps(cfg, spe);
+    GPTX_CHECK(start >= 0 && start <= total, "sft: start step ", start, " is outside [0, ", total,
+               "]");
+    lm_objective<Model> obj;
+    cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
+    trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    tr.set_step_count(start);
+    if (start == total)
+        return sel;
+    run_options o = hooks.run;
+    o.iters = hooks.stop_at >= 0 ? std::min(hooks.stop_at, total) : total;
+    o.eval_every = cfg.select_every > 0 ? cfg.select_every : spe;
+    if (o.iters <= start)
+        return sel;
+    run_hooks rh;
+    rh.evaluate = [&](std::int64_t step) {
+        metrics_map m;
+        if (hooks.score) {
+            const double s = hooks.score(model);
+            GPTX_CHECK(std::isfinite(s), "sft: the selection score at step ", step,
+                       " is not finite (", s, ")");
+            m.emplace_back("score", s);
+            if (s > sel.best_score) {
+                sel = {step, s};
+                if (hooks.on_best)
+                    hooks.on_best(model, step, s);
+            }
+            m.emplace_back("best_score", sel.best_score);
+        } else {
+            sel = {step, 0.0};
+            if (hooks.on_best)
+                hooks.on_best(model, step, 0.0);
+        }
+        return m;
+    };
+    rh.save = [&](std::int64_t step) {
+        if (hooks.on_checkpoint)
+            hooks.on_checkpoint(step, sel);
+    };
+    if (hooks.on_step)
+        rh.on_step = hooks.on_step;
+    run_training(
+        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
+    return sel;
+}
+
+} // namespace gptx
+// ---- end gptx/train/sft.hpp ----
+// ---- begin gptx/train/finetune.hpp ----
+// gptx/train/finetune.hpp: GPT-1 supervised fine-tuning: the task tokens (start, delimiter,
+// extract) registered at runtime, the input transformations, and the objective
+// L = L_task + lambda * L_LM with a linear head at the extract token and classifier dropout.
+// Tested by tests/train/test_finetune.cpp.
+// Legend: M examples, N sequences, T time, C channels, K classes, V vocab.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace gptx {
+
+// GPT-1's three task tokens. Their ids are parameters: with a tokenizer that registers special
+// tokens they are its ids; otherwise task_tokens_after(vocab) appends them.
+struct task_token_ids {
+    int start = -1, delim = -1, extract = -1;
+};
+inline constexpr task_token_ids task_tokens_after(int base_vocab) {
+    return {base_vocab, base_vocab + 1, base_vocab + 2};
+}
+
+// Registers GPT-1's task tokens with the tokenizer when its vocabulary is the model's (ids
+// vocab, vocab + 1, vocab + 2, so decode shows them); otherwise (a model that reserves ids past
+// its tokenizer) appends unregistered ids after the model's vocabulary. Either way the model must
+// then grow by 3 rows: grow_vocab(model, 3, seed) (nn/resize.hpp) draws them from N(0, 0.02).
+inline task_token_ids add_task_tokens(tokenizer& tok, int model_vocab) {
+    if (tok.vocab_size() != model_vocab)
+        return task_tokens_after(model_vocab);
+    task_token_ids t;
+    t.start = tok.add_special_token("<|start|>");
+    t.delim = tok.add_special_token("<|delim|>");
+    t.extract = tok.add_special_token("<|extract|>");
+    GPTX_CHECK(t.start == model_vocab && t.delim == model_vocab + 1 && t.extract == model_vocab + 2,
+               "fine-tuning: the tokenizer already has task tokens (ids ", t.start, ", ", t.delim,
+               ", ", t.extract, "); this model's vocabulary ends at ", model_vocab);
+    return t;
+}
+
+// ---- Input transformations (GPT-1, figure 1) ----
+
+// `start text extract`. A text too long for max_len keeps its last tokens.
+inline std::vector<int> classification_input(const task_token_ids& t, std::span<const int> text,
+                                             int max_len) {
+    GPTX_CHECK(max_len >= 3, "fine-tuning: a context of ", max_len, " cannot hold the task tokens");
+    const std::size_t keep = std::min<std::size_t>(text.size(), std::size_t(max_len) - 2);
+    std::vector<int> out{t.start};
+    out.insert(out.end(), text.end() - std::ptrdiff_t(keep), text.end());
+    out.push_back(t.extract);
+    return out;
+}
+
+// `start first delim second extract` (entailment: premise, hypothesis; multiple choice: context,
+// answer). Too long for max_len: the first part loses its beginning, then the second its end.
+inline std::vector<int> pair_input(const task_token_ids& t, std::span<const int> first,
+                                   std::span<const int> second, int max_len) {
+    GPTX_CHECK(max_len >= 4, "fine-tuning: a context of ", max_len, " cannot hold the task tokens");
+    const std::size_t room = std::size_t(max_len) - 3;
+    const std::size_t keep2 = std::min(second.size(), room);
+    const std::size_t keep1 = std::min(first.size(), room - keep2);
+    std::vector<int> out{t.start};
+    out.insert(out.end(), first.end() - std::ptrdiff_t(keep1), first.end());
+    out.push_back(t.delim);
+    out.insert(out.end(), second.begin(), second.begin() + std::ptrdiff_t(keep2));
+    out.push_back(t.extract);
+    return out;
+}
+
+// The kinds of task head: one sequence and K classes (classification, entailment); two orders of
+// a pair whose extract states are summed before the head (similarity); one scalar per candidate
+// sequence and a softmax over the candidates (multiple choice).
+enum class finetune_form : std::uint8_t { classify, similarity, choice };
+
+// One labelled example after its input transformation.
+struct finetune_example {
+    std::vector<std::vector<int>> seqs; // classify 1, similarity 2 (both orders), choice one each
+    int label = 0;                      // class, or the index of the right candidate
+};
+
+inline finetune_example similarity_example(const task_token_ids& t, std::span<const int> a,
+                                           std::span<const int> b, int label, int max_len) {
+    return {{pair_input(t, a, b, max_len), pair_input(t, b, a, max_len)}, label};
+}
+inline finetune_example choice_example(const task_token_ids& t, std::span<const int> context,
+                                       const std::vector<std::vector<int>>& answers, int label,
+                                       int max_len) {
+    finetune_example e{{}, label};
+    for (const auto& a : answers)
+        e.seqs.push_back(pair_input(t, context, a, max_len));
+    return e;
+}
+
+// A micro-batch: M examples.
+struct finetune_batch {
+    const finetune_example* examples = nullptr;
+    int M = 0;
+};
+
+struct finetune_config {
+    finetune_form form = finetune_form::classify;
+    int classes = 2;          // K (ignored for choice: one scalar per candidate)
+    float lm_weight = 0.5f;   // lambda; 0 trains the task loss alone
+    float clf_dropout = 0.1f; // on the extract state before the head (GPT-1: 0.1)
+    std::uint64_t seed = 1;   // the head's init and its dropout masks
+};
+
+// GPT-1's fine-tuning hyper-parameters.
+struct gpt1_finetune_defaults {
+    static constexpr float lr = 6.25e-5f;
+    static constexpr int batch = 32;
+    static constexpr int epochs = 3;
+    static constexpr float warmup_fraction = 0.002f; // of all steps
+    static constexpr float grad_clip = 1.0f;
+    static constexpr float lm_weight = 0.5f;
+    static constexpr float clf_dropout = 0.1f;
+    static constexpr float weight_decay = 0.01f;
+};
+
+// Linear warmup over warmup_fraction of the steps (rounded; at least one step when positive), then
+// linear decay to 0 at the last step.
+inline linear_schedule finetune_schedule(float lr, int total_steps, float warmup_fraction) {
+    const int warmup = warmup_fraction > 0
+                           ? std::max(1, int(std::lround(double(warmup_fraction) * total_steps)))
+                           : 0;
+    return linear_schedule{lr, 0.0f, warmup, std::max(total_steps, warmup + 1)};
+}
+
+// L = L_task + lambda * L_LM on the same inputs. L_task is the mean cross-entropy of the head's
+// softmax over the examples; L_LM the mean next-token loss over every position of every sequence
+// (the token after the extract token has no target). Satisfies `objective`, and exposes its head
+// so the trainer steps and clips it with the trunk.
+template <class Model> class finetune_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = finetune_batch;
+
+    explicit finetune_objective(const finetune_config& cfg)
+        : cfg_(cfg), head_(Model::C, cfg.form == finetune_form::choice ? 1 : cfg.classes) {
+        GPTX_CHECK(cfg.form == finetune_form::choice || cfg.classes >= 2,
+                   "fine-tuning: a classifier needs at least 2 classes, got ", cfg.classes);
+        GPTX_CHECK(cfg.lm_weight >= 0 && std::isfinite(cfg.lm_weight),
+                   "fine-tuning: the LM weight must be >= 0, got ", cfg.lm_weight);
+        GPTX_CHECK(cfg.clf_dropout >= 0 && cfg.clf_dropout < 1,
+                   "fine-tuning: classifier dropout must be in [0, 1), got ", cfg.clf_dropout);
+        head_.init(cfg.seed, 0.02f);
+    }
+
+    const finetune_config& config() const { return cfg_; }
+    void set_lm_weight(float w) { cfg_.lm_weight = w; }
+    linear_head<T>& head() { return head_; }
+    basic_arena<T>& head_params() { return head_.params(); }
+    basic_arena<T>& head_grads() { return head_.grads(); }
+    // Classifier-dropout masks are a pure function of (seed, step, element), as the trunk's.
+    std::uint64_t dropout_step() const { return step_; }
+    void set_dropout_step(std::uint64_t s) { step_ = s; }
+
+    double forward_backward(Model& m, const finetune_batch& b, double grad_scale) {
+        const double loss = compute(m, b, grad_scale, true, true);
+        ++step_;
+        return loss;
+    }
+    double evaluate(Model& m, const finetune_batch& b) {
+        const bool was = m.training();
+        m.set_training(false);
+        const double loss = compute(m, b, 1.0, false, false);
+        m.set_training(was);
+        return loss;
+    }
+    // argmax of the head for each example (eval mode).
+    const std::vector<int>& predict(Model& m, const finetune_batch& b) {
+        evaluate(m, b);
+        return predictions_;
+    }
+
+    // The loss of one micro-batch; with `grads`, adds grad_scale * dL into the trunk's and the
+    // head's gradients. `dropout` applies classifier dropout with the current step's masks
+    // (the trunk applies its own when in training mode). Public for gradient checks.
+    double compute(Model& m, const finetune_batch& b, double grad_scale, bool grads, bool dropout) {
+        GPTX_CHECK(b.M > 0 && b.examples, "fine-tuning: empty batch");
+        pack(m, b);
+        const T* h = m.forward(tokens_.data(), N_, T_);
+        constexpr int C = Model::C;
+        const int K = head_.outputs();
+
+        // g (G, C): the extract states that reach the head.
+        const bool sum_pair = cfg_.form == finetune_form::similarity;
+        const int G = sum_pair ? b.M : N_;
+        g_.assign(std::size_t(G) * C, T(0));
+        for (int n = 0; n < N_; ++n) {
+            const int gi = sum_pair ? n / 2 : n;
+            const T* src = h + std::int64_t(rows_[n]) * C;
+            T* dst = g_.data() + std::size_t(gi) * C;
+            for (int c = 0; c < C; ++c)
+                dst[c] += src[c];
+        }
+        const float p = dropout ? cfg_.clf_dropout : 0.0f;
+        keep_.assign(g_.size(), T(1));
+        if (p > 0) {
+            const std::uint64_t seed = mix64(cfg_.seed ^ mix64(step_ * 0x9e3779b97f4a7c15ull + 17));
+            const T scale = T(1.0 / (1.0 - p));
+            for (std::size_t i = 0; i < g_.size(); ++i) {
+                keep_[i] = dropout_keep(seed, i, p) ? scale : T(0);
+                g_[i] *= keep_[i];
+            }
+        }
+        identity_.resize(G);
+        for (int i = 0; i < G; ++i)
+            identity_[i] = i;
+        out_.resize(std::size_t(G) * K);
+        head_.forward(out_.data(), g_.data(), identity_.data(), G);
+
+        // Softmax cross-entropy per example over its logits (K classes, or one per candidate).
+        double task = 0;
+        predictions_.assign(b.M, 0);
+        correct_ = 0;
+        dout_.assign(out_.size(), T(0));
+        for (int e = 0, at = 0; e < b.M; ++e) {
+            const int n = cfg_.form == finetune_form::choice ? int(b.examples[e].seqs.size()) : K;
+            const T* z = out_.data() + at;
+            const int y = b.examples[e].label;
+            GPTX_CHECK(y >= 0 && y < n, "fine-tuning: example ", e, " has label ", y,
+                       " outside [0, ", n, ")");
+            double mx = -std::numeric_limits<double>::infinity();
+            int best = 0;
+            for (int k = 0; k < n; ++k)
+                if (double(z[k]) > mx) {
+                    mx = double(z[k]);
+                    best = k;
+                }
+            double s = 0;
+            for (int k = 0; k < n; ++k)
+                s += std::exp(double(z[k]) - mx);
+            const double lse = mx + std::log(s);
+            task -= double(z[y]) - lse;
+            predictions_[e] = best;
+            correct_ += best == y;
+            // d L_task / d z_k = (softmax_k - [k = y]) / M
+            for (int k = 0; k < n; ++k)
+                dout_[at + k] =
+                    T(grad_scale / b.M * (std::exp(double(z[k]) - lse) - (k == y ? 1.0 : 0.0)));
+            at += n;
+        }
+        task /= b.M;
+        last_task_loss_ = task;
+
+        // The auxiliary LM loss writes dhidden (scaled by lambda); the head adds to it.
+        const double lambda = cfg_.lm_weight;
+        double lm = std::numeric_limits<double>::quiet_NaN();
+        if (lambda > 0)
+            lm = grads ? lm_.forward_backward(m, targets_.data(), mask_.data(), grad_scale * lambda)
+                       : lm_.loss(m, targets_.data(), mask_.data());
+        else if (grads)
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(N_) * T_ * C, T(0));
+        last_lm_loss_ = lm;
+        if (grads) {
+            dg_.assign(g_.size(), T(0));
+            head_.backward(dg_.data(), dout_.data());
+            T* dh = m.dhidden();
+            for (int n = 0; n < N_; ++n) {
+                const int gi = sum_pair ? n / 2 : n;
+                const T* src = dg_.data() + std::size_t(gi) * C;
+                const T* keep = keep_.data() + std::size_t(gi) * C;
+                T* dst = dh + std::int64_t(rows_[n]) * C;
+                for (int c = 0; c < C; ++c)
+                    dst[c] += src[c] * keep[c]; // d(sum) passes to each addend; dropout masks it
+            }
+            m.backward();
+        }
+        return lambda > 0 ? task + lambda * lm : task;
+    }
+
+    // Of the last compute(): predictions, correct count, the two losses.
+    const std::vector<int>& predictions() const { return predictions_; }
+    int correct() const { return correct_; }
+    double task_loss() const { return last_task_loss_; }
+    double lm_loss() const { return last_lm_loss_; }
+
+  private:
+    // Lays the examples' sequences out as one (N, T) block, T the longest, padded with each
+    // sequence's extract token (causal attention keeps padding from reaching real positions).
+    void pack(const Model& m, const finetune_batch& b) {
+        N_ = 0;
+        T_ = 0;
+        for (int e = 0; e < b.M; ++e) {
+            const auto& ex = b.examples[e];
+            const std::size_t want = cfg_.form == finetune_form::classify     ? 1
+                                     : cfg_.form == finetune_form::similarity ? 2
+                                                                              : 0;
+            GPTX_CHECK(want == 0 ? ex.seqs.size() >= 2 : ex.seqs.size() == want,
+                       "fine-tuning: example ", e, " has ", ex.seqs.size(),
+                       " sequences; this task needs ",
+                       want == 0 ? "at least 2 candidates" : std::to_string(want));
+            for (const auto& s : ex.seqs) {
+                GPTX_CHECK(!s.empty() && int(s.size()) <= m.context(), "fine-tuning: example ", e,
+                           " has a sequence of ", s.size(), " tokens (context ", m.context(), ")");
+                T_ = std::max(T_, int(s.size()));
+                ++N_;
+            }
+        }
+        const std::size_t NT = std::size_t(N_) * T_;
+        tokens_.assign(NT, 0);
+        targets_.assign(NT, 0);
+        mask_.assign(NT, 0);
+        rows_.resize(N_);
+        int n = 0;
+        for (int e = 0; e < b.M; ++e)
+            for (const auto& s : b.examples[e].seqs) {
+                const int len = int(s.size());
+                int* tok = tokens_.data() + std::size_t(n) * T_;
+                std::copy(s.begin(), s.end(), tok);
+                std::fill(tok + len, tok + T_, s.back());
+                for (int t = 0; t + 1 < len; ++t) {
+                    targets_[std::size_t(n) * T_ + t] = s[t + 1];
+                    mask_[std::size_t(n) * T_ + t] = 1;
+                }
+                rows_[n] = n * T_ + len - 1;
+                ++n;
+            }
+    }
+
+    finetune_config cfg_;
+    linear_head<T> head_;
+    lm_head<Model> lm_;
+    std::uint64_t step_ = 0;
+    int N_ = 0, T_ = 0, correct_ = 0;
+    double last_task_loss_ = 0, last_lm_loss_ = 0;
+    std::vector<int> tokens_, targets_, rows_, identity_, predictions_; // (N, T), (N)
+    std::vector<std::uint8_t> mask_;                                    // (N, T)
+    std::vector<T> g_, keep_, dg_, out_, dout_;                         // (G, C), (G, K)
+};
+
+} // namespace gptx
+// ---- end gptx/train/finetune.hpp ----
+// ---- begin gptx/train/reward_objective.hpp ----
+// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
+// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
+// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+
+namespace gptx {
+
+// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
+// scores all of them: K passes per prompt, never C(K, 2).
+struct reward_batch {
+    const int* tokens = nullptr;      // (N, T) right-padded
+    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
+    int P = 0, T = 0;
+    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
+};
+
+// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
+// meaning i was ranked above j. With drewards non-null it is written (not added) with
+// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
+template <class T>
+double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
+                   double grad_scale = 1.0) {
+    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
+    double loss = 0;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
+        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
+        const T* r = rewards + off;
+        T* dr = drewards ? drewards + off : nullptr;
+        if (dr)
+            std::fill(dr, dr + K, T(0));
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const double x = double(r[i]) - double(r[j]);
+                // -log sigmoid(x) = softplus(-x), stable for either sign.
+                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
+                if (dr) {
+                    const double e = std::exp(-std::abs(x));
+                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
+                    dr[i] -= T(grad_scale * w * sig_neg);
+                    dr[j] += T(grad_scale * w * sig_neg);
+                }
+            }
+        off += K;
+    }
+    return loss;
+}
+
+// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
+// reward model scores 50%, chance), a wrong order 0.
+struct pair_counts {
+    double correct = 0;
+    std::size_t pairs = 0;
+    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
+};
+template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
+    pair_counts c;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const T a = rewards[off + i], b = rewards[off + j];
+                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
+                ++c.pairs;
+            }
+        off += K;
+    }
+    return c;
+}
+
+// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
+// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
+template <class Model> class reward_objective {
+  public:
+    using batch_type = reward_batch;
+    using value_type = typename Model::value_type;
+    using T = value_type;
+
+    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
+                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
+                   head.channels(), " -> ", head.outputs());
+    }
+    template <shape S>
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+
+    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
+        forward(m, b);
+        const double loss =
+            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
+        T* dh = m.dhidden();
+        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
+        head_->backward(dh, drewards_.data());
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
+
+    struct eval_result {
+        double loss = 0;
+        pair_counts counts;
+    };
+    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
+    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        forward(m, b);
+        m.set_training(was_training);
+        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
+                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
+    }
+
+    basic_arena<T>& head_params() { return head_->params(); }
+    basic_arena<T>& head_grads() { return head_->grads(); }
+    linear_head<T>& head() { return *head_; }
+    // Rewards (N) of the last forward.
+    const std::vector<T>& rewards() const { return rewards_; }
+
+  private:
+    void forward(Model& m, const reward_batch& b) {
+        const int N = b.rows();
+        rows_.resize(std::size_t(N));
+        for (int n = 0; n < N; ++n) {
+            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
+                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
+            rows_[n] = n * b.T + b.positions[n];
+        }
+        rewards_.resize(std::size_t(N));
+        drewards_.resize(std::size_t(N));
+        const T* h = m.forward(b.tokens, N, b.T);
+        head_->forward(rewards_.data(), h, rows_.data(), N);
+    }
+
+    linear_head<T>* head_;
+    std::vector<int> rows_;
+    std::vector<T> rewards_, drewards_; // (N)
+};
+
+template <shape S, class T>
+reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
+
+// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
+// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
+// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
+// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
+// batch is valid until the next call.
+class reward_batcher {
+  public:
+    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
+                   std::uint64_t seed = 0)
+        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
+        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
+        GPTX_CHECK(prompts_per_batch > 0,
+                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
+    }
+
+    std::size_t size() const { return data_->groups.size(); }
+    int prompts_per_batch() const { return P_; }
+    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    std::int64_t steps_for_epochs(double epochs) const {
+        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+    }
+
+    // The k-th training batch.
+    reward_batch batch(std::int64_t k) {
+        const std::uint64_t n = size();
+        std::vector<std::size_t>& ids = ids_;
+        ids.clear();
+        for (int i = 0; i < P_; ++i) {
+            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
+            const std::uint64_t epoch = g / n;
+            if (epoch != epoch_ || order_.empty())
+                shuffle(epoch);
+            ids.push_back(order_[g % n]);
+        }
+        return assemble();
+    }
+    // Items first .. first+count-1 in file order (evaluation).
+    reward_batch slice(std::size_t first, int count) {
+        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
+                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
+                   " prompts");
+        ids_.resize(std::size_t(count));
+        std::iota(ids_.begin(), ids_.end(), first);
+        return assemble();
+    }
+
+  private:
+    void shuffle(std::uint64_t epoch) {
+        order_.resize(size());
+        std::iota(order_.begin(), order_.end(), std::size_t(0));
+        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
+        for (std::size_t i = order_.size(); i > 1; --i)
+            std::swap(order_[i - 1], order_[r.below(i)]);
+        epoch_ = epoch;
+    }
+    reward_batch assemble() {
+        std::size_t Tn = 1, N = 0;
+        sizes_.clear();
+        for (std::size_t id : ids_) {
+            const auto& g = data_->groups[id].responses;
+            sizes_.push_back(int(g.size()));
+            N += g.size();
+            for (const auto& s : g)
+                Tn = std::max(Tn, s.size());
+        }
+        tokens_.assign(N * Tn, eot_);
+        positions_.resize(N);
+        std::size_t row = 0;
+        for (std::size_t id : ids_)
+            for (const auto& s : data_->groups[id].responses) {
+                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
+                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
+            }
+        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
+    }
+
+    const tokenized_comparisons* data_;
+    int P_, eot_;
+    std::uint64_t seed_, epoch_ = 0;
+    std::vector<std::size_t> order_, ids_;
+    std::vector<int> tokens_, positions_, sizes_;
+};
+
+// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
+// averaged over prompts and the pairwise accuracy over all pairs.
+struct reward_eval {
+    double loss = 0;
+    double accuracy = 0;
+    std::size_t pairs = 0, prompts = 0;
+};
+template <class Model>
+reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
+                             const tokenized_comparisons& data, int prompts_per_batch,
+                             int end_of_text) {
+    reward_batcher b(data, prompts_per_batch, end_of_text);
+    reward_eval out;
+    pair_counts total;
+    double loss_sum = 0;
+    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
+        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
+        loss_sum += r.loss * count;
+        total.correct += r.counts.correct;
+        total.pairs += r.counts.pairs;
+    }
+    out.prompts = b.size();
+    out.loss = loss_sum / double(b.size());
+    out.accuracy = total.accuracy();
+    out.pairs = total.pairs;
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/train/reward_objective.hpp ----
+// ---- begin gptx/train/gae.hpp ----
+// gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
+// and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
+#include <cmath>
+#include <cstddef>
+
+
+namespace gptx {
+
+// delta_t = r_t + gamma V_{t+1} - V_t (V_n = 0: the episode ends with the response),
+// A_t = delta_t + gamma lambda A_{t+1}, returns_t = A_t + V_t. Sums run in double.
+template <class T>
+void gae(T* advantages, T* returns, const T* rewards, const T* values, int n, double gamma,
+         double lambda) {
+    GPTX_CHECK(n >= 0, "gae: negative length ", n);
+    double next_value = 0.0, next_adv = 0.0;
+    for (int t = n - 1; t >= 0; --t) {
+        const double delta = double(rewards[t]) + gamma * next_value - double(values[t]);
+        next_adv = delta + gamma * lambda * next_adv;
+        next_value = double(values[t]);
+        advantages[t] = T(next_adv);
+        returns[t] = T(next_adv + double(values[t]));
+    }
+}
+
+// x = (x - mean) / (std + eps) over the n values (population std).
+template <class T> void whiten(T* x, std::size_t n, double eps = 1e-8) {
+    if (n == 0)
+        return;
+    double mean = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        mean += double(x[i]);
+    mean /= double(n);
+    double var = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        var += (double(x[i]) - mean) * (double(x[i]) - mean);
+    const double inv = 1.0 / (std::sqrt(var / double(n)) + eps);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T((double(x[i]) - mean) * inv);
+}
+
+} // namespace gptx
+// ---- end gptx/train/gae.hpp ----
+// ---- begin gptx/train/kl_controller.hpp ----
+// gptx/train/kl_controller.hpp: the KL penalty coefficient beta, fixed (InstructGPT: 0.02) or
+// adaptive (Ziegler et al. 2019). Tested by tests/train/test_ppo.cpp.
+#include <algorithm>
+#include <cmath>
+
+
+namespace gptx {
+
+// Adaptive when target > 0: e = clip(KL / target - 1, -0.2, 0.2), beta *= 1 + e * n / horizon,
+// with KL the mean per-sequence KL of the last rollouts and n the number of those rollouts.
+class kl_controller {
+  public:
+    kl_controller() = default;
+    explicit kl_controller(double beta, double target = 0.0, double horizon = 10000.0)
+        : beta_(beta), target_(target), horizon_(horizon) {
+        GPTX_CHECK(beta >= 0 && std::isfinite(beta), "kl_controller: beta must be >= 0, got ",
+                   beta);
+        GPTX_CHECK(target >= 0, "kl_controller: target must be >= 0 (0: fixed beta), got ", target);
+        GPTX_CHECK(target == 0 || horizon > 0, "kl_controller: horizon must be positive, got ",
+                   horizon);
+    }
+
+    double beta() const { return beta_; }
+    void set_beta(double b) { beta_ = b; } // checkpoint resume
+    bool adaptive() const { return target_ > 0; }
+    double target() const { return target_; }
+    double horizon() const { return horizon_; }
+
+    void update(double kl, int n_steps) {
+        if (!adaptive() || !std::isfinite(kl))
+            return;
+        const double e = std::clamp(kl / target_ - 1.0, -0.2, 0.2);
+        beta_ *= 1.0 + e * double(n_steps) / horizon_;
+    }
+
+  private:
+    double beta_ = 0.02, target_ = 0.0, horizon_ = 10000.0;
+};
+
+} // namespace gptx
+// ---- end gptx/train/kl_controller.hpp ----
+// ---- begin gptx/train/ema.hpp ----
+// gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
+// of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
+#include <algorithm>
+#include <vector>
+
+
+namespace gptx {
+
+// shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
+template <class T = float> class ema {
+  public:
+    ema() = default;
+    ema(const basic_arena<T>& params, double decay) : decay_(decay) {
+        GPTX_CHECK(decay >= 0 && decay < 1, "ema: decay must be in [0, 1), got ", decay);
+        std::vector<typename basic_arena<T>::entry> e;
+        for (const auto& v : params.views())
+            e.push_back({v.name, v.size, v.decay});
+        shadow_.layout(e);
+        std::copy(params.data(), params.data() + params.size(), shadow_.data());
+    }
+
+    void update(const basic_arena<T>& params) {
+        GPTX_CHECK(params.size() == shadow_.size(), "ema: ", params.size(),
+                   " parameters, shadow holds ", shadow_.size());
+        const T d = T(decay_), c = T(1) - d;
+        T* s = shadow_.data();
+        const T* p = params.data();
+        for (std::size_t i = 0; i < shadow_.size(); ++i)
+            s[i] = d * s[i] + c * p[i];
+    }
+
+    double decay() const { return decay_; }
+    basic_arena<T>& shadow() { return shadow_; }
+    const basic_arena<T>& shadow() const { return shadow_; }
+
+  private:
+    double decay_ = 0.0;
+    basic_arena<T> shadow_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/ema.hpp ----
+// ---- begin gptx/train/ppo.hpp ----
+// gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
+// head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
+// value loss through a scalar head — and per-token statistics of a policy (log-probabilities,
+// entropy, exact KL to a reference). Tested by tests/train/test_ppo.cpp.
+// Legend: B batch, T time, C channels, V vocab, N action rows (response tokens).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+
+namespace gptx {
+
+namespace detail {
+// The flat row indices (b * T + t) where mask is set, in order.
+inline void set_rows(std::vector<int>& rows, const std::uint8_t* mask, std::int64_t n) {
+    rows.clear();
+    for (std::int64_t i = 0; i < n; ++i)
+        if (mask[i])
+            rows.push_back(static_cast<int>(i));
+}
+// dst(n, C) = the rows of src(*, C).
+template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n, int C) {
+    for (int i = 0; i < n; ++i)
+        std::memcpy(dst + std::size_t(i) * C, src + std::int64_t(rows[i]) * C, sizeof(T) * C);
+}
+} // namespace detail
+
+// Per action row i (a row of hidden(*, C) named by rows[i], whose action is targets[rows[i]]):
+// logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
+// ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
+// kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
+// clamp only removes rounding). Logits exist for chunk rows at a time.
+template <class Arch = simd::default_arch, class T>
+void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
+                        const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
+                        int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
+    const bool with_ref = ref_hidden && ref_wte;
+    const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
+    scratch.resize((with_ref ? 2 : 1) * (cv + cc));
+    T* z = scratch.data();
+    T* h = z + cv;
+    T* zr = h + cc;
+    T* hr = zr + cv;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        detail::gather_rows(h, hidden, rows + r0, n, C);
+        ops::lm_logits<Arch>(z, h, wte, n, C, V);
+        if (with_ref) {
+            detail::gather_rows(hr, ref_hidden, rows + r0, n, C);
+            ops::lm_logits<Arch>(zr, hr, ref_wte, n, C, V);
+        }
+        parallel_for(n, [&](std::int64_t i) {
+            const int a = targets[rows[r0 + i]];
+            const T* row = z + i * V;
+            double m = row[0];
+            for (int v = 1; v < V; ++v)
+                m = std::max(m, double(row[v]));
+            double s = 0;
+            for (int v = 0; v < V; ++v)
+                s += std::exp(double(row[v]) - m);
+            const double lse = m + std::log(s);
+            double ent = 0, klv = 0, lser = 0;
+            const T* rr = with_ref ? zr + i * V : nullptr;
+            if (with_ref) {
+                double mr = rr[0];
+                for (int v = 1; v < V; ++v)
+                    mr = std::max(mr, double(rr[v]));
+                double sr = 0;
+                for (int v = 0; v < V; ++v)
+                    sr += std::exp(double(rr[v]) - mr);
+                lser = mr + std::log(sr);
+            }
+            for (int v = 0; v < V; ++v) {
+                const double lp = double(row[v]) - lse, p = std::exp(lp);
+                ent -= p * lp;
+                if (with_ref)
+                    klv += p * (lp - (double(rr[v]) - lser));
+            }
+            logp[r0 + i] = T(double(row[a]) - lse);
+            entropy[r0 + i] = T(ent);
+            if (with_ref) {
+                ref_logp[r0 + i] = T(double(rr[a]) - lser);
+                kl[r0 + i] = T(std::max(0.0, klv));
+            }
+        });
+    }
+}
+
+// One PPO policy minibatch. Arrays indexed by (b, t) are (B, T) and read only where mask is set.
+template <class Real> struct ppo_policy_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const int* targets = nullptr;       // (B, T): the sampled tokens (actions)
+    const std::uint8_t* mask = nullptr; // (B, T): 1 at response tokens; prompts never carry loss
+    const Real* old_logp = nullptr;     // (B, T): log pi_old(action) from the rollout
+    const Real* advantages = nullptr;   // (B, T): whitened GAE advantages
+    int B = 0, T = 0;
+    const lm_batch* ptx =
+        nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
+    double ptx_coef = 0.0;
+};
+
+// What the last policy forward saw.
+struct ppo_policy_stats {
+    double ppo_loss = 0;  // mean clipped surrogate loss over action tokens
+    double ptx_loss = 0;  // pre-training LM loss of the ptx batch (0 without one)
+    double clip_frac = 0; // fraction of tokens with |ratio - 1| > eps
+    double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
+    double max_ratio = 0; // largest ratio pi / pi_old
+    double entropy = 0;   // mean entropy at action tokens
+    std::int64_t tokens = 0;
+};
+
+// Loss = (1/N) sum_i -min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i), r_i = exp(logp_i - old_i),
+// plus ptx_coef x the LM loss of the ptx batch. The PPO part and the ptx part are two
+// forward/backward passes whose parameter gradients accumulate in the model's arena.
+template <class Model> class ppo_policy_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_policy_batch<T>;
+
+    explicit ppo_policy_objective(double clip_eps = 0.2, int chunk_rows = 64)
+        : eps_(clip_eps), chunk_(chunk_rows), lm_(chunk_rows) {
+        GPTX_CHECK(clip_eps > 0 && clip_eps < 1, "ppo: clip epsilon must be in (0, 1), got ",
+                   clip_eps);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+    const ppo_policy_stats& stats() const { return stats_; }
+    double clip_eps() const { return eps_; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        constexpr int C = Model::C;
+        const int V = m.vocab();
+        const T* hidden = m.forward(b.inputs, b.B, b.T);
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        const std::size_t cv = std::size_t(chunk_) * V, cc = std::size_t(chunk_) * C;
+        logits_.resize(cv);
+        gathered_.resize(cc);
+        dgathered_.resize(cc);
+        row_loss_.resize(N);
+        row_ratio_.resize(N);
+        row_ent_.resize(N);
+        if (grads)
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
+        const T* wte = m.param(p_wte);
+        T* dwte = m.grad(p_wte);
+        const double coef = scale / N;
+        for (int r0 = 0; r0 < N; r0 += chunk_) {
+            const int n = std::min(chunk_, N - r0);
+            detail::gather_rows(gathered_.data(), hidden, rows_.data() + r0, n, C);
+            ops::lm_logits(logits_.data(), gathered_.data(), wte, n, C, V);
+            parallel_for(n, [&](std::int64_t i) {
+                T* z = logits_.data() + i * V;
+                const int row = rows_[r0 + i], a = b.targets[row];
+                const T za = z[a];
+                const T lse = ops::softmax_inplace(z, V); // z becomes pi
+                double ent = 0;
+                for (int v = 0; v < V; ++v)
+                    if (z[v] > T(0))
+                        ent -= double(z[v]) * std::log(double(z[v]));
+                const double logp = double(za) - double(lse), A = double(b.advantages[row]);
+                const double r = std::exp(logp - double(b.old_logp[row]));
+                const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
+                const double s1 = r * A, s2 = rc * A;
+                row_loss_[r0 + i] = -std::min(s1, s2);
+                row_ratio_[r0 + i] = r;
+                row_ent_[r0 + i] = ent;
+                if (grads) {
+                    // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active;
+                    // d logp / d z = onehot(a) - pi.
+                    const double g = s2 < s1 ? 0.0 : -A * r * coef;
+                    for (int v = 0; v < V; ++v)
+                        z[v] = T(-g * double(z[v]));
+                    z[a] += T(g);
+                }
+            });
+            if (grads) {
+                ops::gemm(false, false, n, C, V, T(1), logits_.data(), V, wte, C, T(0),
+                          dgathered_.data(), C);
+                ops::gemm(true, false, V, C, n, T(1), logits_.data(), V, gathered_.data(), C, T(1),
+                          dwte, C);
+                T* dh = m.dhidden();
+                for (int i = 0; i < n; ++i) {
+                    T* d = dh + std::int64_t(rows_[r0 + i]) * C;
+                    const T* g = dgathered_.data() + std::size_t(i) * C;
+                    for (int c = 0; c < C; ++c)
+                        d[c] += g[c];
+                }
+            }
+        }
+        stats_ = {};
+        stats_.tokens = N;
+        for (int i = 0; i < N; ++i) {
+            const double r = row_ratio_[i];
+            stats_.ppo_loss += row_loss_[i];
+            stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
+            stats_.approx_kl += (r - 1.0) - std::log(r);
+            stats_.max_ratio = std::max(stats_.max_ratio, r);
+            stats_.entropy += row_ent_[i];
+        }
+        stats_.ppo_loss /= N;
+        stats_.clip_frac /= N;
+        stats_.approx_kl /= N;
+        stats_.entropy /= N;
+        if (grads)
+            m.backward();
+        double total = stats_.ppo_loss;
+        if (b.ptx && b.ptx_coef != 0.0) {
+            stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
+                                    : lm_.evaluate(m, *b.ptx);
+            total += b.ptx_coef * stats_.ptx_loss;
+        }
+        return total;
+    }
+
+    double eps_;
+    int chunk_;
+    lm_objective<Model> lm_;
+    ppo_policy_stats stats_;
+    std::vector<int> rows_;
+    std::vector<T> logits_, gathered_, dgathered_; // (chunk, V), (chunk, C), (chunk, C)
+    std::vector<double> row_loss_, row_ratio_, row_ent_;
+};
+
+// One value minibatch: values are read at the rows where mask is set (the states before each
+// action), as the policy's log-probabilities are.
+template <class Real> struct ppo_value_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const std::uint8_t* mask = nullptr; // (B, T)
+    const Real* old_values = nullptr;   // (B, T): values at rollout time
+    const Real* returns = nullptr;      // (B, T): GAE returns (targets)
+    int B = 0, T = 0;
+};
+
+struct ppo_value_stats {
+    double value_loss = 0;
+    double clip_frac = 0; // fraction of tokens where the clipped term is the larger one
+    std::int64_t tokens = 0;
+};
+
+// Loss = (1/N) sum_i 0.5 max((v_i - R_i)^2, (vc_i - R_i)^2), vc = old + clip(v - old, -c, c)
+// (c = value_clip; 0 disables the clipped term). The value model is a trunk plus a scalar head
+// (initialised from the reward model's).
+template <class Model> class ppo_value_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_value_batch<T>;
+
+    explicit ppo_value_objective(double value_clip = 0.2) : clip_(value_clip), head_(Model::C, 1) {
+        GPTX_CHECK(value_clip >= 0, "ppo: value clip must be >= 0 (0 disables it), got ",
+                   value_clip);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+
+    // Values at the mask's rows of the last forward (N, in row order).
+    const std::vector<T>& values() const { return values_; }
+    // Runs the trunk and the head only: values at the given rows of tokens (B, T).
+    const std::vector<T>& predict(Model& m, const int* tokens, int B, int Tn,
+                                  const std::vector<int>& rows) {
+        const T* h = m.forward(tokens, B, Tn);
+        values_.resize(rows.size());
+        head_.forward(values_.data(), h, rows.data(), static_cast<int>(rows.size()));
+        return values_;
+    }
+
+    linear_head<T>& head() { return head_; }
+    basic_arena<T>& head_params() { return head_.params(); }
+    basic_arena<T>& head_grads() { return head_.grads(); }
+    const ppo_value_stats& stats() const { return stats_; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        predict(m, b.inputs, b.B, b.T, rows_);
+        dvalues_.resize(N);
+        stats_ = {};
+        stats_.tokens = N;
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double v = values_[i], R = double(b.returns[row]),
+                         old = double(b.old_values[row]);
+            const double e1 = (v - R) * (v - R);
+            double loss = 0.5 * e1, dv = v - R;
+            if (clip_ > 0 && std::abs(v - old) > clip_) {
+                // Inside the clip range both terms are equal; outside, the clipped one does not
+                // depend on v, so where it is the larger the gradient is 0.
+                const double vc = old + std::clamp(v - old, -clip_, clip_),
+                             e2 = (vc - R) * (vc - R);
+                if (e2 > e1) {
+                    loss = 0.5 * e2;
+                    dv = 0;
+                    stats_.clip_frac += 1;
+                }
+            }
+            stats_.value_loss += loss;
+            dvalues_[i] = T(dv * scale / N);
+        }
+        stats_.value_loss /= N;
+        stats_.clip_frac /= N;
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * Model::C, T(0));
+            head_.backward(m.dhidden(), dvalues_.data());
+            m.backward();
+        }
+        return stats_.value_loss;
+    }
+
+    double clip_;
+    linear_head<T> head_;
+    ppo_value_stats stats_;
+    std::vector<int> rows_;
+    std::vector<T> values_, dvalues_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/ppo.hpp ----
+// ---- begin gptx/train/ppo_trainer.hpp ----
+// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
+// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
+// value updates. Tested by tests/train/test_ppo.cpp.
+// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
+// Note: this header includes generate/sampler.hpp (rollouts sample); it depends on core only.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
+// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
+// after it is padding).
+using reward_fn =
+    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+
+struct ppo_config {
+    int end_of_text = -1; // the end-of-text id (required): ends responses, the RM reads there
+    int rollouts = 64;    // sequences sampled per iteration
+    int max_new_tokens =
+        32;             // response cap (also bounded by the context, leaving room for end-of-text)
+    int epochs = 4;     // passes over the rollouts
+    int minibatch = 16; // sequences per update
+    float lr = 1e-5f;   // policy learning rate
+    float value_lr = 0.0f; // value model learning rate; 0: lr
+    float beta1 = 0.9f, beta2 = 0.95f, weight_decay = 0.0f;
+    float grad_clip = 1.0f;  // global norm, per model; 0 disables
+    double clip_eps = 0.2;   // policy ratio clip
+    double value_clip = 0.2; // value clip; 0 disables
+    double gamma = 1.0, lambda = 0.95;
+    double kl_coef = 0.02;     // beta (initial beta when adaptive)
+    double kl_target = 0.0;    // > 0: adaptive KL controller with this per-sequence KL target
+    double kl_horizon = 10000; // the controller's horizon, in rollouts
+    double ema_decay = 0.0;    // > 0: keep an EMA of the policy (InstructGPT: 0.992)
+    double ptx_coef = 0.0;     // PPO-ptx gamma (InstructGPT: 27.8); needs pre-training tokens
+    int ptx_batch = 4;         // pre-training sequences per minibatch
+    int ptx_context = 0;       // their length; 0: the policy's context
+    float temperature = 1.0f;  // rollout sampling temperature (1: on-policy)
+    double missing_eot_penalty =
+        0.0;                  // subtracted from the score of a response cut by the length cap
+    double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
+    double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
+    std::uint64_t seed = 1;
+};
+
+struct ppo_metrics {
+    std::int64_t iteration = 0; // iterations done, this one included
+    double score = 0;           // mean RM score of the rollouts
+    double kl = 0;       // mean log pi - log pi_ref over sampled tokens (the estimate optimised)
+    double kl_seq = 0;   // its sum per sequence, averaged (the KL controller's input)
+    double kl_exact = 0; // mean exact KL(pi || pi_ref) over the vocabulary at generated positions
+    double entropy = 0;  // mean policy entropy at generated positions
+    double reward = 0;   // mean total reward per sequence (score - beta * KL)
+    double beta = 0;     // the KL coefficient used for these rollouts
+    double response_length = 0; // mean action tokens per response (end-of-text included)
+    double policy_loss = 0, value_loss = 0, ptx_loss = 0; // means over the updates
+    double clip_frac = 0, value_clip_frac = 0, approx_kl = 0;
+    double grad_norm = 0;          // mean policy gradient norm before clipping
+    double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
+    int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
+    double ms = 0;
+};
+
+// The state that, with the models' parameters and the optimizers, resumes a run exactly.
+struct ppo_state {
+    std::int64_t iteration = 0;
+    rng::state_type sampler_rng{}, ptx_rng{};
+    double beta = 0;
+};
+
+// The policy starts as the SFT model; the reference is the SFT model (frozen); the value model is a
+// trunk (initialised from the RM's trunk) plus a scalar head (from the RM's head); the RM is
+// frozen behind `reward`. Every model must outlive the trainer. Dropout is off during PPO.
+template <class Policy, class ValueModel = Policy> class ppo_trainer {
+  public:
+    using T = typename Policy::value_type;
+    static_assert(std::is_same_v<T, typename ValueModel::value_type>,
+                  "ppo: policy and value model share a type");
+
+    ppo_trainer(Policy& policy, Policy& reference, ValueModel& value_model,
+                const linear_head<T>& value_head, reward_fn reward,
+                std::vector<std::vector<int>> prompts, ppo_config cfg,
+                std::vector<int> ptx_tokens = {})
+        : policy_(policy), ref_(reference), value_(value_model), reward_(std::move(reward)),
+          prompts_(std::move(prompts)), cfg_(cfg), policy_obj_(cfg.clip_eps),
+          value_obj_(cfg.value_clip), kl_(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon),
+          rng_(cfg.seed), cache_(policy) {
+        GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
+                   "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
+                   policy.vocab(), ")");
+        GPTX_CHECK(policy.vocab() == reference.vocab() && policy.context() == reference.context(),
+                   "ppo: the policy and the reference differ in vocabulary or context");
+        GPTX_CHECK(value_model.vocab() == policy.vocab(), "ppo: the value model's vocabulary ",
+                   value_model.vocab(), " differs from the policy's ", policy.vocab());
+        GPTX_CHECK(value_model.context() >= policy.context(), "ppo: the value model's context ",
+                   value_model.context(), " is shorter than the policy's ", policy.context());
+        GPTX_CHECK(value_head.channels() == ValueModel::C && value_head.outputs() == 1,
+                   "ppo: the value head must map ", ValueModel::C, " channels to 1 output");
+        GPTX_CHECK(static_cast<bool>(reward_), "ppo: a reward function is required");
+        GPTX_CHECK(!prompts_.empty(), "ppo: no prompts");
+        for (std::size_t i = 0; i < prompts_.size(); ++i)
+            GPTX_CHECK(!prompts_[i].empty() && int(prompts_[i].size()) + 2 <= policy.context(),
+                       "ppo: prompt ", i, " has ", prompts_[i].size(), " tokens; the context of ",
+                       policy.context(), " needs prompts of 1..", policy.context() - 2,
+                       " tokens (room for a response and end-of-text)");
+        GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
+                       cfg_.max_new_tokens > 0,
+                   "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
+        GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
+        GPTX_CHECK(cfg_.ema_decay >= 0 && cfg_.ema_decay < 1,
+                   "ppo: EMA decay must be in [0, 1), got ", cfg_.ema_decay);
+        GPTX_CHECK(cfg_.temperature > 0, "ppo: the rollout temperature must be positive");
+        std::copy(value_head.params().data(),
+                  value_head.params().data() + value_head.params().size(),
+                  value_obj_.head_params().data());
+        const adamw_config pc{cfg_.lr, cfg_.beta1, cfg_.beta2, 1e-8f, cfg_.weight_decay};
+        adamw_config vc = pc;
+        vc.lr = cfg_.value_lr > 0 ? cfg_.value_lr : cfg_.lr;
+        policy_opt_ = adamw<T>(policy.params(), pc);
+        value_opt_ = adamw<T>(value_model.params(), vc);
+        head_opt_ = adamw<T>(value_obj_.head_params(), vc);
+        if (cfg_.ema_decay > 0)
+            ema_.emplace(policy.params(), cfg_.ema_decay);
+        if (cfg_.ptx_coef != 0.0) {
+            GPTX_CHECK(!ptx_tokens.empty(), "ppo: --ptx-coef needs pre-training tokens");
+            const int pT = cfg_.ptx_context > 0 ? cfg_.ptx_context : policy.context();
+            GPTX_CHECK(pT <= policy.context(), "ppo: ptx context ", pT, " exceeds the policy's ",
+                       policy.context());
+            ptx_.emplace(std::move(ptx_tokens), cfg_.ptx_batch, pT, rng(mix64(cfg_.seed ^ 0x9e7)));
+            ptx_x_.resize(std::size_t(cfg_.ptx_batch) * pT);
+            ptx_y_.resize(ptx_x_.size());
+        }
+        for (auto* m : {&policy_, &ref_})
+            m->set_training(false);
+        value_.set_training(false);
+    }
+
+    // One iteration: rollouts, then epochs x minibatches of updates; then the KL controller.
+    // Throws (before the update that would apply it) when a loss or gradient is not finite.
+    ppo_metrics iteration() {
+        const auto t0 = std::chrono::steady_clock::now();
+        ppo_metrics out;
+        out.beta = kl_.beta();
+        rollout(out);
+        optimise(out);
+        kl_.update(out.kl_seq, cfg_.rollouts);
+        ++iteration_;
+        out.iteration = iteration_;
+        out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count();
+        return out;
+    }
+
+    // Samples one response per prompt from the current policy (temperature as configured), each
+    // stopping at end-of-text or the length cap; for evaluation. Does not touch the run's state.
+    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
+                                         std::uint64_t seed) {
+        std::vector<std::vector<int>> out(prompts.size());
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = draw(group, P, seed + std::uint64_t(P));
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                out[idx[k]] = std::move(gen[k].tokens);
+        }
+        return out;
+    }
+
+    ppo_state state() const {
+        return {iteration_, rng_.state(), ptx_ ? ptx_->rng_state() : rng::state_type{}, kl_.beta()};
+    }
+    void set_state(const ppo_state& s) {
+        iteration_ = s.iteration;
+        rng_.set_state(s.sampler_rng);
+        if (ptx_)
+            ptx_->set_rng_state(s.ptx_rng);
+        kl_.set_beta(s.beta);
+    }
+    std::int64_t iteration_count() const { return iteration_; }
+
+    Policy& policy() { return policy_; }
+    ValueModel& value_model() { return value_; }
+    linear_head<T>& value_head() { return value_obj_.head(); }
+    adamw<T>& policy_optimizer() { return policy_opt_; }
+    adamw<T>& value_optimizer() { return value_opt_; }
+    adamw<T>& value_head_optimizer() { return head_opt_; }
+    kl_controller& kl() { return kl_; }
+    // The EMA of the policy weights, when ema_decay > 0 (else null).
+    ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
+    const ppo_config& config() const { return cfg_; }
+
+  private:
+    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
+    struct sequence {
+        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
+        int prompt = 0;          // prompt length P
+        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
+        bool ended = false;      // the policy sampled end-of-text
+        std::size_t offset = 0;  // of its actions in the flat per-action arrays
+    };
+
+    struct response {
+        std::vector<int> tokens; // without the end-of-text
+        bool ended = false;      // end-of-text was drawn
+    };
+    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
+    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
+    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
+    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
+                               std::uint64_t seed) {
+        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
+        std::vector<sampler> samplers;
+        for (int b = 0; b < B; ++b)
+            samplers.emplace_back(
+                sampling_config{cfg_.temperature, 0, 1.0f, seed + std::uint64_t(b)});
+        std::vector<response> out(B);
+        cache_.reset(B, P + steps - 1);
+        std::vector<int> fed(std::size_t(B) * P);
+        for (int b = 0; b < B; ++b)
+            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
+        const T* logits = cache_.forward_logits(fed.data(), B, P);
+        std::vector<int> next(B, cfg_.end_of_text);
+        int active = B;
+        for (int step = 0; step < steps && active > 0; ++step) {
+            for (int b = 0; b < B; ++b) {
+                if (out[b].ended) {
+                    next[b] = cfg_.end_of_text;
+                    continue;
+                }
+                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
+                next[b] = id;
+                if (id == cfg_.end_of_text) {
+                    out[b].ended = true;
+                    --active;
+                } else {
+                    out[b].tokens.push_back(id);
+                }
+            }
+            if (active > 0 && step + 1 < steps)
+                logits = cache_.forward_logits(next.data(), B, 1);
+        }
+        return out;
+    }
+    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
+
+    static std::map<int, std::vector<int>>
+    group_by_length(const std::vector<std::vector<int>>& prompts) {
+        std::map<int, std::vector<int>> g;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            g[int(prompts[i].size())].push_back(int(i));
+        return g;
+    }
+
+    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
+    int pack(const std::vector<int>& order, std::size_t first, int M) {
+        int Tm = 1;
+        for (int k = 0; k < M; ++k)
+            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
+        const std::size_t n = std::size_t(M) * Tm;
+        x_.assign(n, cfg_.end_of_text);
+        y_.assign(n, cfg_.end_of_text);
+        mask_.assign(n, 0);
+        for (int k = 0; k < M; ++k) {
+            const sequence& s = seqs_[order[first + k]];
+            const int len = int(s.tokens.size()) - 1;
+            for (int t = 0; t < len; ++t) {
+                x_[std::size_t(k) * Tm + t] = s.tokens[t];
+                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
+            }
+            for (int j = 0; j < s.actions; ++j)
+                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
+        }
+        return Tm;
+    }
+
+    void rollout(ppo_metrics& out) {
+        const int N = cfg_.rollouts;
+        std::vector<std::vector<int>> chosen(N);
+        for (int i = 0; i < N; ++i)
+            chosen[i] = prompts_[rng_.below(prompts_.size())];
+        seqs_.assign(N, {});
+        for (auto& [P, idx] : group_by_length(chosen)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(chosen[i]);
+            auto gen = draw(group, P, rng_.next_u64());
+            for (std::size_t k = 0; k < idx.size(); ++k) {
+                sequence& s = seqs_[idx[k]];
+                s.tokens = chosen[idx[k]];
+                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
+                s.tokens.push_back(cfg_.end_of_text);
+                s.prompt = P;
+                s.ended = gen[k].ended;
+                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
+            }
+        }
+        std::size_t total = 0;
+        for (auto& s : seqs_) {
+            s.offset = total;
+            total += s.actions;
+        }
+        logp_.assign(total, 0);
+        ref_logp_.assign(total, 0);
+        values_.assign(total, 0);
+        adv_.assign(total, 0);
+        ret_.assign(total, 0);
+        std::vector<T> ent(total), klx(total);
+        scores_.assign(N, 0);
+
+        // Score every sequence with the policy, the reference, the value model and the RM,
+        // minibatch by minibatch (the rows of a mask are in action order).
+        std::vector<int> order(N);
+        std::iota(order.begin(), order.end(), 0);
+        for (int first = 0; first < N; first += cfg_.minibatch) {
+            const int M = std::min(cfg_.minibatch, N - first);
+            const int Tm = pack(order, first, M);
+            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
+            const std::size_t at = seqs_[first].offset;
+            const int R = int(rows_.size());
+            if (R > 0) {
+                const T* h = policy_.forward(x_.data(), M, Tm);
+                const T* hr = ref_.forward(x_.data(), M, Tm);
+                policy_token_stats(logp_.data() + at, ent.data() + at, ref_logp_.data() + at,
+                                   klx.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
+                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
+                                   scratch_);
+                const auto& v = value_obj_.predict(value_, x_.data(), M, Tm, rows_);
+                std::copy(v.begin(), v.end(), values_.begin() + std::ptrdiff_t(at));
+            }
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
+            const int W = Tm + 1;
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
+            for (int k = 0; k < M; ++k) {
+                const auto& s = seqs_[first + k].tokens;
+                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
+                ends[k] = int(s.size()) - 1;
+            }
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
+            GPTX_CHECK(int(sc.size()) == M, "ppo: the reward function returned ", sc.size(),
+                       " scores for ", M, " sequences");
+            for (int k = 0; k < M; ++k) {
+                GPTX_CHECK(std::isfinite(sc[k]),
+                           "ppo: the reward model's score is not finite; stopped");
+                scores_[first + k] =
+                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
+            }
+        }
+
+        // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
+        const double beta = kl_.beta();
+        std::vector<T> rew;
+        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
+        for (int i = 0; i < N; ++i) {
+            const sequence& s = seqs_[i];
+            rew.assign(s.actions, 0);
+            double seq_kl = 0;
+            for (int j = 0; j < s.actions; ++j) {
+                const double k = double(logp_[s.offset + j]) - double(ref_logp_[s.offset + j]);
+                seq_kl += k;
+                rew[j] = T(-beta * k);
+                klx_sum += klx[s.offset + j];
+                ent_sum += ent[s.offset + j];
+            }
+            if (s.actions > 0) {
+                rew[s.actions - 1] += T(scores_[i]);
+                gae(adv_.data() + s.offset, ret_.data() + s.offset, rew.data(),
+                    values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
+            }
+            kl_sum += seq_kl;
+            score_sum += scores_[i];
+            reward_sum += scores_[i] - beta * seq_kl;
+        }
+        const double ntok = std::max<double>(1.0, double(total));
+        out.score = score_sum / N;
+        out.reward = reward_sum / N;
+        out.kl_seq = kl_sum / N;
+        out.kl = kl_sum / ntok;
+        out.kl_exact = klx_sum / ntok;
+        out.entropy = ent_sum / ntok;
+        out.response_length = double(total) / N;
+        out.explained_variance = explained_variance(ret_, values_);
+        whiten(adv_.data(), adv_.size());
+    }
+
+    static double explained_variance(const std::vector<T>& ret, const std::vector<T>& val) {
+        const std::size_t n = ret.size();
+        if (n < 2)
+            return 0.0;
+        double mr = 0, md = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            mr += double(ret[i]);
+            md += double(ret[i]) - double(val[i]);
+        }
+        mr /= double(n);
+        md /= double(n);
+        double vr = 0, vd = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const double d = double(ret[i]) - double(val[i]);
+            vr += (double(ret[i]) - mr) * (double(ret[i]) - mr);
+            vd += (d - md) * (d - md);
+        }
+        return vr > 0 ? 1.0 - vd / vr : 0.0;
+    }
+
+    void optimise(ppo_metrics& out) {
+        const int N = cfg_.rollouts;
+        std::vector<int> order(N);
+        int counted = 0;
+        for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+            std::iota(order.begin(), order.end(), 0);
+            for (int i = N - 1; i > 0; --i)
+                std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
+            for (int first = 0; first < N; first += cfg_.minibatch) {
+                const int M = std::min(cfg_.minibatch, N - first);
+                const int Tm = pack(order, first, M);
+                // Per-(b, t) arrays of the minibatch, filled at the action rows.
+                const std::size_t n = std::size_t(M) * Tm;
+                old_.assign(n, 0);
+                a_.assign(n, 0);
+                ov_.assign(n, 0);
+                r_.assign(n, 0);
+                bool any = false;
+                for (int k = 0; k < M; ++k) {
+                    const sequence& s = seqs_[order[first + k]];
+                    for (int j = 0; j < s.actions; ++j) {
+                        const std::size_t row = std::size_t(k) * Tm + s.prompt - 1 + j,
+                                          f = s.offset + j;
+                        old_[row] = logp_[f];
+                        a_[row] = adv_[f];
+                        ov_[row] = values_[f];
+                        r_[row] = ret_[f];
+                        any = true;
+                    }
+                }
+                if (!any)
+                    continue;
+                const lm_batch* ptx = nullptr;
+                lm_batch pb;
+                if (ptx_) {
+                    ptx_->next(ptx_x_.data(), ptx_y_.data());
+                    pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
+                    ptx = &pb;
+                }
+                update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M, Tm,
+                               ptx, cfg_.ptx_coef},
+                              out);
+                const auto& vs =
+                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm});
+                out.value_loss += vs.value_loss;
+                out.value_clip_frac += vs.clip_frac;
+                ++counted;
+            }
+        }
+        if (counted > 0) {
+            for (double* v : {&out.policy_loss, &out.value_loss, &out.ptx_loss, &out.clip_frac,
+                              &out.value_clip_frac, &out.approx_kl, &out.grad_norm})
+                *v /= counted;
+        }
+    }
+
+    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out) {
+        policy_.zero_grad();
+        const double loss = policy_obj_.forward_backward(policy_, b, 1.0);
+        const ppo_policy_stats& st = policy_obj_.stats();
+        const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
+                                               : global_norm(policy_.grads());
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
+                   ": policy loss is ", loss, " and gradient norm is ", norm,
+                   "; training stopped before applying this update");
+        out.policy_loss += st.ppo_loss;
+        out.ptx_loss += st.ptx_loss;
+        out.clip_frac += st.clip_frac;
+        out.approx_kl += st.approx_kl;
+        out.grad_norm += norm;
+        if (st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl) {
+            ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
+            return;
+        }
+        policy_opt_.step(policy_.params(), policy_.grads(), cfg_.lr);
+        if (ema_)
+            ema_->update(policy_.params());
+        ++out.updates;
+    }
+
+    const ppo_value_stats& update_value(const ppo_value_batch<T>& b) {
+        value_.zero_grad();
+        value_obj_.head_grads().zero();
+        const double loss = value_obj_.forward_backward(value_, b, 1.0);
+        const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
+                                           T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
+                   ": value loss is ", loss, " and gradient norm is ", norm,
+                   "; training stopped before applying this update");
+        value_opt_.step(value_.params(), value_.grads());
+        head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
+        return value_obj_.stats();
+    }
+
+    Policy& policy_;
+    Policy& ref_;
+    ValueModel& value_;
+    reward_fn reward_;
+    std::vector<std::vector<int>> prompts_;
+    ppo_config cfg_;
+    ppo_policy_objective<Policy> policy_obj_;
+    ppo_value_objective<ValueModel> value_obj_;
+    adamw<T> policy_opt_, value_opt_, head_opt_;
+    std::optional<ema<T>> ema_;
+    kl_controller kl_;
+    rng rng_;
+    std::optional<batcher> ptx_;
+    kv_cache<Policy> cache_;
+    std::int64_t iteration_ = 0;
+    // Rollout buffers: sequences, and per-action arrays in sequence order.
+    std::vector<sequence> seqs_;
+    std::vector<T> logp_, ref_logp_, values_, adv_, ret_, scratch_;
+    std::vector<double> scores_;
+    // Minibatch buffers (M, Tm).
+    std::vector<int> x_, y_, rows_, ptx_x_, ptx_y_;
+    std::vector<std::uint8_t> mask_;
+    std::vector<T> old_, a_, ov_, r_;
+};
+
+// The reward function of a frozen reward model, read at the end-of-text (rm must outlive it).
+template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
+    return [&rm](const int* tokens, int B, int Tn, const int* ends) {
+        const std::vector<T> r = rm.score(tokens, B, Tn, ends);
+        return std::vector<float>(r.begin(), r.end());
+    };
+}
+
+// The three trainable or frozen trunks of InstructGPT's PPO, made from the SFT model and the RM:
+// the policy and the reference start as copies of the SFT model, the value trunk as a copy of
+// the RM's trunk (its head comes from rm.head(), passed to ppo_trainer).
+template <shape S, class T = float> struct ppo_models {
+    transformer<S, T> policy, reference, value;
+    ppo_models(const transformer<S, T>& sft, const reward_model<S, T>& rm)
+        : policy(sft.config()), reference(sft.config()), value(rm.trunk().config()) {
+        copy_parameters(policy, sft);
+        copy_parameters(reference, sft);
+        copy_parameters(value, rm.trunk());
+    }
+    static void copy_parameters(transformer<S, T>& dst, const transformer<S, T>& src) {
+        std::copy(src.params().data(), src.params().data() + src.params().size(),
+                  dst.params().data());
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/train/ppo_trainer.hpp ----
+// ---- begin gptx/train/policy_eval.hpp ----
+// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
+// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
+// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
+// Legend: B batch, T time, V vocab.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+
+namespace gptx {
+
+// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
+// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
+// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
+template <class Model>
+std::vector<generation>
+sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
+                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
+    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
+    std::map<std::size_t, std::vector<int>> groups;
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        groups[prompts[i].size()].push_back(int(i));
+    std::vector<generation> out(prompts.size());
+    kv_cache<Model> cache(model);
+    generate_options opt;
+    opt.end_of_text = end_of_text;
+    for (const auto& [P, idx] : groups) {
+        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
+            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
+            std::vector<std::vector<int>> group;
+            for (std::size_t k = 0; k < n; ++k)
+                group.push_back(prompts[std::size_t(idx[first + k])]);
+            sampling_config c = cfg;
+            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
+            const int room = model.context() - int(P) - 1; // leave room for end-of-text
+            auto gen =
+                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
+            for (std::size_t k = 0; k < n; ++k)
+                out[std::size_t(idx[first + k])] = std::move(gen[k]);
+        }
+    }
+    return out;
+}
+
+// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
+// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
+// negative.
+template <class Model>
+std::vector<double>
+response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
+            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
+    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
+               responses.size(), " responses");
+    std::vector<double> out(prompts.size(), 0.0);
+    std::vector<int> x, y, rows;
+    std::vector<std::uint8_t> mask;
+    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
+    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
+        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
+        std::vector<std::vector<int>> seqs(B);
+        std::vector<int> starts(B), actions(B);
+        int T = 1;
+        for (int b = 0; b < B; ++b) {
+            const auto& p = prompts[first + b];
+            const auto& r = responses[first + b];
+            auto& s = seqs[b];
+            s = p;
+            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
+            const bool ended = r.reason == stop_reason::end_of_text;
+            if (ended)
+                s.push_back(end_of_text);
+            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
+            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
+            T = std::max(T, int(s.size()) - 1);
+        }
+        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
+                   " tokens exceeds the context of ", policy.context());
+        x.assign(std::size_t(B) * T, end_of_text);
+        y.assign(x.size(), end_of_text);
+        mask.assign(x.size(), 0);
+        for (int b = 0; b < B; ++b) {
+            const auto& s = seqs[b];
+            for (int t = 0; t + 1 < int(s.size()); ++t) {
+                x[std::size_t(b) * T + t] = s[t];
+                y[std::size_t(b) * T + t] = s[t + 1];
+            }
+            for (int j = 0; j < actions[b]; ++j)
+                mask[std::size_t(b) * T + starts[b] + j] = 1;
+        }
+        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
+        const int N = int(rows.size());
+        if (N == 0)
+            continue;
+        logp.resize(N);
+        ent.resize(N);
+        ref_logp.resize(N);
+        kl.resize(N);
+        const bool pt = policy.training(), rt = reference.training();
+        policy.set_training(false);
+        reference.set_training(false);
+        const auto* h = policy.forward(x.data(), B, T);
+        const auto* hr = reference.forward(x.data(), B, T);
+        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
+                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
+                           N, Model::C, policy.vocab(), scratch);
+        policy.set_training(pt);
+        reference.set_training(rt);
+        for (int i = 0; i < N; ++i)
+            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
+    }
+    return out;
+}
+
+// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
+// generator reseeded with `seed` each call, so every model is measured on the same text).
+template <class Model>
+double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
+                  std::uint64_t seed = 4242) {
+    batcher data(tokens, B, T, rng(seed));
+    lm_objective<Model> obj;
+    std::vector<int> x(std::size_t(B) * T), y(x.size());
+    double sum = 0;
+    for (int i = 0; i < batches; ++i) {
+        data.next(x.data(), y.data());
+        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
+    }
+    return sum / batches;
+}
+
+} // namespace gptx
+// ---- end gptx/train/policy_eval.hpp ----
 // ---- begin gptx/io/checkpoint.hpp ----
 // gptx/io/checkpoint.hpp: the native checkpoint (weights, AdamW moments, tokenizer, run state) in
 // one checksummed little-endian file, written atomically. Tested by tests/io/test_checkpoint.cpp.
@@ -6154,4 +9937,785 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
 
 } // namespace gptx
 // ---- end gptx/io/checkpoint.hpp ----
+// ---- begin gptx/io/weights.hpp ----
+// gptx/io/weights.hpp: what the weight importers share: the file's model description, "which
+// preset fits" messages, bounds-checked reads and 16-bit float conversion.
+// Tested by tests/io/test_import.cpp.
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A weight file's model, read from its header without loading the weights.
+struct weights_info {
+    std::string format;      // "llm.c" or "safetensors"
+    shape dims{};            // heads is 0 when the file does not record it (safetensors alone)
+    model_config config{};   // vocab (unpadded) and context
+    int padded_vocab = 0;    // llm.c's Vp (rows of wte in the file); = vocab for safetensors
+    std::string dtype;       // "F32", "BF16", ...
+    std::uint64_t file_size = 0;
+};
+
+namespace detail {
+
+// A file's GPT-2 shape: "64/4/2 pre-LN", heads "?" when the file does not record them.
+inline std::string weights_shape_text(const shape& s) {
+    if (s.heads > 0)
+        return to_string(s);
+    return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
+}
+
+// GPT-2 as the files hold it: pre-LN with biases.
+inline constexpr bool fits_file(const shape& s, const shape& file) {
+    return s.width == file.width && s.layers == file.layers &&
+           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
+}
+
+// "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".
+inline std::string preset_hint(const shape& file) {
+    for (const auto& p : preset_table)
+        if (fits_file(p.dims, file))
+            return "preset '" + std::string(p.name) + "' fits";
+    return "no built-in preset fits: instantiate transformer<shape{" + std::to_string(file.width) +
+           ", " + (file.heads > 0 ? std::to_string(file.heads) : std::string("<heads>")) + ", " +
+           std::to_string(file.layers) + "}>";
+}
+
+// Every importer checks the file's shape against the compile-time S the same way.
+template <shape S> void check_weights_shape(const std::string& name, const weights_info& info) {
+    if (!fits_file(S, info.dims))
+        fail(name, ": the file holds a GPT-2 of ", weights_shape_text(info.dims),
+             "; this model is ", to_string(S), "; ", preset_hint(info.dims));
+}
+
+template <shape S> void check_weights_config(const std::string& name, const weights_info& info,
+                                             const model_config& mc) {
+    GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
+               ": the file has vocab ", info.config.vocab, " and context ", info.config.context,
+               "; the model was built with vocab ", mc.vocab, " and context ", mc.context,
+               " (build it from the file's weights_info)");
+}
+
+// IEEE half and bfloat16 to float (bit-exact; NaN payloads kept).
+inline float f16_to_f32(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+    std::uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else { // subnormal: normalise
+        exp = 113;
+        while ((mant & 0x400u) == 0) {
+            mant <<= 1;
+            --exp;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3FFu) << 13);
+    }
+    return std::bit_cast<float>(bits);
+}
+inline float bf16_to_f32(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
+
+// A read-only file whose every read is checked against its size first.
+class bounded_file {
+  public:
+    explicit bounded_file(const std::filesystem::path& p, std::string_view what)
+        : name_(p.string()) {
+        std::error_code ec;
+        const auto st = std::filesystem::status(p, ec);
+        GPTX_CHECK(std::filesystem::exists(st), "cannot open ", what, " '", name_, "': no such file");
+        GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open ", what, " '", name_,
+                   "': it is a directory");
+        size_ = std::filesystem::file_size(p, ec);
+        GPTX_CHECK(!ec, "cannot open ", what, " '", name_, "': ", ec.message());
+        f_.reset(std::fopen(name_.c_str(), "rb"));
+        GPTX_CHECK(f_, "cannot open ", what, " '", name_, "': ", std::strerror(errno));
+    }
+    const std::string& name() const { return name_; }
+    std::uint64_t size() const { return size_; }
+
+    // Reads n bytes at offset; `what` names the data in the error ("tensor 'wte.weight'").
+    void read_at(std::uint64_t offset, void* dst, std::size_t n, std::string_view what) {
+        GPTX_CHECK(offset <= size_ && n <= size_ - offset, name_, ": truncated: ", what,
+                   " needs bytes [", offset, ", ", offset + n, ") but the file has ", size_);
+        GPTX_CHECK(offset <= std::uint64_t(LONG_MAX) &&
+                       std::fseek(f_.get(), long(offset), SEEK_SET) == 0,
+                   name_, ": cannot seek to byte ", offset);
+        if (n != 0 && std::fread(dst, 1, n, f_.get()) != n)
+            fail(name_, ": I/O error reading ", what);
+    }
+    // n values of `dtype` (F32, F16, BF16; little-endian) at offset, as floats.
+    void read_floats(std::uint64_t offset, float* dst, std::size_t n, std::string_view dtype,
+                     std::string_view what) {
+        if (dtype == "F32") {
+            read_at(offset, dst, n * 4, what);
+            ckpt_swap_floats(dst, n);
+            return;
+        }
+        GPTX_CHECK(dtype == "F16" || dtype == "BF16", name_, ": ", what, " has dtype ", dtype,
+                   " (supported: F32, F16, BF16)");
+        std::vector<unsigned char> raw(n * 2);
+        read_at(offset, raw.data(), raw.size(), what);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto h = std::uint16_t(raw[2 * i] | raw[2 * i + 1] << 8);
+            dst[i] = dtype == "F16" ? f16_to_f32(h) : bf16_to_f32(h);
+        }
+    }
+
+  private:
+    std::string name_;
+    std::uint64_t size_ = 0;
+    file_ptr f_;
+};
+
+// Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
+template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    try {
+        file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
+        GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
+        auto put = [&](const void* p, std::size_t n) {
+            if (n != 0 && std::fwrite(p, 1, n, f.get()) != n)
+                fail("cannot write '", tmp.string(), "': ", std::strerror(errno));
+        };
+        write(put);
+        GPTX_CHECK(std::fflush(f.get()) == 0 && ckpt_fsync(f.get()), "cannot write '",
+                   tmp.string(), "': ", std::strerror(errno));
+        GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
+        std::error_code ec;
+        std::filesystem::rename(tmp, path, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+        ckpt_fsync_dir(path.parent_path());
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
+    }
+}
+
+inline void append_le32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+        out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+} // namespace detail
+
+// Calls f.template operator()<S>() with the preset whose shape fits the file (GPT-2: pre-LN with
+// biases; width and layers, and heads when the file records them); false if none does.
+template <class F> bool with_weights_preset(const weights_info& info, F&& f) {
+    bool found = false;
+    auto try_one = [&]<std::size_t I>() {
+        constexpr shape s = preset_table[I].dims;
+        if (!found && detail::fits_file(s, info.dims)) {
+            found = true;
+            f.template operator()<s>();
+        }
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
+    (std::make_index_sequence<preset_table.size()>{});
+    return found;
+}
+
+} // namespace gptx
+// ---- end gptx/io/weights.hpp ----
+// ---- begin gptx/io/llmc.hpp ----
+// gptx/io/llmc.hpp: llm.c GPT-2 checkpoints (gpt2_124M.bin): import, and export for llm.c.
+// Tested by tests/io/test_import.cpp.
+// Layout: 256 x int32 header (little-endian): [0] magic 20240326, [1] version (3: fp32 params,
+// 5: bf16 params), [2] maxT, [3] V, [4] L, [5] NH, [6] C, [7] Vp (vocab padded, e.g. 50304);
+// then the parameters in llm.c's order, which is transformer's: wte (Vp, C), wpe (maxT, C), ln1w,
+// ln1b, qkvw (L, 3C, C), qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw, lnfb.
+// Linear weights are (out, in) in both, so nothing is transposed. Rows V..Vp-1 of wte are padding:
+// dropped on import, zero on export.
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+
+namespace gptx {
+
+inline constexpr std::int32_t llmc_magic = 20240326;
+inline constexpr std::size_t llmc_header_ints = 256;
+
+namespace detail {
+
+struct llmc_layout {
+    weights_info info;
+    std::uint64_t value_bytes = 4, count = 0; // parameters in the file (wte padded to Vp)
+};
+
+inline llmc_layout llmc_parse(bounded_file& f) {
+    const std::string& name = f.name();
+    GPTX_CHECK(f.size() >= 4, name, ": too small for an llm.c checkpoint (", f.size(), " bytes)");
+    std::int32_t h[llmc_header_ints] = {};
+    f.read_at(0, h, 4, "the magic");
+    auto le = [](std::int32_t v) {
+        if constexpr (std::endian::native == std::endian::big)
+            return std::int32_t(__builtin_bswap32(std::uint32_t(v)));
+        return v;
+    };
+    GPTX_CHECK(le(h[0]) == llmc_magic, name, ": bad magic ", le(h[0]), " (an llm.c checkpoint starts with ",
+               llmc_magic, ")");
+    GPTX_CHECK(f.size() >= sizeof h, name, ": truncated: the header needs ", sizeof h,
+               " bytes, the file has ", f.size());
+    f.read_at(0, h, sizeof h, "the header");
+    for (auto& v : h)
+        v = le(v);
+    const int version = h[1], maxT = h[2], V = h[3], L = h[4], NH = h[5], C = h[6], Vp = h[7];
+    llmc_layout lay;
+    GPTX_CHECK(version == 3 || version == 5, name, ": version ", version,
+               " is not supported (3: fp32 parameters, 5: bf16 parameters)");
+    lay.value_bytes = version == 3 ? 4 : 2;
+    auto bad = [&](auto... why) { fail(name, ": corrupt header: ", why...); };
+    if (maxT <= 0 || V <= 0 || L <= 0 || NH <= 0 || C <= 0 || Vp <= 0)
+        bad("maxT ", maxT, ", V ", V, ", L ", L, ", NH ", NH, ", C ", C, ", Vp ", Vp,
+            " (all must be positive)");
+    if (Vp < V)
+        bad("padded vocab Vp ", Vp, " is smaller than vocab V ", V);
+    if (C % NH != 0)
+        bad("channels C ", C, " is not divisible by heads NH ", NH);
+    weights_info& info = lay.info;
+    info.format = "llm.c";
+    info.dims = {C, NH, L, norm::pre};
+    info.config = {V, maxT};
+    info.padded_vocab = Vp;
+    info.dtype = version == 3 ? "F32" : "BF16";
+    info.file_size = f.size();
+    const auto n = checkpoint_parameter_count(info.dims, {Vp, maxT});
+    std::uint64_t total = sizeof h;
+    if (!n || !ckpt_add_product(total, *n, lay.value_bytes))
+        bad("parameter count overflows");
+    lay.count = *n;
+    GPTX_CHECK(f.size() >= total, name, ": truncated: the header describes ", *n, " parameters (",
+               total, " bytes), the file has ", f.size(), " bytes");
+    GPTX_CHECK(f.size() == total, name, ": ", f.size() - total,
+               " unexpected bytes after the parameters (expected a file of ", total, " bytes)");
+    return lay;
+}
+
+} // namespace detail
+
+// The model in an llm.c checkpoint, from its header (validated against the file size).
+inline weights_info read_llmc_info(const std::filesystem::path& file) {
+    detail::bounded_file f(file, "llm.c checkpoint");
+    return detail::llmc_parse(f).info;
+}
+
+// Loads an llm.c checkpoint into `model`, built with the file's config (read_llmc_info).
+// The shape must be S's; the error names the preset that would fit.
+template <shape S> void load_llmc(const std::filesystem::path& file, transformer<S, float>& model) {
+    detail::bounded_file f(file, "llm.c checkpoint");
+    const detail::llmc_layout lay = detail::llmc_parse(f);
+    detail::check_weights_shape<S>(f.name(), lay.info);
+    detail::check_weights_config<S>(f.name(), lay.info, model.config());
+    const std::uint64_t C = std::uint64_t(S.width), V = std::uint64_t(lay.info.config.vocab);
+    const std::uint64_t Vp = std::uint64_t(lay.info.padded_vocab);
+    const std::string_view dtype = lay.info.dtype;
+    // Everything is read into a scratch copy first: a failure leaves the model untouched.
+    std::vector<float> params(model.num_parameters());
+    std::uint64_t at = llmc_header_ints * 4;
+    f.read_floats(at, params.data(), V * C, dtype, "wte");
+    at += Vp * C * lay.value_bytes;
+    const std::uint64_t rest = model.num_parameters() - V * C;
+    f.read_floats(at, params.data() + V * C, rest, dtype, "the parameters after wte");
+    std::copy(params.begin(), params.end(), model.params().data());
+}
+
+// Writes `model` as an llm.c version-3 (fp32) checkpoint, wte padded to padded_vocab rows
+// (0: the next multiple of 128, as llm.c pads 50257 to 50304). Atomic.
+template <shape S>
+void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
+               int padded_vocab = 0) {
+    static_assert(S.placement == norm::pre && S.bias, "llm.c checkpoints hold GPT-2: pre-LN with biases");
+    const int V = model.vocab();
+    const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
+    GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);
+    std::int32_t h[llmc_header_ints] = {};
+    h[0] = llmc_magic;
+    h[1] = 3;
+    h[2] = model.context();
+    h[3] = V;
+    h[4] = S.layers;
+    h[5] = S.heads;
+    h[6] = S.width;
+    h[7] = Vp;
+    std::string head;
+    for (std::int32_t v : h)
+        detail::append_le32(head, std::uint32_t(v));
+    const std::size_t C = std::size_t(S.width);
+    detail::write_atomically(file, [&](auto&& put) {
+        put(head.data(), head.size());
+        auto floats = [&](const float* p, std::size_t n) {
+            if constexpr (std::endian::native == std::endian::big) {
+                std::vector<float> tmp(p, p + n);
+                detail::ckpt_swap_floats(tmp.data(), n);
+                put(tmp.data(), n * 4);
+            } else {
+                put(p, n * 4);
+            }
+        };
+        const float* all = model.params().data();
+        floats(all, std::size_t(V) * C);
+        const std::vector<float> pad(std::size_t(Vp - V) * C, 0.0f);
+        floats(pad.data(), pad.size());
+        floats(all + std::size_t(V) * C, model.num_parameters() - std::size_t(V) * C);
+    });
+}
+
+} // namespace gptx
+// ---- end gptx/io/llmc.hpp ----
+// ---- begin gptx/io/safetensors.hpp ----
+// gptx/io/safetensors.hpp: safetensors files, and Hugging Face GPT-2 weights in them (import and
+// export). Tested by tests/io/test_import.cpp.
+// Format: u64 N (little-endian) | N bytes of JSON {"name": {"dtype", "shape", "data_offsets":
+// [begin, end]}, "__metadata__": {str: str}} | data, offsets relative to its start.
+// GPT-2 names: wte.weight (V, C), wpe.weight (maxT, C), h.N.ln_1.{weight,bias} (C),
+// h.N.attn.c_attn.{weight (C, 3C), bias (3C)}, h.N.attn.c_proj.{weight (C, C), bias},
+// h.N.ln_2.*, h.N.mlp.c_fc.{weight (C, 4C), bias (4C)}, h.N.mlp.c_proj.{weight (4C, C), bias},
+// ln_f.*, optionally all under "transformer.". Weights are Conv1D (in, out): transposed to our
+// (out, in). Dtypes read: F32, F16, BF16 (converted to float). Written: F32.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+struct safetensors_tensor {
+    std::string name, dtype;
+    std::vector<std::int64_t> shape;
+    std::uint64_t begin = 0, end = 0; // byte offsets into the data section
+};
+
+// A parsed, validated safetensors header over an open file. Nothing read from the file is used
+// as a size or an offset before it is checked against the file's size.
+class safetensors_file {
+  public:
+    static constexpr std::uint64_t max_header_bytes = 100'000'000; // the reference library's limit
+
+    explicit safetensors_file(const std::filesystem::path& path) : f_(path, "safetensors file") {
+        const std::string& name = f_.name();
+        GPTX_CHECK(f_.size() >= 8, name, ": truncated: ", f_.size(),
+                   " bytes (a safetensors file starts with an 8-byte header length)");
+        unsigned char n8[8];
+        f_.read_at(0, n8, 8, "the header length");
+        std::uint64_t n = 0;
+        for (int i = 0; i < 8; ++i)
+            n |= std::uint64_t(n8[i]) << (8 * i);
+        GPTX_CHECK(n <= max_header_bytes, name, ": header length ", n, " exceeds the ",
+                   max_header_bytes, "-byte limit (not a safetensors file?)");
+        GPTX_CHECK(n <= f_.size() - 8, name, ": truncated: the header needs ", n,
+                   " bytes, the file has ", f_.size() - 8, " after the length");
+        std::string header(n, '\0');
+        f_.read_at(8, header.data(), n, "the header");
+        data_start_ = 8 + n;
+        const std::uint64_t data_bytes = f_.size() - data_start_;
+
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(header);
+        } catch (const nlohmann::json::exception& e) {
+            detail::fail(name, ": the header is not valid JSON: ", e.what());
+        }
+        GPTX_CHECK(j.is_object(), name, ": the header is not a JSON object");
+        for (const auto& [key, v] : j.items()) {
+            if (key == "__metadata__") {
+                GPTX_CHECK(v.is_object(), name, ": __metadata__ is not an object");
+                for (const auto& [mk, mv] : v.items())
+                    if (mv.is_string())
+                        metadata_[mk] = mv.get<std::string>();
+                continue;
+            }
+            auto bad = [&](auto... why) { detail::fail(name, ": tensor '", key, "': ", why...); };
+            if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+                !v.contains("data_offsets"))
+                bad("expected an object with dtype, shape and data_offsets");
+            safetensors_tensor t;
+            t.name = key;
+            if (!v["dtype"].is_string())
+                bad("dtype is not a string");
+            t.dtype = v["dtype"].get<std::string>();
+            const std::uint64_t es = element_size(t.dtype);
+            if (es == 0)
+                bad("unknown dtype '", t.dtype, "'");
+            const auto& sh = v["shape"];
+            if (!sh.is_array())
+                bad("shape is not an array");
+            std::uint64_t numel = 1;
+            for (const auto& d : sh) {
+                if (!d.is_number_unsigned())
+                    bad("shape has an entry that is not a non-negative integer");
+                const auto x = d.get<std::uint64_t>();
+                if (x > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ||
+                    (x != 0 && numel > std::numeric_limits<std::uint64_t>::max() / x))
+                    bad("shape overflows");
+                numel *= x;
+                t.shape.push_back(std::int64_t(x));
+            }
+            const auto& off = v["data_offsets"];
+            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+                !off[1].is_number_unsigned())
+                bad("data_offsets is not [begin, end]");
+            t.begin = off[0].get<std::uint64_t>();
+            t.end = off[1].get<std::uint64_t>();
+            if (t.begin > t.end || t.end > data_bytes)
+                bad("data_offsets [", t.begin, ", ", t.end, "] fall outside the ", data_bytes,
+                    "-byte data section (file truncated?)");
+            if (numel > std::numeric_limits<std::uint64_t>::max() / es || numel * es != t.end - t.begin)
+                bad("shape ", shape_text(t.shape), " of ", t.dtype, " needs ", numel, " x ", es,
+                    " bytes, data_offsets span ", t.end - t.begin);
+            tensors_.push_back(std::move(t));
+        }
+        std::vector<const safetensors_tensor*> by_offset;
+        for (const auto& t : tensors_)
+            by_offset.push_back(&t);
+        std::sort(by_offset.begin(), by_offset.end(),
+                  [](auto* a, auto* b) { return a->begin < b->begin; });
+        for (std::size_t i = 1; i < by_offset.size(); ++i)
+            GPTX_CHECK(by_offset[i]->begin >= by_offset[i - 1]->end, name, ": tensors '",
+                       by_offset[i - 1]->name, "' and '", by_offset[i]->name, "' overlap");
+    }
+
+    const std::string& name() const { return f_.name(); }
+    const std::vector<safetensors_tensor>& tensors() const { return tensors_; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    const safetensors_tensor* find(std::string_view n) const {
+        for (const auto& t : tensors_)
+            if (t.name == n)
+                return &t;
+        return nullptr;
+    }
+    // Reads tensor `t` as floats (F32, F16 or BF16) into dst, which holds numel values.
+    void read(const safetensors_tensor& t, float* dst) {
+        const std::uint64_t n = (t.end - t.begin) / element_size(t.dtype);
+        f_.read_floats(data_start_ + t.begin, dst, std::size_t(n), t.dtype,
+                       "tensor '" + t.name + "'");
+    }
+
+    static std::uint64_t element_size(std::string_view dtype) {
+        if (dtype == "F64" || dtype == "I64" || dtype == "U64")
+            return 8;
+        if (dtype == "F32" || dtype == "I32" || dtype == "U32")
+            return 4;
+        if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
+            return 2;
+        if (dtype == "BOOL" || dtype == "U8" || dtype == "I8" || dtype == "F8_E4M3" ||
+            dtype == "F8_E5M2")
+            return 1;
+        return 0;
+    }
+    static std::string shape_text(const std::vector<std::int64_t>& s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i)
+            out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + "]";
+    }
+
+  private:
+    detail::bounded_file f_;
+    std::uint64_t data_start_ = 0;
+    std::vector<safetensors_tensor> tensors_;
+    std::map<std::string, std::string> metadata_;
+};
+
+namespace detail {
+
+// The "transformer." prefix GPT2LMHeadModel uses, or "".
+inline std::string hf_prefix(const safetensors_file& f) {
+    if (f.find("wte.weight"))
+        return "";
+    if (f.find("transformer.wte.weight"))
+        return "transformer.";
+    fail(f.name(), ": tensor 'wte.weight' (or 'transformer.wte.weight') is missing: not a GPT-2");
+}
+
+// Heads are not in any tensor's shape: from the metadata gptx writes, else a config.json beside
+// the file (Hugging Face's layout), else unknown (0).
+inline int hf_heads(const safetensors_file& f, const std::filesystem::path& file) {
+    if (const auto it = f.metadata().find("n_head"); it != f.metadata().end()) {
+        try {
+            return std::stoi(it->second);
+        } catch (const std::exception&) {
+            fail(f.name(), ": metadata n_head '", it->second, "' is not a number");
+        }
+    }
+    const auto config = file.parent_path() / "config.json";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(config, ec)) {
+        try {
+            const auto j = nlohmann::json::parse(read_whole_file(config, "config"));
+            if (j.contains("n_head") && j["n_head"].is_number_integer())
+                return j["n_head"].get<int>();
+        } catch (const nlohmann::json::exception& e) {
+            fail(config.string(), ": not valid JSON: ", e.what());
+        }
+    }
+    return 0;
+}
+
+inline weights_info hf_gpt2_info(const safetensors_file& f, const std::filesystem::path& file) {
+    const std::string p = hf_prefix(f);
+    const safetensors_tensor* wte = f.find(p + "wte.weight");
+    const safetensors_tensor* wpe = f.find(p + "wpe.weight");
+    GPTX_CHECK(wte->shape.size() == 2 && wte->shape[0] > 0 && wte->shape[1] > 0, f.name(),
+               ": tensor '", wte->name, "' has shape ", safetensors_file::shape_text(wte->shape),
+               ", expected [V, C]");
+    GPTX_CHECK(wpe, f.name(), ": tensor '", p, "wpe.weight' is missing");
+    GPTX_CHECK(wpe->shape.size() == 2 && wpe->shape[0] > 0 && wpe->shape[1] == wte->shape[1],
+               f.name(), ": tensor '", wpe->name, "' has shape ",
+               safetensors_file::shape_text(wpe->shape), ", expected [maxT, ", wte->shape[1], "]");
+    GPTX_CHECK(wte->shape[0] < std::numeric_limits<int>::max() &&
+                   wte->shape[1] < std::numeric_limits<int>::max() &&
+                   wpe->shape[0] < std::numeric_limits<int>::max(),
+               f.name(), ": tensor sizes do not fit int");
+    int layers = 0;
+    while (f.find(p + "h." + std::to_string(layers) + ".ln_1.weight"))
+        ++layers;
+    GPTX_CHECK(layers > 0, f.name(), ": tensor '", p, "h.0.ln_1.weight' is missing: no layers");
+    weights_info info;
+    info.format = "safetensors";
+    info.dims = {int(wte->shape[1]), hf_heads(f, file), layers, norm::pre};
+    info.config = {int(wte->shape[0]), int(wpe->shape[0])};
+    info.padded_vocab = info.config.vocab;
+    info.dtype = wte->dtype;
+    return info;
+}
+
+} // namespace detail
+
+// The GPT-2 in a Hugging Face model.safetensors: width, layers, vocab and context from tensor
+// shapes; heads from the metadata or a config.json beside the file (0 if neither has it).
+inline weights_info read_safetensors_info(const std::filesystem::path& file) {
+    safetensors_file f(file);
+    weights_info info = detail::hf_gpt2_info(f, file);
+    info.file_size = std::filesystem::file_size(file);
+    return info;
+}
+
+// Loads Hugging Face GPT-2 weights into `model`, built with the file's config. Every expected
+// tensor must be present with its exact shape; others (attn.bias masks, a tied lm_head) are
+// ignored. A failure leaves the model untouched.
+template <shape S>
+void load_safetensors(const std::filesystem::path& file, transformer<S, float>& model) {
+    safetensors_file f(file);
+    const std::string& name = f.name();
+    const weights_info info = detail::hf_gpt2_info(f, file);
+    detail::check_weights_shape<S>(name, info);
+    detail::check_weights_config<S>(name, info, model.config());
+    const std::string p = detail::hf_prefix(f);
+    constexpr std::int64_t C = S.width;
+    const std::int64_t V = info.config.vocab, maxT = info.config.context;
+
+    // Staged in a copy of the parameter arena, copied into the model only when all is read.
+    std::vector<float> staged(model.num_parameters());
+    auto dst = [&](param_id i) { return staged.data() + (model.param(i) - model.params().data()); };
+    std::vector<float> buf;
+    auto fetch = [&](const std::string& tname, std::vector<std::int64_t> want, const char* dims) {
+        const safetensors_tensor* t = f.find(p + tname);
+        GPTX_CHECK(t, name, ": tensor '", p + tname, "' is missing (expected shape ",
+                   safetensors_file::shape_text(want), " ", dims, ")");
+        GPTX_CHECK(t->shape == want, name, ": tensor '", t->name, "' has shape ",
+                   safetensors_file::shape_text(t->shape), ", expected ",
+                   safetensors_file::shape_text(want), " ", dims);
+        std::uint64_t n = 1;
+        for (auto d : want)
+            n *= std::uint64_t(d);
+        buf.resize(n);
+        f.read(*t, buf.data());
+        return buf.data();
+    };
+    auto copy = [&](float* dst, const float* src, std::int64_t n) { std::copy(src, src + n, dst); };
+    // Conv1D (in, out) -> (out, in).
+    auto transpose = [&](float* dst, const float* src, std::int64_t in, std::int64_t out) {
+        for (std::int64_t i = 0; i < in; ++i)
+            for (std::int64_t o = 0; o < out; ++o)
+                dst[o * in + i] = src[i * out + o];
+    };
+    copy(dst(p_wte), fetch("wte.weight", {V, C}, "(V, C)"), V * C);
+    copy(dst(p_wpe), fetch("wpe.weight", {maxT, C}, "(maxT, C)"), maxT * C);
+    for (int l = 0; l < S.layers; ++l) {
+        const std::string h = "h." + std::to_string(l) + ".";
+        copy(dst(p_ln1w) + l * C, fetch(h + "ln_1.weight", {C}, "(C)"), C);
+        copy(dst(p_ln1b) + l * C, fetch(h + "ln_1.bias", {C}, "(C)"), C);
+        transpose(dst(p_qkvw) + l * 3 * C * C,
+                  fetch(h + "attn.c_attn.weight", {C, 3 * C}, "(C, 3C)"), C, 3 * C);
+        copy(dst(p_qkvb) + l * 3 * C, fetch(h + "attn.c_attn.bias", {3 * C}, "(3C)"), 3 * C);
+        transpose(dst(p_attprojw) + l * C * C,
+                  fetch(h + "attn.c_proj.weight", {C, C}, "(C, C)"), C, C);
+        copy(dst(p_attprojb) + l * C, fetch(h + "attn.c_proj.bias", {C}, "(C)"), C);
+        copy(dst(p_ln2w) + l * C, fetch(h + "ln_2.weight", {C}, "(C)"), C);
+        copy(dst(p_ln2b) + l * C, fetch(h + "ln_2.bias", {C}, "(C)"), C);
+        transpose(dst(p_fcw) + l * 4 * C * C,
+                  fetch(h + "mlp.c_fc.weight", {C, 4 * C}, "(C, 4C)"), C, 4 * C);
+        copy(dst(p_fcb) + l * 4 * C, fetch(h + "mlp.c_fc.bias", {4 * C}, "(4C)"), 4 * C);
+        transpose(dst(p_fcprojw) + l * C * 4 * C,
+                  fetch(h + "mlp.c_proj.weight", {4 * C, C}, "(4C, C)"), 4 * C, C);
+        copy(dst(p_fcprojb) + l * C, fetch(h + "mlp.c_proj.bias", {C}, "(C)"), C);
+    }
+    GPTX_CHECK(!f.find(p + "h." + std::to_string(S.layers) + ".ln_1.weight"), name,
+               ": more layers than the model's ", S.layers);
+    copy(dst(p_lnfw), fetch("ln_f.weight", {C}, "(C)"), C);
+    copy(dst(p_lnfb), fetch("ln_f.bias", {C}, "(C)"), C);
+    std::copy(staged.begin(), staged.end(), model.params().data());
+}
+
+// Writes `model` as a Hugging Face GPT-2 model.safetensors (F32, Conv1D layout, names without
+// a prefix, metadata format=pt plus n_head/n_embd/n_layer/n_positions/vocab_size). Atomic.
+template <shape S>
+void save_safetensors(const std::filesystem::path& file, const transformer<S, float>& model) {
+    static_assert(S.placement == norm::pre && S.bias, "Hugging Face GPT-2 is pre-LN with biases");
+    constexpr std::int64_t C = S.width;
+    const std::int64_t V = model.vocab(), maxT = model.context();
+    struct item {
+        std::string name;
+        std::vector<std::int64_t> shape;
+        const float* src;
+        std::int64_t transpose_in; // > 0: write the (out, in) source as (in, out)
+    };
+    std::vector<item> items;
+    items.push_back({"wte.weight", {V, C}, model.param(p_wte), 0});
+    items.push_back({"wpe.weight", {maxT, C}, model.param(p_wpe), 0});
+    for (int l = 0; l < S.layers; ++l) {
+        const std::string h = "h." + std::to_string(l) + ".";
+        items.push_back({h + "ln_1.weight", {C}, model.param(p_ln1w) + l * C, 0});
+        items.push_back({h + "ln_1.bias", {C}, model.param(p_ln1b) + l * C, 0});
+        items.push_back({h + "attn.c_attn.weight", {C, 3 * C}, model.param(p_qkvw) + l * 3 * C * C, C});
+        items.push_back({h + "attn.c_attn.bias", {3 * C}, model.param(p_qkvb) + l * 3 * C, 0});
+        items.push_back({h + "attn.c_proj.weight", {C, C}, model.param(p_attprojw) + l * C * C, C});
+        items.push_back({h + "attn.c_proj.bias", {C}, model.param(p_attprojb) + l * C, 0});
+        items.push_back({h + "ln_2.weight", {C}, model.param(p_ln2w) + l * C, 0});
+        items.push_back({h + "ln_2.bias", {C}, model.param(p_ln2b) + l * C, 0});
+        items.push_back({h + "mlp.c_fc.weight", {C, 4 * C}, model.param(p_fcw) + l * 4 * C * C, C});
+        items.push_back({h + "mlp.c_fc.bias", {4 * C}, model.param(p_fcb) + l * 4 * C, 0});
+        items.push_back({h + "mlp.c_proj.weight", {4 * C, C}, model.param(p_fcprojw) + l * C * 4 * C, 4 * C});
+        items.push_back({h + "mlp.c_proj.bias", {C}, model.param(p_fcprojb) + l * C, 0});
+    }
+    items.push_back({"ln_f.weight", {C}, model.param(p_lnfw), 0});
+    items.push_back({"ln_f.bias", {C}, model.param(p_lnfb), 0});
+
+    nlohmann::ordered_json header;
+    header["__metadata__"] = {{"format", "pt"},
+                              {"n_head", std::to_string(S.heads)},
+                              {"n_embd", std::to_string(S.width)},
+                              {"n_layer", std::to_string(S.layers)},
+                              {"n_positions", std::to_string(maxT)},
+                              {"vocab_size", std::to_string(V)}};
+    std::uint64_t at = 0;
+    for (const auto& it : items) {
+        std::uint64_t n = 1;
+        for (auto d : it.shape)
+            n *= std::uint64_t(d);
+        header[it.name] = {{"dtype", "F32"}, {"shape", it.shape}, {"data_offsets", {at, at + 4 * n}}};
+        at += 4 * n;
+    }
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' '); // the reference writer pads to 8 bytes with spaces
+    std::string len;
+    for (int i = 0; i < 8; ++i)
+        len += static_cast<char>((std::uint64_t(h.size()) >> (8 * i)) & 0xff);
+    detail::write_atomically(file, [&](auto&& put) {
+        put(len.data(), 8);
+        put(h.data(), h.size());
+        std::vector<float> buf;
+        for (const auto& it : items) {
+            std::uint64_t n = 1;
+            for (auto d : it.shape)
+                n *= std::uint64_t(d);
+            buf.assign(it.src, it.src + n);
+            if (it.transpose_in > 0) { // source (out, in) -> file (in, out)
+                const std::int64_t in = it.transpose_in, out = std::int64_t(n) / in;
+                for (std::int64_t o = 0; o < out; ++o)
+                    for (std::int64_t i = 0; i < in; ++i)
+                        buf[std::size_t(i * out + o)] = it.src[o * in + i];
+            }
+            detail::ckpt_swap_floats(buf.data(), buf.size());
+            put(buf.data(), buf.size() * 4);
+        }
+    });
+}
+
+// A folder Hugging Face's GPT2LMHeadModel.from_pretrained loads: model.safetensors + config.json.
+template <shape S>
+void save_hf_gpt2(const std::filesystem::path& dir, const transformer<S, float>& model) {
+    std::filesystem::create_directories(dir);
+    save_safetensors<S>(dir / "model.safetensors", model);
+    nlohmann::ordered_json c = {{"architectures", {"GPT2LMHeadModel"}},
+                                {"model_type", "gpt2"},
+                                {"vocab_size", model.vocab()},
+                                {"n_positions", model.context()},
+                                {"n_ctx", model.context()},
+                                {"n_embd", S.width},
+                                {"n_layer", S.layers},
+                                {"n_head", S.heads},
+                                {"n_inner", nullptr},
+                                {"activation_function", "gelu_new"},
+                                {"layer_norm_epsilon", 1e-5},
+                                {"resid_pdrop", 0.0},
+                                {"embd_pdrop", 0.0},
+                                {"attn_pdrop", 0.0},
+                                {"tie_word_embeddings", true},
+                                {"bos_token_id", 50256},
+                                {"eos_token_id", 50256}};
+    detail::write_whole_file(dir / "config.json", c.dump(2) + "\n");
+}
+
+} // namespace gptx
+// ---- end gptx/io/safetensors.hpp ----
+// ---- begin gptx/io/import.hpp ----
+// gptx/io/import.hpp: load GPT-2 weights from either an llm.c checkpoint or a Hugging Face
+// safetensors file, told apart by their first bytes. Tested by tests/io/test_import.cpp.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
+
+namespace gptx {
+
+namespace detail {
+// llm.c files start with the int32 magic 20240326; anything else is read as safetensors.
+inline bool is_llmc_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    unsigned char b[4] = {};
+    if (!in.read(reinterpret_cast<char*>(b), 4))
+        return false;
+    const auto v = std::int32_t(std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 |
+                                std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24);
+    return v == llmc_magic;
+}
+} // namespace detail
+
+inline weights_info read_weights_info(const std::filesystem::path& file) {
+    return detail::is_llmc_file(file) ? read_llmc_info(file) : read_safetensors_info(file);
+}
+
+// Build `model` from read_weights_info(file).config, then load; a failure leaves it untouched.
+template <shape S> void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
+    if (detail::is_llmc_file(file))
+        load_llmc<S>(file, model);
+    else
+        load_safetensors<S>(file, model);
+}
+
+} // namespace gptx
+// ---- end gptx/io/import.hpp ----
 // ---- end gptx/gptx.hpp ----
