@@ -34,7 +34,7 @@ const std::string& shakespeare() {
 }
 
 const gptx::gpt2_tokenizer* tokenizer() {
-    static const gptx::gpt2_tokenizer* t = [] () -> const gptx::gpt2_tokenizer* {
+    static const gptx::gpt2_tokenizer* t = []() -> const gptx::gpt2_tokenizer* {
         try {
             return new gptx::gpt2_tokenizer(gptx::gpt2_tokenizer::from_dir(data_dir() / "gpt2"));
         } catch (const gptx::error& e) {
@@ -114,10 +114,12 @@ BENCHMARK(BM_pretokenize_handwritten)->Unit(benchmark::kMillisecond);
 
 // PCRE2 (8-bit) through dlopen: the few entry points the loop needs.
 struct pcre2_api {
-    using compile_t = void* (*)(const unsigned char*, std::size_t, std::uint32_t, int*, std::size_t*, void*);
+    using compile_t = void* (*)(const unsigned char*, std::size_t, std::uint32_t, int*,
+                                std::size_t*, void*);
     using jit_t = int (*)(void*, std::uint32_t);
     using md_create_t = void* (*)(const void*, void*);
-    using match_t = int (*)(const void*, const unsigned char*, std::size_t, std::size_t, std::uint32_t, void*, void*);
+    using match_t = int (*)(const void*, const unsigned char*, std::size_t, std::size_t,
+                            std::uint32_t, void*, void*);
     using ovector_t = std::size_t* (*)(void*);
     compile_t compile = nullptr;
     jit_t jit = nullptr;
@@ -135,7 +137,8 @@ struct pcre2_api {
             auto* a = new pcre2_api;
             a->compile = reinterpret_cast<compile_t>(dlsym(h, "pcre2_compile_8"));
             a->jit = reinterpret_cast<jit_t>(dlsym(h, "pcre2_jit_compile_8"));
-            a->md_create = reinterpret_cast<md_create_t>(dlsym(h, "pcre2_match_data_create_from_pattern_8"));
+            a->md_create =
+                reinterpret_cast<md_create_t>(dlsym(h, "pcre2_match_data_create_from_pattern_8"));
             a->match = reinterpret_cast<match_t>(dlsym(h, "pcre2_match_8"));
             a->ovector = reinterpret_cast<ovector_t>(dlsym(h, "pcre2_get_ovector_pointer_8"));
             if (!a->compile || !a->jit || !a->md_create || !a->match || !a->ovector)

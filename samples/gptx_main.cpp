@@ -26,7 +26,8 @@ namespace {
 class commands {
   public:
     explicit commands(CLI::App& app) : app_(app) {
-        app_.add_option("--threads", threads_, "Worker threads (default: GPTX_NUM_THREADS, else all cores)")
+        app_.add_option("--threads", threads_,
+                        "Worker threads (default: GPTX_NUM_THREADS, else all cores)")
             ->check(CLI::PositiveNumber);
     }
     template <class Options, class Run>
@@ -34,7 +35,8 @@ class commands {
         auto opts = std::make_shared<Options>();
         options_.push_back(opts);
         actions_.emplace_back([this, o = opts.get(), run] {
-            if (threads_ > 0) gptx::set_num_threads(threads_);
+            if (threads_ > 0)
+                gptx::set_num_threads(threads_);
             run(*o);
         });
         add_command(app_, *opts, actions_.back());

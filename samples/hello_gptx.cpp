@@ -11,7 +11,8 @@ constexpr shape my_shape{128, 4, 4, norm::pre};
 using model_t = transformer<my_shape>;
 
 int main(int argc, char** argv) try {
-    const std::string text = read_text_file(argc > 1 ? argv[1] : "/usr/share/common-licenses/GPL-3");
+    const std::string text =
+        read_text_file(argc > 1 ? argv[1] : "/usr/share/common-licenses/GPL-3");
     const tokenizer tok = make_tokenizer("char", text); // sorted unique characters
     const int B = 12, T = 64, steps = 300;
 
@@ -30,7 +31,8 @@ int main(int argc, char** argv) try {
             batches.next(x.data(), y.data());
             return lm_batch{x.data(), y.data(), nullptr, B, T};
         });
-        if (m.step % 50 == 0) std::printf("step %lld  loss %.3f  %.1f ms\n", (long long)m.step, m.loss, m.ms);
+        if (m.step % 50 == 0)
+            std::printf("step %lld  loss %.3f  %.1f ms\n", (long long)m.step, m.loss, m.ms);
     }
 
     generate_options opts;

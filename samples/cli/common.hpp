@@ -14,13 +14,15 @@ namespace fs = std::filesystem;
 // A run folder holds model.gptx (the checkpoint) and metrics.jsonl.
 inline fs::path checkpoint_file(const fs::path& dir_or_file) {
     std::error_code ec;
-    if (fs::is_directory(dir_or_file, ec)) return dir_or_file / "model.gptx";
+    if (fs::is_directory(dir_or_file, ec))
+        return dir_or_file / "model.gptx";
     return dir_or_file;
 }
 
 inline std::string preset_names() {
     std::string s;
-    for (const auto& p : preset_table) s += (s.empty() ? "" : ", ") + std::string(p.name);
+    for (const auto& p : preset_table)
+        s += (s.empty() ? "" : ", ") + std::string(p.name);
     return s;
 }
 

@@ -31,7 +31,8 @@ inline void add_sample_command(CLI::App& app, sample_options& o, std::function<v
     weights->excludes(ckpt);
     c->add_option("--tokenizer", o.tokenizer_kind, "With --weights: gpt2 (default) or byte")
         ->check(CLI::IsMember({"gpt2", "byte"}));
-    c->add_option("--vocab-dir", o.vocab_dir, "With --weights: folder with encoder.json and vocab.bpe");
+    c->add_option("--vocab-dir", o.vocab_dir,
+                  "With --weights: folder with encoder.json and vocab.bpe");
     c->add_option("--tokenizer-file", o.tokenizer_file,
                   "With --weights: a tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok)");
     c->add_option("--prompt", o.prompt, "Text to continue (default: a newline)");
@@ -52,8 +53,9 @@ template <shape S>
 void generate_samples(const sample_options& o, transformer<S>& model, const tokenizer& tok) {
     const std::vector<int> prompt = tok.encode(o.prompt, "prompt");
     for (std::size_t i = 0; i < prompt.size(); ++i)
-        GPTX_CHECK(prompt[i] < model.vocab(), "prompt token ", prompt[i], " ('", tok.decode_token(prompt[i]),
-                   "') is outside the model's vocabulary of ", model.vocab(), " tokens");
+        GPTX_CHECK(prompt[i] < model.vocab(), "prompt token ", prompt[i], " ('",
+                   tok.decode_token(prompt[i]), "') is outside the model's vocabulary of ",
+                   model.vocab(), " tokens");
     GPTX_CHECK(static_cast<int>(prompt.size()) < model.context(), "prompt has ", prompt.size(),
                " tokens; the model's context is ", model.context());
     kv_cache<transformer<S>> cache(model, 1);
@@ -91,16 +93,17 @@ inline void run_sample(const sample_options& o) {
         const tokenizer tok = o.tokenizer_file.empty()
                                   ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
                                   : tokenizer::deserialize(read_text_file(o.tokenizer_file));
-        GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(), ": the model's vocabulary (",
-                   info.config.vocab, ") is larger than the ", tok.kind(), " tokenizer's (",
-                   tok.vocab_size(), ")");
+        GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(),
+                   ": the model's vocabulary (", info.config.vocab, ") is larger than the ",
+                   tok.kind(), " tokenizer's (", tok.vocab_size(), ")");
         const bool found = with_weights_preset(info, [&]<shape S>() {
             transformer<S> model(info.config);
             load_weights<S>(file, model);
             detail::generate_samples(o, model, tok);
         });
-        GPTX_CHECK(found, file.string(), ": a GPT-2 of ", gptx::detail::weights_shape_text(info.dims),
-                   ": ", gptx::detail::preset_hint(info.dims));
+        GPTX_CHECK(found, file.string(), ": a GPT-2 of ",
+                   gptx::detail::weights_shape_text(info.dims), ": ",
+                   gptx::detail::preset_hint(info.dims));
         return;
     }
     const fs::path file = checkpoint_file(o.checkpoint);
@@ -111,9 +114,8 @@ inline void run_sample(const sample_options& o) {
         load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
         detail::generate_samples(o, model, tok);
     });
-    GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ", to_string(info.dims));
+    GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
+               to_string(info.dims));
 }
-
-
 
 } // namespace gptx::cli

@@ -18,12 +18,14 @@ struct tokenize_options {
 };
 
 inline void add_tokenize_command(CLI::App& app, tokenize_options& o, std::function<void()>& run) {
-    auto* c = app.add_subcommand("tokenize", "Encode a text file into train/val token files (.bin)");
+    auto* c =
+        app.add_subcommand("tokenize", "Encode a text file into train/val token files (.bin)");
     c->add_option("--tokenizer", o.tokenizer_kind, "gpt2, char or byte")
         ->check(CLI::IsMember({"gpt2", "char", "byte"}));
     c->add_option("--vocab-dir", o.vocab_dir, "Folder with encoder.json and vocab.bpe (gpt2)");
     c->add_option("--text", o.text, "Text file to encode")->required();
-    c->add_option("--out", o.out, "Output prefix: PREFIX_train.bin, PREFIX_val.bin, PREFIX_tokenizer.gtok")
+    c->add_option("--out", o.out,
+                  "Output prefix: PREFIX_train.bin, PREFIX_val.bin, PREFIX_tokenizer.gtok")
         ->required();
     c->add_option("--val-fraction", o.val_fraction,
                   "Share of the text (by characters, as nanoGPT) for validation; 0: all to train");
@@ -82,9 +84,10 @@ inline void run_tokenize(const tokenize_options& o) {
         write_token_file(prefix + "_val.bin", val);
     gptx::detail::write_whole_file(prefix + "_tokenizer.gtok", tok.serialize());
 
-    std::printf("gptx tokenize: %s tokenizer (vocab %d), %s: %zu bytes, %zu characters -> %zu tokens\n",
-                std::string(tok.kind()).c_str(), tok.vocab_size(), o.text.c_str(), text.size(), chars,
-                train.size() + val.size());
+    std::printf(
+        "gptx tokenize: %s tokenizer (vocab %d), %s: %zu bytes, %zu characters -> %zu tokens\n",
+        std::string(tok.kind()).c_str(), tok.vocab_size(), o.text.c_str(), text.size(), chars,
+        train.size() + val.size());
     std::printf("  train: %zu tokens -> %s_train.bin\n", train.size(), prefix.c_str());
     if (o.val_fraction > 0)
         std::printf("  val:   %zu tokens -> %s_val.bin\n", val.size(), prefix.c_str());

@@ -18,7 +18,8 @@ struct train_options {
     std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
     int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
     int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
-    float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f, grad_clip = 1.0f;
+    float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f,
+          grad_clip = 1.0f;
     float dropout = 0.0f;
     std::uint64_t seed = 1337;
     bool resume = false;
@@ -27,17 +28,22 @@ struct train_options {
 inline void add_train_command(CLI::App& app, train_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("train", "Pre-train a GPT language model on a text or token file");
     c->add_option("--text", o.text, "Training text (UTF-8 or any bytes)");
-    c->add_option("--train-bin", o.train_bin, "Training tokens (.bin from gptx tokenize), instead of --text");
-    c->add_option("--val-bin", o.val_bin, "Validation tokens (.bin; default: the last 10% of --train-bin)");
+    c->add_option("--train-bin", o.train_bin,
+                  "Training tokens (.bin from gptx tokenize), instead of --text");
+    c->add_option("--val-bin", o.val_bin,
+                  "Validation tokens (.bin; default: the last 10% of --train-bin)");
     c->add_option("--tokenizer", o.tokenizer_kind, "char (sorted unique characters), byte or gpt2")
         ->check(CLI::IsMember({"char", "byte", "gpt2"}));
-    c->add_option("--vocab-dir", o.vocab_dir, "Folder with encoder.json and vocab.bpe (--tokenizer gpt2)");
-    c->add_option("--tokenizer-file", o.tokenizer_file,
-                  "Tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); overrides --tokenizer");
+    c->add_option("--vocab-dir", o.vocab_dir,
+                  "Folder with encoder.json and vocab.bpe (--tokenizer gpt2)");
+    c->add_option(
+        "--tokenizer-file", o.tokenizer_file,
+        "Tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); overrides --tokenizer");
     c->add_option("--preset", o.preset_name, "Model shape: " + preset_names());
     c->add_option("--batch", o.batch, "Sequences per micro-batch");
     c->add_option("--context", o.context, "Tokens per training sequence");
-    c->add_option("--model-context", o.model_context, "Positions the model holds (default: --context)");
+    c->add_option("--model-context", o.model_context,
+                  "Positions the model holds (default: --context)");
     c->add_option("--iters", o.iters, "Optimizer steps");
     c->add_option("--grad-accum", o.grad_accum, "Micro-batches per step");
     c->add_option("--lr", o.lr, "Peak learning rate");
@@ -76,17 +82,29 @@ inline void validate(const train_options& o) {
 }
 
 inline nlohmann::json run_json(const train_options& o) {
-    return {{"text", o.text},       {"tokenizer", o.tokenizer_kind}, {"preset", o.preset_name},
-            {"batch", o.batch},     {"context", o.context},          {"iters", o.iters},
-            {"lr", o.lr},           {"min_lr", o.min_lr},            {"warmup", o.warmup},
-            {"weight_decay", o.weight_decay}, {"beta1", o.beta1},    {"beta2", o.beta2},
-            {"grad_clip", o.grad_clip}, {"dropout", o.dropout},     {"grad_accum", o.grad_accum},
-            {"seed", o.seed},       {"train_bin", o.train_bin},      {"val_bin", o.val_bin}};
+    return {{"text", o.text},
+            {"tokenizer", o.tokenizer_kind},
+            {"preset", o.preset_name},
+            {"batch", o.batch},
+            {"context", o.context},
+            {"iters", o.iters},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"weight_decay", o.weight_decay},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip},
+            {"dropout", o.dropout},
+            {"grad_accum", o.grad_accum},
+            {"seed", o.seed},
+            {"train_bin", o.train_bin},
+            {"val_bin", o.val_bin}};
 }
 
 template <shape S>
-void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> train_ids, std::vector<int> val_ids,
-                const model_config& cfg) {
+void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> train_ids,
+                std::vector<int> val_ids, const model_config& cfg) {
     using model_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     model_t model(cfg);
@@ -95,9 +113,9 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     adamw<float> opt(model.params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
     batcher train_batches(std::move(train_ids), o.batch, o.context, rng(o.seed + 1));
-    GPTX_CHECK(val_ids.size() > static_cast<std::size_t>(o.context),
-               "validation split has ", val_ids.size(), " tokens; --context ", o.context, " needs at least ",
-               o.context + 1, " (use a longer text or a shorter context)");
+    GPTX_CHECK(val_ids.size() > static_cast<std::size_t>(o.context), "validation split has ",
+               val_ids.size(), " tokens; --context ", o.context, " needs at least ", o.context + 1,
+               " (use a longer text or a shorter context)");
     const std::vector<int>& val_tokens = val_ids;
     const std::vector<int>& train_tokens = train_batches.tokens();
 
@@ -107,12 +125,14 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         tokenizer saved;
         train_state st;
         load_checkpoint<S>(ckpt, model, &opt, &saved, &st);
-        GPTX_CHECK(saved == tok, ckpt.string(), ": the checkpoint's tokenizer differs from the one built from --text");
+        GPTX_CHECK(saved == tok, ckpt.string(),
+                   ": the checkpoint's tokenizer differs from the one built from --text");
         start = st.step;
         train_batches.set_rng_state(st.data_rng);
         model.set_dropout_seed(st.dropout_seed);
         model.set_dropout_counter(st.dropout_counter);
-        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(), static_cast<long long>(start));
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(start));
     }
 
     lm_objective<model_t> obj;
@@ -123,7 +143,8 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
 
     const std::size_t n = std::size_t(o.batch) * o.context;
     std::vector<int> x(n * o.grad_accum), y(n * o.grad_accum);
-    if (!o.resume) fs::remove(metrics_path);
+    if (!o.resume)
+        fs::remove(metrics_path);
 
     // Evaluation batches come from generators reseeded every time, so every evaluation sees the
     // same batches and a resumed run needs no extra state.
@@ -168,7 +189,8 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
             return lm_batch{xb, yb, nullptr, o.batch, o.context};
         },
         hooks);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
     std::printf("done: %d steps in %.1f s; checkpoint %s\n", o.iters, secs, ckpt.string().c_str());
 }
 
@@ -219,15 +241,16 @@ inline void run_train(const train_options& o) {
     }
     const std::string source = o.train_bin.empty() ? o.text : o.train_bin;
     const int model_context = o.model_context > 0 ? o.model_context : o.context;
-    GPTX_CHECK(o.context <= model_context, "--context ", o.context, " is larger than the model's context ",
-               model_context);
-    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), source, ": ", split.train.size(),
-               " training tokens are too few for --context ", o.context);
+    GPTX_CHECK(o.context <= model_context, "--context ", o.context,
+               " is larger than the model's context ", model_context);
+    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), source, ": ",
+               split.train.size(), " training tokens are too few for --context ", o.context);
     fs::create_directories(o.out);
     const model_config cfg{tok.vocab_size(), model_context};
-    std::printf("gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads\n",
-                std::string(p.name).c_str(), to_string(p.dims).c_str(), cfg.vocab, model_context, split.train.size(),
-                split.val.size(), num_threads());
+    std::printf(
+        "gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads\n",
+        std::string(p.name).c_str(), to_string(p.dims).c_str(), cfg.vocab, model_context,
+        split.train.size(), split.val.size(), num_threads());
     with_preset(o.preset_name, [&]<shape S>() {
         detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);
     });

@@ -27,7 +27,7 @@ namespace gptx {
 
 // Every user-facing failure is a gptx::error whose what() is one line naming the culprit.
 class error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -43,7 +43,8 @@ template <class... Args> [[noreturn]] void fail(const Args&... args) {
 
 #define GPTX_CHECK(cond, ...)                                                                      \
     do {                                                                                           \
-        if (!(cond)) ::gptx::detail::fail(__VA_ARGS__);                                            \
+        if (!(cond))                                                                               \
+            ::gptx::detail::fail(__VA_ARGS__);                                                     \
     } while (0)
 // ---- end gptx/core/error.hpp ----
 
@@ -56,10 +57,12 @@ struct aligned_free {
 template <class T> using aligned_ptr = std::unique_ptr<T[], aligned_free>;
 
 template <class T> aligned_ptr<T> aligned_alloc_zeroed(std::size_t n) {
-    if (n == 0) return {};
+    if (n == 0)
+        return {};
     std::size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
+    if (!p)
+        throw std::bad_alloc();
     std::memset(p, 0, bytes);
     return aligned_ptr<T>(static_cast<T*>(p));
 }
@@ -75,7 +78,7 @@ template <class T = float> struct tensor_view {
 // A flat float arena laid out from a list of (name, size) entries, in order, without padding,
 // so the layout is exactly the concatenation (llm.c's ParameterTensors).
 template <class T = float> class basic_arena {
-public:
+  public:
     struct entry {
         std::string_view name;
         std::size_t size;
@@ -87,7 +90,8 @@ public:
 
     void layout(const std::vector<entry>& entries) {
         std::size_t total = 0;
-        for (const auto& e : entries) total += e.size;
+        for (const auto& e : entries)
+            total += e.size;
         data_ = aligned_alloc_zeroed<T>(total);
         size_ = total;
         views_.clear();
@@ -104,10 +108,11 @@ public:
     const std::vector<tensor_view<T>>& views() const { return views_; }
     const tensor_view<T>& view(std::size_t i) const { return views_[i]; }
     void zero() {
-        if (size_) std::memset(data_.get(), 0, size_ * sizeof(T));
+        if (size_)
+            std::memset(data_.get(), 0, size_ * sizeof(T));
     }
 
-private:
+  private:
     aligned_ptr<T> data_;
     std::size_t size_ = 0;
     std::vector<tensor_view<T>> views_;
@@ -135,7 +140,8 @@ inline int& thread_setting() {
     static int n = [] {
         if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
             int v = std::atoi(e);
-            if (v > 0) return v;
+            if (v > 0)
+                return v;
         }
 #if defined(_OPENMP)
         return omp_get_num_procs();
@@ -154,16 +160,18 @@ inline void set_num_threads(int n) { detail::thread_setting() = std::max(1, n); 
 // Calls f(begin, end) on contiguous slices of [0, n). Slices are fixed by n and the thread count,
 // and every kernel partitions only independent outputs, so results are thread-count independent.
 template <class F> void parallel_ranges(std::int64_t n, F&& f, std::int64_t min_per_thread = 1) {
-    if (n <= 0) return;
-    const int nt = static_cast<int>(
-        std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), n / std::max<std::int64_t>(1, min_per_thread))));
+    if (n <= 0)
+        return;
+    const int nt = static_cast<int>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(num_threads(), n / std::max<std::int64_t>(1, min_per_thread))));
 #if defined(_OPENMP)
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num();
             const std::int64_t b = n * t / nt, e = n * (t + 1) / nt;
-            if (b < e) f(b, e);
+            if (b < e)
+                f(b, e);
         }
         return;
     }
@@ -174,8 +182,10 @@ template <class F> void parallel_ranges(std::int64_t n, F&& f, std::int64_t min_
 // Calls f(i) for i in [0, n), statically partitioned.
 template <class F> void parallel_for(std::int64_t n, F&& f, std::int64_t min_per_thread = 1) {
     parallel_ranges(
-        n, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) f(i);
+        n,
+        [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t i = b; i < e; ++i)
+                f(i);
         },
         min_per_thread);
 }
@@ -202,7 +212,7 @@ constexpr std::uint64_t mix64(std::uint64_t x) {
 
 // xoshiro256**: fast, 256-bit state, reproducible on every platform (unlike std:: distributions).
 class rng {
-public:
+  public:
     using state_type = std::array<std::uint64_t, 4>;
 
     explicit rng(std::uint64_t seed = 1337) { reseed(seed); }
@@ -226,12 +236,15 @@ public:
     }
     // Uniform in [0, 1) with 24 bits, exactly representable as float.
     float uniform() { return static_cast<float>(next_u64() >> 40) * (1.0f / 16777216.0f); }
-    double uniform_double() { return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+    double uniform_double() {
+        return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0);
+    }
     // Uniform integer in [0, n), by rejection so there is no modulo bias.
     std::uint64_t below(std::uint64_t n) {
         const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
         std::uint64_t x;
-        do x = next_u64();
+        do
+            x = next_u64();
         while (x >= limit);
         return x % n;
     }
@@ -239,15 +252,19 @@ public:
     float normal() {
         double u1 = uniform_double();
         double u2 = uniform_double();
-        if (u1 < 1e-300) u1 = 1e-300;
-        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        if (u1 < 1e-300)
+            u1 = 1e-300;
+        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) *
+                                  std::cos(6.283185307179586 * u2));
     }
 
     const state_type& state() const { return s_; }
     void set_state(const state_type& s) { s_ = s; }
 
-private:
-    static constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  private:
+    static constexpr std::uint64_t rotl(std::uint64_t x, int k) {
+        return (x << k) | (x >> (64 - k));
+    }
     state_type s_{};
 };
 
@@ -279,7 +296,8 @@ struct shape {
     int heads = 0;  // NH
     int layers = 0; // L
     norm placement = norm::pre;
-    bool bias = true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
+    bool bias =
+        true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
 
     constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
     constexpr bool valid() const {
@@ -289,8 +307,9 @@ struct shape {
     template <class Os> friend Os& operator<<(Os& os, const shape& s) { return os << to_string(s); }
     // "768/12/12 pre-LN", with ", no bias" for bias-free shapes.
     friend std::string to_string(const shape& s) {
-        return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" + std::to_string(s.layers) +
-               (s.placement == norm::pre ? " pre-LN" : " post-LN") + (s.bias ? "" : ", no bias");
+        return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" +
+               std::to_string(s.layers) + (s.placement == norm::pre ? " pre-LN" : " post-LN") +
+               (s.bias ? "" : ", no bias");
     }
 };
 
@@ -336,7 +355,8 @@ inline constexpr std::array<preset, 10> preset_table{{
 
 inline const preset* find_preset(std::string_view name) {
     for (const auto& p : preset_table)
-        if (p.name == name) return &p;
+        if (p.name == name)
+            return &p;
     return nullptr;
 }
 
@@ -350,9 +370,8 @@ template <class F> bool with_preset(std::string_view name, F&& f) {
             f.template operator()<preset_table[I].dims>();
         }
     };
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (try_one.template operator()<I>(), ...);
-    }(std::make_index_sequence<preset_table.size()>{});
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
+    (std::make_index_sequence<preset_table.size()>{});
     return found;
 }
 
@@ -407,6 +426,2218 @@ struct win_rate {
 
 } // namespace gptx
 // ---- end gptx/core/stats.hpp ----
+// ---- begin gptx/data/batcher.hpp ----
+// gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
+// sequential (evaluation). Tested by tests/data/test_data.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// Legend: B batch rows, T time (context length).
+
+struct train_val_split {
+    std::vector<int> train;
+    std::vector<int> val;
+};
+
+// Deterministic, as nanoGPT's prepare.py: n = int((1 - val_fraction) * len); the first n tokens
+// train, the rest validate. Contiguous (not shuffled) so val text is unseen text.
+inline train_val_split split_train_val(std::span<const int> tokens, double val_fraction = 0.1) {
+    GPTX_CHECK(val_fraction >= 0.0 && val_fraction < 1.0, "split_train_val: val_fraction ",
+               val_fraction, " is outside [0, 1)");
+    const auto n =
+        static_cast<std::size_t>((1.0 - val_fraction) * static_cast<double>(tokens.size()));
+    return {std::vector<int>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n)),
+            std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
+}
+
+// Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
+// y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
+class batcher {
+  public:
+    batcher(std::vector<int> tokens, int B, int T, rng gen = rng{})
+        : tokens_(std::move(tokens)), B_(B), T_(T), gen_(gen) {
+        GPTX_CHECK(B > 0 && T > 0, "batcher: B and T must be positive (got B=", B, ", T=", T, ")");
+        GPTX_CHECK(tokens_.size() > static_cast<std::size_t>(T), "batcher: ", tokens_.size(),
+                   " tokens are too few for context length T=", T,
+                   " (need at least T+1 = ", static_cast<std::size_t>(T) + 1, ")");
+    }
+
+    // inputs, targets: (B, T) each, row-major.
+    void next(int* inputs, int* targets) {
+        const std::size_t T = static_cast<std::size_t>(T_);
+        const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
+        for (int b = 0; b < B_; ++b) {
+            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
+            const int* src = tokens_.data() + i;
+            int* x = inputs + static_cast<std::size_t>(b) * T;
+            int* y = targets + static_cast<std::size_t>(b) * T;
+            for (std::size_t t = 0; t < T; ++t) {
+                x[t] = src[t];
+                y[t] = src[t + 1];
+            }
+        }
+    }
+    void next(std::span<int> inputs, std::span<int> targets) {
+        const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
+        GPTX_CHECK(inputs.size() == n && targets.size() == n, "batcher: buffers hold ",
+                   inputs.size(), " inputs and ", targets.size(), " targets (expected B*T = ", n,
+                   ")");
+        next(inputs.data(), targets.data());
+    }
+
+    int batch_size() const { return B_; }
+    int context() const { return T_; }
+    std::size_t size() const { return tokens_.size(); }
+    const std::vector<int>& tokens() const { return tokens_; }
+
+    const rng::state_type& rng_state() const { return gen_.state(); }
+    void set_rng_state(const rng::state_type& s) { gen_.set_state(s); }
+
+  private:
+    std::vector<int> tokens_;
+    int B_, T_;
+    rng gen_;
+};
+
+// Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
+// [k*B*T, (k+1)*B*T] and row b of it starts at k*B*T + b*T. Only full batches are served, so
+// every evaluation sees the same tokens.
+class sequential_batcher {
+  public:
+    sequential_batcher(std::vector<int> tokens, int B, int T)
+        : tokens_(std::move(tokens)), B_(B), T_(T) {
+        GPTX_CHECK(B > 0 && T > 0, "sequential_batcher: B and T must be positive (got B=", B,
+                   ", T=", T, ")");
+        GPTX_CHECK(num_batches() > 0, "sequential_batcher: ", tokens_.size(),
+                   " tokens are too few for one batch of B=", B, ", T=", T,
+                   " (need at least B*T+1 = ", batch_tokens() + 1, ")");
+    }
+
+    std::size_t num_batches() const {
+        return tokens_.empty() ? 0 : (tokens_.size() - 1) / batch_tokens();
+    }
+    // Fills (B, T) inputs and targets; returns false (filling nothing) when the pass is over.
+    bool next(int* inputs, int* targets) {
+        if (pos_ >= num_batches())
+            return false;
+        const int* src = tokens_.data() + pos_ * batch_tokens();
+        for (std::size_t j = 0; j < batch_tokens(); ++j) {
+            inputs[j] = src[j];
+            targets[j] = src[j + 1];
+        }
+        ++pos_;
+        return true;
+    }
+    void reset() { pos_ = 0; }
+
+    // Index of the next batch, for resuming a pass.
+    std::size_t position() const { return pos_; }
+    void set_position(std::size_t k) {
+        GPTX_CHECK(k <= num_batches(), "sequential_batcher: position ", k, " is past the last of ",
+                   num_batches(), " batches");
+        pos_ = k;
+    }
+
+    int batch_size() const { return B_; }
+    int context() const { return T_; }
+    std::size_t size() const { return tokens_.size(); }
+
+  private:
+    std::size_t batch_tokens() const {
+        return static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
+    }
+
+    std::vector<int> tokens_;
+    int B_, T_;
+    std::size_t pos_ = 0;
+};
+
+} // namespace gptx
+// ---- end gptx/data/batcher.hpp ----
+// ---- begin gptx/data/comparisons.hpp ----
+// gptx/data/comparisons.hpp: reward-model comparisons, pairwise {"prompt","chosen","rejected"} and
+// ranked {"prompt","responses":[best, ..., worst]} JSONL, and their token sequences.
+// Tested by tests/train/test_reward.cpp.
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin gptx/text/tokenizer.hpp ----
+// gptx/text/tokenizer.hpp: `tokenizer`, a value holding any tokenizer kind plus special tokens,
+// with a versioned blob form for checkpoints, and make_tokenizer. Tested by
+// tests/text/test_tokenizers.cpp and tests/text/test_gpt2_tokenizer.cpp.
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+// ---- begin gptx/text/byte_tokenizer.hpp ----
+// gptx/text/byte_tokenizer.hpp: the byte tokenizer (256 ids, id = byte value).
+// Tested by tests/text/test_tokenizers.cpp.
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// Lossless for any input (UTF-8 or not) and needs no training; the baseline vocabulary.
+class byte_tokenizer {
+  public:
+    static constexpr std::string_view name = "byte";
+
+    int vocab_size() const { return 256; }
+
+    std::vector<int> encode(std::string_view text) const {
+        std::vector<int> ids(text.size());
+        for (std::size_t i = 0; i < text.size(); ++i)
+            ids[i] = static_cast<unsigned char>(text[i]);
+        return ids;
+    }
+    std::string decode(std::span<const int> ids) const {
+        std::string out;
+        out.reserve(ids.size());
+        for (int id : ids)
+            out += to_char(id);
+        return out;
+    }
+    std::string decode_token(int id) const { return std::string(1, to_char(id)); }
+
+    // Serialized form (see tokenizer.hpp): nothing beyond the kind name.
+    std::string payload() const { return {}; }
+    static byte_tokenizer from_payload(std::string_view payload) {
+        GPTX_CHECK(payload.empty(), "byte tokenizer: unexpected ", payload.size(),
+                   "-byte payload (expected none)");
+        return {};
+    }
+
+    friend bool operator==(const byte_tokenizer&, const byte_tokenizer&) = default;
+
+  private:
+    static char to_char(int id) {
+        GPTX_CHECK(id >= 0 && id < 256, "token id ", id,
+                   " is out of range for the byte tokenizer (valid: 0..255)");
+        return static_cast<char>(static_cast<unsigned char>(id));
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/text/byte_tokenizer.hpp ----
+// ---- begin gptx/text/char_tokenizer.hpp ----
+// gptx/text/char_tokenizer.hpp: the character tokenizer of nanoGPT's shakespeare_char.
+// Tested by tests/text/test_tokenizers.cpp.
+#include <array>
+#include <cstdio>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+namespace detail {
+// 'Z' for printable ASCII, '\xNN' otherwise, so an error message stays one readable line.
+inline std::string quote_byte(unsigned char c) {
+    char buf[8];
+    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\')
+        std::snprintf(buf, sizeof buf, "'%c'", c);
+    else
+        std::snprintf(buf, sizeof buf, "'\\x%02X'", c);
+    return buf;
+}
+} // namespace detail
+
+// The vocabulary is the corpus's sorted unique *bytes* (nanoGPT: sorted(set(text))). For ASCII
+// text such as tinyshakespeare that is the same as characters; for UTF-8 text a multi-byte
+// character becomes several symbols, which still round-trips exactly.
+class char_tokenizer {
+  public:
+    static constexpr std::string_view name = "char";
+
+    // Sorted unique bytes of `corpus`; the id of a symbol is its rank.
+    static char_tokenizer from_corpus(std::string_view corpus) {
+        std::array<bool, 256> seen{};
+        for (char c : corpus)
+            seen[static_cast<unsigned char>(c)] = true;
+        std::string symbols;
+        for (std::size_t b = 0; b < 256; ++b)
+            if (seen[b])
+                symbols += static_cast<char>(b);
+        GPTX_CHECK(!symbols.empty(), "char tokenizer: the corpus is empty");
+        return char_tokenizer(std::move(symbols));
+    }
+    // Rebuild from a saved symbol list (id = position). Order is kept as given, so a checkpoint
+    // always decodes with exactly the mapping it was trained with.
+    static char_tokenizer from_chars(std::string symbols) {
+        GPTX_CHECK(!symbols.empty(), "char tokenizer: the symbol list is empty");
+        std::array<bool, 256> seen{};
+        for (std::size_t i = 0; i < symbols.size(); ++i) {
+            const auto c = static_cast<unsigned char>(symbols[i]);
+            GPTX_CHECK(!seen[c], "char tokenizer: symbol ", detail::quote_byte(c),
+                       " appears twice in the symbol list (position ", i, ")");
+            seen[c] = true;
+        }
+        return char_tokenizer(std::move(symbols));
+    }
+
+    int vocab_size() const { return static_cast<int>(symbols_.size()); }
+    const std::string& symbols() const { return symbols_; }
+    bool contains(char c) const { return id_of_[static_cast<unsigned char>(c)] >= 0; }
+
+    // `what` names the text in the error message ("prompt", "corpus", ...).
+    std::vector<int> encode(std::string_view text, std::string_view what = "text") const {
+        std::vector<int> ids(text.size());
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            const auto c = static_cast<unsigned char>(text[i]);
+            const int id = id_of_[c];
+            if (id < 0)
+                detail::fail(what, " character ", detail::quote_byte(c), " (position ", i,
+                             ") is not in the tokenizer's ", symbols_.size(), "-symbol vocabulary");
+            ids[i] = id;
+        }
+        return ids;
+    }
+    std::string decode(std::span<const int> ids) const {
+        std::string out;
+        out.reserve(ids.size());
+        for (int id : ids)
+            out += symbol(id);
+        return out;
+    }
+    std::string decode_token(int id) const { return std::string(1, symbol(id)); }
+
+    // Serialized form (see tokenizer.hpp): the symbol list itself.
+    const std::string& payload() const { return symbols_; }
+    static char_tokenizer from_payload(std::string_view payload) {
+        return from_chars(std::string(payload));
+    }
+
+    friend bool operator==(const char_tokenizer& a, const char_tokenizer& b) {
+        return a.symbols_ == b.symbols_;
+    }
+
+  private:
+    explicit char_tokenizer(std::string symbols) : symbols_(std::move(symbols)) {
+        id_of_.fill(-1);
+        for (std::size_t i = 0; i < symbols_.size(); ++i)
+            id_of_[static_cast<unsigned char>(symbols_[i])] = static_cast<int>(i);
+    }
+    char symbol(int id) const {
+        GPTX_CHECK(id >= 0 && id < vocab_size(), "token id ", id,
+                   " is out of range for the char tokenizer (valid: 0..", vocab_size() - 1, ")");
+        return symbols_[static_cast<std::size_t>(id)];
+    }
+
+    std::string symbols_;          // id -> byte
+    std::array<int, 256> id_of_{}; // byte -> id, -1 when absent
+};
+
+} // namespace gptx
+// ---- end gptx/text/char_tokenizer.hpp ----
+// ---- begin gptx/text/gpt2_tokenizer.hpp ----
+// gptx/text/gpt2_tokenizer.hpp: GPT-2's byte-level BPE (encoder.json + vocab.bpe), exact to
+// GPT-2's encoder.py, with special tokens and a multi-threaded path for large texts.
+// Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin gptx/text/special_tokens.hpp ----
+// gptx/text/special_tokens.hpp: special tokens (<|endoftext|>, GPT-1 task tokens, chat roles) and
+// the splitting of text at them. Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+// How encode treats the text of special tokens found in its input.
+enum class specials : std::uint8_t {
+    as_text, // ordinary characters: "<|endoftext|>" in a document is 7 tokens (GPT-2's default;
+             // the only safe choice for untrusted text)
+    allowed, // each registered special token's text becomes its single id
+};
+
+// Registered special tokens: (text, id) in registration order. A handful at most, so lookups
+// are linear scans.
+class special_tokens {
+  public:
+    void add(std::string text, int id) {
+        GPTX_CHECK(!text.empty(), "special token: the text is empty");
+        GPTX_CHECK(id >= 0, "special token '", text, "': negative id ", id);
+        for (const auto& [t, i] : entries_) {
+            GPTX_CHECK(t != text, "special token '", text, "' is already registered (id ", i, ")");
+            GPTX_CHECK(i != id, "special token '", text, "': id ", id, " is already '", t, "'");
+        }
+        entries_.emplace_back(std::move(text), id);
+    }
+
+    std::optional<int> id_of(std::string_view text) const {
+        for (const auto& [t, i] : entries_)
+            if (t == text)
+                return i;
+        return std::nullopt;
+    }
+    // Null when `id` is not special.
+    const std::string* text_of(int id) const {
+        for (const auto& [t, i] : entries_)
+            if (i == id)
+                return &t;
+        return nullptr;
+    }
+    bool empty() const { return entries_.empty(); }
+    std::size_t size() const { return entries_.size(); }
+    const std::vector<std::pair<std::string, int>>& entries() const { return entries_; }
+
+    // Calls on_text(piece) for the (possibly empty) text between occurrences and on_special(id)
+    // for each occurrence: leftmost first; at one position the longest text wins.
+    template <class OnText, class OnSpecial>
+    void split(std::string_view text, OnText&& on_text, OnSpecial&& on_special) const {
+        constexpr auto npos = std::string_view::npos;
+        std::vector<std::size_t> next(entries_.size(), 0);
+        for (std::size_t k = 0; k < entries_.size(); ++k)
+            next[k] = text.find(entries_[k].first);
+        std::size_t pos = 0;
+        for (;;) {
+            std::size_t best = npos, best_k = 0;
+            for (std::size_t k = 0; k < entries_.size(); ++k) {
+                if (next[k] != npos && next[k] < pos)
+                    next[k] = text.find(entries_[k].first, pos);
+                if (next[k] == npos)
+                    continue;
+                if (best == npos || next[k] < best ||
+                    (next[k] == best && entries_[k].first.size() > entries_[best_k].first.size())) {
+                    best = next[k];
+                    best_k = k;
+                }
+            }
+            if (best == npos) {
+                on_text(text.substr(pos));
+                return;
+            }
+            on_text(text.substr(pos, best - pos));
+            on_special(entries_[best_k].second);
+            pos = best + entries_[best_k].first.size();
+        }
+    }
+
+    friend bool operator==(const special_tokens&, const special_tokens&) = default;
+
+  private:
+    std::vector<std::pair<std::string, int>> entries_;
+};
+
+} // namespace gptx
+// ---- end gptx/text/special_tokens.hpp ----
+// ---- begin gptx/text/unicode_classes.hpp ----
+// gptx/text/unicode_classes.hpp: GENERATED by tools/gen_unicode_classes.cpp from utf8proc 2.8.0
+// (Unicode 15.0.0); do not edit. Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <cstdint>
+
+namespace gptx::detail {
+
+// Code point classes of GPT-2's pre-tokenizer: 0 other, 1 letter (\p{L}), 2 number (\p{N}),
+// 3 white space (\s = White_Space). Each entry is (first code point << 2) | class of a run
+// that lasts until the next entry.
+inline constexpr std::uint32_t unicode_class_end = 0x323B0; // all later code points are class 0
+inline constexpr std::uint32_t unicode_class_runs[1562] = {
+    0x0, 0x27, 0x38, 0x83, 0x84, 0xC2, 0xE8, 0x105, 0x16C, 0x185,
+    0x1EC, 0x217, 0x218, 0x283, 0x284, 0x2A9, 0x2AC, 0x2CA, 0x2D0, 0x2D5,
+    0x2D8, 0x2E6, 0x2E9, 0x2EC, 0x2F2, 0x2FC, 0x301, 0x35C, 0x361, 0x3DC,
+    0x3E1, 0xB08, 0xB19, 0xB48, 0xB81, 0xB94, 0xBB1, 0xBB4, 0xBB9, 0xBBC,
+    0xDC1, 0xDD4, 0xDD9, 0xDE0, 0xDE9, 0xDF8, 0xDFD, 0xE00, 0xE19, 0xE1C,
+    0xE21, 0xE2C, 0xE31, 0xE34, 0xE39, 0xE88, 0xE8D, 0xFD8, 0xFDD, 0x1208,
+    0x1229, 0x14C0, 0x14C5, 0x155C, 0x1565, 0x1568, 0x1581, 0x1624, 0x1741, 0x17AC,
+    0x17BD, 0x17CC, 0x1881, 0x192C, 0x1982, 0x19A8, 0x19B9, 0x19C0, 0x19C5, 0x1B50,
+    0x1B55, 0x1B58, 0x1B95, 0x1B9C, 0x1BB9, 0x1BC2, 0x1BE9, 0x1BF4, 0x1BFD, 0x1C00,
+    0x1C41, 0x1C44, 0x1C49, 0x1CC0, 0x1D35, 0x1E98, 0x1EC5, 0x1EC8, 0x1F02, 0x1F29,
+    0x1FAC, 0x1FD1, 0x1FD8, 0x1FE9, 0x1FEC, 0x2001, 0x2058, 0x2069, 0x206C, 0x2091,
+    0x2094, 0x20A1, 0x20A4, 0x2101, 0x2164, 0x2181, 0x21AC, 0x21C1, 0x2220, 0x2225,
+    0x223C, 0x2281, 0x2328, 0x2411, 0x24E8, 0x24F5, 0x24F8, 0x2541, 0x2544, 0x2561,
+    0x2588, 0x259A, 0x25C0, 0x25C5, 0x2604, 0x2615, 0x2634, 0x263D, 0x2644, 0x264D,
+    0x26A4, 0x26A9, 0x26C4, 0x26C9, 0x26CC, 0x26D9, 0x26E8, 0x26F5, 0x26F8, 0x2739,
+    0x273C, 0x2771, 0x2778, 0x277D, 0x2788, 0x279A, 0x27C1, 0x27C8, 0x27D2, 0x27E8,
+    0x27F1, 0x27F4, 0x2815, 0x282C, 0x283D, 0x2844, 0x284D, 0x28A4, 0x28A9, 0x28C4,
+    0x28C9, 0x28D0, 0x28D5, 0x28DC, 0x28E1, 0x28E8, 0x2965, 0x2974, 0x2979, 0x297C,
+    0x299A, 0x29C0, 0x29C9, 0x29D4, 0x2A15, 0x2A38, 0x2A3D, 0x2A48, 0x2A4D, 0x2AA4,
+    0x2AA9, 0x2AC4, 0x2AC9, 0x2AD0, 0x2AD5, 0x2AE8, 0x2AF5, 0x2AF8, 0x2B41, 0x2B44,
+    0x2B81, 0x2B88, 0x2B9A, 0x2BC0, 0x2BE5, 0x2BE8, 0x2C15, 0x2C34, 0x2C3D, 0x2C44,
+    0x2C4D, 0x2CA4, 0x2CA9, 0x2CC4, 0x2CC9, 0x2CD0, 0x2CD5, 0x2CE8, 0x2CF5, 0x2CF8,
+    0x2D71, 0x2D78, 0x2D7D, 0x2D88, 0x2D9A, 0x2DC0, 0x2DC5, 0x2DCA, 0x2DE0, 0x2E0D,
+    0x2E10, 0x2E15, 0x2E2C, 0x2E39, 0x2E44, 0x2E49, 0x2E58, 0x2E65, 0x2E6C, 0x2E71,
+    0x2E74, 0x2E79, 0x2E80, 0x2E8D, 0x2E94, 0x2EA1, 0x2EAC, 0x2EB9, 0x2EE8, 0x2F41,
+    0x2F44, 0x2F9A, 0x2FCC, 0x3015, 0x3034, 0x3039, 0x3044, 0x3049, 0x30A4, 0x30A9,
+    0x30E8, 0x30F5, 0x30F8, 0x3161, 0x316C, 0x3175, 0x3178, 0x3181, 0x3188, 0x319A,
+    0x31C0, 0x31E2, 0x31FC, 0x3201, 0x3204, 0x3215, 0x3234, 0x3239, 0x3244, 0x3249,
+    0x32A4, 0x32A9, 0x32D0, 0x32D5, 0x32E8, 0x32F5, 0x32F8, 0x3375, 0x337C, 0x3381,
+    0x3388, 0x339A, 0x33C0, 0x33C5, 0x33CC, 0x3411, 0x3434, 0x3439, 0x3444, 0x3449,
+    0x34EC, 0x34F5, 0x34F8, 0x3539, 0x353C, 0x3551, 0x355C, 0x3562, 0x357D, 0x3588,
+    0x359A, 0x35E4, 0x35E9, 0x3600, 0x3615, 0x365C, 0x3669, 0x36C8, 0x36CD, 0x36F0,
+    0x36F5, 0x36F8, 0x3701, 0x371C, 0x379A, 0x37C0, 0x3805, 0x38C4, 0x38C9, 0x38D0,
+    0x3901, 0x391C, 0x3942, 0x3968, 0x3A05, 0x3A0C, 0x3A11, 0x3A14, 0x3A19, 0x3A2C,
+    0x3A31, 0x3A90, 0x3A95, 0x3A98, 0x3A9D, 0x3AC4, 0x3AC9, 0x3AD0, 0x3AF5, 0x3AF8,
+    0x3B01, 0x3B14, 0x3B19, 0x3B1C, 0x3B42, 0x3B68, 0x3B71, 0x3B80, 0x3C01, 0x3C04,
+    0x3C82, 0x3CD0, 0x3D01, 0x3D20, 0x3D25, 0x3DB4, 0x3E21, 0x3E34, 0x4001, 0x40AC,
+    0x40FD, 0x4102, 0x4128, 0x4141, 0x4158, 0x4169, 0x4178, 0x4185, 0x4188, 0x4195,
+    0x419C, 0x41B9, 0x41C4, 0x41D5, 0x4208, 0x4239, 0x423C, 0x4242, 0x4268, 0x4281,
+    0x4318, 0x431D, 0x4320, 0x4335, 0x4338, 0x4341, 0x43EC, 0x43F1, 0x4924, 0x4929,
+    0x4938, 0x4941, 0x495C, 0x4961, 0x4964, 0x4969, 0x4978, 0x4981, 0x4A24, 0x4A29,
+    0x4A38, 0x4A41, 0x4AC4, 0x4AC9, 0x4AD8, 0x4AE1, 0x4AFC, 0x4B01, 0x4B04, 0x4B09,
+    0x4B18, 0x4B21, 0x4B5C, 0x4B61, 0x4C44, 0x4C49, 0x4C58, 0x4C61, 0x4D6C, 0x4DA6,
+    0x4DF4, 0x4E01, 0x4E40, 0x4E81, 0x4FD8, 0x4FE1, 0x4FF8, 0x5005, 0x59B4, 0x59BD,
+    0x5A03, 0x5A05, 0x5A6C, 0x5A81, 0x5BAC, 0x5BBA, 0x5BC5, 0x5BE4, 0x5C01, 0x5C48,
+    0x5C7D, 0x5CC8, 0x5D01, 0x5D48, 0x5D81, 0x5DB4, 0x5DB9, 0x5DC4, 0x5E01, 0x5ED0,
+    0x5F5D, 0x5F60, 0x5F71, 0x5F74, 0x5F82, 0x5FA8, 0x5FC2, 0x5FE8, 0x6042, 0x6068,
+    0x6081, 0x61E4, 0x6201, 0x6214, 0x621D, 0x62A4, 0x62A9, 0x62AC, 0x62C1, 0x63D8,
+    0x6401, 0x647C, 0x651A, 0x6541, 0x65B8, 0x65C1, 0x65D4, 0x6601, 0x66B0, 0x66C1,
+    0x6728, 0x6742, 0x676C, 0x6801, 0x685C, 0x6881, 0x6954, 0x6A02, 0x6A28, 0x6A42,
+    0x6A68, 0x6A9D, 0x6AA0, 0x6C15, 0x6CD0, 0x6D15, 0x6D34, 0x6D42, 0x6D68, 0x6E0D,
+    0x6E84, 0x6EB9, 0x6EC2, 0x6EE9, 0x6F98, 0x7001, 0x7090, 0x7102, 0x7128, 0x7135,
+    0x7142, 0x7169, 0x71F8, 0x7201, 0x7224, 0x7241, 0x72EC, 0x72F5, 0x7300, 0x73A5,
+    0x73B4, 0x73B9, 0x73D0, 0x73D5, 0x73DC, 0x73E9, 0x73EC, 0x7401, 0x7700, 0x7801,
+    0x7C58, 0x7C61, 0x7C78, 0x7C81, 0x7D18, 0x7D21, 0x7D38, 0x7D41, 0x7D60, 0x7D65,
+    0x7D68, 0x7D6D, 0x7D70, 0x7D75, 0x7D78, 0x7D7D, 0x7DF8, 0x7E01, 0x7ED4, 0x7ED9,
+    0x7EF4, 0x7EF9, 0x7EFC, 0x7F09, 0x7F14, 0x7F19, 0x7F34, 0x7F41, 0x7F50, 0x7F59,
+    0x7F70, 0x7F81, 0x7FB4, 0x7FC9, 0x7FD4, 0x7FD9, 0x7FF4, 0x8003, 0x802C, 0x80A3,
+    0x80A8, 0x80BF, 0x80C0, 0x817F, 0x8180, 0x81C2, 0x81C5, 0x81C8, 0x81D2, 0x81E8,
+    0x81FD, 0x8202, 0x8228, 0x8241, 0x8274, 0x8409, 0x840C, 0x841D, 0x8420, 0x8429,
+    0x8450, 0x8455, 0x8458, 0x8465, 0x8478, 0x8491, 0x8494, 0x8499, 0x849C, 0x84A1,
+    0x84A4, 0x84A9, 0x84B8, 0x84BD, 0x84E8, 0x84F1, 0x8500, 0x8515, 0x8528, 0x8539,
+    0x853C, 0x8542, 0x860D, 0x8616, 0x8628, 0x9182, 0x9270, 0x93AA, 0x9400, 0x9DDA,
+    0x9E50, 0xB001, 0xB394, 0xB3AD, 0xB3BC, 0xB3C9, 0xB3D0, 0xB3F6, 0xB3F8, 0xB401,
+    0xB498, 0xB49D, 0xB4A0, 0xB4B5, 0xB4B8, 0xB4C1, 0xB5A0, 0xB5BD, 0xB5C0, 0xB601,
+    0xB65C, 0xB681, 0xB69C, 0xB6A1, 0xB6BC, 0xB6C1, 0xB6DC, 0xB6E1, 0xB6FC, 0xB701,
+    0xB71C, 0xB721, 0xB73C, 0xB741, 0xB75C, 0xB761, 0xB77C, 0xB8BD, 0xB8C0, 0xC003,
+    0xC004, 0xC015, 0xC01E, 0xC020, 0xC086, 0xC0A8, 0xC0C5, 0xC0D8, 0xC0E2, 0xC0ED,
+    0xC0F4, 0xC105, 0xC25C, 0xC275, 0xC280, 0xC285, 0xC3EC, 0xC3F1, 0xC400, 0xC415,
+    0xC4C0, 0xC4C5, 0xC63C, 0xC64A, 0xC658, 0xC681, 0xC700, 0xC7C1, 0xC800, 0xC882,
+    0xC8A8, 0xC922, 0xC940, 0xC946, 0xC980, 0xCA02, 0xCA28, 0xCAC6, 0xCB00, 0xD001,
+    0x13700, 0x13801, 0x29234, 0x29341, 0x293F8, 0x29401, 0x29834, 0x29841, 0x29882, 0x298A9,
+    0x298B0, 0x29901, 0x299BC, 0x299FD, 0x29A78, 0x29A81, 0x29B9A, 0x29BC0, 0x29C5D, 0x29C80,
+    0x29C89, 0x29E24, 0x29E2D, 0x29F2C, 0x29F41, 0x29F48, 0x29F4D, 0x29F50, 0x29F55, 0x29F68,
+    0x29FC9, 0x2A008, 0x2A00D, 0x2A018, 0x2A01D, 0x2A02C, 0x2A031, 0x2A08C, 0x2A0C2, 0x2A0D8,
+    0x2A101, 0x2A1D0, 0x2A209, 0x2A2D0, 0x2A342, 0x2A368, 0x2A3C9, 0x2A3E0, 0x2A3ED, 0x2A3F0,
+    0x2A3F5, 0x2A3FC, 0x2A402, 0x2A429, 0x2A498, 0x2A4C1, 0x2A51C, 0x2A581, 0x2A5F4, 0x2A611,
+    0x2A6CC, 0x2A73D, 0x2A742, 0x2A768, 0x2A781, 0x2A794, 0x2A799, 0x2A7C2, 0x2A7E9, 0x2A7FC,
+    0x2A801, 0x2A8A4, 0x2A901, 0x2A90C, 0x2A911, 0x2A930, 0x2A942, 0x2A968, 0x2A981, 0x2A9DC,
+    0x2A9E9, 0x2A9EC, 0x2A9F9, 0x2AAC0, 0x2AAC5, 0x2AAC8, 0x2AAD5, 0x2AADC, 0x2AAE5, 0x2AAF8,
+    0x2AB01, 0x2AB04, 0x2AB09, 0x2AB0C, 0x2AB6D, 0x2AB78, 0x2AB81, 0x2ABAC, 0x2ABC9, 0x2ABD4,
+    0x2AC05, 0x2AC1C, 0x2AC25, 0x2AC3C, 0x2AC45, 0x2AC5C, 0x2AC81, 0x2AC9C, 0x2ACA1, 0x2ACBC,
+    0x2ACC1, 0x2AD6C, 0x2AD71, 0x2ADA8, 0x2ADC1, 0x2AF8C, 0x2AFC2, 0x2AFE8, 0x2B001, 0x35E90,
+    0x35EC1, 0x35F1C, 0x35F2D, 0x35FF0, 0x3E401, 0x3E9B8, 0x3E9C1, 0x3EB68, 0x3EC01, 0x3EC1C,
+    0x3EC4D, 0x3EC60, 0x3EC75, 0x3EC78, 0x3EC7D, 0x3ECA4, 0x3ECA9, 0x3ECDC, 0x3ECE1, 0x3ECF4,
+    0x3ECF9, 0x3ECFC, 0x3ED01, 0x3ED08, 0x3ED0D, 0x3ED14, 0x3ED19, 0x3EEC8, 0x3EF4D, 0x3F4F8,
+    0x3F541, 0x3F640, 0x3F649, 0x3F720, 0x3F7C1, 0x3F7F0, 0x3F9C1, 0x3F9D4, 0x3F9D9, 0x3FBF4,
+    0x3FC42, 0x3FC68, 0x3FC85, 0x3FCEC, 0x3FD05, 0x3FD6C, 0x3FD99, 0x3FEFC, 0x3FF09, 0x3FF20,
+    0x3FF29, 0x3FF40, 0x3FF49, 0x3FF60, 0x3FF69, 0x3FF74, 0x40001, 0x40030, 0x40035, 0x4009C,
+    0x400A1, 0x400EC, 0x400F1, 0x400F8, 0x400FD, 0x40138, 0x40141, 0x40178, 0x40201, 0x403EC,
+    0x4041E, 0x404D0, 0x40502, 0x405E4, 0x4062A, 0x40630, 0x40A01, 0x40A74, 0x40A81, 0x40B44,
+    0x40B86, 0x40BF0, 0x40C01, 0x40C82, 0x40C90, 0x40CB5, 0x40D06, 0x40D09, 0x40D2A, 0x40D2C,
+    0x40D41, 0x40DD8, 0x40E01, 0x40E78, 0x40E81, 0x40F10, 0x40F21, 0x40F40, 0x40F46, 0x40F58,
+    0x41001, 0x41278, 0x41282, 0x412A8, 0x412C1, 0x41350, 0x41361, 0x413F0, 0x41401, 0x414A0,
+    0x414C1, 0x41590, 0x415C1, 0x415EC, 0x415F1, 0x4162C, 0x41631, 0x4164C, 0x41651, 0x41658,
+    0x4165D, 0x41688, 0x4168D, 0x416C8, 0x416CD, 0x416E8, 0x416ED, 0x416F4, 0x41801, 0x41CDC,
+    0x41D01, 0x41D58, 0x41D81, 0x41DA0, 0x41E01, 0x41E18, 0x41E1D, 0x41EC4, 0x41EC9, 0x41EEC,
+    0x42001, 0x42018, 0x42021, 0x42024, 0x42029, 0x420D8, 0x420DD, 0x420E4, 0x420F1, 0x420F4,
+    0x420FD, 0x42158, 0x42162, 0x42181, 0x421DC, 0x421E6, 0x42201, 0x4227C, 0x4229E, 0x422C0,
+    0x42381, 0x423CC, 0x423D1, 0x423D8, 0x423EE, 0x42401, 0x4245A, 0x42470, 0x42481, 0x424E8,
+    0x42601, 0x426E0, 0x426F2, 0x426F9, 0x42702, 0x42740, 0x4274A, 0x42801, 0x42804, 0x42841,
+    0x42850, 0x42855, 0x42860, 0x42865, 0x428D8, 0x42902, 0x42924, 0x42981, 0x429F6, 0x429FC,
+    0x42A01, 0x42A76, 0x42A80, 0x42B01, 0x42B20, 0x42B25, 0x42B94, 0x42BAE, 0x42BC0, 0x42C01,
+    0x42CD8, 0x42D01, 0x42D58, 0x42D62, 0x42D81, 0x42DCC, 0x42DE2, 0x42E01, 0x42E48, 0x42EA6,
+    0x42EC0, 0x43001, 0x43124, 0x43201, 0x432CC, 0x43301, 0x433CC, 0x433EA, 0x43401, 0x43490,
+    0x434C2, 0x434E8, 0x43982, 0x439FC, 0x43A01, 0x43AA8, 0x43AC1, 0x43AC8, 0x43C01, 0x43C76,
+    0x43C9D, 0x43CA0, 0x43CC1, 0x43D18, 0x43D46, 0x43D54, 0x43DC1, 0x43E08, 0x43EC1, 0x43F16,
+    0x43F30, 0x43F81, 0x43FDC, 0x4400D, 0x440E0, 0x4414A, 0x441C0, 0x441C5, 0x441CC, 0x441D5,
+    0x441D8, 0x4420D, 0x442C0, 0x44341, 0x443A4, 0x443C2, 0x443E8, 0x4440D, 0x4449C, 0x444DA,
+    0x44500, 0x44511, 0x44514, 0x4451D, 0x44520, 0x44541, 0x445CC, 0x445D9, 0x445DC, 0x4460D,
+    0x446CC, 0x44705, 0x44714, 0x44742, 0x44769, 0x4476C, 0x44771, 0x44774, 0x44786, 0x447D4,
+    0x44801, 0x44848, 0x4484D, 0x448B0, 0x448FD, 0x44904, 0x44A01, 0x44A1C, 0x44A21, 0x44A24,
+    0x44A29, 0x44A38, 0x44A3D, 0x44A78, 0x44A7D, 0x44AA4, 0x44AC1, 0x44B7C, 0x44BC2, 0x44BE8,
+    0x44C15, 0x44C34, 0x44C3D, 0x44C44, 0x44C4D, 0x44CA4, 0x44CA9, 0x44CC4, 0x44CC9, 0x44CD0,
+    0x44CD5, 0x44CE8, 0x44CF5, 0x44CF8, 0x44D41, 0x44D44, 0x44D75, 0x44D88, 0x45001, 0x450D4,
+    0x4511D, 0x4512C, 0x45142, 0x45168, 0x4517D, 0x45188, 0x45201, 0x452C0, 0x45311, 0x45318,
+    0x4531D, 0x45320, 0x45342, 0x45368, 0x45601, 0x456BC, 0x45761, 0x45770, 0x45801, 0x458C0,
+    0x45911, 0x45914, 0x45942, 0x45968, 0x45A01, 0x45AAC, 0x45AE1, 0x45AE4, 0x45B02, 0x45B28,
+    0x45C01, 0x45C6C, 0x45CC2, 0x45CF0, 0x45D01, 0x45D1C, 0x46001, 0x460B0, 0x46281, 0x46382,
+    0x463CC, 0x463FD, 0x4641C, 0x46425, 0x46428, 0x46431, 0x46450, 0x46455, 0x4645C, 0x46461,
+    0x464C0, 0x464FD, 0x46500, 0x46505, 0x46508, 0x46542, 0x46568, 0x46681, 0x466A0, 0x466A9,
+    0x46744, 0x46785, 0x46788, 0x4678D, 0x46790, 0x46801, 0x46804, 0x4682D, 0x468CC, 0x468E9,
+    0x468EC, 0x46941, 0x46944, 0x46971, 0x46A28, 0x46A75, 0x46A78, 0x46AC1, 0x46BE4, 0x47001,
+    0x47024, 0x47029, 0x470BC, 0x47101, 0x47104, 0x47142, 0x471B4, 0x471C9, 0x47240, 0x47401,
+    0x4741C, 0x47421, 0x47428, 0x4742D, 0x474C4, 0x47519, 0x4751C, 0x47542, 0x47568, 0x47581,
+    0x47598, 0x4759D, 0x475A4, 0x475A9, 0x47628, 0x47661, 0x47664, 0x47682, 0x476A8, 0x47B81,
+    0x47BCC, 0x47C09, 0x47C0C, 0x47C11, 0x47C44, 0x47C49, 0x47CD0, 0x47D42, 0x47D68, 0x47EC1,
+    0x47EC4, 0x47F02, 0x47F54, 0x48001, 0x48E68, 0x49002, 0x491BC, 0x49201, 0x49510, 0x4BE41,
+    0x4BFC4, 0x4C001, 0x4D0C0, 0x4D105, 0x4D11C, 0x51001, 0x5191C, 0x5A001, 0x5A8E4, 0x5A901,
+    0x5A97C, 0x5A982, 0x5A9A8, 0x5A9C1, 0x5AAFC, 0x5AB02, 0x5AB28, 0x5AB41, 0x5ABB8, 0x5AC01,
+    0x5ACC0, 0x5AD01, 0x5AD10, 0x5AD42, 0x5AD68, 0x5AD6E, 0x5AD88, 0x5AD8D, 0x5ADE0, 0x5ADF5,
+    0x5AE40, 0x5B901, 0x5BA02, 0x5BA5C, 0x5BC01, 0x5BD2C, 0x5BD41, 0x5BD44, 0x5BE4D, 0x5BE80,
+    0x5BF81, 0x5BF88, 0x5BF8D, 0x5BF90, 0x5C001, 0x61FE0, 0x62001, 0x63358, 0x63401, 0x63424,
+    0x6BFC1, 0x6BFD0, 0x6BFD5, 0x6BFF0, 0x6BFF5, 0x6BFFC, 0x6C001, 0x6C48C, 0x6C4C9, 0x6C4CC,
+    0x6C541, 0x6C54C, 0x6C555, 0x6C558, 0x6C591, 0x6C5A0, 0x6C5C1, 0x6CBF0, 0x6F001, 0x6F1AC,
+    0x6F1C1, 0x6F1F4, 0x6F201, 0x6F224, 0x6F241, 0x6F268, 0x74B02, 0x74B50, 0x74B82, 0x74BD0,
+    0x74D82, 0x74DE4, 0x75001, 0x75154, 0x75159, 0x75274, 0x75279, 0x75280, 0x75289, 0x7528C,
+    0x75295, 0x7529C, 0x752A5, 0x752B4, 0x752B9, 0x752E8, 0x752ED, 0x752F0, 0x752F5, 0x75310,
+    0x75315, 0x75418, 0x7541D, 0x7542C, 0x75435, 0x75454, 0x75459, 0x75474, 0x75479, 0x754E8,
+    0x754ED, 0x754FC, 0x75501, 0x75514, 0x75519, 0x7551C, 0x75529, 0x75544, 0x75549, 0x75A98,
+    0x75AA1, 0x75B04, 0x75B09, 0x75B6C, 0x75B71, 0x75BEC, 0x75BF1, 0x75C54, 0x75C59, 0x75CD4,
+    0x75CD9, 0x75D3C, 0x75D41, 0x75DBC, 0x75DC1, 0x75E24, 0x75E29, 0x75EA4, 0x75EA9, 0x75F0C,
+    0x75F11, 0x75F30, 0x75F3A, 0x76000, 0x77C01, 0x77C7C, 0x77C95, 0x77CAC, 0x780C1, 0x781B8,
+    0x78401, 0x784B4, 0x784DD, 0x784F8, 0x78502, 0x78528, 0x78539, 0x7853C, 0x78A41, 0x78AB8,
+    0x78B01, 0x78BB0, 0x78BC2, 0x78BE8, 0x79341, 0x793B0, 0x793C2, 0x793E8, 0x79F81, 0x79F9C,
+    0x79FA1, 0x79FB0, 0x79FB5, 0x79FBC, 0x79FC1, 0x79FFC, 0x7A001, 0x7A314, 0x7A31E, 0x7A340,
+    0x7A401, 0x7A510, 0x7A52D, 0x7A530, 0x7A542, 0x7A568, 0x7B1C6, 0x7B2B0, 0x7B2B6, 0x7B2C0,
+    0x7B2C6, 0x7B2D4, 0x7B406, 0x7B4B8, 0x7B4BE, 0x7B4F8, 0x7B801, 0x7B810, 0x7B815, 0x7B880,
+    0x7B885, 0x7B88C, 0x7B891, 0x7B894, 0x7B89D, 0x7B8A0, 0x7B8A5, 0x7B8CC, 0x7B8D1, 0x7B8E0,
+    0x7B8E5, 0x7B8E8, 0x7B8ED, 0x7B8F0, 0x7B909, 0x7B90C, 0x7B91D, 0x7B920, 0x7B925, 0x7B928,
+    0x7B92D, 0x7B930, 0x7B935, 0x7B940, 0x7B945, 0x7B94C, 0x7B951, 0x7B954, 0x7B95D, 0x7B960,
+    0x7B965, 0x7B968, 0x7B96D, 0x7B970, 0x7B975, 0x7B978, 0x7B97D, 0x7B980, 0x7B985, 0x7B98C,
+    0x7B991, 0x7B994, 0x7B99D, 0x7B9AC, 0x7B9B1, 0x7B9CC, 0x7B9D1, 0x7B9E0, 0x7B9E5, 0x7B9F4,
+    0x7B9F9, 0x7B9FC, 0x7BA01, 0x7BA28, 0x7BA2D, 0x7BA70, 0x7BA85, 0x7BA90, 0x7BA95, 0x7BAA8,
+    0x7BAAD, 0x7BAF0, 0x7C402, 0x7C434, 0x7EFC2, 0x7EFE8, 0x80001, 0xA9B80, 0xA9C01, 0xADCE8,
+    0xADD01, 0xAE078, 0xAE081, 0xB3A88, 0xB3AC1, 0xBAF84, 0xBE001, 0xBE878, 0xC0001, 0xC4D2C,
+    0xC4D41, 0xC8EC0,
+};
+
+} // namespace gptx::detail
+// ---- end gptx/text/unicode_classes.hpp ----
+
+namespace gptx {
+
+namespace detail {
+
+// ---- Unicode classes and UTF-8 ---------------------------------------------------------------
+
+enum : std::uint8_t { uc_other = 0, uc_letter = 1, uc_number = 2, uc_space = 3 };
+
+// 2 bits per code point below unicode_class_end (51 KB), expanded once from the generated runs.
+inline const std::uint8_t* unicode_class_table() {
+    static const std::vector<std::uint8_t> table = [] {
+        std::vector<std::uint8_t> t((unicode_class_end + 3) / 4, 0);
+        constexpr std::size_t n = std::size(unicode_class_runs);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t first = unicode_class_runs[i] >> 2, cls = unicode_class_runs[i] & 3;
+            const std::uint32_t last =
+                i + 1 < n ? unicode_class_runs[i + 1] >> 2 : unicode_class_end;
+            if (cls != 0)
+                for (std::uint32_t cp = first; cp < last && cp < unicode_class_end; ++cp)
+                    t[cp >> 2] |= std::uint8_t(cls << ((cp & 3) * 2));
+        }
+        return t;
+    }();
+    return table.data();
+}
+
+inline std::uint8_t unicode_class(std::uint32_t cp) {
+    if (cp >= unicode_class_end)
+        return uc_other;
+    return (unicode_class_table()[cp >> 2] >> ((cp & 3) * 2)) & 3;
+}
+
+inline constexpr std::array<std::uint8_t, 128> ascii_classes = [] {
+    std::array<std::uint8_t, 128> a{};
+    for (int c = 0; c < 128; ++c)
+        a[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? uc_letter
+               : (c >= '0' && c <= '9')                         ? uc_number
+               : (c == ' ' || (c >= '\t' && c <= '\r'))         ? uc_space
+                                                                : uc_other;
+    return a;
+}();
+
+struct uchar {
+    std::uint8_t cls, len;
+};
+
+// The class and length of the character at p (p < e). A byte that does not start a
+// well-formed UTF-8 sequence is one character of class "other", as U+FFFD would be: invalid
+// input pre-tokenizes deterministically and, BPE being byte-level, still round-trips.
+inline uchar next_uchar(const unsigned char* p, const unsigned char* e, const std::uint8_t* tab) {
+    const unsigned b0 = p[0];
+    if (b0 < 0x80)
+        return {ascii_classes[b0], 1};
+    const std::size_t avail = std::size_t(e - p);
+    auto cont = [](unsigned b) { return (b & 0xC0u) == 0x80u; };
+    std::uint32_t cp;
+    std::uint8_t len;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        if (avail < 2 || !cont(p[1]))
+            return {uc_other, 1};
+        cp = (b0 & 0x1Fu) << 6 | (p[1] & 0x3Fu);
+        len = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        const unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
+        if (avail < 3 || p[1] < lo || p[1] > hi || !cont(p[2]))
+            return {uc_other, 1};
+        cp = (b0 & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+        len = 3;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        const unsigned lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
+        if (avail < 4 || p[1] < lo || p[1] > hi || !cont(p[2]) || !cont(p[3]))
+            return {uc_other, 1};
+        cp = (b0 & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+        len = 4;
+    } else {
+        return {uc_other, 1};
+    }
+    if (cp >= unicode_class_end)
+        return {uc_other, len};
+    return {std::uint8_t((tab[cp >> 2] >> ((cp & 3) * 2)) & 3), len};
+}
+
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out += char(cp);
+    } else if (cp < 0x800) {
+        out += char(0xC0 | (cp >> 6));
+        out += char(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += char(0xE0 | (cp >> 12));
+        out += char(0x80 | ((cp >> 6) & 0x3F));
+        out += char(0x80 | (cp & 0x3F));
+    } else {
+        out += char(0xF0 | (cp >> 18));
+        out += char(0x80 | ((cp >> 12) & 0x3F));
+        out += char(0x80 | ((cp >> 6) & 0x3F));
+        out += char(0x80 | (cp & 0x3F));
+    }
+}
+
+// GPT-2's bytes_to_unicode(): byte -> the printable code point that stands for it in
+// encoder.json and vocab.bpe (printable Latin-1 bytes map to themselves, the rest to 256+n).
+inline const std::array<std::uint32_t, 256>& gpt2_byte_to_unicode() {
+    static const std::array<std::uint32_t, 256> table = [] {
+        std::array<std::uint32_t, 256> t{};
+        std::uint32_t n = 0;
+        for (std::uint32_t b = 0; b < 256; ++b) {
+            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+            t[b] = printable ? b : 256 + n++;
+        }
+        return t;
+    }();
+    return table;
+}
+
+// Raw bytes -> their encoder.json / vocab.bpe spelling (UTF-8).
+inline std::string gpt2_bytes_to_text(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size() * 2);
+    for (char c : raw)
+        append_utf8(out, gpt2_byte_to_unicode()[static_cast<unsigned char>(c)]);
+    return out;
+}
+
+// The inverse; nullopt when `text` is not UTF-8 or uses a code point outside the alphabet.
+inline std::optional<std::string> gpt2_text_to_bytes(std::string_view text) {
+    static const std::unordered_map<std::uint32_t, unsigned char> inverse = [] {
+        std::unordered_map<std::uint32_t, unsigned char> m;
+        for (int b = 0; b < 256; ++b)
+            m[gpt2_byte_to_unicode()[b]] = static_cast<unsigned char>(b);
+        return m;
+    }();
+    std::string out;
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* e = p + text.size();
+    while (p < e) {
+        std::uint32_t cp;
+        if (*p < 0x80) {
+            cp = *p++;
+        } else if ((*p & 0xE0) == 0xC0 && e - p >= 2 && (p[1] & 0xC0) == 0x80) {
+            cp = (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu);
+            p += 2;
+        } else {
+            return std::nullopt; // the alphabet is below U+0144: never more than 2 bytes
+        }
+        const auto it = inverse.find(cp);
+        if (it == inverse.end())
+            return std::nullopt;
+        out += static_cast<char>(it->second);
+    }
+    return out;
+}
+
+// Python's json.dumps(ensure_ascii=True) spelling of a string, so saved files match GPT-2's.
+inline void append_json_string(std::string& out, std::string_view utf8) {
+    static constexpr char hex[] = "0123456789abcdef";
+    auto u4 = [&](std::uint32_t v) {
+        out += "\\u";
+        for (int s = 12; s >= 0; s -= 4)
+            out += hex[(v >> s) & 0xF];
+    };
+    out += '"';
+    const auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
+    const auto* e = p + utf8.size();
+    while (p < e) {
+        std::uint32_t cp = *p;
+        int len = 1;
+        if (cp >= 0xF0) {
+            cp = (p[0] & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+            len = 4;
+        } else if (cp >= 0xE0) {
+            cp = (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+            len = 3;
+        } else if (cp >= 0xC0) {
+            cp = (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu);
+            len = 2;
+        }
+        p += len;
+        switch (cp) {
+        case '"':
+            out += "\\\"";
+            continue;
+        case '\\':
+            out += "\\\\";
+            continue;
+        case '\n':
+            out += "\\n";
+            continue;
+        case '\r':
+            out += "\\r";
+            continue;
+        case '\t':
+            out += "\\t";
+            continue;
+        case '\b':
+            out += "\\b";
+            continue;
+        case '\f':
+            out += "\\f";
+            continue;
+        default:
+            break;
+        }
+        if (cp >= 0x20 && cp <= 0x7E) {
+            out += char(cp);
+        } else if (cp >= 0x10000) {
+            u4(0xD800 + ((cp - 0x10000) >> 10));
+            u4(0xDC00 + ((cp - 0x10000) & 0x3FF));
+        } else {
+            u4(cp);
+        }
+    }
+    out += '"';
+}
+
+inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
+               path.string(), "': no such file");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
+    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
+    return s;
+}
+
+// Writes path + ".tmp" then renames it over path, so readers never see half a file.
+inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
+        out.write(data.data(), std::streamsize(data.size()));
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            fail("cannot write '", tmp.string(), "' (disk full?)");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    }
+}
+
+inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = mix64(h ^ w);
+    }
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    return mix64(h ^ w);
+}
+
+// Pair (left id, right id) -> (rank, merged id): open addressing, linear probing.
+class merge_table {
+  public:
+    struct value {
+        std::int32_t rank, merged;
+    };
+    void build(std::span<const std::array<int, 3>> merges) { // (a, b, merged) by rank
+        std::size_t cap = 16;
+        while (cap < merges.size() * 2 + 16)
+            cap *= 2;
+        keys_.assign(cap, empty);
+        vals_.assign(cap, {-1, -1});
+        mask_ = cap - 1;
+        for (std::size_t r = 0; r < merges.size(); ++r) {
+            const std::uint64_t k = key(merges[r][0], merges[r][1]);
+            std::size_t i = mix64(k) & mask_;
+            while (keys_[i] != empty && keys_[i] != k)
+                i = (i + 1) & mask_;
+            if (keys_[i] == empty) { // a repeated pair keeps its first (lowest) rank
+                keys_[i] = k;
+                vals_[i] = {std::int32_t(r), merges[r][2]};
+            }
+        }
+    }
+    value find(int a, int b) const {
+        const std::uint64_t k = key(a, b);
+        for (std::size_t i = mix64(k) & mask_;; i = (i + 1) & mask_) {
+            if (keys_[i] == k)
+                return vals_[i];
+            if (keys_[i] == empty)
+                return {-1, -1};
+        }
+    }
+
+  private:
+    static constexpr std::uint64_t empty = ~std::uint64_t{0};
+    static std::uint64_t key(int a, int b) {
+        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
+    }
+    std::vector<std::uint64_t> keys_;
+    std::vector<value> vals_;
+    std::size_t mask_ = 0;
+};
+
+// Per-call memo of piece -> ids. Keys point into the text being encoded.
+class piece_cache {
+  public:
+    // Returns the cached ids of `piece`, or null.
+    const int* find(std::string_view piece, std::uint64_t h, std::uint32_t& count) const {
+        if (slots_.empty())
+            return nullptr;
+        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+            const slot& s = slots_[i];
+            if (s.ptr == nullptr)
+                return nullptr;
+            if (s.hash == h && s.len == piece.size() &&
+                std::memcmp(s.ptr, piece.data(), s.len) == 0) {
+                count = s.count;
+                return pool_.data() + s.offset;
+            }
+        }
+    }
+    void insert(std::string_view piece, std::uint64_t h, std::span<const int> ids) {
+        if (used_ * 2 >= slots_.size())
+            grow();
+        std::size_t i = h & mask_;
+        while (slots_[i].ptr != nullptr)
+            i = (i + 1) & mask_;
+        slots_[i] = {piece.data(), h, std::uint32_t(piece.size()), std::uint32_t(pool_.size()),
+                     std::uint32_t(ids.size())};
+        pool_.insert(pool_.end(), ids.begin(), ids.end());
+        ++used_;
+    }
+    std::size_t size() const { return used_; }
+    void clear() {
+        slots_.clear();
+        pool_.clear();
+        used_ = 0;
+    }
+
+  private:
+    struct slot {
+        const char* ptr = nullptr;
+        std::uint64_t hash = 0;
+        std::uint32_t len = 0, offset = 0, count = 0;
+    };
+    void grow() {
+        std::vector<slot> old = std::move(slots_);
+        slots_.assign(old.empty() ? 1024 : old.size() * 2, slot{});
+        mask_ = slots_.size() - 1;
+        for (const slot& s : old) {
+            if (s.ptr == nullptr)
+                continue;
+            std::size_t i = s.hash & mask_;
+            while (slots_[i].ptr != nullptr)
+                i = (i + 1) & mask_;
+            slots_[i] = s;
+        }
+    }
+    std::vector<slot> slots_;
+    std::vector<int> pool_;
+    std::size_t mask_ = 0, used_ = 0;
+};
+
+} // namespace detail
+
+// Splits `text` as GPT-2's pattern
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// does, calling piece(std::string_view) for every match, in order; the pieces cover the text.
+// Hand-written (no regex engine) over a generated class table; tests/text checks it against
+// PCRE2 and the table against utf8proc. Invalid UTF-8 bytes count as class "other".
+template <class F> void gpt2_pretokenize(std::string_view text, F&& piece) {
+    using detail::next_uchar;
+    const std::uint8_t* tab = detail::unicode_class_table();
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* const e = p + text.size();
+    auto emit = [&](const unsigned char* a, const unsigned char* b) {
+        piece(std::string_view(reinterpret_cast<const char*>(a), std::size_t(b - a)));
+    };
+    // End of the run of class `cls` starting at q.
+    auto run = [&](const unsigned char* q, std::uint8_t cls) {
+        while (q < e) {
+            if (*q < 0x80) { // ASCII fast path
+                if (detail::ascii_classes[*q] != cls)
+                    break;
+                ++q;
+                continue;
+            }
+            const detail::uchar c = next_uchar(q, e, tab);
+            if (c.cls != cls)
+                break;
+            q += c.len;
+        }
+        return q;
+    };
+    while (p < e) {
+        const unsigned b = *p;
+        if (b == '\'' && e - p >= 2) { // contractions, case-sensitive as in GPT-2
+            const unsigned c1 = p[1];
+            if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
+                emit(p, p + 2);
+                p += 2;
+                continue;
+            }
+            if (e - p >= 3) {
+                const unsigned c2 = p[2];
+                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') ||
+                    (c1 == 'l' && c2 == 'l')) {
+                    emit(p, p + 3);
+                    p += 3;
+                    continue;
+                }
+            }
+        }
+        const detail::uchar c = next_uchar(p, e, tab);
+        const unsigned char* q;
+        if (c.cls == detail::uc_space) {
+            if (b == ' ' && p + 1 < e) { //  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+
+                const detail::uchar d = next_uchar(p + 1, e, tab);
+                if (d.cls != detail::uc_space) {
+                    q = run(p + 1 + d.len, d.cls);
+                    emit(p, q);
+                    p = q;
+                    continue;
+                }
+            }
+            // \s+(?!\S) | \s+ : a run followed by a non-space leaves its last character to the
+            // next piece (where " x" may take it), unless the run is that one character.
+            const unsigned char* last = p;
+            q = p;
+            while (q < e) {
+                const detail::uchar d = next_uchar(q, e, tab);
+                if (d.cls != detail::uc_space)
+                    break;
+                last = q;
+                q += d.len;
+            }
+            if (q < e && last > p)
+                q = last;
+            emit(p, q);
+            p = q;
+            continue;
+        }
+        q = run(p + c.len, c.cls);
+        emit(p, q);
+        p = q;
+    }
+}
+
+// GPT-2's tokenizer. The vocabulary and merges are immutable and shared between copies;
+// special tokens registered at runtime get ids after the vocabulary (vocab_size() grows).
+class gpt2_tokenizer {
+  public:
+    static constexpr std::string_view name = "gpt2";
+    static constexpr std::string_view end_of_text = "<|endoftext|>";
+
+    // From tokens (raw bytes, id = index) and merges ((left id, right id), rank = index). Every
+    // byte needs a one-byte token; every merge's concatenation needs a token. Tokens that are
+    // neither a byte nor a merge result (GPT-2: <|endoftext|>) become special tokens.
+    static gpt2_tokenizer from_vocab(std::vector<std::string> tokens,
+                                     std::vector<std::pair<int, int>> merges,
+                                     std::string_view what = "vocabulary") {
+        auto d = std::make_shared<data>();
+        d->tokens = std::move(tokens);
+        const int n = static_cast<int>(d->tokens.size());
+        GPTX_CHECK(n >= 256 && d->tokens.size() < (1u << 30), what, ": ", d->tokens.size(),
+                   " tokens (expected at least 256, one per byte)");
+        d->index.reserve(d->tokens.size() * 2);
+        for (int i = 0; i < n; ++i) {
+            GPTX_CHECK(!d->tokens[std::size_t(i)].empty(), what, ": token ", i, " is empty");
+            const auto [it, fresh] = d->index.emplace(d->tokens[std::size_t(i)], i);
+            GPTX_CHECK(fresh, what, ": tokens ", it->second, " and ", i, " are both '",
+                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(i)]), "'");
+        }
+        for (int b = 0; b < 256; ++b) {
+            const auto it = d->index.find(std::string(1, static_cast<char>(b)));
+            GPTX_CHECK(it != d->index.end(), what, ": no token for byte ", b, " ('",
+                       detail::gpt2_bytes_to_text(std::string(1, static_cast<char>(b))), "')");
+            d->byte_ids[std::size_t(b)] = it->second;
+        }
+        std::vector<bool> reachable(std::size_t(n), false);
+        for (int id : d->byte_ids)
+            reachable[std::size_t(id)] = true;
+        std::vector<std::array<int, 3>> table;
+        table.reserve(merges.size());
+        for (std::size_t r = 0; r < merges.size(); ++r) {
+            const auto [a, b] = merges[r];
+            GPTX_CHECK(a >= 0 && a < n && b >= 0 && b < n, what, ": merge ", r, " uses id ",
+                       (a >= 0 && a < n) ? b : a, " outside the vocabulary [0, ", n, ")");
+            const std::string joined = d->tokens[std::size_t(a)] + d->tokens[std::size_t(b)];
+            const auto it = d->index.find(joined);
+            GPTX_CHECK(it != d->index.end(), what, ": merge ", r, " ('",
+                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(a)]), " ",
+                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(b)]),
+                       "') makes a token that is not in the vocabulary");
+            reachable[std::size_t(it->second)] = true;
+            table.push_back({a, b, it->second});
+        }
+        d->merges = std::move(merges);
+        d->pairs.build(table);
+        d->merged.resize(table.size());
+        for (std::size_t r = 0; r < table.size(); ++r)
+            d->merged[r] = table[r][2];
+        gpt2_tokenizer t;
+        for (int i = 0; i < n; ++i)
+            if (!reachable[std::size_t(i)])
+                t.specials_.add(d->tokens[std::size_t(i)], i);
+        t.base_ = std::move(d);
+        return t;
+    }
+
+    // GPT-2's released files (or any in their format, e.g. bpe_trainer's output).
+    static gpt2_tokenizer from_files(const std::filesystem::path& encoder_json,
+                                     const std::filesystem::path& vocab_bpe) {
+        const std::string encoder = detail::read_whole_file(encoder_json, "encoder");
+        const std::string merges = detail::read_whole_file(vocab_bpe, "merges");
+        return from_text(encoder, merges, encoder_json.string(), vocab_bpe.string());
+    }
+    // DIR/encoder.json and DIR/vocab.bpe.
+    static gpt2_tokenizer from_dir(const std::filesystem::path& dir) {
+        return from_files(dir / "encoder.json", dir / "vocab.bpe");
+    }
+
+    // The contents of encoder.json and vocab.bpe; names are for error messages.
+    static gpt2_tokenizer from_text(std::string_view encoder_json, std::string_view vocab_bpe,
+                                    const std::string& encoder_name = "encoder.json",
+                                    const std::string& merges_name = "vocab.bpe") {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(encoder_json);
+        } catch (const nlohmann::json::exception& e) {
+            detail::fail(encoder_name, ": not valid JSON: ", e.what());
+        }
+        GPTX_CHECK(j.is_object(), encoder_name, ": expected a JSON object of token -> id");
+        std::vector<std::string> tokens(j.size());
+        std::vector<bool> seen(j.size(), false);
+        for (const auto& [key, value] : j.items()) {
+            GPTX_CHECK(value.is_number_integer(), encoder_name, ": the id of '", key,
+                       "' is not an integer");
+            const auto id = value.get<std::int64_t>();
+            GPTX_CHECK(id >= 0 && std::uint64_t(id) < tokens.size(), encoder_name, ": id ", id,
+                       " of '", key, "' is outside [0, ", tokens.size(), "): ids must be 0..n-1");
+            GPTX_CHECK(!seen[std::size_t(id)], encoder_name, ": id ", id, " is used twice");
+            auto raw = detail::gpt2_text_to_bytes(key);
+            GPTX_CHECK(raw.has_value(), encoder_name, ": token '", key, "' (id ", id,
+                       ") has a character outside GPT-2's byte alphabet");
+            seen[std::size_t(id)] = true;
+            tokens[std::size_t(id)] = std::move(*raw);
+        }
+        std::unordered_map<std::string_view, int> index;
+        index.reserve(tokens.size() * 2);
+        for (std::size_t i = 0; i < tokens.size(); ++i)
+            index.emplace(tokens[i], static_cast<int>(i));
+
+        std::vector<std::pair<int, int>> merges;
+        std::size_t pos = 0, line_no = 0;
+        while (pos < vocab_bpe.size()) {
+            std::size_t end = vocab_bpe.find('\n', pos);
+            if (end == std::string_view::npos)
+                end = vocab_bpe.size();
+            std::string_view line = vocab_bpe.substr(pos, end - pos);
+            pos = end + 1;
+            ++line_no;
+            if (!line.empty() && line.back() == '\r')
+                line.remove_suffix(1);
+            if (line.empty() || (line_no == 1 && line.starts_with("#version")))
+                continue;
+            const std::size_t sp = line.find(' ');
+            GPTX_CHECK(sp != std::string_view::npos && sp > 0 && sp + 1 < line.size() &&
+                           line.find(' ', sp + 1) == std::string_view::npos,
+                       merges_name, ":", line_no, ": expected two tokens separated by one space");
+            int ids[2];
+            for (int k = 0; k < 2; ++k) {
+                const std::string_view part = k == 0 ? line.substr(0, sp) : line.substr(sp + 1);
+                const auto raw = detail::gpt2_text_to_bytes(part);
+                GPTX_CHECK(raw.has_value(), merges_name, ":", line_no, ": '", part,
+                           "' has a character outside GPT-2's byte alphabet");
+                const auto it = index.find(*raw);
+                GPTX_CHECK(it != index.end(), merges_name, ":", line_no, ": '", part,
+                           "' is not in ", encoder_name);
+                ids[k] = it->second;
+            }
+            merges.emplace_back(ids[0], ids[1]);
+        }
+        return from_vocab(std::move(tokens), std::move(merges), encoder_name + " + " + merges_name);
+    }
+
+    int vocab_size() const { return static_cast<int>(base().tokens.size()) + int(added_); }
+    // Tokens of the loaded vocabulary (GPT-2: 50257), without runtime additions.
+    int base_vocab_size() const { return static_cast<int>(base().tokens.size()); }
+    std::size_t num_merges() const { return base().merges.size(); }
+    const std::vector<std::pair<int, int>>& merges() const { return base().merges; }
+
+    // The raw bytes of token `id` (for a special token, its text).
+    std::string_view token_bytes(int id) const {
+        const int n = base_vocab_size();
+        if (id >= 0 && id < n)
+            return base().tokens[std::size_t(id)];
+        const std::string* s = id >= n ? specials_.text_of(id) : nullptr;
+        GPTX_CHECK(s, "token id ", id, " is out of range for the gpt2 tokenizer (valid: 0..",
+                   vocab_size() - 1, ")");
+        return *s;
+    }
+    // The id of an ordinary token's raw bytes.
+    std::optional<int> token_id(std::string_view bytes) const {
+        const auto it = base().index.find(std::string(bytes));
+        if (it == base().index.end())
+            return std::nullopt;
+        return it->second;
+    }
+
+    // ---- special tokens ----
+    // Registers `text` as a special token with the next id (vocab_size() before the call) and
+    // returns it; the model's embedding must grow to match (nn/resize.hpp). Registering a text
+    // that is already special returns its id.
+    int add_special_token(std::string text) {
+        if (const auto id = specials_.id_of(text))
+            return *id;
+        GPTX_CHECK(!token_id(text), "special token '", text, "' is already ordinary token ",
+                   *token_id(text), "; a special token needs text of its own");
+        const int id = vocab_size();
+        specials_.add(std::move(text), id);
+        ++added_;
+        return id;
+    }
+    std::optional<int> special_token_id(std::string_view text) const {
+        return specials_.id_of(text);
+    }
+    const special_tokens& special() const { return specials_; }
+    // <|endoftext|> (GPT-2: 50256), or -1 if the vocabulary has none.
+    int eot_token() const { return specials_.id_of(end_of_text).value_or(-1); }
+
+    // ---- encode / decode ----
+    // threads: 1 = this thread; 0 = num_threads(). Texts split at safe boundaries (a newline
+    // after a non-space ASCII byte), so the result is the same for every thread count.
+    std::vector<int> encode(std::string_view text, specials mode = specials::as_text,
+                            int threads = 1) const {
+        std::vector<int> out;
+        if (mode == specials::allowed && !specials_.empty()) {
+            specials_.split(
+                text, [&](std::string_view piece) { encode_text(piece, out, threads); },
+                [&](int id) { out.push_back(id); });
+        } else {
+            encode_text(text, out, threads);
+        }
+        return out;
+    }
+
+    std::string decode(std::span<const int> ids) const {
+        std::string out;
+        out.reserve(ids.size() * 4);
+        for (int id : ids)
+            out += token_bytes(id);
+        return out;
+    }
+    std::string decode_token(int id) const { return std::string(token_bytes(id)); }
+
+    // ---- files ----
+    // encoder.json in GPT-2's own spelling (Python's json.dumps): saving GPT-2's vocabulary gives
+    // back its files byte for byte. Runtime special tokens are included with their ids.
+    std::string encoder_json() const {
+        std::string out = "{";
+        for (int id = 0; id < vocab_size(); ++id) {
+            if (id)
+                out += ", ";
+            detail::append_json_string(out, detail::gpt2_bytes_to_text(token_bytes(id)));
+            out += ": " + std::to_string(id);
+        }
+        out += "}";
+        return out;
+    }
+    std::string vocab_bpe() const {
+        std::string out = "#version: 0.2\n";
+        for (const auto& [a, b] : base().merges) {
+            out += detail::gpt2_bytes_to_text(base().tokens[std::size_t(a)]);
+            out += ' ';
+            out += detail::gpt2_bytes_to_text(base().tokens[std::size_t(b)]);
+            out += '\n';
+        }
+        return out;
+    }
+    // Writes DIR/encoder.json and DIR/vocab.bpe (each atomically); creates DIR.
+    void save(const std::filesystem::path& dir) const {
+        std::filesystem::create_directories(dir);
+        detail::write_whole_file(dir / "encoder.json", encoder_json());
+        detail::write_whole_file(dir / "vocab.bpe", vocab_bpe());
+    }
+
+    // ---- checkpoint payload (see tokenizer.hpp) ----
+    // u32 format (1) | u32 n | n x (u32 len | bytes) | u32 m | m x (u32 left | u32 right) |
+    // u32 k | k x (u32 len | text): the vocabulary, merges and runtime special tokens.
+    std::string payload() const {
+        const data& d = base();
+        std::string out;
+        std::size_t bytes = 12 + d.merges.size() * 8;
+        for (const auto& t : d.tokens)
+            bytes += 4 + t.size();
+        out.reserve(bytes + 64);
+        put(out, 1);
+        put(out, std::uint32_t(d.tokens.size()));
+        for (const auto& t : d.tokens) {
+            put(out, std::uint32_t(t.size()));
+            out += t;
+        }
+        put(out, std::uint32_t(d.merges.size()));
+        for (const auto& [a, b] : d.merges) {
+            put(out, std::uint32_t(a));
+            put(out, std::uint32_t(b));
+        }
+        put(out, std::uint32_t(added_));
+        for (const auto& [text, id] : specials_.entries())
+            if (id >= base_vocab_size()) {
+                put(out, std::uint32_t(text.size()));
+                out += text;
+            }
+        return out;
+    }
+    static gpt2_tokenizer from_payload(std::string_view p) {
+        std::size_t at = 0;
+        auto u32 = [&](const char* what) {
+            GPTX_CHECK(p.size() - at >= 4, "gpt2 tokenizer payload: truncated in ", what);
+            std::uint32_t v = 0;
+            for (int i = 0; i < 4; ++i)
+                v |= std::uint32_t(static_cast<unsigned char>(p[at + std::size_t(i)])) << (8 * i);
+            at += 4;
+            return v;
+        };
+        auto bytes = [&](const char* what) {
+            const std::uint32_t len = u32(what);
+            GPTX_CHECK(p.size() - at >= len, "gpt2 tokenizer payload: truncated in ", what);
+            std::string s(p.substr(at, len));
+            at += len;
+            return s;
+        };
+        const std::uint32_t format = u32("the format");
+        GPTX_CHECK(format == 1, "gpt2 tokenizer payload: unsupported format ", format,
+                   " (expected 1)");
+        const std::uint32_t n = u32("the token count");
+        GPTX_CHECK(n <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", n, " tokens do not fit");
+        std::vector<std::string> tokens(n);
+        for (auto& t : tokens)
+            t = bytes("the tokens");
+        const std::uint32_t m = u32("the merge count");
+        GPTX_CHECK(m <= (p.size() - at) / 8, "gpt2 tokenizer payload: ", m, " merges do not fit");
+        std::vector<std::pair<int, int>> merges(m);
+        for (auto& [a, b] : merges) {
+            a = int(u32("the merges") & 0x7fffffffu);
+            b = int(u32("the merges") & 0x7fffffffu);
+        }
+        const std::uint32_t k = u32("the special token count");
+        GPTX_CHECK(k <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", k,
+                   " special tokens do not fit");
+        std::vector<std::string> added(k);
+        for (auto& s : added)
+            s = bytes("the special tokens");
+        GPTX_CHECK(at == p.size(), "gpt2 tokenizer payload: ", p.size() - at,
+                   " unexpected trailing bytes");
+        gpt2_tokenizer t =
+            from_vocab(std::move(tokens), std::move(merges), "gpt2 tokenizer payload");
+        for (auto& s : added)
+            t.add_special_token(std::move(s));
+        return t;
+    }
+
+    friend bool operator==(const gpt2_tokenizer& a, const gpt2_tokenizer& b) {
+        return a.added_ == b.added_ && a.specials_ == b.specials_ &&
+               (a.base_ == b.base_ ||
+                (a.base().tokens == b.base().tokens && a.base().merges == b.base().merges));
+    }
+
+    // ---- BPE of one pre-tokenized piece, exactly GPT-2's bpe(): repeatedly take the pair of
+    // lowest rank and merge all its occurrences left to right. A heap of (rank, position) makes it
+    // O(n log n), so a long piece (a line of CJK text has no spaces) stays fast. ----
+    struct bpe_scratch {
+        std::vector<int> id, next, prev;
+        std::vector<std::uint64_t> heap; // (rank << 32 | position), min-heap
+        std::vector<std::uint32_t> batch;
+    };
+    void bpe(std::string_view piece, std::vector<int>& out, bpe_scratch& s) const {
+        const data& d = base();
+        const std::size_t n = piece.size();
+        if (n == 0)
+            return;
+        if (n == 1) {
+            out.push_back(d.byte_ids[static_cast<unsigned char>(piece[0])]);
+            return;
+        }
+        GPTX_CHECK(n < (std::size_t(1) << 31), "gpt2 tokenizer: a single piece of ", n,
+                   " bytes is too long");
+        s.id.resize(n);
+        s.next.resize(n);
+        s.prev.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            s.id[i] = d.byte_ids[static_cast<unsigned char>(piece[i])];
+            s.next[i] = int(i + 1);
+            s.prev[i] = int(i) - 1;
+        }
+        const int end = int(n);
+        auto greater = std::greater<std::uint64_t>{};
+        s.heap.clear();
+        auto push = [&](int i) { // the pair starting at symbol i, if it merges
+            const int j = s.next[std::size_t(i)];
+            if (j >= end)
+                return;
+            const auto v = d.pairs.find(s.id[std::size_t(i)], s.id[std::size_t(j)]);
+            if (v.rank >= 0) {
+                s.heap.push_back(std::uint64_t(std::uint32_t(v.rank)) << 32 | std::uint32_t(i));
+                std::push_heap(s.heap.begin(), s.heap.end(), greater);
+            }
+        };
+        for (int i = 0; i + 1 < end; ++i)
+            push(i);
+        while (!s.heap.empty()) {
+            const std::uint32_t rank = std::uint32_t(s.heap.front() >> 32);
+            s.batch.clear(); // every queued occurrence of this pair, in position order
+            while (!s.heap.empty() && std::uint32_t(s.heap.front() >> 32) == rank) {
+                s.batch.push_back(std::uint32_t(s.heap.front()));
+                std::pop_heap(s.heap.begin(), s.heap.end(), greater);
+                s.heap.pop_back();
+            }
+            const auto [a, b] = d.merges[rank];
+            const int merged = d.merged[rank];
+            std::size_t kept = 0;
+            for (const std::uint32_t i : s.batch) {
+                const int j = s.next[i];
+                if (s.id[i] != a || j >= end || s.id[std::size_t(j)] != b)
+                    continue; // stale: the pair changed since it was queued
+                s.id[i] = merged;
+                s.id[std::size_t(j)] = -1;
+                const int k = s.next[std::size_t(j)];
+                s.next[i] = k;
+                if (k < end)
+                    s.prev[std::size_t(k)] = int(i);
+                s.batch[kept++] = i;
+            }
+            for (std::size_t q = 0; q < kept; ++q) {
+                const int i = int(s.batch[q]);
+                if (s.prev[std::size_t(i)] >= 0)
+                    push(s.prev[std::size_t(i)]);
+                push(i);
+            }
+        }
+        for (int i = 0; i < end; i = s.next[std::size_t(i)])
+            out.push_back(s.id[std::size_t(i)]);
+    }
+
+  private:
+    struct data {
+        std::vector<std::string> tokens;            // id -> raw bytes
+        std::unordered_map<std::string, int> index; // raw bytes -> id
+        std::vector<std::pair<int, int>> merges;    // rank -> (left, right)
+        std::vector<int> merged;                    // rank -> merged id
+        detail::merge_table pairs;                  // (left, right) -> (rank, merged)
+        std::array<int, 256> byte_ids{};            // byte -> id
+    };
+
+    gpt2_tokenizer() = default;
+    const data& base() const { return *base_; }
+
+    // reserve() to exactly n would defeat geometric growth when called per special-token span.
+    static void grow(std::vector<int>& v, std::size_t n) {
+        if (v.capacity() < n)
+            v.reserve(std::max(n, 2 * v.capacity()));
+    }
+    static void put(std::string& out, std::uint32_t v) {
+        for (int i = 0; i < 4; ++i)
+            out += static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+
+    // Pre-tokenize and BPE one span without special tokens, memoizing pieces.
+    void encode_span(std::string_view text, std::vector<int>& out, detail::piece_cache& cache,
+                     bpe_scratch& scratch) const {
+        std::vector<int> ids;
+        grow(out, out.size() + text.size() / 3);
+        gpt2_pretokenize(text, [&](std::string_view piece) {
+            if (piece.size() == 1) {
+                out.push_back(base().byte_ids[static_cast<unsigned char>(piece[0])]);
+                return;
+            }
+            const std::uint64_t h = detail::hash_bytes(piece.data(), piece.size());
+            std::uint32_t count = 0;
+            if (const int* hit = cache.find(piece, h, count)) {
+                out.insert(out.end(), hit, hit + count);
+                return;
+            }
+            ids.clear();
+            bpe(piece, ids, scratch);
+            out.insert(out.end(), ids.begin(), ids.end());
+            if (piece.size() <= 256) { // long pieces rarely repeat
+                if (cache.size() >= (std::size_t(1) << 20))
+                    cache.clear();
+                cache.insert(piece, h, ids);
+            }
+        });
+    }
+
+    void encode_text(std::string_view text, std::vector<int>& out, int threads) const {
+        if (threads <= 0)
+            threads = num_threads();
+        constexpr std::size_t min_chunk = std::size_t(1) << 18;
+        if (threads <= 1 || text.size() < 2 * min_chunk) {
+            detail::piece_cache cache;
+            bpe_scratch scratch;
+            encode_span(text, out, cache, scratch);
+            return;
+        }
+        // Cut at newlines that follow a non-space ASCII byte: the piece before such a newline
+        // ends there, and the pattern only looks ahead, so each chunk encodes as it would in
+        // the whole text.
+        const std::size_t want =
+            std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
+        std::vector<std::size_t> cuts{0};
+        for (std::size_t k = 1; k < want; ++k) {
+            std::size_t at = std::max(cuts.back() + 1, text.size() * k / want);
+            while (at < text.size()) {
+                at = text.find('\n', at);
+                if (at == std::string_view::npos)
+                    break;
+                const auto prev = static_cast<unsigned char>(text[at - 1]);
+                if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
+                    break;
+                ++at;
+            }
+            if (at == std::string_view::npos || at >= text.size())
+                break;
+            cuts.push_back(at);
+        }
+        cuts.push_back(text.size());
+        const std::size_t chunks = cuts.size() - 1;
+        std::vector<std::vector<int>> parts(chunks);
+        std::atomic<std::size_t> next_chunk{0};
+        std::exception_ptr failure;
+        std::mutex failure_mutex;
+        auto work = [&] { // one memo per thread, kept across its chunks
+            detail::piece_cache cache;
+            bpe_scratch scratch;
+            for (std::size_t c; (c = next_chunk.fetch_add(1)) < chunks;) {
+                try {
+                    encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache,
+                                scratch);
+                } catch (...) {
+                    std::lock_guard lock(failure_mutex);
+                    failure = std::current_exception();
+                }
+            }
+        };
+        std::vector<std::thread> pool;
+        for (int t = 1; t < std::min<int>(threads, int(chunks)); ++t)
+            pool.emplace_back(work);
+        work();
+        for (auto& t : pool)
+            t.join();
+        if (failure)
+            std::rethrow_exception(failure);
+        std::size_t total = 0;
+        for (const auto& p : parts)
+            total += p.size();
+        grow(out, out.size() + total);
+        for (const auto& p : parts)
+            out.insert(out.end(), p.begin(), p.end());
+    }
+
+    std::shared_ptr<const data> base_;
+    special_tokens specials_; // built-in (unreachable vocabulary entries) and runtime ones
+    std::size_t added_ = 0;   // runtime special tokens, ids base_vocab_size() + k
+};
+
+} // namespace gptx
+// ---- end gptx/text/gpt2_tokenizer.hpp ----
+
+namespace gptx {
+
+// A new kind joins by being added to this variant: it needs a static `name`,
+// vocab_size/encode/decode/decode_token, payload() and a static from_payload(string_view).
+// A kind with its own special tokens (gpt2) provides add_special_token, special() and
+// encode(text, specials); for the others (byte, char) this value keeps them, with ids after the
+// kind's vocabulary (base vocab + k).
+class tokenizer {
+  public:
+    using variant_type = std::variant<byte_tokenizer, char_tokenizer, gpt2_tokenizer>;
+
+    // Blob layout, little-endian: "GTOK" | u16 version | u16 flags | u8 kind length | kind |
+    // u32 payload length | payload | [specials] | u32 FNV-1a of every byte before it.
+    // Flag bit 0: a specials section follows the payload: u32 count | count x (u32 len | text),
+    // ids base vocab + k. Without special tokens the flags are 0 and the blob is version 1's.
+    static constexpr std::string_view blob_magic = "GTOK";
+    static constexpr std::uint32_t blob_version = 1;
+
+    tokenizer() = default; // the byte tokenizer
+    tokenizer(byte_tokenizer t) : impl_(std::move(t)) {}
+    tokenizer(char_tokenizer t) : impl_(std::move(t)) {}
+    tokenizer(gpt2_tokenizer t) : impl_(std::move(t)) {}
+
+    std::string_view kind() const {
+        return std::visit([](const auto& t) { return t.name; }, impl_);
+    }
+    int vocab_size() const {
+        return std::visit([](const auto& t) { return t.vocab_size(); }, impl_) +
+               static_cast<int>(extra_.size());
+    }
+    // `what` names the text in error messages ("prompt", ...) for kinds that can reject input.
+    // mode: whether special-token text in `text` becomes special ids (see specials).
+    std::vector<int> encode(std::string_view text, std::string_view what = "text",
+                            specials mode = specials::as_text) const {
+        return std::visit(
+            [&](const auto& t) {
+                if constexpr (has_own_specials<std::decay_t<decltype(t)>>) {
+                    return t.encode(text, mode);
+                } else {
+                    if (mode == specials::as_text || extra_.empty())
+                        return encode_plain(t, text, what);
+                    std::vector<int> out;
+                    extra_.split(
+                        text,
+                        [&](std::string_view piece) {
+                            const std::vector<int> ids = encode_plain(t, piece, what);
+                            out.insert(out.end(), ids.begin(), ids.end());
+                        },
+                        [&](int id) { out.push_back(id); });
+                    return out;
+                }
+            },
+            impl_);
+    }
+    std::string decode(std::span<const int> ids) const {
+        if (extra_.empty())
+            return std::visit([&](const auto& t) { return t.decode(ids); }, impl_);
+        std::string out;
+        std::size_t run = 0; // ordinary ids decode in runs, so multi-id kinds see whole runs
+        for (std::size_t i = 0; i <= ids.size(); ++i) {
+            const std::string* special = i < ids.size() ? extra_.text_of(ids[i]) : nullptr;
+            if (i == ids.size() || special) {
+                out += std::visit(
+                    [&](const auto& t) { return t.decode(ids.subspan(run, i - run)); }, impl_);
+                if (special)
+                    out += *special;
+                run = i + 1;
+            }
+        }
+        return out;
+    }
+    std::string decode_token(int id) const {
+        if (const std::string* special = extra_.text_of(id))
+            return *special;
+        return std::visit([&](const auto& t) { return t.decode_token(id); }, impl_);
+    }
+
+    // Registers a special token (GPT-1 task tokens, chat roles, an end-of-text for byte/char
+    // models) with id vocab_size() and returns it; registering known text returns its id. The
+    // model's embedding must grow to match (nn/resize.hpp).
+    int add_special_token(std::string text) {
+        return std::visit(
+            [&](auto& t) {
+                if constexpr (has_own_specials<std::decay_t<decltype(t)>>) {
+                    return t.add_special_token(std::move(text));
+                } else {
+                    if (const auto id = extra_.id_of(text))
+                        return *id;
+                    const int id = vocab_size();
+                    extra_.add(std::move(text), id);
+                    return id;
+                }
+            },
+            impl_);
+    }
+    std::optional<int> special_token_id(std::string_view text) const {
+        return special().id_of(text);
+    }
+    // Every special token, built-in ones (gpt2's <|endoftext|>) included.
+    const special_tokens& special() const {
+        if (const auto* g = std::get_if<gpt2_tokenizer>(&impl_))
+            return g->special();
+        return extra_;
+    }
+
+    const variant_type& variant() const { return impl_; }
+    template <class T> const T* get_if() const { return std::get_if<T>(&impl_); }
+
+    std::string serialize() const {
+        const std::string_view k = kind();
+        const std::string payload =
+            std::visit([](const auto& t) { return std::string(t.payload()); }, impl_);
+        GPTX_CHECK(payload.size() < 0xffffffffu, "tokenizer: the ", k, " payload of ",
+                   payload.size(), " bytes is too large for a blob");
+        std::string out(blob_magic);
+        put_u32(out, blob_version | (extra_.empty() ? 0u : flag_specials << 16));
+        out += static_cast<char>(k.size());
+        out += k;
+        put_u32(out, static_cast<std::uint32_t>(payload.size()));
+        out += payload;
+        if (!extra_.empty()) {
+            put_u32(out, static_cast<std::uint32_t>(extra_.size()));
+            for (const auto& [text, id] : extra_.entries()) {
+                put_u32(out, static_cast<std::uint32_t>(text.size()));
+                out += text;
+            }
+        }
+        put_u32(out, fnv1a(out));
+        return out;
+    }
+
+    static tokenizer deserialize(std::string_view blob) {
+        constexpr std::size_t min_size = 4 + 4 + 1 + 4 + 4;
+        GPTX_CHECK(blob.size() >= min_size, "tokenizer blob: too short (", blob.size(),
+                   " bytes, expected at least ", min_size, ")");
+        GPTX_CHECK(blob.substr(0, 4) == blob_magic,
+                   "tokenizer blob: bad magic (expected \"GTOK\"); not a gptx tokenizer");
+        const std::uint32_t version = get_u32(blob, 4) & 0xffffu;
+        const std::uint32_t flags = get_u32(blob, 4) >> 16;
+        GPTX_CHECK(version == blob_version, "tokenizer blob: unsupported version ", version,
+                   " (expected ", blob_version, ")");
+        GPTX_CHECK((flags & ~flag_specials) == 0, "tokenizer blob: unknown flags ", flags);
+        const std::size_t klen = static_cast<unsigned char>(blob[8]);
+        GPTX_CHECK(blob.size() >= min_size + klen, "tokenizer blob: truncated in the kind name");
+        const std::string_view k = blob.substr(9, klen);
+        const std::size_t plen = get_u32(blob, 9 + klen);
+        // The specials section's size is only known by walking it: bounds-check every step.
+        std::size_t expected = min_size + klen + plen;
+        std::vector<std::string> extra;
+        if (flags & flag_specials) {
+            std::size_t at = 13 + klen + plen;
+            auto need = [&](std::size_t n) {
+                GPTX_CHECK(at <= blob.size() && blob.size() - at >= n + 4,
+                           "tokenizer blob: truncated in the special tokens");
+            };
+            need(4);
+            const std::uint32_t count = get_u32(blob, at);
+            at += 4;
+            for (std::uint32_t i = 0; i < count; ++i) {
+                need(4);
+                const std::uint32_t len = get_u32(blob, at);
+                at += 4;
+                need(len);
+                extra.emplace_back(blob.substr(at, len));
+                at += len;
+            }
+            expected = at + 4;
+        }
+        GPTX_CHECK(blob.size() == expected, "tokenizer blob: size ", blob.size(),
+                   " does not match its header (expected ", expected, " bytes)");
+        const std::uint32_t sum = get_u32(blob, expected - 4);
+        GPTX_CHECK(sum == fnv1a(blob.substr(0, expected - 4)),
+                   "tokenizer blob: checksum mismatch (corrupted)");
+        tokenizer t = from_kind(k, blob.substr(13 + klen, plen),
+                                std::make_index_sequence<std::variant_size_v<variant_type>>{});
+        GPTX_CHECK(extra.empty() || !std::holds_alternative<gpt2_tokenizer>(t.impl_),
+                   "tokenizer blob: a gpt2 tokenizer keeps its special tokens in its payload");
+        for (auto& s : extra)
+            t.add_special_token(std::move(s));
+        return t;
+    }
+
+    // "byte, char": for error messages and --help text.
+    static std::string kind_names() {
+        return kind_names_impl(std::make_index_sequence<std::variant_size_v<variant_type>>{});
+    }
+
+    friend bool operator==(const tokenizer& a, const tokenizer& b) {
+        return a.impl_ == b.impl_ && a.extra_ == b.extra_;
+    }
+
+  private:
+    static constexpr std::uint32_t flag_specials = 1;
+    template <class T> static constexpr bool has_own_specials = requires(T& t, std::string s) {
+        t.add_special_token(s);
+    };
+    template <class T>
+    static std::vector<int> encode_plain(const T& t, std::string_view text, std::string_view what) {
+        if constexpr (requires { t.encode(text, what); })
+            return t.encode(text, what);
+        else
+            return t.encode(text);
+    }
+
+    static void put_u32(std::string& out, std::uint32_t v) {
+        for (int i = 0; i < 4; ++i)
+            out += static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+    static std::uint32_t get_u32(std::string_view s, std::size_t at) {
+        std::uint32_t v = 0;
+        for (std::size_t i = 0; i < 4; ++i)
+            v |= static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
+        return v;
+    }
+    static std::uint32_t fnv1a(std::string_view s) {
+        std::uint32_t h = 2166136261u;
+        for (char c : s)
+            h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+        return h;
+    }
+    template <std::size_t... I>
+    static tokenizer from_kind(std::string_view k, std::string_view payload,
+                               std::index_sequence<I...>) {
+        tokenizer out;
+        const bool found =
+            ((std::variant_alternative_t<I, variant_type>::name == k &&
+              (out.impl_ = std::variant_alternative_t<I, variant_type>::from_payload(payload),
+               true)) ||
+             ...);
+        GPTX_CHECK(found, "tokenizer blob: unknown kind '", k, "' (valid: ", kind_names(), ")");
+        return out;
+    }
+    template <std::size_t... I> static std::string kind_names_impl(std::index_sequence<I...>) {
+        std::string s;
+        ((s += (I ? ", " : ""), s += std::variant_alternative_t<I, variant_type>::name), ...);
+        return s;
+    }
+
+    variant_type impl_;
+    special_tokens extra_; // for kinds without their own
+};
+
+// Build a tokenizer of `kind` ("byte" | "char" | "gpt2"); `corpus` defines the char vocabulary;
+// gpt2 loads vocab_dir/encoder.json and vocab_dir/vocab.bpe.
+inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
+                                const std::filesystem::path& vocab_dir = {}) {
+    if (kind == byte_tokenizer::name)
+        return byte_tokenizer{};
+    if (kind == char_tokenizer::name)
+        return char_tokenizer::from_corpus(corpus);
+    if (kind == gpt2_tokenizer::name) {
+        GPTX_CHECK(!vocab_dir.empty(), "the gpt2 tokenizer needs a vocabulary folder with "
+                                       "encoder.json and vocab.bpe (--vocab-dir)");
+        return gpt2_tokenizer::from_dir(vocab_dir);
+    }
+    detail::fail("unknown tokenizer kind '", kind, "' (valid: ", tokenizer::kind_names(), ")");
+}
+
+} // namespace gptx
+// ---- end gptx/text/tokenizer.hpp ----
+// ---- begin gptx/data/text_file.hpp ----
+// gptx/data/text_file.hpp: read a whole text file (a training corpus, a prompt file).
+// Tested by tests/data/test_data.cpp.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+
+namespace gptx {
+
+// An empty corpus is always a mistake (wrong path, failed download), so it is an error here
+// rather than a confusing failure later (empty vocabulary, zero batches).
+inline std::string read_text_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::exists(path, ec), "cannot open '", path.string(),
+               "': no such file");
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", path.string(),
+               "': it is a directory");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open '", path.string(), "'");
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "': I/O error");
+    GPTX_CHECK(!text.empty(), "'", path.string(), "' is empty");
+    return text;
+}
+
+} // namespace gptx
+// ---- end gptx/data/text_file.hpp ----
+
+namespace gptx {
+
+// InstructGPT's labelers ranked K = 4..9 responses; a pair is K = 2.
+inline constexpr int min_ranked_responses = 2, max_ranked_responses = 9;
+
+// One prompt and its K responses, best first: every (i < j) is a pair "i preferred over j".
+struct comparison {
+    std::string prompt;
+    std::vector<std::string> responses;
+    int line = 0; // 1-based line of its JSONL file, for error messages (0: not from a file)
+};
+
+// Parses JSONL text (`name` is the file named in errors). Blank lines are skipped and unknown
+// keys ignored. A bad line is an error "name:line: what is wrong". Responses of a line must be
+// distinct: a tie has no order to learn (deduplicate sampled responses before ranking them).
+inline std::vector<comparison> parse_comparisons(std::string_view text, std::string_view name) {
+    std::vector<comparison> out;
+    std::size_t pos = 0;
+    int line_no = 0;
+    while (pos <= text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos) {
+            if (end == text.size())
+                break;
+            continue;
+        }
+        auto bad = [&](const auto&... why) { detail::fail(name, ":", line_no, ": ", why...); };
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            std::string msg = e.what();
+            if (const auto k = msg.find("] ");
+                msg.rfind("[json.exception", 0) == 0 && k != msg.npos)
+                msg = msg.substr(k + 2);
+            bad("invalid JSON (", msg, ")");
+        }
+        if (!j.is_object())
+            bad("expected a JSON object, got ", j.type_name());
+        auto text_of = [&](const nlohmann::json& v, const std::string& key) {
+            if (!v.is_string())
+                bad("\"", key, "\" must be a string, got ", v.type_name());
+            return v.get<std::string>();
+        };
+        comparison c;
+        c.line = line_no;
+        if (!j.contains("prompt"))
+            bad("missing \"prompt\"");
+        c.prompt = text_of(j["prompt"], "prompt");
+        const bool pairwise = j.contains("chosen") || j.contains("rejected");
+        if (pairwise && j.contains("responses"))
+            bad("has both \"chosen\"/\"rejected\" and \"responses\" (use one format per line)");
+        if (pairwise) {
+            if (!j.contains("chosen"))
+                bad("missing \"chosen\" (a pairwise line needs both)");
+            if (!j.contains("rejected"))
+                bad("missing \"rejected\" (a pairwise line needs both)");
+            c.responses = {text_of(j["chosen"], "chosen"), text_of(j["rejected"], "rejected")};
+        } else {
+            if (!j.contains("responses"))
+                bad("missing \"chosen\"/\"rejected\" or \"responses\" (a ranked list, best first)");
+            const auto& r = j["responses"];
+            if (!r.is_array())
+                bad("\"responses\" must be an array, got ", r.type_name());
+            if (r.size() < std::size_t(min_ranked_responses) ||
+                r.size() > std::size_t(max_ranked_responses))
+                bad("\"responses\" has ", r.size(), " entries; need ", min_ranked_responses, " to ",
+                    max_ranked_responses);
+            for (std::size_t i = 0; i < r.size(); ++i)
+                c.responses.push_back(text_of(r[i], "responses[" + std::to_string(i) + "]"));
+        }
+        for (std::size_t i = 0; i < c.responses.size(); ++i)
+            for (std::size_t k = i + 1; k < c.responses.size(); ++k)
+                if (c.responses[i] == c.responses[k])
+                    bad("responses ", i, " and ", k,
+                        " are identical (a tie cannot be ranked; deduplicate first)");
+        out.push_back(std::move(c));
+        if (end == text.size())
+            break;
+    }
+    GPTX_CHECK(!out.empty(), name, ": no comparisons (every line is blank)");
+    return out;
+}
+
+inline std::vector<comparison> read_comparisons(const std::filesystem::path& file) {
+    return parse_comparisons(read_text_file(file), file.string());
+}
+
+// Pairs a list of comparisons holds: sum over prompts of C(K, 2).
+inline std::size_t count_pairs(const std::vector<comparison>& cs) {
+    std::size_t n = 0;
+    for (const auto& c : cs)
+        n += c.responses.size() * (c.responses.size() - 1) / 2;
+    return n;
+}
+
+// The sequence a reward model scores: prefix, response, end_of_text, where prefix is everything
+// before the response: in gptx's layout (SFT's, and what generation is prompted with) the
+// end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
+// at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
+// first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
+// start, the response and the closing end-of-text survive. *truncated reports it.
+inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
+                                        const std::vector<int>& response, int end_of_text,
+                                        int context, bool* truncated = nullptr) {
+    GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
+    GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
+    std::vector<int> seq;
+    seq.reserve(prefix.size() + response.size() + 1);
+    seq.insert(seq.end(), prefix.begin(), prefix.end());
+    seq.insert(seq.end(), response.begin(), response.end());
+    seq.push_back(end_of_text);
+    const bool cut = seq.size() > std::size_t(context);
+    if (cut)
+        seq.erase(seq.begin() + 1, seq.end() - (context - 1));
+    if (truncated)
+        *truncated = cut;
+    return seq;
+}
+
+// The prefix of a prompt: end-of-text, then the prompt's tokens (as SFT and generation see it).
+inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view prompt,
+                                      int end_of_text) {
+    std::vector<int> p{end_of_text};
+    const std::vector<int> ids = tok.encode(prompt, "prompt");
+    p.insert(p.end(), ids.begin(), ids.end());
+    return p;
+}
+
+// The K token sequences of one prompt, best first, each ending with end-of-text.
+struct ranked_sequences {
+    std::vector<std::vector<int>> responses;
+};
+
+struct tokenized_comparisons {
+    std::vector<ranked_sequences> groups;
+    std::size_t truncated = 0; // sequences that lost tokens to the context
+    std::size_t pairs() const {
+        std::size_t n = 0;
+        for (const auto& g : groups)
+            n += g.responses.size() * (g.responses.size() - 1) / 2;
+        return n;
+    }
+};
+
+// Encodes every comparison with reward_sequence(reward_prefix(prompt), response). `name` is the
+// file named in errors (a character the tokenizer does not know, an end-of-text id outside its
+// vocabulary).
+inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>& cs,
+                                                  const tokenizer& tok, int end_of_text,
+                                                  int context, std::string_view name) {
+    tokenized_comparisons out;
+    out.groups.reserve(cs.size());
+    for (const auto& c : cs) {
+        try {
+            const std::vector<int> prompt = reward_prefix(tok, c.prompt, end_of_text);
+            ranked_sequences g;
+            for (std::size_t i = 0; i < c.responses.size(); ++i) {
+                bool cut = false;
+                const std::string what = "response " + std::to_string(i);
+                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
+                                                      end_of_text, context, &cut));
+                out.truncated += cut;
+            }
+            out.groups.push_back(std::move(g));
+        } catch (const error& e) {
+            detail::fail(name, ":", c.line, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/comparisons.hpp ----
+// ---- begin gptx/data/prompts.hpp ----
+// gptx/data/prompts.hpp: prompt formats that write a task into the text (GPT-2) and few-shot
+// contexts of k demonstrations packed into the model's context (GPT-3).
+// Tested by tests/generate/test_scoring.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A demonstration reads prefix + input + infix + output + suffix; the test input reads
+// prefix + input + infix and the model continues. The description states the task in words once,
+// before everything; the delimiter separates the description, the demonstrations and the input.
+struct prompt_format {
+    std::string description;
+    std::string prefix, infix, suffix;
+    std::string delimiter = "\n";
+
+    std::string demonstration(std::string_view input, std::string_view output) const {
+        return prefix + std::string(input) + infix + std::string(output) + suffix;
+    }
+    std::string query(std::string_view input) const { return prefix + std::string(input) + infix; }
+};
+
+inline constexpr std::string_view prompt_format_names = "arrow, equals, qa, tldr, plain";
+
+// arrow `x => y`; equals `english = french` (GPT-2's translation); qa `Q: x\nA: y` (GPT-2's
+// question answering); tldr `x\nTL;DR: y` (GPT-2's summarisation); plain: the input is the
+// whole context (multiple-choice lines that carry their own format).
+inline prompt_format named_prompt_format(std::string_view name) {
+    prompt_format f;
+    if (name == "arrow")
+        f.infix = " => ";
+    else if (name == "equals")
+        f.infix = " = ";
+    else if (name == "qa") {
+        f.prefix = "Q: ";
+        f.infix = "\nA: ";
+        f.delimiter = "\n\n";
+    } else if (name == "tldr") {
+        f.infix = "\nTL;DR: ";
+        f.delimiter = "\n\n";
+    } else if (name != "plain")
+        detail::fail("unknown prompt format '", name, "' (valid: ", prompt_format_names, ")");
+    return f;
+}
+
+// k distinct indices of [0, n) drawn at random, none equal to `exclude` (-1: none).
+inline std::vector<int> draw_demonstrations(rng& r, int n, int k, int exclude = -1) {
+    const int pool = n - (exclude >= 0 && exclude < n ? 1 : 0);
+    GPTX_CHECK(k >= 0 && k <= pool, "few-shot: cannot draw ", k, " demonstrations from ", pool,
+               " training examples");
+    std::vector<int> idx;
+    idx.reserve(n);
+    for (int i = 0; i < n; ++i)
+        if (i != exclude)
+            idx.push_back(i);
+    for (int i = 0; i < k; ++i) // partial Fisher-Yates
+        std::swap(idx[i], idx[i + int(r.below(std::uint64_t(pool - i)))]);
+    idx.resize(k);
+    return idx;
+}
+
+struct packed_prompt {
+    std::vector<int> tokens;
+    int demonstrations = 0;   // kept, in order from the first
+    std::size_t query_at = 0; // where the test input starts in tokens
+};
+
+// description, demonstrations and the test input, joined by the delimiter, in at most `budget`
+// tokens (the model's context less the room the answer needs). The test input is kept whole and
+// demonstrations are dropped from the end until the rest fits; a test input that cannot fit
+// with the description is an error. Pieces come tokenized (byte and char tokenizations of a
+// concatenation are the concatenation of the pieces').
+inline packed_prompt pack_few_shot(std::span<const int> description,
+                                   const std::vector<std::vector<int>>& demonstrations,
+                                   std::span<const int> delimiter, std::span<const int> query,
+                                   int budget) {
+    const std::size_t d = delimiter.size();
+    std::size_t used = query.size() + (description.empty() ? 0 : description.size() + d);
+    GPTX_CHECK(used <= std::size_t(std::max(budget, 0)), "few-shot: the test input (", query.size(),
+               " tokens", description.empty() ? "" : " with the description", ") does not fit the ",
+               budget, " tokens available");
+    packed_prompt out;
+    int keep = 0;
+    for (const auto& demo : demonstrations) {
+        if (used + demo.size() + d > std::size_t(budget))
+            break;
+        used += demo.size() + d;
+        ++keep;
+    }
+    out.demonstrations = keep;
+    auto put = [&](std::span<const int> s) {
+        out.tokens.insert(out.tokens.end(), s.begin(), s.end());
+    };
+    if (!description.empty()) {
+        put(description);
+        put(delimiter);
+    }
+    for (int i = 0; i < keep; ++i) {
+        put(demonstrations[i]);
+        put(delimiter);
+    }
+    out.query_at = out.tokens.size();
+    put(query);
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/prompts.hpp ----
+// ---- begin gptx/data/sft.hpp ----
+// gptx/data/sft.hpp: supervised fine-tuning data: the JSONL {"prompt","response"} reader and
+// writer, the token layout with its loss mask, packing into context-sized rows, and the batches
+// of an epoch schedule. Tested by tests/data/test_sft.cpp. Legend: B batch rows, T time.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin gptx/train/objective.hpp ----
+// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
+// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
+// Legend: B batch, T time.
+#include <concepts>
+#include <cstdint>
+
+// ---- begin gptx/nn/lm_head.hpp ----
+// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
+// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
+// Legend: B batch, T time, C channels, V vocab.
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+// ---- begin gptx/ops/crossentropy.hpp ----
+// gptx/ops/crossentropy.hpp: the tied LM head fused with softmax cross-entropy and a loss mask,
+// processed in row chunks so the full (N, V) logits never exist at once.
+// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels, V vocab.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
 // ---- begin gptx/simd/simd.hpp ----
 // gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
 // axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
@@ -422,16 +2653,23 @@ using default_arch = xsimd::default_arch;
 template <class T, class Arch> using batch = xsimd::batch<T, Arch>;
 template <class T, class Arch> inline constexpr std::size_t lanes = batch<T, Arch>::size;
 
-template <class Arch, class T> inline batch<T, Arch> load(const T* p) { return batch<T, Arch>::load_unaligned(p); }
-template <class Arch, class T> inline void store(T* p, const batch<T, Arch>& b) { b.store_unaligned(p); }
+template <class Arch, class T> inline batch<T, Arch> load(const T* p) {
+    return batch<T, Arch>::load_unaligned(p);
+}
+template <class Arch, class T> inline void store(T* p, const batch<T, Arch>& b) {
+    b.store_unaligned(p);
+}
 
 // xsimd 8.1 names the horizontal sum hadd (later versions: reduce_add).
-template <class Arch, class T> inline T reduce_add(const batch<T, Arch>& b) { return xsimd::hadd(b); }
+template <class Arch, class T> inline T reduce_add(const batch<T, Arch>& b) {
+    return xsimd::hadd(b);
+}
 template <class Arch, class T> inline T reduce_max(const batch<T, Arch>& b) {
     alignas(64) T tmp[lanes<T, Arch>];
     b.store_aligned(tmp);
     T m = tmp[0];
-    for (std::size_t i = 1; i < lanes<T, Arch>; ++i) m = tmp[i] > m ? tmp[i] : m;
+    for (std::size_t i = 1; i < lanes<T, Arch>; ++i)
+        m = tmp[i] > m ? tmp[i] : m;
     return m;
 }
 
@@ -444,19 +2682,24 @@ template <class Arch = default_arch, class T> inline T dot(const T* a, const T* 
         acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
         acc1 = xsimd::fma(simd::load<Arch>(a + i + W), simd::load<Arch>(b + i + W), acc1);
     }
-    for (; i + W <= n; i += W) acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
+    for (; i + W <= n; i += W)
+        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
     T s = reduce_add<Arch>(acc0 + acc1);
-    for (; i < n; ++i) s += a[i] * b[i];
+    for (; i < n; ++i)
+        s += a[i] * b[i];
     return s;
 }
 
 // y[i] += alpha * x[i]
-template <class Arch = default_arch, class T> inline void axpy(T* y, T alpha, const T* x, std::size_t n) {
+template <class Arch = default_arch, class T>
+inline void axpy(T* y, T alpha, const T* x, std::size_t n) {
     constexpr std::size_t W = lanes<T, Arch>;
     const batch<T, Arch> va(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) simd::store<Arch>(y + i, xsimd::fma(va, simd::load<Arch>(x + i), simd::load<Arch>(y + i)));
-    for (; i < n; ++i) y[i] += alpha * x[i];
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, xsimd::fma(va, simd::load<Arch>(x + i), simd::load<Arch>(y + i)));
+    for (; i < n; ++i)
+        y[i] += alpha * x[i];
 }
 
 // y[i] = alpha * y[i]
@@ -464,16 +2707,20 @@ template <class Arch = default_arch, class T> inline void scale(T* y, T alpha, s
     constexpr std::size_t W = lanes<T, Arch>;
     const batch<T, Arch> va(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) simd::store<Arch>(y + i, va * simd::load<Arch>(y + i));
-    for (; i < n; ++i) y[i] *= alpha;
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, va * simd::load<Arch>(y + i));
+    for (; i < n; ++i)
+        y[i] *= alpha;
 }
 
 // y[i] += x[i]
 template <class Arch = default_arch, class T> inline void add(T* y, const T* x, std::size_t n) {
     constexpr std::size_t W = lanes<T, Arch>;
     std::size_t i = 0;
-    for (; i + W <= n; i += W) simd::store<Arch>(y + i, simd::load<Arch>(y + i) + simd::load<Arch>(x + i));
-    for (; i < n; ++i) y[i] += x[i];
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, simd::load<Arch>(y + i) + simd::load<Arch>(x + i));
+    for (; i < n; ++i)
+        y[i] += x[i];
 }
 
 // max_i a[i] (n >= 1)
@@ -483,136 +2730,26 @@ template <class Arch = default_arch, class T> inline T max(const T* a, std::size
     std::size_t i = 0;
     if (n >= W) {
         batch<T, Arch> vm = simd::load<Arch>(a);
-        for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, simd::load<Arch>(a + i));
+        for (i = W; i + W <= n; i += W)
+            vm = xsimd::max(vm, simd::load<Arch>(a + i));
         m = reduce_max<Arch>(vm);
     }
-    for (; i < n; ++i) m = a[i] > m ? a[i] : m;
+    for (; i < n; ++i)
+        m = a[i] > m ? a[i] : m;
     return m;
 }
 
 namespace scalar {
 template <class T> double dot(const T* a, const T* b, std::size_t n) {
     double s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += double(a[i]) * double(b[i]);
+    for (std::size_t i = 0; i < n; ++i)
+        s += double(a[i]) * double(b[i]);
     return s;
 }
 } // namespace scalar
 
 } // namespace gptx::simd
 // ---- end gptx/simd/simd.hpp ----
-// ---- begin gptx/ops/adamw.hpp ----
-// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
-// Tested by tests/train/test_optimizer.cpp.
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
-template <class T> struct adamw_coeffs {
-    T beta1, beta2, eps;
-    T decay_factor; // 1 - lr * weight_decay
-    T step_size;    // lr / (1 - beta1^t)
-    T bc2_sqrt;     // sqrt(1 - beta2^t)
-};
-
-template <class T>
-adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
-    const double bc1 = 1.0 - std::pow(double(beta1), step);
-    const double bc2 = 1.0 - std::pow(double(beta2), step);
-    return {beta1,
-            beta2,
-            eps,
-            T(1.0 - double(lr) * double(weight_decay)),
-            T(double(lr) / bc1),
-            T(std::sqrt(bc2))};
-}
-
-namespace detail {
-// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
-// once inlined into our code; the intrinsic never reads it.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
-    return xsimd::sqrt(x);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-// One batch of PyTorch's single-tensor AdamW, in its order:
-//   p *= 1 - lr*wd                      (decoupled weight decay first)
-//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
-//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
-//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
-// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
-// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
-// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
-template <class Arch, class T>
-inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
-    using B = simd::batch<T, Arch>;
-    const B vg = simd::load<Arch>(g);
-    B vm = simd::load<Arch>(m);
-    B vv = simd::load<Arch>(v);
-    B vp = simd::load<Arch>(p) * B(c.decay_factor);
-    vm = vm + B(T(1) - c.beta1) * (vg - vm);
-    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
-    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
-    vp = vp - B(c.step_size) * (vm / denom);
-    simd::store<Arch>(p, vp);
-    simd::store<Arch>(m, vm);
-    simd::store<Arch>(v, vv);
-}
-} // namespace detail
-
-// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
-// same vector code on a padded stack copy, so it rounds exactly like the body.
-template <class Arch = simd::default_arch, class T>
-void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
-                         const adamw_coeffs<T>& c) {
-    constexpr std::size_t W = simd::lanes<T, Arch>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
-    if (i == n)
-        return;
-    const std::size_t r = n - i;
-    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
-    for (std::size_t k = 0; k < r; ++k) {
-        tp[k] = param[i + k];
-        tg[k] = grad[i + k];
-        tm[k] = m[i + k];
-        tv[k] = v[i + k];
-    }
-    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
-    for (std::size_t k = 0; k < r; ++k) {
-        param[i + k] = tp[k];
-        m[i + k] = tm[k];
-        v[i + k] = tv[k];
-    }
-}
-
-// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
-// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
-template <class Arch = simd::default_arch, class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
-                  T weight_decay, int step) {
-    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
-    parallel_ranges(
-        static_cast<std::int64_t>(n),
-        [&](std::int64_t b, std::int64_t e) {
-            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
-        },
-        std::int64_t{1} << 14);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/adamw.hpp ----
 // ---- begin gptx/ops/attention.hpp ----
 // gptx/ops/attention.hpp: causal multi-head self-attention that keeps no T x T probabilities:
 // forward saves one log-sum-exp per query row, backward recomputes the probabilities.
@@ -917,164 +3054,6 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
 
 } // namespace gptx::ops
 // ---- end gptx/ops/attention.hpp ----
-// ---- begin gptx/ops/attention_decode.hpp ----
-// gptx/ops/attention_decode.hpp: inference kernels for generation with a KV cache: attention of
-// new queries over cached keys and values, and a linear layer for a few rows. Tested by
-// tests/generate/test_generate.cpp. Legend: B batch, n new positions, C channels, NH heads,
-// HS head size, maxT cached positions per sequence (the cache's row count).
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <limits>
-
-
-namespace gptx::ops {
-
-// For query i of sequence b (absolute position t0 + i) and head h:
-//   out = sum_{s <= t0+i} softmax_s(q·k_s / sqrt(HS)) v_s.
-// q row (b, i) starts at q + (b*n + i) * ldq (ldq = 3C when q is read in place from qkv);
-// kcache, vcache (B, NH, maxT, HS) already hold positions [0, t0 + n). Writes out(B, n, C).
-// Head-major caches keep one head's keys contiguous, so each score is one dot over HS and the
-// output one axpy over HS. Keys go in chunks of a fixed stack buffer with an online softmax
-// (running max and sum), so no scratch is allocated whatever the length.
-template <class Arch = simd::default_arch, class T>
-void attention_decode_forward(T* out, const T* q, int ldq, const T* kcache, const T* vcache, int B,
-                              int n, int t0, int C, int NH, int maxT) {
-    constexpr int chunk = 64;
-    const int HS = C / NH;
-    const T scale = T(1) / std::sqrt(T(HS));
-    const std::int64_t tasks = std::int64_t(B) * NH * n;
-    // A task costs ~4 HS flops per key; keep a fork for a few thousand keys' worth.
-    const std::int64_t min_tasks = std::max<std::int64_t>(1, 16384 / (std::int64_t(HS) * (t0 + n)));
-    parallel_for(
-        tasks,
-        [&](std::int64_t task) {
-            const int i = static_cast<int>(task % n);
-            const std::int64_t bh = task / n;
-            const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
-            const T* qi = q + (std::int64_t(b) * n + i) * ldq + h * HS;
-            const T* k = kcache + bh * maxT * HS;
-            const T* v = vcache + bh * maxT * HS;
-            T* o = out + (std::int64_t(b) * n + i) * C + h * HS;
-            std::fill(o, o + HS, T(0));
-            T sc[chunk];
-            T m = -std::numeric_limits<T>::infinity(), l = T(0);
-            const int keys = t0 + i + 1;
-            for (int s0 = 0; s0 < keys; s0 += chunk) {
-                const int cnt = std::min(chunk, keys - s0);
-                for (int j = 0; j < cnt; ++j)
-                    sc[j] = scale * simd::dot<Arch>(qi, k + std::int64_t(s0 + j) * HS, HS);
-                const T cm = simd::max<Arch>(sc, cnt);
-                if (cm > m) { // rescale what was summed under the old max
-                    const T f = std::exp(m - cm);
-                    simd::scale<Arch>(o, f, HS);
-                    l *= f;
-                    m = cm;
-                }
-                l += detail::exp_shift_sum<Arch>(sc, cnt, m);
-                for (int j = 0; j < cnt; ++j)
-                    simd::axpy<Arch>(o, sc[j], v + std::int64_t(s0 + j) * HS, HS);
-            }
-            simd::scale<Arch>(o, T(1) / l, HS);
-        },
-        min_tasks);
-}
-
-namespace detail {
-
-// out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
-// each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
-// summed the same way whatever the tile, so results do not depend on N or on threads.
-template <class Arch, int WO, int R, class T>
-void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
-               int C, int OC) {
-    using V = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(V::size);
-    const T* w[WO];
-    const T* x[R];
-    for (int a = 0; a < WO; ++a)
-        w[a] = weight + (o + a) * C;
-    for (int j = 0; j < R; ++j)
-        x[j] = inp + (r + j) * C;
-    V acc[WO][R];
-    for (int a = 0; a < WO; ++a)
-        for (int j = 0; j < R; ++j)
-            acc[a][j] = V(T(0));
-    int i = 0;
-    for (; i + W <= C; i += W) {
-        V wv[WO];
-        for (int a = 0; a < WO; ++a)
-            wv[a] = simd::load<Arch>(w[a] + i);
-        for (int j = 0; j < R; ++j) {
-            const V xv = simd::load<Arch>(x[j] + i);
-            for (int a = 0; a < WO; ++a)
-                acc[a][j] = xsimd::fma(xv, wv[a], acc[a][j]);
-        }
-    }
-    for (int a = 0; a < WO; ++a)
-        for (int j = 0; j < R; ++j) {
-            T s = simd::reduce_add<Arch>(acc[a][j]);
-            for (int k = i; k < C; ++k)
-                s += x[j][k] * w[a][k];
-            out[(r + j) * OC + o + a] = s + (bias ? bias[o + a] : T(0));
-        }
-}
-
-template <class Arch, int WO, class T>
-void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
-                std::int64_t N, int C, int OC) {
-    std::int64_t r = 0;
-    for (; r + 4 <= N; r += 4)
-        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
-    switch (N - r) {
-    case 3:
-        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    case 2:
-        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    case 1:
-        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
-        break;
-    default:
-        break;
-    }
-}
-
-} // namespace detail
-
-// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC), bias may be null; for the few rows of a
-// decode step. Weights stream through memory once, in place; gemm would first pack them, which
-// costs more than the product when N is a handful.
-template <class Arch = simd::default_arch, class T>
-void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N,
-                         int C, int OC) {
-    // Whole pairs of weight rows per thread; ~64K multiply-adds pay a fork.
-    const std::int64_t pairs = (OC + 1) / 2;
-    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
-    parallel_ranges(
-        pairs,
-        [&](std::int64_t p0, std::int64_t p1) {
-            for (std::int64_t p = p0; p < p1; ++p) {
-                if (2 * p + 1 < OC)
-                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
-                else
-                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
-            }
-        },
-        min_pairs);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/attention_decode.hpp ----
-// ---- begin gptx/ops/crossentropy.hpp ----
-// gptx/ops/crossentropy.hpp: the tied LM head fused with softmax cross-entropy and a loss mask,
-// processed in row chunks so the full (N, V) logits never exist at once.
-// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels, V vocab.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
 // ---- begin gptx/ops/gemm.hpp ----
 // gptx/ops/gemm.hpp: packed, cache-blocked, register-tiled matrix multiply (BLIS-style) for float
 // and double. Tested by tests/ops/test_gemm.cpp, timed by bench/bench_gemm.cpp.
@@ -1433,9 +3412,9 @@ void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, 
 //   dhidden = g · wte (written),  dwte += gᵀ · hidden.
 // scratch holds chunk_rows * V values. Returns the sum of losses (in double, fixed order).
 template <class Arch = simd::default_arch, class T>
-double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte, const int* targets,
-                    const std::uint8_t* mask, std::int64_t N, int C, int V, T grad_scale, T* scratch,
-                    int chunk_rows) {
+double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte,
+                    const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
+                    T grad_scale, T* scratch, int chunk_rows) {
     double total = 0.0;
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
@@ -1445,7 +3424,8 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             const std::int64_t r = r0 + i;
             if (mask && !mask[r]) {
                 losses[r] = T(0);
-                if (dhidden) std::fill(row, row + V, T(0));
+                if (dhidden)
+                    std::fill(row, row + V, T(0));
                 return;
             }
             const T target_logit = row[targets[r]];
@@ -1460,13 +3440,23 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
             gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
         }
-        for (int i = 0; i < n; ++i) total += double(losses[r0 + i]);
+        for (int i = 0; i < n; ++i)
+            total += double(losses[r0 + i]);
     }
     return total;
 }
 
 } // namespace gptx::ops
 // ---- end gptx/ops/crossentropy.hpp ----
+// ---- begin gptx/nn/transformer.hpp ----
+// gptx/nn/transformer.hpp: the trunk, tokens -> hidden states, with explicit forward and backward
+// over flat arenas. Tested by tests/nn/test_transformer.cpp.
+// Legend: B batch, T time, C channels, NH heads, L layers, V vocab, maxT context.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
 // ---- begin gptx/ops/encoder.hpp ----
 // gptx/ops/encoder.hpp: token + position embedding, forward and backward.
 // Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, V vocab.
@@ -1483,7 +3473,8 @@ void encoder_forward(T* out, const int* tokens, const T* wte, const T* wpe, int 
         T* o = out + bt * C;
         const T* e = wte + std::int64_t(tokens[bt]) * C;
         const T* p = wpe + std::int64_t(t) * C;
-        for (int i = 0; i < C; ++i) o[i] = e[i] + p[i];
+        for (int i = 0; i < C; ++i)
+            o[i] = e[i] + p[i];
     });
 }
 
@@ -1531,8 +3522,10 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
-        N, [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)), one = B(T(1));
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)),
+                    one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
                 B x = simd::load<Arch>(inp + i);
@@ -1541,7 +3534,9 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
             }
             for (; i < e; ++i) {
                 T x = inp[i];
-                out[i] = T(0.5) * x * (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
+                out[i] =
+                    T(0.5) * x *
+                    (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
             }
         },
         4096);
@@ -1554,8 +3549,10 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
-        N, [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), c3 = B(T(3 * detail::gelu_c));
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)),
+                    c3 = B(T(3 * detail::gelu_c));
             const B h = B(T(0.5)), one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
@@ -1568,8 +3565,8 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
             for (; i < e; ++i) {
                 T x = inp[i];
                 T th = std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x));
-                T g = T(0.5) * (T(1) + th) +
-                      T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) * (T(1) + T(3 * detail::gelu_c) * x * x);
+                T g = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) *
+                                                 (T(1) + T(3 * detail::gelu_c) * x * x);
                 dinp[i] = g * dout[i];
             }
         },
@@ -1604,9 +3601,11 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
         {
             B acc(T(0));
             int i = 0;
-            for (; i + W <= C; i += W) acc += simd::load<Arch>(x + i);
+            for (; i + W <= C; i += W)
+                acc += simd::load<Arch>(x + i);
             m = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i) m += x[i];
+            for (; i < C; ++i)
+                m += x[i];
             m /= T(C);
         }
         T v = T(0);
@@ -1618,7 +3617,8 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
                 acc = xsimd::fma(d, d, acc);
             }
             v = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i) v += (x[i] - m) * (x[i] - m);
+            for (; i < C; ++i)
+                v += (x[i] - m) * (x[i] - m);
             v /= T(C);
         }
         const T s = T(1) / std::sqrt(v + T(layernorm_eps));
@@ -1628,13 +3628,17 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
             if (bias) {
                 for (; i + W <= C; i += W) {
                     B n = (simd::load<Arch>(x + i) - vm) * vs;
-                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i), simd::load<Arch>(bias + i)));
+                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i),
+                                                        simd::load<Arch>(bias + i)));
                 }
-                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i] + bias[i];
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i] + bias[i];
             } else {
                 for (; i + W <= C; i += W)
-                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs * simd::load<Arch>(weight + i));
-                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i];
+                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs *
+                                                 simd::load<Arch>(weight + i));
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i];
             }
         }
         mean[r] = m;
@@ -1643,9 +3647,10 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
 }
 
 // With n = (x - mean) * rstd and g = dout * weight:
-//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows dout.
-// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by channel blocks, so
-// the summation order never depends on the thread count.
+//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows
+//   dout.
+// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by
+// channel blocks, so the summation order never depends on the thread count.
 template <class Arch = simd::default_arch, class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                         const T* mean, const T* rstd, std::int64_t N, int C) {
@@ -1694,7 +3699,8 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                 db += d;
             }
             simd::store<Arch>(dweight + c0, simd::load<Arch>(dweight + c0) + dw);
-            if (dbias) simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
+            if (dbias)
+                simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
         } else {
             for (int c = c0; c < c1; ++c) {
                 T dw = T(0), db = T(0);
@@ -1704,7 +3710,8 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                     db += dout[r * C + c];
                 }
                 dweight[c] += dw;
-                if (dbias) dbias[c] += db;
+                if (dbias)
+                    dbias[c] += db;
             }
         }
     });
@@ -1722,9 +3729,11 @@ namespace gptx::ops {
 
 // out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
 template <class Arch = simd::default_arch, class T>
-void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C, int OC) {
+void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C,
+                    int OC) {
     gemm<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out, OC);
-    if (bias) parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
+    if (bias)
+        parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
 }
 
 // dinp = dout · weight (written when accumulate_dinp is false, added otherwise; dinp may be null),
@@ -1733,7 +3742,9 @@ template <class Arch = simd::default_arch, class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                      std::int64_t N, int C, int OC, bool accumulate_dinp = false) {
     const int n = static_cast<int>(N);
-    if (dinp) gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0), dinp, C);
+    if (dinp)
+        gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0),
+                   dinp, C);
     gemm<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
     if (dbias) {
         constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
@@ -1741,7 +3752,8 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
         parallel_for(blocks, [&](std::int64_t blk) {
             const int c0 = static_cast<int>(blk) * W, c1 = std::min(OC, c0 + W);
             for (std::int64_t r = 0; r < N; ++r)
-                for (int c = c0; c < c1; ++c) dbias[c] += dout[r * OC + c];
+                for (int c = c0; c < c1; ++c)
+                    dbias[c] += dout[r * OC + c];
         });
     }
 }
@@ -1762,49 +3774,51 @@ void residual_forward(T* out, const T* a, const T* b, std::int64_t N) {
     using V = simd::batch<T, Arch>;
     constexpr std::int64_t W = V::size;
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
+        N,
+        [&](std::int64_t s, std::int64_t e) {
             std::int64_t i = s;
-            for (; i + W <= e; i += W) simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
-            for (; i < e; ++i) out[i] = a[i] + b[i];
+            for (; i + W <= e; i += W)
+                simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
+            for (; i < e; ++i)
+                out[i] = a[i] + b[i];
         },
         8192);
 }
 
-// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i, rate).
-// Because the mask is a pure function of (seed, i), the same call is its own backward:
-// dx = keep ? dout / (1 - rate) : 0.
+// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i,
+// rate). Because the mask is a pure function of (seed, i), the same call is its own backward: dx =
+// keep ? dout / (1 - rate) : 0.
 template <class T> void dropout_inplace(T* x, std::int64_t N, float rate, std::uint64_t seed) {
-    if (rate <= 0.0f) return;
+    if (rate <= 0.0f)
+        return;
     const T scale = T(1) / (T(1) - T(rate));
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) x[i] = dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
+        N,
+        [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i)
+                x[i] =
+                    dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
         },
         8192);
 }
 
 // out = dropout(x) without touching x (for gradients that must also flow unmasked elsewhere).
-template <class T> void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
+template <class T>
+void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
     const T scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
+        N,
+        [&](std::int64_t s, std::int64_t e) {
             for (std::int64_t i = s; i < e; ++i)
-                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate)) ? x[i] * scale : T(0);
+                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate))
+                             ? x[i] * scale
+                             : T(0);
         },
         8192);
 }
 
 } // namespace gptx::ops
 // ---- end gptx/ops/residual.hpp ----
-// ---- begin gptx/nn/transformer.hpp ----
-// gptx/nn/transformer.hpp: the trunk, tokens -> hidden states, with explicit forward and backward
-// over flat arenas. Tested by tests/nn/test_transformer.cpp.
-// Legend: B batch, T time, C channels, NH heads, L layers, V vocab, maxT context.
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
 
 namespace gptx {
 
@@ -1830,13 +3844,15 @@ enum param_id : int {
 };
 
 inline constexpr const char* param_names[num_param_tensors] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+    "wte",  "wpe",  "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw",  "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
 
 template <shape S, class T = float> class transformer {
-    static_assert(S.valid(), "shape: width, heads and layers must be positive, width divisible by heads and by 4");
+    static_assert(
+        S.valid(),
+        "shape: width, heads and layers must be positive, width divisible by heads and by 4");
 
-public:
+  public:
     using value_type = T;
     static constexpr shape dims = S;
     static constexpr int C = S.width, NH = S.heads, L = S.layers, HS = S.width / S.heads;
@@ -1866,11 +3882,21 @@ public:
     std::vector<typename basic_arena<T>::entry> param_entries() const {
         const std::size_t V = cfg_.vocab, maxT = cfg_.context, c = C, l = L;
         const std::size_t f = pre_ln ? c : 0, b = S.bias ? 1 : 0; // absent tensors have size 0
-        return {{"wte", V * c, true},          {"wpe", maxT * c, true},       {"ln1w", l * c},
-                {"ln1b", b * l * c},           {"qkvw", l * 3 * c * c, true}, {"qkvb", b * l * 3 * c},
-                {"attprojw", l * c * c, true}, {"attprojb", b * l * c},       {"ln2w", l * c},
-                {"ln2b", b * l * c},           {"fcw", l * 4 * c * c, true},  {"fcb", b * l * 4 * c},
-                {"fcprojw", l * c * 4 * c, true}, {"fcprojb", b * l * c},     {"lnfw", f},
+        return {{"wte", V * c, true},
+                {"wpe", maxT * c, true},
+                {"ln1w", l * c},
+                {"ln1b", b * l * c},
+                {"qkvw", l * 3 * c * c, true},
+                {"qkvb", b * l * 3 * c},
+                {"attprojw", l * c * c, true},
+                {"attprojb", b * l * c},
+                {"ln2w", l * c},
+                {"ln2b", b * l * c},
+                {"fcw", l * 4 * c * c, true},
+                {"fcb", b * l * 4 * c},
+                {"fcprojw", l * c * 4 * c, true},
+                {"fcprojb", b * l * c},
+                {"lnfw", f},
                 {"lnfb", b * f}};
     }
 
@@ -1883,12 +3909,26 @@ public:
             const auto& v = params_.view(i);
             float std_dev = 0.0f, fill = 0.0f;
             switch (i) {
-            case p_wte: case p_wpe: case p_qkvw: case p_fcw: std_dev = 0.02f; break;
-            case p_attprojw: case p_fcprojw: std_dev = proj_std; break;
-            case p_ln1w: case p_ln2w: case p_lnfw: fill = 1.0f; break;
-            default: break;
+            case p_wte:
+            case p_wpe:
+            case p_qkvw:
+            case p_fcw:
+                std_dev = 0.02f;
+                break;
+            case p_attprojw:
+            case p_fcprojw:
+                std_dev = proj_std;
+                break;
+            case p_ln1w:
+            case p_ln2w:
+            case p_lnfw:
+                fill = 1.0f;
+                break;
+            default:
+                break;
             }
-            for (std::size_t k = 0; k < v.size; ++k) v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
+            for (std::size_t k = 0; k < v.size; ++k)
+                v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
         }
     }
 
@@ -1910,8 +3950,8 @@ public:
     // Sizes the activation arenas for (B, T). Allocates only when they grow.
     void reserve(int B, int Tn) {
         GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
-        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn,
-                   " must be in [1, ", cfg_.context, "] (the model's context)");
+        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
+                   cfg_.context, "] (the model's context)");
         if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
             B_ = B;
             T_ = Tn;
@@ -1923,14 +3963,31 @@ public:
         B_ = B;
         T_ = Tn;
         const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
-        acts_.layout({{"encoded", bt * c},      {"ln1", l * bt * c},       {"ln1_mean", l * bt},
-                      {"ln1_rstd", l * bt},     {"qkv", l * bt * 3 * c},   {"atty", l * bt * c},
-                      {"att_lse", l * bnt},     {"residual2", l * bt * c}, {"ln2", l * bt * c},
-                      {"ln2_mean", l * bt},     {"ln2_rstd", l * bt},      {"fch", l * bt * 4 * c},
-                      {"fch_gelu", l * bt * 4 * c}, {"residual3", l * bt * c}, {"lnf", bt * c},
-                      {"lnf_mean", bt},         {"lnf_rstd", bt},          {"branch", bt * c}});
-        dacts_.layout({{"dhidden", bt * c}, {"dres", bt * c}, {"dsum", bt * c}, {"dtmp", bt * c},
-                       {"dbranch", bt * c}, {"dqkv", bt * 3 * c}, {"dfch", bt * 4 * c},
+        acts_.layout({{"encoded", bt * c},
+                      {"ln1", l * bt * c},
+                      {"ln1_mean", l * bt},
+                      {"ln1_rstd", l * bt},
+                      {"qkv", l * bt * 3 * c},
+                      {"atty", l * bt * c},
+                      {"att_lse", l * bnt},
+                      {"residual2", l * bt * c},
+                      {"ln2", l * bt * c},
+                      {"ln2_mean", l * bt},
+                      {"ln2_rstd", l * bt},
+                      {"fch", l * bt * 4 * c},
+                      {"fch_gelu", l * bt * 4 * c},
+                      {"residual3", l * bt * c},
+                      {"lnf", bt * c},
+                      {"lnf_mean", bt},
+                      {"lnf_rstd", bt},
+                      {"branch", bt * c}});
+        dacts_.layout({{"dhidden", bt * c},
+                       {"dres", bt * c},
+                       {"dsum", bt * c},
+                       {"dtmp", bt * c},
+                       {"dbranch", bt * c},
+                       {"dqkv", bt * 3 * c},
+                       {"dfch", bt * 4 * c},
                        {"dfch_gelu", bt * 4 * c}});
         tokens_.assign(capacity_bt_, 0);
     }
@@ -1942,11 +3999,12 @@ public:
         reserve(B, Tn);
         const std::int64_t BT = std::int64_t(B) * Tn;
         for (std::int64_t i = 0; i < BT; ++i)
-            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i], " at position ", i,
-                       " is outside the vocabulary [0, ", cfg_.vocab, ")");
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i],
+                       " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab, ")");
         std::copy(tokens, tokens + BT, tokens_.begin());
         const float rate = training_ ? dropout_ : 0.0f;
-        if (rate > 0.0f) ++dropout_counter_;
+        if (rate > 0.0f)
+            ++dropout_counter_;
         A a = acts();
         ops::encoder_forward(a.encoded, tokens, param(p_wte), param(p_wpe), B, Tn, C);
         ops::dropout_inplace(a.encoded, BT * C, rate, seed_for(0));
@@ -1959,16 +4017,19 @@ public:
             } else {
                 ops::matmul_forward(p.qkv, x, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
             }
-            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
+            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate,
+                                   seed_for(1 + 3 * l));
             ops::matmul_forward(a.branch, p.atty, p.w.attprojw, p.w.attprojb, BT, C, C);
             ops::dropout_inplace(a.branch, BT * C, rate, seed_for(2 + 3 * l));
             ops::residual_forward(p.residual2, x, a.branch, BT * C);
             T* fc_in;
             if constexpr (pre_ln) {
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w, p.w.ln2b, BT, C);
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
                 fc_in = p.ln2;
             } else {
-                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w, p.w.ln1b, BT, C);
+                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w,
+                                       p.w.ln1b, BT, C);
                 fc_in = p.ln1;
             }
             ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
@@ -1978,11 +4039,13 @@ public:
             // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
             ops::residual_forward(p.residual3, pre_ln ? p.residual2 : fc_in, a.branch, BT * C);
             if constexpr (!pre_ln)
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w, p.w.ln2b, BT, C);
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
         }
         if constexpr (pre_ln) {
             layer_ptrs last = layer(a, L - 1);
-            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw), param(p_lnfb), BT, C);
+            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw),
+                                   param(p_lnfb), BT, C);
             hidden_ = a.lnf;
         } else {
             hidden_ = layer(a, L - 1).ln2;
@@ -2007,8 +4070,9 @@ public:
         if constexpr (pre_ln) {
             // d residual3[L-1] = LN_f backward of dhidden
             std::memset(d.dres, 0, row_bytes);
-            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden, layer(a, L - 1).residual3,
-                                    param(p_lnfw), a.lnf_mean, a.lnf_rstd, BT, C);
+            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden,
+                                    layer(a, L - 1).residual3, param(p_lnfw), a.lnf_mean,
+                                    a.lnf_rstd, BT, C);
         } else {
             std::memcpy(d.dres, d.dhidden, row_bytes);
         }
@@ -2019,32 +4083,44 @@ public:
             if constexpr (pre_ln) {
                 // dres = d residual3; the MLP branch and the skip both receive it.
                 const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu, p.w.fcprojw, BT, 4 * C, C);
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
                 ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
-                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w, p.ln2_mean, p.ln2_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
                 // dres = d residual2
                 dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT, C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
                 ops::matmul_backward(d.dtmp, g.qkvw, g.qkvb, d.dqkv, p.ln1, p.w.qkvw, BT, C, 3 * C);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean, p.ln1_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean,
+                                        p.ln1_rstd, BT, C);
             } else {
                 // dres = d ln2 (the layer output); dsum = d (x1 + mlp branch).
                 std::memset(d.dsum, 0, row_bytes);
-                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w, p.ln2_mean, p.ln2_rstd, BT, C);
+                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
                 const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu, p.w.fcprojw, BT, 4 * C, C);
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
                 ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 // dsum becomes d x1 = skip + the fc input's gradient.
-                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C, true);
+                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
+                                     true);
                 std::memset(d.dres, 0, row_bytes);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w, p.ln1_mean, p.ln1_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w,
+                                        p.ln1_mean, p.ln1_rstd, BT, C);
                 // dres = d (x + attention branch)
                 dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT, C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
-                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C, true);
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C,
+                                     true);
             }
         }
         const T* denc = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(0));
@@ -2053,26 +4129,28 @@ public:
 
     void zero_grad() { grads_.zero(); }
 
-private:
+  private:
     struct layer_weights {
-        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+            *fcprojb;
     };
     struct A {
-        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
-            *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
+        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean,
+            *ln2_rstd, *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
     };
     struct D {
         T *dhidden, *dres, *dsum, *dtmp, *dbranch, *dqkv, *dfch, *dfch_gelu;
     };
     struct layer_ptrs {
         layer_weights w;
-        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd, *fch,
-            *fch_gelu, *residual3;
+        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
+            *fch, *fch_gelu, *residual3;
     };
 
     A acts() {
         auto v = [&](int i) { return acts_.view(i).data; };
-        return {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), v(8), v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
+        return {v(0), v(1),  v(2),  v(3),  v(4),  v(5),  v(6),  v(7),  v(8),
+                v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
     }
     D dacts() {
         auto v = [&](int i) { return dacts_.view(i).data; };
@@ -2085,35 +4163,47 @@ private:
             return p ? p + std::size_t(l) * per_layer : nullptr;
         };
         const std::size_t c = C;
-        return {v(p_ln1w, c),         v(p_ln1b, c),     v(p_qkvw, 3 * c * c), v(p_qkvb, 3 * c),
-                v(p_attprojw, c * c), v(p_attprojb, c), v(p_ln2w, c),         v(p_ln2b, c),
-                v(p_fcw, 4 * c * c),  v(p_fcb, 4 * c),  v(p_fcprojw, 4 * c * c), v(p_fcprojb, c)};
+        return {v(p_ln1w, c),
+                v(p_ln1b, c),
+                v(p_qkvw, 3 * c * c),
+                v(p_qkvb, 3 * c),
+                v(p_attprojw, c * c),
+                v(p_attprojb, c),
+                v(p_ln2w, c),
+                v(p_ln2b, c),
+                v(p_fcw, 4 * c * c),
+                v(p_fcb, 4 * c),
+                v(p_fcprojw, 4 * c * c),
+                v(p_fcprojb, c)};
     }
     layer_weights layer_grads(int l) { return weights_of(grads_, l); }
     // Activation slices of layer l, laid out for the current (B, T).
     layer_ptrs layer(const A& a, int l) {
         const std::size_t bt = std::size_t(B_) * T_, c = C, bnt = std::size_t(B_) * NH * T_;
         const std::size_t i = l;
-        return {weights_of(params_, l),
-                a.ln1 + i * bt * c,      a.ln1_mean + i * bt,  a.ln1_rstd + i * bt,      a.qkv + i * bt * 3 * c,
-                a.atty + i * bt * c,     a.att_lse + i * bnt,  a.residual2 + i * bt * c, a.ln2 + i * bt * c,
-                a.ln2_mean + i * bt,     a.ln2_rstd + i * bt,  a.fch + i * bt * 4 * c,   a.fch_gelu + i * bt * 4 * c,
-                a.residual3 + i * bt * c};
+        return {weights_of(params_, l),      a.ln1 + i * bt * c,       a.ln1_mean + i * bt,
+                a.ln1_rstd + i * bt,         a.qkv + i * bt * 3 * c,   a.atty + i * bt * c,
+                a.att_lse + i * bnt,         a.residual2 + i * bt * c, a.ln2 + i * bt * c,
+                a.ln2_mean + i * bt,         a.ln2_rstd + i * bt,      a.fch + i * bt * 4 * c,
+                a.fch_gelu + i * bt * 4 * c, a.residual3 + i * bt * c};
     }
     // The input of layer l: the embeddings, or the previous layer's output.
     const T* layer_input(const A& a, int l) {
-        if (l == 0) return a.encoded;
+        if (l == 0)
+            return a.encoded;
         layer_ptrs prev = layer(a, l - 1);
         return pre_ln ? prev.residual3 : prev.ln2;
     }
     // The gradient that reaches a dropped-out tensor: g itself without dropout, else a masked copy.
     const T* branch_grad(const T* g, T* buf, std::int64_t n, float rate, std::uint64_t seed) {
-        if (rate <= 0.0f) return g;
+        if (rate <= 0.0f)
+            return g;
         ops::dropout_copy(buf, g, n, rate, seed);
         return buf;
     }
     std::uint64_t seed_for(int site) const {
-        return mix64(dropout_seed_ ^ mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
+        return mix64(dropout_seed_ ^
+                     mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
     }
 
     model_config cfg_;
@@ -2129,20 +4219,12 @@ private:
 
 } // namespace gptx
 // ---- end gptx/nn/transformer.hpp ----
-// ---- begin gptx/nn/lm_head.hpp ----
-// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
-// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
-// Legend: B batch, T time, C channels, V vocab.
-#include <cstdint>
-#include <limits>
-#include <vector>
-
 
 namespace gptx {
 
 // Owns the head's scratch, so steady-state steps never allocate.
 template <class Model> class lm_head {
-public:
+  public:
     using T = typename Model::value_type;
 
     // chunk_rows bounds the logits held at once: chunk_rows * V values.
@@ -2151,7 +4233,8 @@ public:
     // Mean cross-entropy over unmasked tokens of the last forward; writes model.dhidden() scaled
     // by grad_scale / (unmasked count) and accumulates d wte. mask may be null (all tokens count).
     // Returns NaN when every token is masked.
-    double forward_backward(Model& m, const int* targets, const std::uint8_t* mask, double grad_scale = 1.0) {
+    double forward_backward(Model& m, const int* targets, const std::uint8_t* mask,
+                            double grad_scale = 1.0) {
         return run(m, targets, mask, true, grad_scale);
     }
     // Mean cross-entropy without gradients.
@@ -2166,27 +4249,32 @@ public:
         ops::lm_logits(out, hidden, m.param(p_wte), rows, Model::C, m.vocab());
     }
 
-private:
-    double run(Model& m, const int* targets, const std::uint8_t* mask, bool grads, double grad_scale) {
+  private:
+    double run(Model& m, const int* targets, const std::uint8_t* mask, bool grads,
+               double grad_scale) {
         const std::int64_t N = std::int64_t(m.batch()) * m.seq_len();
         const int V = m.vocab();
         std::int64_t count = 0;
         for (std::int64_t i = 0; i < N; ++i) {
-            GPTX_CHECK(targets[i] >= 0 && targets[i] < V, "lm_head: target ", targets[i], " at position ", i,
-                       " is outside the vocabulary [0, ", V, ")");
+            GPTX_CHECK(targets[i] >= 0 && targets[i] < V, "lm_head: target ", targets[i],
+                       " at position ", i, " is outside the vocabulary [0, ", V, ")");
             count += (!mask || mask[i]) ? 1 : 0;
         }
         if (count == 0) {
-            if (grads) std::fill(m.dhidden(), m.dhidden() + N * Model::C, T(0));
+            if (grads)
+                std::fill(m.dhidden(), m.dhidden() + N * Model::C, T(0));
             return std::numeric_limits<double>::quiet_NaN();
         }
         const std::size_t need = std::size_t(std::min<std::int64_t>(chunk_rows_, N)) * V;
-        if (scratch_.size() < need) scratch_.resize(need);
-        if (losses_.size() != std::size_t(N)) losses_.resize(N);
+        if (scratch_.size() < need)
+            scratch_.resize(need);
+        if (losses_.size() != std::size_t(N))
+            losses_.resize(N);
         const T* hidden = last_hidden(m);
-        const double total = ops::lm_head_loss(grads ? m.dhidden() : nullptr, m.grad(p_wte), losses_.data(), hidden,
-                                               m.param(p_wte), targets, mask, N, Model::C, V,
-                                               T(grad_scale / double(count)), scratch_.data(), chunk_rows_);
+        const double total =
+            ops::lm_head_loss(grads ? m.dhidden() : nullptr, m.grad(p_wte), losses_.data(), hidden,
+                              m.param(p_wte), targets, mask, N, Model::C, V,
+                              T(grad_scale / double(count)), scratch_.data(), chunk_rows_);
         return total / double(count);
     }
     static const T* last_hidden(Model& m) { return m.hidden(); }
@@ -2197,2889 +4285,6 @@ private:
 
 } // namespace gptx
 // ---- end gptx/nn/lm_head.hpp ----
-// ---- begin gptx/nn/heads.hpp ----
-// gptx/nn/heads.hpp: a linear head that reads the trunk's hidden state at chosen rows (GPT-1's
-// classifier at the extract token, the reward model's scalar at end-of-text, a value head at every
-// token). Tested by tests/nn/test_heads.cpp. Legend: N rows read, C channels, K outputs.
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-
-namespace gptx {
-
-// out(N, K) = hidden[rows[i]] · Wᵀ + b, with W (K, C) and b (K) in the head's own arena.
-template <class T = float> class linear_head {
-  public:
-    linear_head() = default;
-    linear_head(int C, int K) : C_(C), K_(K) {
-        GPTX_CHECK(C > 0 && K > 0, "linear_head: C and K must be positive, got ", C, " and ", K);
-        const std::vector<typename basic_arena<T>::entry> e{{"head_w", std::size_t(K) * C, true},
-                                                            {"head_b", std::size_t(K)}};
-        params_.layout(e);
-        grads_.layout(e);
-    }
-
-    // W ~ N(0, std) (GPT-1 initialises its heads like every weight: N(0, 0.02)); b = 0.
-    void init(std::uint64_t seed, float std_dev = 0.02f) {
-        rng r(seed);
-        for (std::size_t i = 0; i < params_.view(0).size; ++i) weight()[i] = T(std_dev * r.normal());
-        std::fill(bias(), bias() + K_, T(0));
-    }
-
-    int channels() const { return C_; }
-    int outputs() const { return K_; }
-    basic_arena<T>& params() { return params_; }
-    const basic_arena<T>& params() const { return params_; }
-    basic_arena<T>& grads() { return grads_; }
-    T* weight() { return params_.view(0).data; }
-    T* bias() { return params_.view(1).data; }
-    const T* weight() const { return params_.view(0).data; }
-    const T* bias() const { return params_.view(1).data; }
-
-    // Gathers the N rows of hidden (rows index into a (B*T, C) block) and applies the head.
-    // Keeps the gathered rows for backward.
-    void forward(T* out, const T* hidden, const int* rows, int N) {
-        rows_.assign(rows, rows + N);
-        gathered_.resize(std::size_t(N) * C_);
-        for (int i = 0; i < N; ++i)
-            std::memcpy(gathered_.data() + std::size_t(i) * C_, hidden + std::int64_t(rows[i]) * C_,
-                        sizeof(T) * C_);
-        ops::matmul_forward(out, gathered_.data(), weight(), bias(), N, C_, K_);
-    }
-
-    // d hidden[rows[i]] += dout[i] · W,  dW += doutᵀ · h_rows,  db += sum_i dout[i].
-    // Adds into dhidden, so several heads on one trunk sum their gradients.
-    void backward(T* dhidden, const T* dout) {
-        const int N = static_cast<int>(rows_.size());
-        dgathered_.resize(std::size_t(N) * C_);
-        ops::matmul_backward(dgathered_.data(), grads_.view(0).data, grads_.view(1).data, dout, gathered_.data(),
-                             weight(), N, C_, K_);
-        for (int i = 0; i < N; ++i) {
-            T* d = dhidden + std::int64_t(rows_[i]) * C_;
-            const T* g = dgathered_.data() + std::size_t(i) * C_;
-            for (int c = 0; c < C_; ++c) d[c] += g[c];
-        }
-    }
-
-    void zero_grad() { grads_.zero(); }
-
-  private:
-    int C_ = 0, K_ = 0;
-    basic_arena<T> params_, grads_;
-    std::vector<int> rows_;
-    std::vector<T> gathered_, dgathered_;
-};
-
-} // namespace gptx
-// ---- end gptx/nn/heads.hpp ----
-// ---- begin gptx/nn/kv_cache.hpp ----
-// gptx/nn/kv_cache.hpp: the inference path of a transformer with cached keys and values, so
-// generation costs one position per step. Tested by tests/generate/test_generate.cpp.
-// Legend: B batch, n new positions, C channels, NH heads, HS head size, L layers, V vocab,
-// maxT cached positions per sequence.
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-
-namespace gptx {
-
-// Keys and values of B sequences that grow together (equal lengths), over the parameters of a
-// `transformer<S, T>`. It computes what Model::forward computes, without dropout, but only for
-// the new positions. The model must outlive the cache; its parameters are read at every call,
-// so a cache keeps working across optimizer steps (PPO rollouts) but must be cleared after one,
-// since the cached keys came from the old weights.
-template <class Model> class kv_cache {
-  public:
-    using model_type = Model;
-    using value_type = typename Model::value_type;
-    using T = value_type;
-    static constexpr int C = Model::C, NH = Model::NH, L = Model::L, HS = Model::HS;
-    static constexpr bool pre_ln = Model::pre_ln;
-
-    explicit kv_cache(const Model& model) : model_(&model) {}
-    kv_cache(const Model& model, int B, int max_len = 0, int max_chunk = 0) : model_(&model) {
-        reset(B, max_len, max_chunk);
-    }
-
-    // Sizes the cache for B sequences of at most max_len positions (0: the model's context),
-    // fed at most max_chunk positions per forward() (0: max_len), and empties it. Allocates only
-    // when a buffer grows; forward() never allocates.
-    void reset(int B, int max_len = 0, int max_chunk = 0) {
-        const int ctx = model_->context();
-        if (max_len == 0)
-            max_len = ctx;
-        if (max_chunk == 0)
-            max_chunk = max_len;
-        GPTX_CHECK(B > 0, "kv_cache: batch size must be positive, got ", B);
-        GPTX_CHECK(max_len > 0 && max_len <= ctx, "kv_cache: length ", max_len, " must be in [1, ",
-                   ctx, "] (the model's context)");
-        GPTX_CHECK(max_chunk > 0 && max_chunk <= max_len, "kv_cache: chunk ", max_chunk,
-                   " must be in [1, ", max_len, "] (the cache length)");
-        B_ = B;
-        max_len_ = max_len;
-        max_chunk_ = max_chunk;
-        len_ = 0;
-        const std::size_t kv = std::size_t(L) * B * max_len * C;
-        if (kv_.views().empty() || kv > kv_.view(0).size)
-            kv_.layout({{"k", kv}, {"v", kv}});
-        const std::size_t rows = std::size_t(B) * max_chunk, c = C, V = model_->vocab();
-        const std::vector<typename basic_arena<T>::entry> need = {{"x", rows * c},
-                                                                  {"ln", rows * c},
-                                                                  {"mean", rows},
-                                                                  {"rstd", rows},
-                                                                  {"qkv", rows * 3 * c},
-                                                                  {"atty", rows * c},
-                                                                  {"branch", rows * c},
-                                                                  {"res", rows * c},
-                                                                  {"fch", rows * 4 * c},
-                                                                  {"fch_gelu", rows * 4 * c},
-                                                                  {"last", std::size_t(B) * c},
-                                                                  {"logits", std::size_t(B) * V}};
-        bool grow = acts_.views().size() != need.size();
-        for (std::size_t i = 0; !grow && i < need.size(); ++i)
-            grow = need[i].size > acts_.view(i).size;
-        if (grow)
-            acts_.layout(need);
-        if (tokens_.size() < rows)
-            tokens_.resize(rows);
-    }
-    // Forgets the cached positions; keeps the sizes and buffers.
-    void clear() { len_ = 0; }
-
-    const Model& model() const { return *model_; }
-    int batch() const { return B_; }
-    int length() const { return len_; }         // positions cached per sequence
-    int max_length() const { return max_len_; } // set by reset(), at most the context
-    int max_chunk() const { return max_chunk_; }
-
-    // Appends n_new positions to each sequence; tokens (B, n_new) row-major. Returns the hidden
-    // states of the new positions (B, n_new, C), valid until the next call. Prefill passes the
-    // prompt (n_new <= max_chunk()), decoding passes n_new = 1.
-    const T* forward(const int* tokens, int B, int n_new) {
-        check_append(B, n_new);
-        GPTX_CHECK(n_new <= max_chunk_, "kv_cache: ", n_new, " new positions exceed the chunk of ",
-                   max_chunk_, " set by reset() (forward_logits() splits longer inputs)");
-        check_tokens(tokens, std::int64_t(B) * n_new);
-        return run(tokens, n_new);
-    }
-
-    // Appends n_new positions (any count: longer inputs go in chunks, which is exact since
-    // attention is causal) and returns the logits of each sequence's last position (B, V).
-    const T* forward_logits(const int* tokens, int B, int n_new) {
-        check_append(B, n_new);
-        check_tokens(tokens, std::int64_t(B) * n_new); // before any chunk is appended
-        const T* hidden = nullptr;
-        int n = 0;
-        for (int i0 = 0; i0 < n_new; i0 += n) {
-            n = std::min(max_chunk_, n_new - i0);
-            const int* tok = tokens + i0;
-            if (n != n_new) { // gather the chunk's columns into a (B, n) block
-                for (int b = 0; b < B; ++b)
-                    std::copy(tokens + std::int64_t(b) * n_new + i0,
-                              tokens + std::int64_t(b) * n_new + i0 + n,
-                              tokens_.data() + std::int64_t(b) * n);
-                tok = tokens_.data();
-            }
-            hidden = forward(tok, B, n);
-        }
-        T* last = buf(a_last);
-        for (int b = 0; b < B; ++b)
-            std::memcpy(last + std::int64_t(b) * C, hidden + (std::int64_t(b) * n + n - 1) * C,
-                        sizeof(T) * C);
-        T* logits = buf(a_logits);
-        const T* wte = model_->param(p_wte);
-        const int V = model_->vocab();
-        if (B <= few_rows)
-            ops::matmul_rows_forward(logits, last, wte, static_cast<const T*>(nullptr), B, C, V);
-        else
-            ops::lm_logits(logits, last, wte, B, C, V);
-        return logits;
-    }
-    // The logits (B, V) of the last forward_logits().
-    const T* logits() const { return acts_.view(a_logits).data; }
-
-  private:
-    enum : int {
-        a_x,
-        a_ln,
-        a_mean,
-        a_rstd,
-        a_qkv,
-        a_atty,
-        a_branch,
-        a_res,
-        a_fch,
-        a_fch_gelu,
-        a_last,
-        a_logits
-    };
-    // Up to this many rows, a linear layer streams its weights (decode) instead of gemm (prefill).
-    static constexpr std::int64_t few_rows = 8;
-
-    T* buf(int i) { return acts_.view(i).data; }
-
-    void check_append(int B, int n_new) {
-        GPTX_CHECK(B_ > 0, "kv_cache: call reset(B) before forward");
-        GPTX_CHECK(B == B_, "kv_cache: batch ", B, " differs from the ", B_, " set by reset()");
-        GPTX_CHECK(n_new > 0, "kv_cache: need at least one new position, got ", n_new);
-        GPTX_CHECK(len_ + n_new <= max_len_, "kv_cache: appending ", n_new, " positions to ", len_,
-                   " cached ones exceeds the cache length of ", max_len_,
-                   max_len_ == model_->context() ? " (the model's context)" : " (set by reset())");
-    }
-
-    void check_tokens(const int* tokens, std::int64_t count) const {
-        const int V = model_->vocab();
-        for (std::int64_t i = 0; i < count; ++i)
-            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < V, "kv_cache: token ", tokens[i],
-                       " at position ", i, " is outside the vocabulary [0, ", V, ")");
-    }
-
-    static void linear(T* out, const T* inp, const T* w, const T* bias, std::int64_t N, int in,
-                       int out_c) {
-        if (N <= few_rows)
-            ops::matmul_rows_forward(out, inp, w, bias, N, in, out_c);
-        else
-            ops::matmul_forward(out, inp, w, bias, N, in, out_c);
-    }
-
-    // The layer loop of transformer::forward for the new rows only.
-    const T* run(const int* tokens, int n) {
-        const Model& m = *model_;
-        const int B = B_, t0 = len_;
-        const std::int64_t N = std::int64_t(B) * n, NC = N * C;
-        T *x = buf(a_x), *ln = buf(a_ln), *mean = buf(a_mean), *rstd = buf(a_rstd);
-        T *qkv = buf(a_qkv), *atty = buf(a_atty), *branch = buf(a_branch), *res = buf(a_res);
-        T *fch = buf(a_fch), *fch_gelu = buf(a_fch_gelu);
-        // Rows of wpe from t0: the chunk's position t is absolute position t0 + t.
-        ops::encoder_forward(x, tokens, m.param(p_wte), m.param(p_wpe) + std::int64_t(t0) * C, B, n,
-                             C);
-        const std::size_t c = C;
-        for (int l = 0; l < L; ++l) {
-            auto w = [&](param_id id, std::size_t per_layer) {
-                const T* p = m.param(id); // null for tensors the shape lacks (biases)
-                return p ? p + l * per_layer : nullptr;
-            };
-            // x: the layer input (pre-LN residual stream, or the previous post-LN output).
-            if constexpr (pre_ln) {
-                ops::layernorm_forward(ln, mean, rstd, x, w(p_ln1w, c), w(p_ln1b, c), N, C);
-                linear(qkv, ln, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
-            } else {
-                linear(qkv, x, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
-            }
-            T* kl = kv_.view(0).data + std::size_t(l) * B * max_len_ * C;
-            T* vl = kv_.view(1).data + std::size_t(l) * B * max_len_ * C;
-            store(kl, vl, qkv, n, t0);
-            ops::attention_decode_forward(atty, qkv, 3 * C, kl, vl, B, n, t0, C, NH, max_len_);
-            linear(branch, atty, w(p_attprojw, c * c), w(p_attprojb, c), N, C, C);
-            ops::residual_forward(res, x, branch, NC); // residual2
-            // pre-LN: ln = LN2(residual2); post-LN: ln = x1 = LN1(residual2). The MLP reads ln.
-            if constexpr (pre_ln)
-                ops::layernorm_forward(ln, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
-            else
-                ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
-            linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
-            ops::gelu_forward(fch_gelu, fch, N * 4 * C);
-            linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
-            if constexpr (pre_ln) {
-                ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input
-            } else {
-                ops::residual_forward(res, ln, branch, NC); // x1 + mlp
-                ops::layernorm_forward(x, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
-            }
-        }
-        len_ += n;
-        if constexpr (pre_ln) {
-            ops::layernorm_forward(ln, mean, rstd, x, m.param(p_lnfw), m.param(p_lnfb), N, C);
-            return ln;
-        } else {
-            return x; // GPT-1 has no final LayerNorm
-        }
-    }
-
-    // Copies the new rows' keys and values from qkv (B, n, 3C) into the head-major caches.
-    void store(T* kl, T* vl, const T* qkv, int n, int t0) {
-        parallel_for(
-            std::int64_t(B_) * n,
-            [&](std::int64_t r) {
-                const std::int64_t b = r / n, t = t0 + r % n;
-                const T* src = qkv + r * 3 * C;
-                for (int h = 0; h < NH; ++h) {
-                    const std::int64_t dst = ((b * NH + h) * max_len_ + t) * HS;
-                    std::memcpy(kl + dst, src + C + h * HS, sizeof(T) * HS);
-                    std::memcpy(vl + dst, src + 2 * C + h * HS, sizeof(T) * HS);
-                }
-            },
-            64);
-    }
-
-    const Model* model_;
-    basic_arena<T> kv_, acts_;
-    std::vector<int> tokens_;
-    int B_ = 0, max_len_ = 0, max_chunk_ = 0, len_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/nn/kv_cache.hpp ----
-// ---- begin gptx/nn/resize.hpp ----
-// gptx/nn/resize.hpp: grow a model's vocabulary (wte rows) for newly registered special tokens.
-// Tested by tests/io/test_import.cpp.
-// Legend: V vocab, C channels.
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-
-
-namespace gptx {
-
-// A copy of `m` whose vocabulary has n more tokens: wte rows V..V+n-1 are new, everything else
-// (weights, dropout settings) is copied. New rows are drawn N(0, init_std) from rng(seed), GPT-1's
-// initialisation of the embeddings it added for its task tokens (0.02, as every GPT-1/2 weight).
-// The tied LM head grows with wte. Optimizer moments are per parameter: build a new optimizer.
-template <shape S, class T>
-transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t seed,
-                             float init_std = 0.02f) {
-    GPTX_CHECK(n >= 0, "grow_vocab: cannot add ", n, " tokens");
-    GPTX_CHECK(init_std >= 0.0f, "grow_vocab: init_std must be >= 0, got ", init_std);
-    model_config cfg = m.config();
-    cfg.vocab += n;
-    transformer<S, T> out(cfg);
-    const std::size_t C = std::size_t(S.width), V = std::size_t(m.vocab());
-    std::copy(m.param(p_wte), m.param(p_wte) + V * C, out.param(p_wte));
-    rng r(seed);
-    T* rows = out.param(p_wte) + V * C; // (n, C)
-    for (std::size_t i = 0; i < std::size_t(n) * C; ++i)
-        rows[i] = T(init_std * r.normal());
-    for (int i = p_wte + 1; i < num_param_tensors; ++i) {
-        const auto& src = m.params().view(i);
-        std::copy(src.data, src.data + src.size, out.params().view(i).data);
-    }
-    out.set_dropout(m.dropout());
-    out.set_dropout_seed(m.dropout_seed());
-    out.set_dropout_counter(m.dropout_counter());
-    return out;
-}
-
-} // namespace gptx
-// ---- end gptx/nn/resize.hpp ----
-// ---- begin gptx/nn/reward_model.hpp ----
-// gptx/nn/reward_model.hpp: the InstructGPT reward model, the trunk plus a scalar head (no
-// unembedding), read at the end-of-text token that closes the response. Tested by
-// tests/train/test_reward.cpp. Legend: B batch, T time, C channels.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <span>
-#include <vector>
-
-
-namespace gptx {
-
-// The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
-// layout); the reward is the scalar head at the end-of-text that closes the response: the first
-// one at or after response_start, the number of tokens before the response (1 + prompt tokens;
-// the prompt itself may contain end-of-text tokens). RM training, PPO and evaluation all read
-// there. Returns -1 when the response has no end-of-text (it was cut off); the caller decides
-// (PPO may append one, or penalise). A row may be right-padded with anything after that
-// end-of-text: causal attention keeps padding from touching the positions before it.
-inline int reward_position(std::span<const int> seq, int response_start, int end_of_text) {
-    GPTX_CHECK(response_start >= 0, "reward_position: response start must be >= 0, got ",
-               response_start);
-    for (std::size_t t = std::size_t(response_start); t < seq.size(); ++t)
-        if (seq[t] == end_of_text)
-            return static_cast<int>(t);
-    return -1;
-}
-
-// positions (B) of right-padded rows tokens (B, T) whose responses start at response_starts (B).
-inline void reward_positions(int* positions, const int* tokens, int B, int T,
-                             const int* response_starts, int end_of_text) {
-    for (int b = 0; b < B; ++b)
-        positions[b] = reward_position({tokens + std::size_t(b) * T, std::size_t(T)},
-                                       response_starts[b], end_of_text);
-}
-
-// Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
-// checkpoint loads into trunk() unchanged; the head is the "reward_head" checkpoint section.
-template <shape S, class T = float> class reward_model {
-  public:
-    using trunk_type = transformer<S, T>;
-    using value_type = T;
-    static constexpr shape dims = S;
-    static constexpr const char* head_name = "reward_head"; // its checkpoint section
-
-    explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
-
-    // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
-    // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
-    void init(std::uint64_t seed) {
-        trunk_.init(seed);
-        head_.init(mix64(seed ^ 0x4e3d), float(1.0 / std::sqrt(double(S.width) + 1.0)));
-    }
-
-    trunk_type& trunk() { return trunk_; }
-    const trunk_type& trunk() const { return trunk_; }
-    linear_head<T>& head() { return head_; }
-    const linear_head<T>& head() const { return head_; }
-    int vocab() const { return trunk_.vocab(); }
-    int context() const { return trunk_.context(); }
-
-    // The reward offset: a constant added to every reward (the head's bias).
-    T bias() const { return head_.bias()[0]; }
-    void set_bias(T b) { head_.bias()[0] = b; }
-
-    // rewards (B) of right-padded rows tokens (B, T), row b read at positions[b]. Evaluation
-    // mode (no dropout); the trunk's activations are overwritten, gradients are untouched.
-    void score(T* rewards, const int* tokens, int B, int Tn, const int* positions) {
-        rows_.resize(std::size_t(B));
-        for (int b = 0; b < B; ++b) {
-            GPTX_CHECK(positions[b] >= 0 && positions[b] < Tn, "reward model: position ",
-                       positions[b], " of row ", b, " is outside [0, ", Tn,
-                       ") (a response without end-of-text has no reward position)");
-            rows_[b] = b * Tn + positions[b];
-        }
-        const bool was_training = trunk_.training();
-        trunk_.set_training(false);
-        const T* h = trunk_.forward(tokens, B, Tn);
-        head_.forward(rewards, h, rows_.data(), B);
-        trunk_.set_training(was_training);
-    }
-    std::vector<T> score(const int* tokens, int B, int Tn, const int* positions) {
-        std::vector<T> r(static_cast<std::size_t>(B));
-        score(r.data(), tokens, B, Tn, positions);
-        return r;
-    }
-
-    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
-    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
-    std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
-                                   int batch = 16) {
-        GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
-        std::vector<T> out(seqs.size());
-        std::vector<int> tokens, positions;
-        for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
-            const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
-            std::size_t Tn = 1;
-            for (int b = 0; b < B; ++b)
-                Tn = std::max(Tn, seqs[s0 + b].size());
-            tokens.assign(std::size_t(B) * Tn, end_of_text);
-            positions.resize(std::size_t(B));
-            for (int b = 0; b < B; ++b) {
-                const auto& q = seqs[s0 + b];
-                GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
-                           " does not end with the end-of-text token ", end_of_text);
-                std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
-                positions[b] = int(q.size()) - 1;
-            }
-            score(out.data() + s0, tokens.data(), B, int(Tn), positions.data());
-        }
-        return out;
-    }
-
-  private:
-    trunk_type trunk_;
-    linear_head<T> head_;
-    std::vector<int> rows_;
-};
-
-// InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
-// the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
-// head's bias by minus their mean. Returns that mean (the offset removed).
-template <shape S, class T>
-double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
-                             int end_of_text, int batch = 16) {
-    GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
-    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch);
-    double mean = 0;
-    for (T v : r)
-        mean += double(v);
-    mean /= double(r.size());
-    rm.set_bias(T(double(rm.bias()) - mean));
-    return mean;
-}
-
-} // namespace gptx
-// ---- end gptx/nn/reward_model.hpp ----
-// ---- begin gptx/text/byte_tokenizer.hpp ----
-// gptx/text/byte_tokenizer.hpp: the byte tokenizer (256 ids, id = byte value).
-// Tested by tests/text/test_tokenizers.cpp.
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace gptx {
-
-// Lossless for any input (UTF-8 or not) and needs no training; the baseline vocabulary.
-class byte_tokenizer {
-  public:
-    static constexpr std::string_view name = "byte";
-
-    int vocab_size() const { return 256; }
-
-    std::vector<int> encode(std::string_view text) const {
-        std::vector<int> ids(text.size());
-        for (std::size_t i = 0; i < text.size(); ++i)
-            ids[i] = static_cast<unsigned char>(text[i]);
-        return ids;
-    }
-    std::string decode(std::span<const int> ids) const {
-        std::string out;
-        out.reserve(ids.size());
-        for (int id : ids)
-            out += to_char(id);
-        return out;
-    }
-    std::string decode_token(int id) const { return std::string(1, to_char(id)); }
-
-    // Serialized form (see tokenizer.hpp): nothing beyond the kind name.
-    std::string payload() const { return {}; }
-    static byte_tokenizer from_payload(std::string_view payload) {
-        GPTX_CHECK(payload.empty(), "byte tokenizer: unexpected ", payload.size(),
-                   "-byte payload (expected none)");
-        return {};
-    }
-
-    friend bool operator==(const byte_tokenizer&, const byte_tokenizer&) = default;
-
-  private:
-    static char to_char(int id) {
-        GPTX_CHECK(id >= 0 && id < 256, "token id ", id,
-                   " is out of range for the byte tokenizer (valid: 0..255)");
-        return static_cast<char>(static_cast<unsigned char>(id));
-    }
-};
-
-} // namespace gptx
-// ---- end gptx/text/byte_tokenizer.hpp ----
-// ---- begin gptx/text/char_tokenizer.hpp ----
-// gptx/text/char_tokenizer.hpp: the character tokenizer of nanoGPT's shakespeare_char.
-// Tested by tests/text/test_tokenizers.cpp.
-#include <array>
-#include <cstdio>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace gptx {
-
-namespace detail {
-// 'Z' for printable ASCII, '\xNN' otherwise, so an error message stays one readable line.
-inline std::string quote_byte(unsigned char c) {
-    char buf[8];
-    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\')
-        std::snprintf(buf, sizeof buf, "'%c'", c);
-    else
-        std::snprintf(buf, sizeof buf, "'\\x%02X'", c);
-    return buf;
-}
-} // namespace detail
-
-// The vocabulary is the corpus's sorted unique *bytes* (nanoGPT: sorted(set(text))). For ASCII
-// text such as tinyshakespeare that is the same as characters; for UTF-8 text a multi-byte
-// character becomes several symbols, which still round-trips exactly.
-class char_tokenizer {
-  public:
-    static constexpr std::string_view name = "char";
-
-    // Sorted unique bytes of `corpus`; the id of a symbol is its rank.
-    static char_tokenizer from_corpus(std::string_view corpus) {
-        std::array<bool, 256> seen{};
-        for (char c : corpus)
-            seen[static_cast<unsigned char>(c)] = true;
-        std::string symbols;
-        for (std::size_t b = 0; b < 256; ++b)
-            if (seen[b])
-                symbols += static_cast<char>(b);
-        GPTX_CHECK(!symbols.empty(), "char tokenizer: the corpus is empty");
-        return char_tokenizer(std::move(symbols));
-    }
-    // Rebuild from a saved symbol list (id = position). Order is kept as given, so a checkpoint
-    // always decodes with exactly the mapping it was trained with.
-    static char_tokenizer from_chars(std::string symbols) {
-        GPTX_CHECK(!symbols.empty(), "char tokenizer: the symbol list is empty");
-        std::array<bool, 256> seen{};
-        for (std::size_t i = 0; i < symbols.size(); ++i) {
-            const auto c = static_cast<unsigned char>(symbols[i]);
-            GPTX_CHECK(!seen[c], "char tokenizer: symbol ", detail::quote_byte(c),
-                       " appears twice in the symbol list (position ", i, ")");
-            seen[c] = true;
-        }
-        return char_tokenizer(std::move(symbols));
-    }
-
-    int vocab_size() const { return static_cast<int>(symbols_.size()); }
-    const std::string& symbols() const { return symbols_; }
-    bool contains(char c) const { return id_of_[static_cast<unsigned char>(c)] >= 0; }
-
-    // `what` names the text in the error message ("prompt", "corpus", ...).
-    std::vector<int> encode(std::string_view text, std::string_view what = "text") const {
-        std::vector<int> ids(text.size());
-        for (std::size_t i = 0; i < text.size(); ++i) {
-            const auto c = static_cast<unsigned char>(text[i]);
-            const int id = id_of_[c];
-            if (id < 0)
-                detail::fail(what, " character ", detail::quote_byte(c), " (position ", i,
-                             ") is not in the tokenizer's ", symbols_.size(), "-symbol vocabulary");
-            ids[i] = id;
-        }
-        return ids;
-    }
-    std::string decode(std::span<const int> ids) const {
-        std::string out;
-        out.reserve(ids.size());
-        for (int id : ids)
-            out += symbol(id);
-        return out;
-    }
-    std::string decode_token(int id) const { return std::string(1, symbol(id)); }
-
-    // Serialized form (see tokenizer.hpp): the symbol list itself.
-    const std::string& payload() const { return symbols_; }
-    static char_tokenizer from_payload(std::string_view payload) {
-        return from_chars(std::string(payload));
-    }
-
-    friend bool operator==(const char_tokenizer& a, const char_tokenizer& b) {
-        return a.symbols_ == b.symbols_;
-    }
-
-  private:
-    explicit char_tokenizer(std::string symbols) : symbols_(std::move(symbols)) {
-        id_of_.fill(-1);
-        for (std::size_t i = 0; i < symbols_.size(); ++i)
-            id_of_[static_cast<unsigned char>(symbols_[i])] = static_cast<int>(i);
-    }
-    char symbol(int id) const {
-        GPTX_CHECK(id >= 0 && id < vocab_size(), "token id ", id,
-                   " is out of range for the char tokenizer (valid: 0..", vocab_size() - 1, ")");
-        return symbols_[static_cast<std::size_t>(id)];
-    }
-
-    std::string symbols_;          // id -> byte
-    std::array<int, 256> id_of_{}; // byte -> id, -1 when absent
-};
-
-} // namespace gptx
-// ---- end gptx/text/char_tokenizer.hpp ----
-// ---- begin gptx/text/special_tokens.hpp ----
-// gptx/text/special_tokens.hpp: special tokens (<|endoftext|>, GPT-1 task tokens, chat roles) and
-// the splitting of text at them. Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-
-namespace gptx {
-
-// How encode treats the text of special tokens found in its input.
-enum class specials : std::uint8_t {
-    as_text, // ordinary characters: "<|endoftext|>" in a document is 7 tokens (GPT-2's default;
-             // the only safe choice for untrusted text)
-    allowed, // each registered special token's text becomes its single id
-};
-
-// Registered special tokens: (text, id) in registration order. A handful at most, so lookups
-// are linear scans.
-class special_tokens {
-  public:
-    void add(std::string text, int id) {
-        GPTX_CHECK(!text.empty(), "special token: the text is empty");
-        GPTX_CHECK(id >= 0, "special token '", text, "': negative id ", id);
-        for (const auto& [t, i] : entries_) {
-            GPTX_CHECK(t != text, "special token '", text, "' is already registered (id ", i, ")");
-            GPTX_CHECK(i != id, "special token '", text, "': id ", id, " is already '", t, "'");
-        }
-        entries_.emplace_back(std::move(text), id);
-    }
-
-    std::optional<int> id_of(std::string_view text) const {
-        for (const auto& [t, i] : entries_)
-            if (t == text)
-                return i;
-        return std::nullopt;
-    }
-    // Null when `id` is not special.
-    const std::string* text_of(int id) const {
-        for (const auto& [t, i] : entries_)
-            if (i == id)
-                return &t;
-        return nullptr;
-    }
-    bool empty() const { return entries_.empty(); }
-    std::size_t size() const { return entries_.size(); }
-    const std::vector<std::pair<std::string, int>>& entries() const { return entries_; }
-
-    // Calls on_text(piece) for the (possibly empty) text between occurrences and on_special(id)
-    // for each occurrence: leftmost first; at one position the longest text wins.
-    template <class OnText, class OnSpecial>
-    void split(std::string_view text, OnText&& on_text, OnSpecial&& on_special) const {
-        constexpr auto npos = std::string_view::npos;
-        std::vector<std::size_t> next(entries_.size(), 0);
-        for (std::size_t k = 0; k < entries_.size(); ++k)
-            next[k] = text.find(entries_[k].first);
-        std::size_t pos = 0;
-        for (;;) {
-            std::size_t best = npos, best_k = 0;
-            for (std::size_t k = 0; k < entries_.size(); ++k) {
-                if (next[k] != npos && next[k] < pos)
-                    next[k] = text.find(entries_[k].first, pos);
-                if (next[k] == npos)
-                    continue;
-                if (best == npos || next[k] < best ||
-                    (next[k] == best && entries_[k].first.size() > entries_[best_k].first.size())) {
-                    best = next[k];
-                    best_k = k;
-                }
-            }
-            if (best == npos) {
-                on_text(text.substr(pos));
-                return;
-            }
-            on_text(text.substr(pos, best - pos));
-            on_special(entries_[best_k].second);
-            pos = best + entries_[best_k].first.size();
-        }
-    }
-
-    friend bool operator==(const special_tokens&, const special_tokens&) = default;
-
-  private:
-    std::vector<std::pair<std::string, int>> entries_;
-};
-
-} // namespace gptx
-// ---- end gptx/text/special_tokens.hpp ----
-// ---- begin gptx/text/unicode_classes.hpp ----
-// gptx/text/unicode_classes.hpp: GENERATED by tools/gen_unicode_classes.cpp from utf8proc 2.8.0
-// (Unicode 15.0.0); do not edit. Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <cstdint>
-
-namespace gptx::detail {
-
-// Code point classes of GPT-2's pre-tokenizer: 0 other, 1 letter (\p{L}), 2 number (\p{N}),
-// 3 white space (\s = White_Space). Each entry is (first code point << 2) | class of a run
-// that lasts until the next entry.
-inline constexpr std::uint32_t unicode_class_end = 0x323B0; // all later code points are class 0
-inline constexpr std::uint32_t unicode_class_runs[1562] = {
-    0x0, 0x27, 0x38, 0x83, 0x84, 0xC2, 0xE8, 0x105, 0x16C, 0x185,
-    0x1EC, 0x217, 0x218, 0x283, 0x284, 0x2A9, 0x2AC, 0x2CA, 0x2D0, 0x2D5,
-    0x2D8, 0x2E6, 0x2E9, 0x2EC, 0x2F2, 0x2FC, 0x301, 0x35C, 0x361, 0x3DC,
-    0x3E1, 0xB08, 0xB19, 0xB48, 0xB81, 0xB94, 0xBB1, 0xBB4, 0xBB9, 0xBBC,
-    0xDC1, 0xDD4, 0xDD9, 0xDE0, 0xDE9, 0xDF8, 0xDFD, 0xE00, 0xE19, 0xE1C,
-    0xE21, 0xE2C, 0xE31, 0xE34, 0xE39, 0xE88, 0xE8D, 0xFD8, 0xFDD, 0x1208,
-    0x1229, 0x14C0, 0x14C5, 0x155C, 0x1565, 0x1568, 0x1581, 0x1624, 0x1741, 0x17AC,
-    0x17BD, 0x17CC, 0x1881, 0x192C, 0x1982, 0x19A8, 0x19B9, 0x19C0, 0x19C5, 0x1B50,
-    0x1B55, 0x1B58, 0x1B95, 0x1B9C, 0x1BB9, 0x1BC2, 0x1BE9, 0x1BF4, 0x1BFD, 0x1C00,
-    0x1C41, 0x1C44, 0x1C49, 0x1CC0, 0x1D35, 0x1E98, 0x1EC5, 0x1EC8, 0x1F02, 0x1F29,
-    0x1FAC, 0x1FD1, 0x1FD8, 0x1FE9, 0x1FEC, 0x2001, 0x2058, 0x2069, 0x206C, 0x2091,
-    0x2094, 0x20A1, 0x20A4, 0x2101, 0x2164, 0x2181, 0x21AC, 0x21C1, 0x2220, 0x2225,
-    0x223C, 0x2281, 0x2328, 0x2411, 0x24E8, 0x24F5, 0x24F8, 0x2541, 0x2544, 0x2561,
-    0x2588, 0x259A, 0x25C0, 0x25C5, 0x2604, 0x2615, 0x2634, 0x263D, 0x2644, 0x264D,
-    0x26A4, 0x26A9, 0x26C4, 0x26C9, 0x26CC, 0x26D9, 0x26E8, 0x26F5, 0x26F8, 0x2739,
-    0x273C, 0x2771, 0x2778, 0x277D, 0x2788, 0x279A, 0x27C1, 0x27C8, 0x27D2, 0x27E8,
-    0x27F1, 0x27F4, 0x2815, 0x282C, 0x283D, 0x2844, 0x284D, 0x28A4, 0x28A9, 0x28C4,
-    0x28C9, 0x28D0, 0x28D5, 0x28DC, 0x28E1, 0x28E8, 0x2965, 0x2974, 0x2979, 0x297C,
-    0x299A, 0x29C0, 0x29C9, 0x29D4, 0x2A15, 0x2A38, 0x2A3D, 0x2A48, 0x2A4D, 0x2AA4,
-    0x2AA9, 0x2AC4, 0x2AC9, 0x2AD0, 0x2AD5, 0x2AE8, 0x2AF5, 0x2AF8, 0x2B41, 0x2B44,
-    0x2B81, 0x2B88, 0x2B9A, 0x2BC0, 0x2BE5, 0x2BE8, 0x2C15, 0x2C34, 0x2C3D, 0x2C44,
-    0x2C4D, 0x2CA4, 0x2CA9, 0x2CC4, 0x2CC9, 0x2CD0, 0x2CD5, 0x2CE8, 0x2CF5, 0x2CF8,
-    0x2D71, 0x2D78, 0x2D7D, 0x2D88, 0x2D9A, 0x2DC0, 0x2DC5, 0x2DCA, 0x2DE0, 0x2E0D,
-    0x2E10, 0x2E15, 0x2E2C, 0x2E39, 0x2E44, 0x2E49, 0x2E58, 0x2E65, 0x2E6C, 0x2E71,
-    0x2E74, 0x2E79, 0x2E80, 0x2E8D, 0x2E94, 0x2EA1, 0x2EAC, 0x2EB9, 0x2EE8, 0x2F41,
-    0x2F44, 0x2F9A, 0x2FCC, 0x3015, 0x3034, 0x3039, 0x3044, 0x3049, 0x30A4, 0x30A9,
-    0x30E8, 0x30F5, 0x30F8, 0x3161, 0x316C, 0x3175, 0x3178, 0x3181, 0x3188, 0x319A,
-    0x31C0, 0x31E2, 0x31FC, 0x3201, 0x3204, 0x3215, 0x3234, 0x3239, 0x3244, 0x3249,
-    0x32A4, 0x32A9, 0x32D0, 0x32D5, 0x32E8, 0x32F5, 0x32F8, 0x3375, 0x337C, 0x3381,
-    0x3388, 0x339A, 0x33C0, 0x33C5, 0x33CC, 0x3411, 0x3434, 0x3439, 0x3444, 0x3449,
-    0x34EC, 0x34F5, 0x34F8, 0x3539, 0x353C, 0x3551, 0x355C, 0x3562, 0x357D, 0x3588,
-    0x359A, 0x35E4, 0x35E9, 0x3600, 0x3615, 0x365C, 0x3669, 0x36C8, 0x36CD, 0x36F0,
-    0x36F5, 0x36F8, 0x3701, 0x371C, 0x379A, 0x37C0, 0x3805, 0x38C4, 0x38C9, 0x38D0,
-    0x3901, 0x391C, 0x3942, 0x3968, 0x3A05, 0x3A0C, 0x3A11, 0x3A14, 0x3A19, 0x3A2C,
-    0x3A31, 0x3A90, 0x3A95, 0x3A98, 0x3A9D, 0x3AC4, 0x3AC9, 0x3AD0, 0x3AF5, 0x3AF8,
-    0x3B01, 0x3B14, 0x3B19, 0x3B1C, 0x3B42, 0x3B68, 0x3B71, 0x3B80, 0x3C01, 0x3C04,
-    0x3C82, 0x3CD0, 0x3D01, 0x3D20, 0x3D25, 0x3DB4, 0x3E21, 0x3E34, 0x4001, 0x40AC,
-    0x40FD, 0x4102, 0x4128, 0x4141, 0x4158, 0x4169, 0x4178, 0x4185, 0x4188, 0x4195,
-    0x419C, 0x41B9, 0x41C4, 0x41D5, 0x4208, 0x4239, 0x423C, 0x4242, 0x4268, 0x4281,
-    0x4318, 0x431D, 0x4320, 0x4335, 0x4338, 0x4341, 0x43EC, 0x43F1, 0x4924, 0x4929,
-    0x4938, 0x4941, 0x495C, 0x4961, 0x4964, 0x4969, 0x4978, 0x4981, 0x4A24, 0x4A29,
-    0x4A38, 0x4A41, 0x4AC4, 0x4AC9, 0x4AD8, 0x4AE1, 0x4AFC, 0x4B01, 0x4B04, 0x4B09,
-    0x4B18, 0x4B21, 0x4B5C, 0x4B61, 0x4C44, 0x4C49, 0x4C58, 0x4C61, 0x4D6C, 0x4DA6,
-    0x4DF4, 0x4E01, 0x4E40, 0x4E81, 0x4FD8, 0x4FE1, 0x4FF8, 0x5005, 0x59B4, 0x59BD,
-    0x5A03, 0x5A05, 0x5A6C, 0x5A81, 0x5BAC, 0x5BBA, 0x5BC5, 0x5BE4, 0x5C01, 0x5C48,
-    0x5C7D, 0x5CC8, 0x5D01, 0x5D48, 0x5D81, 0x5DB4, 0x5DB9, 0x5DC4, 0x5E01, 0x5ED0,
-    0x5F5D, 0x5F60, 0x5F71, 0x5F74, 0x5F82, 0x5FA8, 0x5FC2, 0x5FE8, 0x6042, 0x6068,
-    0x6081, 0x61E4, 0x6201, 0x6214, 0x621D, 0x62A4, 0x62A9, 0x62AC, 0x62C1, 0x63D8,
-    0x6401, 0x647C, 0x651A, 0x6541, 0x65B8, 0x65C1, 0x65D4, 0x6601, 0x66B0, 0x66C1,
-    0x6728, 0x6742, 0x676C, 0x6801, 0x685C, 0x6881, 0x6954, 0x6A02, 0x6A28, 0x6A42,
-    0x6A68, 0x6A9D, 0x6AA0, 0x6C15, 0x6CD0, 0x6D15, 0x6D34, 0x6D42, 0x6D68, 0x6E0D,
-    0x6E84, 0x6EB9, 0x6EC2, 0x6EE9, 0x6F98, 0x7001, 0x7090, 0x7102, 0x7128, 0x7135,
-    0x7142, 0x7169, 0x71F8, 0x7201, 0x7224, 0x7241, 0x72EC, 0x72F5, 0x7300, 0x73A5,
-    0x73B4, 0x73B9, 0x73D0, 0x73D5, 0x73DC, 0x73E9, 0x73EC, 0x7401, 0x7700, 0x7801,
-    0x7C58, 0x7C61, 0x7C78, 0x7C81, 0x7D18, 0x7D21, 0x7D38, 0x7D41, 0x7D60, 0x7D65,
-    0x7D68, 0x7D6D, 0x7D70, 0x7D75, 0x7D78, 0x7D7D, 0x7DF8, 0x7E01, 0x7ED4, 0x7ED9,
-    0x7EF4, 0x7EF9, 0x7EFC, 0x7F09, 0x7F14, 0x7F19, 0x7F34, 0x7F41, 0x7F50, 0x7F59,
-    0x7F70, 0x7F81, 0x7FB4, 0x7FC9, 0x7FD4, 0x7FD9, 0x7FF4, 0x8003, 0x802C, 0x80A3,
-    0x80A8, 0x80BF, 0x80C0, 0x817F, 0x8180, 0x81C2, 0x81C5, 0x81C8, 0x81D2, 0x81E8,
-    0x81FD, 0x8202, 0x8228, 0x8241, 0x8274, 0x8409, 0x840C, 0x841D, 0x8420, 0x8429,
-    0x8450, 0x8455, 0x8458, 0x8465, 0x8478, 0x8491, 0x8494, 0x8499, 0x849C, 0x84A1,
-    0x84A4, 0x84A9, 0x84B8, 0x84BD, 0x84E8, 0x84F1, 0x8500, 0x8515, 0x8528, 0x8539,
-    0x853C, 0x8542, 0x860D, 0x8616, 0x8628, 0x9182, 0x9270, 0x93AA, 0x9400, 0x9DDA,
-    0x9E50, 0xB001, 0xB394, 0xB3AD, 0xB3BC, 0xB3C9, 0xB3D0, 0xB3F6, 0xB3F8, 0xB401,
-    0xB498, 0xB49D, 0xB4A0, 0xB4B5, 0xB4B8, 0xB4C1, 0xB5A0, 0xB5BD, 0xB5C0, 0xB601,
-    0xB65C, 0xB681, 0xB69C, 0xB6A1, 0xB6BC, 0xB6C1, 0xB6DC, 0xB6E1, 0xB6FC, 0xB701,
-    0xB71C, 0xB721, 0xB73C, 0xB741, 0xB75C, 0xB761, 0xB77C, 0xB8BD, 0xB8C0, 0xC003,
-    0xC004, 0xC015, 0xC01E, 0xC020, 0xC086, 0xC0A8, 0xC0C5, 0xC0D8, 0xC0E2, 0xC0ED,
-    0xC0F4, 0xC105, 0xC25C, 0xC275, 0xC280, 0xC285, 0xC3EC, 0xC3F1, 0xC400, 0xC415,
-    0xC4C0, 0xC4C5, 0xC63C, 0xC64A, 0xC658, 0xC681, 0xC700, 0xC7C1, 0xC800, 0xC882,
-    0xC8A8, 0xC922, 0xC940, 0xC946, 0xC980, 0xCA02, 0xCA28, 0xCAC6, 0xCB00, 0xD001,
-    0x13700, 0x13801, 0x29234, 0x29341, 0x293F8, 0x29401, 0x29834, 0x29841, 0x29882, 0x298A9,
-    0x298B0, 0x29901, 0x299BC, 0x299FD, 0x29A78, 0x29A81, 0x29B9A, 0x29BC0, 0x29C5D, 0x29C80,
-    0x29C89, 0x29E24, 0x29E2D, 0x29F2C, 0x29F41, 0x29F48, 0x29F4D, 0x29F50, 0x29F55, 0x29F68,
-    0x29FC9, 0x2A008, 0x2A00D, 0x2A018, 0x2A01D, 0x2A02C, 0x2A031, 0x2A08C, 0x2A0C2, 0x2A0D8,
-    0x2A101, 0x2A1D0, 0x2A209, 0x2A2D0, 0x2A342, 0x2A368, 0x2A3C9, 0x2A3E0, 0x2A3ED, 0x2A3F0,
-    0x2A3F5, 0x2A3FC, 0x2A402, 0x2A429, 0x2A498, 0x2A4C1, 0x2A51C, 0x2A581, 0x2A5F4, 0x2A611,
-    0x2A6CC, 0x2A73D, 0x2A742, 0x2A768, 0x2A781, 0x2A794, 0x2A799, 0x2A7C2, 0x2A7E9, 0x2A7FC,
-    0x2A801, 0x2A8A4, 0x2A901, 0x2A90C, 0x2A911, 0x2A930, 0x2A942, 0x2A968, 0x2A981, 0x2A9DC,
-    0x2A9E9, 0x2A9EC, 0x2A9F9, 0x2AAC0, 0x2AAC5, 0x2AAC8, 0x2AAD5, 0x2AADC, 0x2AAE5, 0x2AAF8,
-    0x2AB01, 0x2AB04, 0x2AB09, 0x2AB0C, 0x2AB6D, 0x2AB78, 0x2AB81, 0x2ABAC, 0x2ABC9, 0x2ABD4,
-    0x2AC05, 0x2AC1C, 0x2AC25, 0x2AC3C, 0x2AC45, 0x2AC5C, 0x2AC81, 0x2AC9C, 0x2ACA1, 0x2ACBC,
-    0x2ACC1, 0x2AD6C, 0x2AD71, 0x2ADA8, 0x2ADC1, 0x2AF8C, 0x2AFC2, 0x2AFE8, 0x2B001, 0x35E90,
-    0x35EC1, 0x35F1C, 0x35F2D, 0x35FF0, 0x3E401, 0x3E9B8, 0x3E9C1, 0x3EB68, 0x3EC01, 0x3EC1C,
-    0x3EC4D, 0x3EC60, 0x3EC75, 0x3EC78, 0x3EC7D, 0x3ECA4, 0x3ECA9, 0x3ECDC, 0x3ECE1, 0x3ECF4,
-    0x3ECF9, 0x3ECFC, 0x3ED01, 0x3ED08, 0x3ED0D, 0x3ED14, 0x3ED19, 0x3EEC8, 0x3EF4D, 0x3F4F8,
-    0x3F541, 0x3F640, 0x3F649, 0x3F720, 0x3F7C1, 0x3F7F0, 0x3F9C1, 0x3F9D4, 0x3F9D9, 0x3FBF4,
-    0x3FC42, 0x3FC68, 0x3FC85, 0x3FCEC, 0x3FD05, 0x3FD6C, 0x3FD99, 0x3FEFC, 0x3FF09, 0x3FF20,
-    0x3FF29, 0x3FF40, 0x3FF49, 0x3FF60, 0x3FF69, 0x3FF74, 0x40001, 0x40030, 0x40035, 0x4009C,
-    0x400A1, 0x400EC, 0x400F1, 0x400F8, 0x400FD, 0x40138, 0x40141, 0x40178, 0x40201, 0x403EC,
-    0x4041E, 0x404D0, 0x40502, 0x405E4, 0x4062A, 0x40630, 0x40A01, 0x40A74, 0x40A81, 0x40B44,
-    0x40B86, 0x40BF0, 0x40C01, 0x40C82, 0x40C90, 0x40CB5, 0x40D06, 0x40D09, 0x40D2A, 0x40D2C,
-    0x40D41, 0x40DD8, 0x40E01, 0x40E78, 0x40E81, 0x40F10, 0x40F21, 0x40F40, 0x40F46, 0x40F58,
-    0x41001, 0x41278, 0x41282, 0x412A8, 0x412C1, 0x41350, 0x41361, 0x413F0, 0x41401, 0x414A0,
-    0x414C1, 0x41590, 0x415C1, 0x415EC, 0x415F1, 0x4162C, 0x41631, 0x4164C, 0x41651, 0x41658,
-    0x4165D, 0x41688, 0x4168D, 0x416C8, 0x416CD, 0x416E8, 0x416ED, 0x416F4, 0x41801, 0x41CDC,
-    0x41D01, 0x41D58, 0x41D81, 0x41DA0, 0x41E01, 0x41E18, 0x41E1D, 0x41EC4, 0x41EC9, 0x41EEC,
-    0x42001, 0x42018, 0x42021, 0x42024, 0x42029, 0x420D8, 0x420DD, 0x420E4, 0x420F1, 0x420F4,
-    0x420FD, 0x42158, 0x42162, 0x42181, 0x421DC, 0x421E6, 0x42201, 0x4227C, 0x4229E, 0x422C0,
-    0x42381, 0x423CC, 0x423D1, 0x423D8, 0x423EE, 0x42401, 0x4245A, 0x42470, 0x42481, 0x424E8,
-    0x42601, 0x426E0, 0x426F2, 0x426F9, 0x42702, 0x42740, 0x4274A, 0x42801, 0x42804, 0x42841,
-    0x42850, 0x42855, 0x42860, 0x42865, 0x428D8, 0x42902, 0x42924, 0x42981, 0x429F6, 0x429FC,
-    0x42A01, 0x42A76, 0x42A80, 0x42B01, 0x42B20, 0x42B25, 0x42B94, 0x42BAE, 0x42BC0, 0x42C01,
-    0x42CD8, 0x42D01, 0x42D58, 0x42D62, 0x42D81, 0x42DCC, 0x42DE2, 0x42E01, 0x42E48, 0x42EA6,
-    0x42EC0, 0x43001, 0x43124, 0x43201, 0x432CC, 0x43301, 0x433CC, 0x433EA, 0x43401, 0x43490,
-    0x434C2, 0x434E8, 0x43982, 0x439FC, 0x43A01, 0x43AA8, 0x43AC1, 0x43AC8, 0x43C01, 0x43C76,
-    0x43C9D, 0x43CA0, 0x43CC1, 0x43D18, 0x43D46, 0x43D54, 0x43DC1, 0x43E08, 0x43EC1, 0x43F16,
-    0x43F30, 0x43F81, 0x43FDC, 0x4400D, 0x440E0, 0x4414A, 0x441C0, 0x441C5, 0x441CC, 0x441D5,
-    0x441D8, 0x4420D, 0x442C0, 0x44341, 0x443A4, 0x443C2, 0x443E8, 0x4440D, 0x4449C, 0x444DA,
-    0x44500, 0x44511, 0x44514, 0x4451D, 0x44520, 0x44541, 0x445CC, 0x445D9, 0x445DC, 0x4460D,
-    0x446CC, 0x44705, 0x44714, 0x44742, 0x44769, 0x4476C, 0x44771, 0x44774, 0x44786, 0x447D4,
-    0x44801, 0x44848, 0x4484D, 0x448B0, 0x448FD, 0x44904, 0x44A01, 0x44A1C, 0x44A21, 0x44A24,
-    0x44A29, 0x44A38, 0x44A3D, 0x44A78, 0x44A7D, 0x44AA4, 0x44AC1, 0x44B7C, 0x44BC2, 0x44BE8,
-    0x44C15, 0x44C34, 0x44C3D, 0x44C44, 0x44C4D, 0x44CA4, 0x44CA9, 0x44CC4, 0x44CC9, 0x44CD0,
-    0x44CD5, 0x44CE8, 0x44CF5, 0x44CF8, 0x44D41, 0x44D44, 0x44D75, 0x44D88, 0x45001, 0x450D4,
-    0x4511D, 0x4512C, 0x45142, 0x45168, 0x4517D, 0x45188, 0x45201, 0x452C0, 0x45311, 0x45318,
-    0x4531D, 0x45320, 0x45342, 0x45368, 0x45601, 0x456BC, 0x45761, 0x45770, 0x45801, 0x458C0,
-    0x45911, 0x45914, 0x45942, 0x45968, 0x45A01, 0x45AAC, 0x45AE1, 0x45AE4, 0x45B02, 0x45B28,
-    0x45C01, 0x45C6C, 0x45CC2, 0x45CF0, 0x45D01, 0x45D1C, 0x46001, 0x460B0, 0x46281, 0x46382,
-    0x463CC, 0x463FD, 0x4641C, 0x46425, 0x46428, 0x46431, 0x46450, 0x46455, 0x4645C, 0x46461,
-    0x464C0, 0x464FD, 0x46500, 0x46505, 0x46508, 0x46542, 0x46568, 0x46681, 0x466A0, 0x466A9,
-    0x46744, 0x46785, 0x46788, 0x4678D, 0x46790, 0x46801, 0x46804, 0x4682D, 0x468CC, 0x468E9,
-    0x468EC, 0x46941, 0x46944, 0x46971, 0x46A28, 0x46A75, 0x46A78, 0x46AC1, 0x46BE4, 0x47001,
-    0x47024, 0x47029, 0x470BC, 0x47101, 0x47104, 0x47142, 0x471B4, 0x471C9, 0x47240, 0x47401,
-    0x4741C, 0x47421, 0x47428, 0x4742D, 0x474C4, 0x47519, 0x4751C, 0x47542, 0x47568, 0x47581,
-    0x47598, 0x4759D, 0x475A4, 0x475A9, 0x47628, 0x47661, 0x47664, 0x47682, 0x476A8, 0x47B81,
-    0x47BCC, 0x47C09, 0x47C0C, 0x47C11, 0x47C44, 0x47C49, 0x47CD0, 0x47D42, 0x47D68, 0x47EC1,
-    0x47EC4, 0x47F02, 0x47F54, 0x48001, 0x48E68, 0x49002, 0x491BC, 0x49201, 0x49510, 0x4BE41,
-    0x4BFC4, 0x4C001, 0x4D0C0, 0x4D105, 0x4D11C, 0x51001, 0x5191C, 0x5A001, 0x5A8E4, 0x5A901,
-    0x5A97C, 0x5A982, 0x5A9A8, 0x5A9C1, 0x5AAFC, 0x5AB02, 0x5AB28, 0x5AB41, 0x5ABB8, 0x5AC01,
-    0x5ACC0, 0x5AD01, 0x5AD10, 0x5AD42, 0x5AD68, 0x5AD6E, 0x5AD88, 0x5AD8D, 0x5ADE0, 0x5ADF5,
-    0x5AE40, 0x5B901, 0x5BA02, 0x5BA5C, 0x5BC01, 0x5BD2C, 0x5BD41, 0x5BD44, 0x5BE4D, 0x5BE80,
-    0x5BF81, 0x5BF88, 0x5BF8D, 0x5BF90, 0x5C001, 0x61FE0, 0x62001, 0x63358, 0x63401, 0x63424,
-    0x6BFC1, 0x6BFD0, 0x6BFD5, 0x6BFF0, 0x6BFF5, 0x6BFFC, 0x6C001, 0x6C48C, 0x6C4C9, 0x6C4CC,
-    0x6C541, 0x6C54C, 0x6C555, 0x6C558, 0x6C591, 0x6C5A0, 0x6C5C1, 0x6CBF0, 0x6F001, 0x6F1AC,
-    0x6F1C1, 0x6F1F4, 0x6F201, 0x6F224, 0x6F241, 0x6F268, 0x74B02, 0x74B50, 0x74B82, 0x74BD0,
-    0x74D82, 0x74DE4, 0x75001, 0x75154, 0x75159, 0x75274, 0x75279, 0x75280, 0x75289, 0x7528C,
-    0x75295, 0x7529C, 0x752A5, 0x752B4, 0x752B9, 0x752E8, 0x752ED, 0x752F0, 0x752F5, 0x75310,
-    0x75315, 0x75418, 0x7541D, 0x7542C, 0x75435, 0x75454, 0x75459, 0x75474, 0x75479, 0x754E8,
-    0x754ED, 0x754FC, 0x75501, 0x75514, 0x75519, 0x7551C, 0x75529, 0x75544, 0x75549, 0x75A98,
-    0x75AA1, 0x75B04, 0x75B09, 0x75B6C, 0x75B71, 0x75BEC, 0x75BF1, 0x75C54, 0x75C59, 0x75CD4,
-    0x75CD9, 0x75D3C, 0x75D41, 0x75DBC, 0x75DC1, 0x75E24, 0x75E29, 0x75EA4, 0x75EA9, 0x75F0C,
-    0x75F11, 0x75F30, 0x75F3A, 0x76000, 0x77C01, 0x77C7C, 0x77C95, 0x77CAC, 0x780C1, 0x781B8,
-    0x78401, 0x784B4, 0x784DD, 0x784F8, 0x78502, 0x78528, 0x78539, 0x7853C, 0x78A41, 0x78AB8,
-    0x78B01, 0x78BB0, 0x78BC2, 0x78BE8, 0x79341, 0x793B0, 0x793C2, 0x793E8, 0x79F81, 0x79F9C,
-    0x79FA1, 0x79FB0, 0x79FB5, 0x79FBC, 0x79FC1, 0x79FFC, 0x7A001, 0x7A314, 0x7A31E, 0x7A340,
-    0x7A401, 0x7A510, 0x7A52D, 0x7A530, 0x7A542, 0x7A568, 0x7B1C6, 0x7B2B0, 0x7B2B6, 0x7B2C0,
-    0x7B2C6, 0x7B2D4, 0x7B406, 0x7B4B8, 0x7B4BE, 0x7B4F8, 0x7B801, 0x7B810, 0x7B815, 0x7B880,
-    0x7B885, 0x7B88C, 0x7B891, 0x7B894, 0x7B89D, 0x7B8A0, 0x7B8A5, 0x7B8CC, 0x7B8D1, 0x7B8E0,
-    0x7B8E5, 0x7B8E8, 0x7B8ED, 0x7B8F0, 0x7B909, 0x7B90C, 0x7B91D, 0x7B920, 0x7B925, 0x7B928,
-    0x7B92D, 0x7B930, 0x7B935, 0x7B940, 0x7B945, 0x7B94C, 0x7B951, 0x7B954, 0x7B95D, 0x7B960,
-    0x7B965, 0x7B968, 0x7B96D, 0x7B970, 0x7B975, 0x7B978, 0x7B97D, 0x7B980, 0x7B985, 0x7B98C,
-    0x7B991, 0x7B994, 0x7B99D, 0x7B9AC, 0x7B9B1, 0x7B9CC, 0x7B9D1, 0x7B9E0, 0x7B9E5, 0x7B9F4,
-    0x7B9F9, 0x7B9FC, 0x7BA01, 0x7BA28, 0x7BA2D, 0x7BA70, 0x7BA85, 0x7BA90, 0x7BA95, 0x7BAA8,
-    0x7BAAD, 0x7BAF0, 0x7C402, 0x7C434, 0x7EFC2, 0x7EFE8, 0x80001, 0xA9B80, 0xA9C01, 0xADCE8,
-    0xADD01, 0xAE078, 0xAE081, 0xB3A88, 0xB3AC1, 0xBAF84, 0xBE001, 0xBE878, 0xC0001, 0xC4D2C,
-    0xC4D41, 0xC8EC0,
-};
-
-} // namespace gptx::detail
-// ---- end gptx/text/unicode_classes.hpp ----
-// ---- begin gptx/text/gpt2_tokenizer.hpp ----
-// gptx/text/gpt2_tokenizer.hpp: GPT-2's byte-level BPE (encoder.json + vocab.bpe), exact to
-// GPT-2's encoder.py, with special tokens and a multi-threaded path for large texts.
-// Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <exception>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <iterator>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-
-namespace gptx {
-
-namespace detail {
-
-// ---- Unicode classes and UTF-8 ---------------------------------------------------------------
-
-enum : std::uint8_t { uc_other = 0, uc_letter = 1, uc_number = 2, uc_space = 3 };
-
-// 2 bits per code point below unicode_class_end (51 KB), expanded once from the generated runs.
-inline const std::uint8_t* unicode_class_table() {
-    static const std::vector<std::uint8_t> table = [] {
-        std::vector<std::uint8_t> t((unicode_class_end + 3) / 4, 0);
-        constexpr std::size_t n = std::size(unicode_class_runs);
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t first = unicode_class_runs[i] >> 2, cls = unicode_class_runs[i] & 3;
-            const std::uint32_t last = i + 1 < n ? unicode_class_runs[i + 1] >> 2 : unicode_class_end;
-            if (cls != 0)
-                for (std::uint32_t cp = first; cp < last && cp < unicode_class_end; ++cp)
-                    t[cp >> 2] |= std::uint8_t(cls << ((cp & 3) * 2));
-        }
-        return t;
-    }();
-    return table.data();
-}
-
-inline std::uint8_t unicode_class(std::uint32_t cp) {
-    if (cp >= unicode_class_end)
-        return uc_other;
-    return (unicode_class_table()[cp >> 2] >> ((cp & 3) * 2)) & 3;
-}
-
-inline constexpr std::array<std::uint8_t, 128> ascii_classes = [] {
-    std::array<std::uint8_t, 128> a{};
-    for (int c = 0; c < 128; ++c)
-        a[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? uc_letter
-               : (c >= '0' && c <= '9')                          ? uc_number
-               : (c == ' ' || (c >= '\t' && c <= '\r'))          ? uc_space
-                                                                 : uc_other;
-    return a;
-}();
-
-struct uchar {
-    std::uint8_t cls, len;
-};
-
-// The class and length of the character at p (p < e). A byte that does not start a
-// well-formed UTF-8 sequence is one character of class "other", as U+FFFD would be: invalid
-// input pre-tokenizes deterministically and, BPE being byte-level, still round-trips.
-inline uchar next_uchar(const unsigned char* p, const unsigned char* e, const std::uint8_t* tab) {
-    const unsigned b0 = p[0];
-    if (b0 < 0x80)
-        return {ascii_classes[b0], 1};
-    const std::size_t avail = std::size_t(e - p);
-    auto cont = [](unsigned b) { return (b & 0xC0u) == 0x80u; };
-    std::uint32_t cp;
-    std::uint8_t len;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        if (avail < 2 || !cont(p[1]))
-            return {uc_other, 1};
-        cp = (b0 & 0x1Fu) << 6 | (p[1] & 0x3Fu);
-        len = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        const unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
-        if (avail < 3 || p[1] < lo || p[1] > hi || !cont(p[2]))
-            return {uc_other, 1};
-        cp = (b0 & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-        len = 3;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        const unsigned lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
-        if (avail < 4 || p[1] < lo || p[1] > hi || !cont(p[2]) || !cont(p[3]))
-            return {uc_other, 1};
-        cp = (b0 & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
-        len = 4;
-    } else {
-        return {uc_other, 1};
-    }
-    if (cp >= unicode_class_end)
-        return {uc_other, len};
-    return {std::uint8_t((tab[cp >> 2] >> ((cp & 3) * 2)) & 3), len};
-}
-
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
-
-// GPT-2's bytes_to_unicode(): byte -> the printable code point that stands for it in
-// encoder.json and vocab.bpe (printable Latin-1 bytes map to themselves, the rest to 256+n).
-inline const std::array<std::uint32_t, 256>& gpt2_byte_to_unicode() {
-    static const std::array<std::uint32_t, 256> table = [] {
-        std::array<std::uint32_t, 256> t{};
-        std::uint32_t n = 0;
-        for (std::uint32_t b = 0; b < 256; ++b) {
-            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-            t[b] = printable ? b : 256 + n++;
-        }
-        return t;
-    }();
-    return table;
-}
-
-// Raw bytes -> their encoder.json / vocab.bpe spelling (UTF-8).
-inline std::string gpt2_bytes_to_text(std::string_view raw) {
-    std::string out;
-    out.reserve(raw.size() * 2);
-    for (char c : raw)
-        append_utf8(out, gpt2_byte_to_unicode()[static_cast<unsigned char>(c)]);
-    return out;
-}
-
-// The inverse; nullopt when `text` is not UTF-8 or uses a code point outside the alphabet.
-inline std::optional<std::string> gpt2_text_to_bytes(std::string_view text) {
-    static const std::unordered_map<std::uint32_t, unsigned char> inverse = [] {
-        std::unordered_map<std::uint32_t, unsigned char> m;
-        for (int b = 0; b < 256; ++b)
-            m[gpt2_byte_to_unicode()[b]] = static_cast<unsigned char>(b);
-        return m;
-    }();
-    std::string out;
-    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* e = p + text.size();
-    while (p < e) {
-        std::uint32_t cp;
-        if (*p < 0x80) {
-            cp = *p++;
-        } else if ((*p & 0xE0) == 0xC0 && e - p >= 2 && (p[1] & 0xC0) == 0x80) {
-            cp = (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu);
-            p += 2;
-        } else {
-            return std::nullopt; // the alphabet is below U+0144: never more than 2 bytes
-        }
-        const auto it = inverse.find(cp);
-        if (it == inverse.end())
-            return std::nullopt;
-        out += static_cast<char>(it->second);
-    }
-    return out;
-}
-
-// Python's json.dumps(ensure_ascii=True) spelling of a string, so saved files match GPT-2's.
-inline void append_json_string(std::string& out, std::string_view utf8) {
-    static constexpr char hex[] = "0123456789abcdef";
-    auto u4 = [&](std::uint32_t v) {
-        out += "\\u";
-        for (int s = 12; s >= 0; s -= 4)
-            out += hex[(v >> s) & 0xF];
-    };
-    out += '"';
-    const auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
-    const auto* e = p + utf8.size();
-    while (p < e) {
-        std::uint32_t cp = *p;
-        int len = 1;
-        if (cp >= 0xF0) {
-            cp = (p[0] & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
-            len = 4;
-        } else if (cp >= 0xE0) {
-            cp = (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-            len = 3;
-        } else if (cp >= 0xC0) {
-            cp = (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu);
-            len = 2;
-        }
-        p += len;
-        switch (cp) {
-        case '"': out += "\\\""; continue;
-        case '\\': out += "\\\\"; continue;
-        case '\n': out += "\\n"; continue;
-        case '\r': out += "\\r"; continue;
-        case '\t': out += "\\t"; continue;
-        case '\b': out += "\\b"; continue;
-        case '\f': out += "\\f"; continue;
-        default: break;
-        }
-        if (cp >= 0x20 && cp <= 0x7E) {
-            out += char(cp);
-        } else if (cp >= 0x10000) {
-            u4(0xD800 + ((cp - 0x10000) >> 10));
-            u4(0xDC00 + ((cp - 0x10000) & 0x3FF));
-        } else {
-            u4(cp);
-        }
-    }
-    out += '"';
-}
-
-inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
-               path.string(), "': no such file");
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
-    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
-    return s;
-}
-
-// Writes path + ".tmp" then renames it over path, so readers never see half a file.
-inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(data.data(), std::streamsize(data.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-    }
-}
-
-inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
-    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    for (; n >= 8; p += 8, n -= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        h = mix64(h ^ w);
-    }
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    return mix64(h ^ w);
-}
-
-// Pair (left id, right id) -> (rank, merged id): open addressing, linear probing.
-class merge_table {
-  public:
-    struct value {
-        std::int32_t rank, merged;
-    };
-    void build(std::span<const std::array<int, 3>> merges) { // (a, b, merged) by rank
-        std::size_t cap = 16;
-        while (cap < merges.size() * 2 + 16)
-            cap *= 2;
-        keys_.assign(cap, empty);
-        vals_.assign(cap, {-1, -1});
-        mask_ = cap - 1;
-        for (std::size_t r = 0; r < merges.size(); ++r) {
-            const std::uint64_t k = key(merges[r][0], merges[r][1]);
-            std::size_t i = mix64(k) & mask_;
-            while (keys_[i] != empty && keys_[i] != k)
-                i = (i + 1) & mask_;
-            if (keys_[i] == empty) { // a repeated pair keeps its first (lowest) rank
-                keys_[i] = k;
-                vals_[i] = {std::int32_t(r), merges[r][2]};
-            }
-        }
-    }
-    value find(int a, int b) const {
-        const std::uint64_t k = key(a, b);
-        for (std::size_t i = mix64(k) & mask_;; i = (i + 1) & mask_) {
-            if (keys_[i] == k)
-                return vals_[i];
-            if (keys_[i] == empty)
-                return {-1, -1};
-        }
-    }
-
-  private:
-    static constexpr std::uint64_t empty = ~std::uint64_t{0};
-    static std::uint64_t key(int a, int b) { return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b); }
-    std::vector<std::uint64_t> keys_;
-    std::vector<value> vals_;
-    std::size_t mask_ = 0;
-};
-
-// Per-call memo of piece -> ids. Keys point into the text being encoded.
-class piece_cache {
-  public:
-    // Returns the cached ids of `piece`, or null.
-    const int* find(std::string_view piece, std::uint64_t h, std::uint32_t& count) const {
-        if (slots_.empty())
-            return nullptr;
-        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-            const slot& s = slots_[i];
-            if (s.ptr == nullptr)
-                return nullptr;
-            if (s.hash == h && s.len == piece.size() && std::memcmp(s.ptr, piece.data(), s.len) == 0) {
-                count = s.count;
-                return pool_.data() + s.offset;
-            }
-        }
-    }
-    void insert(std::string_view piece, std::uint64_t h, std::span<const int> ids) {
-        if (used_ * 2 >= slots_.size())
-            grow();
-        std::size_t i = h & mask_;
-        while (slots_[i].ptr != nullptr)
-            i = (i + 1) & mask_;
-        slots_[i] = {piece.data(), h, std::uint32_t(piece.size()), std::uint32_t(pool_.size()),
-                     std::uint32_t(ids.size())};
-        pool_.insert(pool_.end(), ids.begin(), ids.end());
-        ++used_;
-    }
-    std::size_t size() const { return used_; }
-    void clear() {
-        slots_.clear();
-        pool_.clear();
-        used_ = 0;
-    }
-
-  private:
-    struct slot {
-        const char* ptr = nullptr;
-        std::uint64_t hash = 0;
-        std::uint32_t len = 0, offset = 0, count = 0;
-    };
-    void grow() {
-        std::vector<slot> old = std::move(slots_);
-        slots_.assign(old.empty() ? 1024 : old.size() * 2, slot{});
-        mask_ = slots_.size() - 1;
-        for (const slot& s : old) {
-            if (s.ptr == nullptr)
-                continue;
-            std::size_t i = s.hash & mask_;
-            while (slots_[i].ptr != nullptr)
-                i = (i + 1) & mask_;
-            slots_[i] = s;
-        }
-    }
-    std::vector<slot> slots_;
-    std::vector<int> pool_;
-    std::size_t mask_ = 0, used_ = 0;
-};
-
-} // namespace detail
-
-// Splits `text` as GPT-2's pattern
-//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// does, calling piece(std::string_view) for every match, in order; the pieces cover the text.
-// Hand-written (no regex engine) over a generated class table; tests/text checks it against
-// PCRE2 and the table against utf8proc. Invalid UTF-8 bytes count as class "other".
-template <class F> void gpt2_pretokenize(std::string_view text, F&& piece) {
-    using detail::next_uchar;
-    const std::uint8_t* tab = detail::unicode_class_table();
-    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* const e = p + text.size();
-    auto emit = [&](const unsigned char* a, const unsigned char* b) {
-        piece(std::string_view(reinterpret_cast<const char*>(a), std::size_t(b - a)));
-    };
-    // End of the run of class `cls` starting at q.
-    auto run = [&](const unsigned char* q, std::uint8_t cls) {
-        while (q < e) {
-            if (*q < 0x80) { // ASCII fast path
-                if (detail::ascii_classes[*q] != cls)
-                    break;
-                ++q;
-                continue;
-            }
-            const detail::uchar c = next_uchar(q, e, tab);
-            if (c.cls != cls)
-                break;
-            q += c.len;
-        }
-        return q;
-    };
-    while (p < e) {
-        const unsigned b = *p;
-        if (b == '\'' && e - p >= 2) { // contractions, case-sensitive as in GPT-2
-            const unsigned c1 = p[1];
-            if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
-                emit(p, p + 2);
-                p += 2;
-                continue;
-            }
-            if (e - p >= 3) {
-                const unsigned c2 = p[2];
-                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
-                    emit(p, p + 3);
-                    p += 3;
-                    continue;
-                }
-            }
-        }
-        const detail::uchar c = next_uchar(p, e, tab);
-        const unsigned char* q;
-        if (c.cls == detail::uc_space) {
-            if (b == ' ' && p + 1 < e) { //  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+
-                const detail::uchar d = next_uchar(p + 1, e, tab);
-                if (d.cls != detail::uc_space) {
-                    q = run(p + 1 + d.len, d.cls);
-                    emit(p, q);
-                    p = q;
-                    continue;
-                }
-            }
-            // \s+(?!\S) | \s+ : a run followed by a non-space leaves its last character to the
-            // next piece (where " x" may take it), unless the run is that one character.
-            const unsigned char* last = p;
-            q = p;
-            while (q < e) {
-                const detail::uchar d = next_uchar(q, e, tab);
-                if (d.cls != detail::uc_space)
-                    break;
-                last = q;
-                q += d.len;
-            }
-            if (q < e && last > p)
-                q = last;
-            emit(p, q);
-            p = q;
-            continue;
-        }
-        q = run(p + c.len, c.cls);
-        emit(p, q);
-        p = q;
-    }
-}
-
-// GPT-2's tokenizer. The vocabulary and merges are immutable and shared between copies;
-// special tokens registered at runtime get ids after the vocabulary (vocab_size() grows).
-class gpt2_tokenizer {
-  public:
-    static constexpr std::string_view name = "gpt2";
-    static constexpr std::string_view end_of_text = "<|endoftext|>";
-
-    // From tokens (raw bytes, id = index) and merges ((left id, right id), rank = index). Every
-    // byte needs a one-byte token; every merge's concatenation needs a token. Tokens that are
-    // neither a byte nor a merge result (GPT-2: <|endoftext|>) become special tokens.
-    static gpt2_tokenizer from_vocab(std::vector<std::string> tokens,
-                                     std::vector<std::pair<int, int>> merges,
-                                     std::string_view what = "vocabulary") {
-        auto d = std::make_shared<data>();
-        d->tokens = std::move(tokens);
-        const int n = static_cast<int>(d->tokens.size());
-        GPTX_CHECK(n >= 256 && d->tokens.size() < (1u << 30), what, ": ", d->tokens.size(),
-                   " tokens (expected at least 256, one per byte)");
-        d->index.reserve(d->tokens.size() * 2);
-        for (int i = 0; i < n; ++i) {
-            GPTX_CHECK(!d->tokens[std::size_t(i)].empty(), what, ": token ", i, " is empty");
-            const auto [it, fresh] = d->index.emplace(d->tokens[std::size_t(i)], i);
-            GPTX_CHECK(fresh, what, ": tokens ", it->second, " and ", i, " are both '",
-                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(i)]), "'");
-        }
-        for (int b = 0; b < 256; ++b) {
-            const auto it = d->index.find(std::string(1, static_cast<char>(b)));
-            GPTX_CHECK(it != d->index.end(), what, ": no token for byte ", b, " ('",
-                       detail::gpt2_bytes_to_text(std::string(1, static_cast<char>(b))), "')");
-            d->byte_ids[std::size_t(b)] = it->second;
-        }
-        std::vector<bool> reachable(std::size_t(n), false);
-        for (int id : d->byte_ids)
-            reachable[std::size_t(id)] = true;
-        std::vector<std::array<int, 3>> table;
-        table.reserve(merges.size());
-        for (std::size_t r = 0; r < merges.size(); ++r) {
-            const auto [a, b] = merges[r];
-            GPTX_CHECK(a >= 0 && a < n && b >= 0 && b < n, what, ": merge ", r, " uses id ",
-                       (a >= 0 && a < n) ? b : a, " outside the vocabulary [0, ", n, ")");
-            const std::string joined = d->tokens[std::size_t(a)] + d->tokens[std::size_t(b)];
-            const auto it = d->index.find(joined);
-            GPTX_CHECK(it != d->index.end(), what, ": merge ", r, " ('",
-                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(a)]), " ",
-                       detail::gpt2_bytes_to_text(d->tokens[std::size_t(b)]),
-                       "') makes a token that is not in the vocabulary");
-            reachable[std::size_t(it->second)] = true;
-            table.push_back({a, b, it->second});
-        }
-        d->merges = std::move(merges);
-        d->pairs.build(table);
-        d->merged.resize(table.size());
-        for (std::size_t r = 0; r < table.size(); ++r)
-            d->merged[r] = table[r][2];
-        gpt2_tokenizer t;
-        for (int i = 0; i < n; ++i)
-            if (!reachable[std::size_t(i)])
-                t.specials_.add(d->tokens[std::size_t(i)], i);
-        t.base_ = std::move(d);
-        return t;
-    }
-
-    // GPT-2's released files (or any in their format, e.g. bpe_trainer's output).
-    static gpt2_tokenizer from_files(const std::filesystem::path& encoder_json,
-                                     const std::filesystem::path& vocab_bpe) {
-        const std::string encoder = detail::read_whole_file(encoder_json, "encoder");
-        const std::string merges = detail::read_whole_file(vocab_bpe, "merges");
-        return from_text(encoder, merges, encoder_json.string(), vocab_bpe.string());
-    }
-    // DIR/encoder.json and DIR/vocab.bpe.
-    static gpt2_tokenizer from_dir(const std::filesystem::path& dir) {
-        return from_files(dir / "encoder.json", dir / "vocab.bpe");
-    }
-
-    // The contents of encoder.json and vocab.bpe; names are for error messages.
-    static gpt2_tokenizer from_text(std::string_view encoder_json, std::string_view vocab_bpe,
-                                    const std::string& encoder_name = "encoder.json",
-                                    const std::string& merges_name = "vocab.bpe") {
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(encoder_json);
-        } catch (const nlohmann::json::exception& e) {
-            detail::fail(encoder_name, ": not valid JSON: ", e.what());
-        }
-        GPTX_CHECK(j.is_object(), encoder_name, ": expected a JSON object of token -> id");
-        std::vector<std::string> tokens(j.size());
-        std::vector<bool> seen(j.size(), false);
-        for (const auto& [key, value] : j.items()) {
-            GPTX_CHECK(value.is_number_integer(), encoder_name, ": the id of '", key,
-                       "' is not an integer");
-            const auto id = value.get<std::int64_t>();
-            GPTX_CHECK(id >= 0 && std::uint64_t(id) < tokens.size(), encoder_name, ": id ", id,
-                       " of '", key, "' is outside [0, ", tokens.size(), "): ids must be 0..n-1");
-            GPTX_CHECK(!seen[std::size_t(id)], encoder_name, ": id ", id, " is used twice");
-            auto raw = detail::gpt2_text_to_bytes(key);
-            GPTX_CHECK(raw.has_value(), encoder_name, ": token '", key, "' (id ", id,
-                       ") has a character outside GPT-2's byte alphabet");
-            seen[std::size_t(id)] = true;
-            tokens[std::size_t(id)] = std::move(*raw);
-        }
-        std::unordered_map<std::string_view, int> index;
-        index.reserve(tokens.size() * 2);
-        for (std::size_t i = 0; i < tokens.size(); ++i)
-            index.emplace(tokens[i], static_cast<int>(i));
-
-        std::vector<std::pair<int, int>> merges;
-        std::size_t pos = 0, line_no = 0;
-        while (pos < vocab_bpe.size()) {
-            std::size_t end = vocab_bpe.find('\n', pos);
-            if (end == std::string_view::npos)
-                end = vocab_bpe.size();
-            std::string_view line = vocab_bpe.substr(pos, end - pos);
-            pos = end + 1;
-            ++line_no;
-            if (!line.empty() && line.back() == '\r')
-                line.remove_suffix(1);
-            if (line.empty() || (line_no == 1 && line.starts_with("#version")))
-                continue;
-            const std::size_t sp = line.find(' ');
-            GPTX_CHECK(sp != std::string_view::npos && sp > 0 && sp + 1 < line.size() &&
-                           line.find(' ', sp + 1) == std::string_view::npos,
-                       merges_name, ":", line_no, ": expected two tokens separated by one space");
-            int ids[2];
-            for (int k = 0; k < 2; ++k) {
-                const std::string_view part = k == 0 ? line.substr(0, sp) : line.substr(sp + 1);
-                const auto raw = detail::gpt2_text_to_bytes(part);
-                GPTX_CHECK(raw.has_value(), merges_name, ":", line_no, ": '", part,
-                           "' has a character outside GPT-2's byte alphabet");
-                const auto it = index.find(*raw);
-                GPTX_CHECK(it != index.end(), merges_name, ":", line_no, ": '", part,
-                           "' is not in ", encoder_name);
-                ids[k] = it->second;
-            }
-            merges.emplace_back(ids[0], ids[1]);
-        }
-        return from_vocab(std::move(tokens), std::move(merges), encoder_name + " + " + merges_name);
-    }
-
-    int vocab_size() const { return static_cast<int>(base().tokens.size()) + int(added_); }
-    // Tokens of the loaded vocabulary (GPT-2: 50257), without runtime additions.
-    int base_vocab_size() const { return static_cast<int>(base().tokens.size()); }
-    std::size_t num_merges() const { return base().merges.size(); }
-    const std::vector<std::pair<int, int>>& merges() const { return base().merges; }
-
-    // The raw bytes of token `id` (for a special token, its text).
-    std::string_view token_bytes(int id) const {
-        const int n = base_vocab_size();
-        if (id >= 0 && id < n)
-            return base().tokens[std::size_t(id)];
-        const std::string* s = id >= n ? specials_.text_of(id) : nullptr;
-        GPTX_CHECK(s, "token id ", id, " is out of range for the gpt2 tokenizer (valid: 0..",
-                   vocab_size() - 1, ")");
-        return *s;
-    }
-    // The id of an ordinary token's raw bytes.
-    std::optional<int> token_id(std::string_view bytes) const {
-        const auto it = base().index.find(std::string(bytes));
-        if (it == base().index.end())
-            return std::nullopt;
-        return it->second;
-    }
-
-    // ---- special tokens ----
-    // Registers `text` as a special token with the next id (vocab_size() before the call) and
-    // returns it; the model's embedding must grow to match (nn/resize.hpp). Registering a text
-    // that is already special returns its id.
-    int add_special_token(std::string text) {
-        if (const auto id = specials_.id_of(text))
-            return *id;
-        GPTX_CHECK(!token_id(text), "special token '", text, "' is already ordinary token ",
-                   *token_id(text), "; a special token needs text of its own");
-        const int id = vocab_size();
-        specials_.add(std::move(text), id);
-        ++added_;
-        return id;
-    }
-    std::optional<int> special_token_id(std::string_view text) const { return specials_.id_of(text); }
-    const special_tokens& special() const { return specials_; }
-    // <|endoftext|> (GPT-2: 50256), or -1 if the vocabulary has none.
-    int eot_token() const { return specials_.id_of(end_of_text).value_or(-1); }
-
-    // ---- encode / decode ----
-    // threads: 1 = this thread; 0 = num_threads(). Texts split at safe boundaries (a newline
-    // after a non-space ASCII byte), so the result is the same for every thread count.
-    std::vector<int> encode(std::string_view text, specials mode = specials::as_text,
-                            int threads = 1) const {
-        std::vector<int> out;
-        if (mode == specials::allowed && !specials_.empty()) {
-            specials_.split(
-                text, [&](std::string_view piece) { encode_text(piece, out, threads); },
-                [&](int id) { out.push_back(id); });
-        } else {
-            encode_text(text, out, threads);
-        }
-        return out;
-    }
-
-    std::string decode(std::span<const int> ids) const {
-        std::string out;
-        out.reserve(ids.size() * 4);
-        for (int id : ids)
-            out += token_bytes(id);
-        return out;
-    }
-    std::string decode_token(int id) const { return std::string(token_bytes(id)); }
-
-    // ---- files ----
-    // encoder.json in GPT-2's own spelling (Python's json.dumps): saving GPT-2's vocabulary gives
-    // back its files byte for byte. Runtime special tokens are included with their ids.
-    std::string encoder_json() const {
-        std::string out = "{";
-        for (int id = 0; id < vocab_size(); ++id) {
-            if (id)
-                out += ", ";
-            detail::append_json_string(out, detail::gpt2_bytes_to_text(token_bytes(id)));
-            out += ": " + std::to_string(id);
-        }
-        out += "}";
-        return out;
-    }
-    std::string vocab_bpe() const {
-        std::string out = "#version: 0.2\n";
-        for (const auto& [a, b] : base().merges) {
-            out += detail::gpt2_bytes_to_text(base().tokens[std::size_t(a)]);
-            out += ' ';
-            out += detail::gpt2_bytes_to_text(base().tokens[std::size_t(b)]);
-            out += '\n';
-        }
-        return out;
-    }
-    // Writes DIR/encoder.json and DIR/vocab.bpe (each atomically); creates DIR.
-    void save(const std::filesystem::path& dir) const {
-        std::filesystem::create_directories(dir);
-        detail::write_whole_file(dir / "encoder.json", encoder_json());
-        detail::write_whole_file(dir / "vocab.bpe", vocab_bpe());
-    }
-
-    // ---- checkpoint payload (see tokenizer.hpp) ----
-    // u32 format (1) | u32 n | n x (u32 len | bytes) | u32 m | m x (u32 left | u32 right) |
-    // u32 k | k x (u32 len | text): the vocabulary, merges and runtime special tokens.
-    std::string payload() const {
-        const data& d = base();
-        std::string out;
-        std::size_t bytes = 12 + d.merges.size() * 8;
-        for (const auto& t : d.tokens)
-            bytes += 4 + t.size();
-        out.reserve(bytes + 64);
-        put(out, 1);
-        put(out, std::uint32_t(d.tokens.size()));
-        for (const auto& t : d.tokens) {
-            put(out, std::uint32_t(t.size()));
-            out += t;
-        }
-        put(out, std::uint32_t(d.merges.size()));
-        for (const auto& [a, b] : d.merges) {
-            put(out, std::uint32_t(a));
-            put(out, std::uint32_t(b));
-        }
-        put(out, std::uint32_t(added_));
-        for (const auto& [text, id] : specials_.entries())
-            if (id >= base_vocab_size()) {
-                put(out, std::uint32_t(text.size()));
-                out += text;
-            }
-        return out;
-    }
-    static gpt2_tokenizer from_payload(std::string_view p) {
-        std::size_t at = 0;
-        auto u32 = [&](const char* what) {
-            GPTX_CHECK(p.size() - at >= 4, "gpt2 tokenizer payload: truncated in ", what);
-            std::uint32_t v = 0;
-            for (int i = 0; i < 4; ++i)
-                v |= std::uint32_t(static_cast<unsigned char>(p[at + std::size_t(i)])) << (8 * i);
-            at += 4;
-            return v;
-        };
-        auto bytes = [&](const char* what) {
-            const std::uint32_t len = u32(what);
-            GPTX_CHECK(p.size() - at >= len, "gpt2 tokenizer payload: truncated in ", what);
-            std::string s(p.substr(at, len));
-            at += len;
-            return s;
-        };
-        const std::uint32_t format = u32("the format");
-        GPTX_CHECK(format == 1, "gpt2 tokenizer payload: unsupported format ", format, " (expected 1)");
-        const std::uint32_t n = u32("the token count");
-        GPTX_CHECK(n <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", n, " tokens do not fit");
-        std::vector<std::string> tokens(n);
-        for (auto& t : tokens)
-            t = bytes("the tokens");
-        const std::uint32_t m = u32("the merge count");
-        GPTX_CHECK(m <= (p.size() - at) / 8, "gpt2 tokenizer payload: ", m, " merges do not fit");
-        std::vector<std::pair<int, int>> merges(m);
-        for (auto& [a, b] : merges) {
-            a = int(u32("the merges") & 0x7fffffffu);
-            b = int(u32("the merges") & 0x7fffffffu);
-        }
-        const std::uint32_t k = u32("the special token count");
-        GPTX_CHECK(k <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", k, " special tokens do not fit");
-        std::vector<std::string> added(k);
-        for (auto& s : added)
-            s = bytes("the special tokens");
-        GPTX_CHECK(at == p.size(), "gpt2 tokenizer payload: ", p.size() - at, " unexpected trailing bytes");
-        gpt2_tokenizer t = from_vocab(std::move(tokens), std::move(merges), "gpt2 tokenizer payload");
-        for (auto& s : added)
-            t.add_special_token(std::move(s));
-        return t;
-    }
-
-    friend bool operator==(const gpt2_tokenizer& a, const gpt2_tokenizer& b) {
-        return a.added_ == b.added_ && a.specials_ == b.specials_ &&
-               (a.base_ == b.base_ || (a.base().tokens == b.base().tokens &&
-                                       a.base().merges == b.base().merges));
-    }
-
-    // ---- BPE of one pre-tokenized piece, exactly GPT-2's bpe(): repeatedly take the pair of
-    // lowest rank and merge all its occurrences left to right. A heap of (rank, position) makes it
-    // O(n log n), so a long piece (a line of CJK text has no spaces) stays fast. ----
-    struct bpe_scratch {
-        std::vector<int> id, next, prev;
-        std::vector<std::uint64_t> heap; // (rank << 32 | position), min-heap
-        std::vector<std::uint32_t> batch;
-    };
-    void bpe(std::string_view piece, std::vector<int>& out, bpe_scratch& s) const {
-        const data& d = base();
-        const std::size_t n = piece.size();
-        if (n == 0)
-            return;
-        if (n == 1) {
-            out.push_back(d.byte_ids[static_cast<unsigned char>(piece[0])]);
-            return;
-        }
-        GPTX_CHECK(n < (std::size_t(1) << 31), "gpt2 tokenizer: a single piece of ", n,
-                   " bytes is too long");
-        s.id.resize(n);
-        s.next.resize(n);
-        s.prev.resize(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            s.id[i] = d.byte_ids[static_cast<unsigned char>(piece[i])];
-            s.next[i] = int(i + 1);
-            s.prev[i] = int(i) - 1;
-        }
-        const int end = int(n);
-        auto greater = std::greater<std::uint64_t>{};
-        s.heap.clear();
-        auto push = [&](int i) { // the pair starting at symbol i, if it merges
-            const int j = s.next[std::size_t(i)];
-            if (j >= end)
-                return;
-            const auto v = d.pairs.find(s.id[std::size_t(i)], s.id[std::size_t(j)]);
-            if (v.rank >= 0) {
-                s.heap.push_back(std::uint64_t(std::uint32_t(v.rank)) << 32 | std::uint32_t(i));
-                std::push_heap(s.heap.begin(), s.heap.end(), greater);
-            }
-        };
-        for (int i = 0; i + 1 < end; ++i)
-            push(i);
-        while (!s.heap.empty()) {
-            const std::uint32_t rank = std::uint32_t(s.heap.front() >> 32);
-            s.batch.clear(); // every queued occurrence of this pair, in position order
-            while (!s.heap.empty() && std::uint32_t(s.heap.front() >> 32) == rank) {
-                s.batch.push_back(std::uint32_t(s.heap.front()));
-                std::pop_heap(s.heap.begin(), s.heap.end(), greater);
-                s.heap.pop_back();
-            }
-            const auto [a, b] = d.merges[rank];
-            const int merged = d.merged[rank];
-            std::size_t kept = 0;
-            for (const std::uint32_t i : s.batch) {
-                const int j = s.next[i];
-                if (s.id[i] != a || j >= end || s.id[std::size_t(j)] != b)
-                    continue; // stale: the pair changed since it was queued
-                s.id[i] = merged;
-                s.id[std::size_t(j)] = -1;
-                const int k = s.next[std::size_t(j)];
-                s.next[i] = k;
-                if (k < end)
-                    s.prev[std::size_t(k)] = int(i);
-                s.batch[kept++] = i;
-            }
-            for (std::size_t q = 0; q < kept; ++q) {
-                const int i = int(s.batch[q]);
-                if (s.prev[std::size_t(i)] >= 0)
-                    push(s.prev[std::size_t(i)]);
-                push(i);
-            }
-        }
-        for (int i = 0; i < end; i = s.next[std::size_t(i)])
-            out.push_back(s.id[std::size_t(i)]);
-    }
-
-  private:
-    struct data {
-        std::vector<std::string> tokens;              // id -> raw bytes
-        std::unordered_map<std::string, int> index;   // raw bytes -> id
-        std::vector<std::pair<int, int>> merges;      // rank -> (left, right)
-        std::vector<int> merged;                      // rank -> merged id
-        detail::merge_table pairs;                    // (left, right) -> (rank, merged)
-        std::array<int, 256> byte_ids{};              // byte -> id
-    };
-
-    gpt2_tokenizer() = default;
-    const data& base() const { return *base_; }
-
-    // reserve() to exactly n would defeat geometric growth when called per special-token span.
-    static void grow(std::vector<int>& v, std::size_t n) {
-        if (v.capacity() < n)
-            v.reserve(std::max(n, 2 * v.capacity()));
-    }
-    static void put(std::string& out, std::uint32_t v) {
-        for (int i = 0; i < 4; ++i)
-            out += static_cast<char>((v >> (8 * i)) & 0xff);
-    }
-
-    // Pre-tokenize and BPE one span without special tokens, memoizing pieces.
-    void encode_span(std::string_view text, std::vector<int>& out, detail::piece_cache& cache,
-                     bpe_scratch& scratch) const {
-        std::vector<int> ids;
-        grow(out, out.size() + text.size() / 3);
-        gpt2_pretokenize(text, [&](std::string_view piece) {
-            if (piece.size() == 1) {
-                out.push_back(base().byte_ids[static_cast<unsigned char>(piece[0])]);
-                return;
-            }
-            const std::uint64_t h = detail::hash_bytes(piece.data(), piece.size());
-            std::uint32_t count = 0;
-            if (const int* hit = cache.find(piece, h, count)) {
-                out.insert(out.end(), hit, hit + count);
-                return;
-            }
-            ids.clear();
-            bpe(piece, ids, scratch);
-            out.insert(out.end(), ids.begin(), ids.end());
-            if (piece.size() <= 256) { // long pieces rarely repeat
-                if (cache.size() >= (std::size_t(1) << 20))
-                    cache.clear();
-                cache.insert(piece, h, ids);
-            }
-        });
-    }
-
-    void encode_text(std::string_view text, std::vector<int>& out, int threads) const {
-        if (threads <= 0)
-            threads = num_threads();
-        constexpr std::size_t min_chunk = std::size_t(1) << 18;
-        if (threads <= 1 || text.size() < 2 * min_chunk) {
-            detail::piece_cache cache;
-            bpe_scratch scratch;
-            encode_span(text, out, cache, scratch);
-            return;
-        }
-        // Cut at newlines that follow a non-space ASCII byte: the piece before such a newline
-        // ends there, and the pattern only looks ahead, so each chunk encodes as it would in
-        // the whole text.
-        const std::size_t want = std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
-        std::vector<std::size_t> cuts{0};
-        for (std::size_t k = 1; k < want; ++k) {
-            std::size_t at = std::max(cuts.back() + 1, text.size() * k / want);
-            while (at < text.size()) {
-                at = text.find('\n', at);
-                if (at == std::string_view::npos)
-                    break;
-                const auto prev = static_cast<unsigned char>(text[at - 1]);
-                if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
-                    break;
-                ++at;
-            }
-            if (at == std::string_view::npos || at >= text.size())
-                break;
-            cuts.push_back(at);
-        }
-        cuts.push_back(text.size());
-        const std::size_t chunks = cuts.size() - 1;
-        std::vector<std::vector<int>> parts(chunks);
-        std::atomic<std::size_t> next_chunk{0};
-        std::exception_ptr failure;
-        std::mutex failure_mutex;
-        auto work = [&] { // one memo per thread, kept across its chunks
-            detail::piece_cache cache;
-            bpe_scratch scratch;
-            for (std::size_t c; (c = next_chunk.fetch_add(1)) < chunks;) {
-                try {
-                    encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache, scratch);
-                } catch (...) {
-                    std::lock_guard lock(failure_mutex);
-                    failure = std::current_exception();
-                }
-            }
-        };
-        std::vector<std::thread> pool;
-        for (int t = 1; t < std::min<int>(threads, int(chunks)); ++t)
-            pool.emplace_back(work);
-        work();
-        for (auto& t : pool)
-            t.join();
-        if (failure)
-            std::rethrow_exception(failure);
-        std::size_t total = 0;
-        for (const auto& p : parts)
-            total += p.size();
-        grow(out, out.size() + total);
-        for (const auto& p : parts)
-            out.insert(out.end(), p.begin(), p.end());
-    }
-
-    std::shared_ptr<const data> base_;
-    special_tokens specials_; // built-in (unreachable vocabulary entries) and runtime ones
-    std::size_t added_ = 0;   // runtime special tokens, ids base_vocab_size() + k
-};
-
-} // namespace gptx
-// ---- end gptx/text/gpt2_tokenizer.hpp ----
-// ---- begin gptx/text/bpe_trainer.hpp ----
-// gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
-// GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
-// Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <algorithm>
-#include <cstdint>
-#include <queue>
-#include <span>
-#include <string>
-#include <string_view>
-#include <unordered_map>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-
-namespace gptx {
-
-struct bpe_train_options {
-    int vocab_size = 50257;       // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
-    bool end_of_text = true;      // append <|endoftext|> as the last id, as GPT-2 does
-    std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
-};
-
-namespace detail {
-
-// GPT-2's order of the 256 byte tokens (ids 0..255): bytes_to_unicode's list, printable first.
-inline std::vector<std::string> gpt2_byte_tokens() {
-    std::vector<std::string> out;
-    std::vector<bool> used(256, false);
-    for (int b = 0; b < 256; ++b)
-        if (gpt2_byte_to_unicode()[std::size_t(b)] == std::uint32_t(b)) {
-            out.emplace_back(1, static_cast<char>(b));
-            used[std::size_t(b)] = true;
-        }
-    for (int b = 0; b < 256; ++b)
-        if (!used[std::size_t(b)])
-            out.emplace_back(1, static_cast<char>(b));
-    return out;
-}
-
-} // namespace detail
-
-// Learns merges until the vocabulary has opts.vocab_size tokens or no pair occurs
-// min_frequency times. Deterministic: the most frequent pair wins; ties go to the pair whose
-// (left bytes, right bytes) sorts first. Pairs never cross pre-tokenized pieces (as in GPT-2).
-inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
-                                const bpe_train_options& opts = {}) {
-    const int reserved = opts.end_of_text ? 1 : 0;
-    GPTX_CHECK(opts.vocab_size >= 256 + reserved, "train_bpe: vocab_size ", opts.vocab_size,
-               " is below the 256 byte tokens", opts.end_of_text ? " + <|endoftext|>" : "");
-    GPTX_CHECK(opts.min_frequency >= 1, "train_bpe: min_frequency must be >= 1, got ",
-               opts.min_frequency);
-
-    // 1. Unique pieces with counts, sorted so the result never depends on hash order.
-    std::unordered_map<std::string_view, std::int64_t> counts;
-    for (std::string_view text : corpus)
-        gpt2_pretokenize(text, [&](std::string_view piece) { ++counts[piece]; });
-    std::vector<std::pair<std::string_view, std::int64_t>> pieces(counts.begin(), counts.end());
-    std::sort(pieces.begin(), pieces.end());
-
-    std::vector<std::string> tokens = detail::gpt2_byte_tokens();
-    std::unordered_map<std::string, int> index;
-    for (int i = 0; i < 256; ++i)
-        index.emplace(tokens[std::size_t(i)], i);
-    std::array<int, 256> byte_id{};
-    for (int i = 0; i < 256; ++i)
-        byte_id[static_cast<unsigned char>(tokens[std::size_t(i)][0])] = i;
-
-    struct word {
-        std::vector<int> syms;
-        std::int64_t count;
-    };
-    std::vector<word> words;
-    words.reserve(pieces.size());
-    for (const auto& [piece, n] : pieces) {
-        if (piece.size() < 2)
-            continue;
-        word w{{}, n};
-        for (char c : piece)
-            w.syms.push_back(byte_id[static_cast<unsigned char>(c)]);
-        words.push_back(std::move(w));
-    }
-
-    // 2. Pair counts and where each pair occurs.
-    auto key = [](int a, int b) { return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b); };
-    std::unordered_map<std::uint64_t, std::int64_t> pair_count;
-    std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
-    for (std::uint32_t w = 0; w < words.size(); ++w) {
-        const auto& s = words[w].syms;
-        for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-            const auto k = key(s[i], s[i + 1]);
-            pair_count[k] += words[w].count;
-            auto& list = where[k];
-            if (list.empty() || list.back() != w)
-                list.push_back(w);
-        }
-    }
-
-    // 3. A max-heap of (count, pair) with lazy updates: an entry whose count is stale is
-    // re-queued with the current count when it surfaces.
-    struct entry {
-        std::int64_t count;
-        std::uint64_t pair;
-    };
-    auto worse = [&](const entry& x, const entry& y) { // true when x ranks below y
-        if (x.count != y.count)
-            return x.count < y.count;
-        const auto& xa = tokens[std::size_t(x.pair >> 32)];
-        const auto& ya = tokens[std::size_t(y.pair >> 32)];
-        if (xa != ya)
-            return xa > ya;
-        return tokens[std::size_t(x.pair & 0xffffffffu)] > tokens[std::size_t(y.pair & 0xffffffffu)];
-    };
-    std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
-    for (const auto& [k, n] : pair_count)
-        heap.push({n, k});
-
-    std::vector<std::pair<int, int>> merges;
-    std::vector<std::uint32_t> stamp(words.size(), 0); // de-duplicates `where` lists per merge
-    const std::size_t target = std::size_t(opts.vocab_size - reserved);
-    while (tokens.size() < target && !heap.empty()) {
-        const entry top = heap.top();
-        heap.pop();
-        const auto it = pair_count.find(top.pair);
-        const std::int64_t now = it == pair_count.end() ? 0 : it->second;
-        if (now != top.count) {
-            if (now > 0)
-                heap.push({now, top.pair});
-            continue;
-        }
-        if (now < opts.min_frequency)
-            break;
-        const int a = int(top.pair >> 32), b = int(top.pair & 0xffffffffu);
-        const std::string joined = tokens[std::size_t(a)] + tokens[std::size_t(b)];
-        int merged;
-        if (const auto found = index.find(joined); found != index.end()) {
-            merged = found->second; // the same bytes were already made by another merge
-        } else {
-            merged = int(tokens.size());
-            tokens.push_back(joined);
-            index.emplace(joined, merged);
-        }
-        merges.emplace_back(a, b);
-        const std::uint32_t mark = std::uint32_t(merges.size());
-
-        // Re-count each word that holds the pair: remove its pairs, merge left to right (as
-        // encoding does), add its pairs back.
-        std::unordered_set<std::uint64_t> touched;
-        const std::vector<std::uint32_t> list = std::move(where[top.pair]);
-        where.erase(top.pair);
-        for (const std::uint32_t w : list) {
-            if (stamp[w] == mark)
-                continue;
-            stamp[w] = mark;
-            auto& s = words[w].syms;
-            const std::int64_t n = words[w].count;
-            bool has = false;
-            for (std::size_t i = 0; i + 1 < s.size() && !has; ++i)
-                has = s[i] == a && s[i + 1] == b;
-            if (!has)
-                continue;
-            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-                const auto k = key(s[i], s[i + 1]);
-                pair_count[k] -= n;
-                touched.insert(k);
-            }
-            std::size_t out = 0;
-            for (std::size_t i = 0; i < s.size();) {
-                if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
-                    s[out++] = merged;
-                    i += 2;
-                } else {
-                    s[out++] = s[i++];
-                }
-            }
-            s.resize(out);
-            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-                const auto k = key(s[i], s[i + 1]);
-                pair_count[k] += n;
-                touched.insert(k);
-                auto& l = where[k];
-                if (l.empty() || l.back() != w)
-                    l.push_back(w);
-            }
-        }
-        // Queue changed counts in a fixed order, so ties resolve the same on every run.
-        std::vector<std::uint64_t> changed(touched.begin(), touched.end());
-        std::sort(changed.begin(), changed.end());
-        for (const std::uint64_t k : changed) {
-            const auto c = pair_count.find(k);
-            if (c == pair_count.end())
-                continue;
-            if (c->second <= 0)
-                pair_count.erase(c);
-            else
-                heap.push({c->second, k});
-        }
-    }
-    if (opts.end_of_text)
-        tokens.emplace_back(gpt2_tokenizer::end_of_text);
-    return gpt2_tokenizer::from_vocab(std::move(tokens), std::move(merges), "train_bpe");
-}
-
-inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options& opts = {}) {
-    return train_bpe(std::span<const std::string_view>(&corpus, 1), opts);
-}
-
-} // namespace gptx
-// ---- end gptx/text/bpe_trainer.hpp ----
-// ---- begin gptx/text/tokenizer.hpp ----
-// gptx/text/tokenizer.hpp: `tokenizer`, a value holding any tokenizer kind plus special tokens,
-// with a versioned blob form for checkpoints, and make_tokenizer. Tested by
-// tests/text/test_tokenizers.cpp and tests/text/test_gpt2_tokenizer.cpp.
-#include <array>
-#include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <variant>
-#include <vector>
-
-
-namespace gptx {
-
-// A new kind joins by being added to this variant: it needs a static `name`,
-// vocab_size/encode/decode/decode_token, payload() and a static from_payload(string_view).
-// A kind with its own special tokens (gpt2) provides add_special_token, special() and
-// encode(text, specials); for the others (byte, char) this value keeps them, with ids after the
-// kind's vocabulary (base vocab + k).
-class tokenizer {
-  public:
-    using variant_type = std::variant<byte_tokenizer, char_tokenizer, gpt2_tokenizer>;
-
-    // Blob layout, little-endian: "GTOK" | u16 version | u16 flags | u8 kind length | kind |
-    // u32 payload length | payload | [specials] | u32 FNV-1a of every byte before it.
-    // Flag bit 0: a specials section follows the payload: u32 count | count x (u32 len | text),
-    // ids base vocab + k. Without special tokens the flags are 0 and the blob is version 1's.
-    static constexpr std::string_view blob_magic = "GTOK";
-    static constexpr std::uint32_t blob_version = 1;
-
-    tokenizer() = default; // the byte tokenizer
-    tokenizer(byte_tokenizer t) : impl_(std::move(t)) {}
-    tokenizer(char_tokenizer t) : impl_(std::move(t)) {}
-    tokenizer(gpt2_tokenizer t) : impl_(std::move(t)) {}
-
-    std::string_view kind() const {
-        return std::visit([](const auto& t) { return t.name; }, impl_);
-    }
-    int vocab_size() const {
-        return std::visit([](const auto& t) { return t.vocab_size(); }, impl_) +
-               static_cast<int>(extra_.size());
-    }
-    // `what` names the text in error messages ("prompt", ...) for kinds that can reject input.
-    // mode: whether special-token text in `text` becomes special ids (see specials).
-    std::vector<int> encode(std::string_view text, std::string_view what = "text",
-                            specials mode = specials::as_text) const {
-        return std::visit(
-            [&](const auto& t) {
-                if constexpr (has_own_specials<std::decay_t<decltype(t)>>) {
-                    return t.encode(text, mode);
-                } else {
-                    if (mode == specials::as_text || extra_.empty())
-                        return encode_plain(t, text, what);
-                    std::vector<int> out;
-                    extra_.split(
-                        text,
-                        [&](std::string_view piece) {
-                            const std::vector<int> ids = encode_plain(t, piece, what);
-                            out.insert(out.end(), ids.begin(), ids.end());
-                        },
-                        [&](int id) { out.push_back(id); });
-                    return out;
-                }
-            },
-            impl_);
-    }
-    std::string decode(std::span<const int> ids) const {
-        if (extra_.empty())
-            return std::visit([&](const auto& t) { return t.decode(ids); }, impl_);
-        std::string out;
-        std::size_t run = 0; // ordinary ids decode in runs, so multi-id kinds see whole runs
-        for (std::size_t i = 0; i <= ids.size(); ++i) {
-            const std::string* special = i < ids.size() ? extra_.text_of(ids[i]) : nullptr;
-            if (i == ids.size() || special) {
-                out += std::visit([&](const auto& t) { return t.decode(ids.subspan(run, i - run)); },
-                                  impl_);
-                if (special)
-                    out += *special;
-                run = i + 1;
-            }
-        }
-        return out;
-    }
-    std::string decode_token(int id) const {
-        if (const std::string* special = extra_.text_of(id))
-            return *special;
-        return std::visit([&](const auto& t) { return t.decode_token(id); }, impl_);
-    }
-
-    // Registers a special token (GPT-1 task tokens, chat roles, an end-of-text for byte/char
-    // models) with id vocab_size() and returns it; registering known text returns its id. The
-    // model's embedding must grow to match (nn/resize.hpp).
-    int add_special_token(std::string text) {
-        return std::visit(
-            [&](auto& t) {
-                if constexpr (has_own_specials<std::decay_t<decltype(t)>>) {
-                    return t.add_special_token(std::move(text));
-                } else {
-                    if (const auto id = extra_.id_of(text))
-                        return *id;
-                    const int id = vocab_size();
-                    extra_.add(std::move(text), id);
-                    return id;
-                }
-            },
-            impl_);
-    }
-    std::optional<int> special_token_id(std::string_view text) const {
-        return special().id_of(text);
-    }
-    // Every special token, built-in ones (gpt2's <|endoftext|>) included.
-    const special_tokens& special() const {
-        if (const auto* g = std::get_if<gpt2_tokenizer>(&impl_))
-            return g->special();
-        return extra_;
-    }
-
-    const variant_type& variant() const { return impl_; }
-    template <class T> const T* get_if() const { return std::get_if<T>(&impl_); }
-
-    std::string serialize() const {
-        const std::string_view k = kind();
-        const std::string payload =
-            std::visit([](const auto& t) { return std::string(t.payload()); }, impl_);
-        GPTX_CHECK(payload.size() < 0xffffffffu, "tokenizer: the ", k, " payload of ",
-                   payload.size(), " bytes is too large for a blob");
-        std::string out(blob_magic);
-        put_u32(out, blob_version | (extra_.empty() ? 0u : flag_specials << 16));
-        out += static_cast<char>(k.size());
-        out += k;
-        put_u32(out, static_cast<std::uint32_t>(payload.size()));
-        out += payload;
-        if (!extra_.empty()) {
-            put_u32(out, static_cast<std::uint32_t>(extra_.size()));
-            for (const auto& [text, id] : extra_.entries()) {
-                put_u32(out, static_cast<std::uint32_t>(text.size()));
-                out += text;
-            }
-        }
-        put_u32(out, fnv1a(out));
-        return out;
-    }
-
-    static tokenizer deserialize(std::string_view blob) {
-        constexpr std::size_t min_size = 4 + 4 + 1 + 4 + 4;
-        GPTX_CHECK(blob.size() >= min_size, "tokenizer blob: too short (", blob.size(),
-                   " bytes, expected at least ", min_size, ")");
-        GPTX_CHECK(blob.substr(0, 4) == blob_magic,
-                   "tokenizer blob: bad magic (expected \"GTOK\"); not a gptx tokenizer");
-        const std::uint32_t version = get_u32(blob, 4) & 0xffffu;
-        const std::uint32_t flags = get_u32(blob, 4) >> 16;
-        GPTX_CHECK(version == blob_version, "tokenizer blob: unsupported version ", version,
-                   " (expected ", blob_version, ")");
-        GPTX_CHECK((flags & ~flag_specials) == 0, "tokenizer blob: unknown flags ", flags);
-        const std::size_t klen = static_cast<unsigned char>(blob[8]);
-        GPTX_CHECK(blob.size() >= min_size + klen, "tokenizer blob: truncated in the kind name");
-        const std::string_view k = blob.substr(9, klen);
-        const std::size_t plen = get_u32(blob, 9 + klen);
-        // The specials section's size is only known by walking it: bounds-check every step.
-        std::size_t expected = min_size + klen + plen;
-        std::vector<std::string> extra;
-        if (flags & flag_specials) {
-            std::size_t at = 13 + klen + plen;
-            auto need = [&](std::size_t n) {
-                GPTX_CHECK(at <= blob.size() && blob.size() - at >= n + 4,
-                           "tokenizer blob: truncated in the special tokens");
-            };
-            need(4);
-            const std::uint32_t count = get_u32(blob, at);
-            at += 4;
-            for (std::uint32_t i = 0; i < count; ++i) {
-                need(4);
-                const std::uint32_t len = get_u32(blob, at);
-                at += 4;
-                need(len);
-                extra.emplace_back(blob.substr(at, len));
-                at += len;
-            }
-            expected = at + 4;
-        }
-        GPTX_CHECK(blob.size() == expected, "tokenizer blob: size ", blob.size(),
-                   " does not match its header (expected ", expected, " bytes)");
-        const std::uint32_t sum = get_u32(blob, expected - 4);
-        GPTX_CHECK(sum == fnv1a(blob.substr(0, expected - 4)),
-                   "tokenizer blob: checksum mismatch (corrupted)");
-        tokenizer t = from_kind(k, blob.substr(13 + klen, plen),
-                                std::make_index_sequence<std::variant_size_v<variant_type>>{});
-        GPTX_CHECK(extra.empty() || !std::holds_alternative<gpt2_tokenizer>(t.impl_),
-                   "tokenizer blob: a gpt2 tokenizer keeps its special tokens in its payload");
-        for (auto& s : extra)
-            t.add_special_token(std::move(s));
-        return t;
-    }
-
-    // "byte, char": for error messages and --help text.
-    static std::string kind_names() {
-        return kind_names_impl(std::make_index_sequence<std::variant_size_v<variant_type>>{});
-    }
-
-    friend bool operator==(const tokenizer& a, const tokenizer& b) {
-        return a.impl_ == b.impl_ && a.extra_ == b.extra_;
-    }
-
-  private:
-    static constexpr std::uint32_t flag_specials = 1;
-    template <class T>
-    static constexpr bool has_own_specials = requires(T& t, std::string s) {
-        t.add_special_token(s);
-    };
-    template <class T>
-    static std::vector<int> encode_plain(const T& t, std::string_view text, std::string_view what) {
-        if constexpr (requires { t.encode(text, what); })
-            return t.encode(text, what);
-        else
-            return t.encode(text);
-    }
-
-    static void put_u32(std::string& out, std::uint32_t v) {
-        for (int i = 0; i < 4; ++i)
-            out += static_cast<char>((v >> (8 * i)) & 0xff);
-    }
-    static std::uint32_t get_u32(std::string_view s, std::size_t at) {
-        std::uint32_t v = 0;
-        for (std::size_t i = 0; i < 4; ++i)
-            v |= static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
-        return v;
-    }
-    static std::uint32_t fnv1a(std::string_view s) {
-        std::uint32_t h = 2166136261u;
-        for (char c : s)
-            h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-        return h;
-    }
-    template <std::size_t... I>
-    static tokenizer from_kind(std::string_view k, std::string_view payload,
-                               std::index_sequence<I...>) {
-        tokenizer out;
-        const bool found =
-            ((std::variant_alternative_t<I, variant_type>::name == k &&
-              (out.impl_ = std::variant_alternative_t<I, variant_type>::from_payload(payload),
-               true)) ||
-             ...);
-        GPTX_CHECK(found, "tokenizer blob: unknown kind '", k, "' (valid: ", kind_names(), ")");
-        return out;
-    }
-    template <std::size_t... I> static std::string kind_names_impl(std::index_sequence<I...>) {
-        std::string s;
-        ((s += (I ? ", " : ""), s += std::variant_alternative_t<I, variant_type>::name), ...);
-        return s;
-    }
-
-    variant_type impl_;
-    special_tokens extra_; // for kinds without their own
-};
-
-// Build a tokenizer of `kind` ("byte" | "char" | "gpt2"); `corpus` defines the char vocabulary;
-// gpt2 loads vocab_dir/encoder.json and vocab_dir/vocab.bpe.
-inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
-                                const std::filesystem::path& vocab_dir = {}) {
-    if (kind == byte_tokenizer::name)
-        return byte_tokenizer{};
-    if (kind == char_tokenizer::name)
-        return char_tokenizer::from_corpus(corpus);
-    if (kind == gpt2_tokenizer::name) {
-        GPTX_CHECK(!vocab_dir.empty(), "the gpt2 tokenizer needs a vocabulary folder with "
-                                       "encoder.json and vocab.bpe (--vocab-dir)");
-        return gpt2_tokenizer::from_dir(vocab_dir);
-    }
-    detail::fail("unknown tokenizer kind '", kind, "' (valid: ", tokenizer::kind_names(), ")");
-}
-
-} // namespace gptx
-// ---- end gptx/text/tokenizer.hpp ----
-// ---- begin gptx/data/text_file.hpp ----
-// gptx/data/text_file.hpp: read a whole text file (a training corpus, a prompt file).
-// Tested by tests/data/test_data.cpp.
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
-
-
-namespace gptx {
-
-// An empty corpus is always a mistake (wrong path, failed download), so it is an error here
-// rather than a confusing failure later (empty vocabulary, zero batches).
-inline std::string read_text_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::exists(path, ec), "cannot open '", path.string(),
-               "': no such file");
-    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", path.string(),
-               "': it is a directory");
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open '", path.string(), "'");
-    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "': I/O error");
-    GPTX_CHECK(!text.empty(), "'", path.string(), "' is empty");
-    return text;
-}
-
-} // namespace gptx
-// ---- end gptx/data/text_file.hpp ----
-// ---- begin gptx/data/token_file.hpp ----
-// gptx/data/token_file.hpp: llm.c / nanoGPT token files (.bin): 256 int32 header, uint16 tokens.
-// Tested by tests/data/test_data.cpp.
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <span>
-#include <string>
-#include <vector>
-
-
-namespace gptx {
-
-inline constexpr std::int32_t token_file_magic = 20240520;
-inline constexpr std::int32_t token_file_version = 1;
-inline constexpr std::size_t token_file_header_bytes = 256 * sizeof(std::int32_t);
-
-namespace detail {
-// Explicit little-endian, so files match llm.c's (written on x86) on any host.
-inline void token_file_put(char* p, std::uint32_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-inline std::uint32_t token_file_get(const char* p, int bytes) {
-    std::uint32_t v = 0;
-    for (int i = 0; i < bytes; ++i)
-        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
-} // namespace detail
-
-// Writes `path + ".tmp"` then renames it over `path`, so a reader never sees half a file.
-inline void write_token_file(const std::filesystem::path& path, std::span<const int> tokens) {
-    const std::string name = path.string();
-    GPTX_CHECK(tokens.size() <= 0x7fffffffu, name, ": ", tokens.size(),
-               " tokens do not fit the int32 count in the header");
-    // Validate everything before creating a file, so a failure leaves nothing behind.
-    for (std::size_t i = 0; i < tokens.size(); ++i)
-        GPTX_CHECK(tokens[i] >= 0 && tokens[i] < 65536, name, ": token ", tokens[i],
-                   " at position ", i, " does not fit uint16 (must be in 0..65535)");
-
-    std::vector<char> buf(token_file_header_bytes + 2 * tokens.size(), 0);
-    detail::token_file_put(buf.data() + 0, static_cast<std::uint32_t>(token_file_magic), 4);
-    detail::token_file_put(buf.data() + 4, static_cast<std::uint32_t>(token_file_version), 4);
-    detail::token_file_put(buf.data() + 8, static_cast<std::uint32_t>(tokens.size()), 4);
-    for (std::size_t i = 0; i < tokens.size(); ++i)
-        detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
-                               static_cast<std::uint32_t>(tokens[i]), 2);
-
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            detail::fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        detail::fail("cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
-    }
-}
-
-// Tokens come back as int, the id type of tokenizers and batchers.
-inline std::vector<int> read_token_file(const std::filesystem::path& path) {
-    const std::string name = path.string();
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open '", name,
-               "': no such file");
-    const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));
-    GPTX_CHECK(!ec, "cannot open '", name, "': ", ec.message());
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open '", name, "'");
-    GPTX_CHECK(size >= token_file_header_bytes, name, ": too small for a token file header (", size,
-               " bytes, expected at least ", token_file_header_bytes, ")");
-
-    char header[token_file_header_bytes];
-    in.read(header, sizeof header);
-    GPTX_CHECK(in.good(), name, ": cannot read the header");
-    const auto magic = static_cast<std::int32_t>(detail::token_file_get(header, 4));
-    GPTX_CHECK(magic == token_file_magic, name, ": bad magic ", magic, " (expected ",
-               token_file_magic, ")");
-    const auto version = static_cast<std::int32_t>(detail::token_file_get(header + 4, 4));
-    GPTX_CHECK(version == token_file_version, name, ": unsupported version ", version,
-               " (expected ", token_file_version, ")");
-    const auto count = static_cast<std::int32_t>(detail::token_file_get(header + 8, 4));
-    GPTX_CHECK(count >= 0, name, ": negative token count ", count, " in the header");
-
-    const std::uint64_t held = (size - token_file_header_bytes) / 2;
-    const std::uint64_t want = static_cast<std::uint64_t>(count);
-    GPTX_CHECK(held >= want, name, ": truncated: header says ", want, " tokens, file holds ", held);
-    GPTX_CHECK(size == token_file_header_bytes + 2 * want, name, ": header says ", want,
-               " tokens but the file is ", size, " bytes (expected ",
-               token_file_header_bytes + 2 * want, ")");
-
-    std::vector<char> raw(2 * want);
-    in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-    GPTX_CHECK(in.good() || raw.empty(), name, ": I/O error reading ", want, " tokens");
-    std::vector<int> tokens(want);
-    for (std::size_t i = 0; i < want; ++i)
-        tokens[i] = static_cast<int>(detail::token_file_get(raw.data() + 2 * i, 2));
-    return tokens;
-}
-
-} // namespace gptx
-// ---- end gptx/data/token_file.hpp ----
-// ---- begin gptx/data/batcher.hpp ----
-// gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
-// sequential (evaluation). Tested by tests/data/test_data.cpp.
-#include <cstddef>
-#include <cstdint>
-#include <span>
-#include <vector>
-
-
-namespace gptx {
-
-// Legend: B batch rows, T time (context length).
-
-struct train_val_split {
-    std::vector<int> train;
-    std::vector<int> val;
-};
-
-// Deterministic, as nanoGPT's prepare.py: n = int((1 - val_fraction) * len); the first n tokens
-// train, the rest validate. Contiguous (not shuffled) so val text is unseen text.
-inline train_val_split split_train_val(std::span<const int> tokens, double val_fraction = 0.1) {
-    GPTX_CHECK(val_fraction >= 0.0 && val_fraction < 1.0, "split_train_val: val_fraction ",
-               val_fraction, " is outside [0, 1)");
-    const auto n =
-        static_cast<std::size_t>((1.0 - val_fraction) * static_cast<double>(tokens.size()));
-    return {std::vector<int>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n)),
-            std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
-}
-
-// Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
-// y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
-class batcher {
-  public:
-    batcher(std::vector<int> tokens, int B, int T, rng gen = rng{})
-        : tokens_(std::move(tokens)), B_(B), T_(T), gen_(gen) {
-        GPTX_CHECK(B > 0 && T > 0, "batcher: B and T must be positive (got B=", B, ", T=", T, ")");
-        GPTX_CHECK(tokens_.size() > static_cast<std::size_t>(T), "batcher: ", tokens_.size(),
-                   " tokens are too few for context length T=", T,
-                   " (need at least T+1 = ", static_cast<std::size_t>(T) + 1, ")");
-    }
-
-    // inputs, targets: (B, T) each, row-major.
-    void next(int* inputs, int* targets) {
-        const std::size_t T = static_cast<std::size_t>(T_);
-        const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
-        for (int b = 0; b < B_; ++b) {
-            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
-            const int* src = tokens_.data() + i;
-            int* x = inputs + static_cast<std::size_t>(b) * T;
-            int* y = targets + static_cast<std::size_t>(b) * T;
-            for (std::size_t t = 0; t < T; ++t) {
-                x[t] = src[t];
-                y[t] = src[t + 1];
-            }
-        }
-    }
-    void next(std::span<int> inputs, std::span<int> targets) {
-        const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
-        GPTX_CHECK(inputs.size() == n && targets.size() == n, "batcher: buffers hold ",
-                   inputs.size(), " inputs and ", targets.size(), " targets (expected B*T = ", n,
-                   ")");
-        next(inputs.data(), targets.data());
-    }
-
-    int batch_size() const { return B_; }
-    int context() const { return T_; }
-    std::size_t size() const { return tokens_.size(); }
-    const std::vector<int>& tokens() const { return tokens_; }
-
-    const rng::state_type& rng_state() const { return gen_.state(); }
-    void set_rng_state(const rng::state_type& s) { gen_.set_state(s); }
-
-  private:
-    std::vector<int> tokens_;
-    int B_, T_;
-    rng gen_;
-};
-
-// Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
-// [k*B*T, (k+1)*B*T] and row b of it starts at k*B*T + b*T. Only full batches are served, so
-// every evaluation sees the same tokens.
-class sequential_batcher {
-  public:
-    sequential_batcher(std::vector<int> tokens, int B, int T)
-        : tokens_(std::move(tokens)), B_(B), T_(T) {
-        GPTX_CHECK(B > 0 && T > 0, "sequential_batcher: B and T must be positive (got B=", B,
-                   ", T=", T, ")");
-        GPTX_CHECK(num_batches() > 0, "sequential_batcher: ", tokens_.size(),
-                   " tokens are too few for one batch of B=", B, ", T=", T,
-                   " (need at least B*T+1 = ", batch_tokens() + 1, ")");
-    }
-
-    std::size_t num_batches() const {
-        return tokens_.empty() ? 0 : (tokens_.size() - 1) / batch_tokens();
-    }
-    // Fills (B, T) inputs and targets; returns false (filling nothing) when the pass is over.
-    bool next(int* inputs, int* targets) {
-        if (pos_ >= num_batches())
-            return false;
-        const int* src = tokens_.data() + pos_ * batch_tokens();
-        for (std::size_t j = 0; j < batch_tokens(); ++j) {
-            inputs[j] = src[j];
-            targets[j] = src[j + 1];
-        }
-        ++pos_;
-        return true;
-    }
-    void reset() { pos_ = 0; }
-
-    // Index of the next batch, for resuming a pass.
-    std::size_t position() const { return pos_; }
-    void set_position(std::size_t k) {
-        GPTX_CHECK(k <= num_batches(), "sequential_batcher: position ", k, " is past the last of ",
-                   num_batches(), " batches");
-        pos_ = k;
-    }
-
-    int batch_size() const { return B_; }
-    int context() const { return T_; }
-    std::size_t size() const { return tokens_.size(); }
-
-  private:
-    std::size_t batch_tokens() const {
-        return static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
-    }
-
-    std::vector<int> tokens_;
-    int B_, T_;
-    std::size_t pos_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/data/batcher.hpp ----
-// ---- begin gptx/data/comparisons.hpp ----
-// gptx/data/comparisons.hpp: reward-model comparisons, pairwise {"prompt","chosen","rejected"} and
-// ranked {"prompt","responses":[best, ..., worst]} JSONL, and their token sequences.
-// Tested by tests/train/test_reward.cpp.
-#include <cstddef>
-#include <filesystem>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-
-namespace gptx {
-
-// InstructGPT's labelers ranked K = 4..9 responses; a pair is K = 2.
-inline constexpr int min_ranked_responses = 2, max_ranked_responses = 9;
-
-// One prompt and its K responses, best first: every (i < j) is a pair "i preferred over j".
-struct comparison {
-    std::string prompt;
-    std::vector<std::string> responses;
-    int line = 0; // 1-based line of its JSONL file, for error messages (0: not from a file)
-};
-
-// Parses JSONL text (`name` is the file named in errors). Blank lines are skipped and unknown
-// keys ignored. A bad line is an error "name:line: what is wrong". Responses of a line must be
-// distinct: a tie has no order to learn (deduplicate sampled responses before ranking them).
-inline std::vector<comparison> parse_comparisons(std::string_view text, std::string_view name) {
-    std::vector<comparison> out;
-    std::size_t pos = 0;
-    int line_no = 0;
-    while (pos <= text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
-        if (!line.empty() && line.back() == '\r')
-            line.remove_suffix(1);
-        if (line.find_first_not_of(" \t") == std::string_view::npos) {
-            if (end == text.size())
-                break;
-            continue;
-        }
-        auto bad = [&](const auto&... why) { detail::fail(name, ":", line_no, ": ", why...); };
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
-            std::string msg = e.what();
-            if (const auto k = msg.find("] ");
-                msg.rfind("[json.exception", 0) == 0 && k != msg.npos)
-                msg = msg.substr(k + 2);
-            bad("invalid JSON (", msg, ")");
-        }
-        if (!j.is_object())
-            bad("expected a JSON object, got ", j.type_name());
-        auto text_of = [&](const nlohmann::json& v, const std::string& key) {
-            if (!v.is_string())
-                bad("\"", key, "\" must be a string, got ", v.type_name());
-            return v.get<std::string>();
-        };
-        comparison c;
-        c.line = line_no;
-        if (!j.contains("prompt"))
-            bad("missing \"prompt\"");
-        c.prompt = text_of(j["prompt"], "prompt");
-        const bool pairwise = j.contains("chosen") || j.contains("rejected");
-        if (pairwise && j.contains("responses"))
-            bad("has both \"chosen\"/\"rejected\" and \"responses\" (use one format per line)");
-        if (pairwise) {
-            if (!j.contains("chosen"))
-                bad("missing \"chosen\" (a pairwise line needs both)");
-            if (!j.contains("rejected"))
-                bad("missing \"rejected\" (a pairwise line needs both)");
-            c.responses = {text_of(j["chosen"], "chosen"), text_of(j["rejected"], "rejected")};
-        } else {
-            if (!j.contains("responses"))
-                bad("missing \"chosen\"/\"rejected\" or \"responses\" (a ranked list, best first)");
-            const auto& r = j["responses"];
-            if (!r.is_array())
-                bad("\"responses\" must be an array, got ", r.type_name());
-            if (r.size() < std::size_t(min_ranked_responses) ||
-                r.size() > std::size_t(max_ranked_responses))
-                bad("\"responses\" has ", r.size(), " entries; need ", min_ranked_responses, " to ",
-                    max_ranked_responses);
-            for (std::size_t i = 0; i < r.size(); ++i)
-                c.responses.push_back(text_of(r[i], "responses[" + std::to_string(i) + "]"));
-        }
-        for (std::size_t i = 0; i < c.responses.size(); ++i)
-            for (std::size_t k = i + 1; k < c.responses.size(); ++k)
-                if (c.responses[i] == c.responses[k])
-                    bad("responses ", i, " and ", k,
-                        " are identical (a tie cannot be ranked; deduplicate first)");
-        out.push_back(std::move(c));
-        if (end == text.size())
-            break;
-    }
-    GPTX_CHECK(!out.empty(), name, ": no comparisons (every line is blank)");
-    return out;
-}
-
-inline std::vector<comparison> read_comparisons(const std::filesystem::path& file) {
-    return parse_comparisons(read_text_file(file), file.string());
-}
-
-// Pairs a list of comparisons holds: sum over prompts of C(K, 2).
-inline std::size_t count_pairs(const std::vector<comparison>& cs) {
-    std::size_t n = 0;
-    for (const auto& c : cs)
-        n += c.responses.size() * (c.responses.size() - 1) / 2;
-    return n;
-}
-
-// The sequence a reward model scores: prefix, response, end_of_text, where prefix is everything
-// before the response: in gptx's layout (SFT's, and what generation is prompted with) the
-// end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
-// at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
-// first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
-// start, the response and the closing end-of-text survive. *truncated reports it.
-inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
-                                        const std::vector<int>& response, int end_of_text,
-                                        int context, bool* truncated = nullptr) {
-    GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
-    GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
-    std::vector<int> seq;
-    seq.reserve(prefix.size() + response.size() + 1);
-    seq.insert(seq.end(), prefix.begin(), prefix.end());
-    seq.insert(seq.end(), response.begin(), response.end());
-    seq.push_back(end_of_text);
-    const bool cut = seq.size() > std::size_t(context);
-    if (cut)
-        seq.erase(seq.begin() + 1, seq.end() - (context - 1));
-    if (truncated)
-        *truncated = cut;
-    return seq;
-}
-
-// The prefix of a prompt: end-of-text, then the prompt's tokens (as SFT and generation see it).
-inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view prompt,
-                                      int end_of_text) {
-    std::vector<int> p{end_of_text};
-    const std::vector<int> ids = tok.encode(prompt, "prompt");
-    p.insert(p.end(), ids.begin(), ids.end());
-    return p;
-}
-
-// The K token sequences of one prompt, best first, each ending with end-of-text.
-struct ranked_sequences {
-    std::vector<std::vector<int>> responses;
-};
-
-struct tokenized_comparisons {
-    std::vector<ranked_sequences> groups;
-    std::size_t truncated = 0; // sequences that lost tokens to the context
-    std::size_t pairs() const {
-        std::size_t n = 0;
-        for (const auto& g : groups)
-            n += g.responses.size() * (g.responses.size() - 1) / 2;
-        return n;
-    }
-};
-
-// Encodes every comparison with reward_sequence(reward_prefix(prompt), response). `name` is the
-// file named in errors (a character the tokenizer does not know, an end-of-text id outside its
-// vocabulary).
-inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>& cs,
-                                                  const tokenizer& tok, int end_of_text,
-                                                  int context, std::string_view name) {
-    tokenized_comparisons out;
-    out.groups.reserve(cs.size());
-    for (const auto& c : cs) {
-        try {
-            const std::vector<int> prompt = reward_prefix(tok, c.prompt, end_of_text);
-            ranked_sequences g;
-            for (std::size_t i = 0; i < c.responses.size(); ++i) {
-                bool cut = false;
-                const std::string what = "response " + std::to_string(i);
-                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
-                                                      end_of_text, context, &cut));
-                out.truncated += cut;
-            }
-            out.groups.push_back(std::move(g));
-        } catch (const error& e) {
-            detail::fail(name, ":", c.line, ": ", e.what());
-        }
-    }
-    return out;
-}
-
-} // namespace gptx
-// ---- end gptx/data/comparisons.hpp ----
-// ---- begin gptx/data/sft.hpp ----
-// gptx/data/sft.hpp: supervised fine-tuning data: the JSONL {"prompt","response"} reader and
-// writer, the token layout with its loss mask, packing into context-sized rows, and the batches
-// of an epoch schedule. Tested by tests/data/test_sft.cpp. Legend: B batch rows, T time.
-#include <algorithm>
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <numeric>
-#include <span>
-#include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-// ---- begin gptx/train/objective.hpp ----
-// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
-// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
-// Legend: B batch, T time.
-#include <concepts>
-#include <cstdint>
-
 
 namespace gptx {
 
@@ -5390,6 +4595,406 @@ class sft_batches {
 
 } // namespace gptx
 // ---- end gptx/data/sft.hpp ----
+// ---- begin gptx/data/task_corpus.hpp ----
+// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
+// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
+// documents that state a word task in words and then show it through examples, plus labelled
+// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin gptx/data/task_jsonl.hpp ----
+// gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
+// {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
+// {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+enum class task_form { text, entailment, similarity, choice, generation };
+
+inline std::string_view task_form_keys(task_form f) {
+    switch (f) {
+    case task_form::text:
+        return "{\"text\",\"label\"}";
+    case task_form::entailment:
+        return "{\"premise\",\"hypothesis\",\"label\"}";
+    case task_form::similarity:
+        return "{\"a\",\"b\",\"label\"}";
+    case task_form::choice:
+        return "{\"context\",\"choices\",\"label\"}";
+    case task_form::generation:
+        return "{\"input\",\"output\"}";
+    }
+    return "?";
+}
+
+// One example. first/second by form: text/-, premise/hypothesis, a/b, context/-, input/output.
+struct task_example {
+    std::string first, second;
+    std::vector<std::string> choices; // choice form: the candidate completions
+    int label = -1;                   // class, or the right choice; -1 for generation
+    friend bool operator==(const task_example&, const task_example&) = default;
+};
+
+struct task_set {
+    task_form form = task_form::text;
+    std::vector<task_example> examples;
+    // Classes of a labelled form: 1 + the largest label (choice: the most choices of a line).
+    int classes() const {
+        int k = 0;
+        for (const auto& e : examples)
+            k = std::max(k, form == task_form::choice ? int(e.choices.size()) : e.label + 1);
+        return k;
+    }
+};
+
+namespace detail {
+
+inline std::string task_string(const nlohmann::json& j, const char* key, const std::string& where) {
+    const auto it = j.find(key);
+    GPTX_CHECK(it != j.end(), where, ": missing \"", key, "\"");
+    GPTX_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
+    return it->get<std::string>();
+}
+
+inline int task_label(const nlohmann::json& j, const std::string& where) {
+    const auto it = j.find("label");
+    GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
+    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
+               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
+    const auto v = it->get<long long>();
+    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
+    return int(v);
+}
+
+inline task_form detect_task_form(const nlohmann::json& j, const std::string& where) {
+    if (j.contains("choices"))
+        return task_form::choice;
+    if (j.contains("premise") || j.contains("hypothesis"))
+        return task_form::entailment;
+    if (j.contains("a") || j.contains("b"))
+        return task_form::similarity;
+    if (j.contains("text"))
+        return task_form::text;
+    if (j.contains("input") || j.contains("output"))
+        return task_form::generation;
+    detail::fail(where, ": not a task line: expected one of {\"text\",\"label\"}, "
+                        "{\"premise\",\"hypothesis\",\"label\"}, {\"a\",\"b\",\"label\"}, "
+                        "{\"context\",\"choices\",\"label\"}, {\"input\",\"output\"}");
+}
+
+inline task_example parse_task_line(const nlohmann::json& j, task_form f,
+                                    const std::string& where) {
+    task_example e;
+    switch (f) {
+    case task_form::text:
+        e.first = task_string(j, "text", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::entailment:
+        e.first = task_string(j, "premise", where);
+        e.second = task_string(j, "hypothesis", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::similarity:
+        e.first = task_string(j, "a", where);
+        e.second = task_string(j, "b", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::choice: {
+        e.first = task_string(j, "context", where);
+        const auto& c = j["choices"];
+        GPTX_CHECK(c.is_array(), where, ": \"choices\" must be an array of strings, got ",
+                   c.type_name());
+        GPTX_CHECK(c.size() >= 2, where, ": \"choices\" needs at least 2 entries, got ", c.size());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            GPTX_CHECK(c[i].is_string(), where, ": choice ", i, " must be a string, got ",
+                       c[i].type_name());
+            GPTX_CHECK(!c[i].get<std::string>().empty(), where, ": choice ", i, " is empty");
+            e.choices.push_back(c[i].get<std::string>());
+        }
+        e.label = task_label(j, where);
+        GPTX_CHECK(e.label < int(e.choices.size()), where, ": \"label\" ", e.label,
+                   " is not the index of one of the ", e.choices.size(), " choices");
+        break;
+    }
+    case task_form::generation:
+        e.first = task_string(j, "input", where);
+        e.second = task_string(j, "output", where);
+        GPTX_CHECK(!e.second.empty(), where, ": \"output\" is empty");
+        break;
+    }
+    return e;
+}
+
+} // namespace detail
+
+// Parses JSONL text; `name` is the file named in errors ("file:line: what is wrong"). Blank lines
+// are skipped; every line must have the first line's form.
+inline task_set parse_task_jsonl(std::string_view text, const std::string& name) {
+    task_set out;
+    bool have_form = false;
+    std::size_t pos = 0;
+    for (int n = 1; pos <= text.size(); ++n) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos)
+            continue;
+        const std::string where = name + ":" + std::to_string(n);
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            detail::fail(where, ": not valid JSON (", e.what(), ")");
+        }
+        GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+        const task_form f = detail::detect_task_form(j, where);
+        if (!have_form) {
+            out.form = f;
+            have_form = true;
+        }
+        GPTX_CHECK(f == out.form, where, ": a ", task_form_keys(f), " line in a file of ",
+                   task_form_keys(out.form), " lines");
+        out.examples.push_back(detail::parse_task_line(j, f, where));
+    }
+    GPTX_CHECK(!out.examples.empty(), name, ": no examples");
+    return out;
+}
+
+inline task_set read_task_jsonl(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
+    return parse_task_jsonl(text, path.string());
+}
+
+inline nlohmann::json task_json(task_form f, const task_example& e) {
+    switch (f) {
+    case task_form::text:
+        return {{"text", e.first}, {"label", e.label}};
+    case task_form::entailment:
+        return {{"premise", e.first}, {"hypothesis", e.second}, {"label", e.label}};
+    case task_form::similarity:
+        return {{"a", e.first}, {"b", e.second}, {"label", e.label}};
+    case task_form::choice:
+        return {{"context", e.first}, {"choices", e.choices}, {"label", e.label}};
+    case task_form::generation:
+        return {{"input", e.first}, {"output", e.second}};
+    }
+    return {};
+}
+
+// Writes path + ".tmp" and renames it over path: a reader never sees half a file.
+inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+        for (const auto& e : s.examples)
+            out << task_json(s.form, e).dump() << '\n';
+        out.flush();
+        if (!out.good()) {
+            out.close();
+            std::error_code ignore;
+            std::filesystem::remove(tmp, ignore);
+            detail::fail("cannot write '", tmp.string(), "'");
+        }
+    }
+    std::error_code ec, ec2;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec)
+        std::filesystem::remove(tmp, ec2);
+    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_jsonl.hpp ----
+
+namespace gptx {
+
+// A word task: its name, the sentence that states it, and what it does to a word.
+struct word_task {
+    std::string_view name;
+    std::string_view description;
+    std::string (*apply)(std::string_view word);
+};
+
+namespace detail {
+inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
+inline std::string wt_upper(std::string_view w) {
+    std::string s(w);
+    for (char& c : s)
+        c = char(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
+inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
+inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
+} // namespace detail
+
+inline constexpr std::array<word_task, 5> word_tasks{{
+    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
+    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
+    {"first", "Task: give the first letter of each word.", detail::wt_first},
+    {"last", "Task: give the last letter of each word.", detail::wt_last},
+    {"twice", "Task: write each word two times.", detail::wt_twice},
+}};
+
+// How a demonstration line reads: "word => answer" (prompt_format "arrow").
+inline std::string task_line(std::string_view input, std::string_view output) {
+    return std::string(input) + " => " + std::string(output);
+}
+
+// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
+// the corpus and of every training file, so test inputs are never seen in training. A word's
+// first and last letters differ, so the five tasks give five different answers.
+inline bool held_out_word(std::string_view w) {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (char c : w)
+        h = mix64(h ^ static_cast<unsigned char>(c));
+    return h % 4 == 0;
+}
+inline std::string random_task_word(rng& r, bool held_out) {
+    for (;;) {
+        const int n = 3 + int(r.below(3));
+        std::string w;
+        for (int i = 0; i < n; ++i)
+            w += char('a' + r.below(26));
+        if (w.front() != w.back() && held_out_word(w) == held_out)
+            return w;
+    }
+}
+
+struct task_corpus_config {
+    std::uint64_t seed = 1;
+    int documents = 4000;
+    int min_examples = 3, max_examples = 10; // demonstration lines per document
+    double described = 0.5;                  // documents that begin with the task's statement
+    int train_examples = 200;                // per labelled training file
+    int test_examples = 200;                 // per test file (held-out words)
+};
+
+// Documents separated by a blank line; each picks a task, states it (with probability
+// `described`) and shows it on training words, one "word => answer" line each.
+inline std::string make_task_corpus(const task_corpus_config& c) {
+    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
+               "task corpus: bad sizes");
+    rng r(c.seed);
+    std::string out;
+    for (int d = 0; d < c.documents; ++d) {
+        const word_task& t = word_tasks[r.below(word_tasks.size())];
+        if (r.uniform_double() < c.described) {
+            out += t.description;
+            out += '\n';
+        }
+        const int n =
+            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
+        for (int i = 0; i < n; ++i) {
+            const std::string w = random_task_word(r, false);
+            out += task_line(w, t.apply(w));
+            out += '\n';
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+// {"input","output"} pairs of one task on training or held-out words.
+inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::generation;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({w, t.apply(w), {}, -1});
+    }
+    return s;
+}
+
+// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
+inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::text;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
+    }
+    return s;
+}
+
+// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
+// -Wrestrict on operator+(const char*, string&&).)
+inline std::string spaced(const std::string& answer) {
+    std::string s = " ";
+    s += answer;
+    return s;
+}
+
+// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
+// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
+inline task_set make_described_choice_set(int n, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, true);
+        task_example e;
+        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
+        for (const auto& t : word_tasks)
+            e.choices.push_back(spaced(t.apply(w)));
+        e.label = k;
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
+// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
+// likelihood; chance is 1/5 at k = 0).
+inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        task_example e;
+        e.first = w + " =>";
+        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
+            e.choices.push_back(spaced(word_tasks[k].apply(w)));
+            if (word_tasks[k].name == t.name)
+                e.label = int(k);
+        }
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_corpus.hpp ----
 // ---- begin gptx/data/tasks.hpp ----
 // gptx/data/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings and
 // numbers), the programmatic labeler that stands in for the paper's human labelers, and the
@@ -5701,520 +5306,531 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
 
 } // namespace gptx
 // ---- end gptx/data/tasks.hpp ----
-// ---- begin gptx/data/task_jsonl.hpp ----
-// gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
-// {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
-// {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
+// ---- begin gptx/data/token_file.hpp ----
+// gptx/data/token_file.hpp: llm.c / nanoGPT token files (.bin): 256 int32 header, uint16 tokens.
+// Tested by tests/data/test_data.cpp.
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
-#include <string_view>
-#include <system_error>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 
 namespace gptx {
 
-enum class task_form { text, entailment, similarity, choice, generation };
-
-inline std::string_view task_form_keys(task_form f) {
-    switch (f) {
-    case task_form::text:
-        return "{\"text\",\"label\"}";
-    case task_form::entailment:
-        return "{\"premise\",\"hypothesis\",\"label\"}";
-    case task_form::similarity:
-        return "{\"a\",\"b\",\"label\"}";
-    case task_form::choice:
-        return "{\"context\",\"choices\",\"label\"}";
-    case task_form::generation:
-        return "{\"input\",\"output\"}";
-    }
-    return "?";
-}
-
-// One example. first/second by form: text/-, premise/hypothesis, a/b, context/-, input/output.
-struct task_example {
-    std::string first, second;
-    std::vector<std::string> choices; // choice form: the candidate completions
-    int label = -1;                   // class, or the right choice; -1 for generation
-    friend bool operator==(const task_example&, const task_example&) = default;
-};
-
-struct task_set {
-    task_form form = task_form::text;
-    std::vector<task_example> examples;
-    // Classes of a labelled form: 1 + the largest label (choice: the most choices of a line).
-    int classes() const {
-        int k = 0;
-        for (const auto& e : examples)
-            k = std::max(k, form == task_form::choice ? int(e.choices.size()) : e.label + 1);
-        return k;
-    }
-};
+inline constexpr std::int32_t token_file_magic = 20240520;
+inline constexpr std::int32_t token_file_version = 1;
+inline constexpr std::size_t token_file_header_bytes = 256 * sizeof(std::int32_t);
 
 namespace detail {
-
-inline std::string task_string(const nlohmann::json& j, const char* key, const std::string& where) {
-    const auto it = j.find(key);
-    GPTX_CHECK(it != j.end(), where, ": missing \"", key, "\"");
-    GPTX_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
-    return it->get<std::string>();
+// Explicit little-endian, so files match llm.c's (written on x86) on any host.
+inline void token_file_put(char* p, std::uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i)
+        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
-
-inline int task_label(const nlohmann::json& j, const std::string& where) {
-    const auto it = j.find("label");
-    GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
-    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
-               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
-    const auto v = it->get<long long>();
-    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
-    return int(v);
+inline std::uint32_t token_file_get(const char* p, int bytes) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < bytes; ++i)
+        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+    return v;
 }
-
-inline task_form detect_task_form(const nlohmann::json& j, const std::string& where) {
-    if (j.contains("choices"))
-        return task_form::choice;
-    if (j.contains("premise") || j.contains("hypothesis"))
-        return task_form::entailment;
-    if (j.contains("a") || j.contains("b"))
-        return task_form::similarity;
-    if (j.contains("text"))
-        return task_form::text;
-    if (j.contains("input") || j.contains("output"))
-        return task_form::generation;
-    detail::fail(where, ": not a task line: expected one of {\"text\",\"label\"}, "
-                        "{\"premise\",\"hypothesis\",\"label\"}, {\"a\",\"b\",\"label\"}, "
-                        "{\"context\",\"choices\",\"label\"}, {\"input\",\"output\"}");
-}
-
-inline task_example parse_task_line(const nlohmann::json& j, task_form f,
-                                    const std::string& where) {
-    task_example e;
-    switch (f) {
-    case task_form::text:
-        e.first = task_string(j, "text", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::entailment:
-        e.first = task_string(j, "premise", where);
-        e.second = task_string(j, "hypothesis", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::similarity:
-        e.first = task_string(j, "a", where);
-        e.second = task_string(j, "b", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::choice: {
-        e.first = task_string(j, "context", where);
-        const auto& c = j["choices"];
-        GPTX_CHECK(c.is_array(), where, ": \"choices\" must be an array of strings, got ",
-                   c.type_name());
-        GPTX_CHECK(c.size() >= 2, where, ": \"choices\" needs at least 2 entries, got ", c.size());
-        for (std::size_t i = 0; i < c.size(); ++i) {
-            GPTX_CHECK(c[i].is_string(), where, ": choice ", i, " must be a string, got ",
-                       c[i].type_name());
-            GPTX_CHECK(!c[i].get<std::string>().empty(), where, ": choice ", i, " is empty");
-            e.choices.push_back(c[i].get<std::string>());
-        }
-        e.label = task_label(j, where);
-        GPTX_CHECK(e.label < int(e.choices.size()), where, ": \"label\" ", e.label,
-                   " is not the index of one of the ", e.choices.size(), " choices");
-        break;
-    }
-    case task_form::generation:
-        e.first = task_string(j, "input", where);
-        e.second = task_string(j, "output", where);
-        GPTX_CHECK(!e.second.empty(), where, ": \"output\" is empty");
-        break;
-    }
-    return e;
-}
-
 } // namespace detail
 
-// Parses JSONL text; `name` is the file named in errors ("file:line: what is wrong"). Blank lines
-// are skipped; every line must have the first line's form.
-inline task_set parse_task_jsonl(std::string_view text, const std::string& name) {
-    task_set out;
-    bool have_form = false;
-    std::size_t pos = 0;
-    for (int n = 1; pos <= text.size(); ++n) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (!line.empty() && line.back() == '\r')
-            line.remove_suffix(1);
-        if (line.find_first_not_of(" \t") == std::string_view::npos)
-            continue;
-        const std::string where = name + ":" + std::to_string(n);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
-            detail::fail(where, ": not valid JSON (", e.what(), ")");
-        }
-        GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
-        const task_form f = detail::detect_task_form(j, where);
-        if (!have_form) {
-            out.form = f;
-            have_form = true;
-        }
-        GPTX_CHECK(f == out.form, where, ": a ", task_form_keys(f), " line in a file of ",
-                   task_form_keys(out.form), " lines");
-        out.examples.push_back(detail::parse_task_line(j, f, where));
-    }
-    GPTX_CHECK(!out.examples.empty(), name, ": no examples");
-    return out;
-}
+// Writes `path + ".tmp"` then renames it over `path`, so a reader never sees half a file.
+inline void write_token_file(const std::filesystem::path& path, std::span<const int> tokens) {
+    const std::string name = path.string();
+    GPTX_CHECK(tokens.size() <= 0x7fffffffu, name, ": ", tokens.size(),
+               " tokens do not fit the int32 count in the header");
+    // Validate everything before creating a file, so a failure leaves nothing behind.
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        GPTX_CHECK(tokens[i] >= 0 && tokens[i] < 65536, name, ": token ", tokens[i],
+                   " at position ", i, " does not fit uint16 (must be in 0..65535)");
 
-inline task_set read_task_jsonl(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
-    return parse_task_jsonl(text, path.string());
-}
+    std::vector<char> buf(token_file_header_bytes + 2 * tokens.size(), 0);
+    detail::token_file_put(buf.data() + 0, static_cast<std::uint32_t>(token_file_magic), 4);
+    detail::token_file_put(buf.data() + 4, static_cast<std::uint32_t>(token_file_version), 4);
+    detail::token_file_put(buf.data() + 8, static_cast<std::uint32_t>(tokens.size()), 4);
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
+                               static_cast<std::uint32_t>(tokens[i]), 2);
 
-inline nlohmann::json task_json(task_form f, const task_example& e) {
-    switch (f) {
-    case task_form::text:
-        return {{"text", e.first}, {"label", e.label}};
-    case task_form::entailment:
-        return {{"premise", e.first}, {"hypothesis", e.second}, {"label", e.label}};
-    case task_form::similarity:
-        return {{"a", e.first}, {"b", e.second}, {"label", e.label}};
-    case task_form::choice:
-        return {{"context", e.first}, {"choices", e.choices}, {"label", e.label}};
-    case task_form::generation:
-        return {{"input", e.first}, {"output", e.second}};
-    }
-    return {};
-}
-
-// Writes path + ".tmp" and renames it over path: a reader never sees half a file.
-inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
     std::filesystem::path tmp = path;
     tmp += ".tmp";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& e : s.examples)
-            out << task_json(s.form, e).dump() << '\n';
-        out.flush();
-        if (!out.good()) {
-            out.close();
-            std::error_code ignore;
-            std::filesystem::remove(tmp, ignore);
-            detail::fail("cannot write '", tmp.string(), "'");
+        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
+        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            detail::fail("cannot write '", tmp.string(), "' (disk full?)");
         }
     }
-    std::error_code ec, ec2;
+    std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        std::filesystem::remove(tmp, ec2);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        detail::fail("cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
+    }
+}
+
+// Tokens come back as int, the id type of tokenizers and batchers.
+inline std::vector<int> read_token_file(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open '", name,
+               "': no such file");
+    const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));
+    GPTX_CHECK(!ec, "cannot open '", name, "': ", ec.message());
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open '", name, "'");
+    GPTX_CHECK(size >= token_file_header_bytes, name, ": too small for a token file header (", size,
+               " bytes, expected at least ", token_file_header_bytes, ")");
+
+    char header[token_file_header_bytes];
+    in.read(header, sizeof header);
+    GPTX_CHECK(in.good(), name, ": cannot read the header");
+    const auto magic = static_cast<std::int32_t>(detail::token_file_get(header, 4));
+    GPTX_CHECK(magic == token_file_magic, name, ": bad magic ", magic, " (expected ",
+               token_file_magic, ")");
+    const auto version = static_cast<std::int32_t>(detail::token_file_get(header + 4, 4));
+    GPTX_CHECK(version == token_file_version, name, ": unsupported version ", version,
+               " (expected ", token_file_version, ")");
+    const auto count = static_cast<std::int32_t>(detail::token_file_get(header + 8, 4));
+    GPTX_CHECK(count >= 0, name, ": negative token count ", count, " in the header");
+
+    const std::uint64_t held = (size - token_file_header_bytes) / 2;
+    const std::uint64_t want = static_cast<std::uint64_t>(count);
+    GPTX_CHECK(held >= want, name, ": truncated: header says ", want, " tokens, file holds ", held);
+    GPTX_CHECK(size == token_file_header_bytes + 2 * want, name, ": header says ", want,
+               " tokens but the file is ", size, " bytes (expected ",
+               token_file_header_bytes + 2 * want, ")");
+
+    std::vector<char> raw(2 * want);
+    in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+    GPTX_CHECK(in.good() || raw.empty(), name, ": I/O error reading ", want, " tokens");
+    std::vector<int> tokens(want);
+    for (std::size_t i = 0; i < want; ++i)
+        tokens[i] = static_cast<int>(detail::token_file_get(raw.data() + 2 * i, 2));
+    return tokens;
 }
 
 } // namespace gptx
-// ---- end gptx/data/task_jsonl.hpp ----
-// ---- begin gptx/data/task_corpus.hpp ----
-// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
-// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
-// documents that state a word task in words and then show it through examples, plus labelled
-// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace gptx {
-
-// A word task: its name, the sentence that states it, and what it does to a word.
-struct word_task {
-    std::string_view name;
-    std::string_view description;
-    std::string (*apply)(std::string_view word);
-};
-
-namespace detail {
-inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
-inline std::string wt_upper(std::string_view w) {
-    std::string s(w);
-    for (char& c : s)
-        c = char(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
-inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
-inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
-inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
-} // namespace detail
-
-inline constexpr std::array<word_task, 5> word_tasks{{
-    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
-    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
-    {"first", "Task: give the first letter of each word.", detail::wt_first},
-    {"last", "Task: give the last letter of each word.", detail::wt_last},
-    {"twice", "Task: write each word two times.", detail::wt_twice},
-}};
-
-// How a demonstration line reads: "word => answer" (prompt_format "arrow").
-inline std::string task_line(std::string_view input, std::string_view output) {
-    return std::string(input) + " => " + std::string(output);
-}
-
-// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
-// the corpus and of every training file, so test inputs are never seen in training. A word's
-// first and last letters differ, so the five tasks give five different answers.
-inline bool held_out_word(std::string_view w) {
-    std::uint64_t h = 0x9e3779b97f4a7c15ull;
-    for (char c : w)
-        h = mix64(h ^ static_cast<unsigned char>(c));
-    return h % 4 == 0;
-}
-inline std::string random_task_word(rng& r, bool held_out) {
-    for (;;) {
-        const int n = 3 + int(r.below(3));
-        std::string w;
-        for (int i = 0; i < n; ++i)
-            w += char('a' + r.below(26));
-        if (w.front() != w.back() && held_out_word(w) == held_out)
-            return w;
-    }
-}
-
-struct task_corpus_config {
-    std::uint64_t seed = 1;
-    int documents = 4000;
-    int min_examples = 3, max_examples = 10; // demonstration lines per document
-    double described = 0.5;                  // documents that begin with the task's statement
-    int train_examples = 200;                // per labelled training file
-    int test_examples = 200;                 // per test file (held-out words)
-};
-
-// Documents separated by a blank line; each picks a task, states it (with probability
-// `described`) and shows it on training words, one "word => answer" line each.
-inline std::string make_task_corpus(const task_corpus_config& c) {
-    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
-               "task corpus: bad sizes");
-    rng r(c.seed);
-    std::string out;
-    for (int d = 0; d < c.documents; ++d) {
-        const word_task& t = word_tasks[r.below(word_tasks.size())];
-        if (r.uniform_double() < c.described) {
-            out += t.description;
-            out += '\n';
-        }
-        const int n =
-            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
-        for (int i = 0; i < n; ++i) {
-            const std::string w = random_task_word(r, false);
-            out += task_line(w, t.apply(w));
-            out += '\n';
-        }
-        out += '\n';
-    }
-    return out;
-}
-
-// {"input","output"} pairs of one task on training or held-out words.
-inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::generation;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({w, t.apply(w), {}, -1});
-    }
-    return s;
-}
-
-// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
-inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::text;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
-    }
-    return s;
-}
-
-// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
-// -Wrestrict on operator+(const char*, string&&).)
-inline std::string spaced(const std::string& answer) {
-    std::string s = " ";
-    s += answer;
-    return s;
-}
-
-// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
-// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
-inline task_set make_described_choice_set(int n, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, true);
-        task_example e;
-        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
-        for (const auto& t : word_tasks)
-            e.choices.push_back(spaced(t.apply(w)));
-        e.label = k;
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
-// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
-// likelihood; chance is 1/5 at k = 0).
-inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        task_example e;
-        e.first = w + " =>";
-        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
-            e.choices.push_back(spaced(word_tasks[k].apply(w)));
-            if (word_tasks[k].name == t.name)
-                e.label = int(k);
-        }
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-} // namespace gptx
-// ---- end gptx/data/task_corpus.hpp ----
-// ---- begin gptx/data/prompts.hpp ----
-// gptx/data/prompts.hpp: prompt formats that write a task into the text (GPT-2) and few-shot
-// contexts of k demonstrations packed into the model's context (GPT-3).
-// Tested by tests/generate/test_scoring.cpp.
+// ---- end gptx/data/token_file.hpp ----
+// ---- begin gptx/generate/generate.hpp ----
+// gptx/generate/generate.hpp: autoregressive generation over a KV cache, for one prompt or a
+// batch of equal-length prompts, with end-of-text, stop strings and streaming. Tested by
+// tests/generate/test_generate.cpp. Legend: B batch, P prompt length, V vocab.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
-#include <string_view>
+#include <type_traits>
 #include <vector>
 
+// ---- begin gptx/nn/kv_cache.hpp ----
+// gptx/nn/kv_cache.hpp: the inference path of a transformer with cached keys and values, so
+// generation costs one position per step. Tested by tests/generate/test_generate.cpp.
+// Legend: B batch, n new positions, C channels, NH heads, HS head size, L layers, V vocab,
+// maxT cached positions per sequence.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+// ---- begin gptx/ops/attention_decode.hpp ----
+// gptx/ops/attention_decode.hpp: inference kernels for generation with a KV cache: attention of
+// new queries over cached keys and values, and a linear layer for a few rows. Tested by
+// tests/generate/test_generate.cpp. Legend: B batch, n new positions, C channels, NH heads,
+// HS head size, maxT cached positions per sequence (the cache's row count).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+
+namespace gptx::ops {
+
+// For query i of sequence b (absolute position t0 + i) and head h:
+//   out = sum_{s <= t0+i} softmax_s(q·k_s / sqrt(HS)) v_s.
+// q row (b, i) starts at q + (b*n + i) * ldq (ldq = 3C when q is read in place from qkv);
+// kcache, vcache (B, NH, maxT, HS) already hold positions [0, t0 + n). Writes out(B, n, C).
+// Head-major caches keep one head's keys contiguous, so each score is one dot over HS and the
+// output one axpy over HS. Keys go in chunks of a fixed stack buffer with an online softmax
+// (running max and sum), so no scratch is allocated whatever the length.
+template <class Arch = simd::default_arch, class T>
+void attention_decode_forward(T* out, const T* q, int ldq, const T* kcache, const T* vcache, int B,
+                              int n, int t0, int C, int NH, int maxT) {
+    constexpr int chunk = 64;
+    const int HS = C / NH;
+    const T scale = T(1) / std::sqrt(T(HS));
+    const std::int64_t tasks = std::int64_t(B) * NH * n;
+    // A task costs ~4 HS flops per key; keep a fork for a few thousand keys' worth.
+    const std::int64_t min_tasks = std::max<std::int64_t>(1, 16384 / (std::int64_t(HS) * (t0 + n)));
+    parallel_for(
+        tasks,
+        [&](std::int64_t task) {
+            const int i = static_cast<int>(task % n);
+            const std::int64_t bh = task / n;
+            const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
+            const T* qi = q + (std::int64_t(b) * n + i) * ldq + h * HS;
+            const T* k = kcache + bh * maxT * HS;
+            const T* v = vcache + bh * maxT * HS;
+            T* o = out + (std::int64_t(b) * n + i) * C + h * HS;
+            std::fill(o, o + HS, T(0));
+            T sc[chunk];
+            T m = -std::numeric_limits<T>::infinity(), l = T(0);
+            const int keys = t0 + i + 1;
+            for (int s0 = 0; s0 < keys; s0 += chunk) {
+                const int cnt = std::min(chunk, keys - s0);
+                for (int j = 0; j < cnt; ++j)
+                    sc[j] = scale * simd::dot<Arch>(qi, k + std::int64_t(s0 + j) * HS, HS);
+                const T cm = simd::max<Arch>(sc, cnt);
+                if (cm > m) { // rescale what was summed under the old max
+                    const T f = std::exp(m - cm);
+                    simd::scale<Arch>(o, f, HS);
+                    l *= f;
+                    m = cm;
+                }
+                l += detail::exp_shift_sum<Arch>(sc, cnt, m);
+                for (int j = 0; j < cnt; ++j)
+                    simd::axpy<Arch>(o, sc[j], v + std::int64_t(s0 + j) * HS, HS);
+            }
+            simd::scale<Arch>(o, T(1) / l, HS);
+        },
+        min_tasks);
+}
+
+namespace detail {
+
+// out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
+// each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
+// summed the same way whatever the tile, so results do not depend on N or on threads.
+template <class Arch, int WO, int R, class T>
+void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
+               int C, int OC) {
+    using V = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(V::size);
+    const T* w[WO];
+    const T* x[R];
+    for (int a = 0; a < WO; ++a)
+        w[a] = weight + (o + a) * C;
+    for (int j = 0; j < R; ++j)
+        x[j] = inp + (r + j) * C;
+    V acc[WO][R];
+    for (int a = 0; a < WO; ++a)
+        for (int j = 0; j < R; ++j)
+            acc[a][j] = V(T(0));
+    int i = 0;
+    for (; i + W <= C; i += W) {
+        V wv[WO];
+        for (int a = 0; a < WO; ++a)
+            wv[a] = simd::load<Arch>(w[a] + i);
+        for (int j = 0; j < R; ++j) {
+            const V xv = simd::load<Arch>(x[j] + i);
+            for (int a = 0; a < WO; ++a)
+                acc[a][j] = xsimd::fma(xv, wv[a], acc[a][j]);
+        }
+    }
+    for (int a = 0; a < WO; ++a)
+        for (int j = 0; j < R; ++j) {
+            T s = simd::reduce_add<Arch>(acc[a][j]);
+            for (int k = i; k < C; ++k)
+                s += x[j][k] * w[a][k];
+            out[(r + j) * OC + o + a] = s + (bias ? bias[o + a] : T(0));
+        }
+}
+
+template <class Arch, int WO, class T>
+void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
+                std::int64_t N, int C, int OC) {
+    std::int64_t r = 0;
+    for (; r + 4 <= N; r += 4)
+        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
+    switch (N - r) {
+    case 3:
+        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    case 2:
+        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    case 1:
+        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
+        break;
+    default:
+        break;
+    }
+}
+
+} // namespace detail
+
+// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC), bias may be null; for the few rows of a
+// decode step. Weights stream through memory once, in place; gemm would first pack them, which
+// costs more than the product when N is a handful.
+template <class Arch = simd::default_arch, class T>
+void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N,
+                         int C, int OC) {
+    // Whole pairs of weight rows per thread; ~64K multiply-adds pay a fork.
+    const std::int64_t pairs = (OC + 1) / 2;
+    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
+    parallel_ranges(
+        pairs,
+        [&](std::int64_t p0, std::int64_t p1) {
+            for (std::int64_t p = p0; p < p1; ++p) {
+                if (2 * p + 1 < OC)
+                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
+                else
+                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
+            }
+        },
+        min_pairs);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/attention_decode.hpp ----
 
 namespace gptx {
 
-// A demonstration reads prefix + input + infix + output + suffix; the test input reads
-// prefix + input + infix and the model continues. The description states the task in words once,
-// before everything; the delimiter separates the description, the demonstrations and the input.
-struct prompt_format {
-    std::string description;
-    std::string prefix, infix, suffix;
-    std::string delimiter = "\n";
+// Keys and values of B sequences that grow together (equal lengths), over the parameters of a
+// `transformer<S, T>`. It computes what Model::forward computes, without dropout, but only for
+// the new positions. The model must outlive the cache; its parameters are read at every call,
+// so a cache keeps working across optimizer steps (PPO rollouts) but must be cleared after one,
+// since the cached keys came from the old weights.
+template <class Model> class kv_cache {
+  public:
+    using model_type = Model;
+    using value_type = typename Model::value_type;
+    using T = value_type;
+    static constexpr int C = Model::C, NH = Model::NH, L = Model::L, HS = Model::HS;
+    static constexpr bool pre_ln = Model::pre_ln;
 
-    std::string demonstration(std::string_view input, std::string_view output) const {
-        return prefix + std::string(input) + infix + std::string(output) + suffix;
+    explicit kv_cache(const Model& model) : model_(&model) {}
+    kv_cache(const Model& model, int B, int max_len = 0, int max_chunk = 0) : model_(&model) {
+        reset(B, max_len, max_chunk);
     }
-    std::string query(std::string_view input) const { return prefix + std::string(input) + infix; }
-};
 
-inline constexpr std::string_view prompt_format_names = "arrow, equals, qa, tldr, plain";
-
-// arrow `x => y`; equals `english = french` (GPT-2's translation); qa `Q: x\nA: y` (GPT-2's
-// question answering); tldr `x\nTL;DR: y` (GPT-2's summarisation); plain: the input is the
-// whole context (multiple-choice lines that carry their own format).
-inline prompt_format named_prompt_format(std::string_view name) {
-    prompt_format f;
-    if (name == "arrow")
-        f.infix = " => ";
-    else if (name == "equals")
-        f.infix = " = ";
-    else if (name == "qa") {
-        f.prefix = "Q: ";
-        f.infix = "\nA: ";
-        f.delimiter = "\n\n";
-    } else if (name == "tldr") {
-        f.infix = "\nTL;DR: ";
-        f.delimiter = "\n\n";
-    } else if (name != "plain")
-        detail::fail("unknown prompt format '", name, "' (valid: ", prompt_format_names, ")");
-    return f;
-}
-
-// k distinct indices of [0, n) drawn at random, none equal to `exclude` (-1: none).
-inline std::vector<int> draw_demonstrations(rng& r, int n, int k, int exclude = -1) {
-    const int pool = n - (exclude >= 0 && exclude < n ? 1 : 0);
-    GPTX_CHECK(k >= 0 && k <= pool, "few-shot: cannot draw ", k, " demonstrations from ", pool,
-               " training examples");
-    std::vector<int> idx;
-    idx.reserve(n);
-    for (int i = 0; i < n; ++i)
-        if (i != exclude)
-            idx.push_back(i);
-    for (int i = 0; i < k; ++i) // partial Fisher-Yates
-        std::swap(idx[i], idx[i + int(r.below(std::uint64_t(pool - i)))]);
-    idx.resize(k);
-    return idx;
-}
-
-struct packed_prompt {
-    std::vector<int> tokens;
-    int demonstrations = 0;   // kept, in order from the first
-    std::size_t query_at = 0; // where the test input starts in tokens
-};
-
-// description, demonstrations and the test input, joined by the delimiter, in at most `budget`
-// tokens (the model's context less the room the answer needs). The test input is kept whole and
-// demonstrations are dropped from the end until the rest fits; a test input that cannot fit
-// with the description is an error. Pieces come tokenized (byte and char tokenizations of a
-// concatenation are the concatenation of the pieces').
-inline packed_prompt pack_few_shot(std::span<const int> description,
-                                   const std::vector<std::vector<int>>& demonstrations,
-                                   std::span<const int> delimiter, std::span<const int> query,
-                                   int budget) {
-    const std::size_t d = delimiter.size();
-    std::size_t used = query.size() + (description.empty() ? 0 : description.size() + d);
-    GPTX_CHECK(used <= std::size_t(std::max(budget, 0)), "few-shot: the test input (", query.size(),
-               " tokens", description.empty() ? "" : " with the description", ") does not fit the ",
-               budget, " tokens available");
-    packed_prompt out;
-    int keep = 0;
-    for (const auto& demo : demonstrations) {
-        if (used + demo.size() + d > std::size_t(budget))
-            break;
-        used += demo.size() + d;
-        ++keep;
+    // Sizes the cache for B sequences of at most max_len positions (0: the model's context),
+    // fed at most max_chunk positions per forward() (0: max_len), and empties it. Allocates only
+    // when a buffer grows; forward() never allocates.
+    void reset(int B, int max_len = 0, int max_chunk = 0) {
+        const int ctx = model_->context();
+        if (max_len == 0)
+            max_len = ctx;
+        if (max_chunk == 0)
+            max_chunk = max_len;
+        GPTX_CHECK(B > 0, "kv_cache: batch size must be positive, got ", B);
+        GPTX_CHECK(max_len > 0 && max_len <= ctx, "kv_cache: length ", max_len, " must be in [1, ",
+                   ctx, "] (the model's context)");
+        GPTX_CHECK(max_chunk > 0 && max_chunk <= max_len, "kv_cache: chunk ", max_chunk,
+                   " must be in [1, ", max_len, "] (the cache length)");
+        B_ = B;
+        max_len_ = max_len;
+        max_chunk_ = max_chunk;
+        len_ = 0;
+        const std::size_t kv = std::size_t(L) * B * max_len * C;
+        if (kv_.views().empty() || kv > kv_.view(0).size)
+            kv_.layout({{"k", kv}, {"v", kv}});
+        const std::size_t rows = std::size_t(B) * max_chunk, c = C, V = model_->vocab();
+        const std::vector<typename basic_arena<T>::entry> need = {{"x", rows * c},
+                                                                  {"ln", rows * c},
+                                                                  {"mean", rows},
+                                                                  {"rstd", rows},
+                                                                  {"qkv", rows * 3 * c},
+                                                                  {"atty", rows * c},
+                                                                  {"branch", rows * c},
+                                                                  {"res", rows * c},
+                                                                  {"fch", rows * 4 * c},
+                                                                  {"fch_gelu", rows * 4 * c},
+                                                                  {"last", std::size_t(B) * c},
+                                                                  {"logits", std::size_t(B) * V}};
+        bool grow = acts_.views().size() != need.size();
+        for (std::size_t i = 0; !grow && i < need.size(); ++i)
+            grow = need[i].size > acts_.view(i).size;
+        if (grow)
+            acts_.layout(need);
+        if (tokens_.size() < rows)
+            tokens_.resize(rows);
     }
-    out.demonstrations = keep;
-    auto put = [&](std::span<const int> s) {
-        out.tokens.insert(out.tokens.end(), s.begin(), s.end());
+    // Forgets the cached positions; keeps the sizes and buffers.
+    void clear() { len_ = 0; }
+
+    const Model& model() const { return *model_; }
+    int batch() const { return B_; }
+    int length() const { return len_; }         // positions cached per sequence
+    int max_length() const { return max_len_; } // set by reset(), at most the context
+    int max_chunk() const { return max_chunk_; }
+
+    // Appends n_new positions to each sequence; tokens (B, n_new) row-major. Returns the hidden
+    // states of the new positions (B, n_new, C), valid until the next call. Prefill passes the
+    // prompt (n_new <= max_chunk()), decoding passes n_new = 1.
+    const T* forward(const int* tokens, int B, int n_new) {
+        check_append(B, n_new);
+        GPTX_CHECK(n_new <= max_chunk_, "kv_cache: ", n_new, " new positions exceed the chunk of ",
+                   max_chunk_, " set by reset() (forward_logits() splits longer inputs)");
+        check_tokens(tokens, std::int64_t(B) * n_new);
+        return run(tokens, n_new);
+    }
+
+    // Appends n_new positions (any count: longer inputs go in chunks, which is exact since
+    // attention is causal) and returns the logits of each sequence's last position (B, V).
+    const T* forward_logits(const int* tokens, int B, int n_new) {
+        check_append(B, n_new);
+        check_tokens(tokens, std::int64_t(B) * n_new); // before any chunk is appended
+        const T* hidden = nullptr;
+        int n = 0;
+        for (int i0 = 0; i0 < n_new; i0 += n) {
+            n = std::min(max_chunk_, n_new - i0);
+            const int* tok = tokens + i0;
+            if (n != n_new) { // gather the chunk's columns into a (B, n) block
+                for (int b = 0; b < B; ++b)
+                    std::copy(tokens + std::int64_t(b) * n_new + i0,
+                              tokens + std::int64_t(b) * n_new + i0 + n,
+                              tokens_.data() + std::int64_t(b) * n);
+                tok = tokens_.data();
+            }
+            hidden = forward(tok, B, n);
+        }
+        T* last = buf(a_last);
+        for (int b = 0; b < B; ++b)
+            std::memcpy(last + std::int64_t(b) * C, hidden + (std::int64_t(b) * n + n - 1) * C,
+                        sizeof(T) * C);
+        T* logits = buf(a_logits);
+        const T* wte = model_->param(p_wte);
+        const int V = model_->vocab();
+        if (B <= few_rows)
+            ops::matmul_rows_forward(logits, last, wte, static_cast<const T*>(nullptr), B, C, V);
+        else
+            ops::lm_logits(logits, last, wte, B, C, V);
+        return logits;
+    }
+    // The logits (B, V) of the last forward_logits().
+    const T* logits() const { return acts_.view(a_logits).data; }
+
+  private:
+    enum : int {
+        a_x,
+        a_ln,
+        a_mean,
+        a_rstd,
+        a_qkv,
+        a_atty,
+        a_branch,
+        a_res,
+        a_fch,
+        a_fch_gelu,
+        a_last,
+        a_logits
     };
-    if (!description.empty()) {
-        put(description);
-        put(delimiter);
+    // Up to this many rows, a linear layer streams its weights (decode) instead of gemm (prefill).
+    static constexpr std::int64_t few_rows = 8;
+
+    T* buf(int i) { return acts_.view(i).data; }
+
+    void check_append(int B, int n_new) {
+        GPTX_CHECK(B_ > 0, "kv_cache: call reset(B) before forward");
+        GPTX_CHECK(B == B_, "kv_cache: batch ", B, " differs from the ", B_, " set by reset()");
+        GPTX_CHECK(n_new > 0, "kv_cache: need at least one new position, got ", n_new);
+        GPTX_CHECK(len_ + n_new <= max_len_, "kv_cache: appending ", n_new, " positions to ", len_,
+                   " cached ones exceeds the cache length of ", max_len_,
+                   max_len_ == model_->context() ? " (the model's context)" : " (set by reset())");
     }
-    for (int i = 0; i < keep; ++i) {
-        put(demonstrations[i]);
-        put(delimiter);
+
+    void check_tokens(const int* tokens, std::int64_t count) const {
+        const int V = model_->vocab();
+        for (std::int64_t i = 0; i < count; ++i)
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < V, "kv_cache: token ", tokens[i],
+                       " at position ", i, " is outside the vocabulary [0, ", V, ")");
     }
-    out.query_at = out.tokens.size();
-    put(query);
-    return out;
-}
+
+    static void linear(T* out, const T* inp, const T* w, const T* bias, std::int64_t N, int in,
+                       int out_c) {
+        if (N <= few_rows)
+            ops::matmul_rows_forward(out, inp, w, bias, N, in, out_c);
+        else
+            ops::matmul_forward(out, inp, w, bias, N, in, out_c);
+    }
+
+    // The layer loop of transformer::forward for the new rows only.
+    const T* run(const int* tokens, int n) {
+        const Model& m = *model_;
+        const int B = B_, t0 = len_;
+        const std::int64_t N = std::int64_t(B) * n, NC = N * C;
+        T *x = buf(a_x), *ln = buf(a_ln), *mean = buf(a_mean), *rstd = buf(a_rstd);
+        T *qkv = buf(a_qkv), *atty = buf(a_atty), *branch = buf(a_branch), *res = buf(a_res);
+        T *fch = buf(a_fch), *fch_gelu = buf(a_fch_gelu);
+        // Rows of wpe from t0: the chunk's position t is absolute position t0 + t.
+        ops::encoder_forward(x, tokens, m.param(p_wte), m.param(p_wpe) + std::int64_t(t0) * C, B, n,
+                             C);
+        const std::size_t c = C;
+        for (int l = 0; l < L; ++l) {
+            auto w = [&](param_id id, std::size_t per_layer) {
+                const T* p = m.param(id); // null for tensors the shape lacks (biases)
+                return p ? p + l * per_layer : nullptr;
+            };
+            // x: the layer input (pre-LN residual stream, or the previous post-LN output).
+            if constexpr (pre_ln) {
+                ops::layernorm_forward(ln, mean, rstd, x, w(p_ln1w, c), w(p_ln1b, c), N, C);
+                linear(qkv, ln, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+            } else {
+                linear(qkv, x, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+            }
+            T* kl = kv_.view(0).data + std::size_t(l) * B * max_len_ * C;
+            T* vl = kv_.view(1).data + std::size_t(l) * B * max_len_ * C;
+            store(kl, vl, qkv, n, t0);
+            ops::attention_decode_forward(atty, qkv, 3 * C, kl, vl, B, n, t0, C, NH, max_len_);
+            linear(branch, atty, w(p_attprojw, c * c), w(p_attprojb, c), N, C, C);
+            ops::residual_forward(res, x, branch, NC); // residual2
+            // pre-LN: ln = LN2(residual2); post-LN: ln = x1 = LN1(residual2). The MLP reads ln.
+            if constexpr (pre_ln)
+                ops::layernorm_forward(ln, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
+            else
+                ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
+            linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
+            ops::gelu_forward(fch_gelu, fch, N * 4 * C);
+            linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
+            if constexpr (pre_ln) {
+                ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input
+            } else {
+                ops::residual_forward(res, ln, branch, NC); // x1 + mlp
+                ops::layernorm_forward(x, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
+            }
+        }
+        len_ += n;
+        if constexpr (pre_ln) {
+            ops::layernorm_forward(ln, mean, rstd, x, m.param(p_lnfw), m.param(p_lnfb), N, C);
+            return ln;
+        } else {
+            return x; // GPT-1 has no final LayerNorm
+        }
+    }
+
+    // Copies the new rows' keys and values from qkv (B, n, 3C) into the head-major caches.
+    void store(T* kl, T* vl, const T* qkv, int n, int t0) {
+        parallel_for(
+            std::int64_t(B_) * n,
+            [&](std::int64_t r) {
+                const std::int64_t b = r / n, t = t0 + r % n;
+                const T* src = qkv + r * 3 * C;
+                for (int h = 0; h < NH; ++h) {
+                    const std::int64_t dst = ((b * NH + h) * max_len_ + t) * HS;
+                    std::memcpy(kl + dst, src + C + h * HS, sizeof(T) * HS);
+                    std::memcpy(vl + dst, src + 2 * C + h * HS, sizeof(T) * HS);
+                }
+            },
+            64);
+    }
+
+    const Model* model_;
+    basic_arena<T> kv_, acts_;
+    std::vector<int> tokens_;
+    int B_ = 0, max_len_ = 0, max_chunk_ = 0, len_ = 0;
+};
 
 } // namespace gptx
-// ---- end gptx/data/prompts.hpp ----
+// ---- end gptx/nn/kv_cache.hpp ----
 // ---- begin gptx/generate/sampler.hpp ----
 // gptx/generate/sampler.hpp: turning one row of logits into a token id: greedy, temperature,
 // top-k and top-p (nucleus) sampling, reproducible for a seed. Tested by
@@ -6350,18 +5966,6 @@ class sampler {
 
 } // namespace gptx
 // ---- end gptx/generate/sampler.hpp ----
-// ---- begin gptx/generate/generate.hpp ----
-// gptx/generate/generate.hpp: autoregressive generation over a KV cache, for one prompt or a
-// batch of equal-length prompts, with end-of-text, stop strings and streaming. Tested by
-// tests/generate/test_generate.cpp. Legend: B batch, P prompt length, V vocab.
-#include <algorithm>
-#include <cstdint>
-#include <functional>
-#include <span>
-#include <string>
-#include <type_traits>
-#include <vector>
-
 
 namespace gptx {
 
@@ -6720,61 +6324,2342 @@ inline std::pair<double, double> wilson_interval(int successes, int n, double z 
 
 } // namespace gptx
 // ---- end gptx/generate/scoring.hpp ----
-// ---- begin gptx/train/schedule.hpp ----
-// gptx/train/schedule.hpp: learning-rate schedules (nanoGPT's warmup + cosine, warmup + linear).
+// ---- begin gptx/io/checkpoint.hpp ----
+// gptx/io/checkpoint.hpp: the native checkpoint (weights, AdamW moments, tokenizer, run state) in
+// one checksummed little-endian file, written atomically. Tested by tests/io/test_checkpoint.cpp.
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+// ---- begin gptx/train/optimizer.hpp ----
+// gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
+// Tested by tests/train/test_optimizer.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+// ---- begin gptx/ops/adamw.hpp ----
+// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
 // Tested by tests/train/test_optimizer.cpp.
 #include <cmath>
-#include <numbers>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
+template <class T> struct adamw_coeffs {
+    T beta1, beta2, eps;
+    T decay_factor; // 1 - lr * weight_decay
+    T step_size;    // lr / (1 - beta1^t)
+    T bc2_sqrt;     // sqrt(1 - beta2^t)
+};
+
+template <class T>
+adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
+    const double bc1 = 1.0 - std::pow(double(beta1), step);
+    const double bc2 = 1.0 - std::pow(double(beta2), step);
+    return {beta1,
+            beta2,
+            eps,
+            T(1.0 - double(lr) * double(weight_decay)),
+            T(double(lr) / bc1),
+            T(std::sqrt(bc2))};
+}
+
+namespace detail {
+// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
+// once inlined into our code; the intrinsic never reads it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
+    return xsimd::sqrt(x);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// One batch of PyTorch's single-tensor AdamW, in its order:
+//   p *= 1 - lr*wd                      (decoupled weight decay first)
+//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
+//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
+//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
+// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
+// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
+template <class Arch, class T>
+inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
+    using B = simd::batch<T, Arch>;
+    const B vg = simd::load<Arch>(g);
+    B vm = simd::load<Arch>(m);
+    B vv = simd::load<Arch>(v);
+    B vp = simd::load<Arch>(p) * B(c.decay_factor);
+    vm = vm + B(T(1) - c.beta1) * (vg - vm);
+    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
+    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
+    vp = vp - B(c.step_size) * (vm / denom);
+    simd::store<Arch>(p, vp);
+    simd::store<Arch>(m, vm);
+    simd::store<Arch>(v, vv);
+}
+} // namespace detail
+
+// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
+// same vector code on a padded stack copy, so it rounds exactly like the body.
+template <class Arch = simd::default_arch, class T>
+void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
+                         const adamw_coeffs<T>& c) {
+    constexpr std::size_t W = simd::lanes<T, Arch>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
+    if (i == n)
+        return;
+    const std::size_t r = n - i;
+    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
+    for (std::size_t k = 0; k < r; ++k) {
+        tp[k] = param[i + k];
+        tg[k] = grad[i + k];
+        tm[k] = m[i + k];
+        tv[k] = v[i + k];
+    }
+    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
+    for (std::size_t k = 0; k < r; ++k) {
+        param[i + k] = tp[k];
+        m[i + k] = tm[k];
+        v[i + k] = tv[k];
+    }
+}
+
+// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
+// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
+template <class Arch = simd::default_arch, class T>
+void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
+                  T weight_decay, int step) {
+    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
+    parallel_ranges(
+        static_cast<std::int64_t>(n),
+        [&](std::int64_t b, std::int64_t e) {
+            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
+        },
+        std::int64_t{1} << 14);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/adamw.hpp ----
 
 namespace gptx {
 
-// nanoGPT's get_lr(it): linear warmup to max_lr, cosine decay to min_lr at decay_iters, then
-// min_lr. Warmup uses (it+1)/(warmup+1) so iteration 0 already takes a (small) step.
-struct cosine_schedule {
-    float max_lr = 6e-4f;
-    float min_lr = 6e-5f;
-    int warmup_iters = 2000;
-    int decay_iters = 600000;
-
-    float operator()(int it) const {
-        if (it < warmup_iters)
-            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
-        // decay_iters <= warmup_iters would divide by zero; the cosine ends at min_lr anyway.
-        if (it > decay_iters || decay_iters <= warmup_iters)
-            return min_lr;
-        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
-        const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
-        return float(double(min_lr) + coeff * (double(max_lr) - double(min_lr)));
-    }
+// nanoGPT's defaults for GPT-2 pre-training.
+struct adamw_config {
+    float lr = 6e-4f;
+    float beta1 = 0.9f;
+    float beta2 = 0.95f;
+    float eps = 1e-8f;
+    float weight_decay = 0.1f;
 };
 
-// Linear warmup to max_lr (same (it+1)/(warmup+1) ramp as above), then a straight line down to
-// min_lr at decay_iters, then min_lr. min_lr = 0 is GPT-1's fine-tuning schedule.
-struct linear_schedule {
-    float max_lr = 6.25e-5f;
-    float min_lr = 0.0f;
-    int warmup_iters = 0;
-    int decay_iters = 1;
-
-    float operator()(int it) const {
-        if (it < warmup_iters)
-            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
-        if (it >= decay_iters || decay_iters <= warmup_iters)
-            return min_lr;
-        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
-        return float(double(max_lr) + ratio * (double(min_lr) - double(max_lr)));
+// AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
+// writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
+// nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
+template <class T = float> class adamw {
+  public:
+    adamw() = default;
+    explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
+        std::vector<typename basic_arena<T>::entry> entries;
+        entries.reserve(views.size());
+        for (const auto& v : views)
+            entries.push_back({v.name, v.size, v.decay});
+        m_.layout(entries);
+        v_.layout(entries);
     }
+    explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
+        : adamw(params.views(), cfg) {}
+
+    // One update with learning rate lr (the schedule's value for this iteration); advances the
+    // step counter first, so the first call uses t = 1. Allocates nothing.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads, float lr) {
+        check_layout(params, grads);
+        ++t_;
+        const auto cd = ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps),
+                                                  T(cfg_.weight_decay), t_);
+        const auto cn =
+            ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
+        T* p = params.data();
+        const T* g = grads.data();
+        T* m = m_.data();
+        T* v = v_.data();
+        const auto& views = params.views();
+        // One parallel region over the flat arena (not one per tensor); each thread walks the
+        // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
+        parallel_ranges(
+            static_cast<std::int64_t>(params.size()),
+            [&](std::int64_t b, std::int64_t e) {
+                std::size_t off = 0;
+                for (const auto& tv : views) {
+                    const std::size_t lo = std::max<std::size_t>(off, std::size_t(b));
+                    const std::size_t hi = std::min<std::size_t>(off + tv.size, std::size_t(e));
+                    off += tv.size;
+                    if (lo < hi)
+                        ops::adamw_update_serial<Arch>(p + lo, g + lo, m + lo, v + lo, hi - lo,
+                                                       tv.decay ? cd : cn);
+                    if (off >= std::size_t(e))
+                        break;
+                }
+            },
+            std::int64_t{1} << 14);
+    }
+    // One update at the configured learning rate.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads) {
+        step<Arch>(params, grads, cfg_.lr);
+    }
+
+    const adamw_config& config() const { return cfg_; }
+    adamw_config& config() { return cfg_; }
+
+    // Updates taken so far; the next step() uses step_count() + 1 for bias correction.
+    int step_count() const { return t_; }
+    void set_step_count(int t) { t_ = t; } // checkpoint resume
+
+    // First and second moments, laid out as the parameters (for checkpoints).
+    basic_arena<T>& m() { return m_; }
+    const basic_arena<T>& m() const { return m_; }
+    basic_arena<T>& v() { return v_; }
+    const basic_arena<T>& v() const { return v_; }
+
+    // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
+    std::size_t state_size() const { return m_.size() + v_.size(); }
+
+    // Forget the moments and the step count (as a fresh optimizer).
+    void reset() {
+        m_.zero();
+        v_.zero();
+        t_ = 0;
+    }
+
+  private:
+    void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
+        GPTX_CHECK(params.size() == m_.size() && grads.size() == m_.size(),
+                   "adamw: parameter arena has ", params.size(), " elements, gradients ",
+                   grads.size(), ", optimizer state ", m_.size());
+        const auto& pv = params.views();
+        const auto& mv = m_.views();
+        GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
+                   " tensors, optimizer state ", mv.size());
+        for (std::size_t i = 0; i < pv.size(); ++i)
+            GPTX_CHECK(pv[i].size == mv[i].size, "adamw: tensor ", pv[i].name, " has ", pv[i].size,
+                       " elements, optimizer state ", mv[i].size);
+    }
+
+    adamw_config cfg_;
+    basic_arena<T> m_; // (same layout as the parameters)
+    basic_arena<T> v_; // (same layout as the parameters)
+    int t_ = 0;
 };
 
 } // namespace gptx
-// ---- end gptx/train/schedule.hpp ----
+// ---- end gptx/train/optimizer.hpp ----
+
+// File layout, version 1. Little-endian; offsets in bytes.
+//   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
+//   16   i32 width, heads, layers | u32 norm (0 pre, 1 post) | i32 vocab, context
+//   40   u64 parameters N | i64 optimizer steps | i64 train step
+//   64   u64 tokenizer blob bytes | u64 run_json bytes | char[32] tokenizer kind (NUL-padded)
+//   112  u32 bytes per value (4: float32) | u32 X, extras bytes (0 without flag bit 1) |
+//        u64 XXH64 of bytes [0, 120)
+//   128  tokenizer blob | run_json | u64 data rng[4], dropout seed, dropout counter |
+//        zeros up to a multiple of 64
+//   P    params (N x f32) | m (N x f32) | v (N x f32)   (m and v only with flag bit 0)
+//   E    extras, X bytes (only with flag bit 1): named arenas beside the trunk (a reward,
+//        value or classifier head), each with optional AdamW state:
+//          u32 count | u32 0 | count x (u32 name bytes | u32 flags (bit 0: m and v) |
+//          u64 values n | u64 optimizer steps | name) | zeros up to a multiple of 4 |
+//          for each in order: values (n x f32) | m (n x f32) | v (n x f32)
+//   end  u64 XXH64 (seed 0) of every byte before it
+// A checkpoint without extras is byte-for-byte what version 1 always wrote.
+// The header has its own hash so read_checkpoint_info trusts it without reading the whole file.
+
+namespace gptx {
+
+inline constexpr std::string_view checkpoint_magic = "GPTXCKPT";
+inline constexpr std::uint32_t checkpoint_version = 1;
+inline constexpr std::size_t checkpoint_header_bytes = 128;
+
+// What a training run needs besides weights and optimizer to resume bit-exactly.
+struct train_state {
+    std::int64_t step = 0;      // optimizer steps taken by the run
+    rng::state_type data_rng{}; // the batcher's generator
+    // The model's dropout_seed() / dropout_counter(); load_checkpoint also sets them on the model.
+    std::uint64_t dropout_seed = 0, dropout_counter = 0;
+    std::string run_json; // the run's hyper-parameters; opaque to the checkpoint
+};
+
+// A named arena saved beside the trunk (e.g. reward_model's "reward_head"), with its optimizer.
+// save_checkpoint reads through the pointers; load_checkpoint fills them.
+struct checkpoint_extra {
+    std::string name;                     // unique in a file, 1..255 bytes
+    basic_arena<float>* params = nullptr; // required
+    adamw<float>* opt = nullptr;          // its AdamW (m, v, step count); null: none
+};
+
+// An extra section as the file lists it.
+struct checkpoint_extra_info {
+    std::string name;
+    std::size_t size = 0; // values
+    bool has_optimizer = false;
+    int optimizer_steps = 0;
+};
+
+// The header of a checkpoint, read without loading it: enough to pick the preset to build.
+struct checkpoint_info {
+    int version = 0;
+    shape dims{};
+    model_config config{};
+    std::size_t num_parameters = 0;
+    bool has_optimizer = false;
+    int optimizer_steps = 0; // adamw::step_count() at save time
+    std::int64_t step = 0;   // train_state::step
+    std::string tokenizer_kind;
+    std::string run_json;
+    std::uint64_t file_size = 0;
+    std::vector<checkpoint_extra_info> extras; // named arenas beside the trunk
+};
+
+namespace detail {
+
+// XXH64 (Collet), streaming: ~10 GB/s, so hashing never dominates a save; and a standard
+// hash, so other tools can verify a checkpoint.
+class xxh64 {
+  public:
+    explicit xxh64(std::uint64_t seed = 0)
+        : v_{seed + p1 + p2, seed + p2, seed, seed - p1}, seed_(seed) {}
+
+    void update(const void* data, std::size_t n) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        total_ += n;
+        if (buffered_ + n < 32) {
+            if (n)
+                std::memcpy(buf_ + buffered_, p, n);
+            buffered_ += n;
+            return;
+        }
+        if (buffered_) {
+            const std::size_t k = 32 - buffered_;
+            std::memcpy(buf_ + buffered_, p, k);
+            stripe(buf_);
+            p += k;
+            n -= k;
+            buffered_ = 0;
+        }
+        // Locals, so the four independent lanes stay in registers.
+        std::uint64_t a = v_[0], b = v_[1], c = v_[2], d = v_[3];
+        for (; n >= 32; p += 32, n -= 32) {
+            a = round(a, read64(p));
+            b = round(b, read64(p + 8));
+            c = round(c, read64(p + 16));
+            d = round(d, read64(p + 24));
+        }
+        v_[0] = a, v_[1] = b, v_[2] = c, v_[3] = d;
+        if (n)
+            std::memcpy(buf_, p, n);
+        buffered_ = n;
+    }
+
+    std::uint64_t digest() const {
+        std::uint64_t h;
+        if (total_ >= 32) {
+            h = std::rotl(v_[0], 1) + std::rotl(v_[1], 7) + std::rotl(v_[2], 12) +
+                std::rotl(v_[3], 18);
+            for (std::uint64_t v : v_)
+                h = (h ^ round(0, v)) * p1 + p4;
+        } else {
+            h = seed_ + p5;
+        }
+        h += total_;
+        const unsigned char* p = buf_;
+        std::size_t n = buffered_;
+        for (; n >= 8; p += 8, n -= 8)
+            h = std::rotl(h ^ round(0, read64(p)), 27) * p1 + p4;
+        if (n >= 4) {
+            h = std::rotl(h ^ (read32(p) * p1), 23) * p2 + p3;
+            p += 4;
+            n -= 4;
+        }
+        for (; n > 0; ++p, --n)
+            h = std::rotl(h ^ (*p * p5), 11) * p1;
+        h = (h ^ (h >> 33)) * p2;
+        h = (h ^ (h >> 29)) * p3;
+        return h ^ (h >> 32);
+    }
+
+  private:
+    static constexpr std::uint64_t p1 = 11400714785074694791ull, p2 = 14029467366897019727ull,
+                                   p3 = 1609587929392839161ull, p4 = 9650029242287828579ull,
+                                   p5 = 2870177450012600261ull;
+    static std::uint64_t round(std::uint64_t acc, std::uint64_t in) {
+        return std::rotl(acc + in * p2, 31) * p1;
+    }
+    // memcpy compiles to one load; the file is little-endian whatever the host.
+    static std::uint64_t read64(const unsigned char* p) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        if constexpr (std::endian::native == std::endian::big)
+            v = swap64(v);
+        return v;
+    }
+    static std::uint64_t read32(const unsigned char* p) {
+        std::uint32_t v;
+        std::memcpy(&v, p, 4);
+        if constexpr (std::endian::native == std::endian::big)
+            v = std::uint32_t(swap64(v) >> 32);
+        return v;
+    }
+    static std::uint64_t swap64(std::uint64_t v) {
+        std::uint64_t r = 0;
+        for (int i = 0; i < 8; ++i)
+            r |= ((v >> (8 * i)) & 0xff) << (8 * (7 - i));
+        return r;
+    }
+    void stripe(const unsigned char* p) {
+        for (int i = 0; i < 4; ++i)
+            v_[i] = round(v_[i], read64(p + 8 * i));
+    }
+
+    std::uint64_t v_[4];
+    std::uint64_t seed_;
+    std::uint64_t total_ = 0;
+    unsigned char buf_[32] = {};
+    std::size_t buffered_ = 0;
+};
+
+inline std::uint64_t xxh64_of(std::string_view s) {
+    xxh64 h;
+    h.update(s.data(), s.size());
+    return h.digest();
+}
+
+inline void ckpt_put(std::string& out, std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i)
+        out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+inline std::uint64_t ckpt_get(std::string_view s, std::size_t at, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i)
+        v |= std::uint64_t(static_cast<unsigned char>(s[at + i])) << (8 * i);
+    return v;
+}
+
+// The parameter count transformer<S>::param_entries() lays out, from runtime values (the shape
+// comes from a file here); nullopt if it overflows 64 bits (a nonsense header).
+// total += a * b; false (and total unchanged) if that overflows 64 bits.
+inline bool ckpt_add_product(std::uint64_t& total, std::uint64_t a, std::uint64_t b) {
+    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    if ((a != 0 && b > max / a) || a * b > max - total)
+        return false;
+    total += a * b;
+    return true;
+}
+
+// The parameter count transformer<S>::param_entries() lays out, from runtime values (the shape
+// comes from a file here); nullopt if it overflows 64 bits (a nonsense header).
+inline std::optional<std::uint64_t> checkpoint_parameter_count(const shape& s,
+                                                               const model_config& cfg) {
+    const std::uint64_t c = std::uint64_t(s.width), l = std::uint64_t(s.layers);
+    std::uint64_t total = 0;
+    const bool ok =
+        ckpt_add_product(total, std::uint64_t(cfg.vocab), c) &&   // wte
+        ckpt_add_product(total, std::uint64_t(cfg.context), c) && // wpe
+        ckpt_add_product(total, 12 * l, c * c) &&                 // qkvw, attprojw, fcw, fcprojw
+        ckpt_add_product(total, (s.bias ? 13 : 2) * l, c) &&      // ln1, ln2 (+ biases)
+        (s.placement == norm::post || ckpt_add_product(total, s.bias ? 2 : 1, c)); // lnf
+    if (!ok)
+        return std::nullopt;
+    return total;
+}
+
+// False only for a real failure (e.g. EIO): a filesystem without fsync is not one.
+inline bool ckpt_fsync(std::FILE* f) {
+#if defined(_WIN32)
+    return _commit(_fileno(f)) == 0;
+#else
+    return ::fsync(fileno(f)) == 0 || errno == EINVAL || errno == ENOTSUP;
+#endif
+}
+// After a rename, the folder entry itself must reach the disk for the new file to survive a
+// power cut. Best effort: some filesystems refuse to sync a folder.
+inline void ckpt_fsync_dir(const std::filesystem::path& dir) {
+#if !defined(_WIN32)
+    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)::fsync(fd);
+        ::close(fd);
+    }
+#else
+    (void)dir;
+#endif
+}
+
+struct file_closer {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+using file_ptr = std::unique_ptr<std::FILE, file_closer>;
+
+// Values are stored little-endian; on a big-endian host they are swapped in place around I/O.
+inline void ckpt_swap_floats(float* p, std::size_t n) {
+    if constexpr (std::endian::native == std::endian::big) {
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint32_t u;
+            std::memcpy(&u, p + i, 4);
+            u = (u >> 24) | ((u >> 8) & 0xff00u) | ((u << 8) & 0xff0000u) | (u << 24);
+            std::memcpy(p + i, &u, 4);
+        }
+    } else {
+        (void)p, (void)n;
+    }
+}
+
+inline constexpr std::size_t ckpt_chunk_bytes = std::size_t(1) << 20;
+inline constexpr std::size_t ckpt_state_bytes = 6 * 8;
+
+// Writes through a hash; every failure names the file.
+class ckpt_writer {
+  public:
+    explicit ckpt_writer(const std::filesystem::path& p) : name_(p.string()) {
+        f_.reset(std::fopen(name_.c_str(), "wb"));
+        GPTX_CHECK(f_, "cannot open '", name_, "' for writing: ", std::strerror(errno));
+    }
+    void write(const void* p, std::size_t n) {
+        hash_.update(p, n);
+        raw(p, n);
+    }
+    // In 1 MiB chunks, so the bytes the hash just read are still in cache for fwrite.
+    void write_floats(const float* p, std::size_t n) {
+        constexpr std::size_t per = ckpt_chunk_bytes / sizeof(float);
+        std::vector<float> swapped;
+        if constexpr (std::endian::native == std::endian::big)
+            swapped.resize(per);
+        for (std::size_t i = 0; i < n; i += per) {
+            const std::size_t k = std::min(per, n - i);
+            const float* src = p + i;
+            if constexpr (std::endian::native == std::endian::big) {
+                std::memcpy(swapped.data(), src, k * sizeof(float));
+                ckpt_swap_floats(swapped.data(), k);
+                src = swapped.data();
+            }
+            write(src, k * sizeof(float));
+        }
+    }
+    // The trailing hash, then flush, fsync and close: the file is complete on disk on return.
+    void finish() {
+        std::string tail;
+        ckpt_put(tail, hash_.digest(), 8);
+        raw(tail.data(), tail.size());
+        GPTX_CHECK(std::fflush(f_.get()) == 0, "cannot write '", name_,
+                   "': ", std::strerror(errno));
+        GPTX_CHECK(ckpt_fsync(f_.get()), "cannot write '", name_, "': ", std::strerror(errno));
+        std::FILE* f = f_.release();
+        GPTX_CHECK(std::fclose(f) == 0, "cannot write '", name_, "': ", std::strerror(errno));
+    }
+
+  private:
+    void raw(const void* p, std::size_t n) {
+        if (n != 0 && std::fwrite(p, 1, n, f_.get()) != n)
+            fail("cannot write '", name_, "': ", std::strerror(errno));
+    }
+    std::string name_;
+    file_ptr f_;
+    xxh64 hash_;
+};
+
+// A parsed, validated header plus where each section starts.
+struct checkpoint_layout {
+    checkpoint_info info;
+    std::uint64_t tokenizer_bytes = 0, run_json_bytes = 0;
+    std::uint64_t params_offset = 0;                   // P in the layout above
+    std::uint64_t extras_offset = 0, extras_bytes = 0; // E and X
+    std::uint64_t total_bytes = 0;                     // the file size the header implies
+};
+
+// Where the parameters start: after the header, tokenizer, run_json and state, 64-aligned.
+inline std::uint64_t ckpt_prefix_bytes(std::uint64_t tok, std::uint64_t json) {
+    const std::uint64_t end = checkpoint_header_bytes + tok + json + ckpt_state_bytes;
+    return (end + 63) / 64 * 64;
+}
+
+inline std::string ckpt_shape_text(const shape& s) { return to_string(s); }
+
+// An open checkpoint with its header checked against the file size: nothing read from the file
+// is used as a size before this.
+class ckpt_reader {
+  public:
+    explicit ckpt_reader(const std::filesystem::path& p) : name_(p.string()) {
+        std::error_code ec;
+        const auto st = std::filesystem::status(p, ec);
+        GPTX_CHECK(std::filesystem::exists(st), "cannot open checkpoint '", name_,
+                   "': no such file");
+        GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open checkpoint '", name_,
+                   "': it is a directory");
+        f_.reset(std::fopen(name_.c_str(), "rb"));
+        GPTX_CHECK(f_, "cannot open checkpoint '", name_, "': ", std::strerror(errno));
+        const auto size = std::filesystem::file_size(p, ec);
+        GPTX_CHECK(!ec, "cannot open checkpoint '", name_, "': ", ec.message());
+        size_ = size;
+        parse_header();
+    }
+
+    const std::string& name() const { return name_; }
+    const checkpoint_layout& layout() const { return lay_; }
+    std::FILE* file() { return f_.get(); }
+
+    void read(void* p, std::size_t n, std::string_view what) {
+        if (n != 0 && std::fread(p, 1, n, f_.get()) != n)
+            fail(name_, ": I/O error reading ", what,
+                 std::ferror(f_.get()) ? "" : " (file shrank)");
+    }
+    void seek(std::uint64_t offset) {
+        GPTX_CHECK(offset <= std::uint64_t(LONG_MAX) &&
+                       std::fseek(f_.get(), long(offset), SEEK_SET) == 0,
+                   name_, ": cannot seek to byte ", offset);
+    }
+    std::string read_string(std::uint64_t n, std::string_view what) {
+        std::string s(n, '\0');
+        read(s.data(), s.size(), what);
+        return s;
+    }
+
+  private:
+    void parse_header() {
+        constexpr std::size_t hb = checkpoint_header_bytes;
+        const std::size_t have = std::size_t(std::min<std::uint64_t>(size_, hb));
+        std::string h(have, '\0');
+        read(h.data(), have, "the header");
+        const std::size_t m = std::min(have, checkpoint_magic.size());
+        GPTX_CHECK(h.substr(0, m) == checkpoint_magic.substr(0, m), name_,
+                   ": not a gptx checkpoint (bad magic; expected \"", checkpoint_magic, "\")");
+        GPTX_CHECK(have == hb, name_, ": truncated: expected at least ", hb,
+                   " bytes (the header), file has ", size_);
+        checkpoint_info& info = lay_.info;
+        const std::uint64_t version = ckpt_get(h, 8, 4);
+        GPTX_CHECK(version == checkpoint_version, name_, ": checkpoint version ", version,
+                   " is not supported (this build reads version ", checkpoint_version, ")");
+        GPTX_CHECK(ckpt_get(h, 120, 8) == xxh64_of(std::string_view(h).substr(0, 120)), name_,
+                   ": checksum mismatch in the header (file is corrupt)");
+        // Below, the header is what a writer wrote; checks catch writers with bugs.
+        auto i32 = [&](std::size_t at) {
+            return int(std::int32_t(std::uint32_t(ckpt_get(h, at, 4))));
+        };
+        const std::uint64_t flags = ckpt_get(h, 12, 4);
+        const std::uint64_t placement = ckpt_get(h, 28, 4);
+        info.version = int(version);
+        // Bit 0: post-LN; bit 1: no biases.
+        info.dims = {i32(16), i32(20), i32(24), (placement & 1) ? norm::post : norm::pre,
+                     (placement & 2) == 0};
+        info.config = {i32(32), i32(36)};
+        const std::uint64_t n = ckpt_get(h, 40, 8);
+        const auto opt_steps = std::int64_t(ckpt_get(h, 48, 8));
+        info.step = std::int64_t(ckpt_get(h, 56, 8));
+        lay_.tokenizer_bytes = ckpt_get(h, 64, 8);
+        lay_.run_json_bytes = ckpt_get(h, 72, 8);
+        const std::string_view kind(h.data() + 80, 32);
+        const std::uint64_t value_bytes = ckpt_get(h, 112, 4);
+        lay_.extras_bytes = ckpt_get(h, 116, 4);
+        info.has_optimizer = (flags & 1) != 0;
+        info.file_size = size_;
+
+        auto corrupt = [&](auto... why) { fail(name_, ": corrupt header: ", why...); };
+        if (flags > 3)
+            corrupt("unknown flags ", flags);
+        if ((flags & 2) == 0 && lay_.extras_bytes != 0)
+            corrupt(lay_.extras_bytes, " bytes of extras without the extras flag");
+        if ((flags & 2) != 0 && lay_.extras_bytes < 8)
+            corrupt("extras section of ", lay_.extras_bytes, " bytes");
+        if (placement > 3)
+            corrupt("norm placement ", placement);
+        if (!info.dims.valid())
+            corrupt("invalid shape ", info.dims.width, "/", info.dims.heads, "/", info.dims.layers);
+        if (info.config.vocab <= 0 || info.config.context <= 0)
+            corrupt("vocab ", info.config.vocab, ", context ", info.config.context);
+        if (value_bytes != sizeof(float))
+            corrupt(value_bytes, " bytes per value (expected 4)");
+        if (opt_steps < 0 || opt_steps > INT_MAX)
+            corrupt("optimizer step count ", opt_steps);
+        info.optimizer_steps = int(opt_steps);
+        const auto kind_end = kind.find('\0');
+        if (kind_end == std::string_view::npos || kind_end == 0)
+            corrupt("bad tokenizer kind");
+        info.tokenizer_kind = std::string(kind.substr(0, kind_end));
+        const auto expected_n = checkpoint_parameter_count(info.dims, info.config);
+        if (!expected_n || *expected_n != n)
+            corrupt(n, " parameters, but shape ", ckpt_shape_text(info.dims), " with vocab ",
+                    info.config.vocab, " and context ", info.config.context, " has ",
+                    expected_n ? std::to_string(*expected_n) : std::string("too many"));
+        if (n > std::numeric_limits<std::size_t>::max() / sizeof(float) / 3)
+            corrupt(n, " parameters do not fit this machine's memory");
+        info.num_parameters = std::size_t(n);
+
+        // Checked sums: no size from the file is used before the total is compared with the file.
+        const std::uint64_t arenas = info.has_optimizer ? 3 : 1;
+        std::uint64_t end = 0;
+        if (!ckpt_add_product(end, 1, checkpoint_header_bytes + ckpt_state_bytes + 63) ||
+            !ckpt_add_product(end, 1, lay_.tokenizer_bytes) ||
+            !ckpt_add_product(end, 1, lay_.run_json_bytes))
+            corrupt("section sizes overflow");
+        lay_.params_offset = end / 64 * 64;
+        lay_.total_bytes = lay_.params_offset;
+        if (!ckpt_add_product(lay_.total_bytes, n, sizeof(float) * arenas))
+            corrupt("section sizes overflow");
+        lay_.extras_offset = lay_.total_bytes;
+        if (!ckpt_add_product(lay_.total_bytes, 1, lay_.extras_bytes) ||
+            !ckpt_add_product(lay_.total_bytes, 1, 8))
+            corrupt("section sizes overflow");
+        GPTX_CHECK(lay_.total_bytes <= size_, name_, ": truncated: expected ", lay_.total_bytes,
+                   " bytes, file has ", size_);
+        GPTX_CHECK(lay_.total_bytes == size_, name_,
+                   ": unexpected data after the checkpoint: expected ", lay_.total_bytes,
+                   " bytes, file has ", size_);
+    }
+
+    std::string name_;
+    file_ptr f_;
+    std::uint64_t size_ = 0;
+    checkpoint_layout lay_;
+};
+
+// An extra section listed in the file, and where its values start.
+struct ckpt_extra_entry {
+    checkpoint_extra_info info;
+    std::uint64_t data_offset = 0;
+};
+
+inline constexpr std::size_t ckpt_extra_entry_bytes = 24; // before the name
+
+// Reads and checks the extras directory against the section size the header gives.
+inline std::vector<ckpt_extra_entry> ckpt_read_extras(ckpt_reader& r) {
+    const auto& lay = r.layout();
+    std::vector<ckpt_extra_entry> out;
+    if (lay.extras_bytes == 0)
+        return out;
+    const std::uint64_t X = lay.extras_bytes;
+    auto corrupt = [&](auto... why) { fail(r.name(), ": corrupt extras section: ", why...); };
+    r.seek(lay.extras_offset);
+    const std::string top = r.read_string(8, "the extras section");
+    const std::uint64_t count = ckpt_get(top, 0, 4);
+    if (count > (X - 8) / ckpt_extra_entry_bytes)
+        corrupt(count, " sections do not fit in ", X, " bytes");
+    std::uint64_t at = 8;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        if (at + ckpt_extra_entry_bytes > X)
+            corrupt("the directory runs past the section");
+        const std::string e = r.read_string(ckpt_extra_entry_bytes, "the extras section");
+        const std::uint64_t name_bytes = ckpt_get(e, 0, 4), flags = ckpt_get(e, 4, 4);
+        const std::uint64_t n = ckpt_get(e, 8, 8), steps = ckpt_get(e, 16, 8);
+        at += ckpt_extra_entry_bytes;
+        if (name_bytes == 0 || name_bytes > 255 || at + name_bytes > X)
+            corrupt("section ", i, " has a name of ", name_bytes, " bytes");
+        if (flags > 1)
+            corrupt("section ", i, " has unknown flags ", flags);
+        if (steps > INT_MAX)
+            corrupt("section ", i, " has optimizer step count ", steps);
+        ckpt_extra_entry x;
+        x.info.name = r.read_string(name_bytes, "the extras section");
+        at += name_bytes;
+        for (const auto& y : out)
+            if (y.info.name == x.info.name)
+                corrupt("section '", x.info.name, "' appears twice");
+        if (n > X)
+            corrupt("section '", x.info.name, "' has ", n, " values");
+        x.info.size = std::size_t(n);
+        x.info.has_optimizer = (flags & 1) != 0;
+        x.info.optimizer_steps = int(steps);
+        out.push_back(std::move(x));
+    }
+    std::uint64_t data = (at + 3) / 4 * 4;
+    for (auto& x : out) {
+        x.data_offset = lay.extras_offset + data;
+        data += std::uint64_t(x.info.size) * sizeof(float) * (x.info.has_optimizer ? 3 : 1);
+        if (data > X)
+            corrupt("the values run past the section");
+    }
+    if (data != X)
+        corrupt("the sections hold ", data, " bytes, the header says ", X);
+    return out;
+}
+
+} // namespace detail
+
+// Reads and validates the header (and the small run_json and extras directory), not the weights.
+inline checkpoint_info read_checkpoint_info(const std::filesystem::path& file) {
+    detail::ckpt_reader r(file);
+    const auto& lay = r.layout();
+    r.seek(checkpoint_header_bytes + lay.tokenizer_bytes);
+    checkpoint_info info = lay.info;
+    info.run_json = r.read_string(lay.run_json_bytes, "run_json");
+    for (auto& x : detail::ckpt_read_extras(r))
+        info.extras.push_back(std::move(x.info));
+    return info;
+}
+
+// Calls f.template operator()<S>() with the preset whose shape is the file's; false if none.
+template <class F> bool with_checkpoint_preset(const checkpoint_info& info, F&& f) {
+    bool found = false;
+    auto try_one = [&]<std::size_t I>() {
+        if (!found && preset_table[I].dims == info.dims) {
+            found = true;
+            f.template operator()<preset_table[I].dims>();
+        }
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
+    (std::make_index_sequence<preset_table.size()>{});
+    return found;
+}
+
+// Writes `file` atomically: everything goes to file + ".tmp", which is fsynced and then renamed
+// over `file`, so a crash at any moment leaves either the old checkpoint or the new one.
+// opt may be null (weights only). The dropout fields of st are written as given. extras are
+// named arenas saved beside the trunk (heads), each with its optimizer when opt is set.
+template <shape S>
+void save_checkpoint(const std::filesystem::path& file, const transformer<S, float>& model,
+                     const adamw<float>* opt, const tokenizer& tok, const train_state& st,
+                     std::span<const checkpoint_extra> extras = {}) {
+    const std::string name = file.string();
+    const std::size_t n = model.num_parameters();
+    // Validate before creating a file, so a failure leaves nothing behind.
+    if (opt)
+        GPTX_CHECK(opt->m().size() == n && opt->v().size() == n, name,
+                   ": the optimizer holds state for ", opt->m().size(),
+                   " parameters, the model has ", n);
+    const std::string_view kind = tok.kind();
+    GPTX_CHECK(!kind.empty() && kind.size() < 32, name, ": tokenizer kind '", kind,
+               "' does not fit the header (at most 31 characters)");
+    GPTX_CHECK(tok.vocab_size() <= model.vocab(), name, ": the tokenizer has ", tok.vocab_size(),
+               " tokens but the model's vocabulary is ", model.vocab());
+    const std::string blob = tok.serialize();
+    std::string extras_dir;
+    std::uint64_t extras_bytes = 0;
+    if (!extras.empty()) {
+        detail::ckpt_put(extras_dir, extras.size(), 4);
+        detail::ckpt_put(extras_dir, 0, 4);
+        std::uint64_t values = 0;
+        for (std::size_t i = 0; i < extras.size(); ++i) {
+            const checkpoint_extra& e = extras[i];
+            GPTX_CHECK(!e.name.empty() && e.name.size() <= 255, name, ": extra section name '",
+                       e.name, "' must have 1 to 255 bytes");
+            for (std::size_t k = 0; k < i; ++k)
+                GPTX_CHECK(extras[k].name != e.name, name, ": extra section '", e.name,
+                           "' is given twice");
+            GPTX_CHECK(e.params, name, ": extra section '", e.name, "' has no parameters");
+            const std::size_t en = e.params->size();
+            if (e.opt)
+                GPTX_CHECK(e.opt->m().size() == en && e.opt->v().size() == en, name,
+                           ": the optimizer of '", e.name, "' holds state for ", e.opt->m().size(),
+                           " values, the section has ", en);
+            detail::ckpt_put(extras_dir, e.name.size(), 4);
+            detail::ckpt_put(extras_dir, e.opt ? 1 : 0, 4);
+            detail::ckpt_put(extras_dir, en, 8);
+            detail::ckpt_put(extras_dir, std::uint64_t(e.opt ? e.opt->step_count() : 0), 8);
+            extras_dir += e.name;
+            values += std::uint64_t(en) * (e.opt ? 3 : 1);
+        }
+        extras_dir.resize((extras_dir.size() + 3) / 4 * 4, '\0');
+        extras_bytes = extras_dir.size() + values * sizeof(float);
+        GPTX_CHECK(extras_bytes <= 0xffffffffu, name, ": extra sections of ", extras_bytes,
+                   " bytes exceed the format's 4 GiB");
+    }
+
+    std::string head;
+    head.reserve(checkpoint_header_bytes);
+    head += checkpoint_magic;
+    detail::ckpt_put(head, checkpoint_version, 4);
+    detail::ckpt_put(head, (opt ? 1 : 0) | (extras.empty() ? 0 : 2), 4);
+    detail::ckpt_put(head, std::uint32_t(S.width), 4);
+    detail::ckpt_put(head, std::uint32_t(S.heads), 4);
+    detail::ckpt_put(head, std::uint32_t(S.layers), 4);
+    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u), 4);
+    detail::ckpt_put(head, std::uint32_t(model.vocab()), 4);
+    detail::ckpt_put(head, std::uint32_t(model.context()), 4);
+    detail::ckpt_put(head, n, 8);
+    detail::ckpt_put(head, std::uint64_t(std::int64_t(opt ? opt->step_count() : 0)), 8);
+    detail::ckpt_put(head, std::uint64_t(st.step), 8);
+    detail::ckpt_put(head, blob.size(), 8);
+    detail::ckpt_put(head, st.run_json.size(), 8);
+    head += kind;
+    head.append(32 - kind.size(), '\0');
+    detail::ckpt_put(head, sizeof(float), 4);
+    detail::ckpt_put(head, extras_bytes, 4);
+    detail::ckpt_put(head, detail::xxh64_of(head), 8);
+
+    std::string prefix = std::move(head);
+    prefix += blob;
+    prefix += st.run_json;
+    for (std::uint64_t w : st.data_rng)
+        detail::ckpt_put(prefix, w, 8);
+    detail::ckpt_put(prefix, st.dropout_seed, 8);
+    detail::ckpt_put(prefix, st.dropout_counter, 8);
+    prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
+
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    try {
+        {
+            detail::ckpt_writer w(tmp);
+            w.write(prefix.data(), prefix.size());
+            w.write_floats(model.params().data(), n);
+            if (opt) {
+                w.write_floats(opt->m().data(), n);
+                w.write_floats(opt->v().data(), n);
+            }
+            w.write(extras_dir.data(), extras_dir.size());
+            for (const checkpoint_extra& e : extras) {
+                w.write_floats(e.params->data(), e.params->size());
+                if (e.opt) {
+                    w.write_floats(e.opt->m().data(), e.params->size());
+                    w.write_floats(e.opt->v().data(), e.params->size());
+                }
+            }
+            w.finish();
+        }
+        std::error_code ec;
+        std::filesystem::rename(tmp, file, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
+        detail::ckpt_fsync_dir(file.parent_path());
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
+    }
+}
+
+// Loads a checkpoint into model (and opt, tok, st when not null). Everything is validated,
+// the checksum included, before anything is modified: a bad file leaves them as they were.
+// opt null skips the moments; a non-null opt needs a file saved with an optimizer. Each of
+// extras must be in the file with its size (and its optimizer state when e.opt is set); sections
+// of the file not asked for are skipped, so a reward model's file loads as a plain trunk.
+template <shape S>
+void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& model,
+                     adamw<float>* opt, tokenizer* tok, train_state* st,
+                     std::span<const checkpoint_extra> extras = {}) {
+    detail::ckpt_reader r(file);
+    const std::string& name = r.name();
+    const auto& lay = r.layout();
+    const checkpoint_info& info = lay.info;
+    if (info.dims != S) {
+        const shape& d = info.dims;
+        detail::fail(name, ": shape mismatch: file has width ", d.width, ", heads ", d.heads,
+                     ", layers ", d.layers, " (", to_string(d), "); this model is ", to_string(S));
+    }
+    const model_config& mc = model.config();
+    GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
+               ": config mismatch: file has vocab ", info.config.vocab, ", context ",
+               info.config.context, "; this model has vocab ", mc.vocab, ", context ", mc.context);
+    const std::size_t n = info.num_parameters;
+    GPTX_CHECK(n == model.num_parameters(), name, ": file has ", n, " parameters, this model ",
+               model.num_parameters());
+    if (opt) {
+        GPTX_CHECK(info.has_optimizer, name,
+                   ": no optimizer state in this checkpoint (it was saved weights-only)");
+        GPTX_CHECK(opt->m().size() == n && opt->v().size() == n, name,
+                   ": the optimizer holds state for ", opt->m().size(), " parameters, the file ",
+                   n);
+    }
+
+    // Pass 1: hash the whole file; keep the small sections.
+    detail::xxh64 hash;
+    std::string prefix(lay.params_offset, '\0');
+    r.seek(0);
+    r.read(prefix.data(), prefix.size(), "the header");
+    hash.update(prefix.data(), prefix.size());
+    {
+        std::vector<char> chunk(detail::ckpt_chunk_bytes);
+        for (std::uint64_t left = lay.total_bytes - 8 - prefix.size(); left > 0;) {
+            const std::size_t k = std::size_t(std::min<std::uint64_t>(left, chunk.size()));
+            r.read(chunk.data(), k, "the weights");
+            hash.update(chunk.data(), k);
+            left -= k;
+        }
+    }
+    std::string tail = r.read_string(8, "the checksum");
+    GPTX_CHECK(detail::ckpt_get(tail, 0, 8) == hash.digest(), name,
+               ": checksum mismatch (file is corrupt)");
+    const std::vector<detail::ckpt_extra_entry> sections = detail::ckpt_read_extras(r);
+    std::vector<const detail::ckpt_extra_entry*> wanted;
+    for (const checkpoint_extra& e : extras) {
+        const detail::ckpt_extra_entry* found = nullptr;
+        std::string have;
+        for (const auto& x : sections) {
+            have += (have.empty() ? "'" : ", '") + x.info.name + "'";
+            if (x.info.name == e.name)
+                found = &x;
+        }
+        GPTX_CHECK(found, name, ": no '", e.name, "' section in this checkpoint (it has ",
+                   have.empty() ? std::string("none") : have, ")");
+        GPTX_CHECK(e.params, name, ": no arena to load '", e.name, "' into");
+        GPTX_CHECK(found->info.size == e.params->size(), name, ": section '", e.name, "' has ",
+                   found->info.size, " values, this model's has ", e.params->size());
+        if (e.opt) {
+            GPTX_CHECK(found->info.has_optimizer, name, ": no optimizer state for '", e.name,
+                       "' in this checkpoint");
+            GPTX_CHECK(e.opt->m().size() == found->info.size &&
+                           e.opt->v().size() == found->info.size,
+                       name, ": the optimizer of '", e.name, "' holds state for ",
+                       e.opt->m().size(), " values, the file ", found->info.size);
+        }
+        wanted.push_back(found);
+    }
+
+    const std::string_view pre(prefix);
+    std::size_t at = checkpoint_header_bytes;
+    std::optional<tokenizer> loaded_tok;
+    if (tok) {
+        try {
+            loaded_tok = tokenizer::deserialize(pre.substr(at, lay.tokenizer_bytes));
+        } catch (const error& e) { // e.g. a kind this build does not know
+            detail::fail(name, ": ", e.what());
+        }
+    }
+    at += lay.tokenizer_bytes;
+    train_state loaded;
+    loaded.step = info.step;
+    loaded.run_json = std::string(pre.substr(at, lay.run_json_bytes));
+    at += lay.run_json_bytes;
+    for (auto& w : loaded.data_rng) {
+        w = detail::ckpt_get(pre, at, 8);
+        at += 8;
+    }
+    loaded.dropout_seed = detail::ckpt_get(pre, at, 8);
+    loaded.dropout_counter = detail::ckpt_get(pre, at + 8, 8);
+
+    // Pass 2, on the same open file (a concurrent atomic save replaces the name, not these
+    // bytes): read straight into the arenas.
+    r.seek(lay.params_offset);
+    auto read_arena = [&](float* dst, std::string_view what) {
+        r.read(dst, n * sizeof(float), what);
+        detail::ckpt_swap_floats(dst, n);
+    };
+    read_arena(model.params().data(), "the weights");
+    if (opt) {
+        read_arena(opt->m().data(), "the optimizer's m");
+        read_arena(opt->v().data(), "the optimizer's v");
+        opt->set_step_count(info.optimizer_steps);
+    }
+    for (std::size_t i = 0; i < extras.size(); ++i) {
+        const checkpoint_extra& e = extras[i];
+        const std::size_t en = e.params->size();
+        r.seek(wanted[i]->data_offset);
+        auto read_values = [&](float* dst, const char* what) {
+            r.read(dst, en * sizeof(float), what);
+            detail::ckpt_swap_floats(dst, en);
+        };
+        read_values(e.params->data(), "an extra section");
+        if (e.opt) {
+            read_values(e.opt->m().data(), "an extra section's m");
+            read_values(e.opt->v().data(), "an extra section's v");
+            e.opt->set_step_count(wanted[i]->info.optimizer_steps);
+        }
+    }
+    model.set_dropout_seed(loaded.dropout_seed);
+    model.set_dropout_counter(loaded.dropout_counter);
+    if (tok)
+        *tok = std::move(*loaded_tok);
+    if (st)
+        *st = std::move(loaded);
+}
+
+} // namespace gptx
+// ---- end gptx/io/checkpoint.hpp ----
+// ---- begin gptx/io/import.hpp ----
+// gptx/io/import.hpp: load GPT-2 weights from either an llm.c checkpoint or a Hugging Face
+// safetensors file, told apart by their first bytes. Tested by tests/io/test_import.cpp.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
+// ---- begin gptx/io/llmc.hpp ----
+// gptx/io/llmc.hpp: llm.c GPT-2 checkpoints (gpt2_124M.bin): import, and export for llm.c.
+// Tested by tests/io/test_import.cpp.
+// Layout: 256 x int32 header (little-endian): [0] magic 20240326, [1] version (3: fp32 params,
+// 5: bf16 params), [2] maxT, [3] V, [4] L, [5] NH, [6] C, [7] Vp (vocab padded, e.g. 50304);
+// then the parameters in llm.c's order, which is transformer's: wte (Vp, C), wpe (maxT, C), ln1w,
+// ln1b, qkvw (L, 3C, C), qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw,
+// lnfb. Linear weights are (out, in) in both, so nothing is transposed. Rows V..Vp-1 of wte are
+// padding: dropped on import, zero on export.
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+// ---- begin gptx/io/weights.hpp ----
+// gptx/io/weights.hpp: what the weight importers share: the file's model description, "which
+// preset fits" messages, bounds-checked reads and 16-bit float conversion.
+// Tested by tests/io/test_import.cpp.
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A weight file's model, read from its header without loading the weights.
+struct weights_info {
+    std::string format;    // "llm.c" or "safetensors"
+    shape dims{};          // heads is 0 when the file does not record it (safetensors alone)
+    model_config config{}; // vocab (unpadded) and context
+    int padded_vocab = 0;  // llm.c's Vp (rows of wte in the file); = vocab for safetensors
+    std::string dtype;     // "F32", "BF16", ...
+    std::uint64_t file_size = 0;
+};
+
+namespace detail {
+
+// A file's GPT-2 shape: "64/4/2 pre-LN", heads "?" when the file does not record them.
+inline std::string weights_shape_text(const shape& s) {
+    if (s.heads > 0)
+        return to_string(s);
+    return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
+}
+
+// GPT-2 as the files hold it: pre-LN with biases.
+inline constexpr bool fits_file(const shape& s, const shape& file) {
+    return s.width == file.width && s.layers == file.layers &&
+           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
+}
+
+// "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".
+inline std::string preset_hint(const shape& file) {
+    for (const auto& p : preset_table)
+        if (fits_file(p.dims, file))
+            return "preset '" + std::string(p.name) + "' fits";
+    return "no built-in preset fits: instantiate transformer<shape{" + std::to_string(file.width) +
+           ", " + (file.heads > 0 ? std::to_string(file.heads) : std::string("<heads>")) + ", " +
+           std::to_string(file.layers) + "}>";
+}
+
+// Every importer checks the file's shape against the compile-time S the same way.
+template <shape S> void check_weights_shape(const std::string& name, const weights_info& info) {
+    if (!fits_file(S, info.dims))
+        fail(name, ": the file holds a GPT-2 of ", weights_shape_text(info.dims),
+             "; this model is ", to_string(S), "; ", preset_hint(info.dims));
+}
+
+template <shape S>
+void check_weights_config(const std::string& name, const weights_info& info,
+                          const model_config& mc) {
+    GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
+               ": the file has vocab ", info.config.vocab, " and context ", info.config.context,
+               "; the model was built with vocab ", mc.vocab, " and context ", mc.context,
+               " (build it from the file's weights_info)");
+}
+
+// IEEE half and bfloat16 to float (bit-exact; NaN payloads kept).
+inline float f16_to_f32(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+    std::uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else { // subnormal: normalise
+        exp = 113;
+        while ((mant & 0x400u) == 0) {
+            mant <<= 1;
+            --exp;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3FFu) << 13);
+    }
+    return std::bit_cast<float>(bits);
+}
+inline float bf16_to_f32(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
+
+// A read-only file whose every read is checked against its size first.
+class bounded_file {
+  public:
+    explicit bounded_file(const std::filesystem::path& p, std::string_view what)
+        : name_(p.string()) {
+        std::error_code ec;
+        const auto st = std::filesystem::status(p, ec);
+        GPTX_CHECK(std::filesystem::exists(st), "cannot open ", what, " '", name_,
+                   "': no such file");
+        GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open ", what, " '", name_,
+                   "': it is a directory");
+        size_ = std::filesystem::file_size(p, ec);
+        GPTX_CHECK(!ec, "cannot open ", what, " '", name_, "': ", ec.message());
+        f_.reset(std::fopen(name_.c_str(), "rb"));
+        GPTX_CHECK(f_, "cannot open ", what, " '", name_, "': ", std::strerror(errno));
+    }
+    const std::string& name() const { return name_; }
+    std::uint64_t size() const { return size_; }
+
+    // Reads n bytes at offset; `what` names the data in the error ("tensor 'wte.weight'").
+    void read_at(std::uint64_t offset, void* dst, std::size_t n, std::string_view what) {
+        GPTX_CHECK(offset <= size_ && n <= size_ - offset, name_, ": truncated: ", what,
+                   " needs bytes [", offset, ", ", offset + n, ") but the file has ", size_);
+        GPTX_CHECK(offset <= std::uint64_t(LONG_MAX) &&
+                       std::fseek(f_.get(), long(offset), SEEK_SET) == 0,
+                   name_, ": cannot seek to byte ", offset);
+        if (n != 0 && std::fread(dst, 1, n, f_.get()) != n)
+            fail(name_, ": I/O error reading ", what);
+    }
+    // n values of `dtype` (F32, F16, BF16; little-endian) at offset, as floats.
+    void read_floats(std::uint64_t offset, float* dst, std::size_t n, std::string_view dtype,
+                     std::string_view what) {
+        if (dtype == "F32") {
+            read_at(offset, dst, n * 4, what);
+            ckpt_swap_floats(dst, n);
+            return;
+        }
+        GPTX_CHECK(dtype == "F16" || dtype == "BF16", name_, ": ", what, " has dtype ", dtype,
+                   " (supported: F32, F16, BF16)");
+        std::vector<unsigned char> raw(n * 2);
+        read_at(offset, raw.data(), raw.size(), what);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto h = std::uint16_t(raw[2 * i] | raw[2 * i + 1] << 8);
+            dst[i] = dtype == "F16" ? f16_to_f32(h) : bf16_to_f32(h);
+        }
+    }
+
+  private:
+    std::string name_;
+    std::uint64_t size_ = 0;
+    file_ptr f_;
+};
+
+// Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
+template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    try {
+        file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
+        GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
+        auto put = [&](const void* p, std::size_t n) {
+            if (n != 0 && std::fwrite(p, 1, n, f.get()) != n)
+                fail("cannot write '", tmp.string(), "': ", std::strerror(errno));
+        };
+        write(put);
+        GPTX_CHECK(std::fflush(f.get()) == 0 && ckpt_fsync(f.get()), "cannot write '", tmp.string(),
+                   "': ", std::strerror(errno));
+        GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
+        std::error_code ec;
+        std::filesystem::rename(tmp, path, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(),
+                   "': ", ec.message());
+        ckpt_fsync_dir(path.parent_path());
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
+    }
+}
+
+inline void append_le32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+        out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+} // namespace detail
+
+// Calls f.template operator()<S>() with the preset whose shape fits the file (GPT-2: pre-LN with
+// biases; width and layers, and heads when the file records them); false if none does.
+template <class F> bool with_weights_preset(const weights_info& info, F&& f) {
+    bool found = false;
+    auto try_one = [&]<std::size_t I>() {
+        constexpr shape s = preset_table[I].dims;
+        if (!found && detail::fits_file(s, info.dims)) {
+            found = true;
+            f.template operator()<s>();
+        }
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
+    (std::make_index_sequence<preset_table.size()>{});
+    return found;
+}
+
+} // namespace gptx
+// ---- end gptx/io/weights.hpp ----
+
+namespace gptx {
+
+inline constexpr std::int32_t llmc_magic = 20240326;
+inline constexpr std::size_t llmc_header_ints = 256;
+
+namespace detail {
+
+struct llmc_layout {
+    weights_info info;
+    std::uint64_t value_bytes = 4, count = 0; // parameters in the file (wte padded to Vp)
+};
+
+inline llmc_layout llmc_parse(bounded_file& f) {
+    const std::string& name = f.name();
+    GPTX_CHECK(f.size() >= 4, name, ": too small for an llm.c checkpoint (", f.size(), " bytes)");
+    std::int32_t h[llmc_header_ints] = {};
+    f.read_at(0, h, 4, "the magic");
+    auto le = [](std::int32_t v) {
+        if constexpr (std::endian::native == std::endian::big)
+            return std::int32_t(__builtin_bswap32(std::uint32_t(v)));
+        return v;
+    };
+    GPTX_CHECK(le(h[0]) == llmc_magic, name, ": bad magic ", le(h[0]),
+               " (an llm.c checkpoint starts with ", llmc_magic, ")");
+    GPTX_CHECK(f.size() >= sizeof h, name, ": truncated: the header needs ", sizeof h,
+               " bytes, the file has ", f.size());
+    f.read_at(0, h, sizeof h, "the header");
+    for (auto& v : h)
+        v = le(v);
+    const int version = h[1], maxT = h[2], V = h[3], L = h[4], NH = h[5], C = h[6], Vp = h[7];
+    llmc_layout lay;
+    GPTX_CHECK(version == 3 || version == 5, name, ": version ", version,
+               " is not supported (3: fp32 parameters, 5: bf16 parameters)");
+    lay.value_bytes = version == 3 ? 4 : 2;
+    auto bad = [&](auto... why) { fail(name, ": corrupt header: ", why...); };
+    if (maxT <= 0 || V <= 0 || L <= 0 || NH <= 0 || C <= 0 || Vp <= 0)
+        bad("maxT ", maxT, ", V ", V, ", L ", L, ", NH ", NH, ", C ", C, ", Vp ", Vp,
+            " (all must be positive)");
+    if (Vp < V)
+        bad("padded vocab Vp ", Vp, " is smaller than vocab V ", V);
+    if (C % NH != 0)
+        bad("channels C ", C, " is not divisible by heads NH ", NH);
+    weights_info& info = lay.info;
+    info.format = "llm.c";
+    info.dims = {C, NH, L, norm::pre};
+    info.config = {V, maxT};
+    info.padded_vocab = Vp;
+    info.dtype = version == 3 ? "F32" : "BF16";
+    info.file_size = f.size();
+    const auto n = checkpoint_parameter_count(info.dims, {Vp, maxT});
+    std::uint64_t total = sizeof h;
+    if (!n || !ckpt_add_product(total, *n, lay.value_bytes))
+        bad("parameter count overflows");
+    lay.count = *n;
+    GPTX_CHECK(f.size() >= total, name, ": truncated: the header describes ", *n, " parameters (",
+               total, " bytes), the file has ", f.size(), " bytes");
+    GPTX_CHECK(f.size() == total, name, ": ", f.size() - total,
+               " unexpected bytes after the parameters (expected a file of ", total, " bytes)");
+    return lay;
+}
+
+} // namespace detail
+
+// The model in an llm.c checkpoint, from its header (validated against the file size).
+inline weights_info read_llmc_info(const std::filesystem::path& file) {
+    detail::bounded_file f(file, "llm.c checkpoint");
+    return detail::llmc_parse(f).info;
+}
+
+// Loads an llm.c checkpoint into `model`, built with the file's config (read_llmc_info).
+// The shape must be S's; the error names the preset that would fit.
+template <shape S> void load_llmc(const std::filesystem::path& file, transformer<S, float>& model) {
+    detail::bounded_file f(file, "llm.c checkpoint");
+    const detail::llmc_layout lay = detail::llmc_parse(f);
+    detail::check_weights_shape<S>(f.name(), lay.info);
+    detail::check_weights_config<S>(f.name(), lay.info, model.config());
+    const std::uint64_t C = std::uint64_t(S.width), V = std::uint64_t(lay.info.config.vocab);
+    const std::uint64_t Vp = std::uint64_t(lay.info.padded_vocab);
+    const std::string_view dtype = lay.info.dtype;
+    // Everything is read into a scratch copy first: a failure leaves the model untouched.
+    std::vector<float> params(model.num_parameters());
+    std::uint64_t at = llmc_header_ints * 4;
+    f.read_floats(at, params.data(), V * C, dtype, "wte");
+    at += Vp * C * lay.value_bytes;
+    const std::uint64_t rest = model.num_parameters() - V * C;
+    f.read_floats(at, params.data() + V * C, rest, dtype, "the parameters after wte");
+    std::copy(params.begin(), params.end(), model.params().data());
+}
+
+// Writes `model` as an llm.c version-3 (fp32) checkpoint, wte padded to padded_vocab rows
+// (0: the next multiple of 128, as llm.c pads 50257 to 50304). Atomic.
+template <shape S>
+void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
+               int padded_vocab = 0) {
+    static_assert(S.placement == norm::pre && S.bias,
+                  "llm.c checkpoints hold GPT-2: pre-LN with biases");
+    const int V = model.vocab();
+    const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
+    GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);
+    std::int32_t h[llmc_header_ints] = {};
+    h[0] = llmc_magic;
+    h[1] = 3;
+    h[2] = model.context();
+    h[3] = V;
+    h[4] = S.layers;
+    h[5] = S.heads;
+    h[6] = S.width;
+    h[7] = Vp;
+    std::string head;
+    for (std::int32_t v : h)
+        detail::append_le32(head, std::uint32_t(v));
+    const std::size_t C = std::size_t(S.width);
+    detail::write_atomically(file, [&](auto&& put) {
+        put(head.data(), head.size());
+        auto floats = [&](const float* p, std::size_t n) {
+            if constexpr (std::endian::native == std::endian::big) {
+                std::vector<float> tmp(p, p + n);
+                detail::ckpt_swap_floats(tmp.data(), n);
+                put(tmp.data(), n * 4);
+            } else {
+                put(p, n * 4);
+            }
+        };
+        const float* all = model.params().data();
+        floats(all, std::size_t(V) * C);
+        const std::vector<float> pad(std::size_t(Vp - V) * C, 0.0f);
+        floats(pad.data(), pad.size());
+        floats(all + std::size_t(V) * C, model.num_parameters() - std::size_t(V) * C);
+    });
+}
+
+} // namespace gptx
+// ---- end gptx/io/llmc.hpp ----
+// ---- begin gptx/io/safetensors.hpp ----
+// gptx/io/safetensors.hpp: safetensors files, and Hugging Face GPT-2 weights in them (import and
+// export). Tested by tests/io/test_import.cpp.
+// Format: u64 N (little-endian) | N bytes of JSON {"name": {"dtype", "shape", "data_offsets":
+// [begin, end]}, "__metadata__": {str: str}} | data, offsets relative to its start.
+// GPT-2 names: wte.weight (V, C), wpe.weight (maxT, C), h.N.ln_1.{weight,bias} (C),
+// h.N.attn.c_attn.{weight (C, 3C), bias (3C)}, h.N.attn.c_proj.{weight (C, C), bias},
+// h.N.ln_2.*, h.N.mlp.c_fc.{weight (C, 4C), bias (4C)}, h.N.mlp.c_proj.{weight (4C, C), bias},
+// ln_f.*, optionally all under "transformer.". Weights are Conv1D (in, out): transposed to our
+// (out, in). Dtypes read: F32, F16, BF16 (converted to float). Written: F32.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+struct safetensors_tensor {
+    std::string name, dtype;
+    std::vector<std::int64_t> shape;
+    std::uint64_t begin = 0, end = 0; // byte offsets into the data section
+};
+
+// A parsed, validated safetensors header over an open file. Nothing read from the file is used
+// as a size or an offset before it is checked against the file's size.
+class safetensors_file {
+  public:
+    static constexpr std::uint64_t max_header_bytes = 100'000'000; // the reference library's limit
+
+    explicit safetensors_file(const std::filesystem::path& path) : f_(path, "safetensors file") {
+        const std::string& name = f_.name();
+        GPTX_CHECK(f_.size() >= 8, name, ": truncated: ", f_.size(),
+                   " bytes (a safetensors file starts with an 8-byte header length)");
+        unsigned char n8[8];
+        f_.read_at(0, n8, 8, "the header length");
+        std::uint64_t n = 0;
+        for (int i = 0; i < 8; ++i)
+            n |= std::uint64_t(n8[i]) << (8 * i);
+        GPTX_CHECK(n <= max_header_bytes, name, ": header length ", n, " exceeds the ",
+                   max_header_bytes, "-byte limit (not a safetensors file?)");
+        GPTX_CHECK(n <= f_.size() - 8, name, ": truncated: the header needs ", n,
+                   " bytes, the file has ", f_.size() - 8, " after the length");
+        std::string header(n, '\0');
+        f_.read_at(8, header.data(), n, "the header");
+        data_start_ = 8 + n;
+        const std::uint64_t data_bytes = f_.size() - data_start_;
+
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(header);
+        } catch (const nlohmann::json::exception& e) {
+            detail::fail(name, ": the header is not valid JSON: ", e.what());
+        }
+        GPTX_CHECK(j.is_object(), name, ": the header is not a JSON object");
+        for (const auto& [key, v] : j.items()) {
+            if (key == "__metadata__") {
+                GPTX_CHECK(v.is_object(), name, ": __metadata__ is not an object");
+                for (const auto& [mk, mv] : v.items())
+                    if (mv.is_string())
+                        metadata_[mk] = mv.get<std::string>();
+                continue;
+            }
+            auto bad = [&](auto... why) { detail::fail(name, ": tensor '", key, "': ", why...); };
+            if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+                !v.contains("data_offsets"))
+                bad("expected an object with dtype, shape and data_offsets");
+            safetensors_tensor t;
+            t.name = key;
+            if (!v["dtype"].is_string())
+                bad("dtype is not a string");
+            t.dtype = v["dtype"].get<std::string>();
+            const std::uint64_t es = element_size(t.dtype);
+            if (es == 0)
+                bad("unknown dtype '", t.dtype, "'");
+            const auto& sh = v["shape"];
+            if (!sh.is_array())
+                bad("shape is not an array");
+            std::uint64_t numel = 1;
+            for (const auto& d : sh) {
+                if (!d.is_number_unsigned())
+                    bad("shape has an entry that is not a non-negative integer");
+                const auto x = d.get<std::uint64_t>();
+                if (x > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ||
+                    (x != 0 && numel > std::numeric_limits<std::uint64_t>::max() / x))
+                    bad("shape overflows");
+                numel *= x;
+                t.shape.push_back(std::int64_t(x));
+            }
+            const auto& off = v["data_offsets"];
+            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+                !off[1].is_number_unsigned())
+                bad("data_offsets is not [begin, end]");
+            t.begin = off[0].get<std::uint64_t>();
+            t.end = off[1].get<std::uint64_t>();
+            if (t.begin > t.end || t.end > data_bytes)
+                bad("data_offsets [", t.begin, ", ", t.end, "] fall outside the ", data_bytes,
+                    "-byte data section (file truncated?)");
+            if (numel > std::numeric_limits<std::uint64_t>::max() / es ||
+                numel * es != t.end - t.begin)
+                bad("shape ", shape_text(t.shape), " of ", t.dtype, " needs ", numel, " x ", es,
+                    " bytes, data_offsets span ", t.end - t.begin);
+            tensors_.push_back(std::move(t));
+        }
+        std::vector<const safetensors_tensor*> by_offset;
+        for (const auto& t : tensors_)
+            by_offset.push_back(&t);
+        std::sort(by_offset.begin(), by_offset.end(),
+                  [](auto* a, auto* b) { return a->begin < b->begin; });
+        for (std::size_t i = 1; i < by_offset.size(); ++i)
+            GPTX_CHECK(by_offset[i]->begin >= by_offset[i - 1]->end, name, ": tensors '",
+                       by_offset[i - 1]->name, "' and '", by_offset[i]->name, "' overlap");
+    }
+
+    const std::string& name() const { return f_.name(); }
+    const std::vector<safetensors_tensor>& tensors() const { return tensors_; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    const safetensors_tensor* find(std::string_view n) const {
+        for (const auto& t : tensors_)
+            if (t.name == n)
+                return &t;
+        return nullptr;
+    }
+    // Reads tensor `t` as floats (F32, F16 or BF16) into dst, which holds numel values.
+    void read(const safetensors_tensor& t, float* dst) {
+        const std::uint64_t n = (t.end - t.begin) / element_size(t.dtype);
+        f_.read_floats(data_start_ + t.begin, dst, std::size_t(n), t.dtype,
+                       "tensor '" + t.name + "'");
+    }
+
+    static std::uint64_t element_size(std::string_view dtype) {
+        if (dtype == "F64" || dtype == "I64" || dtype == "U64")
+            return 8;
+        if (dtype == "F32" || dtype == "I32" || dtype == "U32")
+            return 4;
+        if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
+            return 2;
+        if (dtype == "BOOL" || dtype == "U8" || dtype == "I8" || dtype == "F8_E4M3" ||
+            dtype == "F8_E5M2")
+            return 1;
+        return 0;
+    }
+    static std::string shape_text(const std::vector<std::int64_t>& s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i)
+            out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + "]";
+    }
+
+  private:
+    detail::bounded_file f_;
+    std::uint64_t data_start_ = 0;
+    std::vector<safetensors_tensor> tensors_;
+    std::map<std::string, std::string> metadata_;
+};
+
+namespace detail {
+
+// The "transformer." prefix GPT2LMHeadModel uses, or "".
+inline std::string hf_prefix(const safetensors_file& f) {
+    if (f.find("wte.weight"))
+        return "";
+    if (f.find("transformer.wte.weight"))
+        return "transformer.";
+    fail(f.name(), ": tensor 'wte.weight' (or 'transformer.wte.weight') is missing: not a GPT-2");
+}
+
+// Heads are not in any tensor's shape: from the metadata gptx writes, else a config.json beside
+// the file (Hugging Face's layout), else unknown (0).
+inline int hf_heads(const safetensors_file& f, const std::filesystem::path& file) {
+    if (const auto it = f.metadata().find("n_head"); it != f.metadata().end()) {
+        try {
+            return std::stoi(it->second);
+        } catch (const std::exception&) {
+            fail(f.name(), ": metadata n_head '", it->second, "' is not a number");
+        }
+    }
+    const auto config = file.parent_path() / "config.json";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(config, ec)) {
+        try {
+            const auto j = nlohmann::json::parse(read_whole_file(config, "config"));
+            if (j.contains("n_head") && j["n_head"].is_number_integer())
+                return j["n_head"].get<int>();
+        } catch (const nlohmann::json::exception& e) {
+            fail(config.string(), ": not valid JSON: ", e.what());
+        }
+    }
+    return 0;
+}
+
+inline weights_info hf_gpt2_info(const safetensors_file& f, const std::filesystem::path& file) {
+    const std::string p = hf_prefix(f);
+    const safetensors_tensor* wte = f.find(p + "wte.weight");
+    const safetensors_tensor* wpe = f.find(p + "wpe.weight");
+    GPTX_CHECK(wte->shape.size() == 2 && wte->shape[0] > 0 && wte->shape[1] > 0, f.name(),
+               ": tensor '", wte->name, "' has shape ", safetensors_file::shape_text(wte->shape),
+               ", expected [V, C]");
+    GPTX_CHECK(wpe, f.name(), ": tensor '", p, "wpe.weight' is missing");
+    GPTX_CHECK(wpe->shape.size() == 2 && wpe->shape[0] > 0 && wpe->shape[1] == wte->shape[1],
+               f.name(), ": tensor '", wpe->name, "' has shape ",
+               safetensors_file::shape_text(wpe->shape), ", expected [maxT, ", wte->shape[1], "]");
+    GPTX_CHECK(wte->shape[0] < std::numeric_limits<int>::max() &&
+                   wte->shape[1] < std::numeric_limits<int>::max() &&
+                   wpe->shape[0] < std::numeric_limits<int>::max(),
+               f.name(), ": tensor sizes do not fit int");
+    int layers = 0;
+    while (f.find(p + "h." + std::to_string(layers) + ".ln_1.weight"))
+        ++layers;
+    GPTX_CHECK(layers > 0, f.name(), ": tensor '", p, "h.0.ln_1.weight' is missing: no layers");
+    weights_info info;
+    info.format = "safetensors";
+    info.dims = {int(wte->shape[1]), hf_heads(f, file), layers, norm::pre};
+    info.config = {int(wte->shape[0]), int(wpe->shape[0])};
+    info.padded_vocab = info.config.vocab;
+    info.dtype = wte->dtype;
+    return info;
+}
+
+} // namespace detail
+
+// The GPT-2 in a Hugging Face model.safetensors: width, layers, vocab and context from tensor
+// shapes; heads from the metadata or a config.json beside the file (0 if neither has it).
+inline weights_info read_safetensors_info(const std::filesystem::path& file) {
+    safetensors_file f(file);
+    weights_info info = detail::hf_gpt2_info(f, file);
+    info.file_size = std::filesystem::file_size(file);
+    return info;
+}
+
+// Loads Hugging Face GPT-2 weights into `model`, built with the file's config. Every expected
+// tensor must be present with its exact shape; others (attn.bias masks, a tied lm_head) are
+// ignored. A failure leaves the model untouched.
+template <shape S>
+void load_safetensors(const std::filesystem::path& file, transformer<S, float>& model) {
+    safetensors_file f(file);
+    const std::string& name = f.name();
+    const weights_info info = detail::hf_gpt2_info(f, file);
+    detail::check_weights_shape<S>(name, info);
+    detail::check_weights_config<S>(name, info, model.config());
+    const std::string p = detail::hf_prefix(f);
+    constexpr std::int64_t C = S.width;
+    const std::int64_t V = info.config.vocab, maxT = info.config.context;
+
+    // Staged in a copy of the parameter arena, copied into the model only when all is read.
+    std::vector<float> staged(model.num_parameters());
+    auto dst = [&](param_id i) { return staged.data() + (model.param(i) - model.params().data()); };
+    std::vector<float> buf;
+    auto fetch = [&](const std::string& tname, std::vector<std::int64_t> want, const char* dims) {
+        const safetensors_tensor* t = f.find(p + tname);
+        GPTX_CHECK(t, name, ": tensor '", p + tname, "' is missing (expected shape ",
+                   safetensors_file::shape_text(want), " ", dims, ")");
+        GPTX_CHECK(t->shape == want, name, ": tensor '", t->name, "' has shape ",
+                   safetensors_file::shape_text(t->shape), ", expected ",
+                   safetensors_file::shape_text(want), " ", dims);
+        std::uint64_t n = 1;
+        for (auto d : want)
+            n *= std::uint64_t(d);
+        buf.resize(n);
+        f.read(*t, buf.data());
+        return buf.data();
+    };
+    auto copy = [&](float* dst, const float* src, std::int64_t n) { std::copy(src, src + n, dst); };
+    // Conv1D (in, out) -> (out, in).
+    auto transpose = [&](float* dst, const float* src, std::int64_t in, std::int64_t out) {
+        for (std::int64_t i = 0; i < in; ++i)
+            for (std::int64_t o = 0; o < out; ++o)
+                dst[o * in + i] = src[i * out + o];
+    };
+    copy(dst(p_wte), fetch("wte.weight", {V, C}, "(V, C)"), V * C);
+    copy(dst(p_wpe), fetch("wpe.weight", {maxT, C}, "(maxT, C)"), maxT * C);
+    for (int l = 0; l < S.layers; ++l) {
+        const std::string h = "h." + std::to_string(l) + ".";
+        copy(dst(p_ln1w) + l * C, fetch(h + "ln_1.weight", {C}, "(C)"), C);
+        copy(dst(p_ln1b) + l * C, fetch(h + "ln_1.bias", {C}, "(C)"), C);
+        transpose(dst(p_qkvw) + l * 3 * C * C,
+                  fetch(h + "attn.c_attn.weight", {C, 3 * C}, "(C, 3C)"), C, 3 * C);
+        copy(dst(p_qkvb) + l * 3 * C, fetch(h + "attn.c_attn.bias", {3 * C}, "(3C)"), 3 * C);
+        transpose(dst(p_attprojw) + l * C * C, fetch(h + "attn.c_proj.weight", {C, C}, "(C, C)"), C,
+                  C);
+        copy(dst(p_attprojb) + l * C, fetch(h + "attn.c_proj.bias", {C}, "(C)"), C);
+        copy(dst(p_ln2w) + l * C, fetch(h + "ln_2.weight", {C}, "(C)"), C);
+        copy(dst(p_ln2b) + l * C, fetch(h + "ln_2.bias", {C}, "(C)"), C);
+        transpose(dst(p_fcw) + l * 4 * C * C, fetch(h + "mlp.c_fc.weight", {C, 4 * C}, "(C, 4C)"),
+                  C, 4 * C);
+        copy(dst(p_fcb) + l * 4 * C, fetch(h + "mlp.c_fc.bias", {4 * C}, "(4C)"), 4 * C);
+        transpose(dst(p_fcprojw) + l * C * 4 * C,
+                  fetch(h + "mlp.c_proj.weight", {4 * C, C}, "(4C, C)"), 4 * C, C);
+        copy(dst(p_fcprojb) + l * C, fetch(h + "mlp.c_proj.bias", {C}, "(C)"), C);
+    }
+    GPTX_CHECK(!f.find(p + "h." + std::to_string(S.layers) + ".ln_1.weight"), name,
+               ": more layers than the model's ", S.layers);
+    copy(dst(p_lnfw), fetch("ln_f.weight", {C}, "(C)"), C);
+    copy(dst(p_lnfb), fetch("ln_f.bias", {C}, "(C)"), C);
+    std::copy(staged.begin(), staged.end(), model.params().data());
+}
+
+// Writes `model` as a Hugging Face GPT-2 model.safetensors (F32, Conv1D layout, names without
+// a prefix, metadata format=pt plus n_head/n_embd/n_layer/n_positions/vocab_size). Atomic.
+template <shape S>
+void save_safetensors(const std::filesystem::path& file, const transformer<S, float>& model) {
+    static_assert(S.placement == norm::pre && S.bias, "Hugging Face GPT-2 is pre-LN with biases");
+    constexpr std::int64_t C = S.width;
+    const std::int64_t V = model.vocab(), maxT = model.context();
+    struct item {
+        std::string name;
+        std::vector<std::int64_t> shape;
+        const float* src;
+        std::int64_t transpose_in; // > 0: write the (out, in) source as (in, out)
+    };
+    std::vector<item> items;
+    items.push_back({"wte.weight", {V, C}, model.param(p_wte), 0});
+    items.push_back({"wpe.weight", {maxT, C}, model.param(p_wpe), 0});
+    for (int l = 0; l < S.layers; ++l) {
+        const std::string h = "h." + std::to_string(l) + ".";
+        items.push_back({h + "ln_1.weight", {C}, model.param(p_ln1w) + l * C, 0});
+        items.push_back({h + "ln_1.bias", {C}, model.param(p_ln1b) + l * C, 0});
+        items.push_back(
+            {h + "attn.c_attn.weight", {C, 3 * C}, model.param(p_qkvw) + l * 3 * C * C, C});
+        items.push_back({h + "attn.c_attn.bias", {3 * C}, model.param(p_qkvb) + l * 3 * C, 0});
+        items.push_back({h + "attn.c_proj.weight", {C, C}, model.param(p_attprojw) + l * C * C, C});
+        items.push_back({h + "attn.c_proj.bias", {C}, model.param(p_attprojb) + l * C, 0});
+        items.push_back({h + "ln_2.weight", {C}, model.param(p_ln2w) + l * C, 0});
+        items.push_back({h + "ln_2.bias", {C}, model.param(p_ln2b) + l * C, 0});
+        items.push_back({h + "mlp.c_fc.weight", {C, 4 * C}, model.param(p_fcw) + l * 4 * C * C, C});
+        items.push_back({h + "mlp.c_fc.bias", {4 * C}, model.param(p_fcb) + l * 4 * C, 0});
+        items.push_back(
+            {h + "mlp.c_proj.weight", {4 * C, C}, model.param(p_fcprojw) + l * C * 4 * C, 4 * C});
+        items.push_back({h + "mlp.c_proj.bias", {C}, model.param(p_fcprojb) + l * C, 0});
+    }
+    items.push_back({"ln_f.weight", {C}, model.param(p_lnfw), 0});
+    items.push_back({"ln_f.bias", {C}, model.param(p_lnfb), 0});
+
+    nlohmann::ordered_json header;
+    header["__metadata__"] = {{"format", "pt"},
+                              {"n_head", std::to_string(S.heads)},
+                              {"n_embd", std::to_string(S.width)},
+                              {"n_layer", std::to_string(S.layers)},
+                              {"n_positions", std::to_string(maxT)},
+                              {"vocab_size", std::to_string(V)}};
+    std::uint64_t at = 0;
+    for (const auto& it : items) {
+        std::uint64_t n = 1;
+        for (auto d : it.shape)
+            n *= std::uint64_t(d);
+        header[it.name] = {
+            {"dtype", "F32"}, {"shape", it.shape}, {"data_offsets", {at, at + 4 * n}}};
+        at += 4 * n;
+    }
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' '); // the reference writer pads to 8 bytes with spaces
+    std::string len;
+    for (int i = 0; i < 8; ++i)
+        len += static_cast<char>((std::uint64_t(h.size()) >> (8 * i)) & 0xff);
+    detail::write_atomically(file, [&](auto&& put) {
+        put(len.data(), 8);
+        put(h.data(), h.size());
+        std::vector<float> buf;
+        for (const auto& it : items) {
+            std::uint64_t n = 1;
+            for (auto d : it.shape)
+                n *= std::uint64_t(d);
+            buf.assign(it.src, it.src + n);
+            if (it.transpose_in > 0) { // source (out, in) -> file (in, out)
+                const std::int64_t in = it.transpose_in, out = std::int64_t(n) / in;
+                for (std::int64_t o = 0; o < out; ++o)
+                    for (std::int64_t i = 0; i < in; ++i)
+                        buf[std::size_t(i * out + o)] = it.src[o * in + i];
+            }
+            detail::ckpt_swap_floats(buf.data(), buf.size());
+            put(buf.data(), buf.size() * 4);
+        }
+    });
+}
+
+// A folder Hugging Face's GPT2LMHeadModel.from_pretrained loads: model.safetensors + config.json.
+template <shape S>
+void save_hf_gpt2(const std::filesystem::path& dir, const transformer<S, float>& model) {
+    std::filesystem::create_directories(dir);
+    save_safetensors<S>(dir / "model.safetensors", model);
+    nlohmann::ordered_json c = {{"architectures", {"GPT2LMHeadModel"}},
+                                {"model_type", "gpt2"},
+                                {"vocab_size", model.vocab()},
+                                {"n_positions", model.context()},
+                                {"n_ctx", model.context()},
+                                {"n_embd", S.width},
+                                {"n_layer", S.layers},
+                                {"n_head", S.heads},
+                                {"n_inner", nullptr},
+                                {"activation_function", "gelu_new"},
+                                {"layer_norm_epsilon", 1e-5},
+                                {"resid_pdrop", 0.0},
+                                {"embd_pdrop", 0.0},
+                                {"attn_pdrop", 0.0},
+                                {"tie_word_embeddings", true},
+                                {"bos_token_id", 50256},
+                                {"eos_token_id", 50256}};
+    detail::write_whole_file(dir / "config.json", c.dump(2) + "\n");
+}
+
+} // namespace gptx
+// ---- end gptx/io/safetensors.hpp ----
+
+namespace gptx {
+
+namespace detail {
+// llm.c files start with the int32 magic 20240326; anything else is read as safetensors.
+inline bool is_llmc_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    unsigned char b[4] = {};
+    if (!in.read(reinterpret_cast<char*>(b), 4))
+        return false;
+    const auto v = std::int32_t(std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 |
+                                std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24);
+    return v == llmc_magic;
+}
+} // namespace detail
+
+inline weights_info read_weights_info(const std::filesystem::path& file) {
+    return detail::is_llmc_file(file) ? read_llmc_info(file) : read_safetensors_info(file);
+}
+
+// Build `model` from read_weights_info(file).config, then load; a failure leaves it untouched.
+template <shape S>
+void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
+    if (detail::is_llmc_file(file))
+        load_llmc<S>(file, model);
+    else
+        load_safetensors<S>(file, model);
+}
+
+} // namespace gptx
+// ---- end gptx/io/import.hpp ----
+// ---- begin gptx/nn/heads.hpp ----
+// gptx/nn/heads.hpp: a linear head that reads the trunk's hidden state at chosen rows (GPT-1's
+// classifier at the extract token, the reward model's scalar at end-of-text, a value head at every
+// token). Tested by tests/nn/test_heads.cpp. Legend: N rows read, C channels, K outputs.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+
+namespace gptx {
+
+// out(N, K) = hidden[rows[i]] · Wᵀ + b, with W (K, C) and b (K) in the head's own arena.
+template <class T = float> class linear_head {
+  public:
+    linear_head() = default;
+    linear_head(int C, int K) : C_(C), K_(K) {
+        GPTX_CHECK(C > 0 && K > 0, "linear_head: C and K must be positive, got ", C, " and ", K);
+        const std::vector<typename basic_arena<T>::entry> e{{"head_w", std::size_t(K) * C, true},
+                                                            {"head_b", std::size_t(K)}};
+        params_.layout(e);
+        grads_.layout(e);
+    }
+
+    // W ~ N(0, std) (GPT-1 initialises its heads like every weight: N(0, 0.02)); b = 0.
+    void init(std::uint64_t seed, float std_dev = 0.02f) {
+        rng r(seed);
+        for (std::size_t i = 0; i < params_.view(0).size; ++i)
+            weight()[i] = T(std_dev * r.normal());
+        std::fill(bias(), bias() + K_, T(0));
+    }
+
+    int channels() const { return C_; }
+    int outputs() const { return K_; }
+    basic_arena<T>& params() { return params_; }
+    const basic_arena<T>& params() const { return params_; }
+    basic_arena<T>& grads() { return grads_; }
+    T* weight() { return params_.view(0).data; }
+    T* bias() { return params_.view(1).data; }
+    const T* weight() const { return params_.view(0).data; }
+    const T* bias() const { return params_.view(1).data; }
+
+    // Gathers the N rows of hidden (rows index into a (B*T, C) block) and applies the head.
+    // Keeps the gathered rows for backward.
+    void forward(T* out, const T* hidden, const int* rows, int N) {
+        rows_.assign(rows, rows + N);
+        gathered_.resize(std::size_t(N) * C_);
+        for (int i = 0; i < N; ++i)
+            std::memcpy(gathered_.data() + std::size_t(i) * C_, hidden + std::int64_t(rows[i]) * C_,
+                        sizeof(T) * C_);
+        ops::matmul_forward(out, gathered_.data(), weight(), bias(), N, C_, K_);
+    }
+
+    // d hidden[rows[i]] += dout[i] · W,  dW += doutᵀ · h_rows,  db += sum_i dout[i].
+    // Adds into dhidden, so several heads on one trunk sum their gradients.
+    void backward(T* dhidden, const T* dout) {
+        const int N = static_cast<int>(rows_.size());
+        dgathered_.resize(std::size_t(N) * C_);
+        ops::matmul_backward(dgathered_.data(), grads_.view(0).data, grads_.view(1).data, dout,
+                             gathered_.data(), weight(), N, C_, K_);
+        for (int i = 0; i < N; ++i) {
+            T* d = dhidden + std::int64_t(rows_[i]) * C_;
+            const T* g = dgathered_.data() + std::size_t(i) * C_;
+            for (int c = 0; c < C_; ++c)
+                d[c] += g[c];
+        }
+    }
+
+    void zero_grad() { grads_.zero(); }
+
+  private:
+    int C_ = 0, K_ = 0;
+    basic_arena<T> params_, grads_;
+    std::vector<int> rows_;
+    std::vector<T> gathered_, dgathered_;
+};
+
+} // namespace gptx
+// ---- end gptx/nn/heads.hpp ----
+// ---- begin gptx/nn/resize.hpp ----
+// gptx/nn/resize.hpp: grow a model's vocabulary (wte rows) for newly registered special tokens.
+// Tested by tests/io/test_import.cpp.
+// Legend: V vocab, C channels.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+
+namespace gptx {
+
+// A copy of `m` whose vocabulary has n more tokens: wte rows V..V+n-1 are new, everything else
+// (weights, dropout settings) is copied. New rows are drawn N(0, init_std) from rng(seed), GPT-1's
+// initialisation of the embeddings it added for its task tokens (0.02, as every GPT-1/2 weight).
+// The tied LM head grows with wte. Optimizer moments are per parameter: build a new optimizer.
+template <shape S, class T>
+transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t seed,
+                             float init_std = 0.02f) {
+    GPTX_CHECK(n >= 0, "grow_vocab: cannot add ", n, " tokens");
+    GPTX_CHECK(init_std >= 0.0f, "grow_vocab: init_std must be >= 0, got ", init_std);
+    model_config cfg = m.config();
+    cfg.vocab += n;
+    transformer<S, T> out(cfg);
+    const std::size_t C = std::size_t(S.width), V = std::size_t(m.vocab());
+    std::copy(m.param(p_wte), m.param(p_wte) + V * C, out.param(p_wte));
+    rng r(seed);
+    T* rows = out.param(p_wte) + V * C; // (n, C)
+    for (std::size_t i = 0; i < std::size_t(n) * C; ++i)
+        rows[i] = T(init_std * r.normal());
+    for (int i = p_wte + 1; i < num_param_tensors; ++i) {
+        const auto& src = m.params().view(i);
+        std::copy(src.data, src.data + src.size, out.params().view(i).data);
+    }
+    out.set_dropout(m.dropout());
+    out.set_dropout_seed(m.dropout_seed());
+    out.set_dropout_counter(m.dropout_counter());
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/nn/resize.hpp ----
+// ---- begin gptx/nn/reward_model.hpp ----
+// gptx/nn/reward_model.hpp: the InstructGPT reward model, the trunk plus a scalar head (no
+// unembedding), read at the end-of-text token that closes the response. Tested by
+// tests/train/test_reward.cpp. Legend: B batch, T time, C channels.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
+// layout); the reward is the scalar head at the end-of-text that closes the response: the first
+// one at or after response_start, the number of tokens before the response (1 + prompt tokens;
+// the prompt itself may contain end-of-text tokens). RM training, PPO and evaluation all read
+// there. Returns -1 when the response has no end-of-text (it was cut off); the caller decides
+// (PPO may append one, or penalise). A row may be right-padded with anything after that
+// end-of-text: causal attention keeps padding from touching the positions before it.
+inline int reward_position(std::span<const int> seq, int response_start, int end_of_text) {
+    GPTX_CHECK(response_start >= 0, "reward_position: response start must be >= 0, got ",
+               response_start);
+    for (std::size_t t = std::size_t(response_start); t < seq.size(); ++t)
+        if (seq[t] == end_of_text)
+            return static_cast<int>(t);
+    return -1;
+}
+
+// positions (B) of right-padded rows tokens (B, T) whose responses start at response_starts (B).
+inline void reward_positions(int* positions, const int* tokens, int B, int T,
+                             const int* response_starts, int end_of_text) {
+    for (int b = 0; b < B; ++b)
+        positions[b] = reward_position({tokens + std::size_t(b) * T, std::size_t(T)},
+                                       response_starts[b], end_of_text);
+}
+
+// Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
+// checkpoint loads into trunk() unchanged; the head is the "reward_head" checkpoint section.
+template <shape S, class T = float> class reward_model {
+  public:
+    using trunk_type = transformer<S, T>;
+    using value_type = T;
+    static constexpr shape dims = S;
+    static constexpr const char* head_name = "reward_head"; // its checkpoint section
+
+    explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
+
+    // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
+    // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
+    void init(std::uint64_t seed) {
+        trunk_.init(seed);
+        head_.init(mix64(seed ^ 0x4e3d), float(1.0 / std::sqrt(double(S.width) + 1.0)));
+    }
+
+    trunk_type& trunk() { return trunk_; }
+    const trunk_type& trunk() const { return trunk_; }
+    linear_head<T>& head() { return head_; }
+    const linear_head<T>& head() const { return head_; }
+    int vocab() const { return trunk_.vocab(); }
+    int context() const { return trunk_.context(); }
+
+    // The reward offset: a constant added to every reward (the head's bias).
+    T bias() const { return head_.bias()[0]; }
+    void set_bias(T b) { head_.bias()[0] = b; }
+
+    // rewards (B) of right-padded rows tokens (B, T), row b read at positions[b]. Evaluation
+    // mode (no dropout); the trunk's activations are overwritten, gradients are untouched.
+    void score(T* rewards, const int* tokens, int B, int Tn, const int* positions) {
+        rows_.resize(std::size_t(B));
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(positions[b] >= 0 && positions[b] < Tn, "reward model: position ",
+                       positions[b], " of row ", b, " is outside [0, ", Tn,
+                       ") (a response without end-of-text has no reward position)");
+            rows_[b] = b * Tn + positions[b];
+        }
+        const bool was_training = trunk_.training();
+        trunk_.set_training(false);
+        const T* h = trunk_.forward(tokens, B, Tn);
+        head_.forward(rewards, h, rows_.data(), B);
+        trunk_.set_training(was_training);
+    }
+    std::vector<T> score(const int* tokens, int B, int Tn, const int* positions) {
+        std::vector<T> r(static_cast<std::size_t>(B));
+        score(r.data(), tokens, B, Tn, positions);
+        return r;
+    }
+
+    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
+    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
+    std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
+                                   int batch = 16) {
+        GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
+        std::vector<T> out(seqs.size());
+        std::vector<int> tokens, positions;
+        for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
+            const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
+            std::size_t Tn = 1;
+            for (int b = 0; b < B; ++b)
+                Tn = std::max(Tn, seqs[s0 + b].size());
+            tokens.assign(std::size_t(B) * Tn, end_of_text);
+            positions.resize(std::size_t(B));
+            for (int b = 0; b < B; ++b) {
+                const auto& q = seqs[s0 + b];
+                GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
+                           " does not end with the end-of-text token ", end_of_text);
+                std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
+                positions[b] = int(q.size()) - 1;
+            }
+            score(out.data() + s0, tokens.data(), B, int(Tn), positions.data());
+        }
+        return out;
+    }
+
+  private:
+    trunk_type trunk_;
+    linear_head<T> head_;
+    std::vector<int> rows_;
+};
+
+// InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
+// the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
+// head's bias by minus their mean. Returns that mean (the offset removed).
+template <shape S, class T>
+double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
+                             int end_of_text, int batch = 16) {
+    GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
+    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch);
+    double mean = 0;
+    for (T v : r)
+        mean += double(v);
+    mean /= double(r.size());
+    rm.set_bias(T(double(rm.bias()) - mean));
+    return mean;
+}
+
+} // namespace gptx
+// ---- end gptx/nn/reward_model.hpp ----
+// ---- begin gptx/text/bpe_trainer.hpp ----
+// gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
+// GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
+// Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <queue>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+struct bpe_train_options {
+    int vocab_size = 50257;         // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
+    bool end_of_text = true;        // append <|endoftext|> as the last id, as GPT-2 does
+    std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
+};
+
+namespace detail {
+
+// GPT-2's order of the 256 byte tokens (ids 0..255): bytes_to_unicode's list, printable first.
+inline std::vector<std::string> gpt2_byte_tokens() {
+    std::vector<std::string> out;
+    std::vector<bool> used(256, false);
+    for (int b = 0; b < 256; ++b)
+        if (gpt2_byte_to_unicode()[std::size_t(b)] == std::uint32_t(b)) {
+            out.emplace_back(1, static_cast<char>(b));
+            used[std::size_t(b)] = true;
+        }
+    for (int b = 0; b < 256; ++b)
+        if (!used[std::size_t(b)])
+            out.emplace_back(1, static_cast<char>(b));
+    return out;
+}
+
+} // namespace detail
+
+// Learns merges until the vocabulary has opts.vocab_size tokens or no pair occurs
+// min_frequency times. Deterministic: the most frequent pair wins; ties go to the pair whose
+// (left bytes, right bytes) sorts first. Pairs never cross pre-tokenized pieces (as in GPT-2).
+inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
+                                const bpe_train_options& opts = {}) {
+    const int reserved = opts.end_of_text ? 1 : 0;
+    GPTX_CHECK(opts.vocab_size >= 256 + reserved, "train_bpe: vocab_size ", opts.vocab_size,
+               " is below the 256 byte tokens", opts.end_of_text ? " + <|endoftext|>" : "");
+    GPTX_CHECK(opts.min_frequency >= 1, "train_bpe: min_frequency must be >= 1, got ",
+               opts.min_frequency);
+
+    // 1. Unique pieces with counts, sorted so the result never depends on hash order.
+    std::unordered_map<std::string_view, std::int64_t> counts;
+    for (std::string_view text : corpus)
+        gpt2_pretokenize(text, [&](std::string_view piece) { ++counts[piece]; });
+    std::vector<std::pair<std::string_view, std::int64_t>> pieces(counts.begin(), counts.end());
+    std::sort(pieces.begin(), pieces.end());
+
+    std::vector<std::string> tokens = detail::gpt2_byte_tokens();
+    std::unordered_map<std::string, int> index;
+    for (int i = 0; i < 256; ++i)
+        index.emplace(tokens[std::size_t(i)], i);
+    std::array<int, 256> byte_id{};
+    for (int i = 0; i < 256; ++i)
+        byte_id[static_cast<unsigned char>(tokens[std::size_t(i)][0])] = i;
+
+    struct word {
+        std::vector<int> syms;
+        std::int64_t count;
+    };
+    std::vector<word> words;
+    words.reserve(pieces.size());
+    for (const auto& [piece, n] : pieces) {
+        if (piece.size() < 2)
+            continue;
+        word w{{}, n};
+        for (char c : piece)
+            w.syms.push_back(byte_id[static_cast<unsigned char>(c)]);
+        words.push_back(std::move(w));
+    }
+
+    // 2. Pair counts and where each pair occurs.
+    auto key = [](int a, int b) {
+        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
+    };
+    std::unordered_map<std::uint64_t, std::int64_t> pair_count;
+    std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
+    for (std::uint32_t w = 0; w < words.size(); ++w) {
+        const auto& s = words[w].syms;
+        for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+            const auto k = key(s[i], s[i + 1]);
+            pair_count[k] += words[w].count;
+            auto& list = where[k];
+            if (list.empty() || list.back() != w)
+                list.push_back(w);
+        }
+    }
+
+    // 3. A max-heap of (count, pair) with lazy updates: an entry whose count is stale is
+    // re-queued with the current count when it surfaces.
+    struct entry {
+        std::int64_t count;
+        std::uint64_t pair;
+    };
+    auto worse = [&](const entry& x, const entry& y) { // true when x ranks below y
+        if (x.count != y.count)
+            return x.count < y.count;
+        const auto& xa = tokens[std::size_t(x.pair >> 32)];
+        const auto& ya = tokens[std::size_t(y.pair >> 32)];
+        if (xa != ya)
+            return xa > ya;
+        return tokens[std::size_t(x.pair & 0xffffffffu)] >
+               tokens[std::size_t(y.pair & 0xffffffffu)];
+    };
+    std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
+    for (const auto& [k, n] : pair_count)
+        heap.push({n, k});
+
+    std::vector<std::pair<int, int>> merges;
+    std::vector<std::uint32_t> stamp(words.size(), 0); // de-duplicates `where` lists per merge
+    const std::size_t target = std::size_t(opts.vocab_size - reserved);
+    while (tokens.size() < target && !heap.empty()) {
+        const entry top = heap.top();
+        heap.pop();
+        const auto it = pair_count.find(top.pair);
+        const std::int64_t now = it == pair_count.end() ? 0 : it->second;
+        if (now != top.count) {
+            if (now > 0)
+                heap.push({now, top.pair});
+            continue;
+        }
+        if (now < opts.min_frequency)
+            break;
+        const int a = int(top.pair >> 32), b = int(top.pair & 0xffffffffu);
+        const std::string joined = tokens[std::size_t(a)] + tokens[std::size_t(b)];
+        int merged;
+        if (const auto found = index.find(joined); found != index.end()) {
+            merged = found->second; // the same bytes were already made by another merge
+        } else {
+            merged = int(tokens.size());
+            tokens.push_back(joined);
+            index.emplace(joined, merged);
+        }
+        merges.emplace_back(a, b);
+        const std::uint32_t mark = std::uint32_t(merges.size());
+
+        // Re-count each word that holds the pair: remove its pairs, merge left to right (as
+        // encoding does), add its pairs back.
+        std::unordered_set<std::uint64_t> touched;
+        const std::vector<std::uint32_t> list = std::move(where[top.pair]);
+        where.erase(top.pair);
+        for (const std::uint32_t w : list) {
+            if (stamp[w] == mark)
+                continue;
+            stamp[w] = mark;
+            auto& s = words[w].syms;
+            const std::int64_t n = words[w].count;
+            bool has = false;
+            for (std::size_t i = 0; i + 1 < s.size() && !has; ++i)
+                has = s[i] == a && s[i + 1] == b;
+            if (!has)
+                continue;
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] -= n;
+                touched.insert(k);
+            }
+            std::size_t out = 0;
+            for (std::size_t i = 0; i < s.size();) {
+                if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
+                    s[out++] = merged;
+                    i += 2;
+                } else {
+                    s[out++] = s[i++];
+                }
+            }
+            s.resize(out);
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] += n;
+                touched.insert(k);
+                auto& l = where[k];
+                if (l.empty() || l.back() != w)
+                    l.push_back(w);
+            }
+        }
+        // Queue changed counts in a fixed order, so ties resolve the same on every run.
+        std::vector<std::uint64_t> changed(touched.begin(), touched.end());
+        std::sort(changed.begin(), changed.end());
+        for (const std::uint64_t k : changed) {
+            const auto c = pair_count.find(k);
+            if (c == pair_count.end())
+                continue;
+            if (c->second <= 0)
+                pair_count.erase(c);
+            else
+                heap.push({c->second, k});
+        }
+    }
+    if (opts.end_of_text)
+        tokens.emplace_back(gpt2_tokenizer::end_of_text);
+    return gpt2_tokenizer::from_vocab(std::move(tokens), std::move(merges), "train_bpe");
+}
+
+inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options& opts = {}) {
+    return train_bpe(std::span<const std::string_view>(&corpus, 1), opts);
+}
+
+} // namespace gptx
+// ---- end gptx/text/bpe_trainer.hpp ----
 // ---- begin gptx/train/clip.hpp ----
 // gptx/train/clip.hpp: deterministic global gradient norm and norm clipping over a gradient arena.
 // Tested by tests/train/test_optimizer.cpp.
 #include <cmath>
-#include <initializer_list>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 
@@ -6911,440 +8796,49 @@ double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm)
 
 } // namespace gptx
 // ---- end gptx/train/clip.hpp ----
-// ---- begin gptx/train/optimizer.hpp ----
-// gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
-// Tested by tests/train/test_optimizer.cpp.
+// ---- begin gptx/train/ema.hpp ----
+// gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
+// of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
 #include <algorithm>
-#include <cstddef>
-#include <cstdint>
 #include <vector>
 
 
 namespace gptx {
 
-// nanoGPT's defaults for GPT-2 pre-training.
-struct adamw_config {
-    float lr = 6e-4f;
-    float beta1 = 0.9f;
-    float beta2 = 0.95f;
-    float eps = 1e-8f;
-    float weight_decay = 0.1f;
-};
-
-// AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
-// writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
-// nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
-template <class T = float> class adamw {
+// shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
+template <class T = float> class ema {
   public:
-    adamw() = default;
-    explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
-        std::vector<typename basic_arena<T>::entry> entries;
-        entries.reserve(views.size());
-        for (const auto& v : views)
-            entries.push_back({v.name, v.size, v.decay});
-        m_.layout(entries);
-        v_.layout(entries);
-    }
-    explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
-        : adamw(params.views(), cfg) {}
-
-    // One update with learning rate lr (the schedule's value for this iteration); advances the
-    // step counter first, so the first call uses t = 1. Allocates nothing.
-    template <class Arch = simd::default_arch>
-    void step(basic_arena<T>& params, const basic_arena<T>& grads, float lr) {
-        check_layout(params, grads);
-        ++t_;
-        const auto cd = ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps),
-                                                  T(cfg_.weight_decay), t_);
-        const auto cn =
-            ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
-        T* p = params.data();
-        const T* g = grads.data();
-        T* m = m_.data();
-        T* v = v_.data();
-        const auto& views = params.views();
-        // One parallel region over the flat arena (not one per tensor); each thread walks the
-        // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
-        parallel_ranges(
-            static_cast<std::int64_t>(params.size()),
-            [&](std::int64_t b, std::int64_t e) {
-                std::size_t off = 0;
-                for (const auto& tv : views) {
-                    const std::size_t lo = std::max<std::size_t>(off, std::size_t(b));
-                    const std::size_t hi = std::min<std::size_t>(off + tv.size, std::size_t(e));
-                    off += tv.size;
-                    if (lo < hi)
-                        ops::adamw_update_serial<Arch>(p + lo, g + lo, m + lo, v + lo, hi - lo,
-                                                       tv.decay ? cd : cn);
-                    if (off >= std::size_t(e))
-                        break;
-                }
-            },
-            std::int64_t{1} << 14);
-    }
-    // One update at the configured learning rate.
-    template <class Arch = simd::default_arch>
-    void step(basic_arena<T>& params, const basic_arena<T>& grads) {
-        step<Arch>(params, grads, cfg_.lr);
+    ema() = default;
+    ema(const basic_arena<T>& params, double decay) : decay_(decay) {
+        GPTX_CHECK(decay >= 0 && decay < 1, "ema: decay must be in [0, 1), got ", decay);
+        std::vector<typename basic_arena<T>::entry> e;
+        for (const auto& v : params.views())
+            e.push_back({v.name, v.size, v.decay});
+        shadow_.layout(e);
+        std::copy(params.data(), params.data() + params.size(), shadow_.data());
     }
 
-    const adamw_config& config() const { return cfg_; }
-    adamw_config& config() { return cfg_; }
-
-    // Updates taken so far; the next step() uses step_count() + 1 for bias correction.
-    int step_count() const { return t_; }
-    void set_step_count(int t) { t_ = t; } // checkpoint resume
-
-    // First and second moments, laid out as the parameters (for checkpoints).
-    basic_arena<T>& m() { return m_; }
-    const basic_arena<T>& m() const { return m_; }
-    basic_arena<T>& v() { return v_; }
-    const basic_arena<T>& v() const { return v_; }
-
-    // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
-    std::size_t state_size() const { return m_.size() + v_.size(); }
-
-    // Forget the moments and the step count (as a fresh optimizer).
-    void reset() {
-        m_.zero();
-        v_.zero();
-        t_ = 0;
+    void update(const basic_arena<T>& params) {
+        GPTX_CHECK(params.size() == shadow_.size(), "ema: ", params.size(),
+                   " parameters, shadow holds ", shadow_.size());
+        const T d = T(decay_), c = T(1) - d;
+        T* s = shadow_.data();
+        const T* p = params.data();
+        for (std::size_t i = 0; i < shadow_.size(); ++i)
+            s[i] = d * s[i] + c * p[i];
     }
+
+    double decay() const { return decay_; }
+    basic_arena<T>& shadow() { return shadow_; }
+    const basic_arena<T>& shadow() const { return shadow_; }
 
   private:
-    void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
-        GPTX_CHECK(params.size() == m_.size() && grads.size() == m_.size(),
-                   "adamw: parameter arena has ", params.size(), " elements, gradients ",
-                   grads.size(), ", optimizer state ", m_.size());
-        const auto& pv = params.views();
-        const auto& mv = m_.views();
-        GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
-                   " tensors, optimizer state ", mv.size());
-        for (std::size_t i = 0; i < pv.size(); ++i)
-            GPTX_CHECK(pv[i].size == mv[i].size, "adamw: tensor ", pv[i].name, " has ", pv[i].size,
-                       " elements, optimizer state ", mv[i].size);
-    }
-
-    adamw_config cfg_;
-    basic_arena<T> m_; // (same layout as the parameters)
-    basic_arena<T> v_; // (same layout as the parameters)
-    int t_ = 0;
+    double decay_ = 0.0;
+    basic_arena<T> shadow_;
 };
 
 } // namespace gptx
-// ---- end gptx/train/optimizer.hpp ----
-// ---- begin gptx/train/trainer.hpp ----
-// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
-// backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by tests/train/test_trainer.cpp.
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-
-
-namespace gptx {
-
-// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
-// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
-template <class O>
-concept has_heads = requires(O o) {
-    o.head_params();
-    o.head_grads();
-};
-
-struct trainer_config {
-    int grad_accum = 1;                  // micro-batches per optimizer step
-    float grad_clip = 1.0f;              // global norm; 0 disables
-    std::function<float(int)> lr = {};   // learning rate for iteration it (0-based)
-};
-
-struct step_metrics {
-    std::int64_t step = 0; // optimizer steps done, this one included
-    double loss = 0;       // mean over micro-batches
-    double grad_norm = 0;  // before clipping
-    float lr = 0;
-    double ms = 0;         // wall time of the step
-};
-
-template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
-    requires objective<Objective, Model>
-class trainer {
-  public:
-    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
-        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
-        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ", cfg_.grad_accum);
-        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
-        if constexpr (has_heads<Objective>) head_opt_ = Optimizer(obj_.head_params(), opt_.config());
-    }
-
-    // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
-    // gradient norm throws before the parameters change, so the last good state is kept.
-    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
-        const auto t0 = std::chrono::steady_clock::now();
-        using T = typename Model::value_type;
-        model_.zero_grad();
-        if constexpr (has_heads<Objective>) obj_.head_grads().zero();
-        double loss = 0;
-        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
-            loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
-        loss /= cfg_.grad_accum;
-        double norm;
-        if constexpr (has_heads<Objective>)
-            norm = clip_grad_norm({&model_.grads(), &obj_.head_grads()}, T(cfg_.grad_clip));
-        else
-            norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip)) : global_norm(model_.grads());
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ", loss,
-                   " and gradient norm is ", norm, "; training stopped before applying this update");
-        const float lr = cfg_.lr(static_cast<int>(step_));
-        opt_.step(model_.params(), model_.grads(), lr);
-        if constexpr (has_heads<Objective>) head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
-        ++step_;
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        return {step_, loss, norm, lr, ms};
-    }
-
-    std::int64_t step_count() const { return step_; }
-    void set_step_count(std::int64_t s) { step_ = s; }
-    Model& model() { return model_; }
-    Objective& objective_fn() { return obj_; }
-    Optimizer& optimizer() { return opt_; }
-    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
-    Optimizer& head_optimizer() { return head_opt_; }
-
-  private:
-    Model& model_;
-    Objective& obj_;
-    Optimizer& opt_;
-    Optimizer head_opt_{};
-    trainer_config cfg_;
-    std::int64_t step_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/train/trainer.hpp ----
-// ---- begin gptx/train/run_loop.hpp ----
-// gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
-// periodic evaluation and checkpoints, metrics.jsonl — around any trainer.
-// Tested by tests/train/test_run_loop.cpp.
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <string>
-#include <utility>
-#include <vector>
-
-
-namespace gptx {
-
-// Named numbers, written as one flat JSON object per line of metrics.jsonl.
-using metrics_map = std::vector<std::pair<std::string, double>>;
-
-namespace detail {
-inline std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null"; // JSON has no NaN or infinity
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-}
-inline std::string json_line(const metrics_map& m) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < m.size(); ++i)
-        s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
-    return s + "}";
-}
-} // namespace detail
-
-struct run_options {
-    std::int64_t iters = 0;          // the step to stop at (a resumed trainer starts mid-way)
-    int eval_every = 0;              // steps between evaluations (0: only at the end)
-    int log_every = 10;              // steps between progress lines
-    std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
-    std::filesystem::path metrics;   // metrics.jsonl (appended); empty: none
-    std::string checkpoint_name;     // named in the error when a step fails
-    bool quiet = false;              // no progress lines
-};
-
-struct run_hooks {
-    std::function<metrics_map(std::int64_t step)> evaluate; // may be empty
-    std::function<void(std::int64_t step)> save;            // writes a checkpoint; may be empty
-    std::function<void(const step_metrics&)> on_step;       // after each step; may be empty
-};
-
-// Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
-// the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
-// step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
-template <class Trainer, class NextBatch>
-void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch, const run_hooks& hooks) {
-    GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
-    std::ofstream metrics;
-    if (!o.metrics.empty()) {
-        metrics.open(o.metrics, std::ios::app);
-        GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
-    }
-    auto write = [&](const metrics_map& m) {
-        if (metrics.is_open()) {
-            metrics << detail::json_line(m) << '\n';
-            metrics.flush();
-        }
-    };
-    auto checkpoint = [&](std::int64_t step) {
-        metrics_map m{{"step", double(step)}};
-        if (hooks.evaluate) {
-            const metrics_map e = hooks.evaluate(step);
-            std::string line = "step " + std::to_string(step) + ":";
-            for (std::size_t i = 0; i < e.size(); ++i) {
-                std::string label = e[i].first; // "val_loss" prints as "val loss"
-                for (char& c : label)
-                    if (c == '_') c = ' ';
-                char buf[96];
-                std::snprintf(buf, sizeof buf, "%s %s %.4f", i ? "," : "", label.c_str(), e[i].second);
-                line += buf;
-                GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
-                           " is not finite; stopped (last good checkpoint kept at '", o.checkpoint_name, "')");
-            }
-            if (!o.quiet) std::printf("%s\n", line.c_str());
-            m.insert(m.end(), e.begin(), e.end());
-        }
-        write(m);
-        if (hooks.save) hooks.save(step);
-        std::fflush(stdout);
-    };
-    if (tr.step_count() == 0) checkpoint(0);
-    while (tr.step_count() < o.iters) {
-        step_metrics s;
-        try {
-            s = tr.step(next_batch);
-        } catch (const gptx::error& e) {
-            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" + o.checkpoint_name + "')");
-        }
-        metrics_map m{{"step", double(s.step)}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                      {"ms", s.ms}};
-        const double tok_s = o.tokens_per_step > 0 ? double(o.tokens_per_step) / (s.ms / 1000.0) : 0.0;
-        if (o.tokens_per_step > 0) m.emplace_back("tokens_per_s", tok_s);
-        write(m);
-        if (hooks.on_step) hooks.on_step(s);
-        if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
-            std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step", static_cast<long long>(s.step),
-                        static_cast<long long>(o.iters), s.loss, s.lr, s.grad_norm, s.ms);
-            if (o.tokens_per_step > 0) std::printf(" | %.0f tok/s", tok_s);
-            std::printf("\n");
-        }
-        if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters) checkpoint(s.step);
-    }
-}
-
-} // namespace gptx
-// ---- end gptx/train/run_loop.hpp ----
-// ---- begin gptx/train/sft.hpp ----
-// gptx/train/sft.hpp: supervised fine-tuning (InstructGPT's first step): epochs over packed
-// demonstrations with the masked LM objective, and model selection by a callback. Tested by
-// tests/train/test_sft.cpp.
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <limits>
-
-
-namespace gptx {
-
-struct sft_config {
-    int epochs = 2;
-    float lr = 1e-4f, min_lr = 1e-5f; // cosine from lr to min_lr over every step of every epoch
-    int warmup = 0;
-    float grad_clip = 1.0f;
-    int select_every = 0; // steps between model-selection calls; 0: at the end of each epoch
-};
-
-// Which model was selected so far. A checkpoint keeps it so a resumed run selects as an
-// uninterrupted one would.
-struct sft_selection {
-    std::int64_t best_step = -1;
-    double best_score = -std::numeric_limits<double>::infinity();
-};
-
-template <class Model> struct sft_hooks {
-    // Model selection: a score, higher is better (the paper selects by reward-model score on a
-    // validation set; held-out loss negated works too). Called at every selection point: the
-    // start of a fresh run, every select_every steps, the end. Empty: the last model is selected.
-    std::function<double(Model&)> score;
-    // Called with the model when it becomes the best so far (save or copy it).
-    std::function<void(Model&, std::int64_t step, double score)> on_best;
-    // At every selection point, after the selection, so what is saved is consistent.
-    std::function<void(std::int64_t step, const sft_selection&)> on_checkpoint;
-    std::function<void(const step_metrics&)> on_step;
-    // Progress lines and metrics.jsonl (run_loop.hpp); iters and eval_every are set by run_sft.
-    run_options run{};
-    // Stop after this many steps, as if interrupted (the schedule still spans every epoch);
-    // -1: run to the end.
-    std::int64_t stop_at = -1;
-};
-
-inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) {
-    return std::int64_t(cfg.epochs) * steps_per_epoch;
-}
-
-// Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
-// checkpoint whose step is opt.step_count()) to the end of the last epoch, through the shared run
-// loop. Returns the selection after the run; `sel` is the selection restored with a checkpoint.
-template <class Model>
-sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const sft_config& cfg,
-                      const sft_hooks<Model>& hooks, std::int64_t start = 0,
-                      sft_selection sel = {}) {
-    GPTX_CHECK(cfg.epochs > 0, "sft: epochs must be positive, got ", cfg.epochs);
-    GPTX_CHECK(cfg.select_every >= 0, "sft: select_every must be >= 0, got ", cfg.select_every);
-    const int spe = data.steps_per_epoch();
-    const std::int64_t total = sft_total_steps(cfg, spe);
-    GPTX_CHECK(start >= 0 && start <= total, "sft: start step ", start, " is outside [0, ", total,
-               "]");
-    lm_objective<Model> obj;
-    cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
-    trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
-    tr.set_step_count(start);
-    if (start == total)
-        return sel;
-    run_options o = hooks.run;
-    o.iters = hooks.stop_at >= 0 ? std::min(hooks.stop_at, total) : total;
-    o.eval_every = cfg.select_every > 0 ? cfg.select_every : spe;
-    if (o.iters <= start)
-        return sel;
-    run_hooks rh;
-    rh.evaluate = [&](std::int64_t step) {
-        metrics_map m;
-        if (hooks.score) {
-            const double s = hooks.score(model);
-            GPTX_CHECK(std::isfinite(s), "sft: the selection score at step ", step,
-                       " is not finite (", s, ")");
-            m.emplace_back("score", s);
-            if (s > sel.best_score) {
-                sel = {step, s};
-                if (hooks.on_best)
-                    hooks.on_best(model, step, s);
-            }
-            m.emplace_back("best_score", sel.best_score);
-        } else {
-            sel = {step, 0.0};
-            if (hooks.on_best)
-                hooks.on_best(model, step, 0.0);
-        }
-        return m;
-    };
-    rh.save = [&](std::int64_t step) {
-        if (hooks.on_checkpoint)
-            hooks.on_checkpoint(step, sel);
-    };
-    if (hooks.on_step)
-        rh.on_step = hooks.on_step;
-    run_training(
-        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
-    return sel;
-}
-
-} // namespace gptx
-// ---- end gptx/train/sft.hpp ----
+// ---- end gptx/train/ema.hpp ----
 // ---- begin gptx/train/finetune.hpp ----
 // gptx/train/finetune.hpp: GPT-1 supervised fine-tuning: the task tokens (start, delimiter,
 // extract) registered at runtime, the input transformations, and the objective
@@ -7360,6 +8854,54 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
 #include <string>
 #include <vector>
 
+// ---- begin gptx/train/schedule.hpp ----
+// gptx/train/schedule.hpp: learning-rate schedules (nanoGPT's warmup + cosine, warmup + linear).
+// Tested by tests/train/test_optimizer.cpp.
+#include <cmath>
+#include <numbers>
+
+namespace gptx {
+
+// nanoGPT's get_lr(it): linear warmup to max_lr, cosine decay to min_lr at decay_iters, then
+// min_lr. Warmup uses (it+1)/(warmup+1) so iteration 0 already takes a (small) step.
+struct cosine_schedule {
+    float max_lr = 6e-4f;
+    float min_lr = 6e-5f;
+    int warmup_iters = 2000;
+    int decay_iters = 600000;
+
+    float operator()(int it) const {
+        if (it < warmup_iters)
+            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
+        // decay_iters <= warmup_iters would divide by zero; the cosine ends at min_lr anyway.
+        if (it > decay_iters || decay_iters <= warmup_iters)
+            return min_lr;
+        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
+        const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
+        return float(double(min_lr) + coeff * (double(max_lr) - double(min_lr)));
+    }
+};
+
+// Linear warmup to max_lr (same (it+1)/(warmup+1) ramp as above), then a straight line down to
+// min_lr at decay_iters, then min_lr. min_lr = 0 is GPT-1's fine-tuning schedule.
+struct linear_schedule {
+    float max_lr = 6.25e-5f;
+    float min_lr = 0.0f;
+    int warmup_iters = 0;
+    int decay_iters = 1;
+
+    float operator()(int it) const {
+        if (it < warmup_iters)
+            return float(double(max_lr) * (it + 1) / (warmup_iters + 1));
+        if (it >= decay_iters || decay_iters <= warmup_iters)
+            return min_lr;
+        const double ratio = double(it - warmup_iters) / double(decay_iters - warmup_iters);
+        return float(double(max_lr) + ratio * (double(min_lr) - double(max_lr)));
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/train/schedule.hpp ----
 
 namespace gptx {
 
@@ -7683,273 +9225,6 @@ template <class Model> class finetune_objective {
 
 } // namespace gptx
 // ---- end gptx/train/finetune.hpp ----
-// ---- begin gptx/train/reward_objective.hpp ----
-// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
-// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
-// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <numeric>
-#include <vector>
-
-
-namespace gptx {
-
-// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
-// scores all of them: K passes per prompt, never C(K, 2).
-struct reward_batch {
-    const int* tokens = nullptr;      // (N, T) right-padded
-    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
-    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
-    int P = 0, T = 0;
-    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
-};
-
-// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
-// meaning i was ranked above j. With drewards non-null it is written (not added) with
-// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
-template <class T>
-double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
-                   double grad_scale = 1.0) {
-    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
-    double loss = 0;
-    int off = 0;
-    for (int p = 0; p < P; ++p) {
-        const int K = group_sizes[p];
-        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
-        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
-        const T* r = rewards + off;
-        T* dr = drewards ? drewards + off : nullptr;
-        if (dr)
-            std::fill(dr, dr + K, T(0));
-        for (int i = 0; i < K; ++i)
-            for (int j = i + 1; j < K; ++j) {
-                const double x = double(r[i]) - double(r[j]);
-                // -log sigmoid(x) = softplus(-x), stable for either sign.
-                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
-                if (dr) {
-                    const double e = std::exp(-std::abs(x));
-                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
-                    dr[i] -= T(grad_scale * w * sig_neg);
-                    dr[j] += T(grad_scale * w * sig_neg);
-                }
-            }
-        off += K;
-    }
-    return loss;
-}
-
-// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
-// reward model scores 50%, chance), a wrong order 0.
-struct pair_counts {
-    double correct = 0;
-    std::size_t pairs = 0;
-    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
-};
-template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
-    pair_counts c;
-    int off = 0;
-    for (int p = 0; p < P; ++p) {
-        const int K = group_sizes[p];
-        for (int i = 0; i < K; ++i)
-            for (int j = i + 1; j < K; ++j) {
-                const T a = rewards[off + i], b = rewards[off + j];
-                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
-                ++c.pairs;
-            }
-        off += K;
-    }
-    return c;
-}
-
-// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
-// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
-template <class Model> class reward_objective {
-  public:
-    using batch_type = reward_batch;
-    using value_type = typename Model::value_type;
-    using T = value_type;
-
-    explicit reward_objective(linear_head<T>& head) : head_(&head) {
-        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
-                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
-                   head.channels(), " -> ", head.outputs());
-    }
-    template <shape S>
-    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
-
-    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
-        forward(m, b);
-        const double loss =
-            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
-        T* dh = m.dhidden();
-        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
-        head_->backward(dh, drewards_.data());
-        m.backward();
-        return loss;
-    }
-    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
-
-    struct eval_result {
-        double loss = 0;
-        pair_counts counts;
-    };
-    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
-    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
-        const bool was_training = m.training();
-        m.set_training(false);
-        forward(m, b);
-        m.set_training(was_training);
-        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
-                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
-    }
-
-    basic_arena<T>& head_params() { return head_->params(); }
-    basic_arena<T>& head_grads() { return head_->grads(); }
-    linear_head<T>& head() { return *head_; }
-    // Rewards (N) of the last forward.
-    const std::vector<T>& rewards() const { return rewards_; }
-
-  private:
-    void forward(Model& m, const reward_batch& b) {
-        const int N = b.rows();
-        rows_.resize(std::size_t(N));
-        for (int n = 0; n < N; ++n) {
-            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
-                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
-            rows_[n] = n * b.T + b.positions[n];
-        }
-        rewards_.resize(std::size_t(N));
-        drewards_.resize(std::size_t(N));
-        const T* h = m.forward(b.tokens, N, b.T);
-        head_->forward(rewards_.data(), h, rows_.data(), N);
-    }
-
-    linear_head<T>* head_;
-    std::vector<int> rows_;
-    std::vector<T> rewards_, drewards_; // (N)
-};
-
-template <shape S, class T>
-reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
-
-// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
-// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
-// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
-// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
-// batch is valid until the next call.
-class reward_batcher {
-  public:
-    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
-                   std::uint64_t seed = 0)
-        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
-        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
-        GPTX_CHECK(prompts_per_batch > 0,
-                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
-    }
-
-    std::size_t size() const { return data_->groups.size(); }
-    int prompts_per_batch() const { return P_; }
-    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
-    std::int64_t steps_for_epochs(double epochs) const {
-        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
-    }
-
-    // The k-th training batch.
-    reward_batch batch(std::int64_t k) {
-        const std::uint64_t n = size();
-        std::vector<std::size_t>& ids = ids_;
-        ids.clear();
-        for (int i = 0; i < P_; ++i) {
-            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
-            const std::uint64_t epoch = g / n;
-            if (epoch != epoch_ || order_.empty())
-                shuffle(epoch);
-            ids.push_back(order_[g % n]);
-        }
-        return assemble();
-    }
-    // Items first .. first+count-1 in file order (evaluation).
-    reward_batch slice(std::size_t first, int count) {
-        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
-                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
-                   " prompts");
-        ids_.resize(std::size_t(count));
-        std::iota(ids_.begin(), ids_.end(), first);
-        return assemble();
-    }
-
-  private:
-    void shuffle(std::uint64_t epoch) {
-        order_.resize(size());
-        std::iota(order_.begin(), order_.end(), std::size_t(0));
-        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
-        for (std::size_t i = order_.size(); i > 1; --i)
-            std::swap(order_[i - 1], order_[r.below(i)]);
-        epoch_ = epoch;
-    }
-    reward_batch assemble() {
-        std::size_t Tn = 1, N = 0;
-        sizes_.clear();
-        for (std::size_t id : ids_) {
-            const auto& g = data_->groups[id].responses;
-            sizes_.push_back(int(g.size()));
-            N += g.size();
-            for (const auto& s : g)
-                Tn = std::max(Tn, s.size());
-        }
-        tokens_.assign(N * Tn, eot_);
-        positions_.resize(N);
-        std::size_t row = 0;
-        for (std::size_t id : ids_)
-            for (const auto& s : data_->groups[id].responses) {
-                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
-                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
-            }
-        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
-    }
-
-    const tokenized_comparisons* data_;
-    int P_, eot_;
-    std::uint64_t seed_, epoch_ = 0;
-    std::vector<std::size_t> order_, ids_;
-    std::vector<int> tokens_, positions_, sizes_;
-};
-
-// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
-// averaged over prompts and the pairwise accuracy over all pairs.
-struct reward_eval {
-    double loss = 0;
-    double accuracy = 0;
-    std::size_t pairs = 0, prompts = 0;
-};
-template <class Model>
-reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
-                             const tokenized_comparisons& data, int prompts_per_batch,
-                             int end_of_text) {
-    reward_batcher b(data, prompts_per_batch, end_of_text);
-    reward_eval out;
-    pair_counts total;
-    double loss_sum = 0;
-    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
-        const int count =
-            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
-        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
-        loss_sum += r.loss * count;
-        total.correct += r.counts.correct;
-        total.pairs += r.counts.pairs;
-    }
-    out.prompts = b.size();
-    out.loss = loss_sum / double(b.size());
-    out.accuracy = total.accuracy();
-    out.pairs = total.pairs;
-    return out;
-}
-
-} // namespace gptx
-// ---- end gptx/train/reward_objective.hpp ----
 // ---- begin gptx/train/gae.hpp ----
 // gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
 // and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
@@ -8035,49 +9310,16 @@ class kl_controller {
 
 } // namespace gptx
 // ---- end gptx/train/kl_controller.hpp ----
-// ---- begin gptx/train/ema.hpp ----
-// gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
-// of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
+// ---- begin gptx/train/policy_eval.hpp ----
+// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
+// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
+// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
+// Legend: B batch, T time, V vocab.
 #include <algorithm>
+#include <cstdint>
+#include <map>
 #include <vector>
 
-
-namespace gptx {
-
-// shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
-template <class T = float> class ema {
-  public:
-    ema() = default;
-    ema(const basic_arena<T>& params, double decay) : decay_(decay) {
-        GPTX_CHECK(decay >= 0 && decay < 1, "ema: decay must be in [0, 1), got ", decay);
-        std::vector<typename basic_arena<T>::entry> e;
-        for (const auto& v : params.views())
-            e.push_back({v.name, v.size, v.decay});
-        shadow_.layout(e);
-        std::copy(params.data(), params.data() + params.size(), shadow_.data());
-    }
-
-    void update(const basic_arena<T>& params) {
-        GPTX_CHECK(params.size() == shadow_.size(), "ema: ", params.size(),
-                   " parameters, shadow holds ", shadow_.size());
-        const T d = T(decay_), c = T(1) - d;
-        T* s = shadow_.data();
-        const T* p = params.data();
-        for (std::size_t i = 0; i < shadow_.size(); ++i)
-            s[i] = d * s[i] + c * p[i];
-    }
-
-    double decay() const { return decay_; }
-    basic_arena<T>& shadow() { return shadow_; }
-    const basic_arena<T>& shadow() const { return shadow_; }
-
-  private:
-    double decay_ = 0.0;
-    basic_arena<T> shadow_;
-};
-
-} // namespace gptx
-// ---- end gptx/train/ema.hpp ----
 // ---- begin gptx/train/ppo.hpp ----
 // gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
 // head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
@@ -8409,6 +9651,129 @@ template <class Model> class ppo_value_objective {
 
 } // namespace gptx
 // ---- end gptx/train/ppo.hpp ----
+
+namespace gptx {
+
+// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
+// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
+// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
+template <class Model>
+std::vector<generation>
+sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
+                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
+    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
+    std::map<std::size_t, std::vector<int>> groups;
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        groups[prompts[i].size()].push_back(int(i));
+    std::vector<generation> out(prompts.size());
+    kv_cache<Model> cache(model);
+    generate_options opt;
+    opt.end_of_text = end_of_text;
+    for (const auto& [P, idx] : groups) {
+        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
+            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
+            std::vector<std::vector<int>> group;
+            for (std::size_t k = 0; k < n; ++k)
+                group.push_back(prompts[std::size_t(idx[first + k])]);
+            sampling_config c = cfg;
+            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
+            const int room = model.context() - int(P) - 1; // leave room for end-of-text
+            auto gen =
+                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
+            for (std::size_t k = 0; k < n; ++k)
+                out[std::size_t(idx[first + k])] = std::move(gen[k]);
+        }
+    }
+    return out;
+}
+
+// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
+// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
+// negative.
+template <class Model>
+std::vector<double>
+response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
+            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
+    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
+               responses.size(), " responses");
+    std::vector<double> out(prompts.size(), 0.0);
+    std::vector<int> x, y, rows;
+    std::vector<std::uint8_t> mask;
+    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
+    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
+        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
+        std::vector<std::vector<int>> seqs(B);
+        std::vector<int> starts(B), actions(B);
+        int T = 1;
+        for (int b = 0; b < B; ++b) {
+            const auto& p = prompts[first + b];
+            const auto& r = responses[first + b];
+            auto& s = seqs[b];
+            s = p;
+            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
+            const bool ended = r.reason == stop_reason::end_of_text;
+            if (ended)
+                s.push_back(end_of_text);
+            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
+            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
+            T = std::max(T, int(s.size()) - 1);
+        }
+        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
+                   " tokens exceeds the context of ", policy.context());
+        x.assign(std::size_t(B) * T, end_of_text);
+        y.assign(x.size(), end_of_text);
+        mask.assign(x.size(), 0);
+        for (int b = 0; b < B; ++b) {
+            const auto& s = seqs[b];
+            for (int t = 0; t + 1 < int(s.size()); ++t) {
+                x[std::size_t(b) * T + t] = s[t];
+                y[std::size_t(b) * T + t] = s[t + 1];
+            }
+            for (int j = 0; j < actions[b]; ++j)
+                mask[std::size_t(b) * T + starts[b] + j] = 1;
+        }
+        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
+        const int N = int(rows.size());
+        if (N == 0)
+            continue;
+        logp.resize(N);
+        ent.resize(N);
+        ref_logp.resize(N);
+        kl.resize(N);
+        const bool pt = policy.training(), rt = reference.training();
+        policy.set_training(false);
+        reference.set_training(false);
+        const auto* h = policy.forward(x.data(), B, T);
+        const auto* hr = reference.forward(x.data(), B, T);
+        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
+                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
+                           N, Model::C, policy.vocab(), scratch);
+        policy.set_training(pt);
+        reference.set_training(rt);
+        for (int i = 0; i < N; ++i)
+            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
+    }
+    return out;
+}
+
+// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
+// generator reseeded with `seed` each call, so every model is measured on the same text).
+template <class Model>
+double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
+                  std::uint64_t seed = 4242) {
+    batcher data(tokens, B, T, rng(seed));
+    lm_objective<Model> obj;
+    std::vector<int> x(std::size_t(B) * T), y(x.size());
+    double sum = 0;
+    for (int i = 0; i < batches; ++i) {
+        data.next(x.data(), y.data());
+        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
+    }
+    return sum / batches;
+}
+
+} // namespace gptx
+// ---- end gptx/train/policy_eval.hpp ----
 // ---- begin gptx/train/ppo_trainer.hpp ----
 // gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
 // cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
@@ -8971,1751 +10336,610 @@ template <shape S, class T = float> struct ppo_models {
 
 } // namespace gptx
 // ---- end gptx/train/ppo_trainer.hpp ----
-// ---- begin gptx/train/policy_eval.hpp ----
-// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
-// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
-// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
-// Legend: B batch, T time, V vocab.
+// ---- begin gptx/train/reward_objective.hpp ----
+// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
+// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
+// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <map>
+#include <numeric>
 #include <vector>
 
 
 namespace gptx {
 
-// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
-// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
-// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
-template <class Model>
-std::vector<generation>
-sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
-                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
-    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
-    std::map<std::size_t, std::vector<int>> groups;
-    for (std::size_t i = 0; i < prompts.size(); ++i)
-        groups[prompts[i].size()].push_back(int(i));
-    std::vector<generation> out(prompts.size());
-    kv_cache<Model> cache(model);
-    generate_options opt;
-    opt.end_of_text = end_of_text;
-    for (const auto& [P, idx] : groups) {
-        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
-            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
-            std::vector<std::vector<int>> group;
-            for (std::size_t k = 0; k < n; ++k)
-                group.push_back(prompts[std::size_t(idx[first + k])]);
-            sampling_config c = cfg;
-            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
-            const int room = model.context() - int(P) - 1; // leave room for end-of-text
-            auto gen =
-                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
-            for (std::size_t k = 0; k < n; ++k)
-                out[std::size_t(idx[first + k])] = std::move(gen[k]);
-        }
-    }
-    return out;
-}
+// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
+// scores all of them: K passes per prompt, never C(K, 2).
+struct reward_batch {
+    const int* tokens = nullptr;      // (N, T) right-padded
+    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
+    int P = 0, T = 0;
+    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
+};
 
-// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
-// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
-// negative.
-template <class Model>
-std::vector<double>
-response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
-            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
-    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
-               responses.size(), " responses");
-    std::vector<double> out(prompts.size(), 0.0);
-    std::vector<int> x, y, rows;
-    std::vector<std::uint8_t> mask;
-    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
-    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
-        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
-        std::vector<std::vector<int>> seqs(B);
-        std::vector<int> starts(B), actions(B);
-        int T = 1;
-        for (int b = 0; b < B; ++b) {
-            const auto& p = prompts[first + b];
-            const auto& r = responses[first + b];
-            auto& s = seqs[b];
-            s = p;
-            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
-            const bool ended = r.reason == stop_reason::end_of_text;
-            if (ended)
-                s.push_back(end_of_text);
-            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
-            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
-            T = std::max(T, int(s.size()) - 1);
-        }
-        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
-                   " tokens exceeds the context of ", policy.context());
-        x.assign(std::size_t(B) * T, end_of_text);
-        y.assign(x.size(), end_of_text);
-        mask.assign(x.size(), 0);
-        for (int b = 0; b < B; ++b) {
-            const auto& s = seqs[b];
-            for (int t = 0; t + 1 < int(s.size()); ++t) {
-                x[std::size_t(b) * T + t] = s[t];
-                y[std::size_t(b) * T + t] = s[t + 1];
+// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
+// meaning i was ranked above j. With drewards non-null it is written (not added) with
+// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
+template <class T>
+double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
+                   double grad_scale = 1.0) {
+    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
+    double loss = 0;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
+        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
+        const T* r = rewards + off;
+        T* dr = drewards ? drewards + off : nullptr;
+        if (dr)
+            std::fill(dr, dr + K, T(0));
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const double x = double(r[i]) - double(r[j]);
+                // -log sigmoid(x) = softplus(-x), stable for either sign.
+                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
+                if (dr) {
+                    const double e = std::exp(-std::abs(x));
+                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
+                    dr[i] -= T(grad_scale * w * sig_neg);
+                    dr[j] += T(grad_scale * w * sig_neg);
+                }
             }
-            for (int j = 0; j < actions[b]; ++j)
-                mask[std::size_t(b) * T + starts[b] + j] = 1;
-        }
-        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
-        const int N = int(rows.size());
-        if (N == 0)
-            continue;
-        logp.resize(N);
-        ent.resize(N);
-        ref_logp.resize(N);
-        kl.resize(N);
-        const bool pt = policy.training(), rt = reference.training();
-        policy.set_training(false);
-        reference.set_training(false);
-        const auto* h = policy.forward(x.data(), B, T);
-        const auto* hr = reference.forward(x.data(), B, T);
-        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
-                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
-                           N, Model::C, policy.vocab(), scratch);
-        policy.set_training(pt);
-        reference.set_training(rt);
-        for (int i = 0; i < N; ++i)
-            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
+        off += K;
     }
-    return out;
+    return loss;
 }
 
-// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
-// generator reseeded with `seed` each call, so every model is measured on the same text).
-template <class Model>
-double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
-                  std::uint64_t seed = 4242) {
-    batcher data(tokens, B, T, rng(seed));
-    lm_objective<Model> obj;
-    std::vector<int> x(std::size_t(B) * T), y(x.size());
-    double sum = 0;
-    for (int i = 0; i < batches; ++i) {
-        data.next(x.data(), y.data());
-        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
+// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
+// reward model scores 50%, chance), a wrong order 0.
+struct pair_counts {
+    double correct = 0;
+    std::size_t pairs = 0;
+    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
+};
+template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
+    pair_counts c;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const T a = rewards[off + i], b = rewards[off + j];
+                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
+                ++c.pairs;
+            }
+        off += K;
     }
-    return sum / batches;
+    return c;
+}
+
+// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
+// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
+template <class Model> class reward_objective {
+  public:
+    using batch_type = reward_batch;
+    using value_type = typename Model::value_type;
+    using T = value_type;
+
+    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
+                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
+                   head.channels(), " -> ", head.outputs());
+    }
+    template <shape S>
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+
+    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
+        forward(m, b);
+        const double loss =
+            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
+        T* dh = m.dhidden();
+        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
+        head_->backward(dh, drewards_.data());
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
+
+    struct eval_result {
+        double loss = 0;
+        pair_counts counts;
+    };
+    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
+    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        forward(m, b);
+        m.set_training(was_training);
+        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
+                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
+    }
+
+    basic_arena<T>& head_params() { return head_->params(); }
+    basic_arena<T>& head_grads() { return head_->grads(); }
+    linear_head<T>& head() { return *head_; }
+    // Rewards (N) of the last forward.
+    const std::vector<T>& rewards() const { return rewards_; }
+
+  private:
+    void forward(Model& m, const reward_batch& b) {
+        const int N = b.rows();
+        rows_.resize(std::size_t(N));
+        for (int n = 0; n < N; ++n) {
+            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
+                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
+            rows_[n] = n * b.T + b.positions[n];
+        }
+        rewards_.resize(std::size_t(N));
+        drewards_.resize(std::size_t(N));
+        const T* h = m.forward(b.tokens, N, b.T);
+        head_->forward(rewards_.data(), h, rows_.data(), N);
+    }
+
+    linear_head<T>* head_;
+    std::vector<int> rows_;
+    std::vector<T> rewards_, drewards_; // (N)
+};
+
+template <shape S, class T>
+reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
+
+// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
+// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
+// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
+// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
+// batch is valid until the next call.
+class reward_batcher {
+  public:
+    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
+                   std::uint64_t seed = 0)
+        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
+        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
+        GPTX_CHECK(prompts_per_batch > 0,
+                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
+    }
+
+    std::size_t size() const { return data_->groups.size(); }
+    int prompts_per_batch() const { return P_; }
+    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    std::int64_t steps_for_epochs(double epochs) const {
+        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+    }
+
+    // The k-th training batch.
+    reward_batch batch(std::int64_t k) {
+        const std::uint64_t n = size();
+        std::vector<std::size_t>& ids = ids_;
+        ids.clear();
+        for (int i = 0; i < P_; ++i) {
+            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
+            const std::uint64_t epoch = g / n;
+            if (epoch != epoch_ || order_.empty())
+                shuffle(epoch);
+            ids.push_back(order_[g % n]);
+        }
+        return assemble();
+    }
+    // Items first .. first+count-1 in file order (evaluation).
+    reward_batch slice(std::size_t first, int count) {
+        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
+                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
+                   " prompts");
+        ids_.resize(std::size_t(count));
+        std::iota(ids_.begin(), ids_.end(), first);
+        return assemble();
+    }
+
+  private:
+    void shuffle(std::uint64_t epoch) {
+        order_.resize(size());
+        std::iota(order_.begin(), order_.end(), std::size_t(0));
+        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
+        for (std::size_t i = order_.size(); i > 1; --i)
+            std::swap(order_[i - 1], order_[r.below(i)]);
+        epoch_ = epoch;
+    }
+    reward_batch assemble() {
+        std::size_t Tn = 1, N = 0;
+        sizes_.clear();
+        for (std::size_t id : ids_) {
+            const auto& g = data_->groups[id].responses;
+            sizes_.push_back(int(g.size()));
+            N += g.size();
+            for (const auto& s : g)
+                Tn = std::max(Tn, s.size());
+        }
+        tokens_.assign(N * Tn, eot_);
+        positions_.resize(N);
+        std::size_t row = 0;
+        for (std::size_t id : ids_)
+            for (const auto& s : data_->groups[id].responses) {
+                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
+                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
+            }
+        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
+    }
+
+    const tokenized_comparisons* data_;
+    int P_, eot_;
+    std::uint64_t seed_, epoch_ = 0;
+    std::vector<std::size_t> order_, ids_;
+    std::vector<int> tokens_, positions_, sizes_;
+};
+
+// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
+// averaged over prompts and the pairwise accuracy over all pairs.
+struct reward_eval {
+    double loss = 0;
+    double accuracy = 0;
+    std::size_t pairs = 0, prompts = 0;
+};
+template <class Model>
+reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
+                             const tokenized_comparisons& data, int prompts_per_batch,
+                             int end_of_text) {
+    reward_batcher b(data, prompts_per_batch, end_of_text);
+    reward_eval out;
+    pair_counts total;
+    double loss_sum = 0;
+    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
+        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
+        loss_sum += r.loss * count;
+        total.correct += r.counts.correct;
+        total.pairs += r.counts.pairs;
+    }
+    out.prompts = b.size();
+    out.loss = loss_sum / double(b.size());
+    out.accuracy = total.accuracy();
+    out.pairs = total.pairs;
+    return out;
 }
 
 } // namespace gptx
-// ---- end gptx/train/policy_eval.hpp ----
-// ---- begin gptx/io/checkpoint.hpp ----
-// gptx/io/checkpoint.hpp: the native checkpoint (weights, AdamW moments, tokenizer, run state) in
-// one checksummed little-endian file, written atomically. Tested by tests/io/test_checkpoint.cpp.
-#include <algorithm>
-#include <bit>
-#include <cerrno>
-#include <climits>
+// ---- end gptx/train/reward_objective.hpp ----
+// ---- begin gptx/train/run_loop.hpp ----
+// gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
+// periodic evaluation and checkpoints, metrics.jsonl — around any trainer.
+// Tested by tests/train/test_run_loop.cpp.
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <limits>
-#include <memory>
-#include <optional>
-#include <span>
+#include <fstream>
+#include <functional>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
-#if defined(_WIN32)
-#include <io.h>
-#else
-#include <fcntl.h>
-#include <unistd.h>
-#endif
+// ---- begin gptx/train/trainer.hpp ----
+// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
+// backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by
+// tests/train/test_trainer.cpp.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
 
-
-// File layout, version 1. Little-endian; offsets in bytes.
-//   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
-//   16   i32 width, heads, layers | u32 norm (0 pre, 1 post) | i32 vocab, context
-//   40   u64 parameters N | i64 optimizer steps | i64 train step
-//   64   u64 tokenizer blob bytes | u64 run_json bytes | char[32] tokenizer kind (NUL-padded)
-//   112  u32 bytes per value (4: float32) | u32 X, extras bytes (0 without flag bit 1) |
-//        u64 XXH64 of bytes [0, 120)
-//   128  tokenizer blob | run_json | u64 data rng[4], dropout seed, dropout counter |
-//        zeros up to a multiple of 64
-//   P    params (N x f32) | m (N x f32) | v (N x f32)   (m and v only with flag bit 0)
-//   E    extras, X bytes (only with flag bit 1): named arenas beside the trunk (a reward,
-//        value or classifier head), each with optional AdamW state:
-//          u32 count | u32 0 | count x (u32 name bytes | u32 flags (bit 0: m and v) |
-//          u64 values n | u64 optimizer steps | name) | zeros up to a multiple of 4 |
-//          for each in order: values (n x f32) | m (n x f32) | v (n x f32)
-//   end  u64 XXH64 (seed 0) of every byte before it
-// A checkpoint without extras is byte-for-byte what version 1 always wrote.
-// The header has its own hash so read_checkpoint_info trusts it without reading the whole file.
 
 namespace gptx {
 
-inline constexpr std::string_view checkpoint_magic = "GPTXCKPT";
-inline constexpr std::uint32_t checkpoint_version = 1;
-inline constexpr std::size_t checkpoint_header_bytes = 128;
-
-// What a training run needs besides weights and optimizer to resume bit-exactly.
-struct train_state {
-    std::int64_t step = 0;      // optimizer steps taken by the run
-    rng::state_type data_rng{}; // the batcher's generator
-    // The model's dropout_seed() / dropout_counter(); load_checkpoint also sets them on the model.
-    std::uint64_t dropout_seed = 0, dropout_counter = 0;
-    std::string run_json; // the run's hyper-parameters; opaque to the checkpoint
+// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
+// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
+template <class O>
+concept has_heads = requires(O o) {
+    o.head_params();
+    o.head_grads();
 };
 
-// A named arena saved beside the trunk (e.g. reward_model's "reward_head"), with its optimizer.
-// save_checkpoint reads through the pointers; load_checkpoint fills them.
-struct checkpoint_extra {
-    std::string name;                     // unique in a file, 1..255 bytes
-    basic_arena<float>* params = nullptr; // required
-    adamw<float>* opt = nullptr;          // its AdamW (m, v, step count); null: none
+struct trainer_config {
+    int grad_accum = 1;                // micro-batches per optimizer step
+    float grad_clip = 1.0f;            // global norm; 0 disables
+    std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
 };
 
-// An extra section as the file lists it.
-struct checkpoint_extra_info {
-    std::string name;
-    std::size_t size = 0; // values
-    bool has_optimizer = false;
-    int optimizer_steps = 0;
+struct step_metrics {
+    std::int64_t step = 0; // optimizer steps done, this one included
+    double loss = 0;       // mean over micro-batches
+    double grad_norm = 0;  // before clipping
+    float lr = 0;
+    double ms = 0; // wall time of the step
 };
 
-// The header of a checkpoint, read without loading it: enough to pick the preset to build.
-struct checkpoint_info {
-    int version = 0;
-    shape dims{};
-    model_config config{};
-    std::size_t num_parameters = 0;
-    bool has_optimizer = false;
-    int optimizer_steps = 0; // adamw::step_count() at save time
-    std::int64_t step = 0;   // train_state::step
-    std::string tokenizer_kind;
-    std::string run_json;
-    std::uint64_t file_size = 0;
-    std::vector<checkpoint_extra_info> extras; // named arenas beside the trunk
+template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
+requires objective<Objective, Model>
+class trainer {
+  public:
+    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
+        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
+        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ",
+                   cfg_.grad_accum);
+        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
+        if constexpr (has_heads<Objective>)
+            head_opt_ = Optimizer(obj_.head_params(), opt_.config());
+    }
+
+    // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
+    // gradient norm throws before the parameters change, so the last good state is kept.
+    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        using T = typename Model::value_type;
+        model_.zero_grad();
+        if constexpr (has_heads<Objective>)
+            obj_.head_grads().zero();
+        double loss = 0;
+        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
+            loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
+        loss /= cfg_.grad_accum;
+        double norm;
+        if constexpr (has_heads<Objective>)
+            norm = clip_grad_norm({&model_.grads(), &obj_.head_grads()}, T(cfg_.grad_clip));
+        else
+            norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip))
+                                      : global_norm(model_.grads());
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
+                   loss, " and gradient norm is ", norm,
+                   "; training stopped before applying this update");
+        const float lr = cfg_.lr(static_cast<int>(step_));
+        opt_.step(model_.params(), model_.grads(), lr);
+        if constexpr (has_heads<Objective>)
+            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
+        ++step_;
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        return {step_, loss, norm, lr, ms};
+    }
+
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    Model& model() { return model_; }
+    Objective& objective_fn() { return obj_; }
+    Optimizer& optimizer() { return opt_; }
+    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
+    Optimizer& head_optimizer() { return head_opt_; }
+
+  private:
+    Model& model_;
+    Objective& obj_;
+    Optimizer& opt_;
+    Optimizer head_opt_{};
+    trainer_config cfg_;
+    std::int64_t step_ = 0;
 };
+
+} // namespace gptx
+// ---- end gptx/train/trainer.hpp ----
+
+namespace gptx {
+
+// Named numbers, written as one flat JSON object per line of metrics.jsonl.
+using metrics_map = std::vector<std::pair<std::string, double>>;
 
 namespace detail {
-
-// XXH64 (Collet), streaming: ~10 GB/s, so hashing never dominates a save; and a standard
-// hash, so other tools can verify a checkpoint.
-class xxh64 {
-  public:
-    explicit xxh64(std::uint64_t seed = 0)
-        : v_{seed + p1 + p2, seed + p2, seed, seed - p1}, seed_(seed) {}
-
-    void update(const void* data, std::size_t n) {
-        const auto* p = static_cast<const unsigned char*>(data);
-        total_ += n;
-        if (buffered_ + n < 32) {
-            if (n)
-                std::memcpy(buf_ + buffered_, p, n);
-            buffered_ += n;
-            return;
-        }
-        if (buffered_) {
-            const std::size_t k = 32 - buffered_;
-            std::memcpy(buf_ + buffered_, p, k);
-            stripe(buf_);
-            p += k;
-            n -= k;
-            buffered_ = 0;
-        }
-        // Locals, so the four independent lanes stay in registers.
-        std::uint64_t a = v_[0], b = v_[1], c = v_[2], d = v_[3];
-        for (; n >= 32; p += 32, n -= 32) {
-            a = round(a, read64(p));
-            b = round(b, read64(p + 8));
-            c = round(c, read64(p + 16));
-            d = round(d, read64(p + 24));
-        }
-        v_[0] = a, v_[1] = b, v_[2] = c, v_[3] = d;
-        if (n)
-            std::memcpy(buf_, p, n);
-        buffered_ = n;
-    }
-
-    std::uint64_t digest() const {
-        std::uint64_t h;
-        if (total_ >= 32) {
-            h = std::rotl(v_[0], 1) + std::rotl(v_[1], 7) + std::rotl(v_[2], 12) +
-                std::rotl(v_[3], 18);
-            for (std::uint64_t v : v_)
-                h = (h ^ round(0, v)) * p1 + p4;
-        } else {
-            h = seed_ + p5;
-        }
-        h += total_;
-        const unsigned char* p = buf_;
-        std::size_t n = buffered_;
-        for (; n >= 8; p += 8, n -= 8)
-            h = std::rotl(h ^ round(0, read64(p)), 27) * p1 + p4;
-        if (n >= 4) {
-            h = std::rotl(h ^ (read32(p) * p1), 23) * p2 + p3;
-            p += 4;
-            n -= 4;
-        }
-        for (; n > 0; ++p, --n)
-            h = std::rotl(h ^ (*p * p5), 11) * p1;
-        h = (h ^ (h >> 33)) * p2;
-        h = (h ^ (h >> 29)) * p3;
-        return h ^ (h >> 32);
-    }
-
-  private:
-    static constexpr std::uint64_t p1 = 11400714785074694791ull, p2 = 14029467366897019727ull,
-                                   p3 = 1609587929392839161ull, p4 = 9650029242287828579ull,
-                                   p5 = 2870177450012600261ull;
-    static std::uint64_t round(std::uint64_t acc, std::uint64_t in) {
-        return std::rotl(acc + in * p2, 31) * p1;
-    }
-    // memcpy compiles to one load; the file is little-endian whatever the host.
-    static std::uint64_t read64(const unsigned char* p) {
-        std::uint64_t v;
-        std::memcpy(&v, p, 8);
-        if constexpr (std::endian::native == std::endian::big)
-            v = swap64(v);
-        return v;
-    }
-    static std::uint64_t read32(const unsigned char* p) {
-        std::uint32_t v;
-        std::memcpy(&v, p, 4);
-        if constexpr (std::endian::native == std::endian::big)
-            v = std::uint32_t(swap64(v) >> 32);
-        return v;
-    }
-    static std::uint64_t swap64(std::uint64_t v) {
-        std::uint64_t r = 0;
-        for (int i = 0; i < 8; ++i)
-            r |= ((v >> (8 * i)) & 0xff) << (8 * (7 - i));
-        return r;
-    }
-    void stripe(const unsigned char* p) {
-        for (int i = 0; i < 4; ++i)
-            v_[i] = round(v_[i], read64(p + 8 * i));
-    }
-
-    std::uint64_t v_[4];
-    std::uint64_t seed_;
-    std::uint64_t total_ = 0;
-    unsigned char buf_[32] = {};
-    std::size_t buffered_ = 0;
-};
-
-inline std::uint64_t xxh64_of(std::string_view s) {
-    xxh64 h;
-    h.update(s.data(), s.size());
-    return h.digest();
+inline std::string json_number(double v) {
+    if (!std::isfinite(v))
+        return "null"; // JSON has no NaN or infinity
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
 }
-
-inline void ckpt_put(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-        out += static_cast<char>((v >> (8 * i)) & 0xff);
+inline std::string json_line(const metrics_map& m) {
+    std::string s = "{";
+    for (std::size_t i = 0; i < m.size(); ++i)
+        s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
+    return s + "}";
 }
-inline std::uint64_t ckpt_get(std::string_view s, std::size_t at, int bytes) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i)
-        v |= std::uint64_t(static_cast<unsigned char>(s[at + i])) << (8 * i);
-    return v;
-}
-
-// The parameter count transformer<S>::param_entries() lays out, from runtime values (the shape
-// comes from a file here); nullopt if it overflows 64 bits (a nonsense header).
-// total += a * b; false (and total unchanged) if that overflows 64 bits.
-inline bool ckpt_add_product(std::uint64_t& total, std::uint64_t a, std::uint64_t b) {
-    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    if ((a != 0 && b > max / a) || a * b > max - total)
-        return false;
-    total += a * b;
-    return true;
-}
-
-// The parameter count transformer<S>::param_entries() lays out, from runtime values (the shape
-// comes from a file here); nullopt if it overflows 64 bits (a nonsense header).
-inline std::optional<std::uint64_t> checkpoint_parameter_count(const shape& s,
-                                                               const model_config& cfg) {
-    const std::uint64_t c = std::uint64_t(s.width), l = std::uint64_t(s.layers);
-    std::uint64_t total = 0;
-    const bool ok = ckpt_add_product(total, std::uint64_t(cfg.vocab), c) &&   // wte
-                    ckpt_add_product(total, std::uint64_t(cfg.context), c) && // wpe
-                    ckpt_add_product(total, 12 * l, c * c) && // qkvw, attprojw, fcw, fcprojw
-                    ckpt_add_product(total, (s.bias ? 13 : 2) * l, c) && // ln1, ln2 (+ biases)
-                    (s.placement == norm::post || ckpt_add_product(total, s.bias ? 2 : 1, c)); // lnf
-    if (!ok)
-        return std::nullopt;
-    return total;
-}
-
-// False only for a real failure (e.g. EIO): a filesystem without fsync is not one.
-inline bool ckpt_fsync(std::FILE* f) {
-#if defined(_WIN32)
-    return _commit(_fileno(f)) == 0;
-#else
-    return ::fsync(fileno(f)) == 0 || errno == EINVAL || errno == ENOTSUP;
-#endif
-}
-// After a rename, the folder entry itself must reach the disk for the new file to survive a
-// power cut. Best effort: some filesystems refuse to sync a folder.
-inline void ckpt_fsync_dir(const std::filesystem::path& dir) {
-#if !defined(_WIN32)
-    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)::fsync(fd);
-        ::close(fd);
-    }
-#else
-    (void)dir;
-#endif
-}
-
-struct file_closer {
-    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
-};
-using file_ptr = std::unique_ptr<std::FILE, file_closer>;
-
-// Values are stored little-endian; on a big-endian host they are swapped in place around I/O.
-inline void ckpt_swap_floats(float* p, std::size_t n) {
-    if constexpr (std::endian::native == std::endian::big) {
-        for (std::size_t i = 0; i < n; ++i) {
-            std::uint32_t u;
-            std::memcpy(&u, p + i, 4);
-            u = (u >> 24) | ((u >> 8) & 0xff00u) | ((u << 8) & 0xff0000u) | (u << 24);
-            std::memcpy(p + i, &u, 4);
-        }
-    } else {
-        (void)p, (void)n;
-    }
-}
-
-inline constexpr std::size_t ckpt_chunk_bytes = std::size_t(1) << 20;
-inline constexpr std::size_t ckpt_state_bytes = 6 * 8;
-
-// Writes through a hash; every failure names the file.
-class ckpt_writer {
-  public:
-    explicit ckpt_writer(const std::filesystem::path& p) : name_(p.string()) {
-        f_.reset(std::fopen(name_.c_str(), "wb"));
-        GPTX_CHECK(f_, "cannot open '", name_, "' for writing: ", std::strerror(errno));
-    }
-    void write(const void* p, std::size_t n) {
-        hash_.update(p, n);
-        raw(p, n);
-    }
-    // In 1 MiB chunks, so the bytes the hash just read are still in cache for fwrite.
-    void write_floats(const float* p, std::size_t n) {
-        constexpr std::size_t per = ckpt_chunk_bytes / sizeof(float);
-        std::vector<float> swapped;
-        if constexpr (std::endian::native == std::endian::big)
-            swapped.resize(per);
-        for (std::size_t i = 0; i < n; i += per) {
-            const std::size_t k = std::min(per, n - i);
-            const float* src = p + i;
-            if constexpr (std::endian::native == std::endian::big) {
-                std::memcpy(swapped.data(), src, k * sizeof(float));
-                ckpt_swap_floats(swapped.data(), k);
-                src = swapped.data();
-            }
-            write(src, k * sizeof(float));
-        }
-    }
-    // The trailing hash, then flush, fsync and close: the file is complete on disk on return.
-    void finish() {
-        std::string tail;
-        ckpt_put(tail, hash_.digest(), 8);
-        raw(tail.data(), tail.size());
-        GPTX_CHECK(std::fflush(f_.get()) == 0, "cannot write '", name_,
-                   "': ", std::strerror(errno));
-        GPTX_CHECK(ckpt_fsync(f_.get()), "cannot write '", name_, "': ", std::strerror(errno));
-        std::FILE* f = f_.release();
-        GPTX_CHECK(std::fclose(f) == 0, "cannot write '", name_, "': ", std::strerror(errno));
-    }
-
-  private:
-    void raw(const void* p, std::size_t n) {
-        if (n != 0 && std::fwrite(p, 1, n, f_.get()) != n)
-            fail("cannot write '", name_, "': ", std::strerror(errno));
-    }
-    std::string name_;
-    file_ptr f_;
-    xxh64 hash_;
-};
-
-// A parsed, validated header plus where each section starts.
-struct checkpoint_layout {
-    checkpoint_info info;
-    std::uint64_t tokenizer_bytes = 0, run_json_bytes = 0;
-    std::uint64_t params_offset = 0; // P in the layout above
-    std::uint64_t extras_offset = 0, extras_bytes = 0; // E and X
-    std::uint64_t total_bytes = 0;   // the file size the header implies
-};
-
-// Where the parameters start: after the header, tokenizer, run_json and state, 64-aligned.
-inline std::uint64_t ckpt_prefix_bytes(std::uint64_t tok, std::uint64_t json) {
-    const std::uint64_t end = checkpoint_header_bytes + tok + json + ckpt_state_bytes;
-    return (end + 63) / 64 * 64;
-}
-
-inline std::string ckpt_shape_text(const shape& s) { return to_string(s); }
-
-// An open checkpoint with its header checked against the file size: nothing read from the file
-// is used as a size before this.
-class ckpt_reader {
-  public:
-    explicit ckpt_reader(const std::filesystem::path& p) : name_(p.string()) {
-        std::error_code ec;
-        const auto st = std::filesystem::status(p, ec);
-        GPTX_CHECK(std::filesystem::exists(st), "cannot open checkpoint '", name_,
-                   "': no such file");
-        GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open checkpoint '", name_,
-                   "': it is a directory");
-        f_.reset(std::fopen(name_.c_str(), "rb"));
-        GPTX_CHECK(f_, "cannot open checkpoint '", name_, "': ", std::strerror(errno));
-        const auto size = std::filesystem::file_size(p, ec);
-        GPTX_CHECK(!ec, "cannot open checkpoint '", name_, "': ", ec.message());
-        size_ = size;
-        parse_header();
-    }
-
-    const std::string& name() const { return name_; }
-    const checkpoint_layout& layout() const { return lay_; }
-    std::FILE* file() { return f_.get(); }
-
-    void read(void* p, std::size_t n, std::string_view what) {
-        if (n != 0 && std::fread(p, 1, n, f_.get()) != n)
-            fail(name_, ": I/O error reading ", what,
-                 std::ferror(f_.get()) ? "" : " (file shrank)");
-    }
-    void seek(std::uint64_t offset) {
-        GPTX_CHECK(offset <= std::uint64_t(LONG_MAX) &&
-                       std::fseek(f_.get(), long(offset), SEEK_SET) == 0,
-                   name_, ": cannot seek to byte ", offset);
-    }
-    std::string read_string(std::uint64_t n, std::string_view what) {
-        std::string s(n, '\0');
-        read(s.data(), s.size(), what);
-        return s;
-    }
-
-  private:
-    void parse_header() {
-        constexpr std::size_t hb = checkpoint_header_bytes;
-        const std::size_t have = std::size_t(std::min<std::uint64_t>(size_, hb));
-        std::string h(have, '\0');
-        read(h.data(), have, "the header");
-        const std::size_t m = std::min(have, checkpoint_magic.size());
-        GPTX_CHECK(h.substr(0, m) == checkpoint_magic.substr(0, m), name_,
-                   ": not a gptx checkpoint (bad magic; expected \"", checkpoint_magic, "\")");
-        GPTX_CHECK(have == hb, name_, ": truncated: expected at least ", hb,
-                   " bytes (the header), file has ", size_);
-        checkpoint_info& info = lay_.info;
-        const std::uint64_t version = ckpt_get(h, 8, 4);
-        GPTX_CHECK(version == checkpoint_version, name_, ": checkpoint version ", version,
-                   " is not supported (this build reads version ", checkpoint_version, ")");
-        GPTX_CHECK(ckpt_get(h, 120, 8) == xxh64_of(std::string_view(h).substr(0, 120)), name_,
-                   ": checksum mismatch in the header (file is corrupt)");
-        // Below, the header is what a writer wrote; checks catch writers with bugs.
-        auto i32 = [&](std::size_t at) {
-            return int(std::int32_t(std::uint32_t(ckpt_get(h, at, 4))));
-        };
-        const std::uint64_t flags = ckpt_get(h, 12, 4);
-        const std::uint64_t placement = ckpt_get(h, 28, 4);
-        info.version = int(version);
-        // Bit 0: post-LN; bit 1: no biases.
-        info.dims = {i32(16), i32(20), i32(24), (placement & 1) ? norm::post : norm::pre,
-                     (placement & 2) == 0};
-        info.config = {i32(32), i32(36)};
-        const std::uint64_t n = ckpt_get(h, 40, 8);
-        const auto opt_steps = std::int64_t(ckpt_get(h, 48, 8));
-        info.step = std::int64_t(ckpt_get(h, 56, 8));
-        lay_.tokenizer_bytes = ckpt_get(h, 64, 8);
-        lay_.run_json_bytes = ckpt_get(h, 72, 8);
-        const std::string_view kind(h.data() + 80, 32);
-        const std::uint64_t value_bytes = ckpt_get(h, 112, 4);
-        lay_.extras_bytes = ckpt_get(h, 116, 4);
-        info.has_optimizer = (flags & 1) != 0;
-        info.file_size = size_;
-
-        auto corrupt = [&](auto... why) { fail(name_, ": corrupt header: ", why...); };
-        if (flags > 3)
-            corrupt("unknown flags ", flags);
-        if ((flags & 2) == 0 && lay_.extras_bytes != 0)
-            corrupt(lay_.extras_bytes, " bytes of extras without the extras flag");
-        if ((flags & 2) != 0 && lay_.extras_bytes < 8)
-            corrupt("extras section of ", lay_.extras_bytes, " bytes");
-        if (placement > 3)
-            corrupt("norm placement ", placement);
-        if (!info.dims.valid())
-            corrupt("invalid shape ", info.dims.width, "/", info.dims.heads, "/", info.dims.layers);
-        if (info.config.vocab <= 0 || info.config.context <= 0)
-            corrupt("vocab ", info.config.vocab, ", context ", info.config.context);
-        if (value_bytes != sizeof(float))
-            corrupt(value_bytes, " bytes per value (expected 4)");
-        if (opt_steps < 0 || opt_steps > INT_MAX)
-            corrupt("optimizer step count ", opt_steps);
-        info.optimizer_steps = int(opt_steps);
-        const auto kind_end = kind.find('\0');
-        if (kind_end == std::string_view::npos || kind_end == 0)
-            corrupt("bad tokenizer kind");
-        info.tokenizer_kind = std::string(kind.substr(0, kind_end));
-        const auto expected_n = checkpoint_parameter_count(info.dims, info.config);
-        if (!expected_n || *expected_n != n)
-            corrupt(n, " parameters, but shape ", ckpt_shape_text(info.dims), " with vocab ",
-                    info.config.vocab, " and context ", info.config.context, " has ",
-                    expected_n ? std::to_string(*expected_n) : std::string("too many"));
-        if (n > std::numeric_limits<std::size_t>::max() / sizeof(float) / 3)
-            corrupt(n, " parameters do not fit this machine's memory");
-        info.num_parameters = std::size_t(n);
-
-        // Checked sums: no size from the file is used before the total is compared with the file.
-        const std::uint64_t arenas = info.has_optimizer ? 3 : 1;
-        std::uint64_t end = 0;
-        if (!ckpt_add_product(end, 1, checkpoint_header_bytes + ckpt_state_bytes + 63) ||
-            !ckpt_add_product(end, 1, lay_.tokenizer_bytes) ||
-            !ckpt_add_product(end, 1, lay_.run_json_bytes))
-            corrupt("section sizes overflow");
-        lay_.params_offset = end / 64 * 64;
-        lay_.total_bytes = lay_.params_offset;
-        if (!ckpt_add_product(lay_.total_bytes, n, sizeof(float) * arenas))
-            corrupt("section sizes overflow");
-        lay_.extras_offset = lay_.total_bytes;
-        if (!ckpt_add_product(lay_.total_bytes, 1, lay_.extras_bytes) ||
-            !ckpt_add_product(lay_.total_bytes, 1, 8))
-            corrupt("section sizes overflow");
-        GPTX_CHECK(lay_.total_bytes <= size_, name_, ": truncated: expected ", lay_.total_bytes,
-                   " bytes, file has ", size_);
-        GPTX_CHECK(lay_.total_bytes == size_, name_,
-                   ": unexpected data after the checkpoint: expected ", lay_.total_bytes,
-                   " bytes, file has ", size_);
-    }
-
-    std::string name_;
-    file_ptr f_;
-    std::uint64_t size_ = 0;
-    checkpoint_layout lay_;
-};
-
-// An extra section listed in the file, and where its values start.
-struct ckpt_extra_entry {
-    checkpoint_extra_info info;
-    std::uint64_t data_offset = 0;
-};
-
-inline constexpr std::size_t ckpt_extra_entry_bytes = 24; // before the name
-
-// Reads and checks the extras directory against the section size the header gives.
-inline std::vector<ckpt_extra_entry> ckpt_read_extras(ckpt_reader& r) {
-    const auto& lay = r.layout();
-    std::vector<ckpt_extra_entry> out;
-    if (lay.extras_bytes == 0)
-        return out;
-    const std::uint64_t X = lay.extras_bytes;
-    auto corrupt = [&](auto... why) { fail(r.name(), ": corrupt extras section: ", why...); };
-    r.seek(lay.extras_offset);
-    const std::string top = r.read_string(8, "the extras section");
-    const std::uint64_t count = ckpt_get(top, 0, 4);
-    if (count > (X - 8) / ckpt_extra_entry_bytes)
-        corrupt(count, " sections do not fit in ", X, " bytes");
-    std::uint64_t at = 8;
-    for (std::uint64_t i = 0; i < count; ++i) {
-        if (at + ckpt_extra_entry_bytes > X)
-            corrupt("the directory runs past the section");
-        const std::string e = r.read_string(ckpt_extra_entry_bytes, "the extras section");
-        const std::uint64_t name_bytes = ckpt_get(e, 0, 4), flags = ckpt_get(e, 4, 4);
-        const std::uint64_t n = ckpt_get(e, 8, 8), steps = ckpt_get(e, 16, 8);
-        at += ckpt_extra_entry_bytes;
-        if (name_bytes == 0 || name_bytes > 255 || at + name_bytes > X)
-            corrupt("section ", i, " has a name of ", name_bytes, " bytes");
-        if (flags > 1)
-            corrupt("section ", i, " has unknown flags ", flags);
-        if (steps > INT_MAX)
-            corrupt("section ", i, " has optimizer step count ", steps);
-        ckpt_extra_entry x;
-        x.info.name = r.read_string(name_bytes, "the extras section");
-        at += name_bytes;
-        for (const auto& y : out)
-            if (y.info.name == x.info.name)
-                corrupt("section '", x.info.name, "' appears twice");
-        if (n > X)
-            corrupt("section '", x.info.name, "' has ", n, " values");
-        x.info.size = std::size_t(n);
-        x.info.has_optimizer = (flags & 1) != 0;
-        x.info.optimizer_steps = int(steps);
-        out.push_back(std::move(x));
-    }
-    std::uint64_t data = (at + 3) / 4 * 4;
-    for (auto& x : out) {
-        x.data_offset = lay.extras_offset + data;
-        data += std::uint64_t(x.info.size) * sizeof(float) * (x.info.has_optimizer ? 3 : 1);
-        if (data > X)
-            corrupt("the values run past the section");
-    }
-    if (data != X)
-        corrupt("the sections hold ", data, " bytes, the header says ", X);
-    return out;
-}
-
 } // namespace detail
 
-// Reads and validates the header (and the small run_json and extras directory), not the weights.
-inline checkpoint_info read_checkpoint_info(const std::filesystem::path& file) {
-    detail::ckpt_reader r(file);
-    const auto& lay = r.layout();
-    r.seek(checkpoint_header_bytes + lay.tokenizer_bytes);
-    checkpoint_info info = lay.info;
-    info.run_json = r.read_string(lay.run_json_bytes, "run_json");
-    for (auto& x : detail::ckpt_read_extras(r))
-        info.extras.push_back(std::move(x.info));
-    return info;
-}
+struct run_options {
+    std::int64_t iters = 0;           // the step to stop at (a resumed trainer starts mid-way)
+    int eval_every = 0;               // steps between evaluations (0: only at the end)
+    int log_every = 10;               // steps between progress lines
+    std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
+    std::filesystem::path metrics;    // metrics.jsonl (appended); empty: none
+    std::string checkpoint_name;      // named in the error when a step fails
+    bool quiet = false;               // no progress lines
+};
 
-// Calls f.template operator()<S>() with the preset whose shape is the file's; false if none.
-template <class F> bool with_checkpoint_preset(const checkpoint_info& info, F&& f) {
-    bool found = false;
-    auto try_one = [&]<std::size_t I>() {
-        if (!found && preset_table[I].dims == info.dims) {
-            found = true;
-            f.template operator()<preset_table[I].dims>();
+struct run_hooks {
+    std::function<metrics_map(std::int64_t step)> evaluate; // may be empty
+    std::function<void(std::int64_t step)> save;            // writes a checkpoint; may be empty
+    std::function<void(const step_metrics&)> on_step;       // after each step; may be empty
+};
+
+// Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
+// the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
+// step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
+template <class Trainer, class NextBatch>
+void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
+                  const run_hooks& hooks) {
+    GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    std::ofstream metrics;
+    if (!o.metrics.empty()) {
+        metrics.open(o.metrics, std::ios::app);
+        GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
+    }
+    auto write = [&](const metrics_map& m) {
+        if (metrics.is_open()) {
+            metrics << detail::json_line(m) << '\n';
+            metrics.flush();
         }
     };
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
-    (std::make_index_sequence<preset_table.size()>{});
-    return found;
-}
-
-// Writes `file` atomically: everything goes to file + ".tmp", which is fsynced and then renamed
-// over `file`, so a crash at any moment leaves either the old checkpoint or the new one.
-// opt may be null (weights only). The dropout fields of st are written as given. extras are
-// named arenas saved beside the trunk (heads), each with its optimizer when opt is set.
-template <shape S>
-void save_checkpoint(const std::filesystem::path& file, const transformer<S, float>& model,
-                     const adamw<float>* opt, const tokenizer& tok, const train_state& st,
-                     std::span<const checkpoint_extra> extras = {}) {
-    const std::string name = file.string();
-    const std::size_t n = model.num_parameters();
-    // Validate before creating a file, so a failure leaves nothing behind.
-    if (opt)
-        GPTX_CHECK(opt->m().size() == n && opt->v().size() == n, name,
-                   ": the optimizer holds state for ", opt->m().size(),
-                   " parameters, the model has ", n);
-    const std::string_view kind = tok.kind();
-    GPTX_CHECK(!kind.empty() && kind.size() < 32, name, ": tokenizer kind '", kind,
-               "' does not fit the header (at most 31 characters)");
-    GPTX_CHECK(tok.vocab_size() <= model.vocab(), name, ": the tokenizer has ", tok.vocab_size(),
-               " tokens but the model's vocabulary is ", model.vocab());
-    const std::string blob = tok.serialize();
-    std::string extras_dir;
-    std::uint64_t extras_bytes = 0;
-    if (!extras.empty()) {
-        detail::ckpt_put(extras_dir, extras.size(), 4);
-        detail::ckpt_put(extras_dir, 0, 4);
-        std::uint64_t values = 0;
-        for (std::size_t i = 0; i < extras.size(); ++i) {
-            const checkpoint_extra& e = extras[i];
-            GPTX_CHECK(!e.name.empty() && e.name.size() <= 255, name, ": extra section name '",
-                       e.name, "' must have 1 to 255 bytes");
-            for (std::size_t k = 0; k < i; ++k)
-                GPTX_CHECK(extras[k].name != e.name, name, ": extra section '", e.name,
-                           "' is given twice");
-            GPTX_CHECK(e.params, name, ": extra section '", e.name, "' has no parameters");
-            const std::size_t en = e.params->size();
-            if (e.opt)
-                GPTX_CHECK(e.opt->m().size() == en && e.opt->v().size() == en, name,
-                           ": the optimizer of '", e.name, "' holds state for ", e.opt->m().size(),
-                           " values, the section has ", en);
-            detail::ckpt_put(extras_dir, e.name.size(), 4);
-            detail::ckpt_put(extras_dir, e.opt ? 1 : 0, 4);
-            detail::ckpt_put(extras_dir, en, 8);
-            detail::ckpt_put(extras_dir, std::uint64_t(e.opt ? e.opt->step_count() : 0), 8);
-            extras_dir += e.name;
-            values += std::uint64_t(en) * (e.opt ? 3 : 1);
-        }
-        extras_dir.resize((extras_dir.size() + 3) / 4 * 4, '\0');
-        extras_bytes = extras_dir.size() + values * sizeof(float);
-        GPTX_CHECK(extras_bytes <= 0xffffffffu, name, ": extra sections of ", extras_bytes,
-                   " bytes exceed the format's 4 GiB");
-    }
-
-    std::string head;
-    head.reserve(checkpoint_header_bytes);
-    head += checkpoint_magic;
-    detail::ckpt_put(head, checkpoint_version, 4);
-    detail::ckpt_put(head, (opt ? 1 : 0) | (extras.empty() ? 0 : 2), 4);
-    detail::ckpt_put(head, std::uint32_t(S.width), 4);
-    detail::ckpt_put(head, std::uint32_t(S.heads), 4);
-    detail::ckpt_put(head, std::uint32_t(S.layers), 4);
-    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u), 4);
-    detail::ckpt_put(head, std::uint32_t(model.vocab()), 4);
-    detail::ckpt_put(head, std::uint32_t(model.context()), 4);
-    detail::ckpt_put(head, n, 8);
-    detail::ckpt_put(head, std::uint64_t(std::int64_t(opt ? opt->step_count() : 0)), 8);
-    detail::ckpt_put(head, std::uint64_t(st.step), 8);
-    detail::ckpt_put(head, blob.size(), 8);
-    detail::ckpt_put(head, st.run_json.size(), 8);
-    head += kind;
-    head.append(32 - kind.size(), '\0');
-    detail::ckpt_put(head, sizeof(float), 4);
-    detail::ckpt_put(head, extras_bytes, 4);
-    detail::ckpt_put(head, detail::xxh64_of(head), 8);
-
-    std::string prefix = std::move(head);
-    prefix += blob;
-    prefix += st.run_json;
-    for (std::uint64_t w : st.data_rng)
-        detail::ckpt_put(prefix, w, 8);
-    detail::ckpt_put(prefix, st.dropout_seed, 8);
-    detail::ckpt_put(prefix, st.dropout_counter, 8);
-    prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
-
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
-    try {
-        {
-            detail::ckpt_writer w(tmp);
-            w.write(prefix.data(), prefix.size());
-            w.write_floats(model.params().data(), n);
-            if (opt) {
-                w.write_floats(opt->m().data(), n);
-                w.write_floats(opt->v().data(), n);
+    auto checkpoint = [&](std::int64_t step) {
+        metrics_map m{{"step", double(step)}};
+        if (hooks.evaluate) {
+            const metrics_map e = hooks.evaluate(step);
+            std::string line = "step " + std::to_string(step) + ":";
+            for (std::size_t i = 0; i < e.size(); ++i) {
+                std::string label = e[i].first; // "val_loss" prints as "val loss"
+                for (char& c : label)
+                    if (c == '_')
+                        c = ' ';
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "%s %s %.4f", i ? "," : "", label.c_str(),
+                              e[i].second);
+                line += buf;
+                GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
+                           " is not finite; stopped (last good checkpoint kept at '",
+                           o.checkpoint_name, "')");
             }
-            w.write(extras_dir.data(), extras_dir.size());
-            for (const checkpoint_extra& e : extras) {
-                w.write_floats(e.params->data(), e.params->size());
-                if (e.opt) {
-                    w.write_floats(e.opt->m().data(), e.params->size());
-                    w.write_floats(e.opt->v().data(), e.params->size());
-                }
-            }
-            w.finish();
+            if (!o.quiet)
+                std::printf("%s\n", line.c_str());
+            m.insert(m.end(), e.begin(), e.end());
         }
-        std::error_code ec;
-        std::filesystem::rename(tmp, file, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
-        detail::ckpt_fsync_dir(file.parent_path());
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(tmp, ec);
-        throw;
-    }
-}
-
-// Loads a checkpoint into model (and opt, tok, st when not null). Everything is validated,
-// the checksum included, before anything is modified: a bad file leaves them as they were.
-// opt null skips the moments; a non-null opt needs a file saved with an optimizer. Each of
-// extras must be in the file with its size (and its optimizer state when e.opt is set); sections
-// of the file not asked for are skipped, so a reward model's file loads as a plain trunk.
-template <shape S>
-void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& model,
-                     adamw<float>* opt, tokenizer* tok, train_state* st,
-                     std::span<const checkpoint_extra> extras = {}) {
-    detail::ckpt_reader r(file);
-    const std::string& name = r.name();
-    const auto& lay = r.layout();
-    const checkpoint_info& info = lay.info;
-    if (info.dims != S) {
-        const shape& d = info.dims;
-        detail::fail(name, ": shape mismatch: file has width ", d.width, ", heads ", d.heads,
-                     ", layers ", d.layers, " (", to_string(d), "); this model is ", to_string(S));
-    }
-    const model_config& mc = model.config();
-    GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
-               ": config mismatch: file has vocab ", info.config.vocab, ", context ",
-               info.config.context, "; this model has vocab ", mc.vocab, ", context ", mc.context);
-    const std::size_t n = info.num_parameters;
-    GPTX_CHECK(n == model.num_parameters(), name, ": file has ", n, " parameters, this model ",
-               model.num_parameters());
-    if (opt) {
-        GPTX_CHECK(info.has_optimizer, name,
-                   ": no optimizer state in this checkpoint (it was saved weights-only)");
-        GPTX_CHECK(opt->m().size() == n && opt->v().size() == n, name,
-                   ": the optimizer holds state for ", opt->m().size(), " parameters, the file ",
-                   n);
-    }
-
-    // Pass 1: hash the whole file; keep the small sections.
-    detail::xxh64 hash;
-    std::string prefix(lay.params_offset, '\0');
-    r.seek(0);
-    r.read(prefix.data(), prefix.size(), "the header");
-    hash.update(prefix.data(), prefix.size());
-    {
-        std::vector<char> chunk(detail::ckpt_chunk_bytes);
-        for (std::uint64_t left = lay.total_bytes - 8 - prefix.size(); left > 0;) {
-            const std::size_t k = std::size_t(std::min<std::uint64_t>(left, chunk.size()));
-            r.read(chunk.data(), k, "the weights");
-            hash.update(chunk.data(), k);
-            left -= k;
-        }
-    }
-    std::string tail = r.read_string(8, "the checksum");
-    GPTX_CHECK(detail::ckpt_get(tail, 0, 8) == hash.digest(), name,
-               ": checksum mismatch (file is corrupt)");
-    const std::vector<detail::ckpt_extra_entry> sections = detail::ckpt_read_extras(r);
-    std::vector<const detail::ckpt_extra_entry*> wanted;
-    for (const checkpoint_extra& e : extras) {
-        const detail::ckpt_extra_entry* found = nullptr;
-        std::string have;
-        for (const auto& x : sections) {
-            have += (have.empty() ? "'" : ", '") + x.info.name + "'";
-            if (x.info.name == e.name)
-                found = &x;
-        }
-        GPTX_CHECK(found, name, ": no '", e.name, "' section in this checkpoint (it has ",
-                   have.empty() ? std::string("none") : have, ")");
-        GPTX_CHECK(e.params, name, ": no arena to load '", e.name, "' into");
-        GPTX_CHECK(found->info.size == e.params->size(), name, ": section '", e.name, "' has ",
-                   found->info.size, " values, this model's has ", e.params->size());
-        if (e.opt) {
-            GPTX_CHECK(found->info.has_optimizer, name, ": no optimizer state for '", e.name,
-                       "' in this checkpoint");
-            GPTX_CHECK(e.opt->m().size() == found->info.size &&
-                           e.opt->v().size() == found->info.size,
-                       name, ": the optimizer of '", e.name, "' holds state for ",
-                       e.opt->m().size(), " values, the file ", found->info.size);
-        }
-        wanted.push_back(found);
-    }
-
-    const std::string_view pre(prefix);
-    std::size_t at = checkpoint_header_bytes;
-    std::optional<tokenizer> loaded_tok;
-    if (tok) {
+        write(m);
+        if (hooks.save)
+            hooks.save(step);
+        std::fflush(stdout);
+    };
+    if (tr.step_count() == 0)
+        checkpoint(0);
+    while (tr.step_count() < o.iters) {
+        step_metrics s;
         try {
-            loaded_tok = tokenizer::deserialize(pre.substr(at, lay.tokenizer_bytes));
-        } catch (const error& e) { // e.g. a kind this build does not know
-            detail::fail(name, ": ", e.what());
+            s = tr.step(next_batch);
+        } catch (const gptx::error& e) {
+            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" +
+                              o.checkpoint_name + "')");
         }
-    }
-    at += lay.tokenizer_bytes;
-    train_state loaded;
-    loaded.step = info.step;
-    loaded.run_json = std::string(pre.substr(at, lay.run_json_bytes));
-    at += lay.run_json_bytes;
-    for (auto& w : loaded.data_rng) {
-        w = detail::ckpt_get(pre, at, 8);
-        at += 8;
-    }
-    loaded.dropout_seed = detail::ckpt_get(pre, at, 8);
-    loaded.dropout_counter = detail::ckpt_get(pre, at + 8, 8);
-
-    // Pass 2, on the same open file (a concurrent atomic save replaces the name, not these
-    // bytes): read straight into the arenas.
-    r.seek(lay.params_offset);
-    auto read_arena = [&](float* dst, std::string_view what) {
-        r.read(dst, n * sizeof(float), what);
-        detail::ckpt_swap_floats(dst, n);
-    };
-    read_arena(model.params().data(), "the weights");
-    if (opt) {
-        read_arena(opt->m().data(), "the optimizer's m");
-        read_arena(opt->v().data(), "the optimizer's v");
-        opt->set_step_count(info.optimizer_steps);
-    }
-    for (std::size_t i = 0; i < extras.size(); ++i) {
-        const checkpoint_extra& e = extras[i];
-        const std::size_t en = e.params->size();
-        r.seek(wanted[i]->data_offset);
-        auto read_values = [&](float* dst, const char* what) {
-            r.read(dst, en * sizeof(float), what);
-            detail::ckpt_swap_floats(dst, en);
-        };
-        read_values(e.params->data(), "an extra section");
-        if (e.opt) {
-            read_values(e.opt->m().data(), "an extra section's m");
-            read_values(e.opt->v().data(), "an extra section's v");
-            e.opt->set_step_count(wanted[i]->info.optimizer_steps);
+        metrics_map m{{"step", double(s.step)},
+                      {"loss", s.loss},
+                      {"lr", s.lr},
+                      {"grad_norm", s.grad_norm},
+                      {"ms", s.ms}};
+        const double tok_s =
+            o.tokens_per_step > 0 ? double(o.tokens_per_step) / (s.ms / 1000.0) : 0.0;
+        if (o.tokens_per_step > 0)
+            m.emplace_back("tokens_per_s", tok_s);
+        write(m);
+        if (hooks.on_step)
+            hooks.on_step(s);
+        if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
+            std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step",
+                        static_cast<long long>(s.step), static_cast<long long>(o.iters), s.loss,
+                        s.lr, s.grad_norm, s.ms);
+            if (o.tokens_per_step > 0)
+                std::printf(" | %.0f tok/s", tok_s);
+            std::printf("\n");
         }
+        if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters)
+            checkpoint(s.step);
     }
-    model.set_dropout_seed(loaded.dropout_seed);
-    model.set_dropout_counter(loaded.dropout_counter);
-    if (tok)
-        *tok = std::move(*loaded_tok);
-    if (st)
-        *st = std::move(loaded);
 }
 
 } // namespace gptx
-// ---- end gptx/io/checkpoint.hpp ----
-// ---- begin gptx/io/weights.hpp ----
-// gptx/io/weights.hpp: what the weight importers share: the file's model description, "which
-// preset fits" messages, bounds-checked reads and 16-bit float conversion.
-// Tested by tests/io/test_import.cpp.
-#include <bit>
-#include <cerrno>
-#include <climits>
+// ---- end gptx/train/run_loop.hpp ----
+// ---- begin gptx/train/sft.hpp ----
+// gptx/train/sft.hpp: supervised fine-tuning (InstructGPT's first step): epochs over packed
+// demonstrations with the masked LM objective, and model selection by a callback. Tested by
+// tests/train/test_sft.cpp.
+#include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace gptx {
-
-// A weight file's model, read from its header without loading the weights.
-struct weights_info {
-    std::string format;      // "llm.c" or "safetensors"
-    shape dims{};            // heads is 0 when the file does not record it (safetensors alone)
-    model_config config{};   // vocab (unpadded) and context
-    int padded_vocab = 0;    // llm.c's Vp (rows of wte in the file); = vocab for safetensors
-    std::string dtype;       // "F32", "BF16", ...
-    std::uint64_t file_size = 0;
-};
-
-namespace detail {
-
-// A file's GPT-2 shape: "64/4/2 pre-LN", heads "?" when the file does not record them.
-inline std::string weights_shape_text(const shape& s) {
-    if (s.heads > 0)
-        return to_string(s);
-    return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
-}
-
-// GPT-2 as the files hold it: pre-LN with biases.
-inline constexpr bool fits_file(const shape& s, const shape& file) {
-    return s.width == file.width && s.layers == file.layers &&
-           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
-}
-
-// "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".
-inline std::string preset_hint(const shape& file) {
-    for (const auto& p : preset_table)
-        if (fits_file(p.dims, file))
-            return "preset '" + std::string(p.name) + "' fits";
-    return "no built-in preset fits: instantiate transformer<shape{" + std::to_string(file.width) +
-           ", " + (file.heads > 0 ? std::to_string(file.heads) : std::string("<heads>")) + ", " +
-           std::to_string(file.layers) + "}>";
-}
-
-// Every importer checks the file's shape against the compile-time S the same way.
-template <shape S> void check_weights_shape(const std::string& name, const weights_info& info) {
-    if (!fits_file(S, info.dims))
-        fail(name, ": the file holds a GPT-2 of ", weights_shape_text(info.dims),
-             "; this model is ", to_string(S), "; ", preset_hint(info.dims));
-}
-
-template <shape S> void check_weights_config(const std::string& name, const weights_info& info,
-                                             const model_config& mc) {
-    GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
-               ": the file has vocab ", info.config.vocab, " and context ", info.config.context,
-               "; the model was built with vocab ", mc.vocab, " and context ", mc.context,
-               " (build it from the file's weights_info)");
-}
-
-// IEEE half and bfloat16 to float (bit-exact; NaN payloads kept).
-inline float f16_to_f32(std::uint16_t h) {
-    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
-    std::uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | (mant << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign;
-    } else { // subnormal: normalise
-        exp = 113;
-        while ((mant & 0x400u) == 0) {
-            mant <<= 1;
-            --exp;
-        }
-        bits = sign | (exp << 23) | ((mant & 0x3FFu) << 13);
-    }
-    return std::bit_cast<float>(bits);
-}
-inline float bf16_to_f32(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
-
-// A read-only file whose every read is checked against its size first.
-class bounded_file {
-  public:
-    explicit bounded_file(const std::filesystem::path& p, std::string_view what)
-        : name_(p.string()) {
-        std::error_code ec;
-        const auto st = std::filesystem::status(p, ec);
-        GPTX_CHECK(std::filesystem::exists(st), "cannot open ", what, " '", name_, "': no such file");
-        GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open ", what, " '", name_,
-                   "': it is a directory");
-        size_ = std::filesystem::file_size(p, ec);
-        GPTX_CHECK(!ec, "cannot open ", what, " '", name_, "': ", ec.message());
-        f_.reset(std::fopen(name_.c_str(), "rb"));
-        GPTX_CHECK(f_, "cannot open ", what, " '", name_, "': ", std::strerror(errno));
-    }
-    const std::string& name() const { return name_; }
-    std::uint64_t size() const { return size_; }
-
-    // Reads n bytes at offset; `what` names the data in the error ("tensor 'wte.weight'").
-    void read_at(std::uint64_t offset, void* dst, std::size_t n, std::string_view what) {
-        GPTX_CHECK(offset <= size_ && n <= size_ - offset, name_, ": truncated: ", what,
-                   " needs bytes [", offset, ", ", offset + n, ") but the file has ", size_);
-        GPTX_CHECK(offset <= std::uint64_t(LONG_MAX) &&
-                       std::fseek(f_.get(), long(offset), SEEK_SET) == 0,
-                   name_, ": cannot seek to byte ", offset);
-        if (n != 0 && std::fread(dst, 1, n, f_.get()) != n)
-            fail(name_, ": I/O error reading ", what);
-    }
-    // n values of `dtype` (F32, F16, BF16; little-endian) at offset, as floats.
-    void read_floats(std::uint64_t offset, float* dst, std::size_t n, std::string_view dtype,
-                     std::string_view what) {
-        if (dtype == "F32") {
-            read_at(offset, dst, n * 4, what);
-            ckpt_swap_floats(dst, n);
-            return;
-        }
-        GPTX_CHECK(dtype == "F16" || dtype == "BF16", name_, ": ", what, " has dtype ", dtype,
-                   " (supported: F32, F16, BF16)");
-        std::vector<unsigned char> raw(n * 2);
-        read_at(offset, raw.data(), raw.size(), what);
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto h = std::uint16_t(raw[2 * i] | raw[2 * i + 1] << 8);
-            dst[i] = dtype == "F16" ? f16_to_f32(h) : bf16_to_f32(h);
-        }
-    }
-
-  private:
-    std::string name_;
-    std::uint64_t size_ = 0;
-    file_ptr f_;
-};
-
-// Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
-template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    try {
-        file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
-        GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
-        auto put = [&](const void* p, std::size_t n) {
-            if (n != 0 && std::fwrite(p, 1, n, f.get()) != n)
-                fail("cannot write '", tmp.string(), "': ", std::strerror(errno));
-        };
-        write(put);
-        GPTX_CHECK(std::fflush(f.get()) == 0 && ckpt_fsync(f.get()), "cannot write '",
-                   tmp.string(), "': ", std::strerror(errno));
-        GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
-        std::error_code ec;
-        std::filesystem::rename(tmp, path, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-        ckpt_fsync_dir(path.parent_path());
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(tmp, ec);
-        throw;
-    }
-}
-
-inline void append_le32(std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i)
-        out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-} // namespace detail
-
-// Calls f.template operator()<S>() with the preset whose shape fits the file (GPT-2: pre-LN with
-// biases; width and layers, and heads when the file records them); false if none does.
-template <class F> bool with_weights_preset(const weights_info& info, F&& f) {
-    bool found = false;
-    auto try_one = [&]<std::size_t I>() {
-        constexpr shape s = preset_table[I].dims;
-        if (!found && detail::fits_file(s, info.dims)) {
-            found = true;
-            f.template operator()<s>();
-        }
-    };
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
-    (std::make_index_sequence<preset_table.size()>{});
-    return found;
-}
-
-} // namespace gptx
-// ---- end gptx/io/weights.hpp ----
-// ---- begin gptx/io/llmc.hpp ----
-// gptx/io/llmc.hpp: llm.c GPT-2 checkpoints (gpt2_124M.bin): import, and export for llm.c.
-// Tested by tests/io/test_import.cpp.
-// Layout: 256 x int32 header (little-endian): [0] magic 20240326, [1] version (3: fp32 params,
-// 5: bf16 params), [2] maxT, [3] V, [4] L, [5] NH, [6] C, [7] Vp (vocab padded, e.g. 50304);
-// then the parameters in llm.c's order, which is transformer's: wte (Vp, C), wpe (maxT, C), ln1w,
-// ln1b, qkvw (L, 3C, C), qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw, lnfb.
-// Linear weights are (out, in) in both, so nothing is transposed. Rows V..Vp-1 of wte are padding:
-// dropped on import, zero on export.
-#include <cstdint>
-#include <filesystem>
+#include <functional>
 #include <limits>
-#include <string>
-#include <vector>
 
 
 namespace gptx {
 
-inline constexpr std::int32_t llmc_magic = 20240326;
-inline constexpr std::size_t llmc_header_ints = 256;
-
-namespace detail {
-
-struct llmc_layout {
-    weights_info info;
-    std::uint64_t value_bytes = 4, count = 0; // parameters in the file (wte padded to Vp)
+struct sft_config {
+    int epochs = 2;
+    float lr = 1e-4f, min_lr = 1e-5f; // cosine from lr to min_lr over every step of every epoch
+    int warmup = 0;
+    float grad_clip = 1.0f;
+    int select_every = 0; // steps between model-selection calls; 0: at the end of each epoch
 };
 
-inline llmc_layout llmc_parse(bounded_file& f) {
-    const std::string& name = f.name();
-    GPTX_CHECK(f.size() >= 4, name, ": too small for an llm.c checkpoint (", f.size(), " bytes)");
-    std::int32_t h[llmc_header_ints] = {};
-    f.read_at(0, h, 4, "the magic");
-    auto le = [](std::int32_t v) {
-        if constexpr (std::endian::native == std::endian::big)
-            return std::int32_t(__builtin_bswap32(std::uint32_t(v)));
-        return v;
-    };
-    GPTX_CHECK(le(h[0]) == llmc_magic, name, ": bad magic ", le(h[0]), " (an llm.c checkpoint starts with ",
-               llmc_magic, ")");
-    GPTX_CHECK(f.size() >= sizeof h, name, ": truncated: the header needs ", sizeof h,
-               " bytes, the file has ", f.size());
-    f.read_at(0, h, sizeof h, "the header");
-    for (auto& v : h)
-        v = le(v);
-    const int version = h[1], maxT = h[2], V = h[3], L = h[4], NH = h[5], C = h[6], Vp = h[7];
-    llmc_layout lay;
-    GPTX_CHECK(version == 3 || version == 5, name, ": version ", version,
-               " is not supported (3: fp32 parameters, 5: bf16 parameters)");
-    lay.value_bytes = version == 3 ? 4 : 2;
-    auto bad = [&](auto... why) { fail(name, ": corrupt header: ", why...); };
-    if (maxT <= 0 || V <= 0 || L <= 0 || NH <= 0 || C <= 0 || Vp <= 0)
-        bad("maxT ", maxT, ", V ", V, ", L ", L, ", NH ", NH, ", C ", C, ", Vp ", Vp,
-            " (all must be positive)");
-    if (Vp < V)
-        bad("padded vocab Vp ", Vp, " is smaller than vocab V ", V);
-    if (C % NH != 0)
-        bad("channels C ", C, " is not divisible by heads NH ", NH);
-    weights_info& info = lay.info;
-    info.format = "llm.c";
-    info.dims = {C, NH, L, norm::pre};
-    info.config = {V, maxT};
-    info.padded_vocab = Vp;
-    info.dtype = version == 3 ? "F32" : "BF16";
-    info.file_size = f.size();
-    const auto n = checkpoint_parameter_count(info.dims, {Vp, maxT});
-    std::uint64_t total = sizeof h;
-    if (!n || !ckpt_add_product(total, *n, lay.value_bytes))
-        bad("parameter count overflows");
-    lay.count = *n;
-    GPTX_CHECK(f.size() >= total, name, ": truncated: the header describes ", *n, " parameters (",
-               total, " bytes), the file has ", f.size(), " bytes");
-    GPTX_CHECK(f.size() == total, name, ": ", f.size() - total,
-               " unexpected bytes after the parameters (expected a file of ", total, " bytes)");
-    return lay;
+// Which model was selected so far. A checkpoint keeps it so a resumed run selects as an
+// uninterrupted one would.
+struct sft_selection {
+    std::int64_t best_step = -1;
+    double best_score = -std::numeric_limits<double>::infinity();
+};
+
+template <class Model> struct sft_hooks {
+    // Model selection: a score, higher is better (the paper selects by reward-model score on a
+    // validation set; held-out loss negated works too). Called at every selection point: the
+    // start of a fresh run, every select_every steps, the end. Empty: the last model is selected.
+    std::function<double(Model&)> score;
+    // Called with the model when it becomes the best so far (save or copy it).
+    std::function<void(Model&, std::int64_t step, double score)> on_best;
+    // At every selection point, after the selection, so what is saved is consistent.
+    std::function<void(std::int64_t step, const sft_selection&)> on_checkpoint;
+    std::function<void(const step_metrics&)> on_step;
+    // Progress lines and metrics.jsonl (run_loop.hpp); iters and eval_every are set by run_sft.
+    run_options run{};
+    // Stop after this many steps, as if interrupted (the schedule still spans every epoch);
+    // -1: run to the end.
+    std::int64_t stop_at = -1;
+};
+
+inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) {
+    return std::int64_t(cfg.epochs) * steps_per_epoch;
 }
 
-} // namespace detail
-
-// The model in an llm.c checkpoint, from its header (validated against the file size).
-inline weights_info read_llmc_info(const std::filesystem::path& file) {
-    detail::bounded_file f(file, "llm.c checkpoint");
-    return detail::llmc_parse(f).info;
-}
-
-// Loads an llm.c checkpoint into `model`, built with the file's config (read_llmc_info).
-// The shape must be S's; the error names the preset that would fit.
-template <shape S> void load_llmc(const std::filesystem::path& file, transformer<S, float>& model) {
-    detail::bounded_file f(file, "llm.c checkpoint");
-    const detail::llmc_layout lay = detail::llmc_parse(f);
-    detail::check_weights_shape<S>(f.name(), lay.info);
-    detail::check_weights_config<S>(f.name(), lay.info, model.config());
-    const std::uint64_t C = std::uint64_t(S.width), V = std::uint64_t(lay.info.config.vocab);
-    const std::uint64_t Vp = std::uint64_t(lay.info.padded_vocab);
-    const std::string_view dtype = lay.info.dtype;
-    // Everything is read into a scratch copy first: a failure leaves the model untouched.
-    std::vector<float> params(model.num_parameters());
-    std::uint64_t at = llmc_header_ints * 4;
-    f.read_floats(at, params.data(), V * C, dtype, "wte");
-    at += Vp * C * lay.value_bytes;
-    const std::uint64_t rest = model.num_parameters() - V * C;
-    f.read_floats(at, params.data() + V * C, rest, dtype, "the parameters after wte");
-    std::copy(params.begin(), params.end(), model.params().data());
-}
-
-// Writes `model` as an llm.c version-3 (fp32) checkpoint, wte padded to padded_vocab rows
-// (0: the next multiple of 128, as llm.c pads 50257 to 50304). Atomic.
-template <shape S>
-void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
-               int padded_vocab = 0) {
-    static_assert(S.placement == norm::pre && S.bias, "llm.c checkpoints hold GPT-2: pre-LN with biases");
-    const int V = model.vocab();
-    const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
-    GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);
-    std::int32_t h[llmc_header_ints] = {};
-    h[0] = llmc_magic;
-    h[1] = 3;
-    h[2] = model.context();
-    h[3] = V;
-    h[4] = S.layers;
-    h[5] = S.heads;
-    h[6] = S.width;
-    h[7] = Vp;
-    std::string head;
-    for (std::int32_t v : h)
-        detail::append_le32(head, std::uint32_t(v));
-    const std::size_t C = std::size_t(S.width);
-    detail::write_atomically(file, [&](auto&& put) {
-        put(head.data(), head.size());
-        auto floats = [&](const float* p, std::size_t n) {
-            if constexpr (std::endian::native == std::endian::big) {
-                std::vector<float> tmp(p, p + n);
-                detail::ckpt_swap_floats(tmp.data(), n);
-                put(tmp.data(), n * 4);
-            } else {
-                put(p, n * 4);
+// Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
+// checkpoint whose step is opt.step_count()) to the end of the last epoch, through the shared run
+// loop. Returns the selection after the run; `sel` is the selection restored with a checkpoint.
+template <class Model>
+sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const sft_config& cfg,
+                      const sft_hooks<Model>& hooks, std::int64_t start = 0,
+                      sft_selection sel = {}) {
+    GPTX_CHECK(cfg.epochs > 0, "sft: epochs must be positive, got ", cfg.epochs);
+    GPTX_CHECK(cfg.select_every >= 0, "sft: select_every must be >= 0, got ", cfg.select_every);
+    const int spe = data.steps_per_epoch();
+    const std::int64_t total = sft_total_steps(cfg, spe);
+    GPTX_CHECK(start >= 0 && start <= total, "sft: start step ", start, " is outside [0, ", total,
+               "]");
+    lm_objective<Model> obj;
+    cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
+    trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    tr.set_step_count(start);
+    if (start == total)
+        return sel;
+    run_options o = hooks.run;
+    o.iters = hooks.stop_at >= 0 ? std::min(hooks.stop_at, total) : total;
+    o.eval_every = cfg.select_every > 0 ? cfg.select_every : spe;
+    if (o.iters <= start)
+        return sel;
+    run_hooks rh;
+    rh.evaluate = [&](std::int64_t step) {
+        metrics_map m;
+        if (hooks.score) {
+            const double s = hooks.score(model);
+            GPTX_CHECK(std::isfinite(s), "sft: the selection score at step ", step,
+                       " is not finite (", s, ")");
+            m.emplace_back("score", s);
+            if (s > sel.best_score) {
+                sel = {step, s};
+                if (hooks.on_best)
+                    hooks.on_best(model, step, s);
             }
-        };
-        const float* all = model.params().data();
-        floats(all, std::size_t(V) * C);
-        const std::vector<float> pad(std::size_t(Vp - V) * C, 0.0f);
-        floats(pad.data(), pad.size());
-        floats(all + std::size_t(V) * C, model.num_parameters() - std::size_t(V) * C);
-    });
+            m.emplace_back("best_score", sel.best_score);
+        } else {
+            sel = {step, 0.0};
+            if (hooks.on_best)
+                hooks.on_best(model, step, 0.0);
+        }
+        return m;
+    };
+    rh.save = [&](std::int64_t step) {
+        if (hooks.on_checkpoint)
+            hooks.on_checkpoint(step, sel);
+    };
+    if (hooks.on_step)
+        rh.on_step = hooks.on_step;
+    run_training(
+        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
+    return sel;
 }
 
 } // namespace gptx
-// ---- end gptx/io/llmc.hpp ----
-// ---- begin gptx/io/safetensors.hpp ----
-// gptx/io/safetensors.hpp: safetensors files, and Hugging Face GPT-2 weights in them (import and
-// export). Tested by tests/io/test_import.cpp.
-// Format: u64 N (little-endian) | N bytes of JSON {"name": {"dtype", "shape", "data_offsets":
-// [begin, end]}, "__metadata__": {str: str}} | data, offsets relative to its start.
-// GPT-2 names: wte.weight (V, C), wpe.weight (maxT, C), h.N.ln_1.{weight,bias} (C),
-// h.N.attn.c_attn.{weight (C, 3C), bias (3C)}, h.N.attn.c_proj.{weight (C, C), bias},
-// h.N.ln_2.*, h.N.mlp.c_fc.{weight (C, 4C), bias (4C)}, h.N.mlp.c_proj.{weight (4C, C), bias},
-// ln_f.*, optionally all under "transformer.". Weights are Conv1D (in, out): transposed to our
-// (out, in). Dtypes read: F32, F16, BF16 (converted to float). Written: F32.
-#include <algorithm>
-#include <cstdint>
-#include <filesystem>
-#include <map>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-
-namespace gptx {
-
-struct safetensors_tensor {
-    std::string name, dtype;
-    std::vector<std::int64_t> shape;
-    std::uint64_t begin = 0, end = 0; // byte offsets into the data section
-};
-
-// A parsed, validated safetensors header over an open file. Nothing read from the file is used
-// as a size or an offset before it is checked against the file's size.
-class safetensors_file {
-  public:
-    static constexpr std::uint64_t max_header_bytes = 100'000'000; // the reference library's limit
-
-    explicit safetensors_file(const std::filesystem::path& path) : f_(path, "safetensors file") {
-        const std::string& name = f_.name();
-        GPTX_CHECK(f_.size() >= 8, name, ": truncated: ", f_.size(),
-                   " bytes (a safetensors file starts with an 8-byte header length)");
-        unsigned char n8[8];
-        f_.read_at(0, n8, 8, "the header length");
-        std::uint64_t n = 0;
-        for (int i = 0; i < 8; ++i)
-            n |= std::uint64_t(n8[i]) << (8 * i);
-        GPTX_CHECK(n <= max_header_bytes, name, ": header length ", n, " exceeds the ",
-                   max_header_bytes, "-byte limit (not a safetensors file?)");
-        GPTX_CHECK(n <= f_.size() - 8, name, ": truncated: the header needs ", n,
-                   " bytes, the file has ", f_.size() - 8, " after the length");
-        std::string header(n, '\0');
-        f_.read_at(8, header.data(), n, "the header");
-        data_start_ = 8 + n;
-        const std::uint64_t data_bytes = f_.size() - data_start_;
-
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(header);
-        } catch (const nlohmann::json::exception& e) {
-            detail::fail(name, ": the header is not valid JSON: ", e.what());
-        }
-        GPTX_CHECK(j.is_object(), name, ": the header is not a JSON object");
-        for (const auto& [key, v] : j.items()) {
-            if (key == "__metadata__") {
-                GPTX_CHECK(v.is_object(), name, ": __metadata__ is not an object");
-                for (const auto& [mk, mv] : v.items())
-                    if (mv.is_string())
-                        metadata_[mk] = mv.get<std::string>();
-                continue;
-            }
-            auto bad = [&](auto... why) { detail::fail(name, ": tensor '", key, "': ", why...); };
-            if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
-                !v.contains("data_offsets"))
-                bad("expected an object with dtype, shape and data_offsets");
-            safetensors_tensor t;
-            t.name = key;
-            if (!v["dtype"].is_string())
-                bad("dtype is not a string");
-            t.dtype = v["dtype"].get<std::string>();
-            const std::uint64_t es = element_size(t.dtype);
-            if (es == 0)
-                bad("unknown dtype '", t.dtype, "'");
-            const auto& sh = v["shape"];
-            if (!sh.is_array())
-                bad("shape is not an array");
-            std::uint64_t numel = 1;
-            for (const auto& d : sh) {
-                if (!d.is_number_unsigned())
-                    bad("shape has an entry that is not a non-negative integer");
-                const auto x = d.get<std::uint64_t>();
-                if (x > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ||
-                    (x != 0 && numel > std::numeric_limits<std::uint64_t>::max() / x))
-                    bad("shape overflows");
-                numel *= x;
-                t.shape.push_back(std::int64_t(x));
-            }
-            const auto& off = v["data_offsets"];
-            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
-                !off[1].is_number_unsigned())
-                bad("data_offsets is not [begin, end]");
-            t.begin = off[0].get<std::uint64_t>();
-            t.end = off[1].get<std::uint64_t>();
-            if (t.begin > t.end || t.end > data_bytes)
-                bad("data_offsets [", t.begin, ", ", t.end, "] fall outside the ", data_bytes,
-                    "-byte data section (file truncated?)");
-            if (numel > std::numeric_limits<std::uint64_t>::max() / es || numel * es != t.end - t.begin)
-                bad("shape ", shape_text(t.shape), " of ", t.dtype, " needs ", numel, " x ", es,
-                    " bytes, data_offsets span ", t.end - t.begin);
-            tensors_.push_back(std::move(t));
-        }
-        std::vector<const safetensors_tensor*> by_offset;
-        for (const auto& t : tensors_)
-            by_offset.push_back(&t);
-        std::sort(by_offset.begin(), by_offset.end(),
-                  [](auto* a, auto* b) { return a->begin < b->begin; });
-        for (std::size_t i = 1; i < by_offset.size(); ++i)
-            GPTX_CHECK(by_offset[i]->begin >= by_offset[i - 1]->end, name, ": tensors '",
-                       by_offset[i - 1]->name, "' and '", by_offset[i]->name, "' overlap");
-    }
-
-    const std::string& name() const { return f_.name(); }
-    const std::vector<safetensors_tensor>& tensors() const { return tensors_; }
-    const std::map<std::string, std::string>& metadata() const { return metadata_; }
-    const safetensors_tensor* find(std::string_view n) const {
-        for (const auto& t : tensors_)
-            if (t.name == n)
-                return &t;
-        return nullptr;
-    }
-    // Reads tensor `t` as floats (F32, F16 or BF16) into dst, which holds numel values.
-    void read(const safetensors_tensor& t, float* dst) {
-        const std::uint64_t n = (t.end - t.begin) / element_size(t.dtype);
-        f_.read_floats(data_start_ + t.begin, dst, std::size_t(n), t.dtype,
-                       "tensor '" + t.name + "'");
-    }
-
-    static std::uint64_t element_size(std::string_view dtype) {
-        if (dtype == "F64" || dtype == "I64" || dtype == "U64")
-            return 8;
-        if (dtype == "F32" || dtype == "I32" || dtype == "U32")
-            return 4;
-        if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
-            return 2;
-        if (dtype == "BOOL" || dtype == "U8" || dtype == "I8" || dtype == "F8_E4M3" ||
-            dtype == "F8_E5M2")
-            return 1;
-        return 0;
-    }
-    static std::string shape_text(const std::vector<std::int64_t>& s) {
-        std::string out = "[";
-        for (std::size_t i = 0; i < s.size(); ++i)
-            out += (i ? ", " : "") + std::to_string(s[i]);
-        return out + "]";
-    }
-
-  private:
-    detail::bounded_file f_;
-    std::uint64_t data_start_ = 0;
-    std::vector<safetensors_tensor> tensors_;
-    std::map<std::string, std::string> metadata_;
-};
-
-namespace detail {
-
-// The "transformer." prefix GPT2LMHeadModel uses, or "".
-inline std::string hf_prefix(const safetensors_file& f) {
-    if (f.find("wte.weight"))
-        return "";
-    if (f.find("transformer.wte.weight"))
-        return "transformer.";
-    fail(f.name(), ": tensor 'wte.weight' (or 'transformer.wte.weight') is missing: not a GPT-2");
-}
-
-// Heads are not in any tensor's shape: from the metadata gptx writes, else a config.json beside
-// the file (Hugging Face's layout), else unknown (0).
-inline int hf_heads(const safetensors_file& f, const std::filesystem::path& file) {
-    if (const auto it = f.metadata().find("n_head"); it != f.metadata().end()) {
-        try {
-            return std::stoi(it->second);
-        } catch (const std::exception&) {
-            fail(f.name(), ": metadata n_head '", it->second, "' is not a number");
-        }
-    }
-    const auto config = file.parent_path() / "config.json";
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(config, ec)) {
-        try {
-            const auto j = nlohmann::json::parse(read_whole_file(config, "config"));
-            if (j.contains("n_head") && j["n_head"].is_number_integer())
-                return j["n_head"].get<int>();
-        } catch (const nlohmann::json::exception& e) {
-            fail(config.string(), ": not valid JSON: ", e.what());
-        }
-    }
-    return 0;
-}
-
-inline weights_info hf_gpt2_info(const safetensors_file& f, const std::filesystem::path& file) {
-    const std::string p = hf_prefix(f);
-    const safetensors_tensor* wte = f.find(p + "wte.weight");
-    const safetensors_tensor* wpe = f.find(p + "wpe.weight");
-    GPTX_CHECK(wte->shape.size() == 2 && wte->shape[0] > 0 && wte->shape[1] > 0, f.name(),
-               ": tensor '", wte->name, "' has shape ", safetensors_file::shape_text(wte->shape),
-               ", expected [V, C]");
-    GPTX_CHECK(wpe, f.name(), ": tensor '", p, "wpe.weight' is missing");
-    GPTX_CHECK(wpe->shape.size() == 2 && wpe->shape[0] > 0 && wpe->shape[1] == wte->shape[1],
-               f.name(), ": tensor '", wpe->name, "' has shape ",
-               safetensors_file::shape_text(wpe->shape), ", expected [maxT, ", wte->shape[1], "]");
-    GPTX_CHECK(wte->shape[0] < std::numeric_limits<int>::max() &&
-                   wte->shape[1] < std::numeric_limits<int>::max() &&
-                   wpe->shape[0] < std::numeric_limits<int>::max(),
-               f.name(), ": tensor sizes do not fit int");
-    int layers = 0;
-    while (f.find(p + "h." + std::to_string(layers) + ".ln_1.weight"))
-        ++layers;
-    GPTX_CHECK(layers > 0, f.name(), ": tensor '", p, "h.0.ln_1.weight' is missing: no layers");
-    weights_info info;
-    info.format = "safetensors";
-    info.dims = {int(wte->shape[1]), hf_heads(f, file), layers, norm::pre};
-    info.config = {int(wte->shape[0]), int(wpe->shape[0])};
-    info.padded_vocab = info.config.vocab;
-    info.dtype = wte->dtype;
-    return info;
-}
-
-} // namespace detail
-
-// The GPT-2 in a Hugging Face model.safetensors: width, layers, vocab and context from tensor
-// shapes; heads from the metadata or a config.json beside the file (0 if neither has it).
-inline weights_info read_safetensors_info(const std::filesystem::path& file) {
-    safetensors_file f(file);
-    weights_info info = detail::hf_gpt2_info(f, file);
-    info.file_size = std::filesystem::file_size(file);
-    return info;
-}
-
-// Loads Hugging Face GPT-2 weights into `model`, built with the file's config. Every expected
-// tensor must be present with its exact shape; others (attn.bias masks, a tied lm_head) are
-// ignored. A failure leaves the model untouched.
-template <shape S>
-void load_safetensors(const std::filesystem::path& file, transformer<S, float>& model) {
-    safetensors_file f(file);
-    const std::string& name = f.name();
-    const weights_info info = detail::hf_gpt2_info(f, file);
-    detail::check_weights_shape<S>(name, info);
-    detail::check_weights_config<S>(name, info, model.config());
-    const std::string p = detail::hf_prefix(f);
-    constexpr std::int64_t C = S.width;
-    const std::int64_t V = info.config.vocab, maxT = info.config.context;
-
-    // Staged in a copy of the parameter arena, copied into the model only when all is read.
-    std::vector<float> staged(model.num_parameters());
-    auto dst = [&](param_id i) { return staged.data() + (model.param(i) - model.params().data()); };
-    std::vector<float> buf;
-    auto fetch = [&](const std::string& tname, std::vector<std::int64_t> want, const char* dims) {
-        const safetensors_tensor* t = f.find(p + tname);
-        GPTX_CHECK(t, name, ": tensor '", p + tname, "' is missing (expected shape ",
-                   safetensors_file::shape_text(want), " ", dims, ")");
-        GPTX_CHECK(t->shape == want, name, ": tensor '", t->name, "' has shape ",
-                   safetensors_file::shape_text(t->shape), ", expected ",
-                   safetensors_file::shape_text(want), " ", dims);
-        std::uint64_t n = 1;
-        for (auto d : want)
-            n *= std::uint64_t(d);
-        buf.resize(n);
-        f.read(*t, buf.data());
-        return buf.data();
-    };
-    auto copy = [&](float* dst, const float* src, std::int64_t n) { std::copy(src, src + n, dst); };
-    // Conv1D (in, out) -> (out, in).
-    auto transpose = [&](float* dst, const float* src, std::int64_t in, std::int64_t out) {
-        for (std::int64_t i = 0; i < in; ++i)
-            for (std::int64_t o = 0; o < out; ++o)
-                dst[o * in + i] = src[i * out + o];
-    };
-    copy(dst(p_wte), fetch("wte.weight", {V, C}, "(V, C)"), V * C);
-    copy(dst(p_wpe), fetch("wpe.weight", {maxT, C}, "(maxT, C)"), maxT * C);
-    for (int l = 0; l < S.layers; ++l) {
-        const std::string h = "h." + std::to_string(l) + ".";
-        copy(dst(p_ln1w) + l * C, fetch(h + "ln_1.weight", {C}, "(C)"), C);
-        copy(dst(p_ln1b) + l * C, fetch(h + "ln_1.bias", {C}, "(C)"), C);
-        transpose(dst(p_qkvw) + l * 3 * C * C,
-                  fetch(h + "attn.c_attn.weight", {C, 3 * C}, "(C, 3C)"), C, 3 * C);
-        copy(dst(p_qkvb) + l * 3 * C, fetch(h + "attn.c_attn.bias", {3 * C}, "(3C)"), 3 * C);
-        transpose(dst(p_attprojw) + l * C * C,
-                  fetch(h + "attn.c_proj.weight", {C, C}, "(C, C)"), C, C);
-        copy(dst(p_attprojb) + l * C, fetch(h + "attn.c_proj.bias", {C}, "(C)"), C);
-        copy(dst(p_ln2w) + l * C, fetch(h + "ln_2.weight", {C}, "(C)"), C);
-        copy(dst(p_ln2b) + l * C, fetch(h + "ln_2.bias", {C}, "(C)"), C);
-        transpose(dst(p_fcw) + l * 4 * C * C,
-                  fetch(h + "mlp.c_fc.weight", {C, 4 * C}, "(C, 4C)"), C, 4 * C);
-        copy(dst(p_fcb) + l * 4 * C, fetch(h + "mlp.c_fc.bias", {4 * C}, "(4C)"), 4 * C);
-        transpose(dst(p_fcprojw) + l * C * 4 * C,
-                  fetch(h + "mlp.c_proj.weight", {4 * C, C}, "(4C, C)"), 4 * C, C);
-        copy(dst(p_fcprojb) + l * C, fetch(h + "mlp.c_proj.bias", {C}, "(C)"), C);
-    }
-    GPTX_CHECK(!f.find(p + "h." + std::to_string(S.layers) + ".ln_1.weight"), name,
-               ": more layers than the model's ", S.layers);
-    copy(dst(p_lnfw), fetch("ln_f.weight", {C}, "(C)"), C);
-    copy(dst(p_lnfb), fetch("ln_f.bias", {C}, "(C)"), C);
-    std::copy(staged.begin(), staged.end(), model.params().data());
-}
-
-// Writes `model` as a Hugging Face GPT-2 model.safetensors (F32, Conv1D layout, names without
-// a prefix, metadata format=pt plus n_head/n_embd/n_layer/n_positions/vocab_size). Atomic.
-template <shape S>
-void save_safetensors(const std::filesystem::path& file, const transformer<S, float>& model) {
-    static_assert(S.placement == norm::pre && S.bias, "Hugging Face GPT-2 is pre-LN with biases");
-    constexpr std::int64_t C = S.width;
-    const std::int64_t V = model.vocab(), maxT = model.context();
-    struct item {
-        std::string name;
-        std::vector<std::int64_t> shape;
-        const float* src;
-        std::int64_t transpose_in; // > 0: write the (out, in) source as (in, out)
-    };
-    std::vector<item> items;
-    items.push_back({"wte.weight", {V, C}, model.param(p_wte), 0});
-    items.push_back({"wpe.weight", {maxT, C}, model.param(p_wpe), 0});
-    for (int l = 0; l < S.layers; ++l) {
-        const std::string h = "h." + std::to_string(l) + ".";
-        items.push_back({h + "ln_1.weight", {C}, model.param(p_ln1w) + l * C, 0});
-        items.push_back({h + "ln_1.bias", {C}, model.param(p_ln1b) + l * C, 0});
-        items.push_back({h + "attn.c_attn.weight", {C, 3 * C}, model.param(p_qkvw) + l * 3 * C * C, C});
-        items.push_back({h + "attn.c_attn.bias", {3 * C}, model.param(p_qkvb) + l * 3 * C, 0});
-        items.push_back({h + "attn.c_proj.weight", {C, C}, model.param(p_attprojw) + l * C * C, C});
-        items.push_back({h + "attn.c_proj.bias", {C}, model.param(p_attprojb) + l * C, 0});
-        items.push_back({h + "ln_2.weight", {C}, model.param(p_ln2w) + l * C, 0});
-        items.push_back({h + "ln_2.bias", {C}, model.param(p_ln2b) + l * C, 0});
-        items.push_back({h + "mlp.c_fc.weight", {C, 4 * C}, model.param(p_fcw) + l * 4 * C * C, C});
-        items.push_back({h + "mlp.c_fc.bias", {4 * C}, model.param(p_fcb) + l * 4 * C, 0});
-        items.push_back({h + "mlp.c_proj.weight", {4 * C, C}, model.param(p_fcprojw) + l * C * 4 * C, 4 * C});
-        items.push_back({h + "mlp.c_proj.bias", {C}, model.param(p_fcprojb) + l * C, 0});
-    }
-    items.push_back({"ln_f.weight", {C}, model.param(p_lnfw), 0});
-    items.push_back({"ln_f.bias", {C}, model.param(p_lnfb), 0});
-
-    nlohmann::ordered_json header;
-    header["__metadata__"] = {{"format", "pt"},
-                              {"n_head", std::to_string(S.heads)},
-                              {"n_embd", std::to_string(S.width)},
-                              {"n_layer", std::to_string(S.layers)},
-                              {"n_positions", std::to_string(maxT)},
-                              {"vocab_size", std::to_string(V)}};
-    std::uint64_t at = 0;
-    for (const auto& it : items) {
-        std::uint64_t n = 1;
-        for (auto d : it.shape)
-            n *= std::uint64_t(d);
-        header[it.name] = {{"dtype", "F32"}, {"shape", it.shape}, {"data_offsets", {at, at + 4 * n}}};
-        at += 4 * n;
-    }
-    std::string h = header.dump();
-    h.append((8 - h.size() % 8) % 8, ' '); // the reference writer pads to 8 bytes with spaces
-    std::string len;
-    for (int i = 0; i < 8; ++i)
-        len += static_cast<char>((std::uint64_t(h.size()) >> (8 * i)) & 0xff);
-    detail::write_atomically(file, [&](auto&& put) {
-        put(len.data(), 8);
-        put(h.data(), h.size());
-        std::vector<float> buf;
-        for (const auto& it : items) {
-            std::uint64_t n = 1;
-            for (auto d : it.shape)
-                n *= std::uint64_t(d);
-            buf.assign(it.src, it.src + n);
-            if (it.transpose_in > 0) { // source (out, in) -> file (in, out)
-                const std::int64_t in = it.transpose_in, out = std::int64_t(n) / in;
-                for (std::int64_t o = 0; o < out; ++o)
-                    for (std::int64_t i = 0; i < in; ++i)
-                        buf[std::size_t(i * out + o)] = it.src[o * in + i];
-            }
-            detail::ckpt_swap_floats(buf.data(), buf.size());
-            put(buf.data(), buf.size() * 4);
-        }
-    });
-}
-
-// A folder Hugging Face's GPT2LMHeadModel.from_pretrained loads: model.safetensors + config.json.
-template <shape S>
-void save_hf_gpt2(const std::filesystem::path& dir, const transformer<S, float>& model) {
-    std::filesystem::create_directories(dir);
-    save_safetensors<S>(dir / "model.safetensors", model);
-    nlohmann::ordered_json c = {{"architectures", {"GPT2LMHeadModel"}},
-                                {"model_type", "gpt2"},
-                                {"vocab_size", model.vocab()},
-                                {"n_positions", model.context()},
-                                {"n_ctx", model.context()},
-                                {"n_embd", S.width},
-                                {"n_layer", S.layers},
-                                {"n_head", S.heads},
-                                {"n_inner", nullptr},
-                                {"activation_function", "gelu_new"},
-                                {"layer_norm_epsilon", 1e-5},
-                                {"resid_pdrop", 0.0},
-                                {"embd_pdrop", 0.0},
-                                {"attn_pdrop", 0.0},
-                                {"tie_word_embeddings", true},
-                                {"bos_token_id", 50256},
-                                {"eos_token_id", 50256}};
-    detail::write_whole_file(dir / "config.json", c.dump(2) + "\n");
-}
-
-} // namespace gptx
-// ---- end gptx/io/safetensors.hpp ----
-// ---- begin gptx/io/import.hpp ----
-// gptx/io/import.hpp: load GPT-2 weights from either an llm.c checkpoint or a Hugging Face
-// safetensors file, told apart by their first bytes. Tested by tests/io/test_import.cpp.
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-
-
-namespace gptx {
-
-namespace detail {
-// llm.c files start with the int32 magic 20240326; anything else is read as safetensors.
-inline bool is_llmc_file(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    unsigned char b[4] = {};
-    if (!in.read(reinterpret_cast<char*>(b), 4))
-        return false;
-    const auto v = std::int32_t(std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 |
-                                std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24);
-    return v == llmc_magic;
-}
-} // namespace detail
-
-inline weights_info read_weights_info(const std::filesystem::path& file) {
-    return detail::is_llmc_file(file) ? read_llmc_info(file) : read_safetensors_info(file);
-}
-
-// Build `model` from read_weights_info(file).config, then load; a failure leaves it untouched.
-template <shape S> void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
-    if (detail::is_llmc_file(file))
-        load_llmc<S>(file, model);
-    else
-        load_safetensors<S>(file, model);
-}
-
-} // namespace gptx
-// ---- end gptx/io/import.hpp ----
+// ---- end gptx/train/sft.hpp ----
 // ---- end gptx/gptx.hpp ----

@@ -29,7 +29,8 @@ run_result run(const std::string& args) {
     BOOST_REQUIRE(p);
     std::array<char, 4096> buf;
     std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+        r.out.append(buf.data(), n);
     const int status = pclose(p);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
@@ -53,14 +54,17 @@ struct workspace {
         fs::create_directories(dir);
         text = dir / "text.txt";
         std::ofstream f(text);
-        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n", "a stitch in time saves nine.\n",
+        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n",
+                               "a stitch in time saves nine.\n",
                                "to be or not to be, that is the question.\n"};
-        for (int i = 0; i < 300; ++i) f << lines[i % 3];
+        for (int i = 0; i < 300; ++i)
+            f << lines[i % 3];
     }
     ~workspace() { fs::remove_all(dir); }
     std::string train_args(const std::string& out, int iters) const {
         return "train --text " + text.string() + " --preset tiny --context 32 --batch 4 --iters " +
-               std::to_string(iters) + " --decay-iters 20 --warmup 2 --lr 3e-3 --eval-every 5 --eval-iters 2 " +
+               std::to_string(iters) +
+               " --decay-iters 20 --warmup 2 --lr 3e-3 --eval-every 5 --eval-iters 2 " +
                "--log-every 5 --dropout 0.1 --threads 2 --out " + (dir / out).string();
     }
 };
@@ -69,7 +73,8 @@ struct workspace {
 void expect_error(const run_result& r, const std::string& needle) {
     BOOST_TEST(r.code == 1, "exit code " << r.code << " for output: " << r.out);
     BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
-    BOOST_TEST(r.out.find(needle) != std::string::npos, "expected '" << needle << "' in: " << r.out);
+    BOOST_TEST(r.out.find(needle) != std::string::npos,
+               "expected '" << needle << "' in: " << r.out);
 }
 
 } // namespace
@@ -86,7 +91,8 @@ BOOST_AUTO_TEST_CASE(train_then_sample) {
     BOOST_TEST(fs::exists(w.dir / "run" / "model.gptx"));
     const std::string metrics = slurp(w.dir / "run" / "metrics.jsonl");
     BOOST_TEST(metrics.find("\"val_loss\"") != std::string::npos);
-    BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 20 + 5); // 20 steps + 5 evaluations
+    BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') ==
+               20 + 5); // 20 steps + 5 evaluations
 
     const std::string sample = "sample --checkpoint " + (w.dir / "run").string() +
                                " --prompt 'the ' --tokens 50 --seed 3 --temperature 0.8";
@@ -111,15 +117,19 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     workspace w;
     const std::string text = " --text " + w.text.string() + " --out " + (w.dir / "bad").string();
-    expect_error(run("train --text " + (w.dir / "missing.txt").string() + " --out " + w.dir.string()),
-                 "cannot open");
+    expect_error(
+        run("train --text " + (w.dir / "missing.txt").string() + " --out " + w.dir.string()),
+        "cannot open");
     std::ofstream(w.dir / "empty.txt").close();
-    expect_error(run("train --text " + (w.dir / "empty.txt").string() + " --out " + w.dir.string()), "is empty");
+    expect_error(run("train --text " + (w.dir / "empty.txt").string() + " --out " + w.dir.string()),
+                 "is empty");
     expect_error(run("train --batch 0" + text), "--batch must be positive");
     expect_error(run("train --iters -3" + text), "--iters must be positive");
-    expect_error(run("train --context 64 --model-context 32" + text), "larger than the model's context 32");
+    expect_error(run("train --context 64 --model-context 32" + text),
+                 "larger than the model's context 32");
     expect_error(run("train --preset nope" + text), "unknown preset 'nope'");
-    expect_error(run("sample --checkpoint " + (w.dir / "nothing").string()), "cannot open checkpoint");
+    expect_error(run("sample --checkpoint " + (w.dir / "nothing").string()),
+                 "cannot open checkpoint");
     {
         std::ofstream f(w.dir / "junk.gptx");
         f << "this is not a checkpoint";

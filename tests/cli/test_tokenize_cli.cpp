@@ -56,7 +56,8 @@ struct scratch {
         fs::create_directories(dir);
         text = dir / "text.txt";
         std::ofstream f(text);
-        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n", "a stitch in time saves nine.\n",
+        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n",
+                               "a stitch in time saves nine.\n",
                                "to be or not to be, that is the question.\n"};
         for (int i = 0; i < 300; ++i)
             f << lines[i % 3];
@@ -67,14 +68,17 @@ struct scratch {
 void expect_failure(const result& r, const std::string& needle) {
     BOOST_TEST(r.code == 1, "exit code " << r.code << " for output: " << r.out);
     BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
-    BOOST_TEST(r.out.find(needle) != std::string::npos, "expected '" << needle << "' in: " << r.out);
+    BOOST_TEST(r.out.find(needle) != std::string::npos,
+               "expected '" << needle << "' in: " << r.out);
 }
 
 fs::path data_dir() { return fs::path(GPTX_TEST_DATA_DIR); }
 bool have_gpt2() {
-    if (fs::exists(data_dir() / "gpt2" / "encoder.json") && fs::exists(data_dir() / "tinyshakespeare.txt"))
+    if (fs::exists(data_dir() / "gpt2" / "encoder.json") &&
+        fs::exists(data_dir() / "tinyshakespeare.txt"))
         return true;
-    BOOST_TEST_MESSAGE("skipped: GPT-2 vocabulary or tinyshakespeare.txt not found in " << data_dir().string());
+    BOOST_TEST_MESSAGE("skipped: GPT-2 vocabulary or tinyshakespeare.txt not found in "
+                       << data_dir().string());
     return false;
 }
 std::string vocab_dir() { return (data_dir() / "gpt2").string(); }
@@ -131,9 +135,13 @@ BOOST_AUTO_TEST_CASE(char_and_byte_kinds_and_zero_val_fraction) {
 BOOST_AUTO_TEST_CASE(train_on_token_files_then_sample) {
     scratch w;
     const std::string prefix = (w.dir / "c").string();
-    BOOST_TEST(gptx_run("tokenize --tokenizer char --text " + w.text.string() + " --out " + prefix).code == 0);
-    const std::string common = " --preset tiny --context 16 --batch 2 --iters 2 --eval-every 2 --eval-iters 1"
-                               " --warmup 1 --threads 2 --out " + (w.dir / "run").string();
+    BOOST_TEST(
+        gptx_run("tokenize --tokenizer char --text " + w.text.string() + " --out " + prefix).code ==
+        0);
+    const std::string common =
+        " --preset tiny --context 16 --batch 2 --iters 2 --eval-every 2 --eval-iters 1"
+        " --warmup 1 --threads 2 --out " +
+        (w.dir / "run").string();
     result r = gptx_run("train --train-bin " + prefix + "_train.bin --val-bin " + prefix +
                         "_val.bin --tokenizer-file " + prefix + "_tokenizer.gtok" + common);
     BOOST_TEST(r.code == 0, r.out);
@@ -144,22 +152,26 @@ BOOST_AUTO_TEST_CASE(train_on_token_files_then_sample) {
 
     expect_failure(gptx_run("train --train-bin " + prefix + "_train.bin --tokenizer char" + common),
                    "--tokenizer char with token files needs --tokenizer-file");
-    expect_failure(gptx_run("train --text " + w.text.string() + " --train-bin " + prefix + "_train.bin" + common),
+    expect_failure(gptx_run("train --text " + w.text.string() + " --train-bin " + prefix +
+                            "_train.bin" + common),
                    "give either --text or --train-bin");
-    expect_failure(gptx_run("train --val-bin " + prefix + "_val.bin --text " + w.text.string() + common),
-                   "--val-bin needs --train-bin");
+    expect_failure(
+        gptx_run("train --val-bin " + prefix + "_val.bin --text " + w.text.string() + common),
+        "--val-bin needs --train-bin");
 
     if (!have_gpt2())
         return;
-    BOOST_TEST(gptx_run("tokenize --tokenizer gpt2 --vocab-dir " + vocab_dir() + " --text " + w.text.string() +
-                        " --out " + prefix + "g").code == 0);
-    r = gptx_run("train --train-bin " + prefix + "g_train.bin --tokenizer gpt2 --vocab-dir " + vocab_dir() +
-                 " --iters 2" + common);
+    BOOST_TEST(gptx_run("tokenize --tokenizer gpt2 --vocab-dir " + vocab_dir() + " --text " +
+                        w.text.string() + " --out " + prefix + "g")
+                   .code == 0);
+    r = gptx_run("train --train-bin " + prefix + "g_train.bin --tokenizer gpt2 --vocab-dir " +
+                 vocab_dir() + " --iters 2" + common);
     BOOST_TEST(r.code == 0, r.out);
     BOOST_TEST(r.out.find("vocab 50257") != std::string::npos, r.out);
     // GPT-2 ids do not fit the byte tokenizer.
-    expect_failure(gptx_run("train --train-bin " + prefix + "g_train.bin --tokenizer byte" + common),
-                   "is outside the byte tokenizer's vocabulary (256 tokens)");
+    expect_failure(
+        gptx_run("train --train-bin " + prefix + "g_train.bin --tokenizer byte" + common),
+        "is outside the byte tokenizer's vocabulary (256 tokens)");
 }
 
 BOOST_AUTO_TEST_CASE(sample_from_imported_weights) {
@@ -178,22 +190,26 @@ BOOST_AUTO_TEST_CASE(sample_from_imported_weights) {
                    "prompt token 15496 ('Hello') is outside the model's vocabulary of 317 tokens");
     expect_failure(gptx_run("sample --weights " + fixture("reference.json").string() + args),
                    "header length");
-    expect_failure(gptx_run("sample --weights " + fixture("model.safetensors").string() + " --prompt x"),
-                   "the gpt2 tokenizer needs a vocabulary folder");
+    expect_failure(
+        gptx_run("sample --weights " + fixture("model.safetensors").string() + " --prompt x"),
+        "the gpt2 tokenizer needs a vocabulary folder");
 }
 
 BOOST_AUTO_TEST_CASE(tokenize_bad_inputs) {
     scratch w;
     const std::string out = " --out " + (w.dir / "x").string();
     expect_failure(gptx_run("tokenize --tokenizer gpt2 --text " + w.text.string() + out),
-                   "the gpt2 tokenizer needs a vocabulary folder with encoder.json and vocab.bpe (--vocab-dir)");
+                   "the gpt2 tokenizer needs a vocabulary folder with encoder.json and vocab.bpe "
+                   "(--vocab-dir)");
     expect_failure(gptx_run("tokenize --tokenizer gpt2 --vocab-dir " + w.dir.string() + " --text " +
                             w.text.string() + out),
                    "encoder.json': no such file");
-    expect_failure(gptx_run("tokenize --tokenizer byte --val-fraction 1 --text " + w.text.string() + out),
-                   "--val-fraction must be in [0, 1), got 1");
-    expect_failure(gptx_run("tokenize --tokenizer byte --text " + (w.dir / "missing.txt").string() + out),
-                   "no such file");
+    expect_failure(
+        gptx_run("tokenize --tokenizer byte --val-fraction 1 --text " + w.text.string() + out),
+        "--val-fraction must be in [0, 1), got 1");
+    expect_failure(
+        gptx_run("tokenize --tokenizer byte --text " + (w.dir / "missing.txt").string() + out),
+        "no such file");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -12,7 +12,8 @@ int main() {
     double first = 0, last = 0;
     for (int i = 0; i < 20; ++i) {
         last = tr.step([&](int) { return gptx::lm_batch{x.data(), y.data(), nullptr, 1, 8}; }).loss;
-        if (i == 0) first = last;
+        if (i == 0)
+            first = last;
     }
     return last < first ? 0 : 1;
 }

@@ -10,7 +10,8 @@ using namespace gptx;
 BOOST_AUTO_TEST_SUITE(core)
 
 BOOST_AUTO_TEST_CASE(presets_are_valid_and_named) {
-    for (const auto& p : preset_table) BOOST_TEST(p.dims.valid(), p.name);
+    for (const auto& p : preset_table)
+        BOOST_TEST(p.dims.valid(), p.name);
     BOOST_TEST(find_preset("baby")->dims == presets::baby);
     BOOST_TEST(presets::baby.width == 128);
     BOOST_TEST(presets::baby.heads == 4);
@@ -39,12 +40,14 @@ BOOST_AUTO_TEST_CASE(arena_views_are_contiguous_and_aligned) {
     BOOST_TEST(a.view(1).data == a.data() + 5);
     BOOST_TEST(a.view(1).decay);
     BOOST_TEST(a.view(2).data == a.data() + 12);
-    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(a.data()[i] == 0.0f);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        BOOST_TEST(a.data()[i] == 0.0f);
 }
 
 BOOST_AUTO_TEST_CASE(rng_is_reproducible_and_roughly_normal) {
     rng r1(42), r2(42), r3(43);
-    for (int i = 0; i < 10; ++i) BOOST_TEST(r1.next_u64() == r2.next_u64());
+    for (int i = 0; i < 10; ++i)
+        BOOST_TEST(r1.next_u64() == r2.next_u64());
     BOOST_TEST(r1.next_u64() != r3.next_u64());
     rng r(7);
     double s = 0, s2 = 0;
@@ -64,9 +67,11 @@ BOOST_AUTO_TEST_CASE(rng_is_reproducible_and_roughly_normal) {
 
 BOOST_AUTO_TEST_CASE(dropout_mask_rate) {
     int kept = 0;
-    for (int i = 0; i < 100000; ++i) kept += dropout_keep(99, i, 0.1f);
+    for (int i = 0; i < 100000; ++i)
+        kept += dropout_keep(99, i, 0.1f);
     BOOST_TEST(std::abs(kept / 100000.0 - 0.9) < 0.01);
-    for (int i = 0; i < 1000; ++i) BOOST_TEST(dropout_keep(99, i, 0.0f));
+    for (int i = 0; i < 1000; ++i)
+        BOOST_TEST(dropout_keep(99, i, 0.0f));
 }
 
 BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once) {
@@ -74,7 +79,8 @@ BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once) {
         set_num_threads(threads);
         std::vector<int> hits(1001, 0);
         parallel_for(1001, [&](std::int64_t i) { hits[i]++; });
-        for (int h : hits) BOOST_TEST(h == 1);
+        for (int h : hits)
+            BOOST_TEST(h == 1);
     }
     set_num_threads(2);
 }

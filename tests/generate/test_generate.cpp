@@ -526,7 +526,8 @@ BOOST_AUTO_TEST_CASE(slides_the_context_window) {
     for (int k = 0; k < 40; ++k) {
         const int len = static_cast<int>(window.size());
         const float* hidden = m.forward(window.data(), 1, len);
-        ops::lm_logits(row.data(), hidden + std::size_t(len - 1) * M::C, m.param(p_wte), 1, M::C, vocab);
+        ops::lm_logits(row.data(), hidden + std::size_t(len - 1) * M::C, m.param(p_wte), 1, M::C,
+                       vocab);
         const int id = sampler::argmax(row.data(), vocab);
         ref.push_back(id);
         if (len == context)

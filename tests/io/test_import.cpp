@@ -27,7 +27,9 @@ namespace {
 constexpr shape tiny_shape{64, 4, 2, norm::pre}; // the fixture's: presets::tiny
 using tiny_model = transformer<tiny_shape>;
 
-fs::path fixture_dir() { return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny"; }
+fs::path fixture_dir() {
+    return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
+}
 
 template <class F> std::string error_of(F&& f) {
     try {
@@ -105,7 +107,8 @@ template <shape S> void expect_reference_logits(transformer<S>& m, const char* l
     BOOST_TEST_MESSAGE(label << ": logits max abs diff " << max_abs << ", max rel diff " << max_rel
                              << "; loss " << loss << " vs PyTorch " << r.loss);
     BOOST_TEST(max_rel <= 1e-4, label << ": logits max rel diff " << max_rel);
-    BOOST_TEST(std::abs(loss - r.loss) <= 1e-4 * r.loss, label << ": loss " << loss << " vs " << r.loss);
+    BOOST_TEST(std::abs(loss - r.loss) <= 1e-4 * r.loss,
+               label << ": loss " << loss << " vs " << r.loss);
 }
 
 tiny_model load_fixture_llmc() {
@@ -121,11 +124,14 @@ struct st_tensor {
     std::vector<std::int64_t> shape;
     std::string data;
 };
-std::string make_safetensors(const std::vector<st_tensor>& ts, const std::string& header_override = "") {
+std::string make_safetensors(const std::vector<st_tensor>& ts,
+                             const std::string& header_override = "") {
     nlohmann::ordered_json h;
     std::string data;
     for (const auto& t : ts) {
-        h[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.data.size()}}};
+        h[t.name] = {{"dtype", t.dtype},
+                     {"shape", t.shape},
+                     {"data_offsets", {data.size(), data.size() + t.data.size()}}};
         data += t.data;
     }
     const std::string hs = header_override.empty() ? h.dump() : header_override;
@@ -205,7 +211,8 @@ BOOST_AUTO_TEST_CASE(export_then_import_is_identical) {
     BOOST_TEST(config.at("vocab_size").get<int>() == 317);
 
     // Our export has the tensors (names, shapes, Conv1D layout, bytes) of the PyTorch fixture.
-    safetensors_file ours(d.path / "hf" / "model.safetensors"), theirs(fixture_dir() / "model.safetensors");
+    safetensors_file ours(d.path / "hf" / "model.safetensors"),
+        theirs(fixture_dir() / "model.safetensors");
     BOOST_TEST(ours.tensors().size() == theirs.tensors().size());
     std::vector<float> x, y;
     for (const auto& t : theirs.tensors()) {
@@ -296,11 +303,13 @@ BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
     const weights_info oi = read_llmc_info(d.path / "odd.bin");
     BOOST_TEST(!with_weights_preset(oi, []<shape>() {}));
     tiny_model t(oi.config);
-    BOOST_TEST(error_of([&] { load_llmc<tiny_shape>(d.path / "odd.bin", t); })
-                   .ends_with("no built-in preset fits: instantiate transformer<shape{32, 4, 1}>"));
+    BOOST_TEST(error_of([&] {
+                   load_llmc<tiny_shape>(d.path / "odd.bin", t);
+               }).ends_with("no built-in preset fits: instantiate transformer<shape{32, 4, 1}>"));
     transformer<odd> back(oi.config);
     load_llmc<odd>(d.path / "odd.bin", back);
-    BOOST_TEST(std::memcmp(back.params().data(), small.params().data(), small.num_parameters() * 4) == 0);
+    BOOST_TEST(
+        std::memcmp(back.params().data(), small.params().data(), small.num_parameters() * 4) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
@@ -322,18 +331,23 @@ BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
     };
     const std::string n = f.string();
     BOOST_TEST(err("") == n + ": too small for an llm.c checkpoint (0 bytes)");
-    BOOST_TEST(err(with_int(0, 1234)) == n + ": bad magic 1234 (an llm.c checkpoint starts with 20240326)");
+    BOOST_TEST(err(with_int(0, 1234)) ==
+               n + ": bad magic 1234 (an llm.c checkpoint starts with 20240326)");
     BOOST_TEST(err(good.substr(0, 100)) ==
                n + ": truncated: the header needs 1024 bytes, the file has 100");
     BOOST_TEST(err(with_int(1, 4)) ==
                n + ": version 4 is not supported (3: fp32 parameters, 5: bf16 parameters)");
-    BOOST_TEST(err(with_int(3, -1)) == n + ": corrupt header: maxT 64, V -1, L 2, NH 4, C 64, Vp 384 "
-                                           "(all must be positive)");
-    BOOST_TEST(err(with_int(7, 300)) == n + ": corrupt header: padded vocab Vp 300 is smaller than vocab V 317");
-    BOOST_TEST(err(with_int(5, 5)) == n + ": corrupt header: channels C 64 is not divisible by heads NH 5");
-    BOOST_TEST(err(good.substr(0, good.size() - 4)) ==
-               n + ": truncated: the header describes 128768 parameters (516096 bytes), the file has "
-                   "516092 bytes");
+    BOOST_TEST(err(with_int(3, -1)) ==
+               n + ": corrupt header: maxT 64, V -1, L 2, NH 4, C 64, Vp 384 "
+                   "(all must be positive)");
+    BOOST_TEST(err(with_int(7, 300)) ==
+               n + ": corrupt header: padded vocab Vp 300 is smaller than vocab V 317");
+    BOOST_TEST(err(with_int(5, 5)) ==
+               n + ": corrupt header: channels C 64 is not divisible by heads NH 5");
+    BOOST_TEST(
+        err(good.substr(0, good.size() - 4)) ==
+        n + ": truncated: the header describes 128768 parameters (516096 bytes), the file has "
+            "516092 bytes");
     BOOST_TEST(err(good + "xx") ==
                n + ": 2 unexpected bytes after the parameters (expected a file of 516096 bytes)");
     BOOST_TEST(err(with_int(4, 1 << 30)).starts_with(n + ": truncated: the header describes"));
@@ -358,37 +372,50 @@ BOOST_AUTO_TEST_CASE(bad_safetensors_files_are_rejected) {
                 p.push_back(t);
         return p;
     };
-    BOOST_TEST(err("abc") == n + ": truncated: 3 bytes (a safetensors file starts with an 8-byte header length)");
+    BOOST_TEST(err("abc") ==
+               n + ": truncated: 3 bytes (a safetensors file starts with an 8-byte header length)");
     BOOST_TEST(err(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}") ==
-               n + ": header length 9223372036854775807 exceeds the 100000000-byte limit (not a safetensors file?)");
+               n + ": header length 9223372036854775807 exceeds the 100000000-byte limit (not a "
+                   "safetensors file?)");
     BOOST_TEST(err(std::string("\x40\0\0\0\0\0\0\0", 8) + "{}") ==
                n + ": truncated: the header needs 64 bytes, the file has 2 after the length");
-    BOOST_TEST(err(make_safetensors({}, "{\"a\":")).starts_with(n + ": the header is not valid JSON: "));
+    BOOST_TEST(
+        err(make_safetensors({}, "{\"a\":")).starts_with(n + ": the header is not valid JSON: "));
     BOOST_TEST(err(make_safetensors({}, "[1]")) == n + ": the header is not a JSON object");
     BOOST_TEST(err(make_safetensors({}, "{\"x\": {\"dtype\": \"F32\"}}")) ==
                n + ": tensor 'x': expected an object with dtype, shape and data_offsets");
-    BOOST_TEST(err(make_safetensors({{"x", "F33", {1}, "abcd"}})) == n + ": tensor 'x': unknown dtype 'F33'");
-    BOOST_TEST(err(make_safetensors({}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}")) ==
-               n + ": tensor 'x': shape has an entry that is not a non-negative integer");
-    BOOST_TEST(err(make_safetensors({}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}")) ==
-               n + ": tensor 'x': data_offsets [0, 4] fall outside the 0-byte data section (file truncated?)");
+    BOOST_TEST(err(make_safetensors({{"x", "F33", {1}, "abcd"}})) ==
+               n + ": tensor 'x': unknown dtype 'F33'");
+    BOOST_TEST(
+        err(make_safetensors(
+            {}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}")) ==
+        n + ": tensor 'x': shape has an entry that is not a non-negative integer");
+    BOOST_TEST(
+        err(make_safetensors(
+            {}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}")) ==
+        n + ": tensor 'x': data_offsets [0, 4] fall outside the 0-byte data section (file "
+            "truncated?)");
     BOOST_TEST(err(make_safetensors({{"x", "F32", {2}, "abcd"}})) ==
                n + ": tensor 'x': shape [2] of F32 needs 2 x 4 bytes, data_offsets span 4");
-    BOOST_TEST(err(make_safetensors({}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
-                                        " \"y\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [2, 6]}}") +
-                   "12345678") == n + ": tensors 'x' and 'y' overlap");
+    BOOST_TEST(
+        err(make_safetensors(
+                {}, "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                    " \"y\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [2, 6]}}") +
+            "12345678") == n + ": tensors 'x' and 'y' overlap");
     BOOST_TEST(err(make_safetensors({{"x", "F32", {1}, "abcd"}})) ==
                n + ": tensor 'wte.weight' (or 'transformer.wte.weight') is missing: not a GPT-2");
     BOOST_TEST(err(make_safetensors(without("h.1.mlp.c_fc.weight"))) ==
                n + ": tensor 'h.1.mlp.c_fc.weight' is missing (expected shape [64, 256] (C, 4C))");
-    BOOST_TEST(err(make_safetensors(without("wpe.weight"))) == n + ": tensor 'wpe.weight' is missing");
+    BOOST_TEST(err(make_safetensors(without("wpe.weight"))) ==
+               n + ": tensor 'wpe.weight' is missing");
     auto changed = parts;
     for (auto& t : changed)
         if (t.name == "h.0.attn.c_attn.weight") {
             t.shape = {192, 64}; // (out, in): a Linear layout where Conv1D is expected
         }
-    BOOST_TEST(err(make_safetensors(changed)) ==
-               n + ": tensor 'h.0.attn.c_attn.weight' has shape [192, 64], expected [64, 192] (C, 3C)");
+    BOOST_TEST(
+        err(make_safetensors(changed)) ==
+        n + ": tensor 'h.0.attn.c_attn.weight' has shape [192, 64], expected [64, 192] (C, 3C)");
     changed = parts;
     for (auto& t : changed)
         if (t.name == "h.1.ln_2.bias")
@@ -414,8 +441,7 @@ BOOST_AUTO_TEST_CASE(grow_vocab_adds_rows_and_keeps_the_model) {
     BOOST_TEST(g.context() == m.context());
     const std::size_t C = 64, V = 317;
     BOOST_TEST(std::memcmp(g.param(p_wte), m.param(p_wte), V * C * 4) == 0);
-    BOOST_TEST(std::memcmp(g.param(p_wpe), m.param(p_wpe),
-                           (m.num_parameters() - V * C) * 4) == 0);
+    BOOST_TEST(std::memcmp(g.param(p_wpe), m.param(p_wpe), (m.num_parameters() - V * C) * 4) == 0);
     double sum = 0, sq = 0;
     for (std::size_t i = V * C; i < (V + 3) * C; ++i) {
         sum += g.param(p_wte)[i];
@@ -435,7 +461,8 @@ BOOST_AUTO_TEST_CASE(grow_vocab_adds_rows_and_keeps_the_model) {
     double max_diff = 0;
     for (std::size_t row = 0; row < std::size_t(r.B * r.T); ++row)
         for (std::size_t v = 0; v < V; ++v)
-            max_diff = std::max(max_diff, std::abs(double(logits[row * 320 + v]) - r.logits[row * V + v]));
+            max_diff =
+                std::max(max_diff, std::abs(double(logits[row * 320 + v]) - r.logits[row * V + v]));
     BOOST_TEST(max_diff < 1e-4);
     BOOST_TEST(error_of([&] { grow_vocab(m, -1, 1); }) == "grow_vocab: cannot add -1 tokens");
 }

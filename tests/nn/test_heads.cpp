@@ -22,7 +22,8 @@ BOOST_AUTO_TEST_CASE(head_and_trunk_gradients) {
     linear_head<double> head(16, 3);
     head.init(3, 0.5f);
     rng r(4);
-    for (std::size_t i = 0; i < head.params().size(); ++i) head.params().data()[i] += 0.1 * r.normal();
+    for (std::size_t i = 0; i < head.params().size(); ++i)
+        head.params().data()[i] += 0.1 * r.normal();
     const int B = 2, T = 5;
     std::vector<int> tokens{1, 2, 3, 4, 5, 6, 7, 8, 0, 1};
     std::vector<int> rows{4, 7, 9, 4}; // a row may be read twice
@@ -32,7 +33,8 @@ BOOST_AUTO_TEST_CASE(head_and_trunk_gradients) {
         const double* h = m.forward(tokens.data(), B, T);
         head.forward(out.data(), h, rows.data(), static_cast<int>(rows.size()));
         double s = 0;
-        for (std::size_t i = 0; i < out.size(); ++i) s += out[i] * proj[i];
+        for (std::size_t i = 0; i < out.size(); ++i)
+            s += out[i] * proj[i];
         return s;
     };
     m.zero_grad();
@@ -68,7 +70,8 @@ template <class Model> struct contains_one_objective {
     double run(Model& m, const batch_type& b, double scale, bool grads) {
         const float* h = m.forward(b.tokens, b.B, b.T);
         rows.resize(b.B);
-        for (int i = 0; i < b.B; ++i) rows[i] = i * b.T + b.T - 1;
+        for (int i = 0; i < b.B; ++i)
+            rows[i] = i * b.T + b.T - 1;
         logits.resize(2 * b.B);
         head.forward(logits.data(), h, rows.data(), b.B);
         double loss = 0;
@@ -87,7 +90,9 @@ template <class Model> struct contains_one_objective {
         }
         return loss / b.B;
     }
-    double forward_backward(Model& m, const batch_type& b, double scale) { return run(m, b, scale, true); }
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
     double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
 };
 } // namespace
@@ -106,16 +111,20 @@ BOOST_AUTO_TEST_CASE(user_defined_objective_plugs_into_the_trainer) {
     auto make = [&] {
         for (int b = 0; b < B; ++b) {
             labels[b] = static_cast<int>(r.below(2));
-            for (int t = 0; t < T; ++t) tokens[b * T + t] = 2 + static_cast<int>(r.below(6));
-            if (labels[b]) tokens[b * T + r.below(T)] = 1;
+            for (int t = 0; t < T; ++t)
+                tokens[b * T + t] = 2 + static_cast<int>(r.below(6));
+            if (labels[b])
+                tokens[b * T + r.below(T)] = 1;
         }
-        return typename contains_one_objective<model_t>::batch_type{tokens.data(), labels.data(), B, T};
+        return typename contains_one_objective<model_t>::batch_type{tokens.data(), labels.data(), B,
+                                                                    T};
     };
     const std::vector<float> head_before(obj.head.weight(), obj.head.weight() + 64);
     double first = 0, last = 0;
     for (int i = 0; i < 150; ++i) {
         auto s = tr.step([&](int) { return make(); });
-        if (i == 0) first = s.loss;
+        if (i == 0)
+            first = s.loss;
         last = 0.9 * last + 0.1 * s.loss;
     }
     BOOST_TEST_MESSAGE("custom objective: loss " << first << " -> " << last);

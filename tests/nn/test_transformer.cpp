@@ -35,7 +35,8 @@ template <shape S> void check_model_gradients(float dropout) {
     m.init(3);
     // Larger than GPT-2's init so every path carries signal the check can see.
     rng r(4);
-    for (std::size_t i = 0; i < m.params().size(); ++i) m.params().data()[i] += 0.3 * r.normal();
+    for (std::size_t i = 0; i < m.params().size(); ++i)
+        m.params().data()[i] += 0.3 * r.normal();
     m.set_dropout(dropout);
     m.set_training(true);
     lm_head<transformer<S, double>> head(3);
@@ -53,9 +54,11 @@ template <shape S> void check_model_gradients(float dropout) {
     m.backward();
     for (int i = 0; i < num_param_tensors; ++i) {
         const auto& v = m.params().view(i);
-        if (v.size == 0) continue;
+        if (v.size == 0)
+            continue;
         const std::size_t stride = v.size > 400 ? 7 : 1;
-        test::check_gradient(std::string(v.name) + (S.placement == norm::pre ? " (pre-LN" : " (post-LN") +
+        test::check_gradient(std::string(v.name) +
+                                 (S.placement == norm::pre ? " (pre-LN" : " (post-LN") +
                                  (dropout > 0 ? ", dropout)" : ")"),
                              v.data, v.size, m.grads().view(i).data, loss, stride);
     }
@@ -87,7 +90,8 @@ BOOST_AUTO_TEST_CASE(parameter_layout_follows_llm_c) {
     BOOST_TEST(nb.param(p_qkvb) == nullptr);
     BOOST_TEST(nb.params().view(p_ln1b).size == 0u);
     BOOST_TEST(nb.param(p_lnfb) == nullptr);
-    BOOST_TEST(nb.num_parameters() == 65u * 128 + 64u * 128 + 4u * (12 * 128 * 128 + 2 * 128) + 128u);
+    BOOST_TEST(nb.num_parameters() ==
+               65u * 128 + 64u * 128 + 4u * (12 * 128 * 128 + 2 * 128) + 128u);
 }
 
 BOOST_AUTO_TEST_CASE(init_statistics) {
@@ -103,7 +107,8 @@ BOOST_AUTO_TEST_CASE(init_statistics) {
         return std::pair{s / v.size, std::sqrt(s2 / v.size)};
     };
     BOOST_TEST(stats(p_qkvw).second == 0.02, boost::test_tools::tolerance(0.03));
-    BOOST_TEST(stats(p_fcprojw).second == 0.02 / std::sqrt(8.0), boost::test_tools::tolerance(0.03));
+    BOOST_TEST(stats(p_fcprojw).second == 0.02 / std::sqrt(8.0),
+               boost::test_tools::tolerance(0.03));
     BOOST_TEST(stats(p_ln1w).first == 1.0);
     BOOST_TEST(stats(p_qkvb).second == 0.0);
 }

@@ -22,7 +22,8 @@ namespace {
 // sum_i w[i] * y[i]: a scalar loss whose gradient with respect to y is w.
 double project(const vec& y, const vec& w) {
     double s = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) s += y[i] * w[i];
+    for (std::size_t i = 0; i < y.size(); ++i)
+        s += y[i] * w[i];
     return s;
 }
 std::vector<float> to_float(const vec& v) { return {v.begin(), v.end()}; }
@@ -40,17 +41,19 @@ BOOST_AUTO_TEST_CASE(layernorm) {
     rng r(1);
     for (int C : {5, 16, 37}) {
         const int N = 3;
-        vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(C, r), b = normal_vector<double>(C, r);
+        vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(C, r),
+            b = normal_vector<double>(C, r);
         vec proj = normal_vector<double>(N * C, r);
         vec out(N * C), mean(N), rstd(N);
         auto f = [&] {
-            ops::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+            ops::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                                   b.data(), N, C);
             return project(out, proj);
         };
         f();
         vec dx(N * C, 0.0), dw(C, 0.0), db(C, 0.0);
-        ops::layernorm_backward(dx.data(), dw.data(), db.data(), proj.data(), x.data(), w.data(), mean.data(),
-                                rstd.data(), N, C);
+        ops::layernorm_backward(dx.data(), dw.data(), db.data(), proj.data(), x.data(), w.data(),
+                                mean.data(), rstd.data(), N, C);
         check_gradient("layernorm dinp", x.data(), x.size(), dx.data(), f);
         check_gradient("layernorm dweight", w.data(), w.size(), dw.data(), f);
         check_gradient("layernorm dbias", b.data(), b.size(), db.data(), f);
@@ -60,22 +63,26 @@ BOOST_AUTO_TEST_CASE(layernorm) {
 BOOST_AUTO_TEST_CASE(matmul) {
     rng r(2);
     const int N = 7, C = 19, OC = 11;
-    vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(OC * C, r), b = normal_vector<double>(OC, r);
+    vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(OC * C, r),
+        b = normal_vector<double>(OC, r);
     vec proj = normal_vector<double>(N * OC, r), out(N * OC);
     auto f = [&] {
         ops::matmul_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC);
         return project(out, proj);
     };
     vec dx(N * C, 0.5), dw(OC * C, 0.0), db(OC, 0.0);
-    ops::matmul_backward(dx.data(), dw.data(), db.data(), proj.data(), x.data(), w.data(), N, C, OC);
+    ops::matmul_backward(dx.data(), dw.data(), db.data(), proj.data(), x.data(), w.data(), N, C,
+                         OC);
     check_gradient("matmul dinp", x.data(), x.size(), dx.data(), f);
     check_gradient("matmul dweight", w.data(), w.size(), dw.data(), f);
     check_gradient("matmul dbias", b.data(), b.size(), db.data(), f);
     // accumulate mode adds onto what was there
     vec dx2(N * C, 0.5);
     vec dw2(OC * C, 0.0), db2(OC, 0.0);
-    ops::matmul_backward(dx2.data(), dw2.data(), db2.data(), proj.data(), x.data(), w.data(), N, C, OC, true);
-    for (int i = 0; i < N * C; ++i) BOOST_TEST(dx2[i] == dx[i] + 0.5, boost::test_tools::tolerance(1e-12));
+    ops::matmul_backward(dx2.data(), dw2.data(), db2.data(), proj.data(), x.data(), w.data(), N, C,
+                         OC, true);
+    for (int i = 0; i < N * C; ++i)
+        BOOST_TEST(dx2[i] == dx[i] + 0.5, boost::test_tools::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(gelu) {
@@ -116,7 +123,8 @@ BOOST_AUTO_TEST_CASE(attention_with_and_without_dropout) {
     rng r(5);
     for (float rate : {0.0f, 0.3f}) {
         const int B = 2, T = 6, C = 12, NH = 3;
-        vec qkv = normal_vector<double>(B * T * 3 * C, r), proj = normal_vector<double>(B * T * C, r);
+        vec qkv = normal_vector<double>(B * T * 3 * C, r),
+            proj = normal_vector<double>(B * T * C, r);
         vec out(B * T * C), lse(B * NH * T);
         auto f = [&] {
             ops::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, rate, 77);
@@ -124,8 +132,10 @@ BOOST_AUTO_TEST_CASE(attention_with_and_without_dropout) {
         };
         f();
         vec dqkv(B * T * 3 * C, 1.0);
-        ops::attention_backward(dqkv.data(), proj.data(), qkv.data(), out.data(), lse.data(), B, T, C, NH, rate, 77);
-        check_gradient(rate > 0 ? "attention+dropout dqkv" : "attention dqkv", qkv.data(), qkv.size(), dqkv.data(), f);
+        ops::attention_backward(dqkv.data(), proj.data(), qkv.data(), out.data(), lse.data(), B, T,
+                                C, NH, rate, 77);
+        check_gradient(rate > 0 ? "attention+dropout dqkv" : "attention dqkv", qkv.data(),
+                       qkv.size(), dqkv.data(), f);
     }
 }
 
@@ -140,14 +150,17 @@ BOOST_AUTO_TEST_CASE(attention_is_causal_and_matches_naive_softmax) {
             double m = -1e300, z = 0;
             for (int s = 0; s <= t; ++s) {
                 sc[s] = 0;
-                for (int d = 0; d < HS; ++d) sc[s] += qkv[t * 3 * C + h * HS + d] * qkv[s * 3 * C + C + h * HS + d];
+                for (int d = 0; d < HS; ++d)
+                    sc[s] += qkv[t * 3 * C + h * HS + d] * qkv[s * 3 * C + C + h * HS + d];
                 sc[s] /= std::sqrt(double(HS));
                 m = std::max(m, sc[s]);
             }
-            for (int s = 0; s <= t; ++s) z += std::exp(sc[s] - m);
+            for (int s = 0; s <= t; ++s)
+                z += std::exp(sc[s] - m);
             for (int d = 0; d < HS; ++d) {
                 double o = 0;
-                for (int s = 0; s <= t; ++s) o += std::exp(sc[s] - m) / z * qkv[s * 3 * C + 2 * C + h * HS + d];
+                for (int s = 0; s <= t; ++s)
+                    o += std::exp(sc[s] - m) / z * qkv[s * 3 * C + 2 * C + h * HS + d];
                 BOOST_TEST(out[t * C + h * HS + d] == o, boost::test_tools::tolerance(1e-12));
             }
             BOOST_TEST(lse[h * T + t] == m + std::log(z), boost::test_tools::tolerance(1e-12));
@@ -159,19 +172,20 @@ BOOST_AUTO_TEST_CASE(lm_head_cross_entropy_with_mask) {
     const int N = 9, C = 6, V = 13;
     vec hidden = normal_vector<double>(N * C, r), wte = normal_vector<double>(V * C, r);
     std::vector<int> targets(N);
-    for (auto& t : targets) t = static_cast<int>(r.below(V));
+    for (auto& t : targets)
+        t = static_cast<int>(r.below(V));
     std::vector<std::uint8_t> mask{1, 0, 1, 1, 0, 1, 1, 1, 0};
     const int count = 6;
     vec losses(N), scratch(4 * V);
     auto f = [&] {
-        return ops::lm_head_loss<xsimd::default_arch, double>(nullptr, nullptr, losses.data(), hidden.data(),
-                                                              wte.data(), targets.data(), mask.data(), N, C, V,
-                                                              1.0 / count, scratch.data(), 4) /
+        return ops::lm_head_loss<xsimd::default_arch, double>(
+                   nullptr, nullptr, losses.data(), hidden.data(), wte.data(), targets.data(),
+                   mask.data(), N, C, V, 1.0 / count, scratch.data(), 4) /
                count;
     };
     vec dh(N * C, 7.0), dwte(V * C, 0.0);
-    ops::lm_head_loss(dh.data(), dwte.data(), losses.data(), hidden.data(), wte.data(), targets.data(), mask.data(),
-                      N, C, V, 1.0 / count, scratch.data(), 4);
+    ops::lm_head_loss(dh.data(), dwte.data(), losses.data(), hidden.data(), wte.data(),
+                      targets.data(), mask.data(), N, C, V, 1.0 / count, scratch.data(), 4);
     check_gradient("cross-entropy dhidden", hidden.data(), hidden.size(), dh.data(), f);
     check_gradient("cross-entropy dwte", wte.data(), wte.size(), dwte.data(), f);
     f(); // the checks left `losses` from a perturbed input
@@ -179,17 +193,20 @@ BOOST_AUTO_TEST_CASE(lm_head_cross_entropy_with_mask) {
     for (int i = 0; i < N; ++i) {
         if (!mask[i]) {
             BOOST_TEST(losses[i] == 0.0);
-            for (int c = 0; c < C; ++c) BOOST_TEST(dh[i * C + c] == 0.0);
+            for (int c = 0; c < C; ++c)
+                BOOST_TEST(dh[i * C + c] == 0.0);
             continue;
         }
         double m = -1e300, z = 0, tl = 0;
         std::vector<double> lg(V);
         for (int v = 0; v < V; ++v) {
             lg[v] = 0;
-            for (int c = 0; c < C; ++c) lg[v] += hidden[i * C + c] * wte[v * C + c];
+            for (int c = 0; c < C; ++c)
+                lg[v] += hidden[i * C + c] * wte[v * C + c];
             m = std::max(m, lg[v]);
         }
-        for (int v = 0; v < V; ++v) z += std::exp(lg[v] - m);
+        for (int v = 0; v < V; ++v)
+            z += std::exp(lg[v] - m);
         tl = -(lg[targets[i]] - m - std::log(z));
         BOOST_TEST(losses[i] == tl, boost::test_tools::tolerance(1e-12));
     }
@@ -205,7 +222,8 @@ BOOST_AUTO_TEST_CASE(dropout_is_its_own_backward) {
     for (int i = 0; i < N; ++i) {
         BOOST_TEST(x[i] == g[i]);
         zeros += x[i] == 0.0;
-        if (x[i] != 0.0) BOOST_TEST(x[i] == 1.0 / 0.75, boost::test_tools::tolerance(1e-12));
+        if (x[i] != 0.0)
+            BOOST_TEST(x[i] == 1.0 / 0.75, boost::test_tools::tolerance(1e-12));
     }
     BOOST_TEST(zeros > 200);
     BOOST_TEST(zeros < 300);
@@ -221,13 +239,17 @@ BOOST_AUTO_TEST_CASE(layernorm_gelu_attention_tails) {
     rng r(11);
     for (int C : {1, 7, 16, 17, 33, 64, 100}) {
         const int N = 5;
-        vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(C, r), b = normal_vector<double>(C, r);
+        vec x = normal_vector<double>(N * C, r), w = normal_vector<double>(C, r),
+            b = normal_vector<double>(C, r);
         vec out(N * C), mean(N), rstd(N);
-        ops::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+        ops::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                               N, C);
         auto xf = to_float(x), wf = to_float(w), bf = to_float(b);
         std::vector<float> outf(N * C), meanf(N), rstdf(N);
-        ops::layernorm_forward(outf.data(), meanf.data(), rstdf.data(), xf.data(), wf.data(), bf.data(), N, C);
-        if (C > 1) BOOST_TEST(max_rel_diff(outf, out) < 1e-4); // C=1: var 0, result is the bias either way
+        ops::layernorm_forward(outf.data(), meanf.data(), rstdf.data(), xf.data(), wf.data(),
+                               bf.data(), N, C);
+        if (C > 1)
+            BOOST_TEST(max_rel_diff(outf, out) < 1e-4); // C=1: var 0, result is the bias either way
         vec go(N * C);
         ops::gelu_forward(go.data(), x.data(), N * C);
         std::vector<float> gof(N * C);
@@ -249,19 +271,22 @@ BOOST_AUTO_TEST_CASE(results_do_not_depend_on_thread_count) {
     rng r(12);
     const int B = 3, T = 10, C = 24, NH = 4, N = B * T;
     auto qkv = normal_vector<float>(N * 3 * C, r), dout = normal_vector<float>(N * C, r);
-    auto x = normal_vector<float>(N * C, r), w = normal_vector<float>(C, r), b = normal_vector<float>(C, r);
+    auto x = normal_vector<float>(N * C, r), w = normal_vector<float>(C, r),
+         b = normal_vector<float>(C, r);
     std::vector<std::vector<float>> results;
     for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
-        std::vector<float> out(N * C), lse(B * NH * T), dqkv(N * 3 * C), ln(N * C), m(N), s(N), dx(N * C, 0),
-            dw(C, 0), db(C, 0);
+        std::vector<float> out(N * C), lse(B * NH * T), dqkv(N * 3 * C), ln(N * C), m(N), s(N),
+            dx(N * C, 0), dw(C, 0), db(C, 0);
         ops::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, 0.1f, 3);
-        ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), lse.data(), B, T, C, NH, 0.1f, 3);
+        ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), lse.data(), B, T,
+                                C, NH, 0.1f, 3);
         ops::layernorm_forward(ln.data(), m.data(), s.data(), x.data(), w.data(), b.data(), N, C);
-        ops::layernorm_backward(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(), m.data(), s.data(),
-                                N, C);
+        ops::layernorm_backward(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(),
+                                m.data(), s.data(), N, C);
         std::vector<float> all;
-        for (auto* v : {&out, &dqkv, &ln, &dx, &dw, &db}) all.insert(all.end(), v->begin(), v->end());
+        for (auto* v : {&out, &dqkv, &ln, &dx, &dw, &db})
+            all.insert(all.end(), v->begin(), v->end());
         results.push_back(all);
     }
     set_num_threads(2);

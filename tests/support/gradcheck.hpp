@@ -11,7 +11,8 @@
 namespace gptx::test {
 
 template <class T> void fill_normal(T* x, std::size_t n, rng& r, double scale = 1.0) {
-    for (std::size_t i = 0; i < n; ++i) x[i] = T(scale * r.normal());
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T(scale * r.normal());
 }
 template <class T> std::vector<T> normal_vector(std::size_t n, rng& r, double scale = 1.0) {
     std::vector<T> v(n);
@@ -24,8 +25,8 @@ template <class T> std::vector<T> normal_vector(std::size_t n, rng& r, double sc
 // about 1e-9 of truncation and rounding error, so tol = 1e-6 has a wide margin yet catches any
 // wrong term in a derivative.
 template <class F>
-double check_gradient(const std::string& name, double* x, std::size_t n, const double* analytic, F&& f,
-                      std::size_t stride = 1, double tol = 1e-6, double h = 1e-5) {
+double check_gradient(const std::string& name, double* x, std::size_t n, const double* analytic,
+                      F&& f, std::size_t stride = 1, double tol = 1e-6, double h = 1e-5) {
     double worst = 0.0;
     for (std::size_t i = 0; i < n; i += stride) {
         const double xi = x[i];
@@ -35,11 +36,12 @@ double check_gradient(const std::string& name, double* x, std::size_t n, const d
         const double fm = f();
         x[i] = xi;
         const double num = (fp - fm) / (2 * h);
-        const double err = std::abs(num - analytic[i]) / std::max({1.0, std::abs(num), std::abs(analytic[i])});
+        const double err =
+            std::abs(num - analytic[i]) / std::max({1.0, std::abs(num), std::abs(analytic[i])});
         worst = std::max(worst, err);
         if (err > tol) {
-            BOOST_TEST(err <= tol, name << "[" << i << "]: analytic " << analytic[i] << " vs numeric " << num
-                                        << " (err " << err << ")");
+            BOOST_TEST(err <= tol, name << "[" << i << "]: analytic " << analytic[i]
+                                        << " vs numeric " << num << " (err " << err << ")");
             return err;
         }
     }

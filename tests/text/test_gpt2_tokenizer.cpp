@@ -78,9 +78,11 @@ std::string random_bytes(rng& r, std::size_t n) {
 // Random UTF-8 text mixing ASCII words, spaces of every kind, digits, punctuation,
 // apostrophes (contractions) and code points from anywhere in Unicode.
 std::string random_text(rng& r, std::size_t chars, std::span<const std::uint32_t> palette) {
-    static const char* ascii[] = {"a", "Z", "q", "7", "0", " ", " ", "  ", "\n", "\t", "\r\n", "'",
-                                  "'s", "'ll", "'re", "'ve", "'d", "'m", "'t", "'S", ".", ",", "!",
-                                  "?", "-", "(", "_", "<|endoftext|>", "\v", "\f"};
+    static const char* ascii[] = {"a",   "Z",   "q",  "7",    "0",  " ",  " ",
+                                  "  ",  "\n",  "\t", "\r\n", "'",  "'s", "'ll",
+                                  "'re", "'ve", "'d", "'m",   "'t", "'S", ".",
+                                  ",",   "!",   "?",  "-",    "(",  "_",  "<|endoftext|>",
+                                  "\v",  "\f"};
     std::string s;
     for (std::size_t i = 0; i < chars; ++i) {
         if (r.below(3) == 0 && !palette.empty())
@@ -130,7 +132,8 @@ std::map<std::pair<std::string, std::string>, int> ranks_of(const gpt2_tokenizer
     std::map<std::pair<std::string, std::string>, int> ranks;
     for (std::size_t r = 0; r < t.merges().size(); ++r) {
         const auto [a, b] = t.merges()[r];
-        ranks.emplace(std::pair{std::string(t.token_bytes(a)), std::string(t.token_bytes(b))}, int(r));
+        ranks.emplace(std::pair{std::string(t.token_bytes(a)), std::string(t.token_bytes(b))},
+                      int(r));
     }
     return ranks;
 }
@@ -227,8 +230,9 @@ BOOST_AUTO_TEST_CASE(bpe_matches_gpt2s_literal_algorithm_on_long_pieces) {
     const gpt2_tokenizer& t = gpt2_vocab();
     const auto ranks = ranks_of(t);
     rng r(7);
-    std::vector<std::string> samples = {std::string(700, 'a'), "abababababababababababababab",
-                                        "你好世界日本語のテキスト한국어你好世界日本語のテキスト한국어"};
+    std::vector<std::string> samples = {
+        std::string(700, 'a'), "abababababababababababababab",
+        "你好世界日本語のテキスト한국어你好世界日本語のテキスト한국어"};
     for (int i = 0; i < 40; ++i)
         samples.push_back(random_bytes(r, 1 + r.below(300)));
     gpt2_tokenizer::bpe_scratch scratch;
@@ -273,7 +277,8 @@ BOOST_AUTO_TEST_CASE(unicode_table_matches_utf8proc_for_every_code_point) {
         else if (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO)
             expected = detail::uc_number;
         if (detail::unicode_class(std::uint32_t(cp)) != expected && ++mismatches <= 5)
-            BOOST_TEST_MESSAGE("U+" << std::hex << cp << ": table " << int(detail::unicode_class(std::uint32_t(cp)))
+            BOOST_TEST_MESSAGE("U+" << std::hex << cp << ": table "
+                                    << int(detail::unicode_class(std::uint32_t(cp)))
                                     << ", utf8proc " << expected);
     }
     BOOST_TEST(mismatches == 0);
@@ -399,7 +404,8 @@ BOOST_AUTO_TEST_CASE(special_tokens_only_when_allowed) {
     BOOST_TEST(t.add_special_token("<|im_end|>") == 50258);
     BOOST_TEST(t.add_special_token("<|im_start|>") == 50257); // idempotent
     BOOST_TEST(t.vocab_size() == 50259);
-    BOOST_TEST(gpt2_vocab().vocab_size() == 50257); // copies share the vocabulary, not the additions
+    BOOST_TEST(gpt2_vocab().vocab_size() ==
+               50257); // copies share the vocabulary, not the additions
     const std::string chat = "<|im_start|>user\nHello<|im_end|><|endoftext|>";
     const auto ids = t.encode(chat, specials::allowed);
     BOOST_TEST(ids.front() == 50257);
@@ -410,7 +416,8 @@ BOOST_AUTO_TEST_CASE(special_tokens_only_when_allowed) {
     const auto as_text = t.encode(chat);
     BOOST_TEST(std::none_of(as_text.begin(), as_text.end(), [](int id) { return id >= 50256; }));
     BOOST_TEST(error_of([&] { t.add_special_token("Hello"); }) ==
-               "special token 'Hello' is already ordinary token 15496; a special token needs text of its own");
+               "special token 'Hello' is already ordinary token 15496; a special token needs text "
+               "of its own");
     BOOST_TEST(error_of([&] { t.decode_token(50259); }) ==
                "token id 50259 is out of range for the gpt2 tokenizer (valid: 0..50258)");
 
@@ -431,7 +438,8 @@ BOOST_AUTO_TEST_CASE(byte_and_char_kinds_take_special_tokens) {
     tokenizer b = make_tokenizer("byte", "");
     BOOST_TEST(b.add_special_token("<|endoftext|>") == 256);
     BOOST_TEST(b.vocab_size() == 257);
-    BOOST_TEST((b.encode("a<|endoftext|>b", "text", specials::allowed) == std::vector<int>{97, 256, 98}));
+    BOOST_TEST(
+        (b.encode("a<|endoftext|>b", "text", specials::allowed) == std::vector<int>{97, 256, 98}));
     BOOST_TEST(b.encode("a<|endoftext|>b").size() == 15u);
     BOOST_TEST(b.decode(std::vector<int>{97, 256, 98}) == "a<|endoftext|>b");
     BOOST_TEST(b.decode_token(256) == "<|endoftext|>");
@@ -439,7 +447,8 @@ BOOST_AUTO_TEST_CASE(byte_and_char_kinds_take_special_tokens) {
     tokenizer c = make_tokenizer("char", "abc");
     BOOST_TEST(c.add_special_token("<eot>") == 3);
     BOOST_TEST(c.add_special_token("<sep>") == 4);
-    BOOST_TEST((c.encode("ab<sep>c<eot>", "text", specials::allowed) == std::vector<int>{0, 1, 4, 2, 3}));
+    BOOST_TEST(
+        (c.encode("ab<sep>c<eot>", "text", specials::allowed) == std::vector<int>{0, 1, 4, 2, 3}));
     BOOST_TEST(error_of([&] { c.encode("a<eot>"); }) ==
                "text character '<' (position 1) is not in the tokenizer's 3-symbol vocabulary");
 
@@ -451,13 +460,15 @@ BOOST_AUTO_TEST_CASE(byte_and_char_kinds_take_special_tokens) {
         BOOST_TEST(u.serialize() == blob);
         // Every truncation of the specials section is caught by the bounds checks.
         for (std::size_t cut = 1; cut < 12; ++cut)
-            BOOST_CHECK_THROW(tokenizer::deserialize(blob.substr(0, blob.size() - cut)), gptx::error);
+            BOOST_CHECK_THROW(tokenizer::deserialize(blob.substr(0, blob.size() - cut)),
+                              gptx::error);
     }
     // Without special tokens the blob is unchanged (version 1, flags 0).
     BOOST_TEST(make_tokenizer("char", "ba").serialize().size() == 23u);
     std::string s = b.serialize();
     s[6] = 0x7f; // unknown flag bits
-    BOOST_TEST(error_of([&] { tokenizer::deserialize(s); }).find("unknown flags") != std::string::npos);
+    BOOST_TEST(error_of([&] { tokenizer::deserialize(s); }).find("unknown flags") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(gpt2_kind_in_checkpoint_blobs) {
@@ -470,7 +481,8 @@ BOOST_AUTO_TEST_CASE(gpt2_kind_in_checkpoint_blobs) {
     BOOST_TEST((u == t));
     BOOST_TEST((u.encode("Hello world") == std::vector<int>{15496, 995}));
     BOOST_TEST(error_of([] { make_tokenizer("gpt2", ""); }) ==
-               "the gpt2 tokenizer needs a vocabulary folder with encoder.json and vocab.bpe (--vocab-dir)");
+               "the gpt2 tokenizer needs a vocabulary folder with encoder.json and vocab.bpe "
+               "(--vocab-dir)");
     std::string bad = blob;
     bad[30] ^= 1;
     BOOST_CHECK_THROW(tokenizer::deserialize(bad), gptx::error);
@@ -556,14 +568,15 @@ BOOST_AUTO_TEST_CASE(bad_vocabulary_files_are_rejected) {
     BOOST_TEST(err("{\"a\": 5}", good_bpe) ==
                "encoder.json: id 5 of 'a' is outside [0, 1): ids must be 0..n-1");
     BOOST_TEST(err("{\"a\": 0, \"b\": 0}", good_bpe) == "encoder.json: id 0 is used twice");
-    BOOST_TEST(err("{\"\\u4e00\": 0}", good_bpe) ==
-               "encoder.json: token '\xE4\xB8\x80' (id 0) has a character outside GPT-2's byte alphabet");
-    BOOST_TEST(err("{\"a\": 0}", good_bpe) ==
-               "vocab.bpe:2: 'b' is not in encoder.json");
+    BOOST_TEST(
+        err("{\"\\u4e00\": 0}", good_bpe) ==
+        "encoder.json: token '\xE4\xB8\x80' (id 0) has a character outside GPT-2's byte alphabet");
+    BOOST_TEST(err("{\"a\": 0}", good_bpe) == "vocab.bpe:2: 'b' is not in encoder.json");
     BOOST_TEST(err(good_enc, "#version: 0.2\na  b\n") ==
                "vocab.bpe:2: expected two tokens separated by one space");
-    BOOST_TEST(err(good_enc, "#version: 0.2\na c\n") ==
-               "encoder.json + vocab.bpe: merge 0 ('a c') makes a token that is not in the vocabulary");
+    BOOST_TEST(
+        err(good_enc, "#version: 0.2\na c\n") ==
+        "encoder.json + vocab.bpe: merge 0 ('a c') makes a token that is not in the vocabulary");
     std::vector<std::string> missing(toks.begin() + 1, toks.end()); // no token for '!'
     missing.push_back("cd");
     BOOST_TEST(err(encoder(missing), "") == "encoder.json + vocab.bpe: no token for byte 33 ('!')");
@@ -572,8 +585,9 @@ BOOST_AUTO_TEST_CASE(bad_vocabulary_files_are_rejected) {
     // A corrupted payload is caught by its own bounds checks.
     const std::string p = ok.payload();
     for (std::size_t cut : {1u, 5u, 100u})
-        BOOST_CHECK_THROW(gpt2_tokenizer::from_payload(std::string_view(p).substr(0, p.size() - cut)),
-                          gptx::error);
+        BOOST_CHECK_THROW(
+            gpt2_tokenizer::from_payload(std::string_view(p).substr(0, p.size() - cut)),
+            gptx::error);
     BOOST_TEST((gpt2_tokenizer::from_payload(p) == ok));
 }
 

@@ -19,7 +19,8 @@ struct fixture {
     lm_objective<model_t> obj;
     adamw<float> opt{m.params()};
     std::vector<int> x{1, 2, 3, 4, 5, 6, 7, 0}, y{2, 3, 4, 5, 6, 7, 0, 1};
-    fs::path metrics = fs::temp_directory_path() / ("gptx_run_loop_" + std::to_string(::getpid()) + ".jsonl");
+    fs::path metrics =
+        fs::temp_directory_path() / ("gptx_run_loop_" + std::to_string(::getpid()) + ".jsonl");
     fixture() {
         m.init(1);
         fs::remove(metrics);
@@ -31,7 +32,8 @@ struct fixture {
 std::vector<std::string> lines(const fs::path& p) {
     std::ifstream f(p);
     std::vector<std::string> out;
-    for (std::string l; std::getline(f, l);) out.push_back(l);
+    for (std::string l; std::getline(f, l);)
+        out.push_back(l);
     return out;
 }
 } // namespace
@@ -53,7 +55,8 @@ BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
     o.eval_every = 3;
     o.quiet = true;
     o.metrics = f.metrics;
-    run_training(tr, o, [&](int i) { return f.batch(i); }, h);
+    run_training(
+        tr, o, [&](int i) { return f.batch(i); }, h);
     BOOST_TEST(evals == (std::vector<std::int64_t>{0, 3, 6, 7}), boost::test_tools::per_element());
     BOOST_TEST(saves == evals, boost::test_tools::per_element());
     const auto l = lines(f.metrics);
@@ -66,7 +69,8 @@ BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
     fixture g;
     trainer tr2(g.m, g.obj, g.opt, {1, 1.0f, [](int) { return 1e-3f; }});
     tr2.set_step_count(5);
-    run_training(tr2, o, [&](int i) { return g.batch(i); }, h);
+    run_training(
+        tr2, o, [&](int i) { return g.batch(i); }, h);
     BOOST_TEST(evals == (std::vector<std::int64_t>{6, 7}), boost::test_tools::per_element());
     BOOST_TEST(tr2.step_count() == 7);
 }
@@ -83,7 +87,8 @@ BOOST_AUTO_TEST_CASE(a_nan_step_names_the_last_good_checkpoint) {
                           [](const gptx::error& e) {
                               const std::string w = e.what();
                               return w.find("step 1: loss is") == 0 &&
-                                     w.find("last good checkpoint kept at 'run/model.gptx'") != std::string::npos;
+                                     w.find("last good checkpoint kept at 'run/model.gptx'") !=
+                                         std::string::npos;
                           });
 }
 

@@ -18,7 +18,8 @@ struct fixed_batch {
     fixed_batch(int B_, int T_, int V, std::uint64_t seed) : B(B_), T(T_) {
         rng r(seed);
         std::vector<int> seq(B * (T + 1));
-        for (auto& s : seq) s = static_cast<int>(r.below(V));
+        for (auto& s : seq)
+            s = static_cast<int>(r.below(V));
         for (int b = 0; b < B; ++b)
             for (int t = 0; t < T; ++t) {
                 x.push_back(seq[b * (T + 1) + t]);
@@ -45,7 +46,8 @@ BOOST_AUTO_TEST_CASE(overfits_one_batch) {
     double first = 0, last = 0;
     for (int i = 0; i < 400; ++i) {
         auto s = tr.step([&](int) { return data.rows(0, 4); });
-        if (i == 0) first = s.loss;
+        if (i == 0)
+            first = s.loss;
         last = s.loss;
     }
     BOOST_TEST_MESSAGE("overfit: loss " << first << " -> " << last);
@@ -62,12 +64,14 @@ BOOST_AUTO_TEST_CASE(gradient_accumulation_equals_the_full_batch) {
         lm_objective<model_t> obj;
         m.zero_grad();
         const int per = 4 / accum;
-        for (int i = 0; i < accum; ++i) obj.forward_backward(m, data.rows(i * per, per), 1.0 / accum);
+        for (int i = 0; i < accum; ++i)
+            obj.forward_backward(m, data.rows(i * per, per), 1.0 / accum);
         return std::vector<float>(m.grads().data(), m.grads().data() + m.grads().size());
     };
     auto g1 = grads_after(1), g2 = grads_after(2);
     double worst = 0;
-    for (std::size_t i = 0; i < g1.size(); ++i) worst = std::max(worst, double(std::abs(g1[i] - g2[i])));
+    for (std::size_t i = 0; i < g1.size(); ++i)
+        worst = std::max(worst, double(std::abs(g1[i] - g2[i])));
     BOOST_TEST(worst < 1e-6); // the same sums in another order: float rounding only
 }
 
@@ -80,9 +84,10 @@ BOOST_AUTO_TEST_CASE(nan_stops_before_the_update) {
     fixed_batch data(2, 8, 32, 4);
     m.param(p_lnfw)[0] = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> before(m.params().data(), m.params().data() + m.params().size());
-    BOOST_CHECK_EXCEPTION(tr.step([&](int) { return data.rows(0, 2); }), gptx::error, [](const gptx::error& e) {
-        return std::string(e.what()).find("step 1: loss is nan") != std::string::npos;
-    });
+    BOOST_CHECK_EXCEPTION(
+        tr.step([&](int) { return data.rows(0, 2); }), gptx::error, [](const gptx::error& e) {
+            return std::string(e.what()).find("step 1: loss is nan") != std::string::npos;
+        });
     BOOST_TEST(std::memcmp(before.data(), m.params().data(), before.size() * sizeof(float)) == 0);
     BOOST_TEST(tr.step_count() == 0);
 }

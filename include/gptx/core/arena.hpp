@@ -20,10 +20,12 @@ struct aligned_free {
 template <class T> using aligned_ptr = std::unique_ptr<T[], aligned_free>;
 
 template <class T> aligned_ptr<T> aligned_alloc_zeroed(std::size_t n) {
-    if (n == 0) return {};
+    if (n == 0)
+        return {};
     std::size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
+    if (!p)
+        throw std::bad_alloc();
     std::memset(p, 0, bytes);
     return aligned_ptr<T>(static_cast<T*>(p));
 }
@@ -39,7 +41,7 @@ template <class T = float> struct tensor_view {
 // A flat float arena laid out from a list of (name, size) entries, in order, without padding,
 // so the layout is exactly the concatenation (llm.c's ParameterTensors).
 template <class T = float> class basic_arena {
-public:
+  public:
     struct entry {
         std::string_view name;
         std::size_t size;
@@ -51,7 +53,8 @@ public:
 
     void layout(const std::vector<entry>& entries) {
         std::size_t total = 0;
-        for (const auto& e : entries) total += e.size;
+        for (const auto& e : entries)
+            total += e.size;
         data_ = aligned_alloc_zeroed<T>(total);
         size_ = total;
         views_.clear();
@@ -68,10 +71,11 @@ public:
     const std::vector<tensor_view<T>>& views() const { return views_; }
     const tensor_view<T>& view(std::size_t i) const { return views_[i]; }
     void zero() {
-        if (size_) std::memset(data_.get(), 0, size_ * sizeof(T));
+        if (size_)
+            std::memset(data_.get(), 0, size_ * sizeof(T));
     }
 
-private:
+  private:
     aligned_ptr<T> data_;
     std::size_t size_ = 0;
     std::vector<tensor_view<T>> views_;

@@ -9,7 +9,7 @@ namespace gptx {
 
 // Every user-facing failure is a gptx::error whose what() is one line naming the culprit.
 class error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -25,5 +25,6 @@ template <class... Args> [[noreturn]] void fail(const Args&... args) {
 
 #define GPTX_CHECK(cond, ...)                                                                      \
     do {                                                                                           \
-        if (!(cond)) ::gptx::detail::fail(__VA_ARGS__);                                            \
+        if (!(cond))                                                                               \
+            ::gptx::detail::fail(__VA_ARGS__);                                                     \
     } while (0)

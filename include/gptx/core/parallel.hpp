@@ -16,7 +16,8 @@ inline int& thread_setting() {
     static int n = [] {
         if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
             int v = std::atoi(e);
-            if (v > 0) return v;
+            if (v > 0)
+                return v;
         }
 #if defined(_OPENMP)
         return omp_get_num_procs();
@@ -35,16 +36,18 @@ inline void set_num_threads(int n) { detail::thread_setting() = std::max(1, n); 
 // Calls f(begin, end) on contiguous slices of [0, n). Slices are fixed by n and the thread count,
 // and every kernel partitions only independent outputs, so results are thread-count independent.
 template <class F> void parallel_ranges(std::int64_t n, F&& f, std::int64_t min_per_thread = 1) {
-    if (n <= 0) return;
-    const int nt = static_cast<int>(
-        std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), n / std::max<std::int64_t>(1, min_per_thread))));
+    if (n <= 0)
+        return;
+    const int nt = static_cast<int>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(num_threads(), n / std::max<std::int64_t>(1, min_per_thread))));
 #if defined(_OPENMP)
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num();
             const std::int64_t b = n * t / nt, e = n * (t + 1) / nt;
-            if (b < e) f(b, e);
+            if (b < e)
+                f(b, e);
         }
         return;
     }
@@ -55,8 +58,10 @@ template <class F> void parallel_ranges(std::int64_t n, F&& f, std::int64_t min_
 // Calls f(i) for i in [0, n), statically partitioned.
 template <class F> void parallel_for(std::int64_t n, F&& f, std::int64_t min_per_thread = 1) {
     parallel_ranges(
-        n, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) f(i);
+        n,
+        [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t i = b; i < e; ++i)
+                f(i);
         },
         min_per_thread);
 }

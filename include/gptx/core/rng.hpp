@@ -18,7 +18,7 @@ constexpr std::uint64_t mix64(std::uint64_t x) {
 
 // xoshiro256**: fast, 256-bit state, reproducible on every platform (unlike std:: distributions).
 class rng {
-public:
+  public:
     using state_type = std::array<std::uint64_t, 4>;
 
     explicit rng(std::uint64_t seed = 1337) { reseed(seed); }
@@ -42,12 +42,15 @@ public:
     }
     // Uniform in [0, 1) with 24 bits, exactly representable as float.
     float uniform() { return static_cast<float>(next_u64() >> 40) * (1.0f / 16777216.0f); }
-    double uniform_double() { return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+    double uniform_double() {
+        return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0);
+    }
     // Uniform integer in [0, n), by rejection so there is no modulo bias.
     std::uint64_t below(std::uint64_t n) {
         const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
         std::uint64_t x;
-        do x = next_u64();
+        do
+            x = next_u64();
         while (x >= limit);
         return x % n;
     }
@@ -55,15 +58,19 @@ public:
     float normal() {
         double u1 = uniform_double();
         double u2 = uniform_double();
-        if (u1 < 1e-300) u1 = 1e-300;
-        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        if (u1 < 1e-300)
+            u1 = 1e-300;
+        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) *
+                                  std::cos(6.283185307179586 * u2));
     }
 
     const state_type& state() const { return s_; }
     void set_state(const state_type& s) { s_ = s; }
 
-private:
-    static constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  private:
+    static constexpr std::uint64_t rotl(std::uint64_t x, int k) {
+        return (x << k) | (x >> (64 - k));
+    }
     state_type s_{};
 };
 

@@ -17,7 +17,8 @@ struct shape {
     int heads = 0;  // NH
     int layers = 0; // L
     norm placement = norm::pre;
-    bool bias = true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
+    bool bias =
+        true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
 
     constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
     constexpr bool valid() const {
@@ -27,8 +28,9 @@ struct shape {
     template <class Os> friend Os& operator<<(Os& os, const shape& s) { return os << to_string(s); }
     // "768/12/12 pre-LN", with ", no bias" for bias-free shapes.
     friend std::string to_string(const shape& s) {
-        return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" + std::to_string(s.layers) +
-               (s.placement == norm::pre ? " pre-LN" : " post-LN") + (s.bias ? "" : ", no bias");
+        return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" +
+               std::to_string(s.layers) + (s.placement == norm::pre ? " pre-LN" : " post-LN") +
+               (s.bias ? "" : ", no bias");
     }
 };
 
@@ -74,7 +76,8 @@ inline constexpr std::array<preset, 10> preset_table{{
 
 inline const preset* find_preset(std::string_view name) {
     for (const auto& p : preset_table)
-        if (p.name == name) return &p;
+        if (p.name == name)
+            return &p;
     return nullptr;
 }
 
@@ -88,9 +91,8 @@ template <class F> bool with_preset(std::string_view name, F&& f) {
             f.template operator()<preset_table[I].dims>();
         }
     };
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (try_one.template operator()<I>(), ...);
-    }(std::make_index_sequence<preset_table.size()>{});
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (try_one.template operator()<I>(), ...); }
+    (std::make_index_sequence<preset_table.size()>{});
     return found;
 }
 

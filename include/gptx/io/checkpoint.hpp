@@ -238,11 +238,12 @@ inline std::optional<std::uint64_t> checkpoint_parameter_count(const shape& s,
                                                                const model_config& cfg) {
     const std::uint64_t c = std::uint64_t(s.width), l = std::uint64_t(s.layers);
     std::uint64_t total = 0;
-    const bool ok = ckpt_add_product(total, std::uint64_t(cfg.vocab), c) &&   // wte
-                    ckpt_add_product(total, std::uint64_t(cfg.context), c) && // wpe
-                    ckpt_add_product(total, 12 * l, c * c) && // qkvw, attprojw, fcw, fcprojw
-                    ckpt_add_product(total, (s.bias ? 13 : 2) * l, c) && // ln1, ln2 (+ biases)
-                    (s.placement == norm::post || ckpt_add_product(total, s.bias ? 2 : 1, c)); // lnf
+    const bool ok =
+        ckpt_add_product(total, std::uint64_t(cfg.vocab), c) &&   // wte
+        ckpt_add_product(total, std::uint64_t(cfg.context), c) && // wpe
+        ckpt_add_product(total, 12 * l, c * c) &&                 // qkvw, attprojw, fcw, fcprojw
+        ckpt_add_product(total, (s.bias ? 13 : 2) * l, c) &&      // ln1, ln2 (+ biases)
+        (s.placement == norm::post || ckpt_add_product(total, s.bias ? 2 : 1, c)); // lnf
     if (!ok)
         return std::nullopt;
     return total;
@@ -346,9 +347,9 @@ class ckpt_writer {
 struct checkpoint_layout {
     checkpoint_info info;
     std::uint64_t tokenizer_bytes = 0, run_json_bytes = 0;
-    std::uint64_t params_offset = 0; // P in the layout above
+    std::uint64_t params_offset = 0;                   // P in the layout above
     std::uint64_t extras_offset = 0, extras_bytes = 0; // E and X
-    std::uint64_t total_bytes = 0;   // the file size the header implies
+    std::uint64_t total_bytes = 0;                     // the file size the header implies
 };
 
 // Where the parameters start: after the header, tokenizer, run_json and state, 64-aligned.

@@ -29,7 +29,8 @@ inline weights_info read_weights_info(const std::filesystem::path& file) {
 }
 
 // Build `model` from read_weights_info(file).config, then load; a failure leaves it untouched.
-template <shape S> void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
+template <shape S>
+void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
     if (detail::is_llmc_file(file))
         load_llmc<S>(file, model);
     else

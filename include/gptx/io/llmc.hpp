@@ -3,9 +3,9 @@
 // Layout: 256 x int32 header (little-endian): [0] magic 20240326, [1] version (3: fp32 params,
 // 5: bf16 params), [2] maxT, [3] V, [4] L, [5] NH, [6] C, [7] Vp (vocab padded, e.g. 50304);
 // then the parameters in llm.c's order, which is transformer's: wte (Vp, C), wpe (maxT, C), ln1w,
-// ln1b, qkvw (L, 3C, C), qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw, lnfb.
-// Linear weights are (out, in) in both, so nothing is transposed. Rows V..Vp-1 of wte are padding:
-// dropped on import, zero on export.
+// ln1b, qkvw (L, 3C, C), qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw,
+// lnfb. Linear weights are (out, in) in both, so nothing is transposed. Rows V..Vp-1 of wte are
+// padding: dropped on import, zero on export.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -40,8 +40,8 @@ inline llmc_layout llmc_parse(bounded_file& f) {
             return std::int32_t(__builtin_bswap32(std::uint32_t(v)));
         return v;
     };
-    GPTX_CHECK(le(h[0]) == llmc_magic, name, ": bad magic ", le(h[0]), " (an llm.c checkpoint starts with ",
-               llmc_magic, ")");
+    GPTX_CHECK(le(h[0]) == llmc_magic, name, ": bad magic ", le(h[0]),
+               " (an llm.c checkpoint starts with ", llmc_magic, ")");
     GPTX_CHECK(f.size() >= sizeof h, name, ": truncated: the header needs ", sizeof h,
                " bytes, the file has ", f.size());
     f.read_at(0, h, sizeof h, "the header");
@@ -112,7 +112,8 @@ template <shape S> void load_llmc(const std::filesystem::path& file, transformer
 template <shape S>
 void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
                int padded_vocab = 0) {
-    static_assert(S.placement == norm::pre && S.bias, "llm.c checkpoints hold GPT-2: pre-LN with biases");
+    static_assert(S.placement == norm::pre && S.bias,
+                  "llm.c checkpoints hold GPT-2: pre-LN with biases");
     const int V = model.vocab();
     const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
     GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);

@@ -106,7 +106,8 @@ class safetensors_file {
             if (t.begin > t.end || t.end > data_bytes)
                 bad("data_offsets [", t.begin, ", ", t.end, "] fall outside the ", data_bytes,
                     "-byte data section (file truncated?)");
-            if (numel > std::numeric_limits<std::uint64_t>::max() / es || numel * es != t.end - t.begin)
+            if (numel > std::numeric_limits<std::uint64_t>::max() / es ||
+                numel * es != t.end - t.begin)
                 bad("shape ", shape_text(t.shape), " of ", t.dtype, " needs ", numel, " x ", es,
                     " bytes, data_offsets span ", t.end - t.begin);
             tensors_.push_back(std::move(t));
@@ -285,13 +286,13 @@ void load_safetensors(const std::filesystem::path& file, transformer<S, float>& 
         transpose(dst(p_qkvw) + l * 3 * C * C,
                   fetch(h + "attn.c_attn.weight", {C, 3 * C}, "(C, 3C)"), C, 3 * C);
         copy(dst(p_qkvb) + l * 3 * C, fetch(h + "attn.c_attn.bias", {3 * C}, "(3C)"), 3 * C);
-        transpose(dst(p_attprojw) + l * C * C,
-                  fetch(h + "attn.c_proj.weight", {C, C}, "(C, C)"), C, C);
+        transpose(dst(p_attprojw) + l * C * C, fetch(h + "attn.c_proj.weight", {C, C}, "(C, C)"), C,
+                  C);
         copy(dst(p_attprojb) + l * C, fetch(h + "attn.c_proj.bias", {C}, "(C)"), C);
         copy(dst(p_ln2w) + l * C, fetch(h + "ln_2.weight", {C}, "(C)"), C);
         copy(dst(p_ln2b) + l * C, fetch(h + "ln_2.bias", {C}, "(C)"), C);
-        transpose(dst(p_fcw) + l * 4 * C * C,
-                  fetch(h + "mlp.c_fc.weight", {C, 4 * C}, "(C, 4C)"), C, 4 * C);
+        transpose(dst(p_fcw) + l * 4 * C * C, fetch(h + "mlp.c_fc.weight", {C, 4 * C}, "(C, 4C)"),
+                  C, 4 * C);
         copy(dst(p_fcb) + l * 4 * C, fetch(h + "mlp.c_fc.bias", {4 * C}, "(4C)"), 4 * C);
         transpose(dst(p_fcprojw) + l * C * 4 * C,
                   fetch(h + "mlp.c_proj.weight", {4 * C, C}, "(4C, C)"), 4 * C, C);
@@ -324,7 +325,8 @@ void save_safetensors(const std::filesystem::path& file, const transformer<S, fl
         const std::string h = "h." + std::to_string(l) + ".";
         items.push_back({h + "ln_1.weight", {C}, model.param(p_ln1w) + l * C, 0});
         items.push_back({h + "ln_1.bias", {C}, model.param(p_ln1b) + l * C, 0});
-        items.push_back({h + "attn.c_attn.weight", {C, 3 * C}, model.param(p_qkvw) + l * 3 * C * C, C});
+        items.push_back(
+            {h + "attn.c_attn.weight", {C, 3 * C}, model.param(p_qkvw) + l * 3 * C * C, C});
         items.push_back({h + "attn.c_attn.bias", {3 * C}, model.param(p_qkvb) + l * 3 * C, 0});
         items.push_back({h + "attn.c_proj.weight", {C, C}, model.param(p_attprojw) + l * C * C, C});
         items.push_back({h + "attn.c_proj.bias", {C}, model.param(p_attprojb) + l * C, 0});
@@ -332,7 +334,8 @@ void save_safetensors(const std::filesystem::path& file, const transformer<S, fl
         items.push_back({h + "ln_2.bias", {C}, model.param(p_ln2b) + l * C, 0});
         items.push_back({h + "mlp.c_fc.weight", {C, 4 * C}, model.param(p_fcw) + l * 4 * C * C, C});
         items.push_back({h + "mlp.c_fc.bias", {4 * C}, model.param(p_fcb) + l * 4 * C, 0});
-        items.push_back({h + "mlp.c_proj.weight", {4 * C, C}, model.param(p_fcprojw) + l * C * 4 * C, 4 * C});
+        items.push_back(
+            {h + "mlp.c_proj.weight", {4 * C, C}, model.param(p_fcprojw) + l * C * 4 * C, 4 * C});
         items.push_back({h + "mlp.c_proj.bias", {C}, model.param(p_fcprojb) + l * C, 0});
     }
     items.push_back({"ln_f.weight", {C}, model.param(p_lnfw), 0});
@@ -350,7 +353,8 @@ void save_safetensors(const std::filesystem::path& file, const transformer<S, fl
         std::uint64_t n = 1;
         for (auto d : it.shape)
             n *= std::uint64_t(d);
-        header[it.name] = {{"dtype", "F32"}, {"shape", it.shape}, {"data_offsets", {at, at + 4 * n}}};
+        header[it.name] = {
+            {"dtype", "F32"}, {"shape", it.shape}, {"data_offsets", {at, at + 4 * n}}};
         at += 4 * n;
     }
     std::string h = header.dump();

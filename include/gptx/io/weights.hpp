@@ -21,11 +21,11 @@ namespace gptx {
 
 // A weight file's model, read from its header without loading the weights.
 struct weights_info {
-    std::string format;      // "llm.c" or "safetensors"
-    shape dims{};            // heads is 0 when the file does not record it (safetensors alone)
-    model_config config{};   // vocab (unpadded) and context
-    int padded_vocab = 0;    // llm.c's Vp (rows of wte in the file); = vocab for safetensors
-    std::string dtype;       // "F32", "BF16", ...
+    std::string format;    // "llm.c" or "safetensors"
+    shape dims{};          // heads is 0 when the file does not record it (safetensors alone)
+    model_config config{}; // vocab (unpadded) and context
+    int padded_vocab = 0;  // llm.c's Vp (rows of wte in the file); = vocab for safetensors
+    std::string dtype;     // "F32", "BF16", ...
     std::uint64_t file_size = 0;
 };
 
@@ -61,8 +61,9 @@ template <shape S> void check_weights_shape(const std::string& name, const weigh
              "; this model is ", to_string(S), "; ", preset_hint(info.dims));
 }
 
-template <shape S> void check_weights_config(const std::string& name, const weights_info& info,
-                                             const model_config& mc) {
+template <shape S>
+void check_weights_config(const std::string& name, const weights_info& info,
+                          const model_config& mc) {
     GPTX_CHECK(info.config.vocab == mc.vocab && info.config.context == mc.context, name,
                ": the file has vocab ", info.config.vocab, " and context ", info.config.context,
                "; the model was built with vocab ", mc.vocab, " and context ", mc.context,
@@ -98,7 +99,8 @@ class bounded_file {
         : name_(p.string()) {
         std::error_code ec;
         const auto st = std::filesystem::status(p, ec);
-        GPTX_CHECK(std::filesystem::exists(st), "cannot open ", what, " '", name_, "': no such file");
+        GPTX_CHECK(std::filesystem::exists(st), "cannot open ", what, " '", name_,
+                   "': no such file");
         GPTX_CHECK(!std::filesystem::is_directory(st), "cannot open ", what, " '", name_,
                    "': it is a directory");
         size_ = std::filesystem::file_size(p, ec);
@@ -155,12 +157,13 @@ template <class Write> void write_atomically(const std::filesystem::path& path, 
                 fail("cannot write '", tmp.string(), "': ", std::strerror(errno));
         };
         write(put);
-        GPTX_CHECK(std::fflush(f.get()) == 0 && ckpt_fsync(f.get()), "cannot write '",
-                   tmp.string(), "': ", std::strerror(errno));
+        GPTX_CHECK(std::fflush(f.get()) == 0 && ckpt_fsync(f.get()), "cannot write '", tmp.string(),
+                   "': ", std::strerror(errno));
         GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
         std::error_code ec;
         std::filesystem::rename(tmp, path, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(),
+                   "': ", ec.message());
         ckpt_fsync_dir(path.parent_path());
     } catch (...) {
         std::error_code ec;

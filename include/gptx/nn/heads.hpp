@@ -28,7 +28,8 @@ template <class T = float> class linear_head {
     // W ~ N(0, std) (GPT-1 initialises its heads like every weight: N(0, 0.02)); b = 0.
     void init(std::uint64_t seed, float std_dev = 0.02f) {
         rng r(seed);
-        for (std::size_t i = 0; i < params_.view(0).size; ++i) weight()[i] = T(std_dev * r.normal());
+        for (std::size_t i = 0; i < params_.view(0).size; ++i)
+            weight()[i] = T(std_dev * r.normal());
         std::fill(bias(), bias() + K_, T(0));
     }
 
@@ -58,12 +59,13 @@ template <class T = float> class linear_head {
     void backward(T* dhidden, const T* dout) {
         const int N = static_cast<int>(rows_.size());
         dgathered_.resize(std::size_t(N) * C_);
-        ops::matmul_backward(dgathered_.data(), grads_.view(0).data, grads_.view(1).data, dout, gathered_.data(),
-                             weight(), N, C_, K_);
+        ops::matmul_backward(dgathered_.data(), grads_.view(0).data, grads_.view(1).data, dout,
+                             gathered_.data(), weight(), N, C_, K_);
         for (int i = 0; i < N; ++i) {
             T* d = dhidden + std::int64_t(rows_[i]) * C_;
             const T* g = dgathered_.data() + std::size_t(i) * C_;
-            for (int c = 0; c < C_; ++c) d[c] += g[c];
+            for (int c = 0; c < C_; ++c)
+                d[c] += g[c];
         }
     }
 

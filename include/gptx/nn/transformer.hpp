@@ -42,13 +42,15 @@ enum param_id : int {
 };
 
 inline constexpr const char* param_names[num_param_tensors] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+    "wte",  "wpe",  "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw",  "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
 
 template <shape S, class T = float> class transformer {
-    static_assert(S.valid(), "shape: width, heads and layers must be positive, width divisible by heads and by 4");
+    static_assert(
+        S.valid(),
+        "shape: width, heads and layers must be positive, width divisible by heads and by 4");
 
-public:
+  public:
     using value_type = T;
     static constexpr shape dims = S;
     static constexpr int C = S.width, NH = S.heads, L = S.layers, HS = S.width / S.heads;
@@ -78,11 +80,21 @@ public:
     std::vector<typename basic_arena<T>::entry> param_entries() const {
         const std::size_t V = cfg_.vocab, maxT = cfg_.context, c = C, l = L;
         const std::size_t f = pre_ln ? c : 0, b = S.bias ? 1 : 0; // absent tensors have size 0
-        return {{"wte", V * c, true},          {"wpe", maxT * c, true},       {"ln1w", l * c},
-                {"ln1b", b * l * c},           {"qkvw", l * 3 * c * c, true}, {"qkvb", b * l * 3 * c},
-                {"attprojw", l * c * c, true}, {"attprojb", b * l * c},       {"ln2w", l * c},
-                {"ln2b", b * l * c},           {"fcw", l * 4 * c * c, true},  {"fcb", b * l * 4 * c},
-                {"fcprojw", l * c * 4 * c, true}, {"fcprojb", b * l * c},     {"lnfw", f},
+        return {{"wte", V * c, true},
+                {"wpe", maxT * c, true},
+                {"ln1w", l * c},
+                {"ln1b", b * l * c},
+                {"qkvw", l * 3 * c * c, true},
+                {"qkvb", b * l * 3 * c},
+                {"attprojw", l * c * c, true},
+                {"attprojb", b * l * c},
+                {"ln2w", l * c},
+                {"ln2b", b * l * c},
+                {"fcw", l * 4 * c * c, true},
+                {"fcb", b * l * 4 * c},
+                {"fcprojw", l * c * 4 * c, true},
+                {"fcprojb", b * l * c},
+                {"lnfw", f},
                 {"lnfb", b * f}};
     }
 
@@ -95,12 +107,26 @@ public:
             const auto& v = params_.view(i);
             float std_dev = 0.0f, fill = 0.0f;
             switch (i) {
-            case p_wte: case p_wpe: case p_qkvw: case p_fcw: std_dev = 0.02f; break;
-            case p_attprojw: case p_fcprojw: std_dev = proj_std; break;
-            case p_ln1w: case p_ln2w: case p_lnfw: fill = 1.0f; break;
-            default: break;
+            case p_wte:
+            case p_wpe:
+            case p_qkvw:
+            case p_fcw:
+                std_dev = 0.02f;
+                break;
+            case p_attprojw:
+            case p_fcprojw:
+                std_dev = proj_std;
+                break;
+            case p_ln1w:
+            case p_ln2w:
+            case p_lnfw:
+                fill = 1.0f;
+                break;
+            default:
+                break;
             }
-            for (std::size_t k = 0; k < v.size; ++k) v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
+            for (std::size_t k = 0; k < v.size; ++k)
+                v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
         }
     }
 
@@ -122,8 +148,8 @@ public:
     // Sizes the activation arenas for (B, T). Allocates only when they grow.
     void reserve(int B, int Tn) {
         GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
-        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn,
-                   " must be in [1, ", cfg_.context, "] (the model's context)");
+        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
+                   cfg_.context, "] (the model's context)");
         if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
             B_ = B;
             T_ = Tn;
@@ -135,14 +161,31 @@ public:
         B_ = B;
         T_ = Tn;
         const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
-        acts_.layout({{"encoded", bt * c},      {"ln1", l * bt * c},       {"ln1_mean", l * bt},
-                      {"ln1_rstd", l * bt},     {"qkv", l * bt * 3 * c},   {"atty", l * bt * c},
-                      {"att_lse", l * bnt},     {"residual2", l * bt * c}, {"ln2", l * bt * c},
-                      {"ln2_mean", l * bt},     {"ln2_rstd", l * bt},      {"fch", l * bt * 4 * c},
-                      {"fch_gelu", l * bt * 4 * c}, {"residual3", l * bt * c}, {"lnf", bt * c},
-                      {"lnf_mean", bt},         {"lnf_rstd", bt},          {"branch", bt * c}});
-        dacts_.layout({{"dhidden", bt * c}, {"dres", bt * c}, {"dsum", bt * c}, {"dtmp", bt * c},
-                       {"dbranch", bt * c}, {"dqkv", bt * 3 * c}, {"dfch", bt * 4 * c},
+        acts_.layout({{"encoded", bt * c},
+                      {"ln1", l * bt * c},
+                      {"ln1_mean", l * bt},
+                      {"ln1_rstd", l * bt},
+                      {"qkv", l * bt * 3 * c},
+                      {"atty", l * bt * c},
+                      {"att_lse", l * bnt},
+                      {"residual2", l * bt * c},
+                      {"ln2", l * bt * c},
+                      {"ln2_mean", l * bt},
+                      {"ln2_rstd", l * bt},
+                      {"fch", l * bt * 4 * c},
+                      {"fch_gelu", l * bt * 4 * c},
+                      {"residual3", l * bt * c},
+                      {"lnf", bt * c},
+                      {"lnf_mean", bt},
+                      {"lnf_rstd", bt},
+                      {"branch", bt * c}});
+        dacts_.layout({{"dhidden", bt * c},
+                       {"dres", bt * c},
+                       {"dsum", bt * c},
+                       {"dtmp", bt * c},
+                       {"dbranch", bt * c},
+                       {"dqkv", bt * 3 * c},
+                       {"dfch", bt * 4 * c},
                        {"dfch_gelu", bt * 4 * c}});
         tokens_.assign(capacity_bt_, 0);
     }
@@ -154,11 +197,12 @@ public:
         reserve(B, Tn);
         const std::int64_t BT = std::int64_t(B) * Tn;
         for (std::int64_t i = 0; i < BT; ++i)
-            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i], " at position ", i,
-                       " is outside the vocabulary [0, ", cfg_.vocab, ")");
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i],
+                       " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab, ")");
         std::copy(tokens, tokens + BT, tokens_.begin());
         const float rate = training_ ? dropout_ : 0.0f;
-        if (rate > 0.0f) ++dropout_counter_;
+        if (rate > 0.0f)
+            ++dropout_counter_;
         A a = acts();
         ops::encoder_forward(a.encoded, tokens, param(p_wte), param(p_wpe), B, Tn, C);
         ops::dropout_inplace(a.encoded, BT * C, rate, seed_for(0));
@@ -171,16 +215,19 @@ public:
             } else {
                 ops::matmul_forward(p.qkv, x, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
             }
-            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
+            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate,
+                                   seed_for(1 + 3 * l));
             ops::matmul_forward(a.branch, p.atty, p.w.attprojw, p.w.attprojb, BT, C, C);
             ops::dropout_inplace(a.branch, BT * C, rate, seed_for(2 + 3 * l));
             ops::residual_forward(p.residual2, x, a.branch, BT * C);
             T* fc_in;
             if constexpr (pre_ln) {
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w, p.w.ln2b, BT, C);
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
                 fc_in = p.ln2;
             } else {
-                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w, p.w.ln1b, BT, C);
+                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w,
+                                       p.w.ln1b, BT, C);
                 fc_in = p.ln1;
             }
             ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
@@ -190,11 +237,13 @@ public:
             // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
             ops::residual_forward(p.residual3, pre_ln ? p.residual2 : fc_in, a.branch, BT * C);
             if constexpr (!pre_ln)
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w, p.w.ln2b, BT, C);
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
         }
         if constexpr (pre_ln) {
             layer_ptrs last = layer(a, L - 1);
-            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw), param(p_lnfb), BT, C);
+            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw),
+                                   param(p_lnfb), BT, C);
             hidden_ = a.lnf;
         } else {
             hidden_ = layer(a, L - 1).ln2;
@@ -219,8 +268,9 @@ public:
         if constexpr (pre_ln) {
             // d residual3[L-1] = LN_f backward of dhidden
             std::memset(d.dres, 0, row_bytes);
-            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden, layer(a, L - 1).residual3,
-                                    param(p_lnfw), a.lnf_mean, a.lnf_rstd, BT, C);
+            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden,
+                                    layer(a, L - 1).residual3, param(p_lnfw), a.lnf_mean,
+                                    a.lnf_rstd, BT, C);
         } else {
             std::memcpy(d.dres, d.dhidden, row_bytes);
         }
@@ -231,32 +281,44 @@ public:
             if constexpr (pre_ln) {
                 // dres = d residual3; the MLP branch and the skip both receive it.
                 const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu, p.w.fcprojw, BT, 4 * C, C);
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
                 ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
-                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w, p.ln2_mean, p.ln2_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
                 // dres = d residual2
                 dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT, C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
                 ops::matmul_backward(d.dtmp, g.qkvw, g.qkvb, d.dqkv, p.ln1, p.w.qkvw, BT, C, 3 * C);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean, p.ln1_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean,
+                                        p.ln1_rstd, BT, C);
             } else {
                 // dres = d ln2 (the layer output); dsum = d (x1 + mlp branch).
                 std::memset(d.dsum, 0, row_bytes);
-                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w, p.ln2_mean, p.ln2_rstd, BT, C);
+                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
                 const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu, p.w.fcprojw, BT, 4 * C, C);
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
                 ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 // dsum becomes d x1 = skip + the fc input's gradient.
-                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C, true);
+                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
+                                     true);
                 std::memset(d.dres, 0, row_bytes);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w, p.ln1_mean, p.ln1_rstd, BT, C);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w,
+                                        p.ln1_mean, p.ln1_rstd, BT, C);
                 // dres = d (x + attention branch)
                 dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT, C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH, rate, seed_for(1 + 3 * l));
-                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C, true);
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C,
+                                     true);
             }
         }
         const T* denc = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(0));
@@ -265,26 +327,28 @@ public:
 
     void zero_grad() { grads_.zero(); }
 
-private:
+  private:
     struct layer_weights {
-        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+            *fcprojb;
     };
     struct A {
-        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
-            *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
+        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean,
+            *ln2_rstd, *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
     };
     struct D {
         T *dhidden, *dres, *dsum, *dtmp, *dbranch, *dqkv, *dfch, *dfch_gelu;
     };
     struct layer_ptrs {
         layer_weights w;
-        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd, *fch,
-            *fch_gelu, *residual3;
+        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
+            *fch, *fch_gelu, *residual3;
     };
 
     A acts() {
         auto v = [&](int i) { return acts_.view(i).data; };
-        return {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), v(8), v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
+        return {v(0), v(1),  v(2),  v(3),  v(4),  v(5),  v(6),  v(7),  v(8),
+                v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
     }
     D dacts() {
         auto v = [&](int i) { return dacts_.view(i).data; };
@@ -297,35 +361,47 @@ private:
             return p ? p + std::size_t(l) * per_layer : nullptr;
         };
         const std::size_t c = C;
-        return {v(p_ln1w, c),         v(p_ln1b, c),     v(p_qkvw, 3 * c * c), v(p_qkvb, 3 * c),
-                v(p_attprojw, c * c), v(p_attprojb, c), v(p_ln2w, c),         v(p_ln2b, c),
-                v(p_fcw, 4 * c * c),  v(p_fcb, 4 * c),  v(p_fcprojw, 4 * c * c), v(p_fcprojb, c)};
+        return {v(p_ln1w, c),
+                v(p_ln1b, c),
+                v(p_qkvw, 3 * c * c),
+                v(p_qkvb, 3 * c),
+                v(p_attprojw, c * c),
+                v(p_attprojb, c),
+                v(p_ln2w, c),
+                v(p_ln2b, c),
+                v(p_fcw, 4 * c * c),
+                v(p_fcb, 4 * c),
+                v(p_fcprojw, 4 * c * c),
+                v(p_fcprojb, c)};
     }
     layer_weights layer_grads(int l) { return weights_of(grads_, l); }
     // Activation slices of layer l, laid out for the current (B, T).
     layer_ptrs layer(const A& a, int l) {
         const std::size_t bt = std::size_t(B_) * T_, c = C, bnt = std::size_t(B_) * NH * T_;
         const std::size_t i = l;
-        return {weights_of(params_, l),
-                a.ln1 + i * bt * c,      a.ln1_mean + i * bt,  a.ln1_rstd + i * bt,      a.qkv + i * bt * 3 * c,
-                a.atty + i * bt * c,     a.att_lse + i * bnt,  a.residual2 + i * bt * c, a.ln2 + i * bt * c,
-                a.ln2_mean + i * bt,     a.ln2_rstd + i * bt,  a.fch + i * bt * 4 * c,   a.fch_gelu + i * bt * 4 * c,
-                a.residual3 + i * bt * c};
+        return {weights_of(params_, l),      a.ln1 + i * bt * c,       a.ln1_mean + i * bt,
+                a.ln1_rstd + i * bt,         a.qkv + i * bt * 3 * c,   a.atty + i * bt * c,
+                a.att_lse + i * bnt,         a.residual2 + i * bt * c, a.ln2 + i * bt * c,
+                a.ln2_mean + i * bt,         a.ln2_rstd + i * bt,      a.fch + i * bt * 4 * c,
+                a.fch_gelu + i * bt * 4 * c, a.residual3 + i * bt * c};
     }
     // The input of layer l: the embeddings, or the previous layer's output.
     const T* layer_input(const A& a, int l) {
-        if (l == 0) return a.encoded;
+        if (l == 0)
+            return a.encoded;
         layer_ptrs prev = layer(a, l - 1);
         return pre_ln ? prev.residual3 : prev.ln2;
     }
     // The gradient that reaches a dropped-out tensor: g itself without dropout, else a masked copy.
     const T* branch_grad(const T* g, T* buf, std::int64_t n, float rate, std::uint64_t seed) {
-        if (rate <= 0.0f) return g;
+        if (rate <= 0.0f)
+            return g;
         ops::dropout_copy(buf, g, n, rate, seed);
         return buf;
     }
     std::uint64_t seed_for(int site) const {
-        return mix64(dropout_seed_ ^ mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
+        return mix64(dropout_seed_ ^
+                     mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
     }
 
     model_config cfg_;

@@ -32,9 +32,9 @@ void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, 
 //   dhidden = g · wte (written),  dwte += gᵀ · hidden.
 // scratch holds chunk_rows * V values. Returns the sum of losses (in double, fixed order).
 template <class Arch = simd::default_arch, class T>
-double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte, const int* targets,
-                    const std::uint8_t* mask, std::int64_t N, int C, int V, T grad_scale, T* scratch,
-                    int chunk_rows) {
+double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte,
+                    const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
+                    T grad_scale, T* scratch, int chunk_rows) {
     double total = 0.0;
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
@@ -44,7 +44,8 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             const std::int64_t r = r0 + i;
             if (mask && !mask[r]) {
                 losses[r] = T(0);
-                if (dhidden) std::fill(row, row + V, T(0));
+                if (dhidden)
+                    std::fill(row, row + V, T(0));
                 return;
             }
             const T target_logit = row[targets[r]];
@@ -59,7 +60,8 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
             gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
         }
-        for (int i = 0; i < n; ++i) total += double(losses[r0 + i]);
+        for (int i = 0; i < n; ++i)
+            total += double(losses[r0 + i]);
     }
     return total;
 }

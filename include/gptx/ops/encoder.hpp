@@ -16,7 +16,8 @@ void encoder_forward(T* out, const int* tokens, const T* wte, const T* wpe, int 
         T* o = out + bt * C;
         const T* e = wte + std::int64_t(tokens[bt]) * C;
         const T* p = wpe + std::int64_t(t) * C;
-        for (int i = 0; i < C; ++i) o[i] = e[i] + p[i];
+        for (int i = 0; i < C; ++i)
+            o[i] = e[i] + p[i];
     });
 }
 

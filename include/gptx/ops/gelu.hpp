@@ -20,8 +20,10 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
-        N, [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)), one = B(T(1));
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)),
+                    one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
                 B x = simd::load<Arch>(inp + i);
@@ -30,7 +32,9 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
             }
             for (; i < e; ++i) {
                 T x = inp[i];
-                out[i] = T(0.5) * x * (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
+                out[i] =
+                    T(0.5) * x *
+                    (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
             }
         },
         4096);
@@ -43,8 +47,10 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
-        N, [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), c3 = B(T(3 * detail::gelu_c));
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)),
+                    c3 = B(T(3 * detail::gelu_c));
             const B h = B(T(0.5)), one = B(T(1));
             std::int64_t i = b;
             for (; i + W <= e; i += W) {
@@ -57,8 +63,8 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
             for (; i < e; ++i) {
                 T x = inp[i];
                 T th = std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x));
-                T g = T(0.5) * (T(1) + th) +
-                      T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) * (T(1) + T(3 * detail::gelu_c) * x * x);
+                T g = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) *
+                                                 (T(1) + T(3 * detail::gelu_c) * x * x);
                 dinp[i] = g * dout[i];
             }
         },

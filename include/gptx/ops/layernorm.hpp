@@ -26,9 +26,11 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
         {
             B acc(T(0));
             int i = 0;
-            for (; i + W <= C; i += W) acc += simd::load<Arch>(x + i);
+            for (; i + W <= C; i += W)
+                acc += simd::load<Arch>(x + i);
             m = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i) m += x[i];
+            for (; i < C; ++i)
+                m += x[i];
             m /= T(C);
         }
         T v = T(0);
@@ -40,7 +42,8 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
                 acc = xsimd::fma(d, d, acc);
             }
             v = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i) v += (x[i] - m) * (x[i] - m);
+            for (; i < C; ++i)
+                v += (x[i] - m) * (x[i] - m);
             v /= T(C);
         }
         const T s = T(1) / std::sqrt(v + T(layernorm_eps));
@@ -50,13 +53,17 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
             if (bias) {
                 for (; i + W <= C; i += W) {
                     B n = (simd::load<Arch>(x + i) - vm) * vs;
-                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i), simd::load<Arch>(bias + i)));
+                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i),
+                                                        simd::load<Arch>(bias + i)));
                 }
-                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i] + bias[i];
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i] + bias[i];
             } else {
                 for (; i + W <= C; i += W)
-                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs * simd::load<Arch>(weight + i));
-                for (; i < C; ++i) o[i] = (x[i] - m) * s * weight[i];
+                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs *
+                                                 simd::load<Arch>(weight + i));
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i];
             }
         }
         mean[r] = m;
@@ -65,9 +72,10 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
 }
 
 // With n = (x - mean) * rstd and g = dout * weight:
-//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows dout.
-// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by channel blocks, so
-// the summation order never depends on the thread count.
+//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows
+//   dout.
+// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by
+// channel blocks, so the summation order never depends on the thread count.
 template <class Arch = simd::default_arch, class T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                         const T* mean, const T* rstd, std::int64_t N, int C) {
@@ -116,7 +124,8 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                 db += d;
             }
             simd::store<Arch>(dweight + c0, simd::load<Arch>(dweight + c0) + dw);
-            if (dbias) simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
+            if (dbias)
+                simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
         } else {
             for (int c = c0; c < c1; ++c) {
                 T dw = T(0), db = T(0);
@@ -126,7 +135,8 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                     db += dout[r * C + c];
                 }
                 dweight[c] += dw;
-                if (dbias) dbias[c] += db;
+                if (dbias)
+                    dbias[c] += db;
             }
         }
     });

@@ -11,9 +11,11 @@ namespace gptx::ops {
 
 // out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
 template <class Arch = simd::default_arch, class T>
-void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C, int OC) {
+void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C,
+                    int OC) {
     gemm<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out, OC);
-    if (bias) parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
+    if (bias)
+        parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
 }
 
 // dinp = dout · weight (written when accumulate_dinp is false, added otherwise; dinp may be null),
@@ -22,7 +24,9 @@ template <class Arch = simd::default_arch, class T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                      std::int64_t N, int C, int OC, bool accumulate_dinp = false) {
     const int n = static_cast<int>(N);
-    if (dinp) gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0), dinp, C);
+    if (dinp)
+        gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0),
+                   dinp, C);
     gemm<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
     if (dbias) {
         constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
@@ -30,7 +34,8 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
         parallel_for(blocks, [&](std::int64_t blk) {
             const int c0 = static_cast<int>(blk) * W, c1 = std::min(OC, c0 + W);
             for (std::int64_t r = 0; r < N; ++r)
-                for (int c = c0; c < c1; ++c) dbias[c] += dout[r * OC + c];
+                for (int c = c0; c < c1; ++c)
+                    dbias[c] += dout[r * OC + c];
         });
     }
 }

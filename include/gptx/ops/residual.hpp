@@ -15,34 +15,45 @@ void residual_forward(T* out, const T* a, const T* b, std::int64_t N) {
     using V = simd::batch<T, Arch>;
     constexpr std::int64_t W = V::size;
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
+        N,
+        [&](std::int64_t s, std::int64_t e) {
             std::int64_t i = s;
-            for (; i + W <= e; i += W) simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
-            for (; i < e; ++i) out[i] = a[i] + b[i];
+            for (; i + W <= e; i += W)
+                simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
+            for (; i < e; ++i)
+                out[i] = a[i] + b[i];
         },
         8192);
 }
 
-// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i, rate).
-// Because the mask is a pure function of (seed, i), the same call is its own backward:
-// dx = keep ? dout / (1 - rate) : 0.
+// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i,
+// rate). Because the mask is a pure function of (seed, i), the same call is its own backward: dx =
+// keep ? dout / (1 - rate) : 0.
 template <class T> void dropout_inplace(T* x, std::int64_t N, float rate, std::uint64_t seed) {
-    if (rate <= 0.0f) return;
+    if (rate <= 0.0f)
+        return;
     const T scale = T(1) / (T(1) - T(rate));
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) x[i] = dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
+        N,
+        [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i)
+                x[i] =
+                    dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
         },
         8192);
 }
 
 // out = dropout(x) without touching x (for gradients that must also flow unmasked elsewhere).
-template <class T> void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
+template <class T>
+void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
     const T scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
     parallel_ranges(
-        N, [&](std::int64_t s, std::int64_t e) {
+        N,
+        [&](std::int64_t s, std::int64_t e) {
             for (std::int64_t i = s; i < e; ++i)
-                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate)) ? x[i] * scale : T(0);
+                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate))
+                             ? x[i] * scale
+                             : T(0);
         },
         8192);
 }

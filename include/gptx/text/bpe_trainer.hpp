@@ -19,8 +19,8 @@
 namespace gptx {
 
 struct bpe_train_options {
-    int vocab_size = 50257;       // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
-    bool end_of_text = true;      // append <|endoftext|> as the last id, as GPT-2 does
+    int vocab_size = 50257;         // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
+    bool end_of_text = true;        // append <|endoftext|> as the last id, as GPT-2 does
     std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
 };
 
@@ -85,7 +85,9 @@ inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
     }
 
     // 2. Pair counts and where each pair occurs.
-    auto key = [](int a, int b) { return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b); };
+    auto key = [](int a, int b) {
+        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
+    };
     std::unordered_map<std::uint64_t, std::int64_t> pair_count;
     std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
     for (std::uint32_t w = 0; w < words.size(); ++w) {
@@ -112,7 +114,8 @@ inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
         const auto& ya = tokens[std::size_t(y.pair >> 32)];
         if (xa != ya)
             return xa > ya;
-        return tokens[std::size_t(x.pair & 0xffffffffu)] > tokens[std::size_t(y.pair & 0xffffffffu)];
+        return tokens[std::size_t(x.pair & 0xffffffffu)] >
+               tokens[std::size_t(y.pair & 0xffffffffu)];
     };
     std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
     for (const auto& [k, n] : pair_count)

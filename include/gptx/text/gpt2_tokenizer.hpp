@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <exception>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -46,7 +46,8 @@ inline const std::uint8_t* unicode_class_table() {
         constexpr std::size_t n = std::size(unicode_class_runs);
         for (std::size_t i = 0; i < n; ++i) {
             const std::uint32_t first = unicode_class_runs[i] >> 2, cls = unicode_class_runs[i] & 3;
-            const std::uint32_t last = i + 1 < n ? unicode_class_runs[i + 1] >> 2 : unicode_class_end;
+            const std::uint32_t last =
+                i + 1 < n ? unicode_class_runs[i + 1] >> 2 : unicode_class_end;
             if (cls != 0)
                 for (std::uint32_t cp = first; cp < last && cp < unicode_class_end; ++cp)
                     t[cp >> 2] |= std::uint8_t(cls << ((cp & 3) * 2));
@@ -66,9 +67,9 @@ inline constexpr std::array<std::uint8_t, 128> ascii_classes = [] {
     std::array<std::uint8_t, 128> a{};
     for (int c = 0; c < 128; ++c)
         a[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? uc_letter
-               : (c >= '0' && c <= '9')                          ? uc_number
-               : (c == ' ' || (c >= '\t' && c <= '\r'))          ? uc_space
-                                                                 : uc_other;
+               : (c >= '0' && c <= '9')                         ? uc_number
+               : (c == ' ' || (c >= '\t' && c <= '\r'))         ? uc_space
+                                                                : uc_other;
     return a;
 }();
 
@@ -209,14 +210,29 @@ inline void append_json_string(std::string& out, std::string_view utf8) {
         }
         p += len;
         switch (cp) {
-        case '"': out += "\\\""; continue;
-        case '\\': out += "\\\\"; continue;
-        case '\n': out += "\\n"; continue;
-        case '\r': out += "\\r"; continue;
-        case '\t': out += "\\t"; continue;
-        case '\b': out += "\\b"; continue;
-        case '\f': out += "\\f"; continue;
-        default: break;
+        case '"':
+            out += "\\\"";
+            continue;
+        case '\\':
+            out += "\\\\";
+            continue;
+        case '\n':
+            out += "\\n";
+            continue;
+        case '\r':
+            out += "\\r";
+            continue;
+        case '\t':
+            out += "\\t";
+            continue;
+        case '\b':
+            out += "\\b";
+            continue;
+        case '\f':
+            out += "\\f";
+            continue;
+        default:
+            break;
         }
         if (cp >= 0x20 && cp <= 0x7E) {
             out += char(cp);
@@ -312,7 +328,9 @@ class merge_table {
 
   private:
     static constexpr std::uint64_t empty = ~std::uint64_t{0};
-    static std::uint64_t key(int a, int b) { return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b); }
+    static std::uint64_t key(int a, int b) {
+        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
+    }
     std::vector<std::uint64_t> keys_;
     std::vector<value> vals_;
     std::size_t mask_ = 0;
@@ -329,7 +347,8 @@ class piece_cache {
             const slot& s = slots_[i];
             if (s.ptr == nullptr)
                 return nullptr;
-            if (s.hash == h && s.len == piece.size() && std::memcmp(s.ptr, piece.data(), s.len) == 0) {
+            if (s.hash == h && s.len == piece.size() &&
+                std::memcmp(s.ptr, piece.data(), s.len) == 0) {
                 count = s.count;
                 return pool_.data() + s.offset;
             }
@@ -419,7 +438,8 @@ template <class F> void gpt2_pretokenize(std::string_view text, F&& piece) {
             }
             if (e - p >= 3) {
                 const unsigned c2 = p[2];
-                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
+                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') ||
+                    (c1 == 'l' && c2 == 'l')) {
                     emit(p, p + 3);
                     p += 3;
                     continue;
@@ -637,7 +657,9 @@ class gpt2_tokenizer {
         ++added_;
         return id;
     }
-    std::optional<int> special_token_id(std::string_view text) const { return specials_.id_of(text); }
+    std::optional<int> special_token_id(std::string_view text) const {
+        return specials_.id_of(text);
+    }
     const special_tokens& special() const { return specials_; }
     // <|endoftext|> (GPT-2: 50256), or -1 if the vocabulary has none.
     int eot_token() const { return specials_.id_of(end_of_text).value_or(-1); }
@@ -745,7 +767,8 @@ class gpt2_tokenizer {
             return s;
         };
         const std::uint32_t format = u32("the format");
-        GPTX_CHECK(format == 1, "gpt2 tokenizer payload: unsupported format ", format, " (expected 1)");
+        GPTX_CHECK(format == 1, "gpt2 tokenizer payload: unsupported format ", format,
+                   " (expected 1)");
         const std::uint32_t n = u32("the token count");
         GPTX_CHECK(n <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", n, " tokens do not fit");
         std::vector<std::string> tokens(n);
@@ -759,12 +782,15 @@ class gpt2_tokenizer {
             b = int(u32("the merges") & 0x7fffffffu);
         }
         const std::uint32_t k = u32("the special token count");
-        GPTX_CHECK(k <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", k, " special tokens do not fit");
+        GPTX_CHECK(k <= (p.size() - at) / 4, "gpt2 tokenizer payload: ", k,
+                   " special tokens do not fit");
         std::vector<std::string> added(k);
         for (auto& s : added)
             s = bytes("the special tokens");
-        GPTX_CHECK(at == p.size(), "gpt2 tokenizer payload: ", p.size() - at, " unexpected trailing bytes");
-        gpt2_tokenizer t = from_vocab(std::move(tokens), std::move(merges), "gpt2 tokenizer payload");
+        GPTX_CHECK(at == p.size(), "gpt2 tokenizer payload: ", p.size() - at,
+                   " unexpected trailing bytes");
+        gpt2_tokenizer t =
+            from_vocab(std::move(tokens), std::move(merges), "gpt2 tokenizer payload");
         for (auto& s : added)
             t.add_special_token(std::move(s));
         return t;
@@ -772,8 +798,8 @@ class gpt2_tokenizer {
 
     friend bool operator==(const gpt2_tokenizer& a, const gpt2_tokenizer& b) {
         return a.added_ == b.added_ && a.specials_ == b.specials_ &&
-               (a.base_ == b.base_ || (a.base().tokens == b.base().tokens &&
-                                       a.base().merges == b.base().merges));
+               (a.base_ == b.base_ ||
+                (a.base().tokens == b.base().tokens && a.base().merges == b.base().merges));
     }
 
     // ---- BPE of one pre-tokenized piece, exactly GPT-2's bpe(): repeatedly take the pair of
@@ -854,12 +880,12 @@ class gpt2_tokenizer {
 
   private:
     struct data {
-        std::vector<std::string> tokens;              // id -> raw bytes
-        std::unordered_map<std::string, int> index;   // raw bytes -> id
-        std::vector<std::pair<int, int>> merges;      // rank -> (left, right)
-        std::vector<int> merged;                      // rank -> merged id
-        detail::merge_table pairs;                    // (left, right) -> (rank, merged)
-        std::array<int, 256> byte_ids{};              // byte -> id
+        std::vector<std::string> tokens;            // id -> raw bytes
+        std::unordered_map<std::string, int> index; // raw bytes -> id
+        std::vector<std::pair<int, int>> merges;    // rank -> (left, right)
+        std::vector<int> merged;                    // rank -> merged id
+        detail::merge_table pairs;                  // (left, right) -> (rank, merged)
+        std::array<int, 256> byte_ids{};            // byte -> id
     };
 
     gpt2_tokenizer() = default;
@@ -915,7 +941,8 @@ class gpt2_tokenizer {
         // Cut at newlines that follow a non-space ASCII byte: the piece before such a newline
         // ends there, and the pattern only looks ahead, so each chunk encodes as it would in
         // the whole text.
-        const std::size_t want = std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
+        const std::size_t want =
+            std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
         std::vector<std::size_t> cuts{0};
         for (std::size_t k = 1; k < want; ++k) {
             std::size_t at = std::max(cuts.back() + 1, text.size() * k / want);
@@ -943,7 +970,8 @@ class gpt2_tokenizer {
             bpe_scratch scratch;
             for (std::size_t c; (c = next_chunk.fetch_add(1)) < chunks;) {
                 try {
-                    encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache, scratch);
+                    encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache,
+                                scratch);
                 } catch (...) {
                     std::lock_guard lock(failure_mutex);
                     failure = std::current_exception();

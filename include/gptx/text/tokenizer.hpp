@@ -82,8 +82,8 @@ class tokenizer {
         for (std::size_t i = 0; i <= ids.size(); ++i) {
             const std::string* special = i < ids.size() ? extra_.text_of(ids[i]) : nullptr;
             if (i == ids.size() || special) {
-                out += std::visit([&](const auto& t) { return t.decode(ids.subspan(run, i - run)); },
-                                  impl_);
+                out += std::visit(
+                    [&](const auto& t) { return t.decode(ids.subspan(run, i - run)); }, impl_);
                 if (special)
                     out += *special;
                 run = i + 1;
@@ -213,8 +213,7 @@ class tokenizer {
 
   private:
     static constexpr std::uint32_t flag_specials = 1;
-    template <class T>
-    static constexpr bool has_own_specials = requires(T& t, std::string s) {
+    template <class T> static constexpr bool has_own_specials = requires(T& t, std::string s) {
         t.add_special_token(s);
     };
     template <class T>

@@ -2,9 +2,9 @@
 // Tested by tests/train/test_optimizer.cpp.
 #pragma once
 #include <cmath>
-#include <initializer_list>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "../core/arena.hpp"
