@@ -10626,6 +10626,8 @@ reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <sstream>
+#include <string>
 
 
 namespace gptx {
@@ -10637,6 +10639,17 @@ concept has_heads = requires(O o) {
     o.head_params();
     o.head_grads();
 };
+
+namespace detail {
+// A number for a message; NaN prints as "nan" whatever its sign bit (which differs by -march).
+inline std::string number_text(double v) {
+    if (std::isnan(v))
+        return "nan";
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+} // namespace detail
 
 struct trainer_config {
     int grad_accum = 1;                // micro-batches per optimizer step
@@ -10684,7 +10697,7 @@ class trainer {
             norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip))
                                       : global_norm(model_.grads());
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
-                   loss, " and gradient norm is ", norm,
+                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
                    "; training stopped before applying this update");
         const float lr = cfg_.lr(static_cast<int>(step_));
         opt_.step(model_.params(), model_.grads(), lr);
