@@ -9,6 +9,7 @@ namespace gptx::detail {
 // 3 white space (\s = White_Space). Each entry is (first code point << 2) | class of a run
 // that lasts until the next entry.
 inline constexpr std::uint32_t unicode_class_end = 0x323B0; // all later code points are class 0
+// clang-format off
 inline constexpr std::uint32_t unicode_class_runs[1562] = {
     0x0, 0x27, 0x38, 0x83, 0x84, 0xC2, 0xE8, 0x105, 0x16C, 0x185,
     0x1EC, 0x217, 0x218, 0x283, 0x284, 0x2A9, 0x2AC, 0x2CA, 0x2D0, 0x2D5,
@@ -168,5 +169,6 @@ inline constexpr std::uint32_t unicode_class_runs[1562] = {
     0xADD01, 0xAE078, 0xAE081, 0xB3A88, 0xB3AC1, 0xBAF84, 0xBE001, 0xBE878, 0xC0001, 0xC4D2C,
     0xC4D41, 0xC8EC0,
 };
+// clang-format on
 
 } // namespace gptx::detail
