@@ -67,6 +67,19 @@ template <class T> aligned_ptr<T> aligned_alloc_zeroed(std::size_t n) {
     return aligned_ptr<T>(static_cast<T*>(p));
 }
 
+// Grow-once, 64-byte aligned per-thread scratch; Tag and Slot name independent buffers (a kernel's
+// own type as Tag keeps kernels from sharing one). OpenMP reuses its threads, so steady-state
+// calls never allocate.
+template <class T, class Tag, int Slot = 0> T* thread_scratch(std::size_t n) {
+    thread_local aligned_ptr<T> buf;
+    thread_local std::size_t cap = 0;
+    if (cap < n) {
+        buf = aligned_alloc_zeroed<T>(n);
+        cap = n;
+    }
+    return buf.get();
+}
+
 // A named slice of an arena.
 template <class T = float> struct tensor_view {
     std::string_view name;
@@ -2858,16 +2871,9 @@ void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::i
         att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
 }
 
-// Grow-once, 64-byte aligned per-thread scratch for the packed operands of one head.
-template <class T> T* att_scratch(std::size_t n) {
-    thread_local aligned_ptr<T> buf;
-    thread_local std::size_t cap = 0;
-    if (cap < n) {
-        buf = aligned_alloc_zeroed<T>(n);
-        cap = n;
-    }
-    return buf.get();
-}
+// Per-thread scratch for the packed operands of one head.
+struct att_scratch_tag;
+template <class T> T* att_scratch(std::size_t n) { return thread_scratch<T, att_scratch_tag>(n); }
 
 // Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
 template <class T>
@@ -3086,15 +3092,10 @@ template <class T, class Arch> struct gemm_blocking {
     static constexpr int MC = 4096 / MR * MR;
 };
 
-// Per-thread grow-once aligned scratch (OpenMP reuses its threads, so no per-call allocation).
+// Per-thread scratch for the packed panels (one buffer per Slot).
+struct gemm_scratch_tag;
 template <class T, int Slot> T* gemm_scratch(std::size_t n) {
-    thread_local aligned_ptr<T> buf;
-    thread_local std::size_t cap = 0;
-    if (cap < n) {
-        buf = aligned_alloc_zeroed<T>(n);
-        cap = n;
-    }
-    return buf.get();
+    return thread_scratch<T, gemm_scratch_tag, Slot>(n);
 }
 
 // Side of the register transpose the packs use: float on AVX-512 (16) and AVX2 (8); 0 means

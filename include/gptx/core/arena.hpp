@@ -30,6 +30,19 @@ template <class T> aligned_ptr<T> aligned_alloc_zeroed(std::size_t n) {
     return aligned_ptr<T>(static_cast<T*>(p));
 }
 
+// Grow-once, 64-byte aligned per-thread scratch; Tag and Slot name independent buffers (a kernel's
+// own type as Tag keeps kernels from sharing one). OpenMP reuses its threads, so steady-state
+// calls never allocate.
+template <class T, class Tag, int Slot = 0> T* thread_scratch(std::size_t n) {
+    thread_local aligned_ptr<T> buf;
+    thread_local std::size_t cap = 0;
+    if (cap < n) {
+        buf = aligned_alloc_zeroed<T>(n);
+        cap = n;
+    }
+    return buf.get();
+}
+
 // A named slice of an arena.
 template <class T = float> struct tensor_view {
     std::string_view name;

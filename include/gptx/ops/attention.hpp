@@ -108,16 +108,9 @@ void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::i
         att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
 }
 
-// Grow-once, 64-byte aligned per-thread scratch for the packed operands of one head.
-template <class T> T* att_scratch(std::size_t n) {
-    thread_local aligned_ptr<T> buf;
-    thread_local std::size_t cap = 0;
-    if (cap < n) {
-        buf = aligned_alloc_zeroed<T>(n);
-        cap = n;
-    }
-    return buf.get();
-}
+// Per-thread scratch for the packed operands of one head.
+struct att_scratch_tag;
+template <class T> T* att_scratch(std::size_t n) { return thread_scratch<T, att_scratch_tag>(n); }
 
 // Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
 template <class T>

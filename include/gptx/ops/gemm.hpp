@@ -31,15 +31,10 @@ template <class T, class Arch> struct gemm_blocking {
     static constexpr int MC = 4096 / MR * MR;
 };
 
-// Per-thread grow-once aligned scratch (OpenMP reuses its threads, so no per-call allocation).
+// Per-thread scratch for the packed panels (one buffer per Slot).
+struct gemm_scratch_tag;
 template <class T, int Slot> T* gemm_scratch(std::size_t n) {
-    thread_local aligned_ptr<T> buf;
-    thread_local std::size_t cap = 0;
-    if (cap < n) {
-        buf = aligned_alloc_zeroed<T>(n);
-        cap = n;
-    }
-    return buf.get();
+    return thread_scratch<T, gemm_scratch_tag, Slot>(n);
 }
 
 // Side of the register transpose the packs use: float on AVX-512 (16) and AVX2 (8); 0 means
