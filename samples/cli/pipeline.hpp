@@ -32,6 +32,7 @@ namespace gptx::cli {
 
 struct pipeline_options {
     std::string out = "pipeline-out";
+    std::string pretrained; // an earlier run's pretrain.gptx: skip pre-training
     std::uint64_t seed = 1;
     bool json = false, quick = false;
     int context = 64, max_new = 20;
@@ -45,6 +46,9 @@ struct pipeline_options {
     int ppo_prompts = 2000, ppo_iters = 100, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
     float ppo_lr = 5e-5f;
     double kl_coef = 0.02, ptx_coef = 1.0;
+    float value_lr = 0; // 0: twice the policy's
+    int value_warmup = 0;
+    double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
 };
@@ -57,14 +61,37 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--seed", o.seed, "Seed of every stage");
     c->add_flag("--json", o.json, "End with the result table as one JSON object");
     c->add_flag("--quick", o.quick, "Tiny sizes: a smoke test that runs in seconds");
+    c->add_option("--corpus-chars", o.corpus_chars, "Size of the generated pre-training corpus");
     c->add_option("--pretrain-iters", o.pretrain_iters, "Pre-training steps");
+    c->add_option("--pretrained", o.pretrained,
+                  "Start from this pretrain.gptx of an earlier run with the same seed and corpus "
+                  "size instead of pre-training")
+        ->check(CLI::ExistingFile);
+    c->add_option("--pretrain-lr", o.pretrain_lr, "Pre-training peak learning rate");
+    c->add_option("--sft-examples", o.sft_examples, "SFT demonstrations");
     c->add_option("--sft-epochs", o.sft_epochs, "SFT epochs");
+    c->add_option("--sft-lr", o.sft_lr, "SFT peak learning rate");
+    c->add_option("--rm-prompts", o.rm_prompts, "Prompts with ranked comparisons for the RM");
+    c->add_option("--rm-k", o.rm_k, "Responses ranked per RM prompt (K, 2..9)")
+        ->check(CLI::Range(2, 9));
+    c->add_option("--rm-val-prompts", o.rm_val_prompts,
+                  "Held-out prompts whose comparisons measure the RM's accuracy");
     c->add_option("--rm-epochs", o.rm_epochs, "Reward-model epochs");
+    c->add_option("--rm-batch", o.rm_batch, "Reward-model prompts per step (all pairs of each)");
+    c->add_option("--rm-lr", o.rm_lr, "Reward-model learning rate");
+    c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "PPO iterations (each run: PPO and PPO-ptx)");
     c->add_option("--rollouts", o.rollouts, "PPO rollouts per iteration");
     c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
     c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
+    c->add_option("--value-lr", o.value_lr,
+                  "PPO value-model learning rate (default: 2 x --ppo-lr)");
+    c->add_option("--value-warmup", o.value_warmup,
+                  "PPO iterations that train only the value model before the policy moves");
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
+    c->add_option("--oracle-reward", o.oracle_reward,
+                  "Ablation: PPO is rewarded by this times the labeler's own score instead of "
+                  "the reward model (the RM's ceiling)");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
     c->add_option("--eval-temperature", o.eval_temperature,
                   "Sampling temperature of the evaluated responses");
@@ -299,7 +326,14 @@ inline void run_pipeline(pipeline_options o) {
     auto base = std::make_unique<model_t>(cfg);
     base->init(o.seed);
     auto val_loss = [&](model_t& m) { return lm_loss_on(m, split.val, 16, T, 20); };
-    {
+    if (!o.pretrained.empty()) {
+        tokenizer saved;
+        load_checkpoint<pipeline_shape>(o.pretrained, *base, nullptr, &saved, nullptr);
+        GPTX_CHECK(saved.vocab_size() == tok.vocab_size() &&
+                       saved.decode(tok.encode(corpus.substr(0, 4096))) == corpus.substr(0, 4096),
+                   o.pretrained, ": its tokenizer is not this run's (another seed or corpus?)");
+        std::printf("pre-training skipped: parameters from %s\n", o.pretrained.c_str());
+    } else {
         adamw<float> opt(base->params(), {o.pretrain_lr, 0.9f, 0.99f, 1e-8f, 0.1f});
         batcher data(split.train, o.pretrain_batch, T, rng(o.seed + 1));
         lm_objective<model_t> obj;
@@ -409,6 +443,9 @@ inline void run_pipeline(pipeline_options o) {
         std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
                     "%.3f so the demonstrations average 0\n",
                     rm_train.pairs(), rm_val.pairs(), rm_accuracy, -offset);
+        const checkpoint_extra head[] = {
+            {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
+        save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, {}, head);
     }
     say("reward model", clock.lap());
 
@@ -426,14 +463,29 @@ inline void run_pipeline(pipeline_options o) {
         pc.epochs = o.ppo_epochs;
         pc.minibatch = o.ppo_minibatch;
         pc.lr = o.ppo_lr;
-        pc.value_lr = o.ppo_lr * 2;
+        pc.value_lr = o.value_lr > 0 ? o.value_lr : o.ppo_lr * 2;
+        pc.value_warmup = o.value_warmup;
         pc.kl_coef = o.kl_coef;
         pc.ptx_coef = ptx_coef;
         pc.ptx_batch = 4;
         pc.ptx_context = T;
         pc.seed = o.seed + 8;
         reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
-            return rm.score(tokens, B, Tn, ends);
+            if (o.oracle_reward <= 0)
+                return rm.score(tokens, B, Tn, ends);
+            // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
+            // the length cap did not end.
+            const labeler lab;
+            std::vector<float> out(B);
+            for (int b = 0; b < B; ++b) {
+                const int* row = tokens + std::size_t(b) * Tn;
+                const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
+                const auto at = text.find("\nA: ");
+                const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
+                const bool ended = int(resp.size()) < o.max_new;
+                out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
+            }
+            return out;
         };
         ppo_trainer<model_t> ppo(*policy, *sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
                                  ptx_coef != 0.0 ? split.train : std::vector<int>{});

@@ -24,7 +24,7 @@ struct ppo_options {
     std::string policy, reward, prompts, ptx_data, out = "out-ppo";
     int iters = 20, rollouts = 64, epochs = 4, minibatch = 16, max_new = 32, ptx_batch = 4,
         ptx_context = 0;
-    int save_every = 1, log_every = 1, end_of_text = -1;
+    int save_every = 1, log_every = 1, end_of_text = -1, value_warmup = 0;
     float lr = 1e-5f, value_lr = 0.0f, grad_clip = 1.0f;
     double ptx_coef = 0.0, kl_coef = 0.02, kl_target = 0.0, kl_horizon = 10000.0, ema = 0.0;
     double gamma = 1.0, lambda = 0.95, clip = 0.2, value_clip = 0.2;
@@ -50,6 +50,8 @@ inline void add_ppo_command(CLI::App& app, ppo_options& o, std::function<void()>
     c->add_option("--max-new", o.max_new, "Response length cap in tokens");
     c->add_option("--lr", o.lr, "Policy learning rate");
     c->add_option("--value-lr", o.value_lr, "Value model learning rate (default: --lr)");
+    c->add_option("--value-warmup", o.value_warmup,
+                  "First iterations that train only the value model (the policy waits)");
     c->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip per model (0 disables)");
     c->add_option("--kl-coef", o.kl_coef,
                   "KL penalty beta (InstructGPT: 0.02); the initial beta when adaptive");
@@ -111,6 +113,7 @@ inline ppo_config make_config(const ppo_options& o, int eot) {
     c.minibatch = o.minibatch;
     c.lr = o.lr;
     c.value_lr = o.value_lr;
+    c.value_warmup = o.value_warmup;
     c.grad_clip = o.grad_clip;
     c.clip_eps = o.clip;
     c.value_clip = o.value_clip;
@@ -139,6 +142,7 @@ inline nlohmann::json run_json(const ppo_options& o) {
             {"max_new", o.max_new},
             {"lr", o.lr},
             {"value_lr", o.value_lr},
+            {"value_warmup", o.value_warmup},
             {"grad_clip", o.grad_clip},
             {"kl_coef", o.kl_coef},
             {"kl_target", o.kl_target},
@@ -307,10 +311,11 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
                            value_extras());
         const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
         for (const char* k :
-             {"policy",    "reward",     "prompts", "ptx_data",   "rollouts",  "epochs",
-              "minibatch", "max_new",    "lr",      "value_lr",   "grad_clip", "kl_coef",
-              "kl_target", "kl_horizon", "ema",     "ptx_coef",   "ptx_batch", "ptx_context",
-              "gamma",     "lambda",     "clip",    "value_clip", "seed",      "end_of_text"})
+             {"policy",       "reward",    "prompts",    "ptx_data",    "rollouts",
+              "epochs",       "minibatch", "max_new",    "lr",          "value_lr",
+              "value_warmup", "grad_clip", "kl_coef",    "kl_target",   "kl_horizon",
+              "ema",          "ptx_coef",  "ptx_batch",  "ptx_context", "gamma",
+              "lambda",       "clip",      "value_clip", "seed",        "end_of_text"})
             GPTX_CHECK(pj.contains(k) && pj[k] == run[k], "--resume: --", k,
                        " differs from the run in '", dir.string(), "' (",
                        pj.contains(k) ? pj[k].dump() : "missing", " there, ", run[k].dump(),

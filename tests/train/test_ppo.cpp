@@ -4,6 +4,7 @@
 // toy reward) and exact resume.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -302,6 +303,28 @@ BOOST_AUTO_TEST_CASE(ppo_raises_a_toy_reward) {
     }
     BOOST_TEST_MESSAGE("toy reward: " << first << " -> " << last);
     BOOST_TEST(last > first + 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(value_warmup_moves_only_the_critic) {
+    toy_run run;
+    ppo_config c = toy_config();
+    c.value_warmup = 2;
+    auto tr = run.make(c);
+    const std::vector<float> p0(run.policy.params().data(),
+                                run.policy.params().data() + run.policy.num_parameters()),
+        v0(run.value.params().data(), run.value.params().data() + run.value.num_parameters());
+    auto same = [](const auto& m, const std::vector<float>& ref) {
+        return std::equal(ref.begin(), ref.end(), m.params().data());
+    };
+    for (int i = 0; i < 2; ++i) {
+        const ppo_metrics m = tr.iteration();
+        BOOST_TEST(m.updates == 0);
+        BOOST_TEST(m.value_loss > 0.0);
+    }
+    BOOST_TEST(same(run.policy, p0));
+    BOOST_TEST(!same(run.value, v0));
+    BOOST_TEST(tr.iteration().updates > 0); // the policy moves from the third iteration on
+    BOOST_TEST(!same(run.policy, p0));
 }
 
 BOOST_AUTO_TEST_CASE(resume_continues_exactly) {

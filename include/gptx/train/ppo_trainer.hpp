@@ -63,6 +63,9 @@ struct ppo_config {
         0.0;                  // subtracted from the score of a response cut by the length cap
     double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
     double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
+    int value_warmup = 0;     // first iterations that train only the value model: a critic
+                              // initialised from the RM is not yet a value function, and
+                              // advantages from it would push the policy at random
     std::uint64_t seed = 1;
 };
 
@@ -130,6 +133,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
         GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
+        GPTX_CHECK(cfg_.value_warmup >= 0, "ppo: value warm-up iterations must be >= 0, got ",
+                   cfg_.value_warmup);
         GPTX_CHECK(cfg_.ema_decay >= 0 && cfg_.ema_decay < 1,
                    "ppo: EMA decay must be in [0, 1), got ", cfg_.ema_decay);
         GPTX_CHECK(cfg_.temperature > 0, "ppo: the rollout temperature must be positive");
@@ -465,9 +470,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
                     ptx = &pb;
                 }
-                update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M, Tm,
-                               ptx, cfg_.ptx_coef},
-                              out);
+                if (iteration_ >= cfg_.value_warmup)
+                    update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M,
+                                   Tm, ptx, cfg_.ptx_coef},
+                                  out);
                 const auto& vs =
                     update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm});
                 out.value_loss += vs.value_loss;
