@@ -124,14 +124,15 @@ BOOST_AUTO_TEST_CASE(gelu_erf) {
     BOOST_TEST(o[3] == 10.0, boost::test_tools::tolerance(1e-12));
     BOOST_TEST(std::abs(o[4]) < 1e-20);
     BOOST_TEST(std::abs(ot[2] - o[2]) > 1e-4);
-    // The SIMD body and the scalar tail agree: the same inputs at every offset.
+    // The SIMD body (xsimd's erf) and the scalar tail (std::erf) agree to a few ulp of erf; for
+    // x < 0, 1 + erf(x) cancels, so the bound is absolute.
     vec big(37), obig(37);
     for (int i = 0; i < 37; ++i)
         big[i] = -4.0 + 0.2 * i;
     ops::gelu_forward(obig.data(), big.data(), 37, gelu_kind::erf);
     for (int i = 0; i < 37; ++i)
-        BOOST_TEST(obig[i] == 0.5 * big[i] * (1 + std::erf(big[i] / std::sqrt(2.0))),
-                   boost::test_tools::tolerance(1e-13));
+        BOOST_TEST(std::abs(obig[i] - 0.5 * big[i] * (1 + std::erf(big[i] / std::sqrt(2.0)))) <
+                   5e-14);
 }
 
 BOOST_AUTO_TEST_CASE(encoder) {
