@@ -9,7 +9,7 @@ child prints one JSON line with the same keys and the same FLOP count as `gptx b
   train-gpt2            GPT-2 small (768/12/12, vocab 50257), B4 T64: forward, backward,
                         grad-norm clip 1.0, AdamW; random init, one fixed batch of random tokens
   train-baby            128/4/4, vocab 65, B12 T64 (nanoGPT's shakespeare_char CPU config,
-                        no biases, as nanoGPT trains it)
+                        no biases, exact erf GELU, as nanoGPT trains it)
   train-gpt2-long       GPT-2 small, B4 T1024
   generate-gpt2         16-token random prompt, 128 new tokens, batch 1, with a KV cache,
                         temperature 0.8, top-k 200
@@ -73,7 +73,8 @@ def generate_flops(C, L, V, B, P, fresh):
 
 
 # ---- the model (child processes only: torch is imported after the thread variables are set) --
-def build_model(torch, C, NH, L, V, maxT, bias):
+def build_model(torch, C, NH, L, V, maxT, bias, gelu="tanh"):
+    """gelu: "tanh" (GPT-2) or "none" (exact erf, nn.GELU()'s default, as nanoGPT)."""
     nn = torch.nn
     F = torch.nn.functional
 
@@ -118,7 +119,7 @@ def build_model(torch, C, NH, L, V, maxT, bias):
 
         def forward(self, x, cache=None, t0=0):
             x = x + self.attn(self.ln1(x), cache, t0)
-            return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+            return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate=gelu))
 
     class GPT(nn.Module):
         def __init__(self):
@@ -162,7 +163,7 @@ def run_child(args):
     C, NH, L, V, maxT, bias = model_shape(args.workload)
     if args.workload == "train-baby":
         maxT = T
-    model = build_model(torch, C, NH, L, V, maxT, bias)
+    model = build_model(torch, C, NH, L, V, maxT, bias, "none" if args.workload == "train-baby" else "tanh")
     ms = []
     if train:
         decay = [p for p in model.parameters() if p.dim() >= 2]

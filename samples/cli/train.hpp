@@ -158,9 +158,14 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         return sum / o.eval_iters;
     };
     run_hooks hooks;
-    hooks.evaluate = [&](std::int64_t) {
-        return metrics_map{{"train_loss", estimate(train_tokens, o.seed + 101)},
-                           {"val_loss", estimate(val_tokens, o.seed + 202)}};
+    hooks.evaluate = [&](std::int64_t step) {
+        metrics_map m{{"train_loss", estimate(train_tokens, o.seed + 101)},
+                      {"val_loss", estimate(val_tokens, o.seed + 202)}};
+        // At the end, the loss over the whole val split too: the low-noise figure.
+        if (step == o.iters)
+            m.emplace_back("val_loss_full",
+                           lm_sequence_loss(obj, model, val_tokens, o.batch, o.context));
+        return m;
     };
     hooks.save = [&](std::int64_t step) {
         train_state st;

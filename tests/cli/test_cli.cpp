@@ -91,6 +91,14 @@ BOOST_AUTO_TEST_CASE(train_then_sample) {
     BOOST_TEST(fs::exists(w.dir / "run" / "model.gptx"));
     const std::string metrics = slurp(w.dir / "run" / "metrics.jsonl");
     BOOST_TEST(metrics.find("\"val_loss\"") != std::string::npos);
+    // The whole-val-split loss, once, at the last evaluation.
+    BOOST_TEST(t.out.find("step 20: train loss") != std::string::npos, t.out);
+    const std::size_t full_at = t.out.find(", val loss full ");
+    BOOST_TEST_REQUIRE(full_at != std::string::npos, t.out);
+    BOOST_TEST(full_at == t.out.rfind(", val loss full "), t.out);
+    BOOST_TEST(full_at > t.out.find("step 20: train loss"), t.out);
+    BOOST_TEST(metrics.find("\"val_loss_full\"") == metrics.rfind("\"val_loss_full\""));
+    BOOST_TEST(metrics.find("\"val_loss_full\"") != std::string::npos);
     BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') ==
                20 + 5); // 20 steps + 5 evaluations
 

@@ -167,6 +167,10 @@ BOOST_AUTO_TEST_CASE(bias_free_double) {
     check_cache_matches_full<shape{16, 2, 2, norm::pre, false}, double>(2, 1e-12);
     check_cache_matches_full<shape{16, 2, 2, norm::post, false}, double>(2, 1e-12);
 }
+// The decode path uses the shape's GELU too (a tanh GELU there would differ by ~1e-4).
+BOOST_AUTO_TEST_CASE(erf_gelu_double) {
+    check_cache_matches_full<shape{16, 2, 2, norm::pre, false, gelu_kind::erf}, double>(2, 1e-12);
+}
 // B = 9 decodes through gemm instead of the few-rows kernel.
 BOOST_AUTO_TEST_CASE(pre_ln_double_wide_batch) {
     check_cache_matches_full<tiny_pre, double>(9, 1e-12);

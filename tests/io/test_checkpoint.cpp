@@ -327,15 +327,23 @@ BOOST_AUTO_TEST_CASE(shape_and_config_mismatches_name_both_sides) {
     transformer<presets::gpt2> big({256, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, big, nullptr, nullptr, nullptr); }) ==
                n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
-                   "bias); this model is 768/12/12 pre-LN");
+                   "bias, erf GELU); this model is 768/12/12 pre-LN");
     transformer<presets::baby_post> post({256, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, post, nullptr, nullptr, nullptr); }) ==
                n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
-                   "bias); this model is 128/4/4 post-LN");
+                   "bias, erf GELU); this model is 128/4/4 post-LN");
     transformer<presets::baby_bias> biased({256, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, biased, nullptr, nullptr, nullptr); }) ==
                n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
-                   "bias); this model is 128/4/4 pre-LN");
+                   "bias, erf GELU); this model is 128/4/4 pre-LN, erf GELU");
+    // The GELU is part of the shape: same tensors, other numerics.
+    constexpr shape baby_tanh{128, 4, 4, norm::pre, false, gelu_kind::tanh};
+    transformer<baby_tanh> tanh_gelu({256, 64});
+    BOOST_TEST(error_of([&] { load_checkpoint(p, tanh_gelu, nullptr, nullptr, nullptr); }) ==
+               n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
+                   "bias, erf GELU); this model is 128/4/4 pre-LN, no bias");
+    BOOST_TEST((read_checkpoint_info(p).dims == presets::baby));
+    BOOST_TEST(le(read_bytes(p), 28, 4) == 6u); // shape flags: no biases (2) | erf GELU (4)
 
     transformer<presets::baby> vocab({300, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, vocab, nullptr, nullptr, nullptr); }) ==

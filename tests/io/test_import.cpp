@@ -286,7 +286,7 @@ BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
     transformer<presets::baby> baby(info.config);
     BOOST_TEST(error_of([&] { load_llmc<presets::baby>(file, baby); }) ==
                file.string() + ": the file holds a GPT-2 of 64/4/2 pre-LN; this model is 128/4/4 "
-                               "pre-LN, no bias; preset 'tiny' fits");
+                               "pre-LN, no bias, erf GELU; preset 'tiny' fits");
     constexpr shape eight{64, 8, 2, norm::pre};
     transformer<eight> e(info.config);
     BOOST_TEST(error_of([&] { load_llmc<eight>(file, e); }).ends_with("preset 'tiny' fits"));

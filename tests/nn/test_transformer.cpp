@@ -1,6 +1,6 @@
 // Tests for gptx/nn: the whole tiny model's loss gradient against central differences for every
-// parameter tensor (pre-LN and post-LN, with and without dropout), float vs double agreement,
-// thread-count independence, and overfitting one batch.
+// parameter tensor (pre-LN and post-LN, with and without dropout, tanh and erf GELU), float vs
+// double agreement, thread-count independence, and overfitting one batch.
 #include <boost/test/unit_test.hpp>
 
 #include <gptx/nn/lm_head.hpp>
@@ -15,6 +15,8 @@ constexpr shape tiny_pre{16, 2, 2, norm::pre};
 constexpr shape tiny_post{16, 2, 2, norm::post};
 constexpr shape tiny_post_nobias{16, 2, 2, norm::post, false};
 constexpr shape tiny_pre_nobias{16, 2, 2, norm::pre, false};
+constexpr shape tiny_pre_erf{16, 2, 2, norm::pre, false, gelu_kind::erf}; // nanoGPT's form
+constexpr shape tiny_post_erf{16, 2, 2, norm::post, true, gelu_kind::erf};
 
 struct batch_data {
     int B = 2, T = 5;
@@ -74,6 +76,11 @@ BOOST_AUTO_TEST_CASE(gradients_post_ln_dropout) { check_model_gradients<tiny_pos
 BOOST_AUTO_TEST_CASE(gradients_without_biases) {
     check_model_gradients<tiny_pre_nobias>(0.0f);
     check_model_gradients<tiny_post_nobias>(0.1f);
+}
+
+BOOST_AUTO_TEST_CASE(gradients_with_erf_gelu) {
+    check_model_gradients<tiny_pre_erf>(0.0f);
+    check_model_gradients<tiny_post_erf>(0.1f);
 }
 
 BOOST_AUTO_TEST_CASE(parameter_layout_follows_llm_c) {

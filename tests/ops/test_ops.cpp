@@ -103,6 +103,38 @@ BOOST_AUTO_TEST_CASE(gelu) {
     BOOST_TEST(std::abs(o[2]) < 1e-9);
 }
 
+BOOST_AUTO_TEST_CASE(gelu_erf) {
+    rng r(31);
+    const int N = 45; // several SIMD widths plus a tail
+    vec x = normal_vector<double>(N, r, 2.0), proj = normal_vector<double>(N, r), out(N), dx(N);
+    auto f = [&] {
+        ops::gelu_forward(out.data(), x.data(), N, gelu_kind::erf);
+        return project(out, proj);
+    };
+    ops::gelu_backward(dx.data(), x.data(), proj.data(), N, gelu_kind::erf);
+    check_gradient("gelu erf", x.data(), N, dx.data(), f);
+    // x Phi(x) at known points (Phi(1) = 0.8413447460685429), and not the tanh form, which
+    // differs from it by up to ~1e-3 (at x = -1: -0.158808 vs -0.158655).
+    vec s{0.0, 1.0, -1.0, 10.0, -10.0}, o(5), ot(5);
+    ops::gelu_forward(o.data(), s.data(), 5, gelu_kind::erf);
+    ops::gelu_forward(ot.data(), s.data(), 5);
+    BOOST_TEST(o[0] == 0.0);
+    BOOST_TEST(o[1] == 0.8413447460685429, boost::test_tools::tolerance(1e-13));
+    BOOST_TEST(o[2] == -0.15865525393145707, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(o[3] == 10.0, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(std::abs(o[4]) < 1e-20);
+    BOOST_TEST(std::abs(ot[2] - o[2]) > 1e-4);
+    // The SIMD body (xsimd's erf) and the scalar tail (std::erf) agree to a few ulp of erf; for
+    // x < 0, 1 + erf(x) cancels, so the bound is absolute.
+    vec big(37), obig(37);
+    for (int i = 0; i < 37; ++i)
+        big[i] = -4.0 + 0.2 * i;
+    ops::gelu_forward(obig.data(), big.data(), 37, gelu_kind::erf);
+    for (int i = 0; i < 37; ++i)
+        BOOST_TEST(std::abs(obig[i] - 0.5 * big[i] * (1 + std::erf(big[i] / std::sqrt(2.0)))) <
+                   5e-14);
+}
+
 BOOST_AUTO_TEST_CASE(encoder) {
     rng r(4);
     const int B = 2, T = 3, C = 5, V = 4;
@@ -255,6 +287,15 @@ BOOST_AUTO_TEST_CASE(layernorm_gelu_attention_tails) {
         std::vector<float> gof(N * C);
         ops::gelu_forward(gof.data(), xf.data(), N * C);
         BOOST_TEST(max_rel_diff(gof, go) < 1e-5);
+        ops::gelu_forward(go.data(), x.data(), N * C, gelu_kind::erf);
+        ops::gelu_forward(gof.data(), xf.data(), N * C, gelu_kind::erf);
+        BOOST_TEST(max_rel_diff(gof, go) < 1e-5);
+        vec dgo(N * C), dout = normal_vector<double>(N * C, r);
+        std::vector<float> dgof(N * C);
+        auto doutf = to_float(dout);
+        ops::gelu_backward(dgo.data(), x.data(), dout.data(), N * C, gelu_kind::erf);
+        ops::gelu_backward(dgof.data(), xf.data(), doutf.data(), N * C, gelu_kind::erf);
+        BOOST_TEST(max_rel_diff(dgof, dgo) < 1e-5);
     }
     for (int HS : {1, 5, 16, 24}) {
         const int B = 2, T = 9, NH = 2, C = HS * NH;

@@ -12,6 +12,11 @@ namespace gptx {
 // Where LayerNorm sits. pre: GPT-2 (x + f(LN(x)), final LayerNorm). post: GPT-1 (LN(x + f(x))).
 enum class norm : std::uint8_t { pre = 0, post = 1 };
 
+// The GELU of the MLP. tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the approximation
+// GPT-1 and GPT-2 used (Hugging Face's "gelu_new"). erf: x Phi(x) exactly, PyTorch's nn.GELU(),
+// which nanoGPT trains with.
+enum class gelu_kind : std::uint8_t { tanh = 0, erf = 1 };
+
 struct shape {
     int width = 0;  // C
     int heads = 0;  // NH
@@ -19,6 +24,7 @@ struct shape {
     norm placement = norm::pre;
     bool bias =
         true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
+    gelu_kind gelu = gelu_kind::tanh;
 
     constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
     constexpr bool valid() const {
@@ -26,11 +32,11 @@ struct shape {
     }
     friend constexpr bool operator==(const shape&, const shape&) = default;
     template <class Os> friend Os& operator<<(Os& os, const shape& s) { return os << to_string(s); }
-    // "768/12/12 pre-LN", with ", no bias" for bias-free shapes.
+    // "768/12/12 pre-LN", with ", no bias" for bias-free shapes and ", erf GELU" for exact GELU.
     friend std::string to_string(const shape& s) {
         return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" +
                std::to_string(s.layers) + (s.placement == norm::pre ? " pre-LN" : " post-LN") +
-               (s.bias ? "" : ", no bias");
+               (s.bias ? "" : ", no bias") + (s.gelu == gelu_kind::erf ? ", erf GELU" : "");
     }
 };
 
@@ -53,10 +59,10 @@ inline constexpr shape gpt2_medium{1024, 16, 24, norm::pre};
 inline constexpr shape gpt2_large{1280, 20, 36, norm::pre};
 inline constexpr shape gpt2_xl{1600, 25, 48, norm::pre};
 // Small CPU presets. baby is nanoGPT's shakespeare_char CPU config (nanoGPT trains without
-// biases by default); baby-bias is the same with GPT-2's biases.
+// biases by default, and with the exact erf GELU); baby-bias is the same with GPT-2's biases.
 inline constexpr shape tiny{64, 4, 2, norm::pre};
-inline constexpr shape baby{128, 4, 4, norm::pre, false};
-inline constexpr shape baby_bias{128, 4, 4, norm::pre, true};
+inline constexpr shape baby{128, 4, 4, norm::pre, false, gelu_kind::erf};
+inline constexpr shape baby_bias{128, 4, 4, norm::pre, true, gelu_kind::erf};
 inline constexpr shape mini{256, 8, 6, norm::pre};
 inline constexpr shape baby_post{128, 4, 4, norm::post};
 } // namespace presets

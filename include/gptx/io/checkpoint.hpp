@@ -34,7 +34,8 @@
 
 // File layout, version 1. Little-endian; offsets in bytes.
 //   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
-//   16   i32 width, heads, layers | u32 norm (0 pre, 1 post) | i32 vocab, context
+//   16   i32 width, heads, layers | u32 shape flags (bit 0: post-LN; bit 1: no biases;
+//        bit 2: erf GELU) | i32 vocab, context
 //   40   u64 parameters N | i64 optimizer steps | i64 train step
 //   64   u64 tokenizer blob bytes | u64 run_json bytes | char[32] tokenizer kind (NUL-padded)
 //   112  u32 bytes per value (4: float32) | u32 X, extras bytes (0 without flag bit 1) |
@@ -423,9 +424,13 @@ class ckpt_reader {
         const std::uint64_t flags = ckpt_get(h, 12, 4);
         const std::uint64_t placement = ckpt_get(h, 28, 4);
         info.version = int(version);
-        // Bit 0: post-LN; bit 1: no biases.
-        info.dims = {i32(16), i32(20), i32(24), (placement & 1) ? norm::post : norm::pre,
-                     (placement & 2) == 0};
+        // Bit 0: post-LN; bit 1: no biases; bit 2: erf GELU.
+        info.dims = {i32(16),
+                     i32(20),
+                     i32(24),
+                     (placement & 1) ? norm::post : norm::pre,
+                     (placement & 2) == 0,
+                     (placement & 4) ? gelu_kind::erf : gelu_kind::tanh};
         info.config = {i32(32), i32(36)};
         const std::uint64_t n = ckpt_get(h, 40, 8);
         const auto opt_steps = std::int64_t(ckpt_get(h, 48, 8));
@@ -445,8 +450,8 @@ class ckpt_reader {
             corrupt(lay_.extras_bytes, " bytes of extras without the extras flag");
         if ((flags & 2) != 0 && lay_.extras_bytes < 8)
             corrupt("extras section of ", lay_.extras_bytes, " bytes");
-        if (placement > 3)
-            corrupt("norm placement ", placement);
+        if (placement > 7)
+            corrupt("shape flags ", placement);
         if (!info.dims.valid())
             corrupt("invalid shape ", info.dims.width, "/", info.dims.heads, "/", info.dims.layers);
         if (info.config.vocab <= 0 || info.config.context <= 0)
@@ -646,7 +651,10 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(head, std::uint32_t(S.width), 4);
     detail::ckpt_put(head, std::uint32_t(S.heads), 4);
     detail::ckpt_put(head, std::uint32_t(S.layers), 4);
-    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u), 4);
+    detail::ckpt_put(head,
+                     static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u) |
+                         (S.gelu == gelu_kind::erf ? 4u : 0u),
+                     4);
     detail::ckpt_put(head, std::uint32_t(model.vocab()), 4);
     detail::ckpt_put(head, std::uint32_t(model.context()), 4);
     detail::ckpt_put(head, n, 8);

@@ -112,8 +112,8 @@ template <shape S> void load_llmc(const std::filesystem::path& file, transformer
 template <shape S>
 void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
                int padded_vocab = 0) {
-    static_assert(S.placement == norm::pre && S.bias,
-                  "llm.c checkpoints hold GPT-2: pre-LN with biases");
+    static_assert(S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh,
+                  "llm.c checkpoints hold GPT-2: pre-LN with biases, tanh GELU");
     const int V = model.vocab();
     const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
     GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);

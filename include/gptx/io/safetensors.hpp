@@ -309,7 +309,8 @@ void load_safetensors(const std::filesystem::path& file, transformer<S, float>& 
 // a prefix, metadata format=pt plus n_head/n_embd/n_layer/n_positions/vocab_size). Atomic.
 template <shape S>
 void save_safetensors(const std::filesystem::path& file, const transformer<S, float>& model) {
-    static_assert(S.placement == norm::pre && S.bias, "Hugging Face GPT-2 is pre-LN with biases");
+    static_assert(S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh,
+                  "Hugging Face GPT-2 is pre-LN with biases and gelu_new (tanh GELU)");
     constexpr std::int64_t C = S.width;
     const std::int64_t V = model.vocab(), maxT = model.context();
     struct item {

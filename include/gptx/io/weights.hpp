@@ -38,10 +38,11 @@ inline std::string weights_shape_text(const shape& s) {
     return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
 }
 
-// GPT-2 as the files hold it: pre-LN with biases.
+// GPT-2 as the files hold it: pre-LN with biases, tanh GELU.
 inline constexpr bool fits_file(const shape& s, const shape& file) {
     return s.width == file.width && s.layers == file.layers &&
-           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
+           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias &&
+           s.gelu == gelu_kind::tanh;
 }
 
 // "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".

@@ -217,7 +217,7 @@ template <class Model> class kv_cache {
             else
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
             linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
-            ops::gelu_forward(fch_gelu, fch, N * 4 * C);
+            ops::gelu_of<Model::dims.gelu>::forward(fch_gelu, fch, N * 4 * C);
             linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
             if constexpr (pre_ln) {
                 ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input

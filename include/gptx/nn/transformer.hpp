@@ -231,7 +231,7 @@ template <shape S, class T = float> class transformer {
                 fc_in = p.ln1;
             }
             ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
-            ops::gelu_forward(p.fch_gelu, p.fch, BT * 4 * C);
+            ops::gelu_of<S.gelu>::forward(p.fch_gelu, p.fch, BT * 4 * C);
             ops::matmul_forward(a.branch, p.fch_gelu, p.w.fcprojw, p.w.fcprojb, BT, 4 * C, C);
             ops::dropout_inplace(a.branch, BT * C, rate, seed_for(3 + 3 * l));
             // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
@@ -283,7 +283,7 @@ template <shape S, class T = float> class transformer {
                 const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
                 ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
                                      p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
                 ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
                                         p.ln2_mean, p.ln2_rstd, BT, C);
@@ -304,7 +304,7 @@ template <shape S, class T = float> class transformer {
                 const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
                 ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
                                      p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 // dsum becomes d x1 = skip + the fc input's gradient.
                 ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
                                      true);
