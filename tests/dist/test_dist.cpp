@@ -181,11 +181,13 @@ BOOST_AUTO_TEST_CASE(collectives) {
         for (std::size_t i = 0; i < n; ++i)
             BOOST_TEST(s[i] == (i >= b && i < e ? sum(i) : x[i]));
         // Each rank fills only its shard; the gathers assemble them.
-        std::vector<float> g(n, -1.0f), h(n, -1.0f);
-        for (std::size_t i = b; i < e; ++i)
-            g[i] = h[i] = value(me, i);
+        std::vector<float> g(n, -1.0f), h(n, -1.0f), mine;
+        for (std::size_t i = b; i < e; ++i) {
+            g[i] = value(me, i);
+            mine.push_back(value(me, i));
+        }
         comm.allgather_shards(g.data(), n);
-        comm.gather_shards(h.data(), n, 0);
+        comm.gather_shards(mine.data(), h.data(), n, 0);
         for (int r = 0; r < R; ++r) {
             const auto [rb, re] = shard_range(n, r, R);
             for (std::size_t i = rb; i < re; ++i) {
@@ -245,6 +247,91 @@ BOOST_AUTO_TEST_CASE(zero1_state_round_trips_through_a_whole_state) {
                             std::vector<float>(full.v().data(),
                                                full.v().data() + full.v().size())) == 0.0);
     }
+}
+
+BOOST_AUTO_TEST_CASE(advantages_are_whitened_over_the_global_batch) {
+    communicator& comm = world();
+    const int R = comm.size(), me = comm.rank();
+    // Rank r holds 3 + r values (uneven, as PPO's token counts are); the result must be the
+    // one-process whitening of all of them, concatenated in rank order.
+    std::vector<double> all;
+    std::vector<std::size_t> first;
+    for (int r = 0; r < R; ++r) {
+        first.push_back(all.size());
+        for (int i = 0; i < 3 + r; ++i)
+            all.push_back(double(r) * 2.5 + 0.7 * i * i - 1.0);
+    }
+    std::vector<double> mine(all.begin() + std::ptrdiff_t(first[std::size_t(me)]),
+                             all.begin() + std::ptrdiff_t(first[std::size_t(me)]) + 3 + me);
+    whiten(all.data(), all.size());
+    whiten(mine.data(), mine.size(), comm);
+    for (int i = 0; i < 3 + me; ++i)
+        BOOST_TEST(mine[std::size_t(i)] == all[first[std::size_t(me)] + std::size_t(i)],
+                   boost::test_tools::tolerance(1e-12));
+    // A local whitening would differ: each rank's values alone have mean 0.
+    double local_mean = 0;
+    for (double v : mine)
+        local_mean += v;
+    BOOST_TEST(std::abs(local_mean / double(mine.size())) > 1e-3);
+}
+
+namespace {
+constexpr shape toy{16, 2, 1, norm::pre};
+using toy_t = transformer<toy>;
+// The toy reward: how many times token 3 occurs in the response (after the 2 prompt tokens).
+std::vector<float> count_threes(const int* tokens, int B, int T, const int* ends) {
+    std::vector<float> s(std::size_t(B), 0.0f);
+    for (int b = 0; b < B; ++b)
+        for (int t = 2; t < ends[b]; ++t)
+            s[std::size_t(b)] += tokens[b * T + t] == 3 ? 1.0f : 0.0f;
+    return s;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(ppo_ranks_sample_their_own_rollouts_and_stay_identical) {
+    communicator& comm = world();
+    toy_t policy({6, 16}), ref({6, 16}), value({6, 16});
+    policy.init(11);
+    ref.init(11);
+    value.init(12);
+    linear_head<float> head(16, 1);
+    head.init(13);
+    std::vector<int> ptx;
+    rng r(14);
+    for (int i = 0; i < 400; ++i)
+        ptx.push_back(1 + int(r.below(5)));
+    ppo_config c;
+    c.end_of_text = 0;
+    c.rollouts = 16;
+    c.max_new_tokens = 8;
+    c.epochs = 2;
+    c.minibatch = 8;
+    c.lr = 3e-3f;
+    c.kl_coef = 0.01;
+    c.kl_target = 1.0; // adaptive: beta must follow the global KL on every rank
+    c.ema_decay = 0.9;
+    c.ptx_coef = 0.5;
+    c.seed = 21;
+    c.comm = &comm;
+    ppo_trainer<toy_t> tr(policy, ref, value, head, count_threes, {{1, 2}, {2, 4}, {5, 1}, {4, 4}},
+                          c, ptx);
+    for (int i = 0; i < 3; ++i) {
+        const ppo_metrics m = tr.iteration();
+        double global[3] = {m.score, m.kl_seq, m.beta};
+        BOOST_TEST(dist::replicas_identical(global, 3, comm)); // global-batch statistics
+        BOOST_TEST(m.updates + m.skipped == 4);
+    }
+    BOOST_TEST(dist::replicas_identical(policy.params().data(), policy.params().size(), comm));
+    BOOST_TEST(dist::replicas_identical(value.params().data(), value.params().size(), comm));
+    BOOST_TEST(dist::replicas_identical(tr.policy_ema()->shadow().data(),
+                                        tr.policy_ema()->shadow().size(), comm));
+    const auto st = tr.state();
+    BOOST_TEST(!dist::replicas_identical(st.sampler_rng.data(), st.sampler_rng.size(), comm));
+    // The parameters moved.
+    toy_t start({6, 16});
+    start.init(11);
+    BOOST_TEST(!std::equal(start.params().data(), start.params().data() + start.params().size(),
+                           policy.params().data()));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

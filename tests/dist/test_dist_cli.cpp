@@ -148,6 +148,47 @@ BOOST_AUTO_TEST_CASE(two_ranks_equal_one_process_with_twice_the_batch_and_resume
     expect_close(load(w.dir / "b" / "model.gptx"), ref, "1 process then 2 ranks (ZeRO-1)");
 }
 
+// gptx rm goes through the generic trainer: rank r takes every 2nd batch from offset r, so
+// 2 ranks train as one process with --grad-accum 2.
+BOOST_AUTO_TEST_CASE(rm_on_two_ranks_equals_one_process_accumulating_two_batches) {
+    workspace w;
+    BOOST_TEST_REQUIRE(gptx_run(0, w.train("lm", 4, 3)).code == 0);
+    {
+        std::ofstream d(w.dir / "cmp.jsonl");
+        const char* words[] = {"the", "quick", "brown", "lazy", "time", "nine"};
+        for (int i = 0; i < 24; ++i)
+            d << "{\"prompt\": \"" << words[i % 6] << " \", \"chosen\": \"fox " << words[i % 5]
+              << "\", \"rejected\": \"dog\"}\n";
+    }
+    auto rm = [&](const std::string& out, const std::string& extra) {
+        return "rm --init " + (w.dir / "lm").string() + " --data " +
+               (w.dir / "cmp.jsonl").string() +
+               " --val-fraction 0.25 --batch 2 --lr 1e-3 --warmup 1 --decay-iters 8 --iters 4 "
+               "--eval-every 4 --log-every 1 --dropout 0 --end-of-text 0 --threads 1 --out " +
+               (w.dir / out).string() + " " + extra;
+    };
+    const run_result one = gptx_run(0, rm("rm1", "--grad-accum 2"));
+    BOOST_TEST_REQUIRE(one.code == 0, one.out);
+    const run_result two = gptx_run(2, rm("rm2", ""));
+    BOOST_TEST_REQUIRE(two.code == 0, two.out);
+    BOOST_TEST(count(two.out, "done: 4 steps") == 1, two.out);
+    auto trunk = [&](const std::string& out) {
+        const fs::path f = w.dir / out / "model.gptx";
+        gptx::transformer<gptx::presets::tiny> m(gptx::read_checkpoint_info(f).config);
+        gptx::load_checkpoint<gptx::presets::tiny>(f, m, nullptr, nullptr, nullptr);
+        return std::vector<float>(m.params().data(), m.params().data() + m.params().size());
+    };
+    const auto a = trunk("rm1"), b = trunk("rm2");
+    gptx::transformer<gptx::presets::tiny> lm(
+        gptx::read_checkpoint_info(w.dir / "lm" / "model.gptx").config);
+    gptx::load_checkpoint<gptx::presets::tiny>(w.dir / "lm" / "model.gptx", lm, nullptr, nullptr,
+                                               nullptr);
+    const std::vector<float> start(lm.params().data(), lm.params().data() + lm.params().size());
+    BOOST_TEST_MESSAGE("rm: max |trunk diff| 2 ranks vs --grad-accum 2: " << max_diff(a, b));
+    BOOST_TEST(max_diff(a, b) < 5e-5);
+    BOOST_TEST(max_diff(a, start) > 1e-4); // it trained
+}
+
 BOOST_AUTO_TEST_CASE(an_error_ends_every_rank_with_its_message) {
     workspace w;
     const run_result r = gptx_run(2, "train --text " + (w.dir / "missing.txt").string() +

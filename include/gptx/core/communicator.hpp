@@ -38,9 +38,14 @@ class communicator {
     // Every rank's shard_range(n) of x, copied into x on every rank.
     virtual void allgather_shards(float*, std::size_t) {}
     virtual void allgather_shards(double*, std::size_t) {}
-    // Every rank's shard_range(n) of x, copied into x on rank root only.
-    virtual void gather_shards(float*, std::size_t, int /*root*/) {}
-    virtual void gather_shards(double*, std::size_t, int /*root*/) {}
+    // Every rank's shard_range(n) values `mine` (this rank's window only), assembled into the n
+    // values of `all` on rank root (all is not touched elsewhere and may be null there).
+    virtual void gather_shards(const float* mine, float* all, std::size_t n, int /*root*/) {
+        std::copy_n(mine, n, all);
+    }
+    virtual void gather_shards(const double* mine, double* all, std::size_t n, int /*root*/) {
+        std::copy_n(mine, n, all);
+    }
     // Root's bytes, copied to every rank.
     virtual void broadcast(void*, std::size_t, int /*root*/) {}
     virtual void barrier() {}

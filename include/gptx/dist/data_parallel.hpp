@@ -31,16 +31,12 @@ adamw<T> gather_adamw(const basic_arena<T>& params, const adamw<T>& shard, commu
                    shard.shard_end() == comm.shard(n).second,
                "gather_adamw: the optimizer's window [", shard.shard_begin(), ", ",
                shard.shard_end(), ") is not rank ", comm.rank(), "'s shard of ", n, " parameters");
-    // Non-root ranks need only their window, but gather_shards reads it at its offset in a
-    // full-length buffer; they send from there and free it at once.
-    adamw<T> full(params, shard.config());
+    // Only root holds the whole state; the other ranks send their windows from where they are.
+    adamw<T> full = comm.rank() == root ? adamw<T>(params, shard.config()) : adamw<T>{};
     full.set_step_count(shard.step_count());
-    const std::size_t lo = shard.shard_begin(), len = shard.shard_end() - lo;
-    std::copy_n(shard.m().data(), len, full.m().data() + lo);
-    std::copy_n(shard.v().data(), len, full.v().data() + lo);
-    comm.gather_shards(full.m().data(), n, root);
-    comm.gather_shards(full.v().data(), n, root);
-    return comm.rank() == root ? std::move(full) : adamw<T>{};
+    comm.gather_shards(shard.m().data(), full.m().data(), n, root);
+    comm.gather_shards(shard.v().data(), full.v().data(), n, root);
+    return full;
 }
 
 // Copies this rank's window of a whole AdamW state (as loaded from a checkpoint) into shard.

@@ -48,10 +48,14 @@ class mpi_communicator final : public communicator {
     void allreduce_sum(double* x, std::size_t n) override { allreduce(x, n); }
     void reduce_scatter_sum(float* x, std::size_t n) override { reduce_scatter(x, n); }
     void reduce_scatter_sum(double* x, std::size_t n) override { reduce_scatter(x, n); }
-    void allgather_shards(float* x, std::size_t n) override { gather(x, n, -1); }
-    void allgather_shards(double* x, std::size_t n) override { gather(x, n, -1); }
-    void gather_shards(float* x, std::size_t n, int root) override { gather(x, n, root); }
-    void gather_shards(double* x, std::size_t n, int root) override { gather(x, n, root); }
+    void allgather_shards(float* x, std::size_t n) override { allgather(x, n); }
+    void allgather_shards(double* x, std::size_t n) override { allgather(x, n); }
+    void gather_shards(const float* mine, float* all, std::size_t n, int root) override {
+        gather(mine, all, n, root);
+    }
+    void gather_shards(const double* mine, double* all, std::size_t n, int root) override {
+        gather(mine, all, n, root);
+    }
     void broadcast(void* p, std::size_t bytes, int root) override {
         auto* b = static_cast<char*>(p);
         for (std::size_t done = 0; done < bytes;) { // MPI counts are int
@@ -96,24 +100,20 @@ class mpi_communicator final : public communicator {
                           "MPI_Reduce_scatter");
         std::copy(tmp.begin(), tmp.end(), x + b);
     }
-    // root < 0: to every rank.
-    template <class T> void gather(T* x, std::size_t n, int root) {
+    template <class T> void allgather(T* x, std::size_t n) {
         layout(n);
-        if (root < 0) {
-            detail::mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts_.data(),
-                                             displs_.data(), detail::mpi_type<T>(), comm_),
-                              "MPI_Allgatherv");
-        } else if (rank_ == root) {
-            detail::mpi_check(MPI_Gatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts_.data(),
-                                          displs_.data(), detail::mpi_type<T>(), root, comm_),
-                              "MPI_Gatherv");
-        } else {
-            const std::size_t b = std::size_t(displs_[std::size_t(rank_)]);
-            detail::mpi_check(MPI_Gatherv(x + b, counts_[std::size_t(rank_)], detail::mpi_type<T>(),
-                                          nullptr, nullptr, nullptr, detail::mpi_type<T>(), root,
-                                          comm_),
-                              "MPI_Gatherv");
-        }
+        detail::mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts_.data(),
+                                         displs_.data(), detail::mpi_type<T>(), comm_),
+                          "MPI_Allgatherv");
+    }
+    template <class T> void gather(const T* mine, T* all, std::size_t n, int root) {
+        layout(n);
+        const bool at_root = rank_ == root;
+        detail::mpi_check(MPI_Gatherv(mine, counts_[std::size_t(rank_)], detail::mpi_type<T>(),
+                                      at_root ? all : nullptr, at_root ? counts_.data() : nullptr,
+                                      at_root ? displs_.data() : nullptr, detail::mpi_type<T>(),
+                                      root, comm_),
+                          "MPI_Gatherv");
     }
     template <class T> std::vector<T>& scratch() {
         if constexpr (std::is_same_v<T, float>)
