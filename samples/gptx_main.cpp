@@ -38,6 +38,7 @@ class commands {
         actions_.emplace_back([this, o = opts.get(), run] {
             if (threads_ > 0)
                 gptx::set_num_threads(threads_);
+            gptx::cli::check_runs_under_mpirun(app_);
             run(*o);
         });
         add_command(app_, *opts, actions_.back());

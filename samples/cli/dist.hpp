@@ -6,9 +6,22 @@
 #include <cstdlib>
 #include <optional>
 
+#include <CLI/CLI.hpp>
 #include <gptx/gptx.hpp>
 
 namespace gptx::cli {
+
+// Under mpirun only these commands split the work; any other would run once per rank and every
+// rank would write the same files, so it refuses.
+inline void check_runs_under_mpirun(const CLI::App& app) {
+    if (world().size() == 1)
+        return;
+    for (const char* c : {"train", "sft", "rm", "ppo"})
+        if (app.got_subcommand(c))
+            return;
+    throw gptx::error("this command does not run under mpirun (train, sft, rm and ppo do); run it "
+                      "as one process");
+}
 
 class dist_scope {
   public:

@@ -196,6 +196,10 @@ BOOST_AUTO_TEST_CASE(an_error_ends_every_rank_with_its_message) {
     BOOST_TEST(r.code != 0, r.out);
     BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("missing.txt") != std::string::npos, r.out);
+    // Commands without data parallelism refuse rather than write the same files from each rank.
+    const run_result s = gptx_run(2, "sample --checkpoint " + (w.dir / "none").string());
+    BOOST_TEST(s.code != 0, s.out);
+    BOOST_TEST(s.out.find("does not run under mpirun") != std::string::npos, s.out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
