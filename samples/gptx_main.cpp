@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
+#include "cli/dist.hpp"
 #include "cli/eval.hpp"
 #include "cli/finetune.hpp"
 #include "cli/pipeline.hpp"
@@ -37,6 +38,7 @@ class commands {
         actions_.emplace_back([this, o = opts.get(), run] {
             if (threads_ > 0)
                 gptx::set_num_threads(threads_);
+            gptx::cli::check_runs_under_mpirun(app_);
             run(*o);
         });
         add_command(app_, *opts, actions_.back());
@@ -53,6 +55,7 @@ class commands {
 
 int main(int argc, char** argv) {
     namespace cli = gptx::cli;
+    cli::dist_scope dist(argc, argv); // MPI, when mpirun started this process
     CLI::App app{"gptx: train, sample and align GPT models on a CPU"};
     app.require_subcommand(1);
     app.fallthrough(); // --threads may follow the subcommand
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) { // gptx::error and the standard library's, one line each
         std::fflush(stdout);
         std::fprintf(stderr, "gptx: error: %s\n", e.what());
+        dist.fail();
         return 1;
     }
     return 0;

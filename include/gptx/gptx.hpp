@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/arena.hpp"
+#include "core/communicator.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/rng.hpp"
@@ -17,6 +18,8 @@
 #include "data/tasks.hpp"
 #include "data/text_file.hpp"
 #include "data/token_file.hpp"
+#include "dist/data_parallel.hpp"
+#include "dist/mpi.hpp" // empty unless GPTX_HAVE_MPI
 #include "generate/generate.hpp"
 #include "generate/sampler.hpp"
 #include "generate/scoring.hpp"

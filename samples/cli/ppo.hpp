@@ -107,6 +107,7 @@ inline void validate(const ppo_options& o) {
 inline ppo_config make_config(const ppo_options& o, int eot) {
     ppo_config c;
     c.end_of_text = eot;
+    c.comm = &world(); // under mpirun: --rollouts per rank, whitened over all of them
     c.rollouts = o.rollouts;
     c.max_new_tokens = o.max_new;
     c.epochs = o.epochs;
@@ -277,6 +278,8 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
         return x;
     };
     auto save = [&](std::int64_t it) {
+        if (world().rank() != 0) // the models are identical on every rank; rank 0 writes
+            return;
         const ppo_state s = tr.state();
         train_state st;
         st.step = it;
@@ -331,7 +334,7 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
         tr.set_state(s);
         std::printf("resumed from %s at iteration %lld\n", policy_ckpt.string().c_str(),
                     static_cast<long long>(s.iteration));
-    } else {
+    } else if (world().rank() == 0) {
         std::ofstream(dir / "metrics.jsonl", std::ios::trunc);
     }
 
@@ -341,7 +344,8 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
     ro.iters = o.iters;
     ro.eval_every = o.save_every;
     ro.log_every = o.log_every;
-    ro.metrics = dir / "metrics.jsonl";
+    if (world().rank() == 0)
+        ro.metrics = dir / "metrics.jsonl";
     ro.checkpoint_name = policy_ckpt.string();
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t) {

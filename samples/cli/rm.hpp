@@ -167,15 +167,18 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
                                             tok.encode(e.response, "response"), eot, ctx));
 
     reward_batcher batches(train, o.batch, eot, o.seed + 1);
+    // Under mpirun rank r takes every ranks-th batch (offset r): N ranks train as one process
+    // with N times --grad-accum.
+    const int ranks = world().size(), rank = world().rank();
+    const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
     const std::int64_t iters =
-        o.iters > 0 ? o.iters
-                    : (batches.steps_for_epochs(o.epochs) + o.grad_accum - 1) / o.grad_accum;
+        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
     std::printf(
         "gptx rm: %s, vocab %d, context %d, end-of-text %d | train %zu prompts (%zu pairs), "
         "held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d threads\n",
         to_string(S).c_str(), rm.vocab(), ctx, eot, train.groups.size(), train.pairs(),
-        val.groups.size(), val.pairs(), static_cast<long long>(iters), o.batch * o.grad_accum,
-        num_threads());
+        val.groups.size(), val.pairs(), static_cast<long long>(iters),
+        o.batch * o.grad_accum * ranks, num_threads());
     if (train.truncated + val.truncated > 0)
         std::printf("note: %zu sequences were longer than the context %d and lost the start of "
                     "their prompt\n",
@@ -187,7 +190,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     const cosine_schedule sched{o.lr, min_lr, o.warmup,
                                 o.decay_iters > 0 ? o.decay_iters : int(iters)};
     trainer tr(rm.trunk(), obj, opt,
-               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }});
+               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }, &world()});
     const checkpoint_extra extras[] = {
         {reward_model<S>::head_name, &rm.head().params(), &tr.head_optimizer()}};
 
@@ -207,7 +210,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
         tr.set_step_count(st.step);
         std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
                     static_cast<long long>(st.step));
-    } else {
+    } else if (rank == 0) {
         fs::remove(metrics_path);
     }
 
@@ -218,6 +221,8 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
         return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
     };
     hooks.save = [&](std::int64_t step) {
+        if (rank != 0) // every rank holds the same model; rank 0 writes
+            return;
         const float raw = rm.bias();
         nlohmann::json j = run_json(o);
         j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
@@ -236,13 +241,16 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     ro.iters = iters;
     ro.eval_every = o.eval_every;
     ro.log_every = o.log_every;
-    ro.metrics = metrics_path;
+    if (rank == 0)
+        ro.metrics = metrics_path;
     ro.checkpoint_name = ckpt.string();
     const auto t0 = std::chrono::steady_clock::now();
     if (tr.step_count() < iters) {
         run_training(
             tr, ro,
-            [&](int micro) { return batches.batch(tr.step_count() * o.grad_accum + micro); },
+            [&](int micro) {
+                return batches.batch((tr.step_count() * o.grad_accum + micro) * ranks + rank);
+            },
             hooks);
     } else {
         hooks.evaluate(tr.step_count());

@@ -139,7 +139,10 @@ void sft_run(const sft_options& o, const checkpoint_info& info, const fs::path& 
         const auto v = tokenize_sft(read_sft_jsonl(o.val_data), tok, o.val_data);
         val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed);
     }
-    const sft_config cfg{o.epochs, o.lr, min_lr, o.warmup, o.grad_clip, o.select_every};
+    const sft_config cfg{
+        o.epochs,    o.lr,           min_lr,  o.warmup,
+        o.grad_clip, o.select_every, &world()}; // under mpirun: each rank its own batches
+    const bool writer = world().rank() == 0;
     std::printf("gptx sft: %s, vocab %d (end-of-text %d), context %d, %zu examples in %d rows, "
                 "%d steps per epoch, %d epochs\n",
                 to_string(S).c_str(), model->vocab(), eot, T, examples.size(), data.rows(),
@@ -161,12 +164,16 @@ void sft_run(const sft_options& o, const checkpoint_info& info, const fs::path& 
             return -sum / count;
         };
     hooks.on_best = [&](model_t& m, std::int64_t step, double score) {
+        if (!writer)
+            return;
         train_state bs;
         bs.step = step;
         bs.run_json = sft_run_json(eff, {step, score}).dump();
         save_checkpoint<S>(best_file, m, nullptr, tok, bs);
     };
     hooks.on_checkpoint = [&](std::int64_t step, const sft_selection& s) {
+        if (!writer)
+            return;
         train_state cs;
         cs.step = step;
         cs.dropout_seed = model->dropout_seed();
@@ -175,10 +182,11 @@ void sft_run(const sft_options& o, const checkpoint_info& info, const fs::path& 
         save_checkpoint<S>(ckpt, *model, opt.get(), tok, cs);
     };
     hooks.run.log_every = o.log_every;
-    hooks.run.metrics = dir / "metrics.jsonl";
+    if (writer)
+        hooks.run.metrics = dir / "metrics.jsonl";
     hooks.run.checkpoint_name = ckpt.string();
     hooks.stop_at = o.stop_at;
-    if (!o.resume)
+    if (!o.resume && writer)
         fs::remove(dir / "metrics.jsonl");
     sel = run_sft(*model, *opt, data, cfg, hooks, st.step, sel);
     std::printf("done: selected step %lld%s; %s (selected), %s (latest)\n",

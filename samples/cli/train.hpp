@@ -18,6 +18,7 @@ struct train_options {
     std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
     int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
     int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
+    int zero = 0; // ZeRO stage under mpirun: 0 replicates AdamW's state, 1 shards it
     float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f,
           grad_clip = 1.0f;
     float dropout = 0.0f;
@@ -61,6 +62,9 @@ inline void add_train_command(CLI::App& app, train_options& o, std::function<voi
     c->add_option("--seed", o.seed, "Seed for init, batches and dropout");
     c->add_option("--out", o.out, "Run folder: model.gptx and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
+    c->add_option("--zero", o.zero,
+                  "Under mpirun: 1 shards AdamW's state over the ranks (ZeRO-1), 0 replicates it")
+        ->check(CLI::IsMember({0, 1}));
     c->callback([&] { run(); });
 }
 
@@ -111,8 +115,15 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     model.init(o.seed);
     model.set_dropout(o.dropout);
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
-    adamw<float> opt(model.params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
-    batcher train_batches(std::move(train_ids), o.batch, o.context, rng(o.seed + 1));
+    // Data parallel (mpirun): each step draws one global batch of batch x ranks rows, the same on
+    // every rank, and rank r trains on rows [r*batch, (r+1)*batch); so N ranks see exactly what
+    // one process with N times the batch sees, and the data position is rank-count independent.
+    communicator& comm = world();
+    const int ranks = comm.size(), rank = comm.rank();
+    const adamw_config ocfg{o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay};
+    adamw<float> opt = o.zero == 1 ? dist::make_zero1_adamw(model.params(), ocfg, comm)
+                                   : adamw<float>(model.params(), ocfg);
+    batcher train_batches(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
     GPTX_CHECK(val_ids.size() > static_cast<std::size_t>(o.context), "validation split has ",
                val_ids.size(), " tokens; --context ", o.context, " needs at least ", o.context + 1,
                " (use a longer text or a shorter context)");
@@ -124,7 +135,13 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
         tokenizer saved;
         train_state st;
-        load_checkpoint<S>(ckpt, model, &opt, &saved, &st);
+        if (opt.sharded()) { // every rank reads the whole state and keeps its window
+            adamw<float> full(model.params(), ocfg);
+            load_checkpoint<S>(ckpt, model, &full, &saved, &st);
+            dist::load_adamw_window(opt, full);
+        } else {
+            load_checkpoint<S>(ckpt, model, &opt, &saved, &st);
+        }
         GPTX_CHECK(saved == tok, ckpt.string(),
                    ": the checkpoint's tokenizer differs from the one built from --text");
         start = st.step;
@@ -138,12 +155,13 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     lm_objective<model_t> obj;
     const int decay = o.decay_iters > 0 ? o.decay_iters : o.iters;
     cosine_schedule sched{o.lr, o.min_lr, o.warmup, decay};
-    trainer tr(model, obj, opt, {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }});
+    trainer tr(model, obj, opt,
+               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }, &comm});
     tr.set_step_count(start);
 
     const std::size_t n = std::size_t(o.batch) * o.context;
-    std::vector<int> x(n * o.grad_accum), y(n * o.grad_accum);
-    if (!o.resume)
+    std::vector<int> x(n * ranks * o.grad_accum), y(n * ranks * o.grad_accum);
+    if (!o.resume && rank == 0)
         fs::remove(metrics_path);
 
     // Evaluation batches come from generators reseeded every time, so every evaluation sees the
@@ -153,9 +171,10 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         double sum = 0;
         for (int i = 0; i < o.eval_iters; ++i) {
             b.next(x.data(), y.data());
-            sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
+            if (i % ranks == rank) // the ranks share the batches
+                sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
         }
-        return sum / o.eval_iters;
+        return comm.sum(sum) / o.eval_iters;
     };
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t step) {
@@ -174,24 +193,31 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         st.dropout_seed = model.dropout_seed();
         st.dropout_counter = model.dropout_counter();
         st.run_json = run_json(o).dump();
-        save_checkpoint<S>(ckpt, model, &opt, tok, st);
+        if (opt.sharded()) { // collective: rank 0 receives every window
+            const adamw<float> full = dist::gather_adamw(model.params(), opt, comm);
+            if (rank == 0)
+                save_checkpoint<S>(ckpt, model, &full, tok, st);
+        } else if (rank == 0) {
+            save_checkpoint<S>(ckpt, model, &opt, tok, st);
+        }
     };
     run_options ro;
     ro.iters = o.iters;
     ro.eval_every = o.eval_every;
     ro.log_every = o.log_every;
-    ro.tokens_per_step = std::int64_t(n) * o.grad_accum;
-    ro.metrics = metrics_path;
+    ro.tokens_per_step = std::int64_t(n) * o.grad_accum * ranks;
+    if (rank == 0)
+        ro.metrics = metrics_path;
     ro.checkpoint_name = ckpt.string();
 
     const auto t_run = std::chrono::steady_clock::now();
     run_training(
         tr, ro,
         [&](int micro) {
-            int* xb = x.data() + n * micro;
-            int* yb = y.data() + n * micro;
+            int* xb = x.data() + n * ranks * micro;
+            int* yb = y.data() + n * ranks * micro;
             train_batches.next(xb, yb);
-            return lm_batch{xb, yb, nullptr, o.batch, o.context};
+            return lm_batch{xb + n * rank, yb + n * rank, nullptr, o.batch, o.context};
         },
         hooks);
     const double secs =
@@ -252,10 +278,13 @@ inline void run_train(const train_options& o) {
                split.train.size(), " training tokens are too few for --context ", o.context);
     fs::create_directories(o.out);
     const model_config cfg{tok.vocab_size(), model_context};
+    std::string ranks_note; // under mpirun: threads per rank x ranks
+    if (world().size() > 1)
+        ranks_note.append(" x ").append(std::to_string(world().size())).append(" ranks");
     std::printf(
-        "gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads\n",
+        "gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads%s\n",
         std::string(p.name).c_str(), to_string(p.dims).c_str(), cfg.vocab, model_context,
-        split.train.size(), split.val.size(), num_threads());
+        split.train.size(), split.val.size(), num_threads(), ranks_note.c_str());
     with_preset(o.preset_name, [&]<shape S>() {
         detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);
     });

@@ -1,9 +1,11 @@
 // gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
 // and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
+#include "../core/communicator.hpp"
 #include "../core/error.hpp"
 
 namespace gptx {
@@ -36,6 +38,25 @@ template <class T> void whiten(T* x, std::size_t n, double eps = 1e-8) {
     for (std::size_t i = 0; i < n; ++i)
         var += (double(x[i]) - mean) * (double(x[i]) - mean);
     const double inv = 1.0 / (std::sqrt(var / double(n)) + eps);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T((double(x[i]) - mean) * inv);
+}
+
+// The same over the global batch of a data-parallel job: every rank whitens its n values with
+// the mean and population std of all ranks' values (one all-reduce of count, sum and sum of
+// squares, in double). Collective.
+template <class T> void whiten(T* x, std::size_t n, communicator& comm, double eps = 1e-8) {
+    double s[3] = {double(n), 0.0, 0.0};
+    for (std::size_t i = 0; i < n; ++i) {
+        s[1] += double(x[i]);
+        s[2] += double(x[i]) * double(x[i]);
+    }
+    comm.allreduce_sum(s, 3);
+    if (s[0] == 0)
+        return;
+    const double mean = s[1] / s[0];
+    const double var = std::max(0.0, s[2] / s[0] - mean * mean);
+    const double inv = 1.0 / (std::sqrt(var) + eps);
     for (std::size_t i = 0; i < n; ++i)
         x[i] = T((double(x[i]) - mean) * inv);
 }

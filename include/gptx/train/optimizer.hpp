@@ -39,6 +39,22 @@ template <class T = float> class adamw {
     }
     explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
         : adamw(params.views(), cfg) {}
+    // ZeRO-1: state for the window [lo, hi) of the flat parameters only (each tensor clipped to
+    // the window, so decay flags still apply); step() then updates only that window.
+    adamw(const basic_arena<T>& params, adamw_config cfg, std::size_t lo, std::size_t hi)
+        : cfg_(cfg), lo_(lo), total_(params.size()) {
+        GPTX_CHECK(lo <= hi && hi <= params.size(), "adamw: window [", lo, ", ", hi,
+                   ") is outside the ", params.size(), " parameters");
+        std::vector<typename basic_arena<T>::entry> entries;
+        std::size_t off = 0;
+        for (const auto& v : params.views()) {
+            const std::size_t b = std::clamp(off, lo, hi), e = std::clamp(off + v.size, lo, hi);
+            entries.push_back({v.name, e - b, v.decay});
+            off += v.size;
+        }
+        m_.layout(entries);
+        v_.layout(entries);
+    }
 
     // One update with learning rate lr (the schedule's value for this iteration); advances the
     // step counter first, so the first call uses t = 1. Allocates nothing.
@@ -50,15 +66,16 @@ template <class T = float> class adamw {
                                                   T(cfg_.weight_decay), t_);
         const auto cn =
             ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
-        T* p = params.data();
-        const T* g = grads.data();
+        // The window's parameters and gradients; m and v hold the window only.
+        T* p = params.data() + lo_;
+        const T* g = grads.data() + lo_;
         T* m = m_.data();
         T* v = v_.data();
-        const auto& views = params.views();
+        const auto& views = m_.views();
         // One parallel region over the flat arena (not one per tensor); each thread walks the
         // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
         parallel_ranges(
-            static_cast<std::int64_t>(params.size()),
+            static_cast<std::int64_t>(m_.size()),
             [&](std::int64_t b, std::int64_t e) {
                 std::size_t off = 0;
                 for (const auto& tv : views) {
@@ -96,6 +113,11 @@ template <class T = float> class adamw {
     // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
     std::size_t state_size() const { return m_.size() + v_.size(); }
 
+    // The window of the flat parameters this optimizer updates (all of them unless sharded).
+    std::size_t shard_begin() const { return lo_; }
+    std::size_t shard_end() const { return lo_ + m_.size(); }
+    bool sharded() const { return m_.size() != (total_ == npos ? m_.size() : total_); }
+
     // Forget the moments and the step count (as a fresh optimizer).
     void reset() {
         m_.zero();
@@ -105,21 +127,30 @@ template <class T = float> class adamw {
 
   private:
     void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
-        GPTX_CHECK(params.size() == m_.size() && grads.size() == m_.size(),
-                   "adamw: parameter arena has ", params.size(), " elements, gradients ",
-                   grads.size(), ", optimizer state ", m_.size());
+        const std::size_t n = sharded() ? total_ : m_.size();
+        GPTX_CHECK(params.size() == n && grads.size() == n, "adamw: parameter arena has ",
+                   params.size(), " elements, gradients ", grads.size(), ", optimizer state ", n);
         const auto& pv = params.views();
         const auto& mv = m_.views();
         GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
                    " tensors, optimizer state ", mv.size());
-        for (std::size_t i = 0; i < pv.size(); ++i)
-            GPTX_CHECK(pv[i].size == mv[i].size, "adamw: tensor ", pv[i].name, " has ", pv[i].size,
-                       " elements, optimizer state ", mv[i].size);
+        std::size_t off = 0;
+        for (std::size_t i = 0; i < pv.size(); ++i) {
+            const std::size_t hi = lo_ + m_.size();
+            const std::size_t want =
+                std::clamp(off + pv[i].size, lo_, hi) - std::clamp(off, lo_, hi);
+            off += pv[i].size;
+            GPTX_CHECK(want == mv[i].size, "adamw: tensor ", pv[i].name, " has ", want,
+                       " elements in the window, optimizer state ", mv[i].size);
+        }
     }
 
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
     adamw_config cfg_;
-    basic_arena<T> m_; // (same layout as the parameters)
-    basic_arena<T> v_; // (same layout as the parameters)
+    std::size_t lo_ = 0;       // first parameter of the window (ZeRO-1); 0 when unsharded
+    std::size_t total_ = npos; // parameters in the arena when sharded; npos: the state's size
+    basic_arena<T> m_;         // (same layout as the parameters)
+    basic_arena<T> v_;         // (same layout as the parameters)
     int t_ = 0;
 };
 

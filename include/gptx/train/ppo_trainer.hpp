@@ -67,6 +67,10 @@ struct ppo_config {
                               // initialised from the RM is not yet a value function, and
                               // advantages from it would push the policy at random
     std::uint64_t seed = 1;
+    // Data parallel: each rank samples `rollouts` of its own prompts; advantages are whitened and
+    // the KL controller fed over the global batch; gradients are summed over ranks before
+    // clipping; an update is skipped on every rank when a guard trips on any. Null: alone.
+    communicator* comm = nullptr;
 };
 
 struct ppo_metrics {
@@ -161,6 +165,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         for (auto* m : {&policy_, &ref_})
             m->set_training(false);
         value_.set_training(false);
+        split_streams();
     }
 
     // One iteration: rollouts, then epochs x minibatches of updates; then the KL controller.
@@ -171,7 +176,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.beta = kl_.beta();
         rollout(out);
         optimise(out);
-        kl_.update(out.kl_seq, cfg_.rollouts);
+        kl_.update(out.kl_seq, cfg_.rollouts * ranks());
         ++iteration_;
         out.iteration = iteration_;
         out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
@@ -203,6 +208,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         rng_.set_state(s.sampler_rng);
         if (ptx_)
             ptx_->set_rng_state(s.ptx_rng);
+        split_streams(); // a checkpoint holds rank 0's streams; the others derive theirs
         kl_.set_beta(s.beta);
     }
     std::int64_t iteration_count() const { return iteration_; }
@@ -399,16 +405,22 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             score_sum += scores_[i];
             reward_sum += scores_[i] - beta * seq_kl;
         }
-        const double ntok = std::max<double>(1.0, double(total));
-        out.score = score_sum / N;
-        out.reward = reward_sum / N;
-        out.kl_seq = kl_sum / N;
-        out.kl = kl_sum / ntok;
-        out.kl_exact = klx_sum / ntok;
-        out.entropy = ent_sum / ntok;
-        out.response_length = double(total) / N;
-        out.explained_variance = explained_variance(ret_, values_);
-        whiten(adv_.data(), adv_.size());
+        double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
+        if (parallel()) // the global batch's means (the KL controller must see the same beta input)
+            cfg_.comm->allreduce_sum(sums, 6);
+        const double seqs = double(N) * ranks(), ntok = std::max(1.0, sums[5]);
+        out.score = sums[0] / seqs;
+        out.reward = sums[1] / seqs;
+        out.kl_seq = sums[2] / seqs;
+        out.kl = sums[2] / ntok;
+        out.kl_exact = sums[3] / ntok;
+        out.entropy = sums[4] / ntok;
+        out.response_length = sums[5] / seqs;
+        out.explained_variance = explained_variance(ret_, values_); // this rank's rollouts
+        if (parallel())
+            whiten(adv_.data(), adv_.size(), *cfg_.comm);
+        else
+            whiten(adv_.data(), adv_.size());
     }
 
     static double explained_variance(const std::vector<T>& ret, const std::vector<T>& val) {
@@ -461,8 +473,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                         any = true;
                     }
                 }
-                if (!any)
+                if (parallel()) { // every rank takes part in an update any rank has rows for
+                    if (cfg_.comm->sum(any ? 1.0 : 0.0) == 0.0)
+                        continue;
+                } else if (!any) {
                     continue;
+                }
                 const lm_batch* ptx = nullptr;
                 lm_batch pb;
                 if (ptx_) {
@@ -473,9 +489,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 if (iteration_ >= cfg_.value_warmup)
                     update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M,
                                    Tm, ptx, cfg_.ptx_coef},
-                                  out);
+                                  out, any);
                 const auto& vs =
-                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm});
+                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm}, any);
                 out.value_loss += vs.value_loss;
                 out.value_clip_frac += vs.clip_frac;
                 ++counted;
@@ -488,10 +504,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         }
     }
 
-    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out) {
+    // rows: this rank has action rows in the minibatch (always true alone). A rank without rows
+    // adds a zero gradient, so the sum over ranks is the mean over the ranks that have rows...
+    // weighted as if all had: rare (empty responses only) and harmless.
+    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out, bool rows = true) {
         policy_.zero_grad();
-        const double loss = policy_obj_.forward_backward(policy_, b, 1.0);
-        const ppo_policy_stats& st = policy_obj_.stats();
+        const double loss = rows ? policy_obj_.forward_backward(policy_, b, 1.0 / ranks()) : 0.0;
+        const ppo_policy_stats st = rows ? policy_obj_.stats() : ppo_policy_stats{};
+        if (parallel())
+            cfg_.comm->allreduce_sum(policy_.grads().data(), policy_.grads().size());
         const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
                                                : global_norm(policy_.grads());
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
@@ -502,7 +523,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.clip_frac += st.clip_frac;
         out.approx_kl += st.approx_kl;
         out.grad_norm += norm;
-        if (st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl) {
+        bool trip = st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl;
+        if (parallel())
+            trip = cfg_.comm->sum(trip ? 1.0 : 0.0) > 0;
+        if (trip) {
             ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
             return;
         }
@@ -512,10 +536,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         ++out.updates;
     }
 
-    const ppo_value_stats& update_value(const ppo_value_batch<T>& b) {
+    ppo_value_stats update_value(const ppo_value_batch<T>& b, bool rows = true) {
         value_.zero_grad();
         value_obj_.head_grads().zero();
-        const double loss = value_obj_.forward_backward(value_, b, 1.0);
+        const double loss = rows ? value_obj_.forward_backward(value_, b, 1.0 / ranks()) : 0.0;
+        if (parallel()) {
+            cfg_.comm->allreduce_sum(value_.grads().data(), value_.grads().size());
+            cfg_.comm->allreduce_sum(value_obj_.head_grads().data(),
+                                     value_obj_.head_grads().size());
+        }
         const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
                                            T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
@@ -523,7 +552,20 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                    "; training stopped before applying this update");
         value_opt_.step(value_.params(), value_.grads());
         head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
-        return value_obj_.stats();
+        return rows ? value_obj_.stats() : ppo_value_stats{};
+    }
+
+    bool parallel() const { return cfg_.comm && cfg_.comm->size() > 1; }
+    int ranks() const { return parallel() ? cfg_.comm->size() : 1; }
+    // Under data parallel, ranks after 0 sample (and draw ptx rows) from streams of their own,
+    // derived from rank 0's so that one seed fixes the whole job.
+    void split_streams() {
+        if (!parallel() || cfg_.comm->rank() == 0)
+            return;
+        const std::uint64_t r = std::uint64_t(cfg_.comm->rank());
+        rng_ = rng(mix64(rng_.state()[0] ^ (0x5bd1e995ull * r)));
+        if (ptx_)
+            ptx_->set_rng_state(rng(mix64(ptx_->rng_state()[0] ^ (0x27d4eb2full * r))).state());
     }
 
     Policy& policy_;

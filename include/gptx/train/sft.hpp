@@ -22,6 +22,9 @@ struct sft_config {
     int warmup = 0;
     float grad_clip = 1.0f;
     int select_every = 0; // steps between model-selection calls; 0: at the end of each epoch
+    // Data parallel: step k of rank r trains on batch k * ranks + r, so N ranks train as one
+    // process with N batches per step, and an epoch takes 1/N of the steps. Null: alone.
+    communicator* comm = nullptr;
 };
 
 // Which model was selected so far. A checkpoint keeps it so a resumed run selects as an
@@ -49,7 +52,8 @@ template <class Model> struct sft_hooks {
 };
 
 inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) {
-    return std::int64_t(cfg.epochs) * steps_per_epoch;
+    const std::int64_t ranks = cfg.comm ? cfg.comm->size() : 1; // the last step may run over
+    return (std::int64_t(cfg.epochs) * steps_per_epoch + ranks - 1) / ranks; // into a new epoch
 }
 
 // Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
@@ -61,13 +65,15 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
                       sft_selection sel = {}) {
     GPTX_CHECK(cfg.epochs > 0, "sft: epochs must be positive, got ", cfg.epochs);
     GPTX_CHECK(cfg.select_every >= 0, "sft: select_every must be >= 0, got ", cfg.select_every);
-    const int spe = data.steps_per_epoch();
-    const std::int64_t total = sft_total_steps(cfg, spe);
+    const int ranks = cfg.comm ? cfg.comm->size() : 1, rank = cfg.comm ? cfg.comm->rank() : 0;
+    const int spe = (data.steps_per_epoch() + ranks - 1) / ranks; // optimizer steps per epoch
+    const std::int64_t total = sft_total_steps(cfg, data.steps_per_epoch());
     GPTX_CHECK(start >= 0 && start <= total, "sft: start step ", start, " is outside [0, ", total,
                "]");
     lm_objective<Model> obj;
     cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
-    trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    trainer tr(model, obj, opt,
+               {1, cfg.grad_clip, [sched](int it) { return sched(it); }, cfg.comm});
     tr.set_step_count(start);
     if (start == total)
         return sel;
@@ -104,7 +110,7 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
     if (hooks.on_step)
         rh.on_step = hooks.on_step;
     run_training(
-        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
+        tr, o, [&](int) { return data.batch(tr.step_count() * ranks + rank); }, rh);
     return sel;
 }
 
