@@ -4,7 +4,9 @@
 
 #include "core/arena.hpp"
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 #include "core/parallel.hpp"
+#include "core/progress.hpp"
 #include "core/rng.hpp"
 #include "core/shape.hpp"
 #include "core/stats.hpp"
