@@ -236,6 +236,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     ro.iters = iters;
     ro.eval_every = o.eval_every;
     ro.log_every = o.log_every;
+    ro.progress_label = "rm";
     ro.metrics = metrics_path;
     ro.checkpoint_name = ckpt.string();
     const auto t0 = std::chrono::steady_clock::now();
