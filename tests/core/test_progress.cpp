@@ -129,7 +129,14 @@ BOOST_AUTO_TEST_CASE(a_nested_progress_shows_inside_its_parent) {
         BOOST_TEST(l.find("ppo [##") == 0, l);
         BOOST_TEST(l.find(" 2/20 (10%)") != std::string::npos, l);
         BOOST_TEST(l.find(" | rollouts 48/64 < 0:00") != std::string::npos, l); // 16 at 48/s
+        progress grandchild("updates", 4, o);
+        now += 1;
+        grandchild.update(1);
+        BOOST_TEST(outer.line(true).find("rollouts 48/64 < 0:01 | updates 1/4 < 0:03") !=
+                   std::string::npos);
     }
+    // Every draw was the outermost line, children included in it.
+    BOOST_TEST(count(c.text(), "\r\033[K") == count(c.text(), "\r\033[Kppo ["));
     BOOST_TEST(outer.line(true).find("rollouts") == std::string::npos);
     BOOST_TEST(count(c.text(), "\n") == 0); // the child drew into the parent's line only
 }

@@ -143,10 +143,7 @@ class progress {
         done_ = done;
         if (!on_ || finished_)
             return;
-        if (parent_)
-            parent_->draw(false);
-        else
-            draw(false);
+        draw(false);
     }
     void advance(std::int64_t n = 1) { update(done_ + n); }
 
@@ -233,6 +230,10 @@ class progress {
         return p;
     }
     void draw(bool force) {
+        if (parent_) { // one line per tree: the outermost progress draws it
+            parent_->draw(force);
+            return;
+        }
         if (!on_ || finished_)
             return;
         const double now = o_.clock();
