@@ -131,7 +131,8 @@ BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
     const std::string html = slurp(run / "report.html");
     for (const char* title :
          {"<title>Loss</title>", "<title>Learning rate</title>",
-          "<title>Gradient norm (before clipping)</title>", "<title>Reward (PPO)</title>",
+          "<title>Gradient norm (before clipping)</title>",
+          "<title>Reward (PPO) / selection score (SFT)</title>",
           "<title>KL to the reference (PPO)</title>", "<title>Entropy (PPO)</title>",
           "<title>Clip fraction (PPO)</title>", "<title>Reward-model accuracy (held out)</title>"})
         BOOST_TEST(html.find(title) != std::string::npos, title);
