@@ -13,6 +13,7 @@
 #include "cli/finetune.hpp"
 #include "cli/pipeline.hpp"
 #include "cli/ppo.hpp"
+#include "cli/report.hpp"
 #include "cli/rm.hpp"
 #include "cli/sample.hpp"
 #include "cli/sft.hpp"
@@ -30,6 +31,8 @@ class commands {
         app_.add_option("--threads", threads_,
                         "Worker threads (default: GPTX_NUM_THREADS, else all cores)")
             ->check(CLI::PositiveNumber);
+        app_.add_flag("--no-progress", no_progress_,
+                      "No progress bars on stderr (also: GPTX_PROGRESS=0)");
     }
     template <class Options, class Run>
     void add(void (*add_command)(CLI::App&, Options&, std::function<void()>&), Run run) {
@@ -39,6 +42,8 @@ class commands {
             if (threads_ > 0)
                 gptx::set_num_threads(threads_);
             gptx::cli::check_runs_under_mpirun(app_);
+            if (no_progress_)
+                gptx::set_progress_enabled(false);
             run(*o);
         });
         add_command(app_, *opts, actions_.back());
@@ -47,6 +52,7 @@ class commands {
   private:
     CLI::App& app_;
     int threads_ = 0;
+    bool no_progress_ = false;
     std::list<std::shared_ptr<void>> options_;
     std::list<std::function<void()>> actions_; // a list: callbacks hold references to its elements
 };
@@ -73,11 +79,16 @@ int main(int argc, char** argv) {
     cmds.add(cli::add_rm_command, cli::run_rm);
     cmds.add(cli::add_ppo_command, cli::run_ppo);
     cmds.add(cli::add_pipeline_command, cli::run_pipeline);
+    cmds.add(cli::add_report_command, cli::run_report);
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    } catch (const gptx::interrupted& e) { // checkpoint saved; 130 (SIGINT) or 143 (SIGTERM)
+        std::fflush(stdout);
+        std::fprintf(stderr, "gptx: %s\n", e.what());
+        return e.exit_code();
     } catch (const std::exception& e) { // gptx::error and the standard library's, one line each
         std::fflush(stdout);
         std::fprintf(stderr, "gptx: error: %s\n", e.what());

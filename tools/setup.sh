@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 preset="${1:-release}"
 pkgs=(build-essential cmake python3 libxsimd-dev libboost-test-dev libcli11-dev nlohmann-json3-dev pkg-config libpcre2-dev libutf8proc-dev
       libopenmpi-dev openmpi-bin) # OpenMPI: optional data-parallel training (include/gptx/dist/)
+# Headless Chromium renders the `gptx report` page in its test (skipped when absent).
+pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -120,6 +120,7 @@ void eval_run(const eval_options& o, const fs::path& ckpt, const checkpoint_info
     std::vector<double> demos_kept(ks.size(), 0);
     const int n = int(test.examples.size());
     auto decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+    progress bar("eval", n, {.unit = "example"});
     for (int i = 0; i < n; ++i) {
         const task_example& e = test.examples[i];
         const std::string where = o.test + ": example " + std::to_string(i + 1);
@@ -154,7 +155,9 @@ void eval_run(const eval_options& o, const fs::path& ckpt, const checkpoint_info
                 right[ki][0] += exact_match(answer, e.second);
             }
         }
+        bar.update(i + 1);
     }
+    bar.finish();
     std::printf("gptx eval: %s on %s (%s, %d examples)%s%s\n", ckpt.string().c_str(),
                 o.test.c_str(), std::string(task_form_keys(test.form)).c_str(), n,
                 max_k > 0 ? ", demonstrations from " : "", max_k > 0 ? o.train.c_str() : "");

@@ -278,7 +278,11 @@ inline void run_pipeline(pipeline_options o) {
         fs::remove(dir / f);
     stage_clock clock;
     const int T = o.context;
+    // Stages differ too much in length for a time left; each stage's own bar shows inside.
+    progress stages("pipeline", 6, {.unit = "stage", .eta = false});
     auto say = [&](const char* stage, double secs) {
+        stages.advance();
+        progress::clear_line();
         std::printf("== %s done in %.1f s, %.1f CPU s (total %.1f s, %.1f CPU s)\n", stage, secs,
                     clock.lap_cpu, clock.total(), clock.cpu());
         std::fflush(stdout);
@@ -347,6 +351,7 @@ inline void run_pipeline(pipeline_options o) {
         ro.log_every = std::max(1, o.pretrain_iters / 10);
         ro.tokens_per_step = std::int64_t(x.size());
         ro.metrics = dir / "pretrain_metrics.jsonl";
+        ro.progress_label = "pretrain";
         ro.checkpoint_name = (dir / "pretrain.gptx").string();
         run_hooks hooks;
         hooks.evaluate = [&](std::int64_t) { return metrics_map{{"val_loss", val_loss(*base)}}; };
@@ -386,9 +391,11 @@ inline void run_pipeline(pipeline_options o) {
         };
         hooks.run.log_every = std::max(1, data.steps_per_epoch());
         hooks.run.metrics = dir / "sft_metrics.jsonl";
+        hooks.run.progress_label = "sft";
         hooks.run.checkpoint_name = (dir / "sft.gptx").string();
         const sft_selection sel = run_sft(*sft, opt, data, sc, hooks);
         std::copy(best.begin(), best.end(), sft->params().data());
+        progress::clear_line();
         std::printf("SFT: selected step %lld (labeler score %.3f on %zu selection prompts)\n",
                     static_cast<long long>(sel.best_step), sel.best_score, select_prompts.size());
         save_checkpoint<pipeline_shape>(dir / "sft.gptx", *sft, nullptr, tok, {});
@@ -424,6 +431,7 @@ inline void run_pipeline(pipeline_options o) {
         ro.eval_every = int(std::max<std::int64_t>(1, steps / 4));
         ro.log_every = int(std::max<std::int64_t>(1, steps / 8));
         ro.metrics = dir / "rm_metrics.jsonl";
+        ro.progress_label = "rm";
         ro.checkpoint_name = "(none)";
         run_hooks hooks;
         hooks.evaluate = [&](std::int64_t) {
@@ -440,6 +448,7 @@ inline void run_pipeline(pipeline_options o) {
             demo_seqs.push_back(reward_sequence(p, d.response, eot, T));
         }
         const double offset = normalize_reward_bias(rm, demo_seqs, eot);
+        progress::clear_line();
         std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
                     "%.3f so the demonstrations average 0\n",
                     rm_train.pairs(), rm_val.pairs(), rm_accuracy, -offset);
@@ -490,8 +499,10 @@ inline void run_pipeline(pipeline_options o) {
         ppo_trainer<model_t> ppo(*policy, *sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
                                  ptx_coef != 0.0 ? split.train : std::vector<int>{});
         std::ofstream metrics(dir / metrics_file);
+        progress bar(name, o.ppo_iters, {.unit = "iter"});
         for (int it = 0; it < o.ppo_iters; ++it) {
             const ppo_metrics m = ppo.iteration();
+            bar.update(m.iteration);
             metrics << nlohmann::json{{"iteration", m.iteration},
                                       {"score", m.score},
                                       {"kl", m.kl},
@@ -505,12 +516,14 @@ inline void run_pipeline(pipeline_options o) {
                                       {"ms", m.ms}}
                            .dump()
                     << "\n";
-            if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1)
+            if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
+                progress::clear_line();
                 std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f) | entropy %.3f | clip "
                             "%.3f | vloss %.4f | ev %.2f | ptx %.3f | len %.1f | %.0f ms\n",
                             name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
                             m.kl_exact, m.entropy, m.clip_frac, m.value_loss, m.explained_variance,
                             m.ptx_loss, m.response_length, m.ms);
+            }
             std::fflush(stdout);
         }
         return policy;
@@ -547,6 +560,7 @@ inline void run_pipeline(pipeline_options o) {
     const double kl_ptx = mean(response_kl(*ptx, *sft, eval_tokens, g_ptx, eot));
     const double loss_sft = val_loss(*sft), loss_ppo = val_loss(*ppo), loss_ptx = val_loss(*ptx);
     say("evaluation", clock.lap());
+    stages.finish();
     {
         std::ofstream s(dir / "eval_samples.txt");
         for (std::size_t i = 0; i < std::min<std::size_t>(40, eval_prompts.size()); ++i)

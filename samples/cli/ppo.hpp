@@ -219,12 +219,14 @@ template <class Trainer> struct iteration_step {
     float lr;
     template <class F> step_metrics step(F&&) {
         last = tr.iteration();
-        if (last->skipped > 0)
+        if (last->skipped > 0) {
+            progress::clear_line();
             std::printf(
                 "iteration %lld: %d of %d updates skipped (the ratio or the KL to the rollout "
                 "policy exploded)\n",
                 static_cast<long long>(last->iteration), last->skipped,
                 last->skipped + last->updates);
+        }
         return {last->iteration, last->policy_loss, last->grad_norm, lr, last->ms};
     }
     std::int64_t step_count() const { return tr.iteration_count(); }
@@ -344,6 +346,7 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
     ro.iters = o.iters;
     ro.eval_every = o.save_every;
     ro.log_every = o.log_every;
+    ro.progress_label = "ppo";
     if (world().rank() == 0)
         ro.metrics = dir / "metrics.jsonl";
     ro.checkpoint_name = policy_ckpt.string();

@@ -241,6 +241,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     ro.iters = iters;
     ro.eval_every = o.eval_every;
     ro.log_every = o.log_every;
+    ro.progress_label = "rm";
     if (rank == 0)
         ro.metrics = metrics_path;
     ro.checkpoint_name = ckpt.string();

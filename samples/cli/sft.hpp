@@ -182,6 +182,7 @@ void sft_run(const sft_options& o, const checkpoint_info& info, const fs::path& 
         save_checkpoint<S>(ckpt, *model, opt.get(), tok, cs);
     };
     hooks.run.log_every = o.log_every;
+    hooks.run.progress_label = "sft";
     if (writer)
         hooks.run.metrics = dir / "metrics.jsonl";
     hooks.run.checkpoint_name = ckpt.string();

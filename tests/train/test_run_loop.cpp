@@ -1,7 +1,9 @@
 // Tests for gptx/train/run_loop.hpp: evaluation and save points, metrics.jsonl lines, resuming
-// mid-run, and the error that names the last good checkpoint.
+// mid-run (and trimming the metrics to the checkpoint), the stop on a signal, and the error that
+// names the last good checkpoint.
 #include <boost/test/unit_test.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -90,6 +92,64 @@ BOOST_AUTO_TEST_CASE(a_nan_step_names_the_last_good_checkpoint) {
                                      w.find("last good checkpoint kept at 'run/model.gptx'") !=
                                          std::string::npos;
                           });
+}
+
+BOOST_AUTO_TEST_CASE(a_signal_between_steps_saves_once_and_throws_interrupted) {
+    for (const std::int64_t at : {3, 5}) { // 5 is an evaluation point: already saved there
+        fixture f;
+        trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+        std::vector<std::int64_t> saves;
+        run_hooks h;
+        h.evaluate = [&](std::int64_t) { return metrics_map{{"val_loss", 1.0}}; };
+        h.save = [&](std::int64_t s) { saves.push_back(s); };
+        h.on_step = [&](const step_metrics& s) {
+            if (s.step == at)
+                request_interrupt(SIGTERM); // as the handler does
+        };
+        run_options o;
+        o.iters = 10;
+        o.eval_every = 5;
+        o.quiet = true;
+        o.checkpoint_name = "run/model.gptx";
+        BOOST_CHECK_EXCEPTION(
+            run_training(
+                tr, o, [&](int i) { return f.batch(i); }, h),
+            gptx::interrupted, [&](const gptx::interrupted& e) {
+                BOOST_TEST(e.what() == "interrupted by SIGTERM after step " + std::to_string(at) +
+                                           ": checkpoint saved to 'run/model.gptx'");
+                return e.step() == at && e.exit_code() == 143;
+            });
+        BOOST_TEST(saves == (std::vector<std::int64_t>{0, at}), boost::test_tools::per_element());
+        BOOST_TEST(tr.step_count() == at);
+        // Still set: the next run_training's guard clears it (the second pass shows it does).
+        BOOST_TEST(interrupt_requested() == SIGTERM);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_resumed_run_drops_metrics_after_its_checkpoint) {
+    fixture f;
+    {
+        std::ofstream m(f.metrics);
+        for (int s = 0; s <= 8; ++s)
+            m << "{\"step\":" << s << ",\"loss\":1}\n";
+        m << "{\"step\":9,\"lo"; // torn by a kill
+    }
+    trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    tr.set_step_count(5); // the checkpoint's step
+    run_options o;
+    o.iters = 7;
+    o.eval_every = 100;
+    o.quiet = true;
+    o.metrics = f.metrics;
+    run_hooks h;
+    h.evaluate = [](std::int64_t) { return metrics_map{{"val_loss", 2.0}}; };
+    run_training(
+        tr, o, [&](int i) { return f.batch(i); }, h);
+    const auto l = lines(f.metrics);
+    BOOST_TEST_REQUIRE(l.size() == 6u + 2u + 1u); // steps 0..5 kept, 6 and 7, the final evaluation
+    BOOST_TEST(l[5] == "{\"step\":5,\"loss\":1}");
+    BOOST_TEST(l[6].rfind("{\"step\":6,\"loss\":", 0) == 0u);
+    BOOST_TEST(l[8] == "{\"step\":7,\"val_loss\":2}");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

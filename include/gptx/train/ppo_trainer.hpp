@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/progress.hpp"
 #include "../core/rng.hpp"
 #include "../data/batcher.hpp"
 #include "../generate/sampler.hpp"
@@ -314,6 +315,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         for (int i = 0; i < N; ++i)
             chosen[i] = prompts_[rng_.below(prompts_.size())];
         seqs_.assign(N, {});
+        // Sampling, then scoring: N sequences each.
+        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
         for (auto& [P, idx] : group_by_length(chosen)) {
             std::vector<std::vector<int>> group;
             for (int i : idx)
@@ -328,6 +331,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 s.ended = gen[k].ended;
                 s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
             }
+            bar.advance(std::int64_t(idx.size()));
         }
         std::size_t total = 0;
         for (auto& s : seqs_) {
@@ -348,6 +352,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::iota(order.begin(), order.end(), 0);
         for (int first = 0; first < N; first += cfg_.minibatch) {
             const int M = std::min(cfg_.minibatch, N - first);
+            bar.advance(M);
             const int Tm = pack(order, first, M);
             detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
             const std::size_t at = seqs_[first].offset;
@@ -447,12 +452,16 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         const int N = cfg_.rollouts;
         std::vector<int> order(N);
         int counted = 0;
+        progress bar("updates",
+                     std::int64_t(cfg_.epochs) * ((N + cfg_.minibatch - 1) / cfg_.minibatch),
+                     {.unit = "batch"});
         for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
             std::iota(order.begin(), order.end(), 0);
             for (int i = N - 1; i > 0; --i)
                 std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
             for (int first = 0; first < N; first += cfg_.minibatch) {
                 const int M = std::min(cfg_.minibatch, N - first);
+                bar.advance();
                 const int Tm = pack(order, first, M);
                 // Per-(b, t) arrays of the minibatch, filled at the action rows.
                 const std::size_t n = std::size_t(M) * Tm;

@@ -1,19 +1,24 @@
 // gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
-// periodic evaluation and checkpoints, metrics.jsonl — around any trainer.
-// Tested by tests/train/test_run_loop.cpp.
+// periodic evaluation and checkpoints, metrics.jsonl, a graceful stop on SIGINT/SIGTERM — around
+// any trainer. Tested by tests/train/test_run_loop.cpp and tests/cli/test_faults_cli.cpp.
 #pragma once
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/interrupt.hpp"
+#include "../core/progress.hpp"
 #include "trainer.hpp"
 
 namespace gptx {
@@ -35,6 +40,47 @@ inline std::string json_line(const metrics_map& m) {
         s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
     return s + "}";
 }
+
+// A resumed run keeps the metrics of the steps its checkpoint holds: lines of later steps (a run
+// killed after them but before its next save) and a torn last line are dropped, so every step
+// appears once. Rewritten atomically; lines without a leading "step" are kept.
+inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_through) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        return;
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::string kept;
+    bool changed = false;
+    constexpr std::string_view key = "{\"step\":";
+    for (std::size_t at = 0; at < all.size();) {
+        const std::size_t nl = all.find('\n', at);
+        if (nl == std::string::npos) { // torn by a kill mid-write
+            changed = true;
+            break;
+        }
+        const std::string_view line(all.data() + at, nl - at);
+        at = nl + 1;
+        if (line.substr(0, key.size()) == key &&
+            std::strtod(std::string(line.substr(key.size(), 24)).c_str(), nullptr) >
+                double(keep_through)) {
+            changed = true;
+            continue;
+        }
+        kept.append(line);
+        kept += '\n';
+    }
+    if (!changed)
+        return;
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kept;
+        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
+    }
+    std::filesystem::rename(tmp, file);
+}
 } // namespace detail
 
 struct run_options {
@@ -42,9 +88,12 @@ struct run_options {
     int eval_every = 0;               // steps between evaluations (0: only at the end)
     int log_every = 10;               // steps between progress lines
     std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
-    std::filesystem::path metrics;    // metrics.jsonl (appended); empty: none
-    std::string checkpoint_name;      // named in the error when a step fails
-    bool quiet = false;               // no progress lines
+    // metrics.jsonl, appended after dropping lines of steps past the trainer's start (a fresh
+    // trainer drops them all: step 0 is evaluated again); empty: none.
+    std::filesystem::path metrics;
+    std::string checkpoint_name;          // named in the error when a step fails
+    bool quiet = false;                   // no progress lines
+    std::string progress_label = "train"; // the progress bar's name (stderr)
 };
 
 struct run_hooks {
@@ -56,10 +105,19 @@ struct run_hooks {
 // Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
 // the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
 // step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
+// SIGINT or SIGTERM stops it between steps: it saves (unless this step is saved already) and
+// throws gptx::interrupted. A resumed run first trims metrics.jsonl to the checkpoint's step.
 template <class Trainer, class NextBatch>
 void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                   const run_hooks& hooks) {
     GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    const interrupt_guard signals;
+    std::int64_t saved = -1; // the step of the last save in this call
+    if (!o.metrics.empty() && tr.step_count() > 0)
+        detail::trim_metrics(o.metrics, tr.step_count());
+    else if (!o.metrics.empty())
+        detail::trim_metrics(o.metrics, -1); // step 0 is evaluated again
+    progress bar(o.progress_label, o.iters, {.unit = "step", .enabled = !o.quiet}, tr.step_count());
     std::ofstream metrics;
     if (!o.metrics.empty()) {
         metrics.open(o.metrics, std::ios::app);
@@ -89,18 +147,40 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                            " is not finite; stopped (last good checkpoint kept at '",
                            o.checkpoint_name, "')");
             }
-            if (!o.quiet)
+            if (!o.quiet) {
+                progress::clear_line();
                 std::printf("%s\n", line.c_str());
+            }
             m.insert(m.end(), e.begin(), e.end());
         }
         write(m);
         if (hooks.save)
             hooks.save(step);
+        saved = step;
         std::fflush(stdout);
     };
     if (tr.step_count() == 0)
         checkpoint(0);
     while (tr.step_count() < o.iters) {
+        if (const int sig = interrupt_requested()) {
+            const std::int64_t step = tr.step_count();
+            if (hooks.save && saved != step)
+                hooks.save(step);
+            bar.finish();
+            std::fflush(stdout);
+            std::string what = "interrupted by ";
+            what += signal_name(sig);
+            what += " after step ";
+            what += std::to_string(step);
+            if (hooks.save) {
+                what += ": checkpoint saved to '";
+                what += o.checkpoint_name;
+                what += "'";
+            } else {
+                what += ": this run saves no checkpoint";
+            }
+            throw interrupted(sig, step, what);
+        }
         step_metrics s;
         try {
             s = tr.step(next_batch);
@@ -120,13 +200,16 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         write(m);
         if (hooks.on_step)
             hooks.on_step(s);
+        bar.update(s.step);
         if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
+            progress::clear_line();
             std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step",
                         static_cast<long long>(s.step), static_cast<long long>(o.iters), s.loss,
                         s.lr, s.grad_norm, s.ms);
             if (o.tokens_per_step > 0)
                 std::printf(" | %.0f tok/s", tok_s);
             std::printf("\n");
+            std::fflush(stdout);
         }
         if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters)
             checkpoint(s.step);

@@ -1,0 +1,214 @@
+// Behaviour tests of `gptx report`: a real training run's metrics and PPO/RM metrics become one
+// self-contained HTML page of SVG charts; headless Chromium renders it (skipped, with a message,
+// when Debian's chromium is not installed); bad input gives one-line errors.
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+namespace utf = boost::unit_test;
+
+namespace {
+
+struct run_result {
+    int code = -1;
+    std::string out;
+};
+
+run_result shell(const std::string& cmd) {
+    run_result r;
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    BOOST_REQUIRE(p);
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+        r.out.append(buf.data(), n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+run_result gptx(const std::string& args) { return shell(std::string(GPTX_CLI_PATH) + " " + args); }
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+int count(const std::string& s, const std::string& what) {
+    int n = 0;
+    for (std::size_t at = 0; (at = s.find(what, at)) != std::string::npos; at += what.size())
+        ++n;
+    return n;
+}
+
+// Points in the plotted path of the series `key` ("M x,y L x,y ..."), 0 if absent.
+int path_points(const std::string& html, const std::string& key) {
+    const auto at = html.find("class=\"series\" data-key=\"" + key + "\" d=\"");
+    if (at == std::string::npos)
+        return 0;
+    const auto d = html.find("d=\"", at) + 3;
+    const std::string path = html.substr(d, html.find('"', d) - d);
+    return path.empty() ? 0 : 1 + count(path, " L");
+}
+
+struct workspace {
+    fs::path dir;
+    workspace() {
+        static int counter = 0;
+        dir = fs::temp_directory_path() /
+              ("gptx_report_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(dir);
+    }
+    ~workspace() { fs::remove_all(dir); }
+
+    // A real training run (metrics.jsonl) plus PPO and RM metrics as gptx ppo and rm write them.
+    fs::path make_run() {
+        const fs::path text = dir / "text.txt";
+        {
+            std::ofstream f(text);
+            for (int i = 0; i < 300; ++i)
+                f << "to be or not to be, that is the question.\n";
+        }
+        const fs::path run = dir / "run";
+        const auto t = gptx("train --text " + text.string() +
+                            " --preset tiny --context 32 --batch 4 --iters 30 --warmup 3 "
+                            "--eval-every 10 --eval-iters 1 --threads 2 --out " +
+                            run.string());
+        BOOST_TEST_REQUIRE(t.code == 0, t.out);
+        std::ofstream ppo(run / "ppo_metrics.jsonl");
+        for (int i = 1; i <= 12; ++i)
+            ppo << "{\"step\":" << i << ",\"score\":" << 0.1 * i << ",\"kl\":" << 0.01 * i
+                << ",\"entropy\":" << 2.0 - 0.05 * i << ",\"reward\":" << 0.1 * i - 0.002 * i
+                << ",\"clip_frac\":" << 0.2 / i << "}\n";
+        std::ofstream rm(run / "rm_metrics.jsonl");
+        for (int i = 0; i <= 40; i += 10)
+            rm << "{\"step\":" << i << ",\"val_loss\":" << 0.69 - 0.01 * i
+               << ",\"val_accuracy\":" << 0.5 + 0.005 * i << "}\n";
+        return run;
+    }
+};
+
+bool have_chromium() { return std::system("command -v chromium > /dev/null 2>&1") == 0; }
+
+struct chromium_present {
+    boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
+        boost::test_tools::assertion_result r(have_chromium());
+        r.message() << "skipped: chromium is not installed (tools/setup.sh installs Debian's "
+                       "chromium package)";
+        return r;
+    }
+};
+
+std::string chromium(const fs::path& profile, const std::string& what) {
+    return "timeout 600 chromium --headless --no-sandbox --disable-gpu --disable-quic "
+           "--no-first-run --disable-background-networking --disable-component-update "
+           "--disable-sync --user-data-dir=" +
+           profile.string() + " " + what;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(report)
+
+BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
+    workspace w;
+    const fs::path run = w.make_run();
+    const auto r = gptx("report " + run.string());
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find("-> " + (run / "report.html").string()) != std::string::npos, r.out);
+    const std::string html = slurp(run / "report.html");
+    for (const char* title :
+         {"<title>Loss</title>", "<title>Learning rate</title>",
+          "<title>Gradient norm (before clipping)</title>",
+          "<title>Reward (PPO) / selection score (SFT)</title>",
+          "<title>KL to the reference (PPO)</title>", "<title>Entropy (PPO)</title>",
+          "<title>Clip fraction (PPO)</title>", "<title>Reward-model accuracy (held out)</title>"})
+        BOOST_TEST(html.find(title) != std::string::npos, title);
+    // Each chart has axes, ticks and labels; the training series has a point per step.
+    const int charts = count(html, "<svg class=\"chart\"");
+    BOOST_TEST(charts >= 8);
+    BOOST_TEST(count(html, "<path class=\"axis\"") == charts);
+    BOOST_TEST(count(html, ">step</text>") == charts);
+    BOOST_TEST(count(html, "class=\"tick\"") >= 4 * charts);
+    BOOST_TEST(path_points(html, "loss") == 30);
+    BOOST_TEST(path_points(html, "lr") == 30);
+    BOOST_TEST(path_points(html, "grad_norm") == 30);
+    BOOST_TEST(path_points(html, "val_loss") == 4); // evaluations at 0, 10, 20, 30
+    BOOST_TEST(path_points(html, "kl") == 12);
+    BOOST_TEST(path_points(html, "clip_frac") == 12);
+    BOOST_TEST(path_points(html, "val_accuracy") == 5);
+    // Self-contained: nothing to fetch, nothing to run.
+    BOOST_TEST(html.find("<script") == std::string::npos);
+    BOOST_TEST(html.find("<link") == std::string::npos);
+    BOOST_TEST(html.find("src=") == std::string::npos);
+    BOOST_TEST(html.find("url(") == std::string::npos);
+
+    // --out elsewhere, a torn last line (a killed run) is left out and said so.
+    {
+        std::ofstream f(run / "metrics.jsonl", std::ios::app);
+        f << "{\"step\":31,\"lo";
+    }
+    const auto r2 = gptx("report " + run.string() + " --out " + (w.dir / "r.html").string());
+    BOOST_TEST_REQUIRE(r2.code == 0, r2.out);
+    BOOST_TEST(slurp(w.dir / "r.html").find("last line was incomplete") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
+    workspace w;
+    auto expect_error = [](const run_result& r, const std::string& needle) {
+        BOOST_TEST(r.code == 1, r.out);
+        BOOST_TEST(r.out.find("gptx: error: " + needle) != std::string::npos, r.out);
+        BOOST_TEST(count(r.out, "\n") == 1, r.out);
+    };
+    expect_error(gptx("report " + (w.dir / "nope").string()), "'" + (w.dir / "nope").string());
+    expect_error(gptx("report " + w.dir.string()),
+                 (w.dir / "metrics.jsonl").string() + ": no such file");
+    std::ofstream(w.dir / "metrics.jsonl").close();
+    expect_error(gptx("report " + w.dir.string()),
+                 (w.dir / "metrics.jsonl").string() + ": no metrics");
+    std::ofstream(w.dir / "metrics.jsonl") << "{\"step\":1,\"loss\":2}\nnot json\n{\"step\":2}\n";
+    expect_error(gptx("report " + w.dir.string()),
+                 (w.dir / "metrics.jsonl").string() + ":2: not valid JSON");
+    std::ofstream(w.dir / "metrics.jsonl") << "{\"loss\":2}\n";
+    expect_error(gptx("report " + w.dir.string()),
+                 (w.dir / "metrics.jsonl").string() + ":1: expected a number \"step\"");
+    BOOST_TEST(!fs::exists(w.dir / "report.html")); // never a half-written page
+}
+
+BOOST_AUTO_TEST_CASE(headless_chromium_renders_the_charts, *utf::precondition(chromium_present())) {
+    workspace w;
+    const fs::path run = w.make_run();
+    BOOST_TEST_REQUIRE(gptx("report " + run.string()).code == 0);
+    const fs::path page = run / "report.html";
+    const auto dom = shell(chromium(w.dir / "profile1", "--dump-dom file://" + page.string()));
+    BOOST_TEST_REQUIRE(dom.code == 0, dom.out);
+    // The DOM the browser built: the charts as SVG elements with their plotted paths.
+    BOOST_TEST(count(dom.out, "<svg class=\"chart\"") >= 8, dom.out.substr(0, 2000));
+    BOOST_TEST(path_points(dom.out, "loss") == 30);
+    BOOST_TEST(path_points(dom.out, "kl") == 12);
+    BOOST_TEST(path_points(dom.out, "val_accuracy") == 5);
+    // And pixels: a screenshot of the page is a PNG with far more in it than a blank page.
+    const fs::path png = w.dir / "report.png";
+    const auto shot =
+        shell(chromium(w.dir / "profile2", "--hide-scrollbars --window-size=1360,2400 "
+                                           "--screenshot=" +
+                                               png.string() + " file://" + page.string()));
+    BOOST_TEST_REQUIRE(fs::exists(png), shot.out);
+    const std::string bytes = slurp(png);
+    BOOST_TEST(bytes.substr(1, 3) == "PNG");
+    BOOST_TEST(bytes.size() > 30000u, "a " << bytes.size() << "-byte screenshot looks blank");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
