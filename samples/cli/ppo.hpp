@@ -191,7 +191,7 @@ inline std::vector<std::vector<int>> read_prompts(const fs::path& path, const to
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             gptx::detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
         }
         GPTX_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(), path.string(),

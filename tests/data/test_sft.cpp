@@ -82,6 +82,8 @@ BOOST_AUTO_TEST_CASE(jsonl_errors_name_file_line_and_problem) {
     const std::vector<bad_case> cases{
         {ok + "{\"prompt\":\"a\",\"response\":\"b\"\n", "bad.jsonl:2: not valid JSON"},
         {ok + ok + "[1,2]\n", "bad.jsonl:3: expected a JSON object, got array"},
+        // out_of_range, not parse_error, in nlohmann: found by fuzzing
+        {"{\"prompt\":4e78411,\"response\":\"b\"}\n", "bad.jsonl:1: not valid JSON"},
         {ok + "{\"response\":\"b\"}\n", "bad.jsonl:2: missing \"prompt\""},
         {"{\"prompt\":\"a\"}\n", "bad.jsonl:1: missing \"response\""},
         {"{\"prompt\":1,\"response\":\"b\"}\n",

@@ -475,6 +475,29 @@ BOOST_AUTO_TEST_CASE(bad_magic_version_and_missing_files) {
                "cannot open checkpoint '" + dir.path.string() + "': it is a directory");
 }
 
+// Found by fuzzing: a header whose tokenizer kind disagrees with the blob (both checksums
+// valid) loaded, so read_checkpoint_info and the loaded tokenizer told different stories.
+BOOST_AUTO_TEST_CASE(header_tokenizer_kind_must_match_the_blob) {
+    temp_dir dir;
+    const fs::path p = dir / "ckpt.gptx";
+    const trained<small> a({50, 16});
+    save_checkpoint(p, a.model, nullptr, chars(), train_state{});
+    std::string f = read_bytes(p);
+    BOOST_TEST(f.substr(80, 5) == std::string("char\0", 5));
+    f.replace(80, 5, std::string("byte\0", 5)); // a kind the build knows, not the blob's
+    set_le(f, 120, detail::xxh64_of(std::string_view(f).substr(0, 120)), 8);
+    set_le(f, f.size() - 8, detail::xxh64_of(std::string_view(f).substr(0, f.size() - 8)), 8);
+    write_bytes(p, f);
+    BOOST_TEST(read_checkpoint_info(p).tokenizer_kind == "byte"); // the header alone is sound
+    transformer<small> model({50, 16});
+    tokenizer tok;
+    BOOST_TEST(error_of([&] { load_checkpoint(p, model, nullptr, &tok, nullptr); }) ==
+               p.string() + ": corrupt: the header says tokenizer 'byte', the tokenizer blob "
+                            "holds 'char'");
+    BOOST_TEST(tok.kind() == "byte");                     // untouched
+    load_checkpoint(p, model, nullptr, nullptr, nullptr); // weights alone do not read the blob
+}
+
 BOOST_AUTO_TEST_CASE(optimizer_requested_but_absent_or_mismatched) {
     temp_dir dir;
     const fs::path p = dir / "weights.gptx";

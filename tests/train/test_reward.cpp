@@ -239,6 +239,8 @@ BOOST_AUTO_TEST_CASE(reads_pairwise_and_ranked_jsonl) {
 BOOST_AUTO_TEST_CASE(bad_lines_name_the_file_the_line_and_the_problem) {
     const std::string ok = "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n";
     expect_error(ok + "{\"prompt\": \"p\", \"chosen\": \"a\"", "data.jsonl:2: invalid JSON");
+    // A number too large for a double is nlohmann's out_of_range, not a parse_error (fuzzing).
+    expect_error(ok + "{\"prompt\": 1e999}", "data.jsonl:2: invalid JSON");
     expect_error(ok + "[1, 2]\n", "data.jsonl:2: expected a JSON object, got array");
     expect_error(ok + ok + "{\"chosen\": \"a\", \"rejected\": \"b\"}",
                  "data.jsonl:3: missing \"prompt\"");

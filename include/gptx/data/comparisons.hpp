@@ -51,7 +51,7 @@ inline std::vector<comparison> parse_comparisons(std::string_view text, std::str
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             std::string msg = e.what();
             if (const auto k = msg.find("] ");
                 msg.rfind("[json.exception", 0) == 0 && k != msg.npos)

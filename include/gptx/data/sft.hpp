@@ -40,7 +40,7 @@ template <class F> void read_jsonl(const std::filesystem::path& path, F&& on_obj
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
         }
         GPTX_CHECK(j.is_object(), path.string(), ":", n, ": expected a JSON object, got ",

@@ -154,7 +154,7 @@ inline task_set parse_task_jsonl(std::string_view text, const std::string& name)
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             detail::fail(where, ": not valid JSON (", e.what(), ")");
         }
         GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());

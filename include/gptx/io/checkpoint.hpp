@@ -795,6 +795,10 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
         } catch (const error& e) { // e.g. a kind this build does not know
             detail::fail(name, ": ", e.what());
         }
+        // read_checkpoint_info reports the header's kind; the blob must agree with it.
+        GPTX_CHECK(loaded_tok->kind() == info.tokenizer_kind, name,
+                   ": corrupt: the header says tokenizer '", info.tokenizer_kind,
+                   "', the tokenizer blob holds '", loaded_tok->kind(), "'");
     }
     at += lay.tokenizer_bytes;
     train_state loaded;

@@ -63,7 +63,10 @@ class safetensors_file {
             detail::fail(name, ": the header is not valid JSON: ", e.what());
         }
         GPTX_CHECK(j.is_object(), name, ": the header is not a JSON object");
-        for (const auto& [key, v] : j.items()) {
+        for (const auto& item : j.items()) {
+            // Named, not structured bindings: clang before 16 cannot capture those in lambdas.
+            const std::string& key = item.key();
+            const nlohmann::json& v = item.value();
             if (key == "__metadata__") {
                 GPTX_CHECK(v.is_object(), name, ": __metadata__ is not an object");
                 for (const auto& [mk, mv] : v.items())
