@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench.hpp"
+#include "cli/chat.hpp" // issue #7
 #include "cli/eval.hpp"
 #include "cli/finetune.hpp"
 #include "cli/pipeline.hpp"
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
     cmds.add(cli::add_rm_command, cli::run_rm);
     cmds.add(cli::add_ppo_command, cli::run_ppo);
     cmds.add(cli::add_pipeline_command, cli::run_pipeline);
+    cmds.add(cli::add_chat_command, cli::run_chat); // issue #7
 
     try {
         app.parse(argc, argv);

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 pkgs=(build-essential cmake python3 libxsimd-dev libboost-test-dev libcli11-dev nlohmann-json3-dev pkg-config libpcre2-dev libutf8proc-dev)
+pkgs+=(tmux) # the interactive gptx chat test (tests/chat/test_chat_tmux.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
