@@ -145,6 +145,15 @@ BOOST_AUTO_TEST_CASE(later_turns_refer_to_earlier_ones) {
     BOOST_TEST(*a[2] == "KOPA");
     BOOST_TEST(*a[3] == "a");
     BOOST_TEST(*a[4] == "l");
+    // The compact phrasing means the same.
+    conversation compact = c;
+    compact[4].content = "same for the first word";
+    compact[8].content = "same for mel";
+    BOOST_TEST((solve_dialogue(compact) == a));
+    rng r(3);
+    const conversation g = make_dialogue(r, 4, true);
+    for (const auto& m : g)
+        BOOST_TEST(m.content.find("now do the same") == std::string::npos);
     // A reference to a word never mentioned, or "same" before any operation: not of the family.
     BOOST_TEST(!solve_dialogue({{chat_role::user, "reverse ab"},
                                 {chat_role::user, "now do the same to the third word"}})[1]

@@ -197,6 +197,7 @@ inline std::vector<conversation> mix_dialogues(std::span<const conversation> nat
 //   "now do the same to tiba"              the last operation on a new word
 //   "now do the same to the second word"   the last operation on a word mentioned earlier
 //   "now uppercase it"                     another operation on the last word
+//   "same for tiba", "same for the second word"   compact forms of the two "same" turns
 // The answer to a turn follows from the user messages alone, so model-written replies in the
 // history never change what is correct.
 
@@ -219,6 +220,12 @@ inline std::optional<std::string> apply_op(int op, const std::string& word) {
 inline std::optional<std::string> dialogue_step(dialogue_state& s, std::string_view msg) {
     if (const auto ins = instruction_of_prompt(msg)) // converted InstructGPT prompts
         msg = *ins;
+    std::string longer;
+    if (auto rest = after(msg, "same for ")) { // the compact phrasing
+        longer = "now do the same to ";
+        longer += *rest;
+        msg = longer;
+    }
     if (auto rest = after(msg, "now do the same to the ")) {
         for (std::size_t k = 0; k < ordinals.size(); ++k)
             if (*rest == std::string(ordinals[k]) + " word") {
@@ -284,12 +291,15 @@ struct dialogue_labeler {
     }
 };
 
-// A dialogue of the family with `exchanges` user messages (2..4), each answered correctly.
-inline conversation make_dialogue(rng& r, int exchanges) {
+// A dialogue of the family with `exchanges` user messages (1..4), each answered correctly.
+// compact: "same for tiba", "same for the second word" instead of "now do the same to ...", for
+// small contexts.
+inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
     GPTX_CHECK(exchanges >= 1 && exchanges <= 4, "make_dialogue: exchanges must be 1..4, got ",
                exchanges);
     detail::dialogue_state s;
     conversation c;
+    const std::string same = compact ? "same for " : "now do the same to ";
     auto word = [&] {
         for (;;) { // a word not mentioned yet, so ordinal references are unambiguous
             std::string w = detail::random_word(r, 3, 5);
@@ -305,9 +315,9 @@ inline conversation make_dialogue(rng& r, int exchanges) {
             do
                 k = std::size_t(r.below(s.words.size()));
             while (s.words[k] == s.last_word);
-            msg = "now do the same to the " + std::string(detail::ordinals[k]) + " word";
+            msg = same + "the " + std::string(detail::ordinals[k]) + " word";
         } else if (kind < 6 && i > 0) {
-            msg = "now do the same to " + word();
+            msg = same + word();
         } else if (kind < 8 && i > 0) {
             int op;
             do
@@ -328,9 +338,10 @@ inline conversation make_dialogue(rng& r, int exchanges) {
 // n distinct dialogues of min..max exchanges from seed, none of whose first user message is in
 // `exclude` (held-out sets stay disjoint from training sets); their first messages are added to
 // `exclude`.
-inline std::vector<conversation>
-make_dialogues(std::uint64_t seed, int n, int min_exchanges, int max_exchanges,
-               std::unordered_set<std::string>* exclude = nullptr) {
+inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
+                                                int max_exchanges,
+                                                std::unordered_set<std::string>* exclude = nullptr,
+                                                bool compact = false) {
     GPTX_CHECK(min_exchanges >= 1 && min_exchanges <= max_exchanges && max_exchanges <= 4,
                "make_dialogues: exchanges must satisfy 1 <= min <= max <= 4");
     rng r(seed);
@@ -341,7 +352,7 @@ make_dialogues(std::uint64_t seed, int n, int min_exchanges, int max_exchanges,
                    " distinct dialogues");
         const int k =
             min_exchanges + int(r.below(std::uint64_t(max_exchanges - min_exchanges + 1)));
-        conversation c = make_dialogue(r, k);
+        conversation c = make_dialogue(r, k, compact);
         std::string key;
         for (const auto& m : c)
             key += m.content + "\n";
