@@ -14,6 +14,7 @@ rm -rf "$work"
 mkdir -p "$work"
 "$fixture" "$work/ckpt"
 session="gptx_chat_test_$$"
+unset TMUX                 # also when the tests themselves run inside tmux
 export TMUX_TMPDIR="$work" # a private tmux server
 cleanup() { tmux kill-server 2> /dev/null || true; }
 trap cleanup EXIT
