@@ -9,6 +9,7 @@
 
 #include "cli/bench.hpp"
 #include "cli/dist.hpp"
+#include "cli/chat.hpp" // issue #7
 #include "cli/eval.hpp"
 #include "cli/finetune.hpp"
 #include "cli/pipeline.hpp"
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
     cmds.add(cli::add_ppo_command, cli::run_ppo);
     cmds.add(cli::add_pipeline_command, cli::run_pipeline);
     cmds.add(cli::add_report_command, cli::run_report);
+    cmds.add(cli::add_chat_command, cli::run_chat); // issue #7
 
     try {
         app.parse(argc, argv);

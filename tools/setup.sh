@@ -8,6 +8,7 @@ pkgs=(build-essential cmake python3 libxsimd-dev libboost-test-dev libcli11-dev 
       libopenmpi-dev openmpi-bin) # OpenMPI: optional data-parallel training (include/gptx/dist/)
 # Headless Chromium renders the `gptx report` page in its test (skipped when absent).
 pkgs+=(chromium)
+pkgs+=(tmux) # the interactive gptx chat test (tests/chat/test_chat_tmux.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

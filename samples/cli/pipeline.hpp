@@ -27,6 +27,7 @@
 #include <gptx/train/sft.hpp>
 
 #include "common.hpp"
+#include "pipeline_dialogue.hpp" // dialogue stage (issue #7)
 
 namespace gptx::cli {
 
@@ -569,6 +570,13 @@ inline void run_pipeline(pipeline_options o) {
               << " | ppo-ptx: " << tok.decode(g_ptx[i].tokens) << "\n";
     }
 
+    // ---- dialogue stage (ChatGPT, issue #7): samples/cli/pipeline_dialogue.hpp ----------------
+    const dialogue_stage_result dialogue = run_dialogue_stage<pipeline_shape>(
+        {dir, o.seed, &tok, eot, sft.get(), &split.train,
+         dialogue_sizes_for(o.quick, o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts)});
+    say("dialogue stage (chat model: chat.gptx)", clock.lap());
+    // ---- end of the dialogue stage ------------------------------------------------------------
+
     const auto r_ppo = w_ppo.rate(), r_ptx = w_ptx.rate();
     std::printf("\nInstructGPT pipeline, %zu held-out prompts, responses sampled at temperature "
                 "%.2g, judged by the labeler (%.0f s, %.0f CPU s, %d threads)\n\n",
@@ -591,6 +599,7 @@ inline void run_pipeline(pipeline_options o) {
                 "(%+.4f) |\n",
                 loss_pretrained, loss_sft, loss_ppo, loss_ppo - loss_sft, loss_ptx,
                 loss_ptx - loss_sft);
+    print_dialogue_row(dialogue); // dialogue stage (issue #7)
     std::fflush(stdout);
     if (o.json) {
         const nlohmann::json j{{"rm_accuracy", rm_accuracy},
@@ -605,6 +614,7 @@ inline void run_pipeline(pipeline_options o) {
                                {"pretrain_val_loss_ppo", loss_ppo},
                                {"pretrain_val_loss_ppo_ptx", loss_ptx},
                                {"eval_prompts", eval_prompts.size()},
+                               {"dialogue_win_rate", dialogue.win.rate().p}, // issue #7
                                {"seconds", clock.total()},
                                {"cpu_seconds", clock.cpu()}};
         std::printf("%s\n", j.dump().c_str());

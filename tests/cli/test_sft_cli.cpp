@@ -131,13 +131,16 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table) {
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const std::string last = r.out.substr(r.out.rfind('{'));
     const auto j = nlohmann::json::parse(last);
-    for (const char* k :
-         {"rm_accuracy", "ppo_win_rate", "ppo_ptx_win_rate", "ppo_kl", "ppo_ptx_kl",
-          "pretrain_val_loss_sft", "pretrain_val_loss_ppo", "pretrain_val_loss_ppo_ptx"})
+    for (const char* k : {"rm_accuracy", "ppo_win_rate", "ppo_ptx_win_rate", "ppo_kl", "ppo_ptx_kl",
+                          "pretrain_val_loss_sft", "pretrain_val_loss_ppo",
+                          "pretrain_val_loss_ppo_ptx", "dialogue_win_rate"})
         BOOST_TEST(j.contains(k), k);
     BOOST_TEST(j["ppo_kl"].get<double>() >= 0.0);
+    BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) win rate over dialogue SFT") !=
+               std::string::npos);
     for (const char* f :
-         {"sft.jsonl", "comparisons.jsonl", "ppo_prompts.jsonl", "pretrain_train.bin"})
+         {"sft.jsonl", "comparisons.jsonl", "ppo_prompts.jsonl", "pretrain_train.bin",
+          "dialogue_sft.jsonl", "dialogue_comparisons.jsonl", "chat.gptx"})
         BOOST_TEST(fs::exists(w.dir / "p" / f), f);
 }
 

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -223,6 +224,15 @@ class sft_batches {
         rng r(seed);
         shuffle(order, r);
         rows_ = pack_sft(examples, order, T, eot, source);
+        for (std::uint8_t m : rows_.mask)
+            response_tokens_ += m;
+    }
+
+    // Rows packed elsewhere (dialogues: data/dialogue.hpp's pack_dialogues).
+    sft_batches(packed_rows rows, int B, std::uint64_t seed) : B_(B), seed_(seed) {
+        GPTX_CHECK(B > 0, "sft: batch must be positive, got ", B);
+        GPTX_CHECK(rows.rows() > 0, "sft: no rows");
+        rows_ = std::move(rows);
         for (std::uint8_t m : rows_.mask)
             response_tokens_ += m;
     }

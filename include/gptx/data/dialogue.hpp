@@ -1,0 +1,419 @@
+// gptx/data/dialogue.hpp: dialogue data: the JSONL {"messages":[{"role","content"},...]} reader
+// and writer; InstructGPT data (prompt/response, ranked comparisons) converted into dialogues;
+// mixing at a ratio; multi-turn dialogues of the task family whose later turns refer to earlier
+// ones, with the labeler that reads them; packing formatted dialogues into SFT rows.
+// Tested by tests/data/test_dialogue.cpp. Legend: T time (context), R rows.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/error.hpp"
+#include "../core/rng.hpp"
+#include "../text/chat_format.hpp"
+#include "comparisons.hpp"
+#include "sft.hpp"
+#include "tasks.hpp"
+
+namespace gptx {
+
+// ---- JSONL ------------------------------------------------------------------------------------
+
+namespace detail {
+// A conversation from a parsed JSON object; errors read "name:line: what".
+inline conversation dialogue_from_json(const nlohmann::json& j, std::string_view name, int line) {
+    auto bad = [&](const auto&... why) { detail::fail(name, ":", line, ": ", why...); };
+    if (!j.is_object())
+        bad("expected a JSON object, got ", j.type_name());
+    const auto it = j.find("messages");
+    if (it == j.end())
+        bad("missing \"messages\"");
+    if (!it->is_array())
+        bad("\"messages\" must be an array, got ", it->type_name());
+    if (it->empty())
+        bad("\"messages\" is empty");
+    conversation c;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+        const auto& m = (*it)[i];
+        if (!m.is_object())
+            bad("messages[", i, "] must be an object, got ", m.type_name());
+        const auto role = m.find("role"), content = m.find("content");
+        if (role == m.end() || !role->is_string())
+            bad("messages[", i, "] needs a string \"role\"");
+        if (content == m.end() || !content->is_string())
+            bad("messages[", i, "] needs a string \"content\"");
+        const auto r = parse_role(role->get<std::string>());
+        if (!r)
+            bad("messages[", i, "] has role \"", role->get<std::string>(),
+                "\" (valid: system, user, assistant)");
+        if (*r == chat_role::system && i != 0)
+            bad("messages[", i, "] is a system message; only the first message may be one");
+        c.push_back({*r, content->get<std::string>()});
+    }
+    if (c.size() == 1 && c[0].role == chat_role::system)
+        bad("\"messages\" has only a system message");
+    return c;
+}
+
+inline nlohmann::json dialogue_to_json(const conversation& c) {
+    nlohmann::json msgs = nlohmann::json::array();
+    for (const auto& m : c)
+        msgs.push_back({{"role", std::string(role_name(m.role))}, {"content", m.content}});
+    return msgs;
+}
+} // namespace detail
+
+// One JSONL line (line number `line` of `name`, for errors) as a conversation.
+inline conversation parse_dialogue_line(std::string_view text, std::string_view name, int line) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        detail::fail(name, ":", line, ": not valid JSON (", e.what(), ")");
+    }
+    return detail::dialogue_from_json(j, name, line);
+}
+
+// Every non-blank line: {"messages":[{"role":"system"|"user"|"assistant","content":"..."},...]}
+// (other keys ignored). Errors name the file and the line.
+inline std::vector<conversation> read_dialogues_jsonl(const std::filesystem::path& path) {
+    std::vector<conversation> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        out.push_back(detail::dialogue_from_json(j, path.string(), n));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no dialogues");
+    return out;
+}
+inline void write_dialogues_jsonl(const std::filesystem::path& path,
+                                  std::span<const conversation> ds) {
+    std::vector<std::string> lines;
+    for (const auto& c : ds)
+        lines.push_back(nlohmann::json{{"messages", detail::dialogue_to_json(c)}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+
+// ---- conversion and mixing --------------------------------------------------------------------
+
+// A prompt and its demonstrated response as a one-turn dialogue: the prompt is the user's message.
+inline conversation dialogue_of(const sft_example& e) {
+    return {{chat_role::user, e.prompt}, {chat_role::assistant, e.response}};
+}
+inline std::vector<conversation> dialogues_of(std::span<const sft_example> es) {
+    std::vector<conversation> out;
+    for (const auto& e : es)
+        out.push_back(dialogue_of(e));
+    return out;
+}
+
+// A ranked comparison in dialogue form (ChatGPT's): a conversation that ends with a user message,
+// and K alternative assistant messages for it, best first.
+struct dialogue_comparison {
+    conversation context;
+    std::vector<std::string> responses;
+    int line = 0; // of its JSONL file, for errors
+};
+inline dialogue_comparison dialogue_comparison_of(const comparison& c) {
+    return {{{chat_role::user, c.prompt}}, c.responses, c.line};
+}
+
+// JSONL {"messages":[...], "responses":[best, ..., worst]}.
+inline void write_dialogue_comparisons(const std::filesystem::path& path,
+                                       std::span<const dialogue_comparison> cs) {
+    std::vector<std::string> lines;
+    for (const auto& c : cs)
+        lines.push_back(nlohmann::json{
+            {"messages", detail::dialogue_to_json(c.context)},
+            {"responses",
+             c.responses}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+inline std::vector<dialogue_comparison>
+read_dialogue_comparisons(const std::filesystem::path& path) {
+    std::vector<dialogue_comparison> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        dialogue_comparison c{detail::dialogue_from_json(j, path.string(), n), {}, n};
+        GPTX_CHECK(c.context.back().role == chat_role::user, path.string(), ":", n,
+                   ": the conversation must end with a user message");
+        const auto r = j.find("responses");
+        GPTX_CHECK(r != j.end() && r->is_array() && r->size() >= 2 && r->size() <= 9, path.string(),
+                   ":", n, ": \"responses\" must be an array of 2 to 9 strings");
+        for (const auto& s : *r) {
+            GPTX_CHECK(s.is_string(), path.string(), ":", n, ": \"responses\" must hold strings");
+            c.responses.push_back(s.get<std::string>());
+        }
+        out.push_back(std::move(c));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no comparisons");
+    return out;
+}
+
+// Native dialogues mixed with converted ones so that a fraction `native_fraction` of the result
+// is native: as many as the scarcer side allows, each side a random subset, the whole shuffled
+// (same seed, same mix). 0 keeps only converted data, 1 only native.
+inline std::vector<conversation> mix_dialogues(std::span<const conversation> native,
+                                               std::span<const conversation> converted,
+                                               double native_fraction, std::uint64_t seed) {
+    GPTX_CHECK(native_fraction >= 0.0 && native_fraction <= 1.0,
+               "mix_dialogues: the native fraction must be in [0, 1], got ", native_fraction);
+    const double a = double(native.size()), b = double(converted.size());
+    double n = native_fraction >= 1.0   ? a
+               : native_fraction <= 0.0 ? b
+                                        : std::min(a / native_fraction, b / (1 - native_fraction));
+    const std::size_t take_a = std::min(native.size(), std::size_t(n * native_fraction + 1e-9));
+    const std::size_t take_b =
+        std::min(converted.size(), std::size_t(n * (1 - native_fraction) + 1e-9));
+    GPTX_CHECK(take_a + take_b > 0, "mix_dialogues: nothing to mix");
+    rng r(seed);
+    auto pick = [&](std::span<const conversation> from, std::size_t k,
+                    std::vector<conversation>& out) {
+        std::vector<std::size_t> idx(from.size());
+        std::iota(idx.begin(), idx.end(), std::size_t(0));
+        for (std::size_t i = 0; i < k; ++i) // partial Fisher-Yates
+            std::swap(idx[i], idx[i + std::size_t(r.below(idx.size() - i))]);
+        for (std::size_t i = 0; i < k; ++i)
+            out.push_back(from[idx[i]]);
+    };
+    std::vector<conversation> out;
+    pick(native, take_a, out);
+    pick(converted, take_b, out);
+    for (std::size_t i = out.size(); i > 1; --i)
+        std::swap(out[i - 1], out[std::size_t(r.below(i))]);
+    return out;
+}
+
+// ---- the dialogue task family -----------------------------------------------------------------
+// Turns of the family (words are lowercase):
+//   "reverse kopa"                         an instruction of the task family (data/tasks.hpp)
+//   "now do the same to tiba"              the last operation on a new word
+//   "now do the same to the second word"   the last operation on a word mentioned earlier
+//   "now uppercase it"                     another operation on the last word
+//   "same for tiba", "same for the second word"   compact forms of the two "same" turns
+// The answer to a turn follows from the user messages alone, so model-written replies in the
+// history never change what is correct.
+
+namespace detail {
+inline constexpr std::array<std::string_view, 5> dialogue_ops = {
+    "reverse ", "uppercase ", "length of ", "first letter of ", "last letter of "};
+inline constexpr std::array<std::string_view, 4> ordinals = {"first", "second", "third", "fourth"};
+
+struct dialogue_state {
+    std::vector<std::string> words; // mentioned, in order
+    int op = -1;                    // the last operation
+    std::string last_word;
+};
+
+inline std::optional<std::string> apply_op(int op, const std::string& word) {
+    return solve_instruction(std::string(dialogue_ops[std::size_t(op)]) + word);
+}
+
+// Reads one user message, updates the state and returns the answer (nullopt: not of the family).
+inline std::optional<std::string> dialogue_step(dialogue_state& s, std::string_view msg) {
+    if (const auto ins = instruction_of_prompt(msg)) // converted InstructGPT prompts
+        msg = *ins;
+    std::string longer;
+    if (auto rest = after(msg, "same for ")) { // the compact phrasing
+        longer = "now do the same to ";
+        longer += *rest;
+        msg = longer;
+    }
+    if (auto rest = after(msg, "now do the same to the ")) {
+        for (std::size_t k = 0; k < ordinals.size(); ++k)
+            if (*rest == std::string(ordinals[k]) + " word") {
+                if (s.op < 0 || k >= s.words.size())
+                    return std::nullopt;
+                s.last_word = s.words[k];
+                return apply_op(s.op, s.last_word);
+            }
+        return std::nullopt;
+    }
+    if (auto w = after(msg, "now do the same to "); w && all_lower(*w)) {
+        if (s.op < 0)
+            return std::nullopt;
+        s.words.emplace_back(*w);
+        s.last_word = std::string(*w);
+        return apply_op(s.op, s.last_word);
+    }
+    if (auto rest = after(msg, "now ")) {
+        for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
+            if (*rest == std::string(dialogue_ops[k]) + "it") {
+                if (s.last_word.empty())
+                    return std::nullopt;
+                s.op = int(k);
+                return apply_op(s.op, s.last_word);
+            }
+        return std::nullopt;
+    }
+    for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
+        if (auto w = after(msg, dialogue_ops[k]); w && all_lower(*w)) {
+            s.op = int(k);
+            s.words.emplace_back(*w);
+            s.last_word = std::string(*w);
+            return apply_op(s.op, s.last_word);
+        }
+    return std::nullopt;
+}
+} // namespace detail
+
+// The correct answer to each user message of a conversation (nullopt where the message is not
+// of the family), read from the user messages alone, as a labeler would.
+inline std::vector<std::optional<std::string>> solve_dialogue(const conversation& c) {
+    detail::dialogue_state s;
+    std::vector<std::optional<std::string>> out;
+    for (const auto& m : c)
+        if (m.role == chat_role::user)
+            out.push_back(detail::dialogue_step(s, m.content));
+    return out;
+}
+
+// The labeler of dialogues: data/tasks.hpp's labeler applied to the answer of the last user
+// message. `context` ends with the user message the response answers.
+struct dialogue_labeler {
+    static task task_of(const conversation& context) {
+        GPTX_CHECK(!context.empty() && context.back().role == chat_role::user,
+                   "dialogue labeler: the conversation must end with a user message");
+        const auto answers = solve_dialogue(context);
+        GPTX_CHECK(answers.back().has_value(), "dialogue labeler: '", context.back().content,
+                   "' is not a turn of the dialogue task family");
+        return {context.back().content, *answers.back()};
+    }
+    double score(const conversation& context, std::string_view response, bool ended) const {
+        return labeler{}.score(task_of(context), response, ended);
+    }
+};
+
+// A dialogue of the family with `exchanges` user messages (1..4), each answered correctly.
+// compact: "same for tiba", "same for the second word" instead of "now do the same to ...", for
+// small contexts.
+inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
+    GPTX_CHECK(exchanges >= 1 && exchanges <= 4, "make_dialogue: exchanges must be 1..4, got ",
+               exchanges);
+    detail::dialogue_state s;
+    conversation c;
+    const std::string same = compact ? "same for " : "now do the same to ";
+    auto word = [&] {
+        for (;;) { // a word not mentioned yet, so ordinal references are unambiguous
+            std::string w = detail::random_word(r, 3, 5);
+            if (std::find(s.words.begin(), s.words.end(), w) == s.words.end())
+                return w;
+        }
+    };
+    for (int i = 0; i < exchanges; ++i) {
+        std::string msg;
+        const std::uint64_t kind = i == 0 ? 3 : r.below(10);
+        if (kind < 3 && s.words.size() >= 2) { // an earlier word by its ordinal
+            std::size_t k;
+            do
+                k = std::size_t(r.below(s.words.size()));
+            while (s.words[k] == s.last_word);
+            msg = same + "the " + std::string(detail::ordinals[k]) + " word";
+        } else if (kind < 6 && i > 0) {
+            msg = same + word();
+        } else if (kind < 8 && i > 0) {
+            int op;
+            do
+                op = int(r.below(detail::dialogue_ops.size()));
+            while (op == s.op);
+            msg = "now " + std::string(detail::dialogue_ops[std::size_t(op)]) + "it";
+        } else {
+            msg = std::string(detail::dialogue_ops[r.below(detail::dialogue_ops.size())]) + word();
+        }
+        const auto ans = detail::dialogue_step(s, msg);
+        GPTX_CHECK(ans.has_value(), "make_dialogue: generated an unsolvable turn '", msg, "'");
+        c.push_back({chat_role::user, msg});
+        c.push_back({chat_role::assistant, *ans});
+    }
+    return c;
+}
+
+// n distinct dialogues of min..max exchanges from seed, none of whose first user message is in
+// `exclude` (held-out sets stay disjoint from training sets); their first messages are added to
+// `exclude`.
+inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
+                                                int max_exchanges,
+                                                std::unordered_set<std::string>* exclude = nullptr,
+                                                bool compact = false) {
+    GPTX_CHECK(min_exchanges >= 1 && min_exchanges <= max_exchanges && max_exchanges <= 4,
+               "make_dialogues: exchanges must satisfy 1 <= min <= max <= 4");
+    rng r(seed);
+    std::vector<conversation> out;
+    std::unordered_set<std::string> seen;
+    for (int tries = 0; int(out.size()) < n; ++tries) {
+        GPTX_CHECK(tries < 100 * n + 1000, "make_dialogues: cannot find ", n,
+                   " distinct dialogues");
+        const int k =
+            min_exchanges + int(r.below(std::uint64_t(max_exchanges - min_exchanges + 1)));
+        conversation c = make_dialogue(r, k, compact);
+        std::string key;
+        for (const auto& m : c)
+            key += m.content + "\n";
+        if ((exclude && exclude->count(c[0].content)) || !seen.insert(key).second)
+            continue;
+        out.push_back(std::move(c));
+    }
+    if (exclude)
+        for (const auto& c : out)
+            exclude->insert(c[0].content);
+    return out;
+}
+
+// ---- packing for dialogue SFT -----------------------------------------------------------------
+
+// Formats every dialogue in at most T + 1 tokens (a row's inputs and targets); dialogues that
+// cannot fit even after truncation are an error naming them.
+inline std::vector<chat_tokens> format_dialogues(std::span<const conversation> ds,
+                                                 const tokenizer& tok, const chat_format& fmt,
+                                                 int T, std::string_view source = "dialogues") {
+    std::vector<chat_tokens> out;
+    out.reserve(ds.size());
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+        try {
+            out.push_back(fmt.format(tok, ds[i], {.max_tokens = T + 1}));
+        } catch (const error& e) {
+            detail::fail(source, ": dialogue ", i + 1, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+// Rows of T + 1 tokens holding whole formatted dialogues back to back, greedily in `order`, padded
+// with `pad` (mask 0). mask[t] of a row says whether target t = tokens[t + 1] counts: the
+// formatter's mask shifted by one, so the loss covers assistant content and its <|end|> only.
+inline packed_rows pack_dialogues(std::span<const chat_tokens> ds, std::span<const int> order,
+                                  int T, int pad) {
+    GPTX_CHECK(T >= 2, "pack_dialogues: T must be >= 2, got ", T);
+    packed_rows out;
+    out.T = T;
+    std::size_t used = 0;
+    for (int idx : order) {
+        const chat_tokens& d = ds[std::size_t(idx)];
+        GPTX_CHECK(d.tokens.size() <= std::size_t(T) + 1, "pack_dialogues: dialogue ", idx + 1,
+                   " has ", d.tokens.size(), " tokens; a row holds ", T + 1);
+        if (out.rows() == 0 || used + d.tokens.size() > std::size_t(T) + 1) {
+            out.tokens.resize(out.tokens.size() + std::size_t(T) + 1, pad);
+            out.mask.resize(out.mask.size() + std::size_t(T), 0);
+            used = 0;
+        }
+        const std::size_t row = std::size_t(out.rows() - 1);
+        int* tok = out.tokens.data() + row * (std::size_t(T) + 1);
+        std::uint8_t* m = out.mask.data() + row * std::size_t(T);
+        for (std::size_t k = 0; k < d.tokens.size(); ++k) {
+            tok[used + k] = d.tokens[k];
+            if (used + k > 0)
+                m[used + k - 1] = d.mask[k];
+        }
+        used += d.tokens.size();
+    }
+    return out;
+}
+
+} // namespace gptx

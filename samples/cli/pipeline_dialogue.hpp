@@ -1,0 +1,451 @@
+// samples/cli/pipeline_dialogue.hpp: the dialogue stage that ends `gptx pipeline` (ChatGPT's
+// recipe on the task family): the chat tokens join the tokenizer; dialogue SFT on native
+// multi-turn dialogues mixed with the InstructGPT demonstrations turned into dialogues; ranked
+// comparisons of alternative replies to a model-written message; a reward model and PPO-ptx on
+// dialogue prefixes, all through the same objectives as the InstructGPT stages; judged by the
+// dialogue labeler on held-out multi-turn conversations. Writes chat.gptx for `gptx chat`.
+// Tested (on its smoke-test sizes) by tests/cli/test_sft_cli.cpp through `gptx pipeline --quick`.
+#pragma once
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <gptx/core/stats.hpp>
+#include <gptx/data/dialogue.hpp>
+#include <gptx/nn/resize.hpp>
+#include <gptx/nn/reward_model.hpp>
+#include <gptx/text/chat_format.hpp>
+#include <gptx/train/policy_eval.hpp>
+#include <gptx/train/ppo_trainer.hpp>
+#include <gptx/train/reward_objective.hpp>
+#include <gptx/train/sft.hpp>
+
+#include "common.hpp"
+
+namespace gptx::cli {
+
+struct dialogue_sizes {
+    int native = 1200;           // generated multi-turn dialogues (before mixing)
+    double native_fraction = .5; // of the SFT mix; the rest: InstructGPT demonstrations
+    int sft_epochs = 4, sft_batch = 16;
+    float sft_lr = 3e-4f;
+    int rm_conversations = 400, rm_val_conversations = 100, rm_k = 4, rm_batch = 8;
+    double rm_epochs = 2;
+    float rm_lr = 1e-4f;
+    int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16;
+    float ppo_lr = 5e-5f;
+    double kl_coef = 0.02, ptx_coef = 1.0;
+    int eval_conversations = 200;
+    int max_new = 12;
+    float eval_temperature = 1.0f;
+};
+inline dialogue_sizes quick_dialogue_sizes() {
+    dialogue_sizes d;
+    d.native = 64;
+    d.sft_epochs = 1;
+    d.rm_conversations = 16;
+    d.rm_val_conversations = 8;
+    d.rm_epochs = 1;
+    d.ppo_conversations = 32;
+    d.ppo_iters = 2;
+    d.rollouts = 16;
+    d.eval_conversations = 12;
+    return d;
+}
+
+// The stage's sizes follow the pipeline's options where they have a counterpart.
+inline dialogue_sizes dialogue_sizes_for(bool quick, int sft_epochs, int ppo_iters, int rollouts,
+                                         int eval_prompts) {
+    dialogue_sizes d = quick ? quick_dialogue_sizes() : dialogue_sizes{};
+    d.sft_epochs = sft_epochs;
+    d.ppo_iters = ppo_iters;
+    d.rollouts = rollouts;
+    d.eval_conversations = eval_prompts;
+    return d;
+}
+
+// What the InstructGPT stages hand over.
+template <shape S> struct dialogue_stage_inputs {
+    std::filesystem::path dir; // holds sft.jsonl (the demonstrations)
+    std::uint64_t seed = 1;
+    const tokenizer* tok = nullptr;        // the pipeline's (no special tokens)
+    int end_of_text = -1;                  // the id the pipeline reserved past tok's vocabulary
+    const transformer<S>* sft = nullptr;   // the instruction SFT model (vocab: tok + 1)
+    const std::vector<int>* ptx = nullptr; // pre-training tokens for PPO-ptx
+    dialogue_sizes sizes{};
+};
+
+struct dialogue_stage_result {
+    double rm_accuracy = 0;
+    std::size_t rm_pairs = 0;
+    win_rate win;                       // dialogue RLHF over dialogue SFT, per conversation
+    double sft_mean = 0, rlhf_mean = 0; // labeler mean per turn
+    std::size_t conversations = 0, turns = 0;
+};
+
+namespace detail {
+
+// Every user turn of each conversation answered by `model` in turn, its own replies forming the
+// history (as in a chat). Replies stop at <|end|>; one that starts another turn (any other special
+// token) is cut there and counts as not ended. Scores: the labeler on each turn.
+struct rolled_out {
+    std::vector<conversation> convs; // user messages with the model's replies
+    std::vector<std::vector<double>> scores;
+    std::vector<std::vector<bool>> ended;
+};
+template <class Model>
+rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format& fmt,
+                    const std::vector<conversation>& dialogues, int max_new, float temperature,
+                    std::uint64_t seed) {
+    rolled_out out;
+    out.convs.resize(dialogues.size());
+    out.scores.resize(dialogues.size());
+    out.ended.resize(dialogues.size());
+    const int T = model.context();
+    std::vector<std::vector<std::string>> users(dialogues.size());
+    std::size_t turns = 0;
+    for (std::size_t i = 0; i < dialogues.size(); ++i) {
+        for (const auto& m : dialogues[i])
+            if (m.role == chat_role::user)
+                users[i].push_back(m.content);
+        turns = std::max(turns, users[i].size());
+    }
+    const dialogue_labeler lab;
+    for (std::size_t j = 0; j < turns; ++j) {
+        std::vector<std::size_t> who;
+        std::vector<std::vector<int>> prompts;
+        for (std::size_t i = 0; i < dialogues.size(); ++i) {
+            if (j >= users[i].size())
+                continue;
+            out.convs[i].push_back({chat_role::user, users[i][j]});
+            who.push_back(i);
+            prompts.push_back(
+                fmt.format(tok, out.convs[i],
+                           {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1})
+                    .tokens);
+        }
+        const auto gen =
+            sample_responses(model, prompts, max_new, {temperature, 0, 1.0f, seed + j}, fmt.end);
+        for (std::size_t k = 0; k < who.size(); ++k) {
+            std::vector<int> ids = gen[k].tokens;
+            bool ended = gen[k].reason == stop_reason::end_of_text;
+            for (std::size_t t = 0; t < ids.size(); ++t)
+                if (tok.special().text_of(ids[t])) {
+                    ids.resize(t);
+                    ended = false;
+                    break;
+                }
+            const std::string reply = tok.decode(ids);
+            auto& c = out.convs[who[k]];
+            out.scores[who[k]].push_back(lab.score(c, reply, ended));
+            out.ended[who[k]].push_back(ended);
+            c.push_back({chat_role::assistant, reply});
+        }
+    }
+    return out;
+}
+
+// ChatGPT's comparisons: roll the conversation out with the model, pick one model-written reply,
+// sample K alternatives to it and rank them with the labeler (best first; duplicates and ties
+// dropped, conversations left with fewer than two dropped).
+template <class Model>
+std::vector<dialogue_comparison>
+make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_format& fmt,
+                          const std::vector<conversation>& dialogues, int K, int max_new,
+                          std::uint64_t seed) {
+    const rolled_out ro = roll_out(model, tok, fmt, dialogues, max_new, 1.0f, seed);
+    rng r(mix64(seed ^ 0xc0ffee));
+    std::vector<conversation> contexts;
+    std::vector<std::vector<int>> prompts;
+    const int T = model.context();
+    for (const auto& c : ro.convs) {
+        const std::size_t turns = c.size() / 2;
+        const std::size_t j = std::size_t(r.below(turns)); // the model-written reply to replace
+        conversation ctx(c.begin(), c.begin() + std::ptrdiff_t(2 * j + 1));
+        const auto p =
+            fmt.format(tok, ctx,
+                       {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1})
+                .tokens;
+        for (int k = 0; k < K; ++k)
+            prompts.push_back(p);
+        contexts.push_back(std::move(ctx));
+    }
+    const auto gen = sample_responses(model, prompts, max_new, {1.0f, 0, 1.0f, seed + 99}, fmt.end);
+    const dialogue_labeler lab;
+    std::vector<dialogue_comparison> out;
+    for (std::size_t i = 0; i < contexts.size(); ++i) {
+        std::vector<std::pair<double, std::string>> scored;
+        for (int k = 0; k < K; ++k) {
+            const auto& g = gen[i * std::size_t(K) + std::size_t(k)];
+            std::vector<int> ids = g.tokens;
+            bool ended = g.reason == stop_reason::end_of_text;
+            for (std::size_t t = 0; t < ids.size(); ++t)
+                if (tok.special().text_of(ids[t])) {
+                    ids.resize(t);
+                    ended = false;
+                    break;
+                }
+            // A cut reply is ranked as written; the RM sees it closed by <|end|> either way.
+            scored.emplace_back(lab.score(contexts[i], tok.decode(ids), ended), tok.decode(ids));
+        }
+        std::stable_sort(scored.begin(), scored.end(),
+                         [](const auto& a, const auto& b) { return a.first > b.first; });
+        dialogue_comparison dc{contexts[i], {}, 0};
+        std::unordered_set<std::string> seen;
+        double last = 0;
+        for (const auto& [s, text] : scored) {
+            if ((!dc.responses.empty() && std::abs(s - last) < 1e-9) || !seen.insert(text).second)
+                continue;
+            dc.responses.push_back(text);
+            last = s;
+        }
+        if (dc.responses.size() >= 2)
+            out.push_back(std::move(dc));
+    }
+    return out;
+}
+
+// Reward-model sequences: the context and each reply, formatted; the reward is read at the <|end|>
+// closing the reply (the formatter's reward position, the last token).
+inline tokenized_comparisons
+tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const tokenizer& tok,
+                              const chat_format& fmt, int T) {
+    tokenized_comparisons out;
+    for (const auto& c : cs) {
+        ranked_sequences g;
+        for (const auto& r : c.responses) {
+            conversation conv = c.context;
+            conv.push_back({chat_role::assistant, r});
+            const chat_tokens t = fmt.format(tok, conv, {.max_tokens = T});
+            GPTX_CHECK(t.reward_position == int(t.tokens.size()) - 1,
+                       "dialogue RM: the reward position is not the last token");
+            out.truncated += t.dropped > 0;
+            g.responses.push_back(t.tokens);
+        }
+        out.groups.push_back(std::move(g));
+    }
+    return out;
+}
+
+template <class M> void copy_all_params(M& dst, const M& src) {
+    std::copy(src.params().data(), src.params().data() + src.num_parameters(), dst.params().data());
+}
+
+} // namespace detail
+
+template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage_inputs<S>& in) {
+    using model_t = transformer<S>;
+    using namespace detail;
+    const dialogue_sizes& z = in.sizes;
+    const fs::path& dir = in.dir;
+    dialogue_stage_result res;
+
+    // ---- chat tokens: the reserved end-of-text becomes <|endoftext|>, then the four roles ------
+    tokenizer tok = *in.tok;
+    GPTX_CHECK(tok.add_special_token("<|endoftext|>") == in.end_of_text,
+               "dialogue stage: the end-of-text id is not the one past the tokenizer");
+    const chat_format fmt = chat_format::register_tokens(tok);
+    auto sft = std::make_unique<model_t>(
+        grow_vocab(*in.sft, tok.vocab_size() - in.sft->vocab(), mix64(in.seed ^ 0xc4a7)));
+    const int T = sft->context();
+    const int base_vocab = in.tok->vocab_size();
+
+    // ---- data: native dialogues, the demonstrations as dialogues, mixed ------------------------
+    std::unordered_set<std::string> used;
+    auto fits = [&](const std::vector<conversation>& ds, int budget) {
+        std::vector<conversation> out;
+        for (const auto& c : ds)
+            if (fmt.format(tok, c, {.max_tokens = 1 << 20}).tokens.size() <= std::size_t(budget))
+                out.push_back(c);
+        return out;
+    };
+    // Held-out conversations first, so every other set excludes their openings.
+    // Dialogues in the compact phrasing (the context is small); those whose correct replies would
+    // not fit the context are left out, so no reference points at a dropped turn.
+    auto make = [&](std::uint64_t salt, int n, int lo, int hi, int budget) {
+        return fits(make_dialogues(mix64(in.seed ^ salt), n, lo, hi, &used, true), budget);
+    };
+    const auto eval_dialogues = make(0xe7a1, z.eval_conversations, 2, 3, T - 4);
+    const auto native = make(0xd1a1, z.native, 1, 3, T + 1);
+    const auto rm_dialogues = make(0x7a31, z.rm_conversations, 1, 3, T - 4);
+    const auto rm_val_dialogues = make(0x7a41, z.rm_val_conversations, 1, 3, T - 4);
+    const auto ppo_dialogues = make(0x9901, z.ppo_conversations, 1, 3, T - 4);
+    const auto converted = dialogues_of(read_sft_jsonl(dir / "sft.jsonl"));
+    write_dialogues_jsonl(dir / "dialogues_native.jsonl", native);
+    write_dialogues_jsonl(dir / "dialogues_eval.jsonl", eval_dialogues);
+    write_dialogues_jsonl(dir / "dialogue_sft.jsonl",
+                          mix_dialogues(native, converted, z.native_fraction, in.seed + 21));
+    const auto mixed =
+        read_dialogues_jsonl(dir / "dialogue_sft.jsonl"); // the file is the interface
+    std::printf("dialogue data: %zu native multi-turn dialogues + %zu converted demonstrations -> "
+                "%zu mixed (native fraction %.2f); %zu + %zu RM, %zu PPO and %zu held-out "
+                "conversations\n",
+                native.size(), converted.size(), mixed.size(), z.native_fraction,
+                rm_dialogues.size(), rm_val_dialogues.size(), ppo_dialogues.size(),
+                eval_dialogues.size());
+
+    // ---- dialogue SFT: the LM objective with the formatter's loss mask --------------------------
+    {
+        const auto formatted = format_dialogues(mixed, tok, fmt, T, "dialogue_sft.jsonl");
+        std::vector<int> order(formatted.size());
+        std::iota(order.begin(), order.end(), 0);
+        sft_batches data(pack_dialogues(formatted, order, T, fmt.end), z.sft_batch, in.seed + 22);
+        adamw<float> opt(sft->params(), {z.sft_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+        sft_config sc{.epochs = z.sft_epochs, .lr = z.sft_lr, .min_lr = z.sft_lr / 10};
+        sft_hooks<model_t> hooks;
+        hooks.run.log_every = std::max(1, data.steps_per_epoch());
+        hooks.run.metrics = dir / "dialogue_sft_metrics.jsonl";
+        hooks.run.checkpoint_name = (dir / "dialogue_sft.gptx").string();
+        run_sft(*sft, opt, data, sc, hooks);
+        save_checkpoint<S>(dir / "dialogue_sft.gptx", *sft, nullptr, tok, {});
+    }
+
+    // ---- comparisons as ChatGPT's, and the reward model ----------------------------------------
+    write_dialogue_comparisons(
+        dir / "dialogue_comparisons.jsonl",
+        make_dialogue_comparisons(*sft, tok, fmt, rm_dialogues, z.rm_k, z.max_new, in.seed + 23));
+    write_dialogue_comparisons(dir / "dialogue_comparisons_val.jsonl",
+                               make_dialogue_comparisons(*sft, tok, fmt, rm_val_dialogues, z.rm_k,
+                                                         z.max_new, in.seed + 24));
+    const auto rm_train = tokenize_dialogue_comparisons(
+        read_dialogue_comparisons(dir / "dialogue_comparisons.jsonl"), tok, fmt, T);
+    const auto rm_val = tokenize_dialogue_comparisons(
+        read_dialogue_comparisons(dir / "dialogue_comparisons_val.jsonl"), tok, fmt, T);
+    GPTX_CHECK(!rm_train.groups.empty() && !rm_val.groups.empty(),
+               "dialogue stage: the SFT samples gave no comparisons (every reply tied)");
+    reward_model<S> rm(sft->config());
+    rm.init(in.seed + 25);
+    copy_all_params(rm.trunk(), *sft);
+    {
+        reward_objective obj(rm);
+        adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+        reward_batcher data(rm_train, z.rm_batch, fmt.end, in.seed + 26);
+        const std::int64_t steps = data.steps_for_epochs(z.rm_epochs);
+        const cosine_schedule sched{z.rm_lr, z.rm_lr / 10, 0, int(steps)};
+        trainer tr(rm.trunk(), obj, opt, {1, 1.0f, [sched](int it) { return sched(it); }});
+        run_options ro;
+        ro.iters = steps;
+        ro.eval_every = int(std::max<std::int64_t>(1, steps / 2));
+        ro.log_every = int(std::max<std::int64_t>(1, steps / 4));
+        ro.metrics = dir / "dialogue_rm_metrics.jsonl";
+        ro.checkpoint_name = "(none)";
+        run_hooks hooks;
+        hooks.evaluate = [&](std::int64_t) {
+            const auto e = evaluate_rewards(rm.trunk(), obj, rm_val, z.rm_batch, fmt.end);
+            res.rm_accuracy = e.accuracy;
+            return metrics_map{{"val_loss", e.loss}, {"val_accuracy", e.accuracy}};
+        };
+        run_training(
+            tr, ro, [&](int) { return data.batch(tr.step_count()); }, hooks);
+        std::vector<std::vector<int>> demos;
+        for (const auto& c : native)
+            demos.push_back(fmt.format(tok, c, {.max_tokens = T}).tokens);
+        normalize_reward_bias(rm, demos, fmt.end);
+        res.rm_pairs = rm_val.pairs();
+        std::printf("dialogue RM: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
+                    rm_train.pairs(), rm_val.pairs(), res.rm_accuracy);
+    }
+
+    // ---- PPO-ptx on conversation prefixes ending at the assistant marker
+    // -------------------------
+    std::vector<std::vector<int>> prompts;
+    for (const auto& c : ppo_dialogues)
+        for (std::size_t j = 0; j < c.size(); j += 2) {
+            const conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
+            const auto p =
+                fmt.format(tok, prefix,
+                           {.max_tokens = T, .generation_prompt = true, .reserve = z.max_new + 1});
+            if (p.dropped == 0)
+                prompts.push_back(p.tokens);
+        }
+    auto policy = std::make_unique<model_t>(sft->config());
+    copy_all_params(*policy, *sft);
+    {
+        model_t value(sft->config());
+        copy_all_params(value, rm.trunk());
+        ppo_config pc;
+        pc.end_of_text = fmt.end;
+        pc.rollouts = z.rollouts;
+        pc.max_new_tokens = z.max_new;
+        pc.minibatch = z.ppo_minibatch;
+        pc.lr = z.ppo_lr;
+        pc.value_lr = z.ppo_lr * 2;
+        pc.kl_coef = z.kl_coef;
+        pc.ptx_coef = z.ptx_coef;
+        pc.ptx_batch = 4;
+        pc.ptx_context = T;
+        pc.seed = in.seed + 27;
+        reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
+            return rm.score(tokens, B, Tn, ends);
+        };
+        ppo_trainer<model_t> ppo(*policy, *sft, value, rm.head(), rf, prompts, pc, *in.ptx);
+        std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
+        for (int it = 0; it < z.ppo_iters; ++it) {
+            const ppo_metrics m = ppo.iteration();
+            metrics << nlohmann::json{{"iteration", m.iteration},
+                                      {"score", m.score},
+                                      {"kl", m.kl},
+                                      {"entropy", m.entropy},
+                                      {"ptx_loss", m.ptx_loss},
+                                      {"ms", m.ms}}
+                           .dump()
+                    << "\n";
+            if (m.iteration % std::max(1, z.ppo_iters / 10) == 0 || m.iteration == 1)
+                std::printf("dialogue ppo-ptx %lld/%d | score %.3f | kl %.4f | entropy %.3f | ptx "
+                            "%.3f | len %.1f | %.0f ms\n",
+                            static_cast<long long>(m.iteration), z.ppo_iters, m.score, m.kl,
+                            m.entropy, m.ptx_loss, m.response_length, m.ms);
+            std::fflush(stdout);
+        }
+    }
+    save_checkpoint<S>(dir / "chat.gptx", *policy, nullptr, tok, {});
+
+    // ---- evaluation: multi-turn held-out conversations, each model answering every turn --------
+    const auto a =
+        roll_out(*sft, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
+    const auto b =
+        roll_out(*policy, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
+    double sa = 0, sb = 0;
+    for (std::size_t i = 0; i < eval_dialogues.size(); ++i) {
+        double ma = 0, mb = 0;
+        for (std::size_t j = 0; j < a.scores[i].size(); ++j) {
+            ma += a.scores[i][j];
+            mb += b.scores[i][j];
+        }
+        sa += ma;
+        sb += mb;
+        res.turns += a.scores[i].size();
+        res.win.add(mb, ma);
+    }
+    res.conversations = eval_dialogues.size();
+    res.sft_mean = sa / double(std::max<std::size_t>(1, res.turns));
+    res.rlhf_mean = sb / double(std::max<std::size_t>(1, res.turns));
+    {
+        std::ofstream s(dir / "chat_samples.txt");
+        for (std::size_t i = 0; i < std::min<std::size_t>(20, eval_dialogues.size()); ++i) {
+            for (const auto& m : b.convs[i])
+                s << (m.role == chat_role::user ? "user: " : "chat: ") << m.content << "\n";
+            s << "\n";
+        }
+    }
+    (void)base_vocab;
+    return res;
+}
+
+// The table row: the labeler's win rate of the chat model (dialogue PPO-ptx) over dialogue SFT.
+inline void print_dialogue_row(const dialogue_stage_result& d) {
+    const auto r = d.win.rate();
+    std::printf("| dialogue: chat model (PPO-ptx) win rate over dialogue SFT, %zu held-out "
+                "multi-turn conversations [95%% Wilson] (labeler mean per turn %.3f vs %.3f; "
+                "dialogue RM accuracy %.1f%%) | | | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) |\n",
+                d.conversations, d.rlhf_mean, d.sft_mean, 100 * d.rm_accuracy, 100 * r.p,
+                100 * r.low, 100 * r.high, d.win.wins, d.win.ties, d.win.losses);
+}
+
+} // namespace gptx::cli
