@@ -135,6 +135,191 @@ using arena = basic_arena<float>;
 
 } // namespace gptx
 // ---- end gptx/core/arena.hpp ----
+// ---- begin gptx/core/communicator.hpp ----
+// gptx/core/communicator.hpp: the collective operations data-parallel training needs, as an
+// interface with a one-process implementation (MPI's lives in dist/mpi.hpp). Tested by
+// tests/dist/test_dist.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace gptx {
+
+// The window [begin, end) of a flat array of n values that rank `rank` of `ranks` owns under
+// ZeRO-1. Windows are contiguous, in rank order, and start at multiples of 16 values (64 bytes of
+// float), so each rank's SIMD loops start aligned; the last ones may be short or empty.
+inline std::pair<std::size_t, std::size_t> shard_range(std::size_t n, int rank, int ranks) {
+    const std::size_t r = static_cast<std::size_t>(std::max(ranks, 1));
+    std::size_t chunk = (n + r - 1) / r;
+    chunk = (chunk + 15) / 16 * 16;
+    const std::size_t b = std::min(n, chunk * static_cast<std::size_t>(rank));
+    return {b, std::min(n, b + chunk)};
+}
+
+// Collectives over the processes of one job. Every rank must make the same calls in the same
+// order (MPI's rule). The base class is the one-process job, where every collective is a no-op.
+class communicator {
+  public:
+    virtual ~communicator() = default;
+    virtual int rank() const { return 0; }
+    virtual int size() const { return 1; }
+
+    // x[i] = sum over ranks of x[i], on every rank.
+    virtual void allreduce_sum(float*, std::size_t) {}
+    virtual void allreduce_sum(double*, std::size_t) {}
+    // Sums x over ranks into this rank's shard_range(n) of x only; the rest of x is left as the
+    // local values.
+    virtual void reduce_scatter_sum(float*, std::size_t) {}
+    virtual void reduce_scatter_sum(double*, std::size_t) {}
+    // Every rank's shard_range(n) of x, copied into x on every rank.
+    virtual void allgather_shards(float*, std::size_t) {}
+    virtual void allgather_shards(double*, std::size_t) {}
+    // Every rank's shard_range(n) values `mine` (this rank's window only), assembled into the n
+    // values of `all` on rank root (all is not touched elsewhere and may be null there).
+    virtual void gather_shards(const float* mine, float* all, std::size_t n, int /*root*/) {
+        std::copy_n(mine, n, all);
+    }
+    virtual void gather_shards(const double* mine, double* all, std::size_t n, int /*root*/) {
+        std::copy_n(mine, n, all);
+    }
+    // Root's bytes, copied to every rank.
+    virtual void broadcast(void*, std::size_t, int /*root*/) {}
+    virtual void barrier() {}
+
+    double sum(double v) {
+        allreduce_sum(&v, 1);
+        return v;
+    }
+    std::pair<std::size_t, std::size_t> shard(std::size_t n) const {
+        return shard_range(n, rank(), size());
+    }
+};
+
+// The process-wide communicator: the one-process job unless a program installed another
+// (the gptx command installs MPI's when started by mpirun).
+namespace detail {
+inline communicator*& world_slot() {
+    static communicator* w = nullptr;
+    return w;
+}
+} // namespace detail
+inline communicator& world() {
+    static communicator single;
+    communicator* w = detail::world_slot();
+    return w ? *w : single;
+}
+inline void set_world(communicator* c) { detail::world_slot() = c; }
+
+} // namespace gptx
+// ---- end gptx/core/communicator.hpp ----
+// ---- begin gptx/core/interrupt.hpp ----
+// gptx/core/interrupt.hpp: a graceful stop on SIGINT/SIGTERM. The handler only sets an atomic
+// flag; training loops read it between steps, save and throw `interrupted`.
+// Tested by tests/core/test_interrupt.cpp and, with real signals, tests/cli/test_faults_cli.cpp.
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#if !defined(_WIN32)
+#include <signal.h>
+#endif
+
+namespace gptx {
+
+namespace detail {
+static_assert(std::atomic<int>::is_always_lock_free, "the signal flag must be lock-free");
+// Constant-initialised, so the handler never meets a guard variable.
+inline std::atomic<int> interrupt_flag{0}; // 0, or the number of the signal received
+inline int interrupt_guard_depth = 0;      // nested guards install the handler once
+
+extern "C" inline void gptx_on_interrupt(int sig) {
+    interrupt_flag.store(sig, std::memory_order_relaxed);
+}
+} // namespace detail
+
+// The signal that asked the process to stop (SIGINT, SIGTERM), or 0.
+inline int interrupt_requested() { return detail::interrupt_flag.load(std::memory_order_relaxed); }
+// As if signal `sig` had arrived (tests; an embedding application's own stop button).
+inline void request_interrupt(int sig) {
+    detail::interrupt_flag.store(sig, std::memory_order_relaxed);
+}
+inline void clear_interrupt() { detail::interrupt_flag.store(0, std::memory_order_relaxed); }
+
+inline std::string signal_name(int sig) {
+    if (sig == SIGINT)
+        return "SIGINT";
+    if (sig == SIGTERM)
+        return "SIGTERM";
+    std::string s = "signal ";
+    s += std::to_string(sig);
+    return s;
+}
+
+// While alive, SIGINT and SIGTERM set the flag instead of killing the process. The handler is
+// one-shot (SA_RESETHAND): a second Ctrl-C kills at once, which the atomic checkpoint write makes
+// safe. The previous handlers come back on destruction.
+class interrupt_guard {
+  public:
+    interrupt_guard() {
+        if (detail::interrupt_guard_depth++ > 0)
+            return;
+        clear_interrupt();
+#if defined(_WIN32)
+        old_int_ = std::signal(SIGINT, detail::gptx_on_interrupt);
+        old_term_ = std::signal(SIGTERM, detail::gptx_on_interrupt);
+#else
+        struct sigaction sa {};
+        sa.sa_handler = detail::gptx_on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND | SA_RESTART; // restart: no EINTR in the checkpoint writer
+        sigaction(SIGINT, &sa, &old_int_);
+        sigaction(SIGTERM, &sa, &old_term_);
+#endif
+    }
+    ~interrupt_guard() {
+        if (--detail::interrupt_guard_depth > 0)
+            return;
+#if defined(_WIN32)
+        std::signal(SIGINT, old_int_);
+        std::signal(SIGTERM, old_term_);
+#else
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+#endif
+    }
+    interrupt_guard(const interrupt_guard&) = delete;
+    interrupt_guard& operator=(const interrupt_guard&) = delete;
+
+  private:
+#if defined(_WIN32)
+    void (*old_int_)(int) = nullptr;
+    void (*old_term_)(int) = nullptr;
+#else
+    struct sigaction old_int_ {};
+    struct sigaction old_term_ {};
+#endif
+};
+
+// Thrown by a training loop that stopped on a signal after saving. Not a gptx::error: callers
+// that turn errors into "failed" must let it through; the gptx command exits with 128 + signal.
+class interrupted : public std::runtime_error {
+  public:
+    interrupted(int sig, std::int64_t step, const std::string& what)
+        : std::runtime_error(what), signal_(sig), step_(step) {}
+    int signal() const { return signal_; }
+    std::int64_t step() const { return step_; }
+    int exit_code() const { return 128 + signal_; } // the shell's convention (130, 143)
+
+  private:
+    int signal_;
+    std::int64_t step_;
+};
+
+} // namespace gptx
+// ---- end gptx/core/interrupt.hpp ----
 // ---- begin gptx/core/parallel.hpp ----
 // gptx/core/parallel.hpp: thread count control and static parallel loops (OpenMP when present,
 // serial otherwise). Tested by tests/core/test_core.cpp.
@@ -205,6 +390,274 @@ template <class F> void parallel_for(std::int64_t n, F&& f, std::int64_t min_per
 
 } // namespace gptx
 // ---- end gptx/core/parallel.hpp ----
+// ---- begin gptx/core/progress.hpp ----
+// gptx/core/progress.hpp: progress bars with rate and time left on a terminal, periodic plain
+// lines elsewhere; always on stderr, so stdout stays parseable. Tested by
+// tests/core/test_progress.cpp.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace gptx {
+
+namespace detail {
+// -1: not decided yet (GPTX_PROGRESS=0 in the environment turns bars off), 0 off, 1 on.
+inline int progress_setting = -1;
+} // namespace detail
+
+inline bool progress_enabled() {
+    if (detail::progress_setting < 0) {
+        const char* e = std::getenv("GPTX_PROGRESS");
+        detail::progress_setting = (e && std::string_view(e) == "0") ? 0 : 1;
+    }
+    return detail::progress_setting == 1;
+}
+inline void set_progress_enabled(bool on) { detail::progress_setting = on ? 1 : 0; }
+
+namespace detail {
+// Appends pieces (GCC 12 warns falsely, -Wrestrict, on `"literal" + std::string`).
+template <class... A> std::string cat(const A&... a) {
+    std::string s;
+    (s.append(std::string_view(a)), ...);
+    return s;
+}
+} // namespace detail
+
+// "0:07", "12:34", "1:02:03"; "--:--" when unknown (no rate yet, or absurdly long).
+inline std::string format_duration(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0 || seconds > 99.0 * 3600)
+        return "--:--";
+    const auto s = static_cast<long long>(std::llround(seconds));
+    char buf[32];
+    if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+    return buf;
+}
+
+// "12.3 it/s", "1.23k tok/s", "2.5 s/it" (below one per second the inverse reads better).
+inline std::string format_rate(double per_second, std::string_view unit) {
+    const std::string u(unit);
+    if (!std::isfinite(per_second) || per_second <= 0)
+        return detail::cat("? ", u, "/s");
+    char buf[64];
+    if (per_second < 1.0)
+        std::snprintf(buf, sizeof buf, "%.1f s/%s", 1.0 / per_second, u.c_str());
+    else if (per_second >= 1e6)
+        std::snprintf(buf, sizeof buf, "%.2fM %s/s", per_second / 1e6, u.c_str());
+    else if (per_second >= 1e4)
+        std::snprintf(buf, sizeof buf, "%.1fk %s/s", per_second / 1e3, u.c_str());
+    else if (per_second >= 100)
+        std::snprintf(buf, sizeof buf, "%.0f %s/s", per_second, u.c_str());
+    else
+        std::snprintf(buf, sizeof buf, "%.1f %s/s", per_second, u.c_str());
+    return buf;
+}
+
+// "[########------------]", `width` cells in all.
+inline std::string format_bar(double fraction, int width) {
+    fraction = std::clamp(std::isfinite(fraction) ? fraction : 0.0, 0.0, 1.0);
+    const int full = static_cast<int>(fraction * width);
+    return detail::cat("[", std::string(std::size_t(full), '#'),
+                       std::string(std::size_t(width - full), '-'), "]");
+}
+
+struct progress_options {
+    std::string unit = "it";
+    bool eta = true;          // false: the total is known but the pieces differ too much
+    int tty = -1;             // -1: isatty(stderr); 0: plain lines; 1: a bar redrawn in place
+    double interval = 10;     // seconds between plain lines (non-TTY)
+    double redraw = 0.1;      // seconds between redraws (TTY)
+    int bar_width = 24;       // cells
+    std::FILE* out = nullptr; // default stderr
+    std::function<double()> clock = {}; // seconds; default steady_clock (tests fake it)
+    bool enabled = true;                // and progress_enabled()
+};
+
+// One unit of long work, from `start` (a resumed run) to `total`. Main thread only. A progress
+// made while another is alive becomes its child: it shows inside its parent's line ("ppo [...]
+// 3/20 | rollouts 48/64") instead of on a line of its own.
+class progress {
+  public:
+    progress(std::string label, std::int64_t total, progress_options o = {}, std::int64_t start = 0)
+        : label_(std::move(label)), total_(total), start_(start), done_(start), o_(std::move(o)) {
+        on_ = o_.enabled && progress_enabled();
+        if (!on_)
+            return;
+        if (!o_.out)
+            o_.out = stderr;
+        if (!o_.clock) {
+            const auto t0 = std::chrono::steady_clock::now();
+            o_.clock = [t0] {
+                return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            };
+        }
+        if (o_.tty < 0) {
+#if defined(_WIN32)
+            o_.tty = _isatty(_fileno(o_.out)) ? 1 : 0;
+#else
+            o_.tty = ::isatty(fileno(o_.out)) ? 1 : 0;
+#endif
+        }
+        t0_ = last_ = o_.clock();
+        parent_ = top();
+        if (parent_)
+            parent_->child_ = this;
+        top() = this;
+    }
+    ~progress() {
+        if (!on_)
+            return;
+        finish();
+        if (parent_) {
+            parent_->child_ = nullptr;
+            parent_->draw(false);
+        }
+        top() = parent_;
+    }
+    progress(const progress&) = delete;
+    progress& operator=(const progress&) = delete;
+
+    void update(std::int64_t done) {
+        done_ = done;
+        if (!on_ || finished_)
+            return;
+        draw(false);
+    }
+    void advance(std::int64_t n = 1) { update(done_ + n); }
+
+    // Prints the final line (plain mode, when lines were printed) or leaves the bar (TTY) and a
+    // newline; idempotent.
+    void finish() {
+        if (!on_ || finished_)
+            return;
+        finished_ = true;
+        if (parent_)
+            return;
+        if (o_.tty) {
+            if (drawn_) {
+                std::fprintf(o_.out, "\r\033[K%s\n", line(true).c_str());
+                std::fflush(o_.out);
+            }
+        } else if (lines_ > 0 && printed_done_ != done_) {
+            std::fprintf(o_.out, "%s\n", line(false).c_str());
+            std::fflush(o_.out);
+        }
+        drawn_ = false;
+    }
+
+    // Erases the bar of the innermost top-level progress from the terminal, before a line goes
+    // to stdout; the next update draws it again.
+    static void clear_line() {
+        progress* p = top();
+        while (p && p->parent_)
+            p = p->parent_;
+        if (p && p->o_.tty && p->drawn_) {
+            std::fputs("\r\033[K", p->o_.out);
+            std::fflush(p->o_.out);
+            p->drawn_ = false;
+        }
+    }
+
+    // This progress as one line: the bar (TTY) or "label: done/total (pct)" (plain), rate, time
+    // spent and left; a child adds its own short form.
+    std::string line(bool tty) const {
+        const double now = on_ ? o_.clock() : 0, elapsed = now - t0_;
+        std::string s = label_;
+        const bool known = total_ > 0;
+        const double frac = known ? double(done_) / double(total_) : 0.0;
+        char buf[96];
+        if (tty && known)
+            s += detail::cat(" ", format_bar(frac, o_.bar_width));
+        else
+            s += ":";
+        if (known)
+            std::snprintf(buf, sizeof buf, " %lld/%lld (%.0f%%)", static_cast<long long>(done_),
+                          static_cast<long long>(total_), 100 * frac);
+        else
+            std::snprintf(buf, sizeof buf, " %lld", static_cast<long long>(done_));
+        s += buf;
+        const double rate = elapsed > 0 ? double(done_ - start_) / elapsed : 0.0;
+        s += detail::cat(" | ", format_rate(rate, o_.unit), " | ", format_duration(elapsed));
+        if (known && o_.eta && done_ < total_)
+            s += detail::cat(" < ", format_duration(rate > 0 ? double(total_ - done_) / rate : NAN),
+                             " left");
+        if (child_)
+            s += detail::cat(" | ", child_->short_line());
+        return s;
+    }
+    // "rollouts 48/64 < 0:04"
+    std::string short_line() const {
+        std::string s = detail::cat(label_, " ", std::to_string(done_));
+        if (total_ > 0)
+            s += detail::cat("/", std::to_string(total_));
+        const double elapsed = on_ ? o_.clock() - t0_ : 0;
+        const double rate = elapsed > 0 ? double(done_ - start_) / elapsed : 0.0;
+        if (total_ > 0 && o_.eta && done_ < total_ && rate > 0)
+            s += detail::cat(" < ", format_duration(double(total_ - done_) / rate));
+        if (child_)
+            s += detail::cat(" | ", child_->short_line());
+        return s;
+    }
+
+    std::int64_t done() const { return done_; }
+    int lines_printed() const { return lines_; }
+
+  private:
+    static progress*& top() {
+        static progress* p = nullptr;
+        return p;
+    }
+    void draw(bool force) {
+        if (parent_) { // one line per tree: the outermost progress draws it
+            parent_->draw(force);
+            return;
+        }
+        if (!on_ || finished_)
+            return;
+        const double now = o_.clock();
+        if (o_.tty) {
+            if (!force && drawn_ && now - last_ < o_.redraw && done_ < total_)
+                return;
+            std::fprintf(o_.out, "\r\033[K%s", line(true).c_str());
+            drawn_ = true;
+        } else {
+            if (!force && now - last_ < o_.interval)
+                return;
+            std::fprintf(o_.out, "%s\n", line(false).c_str());
+            ++lines_;
+            printed_done_ = done_;
+        }
+        std::fflush(o_.out);
+        last_ = now;
+    }
+
+    std::string label_;
+    std::int64_t total_, start_, done_;
+    progress_options o_;
+    bool on_ = false, finished_ = false, drawn_ = false;
+    int lines_ = 0;
+    std::int64_t printed_done_ = -1; // done_ at the last plain line
+    double t0_ = 0, last_ = 0;
+    progress* parent_ = nullptr;
+    progress* child_ = nullptr;
+};
+
+} // namespace gptx
+// ---- end gptx/core/progress.hpp ----
 // ---- begin gptx/core/rng.hpp ----
 // gptx/core/rng.hpp: a small seeded generator whose whole state fits a checkpoint, and a
 // counter-based hash for dropout masks that backward passes can recompute.
@@ -304,6 +757,11 @@ namespace gptx {
 // Where LayerNorm sits. pre: GPT-2 (x + f(LN(x)), final LayerNorm). post: GPT-1 (LN(x + f(x))).
 enum class norm : std::uint8_t { pre = 0, post = 1 };
 
+// The GELU of the MLP. tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the approximation
+// GPT-1 and GPT-2 used (Hugging Face's "gelu_new"). erf: x Phi(x) exactly, PyTorch's nn.GELU(),
+// which nanoGPT trains with.
+enum class gelu_kind : std::uint8_t { tanh = 0, erf = 1 };
+
 struct shape {
     int width = 0;  // C
     int heads = 0;  // NH
@@ -311,6 +769,7 @@ struct shape {
     norm placement = norm::pre;
     bool bias =
         true; // biases in linear layers and LayerNorms (GPT-1/2: yes; nanoGPT's default: no)
+    gelu_kind gelu = gelu_kind::tanh;
 
     constexpr int head_size() const { return heads > 0 ? width / heads : 0; }
     constexpr bool valid() const {
@@ -318,11 +777,11 @@ struct shape {
     }
     friend constexpr bool operator==(const shape&, const shape&) = default;
     template <class Os> friend Os& operator<<(Os& os, const shape& s) { return os << to_string(s); }
-    // "768/12/12 pre-LN", with ", no bias" for bias-free shapes.
+    // "768/12/12 pre-LN", with ", no bias" for bias-free shapes and ", erf GELU" for exact GELU.
     friend std::string to_string(const shape& s) {
         return std::to_string(s.width) + "/" + std::to_string(s.heads) + "/" +
                std::to_string(s.layers) + (s.placement == norm::pre ? " pre-LN" : " post-LN") +
-               (s.bias ? "" : ", no bias");
+               (s.bias ? "" : ", no bias") + (s.gelu == gelu_kind::erf ? ", erf GELU" : "");
     }
 };
 
@@ -345,10 +804,10 @@ inline constexpr shape gpt2_medium{1024, 16, 24, norm::pre};
 inline constexpr shape gpt2_large{1280, 20, 36, norm::pre};
 inline constexpr shape gpt2_xl{1600, 25, 48, norm::pre};
 // Small CPU presets. baby is nanoGPT's shakespeare_char CPU config (nanoGPT trains without
-// biases by default); baby-bias is the same with GPT-2's biases.
+// biases by default, and with the exact erf GELU); baby-bias is the same with GPT-2's biases.
 inline constexpr shape tiny{64, 4, 2, norm::pre};
-inline constexpr shape baby{128, 4, 4, norm::pre, false};
-inline constexpr shape baby_bias{128, 4, 4, norm::pre, true};
+inline constexpr shape baby{128, 4, 4, norm::pre, false, gelu_kind::erf};
+inline constexpr shape baby_bias{128, 4, 4, norm::pre, true, gelu_kind::erf};
 inline constexpr shape mini{256, 8, 6, norm::pre};
 inline constexpr shape baby_post{128, 4, 4, norm::post};
 } // namespace presets
@@ -2357,7 +2816,7 @@ inline std::vector<comparison> parse_comparisons(std::string_view text, std::str
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             std::string msg = e.what();
             if (const auto k = msg.find("] ");
                 msg.rfind("[json.exception", 0) == 0 && k != msg.npos)
@@ -2501,12 +2960,34 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 
 } // namespace gptx
 // ---- end gptx/data/comparisons.hpp ----
-// ---- begin gptx/data/prompts.hpp ----
-// gptx/data/prompts.hpp: prompt formats that write a task into the text (GPT-2) and few-shot
-// contexts of k demonstrations packed into the model's context (GPT-3).
-// Tested by tests/generate/test_scoring.cpp.
+// ---- begin gptx/data/dialogue.hpp ----
+// gptx/data/dialogue.hpp: dialogue data: the JSONL {"messages":[{"role","content"},...]} reader
+// and writer; InstructGPT data (prompt/response, ranked comparisons) converted into dialogues;
+// mixing at a ratio; multi-turn dialogues of the task family whose later turns refer to earlier
+// ones, with the labeler that reads them; packing formatted dialogues into SFT rows.
+// Tested by tests/data/test_dialogue.cpp. Legend: T time (context), R rows.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <filesystem>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin gptx/text/chat_format.hpp ----
+// gptx/text/chat_format.hpp: the one chat format: role markers as special tokens; a conversation
+// becomes its tokens, the loss mask and the reward position; conversations longer than the
+// context drop their oldest turns and keep the system turn. Tested by
+// tests/text/test_chat_format.cpp.
+#include <array>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -2515,106 +2996,178 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 
 namespace gptx {
 
-// A demonstration reads prefix + input + infix + output + suffix; the test input reads
-// prefix + input + infix and the model continues. The description states the task in words once,
-// before everything; the delimiter separates the description, the demonstrations and the input.
-struct prompt_format {
-    std::string description;
-    std::string prefix, infix, suffix;
-    std::string delimiter = "\n";
+enum class chat_role : std::uint8_t { system, user, assistant };
 
-    std::string demonstration(std::string_view input, std::string_view output) const {
-        return prefix + std::string(input) + infix + std::string(output) + suffix;
+inline std::string_view role_name(chat_role r) {
+    switch (r) {
+    case chat_role::system:
+        return "system";
+    case chat_role::user:
+        return "user";
+    case chat_role::assistant:
+        return "assistant";
     }
-    std::string query(std::string_view input) const { return prefix + std::string(input) + infix; }
+    return "?";
+}
+inline std::optional<chat_role> parse_role(std::string_view s) {
+    for (chat_role r : {chat_role::system, chat_role::user, chat_role::assistant})
+        if (role_name(r) == s)
+            return r;
+    return std::nullopt;
+}
+
+struct chat_message {
+    chat_role role = chat_role::user;
+    std::string content;
+    friend bool operator==(const chat_message&, const chat_message&) = default;
 };
+using conversation = std::vector<chat_message>;
 
-inline constexpr std::string_view prompt_format_names = "arrow, equals, qa, tldr, plain";
+// The texts of the four chat special tokens, in registration order.
+inline constexpr std::array<std::string_view, 4> chat_token_texts = {"<|system|>", "<|user|>",
+                                                                     "<|assistant|>", "<|end|>"};
 
-// arrow `x => y`; equals `english = french` (GPT-2's translation); qa `Q: x\nA: y` (GPT-2's
-// question answering); tldr `x\nTL;DR: y` (GPT-2's summarisation); plain: the input is the
-// whole context (multiple-choice lines that carry their own format).
-inline prompt_format named_prompt_format(std::string_view name) {
-    prompt_format f;
-    if (name == "arrow")
-        f.infix = " => ";
-    else if (name == "equals")
-        f.infix = " = ";
-    else if (name == "qa") {
-        f.prefix = "Q: ";
-        f.infix = "\nA: ";
-        f.delimiter = "\n\n";
-    } else if (name == "tldr") {
-        f.infix = "\nTL;DR: ";
-        f.delimiter = "\n\n";
-    } else if (name != "plain")
-        detail::fail("unknown prompt format '", name, "' (valid: ", prompt_format_names, ")");
-    return f;
-}
-
-// k distinct indices of [0, n) drawn at random, none equal to `exclude` (-1: none).
-inline std::vector<int> draw_demonstrations(rng& r, int n, int k, int exclude = -1) {
-    const int pool = n - (exclude >= 0 && exclude < n ? 1 : 0);
-    GPTX_CHECK(k >= 0 && k <= pool, "few-shot: cannot draw ", k, " demonstrations from ", pool,
-               " training examples");
-    std::vector<int> idx;
-    idx.reserve(n);
-    for (int i = 0; i < n; ++i)
-        if (i != exclude)
-            idx.push_back(i);
-    for (int i = 0; i < k; ++i) // partial Fisher-Yates
-        std::swap(idx[i], idx[i + int(r.below(std::uint64_t(pool - i)))]);
-    idx.resize(k);
-    return idx;
-}
-
-struct packed_prompt {
+// A formatted conversation. Every message is laid out as
+//   <|role|> content <|end|>
+// one after the other (no separators: the markers are the structure), and a generation prompt
+// appends <|assistant|>. mask[i] = 1 marks tokens a model learns to produce: the content of
+// assistant messages and the <|end|> closing each of them; the role markers, and everything of
+// system and user messages, are 0. For next-token training, target t = tokens[t + 1] counts when
+// mask[t + 1] is 1.
+struct chat_tokens {
     std::vector<int> tokens;
-    int demonstrations = 0;   // kept, in order from the first
-    std::size_t query_at = 0; // where the test input starts in tokens
+    std::vector<std::uint8_t> mask; // (tokens.size())
+    int reward_position = -1;       // the <|end|> closing the last assistant message; -1: none
+    int dropped = 0;                // messages dropped from the front to fit max_tokens
 };
 
-// description, demonstrations and the test input, joined by the delimiter, in at most `budget`
-// tokens (the model's context less the room the answer needs). The test input is kept whole and
-// demonstrations are dropped from the end until the rest fits; a test input that cannot fit
-// with the description is an error. Pieces come tokenized (byte and char tokenizations of a
-// concatenation are the concatenation of the pieces').
-inline packed_prompt pack_few_shot(std::span<const int> description,
-                                   const std::vector<std::vector<int>>& demonstrations,
-                                   std::span<const int> delimiter, std::span<const int> query,
-                                   int budget) {
-    const std::size_t d = delimiter.size();
-    std::size_t used = query.size() + (description.empty() ? 0 : description.size() + d);
-    GPTX_CHECK(used <= std::size_t(std::max(budget, 0)), "few-shot: the test input (", query.size(),
-               " tokens", description.empty() ? "" : " with the description", ") does not fit the ",
-               budget, " tokens available");
-    packed_prompt out;
-    int keep = 0;
-    for (const auto& demo : demonstrations) {
-        if (used + demo.size() + d > std::size_t(budget))
-            break;
-        used += demo.size() + d;
-        ++keep;
+struct chat_format_options {
+    int max_tokens = 0;             // the budget (a model's context); 0: unlimited
+    bool generation_prompt = false; // append <|assistant|> (the reply follows it)
+    int reserve = 0;                // tokens kept free after everything (room for the reply)
+};
+
+// The ids of the role markers in one tokenizer. Content is encoded with specials::as_text, so
+// text that spells a marker ("<|end|>" typed by a user) is ordinary characters, never a marker.
+class chat_format {
+  public:
+    int system = -1, user = -1, assistant = -1, end = -1;
+
+    // Registers the chat tokens on `tok` (ids after its vocabulary; known ones keep theirs) and
+    // returns the format. The model's embedding must grow to tok.vocab_size() (nn/resize.hpp).
+    static chat_format register_tokens(tokenizer& tok) {
+        chat_format f;
+        f.system = tok.add_special_token(std::string(chat_token_texts[0]));
+        f.user = tok.add_special_token(std::string(chat_token_texts[1]));
+        f.assistant = tok.add_special_token(std::string(chat_token_texts[2]));
+        f.end = tok.add_special_token(std::string(chat_token_texts[3]));
+        return f;
     }
-    out.demonstrations = keep;
-    auto put = [&](std::span<const int> s) {
-        out.tokens.insert(out.tokens.end(), s.begin(), s.end());
-    };
-    if (!description.empty()) {
-        put(description);
-        put(delimiter);
+    // The format of a tokenizer that has the chat tokens (a chat checkpoint's).
+    static chat_format of(const tokenizer& tok) {
+        chat_format f;
+        int* ids[] = {&f.system, &f.user, &f.assistant, &f.end};
+        for (std::size_t i = 0; i < chat_token_texts.size(); ++i) {
+            const auto id = tok.special_token_id(chat_token_texts[i]);
+            GPTX_CHECK(id.has_value(), "chat format: the ", tok.kind(), " tokenizer has no '",
+                       chat_token_texts[i],
+                       "' token (not a chat model: train one with gptx pipeline)");
+            *ids[i] = *id;
+        }
+        return f;
     }
-    for (int i = 0; i < keep; ++i) {
-        put(demonstrations[i]);
-        put(delimiter);
+
+    int marker(chat_role r) const {
+        return r == chat_role::system ? system : r == chat_role::user ? user : assistant;
     }
-    out.query_at = out.tokens.size();
-    put(query);
-    return out;
-}
+    bool is_marker(int id) const {
+        return id == system || id == user || id == assistant || id == end;
+    }
+
+    // One message: marker, content, <|end|>.
+    std::vector<int> encode_message(const tokenizer& tok, const chat_message& m) const {
+        std::vector<int> out{marker(m.role)};
+        const std::vector<int> ids = tok.encode(m.content, role_name(m.role), specials::as_text);
+        out.insert(out.end(), ids.begin(), ids.end());
+        out.push_back(end);
+        return out;
+    }
+
+    // The conversation's tokens, mask and reward position. A system message may only come first;
+    // there must be at least one other message. Truncation (when the layout exceeds
+    // max_tokens - reserve): drop the oldest turns, a turn being a user message with the replies
+    // that follow it, so what is left starts at a user message; the system message stays. If
+    // nothing but the last message is left and it still does not fit, that is an error.
+    chat_tokens format(const tokenizer& tok, std::span<const chat_message> msgs,
+                       const chat_format_options& opt = {}) const {
+        GPTX_CHECK(system >= 0 && user >= 0 && assistant >= 0 && end >= 0,
+                   "chat format: the role-marker ids are not set");
+        GPTX_CHECK(opt.max_tokens >= 0 && opt.reserve >= 0,
+                   "chat format: max_tokens and reserve must be >= 0");
+        const bool has_system = !msgs.empty() && msgs[0].role == chat_role::system;
+        const std::size_t first = has_system ? 1 : 0;
+        GPTX_CHECK(msgs.size() > first, "chat format: the conversation has no user or assistant "
+                                        "message");
+        std::vector<std::vector<int>> enc(msgs.size());
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            GPTX_CHECK(i == 0 || msgs[i].role != chat_role::system, "chat format: message ", i + 1,
+                       " is a system message; only the first message may be one");
+            try {
+                enc[i] = encode_message(tok, msgs[i]);
+            } catch (const error& e) {
+                detail::fail("chat format: message ", i + 1, " (", role_name(msgs[i].role),
+                             "): ", e.what());
+            }
+        }
+        const std::size_t fixed =
+            (has_system ? enc[0].size() : 0) + (opt.generation_prompt ? 1 : 0) + opt.reserve;
+        std::size_t rest = 0; // tokens of messages [start, end)
+        for (std::size_t i = first; i < msgs.size(); ++i)
+            rest += enc[i].size();
+        std::size_t start = first;
+        if (opt.max_tokens > 0) {
+            const std::size_t budget = std::size_t(opt.max_tokens);
+            // Candidate starts: the first message, each later user message, the last message.
+            while (fixed + rest > budget && start + 1 < msgs.size()) {
+                std::size_t next = start + 1;
+                while (next + 1 < msgs.size() && msgs[next].role != chat_role::user)
+                    ++next;
+                for (std::size_t i = start; i < next; ++i)
+                    rest -= enc[i].size();
+                start = next;
+            }
+            GPTX_CHECK(fixed + rest <= budget, "chat format: the last message (", rest, " tokens)",
+                       has_system ? " with the system message" : "",
+                       opt.generation_prompt ? " and the reply's marker" : "",
+                       opt.reserve ? " and the room kept for the reply" : "", " needs ",
+                       fixed + rest, " tokens; the limit is ", budget);
+        }
+        chat_tokens out;
+        out.dropped = int(start - first);
+        auto put = [&](std::size_t i) {
+            const bool learn = msgs[i].role == chat_role::assistant;
+            const std::size_t at = out.tokens.size();
+            out.tokens.insert(out.tokens.end(), enc[i].begin(), enc[i].end());
+            out.mask.resize(out.tokens.size(), learn ? 1 : 0);
+            if (learn) {
+                out.mask[at] = 0; // the marker is given, not produced
+                out.reward_position = int(out.tokens.size()) - 1;
+            }
+        };
+        if (has_system)
+            put(0);
+        for (std::size_t i = start; i < msgs.size(); ++i)
+            put(i);
+        if (opt.generation_prompt) {
+            out.tokens.push_back(assistant);
+            out.mask.push_back(0);
+        }
+        return out;
+    }
+};
 
 } // namespace gptx
-// ---- end gptx/data/prompts.hpp ----
+// ---- end gptx/text/chat_format.hpp ----
 // ---- begin gptx/data/sft.hpp ----
 // gptx/data/sft.hpp: supervised fine-tuning data: the JSONL {"prompt","response"} reader and
 // writer, the token layout with its loss mask, packing into context-sized rows, and the batches
@@ -2626,6 +3179,7 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -2634,8 +3188,12 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 // gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
 // objective with a loss mask. Tested by tests/train/test_trainer.cpp.
 // Legend: B batch, T time.
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <span>
+#include <vector>
+
 
 // ---- begin gptx/nn/lm_head.hpp ----
 // gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
@@ -3506,8 +4064,9 @@ void encoder_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B,
 } // namespace gptx::ops
 // ---- end gptx/ops/encoder.hpp ----
 // ---- begin gptx/ops/gelu.hpp ----
-// gptx/ops/gelu.hpp: GELU in the tanh form GPT-2 uses, forward and backward.
-// Tested by tests/ops/test_ops.cpp. Legend: N elements.
+// gptx/ops/gelu.hpp: GELU forward and backward, in the tanh form GPT-2 uses (the default) and the
+// exact erf form (PyTorch's nn.GELU(), nanoGPT). Tested by tests/ops/test_ops.cpp. Legend: N
+// elements.
 #include <cmath>
 #include <cstdint>
 
@@ -3517,11 +4076,60 @@ namespace gptx::ops {
 namespace detail {
 inline constexpr double gelu_k = 0.7978845608028654; // sqrt(2/pi)
 inline constexpr double gelu_c = 0.044715;
+inline constexpr double inv_sqrt2 = 0.7071067811865476;   // 1/sqrt(2)
+inline constexpr double inv_sqrt2pi = 0.3989422804014327; // 1/sqrt(2 pi)
 } // namespace detail
+
+// out = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+template <class Arch = simd::default_arch, class T>
+void gelu_erf_forward(T* out, const T* inp, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B r = B(T(detail::inv_sqrt2)), h = B(T(0.5)), one = B(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                simd::store<Arch>(out + i, h * x * (one + xsimd::erf(x * r)));
+            }
+            for (; i < e; ++i)
+                out[i] = T(0.5) * inp[i] * (T(1) + std::erf(inp[i] * T(detail::inv_sqrt2)));
+        },
+        4096);
+}
+
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
+// Writes dinp = dout * gelu'(inp).
+template <class Arch = simd::default_arch, class T>
+void gelu_erf_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B r = B(T(detail::inv_sqrt2)), p = B(T(detail::inv_sqrt2pi)), h = B(T(0.5)),
+                    one = B(T(1)), mh = B(T(-0.5));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B g = xsimd::fma(x * p, xsimd::exp(mh * x * x), h * (one + xsimd::erf(x * r)));
+                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                T g = T(0.5) * (T(1) + std::erf(x * T(detail::inv_sqrt2))) +
+                      x * T(detail::inv_sqrt2pi) * std::exp(T(-0.5) * x * x);
+                dinp[i] = g * dout[i];
+            }
+        },
+        4096);
+}
 
 // out = 0.5 x (1 + tanh(k (x + c x^3)))
 template <class Arch = simd::default_arch, class T>
-void gelu_forward(T* out, const T* inp, std::int64_t N) {
+void gelu_tanh_forward(T* out, const T* inp, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
@@ -3548,7 +4156,7 @@ void gelu_forward(T* out, const T* inp, std::int64_t N) {
 // d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 c x^2), u = k (x + c x^3).
 // Writes dinp = dout * gelu'(inp).
 template <class Arch = simd::default_arch, class T>
-void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+void gelu_tanh_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
     using B = simd::batch<T, Arch>;
     constexpr std::int64_t W = B::size;
     parallel_ranges(
@@ -3574,6 +4182,41 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
             }
         },
         4096);
+}
+
+// The GELU of a shape, chosen at compile time: gelu_of<S.gelu>::forward(out, inp, N).
+template <gelu_kind K> struct gelu_of {
+    template <class Arch = simd::default_arch, class T>
+    static void forward(T* out, const T* inp, std::int64_t N) {
+        if constexpr (K == gelu_kind::erf)
+            gelu_erf_forward<Arch>(out, inp, N);
+        else
+            gelu_tanh_forward<Arch>(out, inp, N);
+    }
+    template <class Arch = simd::default_arch, class T>
+    static void backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+        if constexpr (K == gelu_kind::erf)
+            gelu_erf_backward<Arch>(dinp, inp, dout, N);
+        else
+            gelu_tanh_backward<Arch>(dinp, inp, dout, N);
+    }
+};
+
+// The same chosen at run time; tanh (GPT-2's) unless told.
+template <class Arch = simd::default_arch, class T>
+void gelu_forward(T* out, const T* inp, std::int64_t N, gelu_kind kind = gelu_kind::tanh) {
+    if (kind == gelu_kind::erf)
+        gelu_erf_forward<Arch>(out, inp, N);
+    else
+        gelu_tanh_forward<Arch>(out, inp, N);
+}
+template <class Arch = simd::default_arch, class T>
+void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N,
+                   gelu_kind kind = gelu_kind::tanh) {
+    if (kind == gelu_kind::erf)
+        gelu_erf_backward<Arch>(dinp, inp, dout, N);
+    else
+        gelu_tanh_backward<Arch>(dinp, inp, dout, N);
 }
 
 } // namespace gptx::ops
@@ -4036,7 +4679,7 @@ template <shape S, class T = float> class transformer {
                 fc_in = p.ln1;
             }
             ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
-            ops::gelu_forward(p.fch_gelu, p.fch, BT * 4 * C);
+            ops::gelu_of<S.gelu>::forward(p.fch_gelu, p.fch, BT * 4 * C);
             ops::matmul_forward(a.branch, p.fch_gelu, p.w.fcprojw, p.w.fcprojb, BT, 4 * C, C);
             ops::dropout_inplace(a.branch, BT * C, rate, seed_for(3 + 3 * l));
             // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
@@ -4088,7 +4731,7 @@ template <shape S, class T = float> class transformer {
                 const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
                 ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
                                      p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
                 ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
                                         p.ln2_mean, p.ln2_rstd, BT, C);
@@ -4109,7 +4752,7 @@ template <shape S, class T = float> class transformer {
                 const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
                 ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
                                      p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
                 // dsum becomes d x1 = skip + the fc input's gradient.
                 ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
                                      true);
@@ -4337,6 +4980,34 @@ template <class Model> class lm_objective {
     lm_head<Model> head_;
 };
 
+// Mean next-token loss over a whole token sequence (a validation split), every token after the
+// first predicted exactly once: windows of T tokens at 0, T, 2T, ..., up to B per forward, the
+// last window shorter. Unlike an estimate from a few random batches it has no sampling noise.
+template <class Model>
+double lm_sequence_loss(lm_objective<Model>& obj, Model& m, std::span<const int> tokens, int B,
+                        int T) {
+    GPTX_CHECK(B > 0 && T > 0, "lm_sequence_loss: B and T must be positive (got B=", B, ", T=", T,
+               ")");
+    GPTX_CHECK(tokens.size() >= 2, "lm_sequence_loss: ", tokens.size(),
+               " tokens hold no prediction (need at least 2)");
+    const std::size_t n = tokens.size() - 1, t = std::size_t(T), full = n / t;
+    std::vector<int> x(std::size_t(B) * t), y(std::size_t(B) * t);
+    double total = 0;
+    auto run = [&](std::size_t first_window, int rows, int len) {
+        for (int r = 0; r < rows; ++r) {
+            const auto s = tokens.begin() + std::ptrdiff_t((first_window + r) * t);
+            std::copy_n(s, len, x.begin() + std::ptrdiff_t(r) * len);
+            std::copy_n(s + 1, len, y.begin() + std::ptrdiff_t(r) * len);
+        }
+        total += obj.evaluate(m, {x.data(), y.data(), nullptr, rows, len}) * double(rows) * len;
+    };
+    for (std::size_t w = 0; w < full; w += std::size_t(B))
+        run(w, int(std::min<std::size_t>(std::size_t(B), full - w)), T);
+    if (const std::size_t tail = n - full * t; tail > 0)
+        run(full, 1, int(tail));
+    return total / double(n);
+}
+
 } // namespace gptx
 // ---- end gptx/train/objective.hpp ----
 
@@ -4362,7 +5033,7 @@ template <class F> void read_jsonl(const std::filesystem::path& path, F&& on_obj
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
             detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
         }
         GPTX_CHECK(j.is_object(), path.string(), ":", n, ": expected a JSON object, got ",
@@ -4549,6 +5220,15 @@ class sft_batches {
             response_tokens_ += m;
     }
 
+    // Rows packed elsewhere (dialogues: data/dialogue.hpp's pack_dialogues).
+    sft_batches(packed_rows rows, int B, std::uint64_t seed) : B_(B), seed_(seed) {
+        GPTX_CHECK(B > 0, "sft: batch must be positive, got ", B);
+        GPTX_CHECK(rows.rows() > 0, "sft: no rows");
+        rows_ = std::move(rows);
+        for (std::uint8_t m : rows_.mask)
+            response_tokens_ += m;
+    }
+
     int rows() const { return rows_.rows(); }
     int steps_per_epoch() const { return (rows() + B_ - 1) / B_; }
     std::int64_t response_tokens() const { return response_tokens_; } // masked-in targets per epoch
@@ -4598,406 +5278,6 @@ class sft_batches {
 
 } // namespace gptx
 // ---- end gptx/data/sft.hpp ----
-// ---- begin gptx/data/task_corpus.hpp ----
-// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
-// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
-// documents that state a word task in words and then show it through examples, plus labelled
-// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
-// ---- begin gptx/data/task_jsonl.hpp ----
-// gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
-// {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
-// {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
-#include <filesystem>
-#include <fstream>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-
-namespace gptx {
-
-enum class task_form { text, entailment, similarity, choice, generation };
-
-inline std::string_view task_form_keys(task_form f) {
-    switch (f) {
-    case task_form::text:
-        return "{\"text\",\"label\"}";
-    case task_form::entailment:
-        return "{\"premise\",\"hypothesis\",\"label\"}";
-    case task_form::similarity:
-        return "{\"a\",\"b\",\"label\"}";
-    case task_form::choice:
-        return "{\"context\",\"choices\",\"label\"}";
-    case task_form::generation:
-        return "{\"input\",\"output\"}";
-    }
-    return "?";
-}
-
-// One example. first/second by form: text/-, premise/hypothesis, a/b, context/-, input/output.
-struct task_example {
-    std::string first, second;
-    std::vector<std::string> choices; // choice form: the candidate completions
-    int label = -1;                   // class, or the right choice; -1 for generation
-    friend bool operator==(const task_example&, const task_example&) = default;
-};
-
-struct task_set {
-    task_form form = task_form::text;
-    std::vector<task_example> examples;
-    // Classes of a labelled form: 1 + the largest label (choice: the most choices of a line).
-    int classes() const {
-        int k = 0;
-        for (const auto& e : examples)
-            k = std::max(k, form == task_form::choice ? int(e.choices.size()) : e.label + 1);
-        return k;
-    }
-};
-
-namespace detail {
-
-inline std::string task_string(const nlohmann::json& j, const char* key, const std::string& where) {
-    const auto it = j.find(key);
-    GPTX_CHECK(it != j.end(), where, ": missing \"", key, "\"");
-    GPTX_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
-    return it->get<std::string>();
-}
-
-inline int task_label(const nlohmann::json& j, const std::string& where) {
-    const auto it = j.find("label");
-    GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
-    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
-               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
-    const auto v = it->get<long long>();
-    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
-    return int(v);
-}
-
-inline task_form detect_task_form(const nlohmann::json& j, const std::string& where) {
-    if (j.contains("choices"))
-        return task_form::choice;
-    if (j.contains("premise") || j.contains("hypothesis"))
-        return task_form::entailment;
-    if (j.contains("a") || j.contains("b"))
-        return task_form::similarity;
-    if (j.contains("text"))
-        return task_form::text;
-    if (j.contains("input") || j.contains("output"))
-        return task_form::generation;
-    detail::fail(where, ": not a task line: expected one of {\"text\",\"label\"}, "
-                        "{\"premise\",\"hypothesis\",\"label\"}, {\"a\",\"b\",\"label\"}, "
-                        "{\"context\",\"choices\",\"label\"}, {\"input\",\"output\"}");
-}
-
-inline task_example parse_task_line(const nlohmann::json& j, task_form f,
-                                    const std::string& where) {
-    task_example e;
-    switch (f) {
-    case task_form::text:
-        e.first = task_string(j, "text", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::entailment:
-        e.first = task_string(j, "premise", where);
-        e.second = task_string(j, "hypothesis", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::similarity:
-        e.first = task_string(j, "a", where);
-        e.second = task_string(j, "b", where);
-        e.label = task_label(j, where);
-        break;
-    case task_form::choice: {
-        e.first = task_string(j, "context", where);
-        const auto& c = j["choices"];
-        GPTX_CHECK(c.is_array(), where, ": \"choices\" must be an array of strings, got ",
-                   c.type_name());
-        GPTX_CHECK(c.size() >= 2, where, ": \"choices\" needs at least 2 entries, got ", c.size());
-        for (std::size_t i = 0; i < c.size(); ++i) {
-            GPTX_CHECK(c[i].is_string(), where, ": choice ", i, " must be a string, got ",
-                       c[i].type_name());
-            GPTX_CHECK(!c[i].get<std::string>().empty(), where, ": choice ", i, " is empty");
-            e.choices.push_back(c[i].get<std::string>());
-        }
-        e.label = task_label(j, where);
-        GPTX_CHECK(e.label < int(e.choices.size()), where, ": \"label\" ", e.label,
-                   " is not the index of one of the ", e.choices.size(), " choices");
-        break;
-    }
-    case task_form::generation:
-        e.first = task_string(j, "input", where);
-        e.second = task_string(j, "output", where);
-        GPTX_CHECK(!e.second.empty(), where, ": \"output\" is empty");
-        break;
-    }
-    return e;
-}
-
-} // namespace detail
-
-// Parses JSONL text; `name` is the file named in errors ("file:line: what is wrong"). Blank lines
-// are skipped; every line must have the first line's form.
-inline task_set parse_task_jsonl(std::string_view text, const std::string& name) {
-    task_set out;
-    bool have_form = false;
-    std::size_t pos = 0;
-    for (int n = 1; pos <= text.size(); ++n) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (!line.empty() && line.back() == '\r')
-            line.remove_suffix(1);
-        if (line.find_first_not_of(" \t") == std::string_view::npos)
-            continue;
-        const std::string where = name + ":" + std::to_string(n);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
-            detail::fail(where, ": not valid JSON (", e.what(), ")");
-        }
-        GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
-        const task_form f = detail::detect_task_form(j, where);
-        if (!have_form) {
-            out.form = f;
-            have_form = true;
-        }
-        GPTX_CHECK(f == out.form, where, ": a ", task_form_keys(f), " line in a file of ",
-                   task_form_keys(out.form), " lines");
-        out.examples.push_back(detail::parse_task_line(j, f, where));
-    }
-    GPTX_CHECK(!out.examples.empty(), name, ": no examples");
-    return out;
-}
-
-inline task_set read_task_jsonl(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
-    return parse_task_jsonl(text, path.string());
-}
-
-inline nlohmann::json task_json(task_form f, const task_example& e) {
-    switch (f) {
-    case task_form::text:
-        return {{"text", e.first}, {"label", e.label}};
-    case task_form::entailment:
-        return {{"premise", e.first}, {"hypothesis", e.second}, {"label", e.label}};
-    case task_form::similarity:
-        return {{"a", e.first}, {"b", e.second}, {"label", e.label}};
-    case task_form::choice:
-        return {{"context", e.first}, {"choices", e.choices}, {"label", e.label}};
-    case task_form::generation:
-        return {{"input", e.first}, {"output", e.second}};
-    }
-    return {};
-}
-
-// Writes path + ".tmp" and renames it over path: a reader never sees half a file.
-inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& e : s.examples)
-            out << task_json(s.form, e).dump() << '\n';
-        out.flush();
-        if (!out.good()) {
-            out.close();
-            std::error_code ignore;
-            std::filesystem::remove(tmp, ignore);
-            detail::fail("cannot write '", tmp.string(), "'");
-        }
-    }
-    std::error_code ec, ec2;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        std::filesystem::remove(tmp, ec2);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-}
-
-} // namespace gptx
-// ---- end gptx/data/task_jsonl.hpp ----
-
-namespace gptx {
-
-// A word task: its name, the sentence that states it, and what it does to a word.
-struct word_task {
-    std::string_view name;
-    std::string_view description;
-    std::string (*apply)(std::string_view word);
-};
-
-namespace detail {
-inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
-inline std::string wt_upper(std::string_view w) {
-    std::string s(w);
-    for (char& c : s)
-        c = char(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
-inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
-inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
-inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
-} // namespace detail
-
-inline constexpr std::array<word_task, 5> word_tasks{{
-    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
-    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
-    {"first", "Task: give the first letter of each word.", detail::wt_first},
-    {"last", "Task: give the last letter of each word.", detail::wt_last},
-    {"twice", "Task: write each word two times.", detail::wt_twice},
-}};
-
-// How a demonstration line reads: "word => answer" (prompt_format "arrow").
-inline std::string task_line(std::string_view input, std::string_view output) {
-    return std::string(input) + " => " + std::string(output);
-}
-
-// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
-// the corpus and of every training file, so test inputs are never seen in training. A word's
-// first and last letters differ, so the five tasks give five different answers.
-inline bool held_out_word(std::string_view w) {
-    std::uint64_t h = 0x9e3779b97f4a7c15ull;
-    for (char c : w)
-        h = mix64(h ^ static_cast<unsigned char>(c));
-    return h % 4 == 0;
-}
-inline std::string random_task_word(rng& r, bool held_out) {
-    for (;;) {
-        const int n = 3 + int(r.below(3));
-        std::string w;
-        for (int i = 0; i < n; ++i)
-            w += char('a' + r.below(26));
-        if (w.front() != w.back() && held_out_word(w) == held_out)
-            return w;
-    }
-}
-
-struct task_corpus_config {
-    std::uint64_t seed = 1;
-    int documents = 4000;
-    int min_examples = 3, max_examples = 10; // demonstration lines per document
-    double described = 0.5;                  // documents that begin with the task's statement
-    int train_examples = 200;                // per labelled training file
-    int test_examples = 200;                 // per test file (held-out words)
-};
-
-// Documents separated by a blank line; each picks a task, states it (with probability
-// `described`) and shows it on training words, one "word => answer" line each.
-inline std::string make_task_corpus(const task_corpus_config& c) {
-    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
-               "task corpus: bad sizes");
-    rng r(c.seed);
-    std::string out;
-    for (int d = 0; d < c.documents; ++d) {
-        const word_task& t = word_tasks[r.below(word_tasks.size())];
-        if (r.uniform_double() < c.described) {
-            out += t.description;
-            out += '\n';
-        }
-        const int n =
-            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
-        for (int i = 0; i < n; ++i) {
-            const std::string w = random_task_word(r, false);
-            out += task_line(w, t.apply(w));
-            out += '\n';
-        }
-        out += '\n';
-    }
-    return out;
-}
-
-// {"input","output"} pairs of one task on training or held-out words.
-inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::generation;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({w, t.apply(w), {}, -1});
-    }
-    return s;
-}
-
-// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
-inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::text;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
-    }
-    return s;
-}
-
-// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
-// -Wrestrict on operator+(const char*, string&&).)
-inline std::string spaced(const std::string& answer) {
-    std::string s = " ";
-    s += answer;
-    return s;
-}
-
-// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
-// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
-inline task_set make_described_choice_set(int n, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, true);
-        task_example e;
-        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
-        for (const auto& t : word_tasks)
-            e.choices.push_back(spaced(t.apply(w)));
-        e.label = k;
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
-// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
-// likelihood; chance is 1/5 at k = 0).
-inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        task_example e;
-        e.first = w + " =>";
-        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
-            e.choices.push_back(spaced(word_tasks[k].apply(w)));
-            if (word_tasks[k].name == t.name)
-                e.label = int(k);
-        }
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-} // namespace gptx
-// ---- end gptx/data/task_corpus.hpp ----
 // ---- begin gptx/data/tasks.hpp ----
 // gptx/data/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings and
 // numbers), the programmatic labeler that stands in for the paper's human labelers, and the
@@ -5309,6 +5589,914 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
 
 } // namespace gptx
 // ---- end gptx/data/tasks.hpp ----
+
+namespace gptx {
+
+// ---- JSONL ------------------------------------------------------------------------------------
+
+namespace detail {
+// A conversation from a parsed JSON object; errors read "name:line: what".
+inline conversation dialogue_from_json(const nlohmann::json& j, std::string_view name, int line) {
+    auto bad = [&](const auto&... why) { detail::fail(name, ":", line, ": ", why...); };
+    if (!j.is_object())
+        bad("expected a JSON object, got ", j.type_name());
+    const auto it = j.find("messages");
+    if (it == j.end())
+        bad("missing \"messages\"");
+    if (!it->is_array())
+        bad("\"messages\" must be an array, got ", it->type_name());
+    if (it->empty())
+        bad("\"messages\" is empty");
+    conversation c;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+        const auto& m = (*it)[i];
+        if (!m.is_object())
+            bad("messages[", i, "] must be an object, got ", m.type_name());
+        const auto role = m.find("role"), content = m.find("content");
+        if (role == m.end() || !role->is_string())
+            bad("messages[", i, "] needs a string \"role\"");
+        if (content == m.end() || !content->is_string())
+            bad("messages[", i, "] needs a string \"content\"");
+        const auto r = parse_role(role->get<std::string>());
+        if (!r)
+            bad("messages[", i, "] has role \"", role->get<std::string>(),
+                "\" (valid: system, user, assistant)");
+        if (*r == chat_role::system && i != 0)
+            bad("messages[", i, "] is a system message; only the first message may be one");
+        c.push_back({*r, content->get<std::string>()});
+    }
+    if (c.size() == 1 && c[0].role == chat_role::system)
+        bad("\"messages\" has only a system message");
+    return c;
+}
+
+inline nlohmann::json dialogue_to_json(const conversation& c) {
+    nlohmann::json msgs = nlohmann::json::array();
+    for (const auto& m : c)
+        msgs.push_back({{"role", std::string(role_name(m.role))}, {"content", m.content}});
+    return msgs;
+}
+} // namespace detail
+
+// One JSONL line (line number `line` of `name`, for errors) as a conversation.
+inline conversation parse_dialogue_line(std::string_view text, std::string_view name, int line) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        detail::fail(name, ":", line, ": not valid JSON (", e.what(), ")");
+    }
+    return detail::dialogue_from_json(j, name, line);
+}
+
+// Every non-blank line: {"messages":[{"role":"system"|"user"|"assistant","content":"..."},...]}
+// (other keys ignored). Errors name the file and the line.
+inline std::vector<conversation> read_dialogues_jsonl(const std::filesystem::path& path) {
+    std::vector<conversation> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        out.push_back(detail::dialogue_from_json(j, path.string(), n));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no dialogues");
+    return out;
+}
+inline void write_dialogues_jsonl(const std::filesystem::path& path,
+                                  std::span<const conversation> ds) {
+    std::vector<std::string> lines;
+    for (const auto& c : ds)
+        lines.push_back(nlohmann::json{{"messages", detail::dialogue_to_json(c)}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+
+// ---- conversion and mixing --------------------------------------------------------------------
+
+// A prompt and its demonstrated response as a one-turn dialogue: the prompt is the user's message.
+inline conversation dialogue_of(const sft_example& e) {
+    return {{chat_role::user, e.prompt}, {chat_role::assistant, e.response}};
+}
+inline std::vector<conversation> dialogues_of(std::span<const sft_example> es) {
+    std::vector<conversation> out;
+    for (const auto& e : es)
+        out.push_back(dialogue_of(e));
+    return out;
+}
+
+// A ranked comparison in dialogue form (ChatGPT's): a conversation that ends with a user message,
+// and K alternative assistant messages for it, best first.
+struct dialogue_comparison {
+    conversation context;
+    std::vector<std::string> responses;
+    int line = 0; // of its JSONL file, for errors
+};
+inline dialogue_comparison dialogue_comparison_of(const comparison& c) {
+    return {{{chat_role::user, c.prompt}}, c.responses, c.line};
+}
+
+// JSONL {"messages":[...], "responses":[best, ..., worst]}.
+inline void write_dialogue_comparisons(const std::filesystem::path& path,
+                                       std::span<const dialogue_comparison> cs) {
+    std::vector<std::string> lines;
+    for (const auto& c : cs)
+        lines.push_back(nlohmann::json{
+            {"messages", detail::dialogue_to_json(c.context)},
+            {"responses",
+             c.responses}}.dump());
+    detail::write_lines_atomically(path, lines);
+}
+inline std::vector<dialogue_comparison>
+read_dialogue_comparisons(const std::filesystem::path& path) {
+    std::vector<dialogue_comparison> out;
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        dialogue_comparison c{detail::dialogue_from_json(j, path.string(), n), {}, n};
+        GPTX_CHECK(c.context.back().role == chat_role::user, path.string(), ":", n,
+                   ": the conversation must end with a user message");
+        const auto r = j.find("responses");
+        GPTX_CHECK(r != j.end() && r->is_array() && r->size() >= 2 && r->size() <= 9, path.string(),
+                   ":", n, ": \"responses\" must be an array of 2 to 9 strings");
+        for (const auto& s : *r) {
+            GPTX_CHECK(s.is_string(), path.string(), ":", n, ": \"responses\" must hold strings");
+            c.responses.push_back(s.get<std::string>());
+        }
+        out.push_back(std::move(c));
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no comparisons");
+    return out;
+}
+
+// Native dialogues mixed with converted ones so that a fraction `native_fraction` of the result
+// is native: as many as the scarcer side allows, each side a random subset, the whole shuffled
+// (same seed, same mix). 0 keeps only converted data, 1 only native.
+inline std::vector<conversation> mix_dialogues(std::span<const conversation> native,
+                                               std::span<const conversation> converted,
+                                               double native_fraction, std::uint64_t seed) {
+    GPTX_CHECK(native_fraction >= 0.0 && native_fraction <= 1.0,
+               "mix_dialogues: the native fraction must be in [0, 1], got ", native_fraction);
+    const double a = double(native.size()), b = double(converted.size());
+    double n = native_fraction >= 1.0   ? a
+               : native_fraction <= 0.0 ? b
+                                        : std::min(a / native_fraction, b / (1 - native_fraction));
+    const std::size_t take_a = std::min(native.size(), std::size_t(n * native_fraction + 1e-9));
+    const std::size_t take_b =
+        std::min(converted.size(), std::size_t(n * (1 - native_fraction) + 1e-9));
+    GPTX_CHECK(take_a + take_b > 0, "mix_dialogues: nothing to mix");
+    rng r(seed);
+    auto pick = [&](std::span<const conversation> from, std::size_t k,
+                    std::vector<conversation>& out) {
+        std::vector<std::size_t> idx(from.size());
+        std::iota(idx.begin(), idx.end(), std::size_t(0));
+        for (std::size_t i = 0; i < k; ++i) // partial Fisher-Yates
+            std::swap(idx[i], idx[i + std::size_t(r.below(idx.size() - i))]);
+        for (std::size_t i = 0; i < k; ++i)
+            out.push_back(from[idx[i]]);
+    };
+    std::vector<conversation> out;
+    pick(native, take_a, out);
+    pick(converted, take_b, out);
+    for (std::size_t i = out.size(); i > 1; --i)
+        std::swap(out[i - 1], out[std::size_t(r.below(i))]);
+    return out;
+}
+
+// ---- the dialogue task family -----------------------------------------------------------------
+// Turns of the family (words are lowercase):
+//   "reverse kopa"                         an instruction of the task family (data/tasks.hpp)
+//   "now do the same to tiba"              the last operation on a new word
+//   "now do the same to the second word"   the last operation on a word mentioned earlier
+//   "now uppercase it"                     another operation on the last word
+//   "same for tiba", "same for the second word"   compact forms of the two "same" turns
+// The answer to a turn follows from the user messages alone, so model-written replies in the
+// history never change what is correct.
+
+namespace detail {
+inline constexpr std::array<std::string_view, 5> dialogue_ops = {
+    "reverse ", "uppercase ", "length of ", "first letter of ", "last letter of "};
+inline constexpr std::array<std::string_view, 4> ordinals = {"first", "second", "third", "fourth"};
+
+struct dialogue_state {
+    std::vector<std::string> words; // mentioned, in order
+    int op = -1;                    // the last operation
+    std::string last_word;
+};
+
+inline std::optional<std::string> apply_op(int op, const std::string& word) {
+    return solve_instruction(std::string(dialogue_ops[std::size_t(op)]) + word);
+}
+
+// Reads one user message, updates the state and returns the answer (nullopt: not of the family).
+inline std::optional<std::string> dialogue_step(dialogue_state& s, std::string_view msg) {
+    if (const auto ins = instruction_of_prompt(msg)) // converted InstructGPT prompts
+        msg = *ins;
+    std::string longer;
+    if (auto rest = after(msg, "same for ")) { // the compact phrasing
+        longer = "now do the same to ";
+        longer += *rest;
+        msg = longer;
+    }
+    if (auto rest = after(msg, "now do the same to the ")) {
+        for (std::size_t k = 0; k < ordinals.size(); ++k)
+            if (*rest == std::string(ordinals[k]) + " word") {
+                if (s.op < 0 || k >= s.words.size())
+                    return std::nullopt;
+                s.last_word = s.words[k];
+                return apply_op(s.op, s.last_word);
+            }
+        return std::nullopt;
+    }
+    if (auto w = after(msg, "now do the same to "); w && all_lower(*w)) {
+        if (s.op < 0)
+            return std::nullopt;
+        s.words.emplace_back(*w);
+        s.last_word = std::string(*w);
+        return apply_op(s.op, s.last_word);
+    }
+    if (auto rest = after(msg, "now ")) {
+        for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
+            if (*rest == std::string(dialogue_ops[k]) + "it") {
+                if (s.last_word.empty())
+                    return std::nullopt;
+                s.op = int(k);
+                return apply_op(s.op, s.last_word);
+            }
+        return std::nullopt;
+    }
+    for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
+        if (auto w = after(msg, dialogue_ops[k]); w && all_lower(*w)) {
+            s.op = int(k);
+            s.words.emplace_back(*w);
+            s.last_word = std::string(*w);
+            return apply_op(s.op, s.last_word);
+        }
+    return std::nullopt;
+}
+} // namespace detail
+
+// The correct answer to each user message of a conversation (nullopt where the message is not
+// of the family), read from the user messages alone, as a labeler would.
+inline std::vector<std::optional<std::string>> solve_dialogue(const conversation& c) {
+    detail::dialogue_state s;
+    std::vector<std::optional<std::string>> out;
+    for (const auto& m : c)
+        if (m.role == chat_role::user)
+            out.push_back(detail::dialogue_step(s, m.content));
+    return out;
+}
+
+// The labeler of dialogues: data/tasks.hpp's labeler applied to the answer of the last user
+// message. `context` ends with the user message the response answers.
+struct dialogue_labeler {
+    static task task_of(const conversation& context) {
+        GPTX_CHECK(!context.empty() && context.back().role == chat_role::user,
+                   "dialogue labeler: the conversation must end with a user message");
+        const auto answers = solve_dialogue(context);
+        GPTX_CHECK(answers.back().has_value(), "dialogue labeler: '", context.back().content,
+                   "' is not a turn of the dialogue task family");
+        return {context.back().content, *answers.back()};
+    }
+    double score(const conversation& context, std::string_view response, bool ended) const {
+        return labeler{}.score(task_of(context), response, ended);
+    }
+};
+
+// A dialogue of the family with `exchanges` user messages (1..4), each answered correctly.
+// compact: "same for tiba", "same for the second word" instead of "now do the same to ...", for
+// small contexts.
+inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
+    GPTX_CHECK(exchanges >= 1 && exchanges <= 4, "make_dialogue: exchanges must be 1..4, got ",
+               exchanges);
+    detail::dialogue_state s;
+    conversation c;
+    const std::string same = compact ? "same for " : "now do the same to ";
+    auto word = [&] {
+        for (;;) { // a word not mentioned yet, so ordinal references are unambiguous
+            std::string w = detail::random_word(r, 3, 5);
+            if (std::find(s.words.begin(), s.words.end(), w) == s.words.end())
+                return w;
+        }
+    };
+    for (int i = 0; i < exchanges; ++i) {
+        std::string msg;
+        const std::uint64_t kind = i == 0 ? 3 : r.below(10);
+        if (kind < 3 && s.words.size() >= 2) { // an earlier word by its ordinal
+            std::size_t k;
+            do
+                k = std::size_t(r.below(s.words.size()));
+            while (s.words[k] == s.last_word);
+            msg = same + "the " + std::string(detail::ordinals[k]) + " word";
+        } else if (kind < 6 && i > 0) {
+            msg = same + word();
+        } else if (kind < 8 && i > 0) {
+            int op;
+            do
+                op = int(r.below(detail::dialogue_ops.size()));
+            while (op == s.op);
+            msg = "now " + std::string(detail::dialogue_ops[std::size_t(op)]) + "it";
+        } else {
+            msg = std::string(detail::dialogue_ops[r.below(detail::dialogue_ops.size())]) + word();
+        }
+        const auto ans = detail::dialogue_step(s, msg);
+        GPTX_CHECK(ans.has_value(), "make_dialogue: generated an unsolvable turn '", msg, "'");
+        c.push_back({chat_role::user, msg});
+        c.push_back({chat_role::assistant, *ans});
+    }
+    return c;
+}
+
+// n distinct dialogues of min..max exchanges from seed, none of whose first user message is in
+// `exclude` (held-out sets stay disjoint from training sets); their first messages are added to
+// `exclude`.
+inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
+                                                int max_exchanges,
+                                                std::unordered_set<std::string>* exclude = nullptr,
+                                                bool compact = false) {
+    GPTX_CHECK(min_exchanges >= 1 && min_exchanges <= max_exchanges && max_exchanges <= 4,
+               "make_dialogues: exchanges must satisfy 1 <= min <= max <= 4");
+    rng r(seed);
+    std::vector<conversation> out;
+    std::unordered_set<std::string> seen;
+    for (int tries = 0; int(out.size()) < n; ++tries) {
+        GPTX_CHECK(tries < 100 * n + 1000, "make_dialogues: cannot find ", n,
+                   " distinct dialogues");
+        const int k =
+            min_exchanges + int(r.below(std::uint64_t(max_exchanges - min_exchanges + 1)));
+        conversation c = make_dialogue(r, k, compact);
+        std::string key;
+        for (const auto& m : c)
+            key += m.content + "\n";
+        if ((exclude && exclude->count(c[0].content)) || !seen.insert(key).second)
+            continue;
+        out.push_back(std::move(c));
+    }
+    if (exclude)
+        for (const auto& c : out)
+            exclude->insert(c[0].content);
+    return out;
+}
+
+// ---- packing for dialogue SFT -----------------------------------------------------------------
+
+// Formats every dialogue in at most T + 1 tokens (a row's inputs and targets); dialogues that
+// cannot fit even after truncation are an error naming them.
+inline std::vector<chat_tokens> format_dialogues(std::span<const conversation> ds,
+                                                 const tokenizer& tok, const chat_format& fmt,
+                                                 int T, std::string_view source = "dialogues") {
+    std::vector<chat_tokens> out;
+    out.reserve(ds.size());
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+        try {
+            out.push_back(fmt.format(tok, ds[i], {.max_tokens = T + 1}));
+        } catch (const error& e) {
+            detail::fail(source, ": dialogue ", i + 1, ": ", e.what());
+        }
+    }
+    return out;
+}
+
+// Rows of T + 1 tokens holding whole formatted dialogues back to back, greedily in `order`, padded
+// with `pad` (mask 0). mask[t] of a row says whether target t = tokens[t + 1] counts: the
+// formatter's mask shifted by one, so the loss covers assistant content and its <|end|> only.
+inline packed_rows pack_dialogues(std::span<const chat_tokens> ds, std::span<const int> order,
+                                  int T, int pad) {
+    GPTX_CHECK(T >= 2, "pack_dialogues: T must be >= 2, got ", T);
+    packed_rows out;
+    out.T = T;
+    std::size_t used = 0;
+    for (int idx : order) {
+        const chat_tokens& d = ds[std::size_t(idx)];
+        GPTX_CHECK(d.tokens.size() <= std::size_t(T) + 1, "pack_dialogues: dialogue ", idx + 1,
+                   " has ", d.tokens.size(), " tokens; a row holds ", T + 1);
+        if (out.rows() == 0 || used + d.tokens.size() > std::size_t(T) + 1) {
+            out.tokens.resize(out.tokens.size() + std::size_t(T) + 1, pad);
+            out.mask.resize(out.mask.size() + std::size_t(T), 0);
+            used = 0;
+        }
+        const std::size_t row = std::size_t(out.rows() - 1);
+        int* tok = out.tokens.data() + row * (std::size_t(T) + 1);
+        std::uint8_t* m = out.mask.data() + row * std::size_t(T);
+        for (std::size_t k = 0; k < d.tokens.size(); ++k) {
+            tok[used + k] = d.tokens[k];
+            if (used + k > 0)
+                m[used + k - 1] = d.mask[k];
+        }
+        used += d.tokens.size();
+    }
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/dialogue.hpp ----
+// ---- begin gptx/data/prompts.hpp ----
+// gptx/data/prompts.hpp: prompt formats that write a task into the text (GPT-2) and few-shot
+// contexts of k demonstrations packed into the model's context (GPT-3).
+// Tested by tests/generate/test_scoring.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace gptx {
+
+// A demonstration reads prefix + input + infix + output + suffix; the test input reads
+// prefix + input + infix and the model continues. The description states the task in words once,
+// before everything; the delimiter separates the description, the demonstrations and the input.
+struct prompt_format {
+    std::string description;
+    std::string prefix, infix, suffix;
+    std::string delimiter = "\n";
+
+    std::string demonstration(std::string_view input, std::string_view output) const {
+        return prefix + std::string(input) + infix + std::string(output) + suffix;
+    }
+    std::string query(std::string_view input) const { return prefix + std::string(input) + infix; }
+};
+
+inline constexpr std::string_view prompt_format_names = "arrow, equals, qa, tldr, plain";
+
+// arrow `x => y`; equals `english = french` (GPT-2's translation); qa `Q: x\nA: y` (GPT-2's
+// question answering); tldr `x\nTL;DR: y` (GPT-2's summarisation); plain: the input is the
+// whole context (multiple-choice lines that carry their own format).
+inline prompt_format named_prompt_format(std::string_view name) {
+    prompt_format f;
+    if (name == "arrow")
+        f.infix = " => ";
+    else if (name == "equals")
+        f.infix = " = ";
+    else if (name == "qa") {
+        f.prefix = "Q: ";
+        f.infix = "\nA: ";
+        f.delimiter = "\n\n";
+    } else if (name == "tldr") {
+        f.infix = "\nTL;DR: ";
+        f.delimiter = "\n\n";
+    } else if (name != "plain")
+        detail::fail("unknown prompt format '", name, "' (valid: ", prompt_format_names, ")");
+    return f;
+}
+
+// k distinct indices of [0, n) drawn at random, none equal to `exclude` (-1: none).
+inline std::vector<int> draw_demonstrations(rng& r, int n, int k, int exclude = -1) {
+    const int pool = n - (exclude >= 0 && exclude < n ? 1 : 0);
+    GPTX_CHECK(k >= 0 && k <= pool, "few-shot: cannot draw ", k, " demonstrations from ", pool,
+               " training examples");
+    std::vector<int> idx;
+    idx.reserve(n);
+    for (int i = 0; i < n; ++i)
+        if (i != exclude)
+            idx.push_back(i);
+    for (int i = 0; i < k; ++i) // partial Fisher-Yates
+        std::swap(idx[i], idx[i + int(r.below(std::uint64_t(pool - i)))]);
+    idx.resize(k);
+    return idx;
+}
+
+struct packed_prompt {
+    std::vector<int> tokens;
+    int demonstrations = 0;   // kept, in order from the first
+    std::size_t query_at = 0; // where the test input starts in tokens
+};
+
+// description, demonstrations and the test input, joined by the delimiter, in at most `budget`
+// tokens (the model's context less the room the answer needs). The test input is kept whole and
+// demonstrations are dropped from the end until the rest fits; a test input that cannot fit
+// with the description is an error. Pieces come tokenized (byte and char tokenizations of a
+// concatenation are the concatenation of the pieces').
+inline packed_prompt pack_few_shot(std::span<const int> description,
+                                   const std::vector<std::vector<int>>& demonstrations,
+                                   std::span<const int> delimiter, std::span<const int> query,
+                                   int budget) {
+    const std::size_t d = delimiter.size();
+    std::size_t used = query.size() + (description.empty() ? 0 : description.size() + d);
+    GPTX_CHECK(used <= std::size_t(std::max(budget, 0)), "few-shot: the test input (", query.size(),
+               " tokens", description.empty() ? "" : " with the description", ") does not fit the ",
+               budget, " tokens available");
+    packed_prompt out;
+    int keep = 0;
+    for (const auto& demo : demonstrations) {
+        if (used + demo.size() + d > std::size_t(budget))
+            break;
+        used += demo.size() + d;
+        ++keep;
+    }
+    out.demonstrations = keep;
+    auto put = [&](std::span<const int> s) {
+        out.tokens.insert(out.tokens.end(), s.begin(), s.end());
+    };
+    if (!description.empty()) {
+        put(description);
+        put(delimiter);
+    }
+    for (int i = 0; i < keep; ++i) {
+        put(demonstrations[i]);
+        put(delimiter);
+    }
+    out.query_at = out.tokens.size();
+    put(query);
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/data/prompts.hpp ----
+// ---- begin gptx/data/task_corpus.hpp ----
+// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
+// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
+// documents that state a word task in words and then show it through examples, plus labelled
+// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin gptx/data/task_jsonl.hpp ----
+// gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
+// {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
+// {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+enum class task_form { text, entailment, similarity, choice, generation };
+
+inline std::string_view task_form_keys(task_form f) {
+    switch (f) {
+    case task_form::text:
+        return "{\"text\",\"label\"}";
+    case task_form::entailment:
+        return "{\"premise\",\"hypothesis\",\"label\"}";
+    case task_form::similarity:
+        return "{\"a\",\"b\",\"label\"}";
+    case task_form::choice:
+        return "{\"context\",\"choices\",\"label\"}";
+    case task_form::generation:
+        return "{\"input\",\"output\"}";
+    }
+    return "?";
+}
+
+// One example. first/second by form: text/-, premise/hypothesis, a/b, context/-, input/output.
+struct task_example {
+    std::string first, second;
+    std::vector<std::string> choices; // choice form: the candidate completions
+    int label = -1;                   // class, or the right choice; -1 for generation
+    friend bool operator==(const task_example&, const task_example&) = default;
+};
+
+struct task_set {
+    task_form form = task_form::text;
+    std::vector<task_example> examples;
+    // Classes of a labelled form: 1 + the largest label (choice: the most choices of a line).
+    int classes() const {
+        int k = 0;
+        for (const auto& e : examples)
+            k = std::max(k, form == task_form::choice ? int(e.choices.size()) : e.label + 1);
+        return k;
+    }
+};
+
+namespace detail {
+
+inline std::string task_string(const nlohmann::json& j, const char* key, const std::string& where) {
+    const auto it = j.find(key);
+    GPTX_CHECK(it != j.end(), where, ": missing \"", key, "\"");
+    GPTX_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
+    return it->get<std::string>();
+}
+
+inline int task_label(const nlohmann::json& j, const std::string& where) {
+    const auto it = j.find("label");
+    GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
+    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
+               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
+    const auto v = it->get<long long>();
+    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
+    return int(v);
+}
+
+inline task_form detect_task_form(const nlohmann::json& j, const std::string& where) {
+    if (j.contains("choices"))
+        return task_form::choice;
+    if (j.contains("premise") || j.contains("hypothesis"))
+        return task_form::entailment;
+    if (j.contains("a") || j.contains("b"))
+        return task_form::similarity;
+    if (j.contains("text"))
+        return task_form::text;
+    if (j.contains("input") || j.contains("output"))
+        return task_form::generation;
+    detail::fail(where, ": not a task line: expected one of {\"text\",\"label\"}, "
+                        "{\"premise\",\"hypothesis\",\"label\"}, {\"a\",\"b\",\"label\"}, "
+                        "{\"context\",\"choices\",\"label\"}, {\"input\",\"output\"}");
+}
+
+inline task_example parse_task_line(const nlohmann::json& j, task_form f,
+                                    const std::string& where) {
+    task_example e;
+    switch (f) {
+    case task_form::text:
+        e.first = task_string(j, "text", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::entailment:
+        e.first = task_string(j, "premise", where);
+        e.second = task_string(j, "hypothesis", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::similarity:
+        e.first = task_string(j, "a", where);
+        e.second = task_string(j, "b", where);
+        e.label = task_label(j, where);
+        break;
+    case task_form::choice: {
+        e.first = task_string(j, "context", where);
+        const auto& c = j["choices"];
+        GPTX_CHECK(c.is_array(), where, ": \"choices\" must be an array of strings, got ",
+                   c.type_name());
+        GPTX_CHECK(c.size() >= 2, where, ": \"choices\" needs at least 2 entries, got ", c.size());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            GPTX_CHECK(c[i].is_string(), where, ": choice ", i, " must be a string, got ",
+                       c[i].type_name());
+            GPTX_CHECK(!c[i].get<std::string>().empty(), where, ": choice ", i, " is empty");
+            e.choices.push_back(c[i].get<std::string>());
+        }
+        e.label = task_label(j, where);
+        GPTX_CHECK(e.label < int(e.choices.size()), where, ": \"label\" ", e.label,
+                   " is not the index of one of the ", e.choices.size(), " choices");
+        break;
+    }
+    case task_form::generation:
+        e.first = task_string(j, "input", where);
+        e.second = task_string(j, "output", where);
+        GPTX_CHECK(!e.second.empty(), where, ": \"output\" is empty");
+        break;
+    }
+    return e;
+}
+
+} // namespace detail
+
+// Parses JSONL text; `name` is the file named in errors ("file:line: what is wrong"). Blank lines
+// are skipped; every line must have the first line's form.
+inline task_set parse_task_jsonl(std::string_view text, const std::string& name) {
+    task_set out;
+    bool have_form = false;
+    std::size_t pos = 0;
+    for (int n = 1; pos <= text.size(); ++n) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos)
+            continue;
+        const std::string where = name + ":" + std::to_string(n);
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
+            detail::fail(where, ": not valid JSON (", e.what(), ")");
+        }
+        GPTX_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+        const task_form f = detail::detect_task_form(j, where);
+        if (!have_form) {
+            out.form = f;
+            have_form = true;
+        }
+        GPTX_CHECK(f == out.form, where, ": a ", task_form_keys(f), " line in a file of ",
+                   task_form_keys(out.form), " lines");
+        out.examples.push_back(detail::parse_task_line(j, f, where));
+    }
+    GPTX_CHECK(!out.examples.empty(), name, ": no examples");
+    return out;
+}
+
+inline task_set read_task_jsonl(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "'");
+    return parse_task_jsonl(text, path.string());
+}
+
+inline nlohmann::json task_json(task_form f, const task_example& e) {
+    switch (f) {
+    case task_form::text:
+        return {{"text", e.first}, {"label", e.label}};
+    case task_form::entailment:
+        return {{"premise", e.first}, {"hypothesis", e.second}, {"label", e.label}};
+    case task_form::similarity:
+        return {{"a", e.first}, {"b", e.second}, {"label", e.label}};
+    case task_form::choice:
+        return {{"context", e.first}, {"choices", e.choices}, {"label", e.label}};
+    case task_form::generation:
+        return {{"input", e.first}, {"output", e.second}};
+    }
+    return {};
+}
+
+// Writes path + ".tmp" and renames it over path: a reader never sees half a file.
+inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
+        for (const auto& e : s.examples)
+            out << task_json(s.form, e).dump() << '\n';
+        out.flush();
+        if (!out.good()) {
+            out.close();
+            std::error_code ignore;
+            std::filesystem::remove(tmp, ignore);
+            detail::fail("cannot write '", tmp.string(), "'");
+        }
+    }
+    std::error_code ec, ec2;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec)
+        std::filesystem::remove(tmp, ec2);
+    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_jsonl.hpp ----
+
+namespace gptx {
+
+// A word task: its name, the sentence that states it, and what it does to a word.
+struct word_task {
+    std::string_view name;
+    std::string_view description;
+    std::string (*apply)(std::string_view word);
+};
+
+namespace detail {
+inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
+inline std::string wt_upper(std::string_view w) {
+    std::string s(w);
+    for (char& c : s)
+        c = char(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
+inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
+inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
+} // namespace detail
+
+inline constexpr std::array<word_task, 5> word_tasks{{
+    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
+    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
+    {"first", "Task: give the first letter of each word.", detail::wt_first},
+    {"last", "Task: give the last letter of each word.", detail::wt_last},
+    {"twice", "Task: write each word two times.", detail::wt_twice},
+}};
+
+// How a demonstration line reads: "word => answer" (prompt_format "arrow").
+inline std::string task_line(std::string_view input, std::string_view output) {
+    return std::string(input) + " => " + std::string(output);
+}
+
+// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
+// the corpus and of every training file, so test inputs are never seen in training. A word's
+// first and last letters differ, so the five tasks give five different answers.
+inline bool held_out_word(std::string_view w) {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (char c : w)
+        h = mix64(h ^ static_cast<unsigned char>(c));
+    return h % 4 == 0;
+}
+inline std::string random_task_word(rng& r, bool held_out) {
+    for (;;) {
+        const int n = 3 + int(r.below(3));
+        std::string w;
+        for (int i = 0; i < n; ++i)
+            w += char('a' + r.below(26));
+        if (w.front() != w.back() && held_out_word(w) == held_out)
+            return w;
+    }
+}
+
+struct task_corpus_config {
+    std::uint64_t seed = 1;
+    int documents = 4000;
+    int min_examples = 3, max_examples = 10; // demonstration lines per document
+    double described = 0.5;                  // documents that begin with the task's statement
+    int train_examples = 200;                // per labelled training file
+    int test_examples = 200;                 // per test file (held-out words)
+};
+
+// Documents separated by a blank line; each picks a task, states it (with probability
+// `described`) and shows it on training words, one "word => answer" line each.
+inline std::string make_task_corpus(const task_corpus_config& c) {
+    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
+               "task corpus: bad sizes");
+    rng r(c.seed);
+    std::string out;
+    for (int d = 0; d < c.documents; ++d) {
+        const word_task& t = word_tasks[r.below(word_tasks.size())];
+        if (r.uniform_double() < c.described) {
+            out += t.description;
+            out += '\n';
+        }
+        const int n =
+            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
+        for (int i = 0; i < n; ++i) {
+            const std::string w = random_task_word(r, false);
+            out += task_line(w, t.apply(w));
+            out += '\n';
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+// {"input","output"} pairs of one task on training or held-out words.
+inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::generation;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({w, t.apply(w), {}, -1});
+    }
+    return s;
+}
+
+// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
+inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::text;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, held_out);
+        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
+    }
+    return s;
+}
+
+// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
+// -Wrestrict on operator+(const char*, string&&).)
+inline std::string spaced(const std::string& answer) {
+    std::string s = " ";
+    s += answer;
+    return s;
+}
+
+// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
+// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
+inline task_set make_described_choice_set(int n, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const int k = int(r.below(word_tasks.size()));
+        const std::string w = random_task_word(r, true);
+        task_example e;
+        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
+        for (const auto& t : word_tasks)
+            e.choices.push_back(spaced(t.apply(w)));
+        e.label = k;
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
+// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
+// likelihood; chance is 1/5 at k = 0).
+inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
+    rng r(seed);
+    task_set s;
+    s.form = task_form::choice;
+    for (int i = 0; i < n; ++i) {
+        const std::string w = random_task_word(r, held_out);
+        task_example e;
+        e.first = w + " =>";
+        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
+            e.choices.push_back(spaced(word_tasks[k].apply(w)));
+            if (word_tasks[k].name == t.name)
+                e.label = int(k);
+        }
+        s.examples.push_back(std::move(e));
+    }
+    return s;
+}
+
+} // namespace gptx
+// ---- end gptx/data/task_corpus.hpp ----
 // ---- begin gptx/data/token_file.hpp ----
 // gptx/data/token_file.hpp: llm.c / nanoGPT token files (.bin): 256 int32 header, uint16 tokens.
 // Tested by tests/data/test_data.cpp.
@@ -5422,6 +6610,513 @@ inline std::vector<int> read_token_file(const std::filesystem::path& path) {
 
 } // namespace gptx
 // ---- end gptx/data/token_file.hpp ----
+// ---- begin gptx/dist/data_parallel.hpp ----
+// gptx/dist/data_parallel.hpp: ZeRO-1 optimizer state (build, gather for a checkpoint, load from
+// one) and a replica check, over any communicator. Tested by tests/dist/test_dist.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+// ---- begin gptx/train/optimizer.hpp ----
+// gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
+// Tested by tests/train/test_optimizer.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+// ---- begin gptx/ops/adamw.hpp ----
+// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
+// Tested by tests/train/test_optimizer.cpp.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
+template <class T> struct adamw_coeffs {
+    T beta1, beta2, eps;
+    T decay_factor; // 1 - lr * weight_decay
+    T step_size;    // lr / (1 - beta1^t)
+    T bc2_sqrt;     // sqrt(1 - beta2^t)
+};
+
+template <class T>
+adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
+    const double bc1 = 1.0 - std::pow(double(beta1), step);
+    const double bc2 = 1.0 - std::pow(double(beta2), step);
+    return {beta1,
+            beta2,
+            eps,
+            T(1.0 - double(lr) * double(weight_decay)),
+            T(double(lr) / bc1),
+            T(std::sqrt(bc2))};
+}
+
+namespace detail {
+// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
+// once inlined into our code; the intrinsic never reads it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
+    return xsimd::sqrt(x);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// One batch of PyTorch's single-tensor AdamW, in its order:
+//   p *= 1 - lr*wd                      (decoupled weight decay first)
+//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
+//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
+//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
+// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
+// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
+template <class Arch, class T>
+inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
+    using B = simd::batch<T, Arch>;
+    const B vg = simd::load<Arch>(g);
+    B vm = simd::load<Arch>(m);
+    B vv = simd::load<Arch>(v);
+    B vp = simd::load<Arch>(p) * B(c.decay_factor);
+    vm = vm + B(T(1) - c.beta1) * (vg - vm);
+    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
+    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
+    vp = vp - B(c.step_size) * (vm / denom);
+    simd::store<Arch>(p, vp);
+    simd::store<Arch>(m, vm);
+    simd::store<Arch>(v, vv);
+}
+} // namespace detail
+
+// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
+// same vector code on a padded stack copy, so it rounds exactly like the body.
+template <class Arch = simd::default_arch, class T>
+void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
+                         const adamw_coeffs<T>& c) {
+    constexpr std::size_t W = simd::lanes<T, Arch>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
+    if (i == n)
+        return;
+    const std::size_t r = n - i;
+    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
+    for (std::size_t k = 0; k < r; ++k) {
+        tp[k] = param[i + k];
+        tg[k] = grad[i + k];
+        tm[k] = m[i + k];
+        tv[k] = v[i + k];
+    }
+    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
+    for (std::size_t k = 0; k < r; ++k) {
+        param[i + k] = tp[k];
+        m[i + k] = tm[k];
+        v[i + k] = tv[k];
+    }
+}
+
+// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
+// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
+template <class Arch = simd::default_arch, class T>
+void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
+                  T weight_decay, int step) {
+    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
+    parallel_ranges(
+        static_cast<std::int64_t>(n),
+        [&](std::int64_t b, std::int64_t e) {
+            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
+        },
+        std::int64_t{1} << 14);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/adamw.hpp ----
+
+namespace gptx {
+
+// nanoGPT's defaults for GPT-2 pre-training.
+struct adamw_config {
+    float lr = 6e-4f;
+    float beta1 = 0.9f;
+    float beta2 = 0.95f;
+    float eps = 1e-8f;
+    float weight_decay = 0.1f;
+};
+
+// AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
+// writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
+// nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
+template <class T = float> class adamw {
+  public:
+    adamw() = default;
+    explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
+        std::vector<typename basic_arena<T>::entry> entries;
+        entries.reserve(views.size());
+        for (const auto& v : views)
+            entries.push_back({v.name, v.size, v.decay});
+        m_.layout(entries);
+        v_.layout(entries);
+    }
+    explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
+        : adamw(params.views(), cfg) {}
+    // ZeRO-1: state for the window [lo, hi) of the flat parameters only (each tensor clipped to
+    // the window, so decay flags still apply); step() then updates only that window.
+    adamw(const basic_arena<T>& params, adamw_config cfg, std::size_t lo, std::size_t hi)
+        : cfg_(cfg), lo_(lo), total_(params.size()) {
+        GPTX_CHECK(lo <= hi && hi <= params.size(), "adamw: window [", lo, ", ", hi,
+                   ") is outside the ", params.size(), " parameters");
+        std::vector<typename basic_arena<T>::entry> entries;
+        std::size_t off = 0;
+        for (const auto& v : params.views()) {
+            const std::size_t b = std::clamp(off, lo, hi), e = std::clamp(off + v.size, lo, hi);
+            entries.push_back({v.name, e - b, v.decay});
+            off += v.size;
+        }
+        m_.layout(entries);
+        v_.layout(entries);
+    }
+
+    // One update with learning rate lr (the schedule's value for this iteration); advances the
+    // step counter first, so the first call uses t = 1. Allocates nothing.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads, float lr) {
+        check_layout(params, grads);
+        ++t_;
+        const auto cd = ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps),
+                                                  T(cfg_.weight_decay), t_);
+        const auto cn =
+            ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
+        // The window's parameters and gradients; m and v hold the window only.
+        T* p = params.data() + lo_;
+        const T* g = grads.data() + lo_;
+        T* m = m_.data();
+        T* v = v_.data();
+        const auto& views = m_.views();
+        // One parallel region over the flat arena (not one per tensor); each thread walks the
+        // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
+        parallel_ranges(
+            static_cast<std::int64_t>(m_.size()),
+            [&](std::int64_t b, std::int64_t e) {
+                std::size_t off = 0;
+                for (const auto& tv : views) {
+                    const std::size_t lo = std::max<std::size_t>(off, std::size_t(b));
+                    const std::size_t hi = std::min<std::size_t>(off + tv.size, std::size_t(e));
+                    off += tv.size;
+                    if (lo < hi)
+                        ops::adamw_update_serial<Arch>(p + lo, g + lo, m + lo, v + lo, hi - lo,
+                                                       tv.decay ? cd : cn);
+                    if (off >= std::size_t(e))
+                        break;
+                }
+            },
+            std::int64_t{1} << 14);
+    }
+    // One update at the configured learning rate.
+    template <class Arch = simd::default_arch>
+    void step(basic_arena<T>& params, const basic_arena<T>& grads) {
+        step<Arch>(params, grads, cfg_.lr);
+    }
+
+    const adamw_config& config() const { return cfg_; }
+    adamw_config& config() { return cfg_; }
+
+    // Updates taken so far; the next step() uses step_count() + 1 for bias correction.
+    int step_count() const { return t_; }
+    void set_step_count(int t) { t_ = t; } // checkpoint resume
+
+    // First and second moments, laid out as the parameters (for checkpoints).
+    basic_arena<T>& m() { return m_; }
+    const basic_arena<T>& m() const { return m_; }
+    basic_arena<T>& v() { return v_; }
+    const basic_arena<T>& v() const { return v_; }
+
+    // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
+    std::size_t state_size() const { return m_.size() + v_.size(); }
+
+    // The window of the flat parameters this optimizer updates (all of them unless sharded).
+    std::size_t shard_begin() const { return lo_; }
+    std::size_t shard_end() const { return lo_ + m_.size(); }
+    bool sharded() const { return m_.size() != (total_ == npos ? m_.size() : total_); }
+
+    // Forget the moments and the step count (as a fresh optimizer).
+    void reset() {
+        m_.zero();
+        v_.zero();
+        t_ = 0;
+    }
+
+  private:
+    void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
+        const std::size_t n = sharded() ? total_ : m_.size();
+        GPTX_CHECK(params.size() == n && grads.size() == n, "adamw: parameter arena has ",
+                   params.size(), " elements, gradients ", grads.size(), ", optimizer state ", n);
+        const auto& pv = params.views();
+        const auto& mv = m_.views();
+        GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
+                   " tensors, optimizer state ", mv.size());
+        std::size_t off = 0;
+        for (std::size_t i = 0; i < pv.size(); ++i) {
+            const std::size_t hi = lo_ + m_.size();
+            const std::size_t want =
+                std::clamp(off + pv[i].size, lo_, hi) - std::clamp(off, lo_, hi);
+            off += pv[i].size;
+            GPTX_CHECK(want == mv[i].size, "adamw: tensor ", pv[i].name, " has ", want,
+                       " elements in the window, optimizer state ", mv[i].size);
+        }
+    }
+
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    adamw_config cfg_;
+    std::size_t lo_ = 0;       // first parameter of the window (ZeRO-1); 0 when unsharded
+    std::size_t total_ = npos; // parameters in the arena when sharded; npos: the state's size
+    basic_arena<T> m_;         // (same layout as the parameters)
+    basic_arena<T> v_;         // (same layout as the parameters)
+    int t_ = 0;
+};
+
+} // namespace gptx
+// ---- end gptx/train/optimizer.hpp ----
+
+namespace gptx::dist {
+
+// AdamW holding m and v for this rank's window of the parameters only (ZeRO-1): the state per
+// rank falls by the rank count. Give it to a trainer whose config has the same communicator.
+template <class T>
+adamw<T> make_zero1_adamw(const basic_arena<T>& params, adamw_config cfg,
+                          const communicator& comm) {
+    const auto [lo, hi] = comm.shard(params.size());
+    return adamw<T>(params, cfg, lo, hi);
+}
+
+// The whole AdamW state of a ZeRO-1 run on rank root (a default adamw elsewhere), for a
+// checkpoint that does not depend on the rank count. Collective: every rank calls it.
+template <class T>
+adamw<T> gather_adamw(const basic_arena<T>& params, const adamw<T>& shard, communicator& comm,
+                      int root = 0) {
+    const std::size_t n = params.size();
+    GPTX_CHECK(shard.shard_begin() == comm.shard(n).first &&
+                   shard.shard_end() == comm.shard(n).second,
+               "gather_adamw: the optimizer's window [", shard.shard_begin(), ", ",
+               shard.shard_end(), ") is not rank ", comm.rank(), "'s shard of ", n, " parameters");
+    // Only root holds the whole state; the other ranks send their windows from where they are.
+    adamw<T> full = comm.rank() == root ? adamw<T>(params, shard.config()) : adamw<T>{};
+    full.set_step_count(shard.step_count());
+    comm.gather_shards(shard.m().data(), full.m().data(), n, root);
+    comm.gather_shards(shard.v().data(), full.v().data(), n, root);
+    return full;
+}
+
+// Copies this rank's window of a whole AdamW state (as loaded from a checkpoint) into shard.
+template <class T> void load_adamw_window(adamw<T>& shard, const adamw<T>& full) {
+    const std::size_t lo = shard.shard_begin(), len = shard.shard_end() - lo;
+    GPTX_CHECK(full.m().size() >= lo + len, "load_adamw_window: the state holds ", full.m().size(),
+               " values; the window ends at ", lo + len);
+    std::copy_n(full.m().data() + lo, len, shard.m().data());
+    std::copy_n(full.v().data() + lo, len, shard.v().data());
+    shard.set_step_count(full.step_count());
+}
+
+// True on every rank when all ranks hold bit-identical values (data parallel's invariant).
+// Collective.
+template <class T> bool replicas_identical(const T* x, std::size_t n, communicator& comm) {
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a over the bytes
+    const auto* b = reinterpret_cast<const unsigned char*>(x);
+    for (std::size_t i = 0; i < n * sizeof(T); ++i)
+        h = (h ^ b[i]) * 1099511628211ull;
+    std::uint64_t root = h;
+    comm.broadcast(&root, sizeof root, 0);
+    return comm.sum(root == h ? 0.0 : 1.0) == 0.0;
+}
+
+} // namespace gptx::dist
+// ---- end gptx/dist/data_parallel.hpp ----
+// ---- begin gptx/dist/mpi.hpp ----
+// gptx/dist/mpi.hpp: the communicator over MPI, and the MPI session of a program. Compiled only
+// with GPTX_HAVE_MPI (CMake defines it with the gptx::mpi target). Tested by
+// tests/dist/test_dist.cpp under mpirun.
+#if defined(GPTX_HAVE_MPI)
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <mpi.h>
+
+
+namespace gptx::dist {
+
+namespace detail {
+template <class T> MPI_Datatype mpi_type();
+template <> inline MPI_Datatype mpi_type<float>() { return MPI_FLOAT; }
+template <> inline MPI_Datatype mpi_type<double>() { return MPI_DOUBLE; }
+
+inline void mpi_check(int rc, const char* what) {
+    if (rc == MPI_SUCCESS)
+        return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw gptx::error(std::string("MPI: ") + what + " failed: " + std::string(msg, len));
+}
+} // namespace detail
+
+// Collectives on an MPI communicator (MPI_COMM_WORLD by default). Counts are int in MPI, so
+// every shard and every all-reduce must hold fewer than 2^31 values (gpt2-xl has 1.6e9).
+class mpi_communicator final : public communicator {
+  public:
+    explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+        MPI_Comm_rank(comm_, &rank_);
+        MPI_Comm_size(comm_, &size_);
+    }
+    int rank() const override { return rank_; }
+    int size() const override { return size_; }
+
+    void allreduce_sum(float* x, std::size_t n) override { allreduce(x, n); }
+    void allreduce_sum(double* x, std::size_t n) override { allreduce(x, n); }
+    void reduce_scatter_sum(float* x, std::size_t n) override { reduce_scatter(x, n); }
+    void reduce_scatter_sum(double* x, std::size_t n) override { reduce_scatter(x, n); }
+    void allgather_shards(float* x, std::size_t n) override { allgather(x, n); }
+    void allgather_shards(double* x, std::size_t n) override { allgather(x, n); }
+    void gather_shards(const float* mine, float* all, std::size_t n, int root) override {
+        gather(mine, all, n, root);
+    }
+    void gather_shards(const double* mine, double* all, std::size_t n, int root) override {
+        gather(mine, all, n, root);
+    }
+    void broadcast(void* p, std::size_t bytes, int root) override {
+        auto* b = static_cast<char*>(p);
+        for (std::size_t done = 0; done < bytes;) { // MPI counts are int
+            const int k = static_cast<int>(std::min<std::size_t>(bytes - done, INT_MAX));
+            detail::mpi_check(MPI_Bcast(b + done, k, MPI_BYTE, root, comm_), "MPI_Bcast");
+            done += static_cast<std::size_t>(k);
+        }
+    }
+    void barrier() override { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+  private:
+    template <class T> void allreduce(T* x, std::size_t n) {
+        for (std::size_t done = 0; done < n;) {
+            const int k = static_cast<int>(std::min<std::size_t>(n - done, INT_MAX));
+            detail::mpi_check(
+                MPI_Allreduce(MPI_IN_PLACE, x + done, k, detail::mpi_type<T>(), MPI_SUM, comm_),
+                "MPI_Allreduce");
+            done += static_cast<std::size_t>(k);
+        }
+    }
+    // Each rank's shard_range(n) as MPI counts and displacements.
+    void layout(std::size_t n) {
+        counts_.resize(std::size_t(size_));
+        displs_.resize(std::size_t(size_));
+        for (int r = 0; r < size_; ++r) {
+            const auto [b, e] = shard_range(n, r, size_);
+            GPTX_CHECK(e - b <= std::size_t(INT_MAX) && b <= std::size_t(INT_MAX), "MPI: ", n,
+                       " values are too many to shard over ", size_,
+                       " ranks (MPI counts are int; use more ranks)");
+            counts_[std::size_t(r)] = static_cast<int>(e - b);
+            displs_[std::size_t(r)] = static_cast<int>(b);
+        }
+    }
+    template <class T> void reduce_scatter(T* x, std::size_t n) {
+        layout(n);
+        const auto [b, e] = shard_range(n, rank_, size_);
+        // MPI_IN_PLACE would leave this rank's sum at x[0]; receive aside, copy into the window.
+        std::vector<T>& tmp = scratch<T>();
+        tmp.resize(e - b);
+        detail::mpi_check(MPI_Reduce_scatter(x, tmp.data(), counts_.data(), detail::mpi_type<T>(),
+                                             MPI_SUM, comm_),
+                          "MPI_Reduce_scatter");
+        std::copy(tmp.begin(), tmp.end(), x + b);
+    }
+    template <class T> void allgather(T* x, std::size_t n) {
+        layout(n);
+        detail::mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts_.data(),
+                                         displs_.data(), detail::mpi_type<T>(), comm_),
+                          "MPI_Allgatherv");
+    }
+    template <class T> void gather(const T* mine, T* all, std::size_t n, int root) {
+        layout(n);
+        const bool at_root = rank_ == root;
+        detail::mpi_check(MPI_Gatherv(mine, counts_[std::size_t(rank_)], detail::mpi_type<T>(),
+                                      at_root ? all : nullptr, at_root ? counts_.data() : nullptr,
+                                      at_root ? displs_.data() : nullptr, detail::mpi_type<T>(),
+                                      root, comm_),
+                          "MPI_Gatherv");
+    }
+    template <class T> std::vector<T>& scratch() {
+        if constexpr (std::is_same_v<T, float>)
+            return scratch_f_;
+        else
+            return scratch_d_;
+    }
+
+    MPI_Comm comm_;
+    int rank_ = 0, size_ = 1;
+    std::vector<int> counts_, displs_;
+    std::vector<float> scratch_f_; // reduce-scatter receive buffers, grown once
+    std::vector<double> scratch_d_;
+};
+
+// True when this process was started by an MPI launcher (Open MPI's mpirun, MPICH's hydra,
+// Slurm's PMI), so a program can stay a plain process otherwise.
+inline bool launched_by_mpirun() {
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"})
+        if (std::getenv(v))
+            return true;
+    return false;
+}
+
+// MPI_Init_thread .. MPI_Finalize around a program, with MPI_COMM_WORLD installed as
+// gptx::world(). OpenMP threads never call MPI, so FUNNELED is enough.
+class mpi_session {
+  public:
+    explicit mpi_session(int* argc = nullptr, char*** argv = nullptr) {
+        int provided = 0;
+        detail::mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided),
+                          "MPI_Init_thread");
+        comm_.emplace();
+        set_world(&*comm_);
+        MPI_Comm local;
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+        MPI_Comm_size(local, &local_ranks_);
+        MPI_Comm_free(&local);
+    }
+    mpi_session(const mpi_session&) = delete;
+    mpi_session& operator=(const mpi_session&) = delete;
+    ~mpi_session() {
+        set_world(nullptr);
+        comm_.reset();
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized)
+            MPI_Finalize();
+    }
+    mpi_communicator& comm() { return *comm_; }
+    // Ranks on this machine (to share its cores among them).
+    int local_ranks() const { return local_ranks_; }
+    // Ends every rank at once: after an error on one rank the others would wait in a collective.
+    [[noreturn]] void abort(int code) {
+        MPI_Abort(MPI_COMM_WORLD, code);
+        std::abort();
+    }
+
+  private:
+    std::optional<mpi_communicator> comm_;
+    int local_ranks_ = 1;
+};
+
+} // namespace gptx::dist
+#endif // GPTX_HAVE_MPI
+// ---- end gptx/dist/mpi.hpp ----
 // ---- begin gptx/generate/generate.hpp ----
 // gptx/generate/generate.hpp: autoregressive generation over a KV cache, for one prompt or a
 // batch of equal-length prompts, with end-of-text, stop strings and streaming. Tested by
@@ -5792,7 +7487,7 @@ template <class Model> class kv_cache {
             else
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
             linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
-            ops::gelu_forward(fch_gelu, fch, N * 4 * C);
+            ops::gelu_of<Model::dims.gelu>::forward(fch_gelu, fch, N * 4 * C);
             linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
             if constexpr (pre_ln) {
                 ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input
@@ -6354,245 +8049,11 @@ inline std::pair<double, double> wilson_interval(int successes, int n, double z 
 #include <unistd.h>
 #endif
 
-// ---- begin gptx/train/optimizer.hpp ----
-// gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
-// Tested by tests/train/test_optimizer.cpp.
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <vector>
-
-// ---- begin gptx/ops/adamw.hpp ----
-// gptx/ops/adamw.hpp: the elementwise AdamW kernel (PyTorch's torch.optim.AdamW update).
-// Tested by tests/train/test_optimizer.cpp.
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// Per-step scalars of one AdamW update, computed once (in double) outside the element loop.
-template <class T> struct adamw_coeffs {
-    T beta1, beta2, eps;
-    T decay_factor; // 1 - lr * weight_decay
-    T step_size;    // lr / (1 - beta1^t)
-    T bc2_sqrt;     // sqrt(1 - beta2^t)
-};
-
-template <class T>
-adamw_coeffs<T> make_adamw_coeffs(T lr, T beta1, T beta2, T eps, T weight_decay, int step) {
-    const double bc1 = 1.0 - std::pow(double(beta1), step);
-    const double bc2 = 1.0 - std::pow(double(beta2), step);
-    return {beta1,
-            beta2,
-            eps,
-            T(1.0 - double(lr) * double(weight_decay)),
-            T(double(lr) / bc1),
-            T(std::sqrt(bc2))};
-}
-
-namespace detail {
-// GCC 12 flags the _mm512_undefined_* inside _mm512_sqrt_* as uninitialized (GCC bug 105593)
-// once inlined into our code; the intrinsic never reads it.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-template <class Arch, class T> inline simd::batch<T, Arch> sqrt(const simd::batch<T, Arch>& x) {
-    return xsimd::sqrt(x);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-// One batch of PyTorch's single-tensor AdamW, in its order:
-//   p *= 1 - lr*wd                      (decoupled weight decay first)
-//   m  = m + (1-beta1) * (g - m)        (exp_avg.lerp_(grad, 1-beta1))
-//   v  = beta2*v + (1-beta2) * g*g      (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1-beta2))
-//   p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
-// which is p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p_old), with m_hat = m/(1-beta1^t),
-// v_hat = v/(1-beta2^t). Every operation is lane-wise IEEE, so an element's result does not
-// depend on its lane, which keeps any split of the range (threads, tails) bit-identical.
-template <class Arch, class T>
-inline void adamw_batch(T* p, const T* g, T* m, T* v, const adamw_coeffs<T>& c) {
-    using B = simd::batch<T, Arch>;
-    const B vg = simd::load<Arch>(g);
-    B vm = simd::load<Arch>(m);
-    B vv = simd::load<Arch>(v);
-    B vp = simd::load<Arch>(p) * B(c.decay_factor);
-    vm = vm + B(T(1) - c.beta1) * (vg - vm);
-    vv = B(c.beta2) * vv + B(T(1) - c.beta2) * (vg * vg);
-    const B denom = detail::sqrt<Arch>(vv) / B(c.bc2_sqrt) + B(c.eps);
-    vp = vp - B(c.step_size) * (vm / denom);
-    simd::store<Arch>(p, vp);
-    simd::store<Arch>(m, vm);
-    simd::store<Arch>(v, vv);
-}
-} // namespace detail
-
-// Serial AdamW over n elements. The tail (n not a multiple of the lane count) goes through the
-// same vector code on a padded stack copy, so it rounds exactly like the body.
-template <class Arch = simd::default_arch, class T>
-void adamw_update_serial(T* param, const T* grad, T* m, T* v, std::size_t n,
-                         const adamw_coeffs<T>& c) {
-    constexpr std::size_t W = simd::lanes<T, Arch>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        detail::adamw_batch<Arch>(param + i, grad + i, m + i, v + i, c);
-    if (i == n)
-        return;
-    const std::size_t r = n - i;
-    alignas(64) T tp[W] = {}, tg[W] = {}, tm[W] = {}, tv[W] = {};
-    for (std::size_t k = 0; k < r; ++k) {
-        tp[k] = param[i + k];
-        tg[k] = grad[i + k];
-        tm[k] = m[i + k];
-        tv[k] = v[i + k];
-    }
-    detail::adamw_batch<Arch>(tp, tg, tm, tv, c);
-    for (std::size_t k = 0; k < r; ++k) {
-        param[i + k] = tp[k];
-        m[i + k] = tm[k];
-        v[i + k] = tv[k];
-    }
-}
-
-// One AdamW step on param (n) given its grad; m and v (n) are the first and second moment
-// buffers (zero before step 1). step is 1-based. Threaded; bit-identical for any thread count.
-template <class Arch = simd::default_arch, class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps,
-                  T weight_decay, int step) {
-    const auto c = make_adamw_coeffs(lr, beta1, beta2, eps, weight_decay, step);
-    parallel_ranges(
-        static_cast<std::int64_t>(n),
-        [&](std::int64_t b, std::int64_t e) {
-            adamw_update_serial<Arch>(param + b, grad + b, m + b, v + b, std::size_t(e - b), c);
-        },
-        std::int64_t{1} << 14);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/adamw.hpp ----
-
-namespace gptx {
-
-// nanoGPT's defaults for GPT-2 pre-training.
-struct adamw_config {
-    float lr = 6e-4f;
-    float beta1 = 0.9f;
-    float beta2 = 0.95f;
-    float eps = 1e-8f;
-    float weight_decay = 0.1f;
-};
-
-// AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
-// writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
-// nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
-template <class T = float> class adamw {
-  public:
-    adamw() = default;
-    explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
-        std::vector<typename basic_arena<T>::entry> entries;
-        entries.reserve(views.size());
-        for (const auto& v : views)
-            entries.push_back({v.name, v.size, v.decay});
-        m_.layout(entries);
-        v_.layout(entries);
-    }
-    explicit adamw(const basic_arena<T>& params, adamw_config cfg = {})
-        : adamw(params.views(), cfg) {}
-
-    // One update with learning rate lr (the schedule's value for this iteration); advances the
-    // step counter first, so the first call uses t = 1. Allocates nothing.
-    template <class Arch = simd::default_arch>
-    void step(basic_arena<T>& params, const basic_arena<T>& grads, float lr) {
-        check_layout(params, grads);
-        ++t_;
-        const auto cd = ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps),
-                                                  T(cfg_.weight_decay), t_);
-        const auto cn =
-            ops::make_adamw_coeffs<T>(T(lr), T(cfg_.beta1), T(cfg_.beta2), T(cfg_.eps), T(0), t_);
-        T* p = params.data();
-        const T* g = grads.data();
-        T* m = m_.data();
-        T* v = v_.data();
-        const auto& views = params.views();
-        // One parallel region over the flat arena (not one per tensor); each thread walks the
-        // views its slice overlaps. The kernel is lane-independent, so slices never change bits.
-        parallel_ranges(
-            static_cast<std::int64_t>(params.size()),
-            [&](std::int64_t b, std::int64_t e) {
-                std::size_t off = 0;
-                for (const auto& tv : views) {
-                    const std::size_t lo = std::max<std::size_t>(off, std::size_t(b));
-                    const std::size_t hi = std::min<std::size_t>(off + tv.size, std::size_t(e));
-                    off += tv.size;
-                    if (lo < hi)
-                        ops::adamw_update_serial<Arch>(p + lo, g + lo, m + lo, v + lo, hi - lo,
-                                                       tv.decay ? cd : cn);
-                    if (off >= std::size_t(e))
-                        break;
-                }
-            },
-            std::int64_t{1} << 14);
-    }
-    // One update at the configured learning rate.
-    template <class Arch = simd::default_arch>
-    void step(basic_arena<T>& params, const basic_arena<T>& grads) {
-        step<Arch>(params, grads, cfg_.lr);
-    }
-
-    const adamw_config& config() const { return cfg_; }
-    adamw_config& config() { return cfg_; }
-
-    // Updates taken so far; the next step() uses step_count() + 1 for bias correction.
-    int step_count() const { return t_; }
-    void set_step_count(int t) { t_ = t; } // checkpoint resume
-
-    // First and second moments, laid out as the parameters (for checkpoints).
-    basic_arena<T>& m() { return m_; }
-    const basic_arena<T>& m() const { return m_; }
-    basic_arena<T>& v() { return v_; }
-    const basic_arena<T>& v() const { return v_; }
-
-    // Elements of optimizer state (m and v together); state_size() * sizeof(T) bytes.
-    std::size_t state_size() const { return m_.size() + v_.size(); }
-
-    // Forget the moments and the step count (as a fresh optimizer).
-    void reset() {
-        m_.zero();
-        v_.zero();
-        t_ = 0;
-    }
-
-  private:
-    void check_layout(const basic_arena<T>& params, const basic_arena<T>& grads) const {
-        GPTX_CHECK(params.size() == m_.size() && grads.size() == m_.size(),
-                   "adamw: parameter arena has ", params.size(), " elements, gradients ",
-                   grads.size(), ", optimizer state ", m_.size());
-        const auto& pv = params.views();
-        const auto& mv = m_.views();
-        GPTX_CHECK(pv.size() == mv.size(), "adamw: parameter arena has ", pv.size(),
-                   " tensors, optimizer state ", mv.size());
-        for (std::size_t i = 0; i < pv.size(); ++i)
-            GPTX_CHECK(pv[i].size == mv[i].size, "adamw: tensor ", pv[i].name, " has ", pv[i].size,
-                       " elements, optimizer state ", mv[i].size);
-    }
-
-    adamw_config cfg_;
-    basic_arena<T> m_; // (same layout as the parameters)
-    basic_arena<T> v_; // (same layout as the parameters)
-    int t_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/train/optimizer.hpp ----
 
 // File layout, version 1. Little-endian; offsets in bytes.
 //   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
-//   16   i32 width, heads, layers | u32 norm (0 pre, 1 post) | i32 vocab, context
+//   16   i32 width, heads, layers | u32 shape flags (bit 0: post-LN; bit 1: no biases;
+//        bit 2: erf GELU) | i32 vocab, context
 //   40   u64 parameters N | i64 optimizer steps | i64 train step
 //   64   u64 tokenizer blob bytes | u64 run_json bytes | char[32] tokenizer kind (NUL-padded)
 //   112  u32 bytes per value (4: float32) | u32 X, extras bytes (0 without flag bit 1) |
@@ -6981,9 +8442,13 @@ class ckpt_reader {
         const std::uint64_t flags = ckpt_get(h, 12, 4);
         const std::uint64_t placement = ckpt_get(h, 28, 4);
         info.version = int(version);
-        // Bit 0: post-LN; bit 1: no biases.
-        info.dims = {i32(16), i32(20), i32(24), (placement & 1) ? norm::post : norm::pre,
-                     (placement & 2) == 0};
+        // Bit 0: post-LN; bit 1: no biases; bit 2: erf GELU.
+        info.dims = {i32(16),
+                     i32(20),
+                     i32(24),
+                     (placement & 1) ? norm::post : norm::pre,
+                     (placement & 2) == 0,
+                     (placement & 4) ? gelu_kind::erf : gelu_kind::tanh};
         info.config = {i32(32), i32(36)};
         const std::uint64_t n = ckpt_get(h, 40, 8);
         const auto opt_steps = std::int64_t(ckpt_get(h, 48, 8));
@@ -7003,8 +8468,8 @@ class ckpt_reader {
             corrupt(lay_.extras_bytes, " bytes of extras without the extras flag");
         if ((flags & 2) != 0 && lay_.extras_bytes < 8)
             corrupt("extras section of ", lay_.extras_bytes, " bytes");
-        if (placement > 3)
-            corrupt("norm placement ", placement);
+        if (placement > 7)
+            corrupt("shape flags ", placement);
         if (!info.dims.valid())
             corrupt("invalid shape ", info.dims.width, "/", info.dims.heads, "/", info.dims.layers);
         if (info.config.vocab <= 0 || info.config.context <= 0)
@@ -7204,7 +8669,10 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(head, std::uint32_t(S.width), 4);
     detail::ckpt_put(head, std::uint32_t(S.heads), 4);
     detail::ckpt_put(head, std::uint32_t(S.layers), 4);
-    detail::ckpt_put(head, static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u), 4);
+    detail::ckpt_put(head,
+                     static_cast<std::uint32_t>(S.placement) | (S.bias ? 0u : 2u) |
+                         (S.gelu == gelu_kind::erf ? 4u : 0u),
+                     4);
     detail::ckpt_put(head, std::uint32_t(model.vocab()), 4);
     detail::ckpt_put(head, std::uint32_t(model.context()), 4);
     detail::ckpt_put(head, n, 8);
@@ -7345,6 +8813,10 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
         } catch (const error& e) { // e.g. a kind this build does not know
             detail::fail(name, ": ", e.what());
         }
+        // read_checkpoint_info reports the header's kind; the blob must agree with it.
+        GPTX_CHECK(loaded_tok->kind() == info.tokenizer_kind, name,
+                   ": corrupt: the header says tokenizer '", info.tokenizer_kind,
+                   "', the tokenizer blob holds '", loaded_tok->kind(), "'");
     }
     at += lay.tokenizer_bytes;
     train_state loaded;
@@ -7455,10 +8927,11 @@ inline std::string weights_shape_text(const shape& s) {
     return std::to_string(s.width) + "/?/" + std::to_string(s.layers) + " pre-LN";
 }
 
-// GPT-2 as the files hold it: pre-LN with biases.
+// GPT-2 as the files hold it: pre-LN with biases, tanh GELU.
 inline constexpr bool fits_file(const shape& s, const shape& file) {
     return s.width == file.width && s.layers == file.layers &&
-           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias;
+           (file.heads == 0 || s.heads == file.heads) && s.placement == norm::pre && s.bias &&
+           s.gelu == gelu_kind::tanh;
 }
 
 // "preset 'tiny' fits" / "no built-in preset fits: instantiate transformer<shape{...}>".
@@ -7709,8 +9182,8 @@ template <shape S> void load_llmc(const std::filesystem::path& file, transformer
 template <shape S>
 void save_llmc(const std::filesystem::path& file, const transformer<S, float>& model,
                int padded_vocab = 0) {
-    static_assert(S.placement == norm::pre && S.bias,
-                  "llm.c checkpoints hold GPT-2: pre-LN with biases");
+    static_assert(S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh,
+                  "llm.c checkpoints hold GPT-2: pre-LN with biases, tanh GELU");
     const int V = model.vocab();
     const int Vp = padded_vocab > 0 ? padded_vocab : (V + 127) / 128 * 128;
     GPTX_CHECK(Vp >= V, file.string(), ": padded vocab ", Vp, " is smaller than the vocab ", V);
@@ -7808,7 +9281,10 @@ class safetensors_file {
             detail::fail(name, ": the header is not valid JSON: ", e.what());
         }
         GPTX_CHECK(j.is_object(), name, ": the header is not a JSON object");
-        for (const auto& [key, v] : j.items()) {
+        for (const auto& item : j.items()) {
+            // Named, not structured bindings: clang before 16 cannot capture those in lambdas.
+            const std::string& key = item.key();
+            const nlohmann::json& v = item.value();
             if (key == "__metadata__") {
                 GPTX_CHECK(v.is_object(), name, ": __metadata__ is not an object");
                 for (const auto& [mk, mv] : v.items())
@@ -8054,7 +9530,8 @@ void load_safetensors(const std::filesystem::path& file, transformer<S, float>& 
 // a prefix, metadata format=pt plus n_head/n_embd/n_layer/n_positions/vocab_size). Atomic.
 template <shape S>
 void save_safetensors(const std::filesystem::path& file, const transformer<S, float>& model) {
-    static_assert(S.placement == norm::pre && S.bias, "Hugging Face GPT-2 is pre-LN with biases");
+    static_assert(S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh,
+                  "Hugging Face GPT-2 is pre-LN with biases and gelu_new (tanh GELU)");
     constexpr std::int64_t C = S.width;
     const std::int64_t V = model.vocab(), maxT = model.context();
     struct item {
@@ -9231,6 +10708,7 @@ template <class Model> class finetune_objective {
 // ---- begin gptx/train/gae.hpp ----
 // gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
 // and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -9265,6 +10743,25 @@ template <class T> void whiten(T* x, std::size_t n, double eps = 1e-8) {
     for (std::size_t i = 0; i < n; ++i)
         var += (double(x[i]) - mean) * (double(x[i]) - mean);
     const double inv = 1.0 / (std::sqrt(var / double(n)) + eps);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T((double(x[i]) - mean) * inv);
+}
+
+// The same over the global batch of a data-parallel job: every rank whitens its n values with
+// the mean and population std of all ranks' values (one all-reduce of count, sum and sum of
+// squares, in double). Collective.
+template <class T> void whiten(T* x, std::size_t n, communicator& comm, double eps = 1e-8) {
+    double s[3] = {double(n), 0.0, 0.0};
+    for (std::size_t i = 0; i < n; ++i) {
+        s[1] += double(x[i]);
+        s[2] += double(x[i]) * double(x[i]);
+    }
+    comm.allreduce_sum(s, 3);
+    if (s[0] == 0)
+        return;
+    const double mean = s[1] / s[0];
+    const double var = std::max(0.0, s[2] / s[0] - mean * mean);
+    const double inv = 1.0 / (std::sqrt(var) + eps);
     for (std::size_t i = 0; i < n; ++i)
         x[i] = T((double(x[i]) - mean) * inv);
 }
@@ -9830,7 +11327,14 @@ struct ppo_config {
         0.0;                  // subtracted from the score of a response cut by the length cap
     double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
     double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
+    int value_warmup = 0;     // first iterations that train only the value model: a critic
+                              // initialised from the RM is not yet a value function, and
+                              // advantages from it would push the policy at random
     std::uint64_t seed = 1;
+    // Data parallel: each rank samples `rollouts` of its own prompts; advantages are whitened and
+    // the KL controller fed over the global batch; gradients are summed over ranks before
+    // clipping; an update is skipped on every rank when a guard trips on any. Null: alone.
+    communicator* comm = nullptr;
 };
 
 struct ppo_metrics {
@@ -9897,6 +11401,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
         GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
+        GPTX_CHECK(cfg_.value_warmup >= 0, "ppo: value warm-up iterations must be >= 0, got ",
+                   cfg_.value_warmup);
         GPTX_CHECK(cfg_.ema_decay >= 0 && cfg_.ema_decay < 1,
                    "ppo: EMA decay must be in [0, 1), got ", cfg_.ema_decay);
         GPTX_CHECK(cfg_.temperature > 0, "ppo: the rollout temperature must be positive");
@@ -9923,6 +11429,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         for (auto* m : {&policy_, &ref_})
             m->set_training(false);
         value_.set_training(false);
+        split_streams();
     }
 
     // One iteration: rollouts, then epochs x minibatches of updates; then the KL controller.
@@ -9933,7 +11440,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.beta = kl_.beta();
         rollout(out);
         optimise(out);
-        kl_.update(out.kl_seq, cfg_.rollouts);
+        kl_.update(out.kl_seq, cfg_.rollouts * ranks());
         ++iteration_;
         out.iteration = iteration_;
         out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
@@ -9965,6 +11472,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         rng_.set_state(s.sampler_rng);
         if (ptx_)
             ptx_->set_rng_state(s.ptx_rng);
+        split_streams(); // a checkpoint holds rank 0's streams; the others derive theirs
         kl_.set_beta(s.beta);
     }
     std::int64_t iteration_count() const { return iteration_; }
@@ -10070,6 +11578,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         for (int i = 0; i < N; ++i)
             chosen[i] = prompts_[rng_.below(prompts_.size())];
         seqs_.assign(N, {});
+        // Sampling, then scoring: N sequences each.
+        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
         for (auto& [P, idx] : group_by_length(chosen)) {
             std::vector<std::vector<int>> group;
             for (int i : idx)
@@ -10084,6 +11594,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 s.ended = gen[k].ended;
                 s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
             }
+            bar.advance(std::int64_t(idx.size()));
         }
         std::size_t total = 0;
         for (auto& s : seqs_) {
@@ -10104,6 +11615,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::iota(order.begin(), order.end(), 0);
         for (int first = 0; first < N; first += cfg_.minibatch) {
             const int M = std::min(cfg_.minibatch, N - first);
+            bar.advance(M);
             const int Tm = pack(order, first, M);
             detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
             const std::size_t at = seqs_[first].offset;
@@ -10161,16 +11673,22 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             score_sum += scores_[i];
             reward_sum += scores_[i] - beta * seq_kl;
         }
-        const double ntok = std::max<double>(1.0, double(total));
-        out.score = score_sum / N;
-        out.reward = reward_sum / N;
-        out.kl_seq = kl_sum / N;
-        out.kl = kl_sum / ntok;
-        out.kl_exact = klx_sum / ntok;
-        out.entropy = ent_sum / ntok;
-        out.response_length = double(total) / N;
-        out.explained_variance = explained_variance(ret_, values_);
-        whiten(adv_.data(), adv_.size());
+        double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
+        if (parallel()) // the global batch's means (the KL controller must see the same beta input)
+            cfg_.comm->allreduce_sum(sums, 6);
+        const double seqs = double(N) * ranks(), ntok = std::max(1.0, sums[5]);
+        out.score = sums[0] / seqs;
+        out.reward = sums[1] / seqs;
+        out.kl_seq = sums[2] / seqs;
+        out.kl = sums[2] / ntok;
+        out.kl_exact = sums[3] / ntok;
+        out.entropy = sums[4] / ntok;
+        out.response_length = sums[5] / seqs;
+        out.explained_variance = explained_variance(ret_, values_); // this rank's rollouts
+        if (parallel())
+            whiten(adv_.data(), adv_.size(), *cfg_.comm);
+        else
+            whiten(adv_.data(), adv_.size());
     }
 
     static double explained_variance(const std::vector<T>& ret, const std::vector<T>& val) {
@@ -10197,12 +11715,16 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         const int N = cfg_.rollouts;
         std::vector<int> order(N);
         int counted = 0;
+        progress bar("updates",
+                     std::int64_t(cfg_.epochs) * ((N + cfg_.minibatch - 1) / cfg_.minibatch),
+                     {.unit = "batch"});
         for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
             std::iota(order.begin(), order.end(), 0);
             for (int i = N - 1; i > 0; --i)
                 std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
             for (int first = 0; first < N; first += cfg_.minibatch) {
                 const int M = std::min(cfg_.minibatch, N - first);
+                bar.advance();
                 const int Tm = pack(order, first, M);
                 // Per-(b, t) arrays of the minibatch, filled at the action rows.
                 const std::size_t n = std::size_t(M) * Tm;
@@ -10223,8 +11745,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                         any = true;
                     }
                 }
-                if (!any)
+                if (parallel()) { // every rank takes part in an update any rank has rows for
+                    if (cfg_.comm->sum(any ? 1.0 : 0.0) == 0.0)
+                        continue;
+                } else if (!any) {
                     continue;
+                }
                 const lm_batch* ptx = nullptr;
                 lm_batch pb;
                 if (ptx_) {
@@ -10232,11 +11758,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
                     ptx = &pb;
                 }
-                update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M, Tm,
-                               ptx, cfg_.ptx_coef},
-                              out);
+                if (iteration_ >= cfg_.value_warmup)
+                    update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M,
+                                   Tm, ptx, cfg_.ptx_coef},
+                                  out, any);
                 const auto& vs =
-                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm});
+                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm}, any);
                 out.value_loss += vs.value_loss;
                 out.value_clip_frac += vs.clip_frac;
                 ++counted;
@@ -10249,10 +11776,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         }
     }
 
-    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out) {
+    // rows: this rank has action rows in the minibatch (always true alone). A rank without rows
+    // adds a zero gradient, so the sum over ranks is the mean over the ranks that have rows...
+    // weighted as if all had: rare (empty responses only) and harmless.
+    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out, bool rows = true) {
         policy_.zero_grad();
-        const double loss = policy_obj_.forward_backward(policy_, b, 1.0);
-        const ppo_policy_stats& st = policy_obj_.stats();
+        const double loss = rows ? policy_obj_.forward_backward(policy_, b, 1.0 / ranks()) : 0.0;
+        const ppo_policy_stats st = rows ? policy_obj_.stats() : ppo_policy_stats{};
+        if (parallel())
+            cfg_.comm->allreduce_sum(policy_.grads().data(), policy_.grads().size());
         const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
                                                : global_norm(policy_.grads());
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
@@ -10263,7 +11795,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.clip_frac += st.clip_frac;
         out.approx_kl += st.approx_kl;
         out.grad_norm += norm;
-        if (st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl) {
+        bool trip = st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl;
+        if (parallel())
+            trip = cfg_.comm->sum(trip ? 1.0 : 0.0) > 0;
+        if (trip) {
             ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
             return;
         }
@@ -10273,10 +11808,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         ++out.updates;
     }
 
-    const ppo_value_stats& update_value(const ppo_value_batch<T>& b) {
+    ppo_value_stats update_value(const ppo_value_batch<T>& b, bool rows = true) {
         value_.zero_grad();
         value_obj_.head_grads().zero();
-        const double loss = value_obj_.forward_backward(value_, b, 1.0);
+        const double loss = rows ? value_obj_.forward_backward(value_, b, 1.0 / ranks()) : 0.0;
+        if (parallel()) {
+            cfg_.comm->allreduce_sum(value_.grads().data(), value_.grads().size());
+            cfg_.comm->allreduce_sum(value_obj_.head_grads().data(),
+                                     value_obj_.head_grads().size());
+        }
         const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
                                            T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
         GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
@@ -10284,7 +11824,20 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                    "; training stopped before applying this update");
         value_opt_.step(value_.params(), value_.grads());
         head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
-        return value_obj_.stats();
+        return rows ? value_obj_.stats() : ppo_value_stats{};
+    }
+
+    bool parallel() const { return cfg_.comm && cfg_.comm->size() > 1; }
+    int ranks() const { return parallel() ? cfg_.comm->size() : 1; }
+    // Under data parallel, ranks after 0 sample (and draw ptx rows) from streams of their own,
+    // derived from rank 0's so that one seed fixes the whole job.
+    void split_streams() {
+        if (!parallel() || cfg_.comm->rank() == 0)
+            return;
+        const std::uint64_t r = std::uint64_t(cfg_.comm->rank());
+        rng_ = rng(mix64(rng_.state()[0] ^ (0x5bd1e995ull * r)));
+        if (ptx_)
+            ptx_->set_rng_state(rng(mix64(ptx_->rng_state()[0] ^ (0x27d4eb2full * r))).state());
     }
 
     Policy& policy_;
@@ -10608,16 +12161,19 @@ reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
 // ---- end gptx/train/reward_objective.hpp ----
 // ---- begin gptx/train/run_loop.hpp ----
 // gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
-// periodic evaluation and checkpoints, metrics.jsonl — around any trainer.
-// Tested by tests/train/test_run_loop.cpp.
+// periodic evaluation and checkpoints, metrics.jsonl, a graceful stop on SIGINT/SIGTERM — around
+// any trainer. Tested by tests/train/test_run_loop.cpp and tests/cli/test_faults_cli.cpp.
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -10658,6 +12214,9 @@ struct trainer_config {
     int grad_accum = 1;                // micro-batches per optimizer step
     float grad_clip = 1.0f;            // global norm; 0 disables
     std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
+    // Data parallel: the ranks that share each step (null or one rank: this process alone).
+    // Each rank runs its own micro-batches; see step_parallel.
+    communicator* comm = nullptr;
 };
 
 struct step_metrics {
@@ -10684,6 +12243,8 @@ class trainer {
     // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
     // gradient norm throws before the parameters change, so the last good state is kept.
     template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
+        if (cfg_.comm && cfg_.comm->size() > 1)
+            return step_parallel(next_batch);
         const auto t0 = std::chrono::steady_clock::now();
         using T = typename Model::value_type;
         model_.zero_grad();
@@ -10722,6 +12283,80 @@ class trainer {
     Optimizer& head_optimizer() { return head_opt_; }
 
   private:
+    // One data-parallel step. Every rank scales its gradient by 1 / (grad_accum * ranks), so the
+    // sum over ranks is the mean over the global batch. The trunk's gradient arena is then summed
+    // in one call: an all-reduce, or under ZeRO-1 (an optimizer that owns a window of the
+    // parameters) a reduce-scatter, after which each rank clips and updates its window and the
+    // parameters are all-gathered. Heads are small and always all-reduced and updated everywhere.
+    template <class NextBatch> step_metrics step_parallel(NextBatch& next_batch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        using T = typename Model::value_type;
+        communicator& comm = *cfg_.comm;
+        const int ranks = comm.size();
+        model_.zero_grad();
+        if constexpr (has_heads<Objective>)
+            obj_.head_grads().zero();
+        double loss = 0;
+        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
+            loss += obj_.forward_backward(model_, next_batch(micro),
+                                          1.0 / (double(cfg_.grad_accum) * ranks));
+        loss = comm.sum(loss / cfg_.grad_accum) / ranks;
+        basic_arena<T>& g = model_.grads();
+        std::size_t lo = 0, hi = g.size();
+        bool sharded = false;
+        if constexpr (requires { opt_.sharded(); })
+            sharded = opt_.sharded();
+        if (sharded) {
+            lo = opt_.shard_begin();
+            hi = opt_.shard_end();
+            GPTX_CHECK(std::pair(lo, hi) == comm.shard(g.size()), "trainer: the optimizer owns [",
+                       lo, ", ", hi, ") of the parameters, but rank ", comm.rank(), " of ", ranks,
+                       " owns [", comm.shard(g.size()).first, ", ", comm.shard(g.size()).second,
+                       ") (build it with comm.shard(params.size()))");
+            comm.reduce_scatter_sum(g.data(), g.size());
+        } else {
+            comm.allreduce_sum(g.data(), g.size());
+        }
+        double sq = sum_squares(g.data() + lo, hi - lo);
+        if (sharded)
+            sq = comm.sum(sq);
+        if constexpr (has_heads<Objective>) {
+            comm.allreduce_sum(obj_.head_grads().data(), obj_.head_grads().size());
+            sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
+        }
+        const double norm = std::sqrt(sq);
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
+                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
+                   "; training stopped before applying this update");
+        if (cfg_.grad_clip > 0) {
+            const double coef = double(cfg_.grad_clip) / (norm + 1e-6); // as clip_grad_norm
+            auto scale = [c = T(coef)](T* x, std::size_t n) {
+                parallel_ranges(
+                    static_cast<std::int64_t>(n),
+                    [&](std::int64_t b, std::int64_t e) {
+                        detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
+                    },
+                    std::int64_t{1} << 14);
+            };
+            if (coef < 1.0) {
+                scale(g.data() + lo, hi - lo);
+                if constexpr (has_heads<Objective>)
+                    scale(obj_.head_grads().data(), obj_.head_grads().size());
+            }
+        }
+        const float lr = cfg_.lr(static_cast<int>(step_));
+        opt_.step(model_.params(), g, lr);
+        if (sharded)
+            comm.allgather_shards(model_.params().data(), model_.params().size());
+        if constexpr (has_heads<Objective>)
+            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
+        ++step_;
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        return {step_, loss, norm, lr, ms};
+    }
+
     Model& model_;
     Objective& obj_;
     Optimizer& opt_;
@@ -10752,6 +12387,47 @@ inline std::string json_line(const metrics_map& m) {
         s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
     return s + "}";
 }
+
+// A resumed run keeps the metrics of the steps its checkpoint holds: lines of later steps (a run
+// killed after them but before its next save) and a torn last line are dropped, so every step
+// appears once. Rewritten atomically; lines without a leading "step" are kept.
+inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_through) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        return;
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::string kept;
+    bool changed = false;
+    constexpr std::string_view key = "{\"step\":";
+    for (std::size_t at = 0; at < all.size();) {
+        const std::size_t nl = all.find('\n', at);
+        if (nl == std::string::npos) { // torn by a kill mid-write
+            changed = true;
+            break;
+        }
+        const std::string_view line(all.data() + at, nl - at);
+        at = nl + 1;
+        if (line.substr(0, key.size()) == key &&
+            std::strtod(std::string(line.substr(key.size(), 24)).c_str(), nullptr) >
+                double(keep_through)) {
+            changed = true;
+            continue;
+        }
+        kept.append(line);
+        kept += '\n';
+    }
+    if (!changed)
+        return;
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kept;
+        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
+    }
+    std::filesystem::rename(tmp, file);
+}
 } // namespace detail
 
 struct run_options {
@@ -10759,9 +12435,12 @@ struct run_options {
     int eval_every = 0;               // steps between evaluations (0: only at the end)
     int log_every = 10;               // steps between progress lines
     std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
-    std::filesystem::path metrics;    // metrics.jsonl (appended); empty: none
-    std::string checkpoint_name;      // named in the error when a step fails
-    bool quiet = false;               // no progress lines
+    // metrics.jsonl, appended after dropping lines of steps past the trainer's start (a fresh
+    // trainer drops them all: step 0 is evaluated again); empty: none.
+    std::filesystem::path metrics;
+    std::string checkpoint_name;          // named in the error when a step fails
+    bool quiet = false;                   // no progress lines
+    std::string progress_label = "train"; // the progress bar's name (stderr)
 };
 
 struct run_hooks {
@@ -10773,10 +12452,19 @@ struct run_hooks {
 // Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
 // the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
 // step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
+// SIGINT or SIGTERM stops it between steps: it saves (unless this step is saved already) and
+// throws gptx::interrupted. A resumed run first trims metrics.jsonl to the checkpoint's step.
 template <class Trainer, class NextBatch>
 void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                   const run_hooks& hooks) {
     GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    const interrupt_guard signals;
+    std::int64_t saved = -1; // the step of the last save in this call
+    if (!o.metrics.empty() && tr.step_count() > 0)
+        detail::trim_metrics(o.metrics, tr.step_count());
+    else if (!o.metrics.empty())
+        detail::trim_metrics(o.metrics, -1); // step 0 is evaluated again
+    progress bar(o.progress_label, o.iters, {.unit = "step", .enabled = !o.quiet}, tr.step_count());
     std::ofstream metrics;
     if (!o.metrics.empty()) {
         metrics.open(o.metrics, std::ios::app);
@@ -10806,18 +12494,40 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                            " is not finite; stopped (last good checkpoint kept at '",
                            o.checkpoint_name, "')");
             }
-            if (!o.quiet)
+            if (!o.quiet) {
+                progress::clear_line();
                 std::printf("%s\n", line.c_str());
+            }
             m.insert(m.end(), e.begin(), e.end());
         }
         write(m);
         if (hooks.save)
             hooks.save(step);
+        saved = step;
         std::fflush(stdout);
     };
     if (tr.step_count() == 0)
         checkpoint(0);
     while (tr.step_count() < o.iters) {
+        if (const int sig = interrupt_requested()) {
+            const std::int64_t step = tr.step_count();
+            if (hooks.save && saved != step)
+                hooks.save(step);
+            bar.finish();
+            std::fflush(stdout);
+            std::string what = "interrupted by ";
+            what += signal_name(sig);
+            what += " after step ";
+            what += std::to_string(step);
+            if (hooks.save) {
+                what += ": checkpoint saved to '";
+                what += o.checkpoint_name;
+                what += "'";
+            } else {
+                what += ": this run saves no checkpoint";
+            }
+            throw interrupted(sig, step, what);
+        }
         step_metrics s;
         try {
             s = tr.step(next_batch);
@@ -10837,13 +12547,16 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         write(m);
         if (hooks.on_step)
             hooks.on_step(s);
+        bar.update(s.step);
         if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
+            progress::clear_line();
             std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step",
                         static_cast<long long>(s.step), static_cast<long long>(o.iters), s.loss,
                         s.lr, s.grad_norm, s.ms);
             if (o.tokens_per_step > 0)
                 std::printf(" | %.0f tok/s", tok_s);
             std::printf("\n");
+            std::fflush(stdout);
         }
         if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters)
             checkpoint(s.step);
@@ -10870,6 +12583,9 @@ struct sft_config {
     int warmup = 0;
     float grad_clip = 1.0f;
     int select_every = 0; // steps between model-selection calls; 0: at the end of each epoch
+    // Data parallel: step k of rank r trains on batch k * ranks + r, so N ranks train as one
+    // process with N batches per step, and an epoch takes 1/N of the steps. Null: alone.
+    communicator* comm = nullptr;
 };
 
 // Which model was selected so far. A checkpoint keeps it so a resumed run selects as an
@@ -10897,7 +12613,8 @@ template <class Model> struct sft_hooks {
 };
 
 inline std::int64_t sft_total_steps(const sft_config& cfg, int steps_per_epoch) {
-    return std::int64_t(cfg.epochs) * steps_per_epoch;
+    const std::int64_t ranks = cfg.comm ? cfg.comm->size() : 1; // the last step may run over
+    return (std::int64_t(cfg.epochs) * steps_per_epoch + ranks - 1) / ranks; // into a new epoch
 }
 
 // Runs SFT with the masked LM objective from the optimizer state (a fresh run, or a resumed
@@ -10909,13 +12626,15 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
                       sft_selection sel = {}) {
     GPTX_CHECK(cfg.epochs > 0, "sft: epochs must be positive, got ", cfg.epochs);
     GPTX_CHECK(cfg.select_every >= 0, "sft: select_every must be >= 0, got ", cfg.select_every);
-    const int spe = data.steps_per_epoch();
-    const std::int64_t total = sft_total_steps(cfg, spe);
+    const int ranks = cfg.comm ? cfg.comm->size() : 1, rank = cfg.comm ? cfg.comm->rank() : 0;
+    const int spe = (data.steps_per_epoch() + ranks - 1) / ranks; // optimizer steps per epoch
+    const std::int64_t total = sft_total_steps(cfg, data.steps_per_epoch());
     GPTX_CHECK(start >= 0 && start <= total, "sft: start step ", start, " is outside [0, ", total,
                "]");
     lm_objective<Model> obj;
     cosine_schedule sched{cfg.lr, cfg.min_lr, cfg.warmup, int(total)};
-    trainer tr(model, obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    trainer tr(model, obj, opt,
+               {1, cfg.grad_clip, [sched](int it) { return sched(it); }, cfg.comm});
     tr.set_step_count(start);
     if (start == total)
         return sel;
@@ -10952,7 +12671,7 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
     if (hooks.on_step)
         rh.on_step = hooks.on_step;
     run_training(
-        tr, o, [&](int) { return data.batch(tr.step_count()); }, rh);
+        tr, o, [&](int) { return data.batch(tr.step_count() * ranks + rank); }, rh);
     return sel;
 }
 
