@@ -37,18 +37,18 @@ struct pipeline_options {
     std::uint64_t seed = 1;
     bool json = false, quick = false;
     int context = 64, max_new = 20;
-    int corpus_chars = 300000, pretrain_iters = 1200, pretrain_batch = 16;
+    int corpus_chars = 1500000, pretrain_iters = 5000, pretrain_batch = 16;
     float pretrain_lr = 1e-3f;
-    int sft_examples = 600, sft_epochs = 6, sft_batch = 16, sft_select_prompts = 128;
+    int sft_examples = 12000, sft_epochs = 2, sft_batch = 16, sft_select_prompts = 128;
     float sft_lr = 3e-4f;
-    int rm_prompts = 600, rm_val_prompts = 200, rm_k = 4, rm_batch = 8;
+    int rm_prompts = 12000, rm_val_prompts = 300, rm_k = 4, rm_batch = 8;
     double rm_epochs = 2;
-    float rm_lr = 1e-4f;
-    int ppo_prompts = 2000, ppo_iters = 100, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
-    float ppo_lr = 5e-5f;
+    float rm_lr = 2e-4f;
+    int ppo_prompts = 2000, ppo_iters = 100, rollouts = 128, ppo_minibatch = 16, ppo_epochs = 4;
+    float ppo_lr = 1e-5f;
     double kl_coef = 0.02, ptx_coef = 1.0;
-    float value_lr = 0; // 0: twice the policy's
-    int value_warmup = 0;
+    float value_lr = 1e-4f; // 0: twice the policy's
+    int value_warmup = 10;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
@@ -259,6 +259,7 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_prompts = 64;
     o.ppo_iters = 2;
     o.rollouts = 16;
+    o.value_warmup = 0;
     o.eval_prompts = 24;
 }
 

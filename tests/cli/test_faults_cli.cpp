@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -242,14 +243,23 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
     workspace w;
     constexpr int iters = 60;
     // A checkpoint every step: about half of the time goes to writing them.
+    // The kills are timed in steps of this machine, so a fast machine is hit as often as a slow
+    // one; the reference run's wall time per step (start-up included) bounds a step from above.
+    long long step_us = 0;
     {
+        const auto t0 = std::chrono::steady_clock::now();
         child ref(w.train("ref", iters, 1), w.dir / "ref.log");
         const int st = ref.wait();
         BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "ref.log"));
+        step_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count() /
+                  iters;
     }
     const fs::path run = w.dir / "run", ckpt = run / "model.gptx", tmp = run / "model.gptx.tmp";
     std::mt19937 gen(20261126);
-    std::uniform_int_distribution<int> delay_ms(0, 150);
+    std::uniform_int_distribution<int> more_steps(0, 2);
+    std::uniform_int_distribution<long long> delay_us(0, std::max(step_us, 1LL));
     int kills = 0, mid_write = 0, no_checkpoint_yet = 0;
     for (int round = 0; round < 40 && kills < 16; ++round) {
         const bool resume = fs::exists(ckpt);
@@ -258,8 +268,11 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
             break;
         child c(resume ? with(w.train("run", iters, 1), "--resume") : w.train("run", iters, 1),
                 w.dir / "run.log");
-        // Wait until this process has saved a step of its own, then a random moment more.
-        const bool alive = wait_for(c, [&] { return saved_step(ckpt) > before; });
+        // Wait until this process has saved a step of its own, a random number of steps more,
+        // then a random moment within a step.
+        const long long target = before + 1 + more_steps(gen);
+        const bool alive = wait_for(
+            c, [&] { return saved_step(ckpt) >= target; }, 200);
         if (!alive) { // it finished (or failed) first
             const int st = c.wait();
             BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "run.log"));
@@ -271,7 +284,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
             (void)wait_for(
                 c, [&] { return fs::exists(tmp); }, 100);
         else
-            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(gen)));
+            std::this_thread::sleep_for(std::chrono::microseconds(delay_us(gen)));
         ::kill(c.pid, SIGKILL);
         const int st = c.wait();
         if (!WIFSIGNALED(st)) { // it finished before the kill
