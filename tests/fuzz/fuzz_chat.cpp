@@ -1,4 +1,4 @@
-// libFuzzer target: bytes as one dialogue JSONL line, formatted by the chat formatter (with and
+// Fuzz target: bytes as one dialogue JSONL line, formatted by the chat formatter (with and
 // without truncation, with a generation prompt). Every failure must be a gptx::error; any other
 // exception, crash or broken invariant is a finding.
 #include <cstddef>
