@@ -52,6 +52,7 @@ struct pipeline_options {
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
+    int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
 };
 
 inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
@@ -93,6 +94,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--oracle-reward", o.oracle_reward,
                   "Ablation: PPO is rewarded by this times the labeler's own score instead of "
                   "the reward model (the RM's ceiling)");
+    c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
+                  "Conversations with ranked alternative replies for the dialogue RM");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
     c->add_option("--eval-temperature", o.eval_temperature,
                   "Sampling temperature of the evaluated responses");
@@ -574,7 +577,9 @@ inline void run_pipeline(pipeline_options o) {
     // ---- dialogue stage (ChatGPT, issue #7): samples/cli/pipeline_dialogue.hpp ----------------
     const dialogue_stage_result dialogue = run_dialogue_stage<pipeline_shape>(
         {dir, o.seed, &tok, eot, sft.get(), &split.train,
-         dialogue_sizes_for(o.quick, o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts)});
+         dialogue_sizes_for(o.quick, {o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts,
+                                      o.dialogue_rm_conversations, o.ppo_lr, o.value_lr,
+                                      o.value_warmup, o.kl_coef, o.ptx_coef})});
     say("dialogue stage (chat model: chat.gptx)", clock.lap());
     // ---- end of the dialogue stage ------------------------------------------------------------
 

@@ -35,11 +35,12 @@ struct dialogue_sizes {
     double native_fraction = .5; // of the SFT mix; the rest: InstructGPT demonstrations
     int sft_epochs = 4, sft_batch = 16;
     float sft_lr = 3e-4f;
-    int rm_conversations = 400, rm_val_conversations = 100, rm_k = 4, rm_batch = 8;
+    int rm_conversations = 1600, rm_val_conversations = 100, rm_k = 4, rm_batch = 8;
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16;
-    float ppo_lr = 5e-5f;
+    float ppo_lr = 1e-5f, value_lr = 1e-4f;
+    int value_warmup = 10;
     double kl_coef = 0.02, ptx_coef = 1.0;
     int eval_conversations = 200;
     int max_new = 12;
@@ -59,14 +60,27 @@ inline dialogue_sizes quick_dialogue_sizes() {
     return d;
 }
 
-// The stage's sizes follow the pipeline's options where they have a counterpart.
-inline dialogue_sizes dialogue_sizes_for(bool quick, int sft_epochs, int ppo_iters, int rollouts,
-                                         int eval_prompts) {
+// The stage's sizes and PPO settings follow the pipeline's options where they have a
+// counterpart; `rm_conversations` > 0 overrides the RM's conversation count.
+struct dialogue_overrides {
+    int sft_epochs, ppo_iters, rollouts, eval_prompts, rm_conversations;
+    float ppo_lr, value_lr;
+    int value_warmup;
+    double kl_coef, ptx_coef;
+};
+inline dialogue_sizes dialogue_sizes_for(bool quick, const dialogue_overrides& o) {
     dialogue_sizes d = quick ? quick_dialogue_sizes() : dialogue_sizes{};
-    d.sft_epochs = sft_epochs;
-    d.ppo_iters = ppo_iters;
-    d.rollouts = rollouts;
-    d.eval_conversations = eval_prompts;
+    d.sft_epochs = o.sft_epochs;
+    d.ppo_iters = o.ppo_iters;
+    d.rollouts = o.rollouts;
+    d.eval_conversations = o.eval_prompts;
+    if (o.rm_conversations > 0)
+        d.rm_conversations = o.rm_conversations;
+    d.ppo_lr = o.ppo_lr;
+    d.value_lr = o.value_lr > 0 ? o.value_lr : 2 * o.ppo_lr;
+    d.value_warmup = o.value_warmup;
+    d.kl_coef = o.kl_coef;
+    d.ptx_coef = o.ptx_coef;
     return d;
 }
 
@@ -375,7 +389,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         pc.max_new_tokens = z.max_new;
         pc.minibatch = z.ppo_minibatch;
         pc.lr = z.ppo_lr;
-        pc.value_lr = z.ppo_lr * 2;
+        pc.value_lr = z.value_lr;
+        pc.value_warmup = z.value_warmup;
         pc.kl_coef = z.kl_coef;
         pc.ptx_coef = z.ptx_coef;
         pc.ptx_batch = 4;
