@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -53,6 +54,7 @@ struct pipeline_options {
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
+    bool no_dialogue = false;          // stop after the InstructGPT stages
 };
 
 inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
@@ -94,6 +96,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--oracle-reward", o.oracle_reward,
                   "Ablation: PPO is rewarded by this times the labeler's own score instead of "
                   "the reward model (the RM's ceiling)");
+    c->add_flag("--no-dialogue", o.no_dialogue,
+                "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
                   "Conversations with ranked alternative replies for the dialogue RM");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
@@ -575,12 +579,15 @@ inline void run_pipeline(pipeline_options o) {
     }
 
     // ---- dialogue stage (ChatGPT, issue #7): samples/cli/pipeline_dialogue.hpp ----------------
-    const dialogue_stage_result dialogue = run_dialogue_stage<pipeline_shape>(
-        {dir, o.seed, &tok, eot, sft.get(), &split.train,
-         dialogue_sizes_for(o.quick, {o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts,
-                                      o.dialogue_rm_conversations, o.ppo_lr, o.value_lr,
-                                      o.value_warmup, o.kl_coef, o.ptx_coef})});
-    say("dialogue stage (chat model: chat.gptx)", clock.lap());
+    std::optional<dialogue_stage_result> dialogue;
+    if (!o.no_dialogue) {
+        dialogue = run_dialogue_stage<pipeline_shape>(
+            {dir, o.seed, &tok, eot, sft.get(), &split.train,
+             dialogue_sizes_for(o.quick, {o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts,
+                                          o.dialogue_rm_conversations, o.ppo_lr, o.value_lr,
+                                          o.value_warmup, o.kl_coef, o.ptx_coef})});
+        say("dialogue stage (chat model: chat.gptx)", clock.lap());
+    }
     // ---- end of the dialogue stage ------------------------------------------------------------
 
     const auto r_ppo = w_ppo.rate(), r_ptx = w_ptx.rate();
@@ -605,7 +612,8 @@ inline void run_pipeline(pipeline_options o) {
                 "(%+.4f) |\n",
                 loss_pretrained, loss_sft, loss_ppo, loss_ppo - loss_sft, loss_ptx,
                 loss_ptx - loss_sft);
-    print_dialogue_row(dialogue); // dialogue stage (issue #7)
+    if (dialogue)
+        print_dialogue_row(*dialogue); // dialogue stage (issue #7)
     std::fflush(stdout);
     if (o.json) {
         const nlohmann::json j{{"rm_accuracy", rm_accuracy},
@@ -620,7 +628,9 @@ inline void run_pipeline(pipeline_options o) {
                                {"pretrain_val_loss_ppo", loss_ppo},
                                {"pretrain_val_loss_ppo_ptx", loss_ptx},
                                {"eval_prompts", eval_prompts.size()},
-                               {"dialogue_win_rate", dialogue.win.rate().p}, // issue #7
+                               {"dialogue_win_rate", dialogue
+                                                         ? nlohmann::json(dialogue->win.rate().p)
+                                                         : nlohmann::json()}, // issue #7
                                {"seconds", clock.total()},
                                {"cpu_seconds", clock.cpu()}};
         std::printf("%s\n", j.dump().c_str());
