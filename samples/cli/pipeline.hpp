@@ -55,7 +55,27 @@ struct pipeline_options {
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
     bool no_dialogue = false;          // stop after the InstructGPT stages
+
+    float value_lr_or_default() const { return value_lr > 0 ? value_lr : 2 * ppo_lr; }
 };
+
+// The dialogue stage's sizes and PPO settings follow the pipeline's options where they have a
+// counterpart.
+inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
+    dialogue_sizes d = o.quick ? quick_dialogue_sizes() : dialogue_sizes{};
+    d.sft_epochs = o.sft_epochs;
+    d.ppo_iters = o.ppo_iters;
+    d.rollouts = o.rollouts;
+    d.eval_conversations = o.eval_prompts;
+    if (o.dialogue_rm_conversations > 0)
+        d.rm_conversations = o.dialogue_rm_conversations;
+    d.ppo_lr = o.ppo_lr;
+    d.value_lr = o.value_lr_or_default();
+    d.value_warmup = o.value_warmup;
+    d.kl_coef = o.kl_coef;
+    d.ptx_coef = o.ptx_coef;
+    return d;
+}
 
 inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand(
@@ -481,7 +501,7 @@ inline void run_pipeline(pipeline_options o) {
         pc.epochs = o.ppo_epochs;
         pc.minibatch = o.ppo_minibatch;
         pc.lr = o.ppo_lr;
-        pc.value_lr = o.value_lr > 0 ? o.value_lr : o.ppo_lr * 2;
+        pc.value_lr = o.value_lr_or_default();
         pc.value_warmup = o.value_warmup;
         pc.kl_coef = o.kl_coef;
         pc.ptx_coef = ptx_coef;
@@ -582,10 +602,7 @@ inline void run_pipeline(pipeline_options o) {
     std::optional<dialogue_stage_result> dialogue;
     if (!o.no_dialogue) {
         dialogue = run_dialogue_stage<pipeline_shape>(
-            {dir, o.seed, &tok, eot, sft.get(), &split.train,
-             dialogue_sizes_for(o.quick, {o.sft_epochs, o.ppo_iters, o.rollouts, o.eval_prompts,
-                                          o.dialogue_rm_conversations, o.ppo_lr, o.value_lr,
-                                          o.value_warmup, o.kl_coef, o.ptx_coef})});
+            {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
     }
     // ---- end of the dialogue stage ------------------------------------------------------------

@@ -39,6 +39,8 @@ struct dialogue_sizes {
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16;
+    // PPO settings: gptx pipeline sets them from its own options (pipeline.hpp,
+    // dialogue_sizes_for), so both RLHF stages train alike.
     float ppo_lr = 1e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
     double kl_coef = 0.02, ptx_coef = 1.0;
@@ -57,30 +59,6 @@ inline dialogue_sizes quick_dialogue_sizes() {
     d.ppo_iters = 2;
     d.rollouts = 16;
     d.eval_conversations = 12;
-    return d;
-}
-
-// The stage's sizes and PPO settings follow the pipeline's options where they have a
-// counterpart; `rm_conversations` > 0 overrides the RM's conversation count.
-struct dialogue_overrides {
-    int sft_epochs, ppo_iters, rollouts, eval_prompts, rm_conversations;
-    float ppo_lr, value_lr;
-    int value_warmup;
-    double kl_coef, ptx_coef;
-};
-inline dialogue_sizes dialogue_sizes_for(bool quick, const dialogue_overrides& o) {
-    dialogue_sizes d = quick ? quick_dialogue_sizes() : dialogue_sizes{};
-    d.sft_epochs = o.sft_epochs;
-    d.ppo_iters = o.ppo_iters;
-    d.rollouts = o.rollouts;
-    d.eval_conversations = o.eval_prompts;
-    if (o.rm_conversations > 0)
-        d.rm_conversations = o.rm_conversations;
-    d.ppo_lr = o.ppo_lr;
-    d.value_lr = o.value_lr > 0 ? o.value_lr : 2 * o.ppo_lr;
-    d.value_warmup = o.value_warmup;
-    d.kl_coef = o.kl_coef;
-    d.ptx_coef = o.ptx_coef;
     return d;
 }
 
