@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,11 +44,15 @@ struct pipeline_options {
     int sft_examples = 12000, sft_epochs = 2, sft_batch = 16, sft_select_prompts = 128;
     float sft_lr = 3e-4f;
     int rm_prompts = 12000, rm_val_prompts = 300, rm_k = 4, rm_batch = 8;
+    int rm_hot = 2; // of the K responses, this many sampled at rm_hot_temperature
+    float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
     float rm_lr = 2e-4f;
-    int ppo_prompts = 2000, ppo_iters = 100, rollouts = 128, ppo_minibatch = 16, ppo_epochs = 4;
+    int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
-    double kl_coef = 0.02, ptx_coef = 1.0;
+    // beta: InstructGPT's 0.02 is relative to its RM's scale; ours spreads SFT samples' rewards over
+    // about +-8, and at 0.02 PPO drifts into what the RM misjudges (docs/pipeline.md).
+    double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
@@ -98,6 +103,11 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--rm-prompts", o.rm_prompts, "Prompts with ranked comparisons for the RM");
     c->add_option("--rm-k", o.rm_k, "Responses ranked per RM prompt (K, 2..9)")
         ->check(CLI::Range(2, 9));
+    c->add_option("--rm-hot", o.rm_hot,
+                  "Of the K responses per RM prompt, this many are sampled at --rm-hot-temperature "
+                  "(the rest at 1)");
+    c->add_option("--rm-hot-temperature", o.rm_hot_temperature,
+                  "Sampling temperature of those responses");
     c->add_option("--rm-val-prompts", o.rm_val_prompts,
                   "Held-out prompts whose comparisons measure the RM's accuracy");
     c->add_option("--rm-epochs", o.rm_epochs, "Reward-model epochs");
@@ -106,7 +116,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "PPO iterations (each run: PPO and PPO-ptx)");
     c->add_option("--rollouts", o.rollouts, "PPO rollouts per iteration");
+    c->add_option("--ppo-minibatch", o.ppo_minibatch, "PPO responses per update");
+    c->add_option("--ppo-epochs", o.ppo_epochs, "PPO passes over each iteration's rollouts");
     c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
+    c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");
     c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
     c->add_option("--value-lr", o.value_lr,
                   "PPO value-model learning rate (default: 2 x --ppo-lr)");
@@ -171,7 +184,8 @@ prompt_tokens(const tokenizer& tok, const std::vector<std::string>& prompts, int
 
 struct labelled {
     std::vector<double> scores;
-    double mean = 0, exact = 0; // mean score; fraction with the exact answer, ended
+    std::vector<bool> exact_each; // the exact answer, ended
+    double mean = 0, exact = 0;   // mean score; fraction with the exact answer, ended
 };
 inline labelled label_responses(const std::vector<std::string>& prompts,
                                 const std::vector<generation>& gen, const tokenizer& tok) {
@@ -183,7 +197,8 @@ inline labelled label_responses(const std::vector<std::string>& prompts,
         const std::string r = tok.decode(gen[i].tokens);
         out.scores.push_back(lab.score(t, r, ended));
         out.mean += out.scores.back();
-        out.exact += (ended && r == t.answer) ? 1.0 : 0.0;
+        out.exact_each.push_back(ended && r == t.answer);
+        out.exact += out.exact_each.back() ? 1.0 : 0.0;
     }
     out.mean /= double(prompts.size());
     out.exact /= double(prompts.size());
@@ -197,25 +212,34 @@ inline std::vector<std::string> prompts_of(const std::vector<task>& ts) {
     return out;
 }
 
-// Ranked comparisons as InstructGPT makes them: K responses sampled from the SFT model for each
-// prompt, ranked by the labeler, best first. Duplicates and ties are dropped (a tie has no order
+// Ranked comparisons as InstructGPT makes them: K responses for each prompt, ranked by the
+// labeler, best first. The paper's comparisons rank outputs of several models; ours come from the
+// SFT model at temperature 1 and, for the last `hot` of the K, at `hot_temperature`: a more
+// exploratory policy whose mistakes (on tasks SFT nearly always gets right, too) are the ones PPO
+// will try, so the RM has seen them ranked. Duplicates and ties are dropped (a tie has no order
 // to learn); prompts left with fewer than two responses are skipped.
 inline std::vector<comparison> make_comparisons(const pipeline_model& sft, const tokenizer& tok,
                                                 const std::vector<std::string>& prompts, int K,
-                                                int max_new, int eot, std::uint64_t seed) {
+                                                int max_new, int eot, std::uint64_t seed,
+                                                int hot = 0, float hot_temperature = 1.0f) {
     std::vector<std::string> rep;
     for (const auto& p : prompts)
-        for (int k = 0; k < K; ++k)
-            rep.push_back(p);
-    const auto gen =
-        sample_responses(sft, prompt_tokens(tok, rep, eot), max_new, {1.0f, 0, 1.0f, seed}, eot);
+        rep.push_back(p);
+    const auto tokens = prompt_tokens(tok, rep, eot);
+    // gen[k][i]: response k to prompt i.
+    std::vector<std::vector<generation>> gen;
+    for (int k = 0; k < K; ++k) {
+        const float t = k >= K - hot ? hot_temperature : 1.0f;
+        gen.push_back(sample_responses(sft, tokens, max_new,
+                                       {t, 0, 1.0f, mix64(seed + std::uint64_t(k))}, eot));
+    }
     const labeler lab;
     std::vector<comparison> out;
     for (std::size_t i = 0; i < prompts.size(); ++i) {
         const task t = labeler::task_of_prompt(prompts[i]);
         std::vector<std::pair<double, std::string>> scored;
         for (int k = 0; k < K; ++k) {
-            const auto& g = gen[i * std::size_t(K) + std::size_t(k)];
+            const auto& g = gen[std::size_t(k)][i];
             scored.emplace_back(
                 lab.score(t, tok.decode(g.tokens), g.reason == stop_reason::end_of_text),
                 tok.decode(g.tokens));
@@ -286,6 +310,7 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_prompts = 64;
     o.ppo_iters = 2;
     o.rollouts = 16;
+    o.ppo_minibatch = 8;
     o.value_warmup = 0;
     o.eval_prompts = 24;
 }
@@ -433,9 +458,11 @@ inline void run_pipeline(pipeline_options o) {
 
     // ---- comparisons and the reward model -------------------------------------------------------
     const auto rm_cmp =
-        make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot, o.seed + 3);
+        make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot, o.seed + 3,
+                         o.rm_hot, o.rm_hot_temperature);
     const auto rm_val_cmp =
-        make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot, o.seed + 4);
+        make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot, o.seed + 4,
+                         o.rm_hot, o.rm_hot_temperature);
     write_comparisons(dir / "comparisons.jsonl", rm_cmp);
     write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
     GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
@@ -448,6 +475,8 @@ inline void run_pipeline(pipeline_options o) {
     rm.init(o.seed + 5);
     copy_params(rm.trunk(), *sft);
     double rm_accuracy = 0;
+    std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
+    std::size_t rm_pairs_t1 = 0;
     {
         reward_objective obj(rm);
         adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
@@ -481,6 +510,19 @@ inline void run_pipeline(pipeline_options o) {
         std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
                     "%.3f so the demonstrations average 0\n",
                     rm_train.pairs(), rm_val.pairs(), rm_accuracy, -offset);
+        if (o.rm_hot > 0) {
+            // The same held-out prompts ranked among temperature-1 responses only: the RM's
+            // accuracy on the SFT model's own distribution.
+            const auto plain = tokenize_for_rm(
+                make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot,
+                                 o.seed + 4),
+                tok, eot, T);
+            const auto e = evaluate_rewards(rm.trunk(), obj, plain, o.rm_batch, eot);
+            rm_accuracy_t1 = e.accuracy;
+            rm_pairs_t1 = plain.pairs();
+            std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only\n",
+                        e.accuracy, plain.pairs());
+        }
         const checkpoint_extra head[] = {
             {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
         save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, {}, head);
@@ -504,6 +546,7 @@ inline void run_pipeline(pipeline_options o) {
         pc.value_lr = o.value_lr_or_default();
         pc.value_warmup = o.value_warmup;
         pc.kl_coef = o.kl_coef;
+        pc.lambda = o.gae_lambda;
         pc.ptx_coef = ptx_coef;
         pc.ptx_batch = 4;
         pc.ptx_context = T;
@@ -615,6 +658,9 @@ inline void run_pipeline(pipeline_options o) {
     std::printf("| metric | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- |\n");
     std::printf("| RM held-out pairwise accuracy | %.1f%% (%zu pairs) | | |\n", 100 * rm_accuracy,
                 rm_val.pairs());
+    if (rm_accuracy_t1)
+        std::printf("| ... on temperature-1 pairs only | %.1f%% (%zu pairs) | | |\n",
+                    100 * *rm_accuracy_t1, rm_pairs_t1);
     std::printf("| win rate over SFT [95%% Wilson] | | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) | %.1f%% "
                 "[%.1f, %.1f] (%zu/%zu/%zu) |\n",
                 100 * r_ppo.p, 100 * r_ppo.low, 100 * r_ppo.high, w_ppo.wins, w_ppo.ties,
@@ -631,9 +677,26 @@ inline void run_pipeline(pipeline_options o) {
                 loss_ptx - loss_sft);
     if (dialogue)
         print_dialogue_row(*dialogue); // dialogue stage (issue #7)
+    // Where the win rates come from: exact answers per kind of instruction.
+    std::map<std::string, std::array<int, 4>> by_kind; // n, SFT, PPO, PPO-ptx
+    for (std::size_t i = 0; i < eval_tasks.size(); ++i) {
+        const std::string& ins = eval_tasks[i].instruction;
+        auto& k = by_kind[ins.substr(0, ins.find(' '))];
+        k[0] += 1;
+        k[1] += l_sft.exact_each[i];
+        k[2] += l_ppo.exact_each[i];
+        k[3] += l_ptx.exact_each[i];
+    }
+    std::printf("\n| exact answers by kind | n | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- | --- "
+                "|\n");
+    for (const auto& [kind, k] : by_kind)
+        std::printf("| %s | %d | %.0f%% | %.0f%% | %.0f%% |\n", kind.c_str(), k[0],
+                    100.0 * k[1] / k[0], 100.0 * k[2] / k[0], 100.0 * k[3] / k[0]);
     std::fflush(stdout);
     if (o.json) {
         const nlohmann::json j{{"rm_accuracy", rm_accuracy},
+                               {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1)
+                                                                 : nlohmann::json()},
                                {"ppo_win_rate", r_ppo.p},
                                {"ppo_win_rate_ci", {r_ppo.low, r_ppo.high}},
                                {"ppo_ptx_win_rate", r_ptx.p},
