@@ -50,8 +50,8 @@ struct pipeline_options {
     float rm_lr = 2e-4f;
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
-    // beta: InstructGPT's 0.02 is relative to its RM's scale; ours spreads SFT samples' rewards over
-    // about +-8, and at 0.02 PPO drifts into what the RM misjudges (docs/pipeline.md).
+    // beta: InstructGPT's 0.02 is relative to its RM's scale; ours spreads SFT samples' rewards
+    // over about +-8, and at 0.02 PPO drifts into what the RM misjudges (docs/pipeline.md).
     double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
@@ -121,8 +121,7 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
     c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");
     c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
-    c->add_option("--value-lr", o.value_lr,
-                  "PPO value-model learning rate (default: 2 x --ppo-lr)");
+    c->add_option("--value-lr", o.value_lr, "PPO value-model learning rate (0: 2 x --ppo-lr)");
     c->add_option("--value-warmup", o.value_warmup,
                   "PPO iterations that train only the value model before the policy moves");
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
@@ -222,10 +221,7 @@ inline std::vector<comparison> make_comparisons(const pipeline_model& sft, const
                                                 const std::vector<std::string>& prompts, int K,
                                                 int max_new, int eot, std::uint64_t seed,
                                                 int hot = 0, float hot_temperature = 1.0f) {
-    std::vector<std::string> rep;
-    for (const auto& p : prompts)
-        rep.push_back(p);
-    const auto tokens = prompt_tokens(tok, rep, eot);
+    const auto tokens = prompt_tokens(tok, prompts, eot);
     // gen[k][i]: response k to prompt i.
     std::vector<std::vector<generation>> gen;
     for (int k = 0; k < K; ++k) {
@@ -457,12 +453,10 @@ inline void run_pipeline(pipeline_options o) {
     say("SFT", clock.lap());
 
     // ---- comparisons and the reward model -------------------------------------------------------
-    const auto rm_cmp =
-        make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot, o.seed + 3,
-                         o.rm_hot, o.rm_hot_temperature);
-    const auto rm_val_cmp =
-        make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot, o.seed + 4,
-                         o.rm_hot, o.rm_hot_temperature);
+    const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot,
+                                         o.seed + 3, o.rm_hot, o.rm_hot_temperature);
+    const auto rm_val_cmp = make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new,
+                                             eot, o.seed + 4, o.rm_hot, o.rm_hot_temperature);
     write_comparisons(dir / "comparisons.jsonl", rm_cmp);
     write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
     GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
@@ -513,10 +507,9 @@ inline void run_pipeline(pipeline_options o) {
         if (o.rm_hot > 0) {
             // The same held-out prompts ranked among temperature-1 responses only: the RM's
             // accuracy on the SFT model's own distribution.
-            const auto plain = tokenize_for_rm(
-                make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot,
-                                 o.seed + 4),
-                tok, eot, T);
+            const auto plain = tokenize_for_rm(make_comparisons(*sft, tok, prompts_of(rm_val_tasks),
+                                                                o.rm_k, o.max_new, eot, o.seed + 4),
+                                               tok, eot, T);
             const auto e = evaluate_rewards(rm.trunk(), obj, plain, o.rm_batch, eot);
             rm_accuracy_t1 = e.accuracy;
             rm_pairs_t1 = plain.pairs();
@@ -687,32 +680,32 @@ inline void run_pipeline(pipeline_options o) {
         k[2] += l_ppo.exact_each[i];
         k[3] += l_ptx.exact_each[i];
     }
-    std::printf("\n| exact answers by kind | n | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- | --- "
-                "|\n");
+    std::printf(
+        "\n| exact answers by kind | n | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- | --- "
+        "|\n");
     for (const auto& [kind, k] : by_kind)
         std::printf("| %s | %d | %.0f%% | %.0f%% | %.0f%% |\n", kind.c_str(), k[0],
                     100.0 * k[1] / k[0], 100.0 * k[2] / k[0], 100.0 * k[3] / k[0]);
     std::fflush(stdout);
     if (o.json) {
-        const nlohmann::json j{{"rm_accuracy", rm_accuracy},
-                               {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1)
-                                                                 : nlohmann::json()},
-                               {"ppo_win_rate", r_ppo.p},
-                               {"ppo_win_rate_ci", {r_ppo.low, r_ppo.high}},
-                               {"ppo_ptx_win_rate", r_ptx.p},
-                               {"ppo_ptx_win_rate_ci", {r_ptx.low, r_ptx.high}},
-                               {"ppo_kl", kl_ppo},
-                               {"ppo_ptx_kl", kl_ptx},
-                               {"pretrain_val_loss_pretrained", loss_pretrained},
-                               {"pretrain_val_loss_sft", loss_sft},
-                               {"pretrain_val_loss_ppo", loss_ppo},
-                               {"pretrain_val_loss_ppo_ptx", loss_ptx},
-                               {"eval_prompts", eval_prompts.size()},
-                               {"dialogue_win_rate", dialogue
-                                                         ? nlohmann::json(dialogue->win.rate().p)
-                                                         : nlohmann::json()}, // issue #7
-                               {"seconds", clock.total()},
-                               {"cpu_seconds", clock.cpu()}};
+        const nlohmann::json j{
+            {"rm_accuracy", rm_accuracy},
+            {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
+            {"ppo_win_rate", r_ppo.p},
+            {"ppo_win_rate_ci", {r_ppo.low, r_ppo.high}},
+            {"ppo_ptx_win_rate", r_ptx.p},
+            {"ppo_ptx_win_rate_ci", {r_ptx.low, r_ptx.high}},
+            {"ppo_kl", kl_ppo},
+            {"ppo_ptx_kl", kl_ptx},
+            {"pretrain_val_loss_pretrained", loss_pretrained},
+            {"pretrain_val_loss_sft", loss_sft},
+            {"pretrain_val_loss_ppo", loss_ppo},
+            {"pretrain_val_loss_ppo_ptx", loss_ptx},
+            {"eval_prompts", eval_prompts.size()},
+            {"dialogue_win_rate",
+             dialogue ? nlohmann::json(dialogue->win.rate().p) : nlohmann::json()}, // issue #7
+            {"seconds", clock.total()},
+            {"cpu_seconds", clock.cpu()}};
         std::printf("%s\n", j.dump().c_str());
     }
 }
