@@ -42,6 +42,9 @@ struct pipeline_options {
     int corpus_chars = 1500000, pretrain_iters = 5000, pretrain_batch = 16;
     float pretrain_lr = 1e-3f;
     int sft_examples = 12000, sft_epochs = 2, sft_batch = 16, sft_select_prompts = 128;
+    // Half the demonstrations trail their answer with padding the labeler dislikes: imitation
+    // copies it, comparisons teach otherwise (docs/pipeline.md; 0 gives clean demonstrations).
+    double demo_padded = 0.5;
     float sft_lr = 3e-4f;
     int rm_prompts = 12000, rm_val_prompts = 300, rm_k = 4, rm_batch = 8;
     int rm_hot = 2; // of the K responses, this many sampled at rm_hot_temperature
@@ -98,6 +101,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
         ->check(CLI::ExistingFile);
     c->add_option("--pretrain-lr", o.pretrain_lr, "Pre-training peak learning rate");
     c->add_option("--sft-examples", o.sft_examples, "SFT demonstrations");
+    c->add_option("--demo-padded", o.demo_padded,
+                  "Fraction of demonstrations whose answer is trailed by padding (' i think')")
+        ->check(CLI::Range(0.0, 1.0));
     c->add_option("--sft-epochs", o.sft_epochs, "SFT epochs");
     c->add_option("--sft-lr", o.sft_lr, "SFT peak learning rate");
     c->add_option("--rm-prompts", o.rm_prompts, "Prompts with ranked comparisons for the RM");
@@ -183,8 +189,8 @@ prompt_tokens(const tokenizer& tok, const std::vector<std::string>& prompts, int
 
 struct labelled {
     std::vector<double> scores;
-    std::vector<bool> exact_each; // the exact answer, ended
-    double mean = 0, exact = 0;   // mean score; fraction with the exact answer, ended
+    std::vector<bool> exact_each;           // the exact answer, ended
+    double mean = 0, exact = 0, padded = 0; // mean score; fractions exact and ended, and padded
 };
 inline labelled label_responses(const std::vector<std::string>& prompts,
                                 const std::vector<generation>& gen, const tokenizer& tok) {
@@ -198,9 +204,11 @@ inline labelled label_responses(const std::vector<std::string>& prompts,
         out.mean += out.scores.back();
         out.exact_each.push_back(ended && r == t.answer);
         out.exact += out.exact_each.back() ? 1.0 : 0.0;
+        out.padded += is_padded(r) ? 1.0 : 0.0;
     }
     out.mean /= double(prompts.size());
     out.exact /= double(prompts.size());
+    out.padded /= double(prompts.size());
     return out;
 }
 
@@ -282,12 +290,14 @@ inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
     return out;
 }
 
+// Prompts only, or (with `padded`) demonstrations whose responses are padded in that fraction.
 inline void write_tasks_jsonl(const fs::path& file, const std::vector<task>& ts,
-                              bool with_response) {
-    if (with_response) {
+                              std::optional<double> padded = {}, std::uint64_t seed = 0) {
+    if (padded) {
+        rng r(seed);
         std::vector<sft_example> ex;
         for (const auto& t : ts)
-            ex.push_back({task_prompt(t.instruction), t.answer});
+            ex.push_back({task_prompt(t.instruction), demonstration_response(t, r, *padded)});
         write_sft_jsonl(file, ex);
     } else {
         write_prompts_jsonl(file, prompts_of(ts));
@@ -364,10 +374,10 @@ inline void run_pipeline(pipeline_options o) {
     const auto rm_tasks = take(0x7a3, o.rm_prompts);
     const auto rm_val_tasks = take(0x7a4, o.rm_val_prompts);
     const auto ppo_tasks = take(0x990, o.ppo_prompts);
-    write_tasks_jsonl(dir / "sft.jsonl", demo_tasks, true);
-    write_tasks_jsonl(dir / "rm_prompts.jsonl", rm_tasks, false);
-    write_tasks_jsonl(dir / "ppo_prompts.jsonl", ppo_tasks, false);
-    write_tasks_jsonl(dir / "eval_prompts.jsonl", eval_tasks, false);
+    write_tasks_jsonl(dir / "sft.jsonl", demo_tasks, o.demo_padded, mix64(o.seed ^ 0x5f8));
+    write_tasks_jsonl(dir / "rm_prompts.jsonl", rm_tasks);
+    write_tasks_jsonl(dir / "ppo_prompts.jsonl", ppo_tasks);
+    write_tasks_jsonl(dir / "eval_prompts.jsonl", eval_tasks);
     std::printf("gptx pipeline: %s, vocab %d (+ end-of-text), context %d, %d threads\n",
                 to_string(pipeline_shape).c_str(), tok.vocab_size(), T, num_threads());
     std::printf("data: %zu pre-training tokens (%zu val), %zu demonstrations, %zu + %zu RM "
@@ -663,6 +673,8 @@ inline void run_pipeline(pipeline_options o) {
                 l_ptx.mean);
     std::printf("| exact answers, ended | %.1f%% | %.1f%% | %.1f%% |\n", 100 * l_sft.exact,
                 100 * l_ppo.exact, 100 * l_ptx.exact);
+    std::printf("| padded responses (' i think') | %.1f%% | %.1f%% | %.1f%% |\n",
+                100 * l_sft.padded, 100 * l_ppo.padded, 100 * l_ptx.padded);
     std::printf("| KL to SFT per response (nats) | 0 | %.3f | %.3f |\n", kl_ppo, kl_ptx);
     std::printf("| pre-training val loss (pre-trained: %.4f) | %.4f | %.4f (%+.4f) | %.4f "
                 "(%+.4f) |\n",

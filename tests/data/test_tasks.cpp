@@ -1,6 +1,7 @@
 // Tests for gptx/data/tasks.hpp: the instruction family, its labeler and the generators.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -93,6 +94,30 @@ BOOST_AUTO_TEST_CASE(generators_are_deterministic_and_disjoint) {
     rng r2(11);
     const task rev = make_task(task_kind::reverse, r2);
     BOOST_TEST(std::string(rev.answer.rbegin(), rev.answer.rend()) == rev.instruction.substr(8));
+}
+
+BOOST_AUTO_TEST_CASE(demonstrations_are_padded_in_the_given_fraction) {
+    const auto ts = make_tasks(11, 4000);
+    for (const double padded : {0.0, 0.3, 1.0}) {
+        rng r(5);
+        int n_padded = 0;
+        for (const auto& t : ts) {
+            const std::string d = demonstration_response(t, r, padded);
+            BOOST_TEST_REQUIRE(d.starts_with(t.answer));
+            if (d == t.answer)
+                continue;
+            ++n_padded;
+            BOOST_TEST(is_padded(d), "'" << d << "'");
+            // the labeler ranks the padded answer below the clean one
+            BOOST_TEST(labeler{}.score(t, d, true) < labeler{}.score(t, t.answer, true));
+        }
+        // binomial: 4000 draws, 4 standard deviations at p = 0.3 is about 0.029
+        BOOST_TEST(std::abs(double(n_padded) / double(ts.size()) - padded) < 0.03);
+    }
+    BOOST_TEST(!is_padded("dcba"));
+    BOOST_TEST(is_padded("dcba i think"));
+    rng r(1);
+    BOOST_CHECK_THROW((void)demonstration_response(ts[0], r, 1.5), gptx::error);
 }
 
 BOOST_AUTO_TEST_CASE(corpus_is_deterministic_and_covers_the_prompt_characters) {

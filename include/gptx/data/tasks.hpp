@@ -251,6 +251,28 @@ struct labeler {
     }
 };
 
+// Filler a writer may trail an answer with. The labeler counts it against conciseness.
+inline constexpr std::array<std::string_view, 6> answer_padding = {
+    " and that is all", " i think", " or so they say", " maybe", " ok", " right"};
+
+// A demonstration's response as a contractor writes it: the correct answer, trailed by padding
+// with probability `padded`. Demonstrations of mixed quality are what makes preferences teach
+// more than imitation (human labelers preferred RLHF summaries to the TL;DR references, Stiennon
+// et al. 2020); padded = 0 gives clean demonstrations.
+inline std::string demonstration_response(const task& t, rng& r, double padded) {
+    GPTX_CHECK(padded >= 0 && padded <= 1, "demonstration_response: padded fraction ", padded,
+               " is not in [0, 1]");
+    std::string s = t.answer;
+    if (r.uniform_double() < padded)
+        s += answer_padding[r.below(answer_padding.size())];
+    return s;
+}
+// Whether a response ends with one of the padding phrases.
+inline bool is_padded(std::string_view response) {
+    return std::any_of(answer_padding.begin(), answer_padding.end(),
+                       [&](std::string_view p) { return response.ends_with(p); });
+}
+
 // Natural-ish text for pre-training, about `chars` bytes: filler sentences, the tasks' facts
 // stated in prose ("the word kopa backwards is apok."), and question-answer snippets in the
 // prompt format as found "on the web": some with wrong answers and some trailing chatter, and
@@ -265,8 +287,7 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
         "watched", "helped", "built", "heard",   "carried"};
     static constexpr std::array<std::string_view, 8> adjs = {"small", "old",  "green", "quiet",
                                                              "happy", "tall", "dark",  "bright"};
-    static constexpr std::array<std::string_view, 6> chatter = {
-        " and that is all", " i think", " or so they say", " maybe", " ok", " right"};
+    const auto& chatter = answer_padding;
     rng r(seed);
     auto pick = [&](const auto& arr) { return std::string(arr[r.below(arr.size())]); };
     std::string out =
