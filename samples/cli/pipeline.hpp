@@ -102,7 +102,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--pretrain-lr", o.pretrain_lr, "Pre-training peak learning rate");
     c->add_option("--sft-examples", o.sft_examples, "SFT demonstrations");
     c->add_option("--demo-padded", o.demo_padded,
-                  "Fraction of demonstrations whose answer is trailed by padding (' i think')")
+                  "Fraction of demonstrations whose answer is trailed by padding (' i think'), "
+                  "which the labeler marks down; 0: clean demonstrations")
         ->check(CLI::Range(0.0, 1.0));
     c->add_option("--sft-epochs", o.sft_epochs, "SFT epochs");
     c->add_option("--sft-lr", o.sft_lr, "SFT peak learning rate");
@@ -290,18 +291,15 @@ inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
     return out;
 }
 
-// Prompts only, or (with `padded`) demonstrations whose responses are padded in that fraction.
-inline void write_tasks_jsonl(const fs::path& file, const std::vector<task>& ts,
-                              std::optional<double> padded = {}, std::uint64_t seed = 0) {
-    if (padded) {
-        rng r(seed);
-        std::vector<sft_example> ex;
-        for (const auto& t : ts)
-            ex.push_back({task_prompt(t.instruction), demonstration_response(t, r, *padded)});
-        write_sft_jsonl(file, ex);
-    } else {
-        write_prompts_jsonl(file, prompts_of(ts));
-    }
+// Demonstrations of the tasks, a `padded` fraction of them trailed by padding that keeps them
+// within `max_chars` (the sampler's cap, so the SFT model can reproduce every one).
+inline void write_demonstrations_jsonl(const fs::path& file, const std::vector<task>& ts,
+                                       double padded, std::size_t max_chars, std::uint64_t seed) {
+    rng r(seed);
+    std::vector<sft_example> ex;
+    for (const auto& t : ts)
+        ex.push_back({task_prompt(t.instruction), demonstration_response(t, r, padded, max_chars)});
+    write_sft_jsonl(file, ex);
 }
 
 inline void apply_quick(pipeline_options& o) {
@@ -374,16 +372,19 @@ inline void run_pipeline(pipeline_options o) {
     const auto rm_tasks = take(0x7a3, o.rm_prompts);
     const auto rm_val_tasks = take(0x7a4, o.rm_val_prompts);
     const auto ppo_tasks = take(0x990, o.ppo_prompts);
-    write_tasks_jsonl(dir / "sft.jsonl", demo_tasks, o.demo_padded, mix64(o.seed ^ 0x5f8));
-    write_tasks_jsonl(dir / "rm_prompts.jsonl", rm_tasks);
-    write_tasks_jsonl(dir / "ppo_prompts.jsonl", ppo_tasks);
-    write_tasks_jsonl(dir / "eval_prompts.jsonl", eval_tasks);
+    // The response and its end-of-text fit in max_new tokens.
+    write_demonstrations_jsonl(dir / "sft.jsonl", demo_tasks, o.demo_padded,
+                               std::size_t(o.max_new - 1), mix64(o.seed ^ 0x5f8));
+    write_prompts_jsonl(dir / "rm_prompts.jsonl", prompts_of(rm_tasks));
+    write_prompts_jsonl(dir / "ppo_prompts.jsonl", prompts_of(ppo_tasks));
+    write_prompts_jsonl(dir / "eval_prompts.jsonl", prompts_of(eval_tasks));
     std::printf("gptx pipeline: %s, vocab %d (+ end-of-text), context %d, %d threads\n",
                 to_string(pipeline_shape).c_str(), tok.vocab_size(), T, num_threads());
-    std::printf("data: %zu pre-training tokens (%zu val), %zu demonstrations, %zu + %zu RM "
-                "prompts, %zu PPO prompts, %zu held-out evaluation prompts -> %s\n",
-                split.train.size(), split.val.size(), demo_tasks.size(), rm_tasks.size(),
-                rm_val_tasks.size(), ppo_tasks.size(), eval_tasks.size(), dir.string().c_str());
+    std::printf("data: %zu pre-training tokens (%zu val), %zu demonstrations (%.0f%% padded), %zu "
+                "+ %zu RM prompts, %zu PPO prompts, %zu held-out evaluation prompts -> %s\n",
+                split.train.size(), split.val.size(), demo_tasks.size(), 100 * o.demo_padded,
+                rm_tasks.size(), rm_val_tasks.size(), ppo_tasks.size(), eval_tasks.size(),
+                dir.string().c_str());
     clock.lap();
 
     // ---- pre-training -------------------------------------------------------------------------
@@ -707,6 +708,10 @@ inline void run_pipeline(pipeline_options o) {
             {"ppo_win_rate_ci", {r_ppo.low, r_ppo.high}},
             {"ppo_ptx_win_rate", r_ptx.p},
             {"ppo_ptx_win_rate_ci", {r_ptx.low, r_ptx.high}},
+            {"demo_padded", o.demo_padded},
+            {"padded_sft", l_sft.padded},
+            {"padded_ppo", l_ppo.padded},
+            {"padded_ppo_ptx", l_ptx.padded},
             {"ppo_kl", kl_ppo},
             {"ppo_ptx_kl", kl_ptx},
             {"pretrain_val_loss_pretrained", loss_pretrained},

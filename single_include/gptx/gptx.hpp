@@ -5533,22 +5533,40 @@ struct labeler {
 inline constexpr std::array<std::string_view, 6> answer_padding = {
     " and that is all", " i think", " or so they say", " maybe", " ok", " right"};
 
-// A demonstration's response as a contractor writes it: the correct answer, trailed by padding
-// with probability `padded`. Demonstrations of mixed quality are what makes preferences teach
-// more than imitation (human labelers preferred RLHF summaries to the TL;DR references, Stiennon
-// et al. 2020); padded = 0 gives clean demonstrations.
-inline std::string demonstration_response(const task& t, rng& r, double padded) {
+// A demonstration's response: the correct answer, trailed by padding with probability `padded`
+// (0 gives clean demonstrations). Demonstrations of mixed quality are one way preferences can
+// teach more than imitation: human labelers preferred RLHF summaries to the human-written TL;DR
+// references the supervised baseline imitated (Stiennon et al. 2020). The phrase is drawn from
+// those that keep the response within `max_chars`, so a sampler with that cap can reproduce it;
+// when none fits, the answer stays clean.
+inline std::string demonstration_response(const task& t, rng& r, double padded,
+                                          std::size_t max_chars = std::string::npos) {
     GPTX_CHECK(padded >= 0 && padded <= 1, "demonstration_response: padded fraction ", padded,
                " is not in [0, 1]");
     std::string s = t.answer;
-    if (r.uniform_double() < padded)
-        s += answer_padding[r.below(answer_padding.size())];
+    if (r.uniform_double() >= padded)
+        return s;
+    std::array<std::string_view, answer_padding.size()> fits{};
+    std::size_t n = 0;
+    for (std::string_view p : answer_padding)
+        if (s.size() + p.size() <= max_chars)
+            fits[n++] = p;
+    if (n > 0)
+        s += fits[r.below(n)];
     return s;
 }
-// Whether a response ends with one of the padding phrases.
+
+// Whether a response carries padding: one of the phrases, or the first five characters of one at
+// its end (a sample the length cap cut off). Five, because " i t" is also how a sort answer ends.
 inline bool is_padded(std::string_view response) {
-    return std::any_of(answer_padding.begin(), answer_padding.end(),
-                       [&](std::string_view p) { return response.ends_with(p); });
+    return std::any_of(answer_padding.begin(), answer_padding.end(), [&](std::string_view p) {
+        if (response.find(p) != std::string_view::npos)
+            return true;
+        for (std::size_t k = 5; k < p.size(); ++k)
+            if (response.ends_with(p.substr(0, k)))
+                return true;
+        return false;
+    });
 }
 
 // Natural-ish text for pre-training, about `chars` bytes: filler sentences, the tasks' facts

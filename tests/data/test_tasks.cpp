@@ -101,23 +101,50 @@ BOOST_AUTO_TEST_CASE(demonstrations_are_padded_in_the_given_fraction) {
     for (const double padded : {0.0, 0.3, 1.0}) {
         rng r(5);
         int n_padded = 0;
+        std::set<std::string> phrases;
         for (const auto& t : ts) {
+            BOOST_TEST_REQUIRE(!is_padded(t.answer), "'" << t.answer << "'");
             const std::string d = demonstration_response(t, r, padded);
             BOOST_TEST_REQUIRE(d.starts_with(t.answer));
             if (d == t.answer)
                 continue;
             ++n_padded;
             BOOST_TEST(is_padded(d), "'" << d << "'");
-            // the labeler ranks the padded answer below the clean one
-            BOOST_TEST(labeler{}.score(t, d, true) < labeler{}.score(t, t.answer, true));
+            phrases.insert(d.substr(t.answer.size()));
         }
         // binomial: 4000 draws, 4 standard deviations at p = 0.3 is about 0.029
         BOOST_TEST(std::abs(double(n_padded) / double(ts.size()) - padded) < 0.03);
+        BOOST_TEST(phrases.size() == (padded > 0 ? answer_padding.size() : 0u));
     }
-    BOOST_TEST(!is_padded("dcba"));
-    BOOST_TEST(is_padded("dcba i think"));
+    // the same seed gives the same demonstrations
+    rng r1(9), r2(9);
+    for (const auto& t : ts)
+        BOOST_TEST_REQUIRE(demonstration_response(t, r1, 0.5) ==
+                           demonstration_response(t, r2, 0.5));
     rng r(1);
     BOOST_CHECK_THROW((void)demonstration_response(ts[0], r, 1.5), gptx::error);
+}
+
+BOOST_AUTO_TEST_CASE(padded_demonstrations_fit_the_cap_and_are_recognised_when_cut_off) {
+    // a 4-letter sort answer (7 characters) leaves room for the short phrases only
+    const task sort4{"sort d c b a", "a b c d"};
+    rng r(3);
+    std::set<std::string> seen;
+    for (int i = 0; i < 400; ++i) {
+        const std::string d = demonstration_response(sort4, r, 1.0, 13);
+        BOOST_TEST_REQUIRE(d.size() <= 13u, "'" << d << "'");
+        seen.insert(d);
+    }
+    BOOST_TEST(seen == (std::set<std::string>{"a b c d maybe", "a b c d ok", "a b c d right"}));
+    // nothing fits: the answer stays clean
+    BOOST_TEST(demonstration_response(sort4, r, 1.0, 9) == "a b c d");
+    // cut off by the sampler's cap
+    BOOST_TEST(is_padded("a q x y and that is "));
+    BOOST_TEST(is_padded("KAPOP ok"));
+    BOOST_TEST(is_padded("cba i th"));
+    // ... but a sort answer ending in " i t" is not padding
+    BOOST_TEST(!is_padded("a i t"));
+    BOOST_TEST(!is_padded("a b c"));
 }
 
 BOOST_AUTO_TEST_CASE(corpus_is_deterministic_and_covers_the_prompt_characters) {
