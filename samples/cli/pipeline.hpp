@@ -53,8 +53,9 @@ struct pipeline_options {
     float rm_lr = 2e-4f;
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
-    // beta: InstructGPT's 0.02 is relative to its RM's scale; ours spreads SFT samples' rewards
-    // over about +-8, and at 0.02 PPO drifts into what the RM misjudges (docs/pipeline.md).
+    // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations
+    // spread SFT samples' rewards over about +-8, and at 0.02 PPO drifted into what it misjudged
+    // (docs/pipeline.md).
     double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;

@@ -5583,7 +5583,6 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
         "watched", "helped", "built", "heard",   "carried"};
     static constexpr std::array<std::string_view, 8> adjs = {"small", "old",  "green", "quiet",
                                                              "happy", "tall", "dark",  "bright"};
-    const auto& chatter = answer_padding;
     rng r(seed);
     auto pick = [&](const auto& arr) { return std::string(arr[r.below(arr.size())]); };
     std::string out =
@@ -5619,7 +5618,7 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
             if (noise < 3)
                 ans = make_task(r).answer; // a wrong answer (from another question)
             else if (noise < 5)
-                ans += pick(chatter);
+                ans += pick(answer_padding);
             out += task_prompt(t.instruction) + ans + "\n";
         }
     }
