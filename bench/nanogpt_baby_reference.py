@@ -24,6 +24,10 @@ Same init and data as gptx (so the two runs differ only by float rounding):
   python3 bench/nanogpt_baby_reference.py --init-from /tmp/init/model.gptx --batches gptx --seed 1337 \
       --loss-log losses.txt
 (at lr 1e-30 the one step leaves every parameter as initialised).
+
+nanoGPT's own stream in gptx (`gptx train --rng torch`) starts from the same weights:
+  python3 bench/nanogpt_baby_reference.py --seed 1337 --dump-init /tmp/torch_init.f32
+compares with the parameters of `gptx train ... --rng torch --seed 1337 --iters 1 --lr 1e-30`.
 """
 import argparse
 import json
@@ -51,6 +55,8 @@ def parse():
                     help="training batches from torch's generator (nanoGPT) or gptx's (xoshiro256** seeded "
                     "with --seed + 1, as `gptx train`), so both programs see the same data")
     ap.add_argument("--loss-log", default="", help="write each step's training loss here, one per line")
+    ap.add_argument("--dump-init", default="", help="write the initial parameters here (float32, llm.c's "
+                    "order without biases: wte, wpe, ln1w, qkvw, attprojw, ln2w, fcw, fcprojw, lnfw) and stop")
     return ap.parse_args()
 
 
@@ -258,6 +264,18 @@ def main():
                     h[l].get_submodule(name).weight.copy_(w[l])
             model.transformer.ln_f.weight.copy_(take(C))
         assert at == ck["n"], (at, ck["n"])
+    if args.dump_init:
+        h = model.transformer.h
+        parts = [model.transformer.wte.weight, model.transformer.wpe.weight]
+        for name in ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"):
+            parts += [blk.get_submodule(name).weight for blk in h]
+        parts.append(model.transformer.ln_f.weight)
+        with open(args.dump_init, "wb") as f:
+            for p in parts:
+                f.write(p.detach().numpy().astype("<f4").tobytes())
+        ix = torch.randint(len(splits["train"]) - T, (B,)).tolist()  # what get_batch draws next
+        print(f"initial parameters written to {args.dump_init}; the first training rows start at {ix}")
+        return
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     nodecay = [p for p in params if p.dim() < 2]

@@ -898,9 +898,137 @@ struct win_rate {
 
 } // namespace gptx
 // ---- end gptx/core/stats.hpp ----
+// ---- begin gptx/core/torch_rng.hpp ----
+// gptx/core/torch_rng.hpp: PyTorch's CPU random stream, so a gptx run can draw exactly what a
+// PyTorch program seeded with torch.manual_seed(seed) draws (nanoGPT's initial weights and
+// batches). Tested against PyTorch 1.13's values by tests/core/test_torch_rng.cpp.
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+
+
+namespace gptx {
+
+// torch's CPU generator is a 32-bit Mersenne Twister seeded with the low 32 bits of the seed, so
+// std::mt19937 produces its words. On top of it sit torch's transformations (ATen's
+// DistributionsHelper / DistributionTemplates), reproduced here:
+//  - float uniform: the low 24 bits of one word, times 2^-24, scaled to [from, to);
+//  - double uniform: the low 53 bits of (word1 << 32 | word2), times 2^-53;
+//  - randint(n) for n < 2^32: word % n (torch keeps the modulo bias; so must we);
+//  - normal_ of a contiguous float tensor with at least 16 elements: fill it with float uniforms,
+//    then Box-Muller in blocks of 16 (element j and j+8 form a pair); a tail shorter than 16
+//    redoes the last 16 elements with 16 fresh uniforms;
+//  - normal_ of fewer elements: double Box-Muller, the second value of each pair cached in the
+//    generator for the next call.
+// Floats can differ from torch's in the last bit or two (torch vectorises log, sin and cos);
+// the words drawn, and so every uniform and integer, are identical.
+class torch_generator {
+  public:
+    explicit torch_generator(std::uint64_t seed = 67280421310721ull) { manual_seed(seed); }
+
+    // torch.manual_seed: a fresh engine and no cached normal.
+    void manual_seed(std::uint64_t seed) {
+        seed_ = seed;
+        engine_.seed(static_cast<std::uint32_t>(seed & 0xffffffffu));
+        draws_ = 0;
+        cached_normal_.reset();
+    }
+    std::uint64_t seed() const { return seed_; }
+    // 32-bit words drawn since the seed: with the seed, the whole state (but a cached normal).
+    std::uint64_t draws() const { return draws_; }
+    // Skips ahead: reseeds and draws `words` words, so draws() == words. No cached normal.
+    void restore(std::uint64_t seed, std::uint64_t words) {
+        manual_seed(seed);
+        engine_.discard(words);
+        draws_ = words;
+    }
+
+    std::uint32_t random() {
+        ++draws_;
+        return static_cast<std::uint32_t>(engine_());
+    }
+    std::uint64_t random64() {
+        const std::uint64_t hi = random();
+        return hi << 32 | random();
+    }
+    // One value of torch.randint(n): uniform-ish in [0, n).
+    std::uint64_t randint(std::uint64_t n) {
+        GPTX_CHECK(n > 0, "torch_generator: randint needs a positive range, got ", n);
+        return n >= (std::uint64_t{1} << 32) ? random64() % n : random() % n;
+    }
+    float uniform_float(float from = 0.0f, float to = 1.0f) {
+        const float x = static_cast<float>(random() & 0xffffffu) * (1.0f / 16777216.0f);
+        return x * (to - from) + from;
+    }
+    double uniform_double() {
+        return static_cast<double>(random64() & ((std::uint64_t{1} << 53) - 1)) *
+               (1.0 / 9007199254740992.0);
+    }
+
+    // tensor.uniform_(from, to) on a contiguous float tensor.
+    void uniform_(std::span<float> x, float from, float to) {
+        for (float& v : x)
+            v = uniform_float(from, to);
+    }
+
+    // tensor.normal_(mean, std) on a contiguous float tensor.
+    void normal_(std::span<float> x, float mean, float std_dev) {
+        const std::size_t n = x.size();
+        if (n >= 16) {
+            for (float& v : x)
+                v = uniform_float();
+            for (std::size_t i = 0; i + 16 <= n; i += 16)
+                box_muller_16(x.data() + i, mean, std_dev);
+            if (n % 16 != 0) {
+                float* tail = x.data() + n - 16;
+                for (int i = 0; i < 16; ++i)
+                    tail[i] = uniform_float();
+                box_muller_16(tail, mean, std_dev);
+            }
+            return;
+        }
+        for (float& v : x)
+            v = static_cast<float>(normal_double(mean, std_dev));
+    }
+
+  private:
+    // Pairs (j, j + 8): u1 = 1 - x[j] is in (0, 1], so the log is finite.
+    static void box_muller_16(float* x, float mean, float std_dev) {
+        for (int j = 0; j < 8; ++j) {
+            const float u1 = 1.0f - x[j], u2 = x[j + 8];
+            const float radius = static_cast<float>(std::sqrt(-2.0 * std::log(double(u1))));
+            const float theta = static_cast<float>(6.283185307179586 * double(u2));
+            x[j] = radius * static_cast<float>(std::cos(double(theta))) * std_dev + mean;
+            x[j + 8] = radius * static_cast<float>(std::sin(double(theta))) * std_dev + mean;
+        }
+    }
+    double normal_double(double mean, double std_dev) {
+        if (cached_normal_) {
+            const double z = *cached_normal_;
+            cached_normal_.reset();
+            return z * std_dev + mean;
+        }
+        const double u1 = uniform_double(), u2 = uniform_double();
+        const double radius = std::sqrt(-2.0 * std::log(1.0 - u2));
+        const double theta = 6.283185307179586 * u1;
+        cached_normal_ = radius * std::sin(theta);
+        return radius * std::cos(theta) * std_dev + mean;
+    }
+
+    std::mt19937 engine_;
+    std::uint64_t seed_ = 0, draws_ = 0;
+    std::optional<double> cached_normal_;
+};
+
+} // namespace gptx
+// ---- end gptx/core/torch_rng.hpp ----
 // ---- begin gptx/data/batcher.hpp ----
 // gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
 // sequential (evaluation). Tested by tests/data/test_data.cpp.
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -927,6 +1055,18 @@ inline train_val_split split_train_val(std::span<const int> tokens, double val_f
             std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
 }
 
+namespace detail {
+// Row x = tokens[i : i+T], y = tokens[i+1 : i+1+T].
+inline void copy_window(const std::vector<int>& tokens, std::size_t i, std::size_t T, int* x,
+                        int* y) {
+    const int* src = tokens.data() + i;
+    for (std::size_t t = 0; t < T; ++t) {
+        x[t] = src[t];
+        y[t] = src[t + 1];
+    }
+}
+} // namespace detail
+
 // Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
 // y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
 class batcher {
@@ -943,16 +1083,9 @@ class batcher {
     void next(int* inputs, int* targets) {
         const std::size_t T = static_cast<std::size_t>(T_);
         const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
-        for (int b = 0; b < B_; ++b) {
-            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
-            const int* src = tokens_.data() + i;
-            int* x = inputs + static_cast<std::size_t>(b) * T;
-            int* y = targets + static_cast<std::size_t>(b) * T;
-            for (std::size_t t = 0; t < T; ++t) {
-                x[t] = src[t];
-                y[t] = src[t + 1];
-            }
-        }
+        for (int b = 0; b < B_; ++b)
+            detail::copy_window(tokens_, static_cast<std::size_t>(gen_.below(starts)), T,
+                                inputs + b * T, targets + b * T);
     }
     void next(std::span<int> inputs, std::span<int> targets) {
         const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
@@ -974,6 +1107,73 @@ class batcher {
     std::vector<int> tokens_;
     int B_, T_;
     rng gen_;
+};
+
+// nanoGPT's get_batch on PyTorch's generator, in the order nanoGPT's train.py draws: the model's
+// initialisation first (the generator arrives past it), then the first training batch; step k's
+// batch is handed out and step k+1's drawn at once (nanoGPT prefetches it after the forward), so
+// an evaluation at step k+1 draws after it. Evaluations draw from the same generator, train split
+// then val split, as estimate_loss. Each row start is torch.randint(len - T).
+class nanogpt_batches {
+  public:
+    // The whole state: the seed, the words drawn before the pending batch, and all words drawn.
+    using state_type = std::array<std::uint64_t, 3>;
+
+    nanogpt_batches(torch_generator gen, std::vector<int> train, int B, int T)
+        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T),
+          pending_x_(std::size_t(B) * T), pending_y_(std::size_t(B) * T) {
+        GPTX_CHECK(B > 0 && T > 0, "nanogpt_batches: B and T must be positive (got B=", B,
+                   ", T=", T, ")");
+        check_length(tokens_, "training");
+        draw_pending();
+    }
+
+    // The pending training batch; then draws the next one.
+    void next(int* inputs, int* targets) {
+        std::copy(pending_x_.begin(), pending_x_.end(), inputs);
+        std::copy(pending_y_.begin(), pending_y_.end(), targets);
+        draw_pending();
+    }
+    // One evaluation batch of `tokens` (either split), from the same generator.
+    void eval_batch(const std::vector<int>& tokens, int* inputs, int* targets) {
+        check_length(tokens, "evaluation");
+        draw(tokens, inputs, targets);
+    }
+
+    const std::vector<int>& tokens() const { return tokens_; }
+    state_type state() const { return {gen_.seed(), pending_at_, gen_.draws()}; }
+    // Redraws the pending batch from its position, then skips what was drawn after it.
+    void set_state(const state_type& s) {
+        GPTX_CHECK(s[1] <= s[2], "nanogpt_batches: state draws ", s[2],
+                   " words in all but its pending batch starts at word ", s[1]);
+        gen_.restore(s[0], s[1]);
+        draw_pending();
+        GPTX_CHECK(gen_.draws() <= s[2], "nanogpt_batches: state draws ", s[2],
+                   " words, fewer than its pending batch needs (", gen_.draws(), ")");
+        gen_.restore(s[0], s[2]);
+    }
+
+  private:
+    void check_length(const std::vector<int>& tokens, const char* what) const {
+        GPTX_CHECK(tokens.size() > static_cast<std::size_t>(T_), "nanogpt_batches: ", tokens.size(),
+                   " ", what, " tokens are too few for context length T=", T_);
+    }
+    void draw(const std::vector<int>& tokens, int* inputs, int* targets) {
+        const std::size_t T = static_cast<std::size_t>(T_);
+        for (int b = 0; b < B_; ++b)
+            detail::copy_window(tokens, static_cast<std::size_t>(gen_.randint(tokens.size() - T)),
+                                T, inputs + b * T, targets + b * T);
+    }
+    void draw_pending() {
+        pending_at_ = gen_.draws();
+        draw(tokens_, pending_x_.data(), pending_y_.data());
+    }
+
+    torch_generator gen_;
+    std::vector<int> tokens_;
+    int B_, T_;
+    std::vector<int> pending_x_, pending_y_;
+    std::uint64_t pending_at_ = 0;
 };
 
 // Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
@@ -8117,7 +8317,7 @@ inline constexpr std::size_t checkpoint_header_bytes = 128;
 // What a training run needs besides weights and optimizer to resume bit-exactly.
 struct train_state {
     std::int64_t step = 0;      // optimizer steps taken by the run
-    rng::state_type data_rng{}; // the batcher's generator
+    rng::state_type data_rng{}; // the batcher's generator; for nanogpt_batches its state, then 0
     // The model's dropout_seed() / dropout_counter(); load_checkpoint also sets them on the model.
     std::uint64_t dropout_seed = 0, dropout_counter = 0;
     std::string run_json; // the run's hyper-parameters; opaque to the checkpoint
@@ -9779,6 +9979,84 @@ template <class T = float> class linear_head {
 
 } // namespace gptx
 // ---- end gptx/nn/heads.hpp ----
+// ---- begin gptx/nn/nanogpt_init.hpp ----
+// gptx/nn/nanogpt_init.hpp: the initial weights nanoGPT's GPT(config) draws after
+// torch.manual_seed, so a gptx run can start where a nanoGPT run starts.
+// Tested by tests/core/test_torch_rng.cpp (against PyTorch 1.13's values).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+
+namespace gptx {
+
+// nanoGPT builds its modules before initialising them, and PyTorch's default initialisers draw
+// from the same generator, so their draws move the stream although _init_weights overwrites their
+// values. In nanoGPT's order:
+//  1. construction: wte and wpe N(0, 1) (nn.Embedding); per layer c_attn, attn c_proj, c_fc,
+//     mlp c_proj kaiming-uniform weights, then their biases if any (nn.Linear); lm_head's weight;
+//  2. _init_weights over the modules, children first: wte, wpe, each layer's four linear
+//     weights N(0, 0.02), then lm_head's N(0, 0.02), which is the tied wte's final value;
+//  3. every c_proj weight (attention, then MLP, layer by layer) N(0, 0.02 / sqrt(2L)).
+// Biases end at 0 and LayerNorms at gain 1, bias 0 (no draws). The generator is left where
+// nanoGPT's is when its training loop draws the first batch.
+template <shape S, class T> void init_like_nanogpt(transformer<S, T>& model, torch_generator& g) {
+    constexpr std::size_t C = S.width, L = S.layers;
+    const std::size_t V = model.vocab(), maxT = model.context();
+    std::vector<float> scratch;
+    auto normal = [&](std::size_t n, float std_dev) -> const std::vector<float>& {
+        scratch.resize(n);
+        g.normal_(scratch, 0.0f, std_dev);
+        return scratch;
+    };
+    auto store = [&](param_id id, std::size_t offset, const std::vector<float>& v) {
+        T* dst = model.param(id) + offset;
+        for (std::size_t i = 0; i < v.size(); ++i)
+            dst[i] = T(v[i]);
+    };
+    // nn.Linear's reset_parameters: kaiming-uniform weight, then a uniform bias; one word each.
+    auto linear_defaults = [&](std::size_t out, std::size_t in) {
+        scratch.resize(out * in + (S.bias ? out : 0));
+        const float bound = 1.0f / std::sqrt(float(in));
+        g.uniform_(scratch, -bound, bound);
+    };
+
+    normal(V * C, 1.0f); // nn.Embedding defaults
+    normal(maxT * C, 1.0f);
+    for (std::size_t l = 0; l < L; ++l) {
+        linear_defaults(3 * C, C);
+        linear_defaults(C, C);
+        linear_defaults(4 * C, C);
+        linear_defaults(C, 4 * C);
+    }
+    linear_defaults(V, C); // lm_head, bias-free
+
+    normal(V * C, 0.02f); // wte, overwritten by lm_head's draw below
+    store(p_wpe, 0, normal(maxT * C, 0.02f));
+    for (std::size_t l = 0; l < L; ++l) {
+        store(p_qkvw, l * 3 * C * C, normal(3 * C * C, 0.02f));
+        normal(C * C, 0.02f); // attention c_proj, redrawn in step 3
+        store(p_fcw, l * 4 * C * C, normal(4 * C * C, 0.02f));
+        normal(4 * C * C, 0.02f); // MLP c_proj, redrawn in step 3
+    }
+    store(p_wte, 0, normal(V * C, 0.02f));
+
+    const auto proj_std = static_cast<float>(0.02 / std::sqrt(2.0 * double(L))); // as Python
+    for (std::size_t l = 0; l < L; ++l) {
+        store(p_attprojw, l * C * C, normal(C * C, proj_std));
+        store(p_fcprojw, l * C * 4 * C, normal(C * 4 * C, proj_std));
+    }
+    for (param_id id : {p_ln1w, p_ln2w, p_lnfw})
+        if (T* w = model.param(id))
+            std::fill(w, w + model.params().view(id).size, T(1));
+    for (param_id id : {p_ln1b, p_qkvb, p_attprojb, p_ln2b, p_fcb, p_fcprojb, p_lnfb})
+        if (T* b = model.param(id))
+            std::fill(b, b + model.params().view(id).size, T(0));
+}
+
+} // namespace gptx
+// ---- end gptx/nn/nanogpt_init.hpp ----
 // ---- begin gptx/nn/resize.hpp ----
 // gptx/nn/resize.hpp: grow a model's vocabulary (wte rows) for newly registered special tokens.
 // Tested by tests/io/test_import.cpp.

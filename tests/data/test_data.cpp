@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 #include <set>
 #include <string>
 #include <vector>
@@ -269,6 +270,54 @@ BOOST_AUTO_TEST_CASE(batcher_rejects_too_short_data_and_bad_buffers) {
     BOOST_TEST(error_of([&] { ok.next(small, y); }) ==
                "batcher: buffers hold 31 inputs and 32 targets (expected B*T = 32)");
     BOOST_CHECK_THROW(batcher(iota(100), 0, 4), gptx::error);
+}
+
+// nanoGPT's order: the next training batch is drawn when the current one is handed out, so an
+// evaluation between two steps shifts only the batches after the next one.
+BOOST_AUTO_TEST_CASE(nanogpt_batches_prefetch_and_resume_from_their_state) {
+    std::vector<int> train(5000), val(700);
+    std::iota(train.begin(), train.end(), 0);
+    std::iota(val.begin(), val.end(), 100000);
+    const int B = 3, T = 8;
+    std::vector<int> x(B * T), y(B * T);
+    auto rows = [&] { return std::vector<int>{x[0], x[T], x[2 * T]}; };
+
+    nanogpt_batches plain(torch_generator(5), train, B, T), evald(torch_generator(5), train, B, T);
+    plain.next(x.data(), y.data());
+    const auto first = rows();
+    evald.next(x.data(), y.data());
+    BOOST_TEST(rows() == first);
+    evald.eval_batch(val, x.data(), y.data()); // draws from the same stream
+    BOOST_TEST(x[0] >= 100000);
+    BOOST_TEST(y[T - 1] == x[T - 1] + 1);
+    plain.next(x.data(), y.data());
+    const auto second = rows();
+    evald.next(x.data(), y.data());
+    BOOST_TEST(rows() == second); // drawn before the evaluation
+    plain.next(x.data(), y.data());
+    const auto third = rows();
+    evald.next(x.data(), y.data());
+    BOOST_TEST(rows() != third); // drawn after it
+
+    // A state taken after an evaluation restores into a batcher seeded otherwise.
+    evald.eval_batch(train, x.data(), y.data());
+    const auto st = evald.state();
+    nanogpt_batches resumed(torch_generator(99), train, B, T);
+    resumed.set_state(st);
+    for (int k = 0; k < 5; ++k) {
+        evald.next(x.data(), y.data());
+        const auto want = rows();
+        resumed.next(x.data(), y.data());
+        BOOST_TEST(rows() == want, "batch " << k << " after resuming");
+        evald.eval_batch(val, x.data(), y.data());
+        const auto want_eval = rows();
+        resumed.eval_batch(val, x.data(), y.data());
+        BOOST_TEST(rows() == want_eval);
+    }
+    BOOST_CHECK_THROW(resumed.set_state({5, 10, 9}), gptx::error);  // pending after the end
+    BOOST_CHECK_THROW(resumed.set_state({5, 10, 11}), gptx::error); // pending batch cut short
+    BOOST_CHECK_THROW(nanogpt_batches(torch_generator(1), std::vector<int>(8), B, T), gptx::error);
+    BOOST_CHECK_THROW(resumed.eval_batch(std::vector<int>(T), x.data(), y.data()), gptx::error);
 }
 
 BOOST_AUTO_TEST_CASE(sequential_batcher_walks_consecutive_windows) {

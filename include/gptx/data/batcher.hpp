@@ -1,6 +1,8 @@
 // gptx/data/batcher.hpp: train/val split and (B, T) next-token batches: random (training) and
 // sequential (evaluation). Tested by tests/data/test_data.cpp.
 #pragma once
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -8,6 +10,7 @@
 
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
+#include "../core/torch_rng.hpp"
 
 namespace gptx {
 
@@ -29,6 +32,18 @@ inline train_val_split split_train_val(std::span<const int> tokens, double val_f
             std::vector<int>(tokens.begin() + static_cast<std::ptrdiff_t>(n), tokens.end())};
 }
 
+namespace detail {
+// Row x = tokens[i : i+T], y = tokens[i+1 : i+1+T].
+inline void copy_window(const std::vector<int>& tokens, std::size_t i, std::size_t T, int* x,
+                        int* y) {
+    const int* src = tokens.data() + i;
+    for (std::size_t t = 0; t < T; ++t) {
+        x[t] = src[t];
+        y[t] = src[t + 1];
+    }
+}
+} // namespace detail
+
 // Random windows, as nanoGPT's get_batch: i uniform in [0, len - T - 1], x = data[i : i+T],
 // y = data[i+1 : i+1+T]. The rng state is the whole state, so a checkpoint resumes exactly.
 class batcher {
@@ -45,16 +60,9 @@ class batcher {
     void next(int* inputs, int* targets) {
         const std::size_t T = static_cast<std::size_t>(T_);
         const std::uint64_t starts = tokens_.size() - T; // offsets 0 .. len-T-1
-        for (int b = 0; b < B_; ++b) {
-            const std::size_t i = static_cast<std::size_t>(gen_.below(starts));
-            const int* src = tokens_.data() + i;
-            int* x = inputs + static_cast<std::size_t>(b) * T;
-            int* y = targets + static_cast<std::size_t>(b) * T;
-            for (std::size_t t = 0; t < T; ++t) {
-                x[t] = src[t];
-                y[t] = src[t + 1];
-            }
-        }
+        for (int b = 0; b < B_; ++b)
+            detail::copy_window(tokens_, static_cast<std::size_t>(gen_.below(starts)), T,
+                                inputs + b * T, targets + b * T);
     }
     void next(std::span<int> inputs, std::span<int> targets) {
         const std::size_t n = static_cast<std::size_t>(B_) * static_cast<std::size_t>(T_);
@@ -76,6 +84,73 @@ class batcher {
     std::vector<int> tokens_;
     int B_, T_;
     rng gen_;
+};
+
+// nanoGPT's get_batch on PyTorch's generator, in the order nanoGPT's train.py draws: the model's
+// initialisation first (the generator arrives past it), then the first training batch; step k's
+// batch is handed out and step k+1's drawn at once (nanoGPT prefetches it after the forward), so
+// an evaluation at step k+1 draws after it. Evaluations draw from the same generator, train split
+// then val split, as estimate_loss. Each row start is torch.randint(len - T).
+class nanogpt_batches {
+  public:
+    // The whole state: the seed, the words drawn before the pending batch, and all words drawn.
+    using state_type = std::array<std::uint64_t, 3>;
+
+    nanogpt_batches(torch_generator gen, std::vector<int> train, int B, int T)
+        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T),
+          pending_x_(std::size_t(B) * T), pending_y_(std::size_t(B) * T) {
+        GPTX_CHECK(B > 0 && T > 0, "nanogpt_batches: B and T must be positive (got B=", B,
+                   ", T=", T, ")");
+        check_length(tokens_, "training");
+        draw_pending();
+    }
+
+    // The pending training batch; then draws the next one.
+    void next(int* inputs, int* targets) {
+        std::copy(pending_x_.begin(), pending_x_.end(), inputs);
+        std::copy(pending_y_.begin(), pending_y_.end(), targets);
+        draw_pending();
+    }
+    // One evaluation batch of `tokens` (either split), from the same generator.
+    void eval_batch(const std::vector<int>& tokens, int* inputs, int* targets) {
+        check_length(tokens, "evaluation");
+        draw(tokens, inputs, targets);
+    }
+
+    const std::vector<int>& tokens() const { return tokens_; }
+    state_type state() const { return {gen_.seed(), pending_at_, gen_.draws()}; }
+    // Redraws the pending batch from its position, then skips what was drawn after it.
+    void set_state(const state_type& s) {
+        GPTX_CHECK(s[1] <= s[2], "nanogpt_batches: state draws ", s[2],
+                   " words in all but its pending batch starts at word ", s[1]);
+        gen_.restore(s[0], s[1]);
+        draw_pending();
+        GPTX_CHECK(gen_.draws() <= s[2], "nanogpt_batches: state draws ", s[2],
+                   " words, fewer than its pending batch needs (", gen_.draws(), ")");
+        gen_.restore(s[0], s[2]);
+    }
+
+  private:
+    void check_length(const std::vector<int>& tokens, const char* what) const {
+        GPTX_CHECK(tokens.size() > static_cast<std::size_t>(T_), "nanogpt_batches: ", tokens.size(),
+                   " ", what, " tokens are too few for context length T=", T_);
+    }
+    void draw(const std::vector<int>& tokens, int* inputs, int* targets) {
+        const std::size_t T = static_cast<std::size_t>(T_);
+        for (int b = 0; b < B_; ++b)
+            detail::copy_window(tokens, static_cast<std::size_t>(gen_.randint(tokens.size() - T)),
+                                T, inputs + b * T, targets + b * T);
+    }
+    void draw_pending() {
+        pending_at_ = gen_.draws();
+        draw(tokens_, pending_x_.data(), pending_y_.data());
+    }
+
+    torch_generator gen_;
+    std::vector<int> tokens_;
+    int B_, T_;
+    std::vector<int> pending_x_, pending_y_;
+    std::uint64_t pending_at_ = 0;
 };
 
 // Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens

@@ -61,7 +61,7 @@ inline constexpr std::size_t checkpoint_header_bytes = 128;
 // What a training run needs besides weights and optimizer to resume bit-exactly.
 struct train_state {
     std::int64_t step = 0;      // optimizer steps taken by the run
-    rng::state_type data_rng{}; // the batcher's generator
+    rng::state_type data_rng{}; // the batcher's generator; for nanogpt_batches its state, then 0
     // The model's dropout_seed() / dropout_counter(); load_checkpoint also sets them on the model.
     std::uint64_t dropout_seed = 0, dropout_counter = 0;
     std::string run_json; // the run's hyper-parameters; opaque to the checkpoint
