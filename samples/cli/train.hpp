@@ -16,6 +16,7 @@ namespace gptx::cli {
 struct train_options {
     std::string text, tokenizer_kind = "char", preset_name = "baby", out = "out";
     std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
+    std::string rng_kind = "gptx"; // gptx (xoshiro256**) or torch (PyTorch's, nanoGPT's order)
     int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
     int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
     int zero = 0; // ZeRO stage under mpirun: 0 replicates AdamW's state, 1 shards it
@@ -60,6 +61,10 @@ inline void add_train_command(CLI::App& app, train_options& o, std::function<voi
     c->add_option("--eval-iters", o.eval_iters, "Batches per evaluation");
     c->add_option("--log-every", o.log_every, "Steps between progress lines");
     c->add_option("--seed", o.seed, "Seed for init, batches and dropout");
+    c->add_option("--rng", o.rng_kind,
+                  "Random stream for init and batches: gptx (xoshiro256**), or torch: PyTorch's, "
+                  "drawn as nanoGPT's train.py draws, so --seed 1337 starts where nanoGPT starts")
+        ->check(CLI::IsMember({"gptx", "torch"}));
     c->add_option("--out", o.out, "Run folder: model.gptx and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
     c->add_option("--zero", o.zero,
@@ -83,6 +88,9 @@ inline void validate(const train_options& o) {
     GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
     GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+    // nanoGPT's dropout masks come from the same generator; gptx's come from a counter hash.
+    GPTX_CHECK(o.rng_kind != "torch" || o.dropout == 0, "--rng torch needs --dropout 0 (got ",
+               o.dropout, "): PyTorch's dropout masks would draw from the stream it reproduces");
 }
 
 inline nlohmann::json run_json(const train_options& o) {
@@ -102,6 +110,7 @@ inline nlohmann::json run_json(const train_options& o) {
             {"dropout", o.dropout},
             {"grad_accum", o.grad_accum},
             {"seed", o.seed},
+            {"rng", o.rng_kind},
             {"train_bin", o.train_bin},
             {"val_bin", o.val_bin}};
 }
@@ -112,23 +121,37 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     using model_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     model_t model(cfg);
-    model.init(o.seed);
-    model.set_dropout(o.dropout);
-    model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     // Data parallel (mpirun): each step draws one global batch of batch x ranks rows, the same on
     // every rank, and rank r trains on rows [r*batch, (r+1)*batch); so N ranks see exactly what
     // one process with N times the batch sees, and the data position is rank-count independent.
     communicator& comm = world();
     const int ranks = comm.size(), rank = comm.rank();
+    // gptx's stream: init from seed, batches from seed + 1, evaluations reseeded each time.
+    // torch's: one generator for init, batches and evaluations, in nanoGPT's order.
+    const bool torch_rng = o.rng_kind == "torch";
+    GPTX_CHECK(!torch_rng || ranks == 1, "--rng torch runs in one process, not ", ranks,
+               " ranks (nanoGPT's DDP seeds each rank differently)");
+    std::optional<batcher> gptx_batches;
+    std::optional<nanogpt_batches> torch_batches;
+    if (torch_rng) {
+        torch_generator g(o.seed);
+        init_like_nanogpt(model, g);
+        torch_batches.emplace(std::move(g), std::move(train_ids), o.batch, o.context);
+    } else {
+        model.init(o.seed);
+        gptx_batches.emplace(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
+    }
+    model.set_dropout(o.dropout);
+    model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     const adamw_config ocfg{o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay};
     adamw<float> opt = o.zero == 1 ? dist::make_zero1_adamw(model.params(), ocfg, comm)
                                    : adamw<float>(model.params(), ocfg);
-    batcher train_batches(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
     GPTX_CHECK(val_ids.size() > static_cast<std::size_t>(o.context), "validation split has ",
                val_ids.size(), " tokens; --context ", o.context, " needs at least ", o.context + 1,
                " (use a longer text or a shorter context)");
     const std::vector<int>& val_tokens = val_ids;
-    const std::vector<int>& train_tokens = train_batches.tokens();
+    const std::vector<int>& train_tokens =
+        torch_rng ? torch_batches->tokens() : gptx_batches->tokens();
 
     std::int64_t start = 0;
     if (o.resume) {
@@ -144,8 +167,16 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         }
         GPTX_CHECK(saved == tok, ckpt.string(),
                    ": the checkpoint's tokenizer differs from the one built from --text");
+        const auto run = nlohmann::json::parse(st.run_json, nullptr, false);
+        const std::string saved_rng =
+            run.is_object() ? run.value("rng", std::string("gptx")) : std::string("gptx");
+        GPTX_CHECK(saved_rng == o.rng_kind, ckpt.string(), ": the run used --rng ", saved_rng,
+                   ", not --rng ", o.rng_kind, "; resume it with the same stream");
         start = st.step;
-        train_batches.set_rng_state(st.data_rng);
+        if (torch_rng)
+            torch_batches->set_state({st.data_rng[0], st.data_rng[1], st.data_rng[2]});
+        else
+            gptx_batches->set_rng_state(st.data_rng);
         model.set_dropout_seed(st.dropout_seed);
         model.set_dropout_counter(st.dropout_counter);
         std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
@@ -164,13 +195,18 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     if (!o.resume && rank == 0)
         fs::remove(metrics_path);
 
-    // Evaluation batches come from generators reseeded every time, so every evaluation sees the
-    // same batches and a resumed run needs no extra state.
+    // gptx's evaluation batches come from generators reseeded every time, so every evaluation
+    // sees the same batches and a resumed run needs no extra state; torch's come from the stream.
     auto estimate = [&](const std::vector<int>& tokens, std::uint64_t seed) {
-        batcher b(std::vector<int>(tokens), o.batch, o.context, rng(seed));
+        std::optional<batcher> b;
+        if (!torch_rng)
+            b.emplace(std::vector<int>(tokens), o.batch, o.context, rng(seed));
         double sum = 0;
         for (int i = 0; i < o.eval_iters; ++i) {
-            b.next(x.data(), y.data());
+            if (b)
+                b->next(x.data(), y.data());
+            else
+                torch_batches->eval_batch(tokens, x.data(), y.data());
             if (i % ranks == rank) // the ranks share the batches
                 sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
         }
@@ -178,8 +214,15 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     };
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t step) {
+        // nanoGPT evaluates only every eval_every steps; an extra final evaluation must not move
+        // its stream, or a run stopped there and resumed would differ from an uninterrupted one.
+        std::optional<nanogpt_batches::state_type> off_grid;
+        if (torch_rng && step % o.eval_every != 0)
+            off_grid = torch_batches->state();
         metrics_map m{{"train_loss", estimate(train_tokens, o.seed + 101)},
                       {"val_loss", estimate(val_tokens, o.seed + 202)}};
+        if (off_grid)
+            torch_batches->set_state(*off_grid);
         // At the end, the loss over the whole val split too: the low-noise figure.
         if (step == o.iters)
             m.emplace_back("val_loss_full",
@@ -189,7 +232,12 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     hooks.save = [&](std::int64_t step) {
         train_state st;
         st.step = step;
-        st.data_rng = train_batches.rng_state();
+        if (torch_rng) {
+            const auto t = torch_batches->state();
+            st.data_rng = {t[0], t[1], t[2], 0};
+        } else {
+            st.data_rng = gptx_batches->rng_state();
+        }
         st.dropout_seed = model.dropout_seed();
         st.dropout_counter = model.dropout_counter();
         st.run_json = run_json(o).dump();
@@ -216,7 +264,10 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         [&](int micro) {
             int* xb = x.data() + n * ranks * micro;
             int* yb = y.data() + n * ranks * micro;
-            train_batches.next(xb, yb);
+            if (torch_rng)
+                torch_batches->next(xb, yb);
+            else
+                gptx_batches->next(xb, yb);
             return lm_batch{xb + n * rank, yb + n * rank, nullptr, o.batch, o.context};
         },
         hooks);

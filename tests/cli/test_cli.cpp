@@ -122,6 +122,24 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
     BOOST_TEST((slurp(w.dir / "full" / "model.gptx") == slurp(w.dir / "split" / "model.gptx")));
 }
 
+// PyTorch's stream (--rng torch) resumes exactly too: the pending batch is redrawn from its
+// position and the evaluations' draws are skipped.
+BOOST_AUTO_TEST_CASE(resumed_torch_stream_run_equals_uninterrupted_run) {
+    workspace w;
+    const std::string torch = " --rng torch --dropout 0";
+    BOOST_TEST_REQUIRE(run(w.train_args("full", 20) + torch).code == 0);
+    BOOST_TEST_REQUIRE(run(w.train_args("split", 12) + torch).code == 0); // saved off the grid
+    const run_result r = run(w.train_args("split", 20) + torch + " --resume");
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST((slurp(w.dir / "full" / "model.gptx") == slurp(w.dir / "split" / "model.gptx")));
+    // ... and differs from gptx's own stream at the same seed.
+    BOOST_TEST_REQUIRE(run(w.train_args("own", 20) + " --dropout 0").code == 0);
+    BOOST_TEST((slurp(w.dir / "own" / "model.gptx") != slurp(w.dir / "full" / "model.gptx")));
+    expect_error(run(w.train_args("own", 25) + " --dropout 0 --rng torch --resume"),
+                 "the run used --rng gptx, not --rng torch");
+    expect_error(run(w.train_args("x", 5) + " --rng torch"), "--rng torch needs --dropout 0");
+}
+
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     workspace w;
     const std::string text = " --text " + w.text.string() + " --out " + (w.dir / "bad").string();
