@@ -27,7 +27,7 @@ Same init and data as gptx (so the two runs differ only by float rounding):
 
 nanoGPT's own stream in gptx (`gptx train --rng torch`) starts from the same weights:
   python3 bench/nanogpt_baby_reference.py --seed 1337 --dump-init /tmp/torch_init.f32
-compares with the parameters of `gptx train ... --rng torch --seed 1337 --iters 1 --lr 1e-30`.
+compares with the parameters of `gptx train ... --rng torch --seed 1337 --iters 1 --lr 1e-30 --min-lr 0`.
 """
 import argparse
 import json

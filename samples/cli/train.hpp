@@ -63,7 +63,8 @@ inline void add_train_command(CLI::App& app, train_options& o, std::function<voi
     c->add_option("--seed", o.seed, "Seed for init, batches and dropout");
     c->add_option("--rng", o.rng_kind,
                   "Random stream for init and batches: gptx (xoshiro256**), or torch: PyTorch's, "
-                  "drawn as nanoGPT's train.py draws, so --seed 1337 starts where nanoGPT starts")
+                  "drawn as nanoGPT's train.py draws, so --seed 1337 starts where nanoGPT starts "
+                  "(with --model-context equal to --context, nanoGPT's one block_size)")
         ->check(CLI::IsMember({"gptx", "torch"}));
     c->add_option("--out", o.out, "Run folder: model.gptx and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
@@ -173,9 +174,20 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         GPTX_CHECK(saved_rng == o.rng_kind, ckpt.string(), ": the run used --rng ", saved_rng,
                    ", not --rng ", o.rng_kind, "; resume it with the same stream");
         start = st.step;
-        if (torch_rng)
-            torch_batches->set_state({st.data_rng[0], st.data_rng[1], st.data_rng[2]});
-        else
+        if (torch_rng) {
+            // The stream's position counts words, and a batch is --batch words.
+            const int saved_batch = run.value("batch", 0);
+            GPTX_CHECK(saved_batch == o.batch, ckpt.string(), ": the run used --batch ",
+                       saved_batch, "; --rng torch resumes only with the same --batch, not ",
+                       o.batch);
+            try {
+                torch_batches->set_state({st.data_rng[0], st.data_rng[1], st.data_rng[2]});
+            } catch (const gptx::error& e) {
+                throw gptx::error(ckpt.string() + ": " + e.what());
+            }
+            if (start == 0) // saved after the step-0 evaluation, which runs again
+                torch_batches->rewind_to_pending();
+        } else
             gptx_batches->set_rng_state(st.data_rng);
         model.set_dropout_seed(st.dropout_seed);
         model.set_dropout_counter(st.dropout_counter);

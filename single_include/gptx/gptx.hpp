@@ -916,7 +916,8 @@ namespace gptx {
 // DistributionsHelper / DistributionTemplates), reproduced here:
 //  - float uniform: the low 24 bits of one word, times 2^-24, scaled to [from, to);
 //  - double uniform: the low 53 bits of (word1 << 32 | word2), times 2^-53;
-//  - randint(n) for n < 2^32: word % n (torch keeps the modulo bias; so must we);
+//  - randint(n): word % n for n < 2^32, else (word1 << 32 | word2) % n (torch keeps the modulo
+//    bias; so must we);
 //  - normal_ of a contiguous float tensor with at least 16 elements: fill it with float uniforms,
 //    then Box-Muller in blocks of 16 (element j and j+8 form a pair); a tail shorter than 16
 //    redoes the last 16 elements with 16 fresh uniforms;
@@ -938,12 +939,19 @@ class torch_generator {
     std::uint64_t seed() const { return seed_; }
     // 32-bit words drawn since the seed: with the seed, the whole state (but a cached normal).
     std::uint64_t draws() const { return draws_; }
-    // Skips ahead: reseeds and draws `words` words, so draws() == words. No cached normal.
+    // Reseeds and replays `words` words (linear: no cheap jump), so draws() == words; no cached
+    // normal.
     void restore(std::uint64_t seed, std::uint64_t words) {
         manual_seed(seed);
-        engine_.discard(words);
-        draws_ = words;
+        discard(words);
     }
+    // Draws and drops `words` words, as a call whose values are overwritten would.
+    void discard(std::uint64_t words) {
+        engine_.discard(words);
+        draws_ += words;
+    }
+    // The words normal_ draws for n floats; n >= 16 only (smaller ones also touch the cache).
+    static std::uint64_t normal_words(std::uint64_t n) { return n % 16 == 0 ? n : n + 16; }
 
     std::uint32_t random() {
         ++draws_;
@@ -1112,19 +1120,23 @@ class batcher {
 // nanoGPT's get_batch on PyTorch's generator, in the order nanoGPT's train.py draws: the model's
 // initialisation first (the generator arrives past it), then the first training batch; step k's
 // batch is handed out and step k+1's drawn at once (nanoGPT prefetches it after the forward), so
-// an evaluation at step k+1 draws after it. Evaluations draw from the same generator, train split
-// then val split, as estimate_loss. Each row start is torch.randint(len - T).
+// the evaluation that follows step k draws after step k+1's batch. Evaluations draw from the same
+// generator, train split then val split, as estimate_loss. Each row start is
+// torch.randint(len - T).
 class nanogpt_batches {
   public:
     // The whole state: the seed, the words drawn before the pending batch, and all words drawn.
     using state_type = std::array<std::uint64_t, 3>;
+    // More words than any run draws (2^40, hours to replay): a state beyond it is damaged.
+    static constexpr std::uint64_t max_words = std::uint64_t{1} << 40;
 
     nanogpt_batches(torch_generator gen, std::vector<int> train, int B, int T)
-        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T),
-          pending_x_(std::size_t(B) * T), pending_y_(std::size_t(B) * T) {
+        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T) {
         GPTX_CHECK(B > 0 && T > 0, "nanogpt_batches: B and T must be positive (got B=", B,
                    ", T=", T, ")");
         check_length(tokens_, "training");
+        pending_x_.resize(std::size_t(B) * std::size_t(T));
+        pending_y_.resize(pending_x_.size());
         draw_pending();
     }
 
@@ -1142,8 +1154,11 @@ class nanogpt_batches {
 
     const std::vector<int>& tokens() const { return tokens_; }
     state_type state() const { return {gen_.seed(), pending_at_, gen_.draws()}; }
-    // Redraws the pending batch from its position, then skips what was drawn after it.
+    // Redraws the pending batch from its position, then replays what was drawn after it (linear
+    // in the words: Mersenne Twister has no cheap jump).
     void set_state(const state_type& s) {
+        GPTX_CHECK(s[2] <= max_words, "nanogpt_batches: state draws ", s[2],
+                   " words, more than 2^40: the state is damaged");
         GPTX_CHECK(s[1] <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words in all but its pending batch starts at word ", s[1]);
         gen_.restore(s[0], s[1]);
@@ -1151,6 +1166,12 @@ class nanogpt_batches {
         GPTX_CHECK(gen_.draws() <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words, fewer than its pending batch needs (", gen_.draws(), ")");
         gen_.restore(s[0], s[2]);
+    }
+    // Back to just after the pending batch was drawn, undoing later evaluations' draws: a run
+    // saved after its step-0 evaluation repeats that evaluation when resumed.
+    void rewind_to_pending() {
+        gen_.restore(gen_.seed(), pending_at_);
+        draw_pending();
     }
 
   private:
@@ -1172,8 +1193,8 @@ class nanogpt_batches {
     torch_generator gen_;
     std::vector<int> tokens_;
     int B_, T_;
-    std::vector<int> pending_x_, pending_y_;
-    std::uint64_t pending_at_ = 0;
+    std::vector<int> pending_x_, pending_y_; // (B, T): the next training batch
+    std::uint64_t pending_at_ = 0;           // words drawn before it
 };
 
 // Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
@@ -9982,7 +10003,8 @@ template <class T = float> class linear_head {
 // ---- begin gptx/nn/nanogpt_init.hpp ----
 // gptx/nn/nanogpt_init.hpp: the initial weights nanoGPT's GPT(config) draws after
 // torch.manual_seed, so a gptx run can start where a nanoGPT run starts.
-// Tested by tests/core/test_torch_rng.cpp (against PyTorch 1.13's values).
+// Tested by tests/nn/test_nanogpt_init.cpp (against PyTorch 1.13's values).
+// Legend: C channels, L layers, V vocab, maxT context (nanoGPT's block_size).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -9994,58 +10016,63 @@ namespace gptx {
 // nanoGPT builds its modules before initialising them, and PyTorch's default initialisers draw
 // from the same generator, so their draws move the stream although _init_weights overwrites their
 // values. In nanoGPT's order:
-//  1. construction: wte and wpe N(0, 1) (nn.Embedding); per layer c_attn, attn c_proj, c_fc,
-//     mlp c_proj kaiming-uniform weights, then their biases if any (nn.Linear); lm_head's weight;
+//  1. construction: wte and wpe N(0, 1) (nn.Embedding); per layer the nn.Linear c_attn, attn
+//     c_proj, c_fc and mlp c_proj, each one's kaiming-uniform weight then its uniform bias if the
+//     shape has biases; lm_head's weight;
 //  2. _init_weights over the modules, children first: wte, wpe, each layer's four linear
 //     weights N(0, 0.02), then lm_head's N(0, 0.02), which is the tied wte's final value;
 //  3. every c_proj weight (attention, then MLP, layer by layer) N(0, 0.02 / sqrt(2L)).
 // Biases end at 0 and LayerNorms at gain 1, bias 0 (no draws). The generator is left where
-// nanoGPT's is when its training loop draws the first batch.
+// nanoGPT's is when its training loop draws the first batch. nanoGPT is pre-LN; a post-LN shape
+// gets the draws of the pre-LN model of its size.
 template <shape S, class T> void init_like_nanogpt(transformer<S, T>& model, torch_generator& g) {
     constexpr std::size_t C = S.width, L = S.layers;
     const std::size_t V = model.vocab(), maxT = model.context();
-    std::vector<float> scratch;
-    auto normal = [&](std::size_t n, float std_dev) -> const std::vector<float>& {
+    // Values overwritten later only move the stream: skip their words.
+    auto skip_normal = [&](std::size_t n) {
+        if (n >= 16) {
+            g.discard(torch_generator::normal_words(n));
+        } else {
+            std::vector<float> tmp(n);
+            g.normal_(tmp, 0.0f, 1.0f);
+        }
+    };
+    std::vector<float> scratch; // one tensor's kept draws, then converted to T
+    auto draw = [&](param_id id, std::size_t offset, std::size_t n, float std_dev) {
         scratch.resize(n);
         g.normal_(scratch, 0.0f, std_dev);
-        return scratch;
+        std::transform(scratch.begin(), scratch.end(), model.param(id) + offset,
+                       [](float v) { return T(v); });
     };
-    auto store = [&](param_id id, std::size_t offset, const std::vector<float>& v) {
-        T* dst = model.param(id) + offset;
-        for (std::size_t i = 0; i < v.size(); ++i)
-            dst[i] = T(v[i]);
-    };
-    // nn.Linear's reset_parameters: kaiming-uniform weight, then a uniform bias; one word each.
-    auto linear_defaults = [&](std::size_t out, std::size_t in) {
-        scratch.resize(out * in + (S.bias ? out : 0));
-        const float bound = 1.0f / std::sqrt(float(in));
-        g.uniform_(scratch, -bound, bound);
+    // nn.Linear's reset_parameters: one word per weight and per bias element.
+    auto linear_defaults = [&](std::size_t out, std::size_t in, bool bias = S.bias) {
+        g.discard(out * in + (bias ? out : 0));
     };
 
-    normal(V * C, 1.0f); // nn.Embedding defaults
-    normal(maxT * C, 1.0f);
+    skip_normal(V * C); // nn.Embedding defaults
+    skip_normal(maxT * C);
     for (std::size_t l = 0; l < L; ++l) {
         linear_defaults(3 * C, C);
         linear_defaults(C, C);
         linear_defaults(4 * C, C);
         linear_defaults(C, 4 * C);
     }
-    linear_defaults(V, C); // lm_head, bias-free
+    linear_defaults(V, C, false); // lm_head: never a bias
 
-    normal(V * C, 0.02f); // wte, overwritten by lm_head's draw below
-    store(p_wpe, 0, normal(maxT * C, 0.02f));
+    skip_normal(V * C); // wte, overwritten by lm_head's draw below
+    draw(p_wpe, 0, maxT * C, 0.02f);
     for (std::size_t l = 0; l < L; ++l) {
-        store(p_qkvw, l * 3 * C * C, normal(3 * C * C, 0.02f));
-        normal(C * C, 0.02f); // attention c_proj, redrawn in step 3
-        store(p_fcw, l * 4 * C * C, normal(4 * C * C, 0.02f));
-        normal(4 * C * C, 0.02f); // MLP c_proj, redrawn in step 3
+        draw(p_qkvw, l * 3 * C * C, 3 * C * C, 0.02f);
+        skip_normal(C * C); // attention c_proj, redrawn in step 3
+        draw(p_fcw, l * 4 * C * C, 4 * C * C, 0.02f);
+        skip_normal(4 * C * C); // MLP c_proj, redrawn in step 3
     }
-    store(p_wte, 0, normal(V * C, 0.02f));
+    draw(p_wte, 0, V * C, 0.02f);
 
     const auto proj_std = static_cast<float>(0.02 / std::sqrt(2.0 * double(L))); // as Python
     for (std::size_t l = 0; l < L; ++l) {
-        store(p_attprojw, l * C * C, normal(C * C, proj_std));
-        store(p_fcprojw, l * C * 4 * C, normal(C * 4 * C, proj_std));
+        draw(p_attprojw, l * C * C, C * C, proj_std);
+        draw(p_fcprojw, l * C * 4 * C, C * 4 * C, proj_std);
     }
     for (param_id id : {p_ln1w, p_ln2w, p_lnfw})
         if (T* w = model.param(id))

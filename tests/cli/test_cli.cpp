@@ -138,6 +138,9 @@ BOOST_AUTO_TEST_CASE(resumed_torch_stream_run_equals_uninterrupted_run) {
     expect_error(run(w.train_args("own", 25) + " --dropout 0 --rng torch --resume"),
                  "the run used --rng gptx, not --rng torch");
     expect_error(run(w.train_args("x", 5) + " --rng torch"), "--rng torch needs --dropout 0");
+    // Its position counts words, one per batch row: the batch size must stay.
+    expect_error(run(w.train_args("split", 25) + torch + " --resume --batch 5"),
+                 "the run used --batch 4; --rng torch resumes only with the same --batch");
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {

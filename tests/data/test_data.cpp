@@ -314,9 +314,28 @@ BOOST_AUTO_TEST_CASE(nanogpt_batches_prefetch_and_resume_from_their_state) {
         resumed.eval_batch(val, x.data(), y.data());
         BOOST_TEST(rows() == want_eval);
     }
-    BOOST_CHECK_THROW(resumed.set_state({5, 10, 9}), gptx::error);  // pending after the end
+    // Rewinding undoes the evaluations after the pending batch was drawn: the step-0 evaluation of
+    // a run resumed from its step-0 checkpoint draws what the first one drew.
+    nanogpt_batches fresh(torch_generator(11), train, B, T),
+        again(torch_generator(11), train, B, T);
+    fresh.eval_batch(val, x.data(), y.data());
+    const auto first_eval = rows();
+    fresh.next(x.data(), y.data());
+    const auto after_eval = rows();
+    again.eval_batch(val, x.data(), y.data());
+    again.eval_batch(train, x.data(), y.data());
+    again.rewind_to_pending();
+    again.eval_batch(val, x.data(), y.data());
+    BOOST_TEST(rows() == first_eval);
+    again.next(x.data(), y.data());
+    BOOST_TEST(rows() == after_eval);
+
+    BOOST_CHECK_THROW(resumed.set_state({5, 10, 9}), gptx::error); // pending after the end
+    BOOST_CHECK_THROW(resumed.set_state({5, 0, std::uint64_t{1} << 50}), gptx::error); // damaged
     BOOST_CHECK_THROW(resumed.set_state({5, 10, 11}), gptx::error); // pending batch cut short
     BOOST_CHECK_THROW(nanogpt_batches(torch_generator(1), std::vector<int>(8), B, T), gptx::error);
+    BOOST_CHECK_THROW(nanogpt_batches(torch_generator(1), train, -1, T), gptx::error);
+    BOOST_CHECK_THROW(nanogpt_batches(torch_generator(1), train, B, -1), gptx::error);
     BOOST_CHECK_THROW(resumed.eval_batch(std::vector<int>(T), x.data(), y.data()), gptx::error);
 }
 

@@ -17,7 +17,8 @@ namespace gptx {
 // DistributionsHelper / DistributionTemplates), reproduced here:
 //  - float uniform: the low 24 bits of one word, times 2^-24, scaled to [from, to);
 //  - double uniform: the low 53 bits of (word1 << 32 | word2), times 2^-53;
-//  - randint(n) for n < 2^32: word % n (torch keeps the modulo bias; so must we);
+//  - randint(n): word % n for n < 2^32, else (word1 << 32 | word2) % n (torch keeps the modulo
+//    bias; so must we);
 //  - normal_ of a contiguous float tensor with at least 16 elements: fill it with float uniforms,
 //    then Box-Muller in blocks of 16 (element j and j+8 form a pair); a tail shorter than 16
 //    redoes the last 16 elements with 16 fresh uniforms;
@@ -39,12 +40,19 @@ class torch_generator {
     std::uint64_t seed() const { return seed_; }
     // 32-bit words drawn since the seed: with the seed, the whole state (but a cached normal).
     std::uint64_t draws() const { return draws_; }
-    // Skips ahead: reseeds and draws `words` words, so draws() == words. No cached normal.
+    // Reseeds and replays `words` words (linear: no cheap jump), so draws() == words; no cached
+    // normal.
     void restore(std::uint64_t seed, std::uint64_t words) {
         manual_seed(seed);
-        engine_.discard(words);
-        draws_ = words;
+        discard(words);
     }
+    // Draws and drops `words` words, as a call whose values are overwritten would.
+    void discard(std::uint64_t words) {
+        engine_.discard(words);
+        draws_ += words;
+    }
+    // The words normal_ draws for n floats; n >= 16 only (smaller ones also touch the cache).
+    static std::uint64_t normal_words(std::uint64_t n) { return n % 16 == 0 ? n : n + 16; }
 
     std::uint32_t random() {
         ++draws_;

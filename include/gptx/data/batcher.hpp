@@ -89,19 +89,23 @@ class batcher {
 // nanoGPT's get_batch on PyTorch's generator, in the order nanoGPT's train.py draws: the model's
 // initialisation first (the generator arrives past it), then the first training batch; step k's
 // batch is handed out and step k+1's drawn at once (nanoGPT prefetches it after the forward), so
-// an evaluation at step k+1 draws after it. Evaluations draw from the same generator, train split
-// then val split, as estimate_loss. Each row start is torch.randint(len - T).
+// the evaluation that follows step k draws after step k+1's batch. Evaluations draw from the same
+// generator, train split then val split, as estimate_loss. Each row start is
+// torch.randint(len - T).
 class nanogpt_batches {
   public:
     // The whole state: the seed, the words drawn before the pending batch, and all words drawn.
     using state_type = std::array<std::uint64_t, 3>;
+    // More words than any run draws (2^40, hours to replay): a state beyond it is damaged.
+    static constexpr std::uint64_t max_words = std::uint64_t{1} << 40;
 
     nanogpt_batches(torch_generator gen, std::vector<int> train, int B, int T)
-        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T),
-          pending_x_(std::size_t(B) * T), pending_y_(std::size_t(B) * T) {
+        : gen_(std::move(gen)), tokens_(std::move(train)), B_(B), T_(T) {
         GPTX_CHECK(B > 0 && T > 0, "nanogpt_batches: B and T must be positive (got B=", B,
                    ", T=", T, ")");
         check_length(tokens_, "training");
+        pending_x_.resize(std::size_t(B) * std::size_t(T));
+        pending_y_.resize(pending_x_.size());
         draw_pending();
     }
 
@@ -119,8 +123,11 @@ class nanogpt_batches {
 
     const std::vector<int>& tokens() const { return tokens_; }
     state_type state() const { return {gen_.seed(), pending_at_, gen_.draws()}; }
-    // Redraws the pending batch from its position, then skips what was drawn after it.
+    // Redraws the pending batch from its position, then replays what was drawn after it (linear
+    // in the words: Mersenne Twister has no cheap jump).
     void set_state(const state_type& s) {
+        GPTX_CHECK(s[2] <= max_words, "nanogpt_batches: state draws ", s[2],
+                   " words, more than 2^40: the state is damaged");
         GPTX_CHECK(s[1] <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words in all but its pending batch starts at word ", s[1]);
         gen_.restore(s[0], s[1]);
@@ -128,6 +135,12 @@ class nanogpt_batches {
         GPTX_CHECK(gen_.draws() <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words, fewer than its pending batch needs (", gen_.draws(), ")");
         gen_.restore(s[0], s[2]);
+    }
+    // Back to just after the pending batch was drawn, undoing later evaluations' draws: a run
+    // saved after its step-0 evaluation repeats that evaluation when resumed.
+    void rewind_to_pending() {
+        gen_.restore(gen_.seed(), pending_at_);
+        draw_pending();
     }
 
   private:
@@ -149,8 +162,8 @@ class nanogpt_batches {
     torch_generator gen_;
     std::vector<int> tokens_;
     int B_, T_;
-    std::vector<int> pending_x_, pending_y_;
-    std::uint64_t pending_at_ = 0;
+    std::vector<int> pending_x_, pending_y_; // (B, T): the next training batch
+    std::uint64_t pending_at_ = 0;           // words drawn before it
 };
 
 // Consecutive non-overlapping windows, as llm.c's val loader: batch k covers tokens
