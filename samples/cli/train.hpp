@@ -116,6 +116,30 @@ inline nlohmann::json run_json(const train_options& o) {
             {"val_bin", o.val_bin}};
 }
 
+// The training batches: gptx's batcher (init from seed, batches from seed + 1, evaluations
+// reseeded each time), or nanogpt_batches on PyTorch's generator (one stream for init, batches
+// and evaluations, in nanoGPT's order).
+struct training_stream {
+    std::optional<batcher> own;
+    std::optional<nanogpt_batches> torch;
+
+    const std::vector<int>& tokens() const { return torch ? torch->tokens() : own->tokens(); }
+    void next(int* x, int* y) { torch ? torch->next(x, y) : own->next(x, y); }
+    // As train_state::data_rng: the batcher's generator, or nanogpt_batches' state then 0.
+    rng::state_type state() const {
+        if (!torch)
+            return own->rng_state();
+        const auto t = torch->state();
+        return {t[0], t[1], t[2], 0};
+    }
+    void set_state(const rng::state_type& s) {
+        if (torch)
+            torch->set_state({s[0], s[1], s[2]});
+        else
+            own->set_rng_state(s);
+    }
+};
+
 template <shape S>
 void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> train_ids,
                 std::vector<int> val_ids, const model_config& cfg) {
@@ -127,20 +151,17 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     // one process with N times the batch sees, and the data position is rank-count independent.
     communicator& comm = world();
     const int ranks = comm.size(), rank = comm.rank();
-    // gptx's stream: init from seed, batches from seed + 1, evaluations reseeded each time.
-    // torch's: one generator for init, batches and evaluations, in nanoGPT's order.
     const bool torch_rng = o.rng_kind == "torch";
     GPTX_CHECK(!torch_rng || ranks == 1, "--rng torch runs in one process, not ", ranks,
                " ranks (nanoGPT's DDP seeds each rank differently)");
-    std::optional<batcher> gptx_batches;
-    std::optional<nanogpt_batches> torch_batches;
+    training_stream data;
     if (torch_rng) {
         torch_generator g(o.seed);
         init_like_nanogpt(model, g);
-        torch_batches.emplace(std::move(g), std::move(train_ids), o.batch, o.context);
+        data.torch.emplace(std::move(g), std::move(train_ids), o.batch, o.context);
     } else {
         model.init(o.seed);
-        gptx_batches.emplace(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
+        data.own.emplace(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
     }
     model.set_dropout(o.dropout);
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
@@ -151,8 +172,7 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
                val_ids.size(), " tokens; --context ", o.context, " needs at least ", o.context + 1,
                " (use a longer text or a shorter context)");
     const std::vector<int>& val_tokens = val_ids;
-    const std::vector<int>& train_tokens =
-        torch_rng ? torch_batches->tokens() : gptx_batches->tokens();
+    const std::vector<int>& train_tokens = data.tokens();
 
     std::int64_t start = 0;
     if (o.resume) {
@@ -174,21 +194,17 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         GPTX_CHECK(saved_rng == o.rng_kind, ckpt.string(), ": the run used --rng ", saved_rng,
                    ", not --rng ", o.rng_kind, "; resume it with the same stream");
         start = st.step;
-        if (torch_rng) {
-            // The stream's position counts words, and a batch is --batch words.
-            const int saved_batch = run.value("batch", 0);
-            GPTX_CHECK(saved_batch == o.batch, ckpt.string(), ": the run used --batch ",
-                       saved_batch, "; --rng torch resumes only with the same --batch, not ",
-                       o.batch);
-            try {
-                torch_batches->set_state({st.data_rng[0], st.data_rng[1], st.data_rng[2]});
-            } catch (const gptx::error& e) {
-                throw gptx::error(ckpt.string() + ": " + e.what());
-            }
-            if (start == 0) // saved after the step-0 evaluation, which runs again
-                torch_batches->rewind_to_pending();
-        } else
-            gptx_batches->set_rng_state(st.data_rng);
+        // PyTorch's stream position counts words, and a batch is --batch words.
+        GPTX_CHECK(!torch_rng || run.value("batch", 0) == o.batch, ckpt.string(),
+                   ": the run used --batch ", run.value("batch", 0),
+                   "; --rng torch resumes only with the same --batch, not ", o.batch);
+        try {
+            data.set_state(st.data_rng);
+        } catch (const gptx::error& e) {
+            throw gptx::error(ckpt.string() + ": " + e.what());
+        }
+        if (torch_rng && start == 0) // saved after the step-0 evaluation, which runs again
+            data.torch->rewind_to_pending();
         model.set_dropout_seed(st.dropout_seed);
         model.set_dropout_counter(st.dropout_counter);
         std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
@@ -218,7 +234,7 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
             if (b)
                 b->next(x.data(), y.data());
             else
-                torch_batches->eval_batch(tokens, x.data(), y.data());
+                data.torch->eval_batch(tokens, x.data(), y.data());
             if (i % ranks == rank) // the ranks share the batches
                 sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
         }
@@ -230,11 +246,11 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         // its stream, or a run stopped there and resumed would differ from an uninterrupted one.
         std::optional<nanogpt_batches::state_type> off_grid;
         if (torch_rng && step % o.eval_every != 0)
-            off_grid = torch_batches->state();
+            off_grid = data.torch->state();
         metrics_map m{{"train_loss", estimate(train_tokens, o.seed + 101)},
                       {"val_loss", estimate(val_tokens, o.seed + 202)}};
         if (off_grid)
-            torch_batches->set_state(*off_grid);
+            data.torch->set_state(*off_grid);
         // At the end, the loss over the whole val split too: the low-noise figure.
         if (step == o.iters)
             m.emplace_back("val_loss_full",
@@ -244,12 +260,7 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
     hooks.save = [&](std::int64_t step) {
         train_state st;
         st.step = step;
-        if (torch_rng) {
-            const auto t = torch_batches->state();
-            st.data_rng = {t[0], t[1], t[2], 0};
-        } else {
-            st.data_rng = gptx_batches->rng_state();
-        }
+        st.data_rng = data.state();
         st.dropout_seed = model.dropout_seed();
         st.dropout_counter = model.dropout_counter();
         st.run_json = run_json(o).dump();
@@ -276,10 +287,7 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         [&](int micro) {
             int* xb = x.data() + n * ranks * micro;
             int* yb = y.data() + n * ranks * micro;
-            if (torch_rng)
-                torch_batches->next(xb, yb);
-            else
-                gptx_batches->next(xb, yb);
+            data.next(xb, yb);
             return lm_batch{xb + n * rank, yb + n * rank, nullptr, o.batch, o.context};
         },
         hooks);

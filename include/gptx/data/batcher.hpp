@@ -130,18 +130,14 @@ class nanogpt_batches {
                    " words, more than 2^40: the state is damaged");
         GPTX_CHECK(s[1] <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words in all but its pending batch starts at word ", s[1]);
-        gen_.restore(s[0], s[1]);
-        draw_pending();
+        redraw_pending(s[0], s[1]);
         GPTX_CHECK(gen_.draws() <= s[2], "nanogpt_batches: state draws ", s[2],
                    " words, fewer than its pending batch needs (", gen_.draws(), ")");
         gen_.restore(s[0], s[2]);
     }
     // Back to just after the pending batch was drawn, undoing later evaluations' draws: a run
     // saved after its step-0 evaluation repeats that evaluation when resumed.
-    void rewind_to_pending() {
-        gen_.restore(gen_.seed(), pending_at_);
-        draw_pending();
-    }
+    void rewind_to_pending() { redraw_pending(gen_.seed(), pending_at_); }
 
   private:
     void check_length(const std::vector<int>& tokens, const char* what) const {
@@ -157,6 +153,10 @@ class nanogpt_batches {
     void draw_pending() {
         pending_at_ = gen_.draws();
         draw(tokens_, pending_x_.data(), pending_y_.data());
+    }
+    void redraw_pending(std::uint64_t seed, std::uint64_t at) {
+        gen_.restore(seed, at);
+        draw_pending();
     }
 
     torch_generator gen_;
