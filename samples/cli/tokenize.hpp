@@ -54,15 +54,6 @@ inline std::size_t utf8_char_offset(std::string_view s, std::size_t k, std::size
     return found ? offset : s.size();
 }
 
-// Where to cut `text` near `at` so that pieces encode to the same ids as the whole: after a
-// newline that a printable ASCII character follows (no GPT-2 pre-token spans that; char and
-// byte tokenizers can be cut anywhere). npos if there is no such place after `at`.
-inline std::size_t safe_cut(std::string_view text, std::size_t at) {
-    for (std::size_t i = std::max<std::size_t>(at, 1); i < text.size(); ++i)
-        if (text[i - 1] == '\n' && text[i] > ' ' && text[i] < 0x7f)
-            return i;
-    return std::string_view::npos;
-}
 } // namespace detail
 
 inline void run_tokenize(const tokenize_options& o) {
@@ -75,24 +66,22 @@ inline void run_tokenize(const tokenize_options& o) {
     const auto k = static_cast<std::size_t>(static_cast<double>(chars) * (1.0 - o.val_fraction));
     const std::size_t cut = detail::utf8_char_offset(text, k, chars);
     const specials mode = o.allow_special ? specials::allowed : specials::as_text;
-    auto encode_piece = [&](std::string_view part) {
-        if (const auto* g = tok.get_if<gpt2_tokenizer>())
-            return g->encode(part, mode, 0); // every thread
-        return tok.encode(part, "text", mode);
-    };
-    // In pieces of about 256 KiB, so the progress bar moves (the ids are the same).
     progress bar("tokenize", std::int64_t(text.size()), {.unit = "B"});
-    std::int64_t done = 0;
+    std::size_t before = 0; // bytes of the parts already encoded
     auto encode = [&](std::string_view part) {
         std::vector<int> ids;
-        while (!part.empty()) {
-            const std::size_t cut =
-                std::min(detail::safe_cut(part, std::size_t(1) << 18), part.size());
-            const std::vector<int> piece = encode_piece(part.substr(0, cut));
-            ids.insert(ids.end(), piece.begin(), piece.end());
-            part.remove_prefix(cut);
-            bar.update(done += std::int64_t(cut));
+        if (const auto* g = tok.get_if<gpt2_tokenizer>()) {
+            // Every thread; the library cuts only where the ids cannot change (safe_cut).
+            ids = g->encode(part, {.mode = mode,
+                                   .threads = 0,
+                                   .on_progress = [&](std::size_t n) {
+                                       bar.update(std::int64_t(before + n));
+                                   }});
+        } else {
+            ids = tok.encode(part, "text", mode); // char and byte: one pass, fast
         }
+        before += part.size();
+        bar.update(std::int64_t(before));
         return ids;
     };
     const std::vector<int> train = encode(std::string_view(text).substr(0, cut));

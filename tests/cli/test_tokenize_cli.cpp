@@ -110,6 +110,29 @@ BOOST_AUTO_TEST_CASE(tinyshakespeare_gpt2_gives_nanogpts_counts) {
     BOOST_TEST(tok.decode(train) + tok.decode(val) == read_all(data_dir() / "tinyshakespeare.txt"));
 }
 
+// The whole file in one part, at 1 and 2 threads: GPT-2's 338,025 tokens (issue #17: the
+// command's own 256 KiB pieces once cut inside "\n\n" and gave 338,024).
+BOOST_AUTO_TEST_CASE(tinyshakespeare_whole_gives_gpt2s_count_at_any_thread_count) {
+    if (!have_gpt2())
+        return;
+    scratch w;
+    const std::string text = (data_dir() / "tinyshakespeare.txt").string();
+    std::vector<int> first;
+    for (const char* threads : {"1", "2"}) {
+        const std::string prefix = (w.dir / (std::string("whole") + threads)).string();
+        const result r =
+            gptx_run("tokenize --tokenizer gpt2 --vocab-dir " + vocab_dir() + " --text " + text +
+                     " --val-fraction 0 --threads " + threads + " --out " + prefix);
+        BOOST_TEST(r.code == 0, r.out);
+        BOOST_TEST(r.out.find("-> 338025 tokens") != std::string::npos, r.out);
+        const auto ids = gptx::read_token_file(prefix + "_train.bin");
+        BOOST_TEST(ids.size() == 338025u, threads << " threads");
+        if (first.empty())
+            first = ids;
+        BOOST_TEST((ids == first), threads << " threads");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(char_and_byte_kinds_and_zero_val_fraction) {
     scratch w;
     const std::string prefix = (w.dir / "c").string();

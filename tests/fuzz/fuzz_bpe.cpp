@@ -1,6 +1,7 @@
 // Fuzz target: GPT-2 byte-level BPE. The first input byte picks what the rest is:
 //   0: text for a fixed vocabulary (trained here on an embedded corpus; no data files needed):
-//      decode(encode(x)) == x for any bytes, and encode equals a naive reference BPE;
+//      decode(encode(x)) == x for any bytes, encode equals a naive reference BPE, and the
+//      threaded encoder (forced small chunks) and every safe_cut() split equal it;
 //   1: a corpus to train a small vocabulary on (train_bpe), then the same checks on the corpus,
 //      and the vocabulary survives its payload and encoder.json/vocab.bpe round trips;
 //   2: a gpt2 tokenizer payload (the checkpoint form): bad ones are gptx errors, good ones obey
@@ -98,6 +99,20 @@ void check_gpt2(const gpt2_tokenizer& tok, std::string_view text) {
     });
     GPTX_FUZZ_EXPECT(joined == text); // pre-tokenization loses nothing
     GPTX_FUZZ_EXPECT(ids == ref);
+
+    // Threaded == unthreaded: chunks as small as the input allows cut at every safe place a
+    // thread count picks (issue #17); a cut the pre-tokenizer could see would change the ids.
+    for (const int threads : {2, 3})
+        for (const std::size_t chunk : {std::size_t(1), std::size_t(5)})
+            GPTX_FUZZ_EXPECT(tok.encode(text, {.threads = threads, .chunk_bytes = chunk}) == ids);
+    int cuts = 0; // each split re-encodes the input: a few dozen keep the target fast
+    for (std::size_t at = gpt2_tokenizer::safe_cut(text, 0);
+         at != std::string_view::npos && cuts++ < 32; at = gpt2_tokenizer::safe_cut(text, at + 1)) {
+        std::vector<int> halves = tok.encode(text.substr(0, at));
+        const std::vector<int> rest = tok.encode(text.substr(at));
+        halves.insert(halves.end(), rest.begin(), rest.end());
+        GPTX_FUZZ_EXPECT(halves == ids);
+    }
 
     // With special tokens allowed, their text becomes their id and still decodes back.
     const std::vector<int> with_specials = tok.encode(text, gptx::specials::allowed);
