@@ -72,9 +72,7 @@ inline void run_tokenize(const tokenize_options& o) {
         std::vector<int> ids;
         if (const auto* g = tok.get_if<gpt2_tokenizer>()) {
             // Every thread; the library cuts only where the ids cannot change (safe_cut).
-            ids = g->encode(part, {.mode = mode,
-                                   .threads = 0,
-                                   .on_progress = [&](std::size_t n) {
+            ids = g->encode(part, {.mode = mode, .threads = 0, .on_progress = [&](std::size_t n) {
                                        bar.update(std::int64_t(before + n));
                                    }});
         } else {

@@ -614,12 +614,41 @@ const gpt2_tokenizer& small_vocab() {
 // Texts that put each context-dependent boundary of GPT-2's pattern next to newlines: white-space
 // runs before letters, contractions, digits, non-ASCII letters and combining marks.
 std::string boundary_text(std::uint64_t seed, std::size_t pieces) {
-    static const char* const parts[] = {
-        "\n",        "\n\n",     " \n",        "\n ",      "  \n\n", "\r\n",       "\t\n",
-        "a",          "Pedant",   " word",      "'s",        "'ll",    "'",          "?",
-        "12",         " 345",     "6",          "caf\xc3\xa9", "\xc3\xa9", "e\xcc\x81",   "\xce\xb1",
-        "\xe4\xbd\xa0", ".",        "!!",         " ",         "   ",    "\n\n\n",     "x\n",
-        "\xc2\xa0",   "\xc2\x85",  "\xe2\x80\xa8", "\n'",       "'\n",    "d\n\nP",      "9\n9"};
+    static const char* const parts[] = {"\n",
+                                        "\n\n",
+                                        " \n",
+                                        "\n ",
+                                        "  \n\n",
+                                        "\r\n",
+                                        "\t\n",
+                                        "a",
+                                        "Pedant",
+                                        " word",
+                                        "'s",
+                                        "'ll",
+                                        "'",
+                                        "?",
+                                        "12",
+                                        " 345",
+                                        "6",
+                                        "caf\xc3\xa9",
+                                        "\xc3\xa9",
+                                        "e\xcc\x81",
+                                        "\xce\xb1",
+                                        "\xe4\xbd\xa0",
+                                        ".",
+                                        "!!",
+                                        " ",
+                                        "   ",
+                                        "\n\n\n",
+                                        "x\n",
+                                        "\xc2\xa0",
+                                        "\xc2\x85",
+                                        "\xe2\x80\xa8",
+                                        "\n'",
+                                        "'\n",
+                                        "d\n\nP",
+                                        "9\n9"};
     rng r(seed);
     std::string out;
     for (std::size_t i = 0; i < pieces; ++i)
@@ -684,14 +713,13 @@ BOOST_AUTO_TEST_CASE(threaded_encode_equals_unthreaded) {
                 for (std::size_t chunk : {1, 2, 3, 7, 64, 1000}) {
                     std::size_t last = 0;
                     bool forward = true;
-                    const std::vector<int> got =
-                        t.encode(text, {.mode = mode,
-                                        .threads = threads,
-                                        .chunk_bytes = chunk,
-                                        .on_progress = [&](std::size_t n) {
-                                            forward = forward && n >= last;
-                                            last = n;
-                                        }});
+                    const std::vector<int> got = t.encode(text, {.mode = mode,
+                                                                 .threads = threads,
+                                                                 .chunk_bytes = chunk,
+                                                                 .on_progress = [&](std::size_t n) {
+                                                                     forward = forward && n >= last;
+                                                                     last = n;
+                                                                 }});
                     BOOST_TEST((got == want), "seed " << seed << ", " << threads
                                                       << " threads, chunks of " << chunk);
                     BOOST_TEST(forward);
