@@ -7,6 +7,9 @@ if(Python3_FOUND)
     COMMAND ${CMAKE_COMMAND} -DPYTHON=${Python3_EXECUTABLE} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
             -DOUT=${PROJECT_BINARY_DIR}/single_header_check.hpp
             -P ${PROJECT_SOURCE_DIR}/cmake/check_single_header.cmake)
+  # The rooms' one rule (docs/ARCHITECTURE.md): every include points to the same or an earlier room.
+  add_test(NAME include_rooms_point_down
+    COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tools/check_rooms.py ${PROJECT_SOURCE_DIR})
 endif()
 
 # A representative part of the suite and one sample, compiled against the single header only.

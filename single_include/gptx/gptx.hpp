@@ -213,6 +213,75 @@ inline void set_world(communicator* c) { detail::world_slot() = c; }
 
 } // namespace gptx
 // ---- end gptx/core/communicator.hpp ----
+// ---- begin gptx/core/file.hpp ----
+// gptx/core/file.hpp: whole-file reads with one-line errors, and the atomic whole-file write
+// (temporary file, then rename) that every writer of small files uses. Tested by
+// tests/core/test_core.cpp.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+
+namespace gptx {
+
+// An empty corpus is always a mistake (wrong path, failed download), so it is an error here
+// rather than a confusing failure later (empty vocabulary, zero batches).
+inline std::string read_text_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::exists(path, ec), "cannot open '", path.string(),
+               "': no such file");
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", path.string(),
+               "': it is a directory");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open '", path.string(), "'");
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "': I/O error");
+    GPTX_CHECK(!text.empty(), "'", path.string(), "' is empty");
+    return text;
+}
+
+namespace detail {
+
+inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
+               path.string(), "': no such file");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
+    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
+    return s;
+}
+
+// Writes path + ".tmp" then renames it over path, so readers never see half a file.
+inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
+        out.write(data.data(), std::streamsize(data.size()));
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            fail("cannot write '", tmp.string(), "' (disk full?)");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    }
+}
+
+} // namespace detail
+
+} // namespace gptx
+// ---- end gptx/core/file.hpp ----
 // ---- begin gptx/core/interrupt.hpp ----
 // gptx/core/interrupt.hpp: a graceful stop on SIGINT/SIGTERM. The handler only sets an atomic
 // flag; training loops read it between steps, save and throw `interrupted`.
@@ -1954,40 +2023,6 @@ inline void append_json_string(std::string& out, std::string_view utf8) {
     out += '"';
 }
 
-inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
-               path.string(), "': no such file");
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
-    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
-    return s;
-}
-
-// Writes path + ".tmp" then renames it over path, so readers never see half a file.
-inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(data.data(), std::streamsize(data.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-    }
-}
-
 inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
     std::uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
     for (; n >= 8; p += 8, n -= 8) {
@@ -2373,19 +2408,63 @@ class gpt2_tokenizer {
     int eot_token() const { return specials_.id_of(end_of_text).value_or(-1); }
 
     // ---- encode / decode ----
-    // threads: 1 = this thread; 0 = num_threads(). Texts split at safe boundaries (a newline
-    // after a non-space ASCII byte), so the result is the same for every thread count.
+    // How a text is encoded. threads: 1 = this thread, 0 = num_threads(). A text of at least
+    // 2 x chunk_bytes is cut into chunks at safe_cut() places and the chunks encode in parallel;
+    // the ids are the same for every thread count and chunk size (chunk_bytes exists so tests can
+    // force many small chunks). on_progress, if set, is called on the calling thread with the
+    // bytes of text encoded so far (special tokens' text included), last with text.size().
+    struct encode_options {
+        specials mode = specials::as_text;
+        int threads = 1;
+        std::size_t chunk_bytes = std::size_t(1) << 18;
+        std::function<void(std::size_t)> on_progress = {};
+    };
+    std::vector<int> encode(std::string_view text, const encode_options& o) const {
+        GPTX_CHECK(o.chunk_bytes > 0, "gpt2 tokenizer: chunk_bytes must be positive");
+        std::vector<int> out;
+        std::size_t done = 0;
+        auto span = [&](std::string_view piece) {
+            encode_text(piece, out, o, done);
+            done += piece.size();
+        };
+        if (o.mode == specials::allowed && !specials_.empty()) {
+            specials_.split(text, span, [&](int id) { out.push_back(id); });
+        } else {
+            span(text);
+        }
+        if (o.on_progress)
+            o.on_progress(text.size());
+        return out;
+    }
     std::vector<int> encode(std::string_view text, specials mode = specials::as_text,
                             int threads = 1) const {
-        std::vector<int> out;
-        if (mode == specials::allowed && !specials_.empty()) {
-            specials_.split(
-                text, [&](std::string_view piece) { encode_text(piece, out, threads); },
-                [&](int id) { out.push_back(id); });
-        } else {
-            encode_text(text, out, threads);
+        return encode(text, encode_options{.mode = mode, .threads = threads});
+    }
+
+    // The first place p >= max(at, 1) where `text` can be cut so that encoding the two halves
+    // apart gives the ids of the whole: text[p] is '\n' and text[p - 1] an ASCII non-space.
+    // Why that is safe, for GPT-2's pattern
+    //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    // whose only look-around is the lookahead (?!\S), and none looks back:
+    //  - no piece spans p-1..p: the piece holding text[p-1] is a contraction, letters, digits or
+    //    punctuation (text[p-1] is not white space), and none of those takes a '\n';
+    //  - no piece before p changes when the text after it is gone: a piece ending at p-1 was
+    //    not a white-space run, so (?!\S) never looked at p; a contraction ending in "'" needs a
+    //    letter at p, which neither '\n' nor the end of the text is;
+    //  - the piece at p starts a white-space run in both, and scans only forward.
+    // A cut just after a newline, or inside a white-space run, is not safe: "\n\nPedant" is
+    // "\n" "\n" "Pedant", but "\n\n" cut before "P" is one piece, since (?!\S) then sees the
+    // end of the text (issue #17). npos if there is no such place.
+    static std::size_t safe_cut(std::string_view text, std::size_t at) {
+        for (at = std::max<std::size_t>(at, 1); at < text.size(); ++at) {
+            at = text.find('\n', at);
+            if (at == std::string_view::npos)
+                return at;
+            const auto prev = static_cast<unsigned char>(text[at - 1]);
+            if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
+                return at;
         }
-        return out;
+        return std::string_view::npos;
     }
 
     std::string decode(std::span<const int> ids) const {
@@ -2636,34 +2715,26 @@ class gpt2_tokenizer {
         });
     }
 
-    void encode_text(std::string_view text, std::vector<int>& out, int threads) const {
-        if (threads <= 0)
-            threads = num_threads();
-        constexpr std::size_t min_chunk = std::size_t(1) << 18;
-        if (threads <= 1 || text.size() < 2 * min_chunk) {
+    // Encodes one span without special tokens; `before` is the bytes of the whole text done
+    // before this span, for on_progress.
+    void encode_text(std::string_view text, std::vector<int>& out, const encode_options& o,
+                     std::size_t before) const {
+        const int threads = o.threads <= 0 ? num_threads() : o.threads;
+        if ((threads <= 1 && !o.on_progress) || text.size() / 2 < o.chunk_bytes) {
             detail::piece_cache cache;
             bpe_scratch scratch;
             encode_span(text, out, cache, scratch);
             return;
         }
-        // Cut at newlines that follow a non-space ASCII byte: the piece before such a newline
-        // ends there, and the pattern only looks ahead, so each chunk encodes as it would in
-        // the whole text.
-        const std::size_t want =
-            std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
+        // Chunks of at least chunk_bytes, about 4 per thread so uneven ones even out (and up to
+        // 64 when someone watches the progress).
+        const auto most = std::size_t(o.on_progress ? std::max(64, threads * 4) : threads * 4);
+        const std::size_t want = std::min(most, text.size() / o.chunk_bytes);
         std::vector<std::size_t> cuts{0};
         for (std::size_t k = 1; k < want; ++k) {
-            std::size_t at = std::max(cuts.back() + 1, text.size() * k / want);
-            while (at < text.size()) {
-                at = text.find('\n', at);
-                if (at == std::string_view::npos)
-                    break;
-                const auto prev = static_cast<unsigned char>(text[at - 1]);
-                if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
-                    break;
-                ++at;
-            }
-            if (at == std::string_view::npos || at >= text.size())
+            const std::size_t at =
+                safe_cut(text, std::max(cuts.back() + 1, text.size() * k / want));
+            if (at == std::string_view::npos)
                 break;
             cuts.push_back(at);
         }
@@ -2673,13 +2744,17 @@ class gpt2_tokenizer {
         std::atomic<std::size_t> next_chunk{0};
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        auto work = [&] { // one memo per thread, kept across its chunks
+        std::atomic<std::size_t> bytes_done{0};
+        auto work = [&](bool caller) { // one memo per thread, kept across its chunks
             detail::piece_cache cache;
             bpe_scratch scratch;
             for (std::size_t c; (c = next_chunk.fetch_add(1)) < chunks;) {
                 try {
                     encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache,
                                 scratch);
+                    const std::size_t now = bytes_done += cuts[c + 1] - cuts[c];
+                    if (caller && o.on_progress)
+                        o.on_progress(before + now);
                 } catch (...) {
                     std::lock_guard lock(failure_mutex);
                     failure = std::current_exception();
@@ -2688,8 +2763,8 @@ class gpt2_tokenizer {
         };
         std::vector<std::thread> pool;
         for (int t = 1; t < std::min<int>(threads, int(chunks)); ++t)
-            pool.emplace_back(work);
-        work();
+            pool.emplace_back(work, false);
+        work(true);
         for (auto& t : pool)
             t.join();
         if (failure)
@@ -2970,35 +3045,6 @@ inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
 
 } // namespace gptx
 // ---- end gptx/text/tokenizer.hpp ----
-// ---- begin gptx/data/text_file.hpp ----
-// gptx/data/text_file.hpp: read a whole text file (a training corpus, a prompt file).
-// Tested by tests/data/test_data.cpp.
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
-
-
-namespace gptx {
-
-// An empty corpus is always a mistake (wrong path, failed download), so it is an error here
-// rather than a confusing failure later (empty vocabulary, zero batches).
-inline std::string read_text_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::exists(path, ec), "cannot open '", path.string(),
-               "': no such file");
-    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", path.string(),
-               "': it is a directory");
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open '", path.string(), "'");
-    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "': I/O error");
-    GPTX_CHECK(!text.empty(), "'", path.string(), "' is empty");
-    return text;
-}
-
-} // namespace gptx
-// ---- end gptx/data/text_file.hpp ----
 
 namespace gptx {
 
@@ -3405,1765 +3451,12 @@ class chat_format {
 
 #include <nlohmann/json.hpp>
 
-// ---- begin gptx/train/objective.hpp ----
-// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
-// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
-// Legend: B batch, T time.
-#include <algorithm>
-#include <concepts>
+// ---- begin gptx/data/lm_batch.hpp ----
+// gptx/data/lm_batch.hpp: the language-model micro-batch view that batchers and SFT packing fill
+// and the LM objective reads. Tested by tests/train/test_trainer.cpp. Legend: B batch, T time.
 #include <cstdint>
-#include <span>
-#include <vector>
-
-
-// ---- begin gptx/nn/lm_head.hpp ----
-// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
-// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
-// Legend: B batch, T time, C channels, V vocab.
-#include <cstdint>
-#include <limits>
-#include <vector>
-
-// ---- begin gptx/ops/crossentropy.hpp ----
-// gptx/ops/crossentropy.hpp: the tied LM head fused with softmax cross-entropy and a loss mask,
-// processed in row chunks so the full (N, V) logits never exist at once.
-// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels, V vocab.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-// ---- begin gptx/simd/simd.hpp ----
-// gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
-// axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
-#include <cstddef>
-
-#include <xsimd/xsimd.hpp>
-
-namespace gptx::simd {
-
-using default_arch = xsimd::default_arch;
-// Kernels are templates on the element type T (float for speed, double for gradient checks)
-// and on Arch, so objects built with different -march flags never clash (ODR).
-template <class T, class Arch> using batch = xsimd::batch<T, Arch>;
-template <class T, class Arch> inline constexpr std::size_t lanes = batch<T, Arch>::size;
-
-template <class Arch, class T> inline batch<T, Arch> load(const T* p) {
-    return batch<T, Arch>::load_unaligned(p);
-}
-template <class Arch, class T> inline void store(T* p, const batch<T, Arch>& b) {
-    b.store_unaligned(p);
-}
-
-// xsimd 8.1 names the horizontal sum hadd (later versions: reduce_add).
-template <class Arch, class T> inline T reduce_add(const batch<T, Arch>& b) {
-    return xsimd::hadd(b);
-}
-template <class Arch, class T> inline T reduce_max(const batch<T, Arch>& b) {
-    alignas(64) T tmp[lanes<T, Arch>];
-    b.store_aligned(tmp);
-    T m = tmp[0];
-    for (std::size_t i = 1; i < lanes<T, Arch>; ++i)
-        m = tmp[i] > m ? tmp[i] : m;
-    return m;
-}
-
-// sum_i a[i] * b[i]
-template <class Arch = default_arch, class T> inline T dot(const T* a, const T* b, std::size_t n) {
-    constexpr std::size_t W = lanes<T, Arch>;
-    batch<T, Arch> acc0(T(0)), acc1(T(0));
-    std::size_t i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
-        acc1 = xsimd::fma(simd::load<Arch>(a + i + W), simd::load<Arch>(b + i + W), acc1);
-    }
-    for (; i + W <= n; i += W)
-        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
-    T s = reduce_add<Arch>(acc0 + acc1);
-    for (; i < n; ++i)
-        s += a[i] * b[i];
-    return s;
-}
-
-// y[i] += alpha * x[i]
-template <class Arch = default_arch, class T>
-inline void axpy(T* y, T alpha, const T* x, std::size_t n) {
-    constexpr std::size_t W = lanes<T, Arch>;
-    const batch<T, Arch> va(alpha);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        simd::store<Arch>(y + i, xsimd::fma(va, simd::load<Arch>(x + i), simd::load<Arch>(y + i)));
-    for (; i < n; ++i)
-        y[i] += alpha * x[i];
-}
-
-// y[i] = alpha * y[i]
-template <class Arch = default_arch, class T> inline void scale(T* y, T alpha, std::size_t n) {
-    constexpr std::size_t W = lanes<T, Arch>;
-    const batch<T, Arch> va(alpha);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        simd::store<Arch>(y + i, va * simd::load<Arch>(y + i));
-    for (; i < n; ++i)
-        y[i] *= alpha;
-}
-
-// y[i] += x[i]
-template <class Arch = default_arch, class T> inline void add(T* y, const T* x, std::size_t n) {
-    constexpr std::size_t W = lanes<T, Arch>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        simd::store<Arch>(y + i, simd::load<Arch>(y + i) + simd::load<Arch>(x + i));
-    for (; i < n; ++i)
-        y[i] += x[i];
-}
-
-// max_i a[i] (n >= 1)
-template <class Arch = default_arch, class T> inline T max(const T* a, std::size_t n) {
-    constexpr std::size_t W = lanes<T, Arch>;
-    T m = a[0];
-    std::size_t i = 0;
-    if (n >= W) {
-        batch<T, Arch> vm = simd::load<Arch>(a);
-        for (i = W; i + W <= n; i += W)
-            vm = xsimd::max(vm, simd::load<Arch>(a + i));
-        m = reduce_max<Arch>(vm);
-    }
-    for (; i < n; ++i)
-        m = a[i] > m ? a[i] : m;
-    return m;
-}
-
-namespace scalar {
-template <class T> double dot(const T* a, const T* b, std::size_t n) {
-    double s = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        s += double(a[i]) * double(b[i]);
-    return s;
-}
-} // namespace scalar
-
-} // namespace gptx::simd
-// ---- end gptx/simd/simd.hpp ----
-// ---- begin gptx/ops/attention.hpp ----
-// gptx/ops/attention.hpp: causal multi-head self-attention that keeps no T x T probabilities:
-// forward saves one log-sum-exp per query row, backward recomputes the probabilities.
-// Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, NH heads, HS head size.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
-
-
-namespace gptx::ops {
-
-namespace detail {
-
-// x[i] = exp(x[i] - m); returns the sum.
-template <class Arch, class T> T exp_shift_sum(T* x, int n, T m) {
-    using B = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(B::size);
-    B acc(T(0)), vm(m);
-    int i = 0;
-    for (; i + W <= n; i += W) {
-        B e = xsimd::exp(simd::load<Arch>(x + i) - vm);
-        simd::store<Arch>(x + i, e);
-        acc += e;
-    }
-    T s = simd::reduce_add<Arch>(acc);
-    for (; i < n; ++i) {
-        x[i] = std::exp(x[i] - m);
-        s += x[i];
-    }
-    return s;
-}
-
-inline std::uint64_t att_index(std::int64_t bh, int t, int s, int Tn) {
-    return static_cast<std::uint64_t>((bh * Tn + t) * std::int64_t(Tn) + s);
-}
-
-// Blocked attention: per (batch, head), queries go in blocks of QB rows; each block's scores
-// against its causal prefix of keys live in a (QB, T) scratch, and the products around them run
-// on register tiles. Operands are packed once per head, padded with zeros to whole tiles, so the
-// tile kernels have no tails.
-template <class T, class Arch> struct att_blocking {
-    static constexpr bool wide = std::is_base_of_v<xsimd::avx512f, Arch>;
-    static constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
-    static constexpr int SR = wide ? 8 : 4; // score tiles: SR query rows x 2 vectors of keys
-    static constexpr int SC = 2 * W;
-    static constexpr int HR = 4;  // head-size tiles: HR rows x up to 4 vectors
-    static constexpr int QB = 32; // query rows per block (a multiple of SR and HR)
-};
-
-inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
-
-// c[r][0 .. NV*W) (+)= sum_k a[r*ars + k*aks] * b[k*ldb + 0 .. NV*W) for r < R: a register tile
-// of R x NV vectors, B rows loaded once per k and A broadcast.
-template <class Arch, int R, int NV, bool Acc, class T>
-inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
-                     const T* b, std::int64_t ldb, int K) {
-    using V = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(V::size);
-    V acc[R][NV];
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v)
-            acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
-    for (int k = 0; k < K; ++k) {
-        V bv[NV];
-        for (int v = 0; v < NV; ++v)
-            bv[v] = simd::load<Arch>(b + k * ldb + v * W);
-        for (int r = 0; r < R; ++r) {
-            const V av(a[r * ars + k * aks]);
-            for (int v = 0; v < NV; ++v)
-                acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v)
-            simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
-}
-
-// C(rows, cols) (+)= A(rows, K) B(K, cols) with A strided (ars, aks) and B row-major (ldb); rows a
-// multiple of R, cols of NV*W.
-template <class Arch, int R, int NV, bool Acc, class T>
-void att_product(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
-                 std::int64_t ldb, int rows, int cols, int K) {
-    constexpr int P = NV * static_cast<int>(simd::lanes<T, Arch>);
-    for (int j = 0; j < cols; j += P)
-        for (int r = 0; r < rows; r += R)
-            att_tile<Arch, R, NV, Acc>(c + r * ldc + j, ldc, a + r * ars, ars, aks, b + j, ldb, K);
-}
-
-// The same with cols = HSp (the padded head size), in panels of 4, 2 or 1 vectors.
-template <class Arch, bool Acc, class T>
-void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
-                    const T* b, std::int64_t ldb, int rows, int HSp, int K) {
-    using blk = att_blocking<T, Arch>;
-    constexpr int W = blk::W;
-    int j = 0;
-    if constexpr (blk::wide)
-        for (; j + 4 * W <= HSp; j += 4 * W)
-            att_product<Arch, blk::HR, 4, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 4 * W, K);
-    for (; j + 2 * W <= HSp; j += 2 * W)
-        att_product<Arch, blk::HR, 2, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 2 * W, K);
-    for (; j < HSp; j += W)
-        att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
-}
-
-// Per-thread scratch for the packed operands of one head.
-struct att_scratch_tag;
-template <class T> T* att_scratch(std::size_t n) { return thread_scratch<T, att_scratch_tag>(n); }
-
-// Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
-template <class T>
-void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
-    for (int s = 0; s < Tp; ++s) {
-        T* d = dst + std::int64_t(s) * HSp;
-        if (s < Tn) {
-            std::copy(src + s * ld, src + s * ld + HS, d);
-            std::fill(d + HS, d + HSp, T(0));
-        } else {
-            std::fill(d, d + HSp, T(0));
-        }
-    }
-}
-// Packs the same slice transposed into dst (HS, Tp), zero-padded past Tn.
-template <class T>
-void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
-    for (int d = 0; d < HS; ++d) {
-        T* o = dst + std::int64_t(d) * Tp;
-        for (int s = 0; s < Tn; ++s)
-            o[s] = src[s * ld + d];
-        std::fill(o + Tn, o + Tp, T(0));
-    }
-}
-
-} // namespace detail
-
-// For each head: out_t = sum_{s<=t} dropout(softmax_s(q_t·k_s / sqrt(HS))) v_s.
-// qkv(B,T,3C) holds [q | k | v] per token; out(B,T,C); lse(B,NH,T) = log sum_s exp(score_s).
-template <class Arch = simd::default_arch, class T>
-void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH,
-                       float rate = 0.0f, std::uint64_t seed = 0) {
-    using blk = detail::att_blocking<T, Arch>;
-    const int HS = C / NH, C3 = 3 * C;
-    const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
-    const int Tp = static_cast<int>(detail::round_up(Tn, std::max(blk::SC, blk::QB)));
-    const T scale = T(1) / std::sqrt(T(HS));
-    const T keep_scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
-    parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
-        const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
-        const std::size_t panel = std::size_t(Tp) * HSp;
-        T* qp = detail::att_scratch<T>(3 * panel + std::size_t(blk::QB) * (Tp + HSp)); // (Tp, HSp)
-        T* kt = qp + panel;                                                            // (HS, Tp)
-        T* vp = kt + panel;                                                            // (Tp, HSp)
-        T* sc = vp + panel;                                                            // (QB, Tp)
-        T* ob = sc + std::size_t(blk::QB) * Tp;                                        // (QB, HSp)
-        const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
-        detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
-        detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
-        detail::att_pack_rows(vp, base + 2 * C, C3, Tn, Tp, HS, HSp);
-        for (int i0 = 0; i0 < Tn; i0 += blk::QB) {
-            const int rows = std::min(blk::QB, Tn - i0);
-            const int nk = i0 + rows; // keys this block can see
-            const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
-            // Scores of the block, all QB rows (rows past Tn are zero queries).
-            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
-                                                         kt, Tp, blk::QB, nkp, HS);
-            for (int r = 0; r < blk::QB; ++r) {
-                T* row = sc + std::size_t(r) * Tp;
-                const int t = i0 + r, n = t + 1;
-                if (r >= rows) {
-                    std::fill(row, row + nkp, T(0));
-                    continue;
-                }
-                simd::scale<Arch>(row, scale, n);
-                const T m = simd::max<Arch>(row, n);
-                const T l = detail::exp_shift_sum<Arch>(row, n, m);
-                lse[bh * Tn + t] = m + std::log(l);
-                simd::scale<Arch>(row, T(1) / l, n);
-                if (rate > 0.0f)
-                    for (int s = 0; s < n; ++s)
-                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
-                                     ? row[s] * keep_scale
-                                     : T(0);
-                std::fill(row + n, row + nkp, T(0));
-            }
-            // out rows = P · V over the visible keys.
-            detail::att_product_hs<Arch, false>(ob, HSp, sc, Tp, 1, vp, HSp, blk::QB, HSp, nk);
-            for (int r = 0; r < rows; ++r)
-                std::copy(ob + std::size_t(r) * HSp, ob + std::size_t(r) * HSp + HS,
-                          out + (std::int64_t(b) * Tn + i0 + r) * C + h * HS);
-        }
-    });
-}
-
-// With P = softmax(scores), z the dropout scale (0 or 1/(1-rate)), dP_s = z_s dout·v_s and
-// D = sum_s P_s dP_s = dout·out (the saved output already holds the dropout):
-//   dscore_s = P_s (dP_s - D),  dq_t = sum_s dscore_s k_s / sqrt(HS),
-//   dk_s += dscore_s q_t / sqrt(HS),  dv_s += P_s z_s dout_t.
-// Writes dqkv(B,T,3C).
-template <class Arch = simd::default_arch, class T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B,
-                        int Tn, int C, int NH, float rate = 0.0f, std::uint64_t seed = 0) {
-    using blk = detail::att_blocking<T, Arch>;
-    const int HS = C / NH, C3 = 3 * C;
-    const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
-    const int Tp = static_cast<int>(detail::round_up(Tn, std::max(blk::SC, blk::QB)));
-    const T scale = T(1) / std::sqrt(T(HS));
-    const T keep_scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
-    parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
-        const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
-        const std::size_t panel = std::size_t(Tp) * HSp, block = std::size_t(blk::QB) * Tp;
-        T* qp =
-            detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
-        T* kt = qp + panel;                                                             // (HS, Tp)
-        T* kp = kt + panel;                                                             // (Tp, HSp)
-        T* vt = kp + panel;                                                             // (HS, Tp)
-        T* dop = vt + panel;                                                            // (Tp, HSp)
-        T* dkp = dop + panel;                                                           // (Tp, HSp)
-        T* dvp = dkp + panel;                                                           // (Tp, HSp)
-        T* pz = dvp + panel;         // (QB, Tp): P z, then dV's left factor
-        T* ds = pz + block;          // (QB, Tp): dP, then dscores
-        T* dqb = ds + block + block; // (QB, HSp)
-        const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
-        const T* dbase_out = dout + std::int64_t(b) * Tn * C + h * HS;
-        detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
-        detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
-        detail::att_pack_rows(kp, base + C, C3, Tn, Tp, HS, HSp);
-        detail::att_pack_cols(vt, base + 2 * C, C3, Tn, Tp, HS);
-        detail::att_pack_rows(dop, dbase_out, C, Tn, Tp, HS, HSp);
-        std::fill(dkp, dkp + 2 * panel, T(0)); // dkp and dvp
-        for (int i0 = 0; i0 < Tn; i0 += blk::QB) {
-            const int rows = std::min(blk::QB, Tn - i0);
-            const int nk = i0 + rows;
-            const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
-            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
-                                                         kt, Tp, blk::QB, nkp, HS);
-            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp,
-                                                         1, vt, Tp, blk::QB, nkp, HS);
-            for (int r = 0; r < blk::QB; ++r) {
-                T* p = pz + std::size_t(r) * Tp;
-                T* g = ds + std::size_t(r) * Tp;
-                const int t = i0 + r, n = t + 1;
-                if (r >= rows) {
-                    std::fill(p, p + nkp, T(0));
-                    std::fill(g, g + nkp, T(0));
-                    continue;
-                }
-                const std::int64_t row = std::int64_t(b) * Tn + t;
-                const T D = simd::dot<Arch>(dout + row * C + h * HS, out + row * C + h * HS, HS);
-                simd::scale<Arch>(p, scale, n);
-                detail::exp_shift_sum<Arch>(p, n, lse[bh * Tn + t]); // p = P
-                if (rate > 0.0f) {
-                    for (int s = 0; s < n; ++s) {
-                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
-                                        ? keep_scale
-                                        : T(0);
-                        g[s] = p[s] * (z * g[s] - D) * scale;
-                        p[s] *= z;
-                    }
-                } else {
-                    using V = simd::batch<T, Arch>;
-                    constexpr int W = blk::W;
-                    const V vD(D), vs(scale);
-                    int s = 0;
-                    for (; s + W <= n; s += W) {
-                        const V pv = simd::load<Arch>(p + s);
-                        simd::store<Arch>(g + s, pv * (simd::load<Arch>(g + s) - vD) * vs);
-                    }
-                    for (; s < n; ++s)
-                        g[s] = p[s] * (g[s] - D) * scale;
-                }
-                std::fill(p + n, p + nkp, T(0));
-                std::fill(g + n, g + nkp, T(0));
-            }
-            // dq rows = dS · K;  dK += dSᵀ · Q;  dV += (P z)ᵀ · dout.
-            detail::att_product_hs<Arch, false>(dqb, HSp, ds, Tp, 1, kp, HSp, blk::QB, HSp, nk);
-            const int nkr = static_cast<int>(detail::round_up(nk, blk::HR));
-            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp,
-                                               nkr, HSp, rows);
-            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp,
-                                               HSp, nkr, HSp, rows);
-            for (int r = 0; r < rows; ++r)
-                std::copy(dqb + std::size_t(r) * HSp, dqb + std::size_t(r) * HSp + HS,
-                          dqkv + (std::int64_t(b) * Tn + i0 + r) * C3 + h * HS);
-        }
-        T* dbase = dqkv + std::int64_t(b) * Tn * C3 + h * HS;
-        for (int s = 0; s < Tn; ++s) {
-            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS,
-                      dbase + std::int64_t(s) * C3 + C);
-            std::copy(dvp + std::size_t(s) * HSp, dvp + std::size_t(s) * HSp + HS,
-                      dbase + std::int64_t(s) * C3 + 2 * C);
-        }
-    });
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/attention.hpp ----
-// ---- begin gptx/ops/gemm.hpp ----
-// gptx/ops/gemm.hpp: packed, cache-blocked, register-tiled matrix multiply (BLIS-style) for float
-// and double. Tested by tests/ops/test_gemm.cpp, timed by bench/bench_gemm.cpp.
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <type_traits>
-
-
-namespace gptx::ops {
-
-namespace detail {
-
-// Register tile MR x NR (NR = NV vectors) and cache blocks. AVX-512 has 32 vector registers:
-// 8 x 3 vectors = 24 accumulators + 3 B vectors + a broadcast. Narrower archs have 16: 6 x 2.
-template <class T, class Arch> struct gemm_blocking {
-    static constexpr bool wide = std::is_base_of_v<xsimd::avx512f, Arch>;
-    static constexpr int W = int(simd::lanes<T, Arch>);
-    static constexpr int NV = wide ? 3 : 2;
-    static constexpr int MR = wide ? 8 : 6;
-    static constexpr int NR = NV * W;
-    // KC: depth of one pass; the packed A strip (MR x KC) stays in L1.
-    static constexpr int KC = 256;
-    // NC: the packed B block (KC x NC) is streamed from L2 once per A strip; ~384 KB of it.
-    static constexpr int NC = std::max(NR, int(384 * 1024 / (KC * sizeof(T))) / NR * NR);
-    // MC: rows of A packed per pass (bounds the buffer; M = B*T fits in one).
-    static constexpr int MC = 4096 / MR * MR;
-};
-
-// Per-thread scratch for the packed panels (one buffer per Slot).
-struct gemm_scratch_tag;
-template <class T, int Slot> T* gemm_scratch(std::size_t n) {
-    return thread_scratch<T, gemm_scratch_tag, Slot>(n);
-}
-
-// Side of the register transpose the packs use: float on AVX-512 (16) and AVX2 (8); 0 means
-// the transposing packs fall back to scalar copies (~1 cycle per element).
-template <class Arch, class T> constexpr int gemm_transpose_size() {
-    if constexpr (!std::is_same_v<T, float>)
-        return 0;
-    else if constexpr (XSIMD_WITH_AVX512F && std::is_base_of_v<xsimd::avx512f, Arch>)
-        return 16;
-    else if constexpr (XSIMD_WITH_AVX2 && std::is_base_of_v<xsimd::avx2, Arch>)
-        return 8;
-    else
-        return 0;
-}
-
-// Transposes a (rows <= S) x S block (row r at src + r*ld, missing rows read as 0), S =
-// gemm_transpose_size, and stores its S columns as the first `width` floats of dst + k*ldd.
-// GCC 12's shuffle intrinsics trip -Wuninitialized on their own _mm*_undefined_ps.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-template <class Arch, class T>
-void gemm_transpose(const T* src, std::int64_t ld, int rows, T* dst, int ldd, int width) {
-#if XSIMD_WITH_AVX512F
-    if constexpr (gemm_transpose_size<Arch, T>() == 16) {
-        __m512 r[16], t[16];
-        for (int i = 0; i < 16; ++i)
-            r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
-        for (int i = 0; i < 16; i += 2) { // per 128-bit lane: rows i, i+1 interleaved
-            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 16; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
-            r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-            r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-            r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-        }
-        for (int c = 0; c < 4; ++c) { // gather the four lanes of each column
-            const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-            const __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-            const __m512 x0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-            const __m512 x1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-            t[c] = _mm512_shuffle_f32x4(v0, x0, 0x88);
-            t[8 + c] = _mm512_shuffle_f32x4(v0, x0, 0xDD);
-            t[4 + c] = _mm512_shuffle_f32x4(v1, x1, 0x88);
-            t[12 + c] = _mm512_shuffle_f32x4(v1, x1, 0xDD);
-        }
-        const __mmask16 m = __mmask16((1u << width) - 1);
-        for (int k = 0; k < 16; ++k)
-            _mm512_mask_storeu_ps(dst + std::size_t(k) * ldd, m, t[k]);
-        return;
-    }
-#endif
-#if XSIMD_WITH_AVX2
-    if constexpr (gemm_transpose_size<Arch, T>() == 8) {
-        __m256 r[8], t[8];
-        for (int i = 0; i < 8; ++i)
-            r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
-            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-        }
-        for (int c = 0; c < 4; ++c) {
-            t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
-            t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
-        }
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
-        for (int k = 0; k < 8; ++k)
-            _mm256_maskstore_ps(dst + std::size_t(k) * ldd, m, t[k]);
-        return;
-    }
-#endif
-    (void)src, (void)ld, (void)rows, (void)dst, (void)ldd, (void)width;
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-// Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row strips, each k-major
-// (strip[k*MR + i]) and zero-padded to MR rows, so the kernel broadcasts contiguous values.
-template <class Arch, class T, int MR>
-void gemm_pack_a(bool trans_a, const T* A, int lda, int i0, int mc, int p0, int kc, T* dst) {
-    for (int s = 0; s < mc; s += MR, dst += std::size_t(kc) * MR) {
-        const int mr = std::min(MR, mc - s);
-        if (trans_a) { // A stored (K, M): rows of the strip are contiguous at each k
-            for (int k = 0; k < kc; ++k) {
-                const T* src = A + std::int64_t(p0 + k) * lda + (i0 + s);
-                T* d = dst + std::size_t(k) * MR;
-                for (int i = 0; i < mr; ++i)
-                    d[i] = src[i];
-                for (int i = mr; i < MR; ++i)
-                    d[i] = T(0);
-            }
-        } else { // A stored (M, K): register transposes, then scalar for the last k
-            constexpr int S = gemm_transpose_size<Arch, T>();
-            static_assert(S == 0 || MR <= S);
-            const T* src = A + std::int64_t(i0 + s) * lda + p0;
-            int k = 0;
-            if constexpr (S > 0)
-                for (; k + S <= kc; k += S)
-                    gemm_transpose<Arch>(src + k, lda, mr, dst + std::size_t(k) * MR, MR, MR);
-            for (; k < kc; ++k)
-                for (int i = 0; i < MR; ++i)
-                    dst[std::size_t(k) * MR + i] = i < mr ? src[std::int64_t(i) * lda + k] : T(0);
-        }
-    }
-}
-
-// Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide panels, each k-major
-// (panel[k*NR + j]) and zero-padded to NR columns.
-template <class Arch, class T, int NR>
-void gemm_pack_b(bool trans_b, const T* B, int ldb, int p0, int kc, int j0, int nc, T* dst) {
-    constexpr int W = int(simd::lanes<T, Arch>);
-    for (int s = 0; s < nc; s += NR, dst += std::size_t(kc) * NR) {
-        const int nr = std::min(NR, nc - s);
-        if (!trans_b) { // B stored (K, N): each k is a contiguous row piece
-            for (int k = 0; k < kc; ++k) {
-                const T* src = B + std::int64_t(p0 + k) * ldb + (j0 + s);
-                T* d = dst + std::size_t(k) * NR;
-                if (nr == NR) {
-                    for (int j = 0; j < NR; j += W)
-                        simd::load<Arch>(src + j).store_aligned(d + j);
-                } else {
-                    for (int j = 0; j < nr; ++j)
-                        d[j] = src[j];
-                    for (int j = nr; j < NR; ++j)
-                        d[j] = T(0);
-                }
-            }
-        } else { // B stored (N, K): register transposes, then scalar for the last k
-            constexpr int S = gemm_transpose_size<Arch, T>();
-            static_assert(S == 0 || NR % S == 0);
-            int k = 0;
-            if constexpr (S > 0)
-                for (; k + S <= kc; k += S)
-                    for (int g = 0; g < NR; g += S)
-                        gemm_transpose<Arch>(B + std::int64_t(j0 + s + g) * ldb + p0 + k, ldb,
-                                             std::clamp(nr - g, 0, S),
-                                             dst + std::size_t(k) * NR + g, NR, S);
-            for (int j = 0; j < NR; ++j) {
-                const T* src = B + std::int64_t(j0 + s + std::min(j, nr - 1)) * ldb + p0;
-                for (int kk = k; kk < kc; ++kk)
-                    dst[std::size_t(kk) * NR + j] = j < nr ? src[kk] : T(0);
-            }
-        }
-    }
-}
-
-// C tile (mr x nr <= MR x NR) = alpha * a_strip . b_panel + beta * C (beta == 0: overwrite).
-// Edge tiles go through a full-size temporary with the same vector arithmetic, so every element
-// of C gets the same rounding wherever the tile boundaries fall.
-template <class Arch, class T, int MR, int NV>
-void gemm_kernel(int kc, const T* __restrict a, const T* __restrict b, T* c, int ldc, int mr,
-                 int nr, T alpha, T beta) {
-    using batch = simd::batch<T, Arch>;
-    constexpr int W = int(batch::size), NR = NV * W;
-    // C is touched only after the K loop; start its cache misses now (the LM head's C is cold).
-    for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; j += 64 / int(sizeof(T)))
-            __builtin_prefetch(c + std::int64_t(i) * ldc + j, 1);
-    batch acc[MR][NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v)
-            acc[i][v] = batch(T(0));
-
-#pragma GCC unroll 2
-    for (int k = 0; k < kc; ++k) {
-        batch bv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v)
-            bv[v] = batch::load_aligned(b + k * NR + v * W);
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
-            const batch ai(a[k * MR + i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v)
-                acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
-        }
-    }
-
-    alignas(64) T tmp[MR * NR];
-    const bool full = mr == MR && nr == NR;
-    T* ct = full ? c : tmp;
-    const int ldt = full ? ldc : NR;
-    if (!full && beta != T(0))
-        for (int i = 0; i < mr; ++i)
-            std::memcpy(tmp + i * NR, c + std::int64_t(i) * ldc, nr * sizeof(T));
-    const batch va(alpha), vb(beta);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-        T* row = ct + std::int64_t(i) * ldt;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-            const batch r =
-                beta == T(0) ? va * acc[i][v]
-                             : xsimd::fma(va, acc[i][v], vb * batch::load_unaligned(row + v * W));
-            r.store_unaligned(row + v * W);
-        }
-    }
-    if (!full)
-        for (int i = 0; i < mr; ++i)
-            std::memcpy(c + std::int64_t(i) * ldc, tmp + i * NR, nr * sizeof(T));
-}
-
-// One thread's share: C rows [m0, m1) x cols [n0, n1), all of K in fixed KC passes.
-template <class Arch, class T>
-void gemm_block(bool trans_a, bool trans_b, int m0, int m1, int n0, int n1, int K, T alpha,
-                const T* A, int lda, const T* B, int ldb, T beta, T* C, int ldc) {
-    using blk = gemm_blocking<T, Arch>;
-    constexpr int MR = blk::MR, NR = blk::NR;
-    // Equal passes of at most KC; depends on K only, so the sum order is thread-independent.
-    const int passes = (K + blk::KC - 1) / blk::KC;
-    const int kcmax = (K + passes - 1) / passes;
-    const int mcmax = std::min(blk::MC, (m1 - m0 + MR - 1) / MR * MR);
-    const int ncmax = std::min(blk::NC, (n1 - n0 + NR - 1) / NR * NR);
-    T* apack = gemm_scratch<T, 0>(std::size_t(mcmax) * kcmax);
-    T* bpack = gemm_scratch<T, 1>(std::size_t(ncmax) * kcmax);
-
-    for (int p0 = 0; p0 < K; p0 += kcmax) {
-        const int kc = std::min(kcmax, K - p0);
-        const T beta_p = p0 == 0 ? beta : T(1); // later passes accumulate
-        for (int i0 = m0; i0 < m1; i0 += mcmax) {
-            const int mc = std::min(mcmax, m1 - i0);
-            gemm_pack_a<Arch, T, MR>(trans_a, A, lda, i0, mc, p0, kc, apack);
-            for (int j0 = n0; j0 < n1; j0 += ncmax) {
-                const int nc = std::min(ncmax, n1 - j0);
-                gemm_pack_b<Arch, T, NR>(trans_b, B, ldb, p0, kc, j0, nc, bpack);
-                for (int ir = 0; ir < mc; ir += MR) {
-                    const T* as = apack + std::size_t(ir) * kc;
-                    for (int jr = 0; jr < nc; jr += NR) {
-                        gemm_kernel<Arch, T, MR, blk::NV>(
-                            kc, as, bpack + std::size_t(jr) * kc,
-                            C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc, std::min(MR, mc - ir),
-                            std::min(NR, nc - jr), alpha, beta_p);
-                    }
-                }
-            }
-        }
-    }
-}
-
-} // namespace detail
-
-// T is float or double (double serves the gradient checks).
-// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, all row-major with leading dimensions.
-// op(A) = A (M,K) when !trans_a, else A is stored (K,M). op(B) = B (K,N) when !trans_b, else B is
-// stored (N,K). beta == 0 overwrites C (NaNs in C are not propagated). Threads split C only, never
-// K, so the result is bit-identical for any thread count.
-template <class Arch = simd::default_arch, class T>
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc) {
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0 || alpha == T(0)) { // nothing to multiply: C = beta * C
-        for (int i = 0; i < M; ++i) {
-            T* c = C + std::int64_t(i) * ldc;
-            for (int j = 0; j < N; ++j)
-                c[j] = beta == T(0) ? T(0) : beta * c[j];
-        }
-        return;
-    }
-    using blk = detail::gemm_blocking<T, Arch>;
-    const int strips = (M + blk::MR - 1) / blk::MR, panels = (N + blk::NR - 1) / blk::NR;
-    // Split the longer side in whole tiles: each thread packs all of the other operand, so this
-    // repeats the smaller pack. Tiles stay on one global grid, so results do not depend on threads.
-    const bool split_n = panels * blk::NR >= strips * blk::MR;
-    const std::int64_t units = split_n ? panels : strips;
-    const double unit_flops = 2.0 * K * (split_n ? double(blk::NR) * M : double(blk::MR) * N);
-    const auto min_units = std::int64_t(2e6 / unit_flops) + 1; // ~2 MFLOP per thread pays a fork
-    parallel_ranges(
-        units,
-        [&](std::int64_t b, std::int64_t e) {
-            if (split_n)
-                detail::gemm_block<Arch, T>(trans_a, trans_b, 0, M, int(b) * blk::NR,
-                                            std::min<std::int64_t>(N, e * blk::NR), K, alpha, A,
-                                            lda, B, ldb, beta, C, ldc);
-            else
-                detail::gemm_block<Arch, T>(trans_a, trans_b, int(b) * blk::MR,
-                                            std::min<std::int64_t>(M, e * blk::MR), 0, N, K, alpha,
-                                            A, lda, B, ldb, beta, C, ldc);
-        },
-        min_units);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/gemm.hpp ----
-
-namespace gptx::ops {
-
-// In place: row = softmax(row); returns log-sum-exp of the original row.
-template <class Arch = simd::default_arch, class T> T softmax_inplace(T* row, int V) {
-    const T m = simd::max<Arch>(row, V);
-    const T s = detail::exp_shift_sum<Arch>(row, V, m);
-    simd::scale<Arch>(row, T(1) / s, V);
-    return m + std::log(s);
-}
-
-// logits(N,V) = hidden(N,C) · wte(V,C)ᵀ
-template <class Arch = simd::default_arch, class T>
-void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, int V) {
-    gemm<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits, V);
-}
-
-// losses[i] = -log softmax(hidden_i · wteᵀ)[targets_i] for unmasked rows, 0 for masked ones.
-// When dhidden is non-null, with g = grad_scale * mask_i * (softmax - onehot(target)):
-//   dhidden = g · wte (written),  dwte += gᵀ · hidden.
-// scratch holds chunk_rows * V values. Returns the sum of losses (in double, fixed order).
-template <class Arch = simd::default_arch, class T>
-double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte,
-                    const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
-                    T grad_scale, T* scratch, int chunk_rows) {
-    double total = 0.0;
-    for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
-        const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
-        lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
-        parallel_for(n, [&](std::int64_t i) {
-            T* row = scratch + i * V;
-            const std::int64_t r = r0 + i;
-            if (mask && !mask[r]) {
-                losses[r] = T(0);
-                if (dhidden)
-                    std::fill(row, row + V, T(0));
-                return;
-            }
-            const T target_logit = row[targets[r]];
-            const T lse = softmax_inplace<Arch>(row, V);
-            losses[r] = lse - target_logit;
-            if (dhidden) {
-                simd::scale<Arch>(row, grad_scale, V);
-                row[targets[r]] -= grad_scale;
-            }
-        });
-        if (dhidden) {
-            gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
-            gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
-        }
-        for (int i = 0; i < n; ++i)
-            total += double(losses[r0 + i]);
-    }
-    return total;
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/crossentropy.hpp ----
-// ---- begin gptx/nn/transformer.hpp ----
-// gptx/nn/transformer.hpp: the trunk, tokens -> hidden states, with explicit forward and backward
-// over flat arenas. Tested by tests/nn/test_transformer.cpp.
-// Legend: B batch, T time, C channels, NH heads, L layers, V vocab, maxT context.
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-// ---- begin gptx/ops/encoder.hpp ----
-// gptx/ops/encoder.hpp: token + position embedding, forward and backward.
-// Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, V vocab.
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// out(B,T,C) = wte[tokens[b,t]] + wpe[t]
-template <class Arch = simd::default_arch, class T>
-void encoder_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) {
-    parallel_for(std::int64_t(B) * Tn, [&](std::int64_t bt) {
-        const int t = static_cast<int>(bt % Tn);
-        T* o = out + bt * C;
-        const T* e = wte + std::int64_t(tokens[bt]) * C;
-        const T* p = wpe + std::int64_t(t) * C;
-        for (int i = 0; i < C; ++i)
-            o[i] = e[i] + p[i];
-    });
-}
-
-// d/d wte[v] = sum of dout over rows whose token is v; d/d wpe[t] = sum of dout over the batch.
-// Adds into dwte and dwpe. Threads split channels, so rows sharing a token never race and the
-// summation order is fixed.
-template <class Arch = simd::default_arch, class T>
-void encoder_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) {
-    constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
-    const int blocks = (C + W - 1) / W;
-    parallel_for(blocks, [&](std::int64_t blk) {
-        const int c0 = static_cast<int>(blk) * W, c1 = std::min(C, c0 + W);
-        for (std::int64_t bt = 0; bt < std::int64_t(B) * Tn; ++bt) {
-            const int t = static_cast<int>(bt % Tn);
-            const T* d = dout + bt * C;
-            T* dw = dwte + std::int64_t(tokens[bt]) * C;
-            T* dp = dwpe + std::int64_t(t) * C;
-            for (int c = c0; c < c1; ++c) {
-                dw[c] += d[c];
-                dp[c] += d[c];
-            }
-        }
-    });
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/encoder.hpp ----
-// ---- begin gptx/ops/gelu.hpp ----
-// gptx/ops/gelu.hpp: GELU forward and backward, in the tanh form GPT-2 uses (the default) and the
-// exact erf form (PyTorch's nn.GELU(), nanoGPT). Tested by tests/ops/test_ops.cpp. Legend: N
-// elements.
-#include <cmath>
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-namespace detail {
-inline constexpr double gelu_k = 0.7978845608028654; // sqrt(2/pi)
-inline constexpr double gelu_c = 0.044715;
-inline constexpr double inv_sqrt2 = 0.7071067811865476;   // 1/sqrt(2)
-inline constexpr double inv_sqrt2pi = 0.3989422804014327; // 1/sqrt(2 pi)
-} // namespace detail
-
-// out = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
-template <class Arch = simd::default_arch, class T>
-void gelu_erf_forward(T* out, const T* inp, std::int64_t N) {
-    using B = simd::batch<T, Arch>;
-    constexpr std::int64_t W = B::size;
-    parallel_ranges(
-        N,
-        [&](std::int64_t b, std::int64_t e) {
-            const B r = B(T(detail::inv_sqrt2)), h = B(T(0.5)), one = B(T(1));
-            std::int64_t i = b;
-            for (; i + W <= e; i += W) {
-                B x = simd::load<Arch>(inp + i);
-                simd::store<Arch>(out + i, h * x * (one + xsimd::erf(x * r)));
-            }
-            for (; i < e; ++i)
-                out[i] = T(0.5) * inp[i] * (T(1) + std::erf(inp[i] * T(detail::inv_sqrt2)));
-        },
-        4096);
-}
-
-// d/dx [x Phi(x)] = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
-// Writes dinp = dout * gelu'(inp).
-template <class Arch = simd::default_arch, class T>
-void gelu_erf_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
-    using B = simd::batch<T, Arch>;
-    constexpr std::int64_t W = B::size;
-    parallel_ranges(
-        N,
-        [&](std::int64_t b, std::int64_t e) {
-            const B r = B(T(detail::inv_sqrt2)), p = B(T(detail::inv_sqrt2pi)), h = B(T(0.5)),
-                    one = B(T(1)), mh = B(T(-0.5));
-            std::int64_t i = b;
-            for (; i + W <= e; i += W) {
-                B x = simd::load<Arch>(inp + i);
-                B g = xsimd::fma(x * p, xsimd::exp(mh * x * x), h * (one + xsimd::erf(x * r)));
-                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
-            }
-            for (; i < e; ++i) {
-                T x = inp[i];
-                T g = T(0.5) * (T(1) + std::erf(x * T(detail::inv_sqrt2))) +
-                      x * T(detail::inv_sqrt2pi) * std::exp(T(-0.5) * x * x);
-                dinp[i] = g * dout[i];
-            }
-        },
-        4096);
-}
-
-// out = 0.5 x (1 + tanh(k (x + c x^3)))
-template <class Arch = simd::default_arch, class T>
-void gelu_tanh_forward(T* out, const T* inp, std::int64_t N) {
-    using B = simd::batch<T, Arch>;
-    constexpr std::int64_t W = B::size;
-    parallel_ranges(
-        N,
-        [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)),
-                    one = B(T(1));
-            std::int64_t i = b;
-            for (; i + W <= e; i += W) {
-                B x = simd::load<Arch>(inp + i);
-                B u = k * xsimd::fma(c * x, x * x, x);
-                simd::store<Arch>(out + i, h * x * (one + xsimd::tanh(u)));
-            }
-            for (; i < e; ++i) {
-                T x = inp[i];
-                out[i] =
-                    T(0.5) * x *
-                    (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
-            }
-        },
-        4096);
-}
-
-// d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 c x^2), u = k (x + c x^3).
-// Writes dinp = dout * gelu'(inp).
-template <class Arch = simd::default_arch, class T>
-void gelu_tanh_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
-    using B = simd::batch<T, Arch>;
-    constexpr std::int64_t W = B::size;
-    parallel_ranges(
-        N,
-        [&](std::int64_t b, std::int64_t e) {
-            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)),
-                    c3 = B(T(3 * detail::gelu_c));
-            const B h = B(T(0.5)), one = B(T(1));
-            std::int64_t i = b;
-            for (; i + W <= e; i += W) {
-                B x = simd::load<Arch>(inp + i);
-                B x2 = x * x;
-                B th = xsimd::tanh(k * xsimd::fma(c * x, x2, x));
-                B g = h * (one + th) + h * x * (one - th * th) * k * xsimd::fma(c3, x2, one);
-                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
-            }
-            for (; i < e; ++i) {
-                T x = inp[i];
-                T th = std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x));
-                T g = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) *
-                                                 (T(1) + T(3 * detail::gelu_c) * x * x);
-                dinp[i] = g * dout[i];
-            }
-        },
-        4096);
-}
-
-// The GELU of a shape, chosen at compile time: gelu_of<S.gelu>::forward(out, inp, N).
-template <gelu_kind K> struct gelu_of {
-    template <class Arch = simd::default_arch, class T>
-    static void forward(T* out, const T* inp, std::int64_t N) {
-        if constexpr (K == gelu_kind::erf)
-            gelu_erf_forward<Arch>(out, inp, N);
-        else
-            gelu_tanh_forward<Arch>(out, inp, N);
-    }
-    template <class Arch = simd::default_arch, class T>
-    static void backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
-        if constexpr (K == gelu_kind::erf)
-            gelu_erf_backward<Arch>(dinp, inp, dout, N);
-        else
-            gelu_tanh_backward<Arch>(dinp, inp, dout, N);
-    }
-};
-
-// The same chosen at run time; tanh (GPT-2's) unless told.
-template <class Arch = simd::default_arch, class T>
-void gelu_forward(T* out, const T* inp, std::int64_t N, gelu_kind kind = gelu_kind::tanh) {
-    if (kind == gelu_kind::erf)
-        gelu_erf_forward<Arch>(out, inp, N);
-    else
-        gelu_tanh_forward<Arch>(out, inp, N);
-}
-template <class Arch = simd::default_arch, class T>
-void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N,
-                   gelu_kind kind = gelu_kind::tanh) {
-    if (kind == gelu_kind::erf)
-        gelu_erf_backward<Arch>(dinp, inp, dout, N);
-    else
-        gelu_tanh_backward<Arch>(dinp, inp, dout, N);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/gelu.hpp ----
-// ---- begin gptx/ops/layernorm.hpp ----
-// gptx/ops/layernorm.hpp: LayerNorm over the channel dimension, forward and backward.
-// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels.
-#include <cmath>
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-inline constexpr double layernorm_eps = 1e-5;
-
-// out = (x - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps); saves mean and rstd (N).
-// bias may be null (bias-free LayerNorm).
-template <class Arch = simd::default_arch, class T>
-void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
-                       std::int64_t N, int C) {
-    using B = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(B::size);
-    parallel_for(N, [&](std::int64_t r) {
-        const T* x = inp + r * C;
-        T* o = out + r * C;
-        // Two passes (mean, then centred variance) for accuracy, as PyTorch.
-        T m = T(0);
-        {
-            B acc(T(0));
-            int i = 0;
-            for (; i + W <= C; i += W)
-                acc += simd::load<Arch>(x + i);
-            m = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i)
-                m += x[i];
-            m /= T(C);
-        }
-        T v = T(0);
-        {
-            B acc(T(0)), vm(m);
-            int i = 0;
-            for (; i + W <= C; i += W) {
-                B d = simd::load<Arch>(x + i) - vm;
-                acc = xsimd::fma(d, d, acc);
-            }
-            v = simd::reduce_add<Arch>(acc);
-            for (; i < C; ++i)
-                v += (x[i] - m) * (x[i] - m);
-            v /= T(C);
-        }
-        const T s = T(1) / std::sqrt(v + T(layernorm_eps));
-        {
-            B vm(m), vs(s);
-            int i = 0;
-            if (bias) {
-                for (; i + W <= C; i += W) {
-                    B n = (simd::load<Arch>(x + i) - vm) * vs;
-                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i),
-                                                        simd::load<Arch>(bias + i)));
-                }
-                for (; i < C; ++i)
-                    o[i] = (x[i] - m) * s * weight[i] + bias[i];
-            } else {
-                for (; i + W <= C; i += W)
-                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs *
-                                                 simd::load<Arch>(weight + i));
-                for (; i < C; ++i)
-                    o[i] = (x[i] - m) * s * weight[i];
-            }
-        }
-        mean[r] = m;
-        rstd[r] = s;
-    });
-}
-
-// With n = (x - mean) * rstd and g = dout * weight:
-//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows
-//   dout.
-// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by
-// channel blocks, so the summation order never depends on the thread count.
-template <class Arch = simd::default_arch, class T>
-void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                        const T* mean, const T* rstd, std::int64_t N, int C) {
-    using B = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(B::size);
-    parallel_for(N, [&](std::int64_t r) {
-        const T* x = inp + r * C;
-        const T* d = dout + r * C;
-        T* dx = dinp + r * C;
-        const T m = mean[r], s = rstd[r];
-        B vm(m), vs(s), ag(T(0)), agn(T(0));
-        int i = 0;
-        for (; i + W <= C; i += W) {
-            B n = (simd::load<Arch>(x + i) - vm) * vs;
-            B g = simd::load<Arch>(d + i) * simd::load<Arch>(weight + i);
-            ag += g;
-            agn = xsimd::fma(g, n, agn);
-        }
-        T sg = simd::reduce_add<Arch>(ag), sgn = simd::reduce_add<Arch>(agn);
-        for (; i < C; ++i) {
-            T n = (x[i] - m) * s, g = d[i] * weight[i];
-            sg += g;
-            sgn += g * n;
-        }
-        const T mg = sg / T(C), mgn = sgn / T(C);
-        B vmg(mg), vmgn(mgn);
-        for (i = 0; i + W <= C; i += W) {
-            B n = (simd::load<Arch>(x + i) - vm) * vs;
-            B g = simd::load<Arch>(d + i) * simd::load<Arch>(weight + i);
-            simd::store<Arch>(dx + i, xsimd::fma(vs, g - vmg - n * vmgn, simd::load<Arch>(dx + i)));
-        }
-        for (; i < C; ++i) {
-            T n = (x[i] - m) * s, g = d[i] * weight[i];
-            dx[i] += s * (g - mg - n * mgn);
-        }
-    });
-    const int blocks = (C + W - 1) / W;
-    parallel_for(blocks, [&](std::int64_t blk) {
-        const int c0 = static_cast<int>(blk) * W, c1 = std::min(C, c0 + W);
-        if (c1 - c0 == W) {
-            B dw(T(0)), db(T(0));
-            for (std::int64_t r = 0; r < N; ++r) {
-                B n = (simd::load<Arch>(inp + r * C + c0) - B(mean[r])) * B(rstd[r]);
-                B d = simd::load<Arch>(dout + r * C + c0);
-                dw = xsimd::fma(d, n, dw);
-                db += d;
-            }
-            simd::store<Arch>(dweight + c0, simd::load<Arch>(dweight + c0) + dw);
-            if (dbias)
-                simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
-        } else {
-            for (int c = c0; c < c1; ++c) {
-                T dw = T(0), db = T(0);
-                for (std::int64_t r = 0; r < N; ++r) {
-                    T n = (inp[r * C + c] - mean[r]) * rstd[r];
-                    dw += dout[r * C + c] * n;
-                    db += dout[r * C + c];
-                }
-                dweight[c] += dw;
-                if (dbias)
-                    dbias[c] += db;
-            }
-        }
-    });
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/layernorm.hpp ----
-// ---- begin gptx/ops/matmul.hpp ----
-// gptx/ops/matmul.hpp: the linear layer out = inp · Wᵀ + bias on top of gemm, forward and backward.
-// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C in channels, OC out channels.
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
-template <class Arch = simd::default_arch, class T>
-void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C,
-                    int OC) {
-    gemm<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out, OC);
-    if (bias)
-        parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
-}
-
-// dinp = dout · weight (written when accumulate_dinp is false, added otherwise; dinp may be null),
-// dweight += doutᵀ · inp, dbias += sum_rows dout (dbias may be null).
-template <class Arch = simd::default_arch, class T>
-void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                     std::int64_t N, int C, int OC, bool accumulate_dinp = false) {
-    const int n = static_cast<int>(N);
-    if (dinp)
-        gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0),
-                   dinp, C);
-    gemm<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
-    if (dbias) {
-        constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
-        const int blocks = (OC + W - 1) / W;
-        parallel_for(blocks, [&](std::int64_t blk) {
-            const int c0 = static_cast<int>(blk) * W, c1 = std::min(OC, c0 + W);
-            for (std::int64_t r = 0; r < N; ++r)
-                for (int c = c0; c < c1; ++c)
-                    dbias[c] += dout[r * OC + c];
-        });
-    }
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/matmul.hpp ----
-// ---- begin gptx/ops/residual.hpp ----
-// gptx/ops/residual.hpp: the residual add and inverted dropout with recomputable masks.
-// Tested by tests/ops/test_ops.cpp. Legend: N elements.
-#include <cstdint>
-
-
-namespace gptx::ops {
-
-// out = a + b. Its backward is the identity into both inputs, so it has no kernel of its own.
-template <class Arch = simd::default_arch, class T>
-void residual_forward(T* out, const T* a, const T* b, std::int64_t N) {
-    using V = simd::batch<T, Arch>;
-    constexpr std::int64_t W = V::size;
-    parallel_ranges(
-        N,
-        [&](std::int64_t s, std::int64_t e) {
-            std::int64_t i = s;
-            for (; i + W <= e; i += W)
-                simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
-            for (; i < e; ++i)
-                out[i] = a[i] + b[i];
-        },
-        8192);
-}
-
-// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i,
-// rate). Because the mask is a pure function of (seed, i), the same call is its own backward: dx =
-// keep ? dout / (1 - rate) : 0.
-template <class T> void dropout_inplace(T* x, std::int64_t N, float rate, std::uint64_t seed) {
-    if (rate <= 0.0f)
-        return;
-    const T scale = T(1) / (T(1) - T(rate));
-    parallel_ranges(
-        N,
-        [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i)
-                x[i] =
-                    dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
-        },
-        8192);
-}
-
-// out = dropout(x) without touching x (for gradients that must also flow unmasked elsewhere).
-template <class T>
-void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
-    const T scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
-    parallel_ranges(
-        N,
-        [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i)
-                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate))
-                             ? x[i] * scale
-                             : T(0);
-        },
-        8192);
-}
-
-} // namespace gptx::ops
-// ---- end gptx/ops/residual.hpp ----
 
 namespace gptx {
-
-// Parameter tensors in llm.c's ParameterTensors order; per-layer tensors are stacked over L.
-enum param_id : int {
-    p_wte,      // (V, C)
-    p_wpe,      // (maxT, C)
-    p_ln1w,     // (L, C)
-    p_ln1b,     // (L, C)
-    p_qkvw,     // (L, 3C, C)
-    p_qkvb,     // (L, 3C)
-    p_attprojw, // (L, C, C)
-    p_attprojb, // (L, C)
-    p_ln2w,     // (L, C)
-    p_ln2b,     // (L, C)
-    p_fcw,      // (L, 4C, C)
-    p_fcb,      // (L, 4C)
-    p_fcprojw,  // (L, C, 4C)
-    p_fcprojb,  // (L, C)
-    p_lnfw,     // (C), empty for post-LN (GPT-1 has no final LayerNorm)
-    p_lnfb,     // (C), likewise
-    num_param_tensors
-};
-
-inline constexpr const char* param_names[num_param_tensors] = {
-    "wte",  "wpe",  "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw",  "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
-
-template <shape S, class T = float> class transformer {
-    static_assert(
-        S.valid(),
-        "shape: width, heads and layers must be positive, width divisible by heads and by 4");
-
-  public:
-    using value_type = T;
-    static constexpr shape dims = S;
-    static constexpr int C = S.width, NH = S.heads, L = S.layers, HS = S.width / S.heads;
-    static constexpr bool pre_ln = S.placement == norm::pre;
-
-    explicit transformer(model_config cfg) : cfg_(cfg) {
-        GPTX_CHECK(cfg.vocab > 0, "model: vocabulary size must be positive, got ", cfg.vocab);
-        GPTX_CHECK(cfg.context > 0, "model: context length must be positive, got ", cfg.context);
-        params_.layout(param_entries());
-        grads_.layout(param_entries());
-    }
-
-    const model_config& config() const { return cfg_; }
-    int vocab() const { return cfg_.vocab; }
-    int context() const { return cfg_.context; }
-
-    basic_arena<T>& params() { return params_; }
-    const basic_arena<T>& params() const { return params_; }
-    basic_arena<T>& grads() { return grads_; }
-    const basic_arena<T>& grads() const { return grads_; }
-    // A tensor's data, or nullptr when the shape has no such tensor (biases, post-LN's lnf).
-    T* param(param_id i) { return or_null(params_.view(i)); }
-    const T* param(param_id i) const { return or_null(params_.view(i)); }
-    T* grad(param_id i) { return or_null(grads_.view(i)); }
-    std::size_t num_parameters() const { return params_.size(); }
-
-    std::vector<typename basic_arena<T>::entry> param_entries() const {
-        const std::size_t V = cfg_.vocab, maxT = cfg_.context, c = C, l = L;
-        const std::size_t f = pre_ln ? c : 0, b = S.bias ? 1 : 0; // absent tensors have size 0
-        return {{"wte", V * c, true},
-                {"wpe", maxT * c, true},
-                {"ln1w", l * c},
-                {"ln1b", b * l * c},
-                {"qkvw", l * 3 * c * c, true},
-                {"qkvb", b * l * 3 * c},
-                {"attprojw", l * c * c, true},
-                {"attprojb", b * l * c},
-                {"ln2w", l * c},
-                {"ln2b", b * l * c},
-                {"fcw", l * 4 * c * c, true},
-                {"fcb", b * l * 4 * c},
-                {"fcprojw", l * c * 4 * c, true},
-                {"fcprojb", b * l * c},
-                {"lnfw", f},
-                {"lnfb", b * f}};
-    }
-
-    // GPT-2 initialisation: N(0, 0.02) weights, residual projections N(0, 0.02 / sqrt(2L)),
-    // LayerNorm gain 1 and bias 0, other biases 0. Tensors are drawn in arena order.
-    void init(std::uint64_t seed) {
-        rng r(seed);
-        const float proj_std = 0.02f / std::sqrt(2.0f * L);
-        for (int i = 0; i < num_param_tensors; ++i) {
-            const auto& v = params_.view(i);
-            float std_dev = 0.0f, fill = 0.0f;
-            switch (i) {
-            case p_wte:
-            case p_wpe:
-            case p_qkvw:
-            case p_fcw:
-                std_dev = 0.02f;
-                break;
-            case p_attprojw:
-            case p_fcprojw:
-                std_dev = proj_std;
-                break;
-            case p_ln1w:
-            case p_ln2w:
-            case p_lnfw:
-                fill = 1.0f;
-                break;
-            default:
-                break;
-            }
-            for (std::size_t k = 0; k < v.size; ++k)
-                v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
-        }
-    }
-
-    // Dropout on embeddings, attention probabilities and residual branches; 0 disables.
-    void set_dropout(float rate) {
-        GPTX_CHECK(rate >= 0.0f && rate < 1.0f, "model: dropout must be in [0, 1), got ", rate);
-        dropout_ = rate;
-    }
-    float dropout() const { return dropout_; }
-    // Training mode applies dropout; each training forward draws fresh masks from a counter that
-    // a checkpoint saves, so a resumed run repeats the same masks.
-    void set_training(bool on) { training_ = on; }
-    bool training() const { return training_; }
-    std::uint64_t dropout_counter() const { return dropout_counter_; }
-    void set_dropout_counter(std::uint64_t c) { dropout_counter_ = c; }
-    void set_dropout_seed(std::uint64_t s) { dropout_seed_ = s; }
-    std::uint64_t dropout_seed() const { return dropout_seed_; }
-
-    // Sizes the activation arenas for (B, T). Allocates only when they grow.
-    void reserve(int B, int Tn) {
-        GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
-        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
-                   cfg_.context, "] (the model's context)");
-        if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
-            B_ = B;
-            T_ = Tn;
-            return;
-        }
-        capacity_bt_ = std::int64_t(B) * Tn;
-        capacity_t_ = Tn;
-        capacity_b_ = B;
-        B_ = B;
-        T_ = Tn;
-        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
-        acts_.layout({{"encoded", bt * c},
-                      {"ln1", l * bt * c},
-                      {"ln1_mean", l * bt},
-                      {"ln1_rstd", l * bt},
-                      {"qkv", l * bt * 3 * c},
-                      {"atty", l * bt * c},
-                      {"att_lse", l * bnt},
-                      {"residual2", l * bt * c},
-                      {"ln2", l * bt * c},
-                      {"ln2_mean", l * bt},
-                      {"ln2_rstd", l * bt},
-                      {"fch", l * bt * 4 * c},
-                      {"fch_gelu", l * bt * 4 * c},
-                      {"residual3", l * bt * c},
-                      {"lnf", bt * c},
-                      {"lnf_mean", bt},
-                      {"lnf_rstd", bt},
-                      {"branch", bt * c}});
-        dacts_.layout({{"dhidden", bt * c},
-                       {"dres", bt * c},
-                       {"dsum", bt * c},
-                       {"dtmp", bt * c},
-                       {"dbranch", bt * c},
-                       {"dqkv", bt * 3 * c},
-                       {"dfch", bt * 4 * c},
-                       {"dfch_gelu", bt * 4 * c}});
-        tokens_.assign(capacity_bt_, 0);
-    }
-    int batch() const { return B_; }
-    int seq_len() const { return T_; }
-
-    // Runs the trunk; returns the hidden states (B, T, C) that heads consume.
-    const T* forward(const int* tokens, int B, int Tn) {
-        reserve(B, Tn);
-        const std::int64_t BT = std::int64_t(B) * Tn;
-        for (std::int64_t i = 0; i < BT; ++i)
-            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i],
-                       " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab, ")");
-        std::copy(tokens, tokens + BT, tokens_.begin());
-        const float rate = training_ ? dropout_ : 0.0f;
-        if (rate > 0.0f)
-            ++dropout_counter_;
-        A a = acts();
-        ops::encoder_forward(a.encoded, tokens, param(p_wte), param(p_wpe), B, Tn, C);
-        ops::dropout_inplace(a.encoded, BT * C, rate, seed_for(0));
-        for (int l = 0; l < L; ++l) {
-            layer_ptrs p = layer(a, l);
-            const T* x = layer_input(a, l);
-            if constexpr (pre_ln) {
-                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, x, p.w.ln1w, p.w.ln1b, BT, C);
-                ops::matmul_forward(p.qkv, p.ln1, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
-            } else {
-                ops::matmul_forward(p.qkv, x, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
-            }
-            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate,
-                                   seed_for(1 + 3 * l));
-            ops::matmul_forward(a.branch, p.atty, p.w.attprojw, p.w.attprojb, BT, C, C);
-            ops::dropout_inplace(a.branch, BT * C, rate, seed_for(2 + 3 * l));
-            ops::residual_forward(p.residual2, x, a.branch, BT * C);
-            T* fc_in;
-            if constexpr (pre_ln) {
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w,
-                                       p.w.ln2b, BT, C);
-                fc_in = p.ln2;
-            } else {
-                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w,
-                                       p.w.ln1b, BT, C);
-                fc_in = p.ln1;
-            }
-            ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
-            ops::gelu_of<S.gelu>::forward(p.fch_gelu, p.fch, BT * 4 * C);
-            ops::matmul_forward(a.branch, p.fch_gelu, p.w.fcprojw, p.w.fcprojb, BT, 4 * C, C);
-            ops::dropout_inplace(a.branch, BT * C, rate, seed_for(3 + 3 * l));
-            // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
-            ops::residual_forward(p.residual3, pre_ln ? p.residual2 : fc_in, a.branch, BT * C);
-            if constexpr (!pre_ln)
-                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w,
-                                       p.w.ln2b, BT, C);
-        }
-        if constexpr (pre_ln) {
-            layer_ptrs last = layer(a, L - 1);
-            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw),
-                                   param(p_lnfb), BT, C);
-            hidden_ = a.lnf;
-        } else {
-            hidden_ = layer(a, L - 1).ln2;
-        }
-        return hidden_;
-    }
-    // The hidden states of the last forward (B, T, C).
-    const T* hidden() const { return hidden_; }
-
-    // The gradient of the loss with respect to the hidden states (B, T, C): heads write it, then
-    // call backward().
-    T* dhidden() { return dacts_.view(0).data; }
-
-    // Backpropagates dhidden() through the trunk of the last forward; parameter grads accumulate.
-    void backward() {
-        const int B = B_, Tn = T_;
-        const std::int64_t BT = std::int64_t(B) * Tn;
-        const float rate = training_ ? dropout_ : 0.0f;
-        A a = acts();
-        D d = dacts();
-        const std::size_t row_bytes = std::size_t(BT) * C * sizeof(T);
-        if constexpr (pre_ln) {
-            // d residual3[L-1] = LN_f backward of dhidden
-            std::memset(d.dres, 0, row_bytes);
-            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden,
-                                    layer(a, L - 1).residual3, param(p_lnfw), a.lnf_mean,
-                                    a.lnf_rstd, BT, C);
-        } else {
-            std::memcpy(d.dres, d.dhidden, row_bytes);
-        }
-        for (int l = L - 1; l >= 0; --l) {
-            layer_ptrs p = layer(a, l);
-            layer_weights g = layer_grads(l);
-            const T* x = layer_input(a, l);
-            if constexpr (pre_ln) {
-                // dres = d residual3; the MLP branch and the skip both receive it.
-                const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
-                                     p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
-                ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
-                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
-                                        p.ln2_mean, p.ln2_rstd, BT, C);
-                // dres = d residual2
-                dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
-                                     C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
-                                        rate, seed_for(1 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.qkvw, g.qkvb, d.dqkv, p.ln1, p.w.qkvw, BT, C, 3 * C);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean,
-                                        p.ln1_rstd, BT, C);
-            } else {
-                // dres = d ln2 (the layer output); dsum = d (x1 + mlp branch).
-                std::memset(d.dsum, 0, row_bytes);
-                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w,
-                                        p.ln2_mean, p.ln2_rstd, BT, C);
-                const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
-                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
-                                     p.w.fcprojw, BT, 4 * C, C);
-                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
-                // dsum becomes d x1 = skip + the fc input's gradient.
-                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
-                                     true);
-                std::memset(d.dres, 0, row_bytes);
-                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w,
-                                        p.ln1_mean, p.ln1_rstd, BT, C);
-                // dres = d (x + attention branch)
-                dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
-                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
-                                     C, C);
-                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
-                                        rate, seed_for(1 + 3 * l));
-                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C,
-                                     true);
-            }
-        }
-        const T* denc = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(0));
-        ops::encoder_backward(grad(p_wte), grad(p_wpe), denc, tokens_.data(), B, Tn, C);
-    }
-
-    void zero_grad() { grads_.zero(); }
-
-  private:
-    struct layer_weights {
-        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
-            *fcprojb;
-    };
-    struct A {
-        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean,
-            *ln2_rstd, *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
-    };
-    struct D {
-        T *dhidden, *dres, *dsum, *dtmp, *dbranch, *dqkv, *dfch, *dfch_gelu;
-    };
-    struct layer_ptrs {
-        layer_weights w;
-        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
-            *fch, *fch_gelu, *residual3;
-    };
-
-    A acts() {
-        auto v = [&](int i) { return acts_.view(i).data; };
-        return {v(0), v(1),  v(2),  v(3),  v(4),  v(5),  v(6),  v(7),  v(8),
-                v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
-    }
-    D dacts() {
-        auto v = [&](int i) { return dacts_.view(i).data; };
-        return {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)};
-    }
-    static T* or_null(const tensor_view<T>& v) { return v.size ? v.data : nullptr; }
-    layer_weights weights_of(basic_arena<T>& ar, int l) {
-        auto v = [&](param_id i, std::size_t per_layer) {
-            T* p = or_null(ar.view(i));
-            return p ? p + std::size_t(l) * per_layer : nullptr;
-        };
-        const std::size_t c = C;
-        return {v(p_ln1w, c),
-                v(p_ln1b, c),
-                v(p_qkvw, 3 * c * c),
-                v(p_qkvb, 3 * c),
-                v(p_attprojw, c * c),
-                v(p_attprojb, c),
-                v(p_ln2w, c),
-                v(p_ln2b, c),
-                v(p_fcw, 4 * c * c),
-                v(p_fcb, 4 * c),
-                v(p_fcprojw, 4 * c * c),
-                v(p_fcprojb, c)};
-    }
-    layer_weights layer_grads(int l) { return weights_of(grads_, l); }
-    // Activation slices of layer l, laid out for the current (B, T).
-    layer_ptrs layer(const A& a, int l) {
-        const std::size_t bt = std::size_t(B_) * T_, c = C, bnt = std::size_t(B_) * NH * T_;
-        const std::size_t i = l;
-        return {weights_of(params_, l),      a.ln1 + i * bt * c,       a.ln1_mean + i * bt,
-                a.ln1_rstd + i * bt,         a.qkv + i * bt * 3 * c,   a.atty + i * bt * c,
-                a.att_lse + i * bnt,         a.residual2 + i * bt * c, a.ln2 + i * bt * c,
-                a.ln2_mean + i * bt,         a.ln2_rstd + i * bt,      a.fch + i * bt * 4 * c,
-                a.fch_gelu + i * bt * 4 * c, a.residual3 + i * bt * c};
-    }
-    // The input of layer l: the embeddings, or the previous layer's output.
-    const T* layer_input(const A& a, int l) {
-        if (l == 0)
-            return a.encoded;
-        layer_ptrs prev = layer(a, l - 1);
-        return pre_ln ? prev.residual3 : prev.ln2;
-    }
-    // The gradient that reaches a dropped-out tensor: g itself without dropout, else a masked copy.
-    const T* branch_grad(const T* g, T* buf, std::int64_t n, float rate, std::uint64_t seed) {
-        if (rate <= 0.0f)
-            return g;
-        ops::dropout_copy(buf, g, n, rate, seed);
-        return buf;
-    }
-    std::uint64_t seed_for(int site) const {
-        return mix64(dropout_seed_ ^
-                     mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
-    }
-
-    model_config cfg_;
-    basic_arena<T> params_, grads_, acts_, dacts_;
-    std::vector<int> tokens_;
-    const T* hidden_ = nullptr;
-    std::int64_t capacity_bt_ = 0;
-    int capacity_t_ = 0, capacity_b_ = 0, B_ = 0, T_ = 0;
-    float dropout_ = 0.0f;
-    bool training_ = true;
-    std::uint64_t dropout_seed_ = 0x5eed, dropout_counter_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/nn/transformer.hpp ----
-
-namespace gptx {
-
-// Owns the head's scratch, so steady-state steps never allocate.
-template <class Model> class lm_head {
-  public:
-    using T = typename Model::value_type;
-
-    // chunk_rows bounds the logits held at once: chunk_rows * V values.
-    explicit lm_head(int chunk_rows = 64) : chunk_rows_(chunk_rows) {}
-
-    // Mean cross-entropy over unmasked tokens of the last forward; writes model.dhidden() scaled
-    // by grad_scale / (unmasked count) and accumulates d wte. mask may be null (all tokens count).
-    // Returns NaN when every token is masked.
-    double forward_backward(Model& m, const int* targets, const std::uint8_t* mask,
-                            double grad_scale = 1.0) {
-        return run(m, targets, mask, true, grad_scale);
-    }
-    // Mean cross-entropy without gradients.
-    double loss(Model& m, const int* targets, const std::uint8_t* mask = nullptr) {
-        return run(m, targets, mask, false, 1.0);
-    }
-    // Per-token losses of the last call (B*T), 0 at masked tokens.
-    const std::vector<T>& token_losses() const { return losses_; }
-
-    // logits(rows, V) for `rows` consecutive hidden states starting at row `first`.
-    void logits(Model& m, const T* hidden, T* out, std::int64_t rows) {
-        ops::lm_logits(out, hidden, m.param(p_wte), rows, Model::C, m.vocab());
-    }
-
-  private:
-    double run(Model& m, const int* targets, const std::uint8_t* mask, bool grads,
-               double grad_scale) {
-        const std::int64_t N = std::int64_t(m.batch()) * m.seq_len();
-        const int V = m.vocab();
-        std::int64_t count = 0;
-        for (std::int64_t i = 0; i < N; ++i) {
-            GPTX_CHECK(targets[i] >= 0 && targets[i] < V, "lm_head: target ", targets[i],
-                       " at position ", i, " is outside the vocabulary [0, ", V, ")");
-            count += (!mask || mask[i]) ? 1 : 0;
-        }
-        if (count == 0) {
-            if (grads)
-                std::fill(m.dhidden(), m.dhidden() + N * Model::C, T(0));
-            return std::numeric_limits<double>::quiet_NaN();
-        }
-        const std::size_t need = std::size_t(std::min<std::int64_t>(chunk_rows_, N)) * V;
-        if (scratch_.size() < need)
-            scratch_.resize(need);
-        if (losses_.size() != std::size_t(N))
-            losses_.resize(N);
-        const T* hidden = last_hidden(m);
-        const double total =
-            ops::lm_head_loss(grads ? m.dhidden() : nullptr, m.grad(p_wte), losses_.data(), hidden,
-                              m.param(p_wte), targets, mask, N, Model::C, V,
-                              T(grad_scale / double(count)), scratch_.data(), chunk_rows_);
-        return total / double(count);
-    }
-    static const T* last_hidden(Model& m) { return m.hidden(); }
-
-    int chunk_rows_;
-    std::vector<T> scratch_, losses_;
-};
-
-} // namespace gptx
-// ---- end gptx/nn/lm_head.hpp ----
-
-namespace gptx {
-
-// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
-// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
-// the loss without touching gradients.
-template <class O, class Model>
-concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
-    typename O::batch_type;
-    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
-    { o.evaluate(m, b) } -> std::convertible_to<double>;
-};
 
 // A language-model micro-batch: inputs and next-token targets (B, T), and an optional mask (B, T)
 // of the targets that count (SFT and ptx are masks and data, not new code).
@@ -5174,63 +3467,8 @@ struct lm_batch {
     int B = 0, T = 0;
 };
 
-// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
-template <class Model> class lm_objective {
-  public:
-    using batch_type = lm_batch;
-
-    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
-
-    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
-        m.backward();
-        return loss;
-    }
-    double evaluate(Model& m, const lm_batch& b) {
-        const bool was_training = m.training();
-        m.set_training(false);
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.loss(m, b.targets, b.mask);
-        m.set_training(was_training);
-        return loss;
-    }
-    lm_head<Model>& head() { return head_; }
-
-  private:
-    lm_head<Model> head_;
-};
-
-// Mean next-token loss over a whole token sequence (a validation split), every token after the
-// first predicted exactly once: windows of T tokens at 0, T, 2T, ..., up to B per forward, the
-// last window shorter. Unlike an estimate from a few random batches it has no sampling noise.
-template <class Model>
-double lm_sequence_loss(lm_objective<Model>& obj, Model& m, std::span<const int> tokens, int B,
-                        int T) {
-    GPTX_CHECK(B > 0 && T > 0, "lm_sequence_loss: B and T must be positive (got B=", B, ", T=", T,
-               ")");
-    GPTX_CHECK(tokens.size() >= 2, "lm_sequence_loss: ", tokens.size(),
-               " tokens hold no prediction (need at least 2)");
-    const std::size_t n = tokens.size() - 1, t = std::size_t(T), full = n / t;
-    std::vector<int> x(std::size_t(B) * t), y(std::size_t(B) * t);
-    double total = 0;
-    auto run = [&](std::size_t first_window, int rows, int len) {
-        for (int r = 0; r < rows; ++r) {
-            const auto s = tokens.begin() + std::ptrdiff_t((first_window + r) * t);
-            std::copy_n(s, len, x.begin() + std::ptrdiff_t(r) * len);
-            std::copy_n(s + 1, len, y.begin() + std::ptrdiff_t(r) * len);
-        }
-        total += obj.evaluate(m, {x.data(), y.data(), nullptr, rows, len}) * double(rows) * len;
-    };
-    for (std::size_t w = 0; w < full; w += std::size_t(B))
-        run(w, int(std::min<std::size_t>(std::size_t(B), full - w)), T);
-    if (const std::size_t tail = n - full * t; tail > 0)
-        run(full, 1, int(tail));
-    return total / double(n);
-}
-
 } // namespace gptx
-// ---- end gptx/train/objective.hpp ----
+// ---- end gptx/data/lm_batch.hpp ----
 
 namespace gptx {
 
@@ -6891,6 +5129,118 @@ inline std::vector<int> read_token_file(const std::filesystem::path& path) {
 #include <cstddef>
 #include <cstdint>
 
+// ---- begin gptx/simd/simd.hpp ----
+// gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
+// axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+namespace gptx::simd {
+
+using default_arch = xsimd::default_arch;
+// Kernels are templates on the element type T (float for speed, double for gradient checks)
+// and on Arch, so objects built with different -march flags never clash (ODR).
+template <class T, class Arch> using batch = xsimd::batch<T, Arch>;
+template <class T, class Arch> inline constexpr std::size_t lanes = batch<T, Arch>::size;
+
+template <class Arch, class T> inline batch<T, Arch> load(const T* p) {
+    return batch<T, Arch>::load_unaligned(p);
+}
+template <class Arch, class T> inline void store(T* p, const batch<T, Arch>& b) {
+    b.store_unaligned(p);
+}
+
+// xsimd 8.1 names the horizontal sum hadd (later versions: reduce_add).
+template <class Arch, class T> inline T reduce_add(const batch<T, Arch>& b) {
+    return xsimd::hadd(b);
+}
+template <class Arch, class T> inline T reduce_max(const batch<T, Arch>& b) {
+    alignas(64) T tmp[lanes<T, Arch>];
+    b.store_aligned(tmp);
+    T m = tmp[0];
+    for (std::size_t i = 1; i < lanes<T, Arch>; ++i)
+        m = tmp[i] > m ? tmp[i] : m;
+    return m;
+}
+
+// sum_i a[i] * b[i]
+template <class Arch = default_arch, class T> inline T dot(const T* a, const T* b, std::size_t n) {
+    constexpr std::size_t W = lanes<T, Arch>;
+    batch<T, Arch> acc0(T(0)), acc1(T(0));
+    std::size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
+        acc1 = xsimd::fma(simd::load<Arch>(a + i + W), simd::load<Arch>(b + i + W), acc1);
+    }
+    for (; i + W <= n; i += W)
+        acc0 = xsimd::fma(simd::load<Arch>(a + i), simd::load<Arch>(b + i), acc0);
+    T s = reduce_add<Arch>(acc0 + acc1);
+    for (; i < n; ++i)
+        s += a[i] * b[i];
+    return s;
+}
+
+// y[i] += alpha * x[i]
+template <class Arch = default_arch, class T>
+inline void axpy(T* y, T alpha, const T* x, std::size_t n) {
+    constexpr std::size_t W = lanes<T, Arch>;
+    const batch<T, Arch> va(alpha);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, xsimd::fma(va, simd::load<Arch>(x + i), simd::load<Arch>(y + i)));
+    for (; i < n; ++i)
+        y[i] += alpha * x[i];
+}
+
+// y[i] = alpha * y[i]
+template <class Arch = default_arch, class T> inline void scale(T* y, T alpha, std::size_t n) {
+    constexpr std::size_t W = lanes<T, Arch>;
+    const batch<T, Arch> va(alpha);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, va * simd::load<Arch>(y + i));
+    for (; i < n; ++i)
+        y[i] *= alpha;
+}
+
+// y[i] += x[i]
+template <class Arch = default_arch, class T> inline void add(T* y, const T* x, std::size_t n) {
+    constexpr std::size_t W = lanes<T, Arch>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, simd::load<Arch>(y + i) + simd::load<Arch>(x + i));
+    for (; i < n; ++i)
+        y[i] += x[i];
+}
+
+// max_i a[i] (n >= 1)
+template <class Arch = default_arch, class T> inline T max(const T* a, std::size_t n) {
+    constexpr std::size_t W = lanes<T, Arch>;
+    T m = a[0];
+    std::size_t i = 0;
+    if (n >= W) {
+        batch<T, Arch> vm = simd::load<Arch>(a);
+        for (i = W; i + W <= n; i += W)
+            vm = xsimd::max(vm, simd::load<Arch>(a + i));
+        m = reduce_max<Arch>(vm);
+    }
+    for (; i < n; ++i)
+        m = a[i] > m ? a[i] : m;
+    return m;
+}
+
+namespace scalar {
+template <class T> double dot(const T* a, const T* b, std::size_t n) {
+    double s = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        s += double(a[i]) * double(b[i]);
+    return s;
+}
+} // namespace scalar
+
+} // namespace gptx::simd
+// ---- end gptx/simd/simd.hpp ----
 
 namespace gptx::ops {
 
@@ -7408,6 +5758,325 @@ class mpi_session {
 #include <cstdint>
 #include <limits>
 
+// ---- begin gptx/ops/attention.hpp ----
+// gptx/ops/attention.hpp: causal multi-head self-attention that keeps no T x T probabilities:
+// forward saves one log-sum-exp per query row, backward recomputes the probabilities.
+// Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, NH heads, HS head size.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+// ---- begin gptx/ops/softmax.hpp ----
+// gptx/ops/softmax.hpp: the shifted exponential sum and the in-place row softmax that attention,
+// the LM head's cross-entropy and PPO share. Tested by tests/ops/test_ops.cpp.
+#include <cmath>
+
+
+namespace gptx::ops {
+
+namespace detail {
+
+// x[i] = exp(x[i] - m); returns the sum.
+template <class Arch, class T> T exp_shift_sum(T* x, int n, T m) {
+    using B = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(B::size);
+    B acc(T(0)), vm(m);
+    int i = 0;
+    for (; i + W <= n; i += W) {
+        B e = xsimd::exp(simd::load<Arch>(x + i) - vm);
+        simd::store<Arch>(x + i, e);
+        acc += e;
+    }
+    T s = simd::reduce_add<Arch>(acc);
+    for (; i < n; ++i) {
+        x[i] = std::exp(x[i] - m);
+        s += x[i];
+    }
+    return s;
+}
+
+} // namespace detail
+
+// In place: row = softmax(row); returns log-sum-exp of the original row.
+template <class Arch = simd::default_arch, class T> T softmax_inplace(T* row, int V) {
+    const T m = simd::max<Arch>(row, V);
+    const T s = detail::exp_shift_sum<Arch>(row, V, m);
+    simd::scale<Arch>(row, T(1) / s, V);
+    return m + std::log(s);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/softmax.hpp ----
+
+namespace gptx::ops {
+
+namespace detail {
+
+inline std::uint64_t att_index(std::int64_t bh, int t, int s, int Tn) {
+    return static_cast<std::uint64_t>((bh * Tn + t) * std::int64_t(Tn) + s);
+}
+
+// Blocked attention: per (batch, head), queries go in blocks of QB rows; each block's scores
+// against its causal prefix of keys live in a (QB, T) scratch, and the products around them run
+// on register tiles. Operands are packed once per head, padded with zeros to whole tiles, so the
+// tile kernels have no tails.
+template <class T, class Arch> struct att_blocking {
+    static constexpr bool wide = std::is_base_of_v<xsimd::avx512f, Arch>;
+    static constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
+    static constexpr int SR = wide ? 8 : 4; // score tiles: SR query rows x 2 vectors of keys
+    static constexpr int SC = 2 * W;
+    static constexpr int HR = 4;  // head-size tiles: HR rows x up to 4 vectors
+    static constexpr int QB = 32; // query rows per block (a multiple of SR and HR)
+};
+
+inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
+
+// c[r][0 .. NV*W) (+)= sum_k a[r*ars + k*aks] * b[k*ldb + 0 .. NV*W) for r < R: a register tile
+// of R x NV vectors, B rows loaded once per k and A broadcast.
+template <class Arch, int R, int NV, bool Acc, class T>
+inline void att_tile(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                     const T* b, std::int64_t ldb, int K) {
+    using V = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(V::size);
+    V acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = Acc ? simd::load<Arch>(c + r * ldc + v * W) : V(T(0));
+    for (int k = 0; k < K; ++k) {
+        V bv[NV];
+        for (int v = 0; v < NV; ++v)
+            bv[v] = simd::load<Arch>(b + k * ldb + v * W);
+        for (int r = 0; r < R; ++r) {
+            const V av(a[r * ars + k * aks]);
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v)
+            simd::store<Arch>(c + r * ldc + v * W, acc[r][v]);
+}
+
+// C(rows, cols) (+)= A(rows, K) B(K, cols) with A strided (ars, aks) and B row-major (ldb); rows a
+// multiple of R, cols of NV*W.
+template <class Arch, int R, int NV, bool Acc, class T>
+void att_product(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks, const T* b,
+                 std::int64_t ldb, int rows, int cols, int K) {
+    constexpr int P = NV * static_cast<int>(simd::lanes<T, Arch>);
+    for (int j = 0; j < cols; j += P)
+        for (int r = 0; r < rows; r += R)
+            att_tile<Arch, R, NV, Acc>(c + r * ldc + j, ldc, a + r * ars, ars, aks, b + j, ldb, K);
+}
+
+// The same with cols = HSp (the padded head size), in panels of 4, 2 or 1 vectors.
+template <class Arch, bool Acc, class T>
+void att_product_hs(T* c, std::int64_t ldc, const T* a, std::int64_t ars, std::int64_t aks,
+                    const T* b, std::int64_t ldb, int rows, int HSp, int K) {
+    using blk = att_blocking<T, Arch>;
+    constexpr int W = blk::W;
+    int j = 0;
+    if constexpr (blk::wide)
+        for (; j + 4 * W <= HSp; j += 4 * W)
+            att_product<Arch, blk::HR, 4, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 4 * W, K);
+    for (; j + 2 * W <= HSp; j += 2 * W)
+        att_product<Arch, blk::HR, 2, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, 2 * W, K);
+    for (; j < HSp; j += W)
+        att_product<Arch, blk::HR, 1, Acc>(c + j, ldc, a, ars, aks, b + j, ldb, rows, W, K);
+}
+
+// Per-thread scratch for the packed operands of one head.
+struct att_scratch_tag;
+template <class T> T* att_scratch(std::size_t n) { return thread_scratch<T, att_scratch_tag>(n); }
+
+// Packs rows [0, Tn) of one head's slice (HS wide, row stride C3) into dst (Tp, HSp), zero-padded.
+template <class T>
+void att_pack_rows(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS, int HSp) {
+    for (int s = 0; s < Tp; ++s) {
+        T* d = dst + std::int64_t(s) * HSp;
+        if (s < Tn) {
+            std::copy(src + s * ld, src + s * ld + HS, d);
+            std::fill(d + HS, d + HSp, T(0));
+        } else {
+            std::fill(d, d + HSp, T(0));
+        }
+    }
+}
+// Packs the same slice transposed into dst (HS, Tp), zero-padded past Tn.
+template <class T>
+void att_pack_cols(T* dst, const T* src, std::int64_t ld, int Tn, int Tp, int HS) {
+    for (int d = 0; d < HS; ++d) {
+        T* o = dst + std::int64_t(d) * Tp;
+        for (int s = 0; s < Tn; ++s)
+            o[s] = src[s * ld + d];
+        std::fill(o + Tn, o + Tp, T(0));
+    }
+}
+
+} // namespace detail
+
+// For each head: out_t = sum_{s<=t} dropout(softmax_s(q_t·k_s / sqrt(HS))) v_s.
+// qkv(B,T,3C) holds [q | k | v] per token; out(B,T,C); lse(B,NH,T) = log sum_s exp(score_s).
+template <class Arch = simd::default_arch, class T>
+void attention_forward(T* out, T* lse, const T* qkv, int B, int Tn, int C, int NH,
+                       float rate = 0.0f, std::uint64_t seed = 0) {
+    using blk = detail::att_blocking<T, Arch>;
+    const int HS = C / NH, C3 = 3 * C;
+    const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
+    const int Tp = static_cast<int>(detail::round_up(Tn, std::max(blk::SC, blk::QB)));
+    const T scale = T(1) / std::sqrt(T(HS));
+    const T keep_scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
+    parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
+        const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
+        const std::size_t panel = std::size_t(Tp) * HSp;
+        T* qp = detail::att_scratch<T>(3 * panel + std::size_t(blk::QB) * (Tp + HSp)); // (Tp, HSp)
+        T* kt = qp + panel;                                                            // (HS, Tp)
+        T* vp = kt + panel;                                                            // (Tp, HSp)
+        T* sc = vp + panel;                                                            // (QB, Tp)
+        T* ob = sc + std::size_t(blk::QB) * Tp;                                        // (QB, HSp)
+        const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
+        detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
+        detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
+        detail::att_pack_rows(vp, base + 2 * C, C3, Tn, Tp, HS, HSp);
+        for (int i0 = 0; i0 < Tn; i0 += blk::QB) {
+            const int rows = std::min(blk::QB, Tn - i0);
+            const int nk = i0 + rows; // keys this block can see
+            const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
+            // Scores of the block, all QB rows (rows past Tn are zero queries).
+            detail::att_product<Arch, blk::SR, 2, false>(sc, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
+            for (int r = 0; r < blk::QB; ++r) {
+                T* row = sc + std::size_t(r) * Tp;
+                const int t = i0 + r, n = t + 1;
+                if (r >= rows) {
+                    std::fill(row, row + nkp, T(0));
+                    continue;
+                }
+                simd::scale<Arch>(row, scale, n);
+                const T m = simd::max<Arch>(row, n);
+                const T l = detail::exp_shift_sum<Arch>(row, n, m);
+                lse[bh * Tn + t] = m + std::log(l);
+                simd::scale<Arch>(row, T(1) / l, n);
+                if (rate > 0.0f)
+                    for (int s = 0; s < n; ++s)
+                        row[s] = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                     ? row[s] * keep_scale
+                                     : T(0);
+                std::fill(row + n, row + nkp, T(0));
+            }
+            // out rows = P · V over the visible keys.
+            detail::att_product_hs<Arch, false>(ob, HSp, sc, Tp, 1, vp, HSp, blk::QB, HSp, nk);
+            for (int r = 0; r < rows; ++r)
+                std::copy(ob + std::size_t(r) * HSp, ob + std::size_t(r) * HSp + HS,
+                          out + (std::int64_t(b) * Tn + i0 + r) * C + h * HS);
+        }
+    });
+}
+
+// With P = softmax(scores), z the dropout scale (0 or 1/(1-rate)), dP_s = z_s dout·v_s and
+// D = sum_s P_s dP_s = dout·out (the saved output already holds the dropout):
+//   dscore_s = P_s (dP_s - D),  dq_t = sum_s dscore_s k_s / sqrt(HS),
+//   dk_s += dscore_s q_t / sqrt(HS),  dv_s += P_s z_s dout_t.
+// Writes dqkv(B,T,3C).
+template <class Arch = simd::default_arch, class T>
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* lse, int B,
+                        int Tn, int C, int NH, float rate = 0.0f, std::uint64_t seed = 0) {
+    using blk = detail::att_blocking<T, Arch>;
+    const int HS = C / NH, C3 = 3 * C;
+    const int HSp = static_cast<int>(detail::round_up(HS, blk::W));
+    const int Tp = static_cast<int>(detail::round_up(Tn, std::max(blk::SC, blk::QB)));
+    const T scale = T(1) / std::sqrt(T(HS));
+    const T keep_scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
+    parallel_for(std::int64_t(B) * NH, [&](std::int64_t bh) {
+        const int b = static_cast<int>(bh / NH), h = static_cast<int>(bh % NH);
+        const std::size_t panel = std::size_t(Tp) * HSp, block = std::size_t(blk::QB) * Tp;
+        T* qp =
+            detail::att_scratch<T>(7 * panel + 3 * block + std::size_t(blk::QB) * HSp); // (Tp, HSp)
+        T* kt = qp + panel;                                                             // (HS, Tp)
+        T* kp = kt + panel;                                                             // (Tp, HSp)
+        T* vt = kp + panel;                                                             // (HS, Tp)
+        T* dop = vt + panel;                                                            // (Tp, HSp)
+        T* dkp = dop + panel;                                                           // (Tp, HSp)
+        T* dvp = dkp + panel;                                                           // (Tp, HSp)
+        T* pz = dvp + panel;         // (QB, Tp): P z, then dV's left factor
+        T* ds = pz + block;          // (QB, Tp): dP, then dscores
+        T* dqb = ds + block + block; // (QB, HSp)
+        const T* base = qkv + std::int64_t(b) * Tn * C3 + h * HS;
+        const T* dbase_out = dout + std::int64_t(b) * Tn * C + h * HS;
+        detail::att_pack_rows(qp, base, C3, Tn, Tp, HS, HSp);
+        detail::att_pack_cols(kt, base + C, C3, Tn, Tp, HS);
+        detail::att_pack_rows(kp, base + C, C3, Tn, Tp, HS, HSp);
+        detail::att_pack_cols(vt, base + 2 * C, C3, Tn, Tp, HS);
+        detail::att_pack_rows(dop, dbase_out, C, Tn, Tp, HS, HSp);
+        std::fill(dkp, dkp + 2 * panel, T(0)); // dkp and dvp
+        for (int i0 = 0; i0 < Tn; i0 += blk::QB) {
+            const int rows = std::min(blk::QB, Tn - i0);
+            const int nk = i0 + rows;
+            const int nkp = static_cast<int>(detail::round_up(nk, blk::SC));
+            detail::att_product<Arch, blk::SR, 2, false>(pz, Tp, qp + std::size_t(i0) * HSp, HSp, 1,
+                                                         kt, Tp, blk::QB, nkp, HS);
+            detail::att_product<Arch, blk::SR, 2, false>(ds, Tp, dop + std::size_t(i0) * HSp, HSp,
+                                                         1, vt, Tp, blk::QB, nkp, HS);
+            for (int r = 0; r < blk::QB; ++r) {
+                T* p = pz + std::size_t(r) * Tp;
+                T* g = ds + std::size_t(r) * Tp;
+                const int t = i0 + r, n = t + 1;
+                if (r >= rows) {
+                    std::fill(p, p + nkp, T(0));
+                    std::fill(g, g + nkp, T(0));
+                    continue;
+                }
+                const std::int64_t row = std::int64_t(b) * Tn + t;
+                const T D = simd::dot<Arch>(dout + row * C + h * HS, out + row * C + h * HS, HS);
+                simd::scale<Arch>(p, scale, n);
+                detail::exp_shift_sum<Arch>(p, n, lse[bh * Tn + t]); // p = P
+                if (rate > 0.0f) {
+                    for (int s = 0; s < n; ++s) {
+                        const T z = dropout_keep(seed, detail::att_index(bh, t, s, Tn), rate)
+                                        ? keep_scale
+                                        : T(0);
+                        g[s] = p[s] * (z * g[s] - D) * scale;
+                        p[s] *= z;
+                    }
+                } else {
+                    using V = simd::batch<T, Arch>;
+                    constexpr int W = blk::W;
+                    const V vD(D), vs(scale);
+                    int s = 0;
+                    for (; s + W <= n; s += W) {
+                        const V pv = simd::load<Arch>(p + s);
+                        simd::store<Arch>(g + s, pv * (simd::load<Arch>(g + s) - vD) * vs);
+                    }
+                    for (; s < n; ++s)
+                        g[s] = p[s] * (g[s] - D) * scale;
+                }
+                std::fill(p + n, p + nkp, T(0));
+                std::fill(g + n, g + nkp, T(0));
+            }
+            // dq rows = dS · K;  dK += dSᵀ · Q;  dV += (P z)ᵀ · dout.
+            detail::att_product_hs<Arch, false>(dqb, HSp, ds, Tp, 1, kp, HSp, blk::QB, HSp, nk);
+            const int nkr = static_cast<int>(detail::round_up(nk, blk::HR));
+            detail::att_product_hs<Arch, true>(dkp, HSp, ds, 1, Tp, qp + std::size_t(i0) * HSp, HSp,
+                                               nkr, HSp, rows);
+            detail::att_product_hs<Arch, true>(dvp, HSp, pz, 1, Tp, dop + std::size_t(i0) * HSp,
+                                               HSp, nkr, HSp, rows);
+            for (int r = 0; r < rows; ++r)
+                std::copy(dqb + std::size_t(r) * HSp, dqb + std::size_t(r) * HSp + HS,
+                          dqkv + (std::int64_t(b) * Tn + i0 + r) * C3 + h * HS);
+        }
+        T* dbase = dqkv + std::int64_t(b) * Tn * C3 + h * HS;
+        for (int s = 0; s < Tn; ++s) {
+            std::copy(dkp + std::size_t(s) * HSp, dkp + std::size_t(s) * HSp + HS,
+                      dbase + std::int64_t(s) * C3 + C);
+            std::copy(dvp + std::size_t(s) * HSp, dvp + std::size_t(s) * HSp + HS,
+                      dbase + std::int64_t(s) * C3 + 2 * C);
+        }
+    });
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/attention.hpp ----
 
 namespace gptx::ops {
 
@@ -7548,6 +6217,1318 @@ void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, s
 
 } // namespace gptx::ops
 // ---- end gptx/ops/attention_decode.hpp ----
+// ---- begin gptx/ops/crossentropy.hpp ----
+// gptx/ops/crossentropy.hpp: the tied LM head fused with softmax cross-entropy and a loss mask,
+// processed in row chunks so the full (N, V) logits never exist at once.
+// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels, V vocab.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+// ---- begin gptx/ops/gemm.hpp ----
+// gptx/ops/gemm.hpp: packed, cache-blocked, register-tiled matrix multiply (BLIS-style) for float
+// and double. Tested by tests/ops/test_gemm.cpp, timed by bench/bench_gemm.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+
+namespace gptx::ops {
+
+namespace detail {
+
+// Register tile MR x NR (NR = NV vectors) and cache blocks. AVX-512 has 32 vector registers:
+// 8 x 3 vectors = 24 accumulators + 3 B vectors + a broadcast. Narrower archs have 16: 6 x 2.
+template <class T, class Arch> struct gemm_blocking {
+    static constexpr bool wide = std::is_base_of_v<xsimd::avx512f, Arch>;
+    static constexpr int W = int(simd::lanes<T, Arch>);
+    static constexpr int NV = wide ? 3 : 2;
+    static constexpr int MR = wide ? 8 : 6;
+    static constexpr int NR = NV * W;
+    // KC: depth of one pass; the packed A strip (MR x KC) stays in L1.
+    static constexpr int KC = 256;
+    // NC: the packed B block (KC x NC) is streamed from L2 once per A strip; ~384 KB of it.
+    static constexpr int NC = std::max(NR, int(384 * 1024 / (KC * sizeof(T))) / NR * NR);
+    // MC: rows of A packed per pass (bounds the buffer; M = B*T fits in one).
+    static constexpr int MC = 4096 / MR * MR;
+};
+
+// Per-thread scratch for the packed panels (one buffer per Slot).
+struct gemm_scratch_tag;
+template <class T, int Slot> T* gemm_scratch(std::size_t n) {
+    return thread_scratch<T, gemm_scratch_tag, Slot>(n);
+}
+
+// Side of the register transpose the packs use: float on AVX-512 (16) and AVX2 (8); 0 means
+// the transposing packs fall back to scalar copies (~1 cycle per element).
+template <class Arch, class T> constexpr int gemm_transpose_size() {
+    if constexpr (!std::is_same_v<T, float>)
+        return 0;
+    else if constexpr (XSIMD_WITH_AVX512F && std::is_base_of_v<xsimd::avx512f, Arch>)
+        return 16;
+    else if constexpr (XSIMD_WITH_AVX2 && std::is_base_of_v<xsimd::avx2, Arch>)
+        return 8;
+    else
+        return 0;
+}
+
+// Transposes a (rows <= S) x S block (row r at src + r*ld, missing rows read as 0), S =
+// gemm_transpose_size, and stores its S columns as the first `width` floats of dst + k*ldd.
+// GCC 12's shuffle intrinsics trip -Wuninitialized on their own _mm*_undefined_ps.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+template <class Arch, class T>
+void gemm_transpose(const T* src, std::int64_t ld, int rows, T* dst, int ldd, int width) {
+#if XSIMD_WITH_AVX512F
+    if constexpr (gemm_transpose_size<Arch, T>() == 16) {
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; ++i)
+            r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) { // per 128-bit lane: rows i, i+1 interleaved
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
+            r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; ++c) { // gather the four lanes of each column
+            const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+            const __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+            const __m512 x0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+            const __m512 x1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+            t[c] = _mm512_shuffle_f32x4(v0, x0, 0x88);
+            t[8 + c] = _mm512_shuffle_f32x4(v0, x0, 0xDD);
+            t[4 + c] = _mm512_shuffle_f32x4(v1, x1, 0x88);
+            t[12 + c] = _mm512_shuffle_f32x4(v1, x1, 0xDD);
+        }
+        const __mmask16 m = __mmask16((1u << width) - 1);
+        for (int k = 0; k < 16; ++k)
+            _mm512_mask_storeu_ps(dst + std::size_t(k) * ldd, m, t[k]);
+        return;
+    }
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (gemm_transpose_size<Arch, T>() == 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; ++i)
+            r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) { // r[i + c], lane L: column 4L + c of rows i..i+3
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; ++c) {
+            t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
+            t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+        }
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+        for (int k = 0; k < 8; ++k)
+            _mm256_maskstore_ps(dst + std::size_t(k) * ldd, m, t[k]);
+        return;
+    }
+#endif
+    (void)src, (void)ld, (void)rows, (void)dst, (void)ldd, (void)width;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row strips, each k-major
+// (strip[k*MR + i]) and zero-padded to MR rows, so the kernel broadcasts contiguous values.
+template <class Arch, class T, int MR>
+void gemm_pack_a(bool trans_a, const T* A, int lda, int i0, int mc, int p0, int kc, T* dst) {
+    for (int s = 0; s < mc; s += MR, dst += std::size_t(kc) * MR) {
+        const int mr = std::min(MR, mc - s);
+        if (trans_a) { // A stored (K, M): rows of the strip are contiguous at each k
+            for (int k = 0; k < kc; ++k) {
+                const T* src = A + std::int64_t(p0 + k) * lda + (i0 + s);
+                T* d = dst + std::size_t(k) * MR;
+                for (int i = 0; i < mr; ++i)
+                    d[i] = src[i];
+                for (int i = mr; i < MR; ++i)
+                    d[i] = T(0);
+            }
+        } else { // A stored (M, K): register transposes, then scalar for the last k
+            constexpr int S = gemm_transpose_size<Arch, T>();
+            static_assert(S == 0 || MR <= S);
+            const T* src = A + std::int64_t(i0 + s) * lda + p0;
+            int k = 0;
+            if constexpr (S > 0)
+                for (; k + S <= kc; k += S)
+                    gemm_transpose<Arch>(src + k, lda, mr, dst + std::size_t(k) * MR, MR, MR);
+            for (; k < kc; ++k)
+                for (int i = 0; i < MR; ++i)
+                    dst[std::size_t(k) * MR + i] = i < mr ? src[std::int64_t(i) * lda + k] : T(0);
+        }
+    }
+}
+
+// Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide panels, each k-major
+// (panel[k*NR + j]) and zero-padded to NR columns.
+template <class Arch, class T, int NR>
+void gemm_pack_b(bool trans_b, const T* B, int ldb, int p0, int kc, int j0, int nc, T* dst) {
+    constexpr int W = int(simd::lanes<T, Arch>);
+    for (int s = 0; s < nc; s += NR, dst += std::size_t(kc) * NR) {
+        const int nr = std::min(NR, nc - s);
+        if (!trans_b) { // B stored (K, N): each k is a contiguous row piece
+            for (int k = 0; k < kc; ++k) {
+                const T* src = B + std::int64_t(p0 + k) * ldb + (j0 + s);
+                T* d = dst + std::size_t(k) * NR;
+                if (nr == NR) {
+                    for (int j = 0; j < NR; j += W)
+                        simd::load<Arch>(src + j).store_aligned(d + j);
+                } else {
+                    for (int j = 0; j < nr; ++j)
+                        d[j] = src[j];
+                    for (int j = nr; j < NR; ++j)
+                        d[j] = T(0);
+                }
+            }
+        } else { // B stored (N, K): register transposes, then scalar for the last k
+            constexpr int S = gemm_transpose_size<Arch, T>();
+            static_assert(S == 0 || NR % S == 0);
+            int k = 0;
+            if constexpr (S > 0)
+                for (; k + S <= kc; k += S)
+                    for (int g = 0; g < NR; g += S)
+                        gemm_transpose<Arch>(B + std::int64_t(j0 + s + g) * ldb + p0 + k, ldb,
+                                             std::clamp(nr - g, 0, S),
+                                             dst + std::size_t(k) * NR + g, NR, S);
+            for (int j = 0; j < NR; ++j) {
+                const T* src = B + std::int64_t(j0 + s + std::min(j, nr - 1)) * ldb + p0;
+                for (int kk = k; kk < kc; ++kk)
+                    dst[std::size_t(kk) * NR + j] = j < nr ? src[kk] : T(0);
+            }
+        }
+    }
+}
+
+// C tile (mr x nr <= MR x NR) = alpha * a_strip . b_panel + beta * C (beta == 0: overwrite).
+// Edge tiles go through a full-size temporary with the same vector arithmetic, so every element
+// of C gets the same rounding wherever the tile boundaries fall.
+template <class Arch, class T, int MR, int NV>
+void gemm_kernel(int kc, const T* __restrict a, const T* __restrict b, T* c, int ldc, int mr,
+                 int nr, T alpha, T beta) {
+    using batch = simd::batch<T, Arch>;
+    constexpr int W = int(batch::size), NR = NV * W;
+    // C is touched only after the K loop; start its cache misses now (the LM head's C is cold).
+    for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; j += 64 / int(sizeof(T)))
+            __builtin_prefetch(c + std::int64_t(i) * ldc + j, 1);
+    batch acc[MR][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            acc[i][v] = batch(T(0));
+
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; ++k) {
+        batch bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            bv[v] = batch::load_aligned(b + k * NR + v * W);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const batch ai(a[k * MR + i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v)
+                acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+        }
+    }
+
+    alignas(64) T tmp[MR * NR];
+    const bool full = mr == MR && nr == NR;
+    T* ct = full ? c : tmp;
+    const int ldt = full ? ldc : NR;
+    if (!full && beta != T(0))
+        for (int i = 0; i < mr; ++i)
+            std::memcpy(tmp + i * NR, c + std::int64_t(i) * ldc, nr * sizeof(T));
+    const batch va(alpha), vb(beta);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+        T* row = ct + std::int64_t(i) * ldt;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const batch r =
+                beta == T(0) ? va * acc[i][v]
+                             : xsimd::fma(va, acc[i][v], vb * batch::load_unaligned(row + v * W));
+            r.store_unaligned(row + v * W);
+        }
+    }
+    if (!full)
+        for (int i = 0; i < mr; ++i)
+            std::memcpy(c + std::int64_t(i) * ldc, tmp + i * NR, nr * sizeof(T));
+}
+
+// One thread's share: C rows [m0, m1) x cols [n0, n1), all of K in fixed KC passes.
+template <class Arch, class T>
+void gemm_block(bool trans_a, bool trans_b, int m0, int m1, int n0, int n1, int K, T alpha,
+                const T* A, int lda, const T* B, int ldb, T beta, T* C, int ldc) {
+    using blk = gemm_blocking<T, Arch>;
+    constexpr int MR = blk::MR, NR = blk::NR;
+    // Equal passes of at most KC; depends on K only, so the sum order is thread-independent.
+    const int passes = (K + blk::KC - 1) / blk::KC;
+    const int kcmax = (K + passes - 1) / passes;
+    const int mcmax = std::min(blk::MC, (m1 - m0 + MR - 1) / MR * MR);
+    const int ncmax = std::min(blk::NC, (n1 - n0 + NR - 1) / NR * NR);
+    T* apack = gemm_scratch<T, 0>(std::size_t(mcmax) * kcmax);
+    T* bpack = gemm_scratch<T, 1>(std::size_t(ncmax) * kcmax);
+
+    for (int p0 = 0; p0 < K; p0 += kcmax) {
+        const int kc = std::min(kcmax, K - p0);
+        const T beta_p = p0 == 0 ? beta : T(1); // later passes accumulate
+        for (int i0 = m0; i0 < m1; i0 += mcmax) {
+            const int mc = std::min(mcmax, m1 - i0);
+            gemm_pack_a<Arch, T, MR>(trans_a, A, lda, i0, mc, p0, kc, apack);
+            for (int j0 = n0; j0 < n1; j0 += ncmax) {
+                const int nc = std::min(ncmax, n1 - j0);
+                gemm_pack_b<Arch, T, NR>(trans_b, B, ldb, p0, kc, j0, nc, bpack);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    const T* as = apack + std::size_t(ir) * kc;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        gemm_kernel<Arch, T, MR, blk::NV>(
+                            kc, as, bpack + std::size_t(jr) * kc,
+                            C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc, std::min(MR, mc - ir),
+                            std::min(NR, nc - jr), alpha, beta_p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+} // namespace detail
+
+// T is float or double (double serves the gradient checks).
+// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, all row-major with leading dimensions.
+// op(A) = A (M,K) when !trans_a, else A is stored (K,M). op(B) = B (K,N) when !trans_b, else B is
+// stored (N,K). beta == 0 overwrites C (NaNs in C are not propagated). Threads split C only, never
+// K, so the result is bit-identical for any thread count.
+template <class Arch = simd::default_arch, class T>
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+          int ldb, T beta, T* C, int ldc) {
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == T(0)) { // nothing to multiply: C = beta * C
+        for (int i = 0; i < M; ++i) {
+            T* c = C + std::int64_t(i) * ldc;
+            for (int j = 0; j < N; ++j)
+                c[j] = beta == T(0) ? T(0) : beta * c[j];
+        }
+        return;
+    }
+    using blk = detail::gemm_blocking<T, Arch>;
+    const int strips = (M + blk::MR - 1) / blk::MR, panels = (N + blk::NR - 1) / blk::NR;
+    // Split the longer side in whole tiles: each thread packs all of the other operand, so this
+    // repeats the smaller pack. Tiles stay on one global grid, so results do not depend on threads.
+    const bool split_n = panels * blk::NR >= strips * blk::MR;
+    const std::int64_t units = split_n ? panels : strips;
+    const double unit_flops = 2.0 * K * (split_n ? double(blk::NR) * M : double(blk::MR) * N);
+    const auto min_units = std::int64_t(2e6 / unit_flops) + 1; // ~2 MFLOP per thread pays a fork
+    parallel_ranges(
+        units,
+        [&](std::int64_t b, std::int64_t e) {
+            if (split_n)
+                detail::gemm_block<Arch, T>(trans_a, trans_b, 0, M, int(b) * blk::NR,
+                                            std::min<std::int64_t>(N, e * blk::NR), K, alpha, A,
+                                            lda, B, ldb, beta, C, ldc);
+            else
+                detail::gemm_block<Arch, T>(trans_a, trans_b, int(b) * blk::MR,
+                                            std::min<std::int64_t>(M, e * blk::MR), 0, N, K, alpha,
+                                            A, lda, B, ldb, beta, C, ldc);
+        },
+        min_units);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/gemm.hpp ----
+
+namespace gptx::ops {
+
+// logits(N,V) = hidden(N,C) · wte(V,C)ᵀ
+template <class Arch = simd::default_arch, class T>
+void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, int V) {
+    gemm<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits, V);
+}
+
+// losses[i] = -log softmax(hidden_i · wteᵀ)[targets_i] for unmasked rows, 0 for masked ones.
+// When dhidden is non-null, with g = grad_scale * mask_i * (softmax - onehot(target)):
+//   dhidden = g · wte (written),  dwte += gᵀ · hidden.
+// scratch holds chunk_rows * V values. Returns the sum of losses (in double, fixed order).
+template <class Arch = simd::default_arch, class T>
+double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wte,
+                    const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
+                    T grad_scale, T* scratch, int chunk_rows) {
+    double total = 0.0;
+    for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
+        const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
+        lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
+        parallel_for(n, [&](std::int64_t i) {
+            T* row = scratch + i * V;
+            const std::int64_t r = r0 + i;
+            if (mask && !mask[r]) {
+                losses[r] = T(0);
+                if (dhidden)
+                    std::fill(row, row + V, T(0));
+                return;
+            }
+            const T target_logit = row[targets[r]];
+            const T lse = softmax_inplace<Arch>(row, V);
+            losses[r] = lse - target_logit;
+            if (dhidden) {
+                simd::scale<Arch>(row, grad_scale, V);
+                row[targets[r]] -= grad_scale;
+            }
+        });
+        if (dhidden) {
+            gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
+            gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
+        }
+        for (int i = 0; i < n; ++i)
+            total += double(losses[r0 + i]);
+    }
+    return total;
+}
+
+// ---- log-probabilities of chosen tokens: the building block of policy objectives (PPO, DPO,
+// GRPO) and of completion scoring. rows[i] names a row of hidden (flat b * T + t) and tokens[i]
+// the token chosen there; logits exist for `chunk` rows at a time. Scratch sizes in T values:
+// chunk * (V + C) for the forward, chunk * (V + 2C) for the backward. ----
+
+// logp[i] = log softmax(hidden[rows[i]] · wteᵀ)[tokens[i]]; entropy[i] = -sum_v pi_v log pi_v
+// when entropy is non-null (summed in double).
+template <class Arch = simd::default_arch, class T>
+void chosen_logprobs_forward(T* logp, T* entropy, const T* hidden, const T* wte, const int* rows,
+                             const int* tokens, int N, int C, int V, T* scratch, int chunk) {
+    T* z = scratch;                          // (chunk, V)
+    T* h = scratch + std::size_t(chunk) * V; // (chunk, C)
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        for (int i = 0; i < n; ++i)
+            std::copy_n(hidden + std::int64_t(rows[r0 + i]) * C, C, h + std::size_t(i) * C);
+        lm_logits<Arch>(z, h, wte, n, C, V);
+        parallel_for(n, [&](std::int64_t i) {
+            T* row = z + i * V;
+            const T za = row[tokens[r0 + i]];
+            const T lse = softmax_inplace<Arch>(row, V); // row becomes pi
+            logp[r0 + i] = za - lse;
+            if (entropy) {
+                double e = 0;
+                for (int v = 0; v < V; ++v)
+                    if (row[v] > T(0))
+                        e -= double(row[v]) * std::log(double(row[v]));
+                entropy[r0 + i] = T(e);
+            }
+        });
+    }
+}
+
+// The backward of logp for given dlogp[i] = dL/dlogp_i. With pi = softmax(z_i), d logp_i / d z_i
+// = onehot(tokens[i]) - pi, so dz_i = dlogp_i (onehot - pi), and
+//   dhidden[rows[i]] += dz_i · wte (added: rows may repeat across calls), dwte += dz_iᵀ · h_i.
+// The logits are recomputed rather than kept from the forward: (N, V) would not fit for GPT-2.
+template <class Arch = simd::default_arch, class T>
+void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidden, const T* wte,
+                              const int* rows, const int* tokens, int N, int C, int V, T* scratch,
+                              int chunk) {
+    T* z = scratch;                     // (chunk, V)
+    T* h = z + std::size_t(chunk) * V;  // (chunk, C)
+    T* dh = h + std::size_t(chunk) * C; // (chunk, C)
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        for (int i = 0; i < n; ++i)
+            std::copy_n(hidden + std::int64_t(rows[r0 + i]) * C, C, h + std::size_t(i) * C);
+        lm_logits<Arch>(z, h, wte, n, C, V);
+        parallel_for(n, [&](std::int64_t i) {
+            T* row = z + i * V;
+            softmax_inplace<Arch>(row, V);
+            const T g = dlogp[r0 + i];
+            simd::scale<Arch>(row, -g, V);
+            row[tokens[r0 + i]] += g;
+        });
+        gemm<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
+        gemm<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
+        for (int i = 0; i < n; ++i) {
+            T* d = dhidden + std::int64_t(rows[r0 + i]) * C;
+            const T* src = dh + std::size_t(i) * C;
+            for (int c = 0; c < C; ++c)
+                d[c] += src[c];
+        }
+    }
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/crossentropy.hpp ----
+// ---- begin gptx/ops/encoder.hpp ----
+// gptx/ops/encoder.hpp: token + position embedding, forward and backward.
+// Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, V vocab.
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// out(B,T,C) = wte[tokens[b,t]] + wpe[t]
+template <class Arch = simd::default_arch, class T>
+void encoder_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) {
+    parallel_for(std::int64_t(B) * Tn, [&](std::int64_t bt) {
+        const int t = static_cast<int>(bt % Tn);
+        T* o = out + bt * C;
+        const T* e = wte + std::int64_t(tokens[bt]) * C;
+        const T* p = wpe + std::int64_t(t) * C;
+        for (int i = 0; i < C; ++i)
+            o[i] = e[i] + p[i];
+    });
+}
+
+// d/d wte[v] = sum of dout over rows whose token is v; d/d wpe[t] = sum of dout over the batch.
+// Adds into dwte and dwpe. Threads split channels, so rows sharing a token never race and the
+// summation order is fixed.
+template <class Arch = simd::default_arch, class T>
+void encoder_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) {
+    constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
+    const int blocks = (C + W - 1) / W;
+    parallel_for(blocks, [&](std::int64_t blk) {
+        const int c0 = static_cast<int>(blk) * W, c1 = std::min(C, c0 + W);
+        for (std::int64_t bt = 0; bt < std::int64_t(B) * Tn; ++bt) {
+            const int t = static_cast<int>(bt % Tn);
+            const T* d = dout + bt * C;
+            T* dw = dwte + std::int64_t(tokens[bt]) * C;
+            T* dp = dwpe + std::int64_t(t) * C;
+            for (int c = c0; c < c1; ++c) {
+                dw[c] += d[c];
+                dp[c] += d[c];
+            }
+        }
+    });
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/encoder.hpp ----
+// ---- begin gptx/ops/gelu.hpp ----
+// gptx/ops/gelu.hpp: GELU forward and backward, in the tanh form GPT-2 uses (the default) and the
+// exact erf form (PyTorch's nn.GELU(), nanoGPT). Tested by tests/ops/test_ops.cpp. Legend: N
+// elements.
+#include <cmath>
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+namespace detail {
+inline constexpr double gelu_k = 0.7978845608028654; // sqrt(2/pi)
+inline constexpr double gelu_c = 0.044715;
+inline constexpr double inv_sqrt2 = 0.7071067811865476;   // 1/sqrt(2)
+inline constexpr double inv_sqrt2pi = 0.3989422804014327; // 1/sqrt(2 pi)
+} // namespace detail
+
+// out = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+template <class Arch = simd::default_arch, class T>
+void gelu_erf_forward(T* out, const T* inp, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B r = B(T(detail::inv_sqrt2)), h = B(T(0.5)), one = B(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                simd::store<Arch>(out + i, h * x * (one + xsimd::erf(x * r)));
+            }
+            for (; i < e; ++i)
+                out[i] = T(0.5) * inp[i] * (T(1) + std::erf(inp[i] * T(detail::inv_sqrt2)));
+        },
+        4096);
+}
+
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
+// Writes dinp = dout * gelu'(inp).
+template <class Arch = simd::default_arch, class T>
+void gelu_erf_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B r = B(T(detail::inv_sqrt2)), p = B(T(detail::inv_sqrt2pi)), h = B(T(0.5)),
+                    one = B(T(1)), mh = B(T(-0.5));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B g = xsimd::fma(x * p, xsimd::exp(mh * x * x), h * (one + xsimd::erf(x * r)));
+                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                T g = T(0.5) * (T(1) + std::erf(x * T(detail::inv_sqrt2))) +
+                      x * T(detail::inv_sqrt2pi) * std::exp(T(-0.5) * x * x);
+                dinp[i] = g * dout[i];
+            }
+        },
+        4096);
+}
+
+// out = 0.5 x (1 + tanh(k (x + c x^3)))
+template <class Arch = simd::default_arch, class T>
+void gelu_tanh_forward(T* out, const T* inp, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)), h = B(T(0.5)),
+                    one = B(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B u = k * xsimd::fma(c * x, x * x, x);
+                simd::store<Arch>(out + i, h * x * (one + xsimd::tanh(u)));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                out[i] =
+                    T(0.5) * x *
+                    (T(1) + std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x)));
+            }
+        },
+        4096);
+}
+
+// d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 c x^2), u = k (x + c x^3).
+// Writes dinp = dout * gelu'(inp).
+template <class Arch = simd::default_arch, class T>
+void gelu_tanh_backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+    using B = simd::batch<T, Arch>;
+    constexpr std::int64_t W = B::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t b, std::int64_t e) {
+            const B k = B(T(detail::gelu_k)), c = B(T(detail::gelu_c)),
+                    c3 = B(T(3 * detail::gelu_c));
+            const B h = B(T(0.5)), one = B(T(1));
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                B x = simd::load<Arch>(inp + i);
+                B x2 = x * x;
+                B th = xsimd::tanh(k * xsimd::fma(c * x, x2, x));
+                B g = h * (one + th) + h * x * (one - th * th) * k * xsimd::fma(c3, x2, one);
+                simd::store<Arch>(dinp + i, g * simd::load<Arch>(dout + i));
+            }
+            for (; i < e; ++i) {
+                T x = inp[i];
+                T th = std::tanh(T(detail::gelu_k) * (x + T(detail::gelu_c) * x * x * x));
+                T g = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * T(detail::gelu_k) *
+                                                 (T(1) + T(3 * detail::gelu_c) * x * x);
+                dinp[i] = g * dout[i];
+            }
+        },
+        4096);
+}
+
+// The GELU of a shape, chosen at compile time: gelu_of<S.gelu>::forward(out, inp, N).
+template <gelu_kind K> struct gelu_of {
+    template <class Arch = simd::default_arch, class T>
+    static void forward(T* out, const T* inp, std::int64_t N) {
+        if constexpr (K == gelu_kind::erf)
+            gelu_erf_forward<Arch>(out, inp, N);
+        else
+            gelu_tanh_forward<Arch>(out, inp, N);
+    }
+    template <class Arch = simd::default_arch, class T>
+    static void backward(T* dinp, const T* inp, const T* dout, std::int64_t N) {
+        if constexpr (K == gelu_kind::erf)
+            gelu_erf_backward<Arch>(dinp, inp, dout, N);
+        else
+            gelu_tanh_backward<Arch>(dinp, inp, dout, N);
+    }
+};
+
+// The same chosen at run time; tanh (GPT-2's) unless told.
+template <class Arch = simd::default_arch, class T>
+void gelu_forward(T* out, const T* inp, std::int64_t N, gelu_kind kind = gelu_kind::tanh) {
+    if (kind == gelu_kind::erf)
+        gelu_erf_forward<Arch>(out, inp, N);
+    else
+        gelu_tanh_forward<Arch>(out, inp, N);
+}
+template <class Arch = simd::default_arch, class T>
+void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N,
+                   gelu_kind kind = gelu_kind::tanh) {
+    if (kind == gelu_kind::erf)
+        gelu_erf_backward<Arch>(dinp, inp, dout, N);
+    else
+        gelu_tanh_backward<Arch>(dinp, inp, dout, N);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/gelu.hpp ----
+// ---- begin gptx/ops/layernorm.hpp ----
+// gptx/ops/layernorm.hpp: LayerNorm over the channel dimension, forward and backward.
+// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C channels.
+#include <cmath>
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+inline constexpr double layernorm_eps = 1e-5;
+
+// out = (x - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps); saves mean and rstd (N).
+// bias may be null (bias-free LayerNorm).
+template <class Arch = simd::default_arch, class T>
+void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
+                       std::int64_t N, int C) {
+    using B = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(B::size);
+    parallel_for(N, [&](std::int64_t r) {
+        const T* x = inp + r * C;
+        T* o = out + r * C;
+        // Two passes (mean, then centred variance) for accuracy, as PyTorch.
+        T m = T(0);
+        {
+            B acc(T(0));
+            int i = 0;
+            for (; i + W <= C; i += W)
+                acc += simd::load<Arch>(x + i);
+            m = simd::reduce_add<Arch>(acc);
+            for (; i < C; ++i)
+                m += x[i];
+            m /= T(C);
+        }
+        T v = T(0);
+        {
+            B acc(T(0)), vm(m);
+            int i = 0;
+            for (; i + W <= C; i += W) {
+                B d = simd::load<Arch>(x + i) - vm;
+                acc = xsimd::fma(d, d, acc);
+            }
+            v = simd::reduce_add<Arch>(acc);
+            for (; i < C; ++i)
+                v += (x[i] - m) * (x[i] - m);
+            v /= T(C);
+        }
+        const T s = T(1) / std::sqrt(v + T(layernorm_eps));
+        {
+            B vm(m), vs(s);
+            int i = 0;
+            if (bias) {
+                for (; i + W <= C; i += W) {
+                    B n = (simd::load<Arch>(x + i) - vm) * vs;
+                    simd::store<Arch>(o + i, xsimd::fma(n, simd::load<Arch>(weight + i),
+                                                        simd::load<Arch>(bias + i)));
+                }
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i] + bias[i];
+            } else {
+                for (; i + W <= C; i += W)
+                    simd::store<Arch>(o + i, (simd::load<Arch>(x + i) - vm) * vs *
+                                                 simd::load<Arch>(weight + i));
+                for (; i < C; ++i)
+                    o[i] = (x[i] - m) * s * weight[i];
+            }
+        }
+        mean[r] = m;
+        rstd[r] = s;
+    });
+}
+
+// With n = (x - mean) * rstd and g = dout * weight:
+//   dx = rstd * (g - mean(g) - n * mean(g * n)),  dweight += sum_rows dout * n,  dbias += sum_rows
+//   dout.
+// Adds into dinp, dweight and dbias (dbias may be null). dinp is split by rows; dweight/dbias by
+// channel blocks, so the summation order never depends on the thread count.
+template <class Arch = simd::default_arch, class T>
+void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                        const T* mean, const T* rstd, std::int64_t N, int C) {
+    using B = simd::batch<T, Arch>;
+    constexpr int W = static_cast<int>(B::size);
+    parallel_for(N, [&](std::int64_t r) {
+        const T* x = inp + r * C;
+        const T* d = dout + r * C;
+        T* dx = dinp + r * C;
+        const T m = mean[r], s = rstd[r];
+        B vm(m), vs(s), ag(T(0)), agn(T(0));
+        int i = 0;
+        for (; i + W <= C; i += W) {
+            B n = (simd::load<Arch>(x + i) - vm) * vs;
+            B g = simd::load<Arch>(d + i) * simd::load<Arch>(weight + i);
+            ag += g;
+            agn = xsimd::fma(g, n, agn);
+        }
+        T sg = simd::reduce_add<Arch>(ag), sgn = simd::reduce_add<Arch>(agn);
+        for (; i < C; ++i) {
+            T n = (x[i] - m) * s, g = d[i] * weight[i];
+            sg += g;
+            sgn += g * n;
+        }
+        const T mg = sg / T(C), mgn = sgn / T(C);
+        B vmg(mg), vmgn(mgn);
+        for (i = 0; i + W <= C; i += W) {
+            B n = (simd::load<Arch>(x + i) - vm) * vs;
+            B g = simd::load<Arch>(d + i) * simd::load<Arch>(weight + i);
+            simd::store<Arch>(dx + i, xsimd::fma(vs, g - vmg - n * vmgn, simd::load<Arch>(dx + i)));
+        }
+        for (; i < C; ++i) {
+            T n = (x[i] - m) * s, g = d[i] * weight[i];
+            dx[i] += s * (g - mg - n * mgn);
+        }
+    });
+    const int blocks = (C + W - 1) / W;
+    parallel_for(blocks, [&](std::int64_t blk) {
+        const int c0 = static_cast<int>(blk) * W, c1 = std::min(C, c0 + W);
+        if (c1 - c0 == W) {
+            B dw(T(0)), db(T(0));
+            for (std::int64_t r = 0; r < N; ++r) {
+                B n = (simd::load<Arch>(inp + r * C + c0) - B(mean[r])) * B(rstd[r]);
+                B d = simd::load<Arch>(dout + r * C + c0);
+                dw = xsimd::fma(d, n, dw);
+                db += d;
+            }
+            simd::store<Arch>(dweight + c0, simd::load<Arch>(dweight + c0) + dw);
+            if (dbias)
+                simd::store<Arch>(dbias + c0, simd::load<Arch>(dbias + c0) + db);
+        } else {
+            for (int c = c0; c < c1; ++c) {
+                T dw = T(0), db = T(0);
+                for (std::int64_t r = 0; r < N; ++r) {
+                    T n = (inp[r * C + c] - mean[r]) * rstd[r];
+                    dw += dout[r * C + c] * n;
+                    db += dout[r * C + c];
+                }
+                dweight[c] += dw;
+                if (dbias)
+                    dbias[c] += db;
+            }
+        }
+    });
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/layernorm.hpp ----
+// ---- begin gptx/ops/matmul.hpp ----
+// gptx/ops/matmul.hpp: the linear layer out = inp · Wᵀ + bias on top of gemm, forward and backward.
+// Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C in channels, OC out channels.
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
+template <class Arch = simd::default_arch, class T>
+void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C,
+                    int OC) {
+    gemm<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out, OC);
+    if (bias)
+        parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
+}
+
+// dinp = dout · weight (written when accumulate_dinp is false, added otherwise; dinp may be null),
+// dweight += doutᵀ · inp, dbias += sum_rows dout (dbias may be null).
+template <class Arch = simd::default_arch, class T>
+void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                     std::int64_t N, int C, int OC, bool accumulate_dinp = false) {
+    const int n = static_cast<int>(N);
+    if (dinp)
+        gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0),
+                   dinp, C);
+    gemm<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
+    if (dbias) {
+        constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
+        const int blocks = (OC + W - 1) / W;
+        parallel_for(blocks, [&](std::int64_t blk) {
+            const int c0 = static_cast<int>(blk) * W, c1 = std::min(OC, c0 + W);
+            for (std::int64_t r = 0; r < N; ++r)
+                for (int c = c0; c < c1; ++c)
+                    dbias[c] += dout[r * OC + c];
+        });
+    }
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/matmul.hpp ----
+// ---- begin gptx/ops/residual.hpp ----
+// gptx/ops/residual.hpp: the residual add and inverted dropout with recomputable masks.
+// Tested by tests/ops/test_ops.cpp. Legend: N elements.
+#include <cstdint>
+
+
+namespace gptx::ops {
+
+// out = a + b. Its backward is the identity into both inputs, so it has no kernel of its own.
+template <class Arch = simd::default_arch, class T>
+void residual_forward(T* out, const T* a, const T* b, std::int64_t N) {
+    using V = simd::batch<T, Arch>;
+    constexpr std::int64_t W = V::size;
+    parallel_ranges(
+        N,
+        [&](std::int64_t s, std::int64_t e) {
+            std::int64_t i = s;
+            for (; i + W <= e; i += W)
+                simd::store<Arch>(out + i, simd::load<Arch>(a + i) + simd::load<Arch>(b + i));
+            for (; i < e; ++i)
+                out[i] = a[i] + b[i];
+        },
+        8192);
+}
+
+// Inverted dropout in place: x = keep ? x / (1 - rate) : 0, with keep = dropout_keep(seed, i,
+// rate). Because the mask is a pure function of (seed, i), the same call is its own backward: dx =
+// keep ? dout / (1 - rate) : 0.
+template <class T> void dropout_inplace(T* x, std::int64_t N, float rate, std::uint64_t seed) {
+    if (rate <= 0.0f)
+        return;
+    const T scale = T(1) / (T(1) - T(rate));
+    parallel_ranges(
+        N,
+        [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i)
+                x[i] =
+                    dropout_keep(seed, static_cast<std::uint64_t>(i), rate) ? x[i] * scale : T(0);
+        },
+        8192);
+}
+
+// out = dropout(x) without touching x (for gradients that must also flow unmasked elsewhere).
+template <class T>
+void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t seed) {
+    const T scale = rate > 0.0f ? T(1) / (T(1) - T(rate)) : T(1);
+    parallel_ranges(
+        N,
+        [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i)
+                out[i] = (rate <= 0.0f || dropout_keep(seed, static_cast<std::uint64_t>(i), rate))
+                             ? x[i] * scale
+                             : T(0);
+        },
+        8192);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/residual.hpp ----
+// ---- begin gptx/nn/transformer.hpp ----
+// gptx/nn/transformer.hpp: the trunk, tokens -> hidden states, with explicit forward and backward
+// over flat arenas. Tested by tests/nn/test_transformer.cpp.
+// Legend: B batch, T time, C channels, NH heads, L layers, V vocab, maxT context.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+
+namespace gptx {
+
+// Parameter tensors in llm.c's ParameterTensors order; per-layer tensors are stacked over L.
+enum param_id : int {
+    p_wte,      // (V, C)
+    p_wpe,      // (maxT, C)
+    p_ln1w,     // (L, C)
+    p_ln1b,     // (L, C)
+    p_qkvw,     // (L, 3C, C)
+    p_qkvb,     // (L, 3C)
+    p_attprojw, // (L, C, C)
+    p_attprojb, // (L, C)
+    p_ln2w,     // (L, C)
+    p_ln2b,     // (L, C)
+    p_fcw,      // (L, 4C, C)
+    p_fcb,      // (L, 4C)
+    p_fcprojw,  // (L, C, 4C)
+    p_fcprojb,  // (L, C)
+    p_lnfw,     // (C), empty for post-LN (GPT-1 has no final LayerNorm)
+    p_lnfb,     // (C), likewise
+    num_param_tensors
+};
+
+inline constexpr const char* param_names[num_param_tensors] = {
+    "wte",  "wpe",  "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw",  "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
+
+template <shape S, class T = float> class transformer {
+    static_assert(
+        S.valid(),
+        "shape: width, heads and layers must be positive, width divisible by heads and by 4");
+
+  public:
+    using value_type = T;
+    static constexpr shape dims = S;
+    static constexpr int C = S.width, NH = S.heads, L = S.layers, HS = S.width / S.heads;
+    static constexpr bool pre_ln = S.placement == norm::pre;
+
+    explicit transformer(model_config cfg) : cfg_(cfg) {
+        GPTX_CHECK(cfg.vocab > 0, "model: vocabulary size must be positive, got ", cfg.vocab);
+        GPTX_CHECK(cfg.context > 0, "model: context length must be positive, got ", cfg.context);
+        params_.layout(param_entries());
+        grads_.layout(param_entries());
+    }
+
+    const model_config& config() const { return cfg_; }
+    int vocab() const { return cfg_.vocab; }
+    int context() const { return cfg_.context; }
+
+    basic_arena<T>& params() { return params_; }
+    const basic_arena<T>& params() const { return params_; }
+    basic_arena<T>& grads() { return grads_; }
+    const basic_arena<T>& grads() const { return grads_; }
+    // A tensor's data, or nullptr when the shape has no such tensor (biases, post-LN's lnf).
+    T* param(param_id i) { return or_null(params_.view(i)); }
+    const T* param(param_id i) const { return or_null(params_.view(i)); }
+    T* grad(param_id i) { return or_null(grads_.view(i)); }
+    std::size_t num_parameters() const { return params_.size(); }
+
+    std::vector<typename basic_arena<T>::entry> param_entries() const {
+        const std::size_t V = cfg_.vocab, maxT = cfg_.context, c = C, l = L;
+        const std::size_t f = pre_ln ? c : 0, b = S.bias ? 1 : 0; // absent tensors have size 0
+        return {{"wte", V * c, true},
+                {"wpe", maxT * c, true},
+                {"ln1w", l * c},
+                {"ln1b", b * l * c},
+                {"qkvw", l * 3 * c * c, true},
+                {"qkvb", b * l * 3 * c},
+                {"attprojw", l * c * c, true},
+                {"attprojb", b * l * c},
+                {"ln2w", l * c},
+                {"ln2b", b * l * c},
+                {"fcw", l * 4 * c * c, true},
+                {"fcb", b * l * 4 * c},
+                {"fcprojw", l * c * 4 * c, true},
+                {"fcprojb", b * l * c},
+                {"lnfw", f},
+                {"lnfb", b * f}};
+    }
+
+    // GPT-2 initialisation: N(0, 0.02) weights, residual projections N(0, 0.02 / sqrt(2L)),
+    // LayerNorm gain 1 and bias 0, other biases 0. Tensors are drawn in arena order.
+    void init(std::uint64_t seed) {
+        rng r(seed);
+        const float proj_std = 0.02f / std::sqrt(2.0f * L);
+        for (int i = 0; i < num_param_tensors; ++i) {
+            const auto& v = params_.view(i);
+            float std_dev = 0.0f, fill = 0.0f;
+            switch (i) {
+            case p_wte:
+            case p_wpe:
+            case p_qkvw:
+            case p_fcw:
+                std_dev = 0.02f;
+                break;
+            case p_attprojw:
+            case p_fcprojw:
+                std_dev = proj_std;
+                break;
+            case p_ln1w:
+            case p_ln2w:
+            case p_lnfw:
+                fill = 1.0f;
+                break;
+            default:
+                break;
+            }
+            for (std::size_t k = 0; k < v.size; ++k)
+                v.data[k] = std_dev > 0 ? T(std_dev * r.normal()) : T(fill);
+        }
+    }
+
+    // Dropout on embeddings, attention probabilities and residual branches; 0 disables.
+    void set_dropout(float rate) {
+        GPTX_CHECK(rate >= 0.0f && rate < 1.0f, "model: dropout must be in [0, 1), got ", rate);
+        dropout_ = rate;
+    }
+    float dropout() const { return dropout_; }
+    // Training mode applies dropout; each training forward draws fresh masks from a counter that
+    // a checkpoint saves, so a resumed run repeats the same masks.
+    void set_training(bool on) { training_ = on; }
+    bool training() const { return training_; }
+    std::uint64_t dropout_counter() const { return dropout_counter_; }
+    void set_dropout_counter(std::uint64_t c) { dropout_counter_ = c; }
+    void set_dropout_seed(std::uint64_t s) { dropout_seed_ = s; }
+    std::uint64_t dropout_seed() const { return dropout_seed_; }
+
+    // Sizes the activation arenas for (B, T). Allocates only when they grow.
+    void reserve(int B, int Tn) {
+        GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
+        GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
+                   cfg_.context, "] (the model's context)");
+        if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
+            B_ = B;
+            T_ = Tn;
+            return;
+        }
+        capacity_bt_ = std::int64_t(B) * Tn;
+        capacity_t_ = Tn;
+        capacity_b_ = B;
+        B_ = B;
+        T_ = Tn;
+        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
+        acts_.layout({{"encoded", bt * c},
+                      {"ln1", l * bt * c},
+                      {"ln1_mean", l * bt},
+                      {"ln1_rstd", l * bt},
+                      {"qkv", l * bt * 3 * c},
+                      {"atty", l * bt * c},
+                      {"att_lse", l * bnt},
+                      {"residual2", l * bt * c},
+                      {"ln2", l * bt * c},
+                      {"ln2_mean", l * bt},
+                      {"ln2_rstd", l * bt},
+                      {"fch", l * bt * 4 * c},
+                      {"fch_gelu", l * bt * 4 * c},
+                      {"residual3", l * bt * c},
+                      {"lnf", bt * c},
+                      {"lnf_mean", bt},
+                      {"lnf_rstd", bt},
+                      {"branch", bt * c}});
+        dacts_.layout({{"dhidden", bt * c},
+                       {"dres", bt * c},
+                       {"dsum", bt * c},
+                       {"dtmp", bt * c},
+                       {"dbranch", bt * c},
+                       {"dqkv", bt * 3 * c},
+                       {"dfch", bt * 4 * c},
+                       {"dfch_gelu", bt * 4 * c}});
+        tokens_.assign(capacity_bt_, 0);
+    }
+    int batch() const { return B_; }
+    int seq_len() const { return T_; }
+
+    // Runs the trunk; returns the hidden states (B, T, C) that heads consume.
+    const T* forward(const int* tokens, int B, int Tn) {
+        reserve(B, Tn);
+        const std::int64_t BT = std::int64_t(B) * Tn;
+        for (std::int64_t i = 0; i < BT; ++i)
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab, "model: token ", tokens[i],
+                       " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab, ")");
+        std::copy(tokens, tokens + BT, tokens_.begin());
+        const float rate = training_ ? dropout_ : 0.0f;
+        if (rate > 0.0f)
+            ++dropout_counter_;
+        A a = acts();
+        ops::encoder_forward(a.encoded, tokens, param(p_wte), param(p_wpe), B, Tn, C);
+        ops::dropout_inplace(a.encoded, BT * C, rate, seed_for(0));
+        for (int l = 0; l < L; ++l) {
+            layer_ptrs p = layer(a, l);
+            const T* x = layer_input(a, l);
+            if constexpr (pre_ln) {
+                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, x, p.w.ln1w, p.w.ln1b, BT, C);
+                ops::matmul_forward(p.qkv, p.ln1, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
+            } else {
+                ops::matmul_forward(p.qkv, x, p.w.qkvw, p.w.qkvb, BT, C, 3 * C);
+            }
+            ops::attention_forward(p.atty, p.att_lse, p.qkv, B, Tn, C, NH, rate,
+                                   seed_for(1 + 3 * l));
+            ops::matmul_forward(a.branch, p.atty, p.w.attprojw, p.w.attprojb, BT, C, C);
+            ops::dropout_inplace(a.branch, BT * C, rate, seed_for(2 + 3 * l));
+            ops::residual_forward(p.residual2, x, a.branch, BT * C);
+            T* fc_in;
+            if constexpr (pre_ln) {
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual2, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
+                fc_in = p.ln2;
+            } else {
+                ops::layernorm_forward(p.ln1, p.ln1_mean, p.ln1_rstd, p.residual2, p.w.ln1w,
+                                       p.w.ln1b, BT, C);
+                fc_in = p.ln1;
+            }
+            ops::matmul_forward(p.fch, fc_in, p.w.fcw, p.w.fcb, BT, C, 4 * C);
+            ops::gelu_of<S.gelu>::forward(p.fch_gelu, p.fch, BT * 4 * C);
+            ops::matmul_forward(a.branch, p.fch_gelu, p.w.fcprojw, p.w.fcprojb, BT, 4 * C, C);
+            ops::dropout_inplace(a.branch, BT * C, rate, seed_for(3 + 3 * l));
+            // pre-LN: residual3 = residual2 + mlp; post-LN: residual3 = x1 + mlp, then LN2.
+            ops::residual_forward(p.residual3, pre_ln ? p.residual2 : fc_in, a.branch, BT * C);
+            if constexpr (!pre_ln)
+                ops::layernorm_forward(p.ln2, p.ln2_mean, p.ln2_rstd, p.residual3, p.w.ln2w,
+                                       p.w.ln2b, BT, C);
+        }
+        if constexpr (pre_ln) {
+            layer_ptrs last = layer(a, L - 1);
+            ops::layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last.residual3, param(p_lnfw),
+                                   param(p_lnfb), BT, C);
+            hidden_ = a.lnf;
+        } else {
+            hidden_ = layer(a, L - 1).ln2;
+        }
+        return hidden_;
+    }
+    // The hidden states of the last forward (B, T, C).
+    const T* hidden() const { return hidden_; }
+
+    // The gradient of the loss with respect to the hidden states (B, T, C): heads write it, then
+    // call backward().
+    T* dhidden() { return dacts_.view(0).data; }
+
+    // Backpropagates dhidden() through the trunk of the last forward; parameter grads accumulate.
+    void backward() {
+        const int B = B_, Tn = T_;
+        const std::int64_t BT = std::int64_t(B) * Tn;
+        const float rate = training_ ? dropout_ : 0.0f;
+        A a = acts();
+        D d = dacts();
+        const std::size_t row_bytes = std::size_t(BT) * C * sizeof(T);
+        if constexpr (pre_ln) {
+            // d residual3[L-1] = LN_f backward of dhidden
+            std::memset(d.dres, 0, row_bytes);
+            ops::layernorm_backward(d.dres, grad(p_lnfw), grad(p_lnfb), d.dhidden,
+                                    layer(a, L - 1).residual3, param(p_lnfw), a.lnf_mean,
+                                    a.lnf_rstd, BT, C);
+        } else {
+            std::memcpy(d.dres, d.dhidden, row_bytes);
+        }
+        for (int l = L - 1; l >= 0; --l) {
+            layer_ptrs p = layer(a, l);
+            layer_weights g = layer_grads(l);
+            const T* x = layer_input(a, l);
+            if constexpr (pre_ln) {
+                // dres = d residual3; the MLP branch and the skip both receive it.
+                const T* dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                ops::matmul_backward(d.dtmp, g.fcw, g.fcb, d.dfch, p.ln2, p.w.fcw, BT, C, 4 * C);
+                ops::layernorm_backward(d.dres, g.ln2w, g.ln2b, d.dtmp, p.residual2, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
+                // dres = d residual2
+                dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dtmp, g.qkvw, g.qkvb, d.dqkv, p.ln1, p.w.qkvw, BT, C, 3 * C);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dtmp, x, p.w.ln1w, p.ln1_mean,
+                                        p.ln1_rstd, BT, C);
+            } else {
+                // dres = d ln2 (the layer output); dsum = d (x1 + mlp branch).
+                std::memset(d.dsum, 0, row_bytes);
+                ops::layernorm_backward(d.dsum, g.ln2w, g.ln2b, d.dres, p.residual3, p.w.ln2w,
+                                        p.ln2_mean, p.ln2_rstd, BT, C);
+                const T* dbr = branch_grad(d.dsum, d.dbranch, BT * C, rate, seed_for(3 + 3 * l));
+                ops::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dbr, p.fch_gelu,
+                                     p.w.fcprojw, BT, 4 * C, C);
+                ops::gelu_of<S.gelu>::backward(d.dfch, p.fch, d.dfch_gelu, BT * 4 * C);
+                // dsum becomes d x1 = skip + the fc input's gradient.
+                ops::matmul_backward(d.dsum, g.fcw, g.fcb, d.dfch, p.ln1, p.w.fcw, BT, C, 4 * C,
+                                     true);
+                std::memset(d.dres, 0, row_bytes);
+                ops::layernorm_backward(d.dres, g.ln1w, g.ln1b, d.dsum, p.residual2, p.w.ln1w,
+                                        p.ln1_mean, p.ln1_rstd, BT, C);
+                // dres = d (x + attention branch)
+                dbr = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(2 + 3 * l));
+                ops::matmul_backward(d.dtmp, g.attprojw, g.attprojb, dbr, p.atty, p.w.attprojw, BT,
+                                     C, C);
+                ops::attention_backward(d.dqkv, d.dtmp, p.qkv, p.atty, p.att_lse, B, Tn, C, NH,
+                                        rate, seed_for(1 + 3 * l));
+                ops::matmul_backward(d.dres, g.qkvw, g.qkvb, d.dqkv, x, p.w.qkvw, BT, C, 3 * C,
+                                     true);
+            }
+        }
+        const T* denc = branch_grad(d.dres, d.dbranch, BT * C, rate, seed_for(0));
+        ops::encoder_backward(grad(p_wte), grad(p_wpe), denc, tokens_.data(), B, Tn, C);
+    }
+
+    void zero_grad() { grads_.zero(); }
+
+  private:
+    struct layer_weights {
+        T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+            *fcprojb;
+    };
+    struct A {
+        T *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean,
+            *ln2_rstd, *fch, *fch_gelu, *residual3, *lnf, *lnf_mean, *lnf_rstd, *branch;
+    };
+    struct D {
+        T *dhidden, *dres, *dsum, *dtmp, *dbranch, *dqkv, *dfch, *dfch_gelu;
+    };
+    struct layer_ptrs {
+        layer_weights w;
+        T *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *residual2, *ln2, *ln2_mean, *ln2_rstd,
+            *fch, *fch_gelu, *residual3;
+    };
+
+    A acts() {
+        auto v = [&](int i) { return acts_.view(i).data; };
+        return {v(0), v(1),  v(2),  v(3),  v(4),  v(5),  v(6),  v(7),  v(8),
+                v(9), v(10), v(11), v(12), v(13), v(14), v(15), v(16), v(17)};
+    }
+    D dacts() {
+        auto v = [&](int i) { return dacts_.view(i).data; };
+        return {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)};
+    }
+    static T* or_null(const tensor_view<T>& v) { return v.size ? v.data : nullptr; }
+    layer_weights weights_of(basic_arena<T>& ar, int l) {
+        auto v = [&](param_id i, std::size_t per_layer) {
+            T* p = or_null(ar.view(i));
+            return p ? p + std::size_t(l) * per_layer : nullptr;
+        };
+        const std::size_t c = C;
+        return {v(p_ln1w, c),
+                v(p_ln1b, c),
+                v(p_qkvw, 3 * c * c),
+                v(p_qkvb, 3 * c),
+                v(p_attprojw, c * c),
+                v(p_attprojb, c),
+                v(p_ln2w, c),
+                v(p_ln2b, c),
+                v(p_fcw, 4 * c * c),
+                v(p_fcb, 4 * c),
+                v(p_fcprojw, 4 * c * c),
+                v(p_fcprojb, c)};
+    }
+    layer_weights layer_grads(int l) { return weights_of(grads_, l); }
+    // Activation slices of layer l, laid out for the current (B, T).
+    layer_ptrs layer(const A& a, int l) {
+        const std::size_t bt = std::size_t(B_) * T_, c = C, bnt = std::size_t(B_) * NH * T_;
+        const std::size_t i = l;
+        return {weights_of(params_, l),      a.ln1 + i * bt * c,       a.ln1_mean + i * bt,
+                a.ln1_rstd + i * bt,         a.qkv + i * bt * 3 * c,   a.atty + i * bt * c,
+                a.att_lse + i * bnt,         a.residual2 + i * bt * c, a.ln2 + i * bt * c,
+                a.ln2_mean + i * bt,         a.ln2_rstd + i * bt,      a.fch + i * bt * 4 * c,
+                a.fch_gelu + i * bt * 4 * c, a.residual3 + i * bt * c};
+    }
+    // The input of layer l: the embeddings, or the previous layer's output.
+    const T* layer_input(const A& a, int l) {
+        if (l == 0)
+            return a.encoded;
+        layer_ptrs prev = layer(a, l - 1);
+        return pre_ln ? prev.residual3 : prev.ln2;
+    }
+    // The gradient that reaches a dropped-out tensor: g itself without dropout, else a masked copy.
+    const T* branch_grad(const T* g, T* buf, std::int64_t n, float rate, std::uint64_t seed) {
+        if (rate <= 0.0f)
+            return g;
+        ops::dropout_copy(buf, g, n, rate, seed);
+        return buf;
+    }
+    std::uint64_t seed_for(int site) const {
+        return mix64(dropout_seed_ ^
+                     mix64(dropout_counter_ * 1000003ull + static_cast<std::uint64_t>(site)));
+    }
+
+    model_config cfg_;
+    basic_arena<T> params_, grads_, acts_, dacts_;
+    std::vector<int> tokens_;
+    const T* hidden_ = nullptr;
+    std::int64_t capacity_bt_ = 0;
+    int capacity_t_ = 0, capacity_b_ = 0, B_ = 0, T_ = 0;
+    float dropout_ = 0.0f;
+    bool training_ = true;
+    std::uint64_t dropout_seed_ = 0x5eed, dropout_counter_ = 0;
+};
+
+} // namespace gptx
+// ---- end gptx/nn/transformer.hpp ----
 
 namespace gptx {
 
@@ -8128,6 +8109,114 @@ requires(!detail::is_kv_cache<Model>::value) generation
 #include <utility>
 #include <vector>
 
+// ---- begin gptx/nn/lm_head.hpp ----
+// gptx/nn/lm_head.hpp: the tied language-model head (logits = hidden · wteᵀ) with a masked
+// softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
+// Legend: B batch, T time, C channels, V vocab.
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+
+namespace gptx {
+
+// Owns the head's scratch, so steady-state steps never allocate.
+template <class Model> class lm_head {
+  public:
+    using T = typename Model::value_type;
+
+    // chunk_rows bounds the logits held at once: chunk_rows * V values.
+    explicit lm_head(int chunk_rows = 64) : chunk_rows_(chunk_rows) {}
+
+    // Mean cross-entropy over unmasked tokens of the last forward; writes model.dhidden() scaled
+    // by grad_scale / (unmasked count) and accumulates d wte. mask may be null (all tokens count).
+    // Returns NaN when every token is masked.
+    double forward_backward(Model& m, const int* targets, const std::uint8_t* mask,
+                            double grad_scale = 1.0) {
+        return run(m, targets, mask, true, grad_scale);
+    }
+    // Mean cross-entropy without gradients.
+    double loss(Model& m, const int* targets, const std::uint8_t* mask = nullptr) {
+        return run(m, targets, mask, false, 1.0);
+    }
+    // Per-token losses of the last call (B*T), 0 at masked tokens.
+    const std::vector<T>& token_losses() const { return losses_; }
+
+    // logits(rows, V) for `rows` consecutive hidden states starting at row `first`.
+    void logits(Model& m, const T* hidden, T* out, std::int64_t rows) {
+        ops::lm_logits(out, hidden, m.param(p_wte), rows, Model::C, m.vocab());
+    }
+
+    // Log-probabilities of chosen tokens in the last forward (ops::chosen_logprobs_forward):
+    // logp[i] of tokens[i] at hidden row rows[i] (flat b * T + t), entropy[i] if non-null.
+    void chosen_logprobs(Model& m, const int* rows, const int* tokens, int N, T* logp,
+                         T* entropy = nullptr) {
+        check_chosen(m, rows, tokens, N);
+        reserve_chosen(m);
+        ops::chosen_logprobs_forward(logp, entropy, last_hidden(m), m.param(p_wte), rows, tokens, N,
+                                     Model::C, m.vocab(), scratch_.data(), chunk_rows_);
+    }
+    // Its backward for dlogp[i] = dL/dlogp_i: adds into model.dhidden() (the caller zeroes it
+    // first) and d wte.
+    void chosen_logprobs_backward(Model& m, const int* rows, const int* tokens, int N,
+                                  const T* dlogp) {
+        reserve_chosen(m);
+        ops::chosen_logprobs_backward(m.dhidden(), m.grad(p_wte), dlogp, last_hidden(m),
+                                      m.param(p_wte), rows, tokens, N, Model::C, m.vocab(),
+                                      scratch_.data(), chunk_rows_);
+    }
+
+  private:
+    void reserve_chosen(const Model& m) {
+        const std::size_t need = std::size_t(chunk_rows_) * (m.vocab() + 2 * Model::C);
+        if (scratch_.size() < need)
+            scratch_.resize(need);
+    }
+    static void check_chosen(Model& m, const int* rows, const int* tokens, int N) {
+        const std::int64_t BT = std::int64_t(m.batch()) * m.seq_len();
+        for (int i = 0; i < N; ++i) {
+            GPTX_CHECK(rows[i] >= 0 && rows[i] < BT, "lm_head: row ", rows[i],
+                       " is outside the last forward's ", BT, " positions");
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < m.vocab(), "lm_head: token ", tokens[i],
+                       " at row ", rows[i], " is outside the vocabulary [0, ", m.vocab(), ")");
+        }
+    }
+
+    double run(Model& m, const int* targets, const std::uint8_t* mask, bool grads,
+               double grad_scale) {
+        const std::int64_t N = std::int64_t(m.batch()) * m.seq_len();
+        const int V = m.vocab();
+        std::int64_t count = 0;
+        for (std::int64_t i = 0; i < N; ++i) {
+            GPTX_CHECK(targets[i] >= 0 && targets[i] < V, "lm_head: target ", targets[i],
+                       " at position ", i, " is outside the vocabulary [0, ", V, ")");
+            count += (!mask || mask[i]) ? 1 : 0;
+        }
+        if (count == 0) {
+            if (grads)
+                std::fill(m.dhidden(), m.dhidden() + N * Model::C, T(0));
+            return std::numeric_limits<double>::quiet_NaN();
+        }
+        const std::size_t need = std::size_t(std::min<std::int64_t>(chunk_rows_, N)) * V;
+        if (scratch_.size() < need)
+            scratch_.resize(need);
+        if (losses_.size() != std::size_t(N))
+            losses_.resize(N);
+        const T* hidden = last_hidden(m);
+        const double total =
+            ops::lm_head_loss(grads ? m.dhidden() : nullptr, m.grad(p_wte), losses_.data(), hidden,
+                              m.param(p_wte), targets, mask, N, Model::C, V,
+                              T(grad_scale / double(count)), scratch_.data(), chunk_rows_);
+        return total / double(count);
+    }
+    static const T* last_hidden(Model& m) { return m.hidden(); }
+
+    int chunk_rows_;
+    std::vector<T> scratch_, losses_;
+};
+
+} // namespace gptx
+// ---- end gptx/nn/lm_head.hpp ----
 
 namespace gptx {
 
@@ -8166,26 +8255,24 @@ std::vector<completion_score> score_completions(Model& m, std::span<const int> c
     }
     const bool was = m.training();
     m.set_training(false);
-    const T* h = m.forward(tokens.data(), B, Tn);
+    m.forward(tokens.data(), B, Tn);
     m.set_training(was);
-    const int V = m.vocab();
-    std::vector<T> logits(V);
-    std::vector<completion_score> out(B);
-    for (int b = 0; b < B; ++b) {
-        const int n = int(completions[b].size());
-        for (int i = 0; i < n; ++i) {
-            const int pos = keep[b] + i - 1; // the position that predicts completion token i
-            ops::lm_logits(logits.data(), h + (std::size_t(b) * Tn + pos) * Model::C,
-                           m.param(p_wte), 1, Model::C, V);
-            double mx = -std::numeric_limits<double>::infinity();
-            for (int v = 0; v < V; ++v)
-                mx = std::max(mx, double(logits[v]));
-            double s = 0;
-            for (int v = 0; v < V; ++v)
-                s += std::exp(double(logits[v]) - mx);
-            out[b].logprob += double(logits[completions[b][i]]) - mx - std::log(s);
+    // Every completion token at once: the row that predicts it and the token.
+    std::vector<int> rows, chosen;
+    for (int b = 0; b < B; ++b)
+        for (int i = 0; i < int(completions[b].size()); ++i) {
+            rows.push_back(b * Tn + keep[b] + i - 1);
+            chosen.push_back(completions[b][i]);
         }
-        out[b].tokens = n;
+    std::vector<T> logp(rows.size());
+    lm_head<Model> head;
+    head.chosen_logprobs(m, rows.data(), chosen.data(), int(rows.size()), logp.data());
+    std::vector<completion_score> out(B);
+    std::size_t at = 0;
+    for (int b = 0; b < B; ++b) {
+        out[b].tokens = int(completions[b].size());
+        for (int i = 0; i < out[b].tokens; ++i)
+            out[b].logprob += double(logp[at++]);
     }
     return out;
 }
@@ -11153,6 +11240,86 @@ class kl_controller {
 
 } // namespace gptx
 // ---- end gptx/train/kl_controller.hpp ----
+// ---- begin gptx/train/objective.hpp ----
+// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
+// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
+// Legend: B batch, T time.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
+// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
+// the loss without touching gradients.
+template <class O, class Model>
+concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
+    typename O::batch_type;
+    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
+    { o.evaluate(m, b) } -> std::convertible_to<double>;
+};
+
+// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
+template <class Model> class lm_objective {
+  public:
+    using batch_type = lm_batch;
+
+    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
+
+    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const lm_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.loss(m, b.targets, b.mask);
+        m.set_training(was_training);
+        return loss;
+    }
+    lm_head<Model>& head() { return head_; }
+
+  private:
+    lm_head<Model> head_;
+};
+
+// Mean next-token loss over a whole token sequence (a validation split), every token after the
+// first predicted exactly once: windows of T tokens at 0, T, 2T, ..., up to B per forward, the
+// last window shorter. Unlike an estimate from a few random batches it has no sampling noise.
+template <class Model>
+double lm_sequence_loss(lm_objective<Model>& obj, Model& m, std::span<const int> tokens, int B,
+                        int T) {
+    GPTX_CHECK(B > 0 && T > 0, "lm_sequence_loss: B and T must be positive (got B=", B, ", T=", T,
+               ")");
+    GPTX_CHECK(tokens.size() >= 2, "lm_sequence_loss: ", tokens.size(),
+               " tokens hold no prediction (need at least 2)");
+    const std::size_t n = tokens.size() - 1, t = std::size_t(T), full = n / t;
+    std::vector<int> x(std::size_t(B) * t), y(std::size_t(B) * t);
+    double total = 0;
+    auto run = [&](std::size_t first_window, int rows, int len) {
+        for (int r = 0; r < rows; ++r) {
+            const auto s = tokens.begin() + std::ptrdiff_t((first_window + r) * t);
+            std::copy_n(s, len, x.begin() + std::ptrdiff_t(r) * len);
+            std::copy_n(s + 1, len, y.begin() + std::ptrdiff_t(r) * len);
+        }
+        total += obj.evaluate(m, {x.data(), y.data(), nullptr, rows, len}) * double(rows) * len;
+    };
+    for (std::size_t w = 0; w < full; w += std::size_t(B))
+        run(w, int(std::min<std::size_t>(std::size_t(B), full - w)), T);
+    if (const std::size_t tail = n - full * t; tail > 0)
+        run(full, 1, int(tail));
+    return total / double(n);
+}
+
+} // namespace gptx
+// ---- end gptx/train/objective.hpp ----
 // ---- begin gptx/train/policy_eval.hpp ----
 // gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
 // prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
@@ -11173,6 +11340,7 @@ class kl_controller {
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 
@@ -11299,70 +11467,51 @@ template <class Model> class ppo_policy_objective {
     const ppo_policy_stats& stats() const { return stats_; }
     double clip_eps() const { return eps_; }
 
+    // The guards: an update whose largest ratio pi / pi_old exceeds max_ratio, or whose mean
+    // KL(old || new) exceeds max_kl, is vetoed (the trainer then skips it).
+    void set_guards(double max_ratio, double max_kl) {
+        max_ratio_ = max_ratio;
+        max_kl_ = max_kl;
+    }
+    bool accept_update() const {
+        return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
+    }
+
   private:
     double run(Model& m, const batch_type& b, double scale, bool grads) {
         constexpr int C = Model::C;
-        const int V = m.vocab();
-        const T* hidden = m.forward(b.inputs, b.B, b.T);
         detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
         const int N = static_cast<int>(rows_.size());
-        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
-        const std::size_t cv = std::size_t(chunk_) * V, cc = std::size_t(chunk_) * C;
-        logits_.resize(cv);
-        gathered_.resize(cc);
-        dgathered_.resize(cc);
+        stats_ = {};
+        if (N == 0) // no response tokens (a rank whose rollouts were all empty): no loss
+            return 0.0;
+        m.forward(b.inputs, b.B, b.T);
+        tokens_.resize(N);
+        logp_.resize(N);
+        ent_.resize(N);
+        dlogp_.resize(N);
         row_loss_.resize(N);
         row_ratio_.resize(N);
-        row_ent_.resize(N);
-        if (grads)
-            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
-        const T* wte = m.param(p_wte);
-        T* dwte = m.grad(p_wte);
+        for (int i = 0; i < N; ++i)
+            tokens_[i] = b.targets[rows_[i]];
+        lm_head<Model>& head = lm_.head();
+        head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
         const double coef = scale / N;
-        for (int r0 = 0; r0 < N; r0 += chunk_) {
-            const int n = std::min(chunk_, N - r0);
-            detail::gather_rows(gathered_.data(), hidden, rows_.data() + r0, n, C);
-            ops::lm_logits(logits_.data(), gathered_.data(), wte, n, C, V);
-            parallel_for(n, [&](std::int64_t i) {
-                T* z = logits_.data() + i * V;
-                const int row = rows_[r0 + i], a = b.targets[row];
-                const T za = z[a];
-                const T lse = ops::softmax_inplace(z, V); // z becomes pi
-                double ent = 0;
-                for (int v = 0; v < V; ++v)
-                    if (z[v] > T(0))
-                        ent -= double(z[v]) * std::log(double(z[v]));
-                const double logp = double(za) - double(lse), A = double(b.advantages[row]);
-                const double r = std::exp(logp - double(b.old_logp[row]));
-                const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
-                const double s1 = r * A, s2 = rc * A;
-                row_loss_[r0 + i] = -std::min(s1, s2);
-                row_ratio_[r0 + i] = r;
-                row_ent_[r0 + i] = ent;
-                if (grads) {
-                    // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active;
-                    // d logp / d z = onehot(a) - pi.
-                    const double g = s2 < s1 ? 0.0 : -A * r * coef;
-                    for (int v = 0; v < V; ++v)
-                        z[v] = T(-g * double(z[v]));
-                    z[a] += T(g);
-                }
-            });
-            if (grads) {
-                ops::gemm(false, false, n, C, V, T(1), logits_.data(), V, wte, C, T(0),
-                          dgathered_.data(), C);
-                ops::gemm(true, false, V, C, n, T(1), logits_.data(), V, gathered_.data(), C, T(1),
-                          dwte, C);
-                T* dh = m.dhidden();
-                for (int i = 0; i < n; ++i) {
-                    T* d = dh + std::int64_t(rows_[r0 + i]) * C;
-                    const T* g = dgathered_.data() + std::size_t(i) * C;
-                    for (int c = 0; c < C; ++c)
-                        d[c] += g[c];
-                }
-            }
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double A = double(b.advantages[row]);
+            const double r = std::exp(double(logp_[i]) - double(b.old_logp[row]));
+            const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
+            const double s1 = r * A, s2 = rc * A;
+            row_loss_[i] = -std::min(s1, s2);
+            row_ratio_[i] = r;
+            // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
+            dlogp_[i] = T(s2 < s1 ? 0.0 : -A * r * coef);
         }
-        stats_ = {};
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
+            head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
+        }
         stats_.tokens = N;
         for (int i = 0; i < N; ++i) {
             const double r = row_ratio_[i];
@@ -11370,7 +11519,7 @@ template <class Model> class ppo_policy_objective {
             stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
             stats_.approx_kl += (r - 1.0) - std::log(r);
             stats_.max_ratio = std::max(stats_.max_ratio, r);
-            stats_.entropy += row_ent_[i];
+            stats_.entropy += double(ent_[i]);
         }
         stats_.ppo_loss /= N;
         stats_.clip_frac /= N;
@@ -11388,12 +11537,15 @@ template <class Model> class ppo_policy_objective {
     }
 
     double eps_;
+    double max_ratio_ = std::numeric_limits<double>::infinity(),
+           max_kl_ = std::numeric_limits<double>::infinity();
     int chunk_;
     lm_objective<Model> lm_;
     ppo_policy_stats stats_;
     std::vector<int> rows_;
-    std::vector<T> logits_, gathered_, dgathered_; // (chunk, V), (chunk, C), (chunk, C)
-    std::vector<double> row_loss_, row_ratio_, row_ent_;
+    std::vector<int> tokens_;           // (N): the action at each row
+    std::vector<T> logp_, ent_, dlogp_; // (N)
+    std::vector<double> row_loss_, row_ratio_;
 };
 
 // One value minibatch: values are read at the rows where mask is set (the states before each
@@ -11450,10 +11602,11 @@ template <class Model> class ppo_value_objective {
     double run(Model& m, const batch_type& b, double scale, bool grads) {
         detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
         const int N = static_cast<int>(rows_.size());
-        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        stats_ = {};
+        if (N == 0) // no response tokens: no loss
+            return 0.0;
         predict(m, b.inputs, b.B, b.T, rows_);
         dvalues_.resize(N);
-        stats_ = {};
         stats_.tokens = N;
         for (int i = 0; i < N; ++i) {
             const int row = rows_[i];
@@ -11622,7 +11775,6 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 // cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
 // value updates. Tested by tests/train/test_ppo.cpp.
 // Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
-// Note: this header includes generate/sampler.hpp (rollouts sample); it depends on core only.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11635,6 +11787,182 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 #include <utility>
 #include <vector>
 
+// ---- begin gptx/train/trainer.hpp ----
+// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
+// backward -> (all-reduce) -> NaN guard -> (veto) -> clip -> AdamW at the scheduled rate. Tested by
+// tests/train/test_trainer.cpp.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <sstream>
+#include <string>
+
+
+namespace gptx {
+
+// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
+// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
+template <class O>
+concept has_heads = requires(O o) {
+    o.head_params();
+    o.head_grads();
+};
+
+namespace detail {
+// A number for a message; NaN prints as "nan" whatever its sign bit (which differs by -march).
+inline std::string number_text(double v) {
+    if (std::isnan(v))
+        return "nan";
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+} // namespace detail
+
+// An objective may veto the update its last forward/backward computed (PPO skips one whose
+// probability ratio or KL to the rollout policy exploded); the step then changes nothing.
+template <class O>
+concept vetoes_updates = requires(const O o) {
+    { o.accept_update() } -> std::convertible_to<bool>;
+};
+
+struct trainer_config {
+    int grad_accum = 1;                // micro-batches per optimizer step
+    float grad_clip = 1.0f;            // global norm; 0 disables
+    std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
+    // Data parallel: the ranks that share each step (null: this process alone). Each rank runs
+    // its own micro-batches; see step.
+    communicator* comm = nullptr;
+    std::string name = "step"; // how errors name this trainer's steps ("ppo policy step 3: ...")
+};
+
+struct step_metrics {
+    std::int64_t step = 0; // steps taken, this one included (a vetoed one too)
+    double loss = 0;       // mean over micro-batches (and ranks)
+    double grad_norm = 0;  // before clipping
+    float lr = 0;
+    double ms = 0;       // wall time of the step
+    bool applied = true; // false: the objective vetoed the update (vetoes_updates)
+};
+
+template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
+requires objective<Objective, Model>
+class trainer {
+  public:
+    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
+        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
+        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ",
+                   cfg_.grad_accum);
+        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
+        if constexpr (has_heads<Objective>)
+            head_opt_ = Optimizer(obj_.head_params(), opt_.config());
+    }
+
+    // One optimizer step; next_batch(micro) returns the micro-batch to use. Alone, or on every
+    // rank of cfg.comm at once (the one-process communicator's collectives do nothing): each rank
+    // scales its gradient by 1 / (grad_accum * ranks), so the sum over ranks is the mean over the
+    // global batch. The trunk's gradient arena is summed in one call: an all-reduce, or under
+    // ZeRO-1 (an optimizer that owns a window of the parameters) a reduce-scatter, after which
+    // each rank clips and updates its window and the parameters are all-gathered. Heads are small
+    // and always all-reduced and updated everywhere. A non-finite loss or gradient norm throws
+    // before the parameters change, so the last good state is kept.
+    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        using T = typename Model::value_type;
+        communicator& comm = cfg_.comm ? *cfg_.comm : alone_;
+        const int ranks = comm.size();
+        model_.zero_grad();
+        if constexpr (has_heads<Objective>)
+            obj_.head_grads().zero();
+        double loss = 0;
+        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
+            loss += obj_.forward_backward(model_, next_batch(micro),
+                                          1.0 / (double(cfg_.grad_accum) * ranks));
+        loss = comm.sum(loss / cfg_.grad_accum) / ranks;
+        basic_arena<T>& g = model_.grads();
+        std::size_t lo = 0, hi = g.size();
+        bool sharded = false;
+        if constexpr (requires { opt_.sharded(); })
+            sharded = opt_.sharded();
+        if (sharded) {
+            lo = opt_.shard_begin();
+            hi = opt_.shard_end();
+            GPTX_CHECK(std::pair(lo, hi) == comm.shard(g.size()), "trainer: the optimizer owns [",
+                       lo, ", ", hi, ") of the parameters, but rank ", comm.rank(), " of ", ranks,
+                       " owns [", comm.shard(g.size()).first, ", ", comm.shard(g.size()).second,
+                       ") (build it with comm.shard(params.size()))");
+            comm.reduce_scatter_sum(g.data(), g.size());
+        } else {
+            comm.allreduce_sum(g.data(), g.size());
+        }
+        double sq = sum_squares(g.data() + lo, hi - lo);
+        if (sharded)
+            sq = comm.sum(sq);
+        if constexpr (has_heads<Objective>) {
+            comm.allreduce_sum(obj_.head_grads().data(), obj_.head_grads().size());
+            sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
+        }
+        const double norm = std::sqrt(sq);
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), cfg_.name, " ", step_ + 1,
+                   ": loss is ", detail::number_text(loss), " and gradient norm is ",
+                   detail::number_text(norm), "; training stopped before applying this update");
+        const float lr = cfg_.lr(static_cast<int>(step_));
+        ++step_;
+        bool accept = true;
+        if constexpr (vetoes_updates<Objective>)
+            accept = comm.sum(obj_.accept_update() ? 0.0 : 1.0) == 0.0; // any rank's veto
+        if (accept) {
+            if (cfg_.grad_clip > 0) {
+                // As torch.nn.utils.clip_grad_norm_ (and clip_grad_norm): max / (norm + 1e-6).
+                const double coef = double(cfg_.grad_clip) / (norm + 1e-6);
+                if (coef < 1.0) {
+                    scale(g.data() + lo, hi - lo, T(coef));
+                    if constexpr (has_heads<Objective>)
+                        scale(obj_.head_grads().data(), obj_.head_grads().size(), T(coef));
+                }
+            }
+            opt_.step(model_.params(), g, lr);
+            if (sharded)
+                comm.allgather_shards(model_.params().data(), model_.params().size());
+            if constexpr (has_heads<Objective>)
+                head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
+        }
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        return {step_, loss, norm, lr, ms, accept};
+    }
+
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    Model& model() { return model_; }
+    Objective& objective_fn() { return obj_; }
+    Optimizer& optimizer() { return opt_; }
+    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
+    Optimizer& head_optimizer() { return head_opt_; }
+
+  private:
+    template <class T> static void scale(T* x, std::size_t n, T c) {
+        parallel_ranges(
+            static_cast<std::int64_t>(n),
+            [&](std::int64_t b, std::int64_t e) {
+                detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
+            },
+            std::int64_t{1} << 14);
+    }
+
+    communicator alone_; // the one-process job: every collective is a no-op
+    Model& model_;
+    Objective& obj_;
+    Optimizer& opt_;
+    Optimizer head_opt_{};
+    trainer_config cfg_;
+    std::int64_t step_ = 0;
+};
+
+} // namespace gptx
+// ---- end gptx/train/trainer.hpp ----
 
 namespace gptx {
 
@@ -11752,12 +12080,28 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::copy(value_head.params().data(),
                   value_head.params().data() + value_head.params().size(),
                   value_obj_.head_params().data());
-        const adamw_config pc{cfg_.lr, cfg_.beta1, cfg_.beta2, 1e-8f, cfg_.weight_decay};
+        const adamw_config pc{.lr = cfg_.lr,
+                              .beta1 = cfg_.beta1,
+                              .beta2 = cfg_.beta2,
+                              .eps = 1e-8f,
+                              .weight_decay = cfg_.weight_decay};
         adamw_config vc = pc;
         vc.lr = cfg_.value_lr > 0 ? cfg_.value_lr : cfg_.lr;
         policy_opt_ = adamw<T>(policy.params(), pc);
         value_opt_ = adamw<T>(value_model.params(), vc);
-        head_opt_ = adamw<T>(value_obj_.head_params(), vc);
+        policy_obj_.set_guards(cfg_.guard_ratio, cfg_.guard_kl);
+        // The updates are the generic trainer's steps: one for the policy, one for the value
+        // model and its head (the trainer keeps the head's optimizer, made from vc).
+        policy_step_.emplace(policy_, policy_obj_, policy_opt_,
+                             trainer_config{.grad_clip = cfg_.grad_clip,
+                                            .lr = [lr = pc.lr](int) { return lr; },
+                                            .comm = cfg_.comm,
+                                            .name = "ppo policy update"});
+        value_step_.emplace(value_, value_obj_, value_opt_,
+                            trainer_config{.grad_clip = cfg_.grad_clip,
+                                           .lr = [lr = vc.lr](int) { return lr; },
+                                           .comm = cfg_.comm,
+                                           .name = "ppo value update"});
         if (cfg_.ema_decay > 0)
             ema_.emplace(policy.params(), cfg_.ema_decay);
         if (cfg_.ptx_coef != 0.0) {
@@ -11825,7 +12169,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     linear_head<T>& value_head() { return value_obj_.head(); }
     adamw<T>& policy_optimizer() { return policy_opt_; }
     adamw<T>& value_optimizer() { return value_opt_; }
-    adamw<T>& value_head_optimizer() { return head_opt_; }
+    adamw<T>& value_head_optimizer() { return value_step_->head_optimizer(); }
     kl_controller& kl() { return kl_; }
     // The EMA of the policy weights, when ema_decay > 0 (else null).
     ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
@@ -11854,7 +12198,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::vector<sampler> samplers;
         for (int b = 0; b < B; ++b)
             samplers.emplace_back(
-                sampling_config{cfg_.temperature, 0, 1.0f, seed + std::uint64_t(b)});
+                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
         std::vector<response> out(B);
         cache_.reset(B, P + steps - 1);
         std::vector<int> fed(std::size_t(B) * P);
@@ -12088,12 +12432,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                         any = true;
                     }
                 }
-                if (parallel()) { // every rank takes part in an update any rank has rows for
-                    if (cfg_.comm->sum(any ? 1.0 : 0.0) == 0.0)
-                        continue;
-                } else if (!any) {
+                // Every rank takes part in an update any rank has rows for; one without rows adds
+                // nothing (its objectives see an empty mask).
+                if ((parallel() ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
                     continue;
-                }
                 const lm_batch* ptx = nullptr;
                 lm_batch pb;
                 if (ptx_) {
@@ -12101,14 +12443,32 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
                     ptx = &pb;
                 }
-                if (iteration_ >= cfg_.value_warmup)
-                    update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M,
-                                   Tm, ptx, cfg_.ptx_coef},
-                                  out, any);
-                const auto& vs =
-                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm}, any);
-                out.value_loss += vs.value_loss;
-                out.value_clip_frac += vs.clip_frac;
+                if (iteration_ >= cfg_.value_warmup) {
+                    const step_metrics sm = policy_step_->step([&](int) {
+                        return ppo_policy_batch<T>{x_.data(),   y_.data(), mask_.data(),
+                                                   old_.data(), a_.data(), M,
+                                                   Tm,          ptx,       cfg_.ptx_coef};
+                    });
+                    const ppo_policy_stats& st = policy_obj_.stats();
+                    out.policy_loss += st.ppo_loss;
+                    out.ptx_loss += st.ptx_loss;
+                    out.clip_frac += st.clip_frac;
+                    out.approx_kl += st.approx_kl;
+                    out.grad_norm += sm.grad_norm;
+                    if (sm.applied) {
+                        if (ema_)
+                            ema_->update(policy_.params());
+                        ++out.updates;
+                    } else {
+                        ++out.skipped; // a guard tripped (ppo_policy_objective::accept_update)
+                    }
+                }
+                value_step_->step([&](int) {
+                    return ppo_value_batch<T>{x_.data(), mask_.data(), ov_.data(), r_.data(), M,
+                                              Tm};
+                });
+                out.value_loss += value_obj_.stats().value_loss;
+                out.value_clip_frac += value_obj_.stats().clip_frac;
                 ++counted;
             }
         }
@@ -12117,57 +12477,6 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                               &out.value_clip_frac, &out.approx_kl, &out.grad_norm})
                 *v /= counted;
         }
-    }
-
-    // rows: this rank has action rows in the minibatch (always true alone). A rank without rows
-    // adds a zero gradient, so the sum over ranks is the mean over the ranks that have rows...
-    // weighted as if all had: rare (empty responses only) and harmless.
-    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out, bool rows = true) {
-        policy_.zero_grad();
-        const double loss = rows ? policy_obj_.forward_backward(policy_, b, 1.0 / ranks()) : 0.0;
-        const ppo_policy_stats st = rows ? policy_obj_.stats() : ppo_policy_stats{};
-        if (parallel())
-            cfg_.comm->allreduce_sum(policy_.grads().data(), policy_.grads().size());
-        const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
-                                               : global_norm(policy_.grads());
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
-                   ": policy loss is ", loss, " and gradient norm is ", norm,
-                   "; training stopped before applying this update");
-        out.policy_loss += st.ppo_loss;
-        out.ptx_loss += st.ptx_loss;
-        out.clip_frac += st.clip_frac;
-        out.approx_kl += st.approx_kl;
-        out.grad_norm += norm;
-        bool trip = st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl;
-        if (parallel())
-            trip = cfg_.comm->sum(trip ? 1.0 : 0.0) > 0;
-        if (trip) {
-            ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
-            return;
-        }
-        policy_opt_.step(policy_.params(), policy_.grads(), cfg_.lr);
-        if (ema_)
-            ema_->update(policy_.params());
-        ++out.updates;
-    }
-
-    ppo_value_stats update_value(const ppo_value_batch<T>& b, bool rows = true) {
-        value_.zero_grad();
-        value_obj_.head_grads().zero();
-        const double loss = rows ? value_obj_.forward_backward(value_, b, 1.0 / ranks()) : 0.0;
-        if (parallel()) {
-            cfg_.comm->allreduce_sum(value_.grads().data(), value_.grads().size());
-            cfg_.comm->allreduce_sum(value_obj_.head_grads().data(),
-                                     value_obj_.head_grads().size());
-        }
-        const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
-                                           T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
-                   ": value loss is ", loss, " and gradient norm is ", norm,
-                   "; training stopped before applying this update");
-        value_opt_.step(value_.params(), value_.grads());
-        head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
-        return rows ? value_obj_.stats() : ppo_value_stats{};
     }
 
     bool parallel() const { return cfg_.comm && cfg_.comm->size() > 1; }
@@ -12191,7 +12500,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     ppo_config cfg_;
     ppo_policy_objective<Policy> policy_obj_;
     ppo_value_objective<ValueModel> value_obj_;
-    adamw<T> policy_opt_, value_opt_, head_opt_;
+    adamw<T> policy_opt_, value_opt_;
+    std::optional<trainer<Policy, ppo_policy_objective<Policy>, adamw<T>>> policy_step_;
+    std::optional<trainer<ValueModel, ppo_value_objective<ValueModel>, adamw<T>>> value_step_;
     std::optional<ema<T>> ema_;
     kl_controller kl_;
     rng rng_;
@@ -12520,196 +12831,6 @@ reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
 #include <utility>
 #include <vector>
 
-// ---- begin gptx/train/trainer.hpp ----
-// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
-// backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by
-// tests/train/test_trainer.cpp.
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <sstream>
-#include <string>
-
-
-namespace gptx {
-
-// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
-// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
-template <class O>
-concept has_heads = requires(O o) {
-    o.head_params();
-    o.head_grads();
-};
-
-namespace detail {
-// A number for a message; NaN prints as "nan" whatever its sign bit (which differs by -march).
-inline std::string number_text(double v) {
-    if (std::isnan(v))
-        return "nan";
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
-} // namespace detail
-
-struct trainer_config {
-    int grad_accum = 1;                // micro-batches per optimizer step
-    float grad_clip = 1.0f;            // global norm; 0 disables
-    std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
-    // Data parallel: the ranks that share each step (null or one rank: this process alone).
-    // Each rank runs its own micro-batches; see step_parallel.
-    communicator* comm = nullptr;
-};
-
-struct step_metrics {
-    std::int64_t step = 0; // optimizer steps done, this one included
-    double loss = 0;       // mean over micro-batches
-    double grad_norm = 0;  // before clipping
-    float lr = 0;
-    double ms = 0; // wall time of the step
-};
-
-template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
-requires objective<Objective, Model>
-class trainer {
-  public:
-    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
-        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
-        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ",
-                   cfg_.grad_accum);
-        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
-        if constexpr (has_heads<Objective>)
-            head_opt_ = Optimizer(obj_.head_params(), opt_.config());
-    }
-
-    // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
-    // gradient norm throws before the parameters change, so the last good state is kept.
-    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
-        if (cfg_.comm && cfg_.comm->size() > 1)
-            return step_parallel(next_batch);
-        const auto t0 = std::chrono::steady_clock::now();
-        using T = typename Model::value_type;
-        model_.zero_grad();
-        if constexpr (has_heads<Objective>)
-            obj_.head_grads().zero();
-        double loss = 0;
-        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
-            loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
-        loss /= cfg_.grad_accum;
-        double norm;
-        if constexpr (has_heads<Objective>)
-            norm = clip_grad_norm({&model_.grads(), &obj_.head_grads()}, T(cfg_.grad_clip));
-        else
-            norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip))
-                                      : global_norm(model_.grads());
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
-                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
-                   "; training stopped before applying this update");
-        const float lr = cfg_.lr(static_cast<int>(step_));
-        opt_.step(model_.params(), model_.grads(), lr);
-        if constexpr (has_heads<Objective>)
-            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
-        ++step_;
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        return {step_, loss, norm, lr, ms};
-    }
-
-    std::int64_t step_count() const { return step_; }
-    void set_step_count(std::int64_t s) { step_ = s; }
-    Model& model() { return model_; }
-    Objective& objective_fn() { return obj_; }
-    Optimizer& optimizer() { return opt_; }
-    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
-    Optimizer& head_optimizer() { return head_opt_; }
-
-  private:
-    // One data-parallel step. Every rank scales its gradient by 1 / (grad_accum * ranks), so the
-    // sum over ranks is the mean over the global batch. The trunk's gradient arena is then summed
-    // in one call: an all-reduce, or under ZeRO-1 (an optimizer that owns a window of the
-    // parameters) a reduce-scatter, after which each rank clips and updates its window and the
-    // parameters are all-gathered. Heads are small and always all-reduced and updated everywhere.
-    template <class NextBatch> step_metrics step_parallel(NextBatch& next_batch) {
-        const auto t0 = std::chrono::steady_clock::now();
-        using T = typename Model::value_type;
-        communicator& comm = *cfg_.comm;
-        const int ranks = comm.size();
-        model_.zero_grad();
-        if constexpr (has_heads<Objective>)
-            obj_.head_grads().zero();
-        double loss = 0;
-        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
-            loss += obj_.forward_backward(model_, next_batch(micro),
-                                          1.0 / (double(cfg_.grad_accum) * ranks));
-        loss = comm.sum(loss / cfg_.grad_accum) / ranks;
-        basic_arena<T>& g = model_.grads();
-        std::size_t lo = 0, hi = g.size();
-        bool sharded = false;
-        if constexpr (requires { opt_.sharded(); })
-            sharded = opt_.sharded();
-        if (sharded) {
-            lo = opt_.shard_begin();
-            hi = opt_.shard_end();
-            GPTX_CHECK(std::pair(lo, hi) == comm.shard(g.size()), "trainer: the optimizer owns [",
-                       lo, ", ", hi, ") of the parameters, but rank ", comm.rank(), " of ", ranks,
-                       " owns [", comm.shard(g.size()).first, ", ", comm.shard(g.size()).second,
-                       ") (build it with comm.shard(params.size()))");
-            comm.reduce_scatter_sum(g.data(), g.size());
-        } else {
-            comm.allreduce_sum(g.data(), g.size());
-        }
-        double sq = sum_squares(g.data() + lo, hi - lo);
-        if (sharded)
-            sq = comm.sum(sq);
-        if constexpr (has_heads<Objective>) {
-            comm.allreduce_sum(obj_.head_grads().data(), obj_.head_grads().size());
-            sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
-        }
-        const double norm = std::sqrt(sq);
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
-                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
-                   "; training stopped before applying this update");
-        if (cfg_.grad_clip > 0) {
-            const double coef = double(cfg_.grad_clip) / (norm + 1e-6); // as clip_grad_norm
-            auto scale = [c = T(coef)](T* x, std::size_t n) {
-                parallel_ranges(
-                    static_cast<std::int64_t>(n),
-                    [&](std::int64_t b, std::int64_t e) {
-                        detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
-                    },
-                    std::int64_t{1} << 14);
-            };
-            if (coef < 1.0) {
-                scale(g.data() + lo, hi - lo);
-                if constexpr (has_heads<Objective>)
-                    scale(obj_.head_grads().data(), obj_.head_grads().size());
-            }
-        }
-        const float lr = cfg_.lr(static_cast<int>(step_));
-        opt_.step(model_.params(), g, lr);
-        if (sharded)
-            comm.allgather_shards(model_.params().data(), model_.params().size());
-        if constexpr (has_heads<Objective>)
-            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
-        ++step_;
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        return {step_, loss, norm, lr, ms};
-    }
-
-    Model& model_;
-    Objective& obj_;
-    Optimizer& opt_;
-    Optimizer head_opt_{};
-    trainer_config cfg_;
-    std::int64_t step_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/train/trainer.hpp ----
 
 namespace gptx {
 

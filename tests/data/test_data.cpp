@@ -13,7 +13,7 @@
 #include <vector>
 
 #include <gptx/data/batcher.hpp>
-#include <gptx/data/text_file.hpp>
+#include <gptx/core/file.hpp>
 #include <gptx/data/token_file.hpp>
 #include <gptx/text/char_tokenizer.hpp>
 

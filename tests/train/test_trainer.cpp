@@ -92,4 +92,43 @@ BOOST_AUTO_TEST_CASE(nan_stops_before_the_update) {
     BOOST_TEST(tr.step_count() == 0);
 }
 
+// An objective that vetoes every other update: a vetoed step leaves parameters and optimizer
+// state as they were and says so; the next step applies as usual.
+namespace {
+struct vetoing_lm : lm_objective<model_t> {
+    bool accept = true;
+    bool accept_update() const { return accept; }
+};
+} // namespace
+static_assert(vetoes_updates<vetoing_lm>);
+static_assert(!vetoes_updates<lm_objective<model_t>>);
+
+BOOST_AUTO_TEST_CASE(a_vetoed_update_changes_nothing) {
+    model_t m({32, 32});
+    m.init(1);
+    vetoing_lm obj;
+    adamw<float> opt(m.params());
+    trainer tr(m, obj, opt, {.lr = [](int) { return 1e-3f; }, .name = "test step"});
+    fixed_batch data(2, 8, 32, 4);
+    std::vector<float> before(m.params().data(), m.params().data() + m.params().size());
+    obj.accept = false;
+    const step_metrics vetoed = tr.step([&](int) { return data.rows(0, 2); });
+    BOOST_TEST(!vetoed.applied);
+    BOOST_TEST(vetoed.grad_norm > 0.0);
+    BOOST_TEST(std::memcmp(before.data(), m.params().data(), before.size() * sizeof(float)) == 0);
+    BOOST_TEST(opt.step_count() == 0);
+    obj.accept = true;
+    const step_metrics applied = tr.step([&](int) { return data.rows(0, 2); });
+    BOOST_TEST(applied.applied);
+    BOOST_TEST(applied.loss == vetoed.loss); // the same batch from the same parameters
+    BOOST_TEST(std::memcmp(before.data(), m.params().data(), before.size() * sizeof(float)) != 0);
+    BOOST_TEST(opt.step_count() == 1);
+    // Errors name the trainer.
+    m.param(p_lnfw)[0] = std::numeric_limits<float>::quiet_NaN();
+    BOOST_CHECK_EXCEPTION(
+        tr.step([&](int) { return data.rows(0, 2); }), gptx::error, [](const gptx::error& e) {
+            return std::string(e.what()).find("test step 3: loss is nan") != std::string::npos;
+        });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -12,7 +12,7 @@
 
 #include "../core/error.hpp"
 #include "../text/tokenizer.hpp"
-#include "text_file.hpp"
+#include "../core/file.hpp"
 
 namespace gptx {
 

@@ -17,7 +17,7 @@
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../text/tokenizer.hpp"
-#include "../train/objective.hpp"
+#include "lm_batch.hpp"
 
 namespace gptx {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
-#include "../ops/crossentropy.hpp"
+#include "../nn/lm_head.hpp"
 #include "generate.hpp"
 
 namespace gptx {
@@ -55,26 +55,24 @@ std::vector<completion_score> score_completions(Model& m, std::span<const int> c
     }
     const bool was = m.training();
     m.set_training(false);
-    const T* h = m.forward(tokens.data(), B, Tn);
+    m.forward(tokens.data(), B, Tn);
     m.set_training(was);
-    const int V = m.vocab();
-    std::vector<T> logits(V);
-    std::vector<completion_score> out(B);
-    for (int b = 0; b < B; ++b) {
-        const int n = int(completions[b].size());
-        for (int i = 0; i < n; ++i) {
-            const int pos = keep[b] + i - 1; // the position that predicts completion token i
-            ops::lm_logits(logits.data(), h + (std::size_t(b) * Tn + pos) * Model::C,
-                           m.param(p_wte), 1, Model::C, V);
-            double mx = -std::numeric_limits<double>::infinity();
-            for (int v = 0; v < V; ++v)
-                mx = std::max(mx, double(logits[v]));
-            double s = 0;
-            for (int v = 0; v < V; ++v)
-                s += std::exp(double(logits[v]) - mx);
-            out[b].logprob += double(logits[completions[b][i]]) - mx - std::log(s);
+    // Every completion token at once: the row that predicts it and the token.
+    std::vector<int> rows, chosen;
+    for (int b = 0; b < B; ++b)
+        for (int i = 0; i < int(completions[b].size()); ++i) {
+            rows.push_back(b * Tn + keep[b] + i - 1);
+            chosen.push_back(completions[b][i]);
         }
-        out[b].tokens = n;
+    std::vector<T> logp(rows.size());
+    lm_head<Model> head;
+    head.chosen_logprobs(m, rows.data(), chosen.data(), int(rows.size()), logp.data());
+    std::vector<completion_score> out(B);
+    std::size_t at = 0;
+    for (int b = 0; b < B; ++b) {
+        out[b].tokens = int(completions[b].size());
+        for (int i = 0; i < out[b].tokens; ++i)
+            out[b].logprob += double(logp[at++]);
     }
     return out;
 }

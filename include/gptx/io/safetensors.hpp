@@ -19,9 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/shape.hpp"
 #include "../nn/transformer.hpp"
-#include "../text/gpt2_tokenizer.hpp" // read_whole_file, write_whole_file
 #include "weights.hpp"
 
 namespace gptx {

@@ -39,7 +39,41 @@ template <class Model> class lm_head {
         ops::lm_logits(out, hidden, m.param(p_wte), rows, Model::C, m.vocab());
     }
 
+    // Log-probabilities of chosen tokens in the last forward (ops::chosen_logprobs_forward):
+    // logp[i] of tokens[i] at hidden row rows[i] (flat b * T + t), entropy[i] if non-null.
+    void chosen_logprobs(Model& m, const int* rows, const int* tokens, int N, T* logp,
+                         T* entropy = nullptr) {
+        check_chosen(m, rows, tokens, N);
+        reserve_chosen(m);
+        ops::chosen_logprobs_forward(logp, entropy, last_hidden(m), m.param(p_wte), rows, tokens, N,
+                                     Model::C, m.vocab(), scratch_.data(), chunk_rows_);
+    }
+    // Its backward for dlogp[i] = dL/dlogp_i: adds into model.dhidden() (the caller zeroes it
+    // first) and d wte.
+    void chosen_logprobs_backward(Model& m, const int* rows, const int* tokens, int N,
+                                  const T* dlogp) {
+        reserve_chosen(m);
+        ops::chosen_logprobs_backward(m.dhidden(), m.grad(p_wte), dlogp, last_hidden(m),
+                                      m.param(p_wte), rows, tokens, N, Model::C, m.vocab(),
+                                      scratch_.data(), chunk_rows_);
+    }
+
   private:
+    void reserve_chosen(const Model& m) {
+        const std::size_t need = std::size_t(chunk_rows_) * (m.vocab() + 2 * Model::C);
+        if (scratch_.size() < need)
+            scratch_.resize(need);
+    }
+    static void check_chosen(Model& m, const int* rows, const int* tokens, int N) {
+        const std::int64_t BT = std::int64_t(m.batch()) * m.seq_len();
+        for (int i = 0; i < N; ++i) {
+            GPTX_CHECK(rows[i] >= 0 && rows[i] < BT, "lm_head: row ", rows[i],
+                       " is outside the last forward's ", BT, " positions");
+            GPTX_CHECK(tokens[i] >= 0 && tokens[i] < m.vocab(), "lm_head: token ", tokens[i],
+                       " at row ", rows[i], " is outside the vocabulary [0, ", m.vocab(), ")");
+        }
+    }
+
     double run(Model& m, const int* targets, const std::uint8_t* mask, bool grads,
                double grad_scale) {
         const std::int64_t N = std::int64_t(m.batch()) * m.seq_len();

@@ -12,29 +12,11 @@
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../simd/simd.hpp"
+#include "softmax.hpp"
 
 namespace gptx::ops {
 
 namespace detail {
-
-// x[i] = exp(x[i] - m); returns the sum.
-template <class Arch, class T> T exp_shift_sum(T* x, int n, T m) {
-    using B = simd::batch<T, Arch>;
-    constexpr int W = static_cast<int>(B::size);
-    B acc(T(0)), vm(m);
-    int i = 0;
-    for (; i + W <= n; i += W) {
-        B e = xsimd::exp(simd::load<Arch>(x + i) - vm);
-        simd::store<Arch>(x + i, e);
-        acc += e;
-    }
-    T s = simd::reduce_add<Arch>(acc);
-    for (; i < n; ++i) {
-        x[i] = std::exp(x[i] - m);
-        s += x[i];
-    }
-    return s;
-}
 
 inline std::uint64_t att_index(std::int64_t bh, int t, int s, int Tn) {
     return static_cast<std::uint64_t>((bh * Tn + t) * std::int64_t(Tn) + s);

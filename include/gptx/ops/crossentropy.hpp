@@ -8,18 +8,10 @@
 
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
-#include "attention.hpp"
 #include "gemm.hpp"
+#include "softmax.hpp"
 
 namespace gptx::ops {
-
-// In place: row = softmax(row); returns log-sum-exp of the original row.
-template <class Arch = simd::default_arch, class T> T softmax_inplace(T* row, int V) {
-    const T m = simd::max<Arch>(row, V);
-    const T s = detail::exp_shift_sum<Arch>(row, V, m);
-    simd::scale<Arch>(row, T(1) / s, V);
-    return m + std::log(s);
-}
 
 // logits(N,V) = hidden(N,C) · wte(V,C)ᵀ
 template <class Arch = simd::default_arch, class T>
@@ -64,6 +56,73 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             total += double(losses[r0 + i]);
     }
     return total;
+}
+
+// ---- log-probabilities of chosen tokens: the building block of policy objectives (PPO, DPO,
+// GRPO) and of completion scoring. rows[i] names a row of hidden (flat b * T + t) and tokens[i]
+// the token chosen there; logits exist for `chunk` rows at a time. Scratch sizes in T values:
+// chunk * (V + C) for the forward, chunk * (V + 2C) for the backward. ----
+
+// logp[i] = log softmax(hidden[rows[i]] · wteᵀ)[tokens[i]]; entropy[i] = -sum_v pi_v log pi_v
+// when entropy is non-null (summed in double).
+template <class Arch = simd::default_arch, class T>
+void chosen_logprobs_forward(T* logp, T* entropy, const T* hidden, const T* wte, const int* rows,
+                             const int* tokens, int N, int C, int V, T* scratch, int chunk) {
+    T* z = scratch;                          // (chunk, V)
+    T* h = scratch + std::size_t(chunk) * V; // (chunk, C)
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        for (int i = 0; i < n; ++i)
+            std::copy_n(hidden + std::int64_t(rows[r0 + i]) * C, C, h + std::size_t(i) * C);
+        lm_logits<Arch>(z, h, wte, n, C, V);
+        parallel_for(n, [&](std::int64_t i) {
+            T* row = z + i * V;
+            const T za = row[tokens[r0 + i]];
+            const T lse = softmax_inplace<Arch>(row, V); // row becomes pi
+            logp[r0 + i] = za - lse;
+            if (entropy) {
+                double e = 0;
+                for (int v = 0; v < V; ++v)
+                    if (row[v] > T(0))
+                        e -= double(row[v]) * std::log(double(row[v]));
+                entropy[r0 + i] = T(e);
+            }
+        });
+    }
+}
+
+// The backward of logp for given dlogp[i] = dL/dlogp_i. With pi = softmax(z_i), d logp_i / d z_i
+// = onehot(tokens[i]) - pi, so dz_i = dlogp_i (onehot - pi), and
+//   dhidden[rows[i]] += dz_i · wte (added: rows may repeat across calls), dwte += dz_iᵀ · h_i.
+// The logits are recomputed rather than kept from the forward: (N, V) would not fit for GPT-2.
+template <class Arch = simd::default_arch, class T>
+void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidden, const T* wte,
+                              const int* rows, const int* tokens, int N, int C, int V, T* scratch,
+                              int chunk) {
+    T* z = scratch;                     // (chunk, V)
+    T* h = z + std::size_t(chunk) * V;  // (chunk, C)
+    T* dh = h + std::size_t(chunk) * C; // (chunk, C)
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        for (int i = 0; i < n; ++i)
+            std::copy_n(hidden + std::int64_t(rows[r0 + i]) * C, C, h + std::size_t(i) * C);
+        lm_logits<Arch>(z, h, wte, n, C, V);
+        parallel_for(n, [&](std::int64_t i) {
+            T* row = z + i * V;
+            softmax_inplace<Arch>(row, V);
+            const T g = dlogp[r0 + i];
+            simd::scale<Arch>(row, -g, V);
+            row[tokens[r0 + i]] += g;
+        });
+        gemm<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
+        gemm<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
+        for (int i = 0; i < n; ++i) {
+            T* d = dhidden + std::int64_t(rows[r0 + i]) * C;
+            const T* src = dh + std::size_t(i) * C;
+            for (int c = 0; c < C; ++c)
+                d[c] += src[c];
+        }
+    }
 }
 
 } // namespace gptx::ops

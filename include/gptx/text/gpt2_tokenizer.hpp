@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/parallel.hpp" // num_threads
 #include "../core/rng.hpp"
 #include "special_tokens.hpp"
@@ -244,40 +245,6 @@ inline void append_json_string(std::string& out, std::string_view utf8) {
         }
     }
     out += '"';
-}
-
-inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
-    std::error_code ec;
-    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
-               path.string(), "': no such file");
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
-    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
-    return s;
-}
-
-// Writes path + ".tmp" then renames it over path, so readers never see half a file.
-inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(data.data(), std::streamsize(data.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-    }
 }
 
 inline std::uint64_t hash_bytes(const char* p, std::size_t n) {

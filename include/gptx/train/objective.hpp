@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
-
+#include "../data/lm_batch.hpp"
 #include "../nn/lm_head.hpp"
 
 namespace gptx {
@@ -22,15 +22,6 @@ concept objective = requires(O o, Model& m, const typename O::batch_type& b, dou
     typename O::batch_type;
     { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
     { o.evaluate(m, b) } -> std::convertible_to<double>;
-};
-
-// A language-model micro-batch: inputs and next-token targets (B, T), and an optional mask (B, T)
-// of the targets that count (SFT and ptx are masks and data, not new code).
-struct lm_batch {
-    const int* inputs = nullptr;
-    const int* targets = nullptr;
-    const std::uint8_t* mask = nullptr;
-    int B = 0, T = 0;
 };
 
 // Mean next-token cross-entropy over unmasked targets, through the tied LM head.

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -139,70 +140,51 @@ template <class Model> class ppo_policy_objective {
     const ppo_policy_stats& stats() const { return stats_; }
     double clip_eps() const { return eps_; }
 
+    // The guards: an update whose largest ratio pi / pi_old exceeds max_ratio, or whose mean
+    // KL(old || new) exceeds max_kl, is vetoed (the trainer then skips it).
+    void set_guards(double max_ratio, double max_kl) {
+        max_ratio_ = max_ratio;
+        max_kl_ = max_kl;
+    }
+    bool accept_update() const {
+        return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
+    }
+
   private:
     double run(Model& m, const batch_type& b, double scale, bool grads) {
         constexpr int C = Model::C;
-        const int V = m.vocab();
-        const T* hidden = m.forward(b.inputs, b.B, b.T);
         detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
         const int N = static_cast<int>(rows_.size());
-        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
-        const std::size_t cv = std::size_t(chunk_) * V, cc = std::size_t(chunk_) * C;
-        logits_.resize(cv);
-        gathered_.resize(cc);
-        dgathered_.resize(cc);
+        stats_ = {};
+        if (N == 0) // no response tokens (a rank whose rollouts were all empty): no loss
+            return 0.0;
+        m.forward(b.inputs, b.B, b.T);
+        tokens_.resize(N);
+        logp_.resize(N);
+        ent_.resize(N);
+        dlogp_.resize(N);
         row_loss_.resize(N);
         row_ratio_.resize(N);
-        row_ent_.resize(N);
-        if (grads)
-            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
-        const T* wte = m.param(p_wte);
-        T* dwte = m.grad(p_wte);
+        for (int i = 0; i < N; ++i)
+            tokens_[i] = b.targets[rows_[i]];
+        lm_head<Model>& head = lm_.head();
+        head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
         const double coef = scale / N;
-        for (int r0 = 0; r0 < N; r0 += chunk_) {
-            const int n = std::min(chunk_, N - r0);
-            detail::gather_rows(gathered_.data(), hidden, rows_.data() + r0, n, C);
-            ops::lm_logits(logits_.data(), gathered_.data(), wte, n, C, V);
-            parallel_for(n, [&](std::int64_t i) {
-                T* z = logits_.data() + i * V;
-                const int row = rows_[r0 + i], a = b.targets[row];
-                const T za = z[a];
-                const T lse = ops::softmax_inplace(z, V); // z becomes pi
-                double ent = 0;
-                for (int v = 0; v < V; ++v)
-                    if (z[v] > T(0))
-                        ent -= double(z[v]) * std::log(double(z[v]));
-                const double logp = double(za) - double(lse), A = double(b.advantages[row]);
-                const double r = std::exp(logp - double(b.old_logp[row]));
-                const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
-                const double s1 = r * A, s2 = rc * A;
-                row_loss_[r0 + i] = -std::min(s1, s2);
-                row_ratio_[r0 + i] = r;
-                row_ent_[r0 + i] = ent;
-                if (grads) {
-                    // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active;
-                    // d logp / d z = onehot(a) - pi.
-                    const double g = s2 < s1 ? 0.0 : -A * r * coef;
-                    for (int v = 0; v < V; ++v)
-                        z[v] = T(-g * double(z[v]));
-                    z[a] += T(g);
-                }
-            });
-            if (grads) {
-                ops::gemm(false, false, n, C, V, T(1), logits_.data(), V, wte, C, T(0),
-                          dgathered_.data(), C);
-                ops::gemm(true, false, V, C, n, T(1), logits_.data(), V, gathered_.data(), C, T(1),
-                          dwte, C);
-                T* dh = m.dhidden();
-                for (int i = 0; i < n; ++i) {
-                    T* d = dh + std::int64_t(rows_[r0 + i]) * C;
-                    const T* g = dgathered_.data() + std::size_t(i) * C;
-                    for (int c = 0; c < C; ++c)
-                        d[c] += g[c];
-                }
-            }
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double A = double(b.advantages[row]);
+            const double r = std::exp(double(logp_[i]) - double(b.old_logp[row]));
+            const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
+            const double s1 = r * A, s2 = rc * A;
+            row_loss_[i] = -std::min(s1, s2);
+            row_ratio_[i] = r;
+            // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
+            dlogp_[i] = T(s2 < s1 ? 0.0 : -A * r * coef);
         }
-        stats_ = {};
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
+            head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
+        }
         stats_.tokens = N;
         for (int i = 0; i < N; ++i) {
             const double r = row_ratio_[i];
@@ -210,7 +192,7 @@ template <class Model> class ppo_policy_objective {
             stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
             stats_.approx_kl += (r - 1.0) - std::log(r);
             stats_.max_ratio = std::max(stats_.max_ratio, r);
-            stats_.entropy += row_ent_[i];
+            stats_.entropy += double(ent_[i]);
         }
         stats_.ppo_loss /= N;
         stats_.clip_frac /= N;
@@ -228,12 +210,15 @@ template <class Model> class ppo_policy_objective {
     }
 
     double eps_;
+    double max_ratio_ = std::numeric_limits<double>::infinity(),
+           max_kl_ = std::numeric_limits<double>::infinity();
     int chunk_;
     lm_objective<Model> lm_;
     ppo_policy_stats stats_;
     std::vector<int> rows_;
-    std::vector<T> logits_, gathered_, dgathered_; // (chunk, V), (chunk, C), (chunk, C)
-    std::vector<double> row_loss_, row_ratio_, row_ent_;
+    std::vector<int> tokens_;           // (N): the action at each row
+    std::vector<T> logp_, ent_, dlogp_; // (N)
+    std::vector<double> row_loss_, row_ratio_;
 };
 
 // One value minibatch: values are read at the rows where mask is set (the states before each
@@ -290,10 +275,11 @@ template <class Model> class ppo_value_objective {
     double run(Model& m, const batch_type& b, double scale, bool grads) {
         detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
         const int N = static_cast<int>(rows_.size());
-        GPTX_CHECK(N > 0, "ppo: the minibatch has no response tokens");
+        stats_ = {};
+        if (N == 0) // no response tokens: no loss
+            return 0.0;
         predict(m, b.inputs, b.B, b.T, rows_);
         dvalues_.resize(N);
-        stats_ = {};
         stats_.tokens = N;
         for (int i = 0; i < N; ++i) {
             const int row = rows_[i];

@@ -2,7 +2,6 @@
 // cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
 // value updates. Tested by tests/train/test_ppo.cpp.
 // Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
-// Note: this header includes generate/sampler.hpp (rollouts sample); it depends on core only.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -29,6 +28,7 @@
 #include "kl_controller.hpp"
 #include "optimizer.hpp"
 #include "ppo.hpp"
+#include "trainer.hpp"
 
 namespace gptx {
 
@@ -146,12 +146,28 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::copy(value_head.params().data(),
                   value_head.params().data() + value_head.params().size(),
                   value_obj_.head_params().data());
-        const adamw_config pc{cfg_.lr, cfg_.beta1, cfg_.beta2, 1e-8f, cfg_.weight_decay};
+        const adamw_config pc{.lr = cfg_.lr,
+                              .beta1 = cfg_.beta1,
+                              .beta2 = cfg_.beta2,
+                              .eps = 1e-8f,
+                              .weight_decay = cfg_.weight_decay};
         adamw_config vc = pc;
         vc.lr = cfg_.value_lr > 0 ? cfg_.value_lr : cfg_.lr;
         policy_opt_ = adamw<T>(policy.params(), pc);
         value_opt_ = adamw<T>(value_model.params(), vc);
-        head_opt_ = adamw<T>(value_obj_.head_params(), vc);
+        policy_obj_.set_guards(cfg_.guard_ratio, cfg_.guard_kl);
+        // The updates are the generic trainer's steps: one for the policy, one for the value
+        // model and its head (the trainer keeps the head's optimizer, made from vc).
+        policy_step_.emplace(policy_, policy_obj_, policy_opt_,
+                             trainer_config{.grad_clip = cfg_.grad_clip,
+                                            .lr = [lr = pc.lr](int) { return lr; },
+                                            .comm = cfg_.comm,
+                                            .name = "ppo policy update"});
+        value_step_.emplace(value_, value_obj_, value_opt_,
+                            trainer_config{.grad_clip = cfg_.grad_clip,
+                                           .lr = [lr = vc.lr](int) { return lr; },
+                                           .comm = cfg_.comm,
+                                           .name = "ppo value update"});
         if (cfg_.ema_decay > 0)
             ema_.emplace(policy.params(), cfg_.ema_decay);
         if (cfg_.ptx_coef != 0.0) {
@@ -219,7 +235,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     linear_head<T>& value_head() { return value_obj_.head(); }
     adamw<T>& policy_optimizer() { return policy_opt_; }
     adamw<T>& value_optimizer() { return value_opt_; }
-    adamw<T>& value_head_optimizer() { return head_opt_; }
+    adamw<T>& value_head_optimizer() { return value_step_->head_optimizer(); }
     kl_controller& kl() { return kl_; }
     // The EMA of the policy weights, when ema_decay > 0 (else null).
     ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
@@ -248,7 +264,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::vector<sampler> samplers;
         for (int b = 0; b < B; ++b)
             samplers.emplace_back(
-                sampling_config{cfg_.temperature, 0, 1.0f, seed + std::uint64_t(b)});
+                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
         std::vector<response> out(B);
         cache_.reset(B, P + steps - 1);
         std::vector<int> fed(std::size_t(B) * P);
@@ -482,12 +498,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                         any = true;
                     }
                 }
-                if (parallel()) { // every rank takes part in an update any rank has rows for
-                    if (cfg_.comm->sum(any ? 1.0 : 0.0) == 0.0)
-                        continue;
-                } else if (!any) {
+                // Every rank takes part in an update any rank has rows for; one without rows adds
+                // nothing (its objectives see an empty mask).
+                if ((parallel() ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
                     continue;
-                }
                 const lm_batch* ptx = nullptr;
                 lm_batch pb;
                 if (ptx_) {
@@ -495,14 +509,32 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
                     ptx = &pb;
                 }
-                if (iteration_ >= cfg_.value_warmup)
-                    update_policy({x_.data(), y_.data(), mask_.data(), old_.data(), a_.data(), M,
-                                   Tm, ptx, cfg_.ptx_coef},
-                                  out, any);
-                const auto& vs =
-                    update_value({x_.data(), mask_.data(), ov_.data(), r_.data(), M, Tm}, any);
-                out.value_loss += vs.value_loss;
-                out.value_clip_frac += vs.clip_frac;
+                if (iteration_ >= cfg_.value_warmup) {
+                    const step_metrics sm = policy_step_->step([&](int) {
+                        return ppo_policy_batch<T>{x_.data(),   y_.data(), mask_.data(),
+                                                   old_.data(), a_.data(), M,
+                                                   Tm,          ptx,       cfg_.ptx_coef};
+                    });
+                    const ppo_policy_stats& st = policy_obj_.stats();
+                    out.policy_loss += st.ppo_loss;
+                    out.ptx_loss += st.ptx_loss;
+                    out.clip_frac += st.clip_frac;
+                    out.approx_kl += st.approx_kl;
+                    out.grad_norm += sm.grad_norm;
+                    if (sm.applied) {
+                        if (ema_)
+                            ema_->update(policy_.params());
+                        ++out.updates;
+                    } else {
+                        ++out.skipped; // a guard tripped (ppo_policy_objective::accept_update)
+                    }
+                }
+                value_step_->step([&](int) {
+                    return ppo_value_batch<T>{x_.data(), mask_.data(), ov_.data(), r_.data(), M,
+                                              Tm};
+                });
+                out.value_loss += value_obj_.stats().value_loss;
+                out.value_clip_frac += value_obj_.stats().clip_frac;
                 ++counted;
             }
         }
@@ -511,57 +543,6 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                               &out.value_clip_frac, &out.approx_kl, &out.grad_norm})
                 *v /= counted;
         }
-    }
-
-    // rows: this rank has action rows in the minibatch (always true alone). A rank without rows
-    // adds a zero gradient, so the sum over ranks is the mean over the ranks that have rows...
-    // weighted as if all had: rare (empty responses only) and harmless.
-    void update_policy(const ppo_policy_batch<T>& b, ppo_metrics& out, bool rows = true) {
-        policy_.zero_grad();
-        const double loss = rows ? policy_obj_.forward_backward(policy_, b, 1.0 / ranks()) : 0.0;
-        const ppo_policy_stats st = rows ? policy_obj_.stats() : ppo_policy_stats{};
-        if (parallel())
-            cfg_.comm->allreduce_sum(policy_.grads().data(), policy_.grads().size());
-        const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(policy_.grads(), T(cfg_.grad_clip))
-                                               : global_norm(policy_.grads());
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
-                   ": policy loss is ", loss, " and gradient norm is ", norm,
-                   "; training stopped before applying this update");
-        out.policy_loss += st.ppo_loss;
-        out.ptx_loss += st.ptx_loss;
-        out.clip_frac += st.clip_frac;
-        out.approx_kl += st.approx_kl;
-        out.grad_norm += norm;
-        bool trip = st.max_ratio > cfg_.guard_ratio || st.approx_kl > cfg_.guard_kl;
-        if (parallel())
-            trip = cfg_.comm->sum(trip ? 1.0 : 0.0) > 0;
-        if (trip) {
-            ++out.skipped; // the ratio or the KL to the rollout policy exploded: skip this update
-            return;
-        }
-        policy_opt_.step(policy_.params(), policy_.grads(), cfg_.lr);
-        if (ema_)
-            ema_->update(policy_.params());
-        ++out.updates;
-    }
-
-    ppo_value_stats update_value(const ppo_value_batch<T>& b, bool rows = true) {
-        value_.zero_grad();
-        value_obj_.head_grads().zero();
-        const double loss = rows ? value_obj_.forward_backward(value_, b, 1.0 / ranks()) : 0.0;
-        if (parallel()) {
-            cfg_.comm->allreduce_sum(value_.grads().data(), value_.grads().size());
-            cfg_.comm->allreduce_sum(value_obj_.head_grads().data(),
-                                     value_obj_.head_grads().size());
-        }
-        const double norm = clip_grad_norm({&value_.grads(), &value_obj_.head_grads()},
-                                           T(cfg_.grad_clip > 0 ? cfg_.grad_clip : 0));
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "ppo iteration ", iteration_ + 1,
-                   ": value loss is ", loss, " and gradient norm is ", norm,
-                   "; training stopped before applying this update");
-        value_opt_.step(value_.params(), value_.grads());
-        head_opt_.step(value_obj_.head_params(), value_obj_.head_grads());
-        return rows ? value_obj_.stats() : ppo_value_stats{};
     }
 
     bool parallel() const { return cfg_.comm && cfg_.comm->size() > 1; }
@@ -585,7 +566,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     ppo_config cfg_;
     ppo_policy_objective<Policy> policy_obj_;
     ppo_value_objective<ValueModel> value_obj_;
-    adamw<T> policy_opt_, value_opt_, head_opt_;
+    adamw<T> policy_opt_, value_opt_;
+    std::optional<trainer<Policy, ppo_policy_objective<Policy>, adamw<T>>> policy_step_;
+    std::optional<trainer<ValueModel, ppo_value_objective<ValueModel>, adamw<T>>> value_step_;
     std::optional<ema<T>> ema_;
     kl_controller kl_;
     rng rng_;

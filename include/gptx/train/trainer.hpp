@@ -1,5 +1,5 @@
 // gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
-// backward -> clip -> NaN guard -> AdamW at the scheduled rate. Tested by
+// backward -> (all-reduce) -> NaN guard -> (veto) -> clip -> AdamW at the scheduled rate. Tested by
 // tests/train/test_trainer.cpp.
 #pragma once
 #include <chrono>
@@ -36,21 +36,30 @@ inline std::string number_text(double v) {
 }
 } // namespace detail
 
+// An objective may veto the update its last forward/backward computed (PPO skips one whose
+// probability ratio or KL to the rollout policy exploded); the step then changes nothing.
+template <class O>
+concept vetoes_updates = requires(const O o) {
+    { o.accept_update() } -> std::convertible_to<bool>;
+};
+
 struct trainer_config {
     int grad_accum = 1;                // micro-batches per optimizer step
     float grad_clip = 1.0f;            // global norm; 0 disables
     std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
-    // Data parallel: the ranks that share each step (null or one rank: this process alone).
-    // Each rank runs its own micro-batches; see step_parallel.
+    // Data parallel: the ranks that share each step (null: this process alone). Each rank runs
+    // its own micro-batches; see step.
     communicator* comm = nullptr;
+    std::string name = "step"; // how errors name this trainer's steps ("ppo policy step 3: ...")
 };
 
 struct step_metrics {
-    std::int64_t step = 0; // optimizer steps done, this one included
-    double loss = 0;       // mean over micro-batches
+    std::int64_t step = 0; // steps taken, this one included (a vetoed one too)
+    double loss = 0;       // mean over micro-batches (and ranks)
     double grad_norm = 0;  // before clipping
     float lr = 0;
-    double ms = 0; // wall time of the step
+    double ms = 0;       // wall time of the step
+    bool applied = true; // false: the objective vetoed the update (vetoes_updates)
 };
 
 template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
@@ -66,58 +75,18 @@ class trainer {
             head_opt_ = Optimizer(obj_.head_params(), opt_.config());
     }
 
-    // One optimizer step. next_batch(micro) returns the micro-batch to use. A non-finite loss or
-    // gradient norm throws before the parameters change, so the last good state is kept.
+    // One optimizer step; next_batch(micro) returns the micro-batch to use. Alone, or on every
+    // rank of cfg.comm at once (the one-process communicator's collectives do nothing): each rank
+    // scales its gradient by 1 / (grad_accum * ranks), so the sum over ranks is the mean over the
+    // global batch. The trunk's gradient arena is summed in one call: an all-reduce, or under
+    // ZeRO-1 (an optimizer that owns a window of the parameters) a reduce-scatter, after which
+    // each rank clips and updates its window and the parameters are all-gathered. Heads are small
+    // and always all-reduced and updated everywhere. A non-finite loss or gradient norm throws
+    // before the parameters change, so the last good state is kept.
     template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
-        if (cfg_.comm && cfg_.comm->size() > 1)
-            return step_parallel(next_batch);
         const auto t0 = std::chrono::steady_clock::now();
         using T = typename Model::value_type;
-        model_.zero_grad();
-        if constexpr (has_heads<Objective>)
-            obj_.head_grads().zero();
-        double loss = 0;
-        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
-            loss += obj_.forward_backward(model_, next_batch(micro), 1.0 / cfg_.grad_accum);
-        loss /= cfg_.grad_accum;
-        double norm;
-        if constexpr (has_heads<Objective>)
-            norm = clip_grad_norm({&model_.grads(), &obj_.head_grads()}, T(cfg_.grad_clip));
-        else
-            norm = cfg_.grad_clip > 0 ? clip_grad_norm(model_.grads(), T(cfg_.grad_clip))
-                                      : global_norm(model_.grads());
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
-                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
-                   "; training stopped before applying this update");
-        const float lr = cfg_.lr(static_cast<int>(step_));
-        opt_.step(model_.params(), model_.grads(), lr);
-        if constexpr (has_heads<Objective>)
-            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
-        ++step_;
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        return {step_, loss, norm, lr, ms};
-    }
-
-    std::int64_t step_count() const { return step_; }
-    void set_step_count(std::int64_t s) { step_ = s; }
-    Model& model() { return model_; }
-    Objective& objective_fn() { return obj_; }
-    Optimizer& optimizer() { return opt_; }
-    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
-    Optimizer& head_optimizer() { return head_opt_; }
-
-  private:
-    // One data-parallel step. Every rank scales its gradient by 1 / (grad_accum * ranks), so the
-    // sum over ranks is the mean over the global batch. The trunk's gradient arena is then summed
-    // in one call: an all-reduce, or under ZeRO-1 (an optimizer that owns a window of the
-    // parameters) a reduce-scatter, after which each rank clips and updates its window and the
-    // parameters are all-gathered. Heads are small and always all-reduced and updated everywhere.
-    template <class NextBatch> step_metrics step_parallel(NextBatch& next_batch) {
-        const auto t0 = std::chrono::steady_clock::now();
-        using T = typename Model::value_type;
-        communicator& comm = *cfg_.comm;
+        communicator& comm = cfg_.comm ? *cfg_.comm : alone_;
         const int ranks = comm.size();
         model_.zero_grad();
         if constexpr (has_heads<Objective>)
@@ -151,38 +120,55 @@ class trainer {
             sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
         }
         const double norm = std::sqrt(sq);
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), "step ", step_ + 1, ": loss is ",
-                   detail::number_text(loss), " and gradient norm is ", detail::number_text(norm),
-                   "; training stopped before applying this update");
-        if (cfg_.grad_clip > 0) {
-            const double coef = double(cfg_.grad_clip) / (norm + 1e-6); // as clip_grad_norm
-            auto scale = [c = T(coef)](T* x, std::size_t n) {
-                parallel_ranges(
-                    static_cast<std::int64_t>(n),
-                    [&](std::int64_t b, std::int64_t e) {
-                        detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
-                    },
-                    std::int64_t{1} << 14);
-            };
-            if (coef < 1.0) {
-                scale(g.data() + lo, hi - lo);
-                if constexpr (has_heads<Objective>)
-                    scale(obj_.head_grads().data(), obj_.head_grads().size());
-            }
-        }
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), cfg_.name, " ", step_ + 1,
+                   ": loss is ", detail::number_text(loss), " and gradient norm is ",
+                   detail::number_text(norm), "; training stopped before applying this update");
         const float lr = cfg_.lr(static_cast<int>(step_));
-        opt_.step(model_.params(), g, lr);
-        if (sharded)
-            comm.allgather_shards(model_.params().data(), model_.params().size());
-        if constexpr (has_heads<Objective>)
-            head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
         ++step_;
+        bool accept = true;
+        if constexpr (vetoes_updates<Objective>)
+            accept = comm.sum(obj_.accept_update() ? 0.0 : 1.0) == 0.0; // any rank's veto
+        if (accept) {
+            if (cfg_.grad_clip > 0) {
+                // As torch.nn.utils.clip_grad_norm_ (and clip_grad_norm): max / (norm + 1e-6).
+                const double coef = double(cfg_.grad_clip) / (norm + 1e-6);
+                if (coef < 1.0) {
+                    scale(g.data() + lo, hi - lo, T(coef));
+                    if constexpr (has_heads<Objective>)
+                        scale(obj_.head_grads().data(), obj_.head_grads().size(), T(coef));
+                }
+            }
+            opt_.step(model_.params(), g, lr);
+            if (sharded)
+                comm.allgather_shards(model_.params().data(), model_.params().size());
+            if constexpr (has_heads<Objective>)
+                head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
+        }
         const double ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count();
-        return {step_, loss, norm, lr, ms};
+        return {step_, loss, norm, lr, ms, accept};
     }
 
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    Model& model() { return model_; }
+    Objective& objective_fn() { return obj_; }
+    Optimizer& optimizer() { return opt_; }
+    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
+    Optimizer& head_optimizer() { return head_opt_; }
+
+  private:
+    template <class T> static void scale(T* x, std::size_t n, T c) {
+        parallel_ranges(
+            static_cast<std::int64_t>(n),
+            [&](std::int64_t b, std::int64_t e) {
+                detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
+            },
+            std::int64_t{1} << 14);
+    }
+
+    communicator alone_; // the one-process job: every collective is a no-op
     Model& model_;
     Objective& obj_;
     Optimizer& opt_;

@@ -1,0 +1,69 @@
+// gptx/core/file.hpp: whole-file reads with one-line errors, and the atomic whole-file write
+// (temporary file, then rename) that every writer of small files uses. Tested by
+// tests/core/test_core.cpp.
+#pragma once
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+#include "error.hpp"
+
+namespace gptx {
+
+// An empty corpus is always a mistake (wrong path, failed download), so it is an error here
+// rather than a confusing failure later (empty vocabulary, zero batches).
+inline std::string read_text_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::exists(path, ec), "cannot open '", path.string(),
+               "': no such file");
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", path.string(),
+               "': it is a directory");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open '", path.string(), "'");
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read '", path.string(), "': I/O error");
+    GPTX_CHECK(!text.empty(), "'", path.string(), "' is empty");
+    return text;
+}
+
+namespace detail {
+
+inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
+    std::error_code ec;
+    GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
+               path.string(), "': no such file");
+    std::ifstream in(path, std::ios::binary);
+    GPTX_CHECK(in.is_open(), "cannot open ", what, " '", path.string(), "'");
+    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    GPTX_CHECK(!in.bad(), "cannot read ", what, " '", path.string(), "': I/O error");
+    return s;
+}
+
+// Writes path + ".tmp" then renames it over path, so readers never see half a file.
+inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
+        out.write(data.data(), std::streamsize(data.size()));
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            fail("cannot write '", tmp.string(), "' (disk full?)");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    }
+}
+
+} // namespace detail
+
+} // namespace gptx
