@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
-#include "../text/tokenizer.hpp"
 #include "../core/file.hpp"
+#include "../text/tokenizer.hpp"
 
 namespace gptx {
 
@@ -150,9 +150,12 @@ inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view pro
     return p;
 }
 
-// The K token sequences of one prompt, best first, each ending with end-of-text.
+// The K token sequences of one prompt, best first, each ending with end-of-text. starts[k], when
+// filled (tokenize_comparisons does), is where response k begins in its sequence: the prefix's
+// length after any truncation (at least 1: the leading end-of-text always stays).
 struct ranked_sequences {
     std::vector<std::vector<int>> responses;
+    std::vector<int> starts;
 };
 
 struct tokenized_comparisons {
@@ -181,8 +184,14 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
             for (std::size_t i = 0; i < c.responses.size(); ++i) {
                 bool cut = false;
                 const std::string what = "response " + std::to_string(i);
-                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
-                                                      end_of_text, context, &cut));
+                const std::vector<int> response = tok.encode(c.responses[i], what);
+                g.responses.push_back(
+                    reward_sequence(prompt, response, end_of_text, context, &cut));
+                // Truncation removes tokens after the first: the prefix loses that many.
+                const std::size_t removed =
+                    prompt.size() + response.size() + 1 - g.responses.back().size();
+                g.starts.push_back(int(std::max<std::size_t>(
+                    1, prompt.size() > removed ? prompt.size() - removed : 1)));
                 out.truncated += cut;
             }
             out.groups.push_back(std::move(g));

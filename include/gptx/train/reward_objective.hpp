@@ -25,6 +25,9 @@ struct reward_batch {
     const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
     const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
     int P = 0, T = 0;
+    // (N) where each row's response begins (its prefix length), when the data records it; the
+    // reward model does not need it, DPO does.
+    const int* starts = nullptr;
     int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
 };
 
@@ -192,6 +195,8 @@ class reward_batcher {
         }
         return assemble();
     }
+    // The comparisons (indices into the data's groups) of the last batch, in row order.
+    const std::vector<std::size_t>& items() const { return ids_; }
     // Items first .. first+count-1 in file order (evaluation).
     reward_batch slice(std::size_t first, int count) {
         GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
@@ -223,20 +228,28 @@ class reward_batcher {
         }
         tokens_.assign(N * Tn, eot_);
         positions_.resize(N);
+        starts_.resize(N);
+        bool have_starts = true;
         std::size_t row = 0;
-        for (std::size_t id : ids_)
-            for (const auto& s : data_->groups[id].responses) {
+        for (std::size_t id : ids_) {
+            const ranked_sequences& g = data_->groups[id];
+            have_starts = have_starts && g.starts.size() == g.responses.size();
+            for (std::size_t k = 0; k < g.responses.size(); ++k, ++row) {
+                const auto& s = g.responses[k];
                 std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
-                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
+                positions_[row] = int(s.size()) - 1; // the closing end-of-text
+                starts_[row] = k < g.starts.size() ? g.starts[k] : 1;
             }
-        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
+        }
+        return {tokens_.data(),   positions_.data(), sizes_.data(),
+                int(ids_.size()), int(Tn),           have_starts ? starts_.data() : nullptr};
     }
 
     const tokenized_comparisons* data_;
     int P_, eot_;
     std::uint64_t seed_, epoch_ = 0;
     std::vector<std::size_t> order_, ids_;
-    std::vector<int> tokens_, positions_, sizes_;
+    std::vector<int> tokens_, positions_, sizes_, starts_;
 };
 
 // Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
