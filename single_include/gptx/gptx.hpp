@@ -3182,9 +3182,12 @@ inline std::vector<int> reward_prefix(const tokenizer& tok, std::string_view pro
     return p;
 }
 
-// The K token sequences of one prompt, best first, each ending with end-of-text.
+// The K token sequences of one prompt, best first, each ending with end-of-text. starts[k], when
+// filled (tokenize_comparisons does), is where response k begins in its sequence: the prefix's
+// length after any truncation (at least 1: the leading end-of-text always stays).
 struct ranked_sequences {
     std::vector<std::vector<int>> responses;
+    std::vector<int> starts;
 };
 
 struct tokenized_comparisons {
@@ -3213,8 +3216,14 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
             for (std::size_t i = 0; i < c.responses.size(); ++i) {
                 bool cut = false;
                 const std::string what = "response " + std::to_string(i);
-                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
-                                                      end_of_text, context, &cut));
+                const std::vector<int> response = tok.encode(c.responses[i], what);
+                g.responses.push_back(
+                    reward_sequence(prompt, response, end_of_text, context, &cut));
+                // Truncation removes tokens after the first: the prefix loses that many.
+                const std::size_t removed =
+                    prompt.size() + response.size() + 1 - g.responses.back().size();
+                g.starts.push_back(int(std::max<std::size_t>(
+                    1, prompt.size() > removed ? prompt.size() - removed : 1)));
                 out.truncated += cut;
             }
             out.groups.push_back(std::move(g));
@@ -11433,6 +11442,8 @@ template <class Real> struct ppo_policy_batch {
     const lm_batch* ptx =
         nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
     double ptx_coef = 0.0;
+    // (B, T): log pi_ref(action), needed when the objective puts a KL penalty in its loss (GRPO).
+    const Real* ref_logp = nullptr;
 };
 
 // What the last policy forward saw.
@@ -11443,11 +11454,23 @@ struct ppo_policy_stats {
     double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
     double max_ratio = 0; // largest ratio pi / pi_old
     double entropy = 0;   // mean entropy at action tokens
+    double kl_k3 = 0;     // mean k3 estimate of KL(pi || pi_ref) at action tokens (with ref_logp)
     std::int64_t tokens = 0;
 };
 
-// Loss = (1/N) sum_i -min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i), r_i = exp(logp_i - old_i),
-// plus ptx_coef x the LM loss of the ptx batch. The PPO part and the ptx part are two
+// Schulman's k3 estimator of KL(pi || ref) from one sample x ~ pi: with d = log ref(x) - log pi(x),
+// k3 = e^d - d - 1 >= 0, unbiased (E_pi[e^d] = 1) and of lower variance than -d.
+// d k3 / d log pi(x) = 1 - e^d.
+inline double kl_k3(double logp, double ref_logp) {
+    const double d = ref_logp - logp;
+    return std::expm1(d) - d;
+}
+
+// Loss = sum_i w_i (-min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i) + kl_coef k3_i),
+// r_i = exp(logp_i - old_i), plus ptx_coef x the LM loss of the ptx batch. PPO (InstructGPT) has
+// w_i = 1/N over the N action tokens and kl_coef 0 (its KL penalty is in the reward); GRPO
+// (Shao et al. 2024) averages each sequence's tokens, then the S sequences (w_i = 1 / (S n_s)),
+// and penalises k3 to the reference in the loss. The PPO part and the ptx part are two
 // forward/backward passes whose parameter gradients accumulate in the model's arena.
 template <class Model> class ppo_policy_objective {
   public:
@@ -11476,6 +11499,13 @@ template <class Model> class ppo_policy_objective {
     bool accept_update() const {
         return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
     }
+    // GRPO's form: a k3 KL penalty to the reference (batch.ref_logp) with this weight in the loss,
+    // and per-sequence token means (each row of the batch one sequence).
+    void set_kl_penalty(double kl_coef) {
+        GPTX_CHECK(kl_coef >= 0, "ppo: the KL penalty must be >= 0, got ", kl_coef);
+        kl_coef_ = kl_coef;
+    }
+    void set_sequence_mean(bool on) { sequence_mean_ = on; }
 
   private:
     double run(Model& m, const batch_type& b, double scale, bool grads) {
@@ -11494,40 +11524,51 @@ template <class Model> class ppo_policy_objective {
         row_ratio_.resize(N);
         for (int i = 0; i < N; ++i)
             tokens_[i] = b.targets[rows_[i]];
+        GPTX_CHECK(kl_coef_ == 0 || b.ref_logp,
+                   "ppo: a KL penalty in the loss needs the reference's log-probabilities");
         lm_head<Model>& head = lm_.head();
         head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
-        const double coef = scale / N;
+        weights(b, N);
         for (int i = 0; i < N; ++i) {
             const int row = rows_[i];
-            const double A = double(b.advantages[row]);
-            const double r = std::exp(double(logp_[i]) - double(b.old_logp[row]));
+            const double A = double(b.advantages[row]), lp = double(logp_[i]);
+            const double r = std::exp(lp - double(b.old_logp[row]));
             const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
             const double s1 = r * A, s2 = rc * A;
             row_loss_[i] = -std::min(s1, s2);
             row_ratio_[i] = r;
             // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
-            dlogp_[i] = T(s2 < s1 ? 0.0 : -A * r * coef);
+            double g = s2 < s1 ? 0.0 : -A * r;
+            if (kl_coef_ > 0) {
+                const double ref = double(b.ref_logp[row]);
+                row_kl_[i] = kl_k3(lp, ref);
+                g += kl_coef_ * -std::expm1(ref - lp); // d k3 / d logp = 1 - e^(ref - logp)
+            }
+            dlogp_[i] = T(g * w_[i] * scale);
         }
         if (grads) {
             std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
             head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
         }
         stats_.tokens = N;
+        double penalty = 0;
         for (int i = 0; i < N; ++i) {
             const double r = row_ratio_[i];
-            stats_.ppo_loss += row_loss_[i];
+            stats_.ppo_loss += w_[i] * row_loss_[i];
+            penalty += w_[i] * row_kl_[i];
+            stats_.kl_k3 += row_kl_[i];
             stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
             stats_.approx_kl += (r - 1.0) - std::log(r);
             stats_.max_ratio = std::max(stats_.max_ratio, r);
             stats_.entropy += double(ent_[i]);
         }
-        stats_.ppo_loss /= N;
+        stats_.kl_k3 /= N;
         stats_.clip_frac /= N;
         stats_.approx_kl /= N;
         stats_.entropy /= N;
         if (grads)
             m.backward();
-        double total = stats_.ppo_loss;
+        double total = stats_.ppo_loss + kl_coef_ * penalty;
         if (b.ptx && b.ptx_coef != 0.0) {
             stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
                                     : lm_.evaluate(m, *b.ptx);
@@ -11543,6 +11584,26 @@ template <class Model> class ppo_policy_objective {
     lm_objective<Model> lm_;
     ppo_policy_stats stats_;
     std::vector<int> rows_;
+    // w_[i]: token i's weight in the loss, 1/N or 1 / (sequences x its sequence's tokens).
+    void weights(const batch_type& b, int N) {
+        w_.assign(std::size_t(N), 1.0 / N);
+        row_kl_.assign(std::size_t(N), 0.0);
+        if (!sequence_mean_)
+            return;
+        std::vector<int>& count = seq_tokens_;
+        count.assign(std::size_t(b.B), 0);
+        for (int i = 0; i < N; ++i)
+            ++count[std::size_t(rows_[i] / b.T)];
+        const auto S =
+            double(std::count_if(count.begin(), count.end(), [](int c) { return c > 0; }));
+        for (int i = 0; i < N; ++i)
+            w_[std::size_t(i)] = 1.0 / (S * count[std::size_t(rows_[i] / b.T)]);
+    }
+
+    double kl_coef_ = 0;
+    bool sequence_mean_ = false;
+    std::vector<int> seq_tokens_;
+    std::vector<double> w_, row_kl_;    // (N)
     std::vector<int> tokens_;           // (N): the action at each row
     std::vector<T> logp_, ent_, dlogp_; // (N)
     std::vector<double> row_loss_, row_ratio_;
@@ -12567,6 +12628,9 @@ struct reward_batch {
     const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
     const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
     int P = 0, T = 0;
+    // (N) where each row's response begins (its prefix length), when the data records it; the
+    // reward model does not need it, DPO does.
+    const int* starts = nullptr;
     int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
 };
 
@@ -12734,6 +12798,8 @@ class reward_batcher {
         }
         return assemble();
     }
+    // The comparisons (indices into the data's groups) of the last batch, in row order.
+    const std::vector<std::size_t>& items() const { return ids_; }
     // Items first .. first+count-1 in file order (evaluation).
     reward_batch slice(std::size_t first, int count) {
         GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
@@ -12765,20 +12831,28 @@ class reward_batcher {
         }
         tokens_.assign(N * Tn, eot_);
         positions_.resize(N);
+        starts_.resize(N);
+        bool have_starts = true;
         std::size_t row = 0;
-        for (std::size_t id : ids_)
-            for (const auto& s : data_->groups[id].responses) {
+        for (std::size_t id : ids_) {
+            const ranked_sequences& g = data_->groups[id];
+            have_starts = have_starts && g.starts.size() == g.responses.size();
+            for (std::size_t k = 0; k < g.responses.size(); ++k, ++row) {
+                const auto& s = g.responses[k];
                 std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
-                positions_[row++] = int(s.size()) - 1; // the closing end-of-text
+                positions_[row] = int(s.size()) - 1; // the closing end-of-text
+                starts_[row] = k < g.starts.size() ? g.starts[k] : 1;
             }
-        return {tokens_.data(), positions_.data(), sizes_.data(), int(ids_.size()), int(Tn)};
+        }
+        return {tokens_.data(),   positions_.data(), sizes_.data(),
+                int(ids_.size()), int(Tn),           have_starts ? starts_.data() : nullptr};
     }
 
     const tokenized_comparisons* data_;
     int P_, eot_;
     std::uint64_t seed_, epoch_ = 0;
     std::vector<std::size_t> order_, ids_;
-    std::vector<int> tokens_, positions_, sizes_;
+    std::vector<int> tokens_, positions_, sizes_, starts_;
 };
 
 // Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss

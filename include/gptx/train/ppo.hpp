@@ -106,6 +106,8 @@ template <class Real> struct ppo_policy_batch {
     const lm_batch* ptx =
         nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
     double ptx_coef = 0.0;
+    // (B, T): log pi_ref(action), needed when the objective puts a KL penalty in its loss (GRPO).
+    const Real* ref_logp = nullptr;
 };
 
 // What the last policy forward saw.
@@ -116,11 +118,23 @@ struct ppo_policy_stats {
     double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
     double max_ratio = 0; // largest ratio pi / pi_old
     double entropy = 0;   // mean entropy at action tokens
+    double kl_k3 = 0;     // mean k3 estimate of KL(pi || pi_ref) at action tokens (with ref_logp)
     std::int64_t tokens = 0;
 };
 
-// Loss = (1/N) sum_i -min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i), r_i = exp(logp_i - old_i),
-// plus ptx_coef x the LM loss of the ptx batch. The PPO part and the ptx part are two
+// Schulman's k3 estimator of KL(pi || ref) from one sample x ~ pi: with d = log ref(x) - log pi(x),
+// k3 = e^d - d - 1 >= 0, unbiased (E_pi[e^d] = 1) and of lower variance than -d.
+// d k3 / d log pi(x) = 1 - e^d.
+inline double kl_k3(double logp, double ref_logp) {
+    const double d = ref_logp - logp;
+    return std::expm1(d) - d;
+}
+
+// Loss = sum_i w_i (-min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i) + kl_coef k3_i),
+// r_i = exp(logp_i - old_i), plus ptx_coef x the LM loss of the ptx batch. PPO (InstructGPT) has
+// w_i = 1/N over the N action tokens and kl_coef 0 (its KL penalty is in the reward); GRPO
+// (Shao et al. 2024) averages each sequence's tokens, then the S sequences (w_i = 1 / (S n_s)),
+// and penalises k3 to the reference in the loss. The PPO part and the ptx part are two
 // forward/backward passes whose parameter gradients accumulate in the model's arena.
 template <class Model> class ppo_policy_objective {
   public:
@@ -149,6 +163,13 @@ template <class Model> class ppo_policy_objective {
     bool accept_update() const {
         return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
     }
+    // GRPO's form: a k3 KL penalty to the reference (batch.ref_logp) with this weight in the loss,
+    // and per-sequence token means (each row of the batch one sequence).
+    void set_kl_penalty(double kl_coef) {
+        GPTX_CHECK(kl_coef >= 0, "ppo: the KL penalty must be >= 0, got ", kl_coef);
+        kl_coef_ = kl_coef;
+    }
+    void set_sequence_mean(bool on) { sequence_mean_ = on; }
 
   private:
     double run(Model& m, const batch_type& b, double scale, bool grads) {
@@ -167,40 +188,51 @@ template <class Model> class ppo_policy_objective {
         row_ratio_.resize(N);
         for (int i = 0; i < N; ++i)
             tokens_[i] = b.targets[rows_[i]];
+        GPTX_CHECK(kl_coef_ == 0 || b.ref_logp,
+                   "ppo: a KL penalty in the loss needs the reference's log-probabilities");
         lm_head<Model>& head = lm_.head();
         head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
-        const double coef = scale / N;
+        weights(b, N);
         for (int i = 0; i < N; ++i) {
             const int row = rows_[i];
-            const double A = double(b.advantages[row]);
-            const double r = std::exp(double(logp_[i]) - double(b.old_logp[row]));
+            const double A = double(b.advantages[row]), lp = double(logp_[i]);
+            const double r = std::exp(lp - double(b.old_logp[row]));
             const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
             const double s1 = r * A, s2 = rc * A;
             row_loss_[i] = -std::min(s1, s2);
             row_ratio_[i] = r;
             // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
-            dlogp_[i] = T(s2 < s1 ? 0.0 : -A * r * coef);
+            double g = s2 < s1 ? 0.0 : -A * r;
+            if (kl_coef_ > 0) {
+                const double ref = double(b.ref_logp[row]);
+                row_kl_[i] = kl_k3(lp, ref);
+                g += kl_coef_ * -std::expm1(ref - lp); // d k3 / d logp = 1 - e^(ref - logp)
+            }
+            dlogp_[i] = T(g * w_[i] * scale);
         }
         if (grads) {
             std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
             head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
         }
         stats_.tokens = N;
+        double penalty = 0;
         for (int i = 0; i < N; ++i) {
             const double r = row_ratio_[i];
-            stats_.ppo_loss += row_loss_[i];
+            stats_.ppo_loss += w_[i] * row_loss_[i];
+            penalty += w_[i] * row_kl_[i];
+            stats_.kl_k3 += row_kl_[i];
             stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
             stats_.approx_kl += (r - 1.0) - std::log(r);
             stats_.max_ratio = std::max(stats_.max_ratio, r);
             stats_.entropy += double(ent_[i]);
         }
-        stats_.ppo_loss /= N;
+        stats_.kl_k3 /= N;
         stats_.clip_frac /= N;
         stats_.approx_kl /= N;
         stats_.entropy /= N;
         if (grads)
             m.backward();
-        double total = stats_.ppo_loss;
+        double total = stats_.ppo_loss + kl_coef_ * penalty;
         if (b.ptx && b.ptx_coef != 0.0) {
             stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
                                     : lm_.evaluate(m, *b.ptx);
@@ -216,6 +248,26 @@ template <class Model> class ppo_policy_objective {
     lm_objective<Model> lm_;
     ppo_policy_stats stats_;
     std::vector<int> rows_;
+    // w_[i]: token i's weight in the loss, 1/N or 1 / (sequences x its sequence's tokens).
+    void weights(const batch_type& b, int N) {
+        w_.assign(std::size_t(N), 1.0 / N);
+        row_kl_.assign(std::size_t(N), 0.0);
+        if (!sequence_mean_)
+            return;
+        std::vector<int>& count = seq_tokens_;
+        count.assign(std::size_t(b.B), 0);
+        for (int i = 0; i < N; ++i)
+            ++count[std::size_t(rows_[i] / b.T)];
+        const auto S =
+            double(std::count_if(count.begin(), count.end(), [](int c) { return c > 0; }));
+        for (int i = 0; i < N; ++i)
+            w_[std::size_t(i)] = 1.0 / (S * count[std::size_t(rows_[i] / b.T)]);
+    }
+
+    double kl_coef_ = 0;
+    bool sequence_mean_ = false;
+    std::vector<int> seq_tokens_;
+    std::vector<double> w_, row_kl_;    // (N)
     std::vector<int> tokens_;           // (N): the action at each row
     std::vector<T> logp_, ent_, dlogp_; // (N)
     std::vector<double> row_loss_, row_ratio_;
