@@ -11374,18 +11374,22 @@ template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n
 // logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
 // ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
 // kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
-// clamp only removes rounding). Logits exist for chunk rows at a time.
+// clamp only removes rounding). Logits exist for chunk rows at a time. The log-probabilities are
+// computed in T exactly as ops::chosen_logprobs_forward computes them for the updates, so at the
+// first update the ratio pi / pi_old is 1 and the k3 penalty 0 to the last bit, not to rounding
+// (which Adam would scale up to a full step).
 template <class Arch = simd::default_arch, class T>
 void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
                         const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
                         int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
     const bool with_ref = ref_hidden && ref_wte;
     const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
-    scratch.resize((with_ref ? 2 : 1) * (cv + cc));
+    scratch.resize((with_ref ? 2 : 1) * (cv + cc) + cv);
     T* z = scratch.data();
     T* h = z + cv;
     T* zr = h + cc;
     T* hr = zr + cv;
+    T* copy = scratch.data() + (with_ref ? 2 : 1) * (cv + cc); // (chunk, V)
     for (int r0 = 0; r0 < N; r0 += chunk) {
         const int n = std::min(chunk, N - r0);
         detail::gather_rows(h, hidden, rows + r0, n, C);
@@ -11421,10 +11425,14 @@ void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden
                 if (with_ref)
                     klv += p * (lp - (double(rr[v]) - lser));
             }
-            logp[r0 + i] = T(double(row[a]) - lse);
+            // The updates' log-probability: a softmax in T on a copy of the logits.
+            T* c = copy + i * V;
+            std::copy(row, row + V, c);
+            logp[r0 + i] = row[a] - ops::softmax_inplace<Arch>(c, V);
             entropy[r0 + i] = T(ent);
             if (with_ref) {
-                ref_logp[r0 + i] = T(double(rr[a]) - lser);
+                std::copy(rr, rr + V, c);
+                ref_logp[r0 + i] = rr[a] - ops::softmax_inplace<Arch>(c, V);
                 kl[r0 + i] = T(std::max(0.0, klv));
             }
         });
@@ -11848,6 +11856,257 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 #include <utility>
 #include <vector>
 
+// ---- begin gptx/train/rollouts.hpp ----
+// gptx/train/rollouts.hpp: sampling responses from a policy with the KV cache and scoring them:
+// the policy's and the reference's log-probabilities at every action, entropy, the exact KL, and
+// the reward model's score. PPO and GRPO/RLOO both start each iteration here.
+// Tested by tests/train/test_ppo.cpp and tests/train/test_grpo.cpp.
+// Legend: N sequences, M sequences per scoring batch, P prompt length, T time.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
+// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
+// after it is padding).
+using reward_fn =
+    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+
+struct rollout_config {
+    int end_of_text = -1;           // ends responses; the reward model reads there
+    int max_new_tokens = 32;        // response cap (also bounded by the context)
+    float temperature = 1.0f;       // sampling temperature (1: on-policy)
+    double missing_eot_penalty = 0; // subtracted from the score of a response the cap cut
+    int score_batch = 16;           // sequences per scoring forward
+};
+
+// The rollouts of one iteration. The models and the reward function must outlive it.
+template <class Policy> class rollout_buffer {
+  public:
+    using T = typename Policy::value_type;
+
+    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
+    struct sequence {
+        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
+        int prompt = 0;          // prompt length P
+        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
+        bool ended = false;      // the policy sampled end-of-text
+        std::size_t offset = 0;  // of its actions in the flat per-action arrays
+    };
+
+    rollout_buffer(Policy& policy, Policy& reference, reward_fn reward, rollout_config cfg)
+        : policy_(policy), ref_(reference), reward_(std::move(reward)), cfg_(cfg), cache_(policy) {
+        GPTX_CHECK(cfg_.score_batch > 0, "rollouts: the scoring batch must be positive");
+    }
+
+    // One response per prompt from the policy (each group of prompts of one length draws with the
+    // seed r.next_u64(), in order of length), then scores: per action the policy's and the
+    // reference's log-probabilities, entropy and exact KL, extra(x, M, Tm, rows, offset) for
+    // anything else read from the same (M, Tm) batch (PPO's values, in action order from
+    // `offset`), and per sequence the reward function's score less the missing end-of-text
+    // penalty.
+    template <class Extra>
+    void collect(const std::vector<std::vector<int>>& prompts, rng& r, Extra&& extra) {
+        const int N = int(prompts.size());
+        seqs_.assign(N, {});
+        // Sampling, then scoring: N sequences each.
+        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = draw(group, P, r.next_u64());
+            for (std::size_t k = 0; k < idx.size(); ++k) {
+                sequence& s = seqs_[idx[k]];
+                s.tokens = prompts[idx[k]];
+                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
+                s.tokens.push_back(cfg_.end_of_text);
+                s.prompt = P;
+                s.ended = gen[k].ended;
+                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
+            }
+            bar.advance(std::int64_t(idx.size()));
+        }
+        std::size_t total = 0;
+        for (auto& s : seqs_) {
+            s.offset = total;
+            total += s.actions;
+        }
+        logp_.assign(total, 0);
+        ref_logp_.assign(total, 0);
+        ent_.assign(total, 0);
+        klx_.assign(total, 0);
+        scores_.assign(N, 0);
+
+        // Score every sequence with the policy, the reference, `extra` and the RM,
+        // minibatch by minibatch (the rows of a mask are in action order).
+        std::vector<int> order(N);
+        std::iota(order.begin(), order.end(), 0);
+        for (int first = 0; first < N; first += cfg_.score_batch) {
+            const int M = std::min(cfg_.score_batch, N - first);
+            bar.advance(M);
+            const int Tm = pack(order, first, M);
+            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
+            const std::size_t at = seqs_[first].offset;
+            const int R = int(rows_.size());
+            if (R > 0) {
+                const T* h = policy_.forward(x_.data(), M, Tm);
+                const T* hr = ref_.forward(x_.data(), M, Tm);
+                policy_token_stats(logp_.data() + at, ent_.data() + at, ref_logp_.data() + at,
+                                   klx_.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
+                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
+                                   scratch_);
+                extra(x_.data(), M, Tm, rows_, at);
+            }
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
+            const int W = Tm + 1;
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
+            for (int k = 0; k < M; ++k) {
+                const auto& s = seqs_[first + k].tokens;
+                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
+                ends[k] = int(s.size()) - 1;
+            }
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
+            GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
+                       " scores for ", M, " sequences");
+            for (int k = 0; k < M; ++k) {
+                GPTX_CHECK(std::isfinite(sc[k]),
+                           "rollouts: the reward model's score is not finite; stopped");
+                scores_[first + k] =
+                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
+            }
+        }
+    }
+
+    // Samples one response per prompt (temperature as configured), each stopping at end-of-text
+    // or the length cap; for evaluation. Leaves the rollouts as they are.
+    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
+                                         std::uint64_t seed) {
+        std::vector<std::vector<int>> out(prompts.size());
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = draw(group, P, seed + std::uint64_t(P));
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                out[idx[k]] = std::move(gen[k].tokens);
+        }
+        return out;
+    }
+
+    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
+    int pack(const std::vector<int>& order, std::size_t first, int M) {
+        int Tm = 1;
+        for (int k = 0; k < M; ++k)
+            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
+        const std::size_t n = std::size_t(M) * Tm;
+        x_.assign(n, cfg_.end_of_text);
+        y_.assign(n, cfg_.end_of_text);
+        mask_.assign(n, 0);
+        for (int k = 0; k < M; ++k) {
+            const sequence& s = seqs_[order[first + k]];
+            const int len = int(s.tokens.size()) - 1;
+            for (int t = 0; t < len; ++t) {
+                x_[std::size_t(k) * Tm + t] = s.tokens[t];
+                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
+            }
+            for (int j = 0; j < s.actions; ++j)
+                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
+        }
+        return Tm;
+    }
+
+    // The packed batch of the last pack() (or scoring batch).
+    const int* x() const { return x_.data(); }
+    const int* y() const { return y_.data(); }
+    const std::uint8_t* mask() const { return mask_.data(); }
+
+    const std::vector<sequence>& sequences() const { return seqs_; }
+    std::size_t actions() const { return logp_.size(); }
+    // Per action, in sequence order (sequence i's from sequences()[i].offset).
+    const std::vector<T>& logp() const { return logp_; }
+    const std::vector<T>& ref_logp() const { return ref_logp_; }
+    const std::vector<T>& entropy() const { return ent_; }
+    const std::vector<T>& kl_exact() const { return klx_; }
+    // Per sequence: the reward model's score less the missing end-of-text penalty.
+    const std::vector<double>& scores() const { return scores_; }
+    const rollout_config& config() const { return cfg_; }
+
+  private:
+    struct response {
+        std::vector<int> tokens; // without the end-of-text
+        bool ended = false;      // end-of-text was drawn
+    };
+    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
+    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
+    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
+    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
+                               std::uint64_t seed) {
+        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
+        std::vector<sampler> samplers;
+        for (int b = 0; b < B; ++b)
+            samplers.emplace_back(
+                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
+        std::vector<response> out(B);
+        cache_.reset(B, P + steps - 1);
+        std::vector<int> fed(std::size_t(B) * P);
+        for (int b = 0; b < B; ++b)
+            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
+        const T* logits = cache_.forward_logits(fed.data(), B, P);
+        std::vector<int> next(B, cfg_.end_of_text);
+        int active = B;
+        for (int step = 0; step < steps && active > 0; ++step) {
+            for (int b = 0; b < B; ++b) {
+                if (out[b].ended) {
+                    next[b] = cfg_.end_of_text;
+                    continue;
+                }
+                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
+                next[b] = id;
+                if (id == cfg_.end_of_text) {
+                    out[b].ended = true;
+                    --active;
+                } else {
+                    out[b].tokens.push_back(id);
+                }
+            }
+            if (active > 0 && step + 1 < steps)
+                logits = cache_.forward_logits(next.data(), B, 1);
+        }
+        return out;
+    }
+    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
+
+    static std::map<int, std::vector<int>>
+    group_by_length(const std::vector<std::vector<int>>& prompts) {
+        std::map<int, std::vector<int>> g;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            g[int(prompts[i].size())].push_back(int(i));
+        return g;
+    }
+
+    Policy& policy_;
+    Policy& ref_;
+    reward_fn reward_;
+    rollout_config cfg_;
+    kv_cache<Policy> cache_;
+    std::vector<sequence> seqs_;
+    std::vector<T> logp_, ref_logp_, ent_, klx_, scratch_;
+    std::vector<double> scores_;
+    std::vector<int> x_, y_, rows_;
+    std::vector<std::uint8_t> mask_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/rollouts.hpp ----
 // ---- begin gptx/train/trainer.hpp ----
 // gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
 // backward -> (all-reduce) -> NaN guard -> (veto) -> clip -> AdamW at the scheduled rate. Tested by
@@ -12027,12 +12286,6 @@ class trainer {
 
 namespace gptx {
 
-// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
-// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
-// after it is padding).
-using reward_fn =
-    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
-
 struct ppo_config {
     int end_of_text = -1; // the end-of-text id (required): ends responses, the RM reads there
     int rollouts = 64;    // sequences sampled per iteration
@@ -12110,7 +12363,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         : policy_(policy), ref_(reference), value_(value_model), reward_(std::move(reward)),
           prompts_(std::move(prompts)), cfg_(cfg), policy_obj_(cfg.clip_eps),
           value_obj_(cfg.value_clip), kl_(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon),
-          rng_(cfg.seed), cache_(policy) {
+          rng_(cfg.seed), buf_(policy, reference, reward_,
+                               rollout_config{.end_of_text = cfg.end_of_text,
+                                              .max_new_tokens = cfg.max_new_tokens,
+                                              .temperature = cfg.temperature,
+                                              .missing_eot_penalty = cfg.missing_eot_penalty,
+                                              .score_batch = cfg.minibatch}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");
@@ -12200,16 +12458,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // stopping at end-of-text or the length cap; for evaluation. Does not touch the run's state.
     std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
                                          std::uint64_t seed) {
-        std::vector<std::vector<int>> out(prompts.size());
-        for (auto& [P, idx] : group_by_length(prompts)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(prompts[i]);
-            auto gen = draw(group, P, seed + std::uint64_t(P));
-            for (std::size_t k = 0; k < idx.size(); ++k)
-                out[idx[k]] = std::move(gen[k].tokens);
-        }
-        return out;
+        return buf_.sample(prompts, seed);
     }
 
     ppo_state state() const {
@@ -12237,189 +12486,50 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     const ppo_config& config() const { return cfg_; }
 
   private:
-    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
-    struct sequence {
-        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
-        int prompt = 0;          // prompt length P
-        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
-        bool ended = false;      // the policy sampled end-of-text
-        std::size_t offset = 0;  // of its actions in the flat per-action arrays
-    };
-
-    struct response {
-        std::vector<int> tokens; // without the end-of-text
-        bool ended = false;      // end-of-text was drawn
-    };
-    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
-    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
-    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
-    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
-                               std::uint64_t seed) {
-        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
-        std::vector<sampler> samplers;
-        for (int b = 0; b < B; ++b)
-            samplers.emplace_back(
-                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
-        std::vector<response> out(B);
-        cache_.reset(B, P + steps - 1);
-        std::vector<int> fed(std::size_t(B) * P);
-        for (int b = 0; b < B; ++b)
-            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
-        const T* logits = cache_.forward_logits(fed.data(), B, P);
-        std::vector<int> next(B, cfg_.end_of_text);
-        int active = B;
-        for (int step = 0; step < steps && active > 0; ++step) {
-            for (int b = 0; b < B; ++b) {
-                if (out[b].ended) {
-                    next[b] = cfg_.end_of_text;
-                    continue;
-                }
-                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
-                next[b] = id;
-                if (id == cfg_.end_of_text) {
-                    out[b].ended = true;
-                    --active;
-                } else {
-                    out[b].tokens.push_back(id);
-                }
-            }
-            if (active > 0 && step + 1 < steps)
-                logits = cache_.forward_logits(next.data(), B, 1);
-        }
-        return out;
-    }
-    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
-
-    static std::map<int, std::vector<int>>
-    group_by_length(const std::vector<std::vector<int>>& prompts) {
-        std::map<int, std::vector<int>> g;
-        for (std::size_t i = 0; i < prompts.size(); ++i)
-            g[int(prompts[i].size())].push_back(int(i));
-        return g;
-    }
-
-    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
-    int pack(const std::vector<int>& order, std::size_t first, int M) {
-        int Tm = 1;
-        for (int k = 0; k < M; ++k)
-            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
-        const std::size_t n = std::size_t(M) * Tm;
-        x_.assign(n, cfg_.end_of_text);
-        y_.assign(n, cfg_.end_of_text);
-        mask_.assign(n, 0);
-        for (int k = 0; k < M; ++k) {
-            const sequence& s = seqs_[order[first + k]];
-            const int len = int(s.tokens.size()) - 1;
-            for (int t = 0; t < len; ++t) {
-                x_[std::size_t(k) * Tm + t] = s.tokens[t];
-                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
-            }
-            for (int j = 0; j < s.actions; ++j)
-                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
-        }
-        return Tm;
-    }
-
     void rollout(ppo_metrics& out) {
         const int N = cfg_.rollouts;
+        values_.clear(); // filled by collect, in action order
         std::vector<std::vector<int>> chosen(N);
         for (int i = 0; i < N; ++i)
             chosen[i] = prompts_[rng_.below(prompts_.size())];
-        seqs_.assign(N, {});
-        // Sampling, then scoring: N sequences each.
-        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
-        for (auto& [P, idx] : group_by_length(chosen)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(chosen[i]);
-            auto gen = draw(group, P, rng_.next_u64());
-            for (std::size_t k = 0; k < idx.size(); ++k) {
-                sequence& s = seqs_[idx[k]];
-                s.tokens = chosen[idx[k]];
-                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
-                s.tokens.push_back(cfg_.end_of_text);
-                s.prompt = P;
-                s.ended = gen[k].ended;
-                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
-            }
-            bar.advance(std::int64_t(idx.size()));
-        }
-        std::size_t total = 0;
-        for (auto& s : seqs_) {
-            s.offset = total;
-            total += s.actions;
-        }
-        logp_.assign(total, 0);
-        ref_logp_.assign(total, 0);
-        values_.assign(total, 0);
+        buf_.collect(chosen, rng_,
+                     [&](const int* x, int M, int Tm, const std::vector<int>& rows, std::size_t) {
+                         const auto& v = value_obj_.predict(value_, x, M, Tm, rows);
+                         values_.insert(values_.end(), v.begin(), v.end());
+                     });
+        const auto& rolled = buf_.sequences();
+        const auto& logp = buf_.logp();
+        const auto& ref_logp = buf_.ref_logp();
+        const auto& ent = buf_.entropy();
+        const auto& klx = buf_.kl_exact();
+        const auto& scores = buf_.scores();
+        const std::size_t total = buf_.actions();
         adv_.assign(total, 0);
         ret_.assign(total, 0);
-        std::vector<T> ent(total), klx(total);
-        scores_.assign(N, 0);
-
-        // Score every sequence with the policy, the reference, the value model and the RM,
-        // minibatch by minibatch (the rows of a mask are in action order).
-        std::vector<int> order(N);
-        std::iota(order.begin(), order.end(), 0);
-        for (int first = 0; first < N; first += cfg_.minibatch) {
-            const int M = std::min(cfg_.minibatch, N - first);
-            bar.advance(M);
-            const int Tm = pack(order, first, M);
-            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
-            const std::size_t at = seqs_[first].offset;
-            const int R = int(rows_.size());
-            if (R > 0) {
-                const T* h = policy_.forward(x_.data(), M, Tm);
-                const T* hr = ref_.forward(x_.data(), M, Tm);
-                policy_token_stats(logp_.data() + at, ent.data() + at, ref_logp_.data() + at,
-                                   klx.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
-                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
-                                   scratch_);
-                const auto& v = value_obj_.predict(value_, x_.data(), M, Tm, rows_);
-                std::copy(v.begin(), v.end(), values_.begin() + std::ptrdiff_t(at));
-            }
-            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
-            const int W = Tm + 1;
-            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
-            for (int k = 0; k < M; ++k) {
-                const auto& s = seqs_[first + k].tokens;
-                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
-                ends[k] = int(s.size()) - 1;
-            }
-            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
-            GPTX_CHECK(int(sc.size()) == M, "ppo: the reward function returned ", sc.size(),
-                       " scores for ", M, " sequences");
-            for (int k = 0; k < M; ++k) {
-                GPTX_CHECK(std::isfinite(sc[k]),
-                           "ppo: the reward model's score is not finite; stopped");
-                scores_[first + k] =
-                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
-            }
-        }
 
         // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
         const double beta = kl_.beta();
         std::vector<T> rew;
         double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
         for (int i = 0; i < N; ++i) {
-            const sequence& s = seqs_[i];
+            const auto& s = rolled[i];
             rew.assign(s.actions, 0);
             double seq_kl = 0;
             for (int j = 0; j < s.actions; ++j) {
-                const double k = double(logp_[s.offset + j]) - double(ref_logp_[s.offset + j]);
+                const double k = double(logp[s.offset + j]) - double(ref_logp[s.offset + j]);
                 seq_kl += k;
                 rew[j] = T(-beta * k);
                 klx_sum += klx[s.offset + j];
                 ent_sum += ent[s.offset + j];
             }
             if (s.actions > 0) {
-                rew[s.actions - 1] += T(scores_[i]);
+                rew[s.actions - 1] += T(scores[i]);
                 gae(adv_.data() + s.offset, ret_.data() + s.offset, rew.data(),
                     values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
             }
             kl_sum += seq_kl;
-            score_sum += scores_[i];
-            reward_sum += scores_[i] - beta * seq_kl;
+            score_sum += scores[i];
+            reward_sum += scores[i] - beta * seq_kl;
         }
         double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
         if (parallel()) // the global batch's means (the KL controller must see the same beta input)
@@ -12473,7 +12583,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             for (int first = 0; first < N; first += cfg_.minibatch) {
                 const int M = std::min(cfg_.minibatch, N - first);
                 bar.advance();
-                const int Tm = pack(order, first, M);
+                const int Tm = buf_.pack(order, first, M);
                 // Per-(b, t) arrays of the minibatch, filled at the action rows.
                 const std::size_t n = std::size_t(M) * Tm;
                 old_.assign(n, 0);
@@ -12482,11 +12592,11 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 r_.assign(n, 0);
                 bool any = false;
                 for (int k = 0; k < M; ++k) {
-                    const sequence& s = seqs_[order[first + k]];
+                    const auto& s = buf_.sequences()[order[first + k]];
                     for (int j = 0; j < s.actions; ++j) {
                         const std::size_t row = std::size_t(k) * Tm + s.prompt - 1 + j,
                                           f = s.offset + j;
-                        old_[row] = logp_[f];
+                        old_[row] = buf_.logp()[f];
                         a_[row] = adv_[f];
                         ov_[row] = values_[f];
                         r_[row] = ret_[f];
@@ -12506,7 +12616,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 }
                 if (iteration_ >= cfg_.value_warmup) {
                     const step_metrics sm = policy_step_->step([&](int) {
-                        return ppo_policy_batch<T>{x_.data(),   y_.data(), mask_.data(),
+                        return ppo_policy_batch<T>{buf_.x(),    buf_.y(),  buf_.mask(),
                                                    old_.data(), a_.data(), M,
                                                    Tm,          ptx,       cfg_.ptx_coef};
                     });
@@ -12525,8 +12635,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     }
                 }
                 value_step_->step([&](int) {
-                    return ppo_value_batch<T>{x_.data(), mask_.data(), ov_.data(), r_.data(), M,
-                                              Tm};
+                    return ppo_value_batch<T>{buf_.x(), buf_.mask(), ov_.data(), r_.data(), M, Tm};
                 });
                 out.value_loss += value_obj_.stats().value_loss;
                 out.value_clip_frac += value_obj_.stats().clip_frac;
@@ -12568,15 +12677,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     kl_controller kl_;
     rng rng_;
     std::optional<batcher> ptx_;
-    kv_cache<Policy> cache_;
+    rollout_buffer<Policy> buf_;
     std::int64_t iteration_ = 0;
     // Rollout buffers: sequences, and per-action arrays in sequence order.
-    std::vector<sequence> seqs_;
-    std::vector<T> logp_, ref_logp_, values_, adv_, ret_, scratch_;
-    std::vector<double> scores_;
+    std::vector<T> values_, adv_, ret_; // per action, in the rollouts' order
     // Minibatch buffers (M, Tm).
-    std::vector<int> x_, y_, rows_, ptx_x_, ptx_y_;
-    std::vector<std::uint8_t> mask_;
+    std::vector<int> ptx_x_, ptx_y_;
     std::vector<T> old_, a_, ov_, r_;
 };
 

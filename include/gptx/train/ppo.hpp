@@ -38,18 +38,22 @@ template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n
 // logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
 // ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
 // kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
-// clamp only removes rounding). Logits exist for chunk rows at a time.
+// clamp only removes rounding). Logits exist for chunk rows at a time. The log-probabilities are
+// computed in T exactly as ops::chosen_logprobs_forward computes them for the updates, so at the
+// first update the ratio pi / pi_old is 1 and the k3 penalty 0 to the last bit, not to rounding
+// (which Adam would scale up to a full step).
 template <class Arch = simd::default_arch, class T>
 void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
                         const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
                         int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
     const bool with_ref = ref_hidden && ref_wte;
     const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
-    scratch.resize((with_ref ? 2 : 1) * (cv + cc));
+    scratch.resize((with_ref ? 2 : 1) * (cv + cc) + cv);
     T* z = scratch.data();
     T* h = z + cv;
     T* zr = h + cc;
     T* hr = zr + cv;
+    T* copy = scratch.data() + (with_ref ? 2 : 1) * (cv + cc); // (chunk, V)
     for (int r0 = 0; r0 < N; r0 += chunk) {
         const int n = std::min(chunk, N - r0);
         detail::gather_rows(h, hidden, rows + r0, n, C);
@@ -85,10 +89,14 @@ void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden
                 if (with_ref)
                     klv += p * (lp - (double(rr[v]) - lser));
             }
-            logp[r0 + i] = T(double(row[a]) - lse);
+            // The updates' log-probability: a softmax in T on a copy of the logits.
+            T* c = copy + i * V;
+            std::copy(row, row + V, c);
+            logp[r0 + i] = row[a] - ops::softmax_inplace<Arch>(c, V);
             entropy[r0 + i] = T(ent);
             if (with_ref) {
-                ref_logp[r0 + i] = T(double(rr[a]) - lser);
+                std::copy(rr, rr + V, c);
+                ref_logp[r0 + i] = rr[a] - ops::softmax_inplace<Arch>(c, V);
                 kl[r0 + i] = T(std::max(0.0, klv));
             }
         });

@@ -28,15 +28,10 @@
 #include "kl_controller.hpp"
 #include "optimizer.hpp"
 #include "ppo.hpp"
+#include "rollouts.hpp"
 #include "trainer.hpp"
 
 namespace gptx {
-
-// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
-// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
-// after it is padding).
-using reward_fn =
-    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
 
 struct ppo_config {
     int end_of_text = -1; // the end-of-text id (required): ends responses, the RM reads there
@@ -115,7 +110,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         : policy_(policy), ref_(reference), value_(value_model), reward_(std::move(reward)),
           prompts_(std::move(prompts)), cfg_(cfg), policy_obj_(cfg.clip_eps),
           value_obj_(cfg.value_clip), kl_(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon),
-          rng_(cfg.seed), cache_(policy) {
+          rng_(cfg.seed), buf_(policy, reference, reward_,
+                               rollout_config{.end_of_text = cfg.end_of_text,
+                                              .max_new_tokens = cfg.max_new_tokens,
+                                              .temperature = cfg.temperature,
+                                              .missing_eot_penalty = cfg.missing_eot_penalty,
+                                              .score_batch = cfg.minibatch}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");
@@ -205,16 +205,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // stopping at end-of-text or the length cap; for evaluation. Does not touch the run's state.
     std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
                                          std::uint64_t seed) {
-        std::vector<std::vector<int>> out(prompts.size());
-        for (auto& [P, idx] : group_by_length(prompts)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(prompts[i]);
-            auto gen = draw(group, P, seed + std::uint64_t(P));
-            for (std::size_t k = 0; k < idx.size(); ++k)
-                out[idx[k]] = std::move(gen[k].tokens);
-        }
-        return out;
+        return buf_.sample(prompts, seed);
     }
 
     ppo_state state() const {
@@ -242,189 +233,50 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     const ppo_config& config() const { return cfg_; }
 
   private:
-    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
-    struct sequence {
-        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
-        int prompt = 0;          // prompt length P
-        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
-        bool ended = false;      // the policy sampled end-of-text
-        std::size_t offset = 0;  // of its actions in the flat per-action arrays
-    };
-
-    struct response {
-        std::vector<int> tokens; // without the end-of-text
-        bool ended = false;      // end-of-text was drawn
-    };
-    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
-    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
-    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
-    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
-                               std::uint64_t seed) {
-        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
-        std::vector<sampler> samplers;
-        for (int b = 0; b < B; ++b)
-            samplers.emplace_back(
-                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
-        std::vector<response> out(B);
-        cache_.reset(B, P + steps - 1);
-        std::vector<int> fed(std::size_t(B) * P);
-        for (int b = 0; b < B; ++b)
-            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
-        const T* logits = cache_.forward_logits(fed.data(), B, P);
-        std::vector<int> next(B, cfg_.end_of_text);
-        int active = B;
-        for (int step = 0; step < steps && active > 0; ++step) {
-            for (int b = 0; b < B; ++b) {
-                if (out[b].ended) {
-                    next[b] = cfg_.end_of_text;
-                    continue;
-                }
-                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
-                next[b] = id;
-                if (id == cfg_.end_of_text) {
-                    out[b].ended = true;
-                    --active;
-                } else {
-                    out[b].tokens.push_back(id);
-                }
-            }
-            if (active > 0 && step + 1 < steps)
-                logits = cache_.forward_logits(next.data(), B, 1);
-        }
-        return out;
-    }
-    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
-
-    static std::map<int, std::vector<int>>
-    group_by_length(const std::vector<std::vector<int>>& prompts) {
-        std::map<int, std::vector<int>> g;
-        for (std::size_t i = 0; i < prompts.size(); ++i)
-            g[int(prompts[i].size())].push_back(int(i));
-        return g;
-    }
-
-    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
-    int pack(const std::vector<int>& order, std::size_t first, int M) {
-        int Tm = 1;
-        for (int k = 0; k < M; ++k)
-            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
-        const std::size_t n = std::size_t(M) * Tm;
-        x_.assign(n, cfg_.end_of_text);
-        y_.assign(n, cfg_.end_of_text);
-        mask_.assign(n, 0);
-        for (int k = 0; k < M; ++k) {
-            const sequence& s = seqs_[order[first + k]];
-            const int len = int(s.tokens.size()) - 1;
-            for (int t = 0; t < len; ++t) {
-                x_[std::size_t(k) * Tm + t] = s.tokens[t];
-                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
-            }
-            for (int j = 0; j < s.actions; ++j)
-                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
-        }
-        return Tm;
-    }
-
     void rollout(ppo_metrics& out) {
         const int N = cfg_.rollouts;
+        values_.clear(); // filled by collect, in action order
         std::vector<std::vector<int>> chosen(N);
         for (int i = 0; i < N; ++i)
             chosen[i] = prompts_[rng_.below(prompts_.size())];
-        seqs_.assign(N, {});
-        // Sampling, then scoring: N sequences each.
-        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
-        for (auto& [P, idx] : group_by_length(chosen)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(chosen[i]);
-            auto gen = draw(group, P, rng_.next_u64());
-            for (std::size_t k = 0; k < idx.size(); ++k) {
-                sequence& s = seqs_[idx[k]];
-                s.tokens = chosen[idx[k]];
-                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
-                s.tokens.push_back(cfg_.end_of_text);
-                s.prompt = P;
-                s.ended = gen[k].ended;
-                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
-            }
-            bar.advance(std::int64_t(idx.size()));
-        }
-        std::size_t total = 0;
-        for (auto& s : seqs_) {
-            s.offset = total;
-            total += s.actions;
-        }
-        logp_.assign(total, 0);
-        ref_logp_.assign(total, 0);
-        values_.assign(total, 0);
+        buf_.collect(chosen, rng_,
+                     [&](const int* x, int M, int Tm, const std::vector<int>& rows, std::size_t) {
+                         const auto& v = value_obj_.predict(value_, x, M, Tm, rows);
+                         values_.insert(values_.end(), v.begin(), v.end());
+                     });
+        const auto& rolled = buf_.sequences();
+        const auto& logp = buf_.logp();
+        const auto& ref_logp = buf_.ref_logp();
+        const auto& ent = buf_.entropy();
+        const auto& klx = buf_.kl_exact();
+        const auto& scores = buf_.scores();
+        const std::size_t total = buf_.actions();
         adv_.assign(total, 0);
         ret_.assign(total, 0);
-        std::vector<T> ent(total), klx(total);
-        scores_.assign(N, 0);
-
-        // Score every sequence with the policy, the reference, the value model and the RM,
-        // minibatch by minibatch (the rows of a mask are in action order).
-        std::vector<int> order(N);
-        std::iota(order.begin(), order.end(), 0);
-        for (int first = 0; first < N; first += cfg_.minibatch) {
-            const int M = std::min(cfg_.minibatch, N - first);
-            bar.advance(M);
-            const int Tm = pack(order, first, M);
-            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
-            const std::size_t at = seqs_[first].offset;
-            const int R = int(rows_.size());
-            if (R > 0) {
-                const T* h = policy_.forward(x_.data(), M, Tm);
-                const T* hr = ref_.forward(x_.data(), M, Tm);
-                policy_token_stats(logp_.data() + at, ent.data() + at, ref_logp_.data() + at,
-                                   klx.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
-                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
-                                   scratch_);
-                const auto& v = value_obj_.predict(value_, x_.data(), M, Tm, rows_);
-                std::copy(v.begin(), v.end(), values_.begin() + std::ptrdiff_t(at));
-            }
-            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
-            const int W = Tm + 1;
-            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
-            for (int k = 0; k < M; ++k) {
-                const auto& s = seqs_[first + k].tokens;
-                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
-                ends[k] = int(s.size()) - 1;
-            }
-            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
-            GPTX_CHECK(int(sc.size()) == M, "ppo: the reward function returned ", sc.size(),
-                       " scores for ", M, " sequences");
-            for (int k = 0; k < M; ++k) {
-                GPTX_CHECK(std::isfinite(sc[k]),
-                           "ppo: the reward model's score is not finite; stopped");
-                scores_[first + k] =
-                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
-            }
-        }
 
         // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
         const double beta = kl_.beta();
         std::vector<T> rew;
         double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
         for (int i = 0; i < N; ++i) {
-            const sequence& s = seqs_[i];
+            const auto& s = rolled[i];
             rew.assign(s.actions, 0);
             double seq_kl = 0;
             for (int j = 0; j < s.actions; ++j) {
-                const double k = double(logp_[s.offset + j]) - double(ref_logp_[s.offset + j]);
+                const double k = double(logp[s.offset + j]) - double(ref_logp[s.offset + j]);
                 seq_kl += k;
                 rew[j] = T(-beta * k);
                 klx_sum += klx[s.offset + j];
                 ent_sum += ent[s.offset + j];
             }
             if (s.actions > 0) {
-                rew[s.actions - 1] += T(scores_[i]);
+                rew[s.actions - 1] += T(scores[i]);
                 gae(adv_.data() + s.offset, ret_.data() + s.offset, rew.data(),
                     values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
             }
             kl_sum += seq_kl;
-            score_sum += scores_[i];
-            reward_sum += scores_[i] - beta * seq_kl;
+            score_sum += scores[i];
+            reward_sum += scores[i] - beta * seq_kl;
         }
         double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
         if (parallel()) // the global batch's means (the KL controller must see the same beta input)
@@ -478,7 +330,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
             for (int first = 0; first < N; first += cfg_.minibatch) {
                 const int M = std::min(cfg_.minibatch, N - first);
                 bar.advance();
-                const int Tm = pack(order, first, M);
+                const int Tm = buf_.pack(order, first, M);
                 // Per-(b, t) arrays of the minibatch, filled at the action rows.
                 const std::size_t n = std::size_t(M) * Tm;
                 old_.assign(n, 0);
@@ -487,11 +339,11 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 r_.assign(n, 0);
                 bool any = false;
                 for (int k = 0; k < M; ++k) {
-                    const sequence& s = seqs_[order[first + k]];
+                    const auto& s = buf_.sequences()[order[first + k]];
                     for (int j = 0; j < s.actions; ++j) {
                         const std::size_t row = std::size_t(k) * Tm + s.prompt - 1 + j,
                                           f = s.offset + j;
-                        old_[row] = logp_[f];
+                        old_[row] = buf_.logp()[f];
                         a_[row] = adv_[f];
                         ov_[row] = values_[f];
                         r_[row] = ret_[f];
@@ -511,7 +363,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 }
                 if (iteration_ >= cfg_.value_warmup) {
                     const step_metrics sm = policy_step_->step([&](int) {
-                        return ppo_policy_batch<T>{x_.data(),   y_.data(), mask_.data(),
+                        return ppo_policy_batch<T>{buf_.x(),    buf_.y(),  buf_.mask(),
                                                    old_.data(), a_.data(), M,
                                                    Tm,          ptx,       cfg_.ptx_coef};
                     });
@@ -530,8 +382,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     }
                 }
                 value_step_->step([&](int) {
-                    return ppo_value_batch<T>{x_.data(), mask_.data(), ov_.data(), r_.data(), M,
-                                              Tm};
+                    return ppo_value_batch<T>{buf_.x(), buf_.mask(), ov_.data(), r_.data(), M, Tm};
                 });
                 out.value_loss += value_obj_.stats().value_loss;
                 out.value_clip_frac += value_obj_.stats().clip_frac;
@@ -573,15 +424,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     kl_controller kl_;
     rng rng_;
     std::optional<batcher> ptx_;
-    kv_cache<Policy> cache_;
+    rollout_buffer<Policy> buf_;
     std::int64_t iteration_ = 0;
     // Rollout buffers: sequences, and per-action arrays in sequence order.
-    std::vector<sequence> seqs_;
-    std::vector<T> logp_, ref_logp_, values_, adv_, ret_, scratch_;
-    std::vector<double> scores_;
+    std::vector<T> values_, adv_, ret_; // per action, in the rollouts' order
     // Minibatch buffers (M, Tm).
-    std::vector<int> x_, y_, rows_, ptx_x_, ptx_y_;
-    std::vector<std::uint8_t> mask_;
+    std::vector<int> ptx_x_, ptx_y_;
     std::vector<T> old_, a_, ov_, r_;
 };
 
