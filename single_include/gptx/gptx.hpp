@@ -11868,6 +11868,8 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 #include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -11879,6 +11881,69 @@ namespace gptx {
 // after it is padding).
 using reward_fn =
     std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+
+// Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
+// end-of-text.
+inline void check_rollout_prompts(const std::vector<std::vector<int>>& prompts, int context,
+                                  std::string_view who) {
+    GPTX_CHECK(!prompts.empty(), who, ": no prompts");
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        GPTX_CHECK(!prompts[i].empty() && int(prompts[i].size()) + 2 <= context, who, ": prompt ",
+                   i, " has ", prompts[i].size(), " tokens; the context of ", context,
+                   " needs prompts of 1..", context - 2,
+                   " tokens (room for a response and end-of-text)");
+}
+
+// Under data parallel every rank after 0 samples from a stream of its own, derived from rank 0's,
+// so one seed fixes the whole job.
+inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e995ull) {
+    if (rank > 0)
+        r = rng(mix64(r.state()[0] ^ (salt * std::uint64_t(rank))));
+}
+
+// PPO-ptx's pre-training batches (InstructGPT's gamma term), for PPO and GRPO alike: next() is
+// null when the coefficient is 0.
+class ptx_source {
+  public:
+    ptx_source() = default;
+    ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
+               std::uint64_t seed, std::string_view who) {
+        if (coef == 0.0)
+            return;
+        GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
+        const int pT = context > 0 ? context : policy_context;
+        GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
+                   policy_context);
+        b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
+        x_.resize(std::size_t(batch) * pT);
+        y_.resize(x_.size());
+    }
+    const lm_batch* next() {
+        if (!b_)
+            return nullptr;
+        b_->next(x_.data(), y_.data());
+        batch_ = {x_.data(), y_.data(), nullptr, int(x_.size()) / b_->context(), b_->context()};
+        return &batch_;
+    }
+    rng::state_type state() const { return b_ ? b_->rng_state() : rng::state_type{}; }
+    void set_state(const rng::state_type& s) {
+        if (b_)
+            b_->set_rng_state(s);
+    }
+    void split_for_rank(int rank) {
+        if (!b_ || rank == 0)
+            return;
+        rng r;
+        r.set_state(b_->rng_state());
+        split_stream_for_rank(r, rank, 0x27d4eb2full);
+        b_->set_rng_state(r.state());
+    }
+
+  private:
+    std::optional<batcher> b_;
+    std::vector<int> x_, y_;
+    lm_batch batch_;
+};
 
 struct rollout_config {
     int end_of_text = -1;           // ends responses; the reward model reads there
@@ -12381,12 +12446,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         GPTX_CHECK(value_head.channels() == ValueModel::C && value_head.outputs() == 1,
                    "ppo: the value head must map ", ValueModel::C, " channels to 1 output");
         GPTX_CHECK(static_cast<bool>(reward_), "ppo: a reward function is required");
-        GPTX_CHECK(!prompts_.empty(), "ppo: no prompts");
-        for (std::size_t i = 0; i < prompts_.size(); ++i)
-            GPTX_CHECK(!prompts_[i].empty() && int(prompts_[i].size()) + 2 <= policy.context(),
-                       "ppo: prompt ", i, " has ", prompts_[i].size(), " tokens; the context of ",
-                       policy.context(), " needs prompts of 1..", policy.context() - 2,
-                       " tokens (room for a response and end-of-text)");
+        check_rollout_prompts(prompts_, policy.context(), "ppo");
         GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
@@ -12423,15 +12483,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                                            .name = "ppo value update"});
         if (cfg_.ema_decay > 0)
             ema_.emplace(policy.params(), cfg_.ema_decay);
-        if (cfg_.ptx_coef != 0.0) {
-            GPTX_CHECK(!ptx_tokens.empty(), "ppo: --ptx-coef needs pre-training tokens");
-            const int pT = cfg_.ptx_context > 0 ? cfg_.ptx_context : policy.context();
-            GPTX_CHECK(pT <= policy.context(), "ppo: ptx context ", pT, " exceeds the policy's ",
-                       policy.context());
-            ptx_.emplace(std::move(ptx_tokens), cfg_.ptx_batch, pT, rng(mix64(cfg_.seed ^ 0x9e7)));
-            ptx_x_.resize(std::size_t(cfg_.ptx_batch) * pT);
-            ptx_y_.resize(ptx_x_.size());
-        }
+        ptx_ = ptx_source(cfg_.ptx_coef, std::move(ptx_tokens), cfg_.ptx_batch, cfg_.ptx_context,
+                          policy.context(), cfg_.seed, "ppo");
         for (auto* m : {&policy_, &ref_})
             m->set_training(false);
         value_.set_training(false);
@@ -12461,14 +12514,11 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         return buf_.sample(prompts, seed);
     }
 
-    ppo_state state() const {
-        return {iteration_, rng_.state(), ptx_ ? ptx_->rng_state() : rng::state_type{}, kl_.beta()};
-    }
+    ppo_state state() const { return {iteration_, rng_.state(), ptx_.state(), kl_.beta()}; }
     void set_state(const ppo_state& s) {
         iteration_ = s.iteration;
         rng_.set_state(s.sampler_rng);
-        if (ptx_)
-            ptx_->set_rng_state(s.ptx_rng);
+        ptx_.set_state(s.ptx_rng);
         split_streams(); // a checkpoint holds rank 0's streams; the others derive theirs
         kl_.set_beta(s.beta);
     }
@@ -12607,13 +12657,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 // nothing (its objectives see an empty mask).
                 if ((parallel() ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
                     continue;
-                const lm_batch* ptx = nullptr;
-                lm_batch pb;
-                if (ptx_) {
-                    ptx_->next(ptx_x_.data(), ptx_y_.data());
-                    pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
-                    ptx = &pb;
-                }
+                const lm_batch* ptx = ptx_.next();
                 if (iteration_ >= cfg_.value_warmup) {
                     const step_metrics sm = policy_step_->step([&](int) {
                         return ppo_policy_batch<T>{buf_.x(),    buf_.y(),  buf_.mask(),
@@ -12654,12 +12698,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // Under data parallel, ranks after 0 sample (and draw ptx rows) from streams of their own,
     // derived from rank 0's so that one seed fixes the whole job.
     void split_streams() {
-        if (!parallel() || cfg_.comm->rank() == 0)
+        if (!cfg_.comm || cfg_.comm->size() <= 1)
             return;
-        const std::uint64_t r = std::uint64_t(cfg_.comm->rank());
-        rng_ = rng(mix64(rng_.state()[0] ^ (0x5bd1e995ull * r)));
-        if (ptx_)
-            ptx_->set_rng_state(rng(mix64(ptx_->rng_state()[0] ^ (0x27d4eb2full * r))).state());
+        split_stream_for_rank(rng_, cfg_.comm->rank());
+        ptx_.split_for_rank(cfg_.comm->rank());
     }
 
     Policy& policy_;
@@ -12676,13 +12718,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::optional<ema<T>> ema_;
     kl_controller kl_;
     rng rng_;
-    std::optional<batcher> ptx_;
+    ptx_source ptx_;
     rollout_buffer<Policy> buf_;
     std::int64_t iteration_ = 0;
     // Rollout buffers: sequences, and per-action arrays in sequence order.
     std::vector<T> values_, adv_, ret_; // per action, in the rollouts' order
     // Minibatch buffers (M, Tm).
-    std::vector<int> ptx_x_, ptx_y_;
     std::vector<T> old_, a_, ov_, r_;
 };
 

@@ -138,11 +138,7 @@ template <class Policy> class grpo_trainer {
                    policy.vocab(), ")");
         GPTX_CHECK(policy.vocab() == reference.vocab() && policy.context() == reference.context(),
                    "grpo: the policy and the reference differ in vocabulary or context");
-        GPTX_CHECK(!prompts_.empty(), "grpo: no prompts");
-        for (std::size_t i = 0; i < prompts_.size(); ++i)
-            GPTX_CHECK(!prompts_[i].empty() && int(prompts_[i].size()) + 2 <= policy.context(),
-                       "grpo: prompt ", i, " has ", prompts_[i].size(), " tokens; the context of ",
-                       policy.context(), " needs prompts of 1..", policy.context() - 2, " tokens");
+        check_rollout_prompts(prompts_, policy.context(), "grpo");
         GPTX_CHECK(cfg_.prompts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
                        cfg_.max_new_tokens > 0,
                    "grpo: prompts, minibatch, epochs and max_new_tokens must be positive");
@@ -165,15 +161,8 @@ template <class Policy> class grpo_trainer {
                                      .name = cfg_.baseline == group_baseline::loo
                                                  ? "rloo policy update"
                                                  : "grpo policy update"});
-        if (cfg_.ptx_coef != 0.0) {
-            GPTX_CHECK(!ptx_tokens.empty(), "grpo: a ptx coefficient needs pre-training tokens");
-            const int pT = cfg_.ptx_context > 0 ? cfg_.ptx_context : policy.context();
-            GPTX_CHECK(pT <= policy.context(), "grpo: ptx context ", pT, " exceeds the policy's ",
-                       policy.context());
-            ptx_.emplace(std::move(ptx_tokens), cfg_.ptx_batch, pT, rng(mix64(cfg_.seed ^ 0x9e7)));
-            ptx_x_.resize(std::size_t(cfg_.ptx_batch) * pT);
-            ptx_y_.resize(ptx_x_.size());
-        }
+        ptx_ = ptx_source(cfg_.ptx_coef, std::move(ptx_tokens), cfg_.ptx_batch, cfg_.ptx_context,
+                          policy.context(), cfg_.seed, "grpo");
         policy.set_training(false);
         reference.set_training(false);
         split_streams();
@@ -197,14 +186,11 @@ template <class Policy> class grpo_trainer {
                                          std::uint64_t seed) {
         return buf_.sample(prompts, seed);
     }
-    grpo_state state() const {
-        return {iteration_, rng_.state(), ptx_ ? ptx_->rng_state() : rng::state_type{}};
-    }
+    grpo_state state() const { return {iteration_, rng_.state(), ptx_.state()}; }
     void set_state(const grpo_state& s) {
         iteration_ = s.iteration;
         rng_.set_state(s.sampler_rng);
-        if (ptx_)
-            ptx_->set_rng_state(s.ptx_rng);
+        ptx_.set_state(s.ptx_rng);
         split_streams();
     }
     std::int64_t iteration_count() const { return iteration_; }
@@ -291,13 +277,7 @@ template <class Policy> class grpo_trainer {
                 const bool parallel = cfg_.comm && cfg_.comm->size() > 1;
                 if ((parallel ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
                     continue;
-                const lm_batch* ptx = nullptr;
-                lm_batch pb;
-                if (ptx_) {
-                    ptx_->next(ptx_x_.data(), ptx_y_.data());
-                    pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
-                    ptx = &pb;
-                }
+                const lm_batch* ptx = ptx_.next();
                 const step_metrics sm = step_->step([&](int) {
                     ppo_policy_batch<T> b{buf_.x(), buf_.y(), buf_.mask(), old_.data(),  a_.data(),
                                           M,        Tm,       ptx,         cfg_.ptx_coef};
@@ -323,12 +303,10 @@ template <class Policy> class grpo_trainer {
 
     // Under data parallel, ranks after 0 sample from streams of their own (as PPO's).
     void split_streams() {
-        if (!cfg_.comm || cfg_.comm->size() <= 1 || cfg_.comm->rank() == 0)
+        if (!cfg_.comm || cfg_.comm->size() <= 1)
             return;
-        const std::uint64_t r = std::uint64_t(cfg_.comm->rank());
-        rng_ = rng(mix64(rng_.state()[0] ^ (0x5bd1e995ull * r)));
-        if (ptx_)
-            ptx_->set_rng_state(rng(mix64(ptx_->rng_state()[0] ^ (0x27d4eb2full * r))).state());
+        split_stream_for_rank(rng_, cfg_.comm->rank());
+        ptx_.split_for_rank(cfg_.comm->rank());
     }
 
     Policy& policy_;
@@ -338,12 +316,11 @@ template <class Policy> class grpo_trainer {
     adamw<T> opt_;
     std::optional<trainer<Policy, ppo_policy_objective<Policy>, adamw<T>>> step_;
     rng rng_;
-    std::optional<batcher> ptx_;
+    ptx_source ptx_;
     rollout_buffer<Policy> buf_;
     std::int64_t iteration_ = 0;
     std::vector<T> adv_;           // per action, in the rollouts' order
     std::vector<T> old_, a_, ref_; // (M, Tm) of the minibatch
-    std::vector<int> ptx_x_, ptx_y_;
 };
 
 } // namespace gptx

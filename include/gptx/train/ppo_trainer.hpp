@@ -128,12 +128,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         GPTX_CHECK(value_head.channels() == ValueModel::C && value_head.outputs() == 1,
                    "ppo: the value head must map ", ValueModel::C, " channels to 1 output");
         GPTX_CHECK(static_cast<bool>(reward_), "ppo: a reward function is required");
-        GPTX_CHECK(!prompts_.empty(), "ppo: no prompts");
-        for (std::size_t i = 0; i < prompts_.size(); ++i)
-            GPTX_CHECK(!prompts_[i].empty() && int(prompts_[i].size()) + 2 <= policy.context(),
-                       "ppo: prompt ", i, " has ", prompts_[i].size(), " tokens; the context of ",
-                       policy.context(), " needs prompts of 1..", policy.context() - 2,
-                       " tokens (room for a response and end-of-text)");
+        check_rollout_prompts(prompts_, policy.context(), "ppo");
         GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
@@ -170,15 +165,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                                            .name = "ppo value update"});
         if (cfg_.ema_decay > 0)
             ema_.emplace(policy.params(), cfg_.ema_decay);
-        if (cfg_.ptx_coef != 0.0) {
-            GPTX_CHECK(!ptx_tokens.empty(), "ppo: --ptx-coef needs pre-training tokens");
-            const int pT = cfg_.ptx_context > 0 ? cfg_.ptx_context : policy.context();
-            GPTX_CHECK(pT <= policy.context(), "ppo: ptx context ", pT, " exceeds the policy's ",
-                       policy.context());
-            ptx_.emplace(std::move(ptx_tokens), cfg_.ptx_batch, pT, rng(mix64(cfg_.seed ^ 0x9e7)));
-            ptx_x_.resize(std::size_t(cfg_.ptx_batch) * pT);
-            ptx_y_.resize(ptx_x_.size());
-        }
+        ptx_ = ptx_source(cfg_.ptx_coef, std::move(ptx_tokens), cfg_.ptx_batch, cfg_.ptx_context,
+                          policy.context(), cfg_.seed, "ppo");
         for (auto* m : {&policy_, &ref_})
             m->set_training(false);
         value_.set_training(false);
@@ -208,14 +196,11 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         return buf_.sample(prompts, seed);
     }
 
-    ppo_state state() const {
-        return {iteration_, rng_.state(), ptx_ ? ptx_->rng_state() : rng::state_type{}, kl_.beta()};
-    }
+    ppo_state state() const { return {iteration_, rng_.state(), ptx_.state(), kl_.beta()}; }
     void set_state(const ppo_state& s) {
         iteration_ = s.iteration;
         rng_.set_state(s.sampler_rng);
-        if (ptx_)
-            ptx_->set_rng_state(s.ptx_rng);
+        ptx_.set_state(s.ptx_rng);
         split_streams(); // a checkpoint holds rank 0's streams; the others derive theirs
         kl_.set_beta(s.beta);
     }
@@ -354,13 +339,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                 // nothing (its objectives see an empty mask).
                 if ((parallel() ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
                     continue;
-                const lm_batch* ptx = nullptr;
-                lm_batch pb;
-                if (ptx_) {
-                    ptx_->next(ptx_x_.data(), ptx_y_.data());
-                    pb = {ptx_x_.data(), ptx_y_.data(), nullptr, cfg_.ptx_batch, ptx_->context()};
-                    ptx = &pb;
-                }
+                const lm_batch* ptx = ptx_.next();
                 if (iteration_ >= cfg_.value_warmup) {
                     const step_metrics sm = policy_step_->step([&](int) {
                         return ppo_policy_batch<T>{buf_.x(),    buf_.y(),  buf_.mask(),
@@ -401,12 +380,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // Under data parallel, ranks after 0 sample (and draw ptx rows) from streams of their own,
     // derived from rank 0's so that one seed fixes the whole job.
     void split_streams() {
-        if (!parallel() || cfg_.comm->rank() == 0)
+        if (!cfg_.comm || cfg_.comm->size() <= 1)
             return;
-        const std::uint64_t r = std::uint64_t(cfg_.comm->rank());
-        rng_ = rng(mix64(rng_.state()[0] ^ (0x5bd1e995ull * r)));
-        if (ptx_)
-            ptx_->set_rng_state(rng(mix64(ptx_->rng_state()[0] ^ (0x27d4eb2full * r))).state());
+        split_stream_for_rank(rng_, cfg_.comm->rank());
+        ptx_.split_for_rank(cfg_.comm->rank());
     }
 
     Policy& policy_;
@@ -423,13 +400,12 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::optional<ema<T>> ema_;
     kl_controller kl_;
     rng rng_;
-    std::optional<batcher> ptx_;
+    ptx_source ptx_;
     rollout_buffer<Policy> buf_;
     std::int64_t iteration_ = 0;
     // Rollout buffers: sequences, and per-action arrays in sequence order.
     std::vector<T> values_, adv_, ret_; // per action, in the rollouts' order
     // Minibatch buffers (M, Tm).
-    std::vector<int> ptx_x_, ptx_y_;
     std::vector<T> old_, a_, ov_, r_;
 };
 

@@ -10,12 +10,16 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../core/progress.hpp"
 #include "../core/rng.hpp"
+#include "../data/batcher.hpp"
+#include "../data/lm_batch.hpp"
 #include "../generate/sampler.hpp"
 #include "../nn/kv_cache.hpp"
 #include "ppo.hpp"
@@ -27,6 +31,69 @@ namespace gptx {
 // after it is padding).
 using reward_fn =
     std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+
+// Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
+// end-of-text.
+inline void check_rollout_prompts(const std::vector<std::vector<int>>& prompts, int context,
+                                  std::string_view who) {
+    GPTX_CHECK(!prompts.empty(), who, ": no prompts");
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        GPTX_CHECK(!prompts[i].empty() && int(prompts[i].size()) + 2 <= context, who, ": prompt ",
+                   i, " has ", prompts[i].size(), " tokens; the context of ", context,
+                   " needs prompts of 1..", context - 2,
+                   " tokens (room for a response and end-of-text)");
+}
+
+// Under data parallel every rank after 0 samples from a stream of its own, derived from rank 0's,
+// so one seed fixes the whole job.
+inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e995ull) {
+    if (rank > 0)
+        r = rng(mix64(r.state()[0] ^ (salt * std::uint64_t(rank))));
+}
+
+// PPO-ptx's pre-training batches (InstructGPT's gamma term), for PPO and GRPO alike: next() is
+// null when the coefficient is 0.
+class ptx_source {
+  public:
+    ptx_source() = default;
+    ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
+               std::uint64_t seed, std::string_view who) {
+        if (coef == 0.0)
+            return;
+        GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
+        const int pT = context > 0 ? context : policy_context;
+        GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
+                   policy_context);
+        b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
+        x_.resize(std::size_t(batch) * pT);
+        y_.resize(x_.size());
+    }
+    const lm_batch* next() {
+        if (!b_)
+            return nullptr;
+        b_->next(x_.data(), y_.data());
+        batch_ = {x_.data(), y_.data(), nullptr, int(x_.size()) / b_->context(), b_->context()};
+        return &batch_;
+    }
+    rng::state_type state() const { return b_ ? b_->rng_state() : rng::state_type{}; }
+    void set_state(const rng::state_type& s) {
+        if (b_)
+            b_->set_rng_state(s);
+    }
+    void split_for_rank(int rank) {
+        if (!b_ || rank == 0)
+            return;
+        rng r;
+        r.set_state(b_->rng_state());
+        split_stream_for_rank(r, rank, 0x27d4eb2full);
+        b_->set_rng_state(r.state());
+    }
+
+  private:
+    std::optional<batcher> b_;
+    std::vector<int> x_, y_;
+    lm_batch batch_;
+};
 
 struct rollout_config {
     int end_of_text = -1;           // ends responses; the reward model reads there
