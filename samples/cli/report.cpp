@@ -1,6 +1,5 @@
-// samples/cli/report.hpp: `gptx report DIR`, a run's metrics.jsonl as one self-contained HTML page
+// samples/cli/report.cpp: `gptx report DIR`, a run's metrics.jsonl as one self-contained HTML page
 // of SVG charts (no script, no external resource). Tested by tests/cli/test_report_cli.cpp.
-#pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -367,5 +367,7 @@ inline void run_report(const report_options& o) {
     std::printf("gptx report: %zu charts from %zu file%s -> %s\n", charts, files.size(),
                 files.size() == 1 ? "" : "s", out.string().c_str());
 }
+
+void add_report_command(commands& cmds) { cmds.add(add_report_command, run_report); }
 
 } // namespace gptx::cli

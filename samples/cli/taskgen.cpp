@@ -1,6 +1,5 @@
-// samples/cli/taskgen.hpp: `gptx taskgen`, the task corpus (include/gptx/data/task_corpus.hpp)
+// samples/cli/taskgen.cpp: `gptx taskgen`, the task corpus (include/gptx/data/task_corpus.hpp)
 // and its labelled files, written without any download. Tested by tests/cli/test_task_cli.cpp.
-#pragma once
 #include <cstdio>
 #include <fstream>
 
@@ -8,6 +7,7 @@
 
 #include <gptx/data/task_corpus.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -76,5 +76,7 @@ inline void run_taskgen(const taskgen_options& o) {
     std::printf("<task>.choice.{train,test}.jsonl: {context,choices,label}, \"word =>\" and the "
                 "five tasks' answers, no description\n");
 }
+
+void add_taskgen_command(commands& cmds) { cmds.add(add_taskgen_command, run_taskgen); }
 
 } // namespace gptx::cli

@@ -1,7 +1,6 @@
-// samples/cli/pipeline.hpp: `gptx pipeline`, InstructGPT end to end on the project's task family:
+// samples/cli/pipeline.cpp: `gptx pipeline`, InstructGPT end to end on the project's task family:
 // pre-training -> SFT -> reward model -> PPO -> PPO-ptx, judged by the programmatic labeler.
 // Tested by tests/cli/test_pipeline_cli.cpp.
-#pragma once
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +27,7 @@
 #include <gptx/train/run_loop.hpp>
 #include <gptx/train/sft.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 #include "pipeline_dialogue.hpp" // dialogue stage (issue #7)
 
@@ -727,5 +727,7 @@ inline void run_pipeline(pipeline_options o) {
         std::printf("%s\n", j.dump().c_str());
     }
 }
+
+void add_pipeline_command(commands& cmds) { cmds.add(add_pipeline_command, run_pipeline); }
 
 } // namespace gptx::cli
