@@ -30,6 +30,7 @@
 #include "io/checkpoint.hpp"
 #include "io/import.hpp"
 #include "io/llmc.hpp"
+#include "io/report.hpp"
 #include "io/safetensors.hpp"
 #include "io/weights.hpp"
 #include "nn/heads.hpp"
