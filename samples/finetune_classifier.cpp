@@ -1,6 +1,7 @@
 // samples/finetune_classifier.cpp: GPT-1's recipe top to bottom: pre-train a language model on
 // unlabelled text, then fine-tune it with a classifier head on a small labelled set, and compare
-// with the same fine-tuning from a random start. Tested by tests/samples/ (samples/CMakeLists.txt).
+// with the same fine-tuning from a random start. Tested by tests/samples/check_story.cmake (run
+// from samples/CMakeLists.txt).
 // The task: which of five word tasks ("reverse", "upper", ...) does a line "kopa => apok" show?
 // Usage: finetune_classifier [pretrain_steps=800] [finetune_epochs=3] [train_examples=200]
 #include <algorithm>

@@ -1,7 +1,8 @@
 // samples/instructgpt_in_150_lines.cpp: InstructGPT's three steps on a toy task world, top to
 // bottom: pre-train, SFT on demonstrations, a reward model on ranked samples, PPO against it, and
 // the PPO model's win rate over SFT as judged by a programmatic labeler (the "human").
-// Tested by tests/samples/ (samples/CMakeLists.txt). `gptx pipeline` is the full-size version.
+// Tested by tests/samples/check_story.cmake (run from samples/CMakeLists.txt). `gptx pipeline` is
+// the full-size version.
 // Usage: instructgpt_in_150_lines [pretrain_steps=600] [ppo_iters=30] [prompts=400]
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,8 @@ int main(int argc, char** argv) try {
     const int pretrain_steps = argc > 1 ? std::atoi(argv[1]) : 600;
     const int ppo_iters = argc > 2 ? std::atoi(argv[2]) : 30;
     const int n = argc > 3 ? std::atoi(argv[3]) : 400; // prompts per stage
-    GPTX_CHECK(pretrain_steps > 0 && ppo_iters > 0 && n >= 8, "sizes must be positive");
+    GPTX_CHECK(pretrain_steps > 0 && ppo_iters > 0 && n >= 8,
+               "sizes must be positive, and prompts at least 8");
     const int T = 64, max_new = 20;
 
     // ---- 0. Pre-training: a character model of text that mentions the tasks ---------------
