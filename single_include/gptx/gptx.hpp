@@ -3239,8 +3239,8 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 // ---- begin gptx/data/dialogue.hpp ----
 // gptx/data/dialogue.hpp: dialogue data: the JSONL {"messages":[{"role","content"},...]} reader
 // and writer; InstructGPT data (prompt/response, ranked comparisons) converted into dialogues;
-// mixing at a ratio; multi-turn dialogues of the task family whose later turns refer to earlier
-// ones, with the labeler that reads them; packing formatted dialogues into SFT rows.
+// mixing at a ratio; packing formatted dialogues into SFT rows. (The task family's dialogues, their
+// generator and labeler, are sample code: samples/tasks/dialogue_tasks.hpp.)
 // Tested by tests/data/test_dialogue.cpp. Legend: T time (context), R rows.
 #include <algorithm>
 #include <array>
@@ -3746,355 +3746,6 @@ class sft_batches {
 
 } // namespace gptx
 // ---- end gptx/data/sft.hpp ----
-// ---- begin gptx/data/tasks.hpp ----
-// gptx/data/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings and
-// numbers), the programmatic labeler that stands in for the paper's human labelers, and the
-// generators of the pre-training corpus, demonstrations and prompts. Tested by
-// tests/data/test_tasks.cpp.
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <charconv>
-#include <cstdint>
-#include <numeric>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <unordered_set>
-#include <vector>
-
-
-namespace gptx {
-
-// One instruction ("reverse abc") and its one correct answer ("cba").
-struct task {
-    std::string instruction;
-    std::string answer;
-    friend bool operator==(const task&, const task&) = default;
-};
-
-// The kinds of instruction, each with one fixed phrasing the labeler can read back.
-enum class task_kind : std::uint8_t { reverse, uppercase, add, length, sort, first, last };
-inline constexpr int task_kind_count = 7;
-
-// What the model sees: "Q: reverse abc\nA: "; the response follows, then end-of-text.
-inline std::string task_prompt(std::string_view instruction) {
-    std::string p = "Q: ";
-    p += instruction;
-    p += "\nA: ";
-    return p;
-}
-
-namespace detail {
-
-inline bool all_lower(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
-}
-inline std::optional<int> parse_small_int(std::string_view s) {
-    int v = 0;
-    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size() || v < 0 || s.empty() ||
-        (s.size() > 1 && s[0] == '0'))
-        return std::nullopt;
-    return v;
-}
-inline std::optional<std::string_view> after(std::string_view s, std::string_view prefix) {
-    if (s.substr(0, prefix.size()) != prefix)
-        return std::nullopt;
-    return s.substr(prefix.size());
-}
-
-// Levenshtein distance, O(|a| |b|) with one row.
-inline int edit_distance(std::string_view a, std::string_view b) {
-    std::vector<int> row(b.size() + 1);
-    std::iota(row.begin(), row.end(), 0);
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        int diag = row[0];
-        row[0] = int(i);
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const int up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
-// Short pronounceable words (consonant-vowel patterns) and a few real ones.
-inline std::string random_word(rng& r, int min_len = 3, int max_len = 5) {
-    static constexpr std::string_view consonants = "bcdfghklmnprstvz", vowels = "aeiou";
-    const int n = min_len + int(r.below(std::uint64_t(max_len - min_len + 1)));
-    std::string w;
-    const bool start_vowel = r.below(4) == 0;
-    for (int i = 0; i < n; ++i) {
-        const bool vowel = (i % 2 == 1) != start_vowel;
-        const std::string_view set = vowel ? vowels : consonants;
-        w += set[r.below(set.size())];
-    }
-    return w;
-}
-
-} // namespace detail
-
-// The correct answer to an instruction of the family, read from its text alone (as a human
-// labeler would), or nullopt when the text is not one of the family's instructions.
-inline std::optional<std::string> solve_instruction(std::string_view ins) {
-    using detail::after;
-    if (auto w = after(ins, "reverse "); w && detail::all_lower(*w))
-        return std::string(w->rbegin(), w->rend());
-    if (auto w = after(ins, "uppercase "); w && detail::all_lower(*w)) {
-        std::string s(*w);
-        for (char& c : s)
-            c = char(std::toupper(static_cast<unsigned char>(c)));
-        return s;
-    }
-    if (auto rest = after(ins, "add ")) {
-        const auto k = rest->find(" and ");
-        if (k == std::string_view::npos)
-            return std::nullopt;
-        const auto a = detail::parse_small_int(rest->substr(0, k)),
-                   b = detail::parse_small_int(rest->substr(k + 5));
-        if (!a || !b || *a > 9999 || *b > 9999)
-            return std::nullopt;
-        return std::to_string(*a + *b);
-    }
-    if (auto w = after(ins, "length of "); w && detail::all_lower(*w))
-        return std::to_string(w->size());
-    if (auto w = after(ins, "first letter of "); w && detail::all_lower(*w))
-        return std::string(1, w->front());
-    if (auto w = after(ins, "last letter of "); w && detail::all_lower(*w))
-        return std::string(1, w->back());
-    if (auto rest = after(ins, "sort ")) {
-        // single lowercase letters separated by single spaces
-        std::string letters;
-        for (std::size_t i = 0; i < rest->size(); ++i) {
-            const char c = (*rest)[i];
-            if (i % 2 == 0 ? !(c >= 'a' && c <= 'z') : c != ' ')
-                return std::nullopt;
-            if (i % 2 == 0)
-                letters += c;
-        }
-        if (letters.empty() || rest->size() % 2 == 0)
-            return std::nullopt;
-        std::sort(letters.begin(), letters.end());
-        std::string out;
-        for (char c : letters) {
-            if (!out.empty())
-                out += ' ';
-            out += c;
-        }
-        return out;
-    }
-    return std::nullopt;
-}
-
-// The instruction inside a prompt made by task_prompt, or nullopt.
-inline std::optional<std::string_view> instruction_of_prompt(std::string_view prompt) {
-    auto rest = detail::after(prompt, "Q: ");
-    if (!rest || rest->size() < 4 || rest->substr(rest->size() - 4) != "\nA: ")
-        return std::nullopt;
-    return rest->substr(0, rest->size() - 4);
-}
-
-// A random instruction of the given kind. Words are 3-5 letters, numbers 0-49, sorts 3-4 letters.
-inline task make_task(task_kind kind, rng& r) {
-    std::string ins;
-    switch (kind) {
-    case task_kind::reverse:
-        ins = "reverse " + detail::random_word(r);
-        break;
-    case task_kind::uppercase:
-        ins = "uppercase " + detail::random_word(r);
-        break;
-    case task_kind::add:
-        ins = "add " + std::to_string(r.below(50)) + " and " + std::to_string(r.below(50));
-        break;
-    case task_kind::length:
-        ins = "length of " + detail::random_word(r, 2, 7);
-        break;
-    case task_kind::first:
-        ins = "first letter of " + detail::random_word(r);
-        break;
-    case task_kind::last:
-        ins = "last letter of " + detail::random_word(r);
-        break;
-    case task_kind::sort: {
-        const int n = 3 + int(r.below(2));
-        ins = "sort";
-        for (int i = 0; i < n; ++i) {
-            ins += ' ';
-            ins += char('a' + r.below(26));
-        }
-        break;
-    }
-    }
-    return {ins, *solve_instruction(ins)};
-}
-inline task make_task(rng& r) { return make_task(task_kind(r.below(task_kind_count)), r); }
-
-// n distinct tasks from seed, none of whose instructions is in `exclude` (held-out sets stay
-// disjoint from training sets).
-inline std::vector<task> make_tasks(std::uint64_t seed, int n,
-                                    const std::unordered_set<std::string>& exclude = {}) {
-    rng r(seed);
-    std::vector<task> out;
-    std::unordered_set<std::string> seen;
-    for (int tries = 0; int(out.size()) < n; ++tries) {
-        GPTX_CHECK(tries < 100 * n + 1000, "make_tasks: cannot find ", n, " distinct instructions");
-        task t = make_task(r);
-        if (exclude.count(t.instruction) || !seen.insert(t.instruction).second)
-            continue;
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
-// The labeler: a score in [0, 1] for a response to a prompt of the family. It prefers, in order,
-// correct answers, then near misses (by edit distance), and answers that end properly with
-// end-of-text (ended = the sampler drew end-of-text, so nothing trails the answer):
-//   score = 0.2 * ended + 0.8 * (1 if exact else 0.5 * max(0, 1 - edit / max(|answer|,
-//   |response|)))
-// A correct answer that rambles on instead of ending scores 0.8 * 0.5 * (its similarity).
-struct labeler {
-    double score(const task& t, std::string_view response, bool ended) const {
-        double correct;
-        if (response == t.answer)
-            correct = 1.0;
-        else {
-            const double len = double(std::max(t.answer.size(), response.size()));
-            const double sim =
-                1.0 - double(detail::edit_distance(response, t.answer)) / std::max(1.0, len);
-            correct = 0.5 * std::max(0.0, sim);
-        }
-        return 0.2 * (ended ? 1.0 : 0.0) + 0.8 * correct;
-    }
-    // The same for a prompt made by task_prompt; a prompt outside the family is an error.
-    double score(std::string_view prompt, std::string_view response, bool ended) const {
-        return score(task_of_prompt(prompt), response, ended);
-    }
-    static task task_of_prompt(std::string_view prompt) {
-        const auto ins = instruction_of_prompt(prompt);
-        GPTX_CHECK(ins.has_value(), "labeler: prompt '", prompt,
-                   "' is not of the form 'Q: <instruction>\\nA: '");
-        auto ans = solve_instruction(*ins);
-        GPTX_CHECK(ans.has_value(), "labeler: '", *ins,
-                   "' is not an instruction of the task family");
-        return {std::string(*ins), std::move(*ans)};
-    }
-    // Indices of responses from best to worst; equal scores keep their order.
-    std::vector<int> rank(const task& t, const std::vector<std::string>& responses,
-                          const std::vector<bool>& ended) const {
-        GPTX_CHECK(responses.size() == ended.size(), "labeler: ", responses.size(),
-                   " responses but ", ended.size(), " end flags");
-        std::vector<double> s(responses.size());
-        for (std::size_t i = 0; i < s.size(); ++i)
-            s[i] = score(t, responses[i], ended[i]);
-        std::vector<int> order(s.size());
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return s[a] > s[b]; });
-        return order;
-    }
-};
-
-// Filler a writer may trail an answer with. The labeler counts it against conciseness.
-inline constexpr std::array<std::string_view, 6> answer_padding = {
-    " and that is all", " i think", " or so they say", " maybe", " ok", " right"};
-
-// A demonstration's response: the correct answer, trailed by padding with probability `padded`
-// (0 gives clean demonstrations). Demonstrations of mixed quality are one way preferences can
-// teach more than imitation: human labelers preferred RLHF summaries to the human-written TL;DR
-// references the supervised baseline imitated (Stiennon et al. 2020). The phrase is drawn from
-// those that keep the response within `max_chars`, so a sampler with that cap can reproduce it;
-// when none fits, the answer stays clean.
-inline std::string demonstration_response(const task& t, rng& r, double padded,
-                                          std::size_t max_chars = std::string::npos) {
-    GPTX_CHECK(padded >= 0 && padded <= 1, "demonstration_response: padded fraction ", padded,
-               " is not in [0, 1]");
-    std::string s = t.answer;
-    if (r.uniform_double() >= padded)
-        return s;
-    std::array<std::string_view, answer_padding.size()> fits{};
-    std::size_t n = 0;
-    for (std::string_view p : answer_padding)
-        if (s.size() + p.size() <= max_chars)
-            fits[n++] = p;
-    if (n > 0)
-        s += fits[r.below(n)];
-    return s;
-}
-
-// Whether a response carries padding: one of the phrases, or the first five characters of one at
-// its end (a sample the length cap cut off). Five, because " i t" is also how a sort answer ends.
-inline bool is_padded(std::string_view response) {
-    return std::any_of(answer_padding.begin(), answer_padding.end(), [&](std::string_view p) {
-        if (response.find(p) != std::string_view::npos)
-            return true;
-        for (std::size_t k = 5; k < p.size(); ++k)
-            if (response.ends_with(p.substr(0, k)))
-                return true;
-        return false;
-    });
-}
-
-// Natural-ish text for pre-training, about `chars` bytes: filler sentences, the tasks' facts
-// stated in prose ("the word kopa backwards is apok."), and question-answer snippets in the
-// prompt format as found "on the web": some with wrong answers and some trailing chatter, and
-// never an end-of-text, so the pre-trained model knows the tasks only roughly and does not know
-// when to stop. Every character that task_prompt and the answers use appears in it.
-inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars) {
-    static constexpr std::array<std::string_view, 12> nouns = {
-        "cat",   "dog",  "bird", "child", "farmer", "river",
-        "house", "tree", "king", "ship",  "garden", "teacher"};
-    static constexpr std::array<std::string_view, 10> verbs = {
-        "saw",     "liked",  "found", "painted", "followed",
-        "watched", "helped", "built", "heard",   "carried"};
-    static constexpr std::array<std::string_view, 8> adjs = {"small", "old",  "green", "quiet",
-                                                             "happy", "tall", "dark",  "bright"};
-    rng r(seed);
-    auto pick = [&](const auto& arr) { return std::string(arr[r.below(arr.size())]); };
-    std::string out =
-        "the letters are abcdefghijklmnopqrstuvwxyz, in capitals ABCDEFGHIJKLMNOPQRSTUVWXYZ, "
-        "and the digits are 0123456789.\n";
-    while (out.size() < chars) {
-        const std::uint64_t kind = r.below(10);
-        if (kind < 4) { // filler
-            std::string s =
-                "the " + pick(adjs) + " " + pick(nouns) + " " + pick(verbs) + " the " + pick(nouns);
-            if (r.below(2))
-                s += " near the " + pick(nouns);
-            out += s + ".\n";
-        } else if (kind < 7) { // facts in prose
-            const task t = make_task(r);
-            const auto& ins = t.instruction;
-            if (auto w = detail::after(ins, "reverse "))
-                out += "the word " + std::string(*w) + " backwards is " + t.answer + ".\n";
-            else if (auto w2 = detail::after(ins, "uppercase "))
-                out += std::string(*w2) + " in capitals is " + t.answer + ".\n";
-            else if (auto w3 = detail::after(ins, "add "))
-                out += std::string(*w3) + " make " + t.answer + ".\n";
-            else if (auto w4 = detail::after(ins, "length of "))
-                out += "the word " + std::string(*w4) + " has " + t.answer + " letters.\n";
-            else if (auto w5 = detail::after(ins, "sort "))
-                out += "in order, " + std::string(*w5) + " becomes " + t.answer + ".\n";
-            else
-                out += "the " + ins + " is " + t.answer + ".\n";
-        } else { // question-answer snippets, noisy
-            const task t = make_task(r);
-            std::string ans = t.answer;
-            const std::uint64_t noise = r.below(10);
-            if (noise < 3)
-                ans = make_task(r).answer; // a wrong answer (from another question)
-            else if (noise < 5)
-                ans += pick(answer_padding);
-            out += task_prompt(t.instruction) + ans + "\n";
-        }
-    }
-    return out;
-}
-
-} // namespace gptx
-// ---- end gptx/data/tasks.hpp ----
 
 namespace gptx {
 
@@ -4259,181 +3910,6 @@ inline std::vector<conversation> mix_dialogues(std::span<const conversation> nat
     pick(converted, take_b, out);
     for (std::size_t i = out.size(); i > 1; --i)
         std::swap(out[i - 1], out[std::size_t(r.below(i))]);
-    return out;
-}
-
-// ---- the dialogue task family -----------------------------------------------------------------
-// Turns of the family (words are lowercase):
-//   "reverse kopa"                         an instruction of the task family (data/tasks.hpp)
-//   "now do the same to tiba"              the last operation on a new word
-//   "now do the same to the second word"   the last operation on a word mentioned earlier
-//   "now uppercase it"                     another operation on the last word
-//   "same for tiba", "same for the second word"   compact forms of the two "same" turns
-// The answer to a turn follows from the user messages alone, so model-written replies in the
-// history never change what is correct.
-
-namespace detail {
-inline constexpr std::array<std::string_view, 5> dialogue_ops = {
-    "reverse ", "uppercase ", "length of ", "first letter of ", "last letter of "};
-inline constexpr std::array<std::string_view, 4> ordinals = {"first", "second", "third", "fourth"};
-
-struct dialogue_state {
-    std::vector<std::string> words; // mentioned, in order
-    int op = -1;                    // the last operation
-    std::string last_word;
-};
-
-inline std::optional<std::string> apply_op(int op, const std::string& word) {
-    return solve_instruction(std::string(dialogue_ops[std::size_t(op)]) + word);
-}
-
-// Reads one user message, updates the state and returns the answer (nullopt: not of the family).
-inline std::optional<std::string> dialogue_step(dialogue_state& s, std::string_view msg) {
-    if (const auto ins = instruction_of_prompt(msg)) // converted InstructGPT prompts
-        msg = *ins;
-    std::string longer;
-    if (auto rest = after(msg, "same for ")) { // the compact phrasing
-        longer = "now do the same to ";
-        longer += *rest;
-        msg = longer;
-    }
-    if (auto rest = after(msg, "now do the same to the ")) {
-        for (std::size_t k = 0; k < ordinals.size(); ++k)
-            if (*rest == std::string(ordinals[k]) + " word") {
-                if (s.op < 0 || k >= s.words.size())
-                    return std::nullopt;
-                s.last_word = s.words[k];
-                return apply_op(s.op, s.last_word);
-            }
-        return std::nullopt;
-    }
-    if (auto w = after(msg, "now do the same to "); w && all_lower(*w)) {
-        if (s.op < 0)
-            return std::nullopt;
-        s.words.emplace_back(*w);
-        s.last_word = std::string(*w);
-        return apply_op(s.op, s.last_word);
-    }
-    if (auto rest = after(msg, "now ")) {
-        for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
-            if (*rest == std::string(dialogue_ops[k]) + "it") {
-                if (s.last_word.empty())
-                    return std::nullopt;
-                s.op = int(k);
-                return apply_op(s.op, s.last_word);
-            }
-        return std::nullopt;
-    }
-    for (std::size_t k = 0; k < dialogue_ops.size(); ++k)
-        if (auto w = after(msg, dialogue_ops[k]); w && all_lower(*w)) {
-            s.op = int(k);
-            s.words.emplace_back(*w);
-            s.last_word = std::string(*w);
-            return apply_op(s.op, s.last_word);
-        }
-    return std::nullopt;
-}
-} // namespace detail
-
-// The correct answer to each user message of a conversation (nullopt where the message is not
-// of the family), read from the user messages alone, as a labeler would.
-inline std::vector<std::optional<std::string>> solve_dialogue(const conversation& c) {
-    detail::dialogue_state s;
-    std::vector<std::optional<std::string>> out;
-    for (const auto& m : c)
-        if (m.role == chat_role::user)
-            out.push_back(detail::dialogue_step(s, m.content));
-    return out;
-}
-
-// The labeler of dialogues: data/tasks.hpp's labeler applied to the answer of the last user
-// message. `context` ends with the user message the response answers.
-struct dialogue_labeler {
-    static task task_of(const conversation& context) {
-        GPTX_CHECK(!context.empty() && context.back().role == chat_role::user,
-                   "dialogue labeler: the conversation must end with a user message");
-        const auto answers = solve_dialogue(context);
-        GPTX_CHECK(answers.back().has_value(), "dialogue labeler: '", context.back().content,
-                   "' is not a turn of the dialogue task family");
-        return {context.back().content, *answers.back()};
-    }
-    double score(const conversation& context, std::string_view response, bool ended) const {
-        return labeler{}.score(task_of(context), response, ended);
-    }
-};
-
-// A dialogue of the family with `exchanges` user messages (1..4), each answered correctly.
-// compact: "same for tiba", "same for the second word" instead of "now do the same to ...", for
-// small contexts.
-inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
-    GPTX_CHECK(exchanges >= 1 && exchanges <= 4, "make_dialogue: exchanges must be 1..4, got ",
-               exchanges);
-    detail::dialogue_state s;
-    conversation c;
-    const std::string same = compact ? "same for " : "now do the same to ";
-    auto word = [&] {
-        for (;;) { // a word not mentioned yet, so ordinal references are unambiguous
-            std::string w = detail::random_word(r, 3, 5);
-            if (std::find(s.words.begin(), s.words.end(), w) == s.words.end())
-                return w;
-        }
-    };
-    for (int i = 0; i < exchanges; ++i) {
-        std::string msg;
-        const std::uint64_t kind = i == 0 ? 3 : r.below(10);
-        if (kind < 3 && s.words.size() >= 2) { // an earlier word by its ordinal
-            std::size_t k;
-            do
-                k = std::size_t(r.below(s.words.size()));
-            while (s.words[k] == s.last_word);
-            msg = same + "the " + std::string(detail::ordinals[k]) + " word";
-        } else if (kind < 6 && i > 0) {
-            msg = same + word();
-        } else if (kind < 8 && i > 0) {
-            int op;
-            do
-                op = int(r.below(detail::dialogue_ops.size()));
-            while (op == s.op);
-            msg = "now " + std::string(detail::dialogue_ops[std::size_t(op)]) + "it";
-        } else {
-            msg = std::string(detail::dialogue_ops[r.below(detail::dialogue_ops.size())]) + word();
-        }
-        const auto ans = detail::dialogue_step(s, msg);
-        GPTX_CHECK(ans.has_value(), "make_dialogue: generated an unsolvable turn '", msg, "'");
-        c.push_back({chat_role::user, msg});
-        c.push_back({chat_role::assistant, *ans});
-    }
-    return c;
-}
-
-// n distinct dialogues of min..max exchanges from seed, none of whose first user message is in
-// `exclude` (held-out sets stay disjoint from training sets); their first messages are added to
-// `exclude`.
-inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
-                                                int max_exchanges,
-                                                std::unordered_set<std::string>* exclude = nullptr,
-                                                bool compact = false) {
-    GPTX_CHECK(min_exchanges >= 1 && min_exchanges <= max_exchanges && max_exchanges <= 4,
-               "make_dialogues: exchanges must satisfy 1 <= min <= max <= 4");
-    rng r(seed);
-    std::vector<conversation> out;
-    std::unordered_set<std::string> seen;
-    for (int tries = 0; int(out.size()) < n; ++tries) {
-        GPTX_CHECK(tries < 100 * n + 1000, "make_dialogues: cannot find ", n,
-                   " distinct dialogues");
-        const int k =
-            min_exchanges + int(r.below(std::uint64_t(max_exchanges - min_exchanges + 1)));
-        conversation c = make_dialogue(r, k, compact);
-        std::string key;
-        for (const auto& m : c)
-            key += m.content + "\n";
-        if ((exclude && exclude->count(c[0].content)) || !seen.insert(key).second)
-            continue;
-        out.push_back(std::move(c));
-    }
-    if (exclude)
-        for (const auto& c : out)
-            exclude->insert(c[0].content);
     return out;
 }
 
@@ -4603,19 +4079,6 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 
 } // namespace gptx
 // ---- end gptx/data/prompts.hpp ----
-// ---- begin gptx/data/task_corpus.hpp ----
-// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
-// hypothesis that a language model learns tasks demonstrated in natural-language sequences:
-// documents that state a word task in words and then show it through examples, plus labelled
-// files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
 // ---- begin gptx/data/task_jsonl.hpp ----
 // gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
 // {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
@@ -4838,171 +4301,6 @@ inline void write_task_jsonl(const std::filesystem::path& path, const task_set& 
 
 } // namespace gptx
 // ---- end gptx/data/task_jsonl.hpp ----
-
-namespace gptx {
-
-// A word task: its name, the sentence that states it, and what it does to a word.
-struct word_task {
-    std::string_view name;
-    std::string_view description;
-    std::string (*apply)(std::string_view word);
-};
-
-namespace detail {
-inline std::string wt_reverse(std::string_view w) { return {w.rbegin(), w.rend()}; }
-inline std::string wt_upper(std::string_view w) {
-    std::string s(w);
-    for (char& c : s)
-        c = char(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
-inline std::string wt_first(std::string_view w) { return std::string(w.substr(0, 1)); }
-inline std::string wt_last(std::string_view w) { return std::string(w.substr(w.size() - 1)); }
-inline std::string wt_twice(std::string_view w) { return std::string(w) + std::string(w); }
-} // namespace detail
-
-inline constexpr std::array<word_task, 5> word_tasks{{
-    {"reverse", "Task: write each word backwards.", detail::wt_reverse},
-    {"upper", "Task: write each word in capital letters.", detail::wt_upper},
-    {"first", "Task: give the first letter of each word.", detail::wt_first},
-    {"last", "Task: give the last letter of each word.", detail::wt_last},
-    {"twice", "Task: write each word two times.", detail::wt_twice},
-}};
-
-// How a demonstration line reads: "word => answer" (prompt_format "arrow").
-inline std::string task_line(std::string_view input, std::string_view output) {
-    return std::string(input) + " => " + std::string(output);
-}
-
-// Words are random lowercase strings; a fixed quarter of all strings (by hash) is held out of
-// the corpus and of every training file, so test inputs are never seen in training. A word's
-// first and last letters differ, so the five tasks give five different answers.
-inline bool held_out_word(std::string_view w) {
-    std::uint64_t h = 0x9e3779b97f4a7c15ull;
-    for (char c : w)
-        h = mix64(h ^ static_cast<unsigned char>(c));
-    return h % 4 == 0;
-}
-inline std::string random_task_word(rng& r, bool held_out) {
-    for (;;) {
-        const int n = 3 + int(r.below(3));
-        std::string w;
-        for (int i = 0; i < n; ++i)
-            w += char('a' + r.below(26));
-        if (w.front() != w.back() && held_out_word(w) == held_out)
-            return w;
-    }
-}
-
-struct task_corpus_config {
-    std::uint64_t seed = 1;
-    int documents = 4000;
-    int min_examples = 3, max_examples = 10; // demonstration lines per document
-    double described = 0.5;                  // documents that begin with the task's statement
-    int train_examples = 200;                // per labelled training file
-    int test_examples = 200;                 // per test file (held-out words)
-};
-
-// Documents separated by a blank line; each picks a task, states it (with probability
-// `described`) and shows it on training words, one "word => answer" line each.
-inline std::string make_task_corpus(const task_corpus_config& c) {
-    GPTX_CHECK(c.documents > 0 && c.min_examples > 0 && c.min_examples <= c.max_examples,
-               "task corpus: bad sizes");
-    rng r(c.seed);
-    std::string out;
-    for (int d = 0; d < c.documents; ++d) {
-        const word_task& t = word_tasks[r.below(word_tasks.size())];
-        if (r.uniform_double() < c.described) {
-            out += t.description;
-            out += '\n';
-        }
-        const int n =
-            c.min_examples + int(r.below(std::uint64_t(c.max_examples - c.min_examples + 1)));
-        for (int i = 0; i < n; ++i) {
-            const std::string w = random_task_word(r, false);
-            out += task_line(w, t.apply(w));
-            out += '\n';
-        }
-        out += '\n';
-    }
-    return out;
-}
-
-// {"input","output"} pairs of one task on training or held-out words.
-inline task_set make_word_task_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::generation;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({w, t.apply(w), {}, -1});
-    }
-    return s;
-}
-
-// {"text","label"}: which task does the line "word => answer" show? (GPT-1 classification.)
-inline task_set make_which_task_set(int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::text;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, held_out);
-        s.examples.push_back({task_line(w, word_tasks[k].apply(w)), "", {}, k});
-    }
-    return s;
-}
-
-// " answer": a choice continues "word =>". (Appending, not " " + s: GCC 12 at -O3 reports a false
-// -Wrestrict on operator+(const char*, string&&).)
-inline std::string spaced(const std::string& answer) {
-    std::string s = " ";
-    s += answer;
-    return s;
-}
-
-// {"context","choices","label"}: the task stated in words and a held-out word; the choices are
-// the five tasks' answers, the label the stated one (GPT-2 zero-shot; chance is 1/5).
-inline task_set make_described_choice_set(int n, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const int k = int(r.below(word_tasks.size()));
-        const std::string w = random_task_word(r, true);
-        task_example e;
-        e.first = std::string(word_tasks[k].description) + "\n" + w + " =>";
-        for (const auto& t : word_tasks)
-            e.choices.push_back(spaced(t.apply(w)));
-        e.label = k;
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-// {"context","choices","label"} without the task in words: "word =>" and the five tasks' answers,
-// the label the given task's. Only demonstrations say which task it is (GPT-3 few-shot scored by
-// likelihood; chance is 1/5 at k = 0).
-inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, std::uint64_t seed) {
-    rng r(seed);
-    task_set s;
-    s.form = task_form::choice;
-    for (int i = 0; i < n; ++i) {
-        const std::string w = random_task_word(r, held_out);
-        task_example e;
-        e.first = w + " =>";
-        for (std::size_t k = 0; k < word_tasks.size(); ++k) {
-            e.choices.push_back(spaced(word_tasks[k].apply(w)));
-            if (word_tasks[k].name == t.name)
-                e.label = int(k);
-        }
-        s.examples.push_back(std::move(e));
-    }
-    return s;
-}
-
-} // namespace gptx
-// ---- end gptx/data/task_corpus.hpp ----
 // ---- begin gptx/data/token_file.hpp ----
 // gptx/data/token_file.hpp: llm.c / nanoGPT token files (.bin): 256 int32 header, uint16 tokens.
 // Tested by tests/data/test_data.cpp.
@@ -10018,6 +9316,395 @@ void load_weights(const std::filesystem::path& file, transformer<S, float>& mode
 
 } // namespace gptx
 // ---- end gptx/io/import.hpp ----
+// ---- begin gptx/io/report.hpp ----
+// gptx/io/report.hpp: a run's metrics.jsonl files (one run, or a pipeline's *_metrics.jsonl) as
+// one self-contained HTML page of SVG charts and summary tables (no script, no external resource).
+// Tested by tests/cli/test_report_cli.cpp (gptx report).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+namespace report_detail {
+
+namespace fs = std::filesystem;
+
+// One metrics file: for every key, its values by step (a repeated step keeps the last value).
+struct metrics_table {
+    std::string name;          // the file name
+    std::string xkey = "step"; // or "iteration" (the pipeline's PPO files)
+    std::map<std::string, std::map<double, double>> series;
+    std::vector<std::string> order; // keys in order of first appearance
+    std::size_t records = 0;
+    bool torn_tail = false; // the last line was cut off (a run killed mid-write)
+};
+
+inline metrics_table read_metrics(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    GPTX_CHECK(in.good(), "cannot open '", file.string(), "'");
+    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    metrics_table t;
+    t.name = file.filename().string();
+    std::size_t at = 0;
+    for (int n = 1; at < all.size(); ++n) {
+        std::size_t nl = all.find('\n', at);
+        const bool last = nl == std::string::npos;
+        if (last)
+            nl = all.size();
+        std::string line = all.substr(at, nl - at);
+        at = nl + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() && last) { // a torn final line: what was complete still counts
+            t.torn_tail = true;
+            break;
+        }
+        GPTX_CHECK(!j.is_discarded(), file.string(), ":", n, ": not valid JSON");
+        GPTX_CHECK(j.is_object(), file.string(), ":", n, ": expected a JSON object, got ",
+                   j.type_name());
+        const char* xkey = j.contains("step") ? "step" : "iteration";
+        t.xkey = xkey;
+        GPTX_CHECK(j.contains(xkey) && j[xkey].is_number(), file.string(), ":", n,
+                   ": expected a number \"step\" (or \"iteration\")");
+        const double x = j[xkey].get<double>();
+        for (const auto& [k, v] : j.items()) {
+            if (k == "step" || k == "iteration")
+                continue;
+            if (!v.is_number() && !v.is_null())
+                continue; // text fields are not plotted
+            if (!t.series.count(k))
+                t.order.push_back(k);
+            auto& s = t.series[k];
+            if (v.is_null()) // JSON has no NaN: the writer stores non-finite values as null
+                s.erase(x);
+            else
+                s[x] = v.get<double>();
+        }
+        ++t.records;
+    }
+    GPTX_CHECK(t.records > 0, file.string(), ": no metrics (the file is empty)");
+    return t;
+}
+
+// "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten.
+// Integer data (steps) get integer steps.
+inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false, int target = 5) {
+    if (!(hi > lo)) {
+        const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1;
+        lo -= pad;
+        hi += pad;
+    }
+    const double raw = (hi - lo) / target;
+    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+    double step = mag;
+    for (double m : {1.0, 2.0, 5.0, 10.0})
+        if (m * mag >= raw) {
+            step = m * mag;
+            break;
+        }
+    if (integer)
+        step = std::max(step, 1.0);
+    std::vector<double> ticks;
+    for (double v = std::floor(lo / step) * step; v <= hi + step * 0.5; v += step)
+        ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+    return ticks;
+}
+
+inline std::string tick_text(double v, double step) {
+    char buf[32];
+    const double a = std::abs(step);
+    if (v != 0 && (std::abs(v) >= 1e5 || std::abs(v) < 1e-3))
+        std::snprintf(buf, sizeof buf, "%.2g", v);
+    else if (a >= 1)
+        std::snprintf(buf, sizeof buf, "%.0f", v);
+    else
+        std::snprintf(buf, sizeof buf, "%.*f", std::min(6, int(std::ceil(-std::log10(a)))), v);
+    return buf;
+}
+
+inline std::string escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
+}
+
+inline std::string num(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+    return buf;
+}
+
+struct chart_series {
+    std::string key;
+    const std::map<double, double>* points;
+};
+
+inline constexpr const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+// One chart: title, axes with ticks and labels, one path per series, a legend for several.
+inline std::string svg_chart(const std::string& title, const std::string& xlabel,
+                             const std::string& ylabel, const std::vector<chart_series>& series) {
+    constexpr double W = 600, H = 300, L = 70, R = 20, T = 52, B = 48;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (const auto& s : series)
+        for (const auto& [x, y] : *s.points) {
+            x0 = std::min(x0, x), x1 = std::max(x1, x);
+            y0 = std::min(y0, y), y1 = std::max(y1, y);
+        }
+    const std::vector<double> xt = nice_ticks(x0, x1, true), yt = nice_ticks(y0, y1);
+    const double xa = std::min(xt.front(), x0), xb = std::max(xt.back(), x1);
+    const double ya = std::min(yt.front(), y0), yb = std::max(yt.back(), y1);
+    auto px = [&](double x) { return L + (x - xa) / (xb - xa) * (W - L - R); };
+    auto py = [&](double y) { return H - B - (y - ya) / (yb - ya) * (H - T - B); };
+    std::string s = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) +
+                    "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) +
+                    "\" role=\"img\" aria-label=\"" + escape(title) + "\">\n";
+    s += "<title>" + escape(title) + "</title>\n";
+    s += "<rect x=\"0\" y=\"0\" width=\"" + num(W) + "\" height=\"" + num(H) +
+         "\" fill=\"#fff\"/>\n";
+    s += "<text class=\"title\" x=\"" + num(W / 2) +
+         "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">" +
+         escape(title) + "</text>\n";
+    const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1,
+                 ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+    for (double v : yt) { // horizontal grid and y ticks
+        if (v < ya || v > yb)
+            continue;
+        s += "<line x1=\"" + num(L) + "\" x2=\"" + num(W - R) + "\" y1=\"" + num(py(v)) +
+             "\" y2=\"" + num(py(v)) + "\" stroke=\"#e5e5e5\"/>\n";
+        s += "<text class=\"tick\" x=\"" + num(L - 6) + "\" y=\"" + num(py(v) + 4) +
+             "\" text-anchor=\"end\" font-size=\"11\">" + tick_text(v, ystep) + "</text>\n";
+    }
+    for (double v : xt) {
+        if (v < xa || v > xb)
+            continue;
+        s += "<line x1=\"" + num(px(v)) + "\" x2=\"" + num(px(v)) + "\" y1=\"" + num(H - B) +
+             "\" y2=\"" + num(H - B + 5) + "\" stroke=\"#333\"/>\n";
+        s += "<text class=\"tick\" x=\"" + num(px(v)) + "\" y=\"" + num(H - B + 18) +
+             "\" text-anchor=\"middle\" font-size=\"11\">" + tick_text(v, xstep) + "</text>\n";
+    }
+    s += "<path class=\"axis\" d=\"M" + num(L) + "," + num(T) + " V" + num(H - B) + " H" +
+         num(W - R) + "\" fill=\"none\" stroke=\"#333\"/>\n";
+    s += "<text class=\"label\" x=\"" + num((L + W - R) / 2) + "\" y=\"" + num(H - 8) +
+         "\" text-anchor=\"middle\" font-size=\"12\">" + escape(xlabel) + "</text>\n";
+    s += "<text class=\"label\" x=\"16\" y=\"" + num((T + H - B) / 2) +
+         "\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 16 " +
+         num((T + H - B) / 2) + ")\">" + escape(ylabel) + "</text>\n";
+    for (std::size_t i = 0; i < series.size(); ++i) {
+        const char* color = palette[i % std::size(palette)];
+        const auto& pts = *series[i].points;
+        std::string d;
+        for (const auto& [x, y] : pts)
+            d += (d.empty() ? "M" : " L") + num(px(x)) + "," + num(py(y));
+        s += "<path class=\"series\" data-key=\"" + escape(series[i].key) + "\" d=\"" + d +
+             "\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.6\"/>\n";
+        if (pts.size() <= 40) // sparse series (evaluations): mark the points
+            for (const auto& [x, y] : pts)
+                s += "<circle cx=\"" + num(px(x)) + "\" cy=\"" + num(py(y)) +
+                     "\" r=\"2.5\" fill=\"" + color + "\"/>\n";
+        if (series.size() > 1) { // a legend row under the title, outside the plot
+            double lx = L;
+            for (std::size_t k = 0; k < i; ++k)
+                lx += 34 + 7 * double(series[k].key.size());
+            const double ly = 38;
+            s += "<line x1=\"" + num(lx) + "\" x2=\"" + num(lx + 18) + "\" y1=\"" + num(ly) +
+                 "\" y2=\"" + num(ly) + "\" stroke=\"" + color + "\" stroke-width=\"2\"/>\n";
+            s += "<text class=\"legend\" x=\"" + num(lx + 24) + "\" y=\"" + num(ly + 4) +
+                 "\" font-size=\"11\">" + escape(series[i].key) + "</text>\n";
+        }
+    }
+    return s + "</svg>\n";
+}
+
+// Charts in a fixed order for the metrics the issue names, then one per remaining key.
+struct chart_group {
+    const char* title;
+    const char* ylabel;
+    std::vector<const char*> keys;
+};
+inline const std::vector<chart_group>& chart_groups() {
+    static const std::vector<chart_group> g = {
+        {"Loss", "loss", {"loss", "train_loss", "val_loss"}},
+        {"Learning rate", "lr", {"lr"}},
+        {"Gradient norm (before clipping)", "grad norm", {"grad_norm"}},
+        {"Reward-model accuracy (held out)", "accuracy", {"val_accuracy", "accuracy"}},
+        {"Reward (PPO) / selection score (SFT)",
+         "reward / score",
+         {"score", "reward", "best_score"}},
+        {"KL to the reference (PPO)", "KL (nats)", {"kl", "kl_exact", "kl_seq", "approx_kl"}},
+        {"Entropy (PPO)", "entropy (nats)", {"entropy"}},
+        {"Clip fraction (PPO)", "fraction", {"clip_frac", "value_clip_frac"}},
+    };
+    return g;
+}
+
+inline std::string table_html(const metrics_table& t) {
+    std::string s =
+        "<h2>" + escape(t.name) + "</h2>\n<p>" + std::to_string(t.records) + " records" +
+        (t.torn_tail ? "; the last line was incomplete and is left out" : "") + ".</p>\n";
+    std::vector<std::string> html;
+    std::set<std::string> used;
+    for (const auto& g : chart_groups()) {
+        std::vector<chart_series> cs;
+        for (const char* k : g.keys)
+            if (auto it = t.series.find(k); it != t.series.end() && !it->second.empty()) {
+                cs.push_back({k, &it->second});
+                used.insert(k);
+            }
+        if (!cs.empty())
+            s += svg_chart(g.title, t.xkey, g.ylabel, cs);
+    }
+    for (const auto& k : t.order)
+        if (!used.count(k) && !t.series.at(k).empty())
+            s += svg_chart(k, t.xkey, k, {{k, &t.series.at(k)}});
+    s += "<table><tr><th>metric</th><th>points</th><th>first</th><th>last</th><th>min</th>"
+         "<th>max</th></tr>\n";
+    for (const auto& k : t.order) {
+        const auto& p = t.series.at(k);
+        if (p.empty())
+            continue;
+        double lo = INFINITY, hi = -INFINITY;
+        for (const auto& [x, y] : p)
+            lo = std::min(lo, y), hi = std::max(hi, y);
+        char row[256];
+        std::snprintf(row, sizeof row,
+                      "<tr><td>%s</td><td>%zu</td><td>%.6g</td><td>%.6g</td><td>%.6g</td>"
+                      "<td>%.6g</td></tr>\n",
+                      escape(k).c_str(), p.size(), p.begin()->second, p.rbegin()->second, lo, hi);
+        s += row;
+    }
+    return s + "</table>\n";
+}
+
+} // namespace report_detail
+
+using report_detail::metrics_table;
+using report_detail::read_metrics;
+
+// The metrics files of a run folder: metrics.jsonl, then a pipeline's *_metrics.jsonl in the
+// order of its stages, then any others by name.
+inline std::vector<std::filesystem::path> report_files(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    GPTX_CHECK(fs::is_directory(dir, ec), "'", dir.string(),
+               "' is not a folder (expected a run "
+               "folder with metrics.jsonl)");
+    std::vector<fs::path> files;
+    if (fs::exists(dir / "metrics.jsonl"))
+        files.push_back(dir / "metrics.jsonl");
+    std::vector<fs::path> stages; // a pipeline folder: pretrain_metrics.jsonl, sft_metrics.jsonl...
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (n.size() > 14 && n.ends_with("_metrics.jsonl"))
+            stages.push_back(e.path());
+    }
+    auto rank = [](const fs::path& p) {
+        const std::string n = p.filename().string();
+        const char* order[] = {"pretrain_", "sft_", "rm_", "ppo_metrics", "ppo_ptx_"};
+        for (int i = 0; i < 5; ++i)
+            if (n.starts_with(order[i]))
+                return i;
+        return 5;
+    };
+    std::sort(stages.begin(), stages.end(), [&](const fs::path& a, const fs::path& b) {
+        return std::pair(rank(a), a.filename()) < std::pair(rank(b), b.filename());
+    });
+    files.insert(files.end(), stages.begin(), stages.end());
+    GPTX_CHECK(!files.empty(), (dir / "metrics.jsonl").string(),
+               ": no such file (gptx train, sft, rm and ppo write it into their --out folder)");
+    return files;
+}
+
+// The page for the metrics files of run folder `dir`; an empty title names the folder.
+struct report {
+    std::string html;
+    std::size_t charts = 0;
+    std::vector<std::filesystem::path> files;
+};
+inline report build_report(const std::filesystem::path& dir, const std::string& title = "") {
+    namespace fs = std::filesystem;
+    using namespace report_detail;
+    report r;
+    r.files = report_files(dir);
+    std::vector<metrics_table> tables;
+    for (const auto& f : r.files)
+        tables.push_back(read_metrics(f));
+    const std::string name =
+        title.empty() ? "gptx run: " + fs::absolute(dir).lexically_normal().filename().string()
+                      : title;
+    std::string& html = r.html;
+    html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+           "<title>" +
+           escape(name) +
+           "</title>\n<style>\n"
+           "body{font-family:sans-serif;margin:24px;color:#222;max-width:1340px}\n"
+           "svg.chart{margin:6px;border:1px solid #ddd;vertical-align:top}\n"
+           "table{border-collapse:collapse;margin:12px 6px}\n"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\n"
+           "td:first-child,th:first-child{text-align:left}\n"
+           "</style>\n</head>\n<body>\n<h1>" +
+           escape(name) + "</h1>\n<p>From " +
+           escape(fs::absolute(dir).lexically_normal().string()) + ".</p>\n";
+    for (const auto& t : tables)
+        html += table_html(t);
+    html += "</body>\n</html>\n";
+    for (std::size_t at = 0; (at = html.find("<svg", at)) != std::string::npos; ++at)
+        ++r.charts;
+    return r;
+}
+
+} // namespace gptx
+// ---- end gptx/io/report.hpp ----
+// ---- begin gptx/nn/copy_params.hpp ----
+// gptx/nn/copy_params.hpp: one model's parameters copied into another of the same shape and sizes
+// (SFT starts from the pre-trained model, the RM's trunk and PPO's models from SFT).
+// Tested by tests/train/test_reward_training.cpp.
+#include <algorithm>
+
+
+namespace gptx {
+
+// Model: anything with params() (one flat arena) and num_parameters(), e.g. transformer<S>.
+template <class Model> void copy_params(Model& dst, const Model& src) {
+    GPTX_CHECK(dst.num_parameters() == src.num_parameters(), "copy_params: ", src.num_parameters(),
+               " parameters into a model of ", dst.num_parameters());
+    std::copy(src.params().data(), src.params().data() + src.num_parameters(), dst.params().data());
+}
+
+} // namespace gptx
+// ---- end gptx/nn/copy_params.hpp ----
 // ---- begin gptx/nn/heads.hpp ----
 // gptx/nn/heads.hpp: a linear head that reads the trunk's hidden state at chosen rows (GPT-1's
 // classifier at the extract token, the reward model's scalar at end-of-text, a value head at every
@@ -13034,6 +12721,13 @@ reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
 
 } // namespace gptx
 // ---- end gptx/train/reward_objective.hpp ----
+// ---- begin gptx/train/reward_training.hpp ----
+// gptx/train/reward_training.hpp: the reward-model stage (InstructGPT's second step) beside
+// run_sft: epochs of ranked comparisons through the K-wise loss, with held-out pairwise accuracy.
+// Tested by tests/train/test_reward_training.cpp.
+#include <algorithm>
+#include <cstdint>
+
 // ---- begin gptx/train/run_loop.hpp ----
 // gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
 // periodic evaluation and checkpoints, metrics.jsonl, a graceful stop on SIGINT/SIGTERM — around
@@ -13250,6 +12944,52 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
 
 } // namespace gptx
 // ---- end gptx/train/run_loop.hpp ----
+
+namespace gptx {
+
+struct reward_training_config {
+    double epochs = 1;      // passes over the training prompts
+    int batch = 8;          // prompts per step, and per held-out evaluation batch
+    float lr = 1e-4f;       // cosine from lr to lr / 10 over the run, no warmup
+    float grad_clip = 1.0f; // global norm; 0 disables
+    int evals = 4;          // held-out evaluations over the run (the last at its end)
+    int logs = 8;           // progress lines over the run
+    std::uint64_t seed = 1; // the order of the batches
+};
+
+// Trains rm (trunk and head) on `train` from its current parameters with `opt` (over the trunk's
+// parameters; the trainer keeps the head's), and returns the last held-out evaluation on `val`.
+// `run` names the metrics file, progress label and checkpoint; iters and the evaluation and log
+// intervals come from cfg.
+template <shape S, class T>
+reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
+                               const tokenized_comparisons& train, const tokenized_comparisons& val,
+                               int end_of_text, const reward_training_config& cfg,
+                               run_options run = {}) {
+    GPTX_CHECK(cfg.epochs > 0 && cfg.evals > 0 && cfg.logs > 0,
+               "reward training: epochs, evals and logs must be positive");
+    GPTX_CHECK(!val.groups.empty(), "reward training: no held-out comparisons");
+    reward_objective obj(rm);
+    reward_batcher data(train, cfg.batch, end_of_text, cfg.seed);
+    const std::int64_t steps = data.steps_for_epochs(cfg.epochs);
+    const cosine_schedule sched{cfg.lr, cfg.lr / 10, 0, int(steps)};
+    trainer tr(rm.trunk(), obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    run.iters = steps;
+    run.eval_every = int(std::max<std::int64_t>(1, steps / cfg.evals));
+    run.log_every = int(std::max<std::int64_t>(1, steps / cfg.logs));
+    reward_eval last{};
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        last = evaluate_rewards(rm.trunk(), obj, val, cfg.batch, end_of_text);
+        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
+    };
+    run_training(
+        tr, run, [&](int) { return data.batch(tr.step_count()); }, hooks);
+    return last;
+}
+
+} // namespace gptx
+// ---- end gptx/train/reward_training.hpp ----
 // ---- begin gptx/train/sft.hpp ----
 // gptx/train/sft.hpp: supervised fine-tuning (InstructGPT's first step): epochs over packed
 // demonstrations with the masked LM objective, and model selection by a callback. Tested by

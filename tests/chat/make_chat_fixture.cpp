@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include <gptx/gptx.hpp>
+#include <tasks/dialogue_tasks.hpp>
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
     }
     try {
         using namespace gptx;
+        using namespace gptx::tasks;
         using model_t = transformer<presets::tiny>;
         gptx::tokenizer tok = make_tokenizer(
             "char", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:?!'\n");

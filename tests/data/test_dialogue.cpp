@@ -10,8 +10,10 @@
 #include <vector>
 
 #include <gptx/data/dialogue.hpp>
+#include <tasks/dialogue_tasks.hpp>
 
 using namespace gptx;
+using namespace gptx::tasks;
 namespace fs = std::filesystem;
 
 namespace {

@@ -8,10 +8,11 @@
 #include <fstream>
 #include <string>
 
-#include <gptx/data/task_corpus.hpp>
 #include <gptx/data/task_jsonl.hpp>
+#include <tasks/task_corpus.hpp>
 
 using namespace gptx;
+using namespace gptx::tasks;
 
 namespace {
 // The error message of parse_task_jsonl(text), or "" when it parses.

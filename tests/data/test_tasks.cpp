@@ -1,4 +1,4 @@
-// Tests for gptx/data/tasks.hpp: the instruction family, its labeler and the generators.
+// Tests for samples/tasks/tasks.hpp: the instruction family, its labeler and the generators.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -7,9 +7,10 @@
 #include <unordered_set>
 #include <vector>
 
-#include <gptx/data/tasks.hpp>
+#include <tasks/tasks.hpp>
 
 using namespace gptx;
+using namespace gptx::tasks;
 
 BOOST_AUTO_TEST_SUITE(tasks)
 

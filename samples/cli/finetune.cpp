@@ -1,7 +1,6 @@
-// samples/cli/finetune.hpp: `gptx finetune`, GPT-1 supervised fine-tuning of a checkpoint on a
+// samples/cli/finetune.cpp: `gptx finetune`, GPT-1 supervised fine-tuning of a checkpoint on a
 // labelled task JSONL file, writing a checkpoint with the classifier head.
 // Tested by tests/cli/test_task_cli.cpp.
-#pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include <gptx/generate/scoring.hpp>
 #include <gptx/train/finetune.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -253,5 +253,7 @@ inline void run_finetune(const finetune_options& o) {
         with_checkpoint_preset(info, [&]<shape S>() { detail::finetune_run<S>(o, ckpt, info); });
     GPTX_CHECK(found, ckpt.string(), ": no preset has the shape ", to_string(info.dims));
 }
+
+void add_finetune_command(commands& cmds) { cmds.add(add_finetune_command, run_finetune); }
 
 } // namespace gptx::cli

@@ -1,7 +1,6 @@
-// samples/cli/rm.hpp: `gptx rm`, the InstructGPT reward model trained on pairwise or ranked
+// samples/cli/rm.cpp: `gptx rm`, the InstructGPT reward model trained on pairwise or ranked
 // comparisons from an SFT (or pre-trained) trunk, with held-out pairwise accuracy, checkpoints,
 // metrics.jsonl and exact resume. Tested by tests/cli/test_rm_cli.cpp.
-#pragma once
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -18,6 +17,7 @@
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/run_loop.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -286,5 +286,7 @@ inline void run_rm(const rm_options& o) {
     GPTX_CHECK(found, init_file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
+
+void add_rm_command(commands& cmds) { cmds.add(add_rm_command, run_rm); }
 
 } // namespace gptx::cli

@@ -1,9 +1,8 @@
-// samples/cli/chat.hpp: `gptx chat`, a terminal chat with a chat checkpoint: replies stream token
+// samples/cli/chat.cpp: `gptx chat`, a terminal chat with a chat checkpoint: replies stream token
 // by token over the KV cache, the history is kept (the formatter drops the oldest turns when it
 // outgrows the context), commands /reset /system /temperature /quit, Ctrl-C stops a reply, and a
 // non-interactive mode for scripts (one user turn per input line, one reply per output line).
 // Tested by tests/cli/test_chat_cli.cpp and tests/chat/test_chat_tmux.sh.
-#pragma once
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -17,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -251,5 +251,7 @@ inline void run_chat(const chat_options& o) {
     GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
+
+void add_chat_command(commands& cmds) { cmds.add(add_chat_command, run_chat); }
 
 } // namespace gptx::cli

@@ -1,4 +1,4 @@
-// samples/cli/pipeline_dialogue.hpp: the dialogue stage that ends `gptx pipeline` (ChatGPT's
+// samples/instructgpt/dialogue_stage.hpp: the dialogue stage that ends `gptx pipeline` (ChatGPT's
 // recipe on the task family): the chat tokens join the tokenizer; dialogue SFT on native
 // multi-turn dialogues mixed with the InstructGPT demonstrations turned into dialogues; ranked
 // comparisons of alternative replies to a model-written message; a reward model and PPO-ptx on
@@ -18,17 +18,23 @@
 
 #include <gptx/core/stats.hpp>
 #include <gptx/data/dialogue.hpp>
+#include <gptx/io/checkpoint.hpp>
+#include <gptx/nn/copy_params.hpp>
 #include <gptx/nn/resize.hpp>
 #include <gptx/nn/reward_model.hpp>
 #include <gptx/text/chat_format.hpp>
 #include <gptx/train/policy_eval.hpp>
 #include <gptx/train/ppo_trainer.hpp>
 #include <gptx/train/reward_objective.hpp>
+#include <gptx/train/reward_training.hpp>
 #include <gptx/train/sft.hpp>
 
-#include "common.hpp"
+#include "../tasks/dialogue_tasks.hpp"
 
-namespace gptx::cli {
+namespace gptx::instructgpt {
+
+using namespace gptx::tasks;
+namespace fs = std::filesystem;
 
 struct dialogue_sizes {
     int native = 1200;           // generated multi-turn dialogues (before mixing)
@@ -39,7 +45,7 @@ struct dialogue_sizes {
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16;
-    // PPO settings: gptx pipeline sets them from its own options (pipeline.hpp,
+    // PPO settings: gptx pipeline sets them from its own options (cli/pipeline.cpp,
     // dialogue_sizes_for), so both RLHF stages train alike.
     float ppo_lr = 1e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
@@ -225,10 +231,6 @@ tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const 
     return out;
 }
 
-template <class M> void copy_all_params(M& dst, const M& src) {
-    std::copy(src.params().data(), src.params().data() + src.num_parameters(), dst.params().data());
-}
-
 } // namespace detail
 
 template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage_inputs<S>& in) {
@@ -313,28 +315,21 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                "dialogue stage: the SFT samples gave no comparisons (every reply tied)");
     reward_model<S> rm(sft->config());
     rm.init(in.seed + 25);
-    copy_all_params(rm.trunk(), *sft);
+    copy_params(rm.trunk(), *sft);
     {
-        reward_objective obj(rm);
         adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
-        reward_batcher data(rm_train, z.rm_batch, fmt.end, in.seed + 26);
-        const std::int64_t steps = data.steps_for_epochs(z.rm_epochs);
-        const cosine_schedule sched{z.rm_lr, z.rm_lr / 10, 0, int(steps)};
-        trainer tr(rm.trunk(), obj, opt, {1, 1.0f, [sched](int it) { return sched(it); }});
         run_options ro;
-        ro.iters = steps;
-        ro.eval_every = int(std::max<std::int64_t>(1, steps / 2));
-        ro.log_every = int(std::max<std::int64_t>(1, steps / 4));
         ro.metrics = dir / "dialogue_rm_metrics.jsonl";
         ro.checkpoint_name = "(none)";
-        run_hooks hooks;
-        hooks.evaluate = [&](std::int64_t) {
-            const auto e = evaluate_rewards(rm.trunk(), obj, rm_val, z.rm_batch, fmt.end);
-            res.rm_accuracy = e.accuracy;
-            return metrics_map{{"val_loss", e.loss}, {"val_accuracy", e.accuracy}};
-        };
-        run_training(
-            tr, ro, [&](int) { return data.batch(tr.step_count()); }, hooks);
+        res.rm_accuracy = train_reward_model(rm, opt, rm_train, rm_val, fmt.end,
+                                             {.epochs = z.rm_epochs,
+                                              .batch = z.rm_batch,
+                                              .lr = z.rm_lr,
+                                              .evals = 2,
+                                              .logs = 4,
+                                              .seed = in.seed + 26},
+                                             ro)
+                              .accuracy;
         std::vector<std::vector<int>> demos;
         for (const auto& c : native)
             demos.push_back(fmt.format(tok, c, {.max_tokens = T}).tokens);
@@ -357,10 +352,10 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 prompts.push_back(p.tokens);
         }
     auto policy = std::make_unique<model_t>(sft->config());
-    copy_all_params(*policy, *sft);
+    copy_params(*policy, *sft);
     {
         model_t value(sft->config());
-        copy_all_params(value, rm.trunk());
+        copy_params(value, rm.trunk());
         ppo_config pc;
         pc.end_of_text = fmt.end;
         pc.rollouts = z.rollouts;
@@ -441,4 +436,4 @@ inline void print_dialogue_row(const dialogue_stage_result& d) {
                 100 * r.low, 100 * r.high, d.win.wins, d.win.ties, d.win.losses);
 }
 
-} // namespace gptx::cli
+} // namespace gptx::instructgpt

@@ -1,6 +1,5 @@
-// samples/cli/train.hpp: `gptx train`, language-model pre-training on a text or token file with
+// samples/cli/train.cpp: `gptx train`, language-model pre-training on a text or token file with
 // periodic evaluation, checkpoints and metrics.jsonl. Tested by tests/cli/test_cli.cpp.
-#pragma once
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -9,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -360,5 +360,7 @@ inline void run_train(const train_options& o) {
         detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);
     });
 }
+
+void add_train_command(commands& cmds) { cmds.add(add_train_command, run_train); }
 
 } // namespace gptx::cli

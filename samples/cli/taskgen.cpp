@@ -1,16 +1,17 @@
-// samples/cli/taskgen.hpp: `gptx taskgen`, the task corpus (include/gptx/data/task_corpus.hpp)
+// samples/cli/taskgen.cpp: `gptx taskgen`, the task corpus (samples/tasks/task_corpus.hpp)
 // and its labelled files, written without any download. Tested by tests/cli/test_task_cli.cpp.
-#pragma once
 #include <cstdio>
 #include <fstream>
 
 #include <CLI/CLI.hpp>
 
-#include <gptx/data/task_corpus.hpp>
-
+#include "commands.hpp"
 #include "common.hpp"
+#include "tasks/task_corpus.hpp"
 
 namespace gptx::cli {
+
+using namespace gptx::tasks;
 
 struct taskgen_options {
     std::string out = "tasks";
@@ -76,5 +77,7 @@ inline void run_taskgen(const taskgen_options& o) {
     std::printf("<task>.choice.{train,test}.jsonl: {context,choices,label}, \"word =>\" and the "
                 "five tasks' answers, no description\n");
 }
+
+void add_taskgen_command(commands& cmds) { cmds.add(add_taskgen_command, run_taskgen); }
 
 } // namespace gptx::cli

@@ -1,7 +1,6 @@
-// samples/cli/ppo.hpp: `gptx ppo`, InstructGPT's PPO (and PPO-ptx with --ptx-coef/--ptx-data)
+// samples/cli/ppo.cpp: `gptx ppo`, InstructGPT's PPO (and PPO-ptx with --ptx-coef/--ptx-data)
 // from an SFT checkpoint and a reward-model checkpoint, resumable. Tested by
 // tests/cli/test_ppo_cli.cpp.
-#pragma once
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include <gptx/train/ppo_trainer.hpp>
 #include <gptx/train/run_loop.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -396,5 +396,7 @@ inline void run_ppo(const ppo_options& o) {
     GPTX_CHECK(found, policy_file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
+
+void add_ppo_command(commands& cmds) { cmds.add(add_ppo_command, run_ppo); }
 
 } // namespace gptx::cli

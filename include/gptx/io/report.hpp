@@ -1,39 +1,27 @@
-// samples/cli/report.hpp: `gptx report DIR`, a run's metrics.jsonl as one self-contained HTML page
-// of SVG charts (no script, no external resource). Tested by tests/cli/test_report_cli.cpp.
+// gptx/io/report.hpp: a run's metrics.jsonl files (one run, or a pipeline's *_metrics.jsonl) as
+// one self-contained HTML page of SVG charts and summary tables (no script, no external resource).
+// Tested by tests/cli/test_report_cli.cpp (gptx report).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common.hpp"
+#include "../core/error.hpp"
 
-namespace gptx::cli {
-
-struct report_options {
-    std::string dir, out;
-    std::string title;
-};
-
-inline void add_report_command(CLI::App& app, report_options& o, std::function<void()>& run) {
-    auto* c = app.add_subcommand(
-        "report", "Turn a run folder's metrics.jsonl into one HTML page of SVG charts");
-    c->add_option("dir", o.dir,
-                  "Run folder with metrics.jsonl (or a pipeline folder with *_metrics.jsonl)")
-        ->required();
-    c->add_option("--out", o.out, "The HTML file (default: DIR/report.html)");
-    c->add_option("--title", o.title, "Page title (default: the folder's name)");
-    c->callback([&] { run(); });
-}
+namespace gptx {
 
 namespace report_detail {
+
+namespace fs = std::filesystem;
 
 // One metrics file: for every key, its values by step (a repeated step keeps the last value).
 struct metrics_table {
@@ -305,9 +293,13 @@ inline std::string table_html(const metrics_table& t) {
 
 } // namespace report_detail
 
-inline void run_report(const report_options& o) {
-    using namespace report_detail;
-    const fs::path dir = o.dir;
+using report_detail::metrics_table;
+using report_detail::read_metrics;
+
+// The metrics files of a run folder: metrics.jsonl, then a pipeline's *_metrics.jsonl in the
+// order of its stages, then any others by name.
+inline std::vector<std::filesystem::path> report_files(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
     std::error_code ec;
     GPTX_CHECK(fs::is_directory(dir, ec), "'", dir.string(),
                "' is not a folder (expected a run "
@@ -321,7 +313,6 @@ inline void run_report(const report_options& o) {
         if (n.size() > 14 && n.ends_with("_metrics.jsonl"))
             stages.push_back(e.path());
     }
-    // The pipeline's stages in their order, then any others by name.
     auto rank = [](const fs::path& p) {
         const std::string n = p.filename().string();
         const char* order[] = {"pretrain_", "sft_", "rm_", "ppo_metrics", "ppo_ptx_"};
@@ -336,36 +327,45 @@ inline void run_report(const report_options& o) {
     files.insert(files.end(), stages.begin(), stages.end());
     GPTX_CHECK(!files.empty(), (dir / "metrics.jsonl").string(),
                ": no such file (gptx train, sft, rm and ppo write it into their --out folder)");
-    std::vector<metrics_table> tables;
-    for (const auto& f : files)
-        tables.push_back(read_metrics(f));
+    return files;
+}
 
-    const std::string title =
-        o.title.empty() ? "gptx run: " + fs::absolute(dir).lexically_normal().filename().string()
-                        : o.title;
-    std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                       "<title>" +
-                       escape(title) +
-                       "</title>\n<style>\n"
-                       "body{font-family:sans-serif;margin:24px;color:#222;max-width:1340px}\n"
-                       "svg.chart{margin:6px;border:1px solid #ddd;vertical-align:top}\n"
-                       "table{border-collapse:collapse;margin:12px 6px}\n"
-                       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\n"
-                       "td:first-child,th:first-child{text-align:left}\n"
-                       "</style>\n</head>\n<body>\n<h1>" +
-                       escape(title) + "</h1>\n<p>From " +
-                       escape(fs::absolute(dir).lexically_normal().string()) + ".</p>\n";
+// The page for the metrics files of run folder `dir`; an empty title names the folder.
+struct report {
+    std::string html;
+    std::size_t charts = 0;
+    std::vector<std::filesystem::path> files;
+};
+inline report build_report(const std::filesystem::path& dir, const std::string& title = "") {
+    namespace fs = std::filesystem;
+    using namespace report_detail;
+    report r;
+    r.files = report_files(dir);
+    std::vector<metrics_table> tables;
+    for (const auto& f : r.files)
+        tables.push_back(read_metrics(f));
+    const std::string name =
+        title.empty() ? "gptx run: " + fs::absolute(dir).lexically_normal().filename().string()
+                      : title;
+    std::string& html = r.html;
+    html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+           "<title>" +
+           escape(name) +
+           "</title>\n<style>\n"
+           "body{font-family:sans-serif;margin:24px;color:#222;max-width:1340px}\n"
+           "svg.chart{margin:6px;border:1px solid #ddd;vertical-align:top}\n"
+           "table{border-collapse:collapse;margin:12px 6px}\n"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\n"
+           "td:first-child,th:first-child{text-align:left}\n"
+           "</style>\n</head>\n<body>\n<h1>" +
+           escape(name) + "</h1>\n<p>From " +
+           escape(fs::absolute(dir).lexically_normal().string()) + ".</p>\n";
     for (const auto& t : tables)
         html += table_html(t);
     html += "</body>\n</html>\n";
-
-    const fs::path out = o.out.empty() ? dir / "report.html" : fs::path(o.out);
-    gptx::detail::write_whole_file(out, html);
-    std::size_t charts = 0;
     for (std::size_t at = 0; (at = html.find("<svg", at)) != std::string::npos; ++at)
-        ++charts;
-    std::printf("gptx report: %zu charts from %zu file%s -> %s\n", charts, files.size(),
-                files.size() == 1 ? "" : "s", out.string().c_str());
+        ++r.charts;
+    return r;
 }
 
-} // namespace gptx::cli
+} // namespace gptx

@@ -1,12 +1,12 @@
-// samples/cli/tokenize.hpp: `gptx tokenize`, a text file to llm.c/nanoGPT token files
+// samples/cli/tokenize.cpp: `gptx tokenize`, a text file to llm.c/nanoGPT token files
 // (PREFIX_train.bin, PREFIX_val.bin) plus the tokenizer (PREFIX_tokenizer.gtok).
 // Tested by tests/cli/test_tokenize_cli.cpp.
-#pragma once
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -108,5 +108,7 @@ inline void run_tokenize(const tokenize_options& o) {
         std::printf("  val:   none (--val-fraction 0)\n");
     std::printf("  tokenizer -> %s_tokenizer.gtok\n", prefix.c_str());
 }
+
+void add_tokenize_command(commands& cmds) { cmds.add(add_tokenize_command, run_tokenize); }
 
 } // namespace gptx::cli

@@ -1,8 +1,7 @@
-// samples/cli/bench.hpp: `gptx bench`, whole-step benchmarks (training steps and generation) that
+// samples/cli/bench.cpp: `gptx bench`, whole-step benchmarks (training steps and generation) that
 // print one JSON line per workload. Tested by tests/cli/test_bench_cli.cpp; results in
 // bench/README.md. Legend: B batch, T time, C channels, L layers, V vocab, N parameters, P prompt
 // length.
-#pragma once
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -273,5 +273,7 @@ inline void run_bench(const bench_options& o) {
         std::fflush(stdout);
     }
 }
+
+void add_bench_command(commands& cmds) { cmds.add(add_bench_command, run_bench); }
 
 } // namespace gptx::cli

@@ -1,7 +1,7 @@
-// gptx/data/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings and
-// numbers), the programmatic labeler that stands in for the paper's human labelers, and the
-// generators of the pre-training corpus, demonstrations and prompts. Tested by
-// tests/data/test_tasks.cpp.
+// samples/tasks/tasks.hpp: the instruction task family of the InstructGPT pipeline (short strings
+// and numbers), the programmatic labeler that stands in for the paper's human labelers, and the
+// generators of the pre-training corpus, demonstrations and prompts. Sample code, not the library.
+// Tested by tests/data/test_tasks.cpp.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -15,10 +15,10 @@
 #include <unordered_set>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/rng.hpp"
+#include <gptx/core/error.hpp>
+#include <gptx/core/rng.hpp>
 
-namespace gptx {
+namespace gptx::tasks {
 
 // One instruction ("reverse abc") and its one correct answer ("cba").
 struct task {
@@ -347,4 +347,4 @@ inline std::string make_pretraining_corpus(std::uint64_t seed, std::size_t chars
     return out;
 }
 
-} // namespace gptx
+} // namespace gptx::tasks

@@ -1,4 +1,4 @@
-// gptx/data/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
+// samples/tasks/task_corpus.hpp: a task corpus made on the spot (no download), after GPT-2's
 // hypothesis that a language model learns tasks demonstrated in natural-language sequences:
 // documents that state a word task in words and then show it through examples, plus labelled
 // files for fine-tuning and evaluation on held-out words. Tested by tests/data/test_task_jsonl.cpp.
@@ -11,11 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/rng.hpp"
-#include "task_jsonl.hpp"
+#include <gptx/core/error.hpp>
+#include <gptx/core/rng.hpp>
+#include <gptx/data/task_jsonl.hpp>
 
-namespace gptx {
+namespace gptx::tasks {
 
 // A word task: its name, the sentence that states it, and what it does to a word.
 struct word_task {
@@ -177,4 +177,4 @@ inline task_set make_task_choice_set(const word_task& t, int n, bool held_out, s
     return s;
 }
 
-} // namespace gptx
+} // namespace gptx::tasks

@@ -1,8 +1,7 @@
-// samples/cli/eval.hpp: `gptx eval`, zero- and few-shot evaluation (GPT-2, GPT-3): k
+// samples/cli/eval.cpp: `gptx eval`, zero- and few-shot evaluation (GPT-2, GPT-3): k
 // demonstrations from a training file packed into the context, multiple choice scored three ways,
 // open-ended answers by greedy decoding and exact match; a table of accuracies with 95% Wilson
 // intervals per k and rule. Tested by tests/cli/test_task_cli.cpp.
-#pragma once
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include <gptx/data/task_jsonl.hpp>
 #include <gptx/generate/scoring.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -183,5 +183,7 @@ inline void run_eval(const eval_options& o) {
         with_checkpoint_preset(info, [&]<shape S>() { detail::eval_run<S>(o, ckpt, info); });
     GPTX_CHECK(found, ckpt.string(), ": no preset has the shape ", to_string(info.dims));
 }
+
+void add_eval_command(commands& cmds) { cmds.add(add_eval_command, run_eval); }
 
 } // namespace gptx::cli

@@ -1,7 +1,6 @@
-// samples/cli/sft.hpp: `gptx sft`, supervised fine-tuning of a checkpoint on JSONL
+// samples/cli/sft.cpp: `gptx sft`, supervised fine-tuning of a checkpoint on JSONL
 // {"prompt","response"} demonstrations, with model selection and exact resume.
 // Tested by tests/cli/test_sft_cli.cpp.
-#pragma once
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -15,6 +14,7 @@
 #include <gptx/data/sft.hpp>
 #include <gptx/train/sft.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -216,5 +216,7 @@ inline void run_sft_command(const sft_options& o) {
     GPTX_CHECK(found, init.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
+
+void add_sft_command(commands& cmds) { cmds.add(add_sft_command, run_sft_command); }
 
 } // namespace gptx::cli

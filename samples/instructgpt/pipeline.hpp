@@ -1,6 +1,7 @@
-// samples/cli/pipeline.hpp: `gptx pipeline`, InstructGPT end to end on the project's task family:
-// pre-training -> SFT -> reward model -> PPO -> PPO-ptx, judged by the programmatic labeler.
-// Tested by tests/cli/test_pipeline_cli.cpp.
+// samples/instructgpt/pipeline.hpp: InstructGPT end to end on the task family, as a function:
+// pre-training -> SFT -> reward model -> PPO -> PPO-ptx (then the dialogue stage), judged by the
+// programmatic labeler, ending with the results table. `gptx pipeline` parses its options into
+// pipeline_options and calls run_pipeline. Tested by tests/cli/test_sft_cli.cpp (--quick).
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -14,24 +15,16 @@
 #include <unordered_set>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <gptx/core/stats.hpp>
-#include <gptx/data/comparisons.hpp>
-#include <gptx/data/sft.hpp>
-#include <gptx/data/tasks.hpp>
-#include <gptx/nn/reward_model.hpp>
-#include <gptx/train/policy_eval.hpp>
-#include <gptx/train/ppo_trainer.hpp>
-#include <gptx/train/reward_objective.hpp>
-#include <gptx/train/run_loop.hpp>
-#include <gptx/train/sft.hpp>
+#include <gptx/gptx.hpp>
 
-#include "common.hpp"
-#include "pipeline_dialogue.hpp" // dialogue stage (issue #7)
+#include "dialogue_stage.hpp" // dialogue stage (issue #7)
+#include "labeling.hpp"
 
-namespace gptx::cli {
+namespace gptx::instructgpt {
+
+namespace fs = std::filesystem;
 
 struct pipeline_options {
     std::string out = "pipeline-out";
@@ -86,66 +79,6 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     return d;
 }
 
-inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
-    auto* c = app.add_subcommand(
-        "pipeline", "InstructGPT end to end on the built-in task family: pre-training, SFT, reward "
-                    "model, PPO and PPO-ptx, judged by a programmatic labeler");
-    c->add_option("--out", o.out, "Folder for the generated data, checkpoints and metrics");
-    c->add_option("--seed", o.seed, "Seed of every stage");
-    c->add_flag("--json", o.json, "End with the result table as one JSON object");
-    c->add_flag("--quick", o.quick, "Tiny sizes: a smoke test that runs in seconds");
-    c->add_option("--corpus-chars", o.corpus_chars, "Size of the generated pre-training corpus");
-    c->add_option("--pretrain-iters", o.pretrain_iters, "Pre-training steps");
-    c->add_option("--pretrained", o.pretrained,
-                  "Start from this pretrain.gptx of an earlier run with the same seed and corpus "
-                  "size instead of pre-training")
-        ->check(CLI::ExistingFile);
-    c->add_option("--pretrain-lr", o.pretrain_lr, "Pre-training peak learning rate");
-    c->add_option("--sft-examples", o.sft_examples, "SFT demonstrations");
-    c->add_option("--demo-padded", o.demo_padded,
-                  "Fraction of demonstrations whose answer is trailed by padding (' i think'), "
-                  "which the labeler marks down; 0: clean demonstrations")
-        ->check(CLI::Range(0.0, 1.0));
-    c->add_option("--sft-epochs", o.sft_epochs, "SFT epochs");
-    c->add_option("--sft-lr", o.sft_lr, "SFT peak learning rate");
-    c->add_option("--rm-prompts", o.rm_prompts, "Prompts with ranked comparisons for the RM");
-    c->add_option("--rm-k", o.rm_k, "Responses ranked per RM prompt (K, 2..9)")
-        ->check(CLI::Range(2, 9));
-    c->add_option("--rm-hot", o.rm_hot,
-                  "Of the K responses per RM prompt, this many are sampled at --rm-hot-temperature "
-                  "(the rest at 1)");
-    c->add_option("--rm-hot-temperature", o.rm_hot_temperature,
-                  "Sampling temperature of those responses");
-    c->add_option("--rm-val-prompts", o.rm_val_prompts,
-                  "Held-out prompts whose comparisons measure the RM's accuracy");
-    c->add_option("--rm-epochs", o.rm_epochs, "Reward-model epochs");
-    c->add_option("--rm-batch", o.rm_batch, "Reward-model prompts per step (all pairs of each)");
-    c->add_option("--rm-lr", o.rm_lr, "Reward-model learning rate");
-    c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
-    c->add_option("--ppo-iters", o.ppo_iters, "PPO iterations (each run: PPO and PPO-ptx)");
-    c->add_option("--rollouts", o.rollouts, "PPO rollouts per iteration");
-    c->add_option("--ppo-minibatch", o.ppo_minibatch, "PPO responses per update");
-    c->add_option("--ppo-epochs", o.ppo_epochs, "PPO passes over each iteration's rollouts");
-    c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
-    c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");
-    c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
-    c->add_option("--value-lr", o.value_lr, "PPO value-model learning rate (0: 2 x --ppo-lr)");
-    c->add_option("--value-warmup", o.value_warmup,
-                  "PPO iterations that train only the value model before the policy moves");
-    c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
-    c->add_option("--oracle-reward", o.oracle_reward,
-                  "Ablation: PPO is rewarded by this times the labeler's own score instead of "
-                  "the reward model (the RM's ceiling)");
-    c->add_flag("--no-dialogue", o.no_dialogue,
-                "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
-    c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
-                  "Conversations with ranked alternative replies for the dialogue RM");
-    c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
-    c->add_option("--eval-temperature", o.eval_temperature,
-                  "Sampling temperature of the evaluated responses");
-    c->callback([&] { run(); });
-}
-
 namespace detail {
 
 inline constexpr shape pipeline_shape = presets::baby;
@@ -172,137 +105,6 @@ struct stage_clock {
     }
 };
 
-template <class M> void copy_params(M& dst, const M& src) {
-    std::copy(src.params().data(), src.params().data() + src.num_parameters(), dst.params().data());
-}
-
-// [end-of-text, prompt...]: every prompt follows an end-of-text, in SFT rows and at generation.
-inline std::vector<std::vector<int>>
-prompt_tokens(const tokenizer& tok, const std::vector<std::string>& prompts, int eot) {
-    std::vector<std::vector<int>> out;
-    for (const auto& p : prompts) {
-        std::vector<int> t{eot};
-        const auto ids = tok.encode(p, "prompt");
-        t.insert(t.end(), ids.begin(), ids.end());
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
-struct labelled {
-    std::vector<double> scores;
-    std::vector<bool> exact_each;           // the exact answer, ended
-    double mean = 0, exact = 0, padded = 0; // mean score; fractions exact and ended, and padded
-};
-inline labelled label_responses(const std::vector<std::string>& prompts,
-                                const std::vector<generation>& gen, const tokenizer& tok) {
-    const labeler lab;
-    labelled out;
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-        const task t = labeler::task_of_prompt(prompts[i]);
-        const bool ended = gen[i].reason == stop_reason::end_of_text;
-        const std::string r = tok.decode(gen[i].tokens);
-        out.scores.push_back(lab.score(t, r, ended));
-        out.mean += out.scores.back();
-        out.exact_each.push_back(ended && r == t.answer);
-        out.exact += out.exact_each.back() ? 1.0 : 0.0;
-        out.padded += is_padded(r) ? 1.0 : 0.0;
-    }
-    out.mean /= double(prompts.size());
-    out.exact /= double(prompts.size());
-    out.padded /= double(prompts.size());
-    return out;
-}
-
-inline std::vector<std::string> prompts_of(const std::vector<task>& ts) {
-    std::vector<std::string> out;
-    for (const auto& t : ts)
-        out.push_back(task_prompt(t.instruction));
-    return out;
-}
-
-// Ranked comparisons as InstructGPT makes them: K responses for each prompt, ranked by the
-// labeler, best first. The paper's comparisons rank outputs of several models; ours come from the
-// SFT model at temperature 1 and, for the last `hot` of the K, at `hot_temperature`: a more
-// exploratory policy whose mistakes (on tasks SFT nearly always gets right, too) are the ones PPO
-// will try, so the RM has seen them ranked. Duplicates and ties are dropped (a tie has no order
-// to learn); prompts left with fewer than two responses are skipped.
-inline std::vector<comparison> make_comparisons(const pipeline_model& sft, const tokenizer& tok,
-                                                const std::vector<std::string>& prompts, int K,
-                                                int max_new, int eot, std::uint64_t seed,
-                                                int hot = 0, float hot_temperature = 1.0f) {
-    const auto tokens = prompt_tokens(tok, prompts, eot);
-    // gen[k][i]: response k to prompt i.
-    std::vector<std::vector<generation>> gen;
-    for (int k = 0; k < K; ++k) {
-        const float t = k >= K - hot ? hot_temperature : 1.0f;
-        gen.push_back(sample_responses(sft, tokens, max_new,
-                                       {t, 0, 1.0f, mix64(seed + std::uint64_t(k))}, eot));
-    }
-    const labeler lab;
-    std::vector<comparison> out;
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-        const task t = labeler::task_of_prompt(prompts[i]);
-        std::vector<std::pair<double, std::string>> scored;
-        for (int k = 0; k < K; ++k) {
-            const auto& g = gen[std::size_t(k)][i];
-            scored.emplace_back(
-                lab.score(t, tok.decode(g.tokens), g.reason == stop_reason::end_of_text),
-                tok.decode(g.tokens));
-        }
-        std::stable_sort(scored.begin(), scored.end(),
-                         [](const auto& a, const auto& b) { return a.first > b.first; });
-        comparison c{prompts[i], {}, 0};
-        double last = 0;
-        std::unordered_set<std::string> seen;
-        for (const auto& [s, r] : scored) {
-            if ((!c.responses.empty() && std::abs(s - last) < 1e-9) || !seen.insert(r).second)
-                continue;
-            c.responses.push_back(r);
-            last = s;
-        }
-        if (c.responses.size() >= 2)
-            out.push_back(std::move(c));
-    }
-    return out;
-}
-
-inline void write_comparisons(const fs::path& file, const std::vector<comparison>& cs) {
-    std::vector<std::string> lines;
-    for (const auto& c : cs)
-        lines.push_back(nlohmann::json{{"prompt", c.prompt}, {"responses", c.responses}}.dump());
-    gptx::detail::write_lines_atomically(file, lines);
-}
-
-// Reward-model sequences: [end-of-text, prompt, response, end-of-text], as PPO scores them.
-inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
-                                             const tokenizer& tok, int eot, int context) {
-    tokenized_comparisons out;
-    for (const auto& c : cs) {
-        const std::vector<int> p = prompt_tokens(tok, {c.prompt}, eot)[0];
-        ranked_sequences g;
-        for (const auto& r : c.responses) {
-            bool cut = false;
-            g.responses.push_back(
-                reward_sequence(p, tok.encode(r, "response"), eot, context, &cut));
-            out.truncated += cut;
-        }
-        out.groups.push_back(std::move(g));
-    }
-    return out;
-}
-
-// Demonstrations of the tasks, a `padded` fraction of them trailed by padding that keeps them
-// within `max_chars` (the sampler's cap, so the SFT model can reproduce every one).
-inline void write_demonstrations_jsonl(const fs::path& file, const std::vector<task>& ts,
-                                       double padded, std::size_t max_chars, std::uint64_t seed) {
-    rng r(seed);
-    std::vector<sft_example> ex;
-    for (const auto& t : ts)
-        ex.push_back({task_prompt(t.instruction), demonstration_response(t, r, padded, max_chars)});
-    write_sft_jsonl(file, ex);
-}
-
 inline void apply_quick(pipeline_options& o) {
     o.corpus_chars = 60000;
     o.pretrain_iters = 60;
@@ -318,6 +120,85 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_minibatch = 8;
     o.value_warmup = 0;
     o.eval_prompts = 24;
+}
+
+// PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
+// --oracle-reward, the labeler itself), one metrics line per iteration in dir/metrics_file.
+inline std::unique_ptr<pipeline_model>
+ppo_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_shape>& rm,
+          const tokenizer& tok, const std::vector<std::vector<int>>& ppo_prompt_tokens,
+          const std::vector<int>& ptx_tokens, double ptx_coef, const char* name,
+          const fs::path& metrics_file) {
+    using model_t = pipeline_model;
+    const model_config cfg = sft.config();
+    const int T = o.context, eot = tok.vocab_size();
+    auto policy = std::make_unique<model_t>(cfg);
+    copy_params(*policy, sft);
+    model_t value(cfg);
+    copy_params(value, rm.trunk());
+    ppo_config pc;
+    pc.end_of_text = eot;
+    pc.rollouts = o.rollouts;
+    pc.max_new_tokens = o.max_new;
+    pc.epochs = o.ppo_epochs;
+    pc.minibatch = o.ppo_minibatch;
+    pc.lr = o.ppo_lr;
+    pc.value_lr = o.value_lr_or_default();
+    pc.value_warmup = o.value_warmup;
+    pc.kl_coef = o.kl_coef;
+    pc.lambda = o.gae_lambda;
+    pc.ptx_coef = ptx_coef;
+    pc.ptx_batch = 4;
+    pc.ptx_context = T;
+    pc.seed = o.seed + 8;
+    reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
+        if (o.oracle_reward <= 0)
+            return rm.score(tokens, B, Tn, ends);
+        // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
+        // the length cap did not end.
+        const labeler lab;
+        std::vector<float> out(B);
+        for (int b = 0; b < B; ++b) {
+            const int* row = tokens + std::size_t(b) * Tn;
+            const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
+            const auto at = text.find("\nA: ");
+            const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
+            const bool ended = int(resp.size()) < o.max_new;
+            out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
+        }
+        return out;
+    };
+    ppo_trainer<model_t> ppo(*policy, sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
+                             ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
+    std::ofstream metrics(metrics_file);
+    progress bar(name, o.ppo_iters, {.unit = "iter"});
+    for (int it = 0; it < o.ppo_iters; ++it) {
+        const ppo_metrics m = ppo.iteration();
+        bar.update(m.iteration);
+        metrics << nlohmann::json{{"iteration", m.iteration},
+                                  {"score", m.score},
+                                  {"kl", m.kl},
+                                  {"kl_exact", m.kl_exact},
+                                  {"entropy", m.entropy},
+                                  {"clip_frac", m.clip_frac},
+                                  {"value_loss", m.value_loss},
+                                  {"ptx_loss", m.ptx_loss},
+                                  {"explained_variance", m.explained_variance},
+                                  {"skipped", m.skipped},
+                                  {"ms", m.ms}}
+                       .dump()
+                << "\n";
+        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
+            progress::clear_line();
+            std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f) | entropy %.3f | clip "
+                        "%.3f | vloss %.4f | ev %.2f | ptx %.3f | len %.1f | %.0f ms\n",
+                        name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
+                        m.kl_exact, m.entropy, m.clip_frac, m.value_loss, m.explained_variance,
+                        m.ptx_loss, m.response_length, m.ms);
+        }
+        std::fflush(stdout);
+    }
+    return policy;
 }
 
 } // namespace detail
@@ -484,27 +365,17 @@ inline void run_pipeline(pipeline_options o) {
     std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
     std::size_t rm_pairs_t1 = 0;
     {
-        reward_objective obj(rm);
         adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
-        reward_batcher data(rm_train, o.rm_batch, eot, o.seed + 6);
-        const std::int64_t steps = data.steps_for_epochs(o.rm_epochs);
-        const cosine_schedule sched{o.rm_lr, o.rm_lr / 10, 0, int(steps)};
-        trainer tr(rm.trunk(), obj, opt, {1, 1.0f, [sched](int it) { return sched(it); }});
         run_options ro;
-        ro.iters = steps;
-        ro.eval_every = int(std::max<std::int64_t>(1, steps / 4));
-        ro.log_every = int(std::max<std::int64_t>(1, steps / 8));
         ro.metrics = dir / "rm_metrics.jsonl";
         ro.progress_label = "rm";
         ro.checkpoint_name = "(none)";
-        run_hooks hooks;
-        hooks.evaluate = [&](std::int64_t) {
-            const auto e = evaluate_rewards(rm.trunk(), obj, rm_val, o.rm_batch, eot);
-            rm_accuracy = e.accuracy;
-            return metrics_map{{"val_loss", e.loss}, {"val_accuracy", e.accuracy}};
-        };
-        run_training(
-            tr, ro, [&](int) { return data.batch(tr.step_count()); }, hooks);
+        rm_accuracy =
+            train_reward_model(
+                rm, opt, rm_train, rm_val, eot,
+                {.epochs = o.rm_epochs, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + 6}, ro)
+                .accuracy;
+        reward_objective obj(rm); // held-out evaluations below
         std::vector<std::vector<int>> demo_seqs;
         for (const auto& d : demo_tokens) {
             std::vector<int> p{eot};
@@ -536,79 +407,12 @@ inline void run_pipeline(pipeline_options o) {
 
     // ---- PPO and PPO-ptx ------------------------------------------------------------------------
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    auto run_ppo = [&](double ptx_coef, const char* name, const char* metrics_file) {
-        auto policy = std::make_unique<model_t>(cfg);
-        copy_params(*policy, *sft);
-        model_t value(cfg);
-        copy_params(value, rm.trunk());
-        ppo_config pc;
-        pc.end_of_text = eot;
-        pc.rollouts = o.rollouts;
-        pc.max_new_tokens = o.max_new;
-        pc.epochs = o.ppo_epochs;
-        pc.minibatch = o.ppo_minibatch;
-        pc.lr = o.ppo_lr;
-        pc.value_lr = o.value_lr_or_default();
-        pc.value_warmup = o.value_warmup;
-        pc.kl_coef = o.kl_coef;
-        pc.lambda = o.gae_lambda;
-        pc.ptx_coef = ptx_coef;
-        pc.ptx_batch = 4;
-        pc.ptx_context = T;
-        pc.seed = o.seed + 8;
-        reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
-            if (o.oracle_reward <= 0)
-                return rm.score(tokens, B, Tn, ends);
-            // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
-            // the length cap did not end.
-            const labeler lab;
-            std::vector<float> out(B);
-            for (int b = 0; b < B; ++b) {
-                const int* row = tokens + std::size_t(b) * Tn;
-                const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
-                const auto at = text.find("\nA: ");
-                const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
-                const bool ended = int(resp.size()) < o.max_new;
-                out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
-            }
-            return out;
-        };
-        ppo_trainer<model_t> ppo(*policy, *sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
-                                 ptx_coef != 0.0 ? split.train : std::vector<int>{});
-        std::ofstream metrics(dir / metrics_file);
-        progress bar(name, o.ppo_iters, {.unit = "iter"});
-        for (int it = 0; it < o.ppo_iters; ++it) {
-            const ppo_metrics m = ppo.iteration();
-            bar.update(m.iteration);
-            metrics << nlohmann::json{{"iteration", m.iteration},
-                                      {"score", m.score},
-                                      {"kl", m.kl},
-                                      {"kl_exact", m.kl_exact},
-                                      {"entropy", m.entropy},
-                                      {"clip_frac", m.clip_frac},
-                                      {"value_loss", m.value_loss},
-                                      {"ptx_loss", m.ptx_loss},
-                                      {"explained_variance", m.explained_variance},
-                                      {"skipped", m.skipped},
-                                      {"ms", m.ms}}
-                           .dump()
-                    << "\n";
-            if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
-                progress::clear_line();
-                std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f) | entropy %.3f | clip "
-                            "%.3f | vloss %.4f | ev %.2f | ptx %.3f | len %.1f | %.0f ms\n",
-                            name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
-                            m.kl_exact, m.entropy, m.clip_frac, m.value_loss, m.explained_variance,
-                            m.ptx_loss, m.response_length, m.ms);
-            }
-            std::fflush(stdout);
-        }
-        return policy;
-    };
-    auto ppo = run_ppo(0.0, "ppo", "ppo_metrics.jsonl");
+    auto ppo = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, 0.0, "ppo",
+                         dir / "ppo_metrics.jsonl");
     save_checkpoint<pipeline_shape>(dir / "ppo.gptx", *ppo, nullptr, tok, {});
     say("PPO", clock.lap());
-    auto ptx = run_ppo(o.ptx_coef, "ppo-ptx", "ppo_ptx_metrics.jsonl");
+    auto ptx = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, o.ptx_coef, "ppo-ptx",
+                         dir / "ppo_ptx_metrics.jsonl");
     save_checkpoint<pipeline_shape>(dir / "ppo_ptx.gptx", *ptx, nullptr, tok, {});
     say("PPO-ptx", clock.lap());
 
@@ -646,7 +450,7 @@ inline void run_pipeline(pipeline_options o) {
               << " | ppo-ptx: " << tok.decode(g_ptx[i].tokens) << "\n";
     }
 
-    // ---- dialogue stage (ChatGPT, issue #7): samples/cli/pipeline_dialogue.hpp ----------------
+    // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
     std::optional<dialogue_stage_result> dialogue;
     if (!o.no_dialogue) {
         dialogue = run_dialogue_stage<pipeline_shape>(
@@ -728,4 +532,4 @@ inline void run_pipeline(pipeline_options o) {
     }
 }
 
-} // namespace gptx::cli
+} // namespace gptx::instructgpt

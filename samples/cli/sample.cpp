@@ -1,13 +1,13 @@
-// samples/cli/sample.hpp: `gptx sample`, text generation from a checkpoint or imported GPT-2
+// samples/cli/sample.cpp: `gptx sample`, text generation from a checkpoint or imported GPT-2
 // weights (llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed to stdout.
 // Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
-#pragma once
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 
 #include <gptx/io/import.hpp>
 
+#include "commands.hpp"
 #include "common.hpp"
 
 namespace gptx::cli {
@@ -117,5 +117,7 @@ inline void run_sample(const sample_options& o) {
     GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
+
+void add_sample_command(commands& cmds) { cmds.add(add_sample_command, run_sample); }
 
 } // namespace gptx::cli

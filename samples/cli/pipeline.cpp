@@ -1,0 +1,77 @@
+// samples/cli/pipeline.cpp: `gptx pipeline`, InstructGPT end to end on the project's task family:
+// the options of samples/instructgpt/pipeline.hpp's run_pipeline. Tested by
+// tests/cli/test_sft_cli.cpp.
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "instructgpt/pipeline.hpp"
+
+namespace gptx::cli {
+
+using instructgpt::pipeline_options;
+using instructgpt::run_pipeline;
+
+inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
+    auto* c = app.add_subcommand(
+        "pipeline", "InstructGPT end to end on the built-in task family: pre-training, SFT, reward "
+                    "model, PPO and PPO-ptx, judged by a programmatic labeler");
+    c->add_option("--out", o.out, "Folder for the generated data, checkpoints and metrics");
+    c->add_option("--seed", o.seed, "Seed of every stage");
+    c->add_flag("--json", o.json, "End with the result table as one JSON object");
+    c->add_flag("--quick", o.quick, "Tiny sizes: a smoke test that runs in seconds");
+    c->add_option("--corpus-chars", o.corpus_chars, "Size of the generated pre-training corpus");
+    c->add_option("--pretrain-iters", o.pretrain_iters, "Pre-training steps");
+    c->add_option("--pretrained", o.pretrained,
+                  "Start from this pretrain.gptx of an earlier run with the same seed and corpus "
+                  "size instead of pre-training")
+        ->check(CLI::ExistingFile);
+    c->add_option("--pretrain-lr", o.pretrain_lr, "Pre-training peak learning rate");
+    c->add_option("--sft-examples", o.sft_examples, "SFT demonstrations");
+    c->add_option("--demo-padded", o.demo_padded,
+                  "Fraction of demonstrations whose answer is trailed by padding (' i think'), "
+                  "which the labeler marks down; 0: clean demonstrations")
+        ->check(CLI::Range(0.0, 1.0));
+    c->add_option("--sft-epochs", o.sft_epochs, "SFT epochs");
+    c->add_option("--sft-lr", o.sft_lr, "SFT peak learning rate");
+    c->add_option("--rm-prompts", o.rm_prompts, "Prompts with ranked comparisons for the RM");
+    c->add_option("--rm-k", o.rm_k, "Responses ranked per RM prompt (K, 2..9)")
+        ->check(CLI::Range(2, 9));
+    c->add_option("--rm-hot", o.rm_hot,
+                  "Of the K responses per RM prompt, this many are sampled at --rm-hot-temperature "
+                  "(the rest at 1)");
+    c->add_option("--rm-hot-temperature", o.rm_hot_temperature,
+                  "Sampling temperature of those responses");
+    c->add_option("--rm-val-prompts", o.rm_val_prompts,
+                  "Held-out prompts whose comparisons measure the RM's accuracy");
+    c->add_option("--rm-epochs", o.rm_epochs, "Reward-model epochs");
+    c->add_option("--rm-batch", o.rm_batch, "Reward-model prompts per step (all pairs of each)");
+    c->add_option("--rm-lr", o.rm_lr, "Reward-model learning rate");
+    c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
+    c->add_option("--ppo-iters", o.ppo_iters, "PPO iterations (each run: PPO and PPO-ptx)");
+    c->add_option("--rollouts", o.rollouts, "PPO rollouts per iteration");
+    c->add_option("--ppo-minibatch", o.ppo_minibatch, "PPO responses per update");
+    c->add_option("--ppo-epochs", o.ppo_epochs, "PPO passes over each iteration's rollouts");
+    c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
+    c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");
+    c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
+    c->add_option("--value-lr", o.value_lr, "PPO value-model learning rate (0: 2 x --ppo-lr)");
+    c->add_option("--value-warmup", o.value_warmup,
+                  "PPO iterations that train only the value model before the policy moves");
+    c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
+    c->add_option("--oracle-reward", o.oracle_reward,
+                  "Ablation: PPO is rewarded by this times the labeler's own score instead of "
+                  "the reward model (the RM's ceiling)");
+    c->add_flag("--no-dialogue", o.no_dialogue,
+                "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
+    c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
+                  "Conversations with ranked alternative replies for the dialogue RM");
+    c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
+    c->add_option("--eval-temperature", o.eval_temperature,
+                  "Sampling temperature of the evaluated responses");
+    c->callback([&] { run(); });
+}
+
+void add_pipeline_command(commands& cmds) { cmds.add(add_pipeline_command, run_pipeline); }
+
+} // namespace gptx::cli
