@@ -18,7 +18,7 @@
 
 // ---- begin gptx/core/error.hpp ----
 // gptx/core/error.hpp: the one exception type gptx throws, and a check macro.
-// Tested by tests/core/test_core.cpp.
+// Tested by the error cases in every room's tests (each check's exact what()).
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -215,8 +215,8 @@ inline void set_world(communicator* c) { detail::world_slot() = c; }
 // ---- end gptx/core/communicator.hpp ----
 // ---- begin gptx/core/interrupt.hpp ----
 // gptx/core/interrupt.hpp: a graceful stop on SIGINT/SIGTERM. The handler only sets an atomic
-// flag; training loops read it between steps, save and throw `interrupted`.
-// Tested by tests/core/test_interrupt.cpp and, with real signals, tests/cli/test_faults_cli.cpp.
+// flag; training loops read it between steps, save and throw `interrupted`. Tested by
+// tests/core/test_progress.cpp, tests/train/test_run_loop.cpp, tests/cli/test_faults_cli.cpp.
 #include <atomic>
 #include <csignal>
 #include <cstdint>
@@ -2373,19 +2373,63 @@ class gpt2_tokenizer {
     int eot_token() const { return specials_.id_of(end_of_text).value_or(-1); }
 
     // ---- encode / decode ----
-    // threads: 1 = this thread; 0 = num_threads(). Texts split at safe boundaries (a newline
-    // after a non-space ASCII byte), so the result is the same for every thread count.
+    // How a text is encoded. threads: 1 = this thread, 0 = num_threads(). A text of at least
+    // 2 x chunk_bytes is cut into chunks at safe_cut() places and the chunks encode in parallel;
+    // the ids are the same for every thread count and chunk size (chunk_bytes exists so tests can
+    // force many small chunks). on_progress, if set, is called on the calling thread with the
+    // bytes of text encoded so far (special tokens' text included), last with text.size().
+    struct encode_options {
+        specials mode = specials::as_text;
+        int threads = 1;
+        std::size_t chunk_bytes = std::size_t(1) << 18;
+        std::function<void(std::size_t)> on_progress = {};
+    };
+    std::vector<int> encode(std::string_view text, const encode_options& o) const {
+        GPTX_CHECK(o.chunk_bytes > 0, "gpt2 tokenizer: chunk_bytes must be positive");
+        std::vector<int> out;
+        std::size_t done = 0;
+        auto span = [&](std::string_view piece) {
+            encode_text(piece, out, o, done);
+            done += piece.size();
+        };
+        if (o.mode == specials::allowed && !specials_.empty()) {
+            specials_.split(text, span, [&](int id) { out.push_back(id); });
+        } else {
+            span(text);
+        }
+        if (o.on_progress)
+            o.on_progress(text.size());
+        return out;
+    }
     std::vector<int> encode(std::string_view text, specials mode = specials::as_text,
                             int threads = 1) const {
-        std::vector<int> out;
-        if (mode == specials::allowed && !specials_.empty()) {
-            specials_.split(
-                text, [&](std::string_view piece) { encode_text(piece, out, threads); },
-                [&](int id) { out.push_back(id); });
-        } else {
-            encode_text(text, out, threads);
+        return encode(text, encode_options{.mode = mode, .threads = threads});
+    }
+
+    // The first place p >= max(at, 1) where `text` can be cut so that encoding the two halves
+    // apart gives the ids of the whole: text[p] is '\n' and text[p - 1] an ASCII non-space.
+    // Why that is safe, for GPT-2's pattern
+    //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    // whose only look-around is the lookahead (?!\S), and none looks back:
+    //  - no piece spans p-1..p: the piece holding text[p-1] is a contraction, letters, digits or
+    //    punctuation (text[p-1] is not white space), and none of those takes a '\n';
+    //  - no piece before p changes when the text after it is gone: a piece ending at p-1 was
+    //    not a white-space run, so (?!\S) never looked at p; a contraction ending in "'" needs a
+    //    letter at p, which neither '\n' nor the end of the text is;
+    //  - the piece at p starts a white-space run in both, and scans only forward.
+    // A cut just after a newline, or inside a white-space run, is not safe: "\n\nPedant" is
+    // "\n" "\n" "Pedant", but "\n\n" cut before "P" is one piece, since (?!\S) then sees the
+    // end of the text (issue #17). npos if there is no such place.
+    static std::size_t safe_cut(std::string_view text, std::size_t at) {
+        for (at = std::max<std::size_t>(at, 1); at < text.size(); ++at) {
+            at = text.find('\n', at);
+            if (at == std::string_view::npos)
+                return at;
+            const auto prev = static_cast<unsigned char>(text[at - 1]);
+            if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
+                return at;
         }
-        return out;
+        return std::string_view::npos;
     }
 
     std::string decode(std::span<const int> ids) const {
@@ -2636,34 +2680,26 @@ class gpt2_tokenizer {
         });
     }
 
-    void encode_text(std::string_view text, std::vector<int>& out, int threads) const {
-        if (threads <= 0)
-            threads = num_threads();
-        constexpr std::size_t min_chunk = std::size_t(1) << 18;
-        if (threads <= 1 || text.size() < 2 * min_chunk) {
+    // Encodes one span without special tokens; `before` is the bytes of the whole text done
+    // before this span, for on_progress.
+    void encode_text(std::string_view text, std::vector<int>& out, const encode_options& o,
+                     std::size_t before) const {
+        const int threads = o.threads <= 0 ? num_threads() : o.threads;
+        if ((threads <= 1 && !o.on_progress) || text.size() / 2 < o.chunk_bytes) {
             detail::piece_cache cache;
             bpe_scratch scratch;
             encode_span(text, out, cache, scratch);
             return;
         }
-        // Cut at newlines that follow a non-space ASCII byte: the piece before such a newline
-        // ends there, and the pattern only looks ahead, so each chunk encodes as it would in
-        // the whole text.
-        const std::size_t want =
-            std::min<std::size_t>(std::size_t(threads) * 4, text.size() / min_chunk);
+        // Chunks of at least chunk_bytes, about 4 per thread so uneven ones even out (and up to
+        // 64 when someone watches the progress).
+        const auto most = std::size_t(o.on_progress ? std::max(64, threads * 4) : threads * 4);
+        const std::size_t want = std::min(most, text.size() / o.chunk_bytes);
         std::vector<std::size_t> cuts{0};
         for (std::size_t k = 1; k < want; ++k) {
-            std::size_t at = std::max(cuts.back() + 1, text.size() * k / want);
-            while (at < text.size()) {
-                at = text.find('\n', at);
-                if (at == std::string_view::npos)
-                    break;
-                const auto prev = static_cast<unsigned char>(text[at - 1]);
-                if (prev < 0x80 && detail::ascii_classes[prev] != detail::uc_space)
-                    break;
-                ++at;
-            }
-            if (at == std::string_view::npos || at >= text.size())
+            const std::size_t at =
+                safe_cut(text, std::max(cuts.back() + 1, text.size() * k / want));
+            if (at == std::string_view::npos)
                 break;
             cuts.push_back(at);
         }
@@ -2673,13 +2709,17 @@ class gpt2_tokenizer {
         std::atomic<std::size_t> next_chunk{0};
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        auto work = [&] { // one memo per thread, kept across its chunks
+        std::atomic<std::size_t> bytes_done{0};
+        auto work = [&](bool caller) { // one memo per thread, kept across its chunks
             detail::piece_cache cache;
             bpe_scratch scratch;
             for (std::size_t c; (c = next_chunk.fetch_add(1)) < chunks;) {
                 try {
                     encode_span(text.substr(cuts[c], cuts[c + 1] - cuts[c]), parts[c], cache,
                                 scratch);
+                    const std::size_t now = bytes_done += cuts[c + 1] - cuts[c];
+                    if (caller && o.on_progress)
+                        o.on_progress(before + now);
                 } catch (...) {
                     std::lock_guard lock(failure_mutex);
                     failure = std::current_exception();
@@ -2688,8 +2728,8 @@ class gpt2_tokenizer {
         };
         std::vector<std::thread> pool;
         for (int t = 1; t < std::min<int>(threads, int(chunks)); ++t)
-            pool.emplace_back(work);
-        work();
+            pool.emplace_back(work, false);
+        work(true);
         for (auto& t : pool)
             t.join();
         if (failure)
@@ -3434,7 +3474,7 @@ class chat_format {
 
 // ---- begin gptx/simd/simd.hpp ----
 // gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
-// axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
+// axpy) plus scalar references. Tested through its kernels: tests/ops/test_ops.cpp, test_gemm.cpp.
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>
