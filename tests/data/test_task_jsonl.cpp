@@ -11,6 +11,8 @@
 #include <gptx/data/task_corpus.hpp>
 #include <gptx/data/task_jsonl.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 
 namespace {
@@ -86,9 +88,8 @@ BOOST_AUTO_TEST_CASE(bad_lines_name_file_line_and_problem) {
 }
 
 BOOST_AUTO_TEST_CASE(write_then_read_round_trips_atomically) {
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("gptx_task_jsonl_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    const gptx::test::scratch_dir scratch("task_jsonl");
+    const auto& dir = scratch.path;
     const auto path = dir / "t.jsonl";
     task_set s;
     s.form = task_form::choice;

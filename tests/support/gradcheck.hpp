@@ -50,6 +50,4 @@ double check_gradient(const std::string& name, double* x, std::size_t n, const d
     return worst;
 }
 
-inline std::string data_dir() { return GPTX_TEST_DATA_DIR; }
-
 } // namespace gptx::test
