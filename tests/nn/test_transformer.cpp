@@ -58,9 +58,7 @@ template <shape S> void check_model_gradients(float dropout) {
         const auto& v = m.params().view(i);
         if (v.size == 0)
             continue;
-        // Every entry of a tensor of up to 128; about 60 of a larger one, at an odd stride that
-        // spreads them over its rows, columns and heads.
-        const std::size_t stride = v.size > 128 ? (v.size / 60) | 1 : 1;
+        const std::size_t stride = test::sampled_stride(v.size);
         test::check_gradient(std::string(v.name) +
                                  (S.placement == norm::pre ? " (pre-LN" : " (post-LN") +
                                  (dropout > 0 ? ", dropout)" : ")"),
