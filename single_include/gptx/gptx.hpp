@@ -18,7 +18,7 @@
 
 // ---- begin gptx/core/error.hpp ----
 // gptx/core/error.hpp: the one exception type gptx throws, and a check macro.
-// Tested by tests/core/test_core.cpp.
+// Tested by the error cases in every room's tests (each check's exact what()).
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -284,8 +284,8 @@ inline void write_whole_file(const std::filesystem::path& path, std::string_view
 // ---- end gptx/core/file.hpp ----
 // ---- begin gptx/core/interrupt.hpp ----
 // gptx/core/interrupt.hpp: a graceful stop on SIGINT/SIGTERM. The handler only sets an atomic
-// flag; training loops read it between steps, save and throw `interrupted`.
-// Tested by tests/core/test_interrupt.cpp and, with real signals, tests/cli/test_faults_cli.cpp.
+// flag; training loops read it between steps, save and throw `interrupted`. Tested by
+// tests/core/test_progress.cpp, tests/train/test_run_loop.cpp, tests/cli/test_faults_cli.cpp.
 #include <atomic>
 #include <csignal>
 #include <cstdint>
@@ -4438,7 +4438,7 @@ inline std::vector<int> read_token_file(const std::filesystem::path& path) {
 
 // ---- begin gptx/simd/simd.hpp ----
 // gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
-// axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
+// axpy) plus scalar references. Tested through its kernels: tests/ops/test_ops.cpp, test_gemm.cpp.
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>

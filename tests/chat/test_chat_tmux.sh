@@ -12,7 +12,12 @@ if ! command -v tmux > /dev/null; then
 fi
 rm -rf "$work"
 mkdir -p "$work"
-"$fixture" "$work/ckpt"
+# CTest's chat_fixture test made the checkpoint once (GPTX_CHAT_FIXTURE_DIR); else make it here.
+ckpt="${GPTX_CHAT_FIXTURE_DIR:-}"
+if [[ -z "$ckpt" || ! -f "$ckpt/model.gptx" ]]; then
+  ckpt="$work/ckpt"
+  "$fixture" "$ckpt"
+fi
 session="gptx_chat_test_$$"
 unset TMUX                 # also when the tests themselves run inside tmux
 export TMUX_TMPDIR="$work" # a private tmux server
@@ -45,7 +50,7 @@ wait_for_count() {
 }
 
 tmux new-session -d -s "$session" -x 200 -y 50 \
-  "'$gptx' chat --checkpoint '$work/ckpt' --temperature 0 --token-delay-ms 150 --threads 2; echo CHAT-EXITED-\$?; sleep 30"
+  "'$gptx' chat --checkpoint '$ckpt' --temperature 0 --token-delay-ms 150 --threads 2; echo CHAT-EXITED-\$?; sleep 30"
 wait_for '^you> ?$'
 echo "ok: banner and prompt"
 

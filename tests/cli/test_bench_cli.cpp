@@ -2,36 +2,18 @@
 // input. Never timings: those go in bench/README.md.
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "support/cli.hpp"
+
 namespace {
 
-struct bench_run {
-    int code = -1;
-    std::string out;
-};
-
-bench_run run_gptx(const std::string& args) {
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
-    bench_run r;
-    FILE* p = popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
+using gptx::test::run_gptx;
+using bench_run = gptx::test::run_result;
 
 std::vector<nlohmann::ordered_json> json_lines(const std::string& out) {
     std::vector<nlohmann::ordered_json> lines;

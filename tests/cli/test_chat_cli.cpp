@@ -6,9 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,28 +14,34 @@
 #include <string>
 #include <vector>
 
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string chat_slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+std::string chat_slurp(const fs::path& p) { return gptx::test::slurp(p); }
 
-// One tiny chat checkpoint for the whole suite (made once: its training takes a few seconds).
+// The tiny chat checkpoint. Under CTest the chat_fixture test makes it once for this suite and
+// the terminal test (GPTX_CHAT_FIXTURE_DIR); run alone, the suite makes its own, once.
 const fs::path& chat_checkpoint() {
+    static const gptx::test::scratch_dir own("chat_cli_model");
     static const fs::path dir = [] {
-        const fs::path d =
-            fs::temp_directory_path() / ("gptx_chat_cli_" + std::to_string(::getpid()));
-        fs::remove_all(d);
-        const std::string cmd = std::string(GPTX_CHAT_FIXTURE_PATH) + " " + d.string();
+        if (const char* d = std::getenv("GPTX_CHAT_FIXTURE_DIR");
+            d && fs::exists(fs::path(d) / "model.gptx"))
+            return fs::path(d);
+        const std::string cmd = std::string(GPTX_CHAT_FIXTURE_PATH) + " " + own.path.string();
         BOOST_REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "make_chat_fixture failed");
-        return d;
+        return own.path;
     }();
     return dir;
+}
+
+// This suite's own files (inputs, outputs, other checkpoints), removed at exit.
+const fs::path& work_dir() {
+    static const gptx::test::scratch_dir dir("chat_cli");
+    return dir.path;
 }
 
 struct chat_run {
@@ -49,9 +53,9 @@ struct chat_run {
 // Runs gptx chat with `input` on stdin (a file, so not a terminal), greedy unless args say so.
 chat_run chat(const std::string& input, const std::string& args = "--temperature 0") {
     static int counter = 0;
-    const fs::path base = chat_checkpoint() / ("run" + std::to_string(counter++));
+    const fs::path base = work_dir() / ("run" + std::to_string(counter++));
     { std::ofstream(base.string() + ".in", std::ios::binary) << input; }
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " chat --checkpoint " +
+    const std::string cmd = gptx::test::gptx_path() + " chat --checkpoint " +
                             chat_checkpoint().string() + " --max-tokens 60 --threads 2 " + args +
                             " < " + base.string() + ".in > " + base.string() + ".out 2> " +
                             base.string() + ".err";
@@ -125,15 +129,15 @@ BOOST_AUTO_TEST_CASE(quit_ends_and_empty_input_writes_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(a_checkpoint_without_chat_tokens_is_a_clear_error) {
-    const fs::path dir = chat_checkpoint() / "plain";
+    const fs::path dir = work_dir() / "plain";
     fs::create_directories(dir);
     std::ofstream(dir / "text.txt") << std::string(2000, 'a') << "\n";
-    const std::string train = std::string(GPTX_CLI_PATH) + " train --text " +
+    const std::string train = gptx::test::gptx_path() + " train --text " +
                               (dir / "text.txt").string() +
                               " --preset tiny --iters 1 --context 8 " + "--batch 2 --out " +
                               dir.string() + " > /dev/null 2>&1";
     BOOST_TEST_REQUIRE(std::system(train.c_str()) == 0);
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " chat --checkpoint " + dir.string() +
+    const std::string cmd = gptx::test::gptx_path() + " chat --checkpoint " + dir.string() +
                             " < /dev/null > " + (dir / "out").string() + " 2>&1";
     const int status = std::system(cmd.c_str());
     BOOST_TEST(WEXITSTATUS(status) == 1);

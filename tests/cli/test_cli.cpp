@@ -2,80 +2,34 @@
 // input giving a one-line error with a non-zero exit (never a crash).
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
+
 namespace fs = std::filesystem;
+using gptx::test::expect_error;
+using gptx::test::run_result;
+using gptx::test::slurp;
 
 namespace {
 
-struct run_result {
-    int code = -1; // exit status; -1 when killed by a signal
-    std::string out;
-};
-
-run_result run(const std::string& args) {
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
-    run_result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+run_result run(const std::string& args) { return gptx::test::run_gptx(args); }
 
 // A scratch folder with a small training text (written here, so no data download is needed).
-struct workspace {
-    fs::path dir;
-    fs::path text;
-    workspace() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-              ("gptx_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-        text = dir / "text.txt";
-        std::ofstream f(text);
-        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n",
-                               "a stitch in time saves nine.\n",
-                               "to be or not to be, that is the question.\n"};
-        for (int i = 0; i < 300; ++i)
-            f << lines[i % 3];
-    }
-    ~workspace() { fs::remove_all(dir); }
+struct workspace : gptx::test::scratch_dir {
+    fs::path text = path / "text.txt";
+    workspace() : scratch_dir("cli") { gptx::test::write_training_text(text, 300); }
     std::string train_args(const std::string& out, int iters) const {
         return "train --text " + text.string() + " --preset tiny --context 32 --batch 4 --iters " +
                std::to_string(iters) +
                " --decay-iters 20 --warmup 2 --lr 3e-3 --eval-every 5 --eval-iters 2 " +
-               "--log-every 5 --dropout 0.1 --threads 2 --out " + (dir / out).string();
+               "--log-every 5 --dropout 0.1 --threads 2 --out " + (path / out).string();
     }
 };
-
-// One line that starts "gptx: error:" and names the problem; exit status 1 (not a signal).
-void expect_error(const run_result& r, const std::string& needle) {
-    BOOST_TEST(r.code == 1, "exit code " << r.code << " for output: " << r.out);
-    BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
-    BOOST_TEST(r.out.find(needle) != std::string::npos,
-               "expected '" << needle << "' in: " << r.out);
-}
 
 } // namespace
 
@@ -88,8 +42,8 @@ BOOST_AUTO_TEST_CASE(train_then_sample) {
     BOOST_TEST(t.out.find("step 10: train loss") != std::string::npos, t.out);
     BOOST_TEST(t.out.find("ms/step") != std::string::npos);
     BOOST_TEST(t.out.find("tok/s") != std::string::npos);
-    BOOST_TEST(fs::exists(w.dir / "run" / "model.gptx"));
-    const std::string metrics = slurp(w.dir / "run" / "metrics.jsonl");
+    BOOST_TEST(fs::exists(w.path / "run" / "model.gptx"));
+    const std::string metrics = slurp(w.path / "run" / "metrics.jsonl");
     BOOST_TEST(metrics.find("\"val_loss\"") != std::string::npos);
     // The whole-val-split loss, once, at the last evaluation.
     BOOST_TEST(t.out.find("step 20: train loss") != std::string::npos, t.out);
@@ -102,7 +56,7 @@ BOOST_AUTO_TEST_CASE(train_then_sample) {
     BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') ==
                20 + 5); // 20 steps + 5 evaluations
 
-    const std::string sample = "sample --checkpoint " + (w.dir / "run").string() +
+    const std::string sample = "sample --checkpoint " + (w.path / "run").string() +
                                " --prompt 'the ' --tokens 50 --seed 3 --temperature 0.8";
     const run_result s = run(sample);
     BOOST_TEST_REQUIRE(s.code == 0, s.out);
@@ -119,7 +73,7 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     BOOST_TEST(r.out.find("resumed from") != std::string::npos);
     // Same data order, dropout masks and optimizer state: the final checkpoints are byte-identical.
-    BOOST_TEST((slurp(w.dir / "full" / "model.gptx") == slurp(w.dir / "split" / "model.gptx")));
+    BOOST_TEST((slurp(w.path / "full" / "model.gptx") == slurp(w.path / "split" / "model.gptx")));
 }
 
 // PyTorch's stream (--rng torch) resumes exactly too: the pending batch is redrawn from its
@@ -131,10 +85,10 @@ BOOST_AUTO_TEST_CASE(resumed_torch_stream_run_equals_uninterrupted_run) {
     BOOST_TEST_REQUIRE(run(w.train_args("split", 12) + torch).code == 0); // saved off the grid
     const run_result r = run(w.train_args("split", 20) + torch + " --resume");
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
-    BOOST_TEST((slurp(w.dir / "full" / "model.gptx") == slurp(w.dir / "split" / "model.gptx")));
+    BOOST_TEST((slurp(w.path / "full" / "model.gptx") == slurp(w.path / "split" / "model.gptx")));
     // ... and differs from gptx's own stream at the same seed.
     BOOST_TEST_REQUIRE(run(w.train_args("own", 20) + " --dropout 0").code == 0);
-    BOOST_TEST((slurp(w.dir / "own" / "model.gptx") != slurp(w.dir / "full" / "model.gptx")));
+    BOOST_TEST((slurp(w.path / "own" / "model.gptx") != slurp(w.path / "full" / "model.gptx")));
     expect_error(run(w.train_args("own", 25) + " --dropout 0 --rng torch --resume"),
                  "the run used --rng gptx, not --rng torch");
     expect_error(run(w.train_args("x", 5) + " --rng torch"), "--rng torch needs --dropout 0");
@@ -145,38 +99,39 @@ BOOST_AUTO_TEST_CASE(resumed_torch_stream_run_equals_uninterrupted_run) {
 
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     workspace w;
-    const std::string text = " --text " + w.text.string() + " --out " + (w.dir / "bad").string();
+    const std::string text = " --text " + w.text.string() + " --out " + (w.path / "bad").string();
     expect_error(
-        run("train --text " + (w.dir / "missing.txt").string() + " --out " + w.dir.string()),
+        run("train --text " + (w.path / "missing.txt").string() + " --out " + w.path.string()),
         "cannot open");
-    std::ofstream(w.dir / "empty.txt").close();
-    expect_error(run("train --text " + (w.dir / "empty.txt").string() + " --out " + w.dir.string()),
-                 "is empty");
+    std::ofstream(w.path / "empty.txt").close();
+    expect_error(
+        run("train --text " + (w.path / "empty.txt").string() + " --out " + w.path.string()),
+        "is empty");
     expect_error(run("train --batch 0" + text), "--batch must be positive");
     expect_error(run("train --iters -3" + text), "--iters must be positive");
     expect_error(run("train --context 64 --model-context 32" + text),
                  "larger than the model's context 32");
     expect_error(run("train --preset nope" + text), "unknown preset 'nope'");
-    expect_error(run("sample --checkpoint " + (w.dir / "nothing").string()),
+    expect_error(run("sample --checkpoint " + (w.path / "nothing").string()),
                  "cannot open checkpoint");
     {
-        std::ofstream f(w.dir / "junk.gptx");
+        std::ofstream f(w.path / "junk.gptx");
         f << "this is not a checkpoint";
     }
-    expect_error(run("sample --checkpoint " + (w.dir / "junk.gptx").string()), "junk.gptx");
+    expect_error(run("sample --checkpoint " + (w.path / "junk.gptx").string()), "junk.gptx");
 
     BOOST_TEST_REQUIRE(run(w.train_args("ok", 5)).code == 0);
-    expect_error(run("sample --checkpoint " + (w.dir / "ok").string() + " --prompt 'the #'"),
+    expect_error(run("sample --checkpoint " + (w.path / "ok").string() + " --prompt 'the #'"),
                  "prompt character '#' (position 4)");
     // Resuming into another shape names the mismatch.
     expect_error(run(w.train_args("ok", 10) + " --resume --preset baby"), "shape mismatch");
     // A diverging run stops at the NaN and keeps the last good checkpoint.
-    const std::string before = slurp(w.dir / "ok" / "model.gptx");
+    const std::string before = slurp(w.path / "ok" / "model.gptx");
     const run_result nan = run(w.train_args("ok", 10) + " --resume --lr 1e30 --min-lr 0");
     BOOST_TEST(nan.code == 1, nan.out);
     BOOST_TEST(nan.out.find("nan") != std::string::npos, nan.out);
     BOOST_TEST(nan.out.find("last good checkpoint") != std::string::npos, nan.out);
-    BOOST_TEST((slurp(w.dir / "ok" / "model.gptx") == before));
+    BOOST_TEST((slurp(w.path / "ok" / "model.gptx") == before));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

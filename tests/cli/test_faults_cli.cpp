@@ -23,22 +23,19 @@
 
 #include <gptx/io/checkpoint.hpp>
 
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
+
 namespace fs = std::filesystem;
+using gptx::test::slurp;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 // A gptx process with stdout and stderr in `log`.
 struct child {
     pid_t pid = -1;
     child(const std::vector<std::string>& args, const fs::path& log) {
-        std::vector<std::string> argv{GPTX_CLI_PATH};
+        std::vector<std::string> argv{gptx::test::gptx_path()};
         argv.insert(argv.end(), args.begin(), args.end());
         pid = ::fork();
         BOOST_REQUIRE(pid >= 0);
@@ -133,22 +130,9 @@ bool checkpoint_intact(const fs::path& file, std::string* why) {
     return stored == h.digest();
 }
 
-struct workspace {
-    fs::path dir, text;
-    workspace() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-              ("gptx_faults_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-        text = dir / "text.txt";
-        std::ofstream f(text);
-        const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n",
-                               "a stitch in time saves nine.\n",
-                               "to be or not to be, that is the question.\n"};
-        for (int i = 0; i < 400; ++i)
-            f << lines[i % 3];
-    }
-    ~workspace() { fs::remove_all(dir); }
+struct workspace : gptx::test::scratch_dir {
+    fs::path text = path / "text.txt";
+    workspace() : scratch_dir("faults") { gptx::test::write_training_text(text, 400); }
     // Dropout on, so the resumed run must also restore the dropout counter.
     std::vector<std::string> train(const std::string& out, int iters, int eval_every) const {
         return {"train",
@@ -178,7 +162,7 @@ struct workspace {
                 "2",
                 "--no-progress",
                 "--out",
-                (dir / out).string()};
+                (path / out).string()};
     }
 };
 
@@ -193,16 +177,17 @@ BOOST_AUTO_TEST_SUITE(faults)
 
 BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
     workspace w;
-    constexpr int iters = 150, eval_every = 50;
+    // 60 steps: the signal comes a few steps in, so 50 or more steps remain as a margin.
+    constexpr int iters = 60, eval_every = 20;
     {
-        child ref(w.train("ref", iters, eval_every), w.dir / "ref.log");
+        child ref(w.train("ref", iters, eval_every), w.path / "ref.log");
         const int st = ref.wait();
-        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "ref.log"));
+        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "ref.log"));
     }
-    const std::string reference = slurp(w.dir / "ref" / "model.gptx");
+    const std::string reference = slurp(w.path / "ref" / "model.gptx");
     for (const int sig : {SIGINT, SIGTERM}) {
         const std::string name = sig == SIGINT ? "int" : "term";
-        const fs::path run = w.dir / name, log = w.dir / (name + ".log");
+        const fs::path run = w.path / name, log = w.path / (name + ".log");
         child c(w.train(name, iters, eval_every), log);
         // A few steps in, away from an evaluation point: the save is the interrupt's own.
         BOOST_TEST_REQUIRE(wait_for(c, [&] { return last_step(run / "metrics.jsonl") >= 3; }),
@@ -227,13 +212,13 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
         BOOST_TEST(gptx::read_checkpoint_info(run / "model.gptx").step == step);
         BOOST_TEST(!fs::exists(run / "model.gptx.tmp"));
 
-        child r(with(w.train(name, iters, eval_every), "--resume"), w.dir / (name + "2.log"));
+        child r(with(w.train(name, iters, eval_every), "--resume"), w.path / (name + "2.log"));
         const int rs = r.wait();
         BOOST_TEST_REQUIRE((WIFEXITED(rs) && WEXITSTATUS(rs) == 0),
-                           slurp(w.dir / (name + "2.log")));
+                           slurp(w.path / (name + "2.log")));
         BOOST_TEST((slurp(run / "model.gptx") == reference),
                    name << ": the resumed run's checkpoint differs from the uninterrupted run's");
-        // Every step once, plus the evaluations at 0, 50, 100, 150.
+        // Every step once, plus the evaluations at 0, 20, 40, 60.
         const std::string m = slurp(run / "metrics.jsonl");
         BOOST_TEST(std::count(m.begin(), m.end(), '\n') == iters + iters / eval_every + 1);
     }
@@ -241,22 +226,22 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
 
 BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
     workspace w;
-    constexpr int iters = 60;
+    constexpr int iters = 40;
     // A checkpoint every step: about half of the time goes to writing them.
     // The kills are timed in steps of this machine, so a fast machine is hit as often as a slow
     // one; the reference run's wall time per step (start-up included) bounds a step from above.
     long long step_us = 0;
     {
         const auto t0 = std::chrono::steady_clock::now();
-        child ref(w.train("ref", iters, 1), w.dir / "ref.log");
+        child ref(w.train("ref", iters, 1), w.path / "ref.log");
         const int st = ref.wait();
-        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "ref.log"));
+        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "ref.log"));
         step_us = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - t0)
                       .count() /
                   iters;
     }
-    const fs::path run = w.dir / "run", ckpt = run / "model.gptx", tmp = run / "model.gptx.tmp";
+    const fs::path run = w.path / "run", ckpt = run / "model.gptx", tmp = run / "model.gptx.tmp";
     std::mt19937 gen(20261126);
     std::uniform_int_distribution<int> more_steps(0, 2);
     std::uniform_int_distribution<long long> delay_us(0, std::max(step_us, 1LL));
@@ -267,7 +252,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
         if (before == iters)
             break;
         child c(resume ? with(w.train("run", iters, 1), "--resume") : w.train("run", iters, 1),
-                w.dir / "run.log");
+                w.path / "run.log");
         // Wait until this process has saved a step of its own, a random number of steps more,
         // then a random moment within a step.
         const long long target = before + 1 + more_steps(gen);
@@ -275,7 +260,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
             c, [&] { return saved_step(ckpt) >= target; }, 200);
         if (!alive) { // it finished (or failed) first
             const int st = c.wait();
-            BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "run.log"));
+            BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "run.log"));
             break;
         }
         // Every other round aims at a write: the kill comes as soon as the next save has opened
@@ -288,7 +273,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
         ::kill(c.pid, SIGKILL);
         const int st = c.wait();
         if (!WIFSIGNALED(st)) { // it finished before the kill
-            BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "run.log"));
+            BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "run.log"));
             break;
         }
         ++kills;
@@ -309,11 +294,11 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
     if (!fs::exists(ckpt) || gptx::read_checkpoint_info(ckpt).step < iters) {
         child c(fs::exists(ckpt) ? with(w.train("run", iters, 1), "--resume")
                                  : w.train("run", iters, 1),
-                w.dir / "run.log");
+                w.path / "run.log");
         const int st = c.wait();
-        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "run.log"));
+        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "run.log"));
     }
-    BOOST_TEST((slurp(ckpt) == slurp(w.dir / "ref" / "model.gptx")),
+    BOOST_TEST((slurp(ckpt) == slurp(w.path / "ref" / "model.gptx")),
                "after " << kills
                         << " kills the final checkpoint differs from an uninterrupted run's");
     const std::string m = slurp(run / "metrics.jsonl");
@@ -324,17 +309,17 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
 BOOST_AUTO_TEST_CASE(a_corrupt_checkpoint_is_refused_by_resume_with_a_clear_error) {
     workspace w;
     {
-        child c(w.train("run", 4, 2), w.dir / "a.log");
+        child c(w.train("run", 4, 2), w.path / "a.log");
         const int st = c.wait();
-        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.dir / "a.log"));
+        BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "a.log"));
     }
-    const fs::path ckpt = w.dir / "run" / "model.gptx";
+    const fs::path ckpt = w.path / "run" / "model.gptx";
     std::string bytes = slurp(ckpt);
     bytes[bytes.size() / 2] ^= 0x40; // one flipped bit in the weights
     std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bytes;
-    child c(with(w.train("run", 8, 2), "--resume"), w.dir / "b.log");
+    child c(with(w.train("run", 8, 2), "--resume"), w.path / "b.log");
     const int st = c.wait();
-    const std::string out = slurp(w.dir / "b.log");
+    const std::string out = slurp(w.path / "b.log");
     BOOST_TEST((WIFEXITED(st) && WEXITSTATUS(st) == 1), out);
     BOOST_TEST(out.find("gptx: error: " + ckpt.string() + ": checksum mismatch") !=
                    std::string::npos,

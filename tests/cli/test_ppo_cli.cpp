@@ -3,15 +3,8 @@
 // continues exactly (byte-identical checkpoints); bad inputs give one-line errors.
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <limits>
-#include <sstream>
 #include <string>
 
 #include <gptx/data/token_file.hpp>
@@ -20,69 +13,45 @@
 #include <gptx/nn/transformer.hpp>
 #include <gptx/text/tokenizer.hpp>
 
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
+
 namespace fs = std::filesystem;
+using gptx::test::run_result;
+using gptx::test::slurp;
 
 namespace {
 
-struct ppo_run_result {
-    int code = -1;
-    std::string out;
-};
-
-ppo_run_result gptx_cli(const std::string& args) {
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
-    ppo_run_result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-std::string read_all(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+run_result gptx_cli(const std::string& args) { return gptx::test::run_gptx(args); }
 
 // An "SFT" checkpoint (char tokenizer, the id after it reserved for end-of-text), a reward-model
 // checkpoint in gptx rm's format, prompts and a pre-training token file.
-struct ppo_workspace {
-    fs::path dir, sft, rm, prompts, ptx;
-    ppo_workspace() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-              ("gptx_ppo_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
+struct ppo_workspace : gptx::test::scratch_dir {
+    fs::path sft, rm, prompts, ptx;
+    ppo_workspace() : scratch_dir("ppo_cli") {
         const std::string text = "abcdefgh ";
         const gptx::tokenizer tok = gptx::make_tokenizer("char", text);
         constexpr gptx::shape S = gptx::presets::tiny;
         const gptx::model_config cfg{tok.vocab_size() + 1, 24};
         gptx::transformer<S> m(cfg);
         m.init(3);
-        sft = dir / "sft.gptx";
+        sft = path / "sft.gptx";
         gptx::save_checkpoint<S>(sft, m, nullptr, tok, {});
         m.init(4);
         gptx::linear_head<float> head(S.width, 1);
         head.init(5, 0.1f);
         const gptx::checkpoint_extra extras[] = {{"reward_head", &head.params(), nullptr}};
-        rm = dir / "rm.gptx";
+        rm = path / "rm.gptx";
         gptx::save_checkpoint<S>(rm, m, nullptr, tok, {}, extras);
-        prompts = dir / "prompts.jsonl";
+        prompts = path / "prompts.jsonl";
         std::ofstream(prompts)
             << "{\"prompt\": \"abc\"}\n\n{\"prompt\": \"hg\", \"id\": 2}\n{\"prompt\": \"fed\"}\n";
-        ptx = dir / "ptx.bin";
+        ptx = path / "ptx.bin";
         std::vector<int> ids;
         for (int i = 0; i < 300; ++i)
             ids.push_back(i * 7 % tok.vocab_size());
         gptx::write_token_file(ptx, ids);
     }
-    ~ppo_workspace() { fs::remove_all(dir); }
     std::string args(const fs::path& out, int iters) const {
         return "ppo --policy " + sft.string() + " --reward " + rm.string() + " --prompts " +
                prompts.string() + " --out " + out.string() + " --iters " + std::to_string(iters) +
@@ -100,7 +69,7 @@ BOOST_AUTO_TEST_SUITE(ppo_cli)
 
 BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     ppo_workspace w;
-    const fs::path a = w.dir / "a", b = w.dir / "b";
+    const fs::path a = w.path / "a", b = w.path / "b";
     auto full = gptx_cli(w.args(a, 4));
     BOOST_TEST_REQUIRE(full.code == 0, full.out);
     BOOST_TEST(full.out.find("step 4: score") != std::string::npos, full.out);
@@ -112,11 +81,11 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     BOOST_TEST(rest.out.find("resumed from") != std::string::npos, rest.out);
     for (const char* f : {"policy.gptx", "value.gptx", "model.gptx"}) {
         BOOST_TEST(fs::exists(a / f), f);
-        BOOST_TEST((read_all(a / f) == read_all(b / f)), f << " differs after --resume");
+        BOOST_TEST((slurp(a / f) == slurp(b / f)), f << " differs after --resume");
     }
     // metrics.jsonl: one line per step and one per evaluation point, the same after a resume.
-    BOOST_TEST(read_all(a / "metrics.jsonl").size() > 0);
-    BOOST_TEST((read_all(a / "metrics.jsonl").find("\"kl_exact\"") != std::string::npos));
+    BOOST_TEST(slurp(a / "metrics.jsonl").size() > 0);
+    BOOST_TEST((slurp(a / "metrics.jsonl").find("\"kl_exact\"") != std::string::npos));
     // The final policy samples.
     auto s = gptx_cli("sample --checkpoint " + a.string() + " --prompt abc --tokens 5");
     BOOST_TEST(s.code == 0, s.out);
@@ -128,7 +97,7 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
     ppo_workspace w;
-    const fs::path out = w.dir / "bad";
+    const fs::path out = w.path / "bad";
     auto no_ptx =
         gptx_cli("ppo --policy " + w.sft.string() + " --reward " + w.rm.string() + " --prompts " +
                  w.prompts.string() + " --out " + out.string() + " --ptx-coef 27.8");
@@ -139,7 +108,7 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
                             " --prompts " + w.prompts.string() + " --out " + out.string());
     BOOST_TEST(no_head.code == 1);
     BOOST_TEST(no_head.out.find("reward_head") != std::string::npos, no_head.out);
-    const fs::path bad_prompts = w.dir / "bad.jsonl";
+    const fs::path bad_prompts = w.path / "bad.jsonl";
     std::ofstream(bad_prompts) << "{\"prompt\": \"ab\"}\n{\"text\": \"x\"}\n";
     auto bp = gptx_cli("ppo --policy " + w.sft.string() + " --reward " + w.rm.string() +
                        " --prompts " + bad_prompts.string() + " --out " + out.string());
@@ -147,7 +116,7 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
     BOOST_TEST(bp.out.find("bad.jsonl:2") != std::string::npos, bp.out);
     auto no_run =
         gptx_cli("ppo --policy " + w.sft.string() + " --reward " + w.rm.string() + " --prompts " +
-                 w.prompts.string() + " --out " + (w.dir / "none").string() + " --resume");
+                 w.prompts.string() + " --out " + (w.path / "none").string() + " --resume");
     BOOST_TEST(no_run.code == 1);
     BOOST_TEST(no_run.out.find("--resume: no PPO run") != std::string::npos, no_run.out);
 }

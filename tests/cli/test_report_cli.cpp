@@ -3,48 +3,23 @@
 // when Debian's chromium is not installed); bad input gives one-line errors.
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
+
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
+using gptx::test::run_gptx;
+using gptx::test::run_result;
+using gptx::test::shell;
+using gptx::test::slurp;
 
 namespace {
-
-struct run_result {
-    int code = -1;
-    std::string out;
-};
-
-run_result shell(const std::string& cmd) {
-    run_result r;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-run_result gptx(const std::string& args) { return shell(std::string(GPTX_CLI_PATH) + " " + args); }
-
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 int count(const std::string& s, const std::string& what) {
     int n = 0;
@@ -63,29 +38,22 @@ int path_points(const std::string& html, const std::string& key) {
     return path.empty() ? 0 : 1 + count(path, " L");
 }
 
-struct workspace {
-    fs::path dir;
-    workspace() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-              ("gptx_report_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~workspace() { fs::remove_all(dir); }
+struct workspace : gptx::test::scratch_dir {
+    workspace() : scratch_dir("report") {}
 
     // A real training run (metrics.jsonl) plus PPO and RM metrics as gptx ppo and rm write them.
     fs::path make_run() {
-        const fs::path text = dir / "text.txt";
+        const fs::path text = path / "text.txt";
         {
             std::ofstream f(text);
             for (int i = 0; i < 300; ++i)
                 f << "to be or not to be, that is the question.\n";
         }
-        const fs::path run = dir / "run";
-        const auto t = gptx("train --text " + text.string() +
-                            " --preset tiny --context 32 --batch 4 --iters 30 --warmup 3 "
-                            "--eval-every 10 --eval-iters 1 --threads 2 --out " +
-                            run.string());
+        const fs::path run = path / "run";
+        const auto t = run_gptx("train --text " + text.string() +
+                                " --preset tiny --context 32 --batch 4 --iters 30 --warmup 3 "
+                                "--eval-every 10 --eval-iters 1 --threads 2 --out " +
+                                run.string());
         BOOST_TEST_REQUIRE(t.code == 0, t.out);
         std::ofstream ppo(run / "ppo_metrics.jsonl");
         for (int i = 1; i <= 12; ++i)
@@ -105,8 +73,7 @@ bool have_chromium() { return std::system("command -v chromium > /dev/null 2>&1"
 struct chromium_present {
     boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
         boost::test_tools::assertion_result r(have_chromium());
-        r.message() << "skipped: chromium is not installed (tools/setup.sh installs Debian's "
-                       "chromium package)";
+        r.message() << "needs chromium (tools/setup.sh installs Debian's chromium package)";
         return r;
     }
 };
@@ -125,7 +92,7 @@ BOOST_AUTO_TEST_SUITE(report)
 BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
     workspace w;
     const fs::path run = w.make_run();
-    const auto r = gptx("report " + run.string());
+    const auto r = run_gptx("report " + run.string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     BOOST_TEST(r.out.find("-> " + (run / "report.html").string()) != std::string::npos, r.out);
     const std::string html = slurp(run / "report.html");
@@ -160,9 +127,9 @@ BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
         std::ofstream f(run / "metrics.jsonl", std::ios::app);
         f << "{\"step\":31,\"lo";
     }
-    const auto r2 = gptx("report " + run.string() + " --out " + (w.dir / "r.html").string());
+    const auto r2 = run_gptx("report " + run.string() + " --out " + (w.path / "r.html").string());
     BOOST_TEST_REQUIRE(r2.code == 0, r2.out);
-    BOOST_TEST(slurp(w.dir / "r.html").find("last line was incomplete") != std::string::npos);
+    BOOST_TEST(slurp(w.path / "r.html").find("last line was incomplete") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
@@ -172,27 +139,30 @@ BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
         BOOST_TEST(r.out.find("gptx: error: " + needle) != std::string::npos, r.out);
         BOOST_TEST(count(r.out, "\n") == 1, r.out);
     };
-    expect_error(gptx("report " + (w.dir / "nope").string()), "'" + (w.dir / "nope").string());
-    expect_error(gptx("report " + w.dir.string()),
-                 (w.dir / "metrics.jsonl").string() + ": no such file");
-    std::ofstream(w.dir / "metrics.jsonl").close();
-    expect_error(gptx("report " + w.dir.string()),
-                 (w.dir / "metrics.jsonl").string() + ": no metrics");
-    std::ofstream(w.dir / "metrics.jsonl") << "{\"step\":1,\"loss\":2}\nnot json\n{\"step\":2}\n";
-    expect_error(gptx("report " + w.dir.string()),
-                 (w.dir / "metrics.jsonl").string() + ":2: not valid JSON");
-    std::ofstream(w.dir / "metrics.jsonl") << "{\"loss\":2}\n";
-    expect_error(gptx("report " + w.dir.string()),
-                 (w.dir / "metrics.jsonl").string() + ":1: expected a number \"step\"");
-    BOOST_TEST(!fs::exists(w.dir / "report.html")); // never a half-written page
+    expect_error(run_gptx("report " + (w.path / "nope").string()),
+                 "'" + (w.path / "nope").string());
+    expect_error(run_gptx("report " + w.path.string()),
+                 (w.path / "metrics.jsonl").string() + ": no such file");
+    std::ofstream(w.path / "metrics.jsonl").close();
+    expect_error(run_gptx("report " + w.path.string()),
+                 (w.path / "metrics.jsonl").string() + ": no metrics");
+    std::ofstream(w.path / "metrics.jsonl") << "{\"step\":1,\"loss\":2}\nnot json\n{\"step\":2}\n";
+    expect_error(run_gptx("report " + w.path.string()),
+                 (w.path / "metrics.jsonl").string() + ":2: not valid JSON");
+    std::ofstream(w.path / "metrics.jsonl") << "{\"loss\":2}\n";
+    expect_error(run_gptx("report " + w.path.string()),
+                 (w.path / "metrics.jsonl").string() + ":1: expected a number \"step\"");
+    BOOST_TEST(!fs::exists(w.path / "report.html")); // never a half-written page
 }
 
-BOOST_AUTO_TEST_CASE(headless_chromium_renders_the_charts, *utf::precondition(chromium_present())) {
+// Label "browser": its own CTest test (cli_browser), Skipped when Chromium is absent.
+BOOST_AUTO_TEST_CASE(headless_chromium_renders_the_charts,
+                     *utf::label("browser") * utf::precondition(chromium_present())) {
     workspace w;
     const fs::path run = w.make_run();
-    BOOST_TEST_REQUIRE(gptx("report " + run.string()).code == 0);
+    BOOST_TEST_REQUIRE(run_gptx("report " + run.string()).code == 0);
     const fs::path page = run / "report.html";
-    const auto dom = shell(chromium(w.dir / "profile1", "--dump-dom file://" + page.string()));
+    const auto dom = shell(chromium(w.path / "profile1", "--dump-dom file://" + page.string()));
     BOOST_TEST_REQUIRE(dom.code == 0, dom.out);
     // The DOM the browser built: the charts as SVG elements with their plotted paths.
     BOOST_TEST(count(dom.out, "<svg class=\"chart\"") >= 8, dom.out.substr(0, 2000));
@@ -200,11 +170,11 @@ BOOST_AUTO_TEST_CASE(headless_chromium_renders_the_charts, *utf::precondition(ch
     BOOST_TEST(path_points(dom.out, "kl") == 12);
     BOOST_TEST(path_points(dom.out, "val_accuracy") == 5);
     // And pixels: a screenshot of the page is a PNG with far more in it than a blank page.
-    const fs::path png = w.dir / "report.png";
+    const fs::path png = w.path / "report.png";
     const auto shot =
-        shell(chromium(w.dir / "profile2", "--hide-scrollbars --window-size=1360,2400 "
-                                           "--screenshot=" +
-                                               png.string() + " file://" + page.string()));
+        shell(chromium(w.path / "profile2", "--hide-scrollbars --window-size=1360,2400 "
+                                            "--screenshot=" +
+                                                png.string() + " file://" + page.string()));
     BOOST_TEST_REQUIRE(fs::exists(png), shot.out);
     const std::string bytes = slurp(png);
     BOOST_TEST(bytes.substr(1, 3) == "PNG");

@@ -3,70 +3,40 @@
 // one-line error.
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
+#include "support/cli.hpp"
+#include "support/scratch.hpp"
+
 namespace fs = std::filesystem;
+using gptx::test::run_gptx;
+using gptx::test::run_result;
 
 namespace {
 
-struct rm_result {
-    int code = -1;
-    std::string out;
-};
-
-rm_result run_gptx(const std::string& args) {
-    const std::string cmd = std::string(GPTX_CLI_PATH) + " " + args + " 2>&1";
-    rm_result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-std::string file_bytes(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+std::string file_bytes(const fs::path& p) { return gptx::test::slurp(p); }
 
 // A pre-trained char-level checkpoint (its newline, id 0, serves as end-of-text), comparisons
 // (pairwise and ranked lines), and demonstrations, all written here.
-struct rm_workspace {
-    fs::path dir;
-    rm_workspace() {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-              ("gptx_rm_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
+struct rm_workspace : gptx::test::scratch_dir {
+    rm_workspace() : scratch_dir("rm_cli") {
         {
-            std::ofstream f(dir / "text.txt");
+            std::ofstream f(path / "text.txt");
             const char* lines[] = {"the quick brown fox jumps over the lazy dog.\n",
                                    "a stitch in time saves nine.\n"};
             for (int i = 0; i < 200; ++i)
                 f << lines[i % 2];
         }
-        const rm_result t =
-            run_gptx("train --text " + (dir / "text.txt").string() +
+        const run_result t =
+            run_gptx("train --text " + (path / "text.txt").string() +
                      " --preset tiny --context 32 --batch 4 --iters 3 --eval-every 3 "
                      "--eval-iters 1 --threads 2 --out " +
-                     (dir / "lm").string());
+                     (path / "lm").string());
         BOOST_TEST_REQUIRE(t.code == 0, t.out);
-        std::ofstream d(dir / "cmp.jsonl");
+        std::ofstream d(path / "cmp.jsonl");
         const char* words[] = {"the", "quick", "brown", "lazy", "time", "nine"};
         for (int i = 0; i < 24; ++i) {
             const std::string p = std::string(words[i % 6]) + " ";
@@ -77,26 +47,22 @@ struct rm_workspace {
                 d << "{\"prompt\": \"" << p << "\", \"chosen\": \"fox " << words[i % 5]
                   << "\", \"rejected\": \"dog\"}\n";
         }
-        std::ofstream s(dir / "demos.jsonl");
+        std::ofstream s(path / "demos.jsonl");
         s << "{\"prompt\": \"the \", \"response\": \"fox.\"}\n"
           << "{\"prompt\": \"a \", \"response\": \"quick fox\"}\n";
     }
-    ~rm_workspace() { fs::remove_all(dir); }
     std::string rm_args(const std::string& out, int iters) const {
-        return "rm --init " + (dir / "lm").string() + " --data " + (dir / "cmp.jsonl").string() +
-               " --demos " + (dir / "demos.jsonl").string() +
+        return "rm --init " + (path / "lm").string() + " --data " + (path / "cmp.jsonl").string() +
+               " --demos " + (path / "demos.jsonl").string() +
                " --val-fraction 0.25 --batch 3 --lr 1e-3 --warmup 2 --decay-iters 8 --eval-every 3 "
                "--log-every 2 "
                "--dropout 0.1 --end-of-text 0 --threads 2 --iters " +
-               std::to_string(iters) + " --out " + (dir / out).string();
+               std::to_string(iters) + " --out " + (path / out).string();
     }
 };
 
-void expect_rm_error(const rm_result& r, const std::string& needle) {
-    BOOST_TEST(r.code == 1, "exit code " << r.code << " for output: " << r.out);
-    BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
-    BOOST_TEST(r.out.find(needle) != std::string::npos,
-               "expected '" << needle << "' in: " << r.out);
+void expect_rm_error(const run_result& r, const std::string& needle) {
+    gptx::test::expect_error(r, needle);
 }
 
 } // namespace
@@ -105,7 +71,7 @@ BOOST_AUTO_TEST_SUITE(cli_rm)
 
 BOOST_AUTO_TEST_CASE(trains_a_reward_model_with_metrics_and_checkpoint) {
     rm_workspace w;
-    const rm_result r = run_gptx(w.rm_args("rm", 6));
+    const run_result r = run_gptx(w.rm_args("rm", 6));
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     BOOST_TEST(r.out.find("train 18 prompts (") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("held out 6 prompts (10 pairs)") != std::string::npos, r.out);
@@ -114,16 +80,16 @@ BOOST_AUTO_TEST_CASE(trains_a_reward_model_with_metrics_and_checkpoint) {
     BOOST_TEST(r.out.find("reward model: held-out pairwise accuracy") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("over 10 pairs (6 prompts)") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("the 2 demonstrations average 0") != std::string::npos, r.out);
-    BOOST_TEST(fs::exists(w.dir / "rm" / "model.gptx"));
-    const std::string metrics = file_bytes(w.dir / "rm" / "metrics.jsonl");
+    BOOST_TEST(fs::exists(w.path / "rm" / "model.gptx"));
+    const std::string metrics = file_bytes(w.path / "rm" / "metrics.jsonl");
     BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 6 + 3); // steps + evaluations
     BOOST_TEST(metrics.find("\"val_accuracy\"") != std::string::npos);
     // Epochs instead of iterations: 18 training prompts, 3 per step, 2 epochs = 12 steps.
-    const rm_result e = run_gptx("rm --init " + (w.dir / "lm").string() + " --data " +
-                                 (w.dir / "cmp.jsonl").string() +
-                                 " --val-fraction 0.25 --batch 3 --epochs 2 --eval-every 100 "
-                                 "--end-of-text 0 --threads 2 --out " +
-                                 (w.dir / "ep").string());
+    const run_result e = run_gptx("rm --init " + (w.path / "lm").string() + " --data " +
+                                  (w.path / "cmp.jsonl").string() +
+                                  " --val-fraction 0.25 --batch 3 --epochs 2 --eval-every 100 "
+                                  "--end-of-text 0 --threads 2 --out " +
+                                  (w.path / "ep").string());
     BOOST_TEST_REQUIRE(e.code == 0, e.out);
     BOOST_TEST(e.out.find("12 steps of 3 prompts") != std::string::npos, e.out);
 }
@@ -132,47 +98,47 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
     rm_workspace w;
     BOOST_TEST_REQUIRE(run_gptx(w.rm_args("full", 8)).code == 0);
     BOOST_TEST_REQUIRE(run_gptx(w.rm_args("split", 4)).code == 0);
-    const rm_result r = run_gptx(w.rm_args("split", 8) + " --resume");
+    const run_result r = run_gptx(w.rm_args("split", 8) + " --resume");
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     BOOST_TEST(r.out.find("resumed from") != std::string::npos, r.out);
     // Same batches, dropout masks, optimizer states (trunk and head) and raw bias: byte-identical.
-    BOOST_TEST(
-        (file_bytes(w.dir / "full" / "model.gptx") == file_bytes(w.dir / "split" / "model.gptx")));
+    BOOST_TEST((file_bytes(w.path / "full" / "model.gptx") ==
+                file_bytes(w.path / "split" / "model.gptx")));
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     rm_workspace w;
-    const std::string init = " --init " + (w.dir / "lm").string();
-    const std::string data = " --data " + (w.dir / "cmp.jsonl").string();
-    const std::string out = " --out " + (w.dir / "bad").string() + " --end-of-text 0";
+    const std::string init = " --init " + (w.path / "lm").string();
+    const std::string data = " --data " + (w.path / "cmp.jsonl").string();
+    const std::string out = " --out " + (w.path / "bad").string() + " --end-of-text 0";
     {
-        std::ofstream f(w.dir / "broken.jsonl");
+        std::ofstream f(w.path / "broken.jsonl");
         f << "{\"prompt\": \"the \", \"chosen\": \"fox\", \"rejected\": \"dog\"}\n"
           << "{\"prompt\": \"the \", \"responses\": [\"fox\"]}\n";
     }
-    expect_rm_error(run_gptx("rm" + init + " --data " + (w.dir / "broken.jsonl").string() + out),
+    expect_rm_error(run_gptx("rm" + init + " --data " + (w.path / "broken.jsonl").string() + out),
                     "broken.jsonl:2: \"responses\" has 1 entries; need 2 to 9");
     {
-        std::ofstream f(w.dir / "unknown.jsonl");
+        std::ofstream f(w.path / "unknown.jsonl");
         for (int i = 0; i < 4; ++i)
             f << "{\"prompt\": \"the \", \"chosen\": \"fox\", \"rejected\": \"#\"}\n";
     }
-    expect_rm_error(run_gptx("rm" + init + " --data " + (w.dir / "unknown.jsonl").string() + out),
+    expect_rm_error(run_gptx("rm" + init + " --data " + (w.path / "unknown.jsonl").string() + out),
                     "unknown.jsonl:1: response 1 character '#'");
-    expect_rm_error(run_gptx("rm --init " + (w.dir / "none").string() + data + out),
+    expect_rm_error(run_gptx("rm --init " + (w.path / "none").string() + data + out),
                     "cannot open checkpoint");
     expect_rm_error(run_gptx("rm" + init + data + out + " --batch 0"), "--batch must be positive");
     expect_rm_error(run_gptx("rm" + init + data + out + " --val-fraction 1.5"),
                     "--val-fraction must be in (0, 1)");
     expect_rm_error(
-        run_gptx("rm" + init + data + " --end-of-text 999 --out " + (w.dir / "bad").string()),
+        run_gptx("rm" + init + data + " --end-of-text 999 --out " + (w.path / "bad").string()),
         "--end-of-text 999 is outside the vocabulary");
     expect_rm_error(run_gptx("rm" + init + data + out + " --resume"), "--resume: no checkpoint");
     // A language-model checkpoint is not a reward model to resume.
-    fs::create_directories(w.dir / "lmcopy");
-    fs::copy_file(w.dir / "lm" / "model.gptx", w.dir / "lmcopy" / "model.gptx");
+    fs::create_directories(w.path / "lmcopy");
+    fs::copy_file(w.path / "lm" / "model.gptx", w.path / "lmcopy" / "model.gptx");
     expect_rm_error(run_gptx("rm" + init + data + " --end-of-text 0 --resume --out " +
-                             (w.dir / "lmcopy").string()),
+                             (w.path / "lmcopy").string()),
                     "no 'reward_head' section in this checkpoint");
 }
 

@@ -17,8 +17,14 @@
 #include <gptx/data/token_file.hpp>
 #include <gptx/text/char_tokenizer.hpp>
 
+#include "support/data.hpp"
+
+#include "support/scratch.hpp"
+
 using namespace gptx;
+using gptx::test::data_files;
 namespace fs = std::filesystem;
+namespace utf = boost::unit_test;
 
 namespace {
 
@@ -31,21 +37,8 @@ template <class F> std::string error_of(F&& f) {
     return "<no error>";
 }
 
-// A fresh folder under the system temp dir, removed with everything in it on scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("gptx_test_data_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : gptx::test::scratch_dir {
+    temp_dir() : scratch_dir("test_data") {}
 };
 
 std::string read_bytes(const fs::path& p) {
@@ -79,7 +72,7 @@ std::vector<int> iota(int n) {
     return v;
 }
 
-const fs::path shakespeare_path = fs::path(GPTX_TEST_DATA_DIR) / "tinyshakespeare.txt";
+const fs::path shakespeare_path = gptx::test::data_dir() / "tinyshakespeare.txt";
 
 } // namespace
 
@@ -184,11 +177,8 @@ BOOST_AUTO_TEST_CASE(split_is_deterministic_and_contiguous) {
                "split_train_val: val_fraction 1 is outside [0, 1)");
 }
 
-BOOST_AUTO_TEST_CASE(tinyshakespeare_split_and_bin_round_trip) {
-    if (!fs::exists(shakespeare_path)) {
-        BOOST_TEST_MESSAGE("skipped: " << shakespeare_path.string() << " not found");
-        return;
-    }
+BOOST_AUTO_TEST_CASE(tinyshakespeare_split_and_bin_round_trip,
+                     *utf::label("data") * utf::precondition(data_files{{"tinyshakespeare.txt"}})) {
     const std::string text = read_text_file(shakespeare_path);
     const auto tok = char_tokenizer::from_corpus(text);
     BOOST_TEST(tok.vocab_size() == 65);

@@ -12,29 +12,16 @@
 #include <gptx/data/dialogue.hpp>
 #include <tasks/dialogue_tasks.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 using namespace gptx::tasks;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct dialogue_dir {
-    fs::path path;
-    dialogue_dir() {
-        static std::atomic<int> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("gptx_test_dialogue_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~dialogue_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path write(const std::string& name, const std::string& text) const {
-        std::ofstream(path / name, std::ios::binary) << text;
-        return path / name;
-    }
+struct dialogue_dir : gptx::test::scratch_dir {
+    dialogue_dir() : scratch_dir("test_dialogue") {}
 };
 
 template <class F> std::string error_of(F&& fn) {

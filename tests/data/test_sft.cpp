@@ -11,28 +11,15 @@
 
 #include <gptx/data/sft.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct sft_temp_dir {
-    fs::path path;
-    sft_temp_dir() {
-        static std::atomic<int> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("gptx_test_sft_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~sft_temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path write(const std::string& name, const std::string& text) const {
-        std::ofstream(path / name, std::ios::binary) << text;
-        return path / name;
-    }
+struct sft_temp_dir : gptx::test::scratch_dir {
+    sft_temp_dir() : scratch_dir("test_sft") {}
 };
 
 std::string sft_error(const fs::path& p) {

@@ -11,6 +11,8 @@
 #include <gptx/data/task_jsonl.hpp>
 #include <tasks/task_corpus.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 using namespace gptx::tasks;
 
@@ -87,9 +89,8 @@ BOOST_AUTO_TEST_CASE(bad_lines_name_file_line_and_problem) {
 }
 
 BOOST_AUTO_TEST_CASE(write_then_read_round_trips_atomically) {
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("gptx_task_jsonl_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    const gptx::test::scratch_dir scratch("task_jsonl");
+    const auto& dir = scratch.path;
     const auto path = dir / "t.jsonl";
     task_set s;
     s.form = task_form::choice;

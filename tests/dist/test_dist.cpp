@@ -10,6 +10,8 @@
 
 #include <gptx/gptx.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
@@ -21,7 +23,7 @@ struct mpi_fixture {
     static inline std::unique_ptr<dist::mpi_session> session;
 };
 
-constexpr shape small{64, 4, 2, norm::pre};
+constexpr shape small = test::shapes::tiny;
 using model_t = transformer<small>;
 constexpr int V = 48, T = 16;
 
@@ -276,7 +278,7 @@ BOOST_AUTO_TEST_CASE(advantages_are_whitened_over_the_global_batch) {
 }
 
 namespace {
-constexpr shape toy{16, 2, 1, norm::pre};
+constexpr shape toy = test::shapes::toy;
 using toy_t = transformer<toy>;
 // The toy reward: how many times token 3 occurs in the response (after the 2 prompt tokens).
 std::vector<float> count_threes(const int* tokens, int B, int T, const int* ends) {

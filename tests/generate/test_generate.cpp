@@ -22,12 +22,13 @@
 #include <gptx/ops/matmul.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape tiny_pre{16, 2, 2, norm::pre};
-constexpr shape tiny_post{16, 2, 2, norm::post};
+constexpr shape tiny_pre = test::shapes::grad_pre;
+constexpr shape tiny_post = test::shapes::grad_post;
 constexpr int vocab = 20, context = 16;
 
 // GPT-2 init plus noise, so logits are far from flat and every path carries signal.

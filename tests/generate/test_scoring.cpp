@@ -13,11 +13,13 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/nn/transformer.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
-constexpr shape tiny_pre{32, 4, 2, norm::pre};
-constexpr shape tiny_post{32, 4, 2, norm::post};
+constexpr shape tiny_pre = test::shapes::small_pre;
+constexpr shape tiny_post = test::shapes::small_post;
 
 // log p(seq[i] | seq[0..i)) summed over i in [from, seq.size()), each by its own full forward.
 template <class M> double brute_logprob(M& m, const std::vector<int>& seq, std::size_t from) {

@@ -24,6 +24,8 @@
 
 #include <gptx/io/checkpoint.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 namespace fs = std::filesystem;
 
@@ -40,21 +42,8 @@ template <class F> std::string error_of(F&& f) {
     return "<no error>";
 }
 
-// A fresh folder under the system temp dir, removed with everything in it on scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("gptx_test_io_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : gptx::test::scratch_dir {
+    temp_dir() : scratch_dir("test_io") {}
 };
 
 std::string read_bytes(const fs::path& p) {

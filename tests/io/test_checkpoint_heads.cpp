@@ -17,6 +17,8 @@
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/trainer.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 namespace fs = std::filesystem;
 
@@ -33,20 +35,8 @@ template <class F> std::string error_of(F&& f) {
     return "<no error>";
 }
 
-struct scratch {
-    fs::path path;
-    scratch() {
-        static std::atomic<int> counter{0};
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("gptx_test_heads_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~scratch() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
+struct scratch : gptx::test::scratch_dir {
+    scratch() : scratch_dir("test_heads") {}
 };
 
 std::string read_bytes(const fs::path& p) {

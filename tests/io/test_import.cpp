@@ -19,12 +19,15 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/nn/resize.hpp>
 
+#include "support/scratch.hpp"
+#include "support/shapes.hpp"
+
 using namespace gptx;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr shape tiny_shape{64, 4, 2, norm::pre}; // the fixture's: presets::tiny
+constexpr shape tiny_shape = test::shapes::tiny; // the fixture's
 using tiny_model = transformer<tiny_shape>;
 
 fs::path fixture_dir() {
@@ -49,15 +52,8 @@ void spit(const fs::path& p, std::string_view s) {
     out.write(s.data(), std::streamsize(s.size()));
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("gptx_import_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
+struct temp_dir : gptx::test::scratch_dir {
+    temp_dir() : scratch_dir("import") {}
 };
 
 struct reference {

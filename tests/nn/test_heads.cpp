@@ -45,8 +45,9 @@ BOOST_AUTO_TEST_CASE(head_and_trunk_gradients) {
     m.backward();
     test::check_gradient("head weight", head.weight(), 48, head.grads().view(0).data, loss);
     test::check_gradient("head bias", head.bias(), 3, head.grads().view(1).data, loss);
+    // Every 13th entry: 119 of qkvw's 1,536, spread over both layers and q, k and v.
     test::check_gradient("trunk qkvw through head", m.param(p_qkvw), m.params().view(p_qkvw).size,
-                         m.grads().view(p_qkvw).data, loss, 5);
+                         m.grads().view(p_qkvw).data, loss, 13);
     test::check_gradient("trunk wte through head", m.param(p_wte), m.params().view(p_wte).size,
                          m.grads().view(p_wte).data, loss, 3);
 }
@@ -106,7 +107,7 @@ BOOST_AUTO_TEST_CASE(user_defined_objective_plugs_into_the_trainer) {
     adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
     trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
     rng r(7);
-    const int B = 16, T = 8;
+    const int B = 8, T = 8;
     std::vector<int> tokens(B * T), labels(B);
     auto make = [&] {
         for (int b = 0; b < B; ++b) {
@@ -121,7 +122,8 @@ BOOST_AUTO_TEST_CASE(user_defined_objective_plugs_into_the_trainer) {
     };
     const std::vector<float> head_before(obj.head.weight(), obj.head.weight() + 64);
     double first = 0, last = 0;
-    for (int i = 0; i < 150; ++i) {
+    // 70 steps: the smoothed loss is below 0.1 by step 50 and 0.02 by step 70.
+    for (int i = 0; i < 70; ++i) {
         auto s = tr.step([&](int) { return make(); });
         if (i == 0)
             first = s.loss;
@@ -130,7 +132,7 @@ BOOST_AUTO_TEST_CASE(user_defined_objective_plugs_into_the_trainer) {
     BOOST_TEST_MESSAGE("custom objective: loss " << first << " -> " << last);
     BOOST_TEST(first > 0.5);
     BOOST_TEST(last < 0.2);
-    BOOST_TEST(tr.head_optimizer().step_count() == 150); // the trainer stepped the head too
+    BOOST_TEST(tr.head_optimizer().step_count() == 70); // the trainer stepped the head too
     BOOST_TEST(!std::equal(head_before.begin(), head_before.end(), obj.head.weight()));
 }
 

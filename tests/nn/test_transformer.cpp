@@ -58,7 +58,7 @@ template <shape S> void check_model_gradients(float dropout) {
         const auto& v = m.params().view(i);
         if (v.size == 0)
             continue;
-        const std::size_t stride = v.size > 400 ? 7 : 1;
+        const std::size_t stride = test::sampled_stride(v.size);
         test::check_gradient(std::string(v.name) +
                                  (S.placement == norm::pre ? " (pre-LN" : " (post-LN") +
                                  (dropout > 0 ? ", dropout)" : ")"),

@@ -20,14 +20,20 @@
 #include <gptx/text/gpt2_tokenizer.hpp>
 #include <gptx/text/tokenizer.hpp>
 
+#include "support/data.hpp"
+
 #if defined(GPTX_TEST_HAVE_PCRE2_UTF8PROC)
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <utf8proc.h>
+
+#include "support/scratch.hpp"
 #endif
 
 using namespace gptx;
 namespace fs = std::filesystem;
+namespace utf = boost::unit_test;
+using gptx::test::data_files;
 
 namespace {
 
@@ -40,16 +46,11 @@ template <class F> std::string error_of(F&& f) {
     return "<no error>";
 }
 
-fs::path data_dir() { return fs::path(GPTX_TEST_DATA_DIR); }
+using gptx::test::data_dir;
 fs::path gpt2_dir() { return data_dir() / "gpt2"; }
 
-bool have_gpt2() {
-    if (fs::exists(gpt2_dir() / "encoder.json") && fs::exists(gpt2_dir() / "vocab.bpe"))
-        return true;
-    BOOST_TEST_MESSAGE("skipped: GPT-2 vocabulary not found in " << gpt2_dir().string()
-                                                                 << " (set GPTX_DATA_DIR)");
-    return false;
-}
+// The precondition of the cases that need GPT-2's vocabulary (label "data").
+const data_files gpt2_files{{"gpt2/encoder.json", "gpt2/vocab.bpe"}};
 
 // Loaded once: every test that needs GPT-2's vocabulary shares it.
 const gpt2_tokenizer& gpt2_vocab() {
@@ -138,15 +139,8 @@ std::map<std::pair<std::string, std::string>, int> ranks_of(const gpt2_tokenizer
     return ranks;
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("gptx_bpe_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
+struct temp_dir : gptx::test::scratch_dir {
+    temp_dir() : scratch_dir("bpe") {}
 };
 
 const char* small_corpus =
@@ -159,9 +153,8 @@ const char* small_corpus =
 BOOST_AUTO_TEST_SUITE(text)
 BOOST_AUTO_TEST_SUITE(gpt2)
 
-BOOST_AUTO_TEST_CASE(reference_encodings_match_exactly) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(reference_encodings_match_exactly,
+                     *utf::label("data") * utf::precondition(gpt2_files)) {
     const gpt2_tokenizer& t = gpt2_vocab();
     BOOST_TEST(t.vocab_size() == 50257);
     BOOST_TEST(t.num_merges() == 50000u);
@@ -184,14 +177,11 @@ BOOST_AUTO_TEST_CASE(reference_encodings_match_exactly) {
     BOOST_TEST(cases >= 14);
 }
 
-BOOST_AUTO_TEST_CASE(tinyshakespeare_has_nanogpts_token_counts) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(tinyshakespeare_has_nanogpts_token_counts,
+                     *utf::label("data") *
+                         utf::precondition(data_files{
+                             {"gpt2/encoder.json", "gpt2/vocab.bpe", "tinyshakespeare.txt"}})) {
     const std::string text = slurp(data_dir() / "tinyshakespeare.txt");
-    if (text.empty()) {
-        BOOST_TEST_MESSAGE("skipped: tinyshakespeare.txt not found");
-        return;
-    }
     const gpt2_tokenizer& t = gpt2_vocab();
     const auto all = t.encode(text);
     BOOST_TEST(all.size() == 338025u);
@@ -210,9 +200,7 @@ BOOST_AUTO_TEST_CASE(tinyshakespeare_has_nanogpts_token_counts) {
     BOOST_TEST(t.decode(all) == text);
 }
 
-BOOST_AUTO_TEST_CASE(random_bytes_round_trip) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(random_bytes_round_trip, *utf::label("data") * utf::precondition(gpt2_files)) {
     const gpt2_tokenizer& t = gpt2_vocab();
     rng r(42);
     for (int i = 0; i < 300; ++i) {
@@ -228,9 +216,8 @@ BOOST_AUTO_TEST_CASE(random_bytes_round_trip) {
     BOOST_TEST((pieces_of("\xE4\xBD") == std::vector<std::string>{"\xE4\xBD"})); // truncated
 }
 
-BOOST_AUTO_TEST_CASE(bpe_matches_gpt2s_literal_algorithm_on_long_pieces) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(bpe_matches_gpt2s_literal_algorithm_on_long_pieces,
+                     *utf::label("data") * utf::precondition(gpt2_files)) {
     const gpt2_tokenizer& t = gpt2_vocab();
     const auto ranks = ranks_of(t);
     rng r(7);
@@ -385,15 +372,19 @@ BOOST_AUTO_TEST_CASE(pretokenizer_matches_pcre2) {
         const std::string s = random_text(r, r.below(60), palette);
         BOOST_TEST((pieces_of(s) == re.split(s)), "text: " << s);
     }
-    if (const std::string sh = slurp(data_dir() / "tinyshakespeare.txt"); !sh.empty())
-        BOOST_TEST((pieces_of(sh) == re.split(sh)));
+}
+
+BOOST_AUTO_TEST_CASE(pretokenizer_matches_pcre2_on_tinyshakespeare,
+                     *utf::label("data") * utf::precondition(data_files{{"tinyshakespeare.txt"}})) {
+    pcre2_gpt2 re;
+    const std::string sh = slurp(data_dir() / "tinyshakespeare.txt");
+    BOOST_TEST((pieces_of(sh) == re.split(sh)));
 }
 
 #endif
 
-BOOST_AUTO_TEST_CASE(special_tokens_only_when_allowed) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(special_tokens_only_when_allowed,
+                     *utf::label("data") * utf::precondition(gpt2_files)) {
     gpt2_tokenizer t = gpt2_vocab();
     const std::string text = "Hi<|endoftext|>there";
     const auto plain = t.encode(text);
@@ -475,9 +466,8 @@ BOOST_AUTO_TEST_CASE(byte_and_char_kinds_take_special_tokens) {
                std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(gpt2_kind_in_checkpoint_blobs) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(gpt2_kind_in_checkpoint_blobs,
+                     *utf::label("data") * utf::precondition(gpt2_files)) {
     const tokenizer t = make_tokenizer("gpt2", "", gpt2_dir());
     const std::string blob = t.serialize();
     BOOST_TEST(blob.size() < 2'000'000u);
@@ -492,9 +482,8 @@ BOOST_AUTO_TEST_CASE(gpt2_kind_in_checkpoint_blobs) {
     BOOST_CHECK_THROW(tokenizer::deserialize(bad), gptx::error);
 }
 
-BOOST_AUTO_TEST_CASE(saving_gpt2s_vocabulary_reproduces_its_files) {
-    if (!have_gpt2())
-        return;
+BOOST_AUTO_TEST_CASE(saving_gpt2s_vocabulary_reproduces_its_files,
+                     *utf::label("data") * utf::precondition(gpt2_files)) {
     temp_dir d;
     gpt2_vocab().save(d.path);
     BOOST_TEST((slurp(d.path / "encoder.json") == slurp(gpt2_dir() / "encoder.json")));

@@ -12,7 +12,12 @@
 #include <gptx/text/char_tokenizer.hpp>
 #include <gptx/text/tokenizer.hpp>
 
+#include "support/data.hpp"
+
 using namespace gptx;
+using gptx::test::data_dir;
+using gptx::test::data_files;
+namespace utf = boost::unit_test;
 
 namespace {
 
@@ -26,9 +31,8 @@ template <class F> std::string error_of(F&& f) {
     return "<no error>";
 }
 
-// tinyshakespeare, or empty when the data folder is absent (the caller skips).
 std::string shakespeare() {
-    const auto path = std::filesystem::path(GPTX_TEST_DATA_DIR) / "tinyshakespeare.txt";
+    const auto path = data_dir() / "tinyshakespeare.txt";
     std::ifstream in(path, std::ios::binary);
     if (!in)
         return {};
@@ -108,12 +112,9 @@ BOOST_AUTO_TEST_CASE(char_tokenizer_from_chars_keeps_the_saved_mapping) {
     BOOST_CHECK_THROW(char_tokenizer::from_corpus(""), gptx::error);
 }
 
-BOOST_AUTO_TEST_CASE(tinyshakespeare_char_vocabulary_matches_nanogpt) {
+BOOST_AUTO_TEST_CASE(tinyshakespeare_char_vocabulary_matches_nanogpt,
+                     *utf::label("data") * utf::precondition(data_files{{"tinyshakespeare.txt"}})) {
     const std::string text = shakespeare();
-    if (text.empty()) {
-        BOOST_TEST_MESSAGE("skipped: " GPTX_TEST_DATA_DIR "/tinyshakespeare.txt not found");
-        return;
-    }
     BOOST_TEST(text.size() == 1115394u);
     const auto tok = char_tokenizer::from_corpus(text);
     BOOST_TEST(tok.vocab_size() == 65);

@@ -15,12 +15,13 @@
 #include <gptx/train/trainer.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape post_small{16, 2, 2, norm::post};
-constexpr shape pre_small{16, 2, 2, norm::pre};
+constexpr shape post_small = test::shapes::grad_post;
+constexpr shape pre_small = test::shapes::grad_pre;
 constexpr task_token_ids tt = task_tokens_after(10); // start 10, delim 11, extract 12
 
 // Perturbs a double model's parameters so LayerNorm gains and biases are not trivially 1 / 0.
@@ -67,7 +68,8 @@ template <shape S> void check_objective(finetune_form form, float lambda, float 
                          obj.head_grads().data(), loss);
     for (param_id id : {p_wte, p_wpe, p_qkvw, p_fcprojw, p_ln2w})
         test::check_gradient(tag + " " + param_names[id], m.param(id), m.params().view(id).size,
-                             m.grads().view(id).data, loss, 7);
+                             m.grads().view(id).data, loss,
+                             test::sampled_stride(m.params().view(id).size));
 }
 } // namespace
 

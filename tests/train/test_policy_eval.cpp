@@ -5,10 +5,12 @@
 #include <gptx/nn/transformer.hpp>
 #include <gptx/train/policy_eval.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
-constexpr shape pe_shape{64, 4, 2, norm::pre};
+constexpr shape pe_shape = test::shapes::tiny;
 using pe_model = transformer<pe_shape>;
 } // namespace
 

@@ -19,12 +19,13 @@
 #include <gptx/train/ppo_trainer.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape pre_small{16, 2, 2, norm::pre};
-constexpr shape toy{16, 2, 1, norm::pre};
+constexpr shape pre_small = test::shapes::grad_pre;
+constexpr shape toy = test::shapes::toy;
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(ppo)

@@ -15,13 +15,14 @@
 #include <gptx/train/trainer.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
 
-constexpr shape tiny_rm{16, 2, 2, norm::pre};
-constexpr shape tiny_rm_post{16, 2, 2, norm::post};
+constexpr shape tiny_rm = test::shapes::grad_pre;
+constexpr shape tiny_rm_post = test::shapes::grad_post;
 
 template <class F> std::string error_of(F&& f) {
     try {

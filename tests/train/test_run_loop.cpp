@@ -9,11 +9,14 @@
 
 #include <gptx/gptx.hpp>
 
+#include "support/scratch.hpp"
+#include "support/shapes.hpp"
+
 using namespace gptx;
 namespace fs = std::filesystem;
 
 namespace {
-constexpr shape small{16, 2, 1, norm::pre};
+constexpr shape small = test::shapes::toy;
 using model_t = transformer<small>;
 
 struct fixture {
@@ -21,13 +24,9 @@ struct fixture {
     lm_objective<model_t> obj;
     adamw<float> opt{m.params()};
     std::vector<int> x{1, 2, 3, 4, 5, 6, 7, 0}, y{2, 3, 4, 5, 6, 7, 0, 1};
-    fs::path metrics =
-        fs::temp_directory_path() / ("gptx_run_loop_" + std::to_string(::getpid()) + ".jsonl");
-    fixture() {
-        m.init(1);
-        fs::remove(metrics);
-    }
-    ~fixture() { fs::remove(metrics); }
+    gptx::test::scratch_dir scratch{"run_loop"};
+    fs::path metrics = scratch / "metrics.jsonl";
+    fixture() { m.init(1); }
     lm_batch batch(int) { return {x.data(), y.data(), nullptr, 1, 8}; }
 };
 

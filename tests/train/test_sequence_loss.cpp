@@ -9,10 +9,12 @@
 
 #include <gptx/gptx.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
-constexpr shape small{64, 4, 2, norm::pre};
+constexpr shape small = test::shapes::tiny;
 using model_t = transformer<small>;
 } // namespace
 

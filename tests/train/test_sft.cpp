@@ -10,10 +10,12 @@
 #include <gptx/nn/transformer.hpp>
 #include <gptx/train/sft.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
-constexpr shape sft_shape{64, 4, 2, norm::pre};
+constexpr shape sft_shape = test::shapes::tiny;
 using sft_model = transformer<sft_shape>;
 constexpr int V = 12, eot = 11;
 

@@ -6,10 +6,12 @@
 
 #include <gptx/gptx.hpp>
 
+#include "support/shapes.hpp"
+
 using namespace gptx;
 
 namespace {
-constexpr shape small{64, 4, 2, norm::pre};
+constexpr shape small = test::shapes::tiny;
 using model_t = transformer<small>;
 
 struct fixed_batch {
@@ -44,7 +46,8 @@ BOOST_AUTO_TEST_CASE(overfits_one_batch) {
     trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
     fixed_batch data(4, 16, 32, 2);
     double first = 0, last = 0;
-    for (int i = 0; i < 400; ++i) {
+    // 100 steps: the loss is below 0.01 by step 80 (release and sanitizer builds alike).
+    for (int i = 0; i < 100; ++i) {
         auto s = tr.step([&](int) { return data.rows(0, 4); });
         if (i == 0)
             first = s.loss;
@@ -53,7 +56,7 @@ BOOST_AUTO_TEST_CASE(overfits_one_batch) {
     BOOST_TEST_MESSAGE("overfit: loss " << first << " -> " << last);
     BOOST_TEST(first > 3.0); // ~ln 32 at init
     BOOST_TEST(last < 0.05);
-    BOOST_TEST(tr.step_count() == 400);
+    BOOST_TEST(tr.step_count() == 100);
 }
 
 BOOST_AUTO_TEST_CASE(gradient_accumulation_equals_the_full_batch) {

@@ -1,5 +1,5 @@
 // gptx/core/error.hpp: the one exception type gptx throws, and a check macro.
-// Tested by tests/core/test_core.cpp.
+// Tested by the error cases in every room's tests (each check's exact what()).
 #pragma once
 #include <sstream>
 #include <stdexcept>

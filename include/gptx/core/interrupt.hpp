@@ -1,6 +1,6 @@
 // gptx/core/interrupt.hpp: a graceful stop on SIGINT/SIGTERM. The handler only sets an atomic
-// flag; training loops read it between steps, save and throw `interrupted`.
-// Tested by tests/core/test_interrupt.cpp and, with real signals, tests/cli/test_faults_cli.cpp.
+// flag; training loops read it between steps, save and throw `interrupted`. Tested by
+// tests/core/test_progress.cpp, tests/train/test_run_loop.cpp, tests/cli/test_faults_cli.cpp.
 #pragma once
 #include <atomic>
 #include <csignal>

@@ -1,5 +1,5 @@
 // gptx/simd/simd.hpp: the thin layer over xsimd 8.1 that kernels use (loads, reductions, dot,
-// axpy) plus scalar references. Tested by tests/simd/test_simd.cpp.
+// axpy) plus scalar references. Tested through its kernels: tests/ops/test_ops.cpp, test_gemm.cpp.
 #pragma once
 #include <cstddef>
 
