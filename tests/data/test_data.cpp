@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <gptx/data/batcher.hpp>
 #include <gptx/core/file.hpp>
+#include <gptx/data/batcher.hpp>
 #include <gptx/data/token_file.hpp>
 #include <gptx/text/char_tokenizer.hpp>
 

@@ -19,8 +19,8 @@ struct scratch_dir {
     fs::path path;
     explicit scratch_dir(const std::string& tag) {
         static int counter = 0;
-        path = fs::temp_directory_path() / ("gptx_" + tag + "_" + std::to_string(::getpid()) +
-                                            "_" + std::to_string(counter++));
+        path = fs::temp_directory_path() /
+               ("gptx_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::remove_all(path);
         fs::create_directories(path);
     }
