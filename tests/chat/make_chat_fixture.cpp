@@ -39,9 +39,12 @@ int main(int argc, char** argv) {
         model_t model({tok.vocab_size(), T});
         model.init(7);
         lm_objective<model_t> obj;
-        adamw<float> opt(model.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
+        adamw<float> opt(
+            model.params(),
+            {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
         const cosine_schedule lr{3e-3f, 3e-4f, 20, steps};
-        trainer tr(model, obj, opt, {1, 1.0f, [lr](int it) { return lr(it); }});
+        trainer tr(model, obj, opt,
+                   {.grad_accum = 1, .grad_clip = 1.0f, .lr = [lr](int it) { return lr(it); }});
         for (int s = 0; s < steps; ++s)
             tr.step([&](int) { return data.batch(s); });
         std::filesystem::create_directories(argv[1]);

@@ -130,9 +130,9 @@ bool checkpoint_intact(const fs::path& file, std::string* why) {
     return stored == h.digest();
 }
 
-struct workspace : gptx::test::scratch_dir {
+struct fault_workspace : gptx::test::scratch_dir {
     fs::path text = path / "text.txt";
-    workspace() : scratch_dir("faults") { gptx::test::write_training_text(text, 400); }
+    fault_workspace() : scratch_dir("faults") { gptx::test::write_training_text(text, 400); }
     // Dropout on, so the resumed run must also restore the dropout counter.
     std::vector<std::string> train(const std::string& out, int iters, int eval_every) const {
         return {"train",
@@ -176,7 +176,7 @@ std::vector<std::string> with(std::vector<std::string> v, const std::string& ext
 BOOST_AUTO_TEST_SUITE(faults)
 
 BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
-    workspace w;
+    fault_workspace w;
     // 60 steps: the signal comes a few steps in, so 50 or more steps remain as a margin.
     constexpr int iters = 60, eval_every = 20;
     {
@@ -225,7 +225,7 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
 }
 
 BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
-    workspace w;
+    fault_workspace w;
     constexpr int iters = 40;
     // A checkpoint every step: about half of the time goes to writing them.
     // The kills are timed in steps of this machine, so a fast machine is hit as often as a slow
@@ -307,7 +307,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
 }
 
 BOOST_AUTO_TEST_CASE(a_corrupt_checkpoint_is_refused_by_resume_with_a_clear_error) {
-    workspace w;
+    fault_workspace w;
     {
         child c(w.train("run", 4, 2), w.path / "a.log");
         const int st = c.wait();

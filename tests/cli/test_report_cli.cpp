@@ -38,8 +38,8 @@ int path_points(const std::string& html, const std::string& key) {
     return path.empty() ? 0 : 1 + count(path, " L");
 }
 
-struct workspace : gptx::test::scratch_dir {
-    workspace() : scratch_dir("report") {}
+struct report_workspace : gptx::test::scratch_dir {
+    report_workspace() : scratch_dir("report") {}
 
     // A real training run (metrics.jsonl) plus PPO and RM metrics as gptx ppo and rm write them.
     fs::path make_run() {
@@ -90,7 +90,7 @@ std::string chromium(const fs::path& profile, const std::string& what) {
 BOOST_AUTO_TEST_SUITE(report)
 
 BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
-    workspace w;
+    report_workspace w;
     const fs::path run = w.make_run();
     const auto r = run_gptx("report " + run.string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
-    workspace w;
+    report_workspace w;
     auto expect_error = [](const run_result& r, const std::string& needle) {
         BOOST_TEST(r.code == 1, r.out);
         BOOST_TEST(r.out.find("gptx: error: " + needle) != std::string::npos, r.out);
@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
 // Label "browser": its own CTest test (cli_browser), Skipped when Chromium is absent.
 BOOST_AUTO_TEST_CASE(headless_chromium_renders_the_charts,
                      *utf::label("browser") * utf::precondition(chromium_present())) {
-    workspace w;
+    report_workspace w;
     const fs::path run = w.make_run();
     BOOST_TEST_REQUIRE(run_gptx("report " + run.string()).code == 0);
     const fs::path page = run / "report.html";

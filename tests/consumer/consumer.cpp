@@ -7,7 +7,8 @@ int main() {
     m.init(1);
     gptx::lm_objective<model_t> obj;
     gptx::adamw<float> opt(m.params());
-    gptx::trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 1e-2f; }});
+    gptx::trainer tr(m, obj, opt,
+                     {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-2f; }});
     std::vector<int> x{1, 2, 3, 4, 5, 6, 7, 0}, y{2, 3, 4, 5, 6, 7, 0, 1};
     double first = 0, last = 0;
     for (int i = 0; i < 20; ++i) {

@@ -19,6 +19,7 @@
 
 #include "support/data.hpp"
 
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 
 using namespace gptx;
@@ -28,14 +29,7 @@ namespace utf = boost::unit_test;
 
 namespace {
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 struct temp_dir : gptx::test::scratch_dir {
     temp_dir() : scratch_dir("test_data") {}

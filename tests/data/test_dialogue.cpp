@@ -12,6 +12,7 @@
 #include <gptx/data/dialogue.hpp>
 #include <tasks/dialogue_tasks.hpp>
 
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 
 using namespace gptx;
@@ -24,14 +25,7 @@ struct dialogue_dir : gptx::test::scratch_dir {
     dialogue_dir() : scratch_dir("test_dialogue") {}
 };
 
-template <class F> std::string error_of(F&& fn) {
-    try {
-        fn();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 } // namespace
 

@@ -27,8 +27,8 @@
 using namespace gptx;
 
 namespace {
-constexpr shape tiny_pre = test::shapes::grad_pre;
-constexpr shape tiny_post = test::shapes::grad_post;
+using test::shapes::grad_post;
+using test::shapes::grad_pre;
 constexpr int vocab = 20, context = 16;
 
 // GPT-2 init plus noise, so logits are far from flat and every path carries signal.
@@ -160,10 +160,10 @@ BOOST_AUTO_TEST_SUITE(kv_cache_equivalence)
 
 // Float keeps ~1e-7 relative per op; the two paths sum attention in different orders, so 1e-5
 // of the largest logit is the bound. Double: 1e-12.
-BOOST_AUTO_TEST_CASE(pre_ln_float) { check_cache_matches_full<tiny_pre, float>(3, 1e-5); }
-BOOST_AUTO_TEST_CASE(post_ln_float) { check_cache_matches_full<tiny_post, float>(3, 1e-5); }
-BOOST_AUTO_TEST_CASE(pre_ln_double) { check_cache_matches_full<tiny_pre, double>(3, 1e-12); }
-BOOST_AUTO_TEST_CASE(post_ln_double) { check_cache_matches_full<tiny_post, double>(3, 1e-12); }
+BOOST_AUTO_TEST_CASE(pre_ln_float) { check_cache_matches_full<grad_pre, float>(3, 1e-5); }
+BOOST_AUTO_TEST_CASE(post_ln_float) { check_cache_matches_full<grad_post, float>(3, 1e-5); }
+BOOST_AUTO_TEST_CASE(pre_ln_double) { check_cache_matches_full<grad_pre, double>(3, 1e-12); }
+BOOST_AUTO_TEST_CASE(post_ln_double) { check_cache_matches_full<grad_post, double>(3, 1e-12); }
 BOOST_AUTO_TEST_CASE(bias_free_double) {
     check_cache_matches_full<shape{16, 2, 2, norm::pre, false}, double>(2, 1e-12);
     check_cache_matches_full<shape{16, 2, 2, norm::post, false}, double>(2, 1e-12);
@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE(erf_gelu_double) {
 }
 // B = 9 decodes through gemm instead of the few-rows kernel.
 BOOST_AUTO_TEST_CASE(pre_ln_double_wide_batch) {
-    check_cache_matches_full<tiny_pre, double>(9, 1e-12);
+    check_cache_matches_full<grad_pre, double>(9, 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(decode_kernels_match_training_kernels) {
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(decode_kernels_match_training_kernels) {
 }
 
 BOOST_AUTO_TEST_CASE(context_and_input_errors) {
-    using M = transformer<tiny_pre, float>;
+    using M = transformer<grad_pre, float>;
     M m({vocab, context});
     init_model(m, 3);
     kv_cache<M> cache(m, 2);
@@ -397,14 +397,14 @@ template <shape S> void check_greedy_matches_recompute() {
     BOOST_TEST((g.reason == stop_reason::length));
 }
 BOOST_AUTO_TEST_CASE(greedy_matches_recompute_pre_ln) {
-    check_greedy_matches_recompute<tiny_pre>();
+    check_greedy_matches_recompute<grad_pre>();
 }
 BOOST_AUTO_TEST_CASE(greedy_matches_recompute_post_ln) {
-    check_greedy_matches_recompute<tiny_post>();
+    check_greedy_matches_recompute<grad_post>();
 }
 
 BOOST_AUTO_TEST_CASE(batch_matches_single_sequences) {
-    using M = transformer<tiny_post, float>;
+    using M = transformer<grad_post, float>;
     M m({vocab, context});
     init_model(m, 17);
     const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 9, 0, 19}};
@@ -424,7 +424,7 @@ BOOST_AUTO_TEST_CASE(batch_matches_single_sequences) {
 }
 
 BOOST_AUTO_TEST_CASE(stops_at_end_of_text_stop_strings_and_callback) {
-    using M = transformer<tiny_pre, float>;
+    using M = transformer<grad_pre, float>;
     M m({vocab, context});
     init_model(m, 21); // its greedy continuation of the prompt is "otldsdgsgo"
     const std::vector<int> prompt = {3, 7, 1};
@@ -482,7 +482,7 @@ BOOST_AUTO_TEST_CASE(stops_at_end_of_text_stop_strings_and_callback) {
 
 // generate() stops at the context: prompt + continuation never exceed it.
 BOOST_AUTO_TEST_CASE(stops_at_the_context) {
-    using M = transformer<tiny_post, float>;
+    using M = transformer<grad_post, float>;
     M m({vocab, context});
     init_model(m, 19);
     const std::vector<int> prompt = random_tokens(10, 5);
@@ -505,7 +505,7 @@ BOOST_AUTO_TEST_CASE(stops_at_the_context) {
 // A short prompt and few new tokens make a cache shorter than half the context (a regression:
 // the prefill chunk once exceeded the cache).
 BOOST_AUTO_TEST_CASE(short_generation_in_a_long_context) {
-    using M = transformer<tiny_pre, float>;
+    using M = transformer<grad_pre, float>;
     M m({vocab, context});
     init_model(m, 29);
     const std::vector<int> prompt = random_tokens(2, 9);
@@ -516,7 +516,7 @@ BOOST_AUTO_TEST_CASE(short_generation_in_a_long_context) {
 // With slide_context, a full window restarts from its last half (context / 2 tokens) and goes
 // on; every token is the argmax over exactly that window.
 BOOST_AUTO_TEST_CASE(slides_the_context_window) {
-    using M = transformer<tiny_pre, float>;
+    using M = transformer<grad_pre, float>;
     M m({vocab, context});
     init_model(m, 23);
     const std::vector<int> prompt = random_tokens(5, 8);

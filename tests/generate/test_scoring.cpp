@@ -18,8 +18,8 @@
 using namespace gptx;
 
 namespace {
-constexpr shape tiny_pre = test::shapes::small_pre;
-constexpr shape tiny_post = test::shapes::small_post;
+using test::shapes::small_post;
+using test::shapes::small_pre;
 
 // log p(seq[i] | seq[0..i)) summed over i in [from, seq.size()), each by its own full forward.
 template <class M> double brute_logprob(M& m, const std::vector<int>& seq, std::size_t from) {
@@ -74,8 +74,8 @@ template <shape S> void check_against_brute_force() {
 BOOST_AUTO_TEST_SUITE(scoring)
 
 BOOST_AUTO_TEST_CASE(candidate_scores_match_brute_force) {
-    check_against_brute_force<tiny_pre>();
-    check_against_brute_force<tiny_post>();
+    check_against_brute_force<small_pre>();
+    check_against_brute_force<small_post>();
 }
 
 BOOST_AUTO_TEST_CASE(scoring_rules_pick_differently) {
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(scoring_rules_pick_differently) {
 }
 
 BOOST_AUTO_TEST_CASE(score_choices_uses_the_answer_context) {
-    transformer<tiny_pre, double> m({11, 12});
+    transformer<small_pre, double> m({11, 12});
     m.init(9);
     const std::vector<int> ctx{1, 2, 3}, answer{4};
     const std::vector<std::vector<int>> choices{{5, 6}, {7}};
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(score_choices_uses_the_answer_context) {
 }
 
 BOOST_AUTO_TEST_CASE(greedy_answer_stops_at_the_stop_string_and_exact_match_trims) {
-    transformer<tiny_pre> m({11, 64}); // a short prompt + answer in a long context
+    transformer<small_pre> m({11, 64}); // a short prompt + answer in a long context
     m.init(3);
     auto decode = [](std::span<const int> ids) {
         std::string s;

@@ -24,36 +24,25 @@
 
 #include <gptx/io/checkpoint.hpp>
 
+#include "support/bytes.hpp"
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr shape small{32, 4, 2};
+using test::shapes::small_pre;
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::bytes_of;
+using test::error_of;
 
 struct temp_dir : gptx::test::scratch_dir {
     temp_dir() : scratch_dir("test_io") {}
 };
 
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const fs::path& p, const std::string& bytes) {
-    std::ofstream(p, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 std::uint64_t le(const std::string& s, std::size_t at, int bytes) {
     std::uint64_t v = 0;
     for (int i = 0; i < bytes; ++i)
@@ -63,9 +52,6 @@ std::uint64_t le(const std::string& s, std::size_t at, int bytes) {
 void set_le(std::string& s, std::size_t at, std::uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i)
         s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-std::string bytes_of(const arena& a) {
-    return {reinterpret_cast<const char*>(a.data()), a.size() * sizeof(float)};
 }
 // A small vocabulary for the small models (the byte tokenizer needs vocab >= 256).
 tokenizer chars() { return char_tokenizer::from_corpus("abc"); }
@@ -174,8 +160,8 @@ BOOST_AUTO_TEST_CASE(xxh64_matches_the_reference_and_streams) {
 }
 
 BOOST_AUTO_TEST_CASE(parameter_count_matches_the_model) {
-    BOOST_TEST(*detail::checkpoint_parameter_count(small, {50, 16}) ==
-               transformer<small>({50, 16}).num_parameters());
+    BOOST_TEST(*detail::checkpoint_parameter_count(small_pre, {50, 16}) ==
+               transformer<small_pre>({50, 16}).num_parameters());
     BOOST_TEST(*detail::checkpoint_parameter_count(presets::baby_post, {65, 64}) ==
                transformer<presets::baby_post>({65, 64}).num_parameters());
     BOOST_TEST(*detail::checkpoint_parameter_count(presets::baby, {65, 64}) ==
@@ -186,7 +172,7 @@ BOOST_AUTO_TEST_CASE(parameter_count_matches_the_model) {
 
 BOOST_AUTO_TEST_CASE(round_trip_is_bit_exact) {
     temp_dir dir;
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     check_round_trip(a, dir / "small.gptx", char_tokenizer::from_corpus("hello, world!\n"));
     const trained<presets::baby> b({256, 64}, 11);
     check_round_trip(b, dir / "baby.gptx", tokenizer{});
@@ -197,11 +183,11 @@ BOOST_AUTO_TEST_CASE(round_trip_is_bit_exact) {
 BOOST_AUTO_TEST_CASE(file_layout_is_as_documented) {
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     const tokenizer tok = char_tokenizer::from_corpus("abc");
     train_state st = sample_state();
     save_checkpoint(p, a.model, &a.opt, tok, st);
-    const std::string f = read_bytes(p);
+    const std::string f = test::slurp(p);
     const std::size_t n = a.model.num_parameters();
 
     BOOST_TEST(f.substr(0, 8) == "GPTXCKPT");
@@ -238,18 +224,18 @@ BOOST_AUTO_TEST_CASE(file_layout_is_as_documented) {
 BOOST_AUTO_TEST_CASE(weights_only_round_trip) {
     temp_dir dir;
     const fs::path p = dir / "weights.gptx";
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, nullptr, chars(), train_state{});
     BOOST_TEST(fs::file_size(p) < 2 * a.model.num_parameters() * sizeof(float));
 
-    transformer<small> model({50, 16});
+    transformer<small_pre> model({50, 16});
     load_checkpoint(p, model, nullptr, nullptr, nullptr);
     BOOST_TEST((bytes_of(model.params()) == bytes_of(a.model.params())));
 
     // A checkpoint with an optimizer loads weights-only too.
     const fs::path full = dir / "full.gptx";
     save_checkpoint(full, a.model, &a.opt, chars(), train_state{});
-    transformer<small> model2({50, 16});
+    transformer<small_pre> model2({50, 16});
     load_checkpoint(full, model2, nullptr, nullptr, nullptr);
     BOOST_TEST((bytes_of(model2.params()) == bytes_of(a.model.params())));
 }
@@ -298,7 +284,7 @@ BOOST_AUTO_TEST_CASE(with_checkpoint_preset_picks_the_matching_shape) {
     BOOST_TEST((seen == presets::baby_post)); // not baby: placement counts
     BOOST_TEST(loaded);
 
-    const trained<small> b({50, 16});
+    const trained<small_pre> b({50, 16});
     save_checkpoint(dir / "small.gptx", b.model, nullptr, chars(), train_state{});
     bool called = false;
     BOOST_TEST(!with_checkpoint_preset(read_checkpoint_info(dir / "small.gptx"),
@@ -332,7 +318,7 @@ BOOST_AUTO_TEST_CASE(shape_and_config_mismatches_name_both_sides) {
                n + ": shape mismatch: file has width 128, heads 4, layers 4 (128/4/4 pre-LN, no "
                    "bias, erf GELU); this model is 128/4/4 pre-LN, no bias");
     BOOST_TEST((read_checkpoint_info(p).dims == presets::baby));
-    BOOST_TEST(le(read_bytes(p), 28, 4) == 6u); // shape flags: no biases (2) | erf GELU (4)
+    BOOST_TEST(le(test::slurp(p), 28, 4) == 6u); // shape flags: no biases (2) | erf GELU (4)
 
     transformer<presets::baby> vocab({300, 64});
     BOOST_TEST(error_of([&] { load_checkpoint(p, vocab, nullptr, nullptr, nullptr); }) ==
@@ -348,32 +334,32 @@ BOOST_AUTO_TEST_CASE(truncated_files_are_reported_with_sizes) {
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
     const std::string n = p.string();
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, &a.opt, chars(), sample_state());
-    const std::string good = read_bytes(p);
+    const std::string good = test::slurp(p);
     const std::size_t params_at = good.size() - 8 - 3 * a.model.num_parameters() * 4;
 
     for (std::size_t cut : {std::size_t(0), std::size_t(5), std::size_t(60), std::size_t(127)}) {
-        write_bytes(p, good.substr(0, cut));
+        test::write_file(p, good.substr(0, cut));
         const std::string want = n + ": truncated: expected at least 128 bytes (the header), " +
                                  "file has " + std::to_string(cut);
-        transformer<small> model({50, 16});
+        transformer<small_pre> model({50, 16});
         BOOST_TEST(error_of([&] { load_checkpoint(p, model, nullptr, nullptr, nullptr); }) == want);
         BOOST_TEST(error_of([&] { read_checkpoint_info(p); }) == want);
     }
     for (std::size_t cut : {std::size_t(128), std::size_t(140), params_at + 100, good.size() - 100,
                             good.size() - 1}) {
-        write_bytes(p, good.substr(0, cut));
+        test::write_file(p, good.substr(0, cut));
         const std::string want = n + ": truncated: expected " + std::to_string(good.size()) +
                                  " bytes, file has " + std::to_string(cut);
-        transformer<small> model({50, 16});
+        transformer<small_pre> model({50, 16});
         adamw<float> opt(model.params());
         BOOST_TEST(error_of([&] { load_checkpoint(p, model, &opt, nullptr, nullptr); }) == want,
                    "cut at " << cut);
         BOOST_TEST(error_of([&] { read_checkpoint_info(p); }) == want);
     }
-    write_bytes(p, good + "x");
-    transformer<small> model({50, 16});
+    test::write_file(p, good + "x");
+    transformer<small_pre> model({50, 16});
     BOOST_TEST(error_of([&] { load_checkpoint(p, model, nullptr, nullptr, nullptr); }) ==
                n + ": unexpected data after the checkpoint: expected " +
                    std::to_string(good.size()) + " bytes, file has " +
@@ -384,15 +370,15 @@ BOOST_AUTO_TEST_CASE(corrupt_bytes_fail_the_checksum_and_leave_everything_untouc
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
     const std::string n = p.string();
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, &a.opt, char_tokenizer::from_corpus("abc"), sample_state());
-    const std::string good = read_bytes(p);
+    const std::string good = test::slurp(p);
     const std::size_t np = a.model.num_parameters();
     const std::size_t params_at = good.size() - 8 - 3 * np * 4;
 
     // The loader's targets, with state of their own that a failed load must keep.
-    const trained<small> b({50, 16}, 1234);
-    transformer<small> model({50, 16});
+    const trained<small_pre> b({50, 16}, 1234);
+    transformer<small_pre> model({50, 16});
     adamw<float> opt(model.params());
     std::memcpy(model.params().data(), b.model.params().data(), np * 4);
     std::memcpy(opt.m().data(), b.opt.m().data(), np * 4);
@@ -411,7 +397,7 @@ BOOST_AUTO_TEST_CASE(corrupt_bytes_fail_the_checksum_and_leave_everything_untouc
     for (std::size_t at : where) {
         std::string bad = good;
         bad[at] = static_cast<char>(bad[at] ^ 0x10);
-        write_bytes(p, bad);
+        test::write_file(p, bad);
         BOOST_TEST(error_of([&] { load_checkpoint(p, model, &opt, &tok, &st); }) ==
                        n + ": checksum mismatch (file is corrupt)",
                    "flipped byte " << at);
@@ -427,7 +413,7 @@ BOOST_AUTO_TEST_CASE(corrupt_bytes_fail_the_checksum_and_leave_everything_untouc
     // The header has its own checksum, so read_checkpoint_info catches it too.
     std::string bad = good;
     bad[17] = static_cast<char>(bad[17] ^ 1); // width
-    write_bytes(p, bad);
+    test::write_file(p, bad);
     const std::string header_msg = n + ": checksum mismatch in the header (file is corrupt)";
     BOOST_TEST(error_of([&] { read_checkpoint_info(p); }) == header_msg);
     BOOST_TEST(error_of([&] { load_checkpoint(p, model, &opt, &tok, &st); }) == header_msg);
@@ -438,20 +424,20 @@ BOOST_AUTO_TEST_CASE(bad_magic_version_and_missing_files) {
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
     const std::string n = p.string();
-    transformer<small> model({50, 16});
+    transformer<small_pre> model({50, 16});
 
-    write_bytes(p, std::string(300, 'x'));
+    test::write_file(p, std::string(300, 'x'));
     BOOST_TEST(error_of([&] { load_checkpoint(p, model, nullptr, nullptr, nullptr); }) ==
                n + ": not a gptx checkpoint (bad magic; expected \"GPTXCKPT\")");
-    write_bytes(p, "GPTX");
+    test::write_file(p, "GPTX");
     BOOST_TEST(error_of([&] { read_checkpoint_info(p); }) ==
                n + ": truncated: expected at least 128 bytes (the header), file has 4");
 
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, nullptr, chars(), train_state{});
-    std::string v2 = read_bytes(p);
+    std::string v2 = test::slurp(p);
     set_le(v2, 8, 2, 4);
-    write_bytes(p, v2);
+    test::write_file(p, v2);
     BOOST_TEST(error_of([&] { read_checkpoint_info(p); }) ==
                n + ": checkpoint version 2 is not supported (this build reads version 1)");
 
@@ -469,16 +455,16 @@ BOOST_AUTO_TEST_CASE(bad_magic_version_and_missing_files) {
 BOOST_AUTO_TEST_CASE(header_tokenizer_kind_must_match_the_blob) {
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, nullptr, chars(), train_state{});
-    std::string f = read_bytes(p);
+    std::string f = test::slurp(p);
     BOOST_TEST(f.substr(80, 5) == std::string("char\0", 5));
     f.replace(80, 5, std::string("byte\0", 5)); // a kind the build knows, not the blob's
     set_le(f, 120, detail::xxh64_of(std::string_view(f).substr(0, 120)), 8);
     set_le(f, f.size() - 8, detail::xxh64_of(std::string_view(f).substr(0, f.size() - 8)), 8);
-    write_bytes(p, f);
+    test::write_file(p, f);
     BOOST_TEST(read_checkpoint_info(p).tokenizer_kind == "byte"); // the header alone is sound
-    transformer<small> model({50, 16});
+    transformer<small_pre> model({50, 16});
     tokenizer tok;
     BOOST_TEST(error_of([&] { load_checkpoint(p, model, nullptr, &tok, nullptr); }) ==
                p.string() + ": corrupt: the header says tokenizer 'byte', the tokenizer blob "
@@ -491,9 +477,9 @@ BOOST_AUTO_TEST_CASE(optimizer_requested_but_absent_or_mismatched) {
     temp_dir dir;
     const fs::path p = dir / "weights.gptx";
     const std::string n = p.string();
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, nullptr, chars(), train_state{});
-    transformer<small> model({50, 16});
+    transformer<small_pre> model({50, 16});
     model.init(3);
     const std::string params0 = bytes_of(model.params());
     adamw<float> opt(model.params());
@@ -502,7 +488,7 @@ BOOST_AUTO_TEST_CASE(optimizer_requested_but_absent_or_mismatched) {
     BOOST_TEST((bytes_of(model.params()) == params0));
 
     // An optimizer built for another model is refused on save and on load.
-    transformer<small> other({40, 16});
+    transformer<small_pre> other({40, 16});
     adamw<float> wrong(other.params());
     const fs::path q = dir / "never.gptx";
     BOOST_TEST(error_of([&] { save_checkpoint(q, a.model, &wrong, chars(), {}); }) ==
@@ -515,7 +501,7 @@ BOOST_AUTO_TEST_CASE(optimizer_requested_but_absent_or_mismatched) {
                    " parameters, the file " + std::to_string(a.model.num_parameters()));
 
     // A tokenizer bigger than the model's vocabulary is a bug worth stopping at save.
-    transformer<small> tiny_vocab({100, 16});
+    transformer<small_pre> tiny_vocab({100, 16});
     BOOST_TEST(error_of([&] { save_checkpoint(q, tiny_vocab, nullptr, tokenizer{}, {}); }) ==
                q.string() + ": the tokenizer has 256 tokens but the model's vocabulary is 100");
 }
@@ -523,10 +509,10 @@ BOOST_AUTO_TEST_CASE(optimizer_requested_but_absent_or_mismatched) {
 BOOST_AUTO_TEST_CASE(atomic_write_leaves_no_temp_and_keeps_the_old_file_on_failure) {
     temp_dir dir;
     const fs::path p = dir / "ckpt.gptx";
-    const trained<small> a({50, 16});
+    const trained<small_pre> a({50, 16});
     save_checkpoint(p, a.model, &a.opt, chars(), sample_state());
     BOOST_TEST((files_in(dir.path) == std::vector<std::string>{"ckpt.gptx"}));
-    const std::string good = read_bytes(p);
+    const std::string good = test::slurp(p);
 
     // A folder that does not exist: an error, and nothing is created.
     const fs::path nowhere = dir / "no_such_dir" / "ckpt.gptx";
@@ -538,17 +524,17 @@ BOOST_AUTO_TEST_CASE(atomic_write_leaves_no_temp_and_keeps_the_old_file_on_failu
     // The temp file cannot be created (its name is taken by a non-empty folder): the good
     // checkpoint survives, byte for byte.
     fs::create_directory(dir / "ckpt.gptx.tmp");
-    write_bytes(dir / "ckpt.gptx.tmp" / "keep", "x");
-    const trained<small> b({50, 16}, 99);
+    test::write_file(dir / "ckpt.gptx.tmp" / "keep", "x");
+    const trained<small_pre> b({50, 16}, 99);
     BOOST_TEST(error_of([&] { save_checkpoint(p, b.model, nullptr, chars(), {}); }) !=
                "<no error>");
-    BOOST_TEST((read_bytes(p) == good));
+    BOOST_TEST((test::slurp(p) == good));
     fs::remove_all(dir / "ckpt.gptx.tmp");
 
     // The rename fails (the target is a folder): the written temp file is removed.
     const fs::path folder = dir / "folder.gptx";
     fs::create_directory(folder);
-    write_bytes(folder / "keep", "x");
+    test::write_file(folder / "keep", "x");
     const std::string rename_msg =
         error_of([&] { save_checkpoint(folder, a.model, nullptr, chars(), {}); });
     BOOST_TEST(rename_msg.rfind("cannot rename '" + folder.string() + ".tmp' to '", 0) == 0,
@@ -557,10 +543,10 @@ BOOST_AUTO_TEST_CASE(atomic_write_leaves_no_temp_and_keeps_the_old_file_on_failu
     fs::remove_all(folder);
 
     // A stale temp file from a killed save is simply replaced.
-    write_bytes(dir / "ckpt.gptx.tmp", "half a checkpoint");
+    test::write_file(dir / "ckpt.gptx.tmp", "half a checkpoint");
     save_checkpoint(p, b.model, nullptr, chars(), {});
     BOOST_TEST((files_in(dir.path) == std::vector<std::string>{"ckpt.gptx"}));
-    transformer<small> model({50, 16});
+    transformer<small_pre> model({50, 16});
     load_checkpoint(p, model, nullptr, nullptr, nullptr);
     BOOST_TEST((bytes_of(model.params()) == bytes_of(b.model.params())));
 }

@@ -17,6 +17,8 @@
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/trainer.hpp>
 
+#include "support/bytes.hpp"
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 
 using namespace gptx;
@@ -26,31 +28,14 @@ namespace {
 
 constexpr shape rm_shape{32, 4, 2};
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::bytes_of;
+using test::error_of;
 
 struct scratch : gptx::test::scratch_dir {
     scratch() : scratch_dir("test_heads") {}
 };
 
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const fs::path& p, const std::string& bytes) {
-    std::ofstream(p, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-std::string bytes_of(const arena& a) {
-    return {reinterpret_cast<const char*>(a.data()), a.size() * sizeof(float)};
-}
-tokenizer chars() { return char_tokenizer::from_corpus("abcdefg"); }
+tokenizer heads_chars() { return char_tokenizer::from_corpus("abcdefg"); }
 
 // A reward model, its trunk optimizer and a head optimizer, all after two updates.
 struct trained_rm {
@@ -89,7 +74,7 @@ BOOST_AUTO_TEST_CASE(heads_round_trip_bit_exactly_with_their_optimizer) {
     ex.push_back({"frozen", &extra.params(), nullptr});
     train_state st;
     st.step = 2;
-    save_checkpoint(dir / "rm.gptx", a.rm.trunk(), &a.opt, chars(), st, ex);
+    save_checkpoint(dir / "rm.gptx", a.rm.trunk(), &a.opt, heads_chars(), st, ex);
 
     trained_rm b(77);
     linear_head<float> extra2(32, 3);
@@ -116,21 +101,22 @@ BOOST_AUTO_TEST_CASE(heads_round_trip_bit_exactly_with_their_optimizer) {
     BOOST_TEST(!info.extras[1].has_optimizer);
 
     // Saving the loaded state again gives the same file.
-    save_checkpoint(dir / "again.gptx", b.rm.trunk(), &b.opt, chars(), st, ex2);
-    BOOST_TEST((read_bytes(dir / "again.gptx") == read_bytes(dir / "rm.gptx")));
+    save_checkpoint(dir / "again.gptx", b.rm.trunk(), &b.opt, heads_chars(), st, ex2);
+    BOOST_TEST((test::slurp(dir / "again.gptx") == test::slurp(dir / "rm.gptx")));
 }
 
 BOOST_AUTO_TEST_CASE(sections_are_optional_both_ways) {
     scratch dir;
     trained_rm a(4);
-    save_checkpoint(dir / "rm.gptx", a.rm.trunk(), &a.opt, chars(), train_state{}, a.extras());
+    save_checkpoint(dir / "rm.gptx", a.rm.trunk(), &a.opt, heads_chars(), train_state{},
+                    a.extras());
     // A reward model's checkpoint loads as a plain trunk (PPO's value model, a new RM's init).
     transformer<rm_shape> trunk({8, 16});
     load_checkpoint(dir / "rm.gptx", trunk, nullptr, nullptr, nullptr);
     BOOST_TEST((bytes_of(trunk.params()) == bytes_of(a.rm.trunk().params())));
     // Without extras the file is what it always was: flags bit 1 clear, X = 0, no listing.
-    save_checkpoint(dir / "lm.gptx", a.rm.trunk(), &a.opt, chars(), train_state{});
-    const std::string f = read_bytes(dir / "lm.gptx");
+    save_checkpoint(dir / "lm.gptx", a.rm.trunk(), &a.opt, heads_chars(), train_state{});
+    const std::string f = test::slurp(dir / "lm.gptx");
     BOOST_TEST(f[12] == 1);
     BOOST_TEST((f.substr(116, 4) == std::string(4, '\0')));
     BOOST_TEST(read_checkpoint_info(dir / "lm.gptx").extras.empty());
@@ -152,7 +138,7 @@ BOOST_AUTO_TEST_CASE(bad_requests_and_corrupt_sections_are_named) {
     const fs::path p = dir / "rm.gptx";
     // The head without optimizer state.
     const checkpoint_extra no_opt[] = {{"reward_head", &a.rm.head().params(), nullptr}};
-    save_checkpoint(p, a.rm.trunk(), nullptr, chars(), train_state{}, no_opt);
+    save_checkpoint(p, a.rm.trunk(), nullptr, heads_chars(), train_state{}, no_opt);
     trained_rm b(7);
     std::string msg =
         error_of([&] { load_checkpoint(p, b.rm.trunk(), nullptr, nullptr, nullptr, b.extras()); });
@@ -172,20 +158,21 @@ BOOST_AUTO_TEST_CASE(bad_requests_and_corrupt_sections_are_named) {
     // Saving: duplicate or empty names.
     const checkpoint_extra twice[] = {no_opt[0], no_opt[0]};
     msg = error_of([&] {
-        save_checkpoint(dir / "x.gptx", a.rm.trunk(), nullptr, chars(), train_state{}, twice);
+        save_checkpoint(dir / "x.gptx", a.rm.trunk(), nullptr, heads_chars(), train_state{}, twice);
     });
     BOOST_TEST(msg.find("extra section 'reward_head' is given twice") != std::string::npos, msg);
     const checkpoint_extra unnamed[] = {{"", &wide.params(), nullptr}};
     msg = error_of([&] {
-        save_checkpoint(dir / "x.gptx", a.rm.trunk(), nullptr, chars(), train_state{}, unnamed);
+        save_checkpoint(dir / "x.gptx", a.rm.trunk(), nullptr, heads_chars(), train_state{},
+                        unnamed);
     });
     BOOST_TEST(msg.find("must have 1 to 255 bytes") != std::string::npos, msg);
     BOOST_TEST(!fs::exists(dir / "x.gptx"));
 
     // A flipped value in the head fails the checksum; the model is untouched.
-    std::string f = read_bytes(p);
+    std::string f = test::slurp(p);
     f[f.size() - 12] ^= 0x10;
-    write_bytes(dir / "bad.gptx", f);
+    test::write_file(dir / "bad.gptx", f);
     const std::string before = bytes_of(b.rm.head().params());
     const checkpoint_extra load_no_opt[] = {{"reward_head", &b.rm.head().params(), nullptr}};
     msg = error_of([&] {
@@ -194,12 +181,12 @@ BOOST_AUTO_TEST_CASE(bad_requests_and_corrupt_sections_are_named) {
     BOOST_TEST(msg.find("checksum mismatch") != std::string::npos, msg);
     BOOST_TEST((bytes_of(b.rm.head().params()) == before));
     // A header claiming a different extras size is caught (after fixing the header's hash).
-    f = read_bytes(p);
+    f = test::slurp(p);
     f[116] = char(f[116] + 4);
     const std::uint64_t h = detail::xxh64_of(std::string_view(f).substr(0, 120));
     for (int i = 0; i < 8; ++i)
         f[120 + i] = char((h >> (8 * i)) & 0xff);
-    write_bytes(dir / "bad2.gptx", f);
+    test::write_file(dir / "bad2.gptx", f);
     msg = error_of([&] { read_checkpoint_info(dir / "bad2.gptx"); });
     BOOST_TEST(msg.find("bad2.gptx: truncated") != std::string::npos, msg);
 }
@@ -227,7 +214,9 @@ BOOST_AUTO_TEST_CASE(a_resumed_reward_model_matches_an_uninterrupted_one) {
         rm.init(11);
         rm.trunk().set_dropout(0.1f);
         reward_objective obj(rm);
-        adamw<float> opt(rm.trunk().params(), {1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f});
+        adamw<float> opt(
+            rm.trunk().params(),
+            {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f});
         trainer tr(rm.trunk(), obj, opt, {2, 1.0f, [](int it) { return 1e-3f * (1 + it % 3); }});
         const checkpoint_extra ex[] = {{"reward_head", &rm.head().params(), &tr.head_optimizer()}};
         if (from > 0) {
@@ -242,12 +231,12 @@ BOOST_AUTO_TEST_CASE(a_resumed_reward_model_matches_an_uninterrupted_one) {
         st.step = tr.step_count();
         st.dropout_seed = rm.trunk().dropout_seed();
         st.dropout_counter = rm.trunk().dropout_counter();
-        save_checkpoint(out, rm.trunk(), &opt, chars(), st, ex);
+        save_checkpoint(out, rm.trunk(), &opt, heads_chars(), st, ex);
     };
     run(0, 6, {}, dir / "full.gptx");
     run(0, 3, {}, dir / "half.gptx");
     run(3, 6, dir / "half.gptx", dir / "resumed.gptx");
-    BOOST_TEST((read_bytes(dir / "resumed.gptx") == read_bytes(dir / "full.gptx")));
+    BOOST_TEST((test::slurp(dir / "resumed.gptx") == test::slurp(dir / "full.gptx")));
     static_assert(objective<reward_objective<trunk_t>, trunk_t>);
 }
 

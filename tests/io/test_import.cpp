@@ -19,6 +19,7 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/nn/resize.hpp>
 
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 #include "support/shapes.hpp"
 
@@ -34,14 +35,7 @@ fs::path fixture_dir() {
     return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
 }
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -52,8 +46,8 @@ void spit(const fs::path& p, std::string_view s) {
     out.write(s.data(), std::streamsize(s.size()));
 }
 
-struct temp_dir : gptx::test::scratch_dir {
-    temp_dir() : scratch_dir("import") {}
+struct import_dir : gptx::test::scratch_dir {
+    import_dir() : scratch_dir("import") {}
 };
 
 struct reference {
@@ -194,7 +188,7 @@ BOOST_AUTO_TEST_CASE(safetensors_fixture_matches_pytorch_and_llmc) {
 }
 
 BOOST_AUTO_TEST_CASE(export_then_import_is_identical) {
-    temp_dir d;
+    import_dir d;
     const tiny_model m = load_fixture_llmc();
     save_hf_gpt2<tiny_shape>(d.path / "hf", m);
     const weights_info si = read_safetensors_info(d.path / "hf" / "model.safetensors");
@@ -233,7 +227,7 @@ BOOST_AUTO_TEST_CASE(export_then_import_is_identical) {
 }
 
 BOOST_AUTO_TEST_CASE(prefix_and_16_bit_dtypes_are_read) {
-    temp_dir d;
+    import_dir d;
     auto parts = fixture_parts();
     for (auto& p : parts)
         p.name = "transformer." + p.name;
@@ -291,7 +285,7 @@ BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
                file.string() + ": the file has vocab 317 and context 64; the model was built with "
                                "vocab 300 and context 64 (build it from the file's weights_info)");
 
-    temp_dir d;
+    import_dir d;
     constexpr shape odd{32, 4, 1, norm::pre};
     transformer<odd> small({50, 16});
     small.init(1);
@@ -309,7 +303,7 @@ BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
-    temp_dir d;
+    import_dir d;
     const std::string good = slurp(fixture_dir() / "model_llmc.bin");
     const fs::path f = d.path / "bad.bin";
     auto err = [&](const std::string& bytes) {
@@ -352,7 +346,7 @@ BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_safetensors_files_are_rejected) {
-    temp_dir d;
+    import_dir d;
     spit(d.path / "config.json", slurp(fixture_dir() / "config.json"));
     const fs::path f = d.path / "bad.safetensors";
     const std::string n = f.string();

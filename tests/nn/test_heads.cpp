@@ -7,17 +7,18 @@
 #include <gptx/gptx.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape small{16, 2, 2, norm::post};
+using test::shapes::grad_post;
 }
 
 BOOST_AUTO_TEST_SUITE(heads)
 
 BOOST_AUTO_TEST_CASE(head_and_trunk_gradients) {
-    transformer<small, double> m({9, 6});
+    transformer<grad_post, double> m({9, 6});
     m.init(2);
     linear_head<double> head(16, 3);
     head.init(3, 0.5f);
@@ -104,8 +105,10 @@ BOOST_AUTO_TEST_CASE(user_defined_objective_plugs_into_the_trainer) {
     model_t m({8, 8});
     m.init(6);
     contains_one_objective<model_t> obj;
-    adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
-    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    adamw<float> opt(
+        m.params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
+    trainer tr(m, obj, opt, {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 3e-3f; }});
     rng r(7);
     const int B = 8, T = 8;
     std::vector<int> tokens(B * T), labels(B);

@@ -7,12 +7,13 @@
 #include <gptx/nn/transformer.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape tiny_pre{16, 2, 2, norm::pre};
-constexpr shape tiny_post{16, 2, 2, norm::post};
+using test::shapes::grad_post;
+using test::shapes::grad_pre;
 constexpr shape tiny_post_nobias{16, 2, 2, norm::post, false};
 constexpr shape tiny_pre_nobias{16, 2, 2, norm::pre, false};
 constexpr shape tiny_pre_erf{16, 2, 2, norm::pre, false, gelu_kind::erf}; // nanoGPT's form
@@ -69,10 +70,10 @@ template <shape S> void check_model_gradients(float dropout) {
 
 BOOST_AUTO_TEST_SUITE(transformer_model)
 
-BOOST_AUTO_TEST_CASE(gradients_pre_ln) { check_model_gradients<tiny_pre>(0.0f); }
-BOOST_AUTO_TEST_CASE(gradients_post_ln) { check_model_gradients<tiny_post>(0.0f); }
-BOOST_AUTO_TEST_CASE(gradients_pre_ln_dropout) { check_model_gradients<tiny_pre>(0.2f); }
-BOOST_AUTO_TEST_CASE(gradients_post_ln_dropout) { check_model_gradients<tiny_post>(0.2f); }
+BOOST_AUTO_TEST_CASE(gradients_pre_ln) { check_model_gradients<grad_pre>(0.0f); }
+BOOST_AUTO_TEST_CASE(gradients_post_ln) { check_model_gradients<grad_post>(0.0f); }
+BOOST_AUTO_TEST_CASE(gradients_pre_ln_dropout) { check_model_gradients<grad_pre>(0.2f); }
+BOOST_AUTO_TEST_CASE(gradients_post_ln_dropout) { check_model_gradients<grad_post>(0.2f); }
 BOOST_AUTO_TEST_CASE(gradients_without_biases) {
     check_model_gradients<tiny_pre_nobias>(0.0f);
     check_model_gradients<tiny_post_nobias>(0.1f);

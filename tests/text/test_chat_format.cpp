@@ -6,12 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "support/errors.hpp"
 #include <gptx/text/chat_format.hpp>
 #include <gptx/text/tokenizer.hpp>
 
 using namespace gptx;
-
-namespace {
 
 // Characters "abcdefgh" are ids 0..7; the chat tokens follow: S=8 U=9 A=10 E=11.
 struct chat_fixture {
@@ -21,14 +20,9 @@ struct chat_fixture {
     static constexpr int S = 8, U = 9, A = 10, E = 11;
 };
 
-template <class F> std::string error_of(F&& fn) {
-    try {
-        fn();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+namespace {
+
+using test::error_of;
 
 using u8s = std::vector<std::uint8_t>;
 using ints = std::vector<int>;

@@ -27,6 +27,7 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 #endif
 
@@ -37,14 +38,7 @@ using gptx::test::data_files;
 
 namespace {
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 using gptx::test::data_dir;
 fs::path gpt2_dir() { return data_dir() / "gpt2"; }

@@ -13,6 +13,7 @@
 #include <gptx/text/tokenizer.hpp>
 
 #include "support/data.hpp"
+#include "support/errors.hpp"
 
 using namespace gptx;
 using gptx::test::data_dir;
@@ -21,15 +22,7 @@ namespace utf = boost::unit_test;
 
 namespace {
 
-// The what() of the gptx::error thrown by f, or "<no error>".
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 std::string shakespeare() {
     const auto path = data_dir() / "tinyshakespeare.txt";

@@ -13,12 +13,13 @@
 #include <gptx/train/dpo.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/shapes.hpp"
 
 using namespace gptx;
 
 namespace {
-constexpr shape pre_small{16, 2, 2, norm::pre};
-using dmodel = transformer<pre_small, double>;
+using test::shapes::grad_pre;
+using dmodel = transformer<grad_pre, double>;
 
 // log pi(tokens[s..e] | tokens[..t-1]) of one row, straight from the full logits.
 double row_logprob(dmodel& m, const std::vector<int>& tokens, int Tn, int row, int s, int e) {
@@ -28,7 +29,7 @@ double row_logprob(dmodel& m, const std::vector<int>& tokens, int Tn, int row, i
     std::vector<double> z(V);
     double sum = 0;
     for (int t = s; t <= e; ++t) {
-        head.logits(m, h + std::size_t(row * Tn + t - 1) * pre_small.width, z.data(), 1);
+        head.logits(m, h + std::size_t(row * Tn + t - 1) * grad_pre.width, z.data(), 1);
         const double mx = *std::max_element(z.begin(), z.end());
         double se = 0;
         for (double v : z)
@@ -136,7 +137,7 @@ BOOST_AUTO_TEST_CASE(responses_start_after_the_prefix_even_when_truncated) {
 }
 
 BOOST_AUTO_TEST_CASE(dpo_on_the_generic_trainer_learns_the_preferences) {
-    using model_t = transformer<pre_small>;
+    using model_t = transformer<grad_pre>;
     const tokenizer tok = make_tokenizer("char", "abcdefghijklmnopqrstuvwxyz");
     tokenizer t2 = tok;
     const int eot = t2.add_special_token("<|endoftext|>");

@@ -21,7 +21,7 @@ using namespace gptx;
 
 namespace {
 constexpr shape post_small = test::shapes::grad_post;
-constexpr shape pre_small = test::shapes::grad_pre;
+using test::shapes::grad_pre;
 constexpr task_token_ids tt = task_tokens_after(10); // start 10, delim 11, extract 12
 
 // Perturbs a double model's parameters so LayerNorm gains and biases are not trivially 1 / 0.
@@ -136,17 +136,17 @@ BOOST_AUTO_TEST_CASE(task_tokens_are_registered_and_the_embedding_grows) {
 BOOST_AUTO_TEST_CASE(classification_objective_gradients) {
     check_objective<post_small>(finetune_form::classify, 0.0f, 0.0f); // L_task alone
     check_objective<post_small>(finetune_form::classify, 0.5f, 0.3f); // + lambda L_LM, dropout
-    check_objective<pre_small>(finetune_form::classify, 0.5f, 0.3f);
+    check_objective<grad_pre>(finetune_form::classify, 0.5f, 0.3f);
 }
 
 BOOST_AUTO_TEST_CASE(similarity_and_choice_gradients) {
     check_objective<post_small>(finetune_form::similarity, 0.5f, 0.3f);
-    check_objective<pre_small>(finetune_form::choice, 0.5f, 0.3f);
+    check_objective<grad_pre>(finetune_form::choice, 0.5f, 0.3f);
     check_objective<post_small>(finetune_form::choice, 0.0f, 0.0f);
 }
 
 BOOST_AUTO_TEST_CASE(weighted_sum_is_task_plus_lambda_lm) {
-    using model_t = transformer<pre_small, double>;
+    using model_t = transformer<grad_pre, double>;
     model_t m({13, 16});
     m.init(3);
     const auto ex = examples_for(finetune_form::classify);
@@ -181,8 +181,10 @@ BOOST_AUTO_TEST_CASE(fine_tuning_learns_a_pattern_through_the_trainer) {
     model_t m({11, 12});
     m.init(6);
     finetune_objective<model_t> obj({finetune_form::classify, 2, 0.5f, 0.1f, 8});
-    adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.999f, 1e-8f, 0.01f});
-    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    adamw<float> opt(
+        m.params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f});
+    trainer tr(m, obj, opt, {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 3e-3f; }});
     rng r(7);
     const task_token_ids t8 = task_tokens_after(8);
     auto make = [&](int M) {

@@ -24,7 +24,7 @@
 using namespace gptx;
 
 namespace {
-constexpr shape pre_small = test::shapes::grad_pre;
+using test::shapes::grad_pre;
 constexpr shape toy = test::shapes::toy;
 } // namespace
 
@@ -88,7 +88,7 @@ BOOST_AUTO_TEST_CASE(ema_averages_parameters) {
 }
 
 BOOST_AUTO_TEST_CASE(exact_kl_is_nonnegative_and_zero_against_itself) {
-    using model_t = transformer<pre_small, double>;
+    using model_t = transformer<grad_pre, double>;
     model_t a({11, 8}), b({11, 8});
     a.init(1);
     b.init(2);
@@ -134,7 +134,7 @@ BOOST_AUTO_TEST_CASE(exact_kl_is_nonnegative_and_zero_against_itself) {
 }
 
 BOOST_AUTO_TEST_CASE(policy_loss_gradients_with_clipping_and_ptx) {
-    using model_t = transformer<pre_small, double>;
+    using model_t = transformer<grad_pre, double>;
     static_assert(objective<ppo_policy_objective<model_t>, model_t>);
     model_t m({9, 8});
     m.init(3);
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(policy_loss_gradients_with_clipping_and_ptx) {
 }
 
 BOOST_AUTO_TEST_CASE(value_loss_gradients_with_clipping) {
-    using model_t = transformer<pre_small, double>;
+    using model_t = transformer<grad_pre, double>;
     static_assert(objective<ppo_value_objective<model_t>, model_t>);
     model_t m({9, 8});
     m.init(4);

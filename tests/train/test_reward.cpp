@@ -14,6 +14,7 @@
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/trainer.hpp>
 
+#include "support/errors.hpp"
 #include "support/gradcheck.hpp"
 #include "support/shapes.hpp"
 
@@ -24,14 +25,7 @@ namespace {
 constexpr shape tiny_rm = test::shapes::grad_pre;
 constexpr shape tiny_rm_post = test::shapes::grad_post;
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 void expect_error(const std::string& jsonl, const std::string& needle) {
     const std::string msg = error_of([&] { parse_comparisons(jsonl, "data.jsonl"); });
@@ -312,8 +306,11 @@ BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
     reward_model<sh> rm({V, 64});
     rm.init(3);
     reward_objective obj(rm);
-    adamw<float> opt(rm.trunk().params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
-    trainer tr(rm.trunk(), obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    adamw<float> opt(
+        rm.trunk().params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
+    trainer tr(rm.trunk(), obj, opt,
+               {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 3e-3f; }});
     reward_batcher batches(train, 8, eot, 5);
     const reward_eval before = evaluate_rewards<model_t>(rm.trunk(), obj, val, 16, eot);
     for (int i = 0; i < 150; ++i)

@@ -47,7 +47,9 @@ BOOST_AUTO_TEST_CASE(learns_a_preference_and_returns_its_last_evaluation) {
     const auto train = ones_are_better(160, 1, eot, V), val = ones_are_better(40, 2, eot, V);
     reward_model<sh> rm({V, 16});
     rm.init(3);
-    adamw<float> opt(rm.trunk().params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
+    adamw<float> opt(
+        rm.trunk().params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
     const auto metrics = std::filesystem::temp_directory_path() /
                          ("gptx_reward_training_" + std::to_string(::getpid()) + ".jsonl");
     run_options ro;

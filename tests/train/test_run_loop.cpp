@@ -16,12 +16,12 @@ using namespace gptx;
 namespace fs = std::filesystem;
 
 namespace {
-constexpr shape small = test::shapes::toy;
-using model_t = transformer<small>;
+using test::shapes::toy;
+using loop_model_t = transformer<toy>;
 
 struct fixture {
-    model_t m{{8, 8}};
-    lm_objective<model_t> obj;
+    loop_model_t m{{8, 8}};
+    lm_objective<loop_model_t> obj;
     adamw<float> opt{m.params()};
     std::vector<int> x{1, 2, 3, 4, 5, 6, 7, 0}, y{2, 3, 4, 5, 6, 7, 0, 1};
     gptx::test::scratch_dir scratch{"run_loop"};
@@ -43,7 +43,8 @@ BOOST_AUTO_TEST_SUITE(run_loop)
 
 BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
     fixture f;
-    trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    trainer tr(f.m, f.obj, f.opt,
+               {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
     std::vector<std::int64_t> evals, saves;
     run_hooks h;
     h.evaluate = [&](std::int64_t s) {
@@ -68,7 +69,8 @@ BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
     // A trainer resumed at step 5 runs only steps 6 and 7 (no step-0 evaluation).
     evals.clear();
     fixture g;
-    trainer tr2(g.m, g.obj, g.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    trainer tr2(g.m, g.obj, g.opt,
+                {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
     tr2.set_step_count(5);
     run_training(
         tr2, o, [&](int i) { return g.batch(i); }, h);
@@ -78,7 +80,8 @@ BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
 
 BOOST_AUTO_TEST_CASE(a_nan_step_names_the_last_good_checkpoint) {
     fixture f;
-    trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    trainer tr(f.m, f.obj, f.opt,
+               {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
     f.m.param(p_wte)[0] = std::numeric_limits<float>::infinity();
     run_options o;
     o.iters = 3;
@@ -96,7 +99,8 @@ BOOST_AUTO_TEST_CASE(a_nan_step_names_the_last_good_checkpoint) {
 BOOST_AUTO_TEST_CASE(a_signal_between_steps_saves_once_and_throws_interrupted) {
     for (const std::int64_t at : {3, 5}) { // 5 is an evaluation point: already saved there
         fixture f;
-        trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+        trainer tr(f.m, f.obj, f.opt,
+                   {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
         std::vector<std::int64_t> saves;
         run_hooks h;
         h.evaluate = [&](std::int64_t) { return metrics_map{{"val_loss", 1.0}}; };
@@ -133,7 +137,8 @@ BOOST_AUTO_TEST_CASE(a_resumed_run_drops_metrics_after_its_checkpoint) {
             m << "{\"step\":" << s << ",\"loss\":1}\n";
         m << "{\"step\":9,\"lo"; // torn by a kill
     }
-    trainer tr(f.m, f.obj, f.opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    trainer tr(f.m, f.obj, f.opt,
+               {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
     tr.set_step_count(5); // the checkpoint's step
     run_options o;
     o.iters = 7;

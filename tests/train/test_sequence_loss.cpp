@@ -14,8 +14,8 @@
 using namespace gptx;
 
 namespace {
-constexpr shape small = test::shapes::tiny;
-using model_t = transformer<small>;
+using test::shapes::tiny;
+using seq_model_t = transformer<tiny>;
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(sequence_loss)
@@ -23,13 +23,13 @@ BOOST_AUTO_TEST_SUITE(sequence_loss)
 // Every prediction of the sequence once: the same as scoring each window on its own, whatever
 // the batch, with a shorter last window. Float sums in different orders: 1e-5 relative.
 BOOST_AUTO_TEST_CASE(sequence_loss_scores_every_token_once) {
-    model_t m({32, 32});
+    seq_model_t m({32, 32});
     m.init(5);
     rng r(6);
     // Larger weights than GPT-2's init, so the context changes the predictions visibly.
     for (std::size_t i = 0; i < m.params().size(); ++i)
         m.params().data()[i] += 0.3f * r.normal();
-    lm_objective<model_t> obj;
+    lm_objective<seq_model_t> obj;
     std::vector<int> tokens(200); // 199 predictions: 12 windows of 16 and one of 7
     for (auto& t : tokens)
         t = static_cast<int>(r.below(32));

@@ -79,7 +79,9 @@ BOOST_AUTO_TEST_CASE(learns_the_demonstrations_and_selects_by_callback) {
     sft_batches data(ex, 8, 16, eot, 2);
     sft_model m({V, 16});
     m.init(4);
-    adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
+    adamw<float> opt(
+        m.params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
     sft_config cfg{.epochs = 100, .lr = 3e-3f, .min_lr = 3e-4f};
     // the score: minus the mean masked loss over every row (the held-out loss of a real run)
     lm_objective<sft_model> obj;
@@ -134,14 +136,18 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     };
     // uninterrupted
     auto a = fresh();
-    adamw<float> oa(a->params(), {1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f});
+    adamw<float> oa(
+        a->params(),
+        {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f});
     sft_batches da(ex, 8, 16, eot, 6);
     sft_hooks<sft_model> quiet;
     quiet.run.quiet = true;
     run_sft(*a, oa, da, cfg, quiet);
     // stopped after 5 steps, then continued by a new optimizer and data object with copied state
     auto b = fresh();
-    adamw<float> ob(b->params(), {1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f});
+    adamw<float> ob(
+        b->params(),
+        {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f});
     sft_batches db(ex, 8, 16, eot, 6);
     sft_hooks<sft_model> stop = quiet;
     stop.stop_at = 5;

@@ -11,8 +11,8 @@
 using namespace gptx;
 
 namespace {
-constexpr shape small = test::shapes::tiny;
-using model_t = transformer<small>;
+using test::shapes::tiny;
+using model_t = transformer<tiny>;
 
 struct fixed_batch {
     int B, T;
@@ -42,8 +42,10 @@ BOOST_AUTO_TEST_CASE(overfits_one_batch) {
     model_t m({32, 32});
     m.init(1);
     lm_objective<model_t> obj;
-    adamw<float> opt(m.params(), {3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f});
-    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 3e-3f; }});
+    adamw<float> opt(
+        m.params(),
+        {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.0f});
+    trainer tr(m, obj, opt, {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 3e-3f; }});
     fixed_batch data(4, 16, 32, 2);
     double first = 0, last = 0;
     // 100 steps: the loss is below 0.01 by step 80 (release and sanitizer builds alike).
@@ -83,7 +85,7 @@ BOOST_AUTO_TEST_CASE(nan_stops_before_the_update) {
     m.init(1);
     lm_objective<model_t> obj;
     adamw<float> opt(m.params());
-    trainer tr(m, obj, opt, {1, 1.0f, [](int) { return 1e-3f; }});
+    trainer tr(m, obj, opt, {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
     fixed_batch data(2, 8, 32, 4);
     m.param(p_lnfw)[0] = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> before(m.params().data(), m.params().data() + m.params().size());
