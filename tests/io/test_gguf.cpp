@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(the_tokenizer_survives_the_trip) {
     test::scratch_dir d("gguf");
     tokenizer tok = small_bpe(300);
     const int eot = tok.special_token_id("<|endoftext|>").value();
-    const int user = tok.add_special_token("<|user|>"); // a runtime special after the vocabulary
+    const int user = tok.add_special_token("<|user|>");    // a runtime special after the vocabulary
     transformer<tiny_shape> m({tok.vocab_size() + 3, 32}); // 3 rows no token uses
     m.init(7);
     save_gguf<tiny_shape>(d / "t.gguf", m, tok);
@@ -238,7 +238,8 @@ BOOST_AUTO_TEST_CASE(the_tokenizer_survives_the_trip) {
     BOOST_TEST(back.special_token_id("<|user|>").value() == user);
     BOOST_TEST(back.special_token_id("<|endoftext|>").value() == eot);
     const std::string text = "whether tis nobler, the cat sat on the mat<|user|> caf\xc3\xa9!";
-    BOOST_TEST(back.encode(text, "t", specials::allowed) == tok.encode(text, "t", specials::allowed));
+    BOOST_TEST(back.encode(text, "t", specials::allowed) ==
+               tok.encode(text, "t", specials::allowed));
     BOOST_TEST(back.encode(text) == tok.encode(text));
     BOOST_TEST(back.decode(tok.encode(text)) == text);
 
@@ -256,7 +257,8 @@ BOOST_AUTO_TEST_CASE(sixteen_bit_exports_round_to_nearest_even) {
     test::scratch_dir d("gguf");
     tiny_model m = fixture_model();
     const tokenizer tok = small_bpe(m.vocab());
-    for (auto [dtype, type] : {std::pair{gguf_dtype::f16, "F16"}, std::pair{gguf_dtype::bf16, "BF16"}}) {
+    for (auto [dtype, type] :
+         {std::pair{gguf_dtype::f16, "F16"}, std::pair{gguf_dtype::bf16, "BF16"}}) {
         save_gguf<tiny_shape>(d / "h.gguf", m, tok, dtype);
         BOOST_TEST(read_weights_info(d / "h.gguf").dtype == type);
         tiny_model back = load_any(d / "h.gguf");
@@ -268,10 +270,10 @@ BOOST_AUTO_TEST_CASE(sixteen_bit_exports_round_to_nearest_even) {
                                 id == p_fcw || id == p_fcprojw;
             for (std::size_t k = 0; k < a.size; ++k) {
                 const float x = a.data[k];
-                const float want =
-                    !matrix ? x
-                    : dtype == gguf_dtype::f16 ? detail::f16_to_f32(detail::f32_to_f16(x))
-                                               : detail::bf16_to_f32(detail::f32_to_bf16(x));
+                const float want = !matrix ? x
+                                   : dtype == gguf_dtype::f16
+                                       ? detail::f16_to_f32(detail::f32_to_f16(x))
+                                       : detail::bf16_to_f32(detail::f32_to_bf16(x));
                 differ += b.data[k] != want;
             }
         }
@@ -279,8 +281,8 @@ BOOST_AUTO_TEST_CASE(sixteen_bit_exports_round_to_nearest_even) {
     }
     // Rounding: ties to even, overflow to inf, subnormals kept.
     BOOST_TEST(detail::f32_to_f16(1.0f) == 0x3C00);
-    BOOST_TEST(detail::f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00);     // tie -> even
-    BOOST_TEST(detail::f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02);     // tie -> even (up)
+    BOOST_TEST(detail::f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00); // tie -> even
+    BOOST_TEST(detail::f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02); // tie -> even (up)
     BOOST_TEST(detail::f32_to_f16(65520.0f) == 0x7C00);
     BOOST_TEST(detail::f32_to_f16(-65504.0f) == 0xFBFF);
     BOOST_TEST(detail::f32_to_f16(5.960464477539063e-08f) == 0x0001); // smallest subnormal
@@ -341,8 +343,8 @@ BOOST_AUTO_TEST_CASE(hostile_files_get_one_line_errors) {
     };
 
     // Truncated anywhere: in the header, the metadata, the tensor infos, the data.
-    for (std::size_t cut : {std::size_t(3), std::size_t(20), std::size_t(100), good.size() / 3,
-                            good.size() - 1})
+    for (std::size_t cut :
+         {std::size_t(3), std::size_t(20), std::size_t(100), good.size() / 3, good.size() - 1})
         expect_one_line(err(good.substr(0, cut)), "truncated");
     expect_one_line(err("GGUF"), "truncated");
     expect_one_line(error_of([&] { gguf_file f(d.write("bad.gguf", "GGML" + good.substr(4))); }),
@@ -403,8 +405,9 @@ BOOST_AUTO_TEST_CASE(hostile_files_get_one_line_errors) {
         expect_one_line(err(make_gguf(b, {})), "general.architecture is 'llama'");
         expect_one_line(err(make_gguf(gpt2_metadata(64, 2, 4, 64), {})),
                         "tensor 'token_embd.weight' is missing");
-        std::vector<part> ts = {{"token_embd.weight", {64, 317}, 0, std::string(64 * 317 * 4, '\0')},
-                                {"position_embd.weight", {32, 64}, 0, std::string(32 * 64 * 4, '\0')}};
+        std::vector<part> ts = {
+            {"token_embd.weight", {64, 317}, 0, std::string(64 * 317 * 4, '\0')},
+            {"position_embd.weight", {32, 64}, 0, std::string(32 * 64 * 4, '\0')}};
         expect_one_line(err(make_gguf(gpt2_metadata(64, 2, 4, 64), ts)),
                         "tensor 'position_embd.weight' has shape [32, 64], expected [64, 64]");
         ts[1] = {"position_embd.weight", {64, 64}, 9, std::string(64 * 64 / 32 * 40, '\0')};

@@ -45,8 +45,19 @@ inline constexpr std::uint64_t gguf_default_alignment = 32;
 
 // Metadata value types (GGUFValueType).
 enum class gguf_type : std::uint32_t {
-    u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7, string = 8,
-    array = 9, u64 = 10, i64 = 11, f64 = 12
+    u8 = 0,
+    i8 = 1,
+    u16 = 2,
+    i16 = 3,
+    u32 = 4,
+    i32 = 5,
+    f32 = 6,
+    boolean = 7,
+    string = 8,
+    array = 9,
+    u64 = 10,
+    i64 = 11,
+    f64 = 12
 };
 
 // The tensor types gptx writes or reads (GGMLQuantizationType); others are only measured.
@@ -62,15 +73,15 @@ inline constexpr std::uint32_t gguf_file_all_f32 = 0, gguf_file_mostly_f16 = 1,
 
 struct gguf_value {
     gguf_type type = gguf_type::u8;
-    gguf_type elem = gguf_type::u8; // arrays: the element type
-    std::uint64_t u = 0;            // unsigned and bool scalars
-    std::int64_t i = 0;             // signed scalars
-    double f = 0;                   // float scalars
-    std::string s;                  // string scalars
-    std::vector<std::string> strings;  // arrays of strings
-    std::vector<std::int64_t> ints;    // arrays of integers (and bools)
-    std::vector<double> floats;        // arrays of floats
-    std::uint64_t count = 0;           // arrays: elements
+    gguf_type elem = gguf_type::u8;   // arrays: the element type
+    std::uint64_t u = 0;              // unsigned and bool scalars
+    std::int64_t i = 0;               // signed scalars
+    double f = 0;                     // float scalars
+    std::string s;                    // string scalars
+    std::vector<std::string> strings; // arrays of strings
+    std::vector<std::int64_t> ints;   // arrays of integers (and bools)
+    std::vector<double> floats;       // arrays of floats
+    std::uint64_t count = 0;          // arrays: elements
 };
 
 struct gguf_tensor {
@@ -94,60 +105,110 @@ namespace detail {
 inline std::pair<std::uint64_t, std::uint64_t> ggml_type_size(std::uint32_t t) {
     constexpr std::uint64_t K = 256;
     switch (t) {
-    case 0: return {1, 4};                            // F32
-    case 1: return {1, 2};                            // F16
-    case 2: return {32, 2 + 16};                      // Q4_0
-    case 3: return {32, 2 + 2 + 16};                  // Q4_1
-    case 6: return {32, 2 + 4 + 16};                  // Q5_0
-    case 7: return {32, 2 + 2 + 4 + 16};              // Q5_1
-    case 8: return {32, 2 + 32};                      // Q8_0
-    case 9: return {32, 4 + 4 + 32};                  // Q8_1
-    case 10: return {K, 2 + 2 + K / 16 + K / 4};      // Q2_K
-    case 11: return {K, 2 + K / 4 + K / 8 + 12};      // Q3_K
-    case 12: return {K, 2 + 2 + K / 2 + 12};          // Q4_K
-    case 13: return {K, 2 + 2 + K / 2 + K / 8 + 12};  // Q5_K
-    case 14: return {K, 2 + K / 2 + K / 4 + K / 16};  // Q6_K
-    case 15: return {K, 4 + K + K / 8};               // Q8_K
-    case 16: return {K, 2 + K / 4};                   // IQ2_XXS
-    case 17: return {K, 2 + K / 4 + K / 32};          // IQ2_XS
-    case 18: return {K, 2 + K / 4 + K / 8};           // IQ3_XXS
-    case 19: return {K, 2 + K / 8 + K / 16};          // IQ1_S
-    case 20: return {32, 2 + 16};                     // IQ4_NL
-    case 21: return {K, 2 + K / 4 + K / 8 + K / 32 + 4}; // IQ3_S
-    case 22: return {K, 2 + K / 4 + K / 16};          // IQ2_S
-    case 23: return {K, 2 + 2 + K / 2 + K / 64};      // IQ4_XS
-    case 24: return {1, 1};                           // I8
-    case 25: return {1, 2};                           // I16
-    case 26: return {1, 4};                           // I32
-    case 27: return {1, 8};                           // I64
-    case 28: return {1, 8};                           // F64
-    case 29: return {K, K / 8 + K / 16 + K / 32};     // IQ1_M
-    case 30: return {1, 2};                           // BF16
-    case 34: return {K, 2 + 4 * 13};                  // TQ1_0
-    case 35: return {K, 2 + 64};                      // TQ2_0
-    case 39: return {32, 1 + 16};                     // MXFP4
-    default: return {0, 0};
+    case 0:
+        return {1, 4}; // F32
+    case 1:
+        return {1, 2}; // F16
+    case 2:
+        return {32, 2 + 16}; // Q4_0
+    case 3:
+        return {32, 2 + 2 + 16}; // Q4_1
+    case 6:
+        return {32, 2 + 4 + 16}; // Q5_0
+    case 7:
+        return {32, 2 + 2 + 4 + 16}; // Q5_1
+    case 8:
+        return {32, 2 + 32}; // Q8_0
+    case 9:
+        return {32, 4 + 4 + 32}; // Q8_1
+    case 10:
+        return {K, 2 + 2 + K / 16 + K / 4}; // Q2_K
+    case 11:
+        return {K, 2 + K / 4 + K / 8 + 12}; // Q3_K
+    case 12:
+        return {K, 2 + 2 + K / 2 + 12}; // Q4_K
+    case 13:
+        return {K, 2 + 2 + K / 2 + K / 8 + 12}; // Q5_K
+    case 14:
+        return {K, 2 + K / 2 + K / 4 + K / 16}; // Q6_K
+    case 15:
+        return {K, 4 + K + K / 8}; // Q8_K
+    case 16:
+        return {K, 2 + K / 4}; // IQ2_XXS
+    case 17:
+        return {K, 2 + K / 4 + K / 32}; // IQ2_XS
+    case 18:
+        return {K, 2 + K / 4 + K / 8}; // IQ3_XXS
+    case 19:
+        return {K, 2 + K / 8 + K / 16}; // IQ1_S
+    case 20:
+        return {32, 2 + 16}; // IQ4_NL
+    case 21:
+        return {K, 2 + K / 4 + K / 8 + K / 32 + 4}; // IQ3_S
+    case 22:
+        return {K, 2 + K / 4 + K / 16}; // IQ2_S
+    case 23:
+        return {K, 2 + 2 + K / 2 + K / 64}; // IQ4_XS
+    case 24:
+        return {1, 1}; // I8
+    case 25:
+        return {1, 2}; // I16
+    case 26:
+        return {1, 4}; // I32
+    case 27:
+        return {1, 8}; // I64
+    case 28:
+        return {1, 8}; // F64
+    case 29:
+        return {K, K / 8 + K / 16 + K / 32}; // IQ1_M
+    case 30:
+        return {1, 2}; // BF16
+    case 34:
+        return {K, 2 + 4 * 13}; // TQ1_0
+    case 35:
+        return {K, 2 + 64}; // TQ2_0
+    case 39:
+        return {32, 1 + 16}; // MXFP4
+    default:
+        return {0, 0};
     }
 }
 
 inline std::string ggml_type_name(std::uint32_t t) {
     switch (t) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 8: return "Q8_0";
-    case 30: return "BF16";
-    default: return "ggml type " + std::to_string(t);
+    case 0:
+        return "F32";
+    case 1:
+        return "F16";
+    case 8:
+        return "Q8_0";
+    case 30:
+        return "BF16";
+    default:
+        return "ggml type " + std::to_string(t);
     }
 }
 
 // Bytes per element of a metadata scalar type; 0 for string and array.
 inline std::uint64_t gguf_scalar_size(gguf_type t) {
     switch (t) {
-    case gguf_type::u8: case gguf_type::i8: case gguf_type::boolean: return 1;
-    case gguf_type::u16: case gguf_type::i16: return 2;
-    case gguf_type::u32: case gguf_type::i32: case gguf_type::f32: return 4;
-    case gguf_type::u64: case gguf_type::i64: case gguf_type::f64: return 8;
-    default: return 0;
+    case gguf_type::u8:
+    case gguf_type::i8:
+    case gguf_type::boolean:
+        return 1;
+    case gguf_type::u16:
+    case gguf_type::i16:
+        return 2;
+    case gguf_type::u32:
+    case gguf_type::i32:
+    case gguf_type::f32:
+        return 4;
+    case gguf_type::u64:
+    case gguf_type::i64:
+    case gguf_type::f64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -159,10 +220,11 @@ class gguf_cursor {
     std::uint64_t pos() const { return pos_; }
     std::uint64_t left() const { return f_.size() - pos_; }
     const char* take(std::uint64_t n, std::string_view what) {
-        GPTX_CHECK(n <= left(), f_.name(), ": truncated: ", what, " needs ", n,
-                   " bytes at offset ", pos_, " but the file has ", left(), " after it");
+        GPTX_CHECK(n <= left(), f_.name(), ": truncated: ", what, " needs ", n, " bytes at offset ",
+                   pos_, " but the file has ", left(), " after it");
         if (pos_ < buf_at_ || pos_ + n > buf_at_ + buf_.size()) {
-            const std::uint64_t want = std::min<std::uint64_t>(left(), std::max<std::uint64_t>(n, 1 << 20));
+            const std::uint64_t want =
+                std::min<std::uint64_t>(left(), std::max<std::uint64_t>(n, 1 << 20));
             buf_.resize(std::size_t(want));
             f_.read_at(pos_, buf_.data(), buf_.size(), what);
             buf_at_ = pos_;
@@ -240,8 +302,7 @@ class gguf_file {
         }
 
         if (const gguf_value* a = find("general.alignment")) {
-            GPTX_CHECK(a->type == gguf_type::u32, name,
-                       ": key 'general.alignment' is not a u32");
+            GPTX_CHECK(a->type == gguf_type::u32, name, ": key 'general.alignment' is not a u32");
             alignment_ = a->u;
             GPTX_CHECK(alignment_ != 0 && (alignment_ & (alignment_ - 1)) == 0, name,
                        ": key 'general.alignment' is ", alignment_, ", not a power of two");
@@ -261,7 +322,8 @@ class gguf_file {
             for (std::uint32_t d = 0; d < n_dims; ++d) {
                 const std::uint64_t x = c.uint(8, tw);
                 if (x > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ||
-                    (x != 0 && t.numel > std::uint64_t(std::numeric_limits<std::int64_t>::max()) / x))
+                    (x != 0 &&
+                     t.numel > std::uint64_t(std::numeric_limits<std::int64_t>::max()) / x))
                     bad("shape overflows");
                 t.numel *= x;
                 t.ne.push_back(x);
@@ -332,14 +394,21 @@ class gguf_file {
         const gguf_value& v = require(key);
         std::uint64_t x = 0;
         switch (v.type) {
-        case gguf_type::u8: case gguf_type::u16: case gguf_type::u32: case gguf_type::u64:
+        case gguf_type::u8:
+        case gguf_type::u16:
+        case gguf_type::u32:
+        case gguf_type::u64:
             x = v.u;
             break;
-        case gguf_type::i8: case gguf_type::i16: case gguf_type::i32: case gguf_type::i64:
+        case gguf_type::i8:
+        case gguf_type::i16:
+        case gguf_type::i32:
+        case gguf_type::i64:
             GPTX_CHECK(v.i >= 0, name(), ": key '", key, "' is negative (", v.i, ")");
             x = std::uint64_t(v.i);
             break;
-        default: detail::fail(name(), ": key '", key, "' is not an integer");
+        default:
+            detail::fail(name(), ": key '", key, "' is not an integer");
         }
         GPTX_CHECK(x <= max, name(), ": key '", key, "' is ", x, " (at most ", max, " allowed)");
         return x;
@@ -402,11 +471,17 @@ class gguf_file {
   private:
     void read_scalar(detail::gguf_cursor& c, gguf_value& v, gguf_type t, const std::string& kw) {
         switch (t) {
-        case gguf_type::u8: case gguf_type::u16: case gguf_type::u32: case gguf_type::u64:
+        case gguf_type::u8:
+        case gguf_type::u16:
+        case gguf_type::u32:
+        case gguf_type::u64:
         case gguf_type::boolean:
             v.u = c.uint(int(detail::gguf_scalar_size(t)), kw);
             return;
-        case gguf_type::i8: case gguf_type::i16: case gguf_type::i32: case gguf_type::i64: {
+        case gguf_type::i8:
+        case gguf_type::i16:
+        case gguf_type::i32:
+        case gguf_type::i64: {
             const int bytes = int(detail::gguf_scalar_size(t));
             const std::uint64_t u = c.uint(bytes, kw);
             const int shift = 64 - 8 * bytes; // sign-extend
@@ -493,7 +568,8 @@ inline weights_info gguf_gpt2_info(const gguf_file& f) {
     const auto L = int(f.get_uint("gpt2.block_count", imax));
     const auto NH = int(f.get_uint("gpt2.attention.head_count", imax));
     const auto maxT = int(f.get_uint("gpt2.context_length", imax));
-    const auto ff = f.get_uint("gpt2.feed_forward_length", std::numeric_limits<std::uint64_t>::max());
+    const auto ff =
+        f.get_uint("gpt2.feed_forward_length", std::numeric_limits<std::uint64_t>::max());
     GPTX_CHECK(C > 0 && L > 0 && NH > 0 && maxT > 0, name,
                ": embedding_length, block_count, head_count and context_length must be positive");
     GPTX_CHECK(C % NH == 0, name, ": embedding_length ", C, " is not divisible by head_count ", NH);
@@ -507,8 +583,8 @@ inline weights_info gguf_gpt2_info(const gguf_file& f) {
     GPTX_CHECK(wte, name, ": tensor 'token_embd.weight' is missing");
     GPTX_CHECK(wte->ne.size() == 2 && wte->ne[0] == std::uint64_t(C) && wte->ne[1] > 0 &&
                    wte->ne[1] <= imax,
-               name, ": tensor 'token_embd.weight' has shape ", wte->dims_text(), ", expected [",
-               C, ", V]");
+               name, ": tensor 'token_embd.weight' has shape ", wte->dims_text(), ", expected [", C,
+               ", V]");
     weights_info info;
     info.format = "gguf";
     info.dims = {C, NH, L, norm::pre};
@@ -538,15 +614,16 @@ template <shape S> void load_gguf(const std::filesystem::path& file, transformer
     detail::check_weights_shape<S>(name, info);
     detail::check_weights_config<S>(name, info, model.config());
     constexpr std::uint64_t C = std::uint64_t(S.width);
-    const std::uint64_t V = std::uint64_t(info.config.vocab), maxT = std::uint64_t(info.config.context);
+    const std::uint64_t V = std::uint64_t(info.config.vocab),
+                        maxT = std::uint64_t(info.config.context);
     std::vector<float> staged(model.num_parameters());
     auto dst = [&](param_id i) { return staged.data() + (model.param(i) - model.params().data()); };
     auto fetch = [&](const std::string& tname, std::vector<std::uint64_t> ne, float* out) {
         const gguf_tensor* t = f.find_tensor(tname);
         gguf_tensor want;
         want.ne = ne;
-        GPTX_CHECK(t, name, ": tensor '", tname, "' is missing (expected shape ",
-                   want.dims_text(), ")");
+        GPTX_CHECK(t, name, ": tensor '", tname, "' is missing (expected shape ", want.dims_text(),
+                   ")");
         GPTX_CHECK(t->ne == ne, name, ": tensor '", tname, "' has shape ", t->dims_text(),
                    ", expected ", want.dims_text());
         f.read(*t, out);
@@ -590,8 +667,8 @@ inline std::optional<tokenizer> read_gguf_tokenizer(const gguf_file& f) {
     if (!f.find("tokenizer.ggml.model"))
         return std::nullopt;
     const std::string& model = f.get_string("tokenizer.ggml.model");
-    GPTX_CHECK(model == "gpt2", name, ": tokenizer.ggml.model is '",
-               gguf_file::printable(model), "'; gptx reads GPT-2's byte-level BPE ('gpt2')");
+    GPTX_CHECK(model == "gpt2", name, ": tokenizer.ggml.model is '", gguf_file::printable(model),
+               "'; gptx reads GPT-2's byte-level BPE ('gpt2')");
     if (const gguf_value* pre = f.find("tokenizer.ggml.pre")) {
         GPTX_CHECK(pre->type == gguf_type::string && (pre->s == "gpt-2" || pre->s == "default"),
                    name, ": tokenizer.ggml.pre is '", gguf_file::printable(pre->s),
@@ -634,8 +711,8 @@ inline std::optional<tokenizer> read_gguf_tokenizer(const gguf_file& f) {
         for (std::size_t r = 0; r < m->strings.size(); ++r) {
             const std::string& s = m->strings[r];
             const std::size_t sp = s.find(' ', 1); // as llama.cpp splits them
-            GPTX_CHECK(sp != std::string::npos, name, ": merge ", r, " ('",
-                       gguf_file::printable(s), "') is not two tokens separated by a space");
+            GPTX_CHECK(sp != std::string::npos, name, ": merge ", r, " ('", gguf_file::printable(s),
+                       "') is not two tokens separated by a space");
             const auto a = index.find(s.substr(0, sp)), b = index.find(s.substr(sp + 1));
             GPTX_CHECK(a != index.end() && b != index.end(), name, ": merge ", r, " ('",
                        gguf_file::printable(s), "') names a token that is not in the vocabulary");
@@ -809,7 +886,8 @@ void save_gguf(const std::filesystem::path& file, const transformer<S, float>& m
         for (auto d : ne)
             numel *= d;
         const ggml_type t = ne.size() == 1 ? ggml_type::f32 : mat;
-        items.push_back({std::move(n), ne, src, t, numel, numel * (t == ggml_type::f32 ? 4 : 2), 0});
+        items.push_back(
+            {std::move(n), ne, src, t, numel, numel * (t == ggml_type::f32 ? 4 : 2), 0});
     };
     add("token_embd.weight", {C, V}, model.param(p_wte));
     add("position_embd.weight", {C, maxT}, model.param(p_wpe));
@@ -862,8 +940,9 @@ void save_gguf(const std::filesystem::path& file, const transformer<S, float>& m
                 if (it.type == ggml_type::f32)
                     detail::gguf_put(buf, std::bit_cast<std::uint32_t>(x), 4);
                 else
-                    detail::gguf_put(buf, it.type == ggml_type::f16 ? detail::f32_to_f16(x)
-                                                                    : detail::f32_to_bf16(x),
+                    detail::gguf_put(buf,
+                                     it.type == ggml_type::f16 ? detail::f32_to_f16(x)
+                                                               : detail::f32_to_bf16(x),
                                      2);
             }
             buf.append(std::size_t(padded(it.bytes) - it.bytes), '\0');

@@ -45,11 +45,15 @@ inline bool is_llmc_file(const std::filesystem::path& file) {
 
 inline weights_info read_weights_info(const std::filesystem::path& file) {
     switch (detail::detect_model_file(file)) {
-    case model_file_format::llmc: return read_llmc_info(file);
-    case model_file_format::gguf: return read_gguf_info(file);
+    case model_file_format::llmc:
+        return read_llmc_info(file);
+    case model_file_format::gguf:
+        return read_gguf_info(file);
     case model_file_format::checkpoint:
-        detail::fail(file.string(), ": is a gptx checkpoint, not a weights file (use --checkpoint)");
-    default: return read_safetensors_info(file);
+        detail::fail(file.string(),
+                     ": is a gptx checkpoint, not a weights file (use --checkpoint)");
+    default:
+        return read_safetensors_info(file);
     }
 }
 
@@ -57,11 +61,15 @@ inline weights_info read_weights_info(const std::filesystem::path& file) {
 template <shape S>
 void load_weights(const std::filesystem::path& file, transformer<S, float>& model) {
     switch (detail::detect_model_file(file)) {
-    case model_file_format::llmc: return load_llmc<S>(file, model);
-    case model_file_format::gguf: return load_gguf<S>(file, model);
+    case model_file_format::llmc:
+        return load_llmc<S>(file, model);
+    case model_file_format::gguf:
+        return load_gguf<S>(file, model);
     case model_file_format::checkpoint:
-        detail::fail(file.string(), ": is a gptx checkpoint, not a weights file (use --checkpoint)");
-    default: return load_safetensors<S>(file, model);
+        detail::fail(file.string(),
+                     ": is a gptx checkpoint, not a weights file (use --checkpoint)");
+    default:
+        return load_safetensors<S>(file, model);
     }
 }
 
@@ -73,8 +81,8 @@ inline std::optional<tokenizer> read_weights_tokenizer(const std::filesystem::pa
         return read_gguf_tokenizer(file);
     const auto dir = file.parent_path();
     std::error_code ec;
-    for (const auto& [enc, merges] : {std::pair{"encoder.json", "vocab.bpe"},
-                                      std::pair{"vocab.json", "merges.txt"}})
+    for (const auto& [enc, merges] :
+         {std::pair{"encoder.json", "vocab.bpe"}, std::pair{"vocab.json", "merges.txt"}})
         if (std::filesystem::is_regular_file(dir / enc, ec) &&
             std::filesystem::is_regular_file(dir / merges, ec))
             return tokenizer(gpt2_tokenizer::from_files(dir / enc, dir / merges));
@@ -87,8 +95,9 @@ inline checkpoint_info read_model_info(const std::filesystem::path& file) {
     if (detail::detect_model_file(file) == model_file_format::checkpoint)
         return read_checkpoint_info(file);
     const weights_info w = read_weights_info(file);
-    GPTX_CHECK(w.dims.heads > 0, file.string(), ": the file does not record the number of heads "
-                                                "(put Hugging Face's config.json beside it)");
+    GPTX_CHECK(w.dims.heads > 0, file.string(),
+               ": the file does not record the number of heads "
+               "(put Hugging Face's config.json beside it)");
     checkpoint_info info;
     info.dims = w.dims;
     info.config = w.config;
@@ -97,6 +106,21 @@ inline checkpoint_info read_model_info(const std::filesystem::path& file) {
     if (const auto n = detail::checkpoint_parameter_count(w.dims, w.config))
         info.num_parameters = std::size_t(*n);
     return info;
+}
+
+// The tokenizer of a gptx checkpoint (its blob carries its own checksum) or of a weights file
+// (read_weights_tokenizer; an error when there is none).
+inline tokenizer read_model_tokenizer(const std::filesystem::path& file) {
+    if (detail::detect_model_file(file) == model_file_format::checkpoint) {
+        detail::ckpt_reader r(file);
+        r.seek(checkpoint_header_bytes);
+        return tokenizer::deserialize(r.read_string(r.layout().tokenizer_bytes, "the tokenizer"));
+    }
+    auto t = read_weights_tokenizer(file);
+    GPTX_CHECK(t, file.string(),
+               ": holds no tokenizer; put GPT-2's encoder.json and vocab.bpe "
+               "(or vocab.json and merges.txt) beside it, or use a GGUF");
+    return std::move(*t);
 }
 
 // Loads a gptx checkpoint's weights and tokenizer, or a weights file (GGUF, safetensors, llm.c)
@@ -108,9 +132,7 @@ void load_model(const std::filesystem::path& file, transformer<S, float>& model,
         return load_checkpoint<S>(file, model, nullptr, tok, nullptr);
     std::optional<tokenizer> t;
     if (tok) {
-        t = read_weights_tokenizer(file);
-        GPTX_CHECK(t, file.string(), ": holds no tokenizer; put GPT-2's encoder.json and vocab.bpe "
-                                     "(or vocab.json and merges.txt) beside it, or use a GGUF");
+        t = read_model_tokenizer(file);
         GPTX_CHECK(t->vocab_size() >= model.vocab(), file.string(), ": the model's vocabulary (",
                    model.vocab(), ") is larger than its tokenizer's (", t->vocab_size(), ")");
     }
