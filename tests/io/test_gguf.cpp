@@ -193,6 +193,7 @@ BOOST_AUTO_TEST_CASE(round_trips_give_identical_logits) {
         BOOST_TEST(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0, name);
     }
     BOOST_TEST(read_weights_info(d / "m.gguf").format == "gguf");
+    BOOST_TEST((read_gguf_tokenizer(d / "m.gguf").value() == tok)); // equal, not just alike
     BOOST_TEST(!fs::exists(d / "m.gguf.tmp"));
 
     // The layout llama.cpp expects: gpt2 names, ggml's [in, out] shapes, no output.weight.
