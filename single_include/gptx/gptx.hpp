@@ -10262,6 +10262,13 @@ inline model_file_format detect_model_file(const std::filesystem::path& file) {
     }
     return model_file_format::safetensors;
 }
+// For the commands' model argument: a file that cannot be read goes to the checkpoint reader,
+// whose message ("cannot open checkpoint ...") names the usual input.
+inline bool is_checkpoint_or_missing(const std::filesystem::path& file) {
+    std::error_code ec;
+    return !std::filesystem::is_regular_file(file, ec) ||
+           detect_model_file(file) == model_file_format::checkpoint;
+}
 inline bool is_llmc_file(const std::filesystem::path& file) {
     return detect_model_file(file) == model_file_format::llmc;
 }
@@ -10316,7 +10323,7 @@ inline std::optional<tokenizer> read_weights_tokenizer(const std::filesystem::pa
 // A gptx checkpoint's header, or a weights file's model described as one (weights only, no
 // optimizer; tokenizer_kind "gpt2"), so one code path picks the preset for either.
 inline checkpoint_info read_model_info(const std::filesystem::path& file) {
-    if (detail::detect_model_file(file) == model_file_format::checkpoint)
+    if (detail::is_checkpoint_or_missing(file))
         return read_checkpoint_info(file);
     const weights_info w = read_weights_info(file);
     GPTX_CHECK(w.dims.heads > 0, file.string(),
@@ -10335,7 +10342,7 @@ inline checkpoint_info read_model_info(const std::filesystem::path& file) {
 // The tokenizer of a gptx checkpoint (its blob carries its own checksum) or of a weights file
 // (read_weights_tokenizer; an error when there is none).
 inline tokenizer read_model_tokenizer(const std::filesystem::path& file) {
-    if (detail::detect_model_file(file) == model_file_format::checkpoint) {
+    if (detail::is_checkpoint_or_missing(file)) {
         detail::ckpt_reader r(file);
         r.seek(checkpoint_header_bytes);
         return tokenizer::deserialize(r.read_string(r.layout().tokenizer_bytes, "the tokenizer"));
@@ -10352,7 +10359,7 @@ inline tokenizer read_model_tokenizer(const std::filesystem::path& file) {
 // `model` is built with read_model_info(file).config. A failure leaves model and tok untouched.
 template <shape S>
 void load_model(const std::filesystem::path& file, transformer<S, float>& model, tokenizer* tok) {
-    if (detail::detect_model_file(file) == model_file_format::checkpoint)
+    if (detail::is_checkpoint_or_missing(file))
         return load_checkpoint<S>(file, model, nullptr, tok, nullptr);
     std::optional<tokenizer> t;
     if (tok) {
