@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     cli::add_pipeline_command(cmds);
     cli::add_report_command(cmds);
     cli::add_chat_command(cmds);
+    cli::add_export_command(cmds);
 
     try {
         app.parse(argc, argv);

@@ -27,6 +27,7 @@
 #include "generate/sampler.hpp"
 #include "generate/scoring.hpp"
 #include "io/checkpoint.hpp"
+#include "io/gguf.hpp"
 #include "io/import.hpp"
 #include "io/llmc.hpp"
 #include "io/report.hpp"

@@ -35,7 +35,9 @@ inline void add_chat_command(CLI::App& app, chat_options& o, std::function<void(
                 "generated. Commands: /reset, /system TEXT, /temperature X, /quit; Ctrl-C stops "
                 "a reply. With --batch or when stdin is not a terminal: one user turn per input "
                 "line, one reply per output line (newlines in a reply written as \\n)");
-    c->add_option("--checkpoint", o.checkpoint, "Run folder or checkpoint file")->required();
+    auto* from =
+        c->add_option("--checkpoint", o.checkpoint, "Run folder or checkpoint file")->required();
+    add_weights_option(c, from, o.checkpoint);
     c->add_option("--system", o.system, "System message that starts the conversation");
     c->add_option("--temperature", o.temperature, "Sampling temperature (0 = greedy)");
     c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (0 = all)");
@@ -236,11 +238,11 @@ inline void run_chat(const chat_options& o) {
     GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
     GPTX_CHECK(o.token_delay_ms >= 0, "--token-delay-ms must be >= 0, got ", o.token_delay_ms);
     const fs::path file = checkpoint_file(o.checkpoint);
-    const checkpoint_info info = read_checkpoint_info(file);
+    const checkpoint_info info = read_model_info(file);
     const bool found = with_checkpoint_preset(info, [&]<shape S>() {
         transformer<S> model(info.config);
         tokenizer tok;
-        load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
+        load_model<S>(file, model, &tok);
         try {
             chat_format::of(tok);
         } catch (const error& e) {

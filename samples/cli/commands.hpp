@@ -44,6 +44,7 @@ void add_rm_command(commands& cmds);
 void add_ppo_command(commands& cmds);
 void add_pipeline_command(commands& cmds);
 void add_report_command(commands& cmds);
-void add_chat_command(commands& cmds); // issue #7
+void add_chat_command(commands& cmds);   // issue #7
+void add_export_command(commands& cmds); // issue #22
 
 } // namespace gptx::cli

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include <gptx/gptx.hpp>
 
 namespace gptx::cli {
@@ -30,6 +32,26 @@ inline const preset& require_preset(const std::string& name) {
     const preset* p = find_preset(name);
     GPTX_CHECK(p, "unknown preset '", name, "' (choose one of: ", preset_names(), ")");
     return *p;
+}
+
+// `--weights FILE` beside a command's checkpoint option: a GGUF, Hugging Face safetensors or
+// llm.c file (format from its first bytes) to start from instead. It fills the same path, which
+// read_model_info and load_model accept in either form; the two exclude each other, and when the
+// checkpoint option was required, exactly one of them is.
+inline CLI::Option* add_weights_option(CLI::App* c, CLI::Option* checkpoint, std::string& path) {
+    auto* w = c->add_option("--weights", path,
+                            "Start from weights instead: GGUF, safetensors or llm.c .bin (format "
+                            "from the file; the tokenizer from a GGUF or GPT-2's files beside it)");
+    w->excludes(checkpoint);
+    checkpoint->excludes(w);
+    if (checkpoint->get_required()) {
+        checkpoint->required(false);
+        auto* g = c->add_option_group("model", "Where the model comes from (one of)");
+        g->add_option(checkpoint);
+        g->add_option(w);
+        g->require_option(1);
+    }
+    return w;
 }
 
 } // namespace gptx::cli

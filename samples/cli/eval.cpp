@@ -26,7 +26,9 @@ struct eval_options {
 
 inline void add_eval_command(CLI::App& app, eval_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("eval", "Zero- and few-shot accuracy of a checkpoint on a task");
-    c->add_option("--checkpoint", o.checkpoint, "Run folder or .gptx file")->required();
+    auto* from =
+        c->add_option("--checkpoint", o.checkpoint, "Run folder or .gptx file")->required();
+    add_weights_option(c, from, o.checkpoint);
     c->add_option("--test", o.test, "Task JSONL: {context,choices,label} or {input,output}")
         ->required();
     c->add_option("--train", o.train, "Task JSONL of the same form the demonstrations come from");
@@ -70,7 +72,7 @@ void eval_run(const eval_options& o, const fs::path& ckpt, const checkpoint_info
     using model_t = transformer<S>;
     tokenizer tok;
     model_t model(info.config);
-    load_checkpoint<S>(ckpt, model, nullptr, &tok, nullptr);
+    load_model<S>(ckpt, model, &tok);
     model.set_training(false);
     const std::vector<int> ks = parse_k_list(o.ks);
     const int max_k = *std::max_element(ks.begin(), ks.end());
@@ -178,7 +180,7 @@ inline void run_eval(const eval_options& o) {
     GPTX_CHECK(o.max_tokens > 0, "--max-tokens must be positive, got ", o.max_tokens);
     const fs::path ckpt = checkpoint_file(o.checkpoint);
     GPTX_CHECK(fs::exists(ckpt), "no checkpoint at '", ckpt.string(), "'");
-    const checkpoint_info info = read_checkpoint_info(ckpt);
+    const checkpoint_info info = read_model_info(ckpt);
     const bool found =
         with_checkpoint_preset(info, [&]<shape S>() { detail::eval_run<S>(o, ckpt, info); });
     GPTX_CHECK(found, ckpt.string(), ": no preset has the shape ", to_string(info.dims));

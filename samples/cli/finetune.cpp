@@ -34,7 +34,9 @@ struct finetune_options {
 inline void add_finetune_command(CLI::App& app, finetune_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand(
         "finetune", "GPT-1 fine-tuning: a task head at the extract token + lambda x LM loss");
-    c->add_option("--checkpoint", o.checkpoint, "Pre-trained run folder or .gptx file")->required();
+    auto* from = c->add_option("--checkpoint", o.checkpoint, "Pre-trained run folder or .gptx file")
+                     ->required();
+    add_weights_option(c, from, o.checkpoint);
     c->add_option("--train", o.train,
                   "Labelled JSONL: {text,label}, {premise,hypothesis,label}, {a,b,label} or "
                   "{context,choices,label}")
@@ -120,7 +122,7 @@ void finetune_run(const finetune_options& o, const fs::path& ckpt, const checkpo
     using model_t = transformer<S>;
     tokenizer tok;
     model_t base(info.config);
-    load_checkpoint<S>(ckpt, base, nullptr, &tok, nullptr);
+    load_model<S>(ckpt, base, &tok);
     const task_token_ids tt = add_task_tokens(tok, base.vocab());
     model_t model = grow_vocab(base, 3, mix64(o.seed ^ 0x70c3));
     if (o.scratch)
@@ -248,7 +250,7 @@ inline void run_finetune(const finetune_options& o) {
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     const fs::path ckpt = checkpoint_file(o.checkpoint);
     GPTX_CHECK(fs::exists(ckpt), "no checkpoint at '", ckpt.string(), "'");
-    const checkpoint_info info = read_checkpoint_info(ckpt);
+    const checkpoint_info info = read_model_info(ckpt);
     const bool found =
         with_checkpoint_preset(info, [&]<shape S>() { detail::finetune_run<S>(o, ckpt, info); });
     GPTX_CHECK(found, ckpt.string(), ": no preset has the shape ", to_string(info.dims));

@@ -35,9 +35,11 @@ struct ppo_options {
 inline void add_ppo_command(CLI::App& app, ppo_options& o, std::function<void()>& run) {
     auto* c =
         app.add_subcommand("ppo", "Align a policy with PPO (or PPO-ptx) against a reward model");
-    c->add_option("--policy", o.policy,
-                  "SFT checkpoint (run folder or file): the initial policy and the reference")
-        ->required();
+    auto* from =
+        c->add_option("--policy", o.policy,
+                      "SFT checkpoint (run folder or file): the initial policy and the reference")
+            ->required();
+    add_weights_option(c, from, o.policy);
     c->add_option("--reward", o.reward,
                   "Reward-model checkpoint (gptx rm): the frozen RM and the value model's init")
         ->required();
@@ -239,7 +241,7 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
                    ema_ckpt = dir / "ema.gptx", final_ckpt = dir / "model.gptx";
     model_t sft(pinfo.config);
     tokenizer tok;
-    load_checkpoint<S>(policy_file, sft, nullptr, &tok, nullptr);
+    load_model<S>(policy_file, sft, &tok);
     const fs::path rm_file = checkpoint_file(o.reward);
     const checkpoint_info rinfo = read_checkpoint_info(rm_file);
     GPTX_CHECK(rinfo.dims == S, rm_file.string(), ": the reward model's shape ",
@@ -386,7 +388,7 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
 inline void run_ppo(const ppo_options& o) {
     ppo_detail::validate(o);
     const fs::path policy_file = checkpoint_file(o.policy);
-    const checkpoint_info info = read_checkpoint_info(policy_file);
+    const checkpoint_info info = read_model_info(policy_file);
     fs::create_directories(o.out);
     std::printf("gptx ppo: policy %s (%s), vocab %d, context %d, %d threads\n",
                 policy_file.string().c_str(), to_string(info.dims).c_str(), info.config.vocab,

@@ -36,8 +36,10 @@ struct rm_options {
 
 inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("rm", "Train a reward model on ranked comparisons");
-    c->add_option("--init", o.init, "SFT or pre-trained checkpoint whose trunk starts the RM")
-        ->required();
+    auto* from =
+        c->add_option("--init", o.init, "SFT or pre-trained checkpoint whose trunk starts the RM")
+            ->required();
+    add_weights_option(c, from, o.init);
     c->add_option("--data", o.data,
                   "Comparisons JSONL: {\"prompt\",\"chosen\",\"rejected\"} or "
                   "{\"prompt\",\"responses\":[best, ..., worst]} (K = 2..9)")
@@ -138,7 +140,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     reward_model<S> rm(info.config);
     rm.init(o.seed);
     tokenizer tok;
-    load_checkpoint<S>(init_file, rm.trunk(), nullptr, &tok, nullptr); // the trunk only
+    load_model<S>(init_file, rm.trunk(), &tok); // the trunk only
     rm.trunk().set_dropout(o.dropout);
     rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     rm.trunk().set_dropout_counter(0);
@@ -279,7 +281,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
 inline void run_rm(const rm_options& o) {
     rm_detail::validate(o);
     const fs::path init_file = checkpoint_file(o.init);
-    const checkpoint_info info = read_checkpoint_info(init_file);
+    const checkpoint_info info = read_model_info(init_file);
     fs::create_directories(o.out);
     const bool found =
         with_checkpoint_preset(info, [&]<shape S>() { rm_detail::rm_run<S>(o, init_file, info); });

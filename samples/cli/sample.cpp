@@ -1,5 +1,5 @@
 // samples/cli/sample.cpp: `gptx sample`, text generation from a checkpoint or imported GPT-2
-// weights (llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed to stdout.
+// weights (GGUF, llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed to stdout.
 // Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
 #include <cstdio>
 
@@ -25,8 +25,9 @@ struct sample_options {
 inline void add_sample_command(CLI::App& app, sample_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("sample", "Generate text from a checkpoint");
     auto* ckpt = c->add_option("--checkpoint", o.checkpoint, "Run folder or checkpoint file");
-    auto* weights = c->add_option("--weights", o.weights,
-                                  "GPT-2 weights instead: llm.c .bin or Hugging Face .safetensors");
+    auto* weights =
+        c->add_option("--weights", o.weights,
+                      "GPT-2 weights instead: GGUF, llm.c .bin or Hugging Face .safetensors");
     ckpt->excludes(weights);
     weights->excludes(ckpt);
     c->add_option("--tokenizer", o.tokenizer_kind, "With --weights: gpt2 (default) or byte")
@@ -90,7 +91,12 @@ inline void run_sample(const sample_options& o) {
     if (!o.weights.empty()) {
         const fs::path file = o.weights;
         const weights_info info = read_weights_info(file);
-        const tokenizer tok = o.tokenizer_file.empty()
+        // A GGUF carries its tokenizer; the options name one for the other formats.
+        const auto own = o.tokenizer_file.empty() && o.vocab_dir.empty()
+                             ? read_weights_tokenizer(file)
+                             : std::nullopt;
+        const tokenizer tok = own ? *own
+                              : o.tokenizer_file.empty()
                                   ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
                                   : tokenizer::deserialize(read_text_file(o.tokenizer_file));
         GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(),

@@ -32,7 +32,8 @@ inline void add_sft_command(CLI::App& app, sft_options& o, std::function<void()>
     auto* c = app.add_subcommand(
         "sft", "Supervised fine-tuning on JSONL {\"prompt\",\"response\"} demonstrations (loss on "
                "the response and its end-of-text only)");
-    c->add_option("--init", o.init, "Checkpoint (file or run folder) to start from");
+    auto* from = c->add_option("--init", o.init, "Checkpoint (file or run folder) to start from");
+    add_weights_option(c, from, o.init);
     c->add_option("--data", o.data, "Demonstrations, JSONL {\"prompt\",\"response\"}")->required();
     c->add_option("--val-data", o.val_data,
                   "Held-out demonstrations: the model with the lowest loss on them is selected");
@@ -121,7 +122,7 @@ void sft_run(const sft_options& o, const checkpoint_info& info, const fs::path& 
                     static_cast<long long>(st.step));
     } else {
         model = std::make_unique<model_t>(info.config);
-        load_checkpoint<S>(init, *model, nullptr, &tok, nullptr);
+        load_model<S>(init, *model, &tok);
         if (model->vocab() <= tok.vocab_size()) {
             model = with_end_of_text_row(*model, mix64(o.seed ^ 0xe07));
             std::printf("added an end-of-text token (id %d) to the vocabulary\n", tok.vocab_size());
@@ -210,7 +211,7 @@ inline void run_sft_command(const sft_options& o) {
     fs::create_directories(o.out);
     const fs::path init = o.resume ? fs::path(o.out) / "model.gptx" : checkpoint_file(o.init);
     GPTX_CHECK(!o.resume || fs::exists(init), "--resume: no checkpoint at '", init.string(), "'");
-    const checkpoint_info info = read_checkpoint_info(init);
+    const checkpoint_info info = read_model_info(init);
     const bool found =
         with_checkpoint_preset(info, [&]<shape S>() { detail::sft_run<S>(o, info, init); });
     GPTX_CHECK(found, init.string(), ": no preset has the checkpoint's shape ",

@@ -17,6 +17,7 @@ struct train_options {
     std::string text, tokenizer_kind = "char", preset_name = "baby", out = "out";
     std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
     std::string rng_kind = "gptx"; // gptx (xoshiro256**) or torch (PyTorch's, nanoGPT's order)
+    std::string weights; // initial weights (GGUF, safetensors, llm.c, .gptx) instead of random
     int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
     int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
     int zero = 0; // ZeRO stage under mpirun: 0 replicates AdamW's state, 1 shards it
@@ -42,6 +43,9 @@ inline void add_train_command(CLI::App& app, train_options& o, std::function<voi
         "--tokenizer-file", o.tokenizer_file,
         "Tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); overrides --tokenizer");
     c->add_option("--preset", o.preset_name, "Model shape: " + preset_names());
+    c->add_option("--weights", o.weights,
+                  "Start from these weights instead of random ones (GGUF, safetensors, llm.c .bin "
+                  "or .gptx): shape, vocabulary, context and tokenizer come from the file");
     c->add_option("--batch", o.batch, "Sequences per micro-batch");
     c->add_option("--context", o.context, "Tokens per training sequence");
     c->add_option("--model-context", o.model_context,
@@ -113,7 +117,8 @@ inline nlohmann::json run_json(const train_options& o) {
             {"seed", o.seed},
             {"rng", o.rng_kind},
             {"train_bin", o.train_bin},
-            {"val_bin", o.val_bin}};
+            {"val_bin", o.val_bin},
+            {"weights", o.weights}};
 }
 
 // The training batches: gptx's batcher (init from seed, batches from seed + 1, evaluations
@@ -163,6 +168,8 @@ void train_loop(const train_options& o, const tokenizer& tok, std::vector<int> t
         model.init(o.seed);
         data.own.emplace(std::move(train_ids), o.batch * ranks, o.context, rng(o.seed + 1));
     }
+    if (!o.weights.empty())
+        load_model<S>(o.weights, model, nullptr);
     model.set_dropout(o.dropout);
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     const adamw_config ocfg{o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay};
@@ -319,12 +326,16 @@ inline void check_ids(const std::vector<int>& ids, const tokenizer& tok, const s
 inline void run_train(const train_options& o) {
     detail::validate(o);
     const preset& p = require_preset(o.preset_name);
+    std::optional<checkpoint_info> from; // --weights: the model's shape and sizes
+    if (!o.weights.empty())
+        from = read_model_info(o.weights);
     GPTX_CHECK(o.text.empty() != o.train_bin.empty(), "give either --text or --train-bin");
     GPTX_CHECK(o.val_bin.empty() || !o.train_bin.empty(), "--val-bin needs --train-bin");
     tokenizer tok;
     train_val_split split;
     if (!o.train_bin.empty()) {
-        tok = tokenizer_for_tokens(o.tokenizer_file, o.tokenizer_kind, o.vocab_dir);
+        tok = from ? read_model_tokenizer(o.weights)
+                   : tokenizer_for_tokens(o.tokenizer_file, o.tokenizer_kind, o.vocab_dir);
         std::vector<int> train = read_token_file(o.train_bin);
         check_ids(train, tok, o.train_bin);
         if (o.val_bin.empty()) {
@@ -336,29 +347,40 @@ inline void run_train(const train_options& o) {
         }
     } else {
         const std::string text = read_text_file(o.text);
-        tok = o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
-                                       : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+        tok = from                       ? read_model_tokenizer(o.weights)
+              : o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
+                                         : tokenizer::deserialize(read_text_file(o.tokenizer_file));
         std::vector<int> ids = tok.encode(text);
         split = split_train_val(ids, 0.1);
     }
     const std::string source = o.train_bin.empty() ? o.text : o.train_bin;
-    const int model_context = o.model_context > 0 ? o.model_context : o.context;
+    const int model_context = from                  ? from->config.context
+                              : o.model_context > 0 ? o.model_context
+                                                    : o.context;
     GPTX_CHECK(o.context <= model_context, "--context ", o.context,
                " is larger than the model's context ", model_context);
     GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), source, ": ",
                split.train.size(), " training tokens are too few for --context ", o.context);
     fs::create_directories(o.out);
-    const model_config cfg{tok.vocab_size(), model_context};
+    const model_config cfg = from ? from->config : model_config{tok.vocab_size(), model_context};
+    GPTX_CHECK(tok.vocab_size() <= cfg.vocab, o.weights, ": its tokenizer has ", tok.vocab_size(),
+               " tokens, the model ", cfg.vocab, " embedding rows");
     std::string ranks_note; // under mpirun: threads per rank x ranks
     if (world().size() > 1)
         ranks_note.append(" x ").append(std::to_string(world().size())).append(" ranks");
     std::printf(
         "gptx train: %s (%s), vocab %d, context %d, %zu train / %zu val tokens, %d threads%s\n",
-        std::string(p.name).c_str(), to_string(p.dims).c_str(), cfg.vocab, model_context,
-        split.train.size(), split.val.size(), num_threads(), ranks_note.c_str());
-    with_preset(o.preset_name, [&]<shape S>() {
+        from ? o.weights.c_str() : std::string(p.name).c_str(),
+        to_string(from ? from->dims : p.dims).c_str(), cfg.vocab, model_context, split.train.size(),
+        split.val.size(), num_threads(), ranks_note.c_str());
+    auto loop = [&]<shape S>() {
         detail::train_loop<S>(o, tok, std::move(split.train), std::move(split.val), cfg);
-    });
+    };
+    if (!from)
+        with_preset(o.preset_name, loop);
+    else
+        GPTX_CHECK(with_checkpoint_preset(*from, loop), o.weights, ": no preset has the shape ",
+                   to_string(from->dims));
 }
 
 void add_train_command(commands& cmds) { cmds.add(add_train_command, run_train); }

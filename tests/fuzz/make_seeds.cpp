@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <gptx/io/checkpoint.hpp>
+#include <gptx/io/gguf.hpp>
 #include <gptx/io/llmc.hpp>
 #include <gptx/io/safetensors.hpp>
 #include <gptx/text/bpe_trainer.hpp>
@@ -164,6 +165,22 @@ int main(int argc, char** argv) {
         for (std::size_t at = 1024; at < v3.size(); at += 4)
             v5 += v3.substr(at + 2, 2);
         put(root / "llmc/v5_bf16", v5);
+    }
+    // ---- gguf: the file itself (F32, F16, BF16 with a BPE tokenizer; a truncated copy) ----
+    {
+        tokenizer tok(bpe);
+        tok.add_special_token("<|user|>");
+        transformer<pre_shape, float> m({tok.vocab_size() + 1, 8});
+        trained(m, nullptr, 5);
+        const fs::path g = tmp / "model.gguf";
+        save_gguf<pre_shape>(g, m, tok);
+        const std::string f32 = read_bytes(g);
+        put(root / "gguf/f32", f32);
+        put(root / "gguf/truncated", f32.substr(0, f32.size() / 2));
+        save_gguf<pre_shape>(g, m, tok, gguf_dtype::f16);
+        put(root / "gguf/f16", read_bytes(g));
+        save_gguf<pre_shape>(g, m, tok, gguf_dtype::bf16);
+        put(root / "gguf/bf16", read_bytes(g));
     }
     fs::remove_all(tmp);
     return 0;
