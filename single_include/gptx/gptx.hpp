@@ -135,6 +135,40 @@ using arena = basic_arena<float>;
 
 } // namespace gptx
 // ---- end gptx/core/arena.hpp ----
+// ---- begin gptx/core/bf16.hpp ----
+// gptx/core/bf16.hpp: the bfloat16 storage type (fp32's top 16 bits) and its conversions with
+// round-to-nearest-even. Tested by tests/ops/test_gemm_bf16.cpp.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace gptx {
+
+// A distinct type (not a bare uint16_t) so that overloads on float / bf16 operands stay apart.
+struct bf16 {
+    std::uint16_t bits;
+};
+
+// Round to nearest, ties to even; NaN stays NaN (quiet), overflow rounds to infinity.
+inline std::uint16_t bf16_bits(float f) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return std::uint16_t((u >> 16) | 0x40u);
+    return std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline std::uint16_t bf16_bits(bf16 b) { return b.bits; }
+
+inline bf16 to_bf16(float f) { return bf16{bf16_bits(f)}; }
+inline float to_float(bf16 b) { return std::bit_cast<float>(std::uint32_t(b.bits) << 16); }
+
+// dst[i] = bf16(src[i]), for the bf16 copies of weights and activations.
+inline void to_bf16(bf16* dst, const float* src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        dst[i].bits = bf16_bits(src[i]);
+}
+
+} // namespace gptx
+// ---- end gptx/core/bf16.hpp ----
 // ---- begin gptx/core/communicator.hpp ----
 // gptx/core/communicator.hpp: the collective operations data-parallel training needs, as an
 // interface with a one-process implementation (MPI's lives in dist/mpi.hpp). Tested by
@@ -213,6 +247,152 @@ inline void set_world(communicator* c) { detail::world_slot() = c; }
 
 } // namespace gptx
 // ---- end gptx/core/communicator.hpp ----
+// ---- begin gptx/core/cpu.hpp ----
+// gptx/core/cpu.hpp: which bf16 matrix path this CPU runs (CPUID, the OS's register state, Linux's
+// AMX permission), chosen once at run time; GPTX_ISA forces a lower one. Tested by
+// tests/ops/test_gemm_bf16.cpp.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define GPTX_X86_64 1
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#else
+#define GPTX_X86_64 0
+#endif
+
+namespace gptx {
+
+// The bf16 GEMM paths, lowest first: a higher one needs every feature of the lower ones.
+enum class bf16_isa { portable = 0, avx512bf16 = 1, amx = 2 };
+
+inline std::string_view isa_name(bf16_isa i) {
+    return i == bf16_isa::amx ? "amx" : i == bf16_isa::avx512bf16 ? "avx512bf16" : "portable";
+}
+
+// What the hardware and OS offer, each flag on its own (for messages naming what is missing).
+struct cpu_features {
+    bool avx512f = false, avx512bw = false, avx512bf16 = false; // with zmm state enabled by the OS
+    bool amx_tile = false, amx_bf16 = false; // CPUID and XCR0 (tile config + data)
+    bool amx_permitted = false;              // Linux granted XTILEDATA to this process
+};
+
+namespace detail {
+
+#if GPTX_X86_64
+inline std::uint64_t xgetbv0() {
+    std::uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (std::uint64_t(hi) << 32) | lo;
+}
+#endif
+
+// Linux hides AMX tile data until the process asks (kernel 5.16+): arch_prctl(ARCH_REQ_XCOMP_PERM,
+// XFEATURE_XTILEDATA). Asked once; refusal (old kernel, seccomp) means no AMX.
+inline bool request_amx_permission() {
+#if GPTX_X86_64 && defined(__linux__)
+    constexpr int arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+    return ::syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+#else
+    return false;
+#endif
+}
+
+inline cpu_features detect_cpu_features() {
+    cpu_features f;
+#if GPTX_X86_64
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) // OSXSAVE: xgetbv is usable
+        return f;
+    const std::uint64_t xcr0 = xgetbv0();
+    const bool zmm_state = (xcr0 & 0xE6) == 0xE6;              // SSE, AVX, opmask, ZMM_Hi256/Hi16
+    const bool tile_state = (xcr0 & (3u << 17)) == (3u << 17); // XTILECFG, XTILEDATA
+    if (__get_cpuid_max(0, nullptr) < 7)
+        return f;
+    __cpuid_count(7, 0, a, b, c, d);
+    f.avx512f = zmm_state && (b & (1u << 16));
+    f.avx512bw = f.avx512f && (b & (1u << 30));
+    f.amx_bf16 = tile_state && (d & (1u << 22));
+    f.amx_tile = tile_state && (d & (1u << 24));
+    __cpuid_count(7, 1, a, b, c, d);
+    f.avx512bf16 = f.avx512bw && (a & (1u << 5));
+    if (f.amx_tile && f.amx_bf16)
+        f.amx_permitted = request_amx_permission();
+#endif
+    return f;
+}
+
+} // namespace detail
+
+inline const cpu_features& cpu() {
+    static const cpu_features f = detail::detect_cpu_features();
+    return f;
+}
+
+// Why `want` cannot run here ("" when it can): the first missing feature, by name.
+inline std::string isa_missing(bf16_isa want) {
+    const cpu_features& f = cpu();
+    if (want >= bf16_isa::avx512bf16) {
+        if (!f.avx512f)
+            return "AVX-512F";
+        if (!f.avx512bw)
+            return "AVX-512BW";
+        if (!f.avx512bf16)
+            return "AVX512-BF16";
+    }
+    if (want >= bf16_isa::amx) {
+        if (!f.amx_tile)
+            return "AMX-TILE";
+        if (!f.amx_bf16)
+            return "AMX-BF16";
+        if (!f.amx_permitted)
+            return "AMX tile data (Linux refused arch_prctl(ARCH_REQ_XCOMP_PERM))";
+    }
+    return "";
+}
+
+// The best path this CPU runs.
+inline bf16_isa best_bf16_isa() {
+    for (bf16_isa i : {bf16_isa::amx, bf16_isa::avx512bf16})
+        if (isa_missing(i).empty())
+            return i;
+    return bf16_isa::portable;
+}
+
+// Parses GPTX_ISA's value; a path the CPU lacks is an error naming the missing feature.
+inline bf16_isa parse_bf16_isa(std::string_view s) {
+    bf16_isa want;
+    if (s == "amx")
+        want = bf16_isa::amx;
+    else if (s == "avx512bf16")
+        want = bf16_isa::avx512bf16;
+    else if (s == "portable")
+        want = bf16_isa::portable;
+    else
+        detail::fail("GPTX_ISA='", s, "' is not one of amx, avx512bf16, portable");
+    const std::string missing = isa_missing(want);
+    GPTX_CHECK(missing.empty(), "GPTX_ISA=", s, ": this CPU lacks ", missing);
+    return want;
+}
+
+// The one dispatch point: GPTX_ISA when set, else the best path. Read once per process.
+inline bf16_isa active_bf16_isa() {
+    static const bf16_isa i = [] {
+        const char* e = std::getenv("GPTX_ISA");
+        return e && *e ? parse_bf16_isa(e) : best_bf16_isa();
+    }();
+    return i;
+}
+
+} // namespace gptx
+// ---- end gptx/core/cpu.hpp ----
 // ---- begin gptx/core/file.hpp ----
 // gptx/core/file.hpp: whole-file reads with one-line errors, and the atomic whole-file write
 // (temporary file, then rename) that every writer of small files uses. Tested by
@@ -10046,6 +10226,338 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
 
 } // namespace gptx
 // ---- end gptx/nn/reward_model.hpp ----
+// ---- begin gptx/ops/gemm_bf16.hpp ----
+// gptx/ops/gemm_bf16.hpp: matrix multiply with bf16 operands and fp32 accumulation on three
+// paths chosen at run time (AMX-BF16 tiles, AVX512-BF16 vdpbf16ps, portable fp32 FMA).
+// Tested by tests/ops/test_gemm_bf16.cpp, timed by bench/bench_gemm.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
+
+namespace gptx::ops {
+
+namespace detail {
+
+// Every path reads the same packed panels, laid out as AMX tiles so that one packing serves all:
+// a 32-row strip of op(A) is, per step of 32 k, two 16x32 row-major tiles (rows 0-15, 16-31);
+// a 32-column panel of op(B) is, per step, two 16x16 "VNNI" tiles of k pairs
+// (tile[kp][c][e] = op(B)(2kp+e, c)). Edges are zero-padded, so every kernel computes 32x32.
+struct bf16_blocking {
+    static constexpr int MR = 32, NR = 32, KS = 32; // C block, k per step
+    static constexpr int STEP = 2 * 16 * 32;        // bf16 elements of one strip (or panel) step
+    static constexpr int KC = 256;                  // k per pass: a B panel (16 KB) stays in L1
+    static constexpr int MC = 1024;                 // rows of A per pass: 512 KB of L2
+    static constexpr int NC = 2048;                 // columns of B per pass: 1 MB of L2
+};
+
+struct gemm_bf16_scratch_tag;
+
+// Packs op(A) rows [i0, i0+mc) x k [p0, p0+kc) into strips of ksteps steps each.
+template <class TA>
+void bf16_pack_a(bool trans_a, const TA* A, int lda, int i0, int mc, int p0, int kc, int ksteps,
+                 std::uint16_t* dst) {
+    using blk = bf16_blocking;
+    for (int s = 0; s < mc; s += blk::MR) {
+        std::uint16_t* strip = dst + std::size_t(s / blk::MR) * ksteps * blk::STEP;
+        std::memset(strip, 0, sizeof(std::uint16_t) * std::size_t(ksteps) * blk::STEP);
+        const int mr = std::min(blk::MR, mc - s);
+        for (int i = 0; i < mr; ++i) {
+            // row i lives in tile i/16, row i%16 of every step
+            std::uint16_t* row = strip + (i / 16) * 512 + (i % 16) * 32;
+            const std::int64_t r = i0 + s + i;
+            if (!trans_a) { // A stored (M, K): k runs along the row
+                const TA* src = A + r * lda + p0;
+                for (int k = 0; k < kc; ++k)
+                    row[(k / 32) * blk::STEP + k % 32] = bf16_bits(src[k]);
+            } else { // A stored (K, M)
+                for (int k = 0; k < kc; ++k)
+                    row[(k / 32) * blk::STEP + k % 32] =
+                        bf16_bits(A[std::int64_t(p0 + k) * lda + r]);
+            }
+        }
+    }
+}
+
+// Packs op(B) k [p0, p0+kc) x columns [j0, j0+nc) into panels of ksteps steps each.
+template <class TB>
+void bf16_pack_b(bool trans_b, const TB* B, int ldb, int p0, int kc, int j0, int nc, int ksteps,
+                 std::uint16_t* dst) {
+    using blk = bf16_blocking;
+    for (int s = 0; s < nc; s += blk::NR) {
+        std::uint16_t* panel = dst + std::size_t(s / blk::NR) * ksteps * blk::STEP;
+        std::memset(panel, 0, sizeof(std::uint16_t) * std::size_t(ksteps) * blk::STEP);
+        const int nr = std::min(blk::NR, nc - s);
+        if (trans_b) { // B stored (N, K): column j's k values are contiguous
+            for (int j = 0; j < nr; ++j) {
+                const TB* src = B + std::int64_t(j0 + s + j) * ldb + p0;
+                std::uint16_t* col = panel + (j / 16) * 512 + (j % 16) * 2;
+                for (int k = 0; k < kc; ++k)
+                    col[(k / 32) * blk::STEP + ((k % 32) / 2) * 32 + (k & 1)] = bf16_bits(src[k]);
+            }
+        } else { // B stored (K, N): row k is contiguous over the columns
+            for (int k = 0; k < kc; ++k) {
+                const TB* src = B + std::int64_t(p0 + k) * ldb + j0 + s;
+                std::uint16_t* d = panel + (k / 32) * blk::STEP + ((k % 32) / 2) * 32 + (k & 1);
+                for (int j = 0; j < nr; ++j)
+                    d[(j / 16) * 512 + (j % 16) * 2] = bf16_bits(src[j]);
+            }
+        }
+    }
+}
+
+// C(mr x nr) = alpha * acc + beta * C (beta == 0 overwrites); acc is 32x32, row stride 32.
+inline void bf16_store_c(const float* acc, float* c, int ldc, int mr, int nr, float alpha,
+                         float beta) {
+    for (int i = 0; i < mr; ++i) {
+        float* row = c + std::int64_t(i) * ldc;
+        const float* a = acc + i * 32;
+        if (beta == 0.0f)
+            for (int j = 0; j < nr; ++j)
+                row[j] = alpha * a[j];
+        else
+            for (int j = 0; j < nr; ++j)
+                row[j] = alpha * a[j] + beta * row[j];
+    }
+}
+
+// The portable path: bf16 -> fp32 (a 16-bit shift) and fp32 multiply-adds, any CPU.
+inline void bf16_kernel_portable(int ksteps, const std::uint16_t* a, const std::uint16_t* b,
+                                 float* c, int ldc, int mr, int nr, float alpha, float beta) {
+    alignas(64) float acc[32 * 32] = {};
+    alignas(64) float af[32 * 32], bf[2][16][32]; // af[r][k], bf[e][kp][c]
+    for (int t = 0; t < ksteps; ++t, a += bf16_blocking::STEP, b += bf16_blocking::STEP) {
+        for (int r = 0; r < 32; ++r)
+            for (int k = 0; k < 32; ++k)
+                af[r * 32 + k] = std::bit_cast<float>(std::uint32_t(a[r * 32 + k]) << 16);
+        for (int h = 0; h < 2; ++h)
+            for (int kp = 0; kp < 16; ++kp)
+                for (int cc = 0; cc < 16; ++cc)
+                    for (int e = 0; e < 2; ++e)
+                        bf[e][kp][h * 16 + cc] = std::bit_cast<float>(
+                            std::uint32_t(b[h * 512 + kp * 32 + cc * 2 + e]) << 16);
+        for (int r = 0; r < 32; ++r)
+            for (int kp = 0; kp < 16; ++kp)
+                for (int e = 0; e < 2; ++e) {
+                    const float x = af[r * 32 + 2 * kp + e];
+                    for (int j = 0; j < 32; ++j)
+                        acc[r * 32 + j] += x * bf[e][kp][j];
+                }
+    }
+    bf16_store_c(acc, c, ldc, mr, nr, alpha, beta);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GPTX_HAVE_BF16_KERNELS 1
+
+// AVX512-BF16: vdpbf16ps multiplies a broadcast k pair of one A row by a VNNI row of B (16
+// columns x 2 k) into 16 fp32 lanes. 8 rows x 32 columns = 16 accumulators per pass over k.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void
+bf16_kernel_avx512bf16(int ksteps, const std::uint16_t* a, const std::uint16_t* b, float* c,
+                       int ldc, int mr, int nr, float alpha, float beta) {
+    alignas(64) float acc[32 * 32];
+    for (int g = 0; g < 4; ++g) { // rows 8g .. 8g+7, all in A tile g/2
+        __m512 s[8][2];
+        for (int i = 0; i < 8; ++i)
+            s[i][0] = s[i][1] = _mm512_setzero_ps();
+        const std::uint16_t* ag = a + (g / 2) * 512 + (g % 2) * 8 * 32;
+        for (int t = 0; t < ksteps; ++t) {
+            const std::uint16_t* at = ag + std::size_t(t) * bf16_blocking::STEP;
+            const std::uint16_t* bt = b + std::size_t(t) * bf16_blocking::STEP;
+            for (int kp = 0; kp < 16; ++kp) {
+                const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bt + kp * 32);
+                const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bt + 512 + kp * 32);
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; ++i) {
+                    std::uint32_t pair;
+                    std::memcpy(&pair, at + i * 32 + 2 * kp, 4);
+                    const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(pair));
+                    s[i][0] = _mm512_dpbf16_ps(s[i][0], ai, b0);
+                    s[i][1] = _mm512_dpbf16_ps(s[i][1], ai, b1);
+                }
+            }
+        }
+        for (int i = 0; i < 8; ++i) {
+            _mm512_store_ps(acc + (8 * g + i) * 32, s[i][0]);
+            _mm512_store_ps(acc + (8 * g + i) * 32 + 16, s[i][1]);
+        }
+    }
+    bf16_store_c(acc, c, ldc, mr, nr, alpha, beta);
+}
+
+// AMX: 4 accumulator tiles (tmm0-3: C quarters), 2 A tiles (tmm4-5), 2 B tiles (tmm6-7).
+struct alignas(64) amx_tile_config {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {};
+    std::uint8_t rows[16] = {};
+};
+
+// GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes (so the rest of the config can be
+// optimised away: #GP without -march), and its _tile_loadd/_tile_stored declare no memory access
+// at all; these say what they touch.
+#define GPTX_TILE_LOADD(t, base, stride)                                                           \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(base), "r"(std::int64_t(stride))        \
+                     : "memory")
+#define GPTX_TILE_STORED(t, base, stride)                                                          \
+    __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(base), "r"(std::int64_t(stride))    \
+                     : "memory")
+
+// Tile registers are per thread: configure before a thread's first tile instruction, release
+// after (so the kernel need not save 8 KB of tile state on every context switch).
+inline void amx_begin() {
+    amx_tile_config cfg;
+    for (int t = 0; t < 8; ++t) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+}
+inline void amx_end() { __asm__ volatile("tilerelease" ::: "memory"); }
+
+__attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16"))) inline void
+bf16_kernel_amx(int ksteps, const std::uint16_t* a, const std::uint16_t* b, float* c, int ldc,
+                int mr, int nr, float alpha, float beta) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int t = 0; t < ksteps; ++t) {
+        const std::uint16_t* at = a + std::size_t(t) * bf16_blocking::STEP;
+        const std::uint16_t* bt = b + std::size_t(t) * bf16_blocking::STEP;
+        GPTX_TILE_LOADD(4, at, 64);
+        GPTX_TILE_LOADD(6, bt, 64);
+        GPTX_TILE_LOADD(7, bt + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        GPTX_TILE_LOADD(5, at + 512, 64);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    alignas(64) float acc[32 * 32];
+    GPTX_TILE_STORED(0, acc, 128);
+    GPTX_TILE_STORED(1, acc + 16, 128);
+    GPTX_TILE_STORED(2, acc + 16 * 32, 128);
+    GPTX_TILE_STORED(3, acc + 16 * 32 + 16, 128);
+    bf16_store_c(acc, c, ldc, mr, nr, alpha, beta);
+}
+#else
+#define GPTX_HAVE_BF16_KERNELS 0
+#endif
+
+using bf16_kernel_fn = void (*)(int, const std::uint16_t*, const std::uint16_t*, float*, int, int,
+                                int, float, float);
+
+inline bf16_kernel_fn bf16_kernel_for(bf16_isa isa) {
+#if GPTX_HAVE_BF16_KERNELS
+    if (isa == bf16_isa::amx)
+        return bf16_kernel_amx;
+    if (isa == bf16_isa::avx512bf16)
+        return bf16_kernel_avx512bf16;
+#endif
+    (void)isa;
+    return bf16_kernel_portable;
+}
+
+// One thread's share: C rows [m0, m1) x cols [n0, n1), K in equal passes fixed by K alone.
+template <class TA, class TB>
+void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, int n0, int n1,
+                     int K, float alpha, const TA* A, int lda, const TB* B, int ldb, float beta,
+                     float* C, int ldc) {
+    using blk = bf16_blocking;
+    const bf16_kernel_fn kernel = bf16_kernel_for(isa);
+    const int passes = (K + blk::KC - 1) / blk::KC;
+    const int kcmax = ((K + passes - 1) / passes + blk::KS - 1) / blk::KS * blk::KS;
+    const int kstepsmax = kcmax / blk::KS;
+    const int mcmax = std::min(blk::MC, (m1 - m0 + blk::MR - 1) / blk::MR * blk::MR);
+    const int ncmax = std::min(blk::NC, (n1 - n0 + blk::NR - 1) / blk::NR * blk::NR);
+    std::uint16_t* apack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 0>(
+        std::size_t(mcmax / blk::MR) * kstepsmax * blk::STEP);
+    std::uint16_t* bpack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
+        std::size_t(ncmax / blk::NR) * kstepsmax * blk::STEP);
+#if GPTX_HAVE_BF16_KERNELS
+    if (isa == bf16_isa::amx)
+        amx_begin();
+#endif
+    for (int p0 = 0; p0 < K; p0 += kcmax) {
+        const int kc = std::min(kcmax, K - p0), ksteps = (kc + blk::KS - 1) / blk::KS;
+        const float beta_p = p0 == 0 ? beta : 1.0f; // later passes accumulate
+        for (int i0 = m0; i0 < m1; i0 += mcmax) {
+            const int mc = std::min(mcmax, m1 - i0);
+            bf16_pack_a(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
+            for (int j0 = n0; j0 < n1; j0 += ncmax) {
+                const int nc = std::min(ncmax, n1 - j0);
+                bf16_pack_b(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
+                // B panel outer: it stays in L1 while the A strips stream from L2.
+                for (int jr = 0; jr < nc; jr += blk::NR) {
+                    const std::uint16_t* bp =
+                        bpack + std::size_t(jr / blk::NR) * ksteps * blk::STEP;
+                    for (int ir = 0; ir < mc; ir += blk::MR)
+                        kernel(ksteps, apack + std::size_t(ir / blk::MR) * ksteps * blk::STEP, bp,
+                               C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc,
+                               std::min(blk::MR, mc - ir), std::min(blk::NR, nc - jr), alpha,
+                               beta_p);
+                }
+            }
+        }
+    }
+#if GPTX_HAVE_BF16_KERNELS
+    if (isa == bf16_isa::amx)
+        amx_end();
+#endif
+}
+
+} // namespace detail
+
+// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, the layout contract of gemm(): row-major,
+// op(A) = A (M,K) or, with trans_a, A stored (K,M); op(B) = B (K,N) or, with trans_b, B stored
+// (N,K); beta == 0 overwrites C. A and B are float (rounded to bf16, nearest-even, as they are
+// packed) or bf16; products are exact in fp32 and sums accumulate in fp32. isa picks the path
+// (default: the process's dispatch, active_bf16_isa()); a path the CPU lacks is an error. Threads
+// split C only, so results do not depend on the thread count.
+template <class TA, class TB>
+void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const TA* A, int lda,
+               const TB* B, int ldb, float beta, float* C, int ldc,
+               bf16_isa isa = active_bf16_isa()) {
+    if (M <= 0 || N <= 0)
+        return;
+    const std::string missing = isa_missing(isa);
+    GPTX_CHECK(missing.empty(), "gemm_bf16: path ", isa_name(isa), " needs ", missing);
+    if (K <= 0 || alpha == 0.0f) { // nothing to multiply: C = beta * C
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                float& c = C[std::int64_t(i) * ldc + j];
+                c = beta == 0.0f ? 0.0f : beta * c;
+            }
+        return;
+    }
+    using blk = detail::bf16_blocking;
+    const int strips = (M + blk::MR - 1) / blk::MR, panels = (N + blk::NR - 1) / blk::NR;
+    const bool split_n = panels >= strips; // each thread packs all of the other operand
+    const std::int64_t units = split_n ? panels : strips;
+    const double unit_flops = 2.0 * K * 32 * (split_n ? M : N);
+    const auto min_units = std::int64_t(4e6 / unit_flops) + 1;
+    parallel_ranges(
+        units,
+        [&](std::int64_t b, std::int64_t e) {
+            if (split_n)
+                detail::gemm_bf16_block(isa, trans_a, trans_b, 0, M, int(b) * blk::NR,
+                                        int(std::min<std::int64_t>(N, e * blk::NR)), K, alpha, A,
+                                        lda, B, ldb, beta, C, ldc);
+            else
+                detail::gemm_bf16_block(isa, trans_a, trans_b, int(b) * blk::MR,
+                                        int(std::min<std::int64_t>(M, e * blk::MR)), 0, N, K, alpha,
+                                        A, lda, B, ldb, beta, C, ldc);
+        },
+        min_units);
+}
+
+} // namespace gptx::ops
+// ---- end gptx/ops/gemm_bf16.hpp ----
 // ---- begin gptx/text/bpe_trainer.hpp ----
 // gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
 // GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
