@@ -225,6 +225,141 @@ bf16_kernel_amx(int ksteps, const std::uint16_t* a, const std::uint16_t* b, floa
 #define GPTX_HAVE_BF16_KERNELS 0
 #endif
 
+#if GPTX_HAVE_BF16_KERNELS
+// Packing with AVX-512 for the two hardware paths (the portable path packs with the scalar loops
+// above; both give the same bits). Rounding to bf16 is the integer form of bf16_bits, so that it
+// matches it exactly (vcvtne2ps2bf16 would flush denormals).
+#define GPTX_PACK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// 16 values -> 16 x u32 with the bf16 bits in the low half; lanes not in `m` read as 0.
+GPTX_PACK_TARGET inline __m512i bf16_lanes(const float* p, __mmask16 m) {
+    const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, p));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+GPTX_PACK_TARGET inline __m512i bf16_lanes(const bf16* p, __mmask16 m) {
+    return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+}
+inline __mmask16 first_lanes(int n) {
+    return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// Transposes 16 rows of 16 x 32-bit (row i in r[i]) in place: r[k] becomes column k.
+GPTX_PACK_TARGET inline void transpose16x16(__m512i* x) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i)
+        r[i] = _mm512_castsi512_ps(x[i]);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+        const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+        const __m512 x0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        const __m512 x1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+        t[c] = _mm512_shuffle_f32x4(v0, x0, 0x88);
+        t[8 + c] = _mm512_shuffle_f32x4(v0, x0, 0xDD);
+        t[4 + c] = _mm512_shuffle_f32x4(v1, x1, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(v1, x1, 0xDD);
+    }
+    for (int i = 0; i < 16; ++i)
+        x[i] = _mm512_castps_si512(t[i]);
+}
+
+// 32 consecutive values (n valid) -> 16 u32 k pairs, as one tile row of 32 bf16.
+template <class T> GPTX_PACK_TARGET inline __m512i bf16_pairs(const T* p, int n) {
+    const __m256i lo = _mm512_cvtepi32_epi16(bf16_lanes(p, first_lanes(n)));
+    const __m256i hi = _mm512_cvtepi32_epi16(bf16_lanes(p + 16, first_lanes(n - 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+template <class TA>
+GPTX_PACK_TARGET void bf16_pack_a_avx512(bool trans_a, const TA* A, int lda, int i0, int mc,
+                                         int p0, int kc, int ksteps, std::uint16_t* dst) {
+    using blk = bf16_blocking;
+    for (int s = 0; s < mc; s += blk::MR) {
+        std::uint16_t* strip = dst + std::size_t(s / blk::MR) * ksteps * blk::STEP;
+        const int mr = std::min(blk::MR, mc - s);
+        for (int h = 0; h < 2; ++h) {
+            const int rows = std::clamp(mr - 16 * h, 0, 16);
+            const std::int64_t r0 = i0 + s + 16 * h;
+            for (int t = 0; t < ksteps; ++t) {
+                std::uint16_t* tile = strip + std::size_t(t) * blk::STEP + h * 512;
+                const int k0 = 32 * t, kn = std::min(32, kc - k0);
+                __m512i v[16];
+                if (!trans_a) { // row r: 32 contiguous k
+                    for (int r = 0; r < 16; ++r)
+                        v[r] = r < rows ? bf16_pairs(A + (r0 + r) * lda + p0 + k0, kn)
+                                        : _mm512_setzero_si512();
+                } else { // k pair kp: two rows of A, 16 contiguous m each; then transpose
+                    const __mmask16 m = first_lanes(rows);
+                    for (int kp = 0; kp < 16; ++kp) {
+                        const int k = k0 + 2 * kp;
+                        const TA* src = A + std::int64_t(p0 + k) * lda + r0;
+                        const __m512i x = k < kc ? bf16_lanes(src, m) : _mm512_setzero_si512();
+                        const __m512i y =
+                            k + 1 < kc ? bf16_lanes(src + lda, m) : _mm512_setzero_si512();
+                        v[kp] = _mm512_or_si512(x, _mm512_slli_epi32(y, 16));
+                    }
+                    transpose16x16(v);
+                }
+                for (int r = 0; r < 16; ++r)
+                    _mm512_storeu_si512(tile + r * 32, v[r]);
+            }
+        }
+    }
+}
+
+template <class TB>
+GPTX_PACK_TARGET void bf16_pack_b_avx512(bool trans_b, const TB* B, int ldb, int p0, int kc,
+                                         int j0, int nc, int ksteps, std::uint16_t* dst) {
+    using blk = bf16_blocking;
+    for (int s = 0; s < nc; s += blk::NR) {
+        std::uint16_t* panel = dst + std::size_t(s / blk::NR) * ksteps * blk::STEP;
+        const int nr = std::min(blk::NR, nc - s);
+        for (int h = 0; h < 2; ++h) {
+            const int cols = std::clamp(nr - 16 * h, 0, 16);
+            const std::int64_t c0 = j0 + s + 16 * h;
+            for (int t = 0; t < ksteps; ++t) {
+                std::uint16_t* tile = panel + std::size_t(t) * blk::STEP + h * 512;
+                const int k0 = 32 * t, kn = std::min(32, kc - k0);
+                __m512i v[16];
+                if (trans_b) { // column c: 32 contiguous k = 16 pairs; then transpose
+                    for (int c = 0; c < 16; ++c)
+                        v[c] = c < cols ? bf16_pairs(B + (c0 + c) * ldb + p0 + k0, kn)
+                                        : _mm512_setzero_si512();
+                    transpose16x16(v);
+                } else { // k pair kp: two rows of B, 16 contiguous columns each
+                    const __mmask16 m = first_lanes(cols);
+                    for (int kp = 0; kp < 16; ++kp) {
+                        const int k = k0 + 2 * kp;
+                        const TB* src = B + std::int64_t(p0 + k) * ldb + c0;
+                        const __m512i x = k < kc ? bf16_lanes(src, m) : _mm512_setzero_si512();
+                        const __m512i y =
+                            k + 1 < kc ? bf16_lanes(src + ldb, m) : _mm512_setzero_si512();
+                        v[kp] = _mm512_or_si512(x, _mm512_slli_epi32(y, 16));
+                    }
+                }
+                for (int kp = 0; kp < 16; ++kp)
+                    _mm512_storeu_si512(tile + kp * 32, v[kp]);
+            }
+        }
+    }
+}
+#undef GPTX_PACK_TARGET
+#endif
+
 using bf16_kernel_fn = void (*)(int, const std::uint16_t*, const std::uint16_t*, float*, int, int,
                                 int, float, float);
 
@@ -264,10 +399,20 @@ void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, i
         const float beta_p = p0 == 0 ? beta : 1.0f; // later passes accumulate
         for (int i0 = m0; i0 < m1; i0 += mcmax) {
             const int mc = std::min(mcmax, m1 - i0);
-            bf16_pack_a(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
+#if GPTX_HAVE_BF16_KERNELS
+            if (isa != bf16_isa::portable)
+                bf16_pack_a_avx512(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
+            else
+#endif
+                bf16_pack_a(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
             for (int j0 = n0; j0 < n1; j0 += ncmax) {
                 const int nc = std::min(ncmax, n1 - j0);
-                bf16_pack_b(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
+#if GPTX_HAVE_BF16_KERNELS
+                if (isa != bf16_isa::portable)
+                    bf16_pack_b_avx512(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
+                else
+#endif
+                    bf16_pack_b(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
                 // B panel outer: it stays in L1 while the A strips stream from L2.
                 for (int jr = 0; jr < nc; jr += blk::NR) {
                     const std::uint16_t* bp =
