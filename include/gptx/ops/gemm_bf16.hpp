@@ -27,9 +27,8 @@ namespace detail {
 struct bf16_blocking {
     static constexpr int MR = 32, NR = 32, KS = 32; // C block, k per step
     static constexpr int STEP = 2 * 16 * 32;        // bf16 elements of one strip (or panel) step
-    static constexpr int KC = 256;                  // k per pass: a B panel (16 KB) stays in L1
-    static constexpr int MC = 1024;                 // rows of A per pass: 512 KB of L2
-    static constexpr int NC = 2048;                 // columns of B per pass: 1 MB of L2
+    static constexpr int A_BYTES = 16 << 20; // packed A block: all rows of a thread in practice
+    static constexpr int B_BYTES = 1 << 20;  // packed B block: half of a 2 MB L2
 };
 
 struct gemm_bf16_scratch_tag;
@@ -374,55 +373,53 @@ inline bf16_kernel_fn bf16_kernel_for(bf16_isa isa) {
     return bf16_kernel_portable;
 }
 
-// One thread's share: C rows [m0, m1) x cols [n0, n1), K in equal passes fixed by K alone.
+// One thread's share: C rows [m0, m1) x cols [n0, n1). Each 32x32 block of C takes all of K in
+// one kernel call, so C is read and written once (with K split in passes, re-reading a C larger
+// than L2 cost a third of the time); the packs hold all of K: A once, B in blocks of ~1 MB.
 template <class TA, class TB>
 void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, int n0, int n1,
                      int K, float alpha, const TA* A, int lda, const TB* B, int ldb, float beta,
                      float* C, int ldc) {
     using blk = bf16_blocking;
     const bf16_kernel_fn kernel = bf16_kernel_for(isa);
-    const int passes = (K + blk::KC - 1) / blk::KC;
-    const int kcmax = ((K + passes - 1) / passes + blk::KS - 1) / blk::KS * blk::KS;
-    const int kstepsmax = kcmax / blk::KS;
-    const int mcmax = std::min(blk::MC, (m1 - m0 + blk::MR - 1) / blk::MR * blk::MR);
-    const int ncmax = std::min(blk::NC, (n1 - n0 + blk::NR - 1) / blk::NR * blk::NR);
+    const int ksteps = (K + blk::KS - 1) / blk::KS;
+    const std::size_t kbytes = std::size_t(ksteps) * blk::KS * sizeof(std::uint16_t);
+    auto rounded = [](int n, int to) { return std::max(to, n / to * to); };
+    const int mcmax = std::min(rounded(int((std::size_t(blk::A_BYTES)) / kbytes), blk::MR),
+                               (m1 - m0 + blk::MR - 1) / blk::MR * blk::MR);
+    const int ncmax = std::min(rounded(int((std::size_t(blk::B_BYTES)) / kbytes), blk::NR),
+                               (n1 - n0 + blk::NR - 1) / blk::NR * blk::NR);
     std::uint16_t* apack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 0>(
-        std::size_t(mcmax / blk::MR) * kstepsmax * blk::STEP);
+        std::size_t(mcmax / blk::MR) * ksteps * blk::STEP);
     std::uint16_t* bpack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
-        std::size_t(ncmax / blk::NR) * kstepsmax * blk::STEP);
+        std::size_t(ncmax / blk::NR) * ksteps * blk::STEP);
 #if GPTX_HAVE_BF16_KERNELS
     if (isa == bf16_isa::amx)
         amx_begin();
 #endif
-    for (int p0 = 0; p0 < K; p0 += kcmax) {
-        const int kc = std::min(kcmax, K - p0), ksteps = (kc + blk::KS - 1) / blk::KS;
-        const float beta_p = p0 == 0 ? beta : 1.0f; // later passes accumulate
-        for (int i0 = m0; i0 < m1; i0 += mcmax) {
-            const int mc = std::min(mcmax, m1 - i0);
+    for (int i0 = m0; i0 < m1; i0 += mcmax) {
+        const int mc = std::min(mcmax, m1 - i0);
+#if GPTX_HAVE_BF16_KERNELS
+        if (isa != bf16_isa::portable)
+            bf16_pack_a_avx512(trans_a, A, lda, i0, mc, 0, K, ksteps, apack);
+        else
+#endif
+            bf16_pack_a(trans_a, A, lda, i0, mc, 0, K, ksteps, apack);
+        for (int j0 = n0; j0 < n1; j0 += ncmax) {
+            const int nc = std::min(ncmax, n1 - j0);
 #if GPTX_HAVE_BF16_KERNELS
             if (isa != bf16_isa::portable)
-                bf16_pack_a_avx512(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
+                bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
             else
 #endif
-                bf16_pack_a(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
-            for (int j0 = n0; j0 < n1; j0 += ncmax) {
-                const int nc = std::min(ncmax, n1 - j0);
-#if GPTX_HAVE_BF16_KERNELS
-                if (isa != bf16_isa::portable)
-                    bf16_pack_b_avx512(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
-                else
-#endif
-                    bf16_pack_b(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bpack);
-                // B panel outer: it stays in L1 while the A strips stream from L2.
-                for (int jr = 0; jr < nc; jr += blk::NR) {
-                    const std::uint16_t* bp =
-                        bpack + std::size_t(jr / blk::NR) * ksteps * blk::STEP;
-                    for (int ir = 0; ir < mc; ir += blk::MR)
-                        kernel(ksteps, apack + std::size_t(ir / blk::MR) * ksteps * blk::STEP, bp,
-                               C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc,
-                               std::min(blk::MR, mc - ir), std::min(blk::NR, nc - jr), alpha,
-                               beta_p);
-                }
+                bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
+            // A strip outer: it stays in L1/L2 while the B panels of the block (L2) pass by.
+            for (int ir = 0; ir < mc; ir += blk::MR) {
+                const std::uint16_t* as = apack + std::size_t(ir / blk::MR) * ksteps * blk::STEP;
+                for (int jr = 0; jr < nc; jr += blk::NR)
+                    kernel(ksteps, as, bpack + std::size_t(jr / blk::NR) * ksteps * blk::STEP,
+                           C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc,
+                           std::min(blk::MR, mc - ir), std::min(blk::NR, nc - jr), alpha, beta);
             }
         }
     }
