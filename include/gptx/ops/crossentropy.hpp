@@ -9,6 +9,7 @@
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
 #include "softmax.hpp"
 
 namespace gptx::ops {
@@ -16,7 +17,8 @@ namespace gptx::ops {
 // logits(N,V) = hidden(N,C) · wte(V,C)ᵀ
 template <class Arch = simd::default_arch, class T>
 void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, int V) {
-    gemm<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits, V);
+    gemm_mixed<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits,
+                     V);
 }
 
 // losses[i] = -log softmax(hidden_i · wteᵀ)[targets_i] for unmasked rows, 0 for masked ones.
@@ -49,8 +51,10 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             }
         });
         if (dhidden) {
-            gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
-            gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
+            gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
+                             dhidden + r0 * C, C);
+            gemm_mixed<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte,
+                             C);
         }
         for (int i = 0; i < n; ++i)
             total += double(losses[r0 + i]);
@@ -114,8 +118,8 @@ void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidd
             simd::scale<Arch>(row, -g, V);
             row[tokens[r0 + i]] += g;
         });
-        gemm<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
-        gemm<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
+        gemm_mixed<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
+        gemm_mixed<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
         for (int i = 0; i < n; ++i) {
             T* d = dhidden + std::int64_t(rows[r0 + i]) * C;
             const T* src = dh + std::size_t(i) * C;

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
+#include <type_traits>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -15,6 +17,7 @@
 #include "../core/bf16.hpp"
 #include "../core/cpu.hpp"
 #include "../core/parallel.hpp"
+#include "gemm.hpp"
 
 namespace gptx::ops {
 
@@ -288,13 +291,15 @@ template <class T> GPTX_PACK_TARGET inline __m512i bf16_pairs(const T* p, int n)
 // the k step is outermost so that each group of 32 rows is read along its length once, not as
 // 64-byte pieces a row apart (which no prefetcher follows: half of the time in dinp went there).
 template <class TA>
-GPTX_PACK_TARGET void bf16_pack_a_avx512(bool trans_a, const TA* A, int lda, int i0, int mc,
-                                         int p0, int kc, int ksteps, std::uint16_t* dst) {
+GPTX_PACK_TARGET void bf16_pack_a_avx512(bool trans_a, const TA* A, int lda, int i0, int mc, int p0,
+                                         int kc, int ksteps, std::uint16_t* dst) {
     using blk = bf16_blocking;
     auto tile_of = [&](int s, int h, int t) {
         return dst + (std::size_t(s / blk::MR) * ksteps + t) * blk::STEP + h * 512;
     };
-    auto rows_of = [&](int s, int h) { return std::clamp(std::min(blk::MR, mc - s) - 16 * h, 0, 16); };
+    auto rows_of = [&](int s, int h) {
+        return std::clamp(std::min(blk::MR, mc - s) - 16 * h, 0, 16);
+    };
     __m512i v[16];
     if (!trans_a) { // row r: 32 contiguous k per step
         for (int s = 0; s < mc; s += blk::MR)
@@ -321,7 +326,8 @@ GPTX_PACK_TARGET void bf16_pack_a_avx512(bool trans_a, const TA* A, int lda, int
                     const int k = 32 * t + 2 * kp;
                     const TA* src = A + std::int64_t(p0 + k) * lda + r0;
                     const __m512i x = k < kc ? bf16_lanes(src, m) : _mm512_setzero_si512();
-                    const __m512i y = k + 1 < kc ? bf16_lanes(src + lda, m) : _mm512_setzero_si512();
+                    const __m512i y =
+                        k + 1 < kc ? bf16_lanes(src + lda, m) : _mm512_setzero_si512();
                     v[kp] = _mm512_or_si512(x, _mm512_slli_epi32(y, 16));
                 }
                 transpose16x16(v);
@@ -332,13 +338,15 @@ GPTX_PACK_TARGET void bf16_pack_a_avx512(bool trans_a, const TA* A, int lda, int
 }
 
 template <class TB>
-GPTX_PACK_TARGET void bf16_pack_b_avx512(bool trans_b, const TB* B, int ldb, int p0, int kc,
-                                         int j0, int nc, int ksteps, std::uint16_t* dst) {
+GPTX_PACK_TARGET void bf16_pack_b_avx512(bool trans_b, const TB* B, int ldb, int p0, int kc, int j0,
+                                         int nc, int ksteps, std::uint16_t* dst) {
     using blk = bf16_blocking;
     auto tile_of = [&](int s, int h, int t) {
         return dst + (std::size_t(s / blk::NR) * ksteps + t) * blk::STEP + h * 512;
     };
-    auto cols_of = [&](int s, int h) { return std::clamp(std::min(blk::NR, nc - s) - 16 * h, 0, 16); };
+    auto cols_of = [&](int s, int h) {
+        return std::clamp(std::min(blk::NR, nc - s) - 16 * h, 0, 16);
+    };
     __m512i v[16];
     if (trans_b) { // column c: 32 contiguous k = 16 pairs per step; then transpose
         for (int s = 0; s < nc; s += blk::NR)
@@ -489,6 +497,39 @@ void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, con
                                         A, lda, B, ldb, beta, C, ldc);
         },
         min_units);
+}
+
+// Which arithmetic the float GEMMs of the linear layers and the tied LM head use: fp32, or bf16
+// operands with fp32 accumulation (mixed precision: fp32 master weights, gradients and optimizer;
+// the bf16 copies of weights and activations are made as the GEMM packs them, which rounds
+// exactly as a separate copy would). Process-wide, set once before training starts.
+enum class precision { fp32, bf16 };
+
+inline precision& matmul_precision_setting() {
+    static precision p = precision::fp32;
+    return p;
+}
+inline precision matmul_precision() { return matmul_precision_setting(); }
+inline void set_matmul_precision(precision p) { matmul_precision_setting() = p; }
+inline std::string_view precision_name(precision p) {
+    return p == precision::bf16 ? "bf16" : "fp32";
+}
+inline precision parse_precision(std::string_view s) {
+    if (s == "fp32")
+        return precision::fp32;
+    GPTX_CHECK(s == "bf16", "precision '", s, "' is not one of fp32, bf16");
+    return precision::bf16;
+}
+
+// gemm() in the arithmetic matmul_precision() names. Products with a side under 16 (decoding
+// one token) stay fp32: packing the weights would cost more than the product.
+template <class Arch = simd::default_arch, class T>
+void gemm_mixed(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
+                const T* B, int ldb, T beta, T* C, int ldc) {
+    if constexpr (std::is_same_v<T, float>)
+        if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
+            return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm<Arch>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 } // namespace gptx::ops
