@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
@@ -30,9 +31,26 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
                     const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
                     T grad_scale, T* scratch, int chunk_rows) {
     double total = 0.0;
+    // With bf16 GEMMs over several chunks, wte is packed once per call in each of its two uses
+    // (logits: wteᵀ; dhidden: wte) instead of once per chunk. Kept for reuse: 4·V·C bytes.
+    static bf16_packed_b wte_t, wte_n;
+    bool packed = false;
+    if constexpr (std::is_same_v<T, float>)
+        packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
+                 C >= 16 && V >= 16;
+    if (packed) {
+        pack_bf16(wte_t, true, C, V, wte, C);
+        if (dhidden)
+            pack_bf16(wte_n, false, V, C, wte, C);
+    }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
-        lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
+        [&] {
+            if constexpr (std::is_same_v<T, float>)
+                if (packed && n >= 16)
+                    return gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
+            lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
+        }();
         parallel_for(n, [&](std::int64_t i) {
             T* row = scratch + i * V;
             const std::int64_t r = r0 + i;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -404,7 +405,7 @@ inline bf16_kernel_fn bf16_kernel_for(bf16_isa isa) {
 template <class TA, class TB>
 void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, int n0, int n1,
                      int K, float alpha, const TA* A, int lda, const TB* B, int ldb, float beta,
-                     float* C, int ldc) {
+                     float* C, int ldc, const std::uint16_t* bpre = nullptr) {
     using blk = bf16_blocking;
     const bf16_kernel_fn kernel = bf16_kernel_for(isa);
     const int ksteps = (K + blk::KS - 1) / blk::KS;
@@ -416,8 +417,9 @@ void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, i
                                (n1 - n0 + blk::NR - 1) / blk::NR * blk::NR);
     std::uint16_t* apack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 0>(
         std::size_t(mcmax / blk::MR) * ksteps * blk::STEP);
-    std::uint16_t* bpack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
-        std::size_t(ncmax / blk::NR) * ksteps * blk::STEP);
+    std::uint16_t* bpack = bpre ? nullptr
+                                : thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
+                                      std::size_t(ncmax / blk::NR) * ksteps * blk::STEP);
 #if GPTX_HAVE_BF16_KERNELS
     if (isa == bf16_isa::amx)
         amx_begin();
@@ -432,11 +434,14 @@ void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, i
             bf16_pack_a(trans_a, A, lda, i0, mc, 0, K, ksteps, apack);
         for (int j0 = n0; j0 < n1; j0 += ncmax) {
             const int nc = std::min(ncmax, n1 - j0);
+            if (bpre) // packed once for all calls (j0 is on the 32-column grid)
+                bpack = const_cast<std::uint16_t*>(bpre) +
+                        std::size_t(j0 / blk::NR) * ksteps * blk::STEP;
 #if GPTX_HAVE_BF16_KERNELS
-            if (isa != bf16_isa::portable)
+            else if (isa != bf16_isa::portable)
                 bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
-            else
 #endif
+            else
                 bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
             // A strip outer: it stays in L1/L2 while the B panels of the block (L2) pass by.
             for (int ir = 0; ir < mc; ir += blk::MR) {
@@ -456,16 +461,11 @@ void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, i
 
 } // namespace detail
 
-// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, the layout contract of gemm(): row-major,
-// op(A) = A (M,K) or, with trans_a, A stored (K,M); op(B) = B (K,N) or, with trans_b, B stored
-// (N,K); beta == 0 overwrites C. A and B are float (rounded to bf16, nearest-even, as they are
-// packed) or bf16; products are exact in fp32 and sums accumulate in fp32. isa picks the path
-// (default: the process's dispatch, active_bf16_isa()); a path the CPU lacks is an error. Threads
-// split C only, so results do not depend on the thread count.
+namespace detail {
 template <class TA, class TB>
-void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const TA* A, int lda,
-               const TB* B, int ldb, float beta, float* C, int ldc,
-               bf16_isa isa = active_bf16_isa()) {
+void gemm_bf16_run(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const TA* A,
+                   int lda, const TB* B, int ldb, float beta, float* C, int ldc, bf16_isa isa,
+                   const std::uint16_t* bpre) {
     if (M <= 0 || N <= 0)
         return;
     const std::string missing = isa_missing(isa);
@@ -478,7 +478,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, con
             }
         return;
     }
-    using blk = detail::bf16_blocking;
+    using blk = bf16_blocking;
     const int strips = (M + blk::MR - 1) / blk::MR, panels = (N + blk::NR - 1) / blk::NR;
     const bool split_n = panels >= strips; // each thread packs all of the other operand
     const std::int64_t units = split_n ? panels : strips;
@@ -488,15 +488,66 @@ void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, con
         units,
         [&](std::int64_t b, std::int64_t e) {
             if (split_n)
-                detail::gemm_bf16_block(isa, trans_a, trans_b, 0, M, int(b) * blk::NR,
-                                        int(std::min<std::int64_t>(N, e * blk::NR)), K, alpha, A,
-                                        lda, B, ldb, beta, C, ldc);
+                gemm_bf16_block(isa, trans_a, trans_b, 0, M, int(b) * blk::NR,
+                                int(std::min<std::int64_t>(N, e * blk::NR)), K, alpha, A, lda, B,
+                                ldb, beta, C, ldc, bpre);
             else
-                detail::gemm_bf16_block(isa, trans_a, trans_b, int(b) * blk::MR,
-                                        int(std::min<std::int64_t>(M, e * blk::MR)), 0, N, K, alpha,
-                                        A, lda, B, ldb, beta, C, ldc);
+                gemm_bf16_block(isa, trans_a, trans_b, int(b) * blk::MR,
+                                int(std::min<std::int64_t>(M, e * blk::MR)), 0, N, K, alpha, A, lda,
+                                B, ldb, beta, C, ldc, bpre);
         },
         min_units);
+}
+} // namespace detail
+
+// C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, the layout contract of gemm(): row-major,
+// op(A) = A (M,K) or, with trans_a, A stored (K,M); op(B) = B (K,N) or, with trans_b, B stored
+// (N,K); beta == 0 overwrites C. A and B are float (rounded to bf16, nearest-even, as they are
+// packed) or bf16; products are exact in fp32 and sums accumulate in fp32. isa picks the path
+// (default: the process's dispatch, active_bf16_isa()); a path the CPU lacks is an error. Threads
+// split C only, so results do not depend on the thread count.
+template <class TA, class TB>
+void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const TA* A, int lda,
+               const TB* B, int ldb, float beta, float* C, int ldc,
+               bf16_isa isa = active_bf16_isa()) {
+    detail::gemm_bf16_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, isa,
+                          nullptr);
+}
+
+// op(B) (K,N) packed once, for a B that several products share (the tied LM head's wte across
+// row chunks): the same bits gemm_bf16 would pack on every call.
+struct bf16_packed_b {
+    int K = 0, N = 0;
+    std::vector<std::uint16_t> panels; // 32-column panels of all K, in detail::bf16_pack_b's layout
+};
+
+template <class TB>
+void pack_bf16(bf16_packed_b& out, bool trans_b, int K, int N, const TB* B, int ldb,
+               bf16_isa isa = active_bf16_isa()) {
+    using blk = detail::bf16_blocking;
+    const int ksteps = (K + blk::KS - 1) / blk::KS, panels = (N + blk::NR - 1) / blk::NR;
+    out.K = K;
+    out.N = N;
+    out.panels.resize(std::size_t(panels) * ksteps * blk::STEP);
+    parallel_ranges(panels, [&](std::int64_t b, std::int64_t e) {
+        const int j0 = int(b) * blk::NR, nc = std::min(N, int(e) * blk::NR) - j0;
+        std::uint16_t* dst = out.panels.data() + std::size_t(b) * ksteps * blk::STEP;
+#if GPTX_HAVE_BF16_KERNELS
+        if (isa != bf16_isa::portable)
+            return detail::bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
+#endif
+        (void)isa;
+        detail::bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
+    });
+}
+
+// gemm_bf16 with op(B) packed by pack_bf16 (its K and N).
+template <class TA>
+void gemm_bf16(bool trans_a, int M, float alpha, const TA* A, int lda, const bf16_packed_b& B,
+               float beta, float* C, int ldc, bf16_isa isa = active_bf16_isa()) {
+    detail::gemm_bf16_run(trans_a, false, M, B.N, B.K, alpha, A, lda,
+                          static_cast<const float*>(nullptr), 0, beta, C, ldc, isa,
+                          B.panels.data());
 }
 
 // Which arithmetic the float GEMMs of the linear layers and the tied LM head use: fp32, or bf16
