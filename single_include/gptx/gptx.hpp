@@ -6072,6 +6072,7 @@ namespace detail {
 struct bf16_blocking {
     static constexpr int MR = 32, NR = 32, KS = 32; // C block, k per step
     static constexpr int STEP = 2 * 16 * 32;        // bf16 elements of one strip (or panel) step
+    static constexpr int KMAX = 4096;               // k per pass: all of K below this
     static constexpr int A_BYTES = 16 << 20; // packed A block: all rows of a thread in practice
     static constexpr int B_BYTES = 1 << 20;  // packed B block: half of a 2 MB L2
 };
@@ -6441,56 +6442,70 @@ inline bf16_kernel_fn bf16_kernel_for(bf16_isa isa) {
 }
 
 // One thread's share: C rows [m0, m1) x cols [n0, n1). Each 32x32 block of C takes all of K in
-// one kernel call, so C is read and written once (with K split in passes, re-reading a C larger
-// than L2 cost a third of the time); the packs hold all of K: A once, B in blocks of ~1 MB.
+// one kernel call when K <= KMAX, so C is read and written once (with K split in passes of 256,
+// re-reading a C larger than L2 cost a third of the time). A larger K (the LM head's dinp, K =
+// 50257) goes in equal passes of at most KMAX, fixed by K alone, so that the packed strips stay
+// in L2. The packs hold a pass of K: A once per pass, B in blocks of ~1 MB.
 template <class TA, class TB>
 void gemm_bf16_block(bf16_isa isa, bool trans_a, bool trans_b, int m0, int m1, int n0, int n1,
                      int K, float alpha, const TA* A, int lda, const TB* B, int ldb, float beta,
                      float* C, int ldc, const std::uint16_t* bpre = nullptr) {
     using blk = bf16_blocking;
     const bf16_kernel_fn kernel = bf16_kernel_for(isa);
-    const int ksteps = (K + blk::KS - 1) / blk::KS;
-    const std::size_t kbytes = std::size_t(ksteps) * blk::KS * sizeof(std::uint16_t);
+    const int kstot = (K + blk::KS - 1) / blk::KS; // steps of all of K (bpre's panel length)
+    const int passes = (K + blk::KMAX - 1) / blk::KMAX;
+    const int kcmax = ((K + passes - 1) / passes + blk::KS - 1) / blk::KS * blk::KS;
+    const int ksmax = kcmax / blk::KS;
+    const std::size_t kbytes = std::size_t(kcmax) * sizeof(std::uint16_t);
     auto rounded = [](int n, int to) { return std::max(to, n / to * to); };
-    const int mcmax = std::min(rounded(int((std::size_t(blk::A_BYTES)) / kbytes), blk::MR),
+    const int mcmax = std::min(rounded(int(std::size_t(blk::A_BYTES) / kbytes), blk::MR),
                                (m1 - m0 + blk::MR - 1) / blk::MR * blk::MR);
-    const int ncmax = std::min(rounded(int((std::size_t(blk::B_BYTES)) / kbytes), blk::NR),
+    const int ncmax = std::min(rounded(int(std::size_t(blk::B_BYTES) / kbytes), blk::NR),
                                (n1 - n0 + blk::NR - 1) / blk::NR * blk::NR);
     std::uint16_t* apack = thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 0>(
-        std::size_t(mcmax / blk::MR) * ksteps * blk::STEP);
-    std::uint16_t* bpack = bpre ? nullptr
-                                : thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
-                                      std::size_t(ncmax / blk::NR) * ksteps * blk::STEP);
+        std::size_t(mcmax / blk::MR) * ksmax * blk::STEP);
+    std::uint16_t* bown = bpre ? nullptr
+                               : thread_scratch<std::uint16_t, gemm_bf16_scratch_tag, 1>(
+                                     std::size_t(ncmax / blk::NR) * ksmax * blk::STEP);
 #if GPTX_HAVE_BF16_KERNELS
     if (isa == bf16_isa::amx)
         amx_begin();
 #endif
-    for (int i0 = m0; i0 < m1; i0 += mcmax) {
-        const int mc = std::min(mcmax, m1 - i0);
+    for (int p0 = 0; p0 < K; p0 += kcmax) {
+        const int kc = std::min(kcmax, K - p0), ksteps = (kc + blk::KS - 1) / blk::KS;
+        const float beta_p = p0 == 0 ? beta : 1.0f; // later passes accumulate
+        // Elements from one B panel to the next: bpre's panels hold all of K.
+        const std::size_t bstride = std::size_t(bpre ? kstot : ksteps) * blk::STEP;
+        for (int i0 = m0; i0 < m1; i0 += mcmax) {
+            const int mc = std::min(mcmax, m1 - i0);
 #if GPTX_HAVE_BF16_KERNELS
-        if (isa != bf16_isa::portable)
-            bf16_pack_a_avx512(trans_a, A, lda, i0, mc, 0, K, ksteps, apack);
-        else
-#endif
-            bf16_pack_a(trans_a, A, lda, i0, mc, 0, K, ksteps, apack);
-        for (int j0 = n0; j0 < n1; j0 += ncmax) {
-            const int nc = std::min(ncmax, n1 - j0);
-            if (bpre) // packed once for all calls (j0 is on the 32-column grid)
-                bpack = const_cast<std::uint16_t*>(bpre) +
-                        std::size_t(j0 / blk::NR) * ksteps * blk::STEP;
-#if GPTX_HAVE_BF16_KERNELS
-            else if (isa != bf16_isa::portable)
-                bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
-#endif
+            if (isa != bf16_isa::portable)
+                bf16_pack_a_avx512(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
             else
-                bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, bpack);
-            // A strip outer: it stays in L1/L2 while the B panels of the block (L2) pass by.
-            for (int ir = 0; ir < mc; ir += blk::MR) {
-                const std::uint16_t* as = apack + std::size_t(ir / blk::MR) * ksteps * blk::STEP;
-                for (int jr = 0; jr < nc; jr += blk::NR)
-                    kernel(ksteps, as, bpack + std::size_t(jr / blk::NR) * ksteps * blk::STEP,
-                           C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc,
-                           std::min(blk::MR, mc - ir), std::min(blk::NR, nc - jr), alpha, beta);
+#endif
+                bf16_pack_a(trans_a, A, lda, i0, mc, p0, kc, ksteps, apack);
+            for (int j0 = n0; j0 < n1; j0 += ncmax) {
+                const int nc = std::min(ncmax, n1 - j0);
+                const std::uint16_t* bpack = bown;
+                if (bpre) // packed once for all calls (j0 and p0 are on the 32 grid)
+                    bpack = bpre + std::size_t(j0 / blk::NR) * bstride +
+                            std::size_t(p0 / blk::KS) * blk::STEP;
+#if GPTX_HAVE_BF16_KERNELS
+                else if (isa != bf16_isa::portable)
+                    bf16_pack_b_avx512(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bown);
+#endif
+                else
+                    bf16_pack_b(trans_b, B, ldb, p0, kc, j0, nc, ksteps, bown);
+                // A strip outer: it stays in L1/L2 while the B panels of the block (L2) pass by.
+                for (int ir = 0; ir < mc; ir += blk::MR) {
+                    const std::uint16_t* as =
+                        apack + std::size_t(ir / blk::MR) * ksteps * blk::STEP;
+                    for (int jr = 0; jr < nc; jr += blk::NR)
+                        kernel(ksteps, as, bpack + std::size_t(jr / blk::NR) * bstride,
+                               C + std::int64_t(i0 + ir) * ldc + (j0 + jr), ldc,
+                               std::min(blk::MR, mc - ir), std::min(blk::NR, nc - jr), alpha,
+                               beta_p);
+                }
             }
         }
     }

@@ -170,6 +170,9 @@ void check_odd(bf16_isa isa) {
                 w.add(check({ta, tb, 37, 45, K, 3}, 0.75f, 0.5f, isa, seed++));
     // Many panels and a last partial one (GPT-2's vocabulary), threads splitting N.
     w.add(check({false, true, 3, 50257, 64}, 1.0f, 0.0f, isa, seed++));
+    // K over KMAX (4096): equal passes, the later ones accumulating into C.
+    for (bool tb : {false, true})
+        w.add(check({false, tb, 20, 40, 5000, 1}, 1.0f, 0.5f, isa, seed++));
     // Many strips: threads split M.
     w.add(check({true, false, 1001, 40, 70}, 1.0f, 1.0f, isa, seed++));
     report(isa, "odd sizes", w);
@@ -283,18 +286,21 @@ BOOST_AUTO_TEST_CASE(amx_thread_count_independent,
 }
 
 BOOST_AUTO_TEST_CASE(prepacked_b_gives_the_same_bits) {
-    // B packed once (the LM head's wte across row chunks) equals packing on every call, both forms.
+    // B packed once (the LM head's wte across row chunks) equals packing on every call, both forms,
+    // with K in one pass and in several (K > 4096).
     gptx::rng r(9);
-    const int M = 45, N = 77, K = 70;
-    const auto A = random_vec(std::size_t(M) * K, r), B = random_vec(std::size_t(N) * K, r);
-    for (bool tb : {false, true}) {
-        std::vector<float> C1(std::size_t(M) * N), C2(C1.size());
-        gptx::ops::gemm_bf16(false, tb, M, N, K, 1.0f, A.data(), K, B.data(), tb ? K : N, 0.0f,
-                             C1.data(), N);
-        gptx::ops::bf16_packed_b packed;
-        gptx::ops::pack_bf16(packed, tb, K, N, B.data(), tb ? K : N);
-        gptx::ops::gemm_bf16(false, M, 1.0f, A.data(), K, packed, 0.0f, C2.data(), N);
-        BOOST_TEST(C1 == C2, boost::test_tools::per_element());
+    for (int K : {70, 4500}) {
+        const int M = 45, N = 77;
+        const auto A = random_vec(std::size_t(M) * K, r), B = random_vec(std::size_t(N) * K, r);
+        for (bool tb : {false, true}) {
+            std::vector<float> C1(std::size_t(M) * N), C2(C1.size());
+            gptx::ops::gemm_bf16(false, tb, M, N, K, 1.0f, A.data(), K, B.data(), tb ? K : N, 0.0f,
+                                 C1.data(), N);
+            gptx::ops::bf16_packed_b packed;
+            gptx::ops::pack_bf16(packed, tb, K, N, B.data(), tb ? K : N);
+            gptx::ops::gemm_bf16(false, M, 1.0f, A.data(), K, packed, 0.0f, C2.data(), N);
+            BOOST_TEST(C1 == C2, boost::test_tools::per_element());
+        }
     }
 }
 
