@@ -35,13 +35,14 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
     // (logits: wteᵀ; dhidden: wte) instead of once per chunk. Kept for reuse: 4·V·C bytes.
     static bf16_packed_b wte_t, wte_n;
     bool packed = false;
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
         packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
                  C >= 16 && V >= 16;
-    if (packed) {
-        pack_bf16(wte_t, true, C, V, wte, C);
-        if (dhidden)
-            pack_bf16(wte_n, false, V, C, wte, C);
+        if (packed) {
+            pack_bf16(wte_t, true, C, V, wte, C);
+            if (dhidden)
+                pack_bf16(wte_n, false, V, C, wte, C);
+        }
     }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
