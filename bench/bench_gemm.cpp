@@ -157,7 +157,8 @@ int main(int argc, char** argv) {
             add(s, f, true);
 
     benchmark::AddCustomContext("gptx_threads", std::to_string(gptx::num_threads()));
-    benchmark::AddCustomContext("gptx_bf16_isa", std::string(gptx::isa_name(gptx::active_bf16_isa())));
+    benchmark::AddCustomContext("gptx_bf16_isa",
+                                std::string(gptx::isa_name(gptx::active_bf16_isa())));
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;
@@ -173,10 +174,9 @@ int main(int argc, char** argv) {
         return it == rep.median.end() ? 0.0 : it->second;
     };
     std::printf("\nGFLOP/s (medians); bf16 path %s; %% of peak: fp32 %.0f, bf16 %.0f GFLOP/s\n",
-                std::string(gptx::isa_name(gptx::active_bf16_isa())).c_str(), peak_fp32,
-                peak_bf16);
-    std::printf("%-22s %9s %9s %7s %9s %7s %9s %7s\n", "shape/form", "gptx", "openblas",
-                "ratio", "bf16", "bf16/fp", "fp32%pk", "bf16%pk");
+                std::string(gptx::isa_name(gptx::active_bf16_isa())).c_str(), peak_fp32, peak_bf16);
+    std::printf("%-22s %9s %9s %7s %9s %7s %9s %7s\n", "shape/form", "gptx", "openblas", "ratio",
+                "bf16", "bf16/fp", "fp32%pk", "bf16%pk");
     for (const auto& tag : rows) {
         const double g = median("gptx/" + tag), o = median("openblas/" + tag),
                      b = median("bf16/" + tag);
