@@ -1,9 +1,12 @@
 // bench/bench_gemm.cpp: gptx::ops::gemm on the GPT-2 small training shapes (forward, dinp,
-// dweight), against OpenBLAS cblas_sgemm when it is found. Threads: GPTX_NUM_THREADS for gptx,
-// OPENBLAS_NUM_THREADS for OpenBLAS. Run with --benchmark_repetitions=N: the table at the end
-// compares medians.
+// dweight), against OpenBLAS cblas_sgemm when it is found, and gptx::ops::gemm_bf16 (fp32
+// operands rounded to bf16 as they are packed, as training feeds it) on the path GPTX_ISA picks.
+// Threads: GPTX_NUM_THREADS for gptx, OPENBLAS_NUM_THREADS for OpenBLAS. Run with
+// --benchmark_repetitions=N: the table at the end compares medians; with GPTX_PEAK_FP32 and
+// GPTX_PEAK_BF16 (GFLOP/s, from bench_peak) it also gives each as a fraction of its peak.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <thread>
@@ -14,6 +17,7 @@
 #include <gptx/core/parallel.hpp>
 #include <gptx/core/rng.hpp>
 #include <gptx/ops/gemm.hpp>
+#include <gptx/ops/gemm_bf16.hpp>
 
 #if defined(GPTX_BENCH_OPENBLAS)
 #include <cblas.h>
@@ -62,14 +66,19 @@ float* operand(int slot, std::size_t n) {
     return v.data();
 }
 
-template <bool OpenBlas> void run(benchmark::State& state, layer_shape s, form f) {
+enum class impl { gptx, openblas, bf16 };
+
+template <impl I> void run(benchmark::State& state, layer_shape s, form f) {
     const gemm_call g = call_of(s, f);
     const std::size_t arows = g.ta ? g.K : g.M, brows = g.tb ? g.N : g.K;
     const float* A = operand(0, arows * std::size_t(g.lda));
     const float* B = operand(1, brows * std::size_t(g.ldb));
     float* C = operand(2, std::size_t(g.M) * g.ldc);
     for (auto _ : state) {
-        if constexpr (OpenBlas) {
+        if constexpr (I == impl::bf16) {
+            gptx::ops::gemm_bf16(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, g.lda, B, g.ldb, g.beta, C,
+                                 g.ldc);
+        } else if constexpr (I == impl::openblas) {
 #if defined(GPTX_BENCH_OPENBLAS)
             cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans,
                         g.tb ? CblasTrans : CblasNoTrans, g.M, g.N, g.K, 1.0f, A, g.lda, B, g.ldb,
@@ -125,12 +134,15 @@ int main(int argc, char** argv) {
     auto add = [&](const layer_shape& s, form f, bool with_blas) {
         std::string tag = std::string(s.name) + "/" + form_name(f);
         rows.push_back(tag);
-        benchmark::RegisterBenchmark(("gptx/" + tag).c_str(), run<false>, s, f)
+        benchmark::RegisterBenchmark(("gptx/" + tag).c_str(), run<impl::gptx>, s, f)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("bf16/" + tag).c_str(), run<impl::bf16>, s, f)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
 #if defined(GPTX_BENCH_OPENBLAS)
         if (with_blas)
-            benchmark::RegisterBenchmark(("openblas/" + tag).c_str(), run<true>, s, f)
+            benchmark::RegisterBenchmark(("openblas/" + tag).c_str(), run<impl::openblas>, s, f)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
 #else
@@ -145,6 +157,8 @@ int main(int argc, char** argv) {
             add(s, f, true);
 
     benchmark::AddCustomContext("gptx_threads", std::to_string(gptx::num_threads()));
+    benchmark::AddCustomContext("gptx_bf16_isa",
+                                std::string(gptx::isa_name(gptx::active_bf16_isa())));
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;
@@ -152,17 +166,26 @@ int main(int argc, char** argv) {
     benchmark::RunSpecifiedBenchmarks(&rep);
     benchmark::Shutdown();
 
-    std::printf("\n%-22s %10s %10s %7s\n", "shape/form", "gptx", "openblas", "ratio");
+    const char* pf = std::getenv("GPTX_PEAK_FP32");
+    const char* pb = std::getenv("GPTX_PEAK_BF16");
+    const double peak_fp32 = pf ? std::atof(pf) : 0, peak_bf16 = pb ? std::atof(pb) : 0;
+    auto median = [&](const std::string& key) {
+        auto it = rep.median.find(key);
+        return it == rep.median.end() ? 0.0 : it->second;
+    };
+    std::printf("\nGFLOP/s (medians); bf16 path %s; %% of peak: fp32 %.0f, bf16 %.0f GFLOP/s\n",
+                std::string(gptx::isa_name(gptx::active_bf16_isa())).c_str(), peak_fp32, peak_bf16);
+    std::printf("%-22s %9s %9s %7s %9s %7s %9s %7s\n", "shape/form", "gptx", "openblas", "ratio",
+                "bf16", "bf16/fp", "fp32%pk", "bf16%pk");
     for (const auto& tag : rows) {
-        auto g = rep.median.find("gptx/" + tag);
-        auto o = rep.median.find("openblas/" + tag);
-        if (g == rep.median.end())
+        const double g = median("gptx/" + tag), o = median("openblas/" + tag),
+                     b = median("bf16/" + tag);
+        if (g == 0)
             continue;
-        if (o == rep.median.end())
-            std::printf("%-22s %10.1f %10s %7s\n", tag.c_str(), g->second, "-", "-");
-        else
-            std::printf("%-22s %10.1f %10.1f %6.0f%%\n", tag.c_str(), g->second, o->second,
-                        100.0 * g->second / o->second);
+        std::printf("%-22s %9.1f %9.1f %6.0f%% %9.1f %6.2fx %8.0f%% %6.0f%%\n", tag.c_str(), g, o,
+                    o > 0 ? 100.0 * g / o : 0.0, b, b / g,
+                    peak_fp32 > 0 ? 100.0 * g / peak_fp32 : 0.0,
+                    peak_bf16 > 0 ? 100.0 * b / peak_bf16 : 0.0);
     }
     return 0;
 }

@@ -1,8 +1,12 @@
 // samples/gptx_main.cpp: the gptx command line: registers the subcommands of samples/cli/*.cpp and
 // turns errors into one line and an exit code. Tested by tests/cli/test_*.cpp.
 #include <cstdio>
+#include <string>
 
 #include <CLI/CLI.hpp>
+
+#include <gptx/core/cpu.hpp>
+#include <gptx/ops/gemm_bf16.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/dist.hpp"
@@ -15,6 +19,20 @@ commands::commands(CLI::App& app) : app_(app) {
         ->check(CLI::PositiveNumber);
     app_.add_flag("--no-progress", no_progress_,
                   "No progress bars on stderr (also: GPTX_PROGRESS=0)");
+    app_.add_option("--precision", precision_,
+                    "Arithmetic of the linear layers' and LM head's GEMMs: fp32, or bf16 "
+                    "operands with fp32 accumulation (weights, gradients, optimizer stay fp32)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
+    // The bf16 GEMM path this process runs (GPTX_ISA may force a lower one).
+    app_.set_version_flag("--version", [] {
+        std::string isa;
+        try {
+            isa = std::string(gptx::isa_name(gptx::active_bf16_isa()));
+        } catch (const std::exception& e) {
+            isa = e.what();
+        }
+        return "gptx " + std::string(GPTX_VERSION_STRING) + " (bf16 GEMM path: " + isa + ")";
+    });
 }
 
 std::function<void()>& commands::action(std::function<void()> run) {
@@ -22,6 +40,7 @@ std::function<void()>& commands::action(std::function<void()> run) {
         if (threads_ > 0)
             gptx::set_num_threads(threads_);
         check_runs_under_mpirun(app_);
+        gptx::ops::set_matmul_precision(gptx::ops::parse_precision(precision_));
         if (no_progress_)
             gptx::set_progress_enabled(false);
         run();

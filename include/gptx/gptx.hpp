@@ -3,7 +3,9 @@
 #pragma once
 
 #include "core/arena.hpp"
+#include "core/bf16.hpp"
 #include "core/communicator.hpp"
+#include "core/cpu.hpp"
 #include "core/error.hpp"
 #include "core/file.hpp"
 #include "core/interrupt.hpp"
@@ -48,6 +50,7 @@
 #include "ops/encoder.hpp"
 #include "ops/gelu.hpp"
 #include "ops/gemm.hpp"
+#include "ops/gemm_bf16.hpp"
 #include "ops/layernorm.hpp"
 #include "ops/matmul.hpp"
 #include "ops/residual.hpp"

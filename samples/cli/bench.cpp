@@ -195,7 +195,9 @@ inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s,
             {"gflops", s.flops / (median / 1000.0) / 1e9},
             {"peak_rss_mb", peak_rss_mb},
             {"reps", n},
-            {"threads", num_threads()}};
+            {"threads", num_threads()},
+            {"precision", ops::precision_name(ops::matmul_precision())},
+            {"bf16_isa", isa_name(active_bf16_isa())}};
 }
 
 // Runs one workload in a child process, so its peak RSS is its own (wait4 reports the child's

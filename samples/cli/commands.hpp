@@ -4,6 +4,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -27,6 +28,7 @@ class commands {
     CLI::App& app_;
     int threads_ = 0;
     bool no_progress_ = false;
+    std::string precision_ = "fp32";
     std::list<std::shared_ptr<void>> options_;
     std::list<std::function<void()>> actions_; // a list: callbacks hold references to its elements
 };

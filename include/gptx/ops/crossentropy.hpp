@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
 #include "softmax.hpp"
 
 namespace gptx::ops {
@@ -16,7 +18,8 @@ namespace gptx::ops {
 // logits(N,V) = hidden(N,C) · wte(V,C)ᵀ
 template <class Arch = simd::default_arch, class T>
 void lm_logits(T* logits, const T* hidden, const T* wte, std::int64_t N, int C, int V) {
-    gemm<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits, V);
+    gemm_mixed<Arch>(false, true, static_cast<int>(N), V, C, T(1), hidden, C, wte, C, T(0), logits,
+                     V);
 }
 
 // losses[i] = -log softmax(hidden_i · wteᵀ)[targets_i] for unmasked rows, 0 for masked ones.
@@ -28,9 +31,27 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
                     const int* targets, const std::uint8_t* mask, std::int64_t N, int C, int V,
                     T grad_scale, T* scratch, int chunk_rows) {
     double total = 0.0;
+    // With bf16 GEMMs over several chunks, wte is packed once per call in each of its two uses
+    // (logits: wteᵀ; dhidden: wte) instead of once per chunk. Kept for reuse: 4·V·C bytes.
+    static bf16_packed_b wte_t, wte_n;
+    bool packed = false;
+    if constexpr (std::is_same_v<T, float>) {
+        packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
+                 C >= 16 && V >= 16;
+        if (packed) {
+            pack_bf16(wte_t, true, C, V, wte, C);
+            if (dhidden)
+                pack_bf16(wte_n, false, V, C, wte, C);
+        }
+    }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
-        lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
+        [&] {
+            if constexpr (std::is_same_v<T, float>)
+                if (packed && n >= 16)
+                    return gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
+            lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
+        }();
         parallel_for(n, [&](std::int64_t i) {
             T* row = scratch + i * V;
             const std::int64_t r = r0 + i;
@@ -49,8 +70,10 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             }
         });
         if (dhidden) {
-            gemm<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0), dhidden + r0 * C, C);
-            gemm<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte, C);
+            gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
+                             dhidden + r0 * C, C);
+            gemm_mixed<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte,
+                             C);
         }
         for (int i = 0; i < n; ++i)
             total += double(losses[r0 + i]);
@@ -114,8 +137,8 @@ void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidd
             simd::scale<Arch>(row, -g, V);
             row[tokens[r0 + i]] += g;
         });
-        gemm<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
-        gemm<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
+        gemm_mixed<Arch>(false, false, n, C, V, T(1), z, V, wte, C, T(0), dh, C);
+        gemm_mixed<Arch>(true, false, V, C, n, T(1), z, V, h, C, T(1), dwte, C);
         for (int i = 0; i < n; ++i) {
             T* d = dhidden + std::int64_t(rows[r0 + i]) * C;
             const T* src = dh + std::size_t(i) * C;

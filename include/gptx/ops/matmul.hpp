@@ -6,6 +6,7 @@
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
 
 namespace gptx::ops {
 
@@ -13,7 +14,8 @@ namespace gptx::ops {
 template <class Arch = simd::default_arch, class T>
 void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N, int C,
                     int OC) {
-    gemm<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out, OC);
+    gemm_mixed<Arch>(false, true, static_cast<int>(N), OC, C, T(1), inp, C, weight, C, T(0), out,
+                     OC);
     if (bias)
         parallel_for(N, [&](std::int64_t r) { simd::add<Arch>(out + r * OC, bias, OC); });
 }
@@ -25,9 +27,9 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
                      std::int64_t N, int C, int OC, bool accumulate_dinp = false) {
     const int n = static_cast<int>(N);
     if (dinp)
-        gemm<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C, accumulate_dinp ? T(1) : T(0),
-                   dinp, C);
-    gemm<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
+        gemm_mixed<Arch>(false, false, n, C, OC, T(1), dout, OC, weight, C,
+                         accumulate_dinp ? T(1) : T(0), dinp, C);
+    gemm_mixed<Arch>(true, false, OC, C, n, T(1), dout, OC, inp, C, T(1), dweight, C);
     if (dbias) {
         constexpr int W = static_cast<int>(simd::lanes<T, Arch>);
         const int blocks = (OC + W - 1) / W;
