@@ -91,24 +91,6 @@ inline void validate(const rm_options& o) {
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
 }
 
-// The tokenizer's <|endoftext|> when it has one, else the id the model reserves after the
-// tokenizer's vocabulary (how byte and char models get one, as SFT does).
-// (A template, so that it compiles with a tokenizer without special tokens too.)
-template <class Tok> int end_of_text(const Tok& tok, int model_vocab, int requested) {
-    if (requested >= 0) {
-        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
-                   " is outside the vocabulary [0, ", model_vocab, ")");
-        return requested;
-    }
-    if constexpr (requires { tok.special_token_id("<|endoftext|>"); })
-        if (const auto id = tok.special_token_id("<|endoftext|>"))
-            return *id;
-    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
-               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
-               model_vocab, ") reserves no id after it; pass --end-of-text");
-    return tok.vocab_size();
-}
-
 inline nlohmann::json run_json(const rm_options& o) {
     return {{"init", o.init},
             {"data", o.data},
@@ -142,7 +124,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     rm.trunk().set_dropout(o.dropout);
     rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     rm.trunk().set_dropout_counter(0);
-    const int eot = end_of_text(tok, rm.vocab(), o.end_of_text);
+    const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
     const int ctx = rm.context();
 
     // Data: tokenized once; the held-out part is --val or the last --val-fraction of --data.
