@@ -38,7 +38,7 @@ struct dpo_workspace : gptx::test::scratch_dir {
         gptx::save_checkpoint<S>(sft, m, nullptr, tok, {});
         cmp = path / "cmp.jsonl";
         std::ofstream c(cmp);
-        const char* words[] = {"abc", "hg", "fed", "bead", "cafe", "dig"};
+        const char* words[] = {"abc", "hg", "fed", "bead", "cafe", "bag"};
         for (int i = 0; i < 20; ++i) {
             const std::string p = words[i % 6];
             if (i % 2 == 0)
