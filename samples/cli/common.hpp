@@ -1,7 +1,9 @@
 // samples/cli/common.hpp: pieces shared by the gptx subcommands (paths, preset lookup, the
 // end-of-text id, prompts, the reward model, resume checks, RL iterations as run-loop steps).
-// Tested by tests/cli/test_cli.cpp and the tests of the commands that use them (rm, ppo, dpo, grpo).
+// Tested by tests/cli/test_cli.cpp and the tests of the commands that use them (rm, ppo, dpo,
+// grpo).
 #pragma once
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -95,6 +97,45 @@ inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::js
                    saved.contains(key) ? saved[key].dump() : "missing", " there, ", value.dump(),
                    " now)");
     }
+}
+
+// Comparisons for gptx rm and gptx dpo, tokenized once: --data, and --val or else the last
+// --val-fraction of --data's prompts held out.
+struct comparison_split {
+    tokenized_comparisons train, val;
+};
+inline comparison_split read_comparison_split(const std::string& data, const std::string& val,
+                                              double val_fraction, const tokenizer& tok, int eot,
+                                              int context) {
+    std::vector<comparison> train_cs = read_comparisons(data), val_cs;
+    if (!val.empty()) {
+        val_cs = read_comparisons(val);
+    } else {
+        const auto n_val = std::size_t(std::ceil(val_fraction * double(train_cs.size())));
+        GPTX_CHECK(n_val < train_cs.size(), data, ": ", train_cs.size(),
+                   " prompts are too few to hold out ", n_val, " (--val-fraction ", val_fraction,
+                   "); give more data or --val");
+        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
+        train_cs.resize(train_cs.size() - n_val);
+    }
+    return {tokenize_comparisons(train_cs, tok, eot, context, data),
+            tokenize_comparisons(val_cs, tok, eot, context, val.empty() ? data : val)};
+}
+
+// The run loop's options as every training command sets them: metrics.jsonl in the run folder
+// (rank 0 only), the checkpoint named in errors.
+inline run_options command_run_options(std::int64_t iters, int eval_every, int log_every,
+                                       const char* label, const fs::path& dir,
+                                       const fs::path& checkpoint) {
+    run_options ro;
+    ro.iters = iters;
+    ro.eval_every = eval_every;
+    ro.log_every = log_every;
+    ro.progress_label = label;
+    if (world().rank() == 0)
+        ro.metrics = dir / "metrics.jsonl";
+    ro.checkpoint_name = checkpoint.string();
+    return ro;
 }
 
 // The shared run loop sees one iteration of an RL trainer (ppo_trainer, grpo_trainer) as one

@@ -32,8 +32,9 @@ struct dpo_options {
 inline void add_dpo_command(CLI::App& app, dpo_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand(
         "dpo", "Align a policy with DPO on ranked comparisons (no reward model, no sampling)");
-    c->add_option("--policy", o.policy,
-                  "SFT checkpoint (run folder or file): the initial policy and the frozen reference")
+    c->add_option(
+         "--policy", o.policy,
+         "SFT checkpoint (run folder or file): the initial policy and the frozen reference")
         ->required();
     c->add_option("--data", o.data,
                   "Comparisons JSONL: {\"prompt\",\"chosen\",\"rejected\"} or "
@@ -114,21 +115,9 @@ void dpo_run(const dpo_options& o, const fs::path& policy_file, const checkpoint
     const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
     const int ctx = policy.context();
 
-    // Data: tokenized once; the held-out part is --val or the last --val-fraction of --data.
-    std::vector<comparison> train_cs = read_comparisons(o.data), val_cs;
-    if (!o.val.empty()) {
-        val_cs = read_comparisons(o.val);
-    } else {
-        const auto n_val = std::size_t(std::ceil(o.val_fraction * double(train_cs.size())));
-        GPTX_CHECK(n_val < train_cs.size(), o.data, ": ", train_cs.size(),
-                   " prompts are too few to hold out ", n_val, " (--val-fraction ", o.val_fraction,
-                   "); give more data or --val");
-        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
-        train_cs.resize(train_cs.size() - n_val);
-    }
-    const tokenized_comparisons train = tokenize_comparisons(train_cs, tok, eot, ctx, o.data);
-    const tokenized_comparisons val =
-        tokenize_comparisons(val_cs, tok, eot, ctx, o.val.empty() ? o.data : o.val);
+    const comparison_split split =
+        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
+    const tokenized_comparisons &train = split.train, &val = split.val;
     // The reference is frozen: its log-probabilities are computed once, here (and again, to the
     // same bits, on --resume).
     const auto ref_train = reference_logprobs(reference, train, o.batch, eot);
@@ -219,14 +208,7 @@ void dpo_run(const dpo_options& o, const fs::path& policy_file, const checkpoint
         st.run_json = run_json(o).dump();
         save_checkpoint<S>(ckpt, policy, &opt, tok, st);
     };
-    run_options ro;
-    ro.iters = iters;
-    ro.eval_every = o.eval_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = "dpo";
-    if (rank == 0)
-        ro.metrics = metrics_path;
-    ro.checkpoint_name = ckpt.string();
+    const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "dpo", dir, ckpt);
     const auto t0 = std::chrono::steady_clock::now();
     if (tr.step_count() < iters) {
         run_training(

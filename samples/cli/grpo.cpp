@@ -22,8 +22,8 @@ namespace gptx::cli {
 
 struct grpo_options {
     std::string policy, reward, prompts, ptx_data, baseline = "group", out = "out-grpo";
-    int iters = 20, prompts_per_iter = 16, group_size = 4, epochs = 1, minibatch = 16,
-        max_new = 32, ptx_batch = 4, ptx_context = 0;
+    int iters = 20, prompts_per_iter = 16, group_size = 4, epochs = 1, minibatch = 16, max_new = 32,
+        ptx_batch = 4, ptx_context = 0;
     int save_every = 1, log_every = 1, end_of_text = -1;
     float lr = 1e-5f, grad_clip = 1.0f, temperature = 1.0f;
     double kl_coef = 0.04, clip = 0.2, ptx_coef = 0.0;
@@ -42,7 +42,8 @@ inline void add_grpo_command(CLI::App& app, grpo_options& o, std::function<void(
     c->add_option("--baseline", o.baseline,
                   "group: GRPO's (r - group mean) / group std; loo: RLOO's r - mean of the others")
         ->check(CLI::IsMember({"group", "loo"}));
-    c->add_option("--out", o.out, "Run folder: policy.gptx (with AdamW), model.gptx, metrics.jsonl");
+    c->add_option("--out", o.out,
+                  "Run folder: policy.gptx (with AdamW), model.gptx, metrics.jsonl");
     c->add_option("--iters", o.iters, "Iterations (rollouts + updates each)");
     c->add_option("--prompts-per-iter", o.prompts_per_iter, "Prompts sampled per iteration");
     c->add_option("--group-size", o.group_size, "Responses sampled per prompt (G >= 2)");
@@ -196,14 +197,9 @@ void grpo_run(const grpo_options& o, const fs::path& policy_file, const checkpoi
     }
 
     iteration_step<grpo_trainer<model_t>> adapter{tr, o.lr};
-    run_options ro;
-    ro.iters = o.iters;
-    ro.eval_every = o.save_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = o.baseline == "loo" ? "rloo" : "grpo";
-    if (world().rank() == 0)
-        ro.metrics = dir / "metrics.jsonl";
-    ro.checkpoint_name = policy_ckpt.string();
+    const run_options ro =
+        command_run_options(o.iters, o.save_every, o.log_every,
+                            o.baseline == "loo" ? "rloo" : "grpo", dir, policy_ckpt);
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t) {
         metrics_map m;

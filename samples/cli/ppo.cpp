@@ -252,14 +252,8 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
 
     iteration_step<ppo_trainer<model_t>> adapter{tr, o.lr};
 
-    run_options ro;
-    ro.iters = o.iters;
-    ro.eval_every = o.save_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = "ppo";
-    if (world().rank() == 0)
-        ro.metrics = dir / "metrics.jsonl";
-    ro.checkpoint_name = policy_ckpt.string();
+    const run_options ro =
+        command_run_options(o.iters, o.save_every, o.log_every, "ppo", dir, policy_ckpt);
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t) {
         metrics_map m;

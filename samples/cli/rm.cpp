@@ -127,21 +127,9 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
     const int ctx = rm.context();
 
-    // Data: tokenized once; the held-out part is --val or the last --val-fraction of --data.
-    std::vector<comparison> train_cs = read_comparisons(o.data), val_cs;
-    if (!o.val.empty()) {
-        val_cs = read_comparisons(o.val);
-    } else {
-        const auto n_val = std::size_t(std::ceil(o.val_fraction * double(train_cs.size())));
-        GPTX_CHECK(n_val < train_cs.size(), o.data, ": ", train_cs.size(),
-                   " prompts are too few to hold out ", n_val, " (--val-fraction ", o.val_fraction,
-                   "); give more data or --val");
-        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
-        train_cs.resize(train_cs.size() - n_val);
-    }
-    const tokenized_comparisons train = tokenize_comparisons(train_cs, tok, eot, ctx, o.data);
-    const tokenized_comparisons val =
-        tokenize_comparisons(val_cs, tok, eot, ctx, o.val.empty() ? o.data : o.val);
+    const comparison_split split =
+        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
+    const tokenized_comparisons &train = split.train, &val = split.val;
     std::vector<std::vector<int>> demos;
     if (!o.demos.empty())
         for (const sft_example& e : read_sft_jsonl(o.demos))
@@ -219,14 +207,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
         save_checkpoint<S>(ckpt, rm.trunk(), &opt, tok, st, extras);
         rm.set_bias(raw);
     };
-    run_options ro;
-    ro.iters = iters;
-    ro.eval_every = o.eval_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = "rm";
-    if (rank == 0)
-        ro.metrics = metrics_path;
-    ro.checkpoint_name = ckpt.string();
+    const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "rm", dir, ckpt);
     const auto t0 = std::chrono::steady_clock::now();
     if (tr.step_count() < iters) {
         run_training(

@@ -146,7 +146,8 @@ inline std::vector<std::string> parse_methods(const std::string& list) {
         const std::size_t comma = std::min(list.find(',', at), list.size());
         const std::string m = list.substr(at, comma - at);
         GPTX_CHECK(std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(),
-                   "--methods: unknown method '", m, "' (choose from ppo, ppo-ptx, dpo, grpo, rloo)");
+                   "--methods: unknown method '", m,
+                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo)");
         named.push_back(m);
         at = comma + 1;
     }
@@ -177,6 +178,32 @@ inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipelin
         }
         return out;
     };
+}
+
+// o.ppo_iters iterations of an RL trainer (PPO, GRPO, RLOO) with a progress bar, a metrics line
+// per iteration and a printed line at every tenth; fields(m) names what both show.
+template <class Trainer, class Fields>
+void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
+                    const fs::path& metrics_file, Fields&& fields) {
+    std::ofstream metrics(metrics_file);
+    progress bar(name, o.ppo_iters, {.unit = "iter"});
+    for (int it = 0; it < o.ppo_iters; ++it) {
+        const auto m = tr.iteration();
+        bar.update(m.iteration);
+        const metrics_map shown = fields(m);
+        metrics_map line{{"iteration", double(m.iteration)}};
+        line.insert(line.end(), shown.begin(), shown.end());
+        line.emplace_back("ms", m.ms);
+        metrics << gptx::detail::json_line(line) << "\n";
+        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
+            progress::clear_line();
+            std::printf("%s %lld/%d", name, static_cast<long long>(m.iteration), o.ppo_iters);
+            for (const auto& [k, v] : shown)
+                std::printf(" | %s %.4g", k.c_str(), v);
+            std::printf(" | %.0f ms\n", m.ms);
+        }
+        std::fflush(stdout);
+    }
 }
 
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
@@ -211,34 +238,18 @@ ppo_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_
     const reward_fn rf = pipeline_reward(o, rm, tok);
     ppo_trainer<model_t> ppo(*policy, sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
                              ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
-    std::ofstream metrics(metrics_file);
-    progress bar(name, o.ppo_iters, {.unit = "iter"});
-    for (int it = 0; it < o.ppo_iters; ++it) {
-        const ppo_metrics m = ppo.iteration();
-        bar.update(m.iteration);
-        metrics << nlohmann::json{{"iteration", m.iteration},
-                                  {"score", m.score},
-                                  {"kl", m.kl},
-                                  {"kl_exact", m.kl_exact},
-                                  {"entropy", m.entropy},
-                                  {"clip_frac", m.clip_frac},
-                                  {"value_loss", m.value_loss},
-                                  {"ptx_loss", m.ptx_loss},
-                                  {"explained_variance", m.explained_variance},
-                                  {"skipped", m.skipped},
-                                  {"ms", m.ms}}
-                       .dump()
-                << "\n";
-        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
-            progress::clear_line();
-            std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f) | entropy %.3f | clip "
-                        "%.3f | vloss %.4f | ev %.2f | ptx %.3f | len %.1f | %.0f ms\n",
-                        name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
-                        m.kl_exact, m.entropy, m.clip_frac, m.value_loss, m.explained_variance,
-                        m.ptx_loss, m.response_length, m.ms);
-        }
-        std::fflush(stdout);
-    }
+    run_iterations(o, ppo, name, metrics_file, [](const ppo_metrics& m) {
+        return metrics_map{{"score", m.score},
+                           {"kl", m.kl},
+                           {"kl_exact", m.kl_exact},
+                           {"entropy", m.entropy},
+                           {"clip_frac", m.clip_frac},
+                           {"value_loss", m.value_loss},
+                           {"explained_variance", m.explained_variance},
+                           {"ptx_loss", m.ptx_loss},
+                           {"response_length", m.response_length},
+                           {"skipped", double(m.skipped)}};
+    });
     return policy;
 }
 
@@ -300,35 +311,18 @@ group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipelin
                          .baseline = baseline,
                          .seed = o.seed + 11};
     grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok), prompts, gc);
-    std::ofstream metrics(metrics_file);
-    progress bar(name, o.ppo_iters, {.unit = "iter"});
-    for (int it = 0; it < o.ppo_iters; ++it) {
-        const grpo_metrics m = tr.iteration();
-        bar.update(m.iteration);
-        metrics << nlohmann::json{{"iteration", m.iteration},
-                                  {"score", m.score},
-                                  {"kl", m.kl},
-                                  {"kl_exact", m.kl_exact},
-                                  {"kl_k3", m.kl_k3},
-                                  {"entropy", m.entropy},
-                                  {"flat_groups", m.flat_groups},
-                                  {"clip_frac", m.clip_frac},
-                                  {"policy_loss", m.policy_loss},
-                                  {"response_length", m.response_length},
-                                  {"skipped", m.skipped},
-                                  {"ms", m.ms}}
-                       .dump()
-                << "\n";
-        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
-            progress::clear_line();
-            std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f, k3 %.4f) | entropy %.3f "
-                        "| clip %.3f | flat groups %.2f | len %.1f | %.0f ms\n",
-                        name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
-                        m.kl_exact, m.kl_k3, m.entropy, m.clip_frac, m.flat_groups,
-                        m.response_length, m.ms);
-        }
-        std::fflush(stdout);
-    }
+    run_iterations(o, tr, name, metrics_file, [](const grpo_metrics& m) {
+        return metrics_map{{"score", m.score},
+                           {"kl", m.kl},
+                           {"kl_exact", m.kl_exact},
+                           {"kl_k3", m.kl_k3},
+                           {"entropy", m.entropy},
+                           {"clip_frac", m.clip_frac},
+                           {"flat_groups", m.flat_groups},
+                           {"policy_loss", m.policy_loss},
+                           {"response_length", m.response_length},
+                           {"skipped", double(m.skipped)}};
+    });
     return policy;
 }
 
@@ -351,9 +345,9 @@ inline void run_pipeline(pipeline_options o) {
                                      [](const std::string& m) { return m != "dpo"; });
     const fs::path dir = o.out;
     fs::create_directories(dir);
-    for (const char* f : {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl",
-                          "ppo_metrics.jsonl", "ppo_ptx_metrics.jsonl", "dpo_metrics.jsonl",
-                          "grpo_metrics.jsonl", "rloo_metrics.jsonl"})
+    for (const char* f :
+         {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl", "ppo_metrics.jsonl",
+          "ppo_ptx_metrics.jsonl", "dpo_metrics.jsonl", "grpo_metrics.jsonl", "rloo_metrics.jsonl"})
         fs::remove(dir / f);
     stage_clock clock;
     const int T = o.context;

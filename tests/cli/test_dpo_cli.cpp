@@ -11,12 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <gptx/io/checkpoint.hpp>
-#include <gptx/nn/transformer.hpp>
-#include <gptx/text/tokenizer.hpp>
-
 #include "support/cli.hpp"
-#include "support/scratch.hpp"
+#include "support/rl_workspace.hpp"
 
 namespace fs = std::filesystem;
 using gptx::test::expect_error;
@@ -25,17 +21,11 @@ using gptx::test::slurp;
 
 namespace {
 
-// An "SFT" checkpoint (char tokenizer, the id after it reserved for end-of-text) and comparisons
-// over its characters: ranked K = 3 lines and pairwise lines.
-struct dpo_workspace : gptx::test::scratch_dir {
-    fs::path sft, cmp;
-    dpo_workspace() : scratch_dir("dpo_cli") {
-        const gptx::tokenizer tok = gptx::make_tokenizer("char", "abcdefgh ");
-        constexpr gptx::shape S = gptx::presets::tiny;
-        gptx::transformer<S> m({tok.vocab_size() + 1, 24});
-        m.init(3);
-        sft = path / "sft.gptx";
-        gptx::save_checkpoint<S>(sft, m, nullptr, tok, {});
+// The alignment commands' files (support/rl_workspace.hpp) and comparisons over the SFT
+// checkpoint's characters: ranked K = 3 lines and pairwise lines.
+struct dpo_workspace : gptx::test::rl_workspace {
+    fs::path cmp;
+    dpo_workspace() : rl_workspace("dpo_cli") {
         cmp = path / "cmp.jsonl";
         std::ofstream c(cmp);
         const char* words[] = {"abc", "hg", "fed", "bead", "cafe", "bag"};
@@ -88,8 +78,8 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
         if (!j.contains("val_loss"))
             continue;
         ++evals;
-        for (const char* k : {"val_margin", "val_chosen_reward", "val_rejected_reward",
-                              "val_accuracy"})
+        for (const char* k :
+             {"val_margin", "val_chosen_reward", "val_rejected_reward", "val_accuracy"})
             BOOST_TEST(j.contains(k), k);
         if (j["step"] == 0) {
             BOOST_TEST(std::abs(j["val_loss"].get<double>() - std::log(2.0)) < 1e-5, line);
@@ -114,8 +104,8 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
     expect_error(run_gptx(w.args(w.path / "none", 2) + " --resume"), "--resume: no DPO run");
     const fs::path bad = w.write("bad.jsonl", "{\"prompt\": \"ab\", \"chosen\": \"a\", "
                                               "\"rejected\": \"b\"}\n{\"prompt\": \"x\"}\n");
-    expect_error(run_gptx("dpo --policy " + w.sft.string() + " --data " + bad.string() +
-                          " --out " + out.string()),
+    expect_error(run_gptx("dpo --policy " + w.sft.string() + " --data " + bad.string() + " --out " +
+                          out.string()),
                  "bad.jsonl:2");
 }
 

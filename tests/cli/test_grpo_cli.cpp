@@ -7,14 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include <gptx/data/token_file.hpp>
-#include <gptx/io/checkpoint.hpp>
-#include <gptx/nn/heads.hpp>
-#include <gptx/nn/transformer.hpp>
-#include <gptx/text/tokenizer.hpp>
-
 #include "support/cli.hpp"
-#include "support/scratch.hpp"
+#include "support/rl_workspace.hpp"
 
 namespace fs = std::filesystem;
 using gptx::test::expect_error;
@@ -23,31 +17,8 @@ using gptx::test::slurp;
 
 namespace {
 
-// An "SFT" checkpoint (char tokenizer, the id after it reserved for end-of-text), a reward-model
-// checkpoint in gptx rm's format, prompts and a pre-training token file.
-struct grpo_workspace : gptx::test::scratch_dir {
-    fs::path sft, rm, prompts, ptx;
-    grpo_workspace() : scratch_dir("grpo_cli") {
-        const gptx::tokenizer tok = gptx::make_tokenizer("char", "abcdefgh ");
-        constexpr gptx::shape S = gptx::presets::tiny;
-        gptx::transformer<S> m({tok.vocab_size() + 1, 24});
-        m.init(3);
-        sft = path / "sft.gptx";
-        gptx::save_checkpoint<S>(sft, m, nullptr, tok, {});
-        m.init(4);
-        gptx::linear_head<float> head(S.width, 1);
-        head.init(5, 0.1f);
-        const gptx::checkpoint_extra extras[] = {{"reward_head", &head.params(), nullptr}};
-        rm = path / "rm.gptx";
-        gptx::save_checkpoint<S>(rm, m, nullptr, tok, {}, extras);
-        prompts = write("prompts.jsonl",
-                        "{\"prompt\": \"abc\"}\n\n{\"prompt\": \"hg\"}\n{\"prompt\": \"fed\"}\n");
-        ptx = path / "ptx.bin";
-        std::vector<int> ids;
-        for (int i = 0; i < 300; ++i)
-            ids.push_back(i * 7 % tok.vocab_size());
-        gptx::write_token_file(ptx, ids);
-    }
+struct grpo_workspace : gptx::test::rl_workspace {
+    grpo_workspace() : rl_workspace("grpo_cli") {}
     std::string args(const fs::path& out, int iters, const std::string& baseline) const {
         return "grpo --policy " + sft.string() + " --reward " + rm.string() + " --prompts " +
                prompts.string() + " --out " + out.string() + " --iters " + std::to_string(iters) +
@@ -78,8 +49,8 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly_under_both_baselines) {
         BOOST_TEST(rest.out.find("resumed from") != std::string::npos, rest.out);
         for (const char* f : {"policy.gptx", "model.gptx"}) {
             BOOST_TEST(fs::exists(a / f), f);
-            BOOST_TEST((slurp(a / f) == slurp(b / f)), baseline << ": " << f
-                                                                << " differs after --resume");
+            BOOST_TEST((slurp(a / f) == slurp(b / f)),
+                       baseline << ": " << f << " differs after --resume");
         }
         BOOST_TEST((slurp(a / "metrics.jsonl").find("\"flat_groups\"") != std::string::npos));
         if (baseline == "group")
@@ -92,7 +63,8 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly_under_both_baselines) {
         run_gptx("sample --checkpoint " + (w.path / "loo_a").string() + " --prompt abc --tokens 5");
     BOOST_TEST(s.code == 0, s.out);
     // A changed hyper-parameter is refused on resume.
-    expect_error(run_gptx(w.args(w.path / "group_b", 6, "loo") + " --resume"), "--baseline differs");
+    expect_error(run_gptx(w.args(w.path / "group_b", 6, "loo") + " --resume"),
+                 "--baseline differs");
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
