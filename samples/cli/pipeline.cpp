@@ -76,6 +76,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "GRPO/RLOO responses per prompt G (--rollouts / G prompts per iteration)");
     c->add_option("--grpo-kl-coef", o.grpo_kl_coef,
                   "GRPO/RLOO coefficient of the k3 KL penalty to SFT in the loss");
+    c->add_flag("--evaluate-only", o.evaluate_only,
+                "Train nothing: load pretrain.gptx, sft.gptx and each --methods checkpoint "
+                "(ppo.gptx, ppo_ptx.gptx, dpo.gptx, grpo.gptx, rloo.gptx) from --out and print the "
+                "table (with --seed and sizes of the run that wrote them)");
     c->add_flag("--no-dialogue", o.no_dialogue,
                 "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,

@@ -66,6 +66,9 @@ struct pipeline_options {
     // DeepSeekMath's.
     int group_size = 4;
     double grpo_kl_coef = 0.04;
+    // Train nothing: load pretrain.gptx, sft.gptx and each method's checkpoint from `out` (a
+    // stage run elsewhere, e.g. by gptx dpo, copied there) and print the table.
+    bool evaluate_only = false;
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
@@ -341,14 +344,18 @@ inline void run_pipeline(pipeline_options o) {
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
                "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
     // DPO alone needs comparisons but no reward model.
-    const bool need_rm = std::any_of(methods.begin(), methods.end(),
-                                     [](const std::string& m) { return m != "dpo"; });
+    const bool need_rm =
+        !o.evaluate_only && std::any_of(methods.begin(), methods.end(),
+                                        [](const std::string& m) { return m != "dpo"; });
     const fs::path dir = o.out;
     fs::create_directories(dir);
+    if (o.evaluate_only)
+        o.pretrained = (dir / "pretrain.gptx").string();
     for (const char* f :
          {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl", "ppo_metrics.jsonl",
           "ppo_ptx_metrics.jsonl", "dpo_metrics.jsonl", "grpo_metrics.jsonl", "rloo_metrics.jsonl"})
-        fs::remove(dir / f);
+        if (!o.evaluate_only)
+            fs::remove(dir / f);
     stage_clock clock;
     const int T = o.context;
     // Stages differ too much in length for a time left; each stage's own bar shows inside.
@@ -451,7 +458,9 @@ inline void run_pipeline(pipeline_options o) {
     const auto demo_tokens = tokenize_sft(demos, tok, (dir / "sft.jsonl").string());
     const auto select_prompts = prompts_of(select_tasks);
     const auto select_tokens = prompt_tokens(tok, select_prompts, eot);
-    {
+    if (o.evaluate_only) {
+        load_checkpoint<pipeline_shape>(dir / "sft.gptx", *sft, nullptr, nullptr, nullptr);
+    } else {
         adamw<float> opt(sft->params(), {o.sft_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         sft_batches data(demo_tokens, o.sft_batch, T, eot, o.seed + 2);
         sft_config sc{.epochs = o.sft_epochs, .lr = o.sft_lr, .min_lr = o.sft_lr / 10};
@@ -480,20 +489,24 @@ inline void run_pipeline(pipeline_options o) {
     say("SFT", clock.lap());
 
     // ---- comparisons and the reward model -------------------------------------------------------
-    const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot,
-                                         o.seed + 3, o.rm_hot, o.rm_hot_temperature);
-    const auto rm_val_cmp = make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new,
-                                             eot, o.seed + 4, o.rm_hot, o.rm_hot_temperature);
-    write_comparisons(dir / "comparisons.jsonl", rm_cmp);
-    write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
-    GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
-               "pipeline: the SFT samples gave no comparisons (every response tied)");
-    // Read back through the RM's reader: the files are the interface.
-    // (tokenize_comparisons records where each response starts, which DPO needs.)
-    const auto rm_train = tokenize_comparisons(read_comparisons(dir / "comparisons.jsonl"), tok,
-                                               eot, T, (dir / "comparisons.jsonl").string());
-    const auto rm_val = tokenize_comparisons(read_comparisons(dir / "comparisons_val.jsonl"), tok,
-                                             eot, T, (dir / "comparisons_val.jsonl").string());
+    tokenized_comparisons rm_train, rm_val;
+    if (!o.evaluate_only) {
+        const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new,
+                                             eot, o.seed + 3, o.rm_hot, o.rm_hot_temperature);
+        const auto rm_val_cmp =
+            make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot,
+                             o.seed + 4, o.rm_hot, o.rm_hot_temperature);
+        write_comparisons(dir / "comparisons.jsonl", rm_cmp);
+        write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
+        GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
+                   "pipeline: the SFT samples gave no comparisons (every response tied)");
+        // Read back through the RM's reader: the files are the interface.
+        // (tokenize_comparisons records where each response starts, which DPO needs.)
+        rm_train = tokenize_comparisons(read_comparisons(dir / "comparisons.jsonl"), tok, eot, T,
+                                        (dir / "comparisons.jsonl").string());
+        rm_val = tokenize_comparisons(read_comparisons(dir / "comparisons_val.jsonl"), tok, eot, T,
+                                      (dir / "comparisons_val.jsonl").string());
+    }
     reward_model<pipeline_shape> rm(cfg);
     rm.init(o.seed + 5);
     copy_params(rm.trunk(), *sft);
@@ -557,26 +570,33 @@ inline void run_pipeline(pipeline_options o) {
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
+        r.label = m == "ppo"       ? "PPO"
+                  : m == "ppo-ptx" ? "PPO-ptx"
+                  : m == "dpo"     ? "DPO"
+                  : m == "grpo"    ? "GRPO"
+                                   : "RLOO";
+        std::string file = m + ".gptx";
+        std::replace(file.begin(), file.end(), '-', '_'); // ppo_ptx.gptx, as before
+        if (o.evaluate_only) {
+            r.model = std::make_unique<model_t>(cfg);
+            load_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, nullptr, nullptr);
+            runs.push_back(std::move(r));
+            continue;
+        }
         if (m == "ppo") {
-            r.label = "PPO";
             r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, 0.0, "ppo",
                                 dir / "ppo_metrics.jsonl");
         } else if (m == "ppo-ptx") {
-            r.label = "PPO-ptx";
             r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, o.ptx_coef,
                                 "ppo-ptx", dir / "ppo_ptx_metrics.jsonl");
         } else if (m == "dpo") {
-            r.label = "DPO";
             r.model = dpo_stage(o, *sft, rm_train, rm_val, eot, dir / "dpo_metrics.jsonl");
         } else {
             const bool loo = m == "rloo";
-            r.label = loo ? "RLOO" : "GRPO";
             r.model = group_stage(o, *sft, rm, tok, ppo_prompt_tokens,
                                   loo ? group_baseline::loo : group_baseline::group, m.c_str(),
                                   dir / (m + "_metrics.jsonl"));
         }
-        std::string file = m + ".gptx";
-        std::replace(file.begin(), file.end(), '-', '_'); // ppo_ptx.gptx, as before
         save_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, tok, {});
         r.seconds = clock.lap();
         r.cpu_seconds = clock.lap_cpu;
@@ -618,7 +638,7 @@ inline void run_pipeline(pipeline_options o) {
 
     // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
     std::optional<dialogue_stage_result> dialogue;
-    if (!o.no_dialogue) {
+    if (!o.no_dialogue && !o.evaluate_only) {
         dialogue = run_dialogue_stage<pipeline_shape>(
             {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
