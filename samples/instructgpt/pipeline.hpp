@@ -55,8 +55,9 @@ struct pipeline_options {
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
-    // The methods after SFT, each a row of the table (parse_methods lists them). All five fit
-    // the 20-minute budget on 2 cores (docs/pipeline.md).
+    // The methods after SFT, each a row of the table (parse_methods lists them). All five are
+    // estimated, from each stage's CPU seconds, to fit the 20-minute budget on 2 idle cores
+    // (docs/pipeline.md).
     std::string methods = "ppo,ppo-ptx,dpo,grpo,rloo";
     // DPO on the RM's comparisons, from SFT with SFT as the reference; PPO's learning rate.
     double dpo_beta = 0.1, dpo_epochs = 1;
