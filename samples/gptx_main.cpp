@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
     cli::add_sft_command(cmds);
     cli::add_rm_command(cmds);
     cli::add_ppo_command(cmds);
+    cli::add_dpo_command(cmds);
+    cli::add_grpo_command(cmds);
     cli::add_pipeline_command(cmds);
     cli::add_report_command(cmds);
     cli::add_chat_command(cmds);

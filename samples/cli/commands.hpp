@@ -44,6 +44,8 @@ void add_taskgen_command(commands& cmds);
 void add_sft_command(commands& cmds);
 void add_rm_command(commands& cmds);
 void add_ppo_command(commands& cmds);
+void add_dpo_command(commands& cmds);  // issue #20
+void add_grpo_command(commands& cmds); // issue #20: GRPO and RLOO
 void add_pipeline_command(commands& cmds);
 void add_report_command(commands& cmds);
 void add_chat_command(commands& cmds);   // issue #7

@@ -1,6 +1,6 @@
-// samples/cli/pipeline.cpp: `gptx pipeline`, InstructGPT end to end on the project's task family:
-// the options of samples/instructgpt/pipeline.hpp's run_pipeline. Tested by
-// tests/cli/test_sft_cli.cpp.
+// samples/cli/pipeline.cpp: `gptx pipeline`, InstructGPT end to end on the project's task family
+// with PPO, PPO-ptx, DPO, GRPO and RLOO compared: the options of samples/instructgpt/pipeline.hpp's
+// run_pipeline. Tested by tests/cli/test_sft_cli.cpp.
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
@@ -14,8 +14,10 @@ using instructgpt::run_pipeline;
 
 inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand(
-        "pipeline", "InstructGPT end to end on the built-in task family: pre-training, SFT, reward "
-                    "model, PPO and PPO-ptx, judged by a programmatic labeler");
+        "pipeline",
+        "InstructGPT end to end on the built-in task family: pre-training, SFT, reward model, then "
+        "PPO, PPO-ptx, DPO, GRPO and RLOO from the same SFT model on the same data, judged by a "
+        "programmatic labeler");
     c->add_option("--out", o.out, "Folder for the generated data, checkpoints and metrics");
     c->add_option("--seed", o.seed, "Seed of every stage");
     c->add_flag("--json", o.json, "End with the result table as one JSON object");
@@ -48,11 +50,12 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--rm-batch", o.rm_batch, "Reward-model prompts per step (all pairs of each)");
     c->add_option("--rm-lr", o.rm_lr, "Reward-model learning rate");
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
-    c->add_option("--ppo-iters", o.ppo_iters, "PPO iterations (each run: PPO and PPO-ptx)");
-    c->add_option("--rollouts", o.rollouts, "PPO rollouts per iteration");
-    c->add_option("--ppo-minibatch", o.ppo_minibatch, "PPO responses per update");
-    c->add_option("--ppo-epochs", o.ppo_epochs, "PPO passes over each iteration's rollouts");
-    c->add_option("--ppo-lr", o.ppo_lr, "PPO policy learning rate");
+    c->add_option("--ppo-iters", o.ppo_iters, "Iterations of PPO, PPO-ptx, GRPO and RLOO");
+    c->add_option("--rollouts", o.rollouts, "Rollouts per iteration (PPO, GRPO, RLOO)");
+    c->add_option("--ppo-minibatch", o.ppo_minibatch, "Responses per update (PPO, GRPO, RLOO)");
+    c->add_option("--ppo-epochs", o.ppo_epochs,
+                  "Passes over each iteration's rollouts (PPO, GRPO, RLOO)");
+    c->add_option("--ppo-lr", o.ppo_lr, "Policy learning rate (PPO, GRPO, RLOO)");
     c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");
     c->add_option("--kl-coef", o.kl_coef, "PPO KL penalty beta");
     c->add_option("--value-lr", o.value_lr, "PPO value-model learning rate (0: 2 x --ppo-lr)");
@@ -62,6 +65,22 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--oracle-reward", o.oracle_reward,
                   "Ablation: PPO is rewarded by this times the labeler's own score instead of "
                   "the reward model (the RM's ceiling)");
+    c->add_option("--methods", o.methods,
+                  "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
+                  "rloo (default: all five, estimated to fit the 20-minute budget on 2 idle cores; "
+                  "docs/pipeline.md)");
+    c->add_option("--dpo-beta", o.dpo_beta,
+                  "DPO beta: the implicit reward is beta (log pi - log pi_SFT)");
+    c->add_option("--dpo-lr", o.dpo_lr, "DPO learning rate");
+    c->add_option("--dpo-epochs", o.dpo_epochs, "DPO passes over the RM's comparisons");
+    c->add_option("--group-size", o.group_size,
+                  "GRPO/RLOO responses per prompt G (--rollouts / G prompts per iteration)");
+    c->add_option("--grpo-kl-coef", o.grpo_kl_coef,
+                  "GRPO/RLOO coefficient of the k3 KL penalty to SFT in the loss");
+    c->add_flag("--evaluate-only", o.evaluate_only,
+                "Train nothing: load pretrain.gptx, sft.gptx and each --methods checkpoint "
+                "(ppo.gptx, ppo_ptx.gptx, dpo.gptx, grpo.gptx, rloo.gptx) from --out and print the "
+                "table (with --seed and sizes of the run that wrote them)");
     c->add_flag("--no-dialogue", o.no_dialogue,
                 "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -133,7 +132,7 @@ inline ppo_config make_config(const ppo_options& o, int eot) {
     return c;
 }
 
-// The hyper-parameters that must not change across --resume (the trajectory depends on them).
+// The hyper-parameters that must not change across --resume (check_resume_matches).
 inline nlohmann::json run_json(const ppo_options& o) {
     return {{"policy", o.policy},
             {"reward", o.reward},
@@ -162,78 +161,6 @@ inline nlohmann::json run_json(const ppo_options& o) {
             {"end_of_text", o.end_of_text}};
 }
 
-// The end-of-text id: the tokenizer's <|endoftext|>, else the id just past its vocabulary when the
-// model reserves one (as SFT lays data out).
-inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested) {
-    if (requested >= 0) {
-        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
-                   " is outside the vocabulary [0, ", model_vocab, ")");
-        return requested;
-    }
-    if (const auto id = tok.special_token_id("<|endoftext|>"))
-        return *id;
-    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
-               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
-               model_vocab, ") reserves no id after it; pass --end-of-text");
-    return tok.vocab_size();
-}
-
-// Prompts as generation sees them: end-of-text, then the prompt's tokens.
-inline std::vector<std::vector<int>> read_prompts(const fs::path& path, const tokenizer& tok,
-                                                  int eot) {
-    std::ifstream in(path, std::ios::binary);
-    GPTX_CHECK(in.good(), "cannot open '", path.string(), "'");
-    std::vector<std::vector<int>> out;
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        if (!line.empty() && line.back() == '\r')
-            line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos)
-            continue;
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range (1e999)
-            gptx::detail::fail(path.string(), ":", n, ": not valid JSON (", e.what(), ")");
-        }
-        GPTX_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(), path.string(),
-                   ":", n, ": expected an object with a string \"prompt\"");
-        std::vector<int> p{eot};
-        const std::vector<int> ids = tok.encode(j["prompt"].get<std::string>(), "prompt");
-        p.insert(p.end(), ids.begin(), ids.end());
-        out.push_back(std::move(p));
-    }
-    GPTX_CHECK(!out.empty(), path.string(), ": no prompts");
-    return out;
-}
-
-// The reward-model checkpoint (gptx rm): the trunk plus the "reward_head" section.
-template <shape S> void load_reward(const fs::path& file, reward_model<S>& rm) {
-    const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm.head().params(), nullptr}};
-    load_checkpoint<S>(file, rm.trunk(), nullptr, nullptr, nullptr, head);
-}
-
-// The shared run loop sees one PPO iteration as one step; its evaluation point reports the
-// iteration's metrics and saves.
-template <class Trainer> struct iteration_step {
-    Trainer& tr;
-    std::optional<ppo_metrics> last;
-    float lr;
-    template <class F> step_metrics step(F&&) {
-        last = tr.iteration();
-        if (last->skipped > 0) {
-            progress::clear_line();
-            std::printf(
-                "iteration %lld: %d of %d updates skipped (the ratio or the KL to the rollout "
-                "policy exploded)\n",
-                static_cast<long long>(last->iteration), last->skipped,
-                last->skipped + last->updates);
-        }
-        return {last->iteration, last->policy_loss, last->grad_norm, lr, last->ms};
-    }
-    std::int64_t step_count() const { return tr.iteration_count(); }
-};
-
 template <shape S>
 void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint_info& pinfo) {
     using model_t = transformer<S>;
@@ -242,16 +169,8 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
     model_t sft(pinfo.config);
     tokenizer tok;
     load_model<S>(policy_file, sft, &tok);
-    const fs::path rm_file = checkpoint_file(o.reward);
-    const checkpoint_info rinfo = read_checkpoint_info(rm_file);
-    GPTX_CHECK(rinfo.dims == S, rm_file.string(), ": the reward model's shape ",
-               to_string(rinfo.dims), " differs from the policy's ", to_string(S),
-               " (gptx ppo needs one shape)");
-    GPTX_CHECK(rinfo.config.vocab == pinfo.config.vocab, rm_file.string(),
-               ": the reward model's vocabulary ", rinfo.config.vocab,
-               " differs from the policy's ", pinfo.config.vocab);
-    reward_model<S> rm(rinfo.config);
-    load_reward<S>(rm_file, rm);
+    const auto rm_ptr = load_reward_model<S>(o.reward, pinfo.config, "ppo");
+    reward_model<S>& rm = *rm_ptr;
     const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
     auto prompts = read_prompts(o.prompts, tok, eot);
     std::vector<int> ptx;
@@ -317,16 +236,7 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
         load_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), nullptr, &vst,
                            value_extras());
         const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
-        for (const char* k :
-             {"policy",       "reward",    "prompts",    "ptx_data",    "rollouts",
-              "epochs",       "minibatch", "max_new",    "lr",          "value_lr",
-              "value_warmup", "grad_clip", "kl_coef",    "kl_target",   "kl_horizon",
-              "ema",          "ptx_coef",  "ptx_batch",  "ptx_context", "gamma",
-              "lambda",       "clip",      "value_clip", "seed",        "end_of_text"})
-            GPTX_CHECK(pj.contains(k) && pj[k] == run[k], "--resume: --", k,
-                       " differs from the run in '", dir.string(), "' (",
-                       pj.contains(k) ? pj[k].dump() : "missing", " there, ", run[k].dump(),
-                       " now)");
+        check_resume_matches(pj, run, dir);
         GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
                    "' holds value.gptx of iteration ", vst.step, " and policy.gptx of iteration ",
                    pst.step, " (a save was interrupted)");
@@ -342,16 +252,10 @@ void ppo_run(const ppo_options& o, const fs::path& policy_file, const checkpoint
         std::ofstream(dir / "metrics.jsonl", std::ios::trunc);
     }
 
-    iteration_step<ppo_trainer<model_t>> adapter{tr, std::nullopt, o.lr};
+    iteration_step<ppo_trainer<model_t>> adapter{tr, o.lr};
 
-    run_options ro;
-    ro.iters = o.iters;
-    ro.eval_every = o.save_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = "ppo";
-    if (world().rank() == 0)
-        ro.metrics = dir / "metrics.jsonl";
-    ro.checkpoint_name = policy_ckpt.string();
+    const run_options ro =
+        command_run_options(o.iters, o.save_every, o.log_every, "ppo", dir, policy_ckpt);
     run_hooks hooks;
     hooks.evaluate = [&](std::int64_t) {
         metrics_map m;

@@ -93,24 +93,6 @@ inline void validate(const rm_options& o) {
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
 }
 
-// The tokenizer's <|endoftext|> when it has one, else the id the model reserves after the
-// tokenizer's vocabulary (how byte and char models get one, as SFT does).
-// (A template, so that it compiles with a tokenizer without special tokens too.)
-template <class Tok> int end_of_text(const Tok& tok, int model_vocab, int requested) {
-    if (requested >= 0) {
-        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
-                   " is outside the vocabulary [0, ", model_vocab, ")");
-        return requested;
-    }
-    if constexpr (requires { tok.special_token_id("<|endoftext|>"); })
-        if (const auto id = tok.special_token_id("<|endoftext|>"))
-            return *id;
-    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
-               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
-               model_vocab, ") reserves no id after it; pass --end-of-text");
-    return tok.vocab_size();
-}
-
 inline nlohmann::json run_json(const rm_options& o) {
     return {{"init", o.init},
             {"data", o.data},
@@ -144,24 +126,12 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
     rm.trunk().set_dropout(o.dropout);
     rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
     rm.trunk().set_dropout_counter(0);
-    const int eot = end_of_text(tok, rm.vocab(), o.end_of_text);
+    const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
     const int ctx = rm.context();
 
-    // Data: tokenized once; the held-out part is --val or the last --val-fraction of --data.
-    std::vector<comparison> train_cs = read_comparisons(o.data), val_cs;
-    if (!o.val.empty()) {
-        val_cs = read_comparisons(o.val);
-    } else {
-        const auto n_val = std::size_t(std::ceil(o.val_fraction * double(train_cs.size())));
-        GPTX_CHECK(n_val < train_cs.size(), o.data, ": ", train_cs.size(),
-                   " prompts are too few to hold out ", n_val, " (--val-fraction ", o.val_fraction,
-                   "); give more data or --val");
-        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
-        train_cs.resize(train_cs.size() - n_val);
-    }
-    const tokenized_comparisons train = tokenize_comparisons(train_cs, tok, eot, ctx, o.data);
-    const tokenized_comparisons val =
-        tokenize_comparisons(val_cs, tok, eot, ctx, o.val.empty() ? o.data : o.val);
+    const comparison_split split =
+        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
+    const tokenized_comparisons &train = split.train, &val = split.val;
     std::vector<std::vector<int>> demos;
     if (!o.demos.empty())
         for (const sft_example& e : read_sft_jsonl(o.demos))
@@ -239,14 +209,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
         save_checkpoint<S>(ckpt, rm.trunk(), &opt, tok, st, extras);
         rm.set_bias(raw);
     };
-    run_options ro;
-    ro.iters = iters;
-    ro.eval_every = o.eval_every;
-    ro.log_every = o.log_every;
-    ro.progress_label = "rm";
-    if (rank == 0)
-        ro.metrics = metrics_path;
-    ro.checkpoint_name = ckpt.string();
+    const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "rm", dir, ckpt);
     const auto t0 = std::chrono::steady_clock::now();
     if (tr.step_count() < iters) {
         run_training(

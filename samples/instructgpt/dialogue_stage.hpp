@@ -429,11 +429,12 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
 // The table row: the labeler's win rate of the chat model (dialogue PPO-ptx) over dialogue SFT.
 inline void print_dialogue_row(const dialogue_stage_result& d) {
     const auto r = d.win.rate();
+    // A row of the pipeline's method table: the win rate and labeler mean columns.
     std::printf("| dialogue: chat model (PPO-ptx) win rate over dialogue SFT, %zu held-out "
-                "multi-turn conversations [95%% Wilson] (labeler mean per turn %.3f vs %.3f; "
-                "dialogue RM accuracy %.1f%%) | | | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) |\n",
-                d.conversations, d.rlhf_mean, d.sft_mean, 100 * d.rm_accuracy, 100 * r.p,
-                100 * r.low, 100 * r.high, d.win.wins, d.win.ties, d.win.losses);
+                "multi-turn conversations (dialogue RM accuracy %.1f%%) | %.1f%% [%.1f, %.1f] "
+                "(%zu/%zu/%zu) | %.3f per turn (dialogue SFT %.3f) | | | | | | |\n",
+                d.conversations, 100 * d.rm_accuracy, 100 * r.p, 100 * r.low, 100 * r.high,
+                d.win.wins, d.win.ties, d.win.losses, d.rlhf_mean, d.sft_mean);
 }
 
 } // namespace gptx::instructgpt

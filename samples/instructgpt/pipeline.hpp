@@ -1,8 +1,10 @@
 // samples/instructgpt/pipeline.hpp: InstructGPT end to end on the task family, as a function:
-// pre-training -> SFT -> reward model -> PPO -> PPO-ptx (then the dialogue stage), judged by the
-// programmatic labeler, ending with the results table. `gptx pipeline` parses its options into
-// pipeline_options and calls run_pipeline. Tested by tests/cli/test_sft_cli.cpp (--quick).
+// pre-training -> SFT -> reward model -> the methods (PPO, PPO-ptx, DPO, GRPO, RLOO, each from the
+// same SFT model) (then the dialogue stage), judged by the programmatic labeler, ending with a
+// table row per method. `gptx pipeline` parses its options into pipeline_options and calls
+// run_pipeline. Tested by tests/cli/test_sft_cli.cpp (--quick).
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -53,6 +55,21 @@ struct pipeline_options {
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
+    // The methods after SFT, each a row of the table (parse_methods lists them). All five are
+    // estimated, from each stage's CPU seconds, to fit the 20-minute budget on 2 idle cores
+    // (docs/pipeline.md).
+    std::string methods = "ppo,ppo-ptx,dpo,grpo,rloo";
+    // DPO on the RM's comparisons, from SFT with SFT as the reference; PPO's learning rate.
+    double dpo_beta = 0.1, dpo_epochs = 1;
+    float dpo_lr = 1e-5f;
+    // GRPO and RLOO: --rollouts per iteration as rollouts / group prompts x group responses, with
+    // PPO's iterations, epochs, minibatch and learning rate; the k3 KL coefficient is
+    // DeepSeekMath's.
+    int group_size = 4;
+    double grpo_kl_coef = 0.04;
+    // Train nothing: load pretrain.gptx, sft.gptx and each method's checkpoint from `out` (a
+    // stage run elsewhere, e.g. by gptx dpo, copied there) and print the table.
+    bool evaluate_only = false;
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
@@ -122,6 +139,77 @@ inline void apply_quick(pipeline_options& o) {
     o.eval_prompts = 24;
 }
 
+// The methods `--methods` may name, in the order the pipeline runs and prints them.
+inline const std::vector<std::string>& all_methods() {
+    static const std::vector<std::string> m{"ppo", "ppo-ptx", "dpo", "grpo", "rloo"};
+    return m;
+}
+inline std::vector<std::string> parse_methods(const std::string& list) {
+    std::vector<std::string> named;
+    for (std::size_t at = 0; at <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        const std::string m = list.substr(at, comma - at);
+        GPTX_CHECK(std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(),
+                   "--methods: unknown method '", m,
+                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo)");
+        named.push_back(m);
+        at = comma + 1;
+    }
+    std::vector<std::string> out; // the canonical order, each once
+    for (const auto& m : all_methods())
+        if (std::find(named.begin(), named.end(), m) != named.end())
+            out.push_back(m);
+    return out;
+}
+
+// The reward of PPO, GRPO and RLOO: the reward model, or with --oracle-reward the labeler itself.
+inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
+                                 const tokenizer& tok) {
+    return [&o, &rm, &tok](const int* tokens, int B, int Tn, const int* ends) {
+        if (o.oracle_reward <= 0)
+            return rm.score(tokens, B, Tn, ends);
+        // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
+        // the length cap did not end.
+        const labeler lab;
+        std::vector<float> out(B);
+        for (int b = 0; b < B; ++b) {
+            const int* row = tokens + std::size_t(b) * Tn;
+            const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
+            const auto at = text.find("\nA: ");
+            const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
+            const bool ended = int(resp.size()) < o.max_new;
+            out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
+        }
+        return out;
+    };
+}
+
+// o.ppo_iters iterations of an RL trainer (PPO, GRPO, RLOO) with a progress bar, a metrics line
+// per iteration and a printed line at every tenth; fields(m) names what both show.
+template <class Trainer, class Fields>
+void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
+                    const fs::path& metrics_file, Fields&& fields) {
+    std::ofstream metrics(metrics_file);
+    progress bar(name, o.ppo_iters, {.unit = "iter"});
+    for (int it = 0; it < o.ppo_iters; ++it) {
+        const auto m = tr.iteration();
+        bar.update(m.iteration);
+        const metrics_map shown = fields(m);
+        metrics_map line{{"iteration", double(m.iteration)}};
+        line.insert(line.end(), shown.begin(), shown.end());
+        line.emplace_back("ms", m.ms);
+        metrics << gptx::detail::json_line(line) << "\n";
+        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
+            progress::clear_line();
+            std::printf("%s %lld/%d", name, static_cast<long long>(m.iteration), o.ppo_iters);
+            for (const auto& [k, v] : shown)
+                std::printf(" | %s %.4g", k.c_str(), v);
+            std::printf(" | %.0f ms\n", m.ms);
+        }
+        std::fflush(stdout);
+    }
+}
+
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
 // --oracle-reward, the labeler itself), one metrics line per iteration in dir/metrics_file.
 inline std::unique_ptr<pipeline_model>
@@ -151,53 +239,94 @@ ppo_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_
     pc.ptx_batch = 4;
     pc.ptx_context = T;
     pc.seed = o.seed + 8;
-    reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
-        if (o.oracle_reward <= 0)
-            return rm.score(tokens, B, Tn, ends);
-        // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
-        // the length cap did not end.
-        const labeler lab;
-        std::vector<float> out(B);
-        for (int b = 0; b < B; ++b) {
-            const int* row = tokens + std::size_t(b) * Tn;
-            const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
-            const auto at = text.find("\nA: ");
-            const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
-            const bool ended = int(resp.size()) < o.max_new;
-            out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
-        }
-        return out;
-    };
+    const reward_fn rf = pipeline_reward(o, rm, tok);
     ppo_trainer<model_t> ppo(*policy, sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
                              ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
-    std::ofstream metrics(metrics_file);
-    progress bar(name, o.ppo_iters, {.unit = "iter"});
-    for (int it = 0; it < o.ppo_iters; ++it) {
-        const ppo_metrics m = ppo.iteration();
-        bar.update(m.iteration);
-        metrics << nlohmann::json{{"iteration", m.iteration},
-                                  {"score", m.score},
-                                  {"kl", m.kl},
-                                  {"kl_exact", m.kl_exact},
-                                  {"entropy", m.entropy},
-                                  {"clip_frac", m.clip_frac},
-                                  {"value_loss", m.value_loss},
-                                  {"ptx_loss", m.ptx_loss},
-                                  {"explained_variance", m.explained_variance},
-                                  {"skipped", m.skipped},
-                                  {"ms", m.ms}}
-                       .dump()
-                << "\n";
-        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
-            progress::clear_line();
-            std::printf("%s %lld/%d | score %.3f | kl %.4f (exact %.4f) | entropy %.3f | clip "
-                        "%.3f | vloss %.4f | ev %.2f | ptx %.3f | len %.1f | %.0f ms\n",
-                        name, static_cast<long long>(m.iteration), o.ppo_iters, m.score, m.kl,
-                        m.kl_exact, m.entropy, m.clip_frac, m.value_loss, m.explained_variance,
-                        m.ptx_loss, m.response_length, m.ms);
-        }
-        std::fflush(stdout);
-    }
+    run_iterations(o, ppo, name, metrics_file, [](const ppo_metrics& m) {
+        return metrics_map{{"score", m.score},
+                           {"kl", m.kl},
+                           {"kl_exact", m.kl_exact},
+                           {"entropy", m.entropy},
+                           {"clip_frac", m.clip_frac},
+                           {"value_loss", m.value_loss},
+                           {"explained_variance", m.explained_variance},
+                           {"ptx_loss", m.ptx_loss},
+                           {"response_length", m.response_length},
+                           {"skipped", double(m.skipped)}};
+    });
+    return policy;
+}
+
+// DPO from the SFT model, which is also the reference (its log-probabilities computed once), on
+// the RM's comparisons; the held-out comparisons report the implicit rewards.
+inline std::unique_ptr<pipeline_model> dpo_stage(const pipeline_options& o, pipeline_model& sft,
+                                                 const tokenized_comparisons& train,
+                                                 const tokenized_comparisons& val, int eot,
+                                                 const fs::path& metrics_file) {
+    using model_t = pipeline_model;
+    auto policy = std::make_unique<model_t>(sft.config());
+    copy_params(*policy, sft);
+    const auto ref_train = reference_logprobs(sft, train, o.rm_batch, eot);
+    const auto ref_val = reference_logprobs(sft, val, o.rm_batch, eot);
+    dpo_batcher batches(train, ref_train, o.rm_batch, eot, o.seed + 10);
+    dpo_batcher val_batches(val, ref_val, o.rm_batch, eot);
+    dpo_objective<model_t> obj(o.dpo_beta);
+    adamw<float> opt(policy->params(), {o.dpo_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+    trainer tr(*policy, obj, opt, {1, 1.0f, [lr = o.dpo_lr](int) { return lr; }});
+    run_options ro;
+    ro.iters = std::max<std::int64_t>(1, batches.steps_for_epochs(o.dpo_epochs));
+    ro.eval_every = int(std::max<std::int64_t>(1, ro.iters / 4));
+    ro.log_every = int(std::max<std::int64_t>(1, ro.iters / 10));
+    ro.metrics = metrics_file;
+    ro.progress_label = "dpo";
+    ro.checkpoint_name = "(none)";
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        const dpo_stats s = evaluate_dpo(*policy, obj, val_batches, o.rm_batch);
+        return metrics_map{{"val_loss", s.loss},
+                           {"val_margin", s.margin},
+                           {"val_chosen_reward", s.chosen_reward},
+                           {"val_rejected_reward", s.rejected_reward},
+                           {"val_accuracy", s.accuracy}};
+    };
+    run_training(
+        tr, ro, [&](int) { return batches.batch(tr.step_count()); }, hooks);
+    return policy;
+}
+
+// GRPO (group baseline) or RLOO (leave-one-out) from the SFT model against the same reward as
+// PPO, with PPO's iterations, rollouts per iteration, epochs, minibatch and learning rate. Both
+// use one seed, so they draw the same prompts and differ only in the baseline.
+inline std::unique_ptr<pipeline_model>
+group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_shape>& rm,
+            const tokenizer& tok, const std::vector<std::vector<int>>& prompts,
+            group_baseline baseline, const char* name, const fs::path& metrics_file) {
+    using model_t = pipeline_model;
+    auto policy = std::make_unique<model_t>(sft.config());
+    copy_params(*policy, sft);
+    const grpo_config gc{.end_of_text = tok.vocab_size(),
+                         .prompts = std::max(1, o.rollouts / o.group_size),
+                         .group_size = o.group_size,
+                         .max_new_tokens = o.max_new,
+                         .epochs = o.ppo_epochs,
+                         .minibatch = o.ppo_minibatch,
+                         .lr = o.ppo_lr,
+                         .kl_coef = o.grpo_kl_coef,
+                         .baseline = baseline,
+                         .seed = o.seed + 11};
+    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok), prompts, gc);
+    run_iterations(o, tr, name, metrics_file, [](const grpo_metrics& m) {
+        return metrics_map{{"score", m.score},
+                           {"kl", m.kl},
+                           {"kl_exact", m.kl_exact},
+                           {"kl_k3", m.kl_k3},
+                           {"entropy", m.entropy},
+                           {"clip_frac", m.clip_frac},
+                           {"flat_groups", m.flat_groups},
+                           {"policy_loss", m.policy_loss},
+                           {"response_length", m.response_length},
+                           {"skipped", double(m.skipped)}};
+    });
     return policy;
 }
 
@@ -211,15 +340,28 @@ inline void run_pipeline(pipeline_options o) {
     GPTX_CHECK(o.pretrain_iters > 0 && o.sft_epochs > 0 && o.ppo_iters > 0 && o.rollouts > 0 &&
                    o.eval_prompts > 0 && o.rm_epochs > 0,
                "pipeline: sizes must be positive");
+    const std::vector<std::string> methods = parse_methods(o.methods);
+    GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
+    GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
+               "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
+    // DPO alone needs comparisons but no reward model.
+    const bool need_rm =
+        !o.evaluate_only && std::any_of(methods.begin(), methods.end(),
+                                        [](const std::string& m) { return m != "dpo"; });
     const fs::path dir = o.out;
     fs::create_directories(dir);
-    for (const char* f : {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl",
-                          "ppo_metrics.jsonl", "ppo_ptx_metrics.jsonl"})
-        fs::remove(dir / f);
+    if (o.evaluate_only)
+        o.pretrained = (dir / "pretrain.gptx").string();
+    for (const char* f :
+         {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl", "ppo_metrics.jsonl",
+          "ppo_ptx_metrics.jsonl", "dpo_metrics.jsonl", "grpo_metrics.jsonl", "rloo_metrics.jsonl"})
+        if (!o.evaluate_only)
+            fs::remove(dir / f);
     stage_clock clock;
     const int T = o.context;
     // Stages differ too much in length for a time left; each stage's own bar shows inside.
-    progress stages("pipeline", 6, {.unit = "stage", .eta = false});
+    progress stages("pipeline", 5 + std::int64_t(methods.size()) + (o.no_dialogue ? 0 : 1),
+                    {.unit = "stage", .eta = false});
     auto say = [&](const char* stage, double secs) {
         stages.advance();
         progress::clear_line();
@@ -317,7 +459,9 @@ inline void run_pipeline(pipeline_options o) {
     const auto demo_tokens = tokenize_sft(demos, tok, (dir / "sft.jsonl").string());
     const auto select_prompts = prompts_of(select_tasks);
     const auto select_tokens = prompt_tokens(tok, select_prompts, eot);
-    {
+    if (o.evaluate_only) {
+        load_checkpoint<pipeline_shape>(dir / "sft.gptx", *sft, nullptr, nullptr, nullptr);
+    } else {
         adamw<float> opt(sft->params(), {o.sft_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         sft_batches data(demo_tokens, o.sft_batch, T, eot, o.seed + 2);
         sft_config sc{.epochs = o.sft_epochs, .lr = o.sft_lr, .min_lr = o.sft_lr / 10};
@@ -346,25 +490,31 @@ inline void run_pipeline(pipeline_options o) {
     say("SFT", clock.lap());
 
     // ---- comparisons and the reward model -------------------------------------------------------
-    const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new, eot,
-                                         o.seed + 3, o.rm_hot, o.rm_hot_temperature);
-    const auto rm_val_cmp = make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new,
-                                             eot, o.seed + 4, o.rm_hot, o.rm_hot_temperature);
-    write_comparisons(dir / "comparisons.jsonl", rm_cmp);
-    write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
-    GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
-               "pipeline: the SFT samples gave no comparisons (every response tied)");
-    // Read back through the RM's reader: the files are the interface.
-    const auto rm_train = tokenize_for_rm(read_comparisons(dir / "comparisons.jsonl"), tok, eot, T);
-    const auto rm_val =
-        tokenize_for_rm(read_comparisons(dir / "comparisons_val.jsonl"), tok, eot, T);
+    tokenized_comparisons rm_train, rm_val;
+    if (!o.evaluate_only) {
+        const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new,
+                                             eot, o.seed + 3, o.rm_hot, o.rm_hot_temperature);
+        const auto rm_val_cmp =
+            make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot,
+                             o.seed + 4, o.rm_hot, o.rm_hot_temperature);
+        write_comparisons(dir / "comparisons.jsonl", rm_cmp);
+        write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
+        GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
+                   "pipeline: the SFT samples gave no comparisons (every response tied)");
+        // Read back through the RM's reader: the files are the interface.
+        // (tokenize_comparisons records where each response starts, which DPO needs.)
+        rm_train = tokenize_comparisons(read_comparisons(dir / "comparisons.jsonl"), tok, eot, T,
+                                        (dir / "comparisons.jsonl").string());
+        rm_val = tokenize_comparisons(read_comparisons(dir / "comparisons_val.jsonl"), tok, eot, T,
+                                      (dir / "comparisons_val.jsonl").string());
+    }
     reward_model<pipeline_shape> rm(cfg);
     rm.init(o.seed + 5);
     copy_params(rm.trunk(), *sft);
     double rm_accuracy = 0;
     std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
     std::size_t rm_pairs_t1 = 0;
-    {
+    if (need_rm) {
         adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         run_options ro;
         ro.metrics = dir / "rm_metrics.jsonl";
@@ -403,131 +553,186 @@ inline void run_pipeline(pipeline_options o) {
             {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
         save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, {}, head);
     }
-    say("reward model", clock.lap());
+    say(need_rm ? "comparisons and reward model" : "comparisons (no method needs the RM)",
+        clock.lap());
 
-    // ---- PPO and PPO-ptx ------------------------------------------------------------------------
+    // ---- the methods: PPO, PPO-ptx, DPO, GRPO, RLOO -------------------------------------------
+    struct method_run {
+        std::string name, label;
+        std::unique_ptr<model_t> model;
+        double seconds = 0, cpu_seconds = 0;
+        std::vector<generation> gen;
+        labelled lab;
+        win_rate win;
+        double kl = 0, val_loss = 0;
+    };
+    std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    auto ppo = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, 0.0, "ppo",
-                         dir / "ppo_metrics.jsonl");
-    save_checkpoint<pipeline_shape>(dir / "ppo.gptx", *ppo, nullptr, tok, {});
-    say("PPO", clock.lap());
-    auto ptx = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, o.ptx_coef, "ppo-ptx",
-                         dir / "ppo_ptx_metrics.jsonl");
-    save_checkpoint<pipeline_shape>(dir / "ppo_ptx.gptx", *ptx, nullptr, tok, {});
-    say("PPO-ptx", clock.lap());
+    for (const std::string& m : methods) {
+        method_run r;
+        r.name = m;
+        r.label = m == "ppo"       ? "PPO"
+                  : m == "ppo-ptx" ? "PPO-ptx"
+                  : m == "dpo"     ? "DPO"
+                  : m == "grpo"    ? "GRPO"
+                                   : "RLOO";
+        std::string file = m + ".gptx";
+        std::replace(file.begin(), file.end(), '-', '_'); // ppo_ptx.gptx, as before
+        if (o.evaluate_only) {
+            r.model = std::make_unique<model_t>(cfg);
+            load_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, nullptr, nullptr);
+            runs.push_back(std::move(r));
+            continue;
+        }
+        if (m == "ppo") {
+            r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, 0.0, "ppo",
+                                dir / "ppo_metrics.jsonl");
+        } else if (m == "ppo-ptx") {
+            r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, o.ptx_coef,
+                                "ppo-ptx", dir / "ppo_ptx_metrics.jsonl");
+        } else if (m == "dpo") {
+            r.model = dpo_stage(o, *sft, rm_train, rm_val, eot, dir / "dpo_metrics.jsonl");
+        } else {
+            const bool loo = m == "rloo";
+            r.model = group_stage(o, *sft, rm, tok, ppo_prompt_tokens,
+                                  loo ? group_baseline::loo : group_baseline::group, m.c_str(),
+                                  dir / (m + "_metrics.jsonl"));
+        }
+        save_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, tok, {});
+        r.seconds = clock.lap();
+        r.cpu_seconds = clock.lap_cpu;
+        say(r.label.c_str(), r.seconds);
+        runs.push_back(std::move(r));
+    }
 
     // ---- evaluation on held-out prompts ---------------------------------------------------------
     const auto eval_prompts = prompts_of(eval_tasks);
     const auto eval_tokens = prompt_tokens(tok, eval_prompts, eot);
     const sampling_config ec{o.eval_temperature, 0, 1.0f, o.seed + 9};
     const auto g_sft = sample_responses(*sft, eval_tokens, o.max_new, ec, eot);
-    const auto g_ppo = sample_responses(*ppo, eval_tokens, o.max_new, ec, eot);
-    const auto g_ptx = sample_responses(*ptx, eval_tokens, o.max_new, ec, eot);
-    const auto l_sft = label_responses(eval_prompts, g_sft, tok),
-               l_ppo = label_responses(eval_prompts, g_ppo, tok),
-               l_ptx = label_responses(eval_prompts, g_ptx, tok);
-    win_rate w_ppo, w_ptx;
-    for (std::size_t i = 0; i < eval_prompts.size(); ++i) {
-        w_ppo.add(l_ppo.scores[i], l_sft.scores[i]);
-        w_ptx.add(l_ptx.scores[i], l_sft.scores[i]);
-    }
+    const auto l_sft = label_responses(eval_prompts, g_sft, tok);
     auto mean = [](const std::vector<double>& v) {
         double s = 0;
         for (double x : v)
             s += x;
         return v.empty() ? 0.0 : s / double(v.size());
     };
-    const double kl_ppo = mean(response_kl(*ppo, *sft, eval_tokens, g_ppo, eot));
-    const double kl_ptx = mean(response_kl(*ptx, *sft, eval_tokens, g_ptx, eot));
-    const double loss_sft = val_loss(*sft), loss_ppo = val_loss(*ppo), loss_ptx = val_loss(*ptx);
+    const double loss_sft = val_loss(*sft);
+    for (method_run& r : runs) {
+        r.gen = sample_responses(*r.model, eval_tokens, o.max_new, ec, eot);
+        r.lab = label_responses(eval_prompts, r.gen, tok);
+        for (std::size_t i = 0; i < eval_prompts.size(); ++i)
+            r.win.add(r.lab.scores[i], l_sft.scores[i]);
+        r.kl = mean(response_kl(*r.model, *sft, eval_tokens, r.gen, eot));
+        r.val_loss = val_loss(*r.model);
+    }
     say("evaluation", clock.lap());
-    stages.finish();
     {
         std::ofstream s(dir / "eval_samples.txt");
-        for (std::size_t i = 0; i < std::min<std::size_t>(40, eval_prompts.size()); ++i)
-            s << eval_prompts[i] << "| sft: " << tok.decode(g_sft[i].tokens)
-              << " | ppo: " << tok.decode(g_ppo[i].tokens)
-              << " | ppo-ptx: " << tok.decode(g_ptx[i].tokens) << "\n";
+        for (std::size_t i = 0; i < std::min<std::size_t>(40, eval_prompts.size()); ++i) {
+            s << eval_prompts[i] << "| sft: " << tok.decode(g_sft[i].tokens);
+            for (const method_run& r : runs)
+                s << " | " << r.name << ": " << tok.decode(r.gen[i].tokens);
+            s << "\n";
+        }
     }
 
     // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
     std::optional<dialogue_stage_result> dialogue;
-    if (!o.no_dialogue) {
+    if (!o.no_dialogue && !o.evaluate_only) {
         dialogue = run_dialogue_stage<pipeline_shape>(
             {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
     }
+    stages.finish();
     // ---- end of the dialogue stage ------------------------------------------------------------
 
-    const auto r_ppo = w_ppo.rate(), r_ptx = w_ptx.rate();
     std::printf("\nInstructGPT pipeline, %zu held-out prompts, responses sampled at temperature "
                 "%.2g, judged by the labeler (%.0f s, %.0f CPU s, %d threads)\n\n",
                 eval_prompts.size(), double(o.eval_temperature), clock.total(), clock.cpu(),
                 num_threads());
-    std::printf("| metric | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- |\n");
-    std::printf("| RM held-out pairwise accuracy | %.1f%% (%zu pairs) | | |\n", 100 * rm_accuracy,
-                rm_val.pairs());
-    if (rm_accuracy_t1)
-        std::printf("| ... on temperature-1 pairs only | %.1f%% (%zu pairs) | | |\n",
-                    100 * *rm_accuracy_t1, rm_pairs_t1);
-    std::printf("| win rate over SFT [95%% Wilson] | | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) | %.1f%% "
-                "[%.1f, %.1f] (%zu/%zu/%zu) |\n",
-                100 * r_ppo.p, 100 * r_ppo.low, 100 * r_ppo.high, w_ppo.wins, w_ppo.ties,
-                w_ppo.losses, 100 * r_ptx.p, 100 * r_ptx.low, 100 * r_ptx.high, w_ptx.wins,
-                w_ptx.ties, w_ptx.losses);
-    std::printf("| labeler mean score | %.3f | %.3f | %.3f |\n", l_sft.mean, l_ppo.mean,
-                l_ptx.mean);
-    std::printf("| exact answers, ended | %.1f%% | %.1f%% | %.1f%% |\n", 100 * l_sft.exact,
-                100 * l_ppo.exact, 100 * l_ptx.exact);
-    std::printf("| padded responses (' i think') | %.1f%% | %.1f%% | %.1f%% |\n",
-                100 * l_sft.padded, 100 * l_ppo.padded, 100 * l_ptx.padded);
-    std::printf("| KL to SFT per response (nats) | 0 | %.3f | %.3f |\n", kl_ppo, kl_ptx);
-    std::printf("| pre-training val loss (pre-trained: %.4f) | %.4f | %.4f (%+.4f) | %.4f "
-                "(%+.4f) |\n",
-                loss_pretrained, loss_sft, loss_ppo, loss_ppo - loss_sft, loss_ptx,
-                loss_ptx - loss_sft);
+    if (need_rm) {
+        std::printf("RM held-out pairwise accuracy: %.1f%% (%zu pairs)", 100 * rm_accuracy,
+                    rm_val.pairs());
+        if (rm_accuracy_t1)
+            std::printf("; on temperature-1 pairs only: %.1f%% (%zu pairs)", 100 * *rm_accuracy_t1,
+                        rm_pairs_t1);
+        std::printf("\n\n");
+    }
+    // A row per method; the stage times are of training (the evaluation is shared).
+    std::printf("| method | win rate over SFT [95%% Wilson] (wins/ties/losses) | labeler mean | "
+                "exact, ended | padded (' i think') | KL to SFT (nats/response) | pre-training "
+                "val loss (pre-trained %.4f) | stage wall s | stage CPU s |\n",
+                loss_pretrained);
+    std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    std::printf("| SFT | | %.3f | %.1f%% | %.1f%% | 0 | %.4f | | |\n", l_sft.mean,
+                100 * l_sft.exact, 100 * l_sft.padded, loss_sft);
+    for (const method_run& r : runs) {
+        const auto w = r.win.rate();
+        std::printf("| %s | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) | %.3f | %.1f%% | %.1f%% | %.3f | "
+                    "%.4f (%+.4f) | %.0f | %.0f |\n",
+                    r.label.c_str(), 100 * w.p, 100 * w.low, 100 * w.high, r.win.wins, r.win.ties,
+                    r.win.losses, r.lab.mean, 100 * r.lab.exact, 100 * r.lab.padded, r.kl,
+                    r.val_loss, r.val_loss - loss_sft, r.seconds, r.cpu_seconds);
+    }
     if (dialogue)
         print_dialogue_row(*dialogue); // dialogue stage (issue #7)
     // Where the win rates come from: exact answers per kind of instruction.
-    std::map<std::string, std::array<int, 4>> by_kind; // n, SFT, PPO, PPO-ptx
+    std::map<std::string, std::vector<int>> by_kind; // n, SFT, then each method
     for (std::size_t i = 0; i < eval_tasks.size(); ++i) {
         const std::string& ins = eval_tasks[i].instruction;
         auto& k = by_kind[ins.substr(0, ins.find(' '))];
+        k.resize(2 + runs.size());
         k[0] += 1;
         k[1] += l_sft.exact_each[i];
-        k[2] += l_ppo.exact_each[i];
-        k[3] += l_ptx.exact_each[i];
+        for (std::size_t j = 0; j < runs.size(); ++j)
+            k[2 + j] += runs[j].lab.exact_each[i];
     }
-    std::printf(
-        "\n| exact answers by kind | n | SFT | PPO | PPO-ptx |\n| --- | --- | --- | --- | --- "
-        "|\n");
-    for (const auto& [kind, k] : by_kind)
-        std::printf("| %s | %d | %.0f%% | %.0f%% | %.0f%% |\n", kind.c_str(), k[0],
-                    100.0 * k[1] / k[0], 100.0 * k[2] / k[0], 100.0 * k[3] / k[0]);
+    std::printf("\n| exact answers by kind | n | SFT |");
+    for (const method_run& r : runs)
+        std::printf(" %s |", r.label.c_str());
+    std::printf("\n| --- | --- | --- |");
+    for (std::size_t j = 0; j < runs.size(); ++j)
+        std::printf(" --- |");
+    std::printf("\n");
+    for (const auto& [kind, k] : by_kind) {
+        std::printf("| %s | %d |", kind.c_str(), k[0]);
+        for (std::size_t j = 1; j < k.size(); ++j)
+            std::printf(" %.0f%% |", 100.0 * k[j] / k[0]);
+        std::printf("\n");
+    }
     std::fflush(stdout);
     if (o.json) {
-        const nlohmann::json j{
-            {"rm_accuracy", rm_accuracy},
+        nlohmann::json j{
+            {"rm_accuracy", need_rm ? nlohmann::json(rm_accuracy) : nlohmann::json()},
             {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
-            {"ppo_win_rate", r_ppo.p},
-            {"ppo_win_rate_ci", {r_ppo.low, r_ppo.high}},
-            {"ppo_ptx_win_rate", r_ptx.p},
-            {"ppo_ptx_win_rate_ci", {r_ptx.low, r_ptx.high}},
+            {"methods", methods},
             {"demo_padded", o.demo_padded},
             {"padded_sft", l_sft.padded},
-            {"padded_ppo", l_ppo.padded},
-            {"padded_ppo_ptx", l_ptx.padded},
-            {"ppo_kl", kl_ppo},
-            {"ppo_ptx_kl", kl_ptx},
+            {"labeler_mean_sft", l_sft.mean},
+            {"exact_sft", l_sft.exact},
             {"pretrain_val_loss_pretrained", loss_pretrained},
             {"pretrain_val_loss_sft", loss_sft},
-            {"pretrain_val_loss_ppo", loss_ppo},
-            {"pretrain_val_loss_ppo_ptx", loss_ptx},
             {"eval_prompts", eval_prompts.size()},
             {"dialogue_win_rate",
              dialogue ? nlohmann::json(dialogue->win.rate().p) : nlohmann::json()}, // issue #7
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};
+        // Per method m (ppo, ppo_ptx, dpo, grpo, rloo): the keys the table shows.
+        for (const method_run& r : runs) {
+            std::string m = r.name;
+            std::replace(m.begin(), m.end(), '-', '_');
+            const auto w = r.win.rate();
+            j[m + "_win_rate"] = w.p;
+            j[m + "_win_rate_ci"] = {w.low, w.high};
+            j[m + "_kl"] = r.kl;
+            j["pretrain_val_loss_" + m] = r.val_loss;
+            j["padded_" + m] = r.lab.padded;
+            j["labeler_mean_" + m] = r.lab.mean;
+            j["exact_" + m] = r.lab.exact;
+            j[m + "_seconds"] = r.seconds;
+            j[m + "_cpu_seconds"] = r.cpu_seconds;
+        }
         std::printf("%s\n", j.dump().c_str());
     }
 }

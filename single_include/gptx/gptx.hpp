@@ -12260,6 +12260,599 @@ double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm)
 
 } // namespace gptx
 // ---- end gptx/train/clip.hpp ----
+// ---- begin gptx/train/dpo.hpp ----
+// gptx/train/dpo.hpp: Direct Preference Optimization (Rafailov et al. 2023) on the reward model's
+// ranked comparisons, as an objective for the generic trainer, with the reference model's
+// response log-probabilities computed once. Tested by tests/train/test_dpo.cpp.
+// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+// ---- begin gptx/train/reward_objective.hpp ----
+// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
+// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
+// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+// ---- begin gptx/train/objective.hpp ----
+// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
+// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
+// Legend: B batch, T time.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace gptx {
+
+// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
+// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
+// the loss without touching gradients.
+template <class O, class Model>
+concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
+    typename O::batch_type;
+    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
+    { o.evaluate(m, b) } -> std::convertible_to<double>;
+};
+
+// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
+template <class Model> class lm_objective {
+  public:
+    using batch_type = lm_batch;
+
+    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
+
+    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const lm_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        m.forward(b.inputs, b.B, b.T);
+        const double loss = head_.loss(m, b.targets, b.mask);
+        m.set_training(was_training);
+        return loss;
+    }
+    lm_head<Model>& head() { return head_; }
+
+  private:
+    lm_head<Model> head_;
+};
+
+// Mean next-token loss over a whole token sequence (a validation split), every token after the
+// first predicted exactly once: windows of T tokens at 0, T, 2T, ..., up to B per forward, the
+// last window shorter. Unlike an estimate from a few random batches it has no sampling noise.
+template <class Model>
+double lm_sequence_loss(lm_objective<Model>& obj, Model& m, std::span<const int> tokens, int B,
+                        int T) {
+    GPTX_CHECK(B > 0 && T > 0, "lm_sequence_loss: B and T must be positive (got B=", B, ", T=", T,
+               ")");
+    GPTX_CHECK(tokens.size() >= 2, "lm_sequence_loss: ", tokens.size(),
+               " tokens hold no prediction (need at least 2)");
+    const std::size_t n = tokens.size() - 1, t = std::size_t(T), full = n / t;
+    std::vector<int> x(std::size_t(B) * t), y(std::size_t(B) * t);
+    double total = 0;
+    auto run = [&](std::size_t first_window, int rows, int len) {
+        for (int r = 0; r < rows; ++r) {
+            const auto s = tokens.begin() + std::ptrdiff_t((first_window + r) * t);
+            std::copy_n(s, len, x.begin() + std::ptrdiff_t(r) * len);
+            std::copy_n(s + 1, len, y.begin() + std::ptrdiff_t(r) * len);
+        }
+        total += obj.evaluate(m, {x.data(), y.data(), nullptr, rows, len}) * double(rows) * len;
+    };
+    for (std::size_t w = 0; w < full; w += std::size_t(B))
+        run(w, int(std::min<std::size_t>(std::size_t(B), full - w)), T);
+    if (const std::size_t tail = n - full * t; tail > 0)
+        run(full, 1, int(tail));
+    return total / double(n);
+}
+
+} // namespace gptx
+// ---- end gptx/train/objective.hpp ----
+
+namespace gptx {
+
+// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
+// scores all of them: K passes per prompt, never C(K, 2).
+struct reward_batch {
+    const int* tokens = nullptr;      // (N, T) right-padded
+    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
+    int P = 0, T = 0;
+    // (N) where each row's response begins (its prefix length), when the data records it; the
+    // reward model does not need it, DPO does.
+    const int* starts = nullptr;
+    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
+};
+
+// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
+// meaning i was ranked above j. With drewards non-null it is written (not added) with
+// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
+template <class T>
+double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
+                   double grad_scale = 1.0) {
+    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
+    double loss = 0;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
+        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
+        const T* r = rewards + off;
+        T* dr = drewards ? drewards + off : nullptr;
+        if (dr)
+            std::fill(dr, dr + K, T(0));
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const double x = double(r[i]) - double(r[j]);
+                // -log sigmoid(x) = softplus(-x), stable for either sign.
+                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
+                if (dr) {
+                    const double e = std::exp(-std::abs(x));
+                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
+                    dr[i] -= T(grad_scale * w * sig_neg);
+                    dr[j] += T(grad_scale * w * sig_neg);
+                }
+            }
+        off += K;
+    }
+    return loss;
+}
+
+// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
+// reward model scores 50%, chance), a wrong order 0.
+struct pair_counts {
+    double correct = 0;
+    std::size_t pairs = 0;
+    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
+};
+template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
+    pair_counts c;
+    int off = 0;
+    for (int p = 0; p < P; ++p) {
+        const int K = group_sizes[p];
+        for (int i = 0; i < K; ++i)
+            for (int j = i + 1; j < K; ++j) {
+                const T a = rewards[off + i], b = rewards[off + j];
+                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
+                ++c.pairs;
+            }
+        off += K;
+    }
+    return c;
+}
+
+// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
+// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
+template <class Model> class reward_objective {
+  public:
+    using batch_type = reward_batch;
+    using value_type = typename Model::value_type;
+    using T = value_type;
+
+    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
+                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
+                   head.channels(), " -> ", head.outputs());
+    }
+    template <shape S>
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+
+    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
+        forward(m, b);
+        const double loss =
+            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
+        T* dh = m.dhidden();
+        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
+        head_->backward(dh, drewards_.data());
+        m.backward();
+        return loss;
+    }
+    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
+
+    struct eval_result {
+        double loss = 0;
+        pair_counts counts;
+    };
+    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
+    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
+        const bool was_training = m.training();
+        m.set_training(false);
+        forward(m, b);
+        m.set_training(was_training);
+        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
+                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
+    }
+
+    basic_arena<T>& head_params() { return head_->params(); }
+    basic_arena<T>& head_grads() { return head_->grads(); }
+    linear_head<T>& head() { return *head_; }
+    // Rewards (N) of the last forward.
+    const std::vector<T>& rewards() const { return rewards_; }
+
+  private:
+    void forward(Model& m, const reward_batch& b) {
+        const int N = b.rows();
+        rows_.resize(std::size_t(N));
+        for (int n = 0; n < N; ++n) {
+            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
+                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
+            rows_[n] = n * b.T + b.positions[n];
+        }
+        rewards_.resize(std::size_t(N));
+        drewards_.resize(std::size_t(N));
+        const T* h = m.forward(b.tokens, N, b.T);
+        head_->forward(rewards_.data(), h, rows_.data(), N);
+    }
+
+    linear_head<T>* head_;
+    std::vector<int> rows_;
+    std::vector<T> rewards_, drewards_; // (N)
+};
+
+template <shape S, class T>
+reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
+
+// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
+// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
+// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
+// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
+// batch is valid until the next call.
+class reward_batcher {
+  public:
+    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
+                   std::uint64_t seed = 0)
+        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
+        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
+        GPTX_CHECK(prompts_per_batch > 0,
+                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
+    }
+
+    std::size_t size() const { return data_->groups.size(); }
+    int prompts_per_batch() const { return P_; }
+    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    std::int64_t steps_for_epochs(double epochs) const {
+        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+    }
+
+    // The k-th training batch.
+    reward_batch batch(std::int64_t k) {
+        const std::uint64_t n = size();
+        std::vector<std::size_t>& ids = ids_;
+        ids.clear();
+        for (int i = 0; i < P_; ++i) {
+            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
+            const std::uint64_t epoch = g / n;
+            if (epoch != epoch_ || order_.empty())
+                shuffle(epoch);
+            ids.push_back(order_[g % n]);
+        }
+        return assemble();
+    }
+    // The comparisons (indices into the data's groups) of the last batch, in row order.
+    const std::vector<std::size_t>& items() const { return ids_; }
+    // Items first .. first+count-1 in file order (evaluation).
+    reward_batch slice(std::size_t first, int count) {
+        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
+                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
+                   " prompts");
+        ids_.resize(std::size_t(count));
+        std::iota(ids_.begin(), ids_.end(), first);
+        return assemble();
+    }
+
+  private:
+    void shuffle(std::uint64_t epoch) {
+        order_.resize(size());
+        std::iota(order_.begin(), order_.end(), std::size_t(0));
+        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
+        for (std::size_t i = order_.size(); i > 1; --i)
+            std::swap(order_[i - 1], order_[r.below(i)]);
+        epoch_ = epoch;
+    }
+    reward_batch assemble() {
+        std::size_t Tn = 1, N = 0;
+        sizes_.clear();
+        for (std::size_t id : ids_) {
+            const auto& g = data_->groups[id].responses;
+            sizes_.push_back(int(g.size()));
+            N += g.size();
+            for (const auto& s : g)
+                Tn = std::max(Tn, s.size());
+        }
+        tokens_.assign(N * Tn, eot_);
+        positions_.resize(N);
+        starts_.resize(N);
+        bool have_starts = true;
+        std::size_t row = 0;
+        for (std::size_t id : ids_) {
+            const ranked_sequences& g = data_->groups[id];
+            have_starts = have_starts && g.starts.size() == g.responses.size();
+            for (std::size_t k = 0; k < g.responses.size(); ++k, ++row) {
+                const auto& s = g.responses[k];
+                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
+                positions_[row] = int(s.size()) - 1; // the closing end-of-text
+                starts_[row] = k < g.starts.size() ? g.starts[k] : 1;
+            }
+        }
+        return {tokens_.data(),   positions_.data(), sizes_.data(),
+                int(ids_.size()), int(Tn),           have_starts ? starts_.data() : nullptr};
+    }
+
+    const tokenized_comparisons* data_;
+    int P_, eot_;
+    std::uint64_t seed_, epoch_ = 0;
+    std::vector<std::size_t> order_, ids_;
+    std::vector<int> tokens_, positions_, sizes_, starts_;
+};
+
+// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
+// averaged over prompts and the pairwise accuracy over all pairs.
+struct reward_eval {
+    double loss = 0;
+    double accuracy = 0;
+    std::size_t pairs = 0, prompts = 0;
+};
+template <class Model>
+reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
+                             const tokenized_comparisons& data, int prompts_per_batch,
+                             int end_of_text) {
+    reward_batcher b(data, prompts_per_batch, end_of_text);
+    reward_eval out;
+    pair_counts total;
+    double loss_sum = 0;
+    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
+        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
+        loss_sum += r.loss * count;
+        total.correct += r.counts.correct;
+        total.pairs += r.counts.pairs;
+    }
+    out.prompts = b.size();
+    out.loss = loss_sum / double(b.size());
+    out.accuracy = total.accuracy();
+    out.pairs = total.pairs;
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/train/reward_objective.hpp ----
+
+namespace gptx {
+
+// A DPO micro-batch: the rows of a reward batch (P prompts, each prompt's K responses best first,
+// with where each response starts) and the reference's log-probability of each row's response.
+struct dpo_batch {
+    reward_batch rows;
+    const double* ref_logp = nullptr; // (N) sum over the response's tokens of log ref(token)
+};
+
+// What the last forward saw, over its pairs (i ranked above j).
+struct dpo_stats {
+    double loss = 0;
+    double chosen_reward = 0;   // mean implicit reward beta (log pi - log ref) of the better
+    double rejected_reward = 0; // ... and of the worse response of each pair
+    double margin = 0;          // mean chosen - rejected
+    double accuracy = 0;        // pairs whose chosen reward is higher (a tie counts 1/2)
+    std::size_t pairs = 0;
+};
+
+// With r_k = beta (log pi(y_k | x) - log ref(y_k | x)), the sum over response tokens (the closing
+// end-of-text included), DPO's loss is the reward model's K-wise loss on these implicit rewards:
+//   loss = (1/P) sum_p 1/C(K_p, 2) sum_{i<j} -log sigmoid(r_i - r_j),
+// which for K = 2 is -log sigmoid(beta ((log pi_w - log ref_w) - (log pi_l - log ref_l))).
+// d loss / d log pi(token of row k) = beta d loss / d r_k, the same for every token of the row.
+template <class Model> class dpo_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = dpo_batch;
+
+    explicit dpo_objective(double beta = 0.1, int chunk_rows = 64)
+        : beta_(beta), head_(chunk_rows) {
+        GPTX_CHECK(beta > 0, "dpo: beta must be positive, got ", beta);
+    }
+
+    double forward_backward(Model& m, const dpo_batch& b, double scale) {
+        GPTX_CHECK(b.ref_logp, "dpo: the batch has no reference log-probabilities");
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const dpo_batch& b) {
+        GPTX_CHECK(b.ref_logp, "dpo: the batch has no reference log-probabilities");
+        const bool was = m.training();
+        m.set_training(false);
+        const double loss = run(m, b, 1.0, false);
+        m.set_training(was);
+        return loss;
+    }
+    // log pi(response) of every row of the last forward (N).
+    const std::vector<double>& response_logprobs() const { return seq_; }
+    // The same for a batch without gradients (the reference's cache; dropout off).
+    const std::vector<double>& response_logprobs(Model& m, const reward_batch& rows) {
+        const bool was = m.training();
+        m.set_training(false);
+        logprobs(m, rows);
+        m.set_training(was);
+        return seq_;
+    }
+    const dpo_stats& stats() const { return stats_; }
+    double beta() const { return beta_; }
+
+  private:
+    // Fills seq_ (N) and the per-token buffers of the batch's response tokens.
+    void logprobs(Model& m, const reward_batch& b) {
+        GPTX_CHECK(b.starts, "dpo: the batch does not say where responses start (tokenize the "
+                             "comparisons with tokenize_comparisons)");
+        const int N = b.rows(), Tn = b.T;
+        m.forward(b.tokens, N, Tn);
+        rows_.clear();
+        tokens_.clear();
+        owner_.clear();
+        for (int n = 0; n < N; ++n) {
+            GPTX_CHECK(b.starts[n] >= 1 && b.starts[n] <= b.positions[n] && b.positions[n] < Tn,
+                       "dpo: row ", n, " has its response at [", b.starts[n], ", ", b.positions[n],
+                       "] of ", Tn, " positions");
+            for (int t = b.starts[n]; t <= b.positions[n]; ++t) { // hidden t-1 predicts token t
+                rows_.push_back(n * Tn + t - 1);
+                tokens_.push_back(b.tokens[std::size_t(n) * Tn + t]);
+                owner_.push_back(n);
+            }
+        }
+        logp_.resize(rows_.size());
+        head_.chosen_logprobs(m, rows_.data(), tokens_.data(), int(rows_.size()), logp_.data());
+        seq_.assign(std::size_t(N), 0.0);
+        for (std::size_t i = 0; i < rows_.size(); ++i)
+            seq_[std::size_t(owner_[i])] += double(logp_[i]);
+    }
+
+    double run(Model& m, const dpo_batch& b, double scale, bool grads) {
+        const reward_batch& rb = b.rows;
+        logprobs(m, rb);
+        const int N = rb.rows();
+        rewards_.resize(std::size_t(N));
+        drewards_.resize(std::size_t(N));
+        for (int n = 0; n < N; ++n)
+            rewards_[std::size_t(n)] = beta_ * (seq_[std::size_t(n)] - b.ref_logp[n]);
+        const double loss = reward_loss(grads ? drewards_.data() : nullptr, rewards_.data(),
+                                        rb.group_sizes, rb.P, scale);
+        summarise(rb, loss);
+        if (grads) {
+            dlogp_.resize(rows_.size());
+            for (std::size_t i = 0; i < rows_.size(); ++i)
+                dlogp_[i] = T(beta_ * drewards_[std::size_t(owner_[i])]);
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(N) * rb.T * Model::C, T(0));
+            head_.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), int(rows_.size()),
+                                           dlogp_.data());
+            m.backward();
+        }
+        return loss;
+    }
+
+    void summarise(const reward_batch& b, double loss) {
+        stats_ = {};
+        stats_.loss = loss;
+        const pair_counts c = pairwise_accuracy(rewards_.data(), b.group_sizes, b.P);
+        stats_.accuracy = c.accuracy();
+        stats_.pairs = c.pairs;
+        int off = 0;
+        for (int p = 0; p < b.P; ++p) {
+            const int K = b.group_sizes[p];
+            for (int i = 0; i < K; ++i)
+                for (int j = i + 1; j < K; ++j) {
+                    stats_.chosen_reward += rewards_[std::size_t(off + i)];
+                    stats_.rejected_reward += rewards_[std::size_t(off + j)];
+                }
+            off += K;
+        }
+        if (c.pairs) {
+            stats_.chosen_reward /= double(c.pairs);
+            stats_.rejected_reward /= double(c.pairs);
+        }
+        stats_.margin = stats_.chosen_reward - stats_.rejected_reward;
+    }
+
+    double beta_;
+    lm_head<Model> head_;
+    dpo_stats stats_;
+    std::vector<int> rows_, tokens_, owner_; // per response token: hidden row, token, its row n
+    std::vector<T> logp_, dlogp_;
+    std::vector<double> seq_, rewards_, drewards_; // (N)
+};
+
+// The reference's log-probability of every response of `data` ([group][k]), computed once
+// before training: the reference is frozen, so DPO never runs it again.
+template <class Model>
+std::vector<std::vector<double>> reference_logprobs(Model& ref, const tokenized_comparisons& data,
+                                                    int prompts_per_batch, int end_of_text) {
+    reward_batcher batches(data, prompts_per_batch, end_of_text);
+    dpo_objective<Model> obj;
+    std::vector<std::vector<double>> out(data.groups.size());
+    for (std::size_t first = 0; first < data.groups.size();
+         first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), data.groups.size() - first));
+        const std::vector<double>& lp = obj.response_logprobs(ref, batches.slice(first, count));
+        std::size_t row = 0;
+        for (std::size_t g = first; g < first + std::size_t(count); ++g)
+            for (std::size_t k = 0; k < data.groups[g].responses.size(); ++k)
+                out[g].push_back(lp[row++]);
+    }
+    return out;
+}
+
+// Batches of comparisons with the reference's log-probabilities of their rows (a reward_batcher,
+// so the order and resume rules are the reward model's: batch k is a pure function of k).
+class dpo_batcher {
+  public:
+    dpo_batcher(const tokenized_comparisons& data, const std::vector<std::vector<double>>& ref,
+                int prompts_per_batch, int end_of_text, std::uint64_t seed = 0)
+        : rows_(data, prompts_per_batch, end_of_text, seed), ref_(&ref) {
+        GPTX_CHECK(ref.size() == data.groups.size(), "dpo batcher: ", ref.size(),
+                   " reference groups for ", data.groups.size(), " comparisons");
+        for (std::size_t g = 0; g < ref.size(); ++g)
+            GPTX_CHECK(ref[g].size() == data.groups[g].responses.size(), "dpo batcher: comparison ",
+                       g, " has ", data.groups[g].responses.size(), " responses but ",
+                       ref[g].size(), " reference log-probabilities");
+    }
+    std::size_t size() const { return rows_.size(); }
+    std::int64_t steps_for_epochs(double epochs) const { return rows_.steps_for_epochs(epochs); }
+    dpo_batch batch(std::int64_t k) { return with_ref(rows_.batch(k)); }
+    dpo_batch slice(std::size_t first, int count) { return with_ref(rows_.slice(first, count)); }
+
+  private:
+    dpo_batch with_ref(const reward_batch& b) {
+        row_ref_.clear();
+        for (std::size_t g : rows_.items())
+            row_ref_.insert(row_ref_.end(), (*ref_)[g].begin(), (*ref_)[g].end());
+        return {b, row_ref_.data()};
+    }
+    reward_batcher rows_;
+    const std::vector<std::vector<double>>* ref_;
+    std::vector<double> row_ref_;
+};
+
+// Held-out evaluation over every comparison: the loss averaged over prompts, the pairs' mean
+// implicit rewards, margin and accuracy.
+template <class Model>
+dpo_stats evaluate_dpo(Model& m, dpo_objective<Model>& obj, dpo_batcher& batches,
+                       int prompts_per_batch) {
+    dpo_stats out;
+    double loss = 0, correct = 0;
+    for (std::size_t first = 0; first < batches.size(); first += std::size_t(prompts_per_batch)) {
+        const int count =
+            int(std::min<std::size_t>(std::size_t(prompts_per_batch), batches.size() - first));
+        loss += obj.evaluate(m, batches.slice(first, count)) * count;
+        const dpo_stats& s = obj.stats();
+        correct += s.accuracy * double(s.pairs);
+        out.chosen_reward += s.chosen_reward * double(s.pairs);
+        out.rejected_reward += s.rejected_reward * double(s.pairs);
+        out.pairs += s.pairs;
+    }
+    out.loss = loss / double(batches.size());
+    if (out.pairs) {
+        out.accuracy = correct / double(out.pairs);
+        out.chosen_reward /= double(out.pairs);
+        out.rejected_reward /= double(out.pairs);
+    }
+    out.margin = out.chosen_reward - out.rejected_reward;
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/train/dpo.hpp ----
 // ---- begin gptx/train/ema.hpp ----
 // gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
 // of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
@@ -12752,136 +13345,21 @@ template <class T> void whiten(T* x, std::size_t n, communicator& comm, double e
 
 } // namespace gptx
 // ---- end gptx/train/gae.hpp ----
-// ---- begin gptx/train/kl_controller.hpp ----
-// gptx/train/kl_controller.hpp: the KL penalty coefficient beta, fixed (InstructGPT: 0.02) or
-// adaptive (Ziegler et al. 2019). Tested by tests/train/test_ppo.cpp.
+// ---- begin gptx/train/grpo.hpp ----
+// gptx/train/grpo.hpp: GRPO (Shao et al. 2024, DeepSeekMath) and RLOO (Ahmadian et al. 2024):
+// G responses sampled per prompt, advantages from their rewards alone (no value model), and
+// PPO's clipped policy loss with per-sequence means and a k3 KL penalty to the reference in the
+// loss (ppo_policy_objective's GRPO form), each update a step of the generic trainer.
+// Tested by tests/train/test_grpo.cpp.
+// Legend: P prompts per iteration, G responses per prompt, N = P x G sequences.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-
-
-namespace gptx {
-
-// Adaptive when target > 0: e = clip(KL / target - 1, -0.2, 0.2), beta *= 1 + e * n / horizon,
-// with KL the mean per-sequence KL of the last rollouts and n the number of those rollouts.
-class kl_controller {
-  public:
-    kl_controller() = default;
-    explicit kl_controller(double beta, double target = 0.0, double horizon = 10000.0)
-        : beta_(beta), target_(target), horizon_(horizon) {
-        GPTX_CHECK(beta >= 0 && std::isfinite(beta), "kl_controller: beta must be >= 0, got ",
-                   beta);
-        GPTX_CHECK(target >= 0, "kl_controller: target must be >= 0 (0: fixed beta), got ", target);
-        GPTX_CHECK(target == 0 || horizon > 0, "kl_controller: horizon must be positive, got ",
-                   horizon);
-    }
-
-    double beta() const { return beta_; }
-    void set_beta(double b) { beta_ = b; } // checkpoint resume
-    bool adaptive() const { return target_ > 0; }
-    double target() const { return target_; }
-    double horizon() const { return horizon_; }
-
-    void update(double kl, int n_steps) {
-        if (!adaptive() || !std::isfinite(kl))
-            return;
-        const double e = std::clamp(kl / target_ - 1.0, -0.2, 0.2);
-        beta_ *= 1.0 + e * double(n_steps) / horizon_;
-    }
-
-  private:
-    double beta_ = 0.02, target_ = 0.0, horizon_ = 10000.0;
-};
-
-} // namespace gptx
-// ---- end gptx/train/kl_controller.hpp ----
-// ---- begin gptx/train/objective.hpp ----
-// gptx/train/objective.hpp: what a training objective is (a concept) and the language-model
-// objective with a loss mask. Tested by tests/train/test_trainer.cpp.
-// Legend: B batch, T time.
-#include <algorithm>
-#include <concepts>
+#include <cstddef>
 #include <cstdint>
-#include <span>
-#include <vector>
-
-
-namespace gptx {
-
-// An objective owns its heads and loss. forward_backward runs the model on one micro-batch,
-// adds grad_scale * d(loss) into the model's gradients and returns the loss; evaluate returns
-// the loss without touching gradients.
-template <class O, class Model>
-concept objective = requires(O o, Model& m, const typename O::batch_type& b, double scale) {
-    typename O::batch_type;
-    { o.forward_backward(m, b, scale) } -> std::convertible_to<double>;
-    { o.evaluate(m, b) } -> std::convertible_to<double>;
-};
-
-// Mean next-token cross-entropy over unmasked targets, through the tied LM head.
-template <class Model> class lm_objective {
-  public:
-    using batch_type = lm_batch;
-
-    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
-
-    double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.forward_backward(m, b.targets, b.mask, grad_scale);
-        m.backward();
-        return loss;
-    }
-    double evaluate(Model& m, const lm_batch& b) {
-        const bool was_training = m.training();
-        m.set_training(false);
-        m.forward(b.inputs, b.B, b.T);
-        const double loss = head_.loss(m, b.targets, b.mask);
-        m.set_training(was_training);
-        return loss;
-    }
-    lm_head<Model>& head() { return head_; }
-
-  private:
-    lm_head<Model> head_;
-};
-
-// Mean next-token loss over a whole token sequence (a validation split), every token after the
-// first predicted exactly once: windows of T tokens at 0, T, 2T, ..., up to B per forward, the
-// last window shorter. Unlike an estimate from a few random batches it has no sampling noise.
-template <class Model>
-double lm_sequence_loss(lm_objective<Model>& obj, Model& m, std::span<const int> tokens, int B,
-                        int T) {
-    GPTX_CHECK(B > 0 && T > 0, "lm_sequence_loss: B and T must be positive (got B=", B, ", T=", T,
-               ")");
-    GPTX_CHECK(tokens.size() >= 2, "lm_sequence_loss: ", tokens.size(),
-               " tokens hold no prediction (need at least 2)");
-    const std::size_t n = tokens.size() - 1, t = std::size_t(T), full = n / t;
-    std::vector<int> x(std::size_t(B) * t), y(std::size_t(B) * t);
-    double total = 0;
-    auto run = [&](std::size_t first_window, int rows, int len) {
-        for (int r = 0; r < rows; ++r) {
-            const auto s = tokens.begin() + std::ptrdiff_t((first_window + r) * t);
-            std::copy_n(s, len, x.begin() + std::ptrdiff_t(r) * len);
-            std::copy_n(s + 1, len, y.begin() + std::ptrdiff_t(r) * len);
-        }
-        total += obj.evaluate(m, {x.data(), y.data(), nullptr, rows, len}) * double(rows) * len;
-    };
-    for (std::size_t w = 0; w < full; w += std::size_t(B))
-        run(w, int(std::min<std::size_t>(std::size_t(B), full - w)), T);
-    if (const std::size_t tail = n - full * t; tail > 0)
-        run(full, 1, int(tail));
-    return total / double(n);
-}
-
-} // namespace gptx
-// ---- end gptx/train/objective.hpp ----
-// ---- begin gptx/train/policy_eval.hpp ----
-// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
-// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
-// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
-// Legend: B batch, T time, V vocab.
-#include <algorithm>
-#include <cstdint>
-#include <map>
+#include <numeric>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 // ---- begin gptx/train/ppo.hpp ----
@@ -13261,146 +13739,6 @@ template <class Model> class ppo_value_objective {
 
 } // namespace gptx
 // ---- end gptx/train/ppo.hpp ----
-
-namespace gptx {
-
-// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
-// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
-// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
-template <class Model>
-std::vector<generation>
-sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
-                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
-    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
-    std::map<std::size_t, std::vector<int>> groups;
-    for (std::size_t i = 0; i < prompts.size(); ++i)
-        groups[prompts[i].size()].push_back(int(i));
-    std::vector<generation> out(prompts.size());
-    kv_cache<Model> cache(model);
-    generate_options opt;
-    opt.end_of_text = end_of_text;
-    for (const auto& [P, idx] : groups) {
-        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
-            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
-            std::vector<std::vector<int>> group;
-            for (std::size_t k = 0; k < n; ++k)
-                group.push_back(prompts[std::size_t(idx[first + k])]);
-            sampling_config c = cfg;
-            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
-            const int room = model.context() - int(P) - 1; // leave room for end-of-text
-            auto gen =
-                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
-            for (std::size_t k = 0; k < n; ++k)
-                out[std::size_t(idx[first + k])] = std::move(gen[k]);
-        }
-    }
-    return out;
-}
-
-// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
-// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
-// negative.
-template <class Model>
-std::vector<double>
-response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
-            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
-    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
-               responses.size(), " responses");
-    std::vector<double> out(prompts.size(), 0.0);
-    std::vector<int> x, y, rows;
-    std::vector<std::uint8_t> mask;
-    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
-    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
-        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
-        std::vector<std::vector<int>> seqs(B);
-        std::vector<int> starts(B), actions(B);
-        int T = 1;
-        for (int b = 0; b < B; ++b) {
-            const auto& p = prompts[first + b];
-            const auto& r = responses[first + b];
-            auto& s = seqs[b];
-            s = p;
-            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
-            const bool ended = r.reason == stop_reason::end_of_text;
-            if (ended)
-                s.push_back(end_of_text);
-            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
-            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
-            T = std::max(T, int(s.size()) - 1);
-        }
-        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
-                   " tokens exceeds the context of ", policy.context());
-        x.assign(std::size_t(B) * T, end_of_text);
-        y.assign(x.size(), end_of_text);
-        mask.assign(x.size(), 0);
-        for (int b = 0; b < B; ++b) {
-            const auto& s = seqs[b];
-            for (int t = 0; t + 1 < int(s.size()); ++t) {
-                x[std::size_t(b) * T + t] = s[t];
-                y[std::size_t(b) * T + t] = s[t + 1];
-            }
-            for (int j = 0; j < actions[b]; ++j)
-                mask[std::size_t(b) * T + starts[b] + j] = 1;
-        }
-        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
-        const int N = int(rows.size());
-        if (N == 0)
-            continue;
-        logp.resize(N);
-        ent.resize(N);
-        ref_logp.resize(N);
-        kl.resize(N);
-        const bool pt = policy.training(), rt = reference.training();
-        policy.set_training(false);
-        reference.set_training(false);
-        const auto* h = policy.forward(x.data(), B, T);
-        const auto* hr = reference.forward(x.data(), B, T);
-        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
-                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
-                           N, Model::C, policy.vocab(), scratch);
-        policy.set_training(pt);
-        reference.set_training(rt);
-        for (int i = 0; i < N; ++i)
-            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
-    }
-    return out;
-}
-
-// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
-// generator reseeded with `seed` each call, so every model is measured on the same text).
-template <class Model>
-double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
-                  std::uint64_t seed = 4242) {
-    batcher data(tokens, B, T, rng(seed));
-    lm_objective<Model> obj;
-    std::vector<int> x(std::size_t(B) * T), y(x.size());
-    double sum = 0;
-    for (int i = 0; i < batches; ++i) {
-        data.next(x.data(), y.data());
-        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
-    }
-    return sum / batches;
-}
-
-} // namespace gptx
-// ---- end gptx/train/policy_eval.hpp ----
-// ---- begin gptx/train/ppo_trainer.hpp ----
-// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
-// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
-// value updates. Tested by tests/train/test_ppo.cpp.
-// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <numeric>
-#include <optional>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 // ---- begin gptx/train/rollouts.hpp ----
 // gptx/train/rollouts.hpp: sampling responses from a policy with the KV cache and scoring them:
 // the policy's and the reference's log-probabilities at every action, entropy, the exact KL, and
@@ -13896,6 +14234,498 @@ class trainer {
 
 namespace gptx {
 
+enum class group_baseline {
+    group, // GRPO: (r_i - mean) / (std + eps), the group's sample standard deviation
+    loo    // RLOO: r_i - mean of the other G - 1 rewards, no scaling
+};
+
+inline std::string_view to_string(group_baseline b) {
+    return b == group_baseline::loo ? "loo" : "group";
+}
+inline group_baseline parse_group_baseline(std::string_view s) {
+    if (s == "group")
+        return group_baseline::group;
+    if (s == "loo")
+        return group_baseline::loo;
+    detail::fail("unknown baseline '", s, "' (choose group or loo)");
+}
+
+// advantages[i] for n rewards in consecutive groups of G (G >= 2; n a multiple of G). A group
+// whose rewards are all equal gets advantage 0 under both baselines: it says nothing about which
+// response is better. eps keeps GRPO's division finite for nearly equal rewards.
+template <class T>
+void group_advantages(T* advantages, const double* rewards, std::size_t n, int G,
+                      group_baseline baseline, double eps = 1e-4) {
+    GPTX_CHECK(G >= 2, "group advantages: a group needs at least 2 responses, got ", G);
+    GPTX_CHECK(n % std::size_t(G) == 0, "group advantages: ", n,
+               " rewards do not make whole groups of ", G);
+    for (std::size_t g0 = 0; g0 < n; g0 += std::size_t(G)) {
+        const double* r = rewards + g0;
+        double sum = 0;
+        for (int i = 0; i < G; ++i)
+            sum += r[i];
+        const double mean = sum / G;
+        if (baseline == group_baseline::loo) {
+            // r_i - (sum - r_i) / (G - 1) = G / (G - 1) (r_i - mean)
+            for (int i = 0; i < G; ++i)
+                advantages[g0 + std::size_t(i)] = T(r[i] - (sum - r[i]) / (G - 1));
+            continue;
+        }
+        double ss = 0;
+        for (int i = 0; i < G; ++i)
+            ss += (r[i] - mean) * (r[i] - mean);
+        const double sd = std::sqrt(ss / (G - 1));
+        for (int i = 0; i < G; ++i)
+            advantages[g0 + std::size_t(i)] = T(ss > 0 ? (r[i] - mean) / (sd + eps) : 0.0);
+    }
+}
+
+struct grpo_config {
+    int end_of_text = -1;    // ends responses; the reward model reads there (required)
+    int prompts = 16;        // prompts per iteration (per rank under MPI)
+    int group_size = 4;      // G responses sampled for each
+    int max_new_tokens = 32; // response cap (also bounded by the context)
+    int epochs = 1;          // passes over the rollouts (1: every update on-policy but the first)
+    int minibatch = 16;      // sequences per update
+    float lr = 1e-5f;
+    float beta1 = 0.9f, beta2 = 0.95f, weight_decay = 0.0f;
+    float grad_clip = 1.0f; // global norm; 0 disables
+    double clip_eps = 0.2;  // policy ratio clip
+    double kl_coef = 0.04;  // beta of the k3 penalty to the reference (DeepSeekMath: 0.04)
+    group_baseline baseline = group_baseline::group; // GRPO; loo: RLOO
+    double eps = 1e-4;                               // GRPO's (r - mean) / (sd + eps)
+    float temperature = 1.0f;                        // rollout sampling temperature
+    double missing_eot_penalty = 0.0;
+    double guard_ratio = 1e3, guard_kl = 1.0; // as PPO's: skip an update that exploded
+    double ptx_coef = 0.0;                    // PPO-ptx's pre-training term, here too
+    int ptx_batch = 4, ptx_context = 0;
+    std::uint64_t seed = 1;
+    communicator* comm = nullptr; // data parallel: each rank samples its own groups
+};
+
+struct grpo_metrics {
+    std::int64_t iteration = 0; // iterations done, this one included
+    double score = 0;           // mean reward-model score of the rollouts
+    double kl = 0;              // mean log pi - log pi_ref over sampled tokens
+    double kl_exact = 0;        // mean exact KL(pi || pi_ref) at generated positions
+    double entropy = 0;         // mean policy entropy at generated positions
+    double response_length = 0; // mean action tokens per response (end-of-text included)
+    double flat_groups = 0;     // share of groups whose G rewards were all equal (no signal)
+    double policy_loss = 0, ptx_loss = 0, kl_k3 = 0; // means over the updates
+    double clip_frac = 0, approx_kl = 0, grad_norm = 0;
+    int updates = 0, skipped = 0;
+    double ms = 0;
+};
+
+// With the policy's parameters and optimizer, this resumes a run exactly.
+struct grpo_state {
+    std::int64_t iteration = 0;
+    rng::state_type sampler_rng{}, ptx_rng{};
+};
+
+// The policy starts as the SFT model and the reference is the SFT model, frozen; the reward
+// function is the frozen reward model. Every model must outlive the trainer.
+template <class Policy> class grpo_trainer {
+  public:
+    using T = typename Policy::value_type;
+
+    grpo_trainer(Policy& policy, Policy& reference, reward_fn reward,
+                 std::vector<std::vector<int>> prompts, grpo_config cfg,
+                 std::vector<int> ptx_tokens = {})
+        : policy_(policy), prompts_(std::move(prompts)), cfg_(cfg), obj_(cfg.clip_eps),
+          rng_(cfg.seed), buf_(policy, reference, std::move(reward),
+                               rollout_config{.end_of_text = cfg.end_of_text,
+                                              .max_new_tokens = cfg.max_new_tokens,
+                                              .temperature = cfg.temperature,
+                                              .missing_eot_penalty = cfg.missing_eot_penalty,
+                                              .score_batch = cfg.minibatch}) {
+        GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
+                   "grpo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
+                   policy.vocab(), ")");
+        GPTX_CHECK(policy.vocab() == reference.vocab() && policy.context() == reference.context(),
+                   "grpo: the policy and the reference differ in vocabulary or context");
+        check_rollout_prompts(prompts_, policy.context(), "grpo");
+        GPTX_CHECK(cfg_.prompts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
+                       cfg_.max_new_tokens > 0,
+                   "grpo: prompts, minibatch, epochs and max_new_tokens must be positive");
+        GPTX_CHECK(cfg_.group_size >= 2, "grpo: a group needs at least 2 responses, got ",
+                   cfg_.group_size);
+        GPTX_CHECK(cfg_.lr > 0, "grpo: the learning rate must be positive");
+        GPTX_CHECK(cfg_.temperature > 0, "grpo: the rollout temperature must be positive");
+        obj_.set_kl_penalty(cfg_.kl_coef);
+        obj_.set_sequence_mean(true);
+        obj_.set_guards(cfg_.guard_ratio, cfg_.guard_kl);
+        opt_ = adamw<T>(policy.params(), adamw_config{.lr = cfg_.lr,
+                                                      .beta1 = cfg_.beta1,
+                                                      .beta2 = cfg_.beta2,
+                                                      .eps = 1e-8f,
+                                                      .weight_decay = cfg_.weight_decay});
+        step_.emplace(policy_, obj_, opt_,
+                      trainer_config{.grad_clip = cfg_.grad_clip,
+                                     .lr = [lr = cfg_.lr](int) { return lr; },
+                                     .comm = cfg_.comm,
+                                     .name = cfg_.baseline == group_baseline::loo
+                                                 ? "rloo policy update"
+                                                 : "grpo policy update"});
+        ptx_ = ptx_source(cfg_.ptx_coef, std::move(ptx_tokens), cfg_.ptx_batch, cfg_.ptx_context,
+                          policy.context(), cfg_.seed, "grpo");
+        policy.set_training(false);
+        reference.set_training(false);
+        split_streams();
+    }
+
+    // One iteration: P prompts x G responses, their advantages within each group, then epochs x
+    // minibatches of policy updates.
+    grpo_metrics iteration() {
+        const auto t0 = std::chrono::steady_clock::now();
+        grpo_metrics out;
+        rollout(out);
+        optimise(out);
+        ++iteration_;
+        out.iteration = iteration_;
+        out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count();
+        return out;
+    }
+
+    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
+                                         std::uint64_t seed) {
+        return buf_.sample(prompts, seed);
+    }
+    grpo_state state() const { return {iteration_, rng_.state(), ptx_.state()}; }
+    void set_state(const grpo_state& s) {
+        iteration_ = s.iteration;
+        rng_.set_state(s.sampler_rng);
+        ptx_.set_state(s.ptx_rng);
+        split_streams();
+    }
+    std::int64_t iteration_count() const { return iteration_; }
+    Policy& policy() { return policy_; }
+    adamw<T>& policy_optimizer() { return opt_; }
+    const grpo_config& config() const { return cfg_; }
+
+  private:
+    void rollout(grpo_metrics& out) {
+        const int G = cfg_.group_size, N = cfg_.prompts * G;
+        std::vector<std::vector<int>> chosen;
+        chosen.reserve(std::size_t(N));
+        for (int p = 0; p < cfg_.prompts; ++p) {
+            const auto& prompt = prompts_[rng_.below(prompts_.size())];
+            for (int g = 0; g < G; ++g)
+                chosen.push_back(prompt); // a group: consecutive sequences
+        }
+        buf_.collect(chosen, rng_, [](auto&&...) {});
+        const auto& seqs = buf_.sequences();
+        const auto& scores = buf_.scores();
+        std::vector<double> seq_adv(static_cast<std::size_t>(N));
+        group_advantages(seq_adv.data(), scores.data(), std::size_t(N), G, cfg_.baseline, cfg_.eps);
+        adv_.assign(buf_.actions(), 0);
+        double flat = 0, kl = 0, klx = 0, ent = 0, score = 0;
+        for (int i = 0; i < N; ++i) {
+            const auto& s = seqs[std::size_t(i)];
+            for (int j = 0; j < s.actions; ++j) {
+                const std::size_t f = s.offset + std::size_t(j);
+                adv_[f] = T(seq_adv[std::size_t(i)]);
+                kl += double(buf_.logp()[f]) - double(buf_.ref_logp()[f]);
+                klx += buf_.kl_exact()[f];
+                ent += buf_.entropy()[f];
+            }
+            score += scores[std::size_t(i)];
+        }
+        for (int p = 0; p < cfg_.prompts; ++p)
+            flat += std::all_of(scores.begin() + p * G, scores.begin() + (p + 1) * G,
+                                [&](double v) { return v == scores[std::size_t(p * G)]; })
+                        ? 1.0
+                        : 0.0;
+        double sums[7] = {score, kl, klx, ent, double(buf_.actions()), flat, double(N)};
+        if (cfg_.comm && cfg_.comm->size() > 1)
+            cfg_.comm->allreduce_sum(sums, 7);
+        const double ntok = std::max(1.0, sums[4]);
+        out.score = sums[0] / sums[6];
+        out.kl = sums[1] / ntok;
+        out.kl_exact = sums[2] / ntok;
+        out.entropy = sums[3] / ntok;
+        out.response_length = sums[4] / sums[6];
+        out.flat_groups = sums[5] / (sums[6] / G);
+    }
+
+    void optimise(grpo_metrics& out) {
+        const int N = cfg_.prompts * cfg_.group_size;
+        std::vector<int> order(static_cast<std::size_t>(N));
+        int counted = 0;
+        progress bar("updates",
+                     std::int64_t(cfg_.epochs) * ((N + cfg_.minibatch - 1) / cfg_.minibatch),
+                     {.unit = "batch"});
+        for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+            std::iota(order.begin(), order.end(), 0);
+            for (int i = N - 1; i > 0; --i)
+                std::swap(order[std::size_t(i)], order[rng_.below(std::uint64_t(i) + 1)]);
+            for (int first = 0; first < N; first += cfg_.minibatch) {
+                const int M = std::min(cfg_.minibatch, N - first);
+                bar.advance();
+                const int Tm = buf_.pack(order, std::size_t(first), M);
+                const std::size_t n = std::size_t(M) * Tm;
+                old_.assign(n, 0);
+                a_.assign(n, 0);
+                ref_.assign(n, 0);
+                bool any = false;
+                for (int k = 0; k < M; ++k) {
+                    const auto& s = buf_.sequences()[std::size_t(order[std::size_t(first + k)])];
+                    for (int j = 0; j < s.actions; ++j) {
+                        const std::size_t row = std::size_t(k) * Tm + s.prompt - 1 + j,
+                                          f = s.offset + std::size_t(j);
+                        old_[row] = buf_.logp()[f];
+                        ref_[row] = buf_.ref_logp()[f];
+                        a_[row] = adv_[f];
+                        any = true;
+                    }
+                }
+                const bool parallel = cfg_.comm && cfg_.comm->size() > 1;
+                if ((parallel ? cfg_.comm->sum(any ? 1.0 : 0.0) : any ? 1.0 : 0.0) == 0.0)
+                    continue;
+                const lm_batch* ptx = ptx_.next();
+                const step_metrics sm = step_->step([&](int) {
+                    ppo_policy_batch<T> b{buf_.x(), buf_.y(), buf_.mask(), old_.data(),  a_.data(),
+                                          M,        Tm,       ptx,         cfg_.ptx_coef};
+                    b.ref_logp = ref_.data();
+                    return b;
+                });
+                const ppo_policy_stats& st = obj_.stats();
+                out.policy_loss += st.ppo_loss;
+                out.ptx_loss += st.ptx_loss;
+                out.kl_k3 += st.kl_k3;
+                out.clip_frac += st.clip_frac;
+                out.approx_kl += st.approx_kl;
+                out.grad_norm += sm.grad_norm;
+                (sm.applied ? out.updates : out.skipped) += 1;
+                ++counted;
+            }
+        }
+        if (counted > 0)
+            for (double* v : {&out.policy_loss, &out.ptx_loss, &out.kl_k3, &out.clip_frac,
+                              &out.approx_kl, &out.grad_norm})
+                *v /= counted;
+    }
+
+    // Under data parallel, ranks after 0 sample from streams of their own (as PPO's).
+    void split_streams() {
+        if (!cfg_.comm || cfg_.comm->size() <= 1)
+            return;
+        split_stream_for_rank(rng_, cfg_.comm->rank());
+        ptx_.split_for_rank(cfg_.comm->rank());
+    }
+
+    Policy& policy_;
+    std::vector<std::vector<int>> prompts_;
+    grpo_config cfg_;
+    ppo_policy_objective<Policy> obj_;
+    adamw<T> opt_;
+    std::optional<trainer<Policy, ppo_policy_objective<Policy>, adamw<T>>> step_;
+    rng rng_;
+    ptx_source ptx_;
+    rollout_buffer<Policy> buf_;
+    std::int64_t iteration_ = 0;
+    std::vector<T> adv_;           // per action, in the rollouts' order
+    std::vector<T> old_, a_, ref_; // (M, Tm) of the minibatch
+};
+
+} // namespace gptx
+// ---- end gptx/train/grpo.hpp ----
+// ---- begin gptx/train/kl_controller.hpp ----
+// gptx/train/kl_controller.hpp: the KL penalty coefficient beta, fixed (InstructGPT: 0.02) or
+// adaptive (Ziegler et al. 2019). Tested by tests/train/test_ppo.cpp.
+#include <algorithm>
+#include <cmath>
+
+
+namespace gptx {
+
+// Adaptive when target > 0: e = clip(KL / target - 1, -0.2, 0.2), beta *= 1 + e * n / horizon,
+// with KL the mean per-sequence KL of the last rollouts and n the number of those rollouts.
+class kl_controller {
+  public:
+    kl_controller() = default;
+    explicit kl_controller(double beta, double target = 0.0, double horizon = 10000.0)
+        : beta_(beta), target_(target), horizon_(horizon) {
+        GPTX_CHECK(beta >= 0 && std::isfinite(beta), "kl_controller: beta must be >= 0, got ",
+                   beta);
+        GPTX_CHECK(target >= 0, "kl_controller: target must be >= 0 (0: fixed beta), got ", target);
+        GPTX_CHECK(target == 0 || horizon > 0, "kl_controller: horizon must be positive, got ",
+                   horizon);
+    }
+
+    double beta() const { return beta_; }
+    void set_beta(double b) { beta_ = b; } // checkpoint resume
+    bool adaptive() const { return target_ > 0; }
+    double target() const { return target_; }
+    double horizon() const { return horizon_; }
+
+    void update(double kl, int n_steps) {
+        if (!adaptive() || !std::isfinite(kl))
+            return;
+        const double e = std::clamp(kl / target_ - 1.0, -0.2, 0.2);
+        beta_ *= 1.0 + e * double(n_steps) / horizon_;
+    }
+
+  private:
+    double beta_ = 0.02, target_ = 0.0, horizon_ = 10000.0;
+};
+
+} // namespace gptx
+// ---- end gptx/train/kl_controller.hpp ----
+// ---- begin gptx/train/policy_eval.hpp ----
+// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
+// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
+// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
+// Legend: B batch, T time, V vocab.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+
+namespace gptx {
+
+// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
+// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
+// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
+template <class Model>
+std::vector<generation>
+sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
+                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
+    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
+    std::map<std::size_t, std::vector<int>> groups;
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        groups[prompts[i].size()].push_back(int(i));
+    std::vector<generation> out(prompts.size());
+    kv_cache<Model> cache(model);
+    generate_options opt;
+    opt.end_of_text = end_of_text;
+    for (const auto& [P, idx] : groups) {
+        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
+            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
+            std::vector<std::vector<int>> group;
+            for (std::size_t k = 0; k < n; ++k)
+                group.push_back(prompts[std::size_t(idx[first + k])]);
+            sampling_config c = cfg;
+            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
+            const int room = model.context() - int(P) - 1; // leave room for end-of-text
+            auto gen =
+                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
+            for (std::size_t k = 0; k < n; ++k)
+                out[std::size_t(idx[first + k])] = std::move(gen[k]);
+        }
+    }
+    return out;
+}
+
+// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
+// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
+// negative.
+template <class Model>
+std::vector<double>
+response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
+            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
+    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
+               responses.size(), " responses");
+    std::vector<double> out(prompts.size(), 0.0);
+    std::vector<int> x, y, rows;
+    std::vector<std::uint8_t> mask;
+    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
+    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
+        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
+        std::vector<std::vector<int>> seqs(B);
+        std::vector<int> starts(B), actions(B);
+        int T = 1;
+        for (int b = 0; b < B; ++b) {
+            const auto& p = prompts[first + b];
+            const auto& r = responses[first + b];
+            auto& s = seqs[b];
+            s = p;
+            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
+            const bool ended = r.reason == stop_reason::end_of_text;
+            if (ended)
+                s.push_back(end_of_text);
+            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
+            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
+            T = std::max(T, int(s.size()) - 1);
+        }
+        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
+                   " tokens exceeds the context of ", policy.context());
+        x.assign(std::size_t(B) * T, end_of_text);
+        y.assign(x.size(), end_of_text);
+        mask.assign(x.size(), 0);
+        for (int b = 0; b < B; ++b) {
+            const auto& s = seqs[b];
+            for (int t = 0; t + 1 < int(s.size()); ++t) {
+                x[std::size_t(b) * T + t] = s[t];
+                y[std::size_t(b) * T + t] = s[t + 1];
+            }
+            for (int j = 0; j < actions[b]; ++j)
+                mask[std::size_t(b) * T + starts[b] + j] = 1;
+        }
+        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
+        const int N = int(rows.size());
+        if (N == 0)
+            continue;
+        logp.resize(N);
+        ent.resize(N);
+        ref_logp.resize(N);
+        kl.resize(N);
+        const bool pt = policy.training(), rt = reference.training();
+        policy.set_training(false);
+        reference.set_training(false);
+        const auto* h = policy.forward(x.data(), B, T);
+        const auto* hr = reference.forward(x.data(), B, T);
+        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
+                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
+                           N, Model::C, policy.vocab(), scratch);
+        policy.set_training(pt);
+        reference.set_training(rt);
+        for (int i = 0; i < N; ++i)
+            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
+    }
+    return out;
+}
+
+// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
+// generator reseeded with `seed` each call, so every model is measured on the same text).
+template <class Model>
+double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
+                  std::uint64_t seed = 4242) {
+    batcher data(tokens, B, T, rng(seed));
+    lm_objective<Model> obj;
+    std::vector<int> x(std::size_t(B) * T), y(x.size());
+    double sum = 0;
+    for (int i = 0; i < batches; ++i) {
+        data.next(x.data(), y.data());
+        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
+    }
+    return sum / batches;
+}
+
+} // namespace gptx
+// ---- end gptx/train/policy_eval.hpp ----
+// ---- begin gptx/train/ppo_trainer.hpp ----
+// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
+// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
+// value updates. Tested by tests/train/test_ppo.cpp.
+// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
 struct ppo_config {
     int end_of_text = -1; // the end-of-text id (required): ends responses, the RM reads there
     int rollouts = 64;    // sequences sampled per iteration
@@ -14299,286 +15129,6 @@ template <shape S, class T = float> struct ppo_models {
 
 } // namespace gptx
 // ---- end gptx/train/ppo_trainer.hpp ----
-// ---- begin gptx/train/reward_objective.hpp ----
-// gptx/train/reward_objective.hpp: InstructGPT's K-wise reward-model loss, pairwise accuracy,
-// and batches of ranked comparisons. Tested by tests/train/test_reward.cpp.
-// Legend: P prompts in a batch, K responses of a prompt, N = sum of K rows, T time, C channels.
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <numeric>
-#include <vector>
-
-
-namespace gptx {
-
-// P prompts; prompt p's K_p responses are consecutive rows, best first. One (N, T) forward
-// scores all of them: K passes per prompt, never C(K, 2).
-struct reward_batch {
-    const int* tokens = nullptr;      // (N, T) right-padded
-    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
-    const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
-    int P = 0, T = 0;
-    // (N) where each row's response begins (its prefix length), when the data records it; the
-    // reward model does not need it, DPO does.
-    const int* starts = nullptr;
-    int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
-};
-
-// loss = (1/P) sum_p -1/C(K_p, 2) sum_{i<j} log sigmoid(r_i - r_j), rows i < j of a prompt
-// meaning i was ranked above j. With drewards non-null it is written (not added) with
-// grad_scale * d loss / d r:  d(-log sigmoid(x))/dx = -sigmoid(-x), x = r_i - r_j.
-template <class T>
-double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
-                   double grad_scale = 1.0) {
-    GPTX_CHECK(P > 0, "reward loss: no prompts in the batch");
-    double loss = 0;
-    int off = 0;
-    for (int p = 0; p < P; ++p) {
-        const int K = group_sizes[p];
-        GPTX_CHECK(K >= 2, "reward loss: prompt ", p, " has ", K, " responses; need at least 2");
-        const double w = 1.0 / (double(P) * (K * (K - 1) / 2));
-        const T* r = rewards + off;
-        T* dr = drewards ? drewards + off : nullptr;
-        if (dr)
-            std::fill(dr, dr + K, T(0));
-        for (int i = 0; i < K; ++i)
-            for (int j = i + 1; j < K; ++j) {
-                const double x = double(r[i]) - double(r[j]);
-                // -log sigmoid(x) = softplus(-x), stable for either sign.
-                loss += w * (std::max(-x, 0.0) + std::log1p(std::exp(-std::abs(x))));
-                if (dr) {
-                    const double e = std::exp(-std::abs(x));
-                    const double sig_neg = x >= 0 ? e / (1 + e) : 1 / (1 + e); // sigmoid(-x)
-                    dr[i] -= T(grad_scale * w * sig_neg);
-                    dr[j] += T(grad_scale * w * sig_neg);
-                }
-            }
-        off += K;
-    }
-    return loss;
-}
-
-// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
-// reward model scores 50%, chance), a wrong order 0.
-struct pair_counts {
-    double correct = 0;
-    std::size_t pairs = 0;
-    double accuracy() const { return pairs ? correct / double(pairs) : 0.0; }
-};
-template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* group_sizes, int P) {
-    pair_counts c;
-    int off = 0;
-    for (int p = 0; p < P; ++p) {
-        const int K = group_sizes[p];
-        for (int i = 0; i < K; ++i)
-            for (int j = i + 1; j < K; ++j) {
-                const T a = rewards[off + i], b = rewards[off + j];
-                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
-                ++c.pairs;
-            }
-        off += K;
-    }
-    return c;
-}
-
-// The reward objective on the trunk Model; the scalar head it trains is borrowed from a
-// reward_model (which owns it and checkpoints it). The trainer steps trunk and head together.
-template <class Model> class reward_objective {
-  public:
-    using batch_type = reward_batch;
-    using value_type = typename Model::value_type;
-    using T = value_type;
-
-    explicit reward_objective(linear_head<T>& head) : head_(&head) {
-        GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
-                   "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
-                   head.channels(), " -> ", head.outputs());
-    }
-    template <shape S>
-    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
-
-    double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
-        forward(m, b);
-        const double loss =
-            reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
-        T* dh = m.dhidden();
-        std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
-        head_->backward(dh, drewards_.data());
-        m.backward();
-        return loss;
-    }
-    double evaluate(Model& m, const reward_batch& b) { return evaluate_pairs(m, b).loss; }
-
-    struct eval_result {
-        double loss = 0;
-        pair_counts counts;
-    };
-    // Loss and pair counts without touching gradients (evaluation mode: no dropout).
-    eval_result evaluate_pairs(Model& m, const reward_batch& b) {
-        const bool was_training = m.training();
-        m.set_training(false);
-        forward(m, b);
-        m.set_training(was_training);
-        return {reward_loss<T>(nullptr, rewards_.data(), b.group_sizes, b.P),
-                pairwise_accuracy(rewards_.data(), b.group_sizes, b.P)};
-    }
-
-    basic_arena<T>& head_params() { return head_->params(); }
-    basic_arena<T>& head_grads() { return head_->grads(); }
-    linear_head<T>& head() { return *head_; }
-    // Rewards (N) of the last forward.
-    const std::vector<T>& rewards() const { return rewards_; }
-
-  private:
-    void forward(Model& m, const reward_batch& b) {
-        const int N = b.rows();
-        rows_.resize(std::size_t(N));
-        for (int n = 0; n < N; ++n) {
-            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
-                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
-            rows_[n] = n * b.T + b.positions[n];
-        }
-        rewards_.resize(std::size_t(N));
-        drewards_.resize(std::size_t(N));
-        const T* h = m.forward(b.tokens, N, b.T);
-        head_->forward(rewards_.data(), h, rows_.data(), N);
-    }
-
-    linear_head<T>* head_;
-    std::vector<int> rows_;
-    std::vector<T> rewards_, drewards_; // (N)
-};
-
-template <shape S, class T>
-reward_objective(reward_model<S, T>&) -> reward_objective<transformer<S, T>>;
-
-// Batches of P prompts from tokenized comparisons, right-padded with the end-of-text token to the
-// longest row of the batch. Training order: batch k holds items k*P .. k*P+P-1 of an endless
-// stream of epochs, each a fresh shuffle seeded by (seed, epoch), so batch k is a pure function
-// of k: a resumed run needs only its step count. The data must outlive the batcher; a returned
-// batch is valid until the next call.
-class reward_batcher {
-  public:
-    reward_batcher(const tokenized_comparisons& data, int prompts_per_batch, int end_of_text,
-                   std::uint64_t seed = 0)
-        : data_(&data), P_(prompts_per_batch), eot_(end_of_text), seed_(seed) {
-        GPTX_CHECK(!data.groups.empty(), "reward batcher: no comparisons");
-        GPTX_CHECK(prompts_per_batch > 0,
-                   "reward batcher: prompts per batch must be positive, got ", prompts_per_batch);
-    }
-
-    std::size_t size() const { return data_->groups.size(); }
-    int prompts_per_batch() const { return P_; }
-    // Optimizer steps (of one batch each) that make `epochs` passes over the data.
-    std::int64_t steps_for_epochs(double epochs) const {
-        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
-    }
-
-    // The k-th training batch.
-    reward_batch batch(std::int64_t k) {
-        const std::uint64_t n = size();
-        std::vector<std::size_t>& ids = ids_;
-        ids.clear();
-        for (int i = 0; i < P_; ++i) {
-            const std::uint64_t g = std::uint64_t(k) * std::uint64_t(P_) + std::uint64_t(i);
-            const std::uint64_t epoch = g / n;
-            if (epoch != epoch_ || order_.empty())
-                shuffle(epoch);
-            ids.push_back(order_[g % n]);
-        }
-        return assemble();
-    }
-    // The comparisons (indices into the data's groups) of the last batch, in row order.
-    const std::vector<std::size_t>& items() const { return ids_; }
-    // Items first .. first+count-1 in file order (evaluation).
-    reward_batch slice(std::size_t first, int count) {
-        GPTX_CHECK(count > 0 && first + std::size_t(count) <= size(), "reward batcher: slice [",
-                   first, ", ", first + std::size_t(count), ") is outside the ", size(),
-                   " prompts");
-        ids_.resize(std::size_t(count));
-        std::iota(ids_.begin(), ids_.end(), first);
-        return assemble();
-    }
-
-  private:
-    void shuffle(std::uint64_t epoch) {
-        order_.resize(size());
-        std::iota(order_.begin(), order_.end(), std::size_t(0));
-        rng r(mix64(seed_ ^ mix64(epoch + 0x5151)));
-        for (std::size_t i = order_.size(); i > 1; --i)
-            std::swap(order_[i - 1], order_[r.below(i)]);
-        epoch_ = epoch;
-    }
-    reward_batch assemble() {
-        std::size_t Tn = 1, N = 0;
-        sizes_.clear();
-        for (std::size_t id : ids_) {
-            const auto& g = data_->groups[id].responses;
-            sizes_.push_back(int(g.size()));
-            N += g.size();
-            for (const auto& s : g)
-                Tn = std::max(Tn, s.size());
-        }
-        tokens_.assign(N * Tn, eot_);
-        positions_.resize(N);
-        starts_.resize(N);
-        bool have_starts = true;
-        std::size_t row = 0;
-        for (std::size_t id : ids_) {
-            const ranked_sequences& g = data_->groups[id];
-            have_starts = have_starts && g.starts.size() == g.responses.size();
-            for (std::size_t k = 0; k < g.responses.size(); ++k, ++row) {
-                const auto& s = g.responses[k];
-                std::copy(s.begin(), s.end(), tokens_.begin() + std::ptrdiff_t(row * Tn));
-                positions_[row] = int(s.size()) - 1; // the closing end-of-text
-                starts_[row] = k < g.starts.size() ? g.starts[k] : 1;
-            }
-        }
-        return {tokens_.data(),   positions_.data(), sizes_.data(),
-                int(ids_.size()), int(Tn),           have_starts ? starts_.data() : nullptr};
-    }
-
-    const tokenized_comparisons* data_;
-    int P_, eot_;
-    std::uint64_t seed_, epoch_ = 0;
-    std::vector<std::size_t> order_, ids_;
-    std::vector<int> tokens_, positions_, sizes_, starts_;
-};
-
-// Held-out evaluation over every prompt of `data`, `prompts_per_batch` at a time: the loss
-// averaged over prompts and the pairwise accuracy over all pairs.
-struct reward_eval {
-    double loss = 0;
-    double accuracy = 0;
-    std::size_t pairs = 0, prompts = 0;
-};
-template <class Model>
-reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
-                             const tokenized_comparisons& data, int prompts_per_batch,
-                             int end_of_text) {
-    reward_batcher b(data, prompts_per_batch, end_of_text);
-    reward_eval out;
-    pair_counts total;
-    double loss_sum = 0;
-    for (std::size_t first = 0; first < b.size(); first += std::size_t(prompts_per_batch)) {
-        const int count =
-            int(std::min<std::size_t>(std::size_t(prompts_per_batch), b.size() - first));
-        const auto r = obj.evaluate_pairs(m, b.slice(first, count));
-        loss_sum += r.loss * count;
-        total.correct += r.counts.correct;
-        total.pairs += r.counts.pairs;
-    }
-    out.prompts = b.size();
-    out.loss = loss_sum / double(b.size());
-    out.accuracy = total.accuracy();
-    out.pairs = total.pairs;
-    return out;
-}
-
-} // namespace gptx
-// ---- end gptx/train/reward_objective.hpp ----
 // ---- begin gptx/train/reward_training.hpp ----
 // gptx/train/reward_training.hpp: the reward-model stage (InstructGPT's second step) beside
 // run_sft: epochs of ranked comparisons through the K-wise loss, with held-out pairwise accuracy.

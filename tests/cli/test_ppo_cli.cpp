@@ -7,14 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include <gptx/data/token_file.hpp>
-#include <gptx/io/checkpoint.hpp>
-#include <gptx/nn/heads.hpp>
-#include <gptx/nn/transformer.hpp>
-#include <gptx/text/tokenizer.hpp>
-
 #include "support/cli.hpp"
-#include "support/scratch.hpp"
+#include "support/rl_workspace.hpp"
 
 namespace fs = std::filesystem;
 using gptx::test::run_result;
@@ -24,34 +18,8 @@ namespace {
 
 run_result gptx_cli(const std::string& args) { return gptx::test::run_gptx(args); }
 
-// An "SFT" checkpoint (char tokenizer, the id after it reserved for end-of-text), a reward-model
-// checkpoint in gptx rm's format, prompts and a pre-training token file.
-struct ppo_workspace : gptx::test::scratch_dir {
-    fs::path sft, rm, prompts, ptx;
-    ppo_workspace() : scratch_dir("ppo_cli") {
-        const std::string text = "abcdefgh ";
-        const gptx::tokenizer tok = gptx::make_tokenizer("char", text);
-        constexpr gptx::shape S = gptx::presets::tiny;
-        const gptx::model_config cfg{tok.vocab_size() + 1, 24};
-        gptx::transformer<S> m(cfg);
-        m.init(3);
-        sft = path / "sft.gptx";
-        gptx::save_checkpoint<S>(sft, m, nullptr, tok, {});
-        m.init(4);
-        gptx::linear_head<float> head(S.width, 1);
-        head.init(5, 0.1f);
-        const gptx::checkpoint_extra extras[] = {{"reward_head", &head.params(), nullptr}};
-        rm = path / "rm.gptx";
-        gptx::save_checkpoint<S>(rm, m, nullptr, tok, {}, extras);
-        prompts = path / "prompts.jsonl";
-        std::ofstream(prompts)
-            << "{\"prompt\": \"abc\"}\n\n{\"prompt\": \"hg\", \"id\": 2}\n{\"prompt\": \"fed\"}\n";
-        ptx = path / "ptx.bin";
-        std::vector<int> ids;
-        for (int i = 0; i < 300; ++i)
-            ids.push_back(i * 7 % tok.vocab_size());
-        gptx::write_token_file(ptx, ids);
-    }
+struct ppo_workspace : gptx::test::rl_workspace {
+    ppo_workspace() : rl_workspace("ppo_cli") {}
     std::string args(const fs::path& out, int iters) const {
         return "ppo --policy " + sft.string() + " --reward " + rm.string() + " --prompts " +
                prompts.string() + " --out " + out.string() + " --iters " + std::to_string(iters) +

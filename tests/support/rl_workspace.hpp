@@ -1,0 +1,45 @@
+// Test support: the files the alignment commands (gptx ppo, grpo, dpo) start from, written into a
+// scratch folder: an "SFT" checkpoint (char tokenizer over "abcdefgh ", the id after it reserved
+// for end-of-text), a reward-model checkpoint in gptx rm's format (trunk + "reward_head"),
+// prompts and a pre-training token file.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gptx/data/token_file.hpp>
+#include <gptx/io/checkpoint.hpp>
+#include <gptx/nn/heads.hpp>
+#include <gptx/nn/transformer.hpp>
+#include <gptx/text/tokenizer.hpp>
+
+#include "scratch.hpp"
+
+namespace gptx::test {
+
+struct rl_workspace : scratch_dir {
+    fs::path sft, rm, prompts, ptx;
+    explicit rl_workspace(const std::string& tag) : scratch_dir(tag) {
+        const tokenizer tok = make_tokenizer("char", "abcdefgh ");
+        constexpr shape S = presets::tiny;
+        transformer<S> m({tok.vocab_size() + 1, 24});
+        m.init(3);
+        sft = path / "sft.gptx";
+        save_checkpoint<S>(sft, m, nullptr, tok, {});
+        m.init(4);
+        linear_head<float> head(S.width, 1);
+        head.init(5, 0.1f);
+        const checkpoint_extra extras[] = {{"reward_head", &head.params(), nullptr}};
+        rm = path / "rm.gptx";
+        save_checkpoint<S>(rm, m, nullptr, tok, {}, extras);
+        prompts = write("prompts.jsonl", "{\"prompt\": \"abc\"}\n\n{\"prompt\": \"hg\", \"id\": "
+                                         "2}\n{\"prompt\": \"fed\"}\n");
+        ptx = path / "ptx.bin";
+        std::vector<int> ids;
+        for (int i = 0; i < 300; ++i)
+            ids.push_back(i * 7 % tok.vocab_size());
+        write_token_file(ptx, ids);
+    }
+};
+
+} // namespace gptx::test
