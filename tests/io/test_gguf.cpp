@@ -16,6 +16,7 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/text/bpe_trainer.hpp>
 
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 #include "support/shapes.hpp"
 
@@ -24,27 +25,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr shape tiny_shape = test::shapes::tiny;
-using tiny_model = transformer<tiny_shape>;
+constexpr shape gguf_shape = test::shapes::tiny; // the fixture's
+using gguf_model = transformer<gguf_shape>;
 
-fs::path fixture_dir() {
+fs::path gguf_fixture_dir() {
     return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
 }
 
-template <class F> std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const gptx::error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using test::error_of;
 
 // The PyTorch fixture's GPT-2 (vocab 317, context 64 as the fixture has it).
-tiny_model fixture_model() {
-    const weights_info info = read_llmc_info(fixture_dir() / "model_llmc.bin");
-    tiny_model m(info.config);
-    load_llmc<tiny_shape>(fixture_dir() / "model_llmc.bin", m);
+gguf_model fixture_model() {
+    const weights_info info = read_llmc_info(gguf_fixture_dir() / "model_llmc.bin");
+    gguf_model m(info.config);
+    load_llmc<gguf_shape>(gguf_fixture_dir() / "model_llmc.bin", m);
     return m;
 }
 
@@ -72,10 +66,10 @@ template <shape S> std::vector<float> logits_of(transformer<S>& m) {
     return out;
 }
 
-tiny_model load_any(const fs::path& file) {
+gguf_model load_any(const fs::path& file) {
     const weights_info info = read_weights_info(file);
-    tiny_model m(info.config);
-    load_weights<tiny_shape>(file, m);
+    gguf_model m(info.config);
+    load_weights<gguf_shape>(file, m);
     return m;
 }
 
@@ -172,20 +166,20 @@ BOOST_AUTO_TEST_SUITE(gguf)
 
 BOOST_AUTO_TEST_CASE(round_trips_give_identical_logits) {
     test::scratch_dir d("gguf");
-    tiny_model m = fixture_model();
+    gguf_model m = fixture_model();
     const tokenizer tok = small_bpe(m.vocab());
     BOOST_REQUIRE(tok.vocab_size() == m.vocab());
     const std::vector<float> want = logits_of(m);
 
-    save_gguf<tiny_shape>(d / "m.gguf", m, tok);
-    save_safetensors<tiny_shape>(d / "m.safetensors", m);
-    save_llmc<tiny_shape>(d / "m.bin", m);
+    save_gguf<gguf_shape>(d / "m.gguf", m, tok);
+    save_safetensors<gguf_shape>(d / "m.safetensors", m);
+    save_llmc<gguf_shape>(d / "m.bin", m);
     for (const char* name : {"m.gguf", "m.safetensors", "m.bin"}) {
         const weights_info info = read_weights_info(d / name);
-        BOOST_TEST((info.dims == tiny_shape), name);
+        BOOST_TEST((info.dims == gguf_shape), name);
         BOOST_TEST(info.config.vocab == m.vocab());
         BOOST_TEST(info.config.context == m.context());
-        tiny_model back = load_any(d / name);
+        gguf_model back = load_any(d / name);
         BOOST_TEST(std::memcmp(back.params().data(), m.params().data(),
                                m.num_parameters() * sizeof(float)) == 0,
                    name);
@@ -215,9 +209,9 @@ BOOST_AUTO_TEST_CASE(the_tokenizer_survives_the_trip) {
     tokenizer tok = small_bpe(300);
     const int eot = tok.special_token_id("<|endoftext|>").value();
     const int user = tok.add_special_token("<|user|>");    // a runtime special after the vocabulary
-    transformer<tiny_shape> m({tok.vocab_size() + 3, 32}); // 3 rows no token uses
+    transformer<gguf_shape> m({tok.vocab_size() + 3, 32}); // 3 rows no token uses
     m.init(7);
-    save_gguf<tiny_shape>(d / "t.gguf", m, tok);
+    save_gguf<gguf_shape>(d / "t.gguf", m, tok);
 
     gguf_file f(d / "t.gguf");
     BOOST_TEST(f.get_string("tokenizer.ggml.model") == "gpt2");
@@ -246,23 +240,23 @@ BOOST_AUTO_TEST_CASE(the_tokenizer_survives_the_trip) {
 
     // Through load_model: weights and tokenizer from one file.
     const checkpoint_info info = read_model_info(d / "t.gguf");
-    BOOST_TEST((info.dims == tiny_shape));
-    transformer<tiny_shape> m2(info.config);
+    BOOST_TEST((info.dims == gguf_shape));
+    transformer<gguf_shape> m2(info.config);
     tokenizer t2;
-    load_model<tiny_shape>(d / "t.gguf", m2, &t2);
+    load_model<gguf_shape>(d / "t.gguf", m2, &t2);
     BOOST_TEST(t2.vocab_size() == m.vocab());
     BOOST_TEST(std::memcmp(m2.params().data(), m.params().data(), m.num_parameters() * 4) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(sixteen_bit_exports_round_to_nearest_even) {
     test::scratch_dir d("gguf");
-    tiny_model m = fixture_model();
+    gguf_model m = fixture_model();
     const tokenizer tok = small_bpe(m.vocab());
     for (auto [dtype, type] :
          {std::pair{gguf_dtype::f16, "F16"}, std::pair{gguf_dtype::bf16, "BF16"}}) {
-        save_gguf<tiny_shape>(d / "h.gguf", m, tok, dtype);
+        save_gguf<gguf_shape>(d / "h.gguf", m, tok, dtype);
         BOOST_TEST(read_weights_info(d / "h.gguf").dtype == type);
-        tiny_model back = load_any(d / "h.gguf");
+        gguf_model back = load_any(d / "h.gguf");
         std::size_t differ = 0;
         for (int id = 0; id < num_param_tensors; ++id) {
             const auto& a = m.params().view(id);
@@ -295,13 +289,13 @@ BOOST_AUTO_TEST_CASE(sixteen_bit_exports_round_to_nearest_even) {
 
 BOOST_AUTO_TEST_CASE(q8_0_is_dequantised) {
     test::scratch_dir d("gguf");
-    tiny_model m = fixture_model();
-    save_gguf<tiny_shape>(d / "f32.gguf", m, small_bpe(m.vocab()));
+    gguf_model m = fixture_model();
+    save_gguf<gguf_shape>(d / "f32.gguf", m, small_bpe(m.vocab()));
     std::vector<std::vector<float>> expected;
     const auto parts = q8_parts(d / "f32.gguf", expected);
     test::write_file(d / "q8.gguf", make_gguf(gpt2_metadata(64, 2, 4, m.context()), parts));
     BOOST_TEST(read_weights_info(d / "q8.gguf").dtype == "Q8_0");
-    tiny_model back = load_any(d / "q8.gguf");
+    gguf_model back = load_any(d / "q8.gguf");
     gguf_file f(d / "q8.gguf");
     std::vector<float> x;
     double worst = 0;
@@ -320,23 +314,23 @@ BOOST_AUTO_TEST_CASE(q8_0_is_dequantised) {
 BOOST_AUTO_TEST_CASE(char_and_byte_tokenizers_are_refused) {
     test::scratch_dir d("gguf");
     const tokenizer chars = make_tokenizer("char", "hello world");
-    transformer<tiny_shape> m({chars.vocab_size(), 16});
+    transformer<gguf_shape> m({chars.vocab_size(), 16});
     m.init(1);
-    const std::string e = error_of([&] { save_gguf<tiny_shape>(d / "c.gguf", m, chars); });
+    const std::string e = error_of([&] { save_gguf<gguf_shape>(d / "c.gguf", m, chars); });
     expect_one_line(e, "tokenizer is 'char'");
     expect_one_line(e, "--format safetensors");
     BOOST_TEST(!fs::exists(d / "c.gguf"));
     BOOST_TEST(!fs::exists(d / "c.gguf.tmp"));
     const tokenizer bytes = make_tokenizer("byte", "");
-    transformer<tiny_shape> mb({bytes.vocab_size(), 16});
-    expect_one_line(error_of([&] { save_gguf<tiny_shape>(d / "b.gguf", mb, bytes); }),
+    transformer<gguf_shape> mb({bytes.vocab_size(), 16});
+    expect_one_line(error_of([&] { save_gguf<gguf_shape>(d / "b.gguf", mb, bytes); }),
                     "tokenizer is 'byte'");
 }
 
 BOOST_AUTO_TEST_CASE(hostile_files_get_one_line_errors) {
     test::scratch_dir d("gguf");
-    tiny_model m = fixture_model();
-    save_gguf<tiny_shape>(d / "good.gguf", m, small_bpe(m.vocab()));
+    gguf_model m = fixture_model();
+    save_gguf<gguf_shape>(d / "good.gguf", m, small_bpe(m.vocab()));
     const std::string good = test::slurp(d / "good.gguf");
     auto err = [&](const std::string& bytes) {
         const fs::path p = d.write("bad.gguf", bytes);

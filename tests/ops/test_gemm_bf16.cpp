@@ -37,7 +37,7 @@ struct isa_available {
     }
 };
 
-struct problem {
+struct bf16_problem {
     bool ta, tb;
     int M, N, K;
     int pad = 0; // extra columns in every leading dimension
@@ -70,7 +70,8 @@ struct worst_ratio {
     }
 };
 
-worst_ratio check(const problem& p, float alpha, float beta, bf16_isa isa, std::uint64_t seed) {
+worst_ratio check(const bf16_problem& p, float alpha, float beta, bf16_isa isa,
+                  std::uint64_t seed) {
     gptx::rng r(seed);
     const int lda = (p.ta ? p.M : p.K) + p.pad, ldb = (p.tb ? p.K : p.N) + p.pad;
     const int ldc = p.N + p.pad;
