@@ -16,6 +16,7 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/text/bpe_trainer.hpp>
 
+#include "support/data.hpp"
 #include "support/errors.hpp"
 #include "support/scratch.hpp"
 #include "support/shapes.hpp"
@@ -28,17 +29,13 @@ namespace {
 constexpr shape gguf_shape = test::shapes::tiny; // the fixture's
 using gguf_model = transformer<gguf_shape>;
 
-fs::path gguf_fixture_dir() {
-    return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
-}
-
 using test::error_of;
 
 // The PyTorch fixture's GPT-2 (vocab 317, context 64 as the fixture has it).
 gguf_model fixture_model() {
-    const weights_info info = read_llmc_info(gguf_fixture_dir() / "model_llmc.bin");
+    const weights_info info = read_llmc_info(test::gpt2_tiny_fixture_dir() / "model_llmc.bin");
     gguf_model m(info.config);
-    load_llmc<gguf_shape>(gguf_fixture_dir() / "model_llmc.bin", m);
+    load_llmc<gguf_shape>(test::gpt2_tiny_fixture_dir() / "model_llmc.bin", m);
     return m;
 }
 

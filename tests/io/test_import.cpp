@@ -19,6 +19,7 @@
 #include <gptx/nn/lm_head.hpp>
 #include <gptx/nn/resize.hpp>
 
+#include "support/data.hpp"
 #include "support/errors.hpp"
 #include "support/scratch.hpp"
 #include "support/shapes.hpp"
@@ -30,10 +31,6 @@ namespace {
 
 constexpr shape tiny_shape = test::shapes::tiny; // the fixture's
 using tiny_model = transformer<tiny_shape>;
-
-fs::path fixture_dir() {
-    return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
-}
 
 using test::error_of;
 
@@ -60,7 +57,8 @@ struct reference {
 const reference& ref() {
     static const reference r = [] {
         reference r;
-        const auto j = nlohmann::json::parse(slurp(fixture_dir() / "reference.json"));
+        const auto j =
+            nlohmann::json::parse(slurp(test::gpt2_tiny_fixture_dir() / "reference.json"));
         r.B = j.at("B");
         r.T = j.at("T");
         r.V = j.at("V");
@@ -71,7 +69,7 @@ const reference& ref() {
             for (int v : row)
                 r.targets.push_back(v);
         r.loss = j.at("loss");
-        const std::string raw = slurp(fixture_dir() / "reference_logits.bin");
+        const std::string raw = slurp(test::gpt2_tiny_fixture_dir() / "reference_logits.bin");
         r.logits.resize(raw.size() / 4);
         std::memcpy(r.logits.data(), raw.data(), r.logits.size() * 4);
         return r;
@@ -102,9 +100,9 @@ template <shape S> void expect_reference_logits(transformer<S>& m, const char* l
 }
 
 tiny_model load_fixture_llmc() {
-    const weights_info info = read_llmc_info(fixture_dir() / "model_llmc.bin");
+    const weights_info info = read_llmc_info(test::gpt2_tiny_fixture_dir() / "model_llmc.bin");
     tiny_model m(info.config);
-    load_llmc<tiny_shape>(fixture_dir() / "model_llmc.bin", m);
+    load_llmc<tiny_shape>(test::gpt2_tiny_fixture_dir() / "model_llmc.bin", m);
     return m;
 }
 
@@ -133,8 +131,8 @@ std::string make_safetensors(const std::vector<st_tensor>& ts,
 
 // The fixture's tensors, as parts (F32 data).
 std::vector<st_tensor> fixture_parts() {
-    safetensors_file f(fixture_dir() / "model.safetensors");
-    const std::string raw = slurp(fixture_dir() / "model.safetensors");
+    safetensors_file f(test::gpt2_tiny_fixture_dir() / "model.safetensors");
+    const std::string raw = slurp(test::gpt2_tiny_fixture_dir() / "model.safetensors");
     std::uint64_t n = 0;
     for (int i = 0; i < 8; ++i)
         n |= std::uint64_t(static_cast<unsigned char>(raw[std::size_t(i)])) << (8 * i);
@@ -158,7 +156,7 @@ BOOST_AUTO_TEST_SUITE(io)
 BOOST_AUTO_TEST_SUITE(import)
 
 BOOST_AUTO_TEST_CASE(llmc_fixture_matches_pytorch) {
-    const weights_info info = read_llmc_info(fixture_dir() / "model_llmc.bin");
+    const weights_info info = read_llmc_info(test::gpt2_tiny_fixture_dir() / "model_llmc.bin");
     BOOST_TEST(info.format == "llm.c");
     BOOST_TEST((info.dims == tiny_shape));
     BOOST_TEST(info.config.vocab == 317);
@@ -170,7 +168,7 @@ BOOST_AUTO_TEST_CASE(llmc_fixture_matches_pytorch) {
 }
 
 BOOST_AUTO_TEST_CASE(safetensors_fixture_matches_pytorch_and_llmc) {
-    const fs::path file = fixture_dir() / "model.safetensors";
+    const fs::path file = test::gpt2_tiny_fixture_dir() / "model.safetensors";
     const weights_info info = read_safetensors_info(file);
     BOOST_TEST(info.format == "safetensors");
     BOOST_TEST((info.dims == tiny_shape)); // heads from config.json beside the file
@@ -202,7 +200,7 @@ BOOST_AUTO_TEST_CASE(export_then_import_is_identical) {
 
     // Our export has the tensors (names, shapes, Conv1D layout, bytes) of the PyTorch fixture.
     safetensors_file ours(d.path / "hf" / "model.safetensors"),
-        theirs(fixture_dir() / "model.safetensors");
+        theirs(test::gpt2_tiny_fixture_dir() / "model.safetensors");
     BOOST_TEST(ours.tensors().size() == theirs.tensors().size());
     std::vector<float> x, y;
     for (const auto& t : theirs.tensors()) {
@@ -217,7 +215,8 @@ BOOST_AUTO_TEST_CASE(export_then_import_is_identical) {
     }
 
     save_llmc<tiny_shape>(d.path / "m.bin", m);
-    BOOST_TEST((slurp(d.path / "m.bin") == slurp(fixture_dir() / "model_llmc.bin")));
+    BOOST_TEST(
+        (slurp(d.path / "m.bin") == slurp(test::gpt2_tiny_fixture_dir() / "model_llmc.bin")));
     save_llmc<tiny_shape>(d.path / "m320.bin", m, 320);
     const weights_info li = read_llmc_info(d.path / "m320.bin");
     BOOST_TEST(li.padded_vocab == 320);
@@ -233,7 +232,7 @@ BOOST_AUTO_TEST_CASE(prefix_and_16_bit_dtypes_are_read) {
         p.name = "transformer." + p.name;
     parts.push_back({"lm_head.weight", "F32", {1}, std::string(4, '\0')}); // ignored
     spit(d.path / "prefixed.safetensors", make_safetensors(parts));
-    spit(d.path / "config.json", slurp(fixture_dir() / "config.json"));
+    spit(d.path / "config.json", slurp(test::gpt2_tiny_fixture_dir() / "config.json"));
     tiny_model a(read_safetensors_info(d.path / "prefixed.safetensors").config);
     load_safetensors<tiny_shape>(d.path / "prefixed.safetensors", a);
     const tiny_model m = load_fixture_llmc();
@@ -271,7 +270,7 @@ BOOST_AUTO_TEST_CASE(prefix_and_16_bit_dtypes_are_read) {
 }
 
 BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
-    const fs::path file = fixture_dir() / "model_llmc.bin";
+    const fs::path file = test::gpt2_tiny_fixture_dir() / "model_llmc.bin";
     const weights_info info = read_llmc_info(file);
     transformer<presets::baby> baby(info.config);
     BOOST_TEST(error_of([&] { load_llmc<presets::baby>(file, baby); }) ==
@@ -304,7 +303,7 @@ BOOST_AUTO_TEST_CASE(wrong_shape_names_the_preset_that_fits) {
 
 BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
     import_dir d;
-    const std::string good = slurp(fixture_dir() / "model_llmc.bin");
+    const std::string good = slurp(test::gpt2_tiny_fixture_dir() / "model_llmc.bin");
     const fs::path f = d.path / "bad.bin";
     auto err = [&](const std::string& bytes) {
         spit(f, bytes);
@@ -347,7 +346,7 @@ BOOST_AUTO_TEST_CASE(bad_llmc_files_are_rejected) {
 
 BOOST_AUTO_TEST_CASE(bad_safetensors_files_are_rejected) {
     import_dir d;
-    spit(d.path / "config.json", slurp(fixture_dir() / "config.json"));
+    spit(d.path / "config.json", slurp(test::gpt2_tiny_fixture_dir() / "config.json"));
     const fs::path f = d.path / "bad.safetensors";
     const std::string n = f.string();
     auto err = [&](const std::string& bytes) {

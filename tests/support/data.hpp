@@ -17,6 +17,12 @@ namespace gptx::test {
 
 inline std::filesystem::path data_dir() { return GPTX_TEST_DATA_DIR; }
 
+// The committed GPT-2-layout fixture (tests/fixtures/gpt2_tiny: a tiny model PyTorch made, in the
+// llm.c and safetensors formats, with its reference logits), which the io tests import.
+inline std::filesystem::path gpt2_tiny_fixture_dir() {
+    return std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / "gpt2_tiny";
+}
+
 // A precondition: every named file exists under data_dir().
 struct data_files {
     std::vector<std::string> files;
