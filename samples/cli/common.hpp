@@ -3,6 +3,7 @@
 // Tested by tests/cli/test_cli.cpp and the tests of the commands that use them (rm, ppo, dpo,
 // grpo).
 #pragma once
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -158,6 +159,26 @@ inline run_options command_run_options(std::int64_t iters, int eval_every, int l
         ro.metrics = dir / "metrics.jsonl";
     ro.checkpoint_name = checkpoint.string();
     return ro;
+}
+
+// Trains to ro.iters on the comparison batches (this rank's share of each step's micro-batches),
+// or, when a resumed run is already complete, evaluates once so the command still reports.
+// Returns the wall seconds. Shared by rm and dpo, whose loops differ only in their hooks.
+template <class Trainer, class Batches, class Hooks>
+double train_on_comparisons(Trainer& tr, const run_options& ro, Batches& batches, int grad_accum,
+                            int ranks, int rank, Hooks& hooks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (tr.step_count() < ro.iters) {
+        run_training(
+            tr, ro,
+            [&](int micro) {
+                return batches.batch((tr.step_count() * grad_accum + micro) * ranks + rank);
+            },
+            hooks);
+    } else {
+        hooks.evaluate(tr.step_count());
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // The shared run loop sees one iteration of an RL trainer (ppo_trainer, grpo_trainer) as one

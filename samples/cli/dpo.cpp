@@ -209,19 +209,7 @@ void dpo_run(const dpo_options& o, const fs::path& policy_file, const checkpoint
         save_checkpoint<S>(ckpt, policy, &opt, tok, st);
     };
     const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "dpo", dir, ckpt);
-    const auto t0 = std::chrono::steady_clock::now();
-    if (tr.step_count() < iters) {
-        run_training(
-            tr, ro,
-            [&](int micro) {
-                return batches.batch((tr.step_count() * o.grad_accum + micro) * ranks + rank);
-            },
-            hooks);
-    } else {
-        hooks.evaluate(tr.step_count());
-    }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = train_on_comparisons(tr, ro, batches, o.grad_accum, ranks, rank, hooks);
     std::printf("dpo: held-out loss %.4f, accuracy %.4f over %zu pairs, implicit rewards chosen "
                 "%.4f / rejected %.4f (margin %.4f)\n",
                 last.loss, last.accuracy, last.pairs, last.chosen_reward, last.rejected_reward,

@@ -210,19 +210,7 @@ void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_inf
         rm.set_bias(raw);
     };
     const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "rm", dir, ckpt);
-    const auto t0 = std::chrono::steady_clock::now();
-    if (tr.step_count() < iters) {
-        run_training(
-            tr, ro,
-            [&](int micro) {
-                return batches.batch((tr.step_count() * o.grad_accum + micro) * ranks + rank);
-            },
-            hooks);
-    } else {
-        hooks.evaluate(tr.step_count());
-    }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = train_on_comparisons(tr, ro, batches, o.grad_accum, ranks, rank, hooks);
     std::printf("reward model: held-out pairwise accuracy %.4f over %zu pairs (%zu prompts), loss "
                 "%.4f\n",
                 last.accuracy, last.pairs, last.prompts, last.loss);
