@@ -25,7 +25,7 @@ using namespace gptx;
 
 namespace {
 using test::shapes::grad_pre;
-constexpr shape toy = test::shapes::toy;
+using test::shapes::toy;
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(ppo)
@@ -304,6 +304,49 @@ BOOST_AUTO_TEST_CASE(ppo_raises_a_toy_reward) {
     }
     BOOST_TEST_MESSAGE("toy reward: " << first << " -> " << last);
     BOOST_TEST(last > first + 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_token_cuts_the_response_and_the_reward_reads_it_closed) {
+    toy_run run;
+    const int stop = 5;
+    // The reward function records what it is shown: each row up to its read position.
+    std::vector<std::vector<int>> shown;
+    reward_fn record = [&](const int* tokens, int B, int T, const int* ends) {
+        for (int b = 0; b < B; ++b)
+            shown.emplace_back(tokens + std::size_t(b) * T,
+                               tokens + std::size_t(b) * T + ends[b] + 1);
+        return std::vector<float>(B, 1.0f);
+    };
+    rollout_buffer<toy_t> buf(run.policy, run.ref, record,
+                              {.end_of_text = toy_eot,
+                               .max_new_tokens = 10,
+                               .missing_eot_penalty = 0.5,
+                               .score_batch = 8,
+                               .stop_tokens = {stop}});
+    std::vector<std::vector<int>> prompts(64, std::vector<int>{1, 2});
+    rng r(3);
+    buf.collect(prompts, r, [](auto&&...) {});
+    int stopped = 0;
+    for (std::size_t i = 0; i < buf.sequences().size(); ++i) {
+        const auto& s = buf.sequences()[i];
+        const std::vector<int> response(s.tokens.begin() + s.prompt, s.tokens.end() - 1);
+        // A stop token can only be the response's last token, and is then one of its actions.
+        const auto first_stop = std::find(response.begin(), response.end(), stop);
+        BOOST_TEST((first_stop == response.end() || first_stop == response.end() - 1));
+        BOOST_TEST(s.stopped == (first_stop != response.end()));
+        BOOST_TEST(!(s.stopped && s.ended));
+        BOOST_TEST(s.actions == int(response.size()) + (s.ended ? 1 : 0));
+        // Cut by the stop token or the cap: the missing end-of-text penalty applies.
+        BOOST_TEST(buf.scores()[i] == (s.ended ? 1.0 : 0.5));
+        // The reward model reads the reply closed by end-of-text in the stop token's place.
+        std::vector<int> expect(s.tokens.begin(), s.tokens.end() - (s.stopped ? 2 : 1));
+        expect.push_back(toy_eot);
+        BOOST_TEST(shown[i] == expect, boost::test_tools::per_element());
+        stopped += s.stopped;
+    }
+    BOOST_TEST_MESSAGE(stopped << " of 64 responses stopped at token " << stop);
+    BOOST_TEST(stopped > 0); // the toy policy draws token 5 about one time in six
+    BOOST_TEST(stopped < 64);
 }
 
 BOOST_AUTO_TEST_CASE(value_warmup_moves_only_the_critic) {

@@ -90,6 +90,7 @@ struct grpo_config {
     double eps = 1e-4;                               // GRPO's (r - mean) / (sd + eps)
     float temperature = 1.0f;                        // rollout sampling temperature
     double missing_eot_penalty = 0.0;
+    std::vector<int> stop_tokens{}; // cut a response as the cap does (rollout_config::stop_tokens)
     double guard_ratio = 1e3, guard_kl = 1.0; // as PPO's: skip an update that exploded
     double ptx_coef = 0.0;                    // PPO-ptx's pre-training term, here too
     int ptx_batch = 4, ptx_context = 0;
@@ -132,7 +133,8 @@ template <class Policy> class grpo_trainer {
                                               .max_new_tokens = cfg.max_new_tokens,
                                               .temperature = cfg.temperature,
                                               .missing_eot_penalty = cfg.missing_eot_penalty,
-                                              .score_batch = cfg.minibatch}) {
+                                              .score_batch = cfg.minibatch,
+                                              .stop_tokens = cfg.stop_tokens}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "grpo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");

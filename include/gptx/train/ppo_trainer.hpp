@@ -56,12 +56,13 @@ struct ppo_config {
     int ptx_context = 0;       // their length; 0: the policy's context
     float temperature = 1.0f;  // rollout sampling temperature (1: on-policy)
     double missing_eot_penalty =
-        0.0;                  // subtracted from the score of a response cut by the length cap
-    double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
-    double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
-    int value_warmup = 0;     // first iterations that train only the value model: a critic
-                              // initialised from the RM is not yet a value function, and
-                              // advantages from it would push the policy at random
+        0.0; // subtracted from the score of a response cut by the length cap (or a stop token)
+    std::vector<int> stop_tokens{}; // cut a response as the cap does (rollout_config::stop_tokens)
+    double guard_ratio = 1e3;       // skip an update when a token's ratio pi / pi_old exceeds this
+    double guard_kl = 1.0;          // ... or when the mean KL(old || new) per token exceeds this
+    int value_warmup = 0;           // first iterations that train only the value model: a critic
+                                    // initialised from the RM is not yet a value function, and
+                                    // advantages from it would push the policy at random
     std::uint64_t seed = 1;
     // Data parallel: each rank samples `rollouts` of its own prompts; advantages are whitened and
     // the KL controller fed over the global batch; gradients are summed over ranks before
@@ -79,6 +80,8 @@ struct ppo_metrics {
     double reward = 0;   // mean total reward per sequence (score - beta * KL)
     double beta = 0;     // the KL coefficient used for these rollouts
     double response_length = 0; // mean action tokens per response (end-of-text included)
+    double ended = 0;           // share of the rollouts that sampled end-of-text
+    double stopped = 0;         // share cut by a stop token (the rest hit the length cap)
     double policy_loss = 0, value_loss = 0, ptx_loss = 0; // means over the updates
     double clip_frac = 0, value_clip_frac = 0, approx_kl = 0;
     double grad_norm = 0;          // mean policy gradient norm before clipping
@@ -115,7 +118,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                                               .max_new_tokens = cfg.max_new_tokens,
                                               .temperature = cfg.temperature,
                                               .missing_eot_penalty = cfg.missing_eot_penalty,
-                                              .score_batch = cfg.minibatch}) {
+                                              .score_batch = cfg.minibatch,
+                                              .stop_tokens = cfg.stop_tokens}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");
@@ -242,7 +246,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
         const double beta = kl_.beta();
         std::vector<T> rew;
-        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
+        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0, ended = 0,
+               stopped = 0;
         for (int i = 0; i < N; ++i) {
             const auto& s = rolled[i];
             rew.assign(s.actions, 0);
@@ -260,12 +265,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
             }
             kl_sum += seq_kl;
+            ended += s.ended ? 1 : 0;
+            stopped += s.stopped ? 1 : 0;
             score_sum += scores[i];
             reward_sum += scores[i] - beta * seq_kl;
         }
-        double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
+        double sums[8] = {score_sum, reward_sum,    kl_sum, klx_sum,
+                          ent_sum,   double(total), ended,  stopped};
         if (parallel()) // the global batch's means (the KL controller must see the same beta input)
-            cfg_.comm->allreduce_sum(sums, 6);
+            cfg_.comm->allreduce_sum(sums, 8);
         const double seqs = double(N) * ranks(), ntok = std::max(1.0, sums[5]);
         out.score = sums[0] / seqs;
         out.reward = sums[1] / seqs;
@@ -274,6 +282,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.kl_exact = sums[3] / ntok;
         out.entropy = sums[4] / ntok;
         out.response_length = sums[5] / seqs;
+        out.ended = sums[6] / seqs;
+        out.stopped = sums[7] / seqs;
         out.explained_variance = explained_variance(ret_, values_); // this rank's rollouts
         if (parallel())
             whiten(adv_.data(), adv_.size(), *cfg_.comm);

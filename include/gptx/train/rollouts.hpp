@@ -101,6 +101,11 @@ struct rollout_config {
     float temperature = 1.0f;       // sampling temperature (1: on-policy)
     double missing_eot_penalty = 0; // subtracted from the score of a response the cap cut
     int score_batch = 16;           // sequences per scoring forward
+    // Tokens that cut a response short, as the length cap does (it did not end): a chat policy
+    // that opens another turn's marker inside its reply. The stop token is the response's last
+    // action, so its probability is what the update lowers; the reward model reads the reply
+    // closed by end-of-text in the stop token's place, as comparisons present a cut reply.
+    std::vector<int> stop_tokens{};
 };
 
 // The rollouts of one iteration. The models and the reward function must outlive it.
@@ -114,6 +119,7 @@ template <class Policy> class rollout_buffer {
         int prompt = 0;          // prompt length P
         int actions = 0;         // response tokens, plus the end-of-text when it was sampled
         bool ended = false;      // the policy sampled end-of-text
+        bool stopped = false;    // the response's last token is a stop token
         std::size_t offset = 0;  // of its actions in the flat per-action arrays
     };
 
@@ -146,6 +152,7 @@ template <class Policy> class rollout_buffer {
                 s.tokens.push_back(cfg_.end_of_text);
                 s.prompt = P;
                 s.ended = gen[k].ended;
+                s.stopped = gen[k].stopped;
                 s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
             }
             bar.advance(std::int64_t(idx.size()));
@@ -181,13 +188,16 @@ template <class Policy> class rollout_buffer {
                                    scratch_);
                 extra(x_.data(), M, Tm, rows_, at);
             }
-            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
+            // response is read closed in its stop token's place.
             const int W = Tm + 1;
             std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
             for (int k = 0; k < M; ++k) {
-                const auto& s = seqs_[first + k].tokens;
-                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
-                ends[k] = int(s.size()) - 1;
+                const sequence& q = seqs_[first + k];
+                const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
+                std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
+                          toks.begin() + std::size_t(k) * W);
+                ends[k] = int(kept);
             }
             const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
@@ -202,7 +212,8 @@ template <class Policy> class rollout_buffer {
     }
 
     // Samples one response per prompt (temperature as configured), each stopping at end-of-text
-    // or the length cap; for evaluation. Leaves the rollouts as they are.
+    // (not returned), a stop token (returned as its last token) or the length cap; for
+    // evaluation. Leaves the rollouts as they are.
     std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
                                          std::uint64_t seed) {
         std::vector<std::vector<int>> out(prompts.size());
@@ -257,8 +268,10 @@ template <class Policy> class rollout_buffer {
 
   private:
     struct response {
-        std::vector<int> tokens; // without the end-of-text
+        std::vector<int> tokens; // without the end-of-text; a stop token is the last
         bool ended = false;      // end-of-text was drawn
+        bool stopped = false;    // a stop token was drawn
+        bool done() const { return ended || stopped; }
     };
     // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
     // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
@@ -280,7 +293,7 @@ template <class Policy> class rollout_buffer {
         int active = B;
         for (int step = 0; step < steps && active > 0; ++step) {
             for (int b = 0; b < B; ++b) {
-                if (out[b].ended) {
+                if (out[b].done()) {
                     next[b] = cfg_.end_of_text;
                     continue;
                 }
@@ -291,6 +304,11 @@ template <class Policy> class rollout_buffer {
                     --active;
                 } else {
                     out[b].tokens.push_back(id);
+                    if (std::find(cfg_.stop_tokens.begin(), cfg_.stop_tokens.end(), id) !=
+                        cfg_.stop_tokens.end()) {
+                        out[b].stopped = true;
+                        --active;
+                    }
                 }
             }
             if (active > 0 && step + 1 < steps)
