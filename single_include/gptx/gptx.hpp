@@ -256,7 +256,6 @@ inline void set_world(communicator* c) { detail::world_slot() = c; }
 #include <string>
 #include <string_view>
 
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #define GPTX_X86_64 1
@@ -402,7 +401,6 @@ inline bf16_isa active_bf16_isa() {
 #include <iterator>
 #include <string>
 #include <string_view>
-
 
 namespace gptx {
 
@@ -1105,7 +1103,6 @@ template <class F> bool with_preset(std::string_view name, F&& f) {
 #include <cmath>
 #include <cstddef>
 
-
 namespace gptx {
 
 struct proportion_interval {
@@ -1156,7 +1153,6 @@ struct win_rate {
 #include <optional>
 #include <random>
 #include <span>
-
 
 namespace gptx {
 
@@ -1290,7 +1286,6 @@ class torch_generator {
 #include <cstdint>
 #include <span>
 #include <vector>
-
 
 namespace gptx {
 
@@ -1537,7 +1532,6 @@ class sequential_batcher {
 #include <string_view>
 #include <vector>
 
-
 namespace gptx {
 
 // Lossless for any input (UTF-8 or not) and needs no training; the baseline vocabulary.
@@ -1591,7 +1585,6 @@ class byte_tokenizer {
 #include <string>
 #include <string_view>
 #include <vector>
-
 
 namespace gptx {
 
@@ -1730,7 +1723,6 @@ class char_tokenizer {
 #include <string_view>
 #include <utility>
 #include <vector>
-
 
 namespace gptx {
 
@@ -3449,7 +3441,6 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 #include <string_view>
 #include <vector>
 
-
 namespace gptx {
 
 enum class chat_role : std::uint8_t { system, user, assistant };
@@ -4156,7 +4147,6 @@ inline packed_rows pack_dialogues(std::span<const chat_tokens> ds, std::span<con
 #include <string_view>
 #include <vector>
 
-
 namespace gptx {
 
 // A demonstration reads prefix + input + infix + output + suffix; the test input reads
@@ -4271,7 +4261,6 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 #include <vector>
 
 #include <nlohmann/json.hpp>
-
 
 namespace gptx {
 
@@ -4490,7 +4479,6 @@ inline void write_task_jsonl(const std::filesystem::path& path, const task_set& 
 #include <span>
 #include <string>
 #include <vector>
-
 
 namespace gptx {
 
@@ -5048,7 +5036,6 @@ template <class T> bool replicas_identical(const T* x, std::size_t n, communicat
 
 #include <mpi.h>
 
-
 namespace gptx::dist {
 
 namespace detail {
@@ -5259,7 +5246,6 @@ class mpi_session {
 // gptx/ops/softmax.hpp: the shifted exponential sum and the in-place row softmax that attention,
 // the LM head's cross-entropy and PPO share. Tested by tests/ops/test_ops.cpp.
 #include <cmath>
-
 
 namespace gptx::ops {
 
@@ -5722,7 +5708,6 @@ void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, s
 #include <cstring>
 #include <type_traits>
 
-
 namespace gptx::ops {
 
 namespace detail {
@@ -6059,7 +6044,6 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #endif
-
 
 namespace gptx::ops {
 
@@ -6784,7 +6768,6 @@ void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidd
 // Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, V vocab.
 #include <cstdint>
 
-
 namespace gptx::ops {
 
 // out(B,T,C) = wte[tokens[b,t]] + wpe[t]
@@ -6830,7 +6813,6 @@ void encoder_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B,
 // elements.
 #include <cmath>
 #include <cstdint>
-
 
 namespace gptx::ops {
 
@@ -6988,7 +6970,6 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N,
 #include <cmath>
 #include <cstdint>
 
-
 namespace gptx::ops {
 
 inline constexpr double layernorm_eps = 1e-5;
@@ -7131,7 +7112,6 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 // Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C in channels, OC out channels.
 #include <cstdint>
 
-
 namespace gptx::ops {
 
 // out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
@@ -7172,7 +7152,6 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 // gptx/ops/residual.hpp: the residual add and inverted dropout with recomputable masks.
 // Tested by tests/ops/test_ops.cpp. Legend: N elements.
 #include <cstdint>
-
 
 namespace gptx::ops {
 
@@ -7235,7 +7214,6 @@ void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t 
 #include <cstdint>
 #include <cstring>
 #include <vector>
-
 
 namespace gptx {
 
@@ -7887,7 +7865,6 @@ template <class Model> class kv_cache {
 #include <span>
 #include <vector>
 
-
 namespace gptx {
 
 struct sampling_config {
@@ -8224,7 +8201,6 @@ requires(!detail::is_kv_cache<Model>::value) generation
 #include <limits>
 #include <vector>
 
-
 namespace gptx {
 
 // Owns the head's scratch, so steady-state steps never allocate.
@@ -8501,7 +8477,6 @@ inline std::pair<double, double> wilson_interval(int successes, int n, double z 
 #include <fcntl.h>
 #include <unistd.h>
 #endif
-
 
 // File layout, version 1. Little-endian; offsets in bytes.
 //   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
@@ -9367,7 +9342,6 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
 #include <string>
 #include <string_view>
 #include <vector>
-
 
 namespace gptx {
 
@@ -10492,7 +10466,6 @@ void save_gguf(const std::filesystem::path& file, const transformer<S, float>& m
 #include <string>
 #include <vector>
 
-
 namespace gptx {
 
 inline constexpr std::int32_t llmc_magic = 20240326;
@@ -10645,7 +10618,6 @@ void save_llmc(const std::filesystem::path& file, const transformer<S, float>& m
 #include <vector>
 
 #include <nlohmann/json.hpp>
-
 
 namespace gptx {
 
@@ -11191,7 +11163,6 @@ void load_model(const std::filesystem::path& file, transformer<S, float>& model,
 
 #include <nlohmann/json.hpp>
 
-
 namespace gptx {
 
 namespace report_detail {
@@ -11333,7 +11304,8 @@ inline constexpr const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7
 
 // One chart: title, axes with ticks and labels, one path per series, a legend for several.
 inline std::string svg_chart(const std::string& title, const std::string& xlabel,
-                             const std::string& ylabel, const std::vector<chart_series>& series) {
+                             const std::string& ylabel, const std::vector<chart_series>& series,
+                             bool integer_x = true) {
     constexpr double W = 600, H = 300, L = 70, R = 20, T = 52, B = 48;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (const auto& s : series)
@@ -11341,7 +11313,7 @@ inline std::string svg_chart(const std::string& title, const std::string& xlabel
             x0 = std::min(x0, x), x1 = std::max(x1, x);
             y0 = std::min(y0, y), y1 = std::max(y1, y);
         }
-    const std::vector<double> xt = nice_ticks(x0, x1, true), yt = nice_ticks(y0, y1);
+    const std::vector<double> xt = nice_ticks(x0, x1, integer_x), yt = nice_ticks(y0, y1);
     const double xa = std::min(xt.front(), x0), xb = std::max(xt.back(), x1);
     const double ya = std::min(yt.front(), y0), yb = std::max(yt.back(), y1);
     auto px = [&](double x) { return L + (x - xa) / (xb - xa) * (W - L - R); };
@@ -11466,6 +11438,54 @@ inline std::string table_html(const metrics_table& t) {
     return s + "</table>\n";
 }
 
+// Gao et al. (2022)'s over-optimisation curves for the RL files that log both the labeler's
+// score of the rollouts (the gold reward) and the RM's: each against the square root of the
+// policy's KL to the reference per response (kl_seq), one series per file. Empty without any.
+inline std::string overoptimisation_html(const std::vector<metrics_table>& tables) {
+    std::vector<std::pair<std::string, std::map<double, double>>> gold, proxy;
+    for (const auto& t : tables) {
+        const auto kl = t.series.find("kl_seq"), lab = t.series.find("labeler"),
+                   rm = t.series.find("score");
+        if (kl == t.series.end() || lab == t.series.end() || rm == t.series.end())
+            continue;
+        const std::string name = t.name.substr(0, t.name.find("_metrics.jsonl"));
+        // Iterations at the same KL (a critic's warm-up leaves the policy at 0) share a point:
+        // their mean.
+        std::map<double, std::pair<double, int>> g, p;
+        for (const auto& [it, k] : kl->second) {
+            const double x = std::sqrt(std::max(0.0, k));
+            if (auto a = lab->second.find(it); a != lab->second.end())
+                g[x].first += a->second, ++g[x].second;
+            if (auto b = rm->second.find(it); b != rm->second.end())
+                p[x].first += b->second, ++p[x].second;
+        }
+        auto means = [](const std::map<double, std::pair<double, int>>& m) {
+            std::map<double, double> out;
+            for (const auto& [x, sn] : m)
+                out[x] = sn.first / sn.second;
+            return out;
+        };
+        gold.emplace_back(name, means(g));
+        proxy.emplace_back(name, means(p));
+    }
+    if (gold.empty())
+        return "";
+    auto chart = [](const char* title, const char* ylabel, const auto& sets) {
+        std::vector<chart_series> cs;
+        for (const auto& [k, pts] : sets)
+            if (!pts.empty())
+                cs.push_back({k, &pts});
+        return cs.empty() ? std::string()
+                          : svg_chart(title, "sqrt(KL to SFT per response)", ylabel, cs, false);
+    };
+    return "<h2>Over-optimisation (Gao et al. 2022)</h2>\n<p>Each point is one iteration's "
+           "rollouts: the labeler's mean score (the gold reward) and the reward model's mean "
+           "score (the proxy the policy optimises), against the square root of the policy's KL "
+           "to the SFT model per response.</p>\n" +
+           chart("Labeler score (gold) vs sqrt KL", "labeler score", gold) +
+           chart("Reward-model score (proxy) vs sqrt KL", "RM score", proxy);
+}
+
 } // namespace report_detail
 
 using report_detail::metrics_table;
@@ -11535,6 +11555,7 @@ inline report build_report(const std::filesystem::path& dir, const std::string& 
            "</style>\n</head>\n<body>\n<h1>" +
            escape(name) + "</h1>\n<p>From " +
            escape(fs::absolute(dir).lexically_normal().string()) + ".</p>\n";
+    html += overoptimisation_html(tables);
     for (const auto& t : tables)
         html += table_html(t);
     html += "</body>\n</html>\n";
@@ -11550,7 +11571,6 @@ inline report build_report(const std::filesystem::path& dir, const std::string& 
 // (SFT starts from the pre-trained model, the RM's trunk and PPO's models from SFT).
 // Tested by tests/train/test_reward_training.cpp.
 #include <algorithm>
-
 
 namespace gptx {
 
@@ -11570,7 +11590,6 @@ template <class Model> void copy_params(Model& dst, const Model& src) {
 #include <cstdint>
 #include <cstring>
 #include <vector>
-
 
 namespace gptx {
 
@@ -11650,7 +11669,6 @@ template <class T = float> class linear_head {
 #include <cmath>
 #include <cstddef>
 #include <vector>
-
 
 namespace gptx {
 
@@ -11733,7 +11751,6 @@ template <shape S, class T> void init_like_nanogpt(transformer<S, T>& model, tor
 #include <cstdint>
 #include <cstring>
 
-
 namespace gptx {
 
 // A copy of `m` whose vocabulary has n more tokens: wte rows V..V+n-1 are new, everything else
@@ -11775,7 +11792,6 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 #include <cstdint>
 #include <span>
 #include <vector>
-
 
 namespace gptx {
 
@@ -11918,7 +11934,6 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
 #include <unordered_set>
 #include <utility>
 #include <vector>
-
 
 namespace gptx {
 
@@ -12126,7 +12141,6 @@ inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options
 #include <initializer_list>
 #include <vector>
 
-
 namespace gptx {
 
 // Elements per partial sum. Fixed, so the partials and their (serial, in-order) sum do not depend
@@ -12291,7 +12305,6 @@ double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm)
 #include <cstdint>
 #include <span>
 #include <vector>
-
 
 namespace gptx {
 
@@ -12859,7 +12872,6 @@ dpo_stats evaluate_dpo(Model& m, dpo_objective<Model>& obj, dpo_batcher& batches
 #include <algorithm>
 #include <vector>
 
-
 namespace gptx {
 
 // shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
@@ -13289,7 +13301,6 @@ template <class Model> class finetune_objective {
 #include <cmath>
 #include <cstddef>
 
-
 namespace gptx {
 
 // delta_t = r_t + gamma V_{t+1} - V_t (V_n = 0: the episode ends with the response),
@@ -13374,7 +13385,6 @@ template <class T> void whiten(T* x, std::size_t n, communicator& comm, double e
 #include <cstring>
 #include <limits>
 #include <vector>
-
 
 namespace gptx {
 
@@ -13756,7 +13766,6 @@ template <class Model> class ppo_value_objective {
 #include <utility>
 #include <vector>
 
-
 namespace gptx {
 
 // The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
@@ -13834,6 +13843,11 @@ struct rollout_config {
     float temperature = 1.0f;       // sampling temperature (1: on-policy)
     double missing_eot_penalty = 0; // subtracted from the score of a response the cap cut
     int score_batch = 16;           // sequences per scoring forward
+    // Tokens that cut a response short, as the length cap does (it did not end): a chat policy
+    // that opens another turn's marker inside its reply. The stop token is the response's last
+    // action, so its probability is what the update lowers; the reward model reads the reply
+    // closed by end-of-text in the stop token's place, as comparisons present a cut reply.
+    std::vector<int> stop_tokens{};
 };
 
 // The rollouts of one iteration. The models and the reward function must outlive it.
@@ -13847,6 +13861,7 @@ template <class Policy> class rollout_buffer {
         int prompt = 0;          // prompt length P
         int actions = 0;         // response tokens, plus the end-of-text when it was sampled
         bool ended = false;      // the policy sampled end-of-text
+        bool stopped = false;    // the response's last token is a stop token
         std::size_t offset = 0;  // of its actions in the flat per-action arrays
     };
 
@@ -13879,6 +13894,7 @@ template <class Policy> class rollout_buffer {
                 s.tokens.push_back(cfg_.end_of_text);
                 s.prompt = P;
                 s.ended = gen[k].ended;
+                s.stopped = gen[k].stopped;
                 s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
             }
             bar.advance(std::int64_t(idx.size()));
@@ -13914,13 +13930,16 @@ template <class Policy> class rollout_buffer {
                                    scratch_);
                 extra(x_.data(), M, Tm, rows_, at);
             }
-            // The RM reads each sequence at its end-of-text: rows of length Tm + 1.
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
+            // response is read closed in its stop token's place.
             const int W = Tm + 1;
             std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
             for (int k = 0; k < M; ++k) {
-                const auto& s = seqs_[first + k].tokens;
-                std::copy(s.begin(), s.end(), toks.begin() + std::size_t(k) * W);
-                ends[k] = int(s.size()) - 1;
+                const sequence& q = seqs_[first + k];
+                const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
+                std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
+                          toks.begin() + std::size_t(k) * W);
+                ends[k] = int(kept);
             }
             const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
@@ -13935,7 +13954,8 @@ template <class Policy> class rollout_buffer {
     }
 
     // Samples one response per prompt (temperature as configured), each stopping at end-of-text
-    // or the length cap; for evaluation. Leaves the rollouts as they are.
+    // (not returned), a stop token (returned as its last token) or the length cap; for
+    // evaluation. Leaves the rollouts as they are.
     std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
                                          std::uint64_t seed) {
         std::vector<std::vector<int>> out(prompts.size());
@@ -13990,8 +14010,10 @@ template <class Policy> class rollout_buffer {
 
   private:
     struct response {
-        std::vector<int> tokens; // without the end-of-text
+        std::vector<int> tokens; // without the end-of-text; a stop token is the last
         bool ended = false;      // end-of-text was drawn
+        bool stopped = false;    // a stop token was drawn
+        bool done() const { return ended || stopped; }
     };
     // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
     // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
@@ -14013,7 +14035,7 @@ template <class Policy> class rollout_buffer {
         int active = B;
         for (int step = 0; step < steps && active > 0; ++step) {
             for (int b = 0; b < B; ++b) {
-                if (out[b].ended) {
+                if (out[b].done()) {
                     next[b] = cfg_.end_of_text;
                     continue;
                 }
@@ -14024,6 +14046,11 @@ template <class Policy> class rollout_buffer {
                     --active;
                 } else {
                     out[b].tokens.push_back(id);
+                    if (std::find(cfg_.stop_tokens.begin(), cfg_.stop_tokens.end(), id) !=
+                        cfg_.stop_tokens.end()) {
+                        out[b].stopped = true;
+                        --active;
+                    }
                 }
             }
             if (active > 0 && step + 1 < steps)
@@ -14065,7 +14092,6 @@ template <class Policy> class rollout_buffer {
 #include <functional>
 #include <sstream>
 #include <string>
-
 
 namespace gptx {
 
@@ -14296,6 +14322,7 @@ struct grpo_config {
     double eps = 1e-4;                               // GRPO's (r - mean) / (sd + eps)
     float temperature = 1.0f;                        // rollout sampling temperature
     double missing_eot_penalty = 0.0;
+    std::vector<int> stop_tokens{}; // cut a response as the cap does (rollout_config::stop_tokens)
     double guard_ratio = 1e3, guard_kl = 1.0; // as PPO's: skip an update that exploded
     double ptx_coef = 0.0;                    // PPO-ptx's pre-training term, here too
     int ptx_batch = 4, ptx_context = 0;
@@ -14338,7 +14365,8 @@ template <class Policy> class grpo_trainer {
                                               .max_new_tokens = cfg.max_new_tokens,
                                               .temperature = cfg.temperature,
                                               .missing_eot_penalty = cfg.missing_eot_penalty,
-                                              .score_batch = cfg.minibatch}) {
+                                              .score_batch = cfg.minibatch,
+                                              .stop_tokens = cfg.stop_tokens}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "grpo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");
@@ -14537,7 +14565,6 @@ template <class Policy> class grpo_trainer {
 #include <algorithm>
 #include <cmath>
 
-
 namespace gptx {
 
 // Adaptive when target > 0: e = clip(KL / target - 1, -0.2, 0.2), beta *= 1 + e * n / horizon,
@@ -14582,7 +14609,6 @@ class kl_controller {
 #include <cstdint>
 #include <map>
 #include <vector>
-
 
 namespace gptx {
 
@@ -14723,7 +14749,6 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 #include <utility>
 #include <vector>
 
-
 namespace gptx {
 
 struct ppo_config {
@@ -14749,12 +14774,13 @@ struct ppo_config {
     int ptx_context = 0;       // their length; 0: the policy's context
     float temperature = 1.0f;  // rollout sampling temperature (1: on-policy)
     double missing_eot_penalty =
-        0.0;                  // subtracted from the score of a response cut by the length cap
-    double guard_ratio = 1e3; // skip an update when a token's ratio pi / pi_old exceeds this
-    double guard_kl = 1.0;    // ... or when the mean KL(old || new) per token exceeds this
-    int value_warmup = 0;     // first iterations that train only the value model: a critic
-                              // initialised from the RM is not yet a value function, and
-                              // advantages from it would push the policy at random
+        0.0; // subtracted from the score of a response cut by the length cap (or a stop token)
+    std::vector<int> stop_tokens{}; // cut a response as the cap does (rollout_config::stop_tokens)
+    double guard_ratio = 1e3;       // skip an update when a token's ratio pi / pi_old exceeds this
+    double guard_kl = 1.0;          // ... or when the mean KL(old || new) per token exceeds this
+    int value_warmup = 0;           // first iterations that train only the value model: a critic
+                                    // initialised from the RM is not yet a value function, and
+                                    // advantages from it would push the policy at random
     std::uint64_t seed = 1;
     // Data parallel: each rank samples `rollouts` of its own prompts; advantages are whitened and
     // the KL controller fed over the global batch; gradients are summed over ranks before
@@ -14772,6 +14798,8 @@ struct ppo_metrics {
     double reward = 0;   // mean total reward per sequence (score - beta * KL)
     double beta = 0;     // the KL coefficient used for these rollouts
     double response_length = 0; // mean action tokens per response (end-of-text included)
+    double ended = 0;           // share of the rollouts that sampled end-of-text
+    double stopped = 0;         // share cut by a stop token (the rest hit the length cap)
     double policy_loss = 0, value_loss = 0, ptx_loss = 0; // means over the updates
     double clip_frac = 0, value_clip_frac = 0, approx_kl = 0;
     double grad_norm = 0;          // mean policy gradient norm before clipping
@@ -14808,7 +14836,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                                               .max_new_tokens = cfg.max_new_tokens,
                                               .temperature = cfg.temperature,
                                               .missing_eot_penalty = cfg.missing_eot_penalty,
-                                              .score_batch = cfg.minibatch}) {
+                                              .score_batch = cfg.minibatch,
+                                              .stop_tokens = cfg.stop_tokens}) {
         GPTX_CHECK(cfg_.end_of_text >= 0 && cfg_.end_of_text < policy.vocab(),
                    "ppo: end-of-text id ", cfg_.end_of_text, " is outside the vocabulary [0, ",
                    policy.vocab(), ")");
@@ -14935,7 +14964,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         // Per-token rewards -beta (log pi - log pi_ref), the score added at the final token; GAE.
         const double beta = kl_.beta();
         std::vector<T> rew;
-        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0;
+        double kl_sum = 0, klx_sum = 0, ent_sum = 0, score_sum = 0, reward_sum = 0, ended = 0,
+               stopped = 0;
         for (int i = 0; i < N; ++i) {
             const auto& s = rolled[i];
             rew.assign(s.actions, 0);
@@ -14953,12 +14983,15 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     values_.data() + s.offset, s.actions, cfg_.gamma, cfg_.lambda);
             }
             kl_sum += seq_kl;
+            ended += s.ended ? 1 : 0;
+            stopped += s.stopped ? 1 : 0;
             score_sum += scores[i];
             reward_sum += scores[i] - beta * seq_kl;
         }
-        double sums[6] = {score_sum, reward_sum, kl_sum, klx_sum, ent_sum, double(total)};
+        double sums[8] = {score_sum, reward_sum,    kl_sum, klx_sum,
+                          ent_sum,   double(total), ended,  stopped};
         if (parallel()) // the global batch's means (the KL controller must see the same beta input)
-            cfg_.comm->allreduce_sum(sums, 6);
+            cfg_.comm->allreduce_sum(sums, 8);
         const double seqs = double(N) * ranks(), ntok = std::max(1.0, sums[5]);
         out.score = sums[0] / seqs;
         out.reward = sums[1] / seqs;
@@ -14967,6 +15000,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         out.kl_exact = sums[3] / ntok;
         out.entropy = sums[4] / ntok;
         out.response_length = sums[5] / seqs;
+        out.ended = sums[6] / seqs;
+        out.stopped = sums[7] / seqs;
         out.explained_variance = explained_variance(ret_, values_); // this rank's rollouts
         if (parallel())
             whiten(adv_.data(), adv_.size(), *cfg_.comm);
@@ -15153,7 +15188,6 @@ template <shape S, class T = float> struct ppo_models {
 #include <string_view>
 #include <utility>
 #include <vector>
-
 
 namespace gptx {
 
@@ -15406,7 +15440,6 @@ reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
 #include <cstdint>
 #include <functional>
 #include <limits>
-
 
 namespace gptx {
 

@@ -132,6 +132,39 @@ BOOST_AUTO_TEST_CASE(metrics_become_one_self_contained_page_of_svg_charts) {
     BOOST_TEST(slurp(w.path / "r.html").find("last line was incomplete") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_pipeline_folder_gets_overoptimisation_curves_against_sqrt_kl) {
+    report_workspace w;
+    const fs::path dir = w.path / "pipeline";
+    fs::create_directories(dir);
+    // PPO and PPO-ptx as gptx pipeline logs them: per iteration the RM's score, the labeler's
+    // and the KL per response; the labeler rises then falls as the KL grows (over-optimisation).
+    for (const char* name : {"ppo_metrics.jsonl", "ppo_ptx_metrics.jsonl"}) {
+        std::ofstream f(dir / name);
+        for (int i = 1; i <= 9; ++i)
+            f << "{\"iteration\":" << i << ",\"score\":" << 0.5 * i << ",\"kl_seq\":" << i * i
+              << ",\"labeler\":" << 0.5 + 0.05 * i - 0.006 * i * i << "}\n";
+    }
+    std::ofstream(dir / "sft_metrics.jsonl") << "{\"step\":1,\"loss\":2.0}\n";
+    BOOST_TEST_REQUIRE(run_gptx("report " + dir.string()).code == 0);
+    const std::string html = slurp(dir / "report.html");
+    BOOST_TEST(html.find("<title>Labeler score (gold) vs sqrt KL</title>") != std::string::npos);
+    BOOST_TEST(html.find("<title>Reward-model score (proxy) vs sqrt KL</title>") !=
+               std::string::npos);
+    BOOST_TEST(count(html, ">sqrt(KL to SFT per response)</text>") == 2);
+    // One series per RL file in each chart, a point per iteration; the x axis is sqrt(KL): the
+    // ticks run 1 .. 9 for KL 1 .. 81, not 0 .. 80.
+    BOOST_TEST(path_points(html, "ppo") == 9);
+    BOOST_TEST(path_points(html, "ppo_ptx") == 9);
+    const auto chart = html.find("<title>Labeler score (gold) vs sqrt KL</title>");
+    const std::string first = html.substr(chart, html.find("</svg>", chart) - chart);
+    BOOST_TEST(first.find(">8</text>") != std::string::npos);
+    BOOST_TEST(first.find(">80</text>") == std::string::npos);
+    // Without such files (the run of make_run): no such section.
+    const fs::path run = w.make_run();
+    BOOST_TEST_REQUIRE(run_gptx("report " + run.string()).code == 0);
+    BOOST_TEST(slurp(run / "report.html").find("Over-optimisation") == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
     report_workspace w;
     auto expect_error = [](const run_result& r, const std::string& needle) {

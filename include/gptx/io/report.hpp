@@ -158,7 +158,8 @@ inline constexpr const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7
 
 // One chart: title, axes with ticks and labels, one path per series, a legend for several.
 inline std::string svg_chart(const std::string& title, const std::string& xlabel,
-                             const std::string& ylabel, const std::vector<chart_series>& series) {
+                             const std::string& ylabel, const std::vector<chart_series>& series,
+                             bool integer_x = true) {
     constexpr double W = 600, H = 300, L = 70, R = 20, T = 52, B = 48;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (const auto& s : series)
@@ -166,7 +167,7 @@ inline std::string svg_chart(const std::string& title, const std::string& xlabel
             x0 = std::min(x0, x), x1 = std::max(x1, x);
             y0 = std::min(y0, y), y1 = std::max(y1, y);
         }
-    const std::vector<double> xt = nice_ticks(x0, x1, true), yt = nice_ticks(y0, y1);
+    const std::vector<double> xt = nice_ticks(x0, x1, integer_x), yt = nice_ticks(y0, y1);
     const double xa = std::min(xt.front(), x0), xb = std::max(xt.back(), x1);
     const double ya = std::min(yt.front(), y0), yb = std::max(yt.back(), y1);
     auto px = [&](double x) { return L + (x - xa) / (xb - xa) * (W - L - R); };
@@ -291,6 +292,54 @@ inline std::string table_html(const metrics_table& t) {
     return s + "</table>\n";
 }
 
+// Gao et al. (2022)'s over-optimisation curves for the RL files that log both the labeler's
+// score of the rollouts (the gold reward) and the RM's: each against the square root of the
+// policy's KL to the reference per response (kl_seq), one series per file. Empty without any.
+inline std::string overoptimisation_html(const std::vector<metrics_table>& tables) {
+    std::vector<std::pair<std::string, std::map<double, double>>> gold, proxy;
+    for (const auto& t : tables) {
+        const auto kl = t.series.find("kl_seq"), lab = t.series.find("labeler"),
+                   rm = t.series.find("score");
+        if (kl == t.series.end() || lab == t.series.end() || rm == t.series.end())
+            continue;
+        const std::string name = t.name.substr(0, t.name.find("_metrics.jsonl"));
+        // Iterations at the same KL (a critic's warm-up leaves the policy at 0) share a point:
+        // their mean.
+        std::map<double, std::pair<double, int>> g, p;
+        for (const auto& [it, k] : kl->second) {
+            const double x = std::sqrt(std::max(0.0, k));
+            if (auto a = lab->second.find(it); a != lab->second.end())
+                g[x].first += a->second, ++g[x].second;
+            if (auto b = rm->second.find(it); b != rm->second.end())
+                p[x].first += b->second, ++p[x].second;
+        }
+        auto means = [](const std::map<double, std::pair<double, int>>& m) {
+            std::map<double, double> out;
+            for (const auto& [x, sn] : m)
+                out[x] = sn.first / sn.second;
+            return out;
+        };
+        gold.emplace_back(name, means(g));
+        proxy.emplace_back(name, means(p));
+    }
+    if (gold.empty())
+        return "";
+    auto chart = [](const char* title, const char* ylabel, const auto& sets) {
+        std::vector<chart_series> cs;
+        for (const auto& [k, pts] : sets)
+            if (!pts.empty())
+                cs.push_back({k, &pts});
+        return cs.empty() ? std::string()
+                          : svg_chart(title, "sqrt(KL to SFT per response)", ylabel, cs, false);
+    };
+    return "<h2>Over-optimisation (Gao et al. 2022)</h2>\n<p>Each point is one iteration's "
+           "rollouts: the labeler's mean score (the gold reward) and the reward model's mean "
+           "score (the proxy the policy optimises), against the square root of the policy's KL "
+           "to the SFT model per response.</p>\n" +
+           chart("Labeler score (gold) vs sqrt KL", "labeler score", gold) +
+           chart("Reward-model score (proxy) vs sqrt KL", "RM score", proxy);
+}
+
 } // namespace report_detail
 
 using report_detail::metrics_table;
@@ -360,6 +409,7 @@ inline report build_report(const std::filesystem::path& dir, const std::string& 
            "</style>\n</head>\n<body>\n<h1>" +
            escape(name) + "</h1>\n<p>From " +
            escape(fs::absolute(dir).lexically_normal().string()) + ".</p>\n";
+    html += overoptimisation_html(tables);
     for (const auto& t : tables)
         html += table_html(t);
     html += "</body>\n</html>\n";
