@@ -62,12 +62,21 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--value-warmup", o.value_warmup,
                   "PPO iterations that train only the value model before the policy moves");
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
+    c->add_option("--rlhf-rounds", o.rlhf_rounds,
+                  "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
+                  "round the RM continues training on comparisons of the policy's own samples")
+        ->check(CLI::Range(1, 10));
+    c->add_option("--round-rm-prompts", o.round_rm_prompts,
+                  "Iterated RLHF: RM prompts whose policy samples are ranked before each later "
+                  "round")
+        ->check(CLI::PositiveNumber);
     c->add_option("--oracle-reward", o.oracle_reward,
                   "Ablation: PPO is rewarded by this times the labeler's own score instead of "
                   "the reward model (the RM's ceiling)");
     c->add_option("--methods", o.methods,
                   "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
-                  "rloo (default: all five, estimated to fit the 20-minute budget on 2 idle cores; "
+                  "rloo, or none (SFT only) (default: all five, estimated to fit the 20-minute "
+                  "budget on 2 idle cores; "
                   "docs/pipeline.md)");
     c->add_option("--dpo-beta", o.dpo_beta,
                   "DPO beta: the implicit reward is beta (log pi - log pi_SFT)");

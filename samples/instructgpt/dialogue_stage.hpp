@@ -30,6 +30,7 @@
 #include <gptx/train/sft.hpp>
 
 #include "../tasks/dialogue_tasks.hpp"
+#include "labeling.hpp"
 
 namespace gptx::instructgpt {
 
@@ -42,9 +43,11 @@ struct dialogue_sizes {
     int sft_epochs = 4, sft_batch = 16;
     float sft_lr = 3e-4f;
     int rm_conversations = 1600, rm_val_conversations = 100, rm_k = 4, rm_batch = 8;
+    int rm_hot = 2; // of the K alternatives, this many sampled at rm_hot_temperature
+    float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
-    int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16;
+    int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
     // PPO settings: gptx pipeline sets them from its own options (cli/pipeline.cpp,
     // dialogue_sizes_for), so both RLHF stages train alike.
     float ppo_lr = 1e-5f, value_lr = 1e-4f;
@@ -82,9 +85,12 @@ template <shape S> struct dialogue_stage_inputs {
 struct dialogue_stage_result {
     double rm_accuracy = 0;
     std::size_t rm_pairs = 0;
-    win_rate win;                       // dialogue RLHF over dialogue SFT, per conversation
-    double sft_mean = 0, rlhf_mean = 0; // labeler mean per turn
+    win_rate win; // dialogue RLHF over dialogue SFT: the labeler on each conversation's last turn
+    double sft_last = 0, rlhf_last = 0;             // labeler mean on the last turn
+    double sft_mean = 0, rlhf_mean = 0;             // labeler mean per turn, every turn
+    double sft_exact_last = 0, rlhf_exact_last = 0; // last turn exact, ended
     std::size_t conversations = 0, turns = 0;
+    double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
 };
 
 namespace detail {
@@ -95,7 +101,7 @@ namespace detail {
 struct rolled_out {
     std::vector<conversation> convs; // user messages with the model's replies
     std::vector<std::vector<double>> scores;
-    std::vector<std::vector<bool>> ended;
+    std::vector<std::vector<bool>> ended, exact;
 };
 template <class Model>
 rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format& fmt,
@@ -105,6 +111,7 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
     out.convs.resize(dialogues.size());
     out.scores.resize(dialogues.size());
     out.ended.resize(dialogues.size());
+    out.exact.resize(dialogues.size());
     const int T = model.context();
     std::vector<std::vector<std::string>> users(dialogues.size());
     std::size_t turns = 0;
@@ -143,6 +150,7 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
             auto& c = out.convs[who[k]];
             out.scores[who[k]].push_back(lab.score(c, reply, ended));
             out.ended[who[k]].push_back(ended);
+            out.exact[who[k]].push_back(ended && reply == dialogue_labeler::task_of(c).answer);
             c.push_back({chat_role::assistant, reply});
         }
     }
@@ -150,13 +158,14 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
 }
 
 // ChatGPT's comparisons: roll the conversation out with the model, pick one model-written reply,
-// sample K alternatives to it and rank them with the labeler (best first; duplicates and ties
-// dropped, conversations left with fewer than two dropped).
+// sample K alternatives to it (the last `hot` at hot_temperature, as the instruction stage's
+// comparisons do) and rank them with the labeler (rank_responses: best first, duplicates and
+// ties dropped; conversations left with fewer than two dropped).
 template <class Model>
 std::vector<dialogue_comparison>
 make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_format& fmt,
                           const std::vector<conversation>& dialogues, int K, int max_new,
-                          std::uint64_t seed) {
+                          std::uint64_t seed, int hot = 0, float hot_temperature = 1.0f) {
     const rolled_out ro = roll_out(model, tok, fmt, dialogues, max_new, 1.0f, seed);
     rng r(mix64(seed ^ 0xc0ffee));
     std::vector<conversation> contexts;
@@ -170,17 +179,22 @@ make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_f
             fmt.format(tok, ctx,
                        {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1})
                 .tokens;
-        for (int k = 0; k < K; ++k)
-            prompts.push_back(p);
+        prompts.push_back(p);
         contexts.push_back(std::move(ctx));
     }
-    const auto gen = sample_responses(model, prompts, max_new, {1.0f, 0, 1.0f, seed + 99}, fmt.end);
+    // gen[k][i]: alternative k to conversation i.
+    std::vector<std::vector<generation>> gen;
+    for (int k = 0; k < K; ++k) {
+        const float t = k >= K - hot ? hot_temperature : 1.0f;
+        gen.push_back(sample_responses(model, prompts, max_new,
+                                       {t, 0, 1.0f, mix64(seed + 99 + std::uint64_t(k))}, fmt.end));
+    }
     const dialogue_labeler lab;
     std::vector<dialogue_comparison> out;
     for (std::size_t i = 0; i < contexts.size(); ++i) {
         std::vector<std::pair<double, std::string>> scored;
         for (int k = 0; k < K; ++k) {
-            const auto& g = gen[i * std::size_t(K) + std::size_t(k)];
+            const auto& g = gen[std::size_t(k)][i];
             std::vector<int> ids = g.tokens;
             bool ended = g.reason == stop_reason::end_of_text;
             for (std::size_t t = 0; t < ids.size(); ++t)
@@ -192,17 +206,7 @@ make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_f
             // A cut reply is ranked as written; the RM sees it closed by <|end|> either way.
             scored.emplace_back(lab.score(contexts[i], tok.decode(ids), ended), tok.decode(ids));
         }
-        std::stable_sort(scored.begin(), scored.end(),
-                         [](const auto& a, const auto& b) { return a.first > b.first; });
-        dialogue_comparison dc{contexts[i], {}, 0};
-        std::unordered_set<std::string> seen;
-        double last = 0;
-        for (const auto& [s, text] : scored) {
-            if ((!dc.responses.empty() && std::abs(s - last) < 1e-9) || !seen.insert(text).second)
-                continue;
-            dc.responses.push_back(text);
-            last = s;
-        }
+        dialogue_comparison dc{contexts[i], rank_responses(std::move(scored)), 0};
         if (dc.responses.size() >= 2)
             out.push_back(std::move(dc));
     }
@@ -229,6 +233,67 @@ tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const 
         out.groups.push_back(std::move(g));
     }
     return out;
+}
+
+// The generation prompts of a conversation: every prefix ending at a user message, formatted
+// with the assistant marker and room for a reply of max_new tokens and its <|end|>; a prefix that
+// would have to drop earlier turns to fit the context is left out.
+inline std::vector<std::vector<int>> reply_prompts(const conversation& c, const tokenizer& tok,
+                                                   const chat_format& fmt, int T, int max_new) {
+    std::vector<std::vector<int>> out;
+    for (std::size_t j = 0; j < c.size(); ++j) {
+        if (c[j].role != chat_role::user)
+            continue;
+        const conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
+        const auto p = fmt.format(
+            tok, prefix, {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1});
+        if (p.dropped == 0)
+            out.push_back(p.tokens);
+    }
+    return out;
+}
+
+// Whether every user turn of c, with c's own replies as the history, is answered in full
+// context: no turn's prompt drops an earlier exchange.
+inline bool every_turn_fits(const conversation& c, const tokenizer& tok, const chat_format& fmt,
+                            int T, int max_new) {
+    const auto users = std::count_if(
+        c.begin(), c.end(), [](const chat_message& m) { return m.role == chat_role::user; });
+    return std::ptrdiff_t(reply_prompts(c, tok, fmt, T, max_new).size()) == users;
+}
+
+// The judgement of two models' roll-outs of the same conversations: the labeler's score of each
+// conversation's last reply decides (each model wrote its own history), b against a; the means
+// per turn are reported beside it.
+inline void judge_last_turns(const rolled_out& a, const rolled_out& b, dialogue_stage_result& r) {
+    GPTX_CHECK(a.scores.size() == b.scores.size(), "dialogue judgement: ", a.scores.size(),
+               " against ", b.scores.size(), " conversations");
+    double sa = 0, sb = 0;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.scores.size(); ++i) {
+        GPTX_CHECK(!a.scores[i].empty() && a.scores[i].size() == b.scores[i].size(),
+                   "dialogue judgement: conversation ", i, " has ", a.scores[i].size(), " and ",
+                   b.scores[i].size(), " turns");
+        for (std::size_t j = 0; j < a.scores[i].size(); ++j) {
+            sa += a.scores[i][j];
+            sb += b.scores[i][j];
+        }
+        r.turns += a.scores[i].size();
+        r.win.add(b.scores[i].back(), a.scores[i].back());
+        r.sft_last += a.scores[i].back();
+        r.rlhf_last += b.scores[i].back();
+        r.sft_exact_last += a.exact[i].back() ? 1 : 0;
+        r.rlhf_exact_last += b.exact[i].back() ? 1 : 0;
+        ++n;
+    }
+    const double nn = double(std::max<std::size_t>(1, n)),
+                 turns = double(std::max<std::size_t>(1, r.turns));
+    r.sft_last /= nn;
+    r.rlhf_last /= nn;
+    r.sft_exact_last /= nn;
+    r.rlhf_exact_last /= nn;
+    r.sft_mean = sa / turns;
+    r.rlhf_mean = sb / turns;
 }
 
 } // namespace detail
@@ -260,16 +325,28 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         return out;
     };
     // Held-out conversations first, so every other set excludes their openings.
-    // Dialogues in the compact phrasing (the context is small); those whose correct replies would
-    // not fit the context are left out, so no reference points at a dropped turn.
+    // Dialogues in the compact phrasing (the context is small). Demonstrations must fit the
+    // context whole; the conversations a model answers turn by turn (RM, PPO, evaluation) must
+    // let every turn be answered with its whole history and the room kept for the reply, so no
+    // turn refers to a dropped one (with the reference replies as the history: a model that
+    // writes longer replies can still push its first exchange out).
     auto make = [&](std::uint64_t salt, int n, int lo, int hi, int budget) {
         return fits(make_dialogues(mix64(in.seed ^ salt), n, lo, hi, &used, true), budget);
     };
-    const auto eval_dialogues = make(0xe7a1, z.eval_conversations, 2, 3, T - 4);
+    // Drawn four times over, the first n that fit are kept (fewer only if four times n do not
+    // hold n; the stage prints the counts).
+    auto make_answerable = [&](std::uint64_t salt, int n, int lo, int hi) {
+        std::vector<conversation> out;
+        for (auto& c : make_dialogues(mix64(in.seed ^ salt), 4 * n, lo, hi, &used, true))
+            if (int(out.size()) < n && every_turn_fits(c, tok, fmt, T, z.max_new))
+                out.push_back(std::move(c));
+        return out;
+    };
+    const auto eval_dialogues = make_answerable(0xe7a1, z.eval_conversations, 2, 3);
     const auto native = make(0xd1a1, z.native, 1, 3, T + 1);
-    const auto rm_dialogues = make(0x7a31, z.rm_conversations, 1, 3, T - 4);
-    const auto rm_val_dialogues = make(0x7a41, z.rm_val_conversations, 1, 3, T - 4);
-    const auto ppo_dialogues = make(0x9901, z.ppo_conversations, 1, 3, T - 4);
+    const auto rm_dialogues = make_answerable(0x7a31, z.rm_conversations, 1, 3);
+    const auto rm_val_dialogues = make_answerable(0x7a41, z.rm_val_conversations, 1, 3);
+    const auto ppo_dialogues = make_answerable(0x9901, z.ppo_conversations, 1, 3);
     const auto converted = dialogues_of(read_sft_jsonl(dir / "sft.jsonl"));
     write_dialogues_jsonl(dir / "dialogues_native.jsonl", native);
     write_dialogues_jsonl(dir / "dialogues_eval.jsonl", eval_dialogues);
@@ -301,12 +378,14 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     }
 
     // ---- comparisons as ChatGPT's, and the reward model ----------------------------------------
-    write_dialogue_comparisons(
-        dir / "dialogue_comparisons.jsonl",
-        make_dialogue_comparisons(*sft, tok, fmt, rm_dialogues, z.rm_k, z.max_new, in.seed + 23));
+    write_dialogue_comparisons(dir / "dialogue_comparisons.jsonl",
+                               make_dialogue_comparisons(*sft, tok, fmt, rm_dialogues, z.rm_k,
+                                                         z.max_new, in.seed + 23, z.rm_hot,
+                                                         z.rm_hot_temperature));
     write_dialogue_comparisons(dir / "dialogue_comparisons_val.jsonl",
                                make_dialogue_comparisons(*sft, tok, fmt, rm_val_dialogues, z.rm_k,
-                                                         z.max_new, in.seed + 24));
+                                                         z.max_new, in.seed + 24, z.rm_hot,
+                                                         z.rm_hot_temperature));
     const auto rm_train = tokenize_dialogue_comparisons(
         read_dialogue_comparisons(dir / "dialogue_comparisons.jsonl"), tok, fmt, T);
     const auto rm_val = tokenize_dialogue_comparisons(
@@ -339,18 +418,14 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                     rm_train.pairs(), rm_val.pairs(), res.rm_accuracy);
     }
 
-    // ---- PPO-ptx on conversation prefixes ending at the assistant marker
-    // -------------------------
+    // ---- PPO-ptx on conversation prefixes ending at the assistant marker ---------------------
+    // The histories are the SFT model's own replies, as the RM's comparisons and the evaluation
+    // have them (a chat's history is what the model wrote, not the reference).
     std::vector<std::vector<int>> prompts;
-    for (const auto& c : ppo_dialogues)
-        for (std::size_t j = 0; j < c.size(); j += 2) {
-            const conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
-            const auto p =
-                fmt.format(tok, prefix,
-                           {.max_tokens = T, .generation_prompt = true, .reserve = z.max_new + 1});
-            if (p.dropped == 0)
-                prompts.push_back(p.tokens);
-        }
+    for (const auto& c :
+         roll_out(*sft, tok, fmt, ppo_dialogues, z.max_new, 1.0f, in.seed + 29).convs)
+        for (auto& p : reply_prompts(c, tok, fmt, T, z.max_new))
+            prompts.push_back(std::move(p));
     auto policy = std::make_unique<model_t>(sft->config());
     copy_params(*policy, *sft);
     {
@@ -361,6 +436,10 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         pc.rollouts = z.rollouts;
         pc.max_new_tokens = z.max_new;
         pc.minibatch = z.ppo_minibatch;
+        pc.epochs = z.ppo_epochs;
+        // A reply that opens another turn's marker is cut there, not ended (as the labeler and
+        // the comparisons see it); the RM reads it closed by <|end|>, as it was ranked.
+        pc.stop_tokens = {fmt.system, fmt.user, fmt.assistant, in.end_of_text};
         pc.lr = z.ppo_lr;
         pc.value_lr = z.value_lr;
         pc.value_warmup = z.value_warmup;
@@ -381,15 +460,19 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                       {"kl", m.kl},
                                       {"entropy", m.entropy},
                                       {"ptx_loss", m.ptx_loss},
+                                      {"response_length", m.response_length},
+                                      {"ended", m.ended},
+                                      {"stopped", m.stopped},
                                       {"ms", m.ms}}
                            .dump()
                     << "\n";
             if (m.iteration % std::max(1, z.ppo_iters / 10) == 0 || m.iteration == 1)
                 std::printf("dialogue ppo-ptx %lld/%d | score %.3f | kl %.4f | entropy %.3f | ptx "
-                            "%.3f | len %.1f | %.0f ms\n",
+                            "%.3f | len %.1f | cut at a marker %.3f | %.0f ms\n",
                             static_cast<long long>(m.iteration), z.ppo_iters, m.score, m.kl,
-                            m.entropy, m.ptx_loss, m.response_length, m.ms);
+                            m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
             std::fflush(stdout);
+            res.ppo_stopped = m.stopped;
         }
     }
     save_checkpoint<S>(dir / "chat.gptx", *policy, nullptr, tok, {});
@@ -399,21 +482,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         roll_out(*sft, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
     const auto b =
         roll_out(*policy, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
-    double sa = 0, sb = 0;
-    for (std::size_t i = 0; i < eval_dialogues.size(); ++i) {
-        double ma = 0, mb = 0;
-        for (std::size_t j = 0; j < a.scores[i].size(); ++j) {
-            ma += a.scores[i][j];
-            mb += b.scores[i][j];
-        }
-        sa += ma;
-        sb += mb;
-        res.turns += a.scores[i].size();
-        res.win.add(mb, ma);
-    }
+    judge_last_turns(a, b, res);
     res.conversations = eval_dialogues.size();
-    res.sft_mean = sa / double(std::max<std::size_t>(1, res.turns));
-    res.rlhf_mean = sb / double(std::max<std::size_t>(1, res.turns));
     {
         std::ofstream s(dir / "chat_samples.txt");
         for (std::size_t i = 0; i < std::min<std::size_t>(20, eval_dialogues.size()); ++i) {
@@ -430,11 +500,13 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
 inline void print_dialogue_row(const dialogue_stage_result& d) {
     const auto r = d.win.rate();
     // A row of the pipeline's method table: the win rate and labeler mean columns.
-    std::printf("| dialogue: chat model (PPO-ptx) win rate over dialogue SFT, %zu held-out "
-                "multi-turn conversations (dialogue RM accuracy %.1f%%) | %.1f%% [%.1f, %.1f] "
-                "(%zu/%zu/%zu) | %.3f per turn (dialogue SFT %.3f) | | | | | | |\n",
+    std::printf("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn of %zu "
+                "held-out multi-turn conversations (dialogue RM accuracy %.1f%%) | %.1f%% [%.1f, "
+                "%.1f] (%zu/%zu/%zu) | %.3f last turn, %.3f per turn (dialogue SFT %.3f, %.3f) | "
+                "%.1f%% last turn (dialogue SFT %.1f%%) | | | | | |\n",
                 d.conversations, 100 * d.rm_accuracy, 100 * r.p, 100 * r.low, 100 * r.high,
-                d.win.wins, d.win.ties, d.win.losses, d.rlhf_mean, d.sft_mean);
+                d.win.wins, d.win.ties, d.win.losses, d.rlhf_last, d.rlhf_mean, d.sft_last,
+                d.sft_mean, 100 * d.rlhf_exact_last, 100 * d.sft_exact_last);
 }
 
 } // namespace gptx::instructgpt

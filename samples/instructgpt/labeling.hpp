@@ -72,6 +72,25 @@ inline std::vector<std::string> prompts_of(const std::vector<task>& ts) {
     return out;
 }
 
+// A labeler's ranking of (score, response) pairs: best first, in drawing order among equal
+// scores; a response equal to one already kept, or scoring the same as the one before it (a
+// tie has no order to learn), is dropped.
+inline std::vector<std::string> rank_responses(std::vector<std::pair<double, std::string>> scored) {
+    std::stable_sort(scored.begin(), scored.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<std::string> out;
+    std::unordered_set<std::string> seen;
+    double last = 0;
+    for (auto& [s, r] : scored) {
+        if ((!out.empty() && std::abs(s - last) < 1e-9) || seen.count(r))
+            continue;
+        seen.insert(r);
+        out.push_back(std::move(r));
+        last = s;
+    }
+    return out;
+}
+
 // Ranked comparisons as InstructGPT makes them: K responses for each prompt, ranked by the
 // labeler, best first. The paper's comparisons rank outputs of several models; ours come from the
 // SFT model at temperature 1 and, for the last `hot` of the K, at `hot_temperature`: a more
@@ -102,17 +121,7 @@ std::vector<comparison> make_comparisons(const Model& sft, const tokenizer& tok,
                 lab.score(t, tok.decode(g.tokens), g.reason == stop_reason::end_of_text),
                 tok.decode(g.tokens));
         }
-        std::stable_sort(scored.begin(), scored.end(),
-                         [](const auto& a, const auto& b) { return a.first > b.first; });
-        comparison c{prompts[i], {}, 0};
-        double last = 0;
-        std::unordered_set<std::string> seen;
-        for (const auto& [s, r] : scored) {
-            if ((!c.responses.empty() && std::abs(s - last) < 1e-9) || !seen.insert(r).second)
-                continue;
-            c.responses.push_back(r);
-            last = s;
-        }
+        comparison c{prompts[i], rank_responses(std::move(scored)), 0};
         if (c.responses.size() >= 2)
             out.push_back(std::move(c));
     }

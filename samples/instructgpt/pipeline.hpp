@@ -54,6 +54,10 @@ struct pipeline_options {
     double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
+    // Iterated RLHF (InstructGPT, ChatGPT): PPO's iterations split over this many rounds; before
+    // each round after the first, the RM continues training on comparisons of the current
+    // policy's samples (round_rm_prompts prompts, K each) added to those so far.
+    int rlhf_rounds = 1, round_rm_prompts = 3000;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     // The methods after SFT, each a row of the table (parse_methods lists them). All five are
     // estimated, from each stage's CPU seconds, to fit the 20-minute budget on 2 idle cores
@@ -85,6 +89,10 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.sft_epochs = o.sft_epochs;
     d.ppo_iters = o.ppo_iters;
     d.rollouts = o.rollouts;
+    d.ppo_minibatch = o.ppo_minibatch; // the same number of updates per iteration
+    d.ppo_epochs = o.ppo_epochs;
+    d.rm_hot = o.rm_hot;
+    d.rm_hot_temperature = o.rm_hot_temperature;
     d.eval_conversations = o.eval_prompts;
     if (o.dialogue_rm_conversations > 0)
         d.rm_conversations = o.dialogue_rm_conversations;
@@ -146,12 +154,14 @@ inline const std::vector<std::string>& all_methods() {
 }
 inline std::vector<std::string> parse_methods(const std::string& list) {
     std::vector<std::string> named;
+    if (list == "none") // SFT (and the dialogue stage) only
+        return named;
     for (std::size_t at = 0; at <= list.size();) {
         const std::size_t comma = std::min(list.find(',', at), list.size());
         const std::string m = list.substr(at, comma - at);
         GPTX_CHECK(std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(),
                    "--methods: unknown method '", m,
-                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo)");
+                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo, or none alone)");
         named.push_back(m);
         at = comma + 1;
     }
@@ -162,46 +172,84 @@ inline std::vector<std::string> parse_methods(const std::string& list) {
     return out;
 }
 
+// What the labeler thinks of the rollouts the reward function scored since the last reset:
+// the over-optimisation curve's gold score (Gao et al. 2022) beside the RM's.
+struct reward_tally {
+    double labeler = 0, rm = 0;
+    std::size_t n = 0;
+    void reset() { *this = {}; }
+    double labeler_mean() const { return n ? labeler / double(n) : 0.0; }
+    double rm_mean() const { return n ? rm / double(n) : 0.0; }
+};
+
 // The reward of PPO, GRPO and RLOO: the reward model, or with --oracle-reward the labeler itself.
+// Every scored response is also labelled into `tally` (when given).
 inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
-                                 const tokenizer& tok) {
-    return [&o, &rm, &tok](const int* tokens, int B, int Tn, const int* ends) {
-        if (o.oracle_reward <= 0)
-            return rm.score(tokens, B, Tn, ends);
-        // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that hit
-        // the length cap did not end.
-        const labeler lab;
-        std::vector<float> out(B);
-        for (int b = 0; b < B; ++b) {
-            const int* row = tokens + std::size_t(b) * Tn;
-            const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
-            const auto at = text.find("\nA: ");
-            const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
-            const bool ended = int(resp.size()) < o.max_new;
-            out[b] = float(o.oracle_reward * lab.score(prompt, resp, ended));
+                                 const tokenizer& tok, reward_tally* tally = nullptr) {
+    return [&o, &rm, &tok, tally](const int* tokens, int B, int Tn, const int* ends) {
+        std::vector<float> gold(B);
+        if (o.oracle_reward > 0 || tally) {
+            // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that
+            // hit the length cap did not end.
+            const labeler lab;
+            for (int b = 0; b < B; ++b) {
+                const int* row = tokens + std::size_t(b) * Tn;
+                const std::string text = tok.decode(std::vector<int>(row + 1, row + ends[b]));
+                const auto at = text.find("\nA: ");
+                const std::string prompt = text.substr(0, at + 4), resp = text.substr(at + 4);
+                const bool ended = int(resp.size()) < o.max_new;
+                gold[b] = float(lab.score(prompt, resp, ended));
+            }
         }
+        std::vector<float> out;
+        if (o.oracle_reward > 0)
+            for (float g : gold)
+                out.push_back(float(o.oracle_reward * g));
+        else
+            out = rm.score(tokens, B, Tn, ends);
+        if (tally)
+            for (int b = 0; b < B; ++b) {
+                tally->labeler += gold[b];
+                tally->rm += out[b];
+                ++tally->n;
+            }
         return out;
     };
 }
 
 // o.ppo_iters iterations of an RL trainer (PPO, GRPO, RLOO) with a progress bar, a metrics line
 // per iteration and a printed line at every tenth; fields(m) names what both show.
+// With a tally, each line also has the labeler's mean on the iteration's rollouts. A later
+// round of iterated RLHF appends to the file, numbering its iterations on from `done`.
+struct iteration_log {
+    int iters = -1; // -1: o.ppo_iters
+    reward_tally* tally = nullptr;
+    int done = 0;   // iterations of earlier rounds
+    int total = -1; // of all rounds, for the printed lines; -1: iters
+};
 template <class Trainer, class Fields>
 void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
-                    const fs::path& metrics_file, Fields&& fields) {
-    std::ofstream metrics(metrics_file);
-    progress bar(name, o.ppo_iters, {.unit = "iter"});
-    for (int it = 0; it < o.ppo_iters; ++it) {
+                    const fs::path& metrics_file, Fields&& fields, iteration_log log = {}) {
+    const int iters = log.iters < 0 ? o.ppo_iters : log.iters;
+    const int total = log.total < 0 ? iters : log.total;
+    std::ofstream metrics(metrics_file, log.done > 0 ? std::ios::app : std::ios::trunc);
+    progress bar(name, iters, {.unit = "iter"});
+    for (int it = 0; it < iters; ++it) {
+        if (log.tally)
+            log.tally->reset();
         const auto m = tr.iteration();
-        bar.update(m.iteration);
-        const metrics_map shown = fields(m);
-        metrics_map line{{"iteration", double(m.iteration)}};
+        bar.update(it + 1);
+        metrics_map shown = fields(m);
+        if (log.tally)
+            shown.emplace_back("labeler", log.tally->labeler_mean());
+        const std::int64_t iteration = log.done + m.iteration;
+        metrics_map line{{"iteration", double(iteration)}};
         line.insert(line.end(), shown.begin(), shown.end());
         line.emplace_back("ms", m.ms);
         metrics << gptx::detail::json_line(line) << "\n";
-        if (m.iteration % std::max(1, o.ppo_iters / 10) == 0 || m.iteration == 1) {
+        if (iteration % std::max(1, total / 10) == 0 || iteration == 1) {
             progress::clear_line();
-            std::printf("%s %lld/%d", name, static_cast<long long>(m.iteration), o.ppo_iters);
+            std::printf("%s %lld/%d", name, static_cast<long long>(iteration), total);
             for (const auto& [k, v] : shown)
                 std::printf(" | %s %.4g", k.c_str(), v);
             std::printf(" | %.0f ms\n", m.ms);
@@ -210,51 +258,154 @@ void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
     }
 }
 
+// The reward model's held-out pairwise accuracy on comparisons of `model`'s own samples (K at
+// temperature 1 to each prompt, ranked by the labeler): how well the RM judges what a policy
+// writes now, rather than what SFT wrote when the RM was trained.
+inline std::optional<reward_eval>
+rm_on_samples_of(const pipeline_options& o, const pipeline_model& model,
+                 reward_model<pipeline_shape>& rm, const tokenizer& tok,
+                 const std::vector<std::string>& prompts, std::uint64_t seed) {
+    const int eot = tok.vocab_size();
+    const auto cmp = tokenize_for_rm(
+        make_comparisons(model, tok, prompts, o.rm_k, o.max_new, eot, seed), tok, eot, o.context);
+    if (cmp.groups.empty())
+        return std::nullopt; // every prompt's samples tied: nothing to rank
+    reward_objective obj(rm);
+    return evaluate_rewards(rm.trunk(), obj, cmp, o.rm_batch, eot);
+}
+
+// What iterated RLHF's later rounds need from the RM stage.
+struct rlhf_data {
+    const tokenized_comparisons* rm_train = nullptr; // the SFT samples' comparisons
+    std::vector<std::string> rm_prompts, rm_val_prompts;
+    std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
+};
+
+struct ppo_stage_result {
+    std::unique_ptr<pipeline_model> policy;
+    // Per round: the RM's accuracy on the policy's samples at the round's end, before any
+    // retraining (nullopt: all tied), and, from round 2, after retraining at its start.
+    std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
+};
+
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
-// --oracle-reward, the labeler itself), one metrics line per iteration in dir/metrics_file.
-inline std::unique_ptr<pipeline_model>
-ppo_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_shape>& rm,
-          const tokenizer& tok, const std::vector<std::vector<int>>& ppo_prompt_tokens,
-          const std::vector<int>& ptx_tokens, double ptx_coef, const char* name,
-          const fs::path& metrics_file) {
+// --oracle-reward, the labeler itself), one metrics line per iteration in dir/metrics_file, with
+// the labeler's mean on the rollouts beside the RM's. With o.rlhf_rounds > 1 (iterated RLHF),
+// the iterations are split over the rounds; before each later round a copy of the RM continues
+// training on comparisons of the current policy's samples added to all earlier ones, and PPO
+// continues from the current policy and critic against it.
+inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft,
+                                  const reward_model<pipeline_shape>& rm0, const tokenizer& tok,
+                                  const std::vector<std::vector<int>>& ppo_prompt_tokens,
+                                  const std::vector<int>& ptx_tokens, double ptx_coef,
+                                  const char* name, const fs::path& metrics_file,
+                                  const rlhf_data& data) {
     using model_t = pipeline_model;
     const model_config cfg = sft.config();
     const int T = o.context, eot = tok.vocab_size();
-    auto policy = std::make_unique<model_t>(cfg);
-    copy_params(*policy, sft);
+    const int rounds = std::max(1, o.rlhf_rounds);
+    GPTX_CHECK(rounds <= o.ppo_iters, "--rlhf-rounds ", rounds, " exceeds --ppo-iters ",
+               o.ppo_iters, " (every round needs an iteration)");
+    GPTX_CHECK(rounds == 1 || !data.rm_prompts.empty(), "iterated RLHF needs RM prompts");
+    ppo_stage_result res;
+    res.policy = std::make_unique<model_t>(cfg);
+    model_t& policy = *res.policy;
+    copy_params(policy, sft);
+    auto copy_head = [](linear_head<float>& dst, const linear_head<float>& src) {
+        std::copy(src.params().data(), src.params().data() + src.params().size(),
+                  dst.params().data());
+    };
+    reward_model<pipeline_shape> rm(cfg); // this method's RM: later rounds retrain it
+    copy_params(rm.trunk(), rm0.trunk());
+    copy_head(rm.head(), rm0.head());
     model_t value(cfg);
     copy_params(value, rm.trunk());
-    ppo_config pc;
-    pc.end_of_text = eot;
-    pc.rollouts = o.rollouts;
-    pc.max_new_tokens = o.max_new;
-    pc.epochs = o.ppo_epochs;
-    pc.minibatch = o.ppo_minibatch;
-    pc.lr = o.ppo_lr;
-    pc.value_lr = o.value_lr_or_default();
-    pc.value_warmup = o.value_warmup;
-    pc.kl_coef = o.kl_coef;
-    pc.lambda = o.gae_lambda;
-    pc.ptx_coef = ptx_coef;
-    pc.ptx_batch = 4;
-    pc.ptx_context = T;
-    pc.seed = o.seed + 8;
-    const reward_fn rf = pipeline_reward(o, rm, tok);
-    ppo_trainer<model_t> ppo(*policy, sft, value, rm.head(), rf, ppo_prompt_tokens, pc,
-                             ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
-    run_iterations(o, ppo, name, metrics_file, [](const ppo_metrics& m) {
-        return metrics_map{{"score", m.score},
-                           {"kl", m.kl},
-                           {"kl_exact", m.kl_exact},
-                           {"entropy", m.entropy},
-                           {"clip_frac", m.clip_frac},
-                           {"value_loss", m.value_loss},
-                           {"explained_variance", m.explained_variance},
-                           {"ptx_loss", m.ptx_loss},
-                           {"response_length", m.response_length},
-                           {"skipped", double(m.skipped)}};
-    });
-    return policy;
+    linear_head<float> value_head(pipeline_model::C, 1);
+    copy_head(value_head, rm.head());
+    tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
+    if (rounds > 1)
+        seen = *data.rm_train;
+    reward_tally tally;
+    int done = 0;
+    for (int round = 1; round <= rounds; ++round) {
+        const int iters = o.ppo_iters * round / rounds - o.ppo_iters * (round - 1) / rounds;
+        if (round > 1) {
+            const std::uint64_t salt = std::uint64_t(round) * 1000;
+            // Each round ranks the policy's samples on the next round_rm_prompts RM prompts.
+            const std::size_t have = data.rm_prompts.size(),
+                              n = std::min(have, std::size_t(o.round_rm_prompts));
+            std::vector<std::string> prompts;
+            for (std::size_t i = 0; i < n; ++i)
+                prompts.push_back(data.rm_prompts[(std::size_t(round - 2) * n + i) % have]);
+            const auto fresh =
+                tokenize_for_rm(make_comparisons(policy, tok, prompts, o.rm_k, o.max_new, eot,
+                                                 o.seed + salt, o.rm_hot, o.rm_hot_temperature),
+                                tok, eot, T);
+            const auto val = tokenize_for_rm(
+                make_comparisons(policy, tok, data.rm_val_prompts, o.rm_k, o.max_new, eot,
+                                 o.seed + salt + 1, o.rm_hot, o.rm_hot_temperature),
+                tok, eot, T);
+            GPTX_CHECK(!fresh.groups.empty() && !val.groups.empty(), name, " round ", round,
+                       ": the policy's samples gave no comparisons (every response tied)");
+            seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
+            adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+            run_options ro;
+            ro.progress_label = "rm round";
+            ro.checkpoint_name = "(none)";
+            const reward_eval e = train_reward_model(
+                rm, opt, seen, val, eot,
+                {.epochs = 1, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + salt + 2}, ro);
+            normalize_reward_bias(rm, data.demo_seqs, eot);
+            res.rm_on_policy_retrained.push_back(
+                rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts, o.seed + salt + 3));
+            progress::clear_line();
+            std::printf("%s round %d: RM retrained on %zu new comparisons of the policy's samples "
+                        "(%zu in all); held-out accuracy %.3f on the policy's samples (with "
+                        "hot ones), %.3f on its temperature-1 samples\n",
+                        name, round, fresh.groups.size(), seen.groups.size(), e.accuracy,
+                        res.rm_on_policy_retrained.back()
+                            ? res.rm_on_policy_retrained.back()->accuracy
+                            : 0.0);
+        }
+        ppo_config pc;
+        pc.end_of_text = eot;
+        pc.rollouts = o.rollouts;
+        pc.max_new_tokens = o.max_new;
+        pc.epochs = o.ppo_epochs;
+        pc.minibatch = o.ppo_minibatch;
+        pc.lr = o.ppo_lr;
+        pc.value_lr = o.value_lr_or_default();
+        pc.value_warmup = std::max(0, o.value_warmup - done); // later rounds keep their critic
+        pc.kl_coef = o.kl_coef;
+        pc.lambda = o.gae_lambda;
+        pc.ptx_coef = ptx_coef;
+        pc.ptx_batch = 4;
+        pc.ptx_context = T;
+        pc.seed = o.seed + 8 + std::uint64_t(round - 1) * 977;
+        ppo_trainer<model_t> ppo(policy, sft, value, value_head,
+                                 pipeline_reward(o, rm, tok, &tally), ppo_prompt_tokens, pc,
+                                 ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
+        run_iterations(o, ppo, name, metrics_file,
+                       [](const ppo_metrics& m) {
+                           return metrics_map{{"score", m.score},
+                                              {"kl", m.kl},
+                                              {"kl_seq", m.kl_seq},
+                                              {"kl_exact", m.kl_exact},
+                                              {"entropy", m.entropy},
+                                              {"clip_frac", m.clip_frac},
+                                              {"value_loss", m.value_loss},
+                                              {"explained_variance", m.explained_variance},
+                                              {"ptx_loss", m.ptx_loss},
+                                              {"response_length", m.response_length},
+                                              {"skipped", double(m.skipped)}};
+                       },
+                       {.iters = iters, .tally = &tally, .done = done, .total = o.ppo_iters});
+        done += iters;
+        copy_head(value_head, ppo.value_head());
+        res.rm_on_policy.push_back(rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts,
+                                                    o.seed + 4000 + std::uint64_t(round)));
+    }
+    return res;
 }
 
 // DPO from the SFT model, which is also the reference (its log-probabilities computed once), on
@@ -314,19 +465,23 @@ group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipelin
                          .kl_coef = o.grpo_kl_coef,
                          .baseline = baseline,
                          .seed = o.seed + 11};
-    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok), prompts, gc);
-    run_iterations(o, tr, name, metrics_file, [](const grpo_metrics& m) {
-        return metrics_map{{"score", m.score},
-                           {"kl", m.kl},
-                           {"kl_exact", m.kl_exact},
-                           {"kl_k3", m.kl_k3},
-                           {"entropy", m.entropy},
-                           {"clip_frac", m.clip_frac},
-                           {"flat_groups", m.flat_groups},
-                           {"policy_loss", m.policy_loss},
-                           {"response_length", m.response_length},
-                           {"skipped", double(m.skipped)}};
-    });
+    reward_tally tally;
+    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok, &tally), prompts, gc);
+    run_iterations(o, tr, name, metrics_file,
+                   [](const grpo_metrics& m) {
+                       return metrics_map{{"score", m.score},
+                                          {"kl", m.kl},
+                                          {"kl_exact", m.kl_exact},
+                                          {"kl_k3", m.kl_k3},
+                                          {"kl_seq", m.kl * m.response_length}, // per response
+                                          {"entropy", m.entropy},
+                                          {"clip_frac", m.clip_frac},
+                                          {"flat_groups", m.flat_groups},
+                                          {"policy_loss", m.policy_loss},
+                                          {"response_length", m.response_length},
+                                          {"skipped", double(m.skipped)}};
+                   },
+                   {.tally = &tally});
     return policy;
 }
 
@@ -491,7 +646,7 @@ inline void run_pipeline(pipeline_options o) {
 
     // ---- comparisons and the reward model -------------------------------------------------------
     tokenized_comparisons rm_train, rm_val;
-    if (!o.evaluate_only) {
+    if (!o.evaluate_only && !methods.empty()) {
         const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new,
                                              eot, o.seed + 3, o.rm_hot, o.rm_hot_temperature);
         const auto rm_val_cmp =
@@ -507,6 +662,12 @@ inline void run_pipeline(pipeline_options o) {
                                         (dir / "comparisons.jsonl").string());
         rm_val = tokenize_comparisons(read_comparisons(dir / "comparisons_val.jsonl"), tok, eot, T,
                                       (dir / "comparisons_val.jsonl").string());
+    }
+    std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
+    for (const auto& d : demo_tokens) {
+        std::vector<int> p{eot};
+        p.insert(p.end(), d.prompt.begin(), d.prompt.end());
+        demo_seqs.push_back(reward_sequence(p, d.response, eot, T));
     }
     reward_model<pipeline_shape> rm(cfg);
     rm.init(o.seed + 5);
@@ -526,12 +687,6 @@ inline void run_pipeline(pipeline_options o) {
                 {.epochs = o.rm_epochs, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + 6}, ro)
                 .accuracy;
         reward_objective obj(rm); // held-out evaluations below
-        std::vector<std::vector<int>> demo_seqs;
-        for (const auto& d : demo_tokens) {
-            std::vector<int> p{eot};
-            p.insert(p.end(), d.prompt.begin(), d.prompt.end());
-            demo_seqs.push_back(reward_sequence(p, d.response, eot, T));
-        }
         const double offset = normalize_reward_bias(rm, demo_seqs, eot);
         progress::clear_line();
         std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
@@ -565,9 +720,12 @@ inline void run_pipeline(pipeline_options o) {
         labelled lab;
         win_rate win;
         double kl = 0, val_loss = 0;
+        // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
+        std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
+    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks), demo_seqs};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
@@ -584,12 +742,14 @@ inline void run_pipeline(pipeline_options o) {
             runs.push_back(std::move(r));
             continue;
         }
-        if (m == "ppo") {
-            r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, 0.0, "ppo",
-                                dir / "ppo_metrics.jsonl");
-        } else if (m == "ppo-ptx") {
-            r.model = ppo_stage(o, *sft, rm, tok, ppo_prompt_tokens, split.train, o.ptx_coef,
-                                "ppo-ptx", dir / "ppo_ptx_metrics.jsonl");
+        if (m == "ppo" || m == "ppo-ptx") {
+            const bool ptx = m == "ppo-ptx";
+            auto st = ppo_stage(
+                o, *sft, rm, tok, ppo_prompt_tokens, split.train, ptx ? o.ptx_coef : 0.0, m.c_str(),
+                dir / (ptx ? "ppo_ptx_metrics.jsonl" : "ppo_metrics.jsonl"), rounds_data);
+            r.model = std::move(st.policy);
+            r.rm_on_policy = std::move(st.rm_on_policy);
+            r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
         } else if (m == "dpo") {
             r.model = dpo_stage(o, *sft, rm_train, rm_val, eot, dir / "dpo_metrics.jsonl");
         } else {
@@ -677,6 +837,20 @@ inline void run_pipeline(pipeline_options o) {
     }
     if (dialogue)
         print_dialogue_row(*dialogue); // dialogue stage (issue #7)
+    // Over-optimisation, seen from the RM's side: how well it ranks each PPO policy's samples.
+    for (const method_run& r : runs)
+        for (std::size_t k = 0; k < r.rm_on_policy.size(); ++k) {
+            std::printf("\n%s round %zu: RM accuracy on the policy's own samples ", r.label.c_str(),
+                        k + 1);
+            if (k > 0 && r.rm_on_policy_retrained[k - 1])
+                std::printf("%.1f%% after retraining, ",
+                            100 * r.rm_on_policy_retrained[k - 1]->accuracy);
+            if (r.rm_on_policy[k])
+                std::printf("%.1f%% at the round's end", 100 * r.rm_on_policy[k]->accuracy);
+            else
+                std::printf("n/a (every sample tied) at the round's end");
+        }
+    std::printf("\n");
     // Where the win rates come from: exact answers per kind of instruction.
     std::map<std::string, std::vector<int>> by_kind; // n, SFT, then each method
     for (std::size_t i = 0; i < eval_tasks.size(); ++i) {
@@ -716,6 +890,16 @@ inline void run_pipeline(pipeline_options o) {
             {"eval_prompts", eval_prompts.size()},
             {"dialogue_win_rate",
              dialogue ? nlohmann::json(dialogue->win.rate().p) : nlohmann::json()}, // issue #7
+            {"dialogue_win_rate_ci",
+             dialogue ? nlohmann::json({dialogue->win.rate().low, dialogue->win.rate().high})
+                      : nlohmann::json()},
+            {"dialogue_conversations",
+             dialogue ? nlohmann::json(dialogue->conversations) : nlohmann::json()},
+            {"dialogue_rm_accuracy",
+             dialogue ? nlohmann::json(dialogue->rm_accuracy) : nlohmann::json()},
+            {"dialogue_ppo_stopped",
+             dialogue ? nlohmann::json(dialogue->ppo_stopped) : nlohmann::json()},
+            {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};
         // Per method m (ppo, ppo_ptx, dpo, grpo, rloo): the keys the table shows.
@@ -732,6 +916,12 @@ inline void run_pipeline(pipeline_options o) {
             j["exact_" + m] = r.lab.exact;
             j[m + "_seconds"] = r.seconds;
             j[m + "_cpu_seconds"] = r.cpu_seconds;
+            if (!r.rm_on_policy.empty()) {
+                nlohmann::json acc = nlohmann::json::array();
+                for (const auto& e : r.rm_on_policy)
+                    acc.push_back(e ? nlohmann::json(e->accuracy) : nlohmann::json());
+                j["rm_accuracy_on_" + m] = acc; // per round, at its end
+            }
         }
         std::printf("%s\n", j.dump().c_str());
     }

@@ -2,6 +2,8 @@
 // JSONL as a one-line error, and the pipeline's --json table on its smoke-test sizes.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -98,21 +100,46 @@ BOOST_AUTO_TEST_CASE(bad_jsonl_is_a_one_line_error) {
 // Label "slow": its own CTest test (cli_slow).
 BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --quick --json --threads 2 --out " + (w.path / "p").string());
+    // Two rounds of iterated RLHF (one PPO iteration each at --quick sizes).
+    const auto r = run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --out " +
+                            (w.path / "p").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const std::string last = r.out.substr(r.out.rfind('{'));
     const auto j = nlohmann::json::parse(last);
-    for (const char* k : {"rm_accuracy", "ppo_win_rate", "ppo_ptx_win_rate", "ppo_kl", "ppo_ptx_kl",
-                          "pretrain_val_loss_sft", "pretrain_val_loss_ppo",
-                          "pretrain_val_loss_ppo_ptx", "dialogue_win_rate"})
-        BOOST_TEST(j.contains(k), k);
+    // Every figure of the table and the lines: present and finite.
+    auto finite = [&](const nlohmann::json& v) {
+        return v.is_number() && std::isfinite(v.get<double>());
+    };
+    for (const char* k :
+         {"rm_accuracy", "ppo_win_rate", "ppo_ptx_win_rate", "ppo_kl", "ppo_ptx_kl",
+          "labeler_mean_sft", "labeler_mean_ppo", "labeler_mean_ppo_ptx", "exact_ppo",
+          "pretrain_val_loss_sft", "pretrain_val_loss_ppo", "pretrain_val_loss_ppo_ptx",
+          "dialogue_win_rate", "dialogue_rm_accuracy", "dialogue_conversations", "seconds"})
+        BOOST_TEST((j.contains(k) && finite(j[k])), k);
+    for (const char* k : {"ppo_win_rate_ci", "ppo_ptx_win_rate_ci", "dialogue_win_rate_ci"})
+        BOOST_TEST((j.contains(k) && j[k].size() == 2 && finite(j[k][0]) && finite(j[k][1]) &&
+                    j[k][0].get<double>() <= j[k][1].get<double>()),
+                   k);
+    // The RM's accuracy on each PPO policy's own samples, per round.
+    BOOST_TEST(j["rlhf_rounds"].get<int>() == 2);
+    BOOST_TEST(j["rm_accuracy_on_ppo"].size() == 2u);
     BOOST_TEST(j["ppo_kl"].get<double>() >= 0.0);
-    BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) win rate over dialogue SFT") !=
+    BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn") !=
                std::string::npos);
+    BOOST_TEST(r.out.find("ppo round 2: RM retrained on") != std::string::npos, r.out);
     for (const char* f :
          {"sft.jsonl", "comparisons.jsonl", "ppo_prompts.jsonl", "pretrain_train.bin",
           "dialogue_sft.jsonl", "dialogue_comparisons.jsonl", "chat.gptx"})
         BOOST_TEST(fs::exists(w.path / "p" / f), f);
+    // The PPO metrics carry the labeler's score beside the RM's, numbered on across rounds, so
+    // gptx report draws the over-optimisation curves.
+    const std::string ppo = read_all(w.path / "p" / "ppo_metrics.jsonl");
+    BOOST_TEST(ppo.find("\"iteration\":2") != std::string::npos, ppo);
+    BOOST_TEST(ppo.find("\"labeler\":") != std::string::npos, ppo);
+    BOOST_TEST(ppo.find("\"kl_seq\":") != std::string::npos, ppo);
+    BOOST_TEST_REQUIRE(run_gptx("report " + (w.path / "p").string()).code == 0);
+    BOOST_TEST(read_all(w.path / "p" / "report.html").find("Labeler score (gold) vs sqrt KL") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

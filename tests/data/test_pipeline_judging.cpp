@@ -1,0 +1,145 @@
+// Tests of what produces `gptx pipeline`'s headline numbers (samples/instructgpt/): the labeler's
+// ranking into comparisons, the labelling of responses (mean, exact, padded), the dialogue
+// stage's conversations and the judgement of the last turn, and comparisons made from a model's
+// samples. A change that breaks the table fails here, not only in a rerun.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <instructgpt/dialogue_stage.hpp>
+
+#include "support/shapes.hpp"
+
+using namespace gptx;
+using namespace gptx::instructgpt;
+
+namespace {
+
+// A char tokenizer that knows every character of the task family's prompts and answers.
+tokenizer judging_tokenizer() { return make_tokenizer("char", make_pretraining_corpus(3, 20000)); }
+
+generation generated(const tokenizer& tok, const std::string& text, bool ended) {
+    return {tok.encode(text), text, ended ? stop_reason::end_of_text : stop_reason::length};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(pipeline_judging)
+
+BOOST_AUTO_TEST_CASE(rank_responses_orders_best_first_and_drops_ties_and_duplicates) {
+    const auto r = rank_responses({{0.5, "b"}, {0.9, "a"}, {0.5, "c"}, {0.9, "a"}, {0.1, "d"}});
+    // "a" once; "b" and "c" tie, the first drawn is kept; "d" last.
+    BOOST_TEST(r == (std::vector<std::string>{"a", "b", "d"}), boost::test_tools::per_element());
+    BOOST_TEST(rank_responses({{0.3, "x"}, {0.3, "y"}}).size() == 1u); // a tie: nothing to learn
+    BOOST_TEST(rank_responses({}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(label_responses_scores_exactness_endings_and_padding) {
+    const tokenizer tok = judging_tokenizer();
+    const std::vector<std::string> prompts{task_prompt("reverse kopa"), task_prompt("reverse kopa"),
+                                           task_prompt("length of kopa"),
+                                           task_prompt("uppercase kopa")};
+    const std::vector<generation> gen{
+        generated(tok, "apok", true),         // exact and ended: 1
+        generated(tok, "apok i think", true), // correct but padded: not exact
+        generated(tok, "4", false),           // right, but the cap cut it: 0.8
+        generated(tok, "KOPB", true),         // one letter wrong: 0.2 + 0.8 * 0.5 * 3/4
+    };
+    const labelled l = label_responses(prompts, gen, tok);
+    BOOST_TEST_REQUIRE(l.scores.size() == 4u);
+    BOOST_TEST(l.scores[0] == 1.0, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.scores[1] == 0.2 + 0.8 * 0.5 * (1.0 - 8.0 / 12.0),
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.scores[2] == 0.8, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.scores[3] == 0.2 + 0.8 * 0.5 * 0.75, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST((l.exact_each == std::vector<bool>{true, false, false, false}));
+    BOOST_TEST(l.exact == 0.25);
+    BOOST_TEST(l.padded == 0.25);
+    BOOST_TEST(l.mean == (l.scores[0] + l.scores[1] + l.scores[2] + l.scores[3]) / 4,
+               boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(the_dialogue_judgement_is_on_the_last_turn) {
+    instructgpt::detail::rolled_out sft, chat;
+    // Three conversations: chat wins the first on its last turn though it lost the first turn;
+    // the second is tied on the last turn; chat loses the third.
+    sft.scores = {{1.0, 0.2}, {0.5, 0.7}, {0.3, 0.9}};
+    chat.scores = {{0.0, 0.6}, {0.9, 0.7}, {0.3, 0.4}};
+    sft.exact = {{true, false}, {false, true}, {false, true}};
+    chat.exact = {{false, false}, {true, true}, {false, false}};
+    dialogue_stage_result r;
+    instructgpt::detail::judge_last_turns(sft, chat, r);
+    BOOST_TEST(r.win.wins == 1u);
+    BOOST_TEST(r.win.ties == 1u);
+    BOOST_TEST(r.win.losses == 1u);
+    BOOST_TEST(r.turns == 6u);
+    BOOST_TEST(r.sft_last == (0.2 + 0.7 + 0.9) / 3, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r.rlhf_last == (0.6 + 0.7 + 0.4) / 3, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r.sft_mean == 3.6 / 6, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r.rlhf_mean == 2.9 / 6, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r.sft_exact_last == 2.0 / 3, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(r.rlhf_exact_last == 1.0 / 3, boost::test_tools::tolerance(1e-12));
+    // Roll-outs of different conversations are not comparable.
+    chat.scores.pop_back();
+    dialogue_stage_result bad;
+    BOOST_CHECK_THROW(instructgpt::detail::judge_last_turns(sft, chat, bad), gptx::error);
+}
+
+BOOST_AUTO_TEST_CASE(every_turn_of_a_judged_conversation_is_answered_in_full_context) {
+    tokenizer tok = judging_tokenizer();
+    tok.add_special_token("<|endoftext|>");
+    const chat_format fmt = chat_format::register_tokens(tok);
+    const conversation c{{chat_role::user, "reverse kopa"},
+                         {chat_role::assistant, "apok"},
+                         {chat_role::user, "same for tiba"},
+                         {chat_role::assistant, "abit"},
+                         {chat_role::user, "same for the first word"},
+                         {chat_role::assistant, "apok"}};
+    const int max_new = 12;
+    const auto prompts = instructgpt::detail::reply_prompts(c, tok, fmt, 96, max_new);
+    BOOST_TEST_REQUIRE(prompts.size() == 3u); // one per user turn
+    for (const auto& p : prompts) {
+        BOOST_TEST(p.back() == fmt.assistant); // the reply follows
+        BOOST_TEST(int(p.size()) + max_new + 1 <= 96);
+    }
+    BOOST_TEST(instructgpt::detail::every_turn_fits(c, tok, fmt, 96, max_new));
+    // In a context too small for the last turn's history and reply, that turn would lose the
+    // first exchange (the word "the first word" names): the conversation is not judged.
+    const int tight = int(prompts[2].size()) + max_new;
+    BOOST_TEST(!instructgpt::detail::every_turn_fits(c, tok, fmt, tight, max_new));
+    BOOST_TEST(instructgpt::detail::reply_prompts(c, tok, fmt, tight, max_new).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(comparisons_of_a_models_samples_are_ranked_by_the_labeler) {
+    const tokenizer tok = judging_tokenizer();
+    const int eot = tok.vocab_size();
+    transformer<test::shapes::toy> model({tok.vocab_size() + 1, 48});
+    model.init(5);
+    const std::vector<std::string> prompts{task_prompt("reverse kopa"), task_prompt("sort d b a"),
+                                           task_prompt("first letter of tiba")};
+    const auto cs = make_comparisons(model, tok, prompts, 4, 6, eot, 9, 2, 2.0f);
+    BOOST_TEST_REQUIRE(!cs.empty()); // an untrained model's samples differ
+    const labeler lab;
+    for (const comparison& c : cs) {
+        BOOST_TEST(c.responses.size() >= 2u);
+        BOOST_TEST(c.responses.size() <= 4u);
+        const task t = labeler::task_of_prompt(c.prompt);
+        for (std::size_t k = 1; k < c.responses.size(); ++k) {
+            // Strictly better first: a 6-token sample that did not end is scored as not ended,
+            // one shorter than the cap as ended.
+            auto score = [&](const std::string& r) { return lab.score(t, r, r.size() < 6); };
+            BOOST_TEST(score(c.responses[k - 1]) > score(c.responses[k]));
+            BOOST_TEST(c.responses[k - 1] != c.responses[k]);
+        }
+    }
+    // The same seed gives the same comparisons (the pipeline's files are reproducible).
+    const auto again = make_comparisons(model, tok, prompts, 4, 6, eot, 9, 2, 2.0f);
+    BOOST_TEST_REQUIRE(again.size() == cs.size());
+    for (std::size_t i = 0; i < cs.size(); ++i)
+        BOOST_TEST(again[i].responses == cs[i].responses, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
