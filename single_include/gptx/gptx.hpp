@@ -256,6 +256,7 @@ inline void set_world(communicator* c) { detail::world_slot() = c; }
 #include <string>
 #include <string_view>
 
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #define GPTX_X86_64 1
@@ -401,6 +402,7 @@ inline bf16_isa active_bf16_isa() {
 #include <iterator>
 #include <string>
 #include <string_view>
+
 
 namespace gptx {
 
@@ -1103,6 +1105,7 @@ template <class F> bool with_preset(std::string_view name, F&& f) {
 #include <cmath>
 #include <cstddef>
 
+
 namespace gptx {
 
 struct proportion_interval {
@@ -1153,6 +1156,7 @@ struct win_rate {
 #include <optional>
 #include <random>
 #include <span>
+
 
 namespace gptx {
 
@@ -1286,6 +1290,7 @@ class torch_generator {
 #include <cstdint>
 #include <span>
 #include <vector>
+
 
 namespace gptx {
 
@@ -1532,6 +1537,7 @@ class sequential_batcher {
 #include <string_view>
 #include <vector>
 
+
 namespace gptx {
 
 // Lossless for any input (UTF-8 or not) and needs no training; the baseline vocabulary.
@@ -1585,6 +1591,7 @@ class byte_tokenizer {
 #include <string>
 #include <string_view>
 #include <vector>
+
 
 namespace gptx {
 
@@ -1723,6 +1730,7 @@ class char_tokenizer {
 #include <string_view>
 #include <utility>
 #include <vector>
+
 
 namespace gptx {
 
@@ -3441,6 +3449,7 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 #include <string_view>
 #include <vector>
 
+
 namespace gptx {
 
 enum class chat_role : std::uint8_t { system, user, assistant };
@@ -4147,6 +4156,7 @@ inline packed_rows pack_dialogues(std::span<const chat_tokens> ds, std::span<con
 #include <string_view>
 #include <vector>
 
+
 namespace gptx {
 
 // A demonstration reads prefix + input + infix + output + suffix; the test input reads
@@ -4261,6 +4271,7 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
 
 namespace gptx {
 
@@ -4479,6 +4490,7 @@ inline void write_task_jsonl(const std::filesystem::path& path, const task_set& 
 #include <span>
 #include <string>
 #include <vector>
+
 
 namespace gptx {
 
@@ -5036,6 +5048,7 @@ template <class T> bool replicas_identical(const T* x, std::size_t n, communicat
 
 #include <mpi.h>
 
+
 namespace gptx::dist {
 
 namespace detail {
@@ -5246,6 +5259,7 @@ class mpi_session {
 // gptx/ops/softmax.hpp: the shifted exponential sum and the in-place row softmax that attention,
 // the LM head's cross-entropy and PPO share. Tested by tests/ops/test_ops.cpp.
 #include <cmath>
+
 
 namespace gptx::ops {
 
@@ -5708,6 +5722,7 @@ void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, s
 #include <cstring>
 #include <type_traits>
 
+
 namespace gptx::ops {
 
 namespace detail {
@@ -6044,6 +6059,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #endif
+
 
 namespace gptx::ops {
 
@@ -6768,6 +6784,7 @@ void chosen_logprobs_backward(T* dhidden, T* dwte, const T* dlogp, const T* hidd
 // Tested by tests/ops/test_ops.cpp. Legend: B batch, T time, C channels, V vocab.
 #include <cstdint>
 
+
 namespace gptx::ops {
 
 // out(B,T,C) = wte[tokens[b,t]] + wpe[t]
@@ -6813,6 +6830,7 @@ void encoder_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B,
 // elements.
 #include <cmath>
 #include <cstdint>
+
 
 namespace gptx::ops {
 
@@ -6970,6 +6988,7 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t N,
 #include <cmath>
 #include <cstdint>
 
+
 namespace gptx::ops {
 
 inline constexpr double layernorm_eps = 1e-5;
@@ -7112,6 +7131,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 // Tested by tests/ops/test_ops.cpp. Legend: N rows (B*T), C in channels, OC out channels.
 #include <cstdint>
 
+
 namespace gptx::ops {
 
 // out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC); bias may be null.
@@ -7152,6 +7172,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 // gptx/ops/residual.hpp: the residual add and inverted dropout with recomputable masks.
 // Tested by tests/ops/test_ops.cpp. Legend: N elements.
 #include <cstdint>
+
 
 namespace gptx::ops {
 
@@ -7214,6 +7235,7 @@ void dropout_copy(T* out, const T* x, std::int64_t N, float rate, std::uint64_t 
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
 
 namespace gptx {
 
@@ -7865,6 +7887,7 @@ template <class Model> class kv_cache {
 #include <span>
 #include <vector>
 
+
 namespace gptx {
 
 struct sampling_config {
@@ -8201,6 +8224,7 @@ requires(!detail::is_kv_cache<Model>::value) generation
 #include <limits>
 #include <vector>
 
+
 namespace gptx {
 
 // Owns the head's scratch, so steady-state steps never allocate.
@@ -8477,6 +8501,7 @@ inline std::pair<double, double> wilson_interval(int successes, int n, double z 
 #include <fcntl.h>
 #include <unistd.h>
 #endif
+
 
 // File layout, version 1. Little-endian; offsets in bytes.
 //   0    "GPTXCKPT" | u32 version | u32 flags (bit 0: AdamW m and v present; bit 1: extras)
@@ -9342,6 +9367,7 @@ void load_checkpoint(const std::filesystem::path& file, transformer<S, float>& m
 #include <string>
 #include <string_view>
 #include <vector>
+
 
 namespace gptx {
 
@@ -10466,6 +10492,7 @@ void save_gguf(const std::filesystem::path& file, const transformer<S, float>& m
 #include <string>
 #include <vector>
 
+
 namespace gptx {
 
 inline constexpr std::int32_t llmc_magic = 20240326;
@@ -10618,6 +10645,7 @@ void save_llmc(const std::filesystem::path& file, const transformer<S, float>& m
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
 
 namespace gptx {
 
@@ -11163,6 +11191,7 @@ void load_model(const std::filesystem::path& file, transformer<S, float>& model,
 
 #include <nlohmann/json.hpp>
 
+
 namespace gptx {
 
 namespace report_detail {
@@ -11572,6 +11601,7 @@ inline report build_report(const std::filesystem::path& dir, const std::string& 
 // Tested by tests/train/test_reward_training.cpp.
 #include <algorithm>
 
+
 namespace gptx {
 
 // Model: anything with params() (one flat arena) and num_parameters(), e.g. transformer<S>.
@@ -11590,6 +11620,7 @@ template <class Model> void copy_params(Model& dst, const Model& src) {
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
 
 namespace gptx {
 
@@ -11669,6 +11700,7 @@ template <class T = float> class linear_head {
 #include <cmath>
 #include <cstddef>
 #include <vector>
+
 
 namespace gptx {
 
@@ -11751,6 +11783,7 @@ template <shape S, class T> void init_like_nanogpt(transformer<S, T>& model, tor
 #include <cstdint>
 #include <cstring>
 
+
 namespace gptx {
 
 // A copy of `m` whose vocabulary has n more tokens: wte rows V..V+n-1 are new, everything else
@@ -11792,6 +11825,7 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 #include <cstdint>
 #include <span>
 #include <vector>
+
 
 namespace gptx {
 
@@ -11934,6 +11968,7 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
 
 namespace gptx {
 
@@ -12141,6 +12176,7 @@ inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options
 #include <initializer_list>
 #include <vector>
 
+
 namespace gptx {
 
 // Elements per partial sum. Fixed, so the partials and their (serial, in-order) sum do not depend
@@ -12305,6 +12341,7 @@ double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm)
 #include <cstdint>
 #include <span>
 #include <vector>
+
 
 namespace gptx {
 
@@ -12872,6 +12909,7 @@ dpo_stats evaluate_dpo(Model& m, dpo_objective<Model>& obj, dpo_batcher& batches
 #include <algorithm>
 #include <vector>
 
+
 namespace gptx {
 
 // shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
@@ -13301,6 +13339,7 @@ template <class Model> class finetune_objective {
 #include <cmath>
 #include <cstddef>
 
+
 namespace gptx {
 
 // delta_t = r_t + gamma V_{t+1} - V_t (V_n = 0: the episode ends with the response),
@@ -13385,6 +13424,7 @@ template <class T> void whiten(T* x, std::size_t n, communicator& comm, double e
 #include <cstring>
 #include <limits>
 #include <vector>
+
 
 namespace gptx {
 
@@ -13766,6 +13806,7 @@ template <class Model> class ppo_value_objective {
 #include <utility>
 #include <vector>
 
+
 namespace gptx {
 
 // The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
@@ -14092,6 +14133,7 @@ template <class Policy> class rollout_buffer {
 #include <functional>
 #include <sstream>
 #include <string>
+
 
 namespace gptx {
 
@@ -14565,6 +14607,7 @@ template <class Policy> class grpo_trainer {
 #include <algorithm>
 #include <cmath>
 
+
 namespace gptx {
 
 // Adaptive when target > 0: e = clip(KL / target - 1, -0.2, 0.2), beta *= 1 + e * n / horizon,
@@ -14609,6 +14652,7 @@ class kl_controller {
 #include <cstdint>
 #include <map>
 #include <vector>
+
 
 namespace gptx {
 
@@ -14748,6 +14792,7 @@ double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, in
 #include <type_traits>
 #include <utility>
 #include <vector>
+
 
 namespace gptx {
 
@@ -15189,6 +15234,7 @@ template <shape S, class T = float> struct ppo_models {
 #include <utility>
 #include <vector>
 
+
 namespace gptx {
 
 // Named numbers, written as one flat JSON object per line of metrics.jsonl.
@@ -15440,6 +15486,7 @@ reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
 #include <cstdint>
 #include <functional>
 #include <limits>
+
 
 namespace gptx {
 
