@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -95,6 +96,50 @@ BOOST_AUTO_TEST_CASE(resumed_torch_stream_run_equals_uninterrupted_run) {
     // Its position counts words, one per batch row: the batch size must stay.
     expect_error(run(w.train_args("split", 25) + torch + " --resume --batch 5"),
                  "the run used --batch 4; --rng torch resumes only with the same --batch");
+}
+
+// The step's train loss as the run prints it ("step 20: train loss 2.1234 ...").
+double printed_loss(const std::string& out, int step) {
+    const std::string key = "step " + std::to_string(step) + ": train loss ";
+    const auto at = out.find(key);
+    BOOST_TEST_REQUIRE(at != std::string::npos, out);
+    return std::stod(out.substr(at + key.size()));
+}
+
+BOOST_AUTO_TEST_CASE(bf16_precision_trains_like_fp32_on_every_gemm_path) {
+    workspace w;
+    const run_result f = run(w.train_args("fp32", 20));
+    BOOST_TEST_REQUIRE(f.code == 0, f.out);
+    const double fp32 = printed_loss(f.out, 20);
+    int paths = 0;
+    for (const std::string isa : {"portable", "avx512bf16", "amx"}) {
+        const std::string env = "GPTX_ISA=" + isa + " ";
+        // gptx --version names the path in use, or why the forced one cannot run here.
+        const run_result v = gptx::test::shell(env + gptx::test::gptx_path() + " --version");
+        BOOST_TEST_REQUIRE(v.code == 0, v.out);
+        if (v.out.find("bf16 GEMM path: " + isa + ")") == std::string::npos) {
+            BOOST_TEST_MESSAGE("bf16 path " << isa << " not on this CPU: " << v.out);
+            continue;
+        }
+        ++paths;
+        const run_result b = gptx::test::shell(
+            env + gptx::test::gptx_path() + " --precision bf16 " + w.train_args("bf16_" + isa, 20));
+        BOOST_TEST_REQUIRE(b.code == 0, b.out);
+        // bf16 operands (8-bit mantissa) with fp32 accumulation: the same run within a few
+        // percent of the loss, and not the fp32 run itself.
+        const double bf16 = printed_loss(b.out, 20);
+        BOOST_TEST(std::abs(bf16 - fp32) < 0.05 * fp32,
+                   isa << ": bf16 " << bf16 << ", fp32 " << fp32);
+        BOOST_TEST(slurp(w.path / ("bf16_" + isa) / "model.gptx") !=
+                   slurp(w.path / "fp32" / "model.gptx"));
+    }
+    BOOST_TEST(paths >= 1); // the portable path runs everywhere
+    // An unknown precision is refused by the option parser: one line naming the option and the
+    // choices, a non-zero exit, no run.
+    const run_result bad = run("--precision fp16 " + w.train_args("bad", 2));
+    BOOST_TEST(bad.code != 0);
+    BOOST_TEST(bad.out.find("--precision: fp16 not in {fp32,bf16}") != std::string::npos, bad.out);
+    BOOST_TEST(!fs::exists(w.path / "bad"));
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
