@@ -145,22 +145,19 @@ template <shape S, class T = float> class transformer {
     void set_dropout_seed(std::uint64_t s) { dropout_seed_ = s; }
     std::uint64_t dropout_seed() const { return dropout_seed_; }
 
-    // Sizes the activation arenas for (B, T). Allocates only when they grow.
+    // Sizes the activation arenas for (B, T). Every buffer is a multiple of B·T rows, so they
+    // grow only when B·T does: shapes that alternate (PPO-ptx: 64 rollouts of ~20 tokens, then
+    // 4 pre-training rows of 64) reuse them instead of reallocating at every switch.
     void reserve(int B, int Tn) {
         GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
         GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
                    cfg_.context, "] (the model's context)");
-        if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
-            B_ = B;
-            T_ = Tn;
-            return;
-        }
-        capacity_bt_ = std::int64_t(B) * Tn;
-        capacity_t_ = Tn;
-        capacity_b_ = B;
         B_ = B;
         T_ = Tn;
-        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
+        if (std::int64_t(B) * Tn <= capacity_bt_)
+            return;
+        capacity_bt_ = std::int64_t(B) * Tn;
+        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = bt * NH;
         acts_.layout({{"encoded", bt * c},
                       {"ln1", l * bt * c},
                       {"ln1_mean", l * bt},
@@ -408,8 +405,8 @@ template <shape S, class T = float> class transformer {
     basic_arena<T> params_, grads_, acts_, dacts_;
     std::vector<int> tokens_;
     const T* hidden_ = nullptr;
-    std::int64_t capacity_bt_ = 0;
-    int capacity_t_ = 0, capacity_b_ = 0, B_ = 0, T_ = 0;
+    std::int64_t capacity_bt_ = 0; // rows the activation arenas hold
+    int B_ = 0, T_ = 0;
     float dropout_ = 0.0f;
     bool training_ = true;
     std::uint64_t dropout_seed_ = 0x5eed, dropout_counter_ = 0;
