@@ -21,7 +21,8 @@ commands::commands(CLI::App& app) : app_(app) {
                   "No progress bars on stderr (also: GPTX_PROGRESS=0)");
     app_.add_option("--precision", precision_,
                     "Arithmetic of the linear layers' and LM head's GEMMs: fp32, or bf16 "
-                    "operands with fp32 accumulation (weights, gradients, optimizer stay fp32)")
+                    "operands with fp32 accumulation (training: weights, gradients, optimizer "
+                    "stay fp32; sample, chat: decode from a bf16 copy of the weights)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
     // The bf16 GEMM path this process runs (GPTX_ISA may force a lower one).
     app_.set_version_flag("--version", [] {

@@ -141,6 +141,7 @@ bench_samples bench_generate(const model_config& cfg, int B, int fresh, int reps
     model_t model(cfg);
     model.init(seed);
     kv_cache<model_t> cache(model);
+    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
     rng r(seed + 1);
     std::vector<std::vector<int>> prompts(B, std::vector<int>(bench_prompt_len));
     for (auto& p : prompts)

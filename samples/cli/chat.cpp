@@ -107,6 +107,7 @@ void chat_session(const chat_options& o, transformer<S>& model, const tokenizer&
     float temperature = o.temperature;
     conversation history;
     kv_cache<transformer<S>> cache(model, 1);
+    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
 
     struct sigaction sa {};
     sa.sa_handler = chat_on_sigint;

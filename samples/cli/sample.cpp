@@ -60,11 +60,16 @@ void generate_samples(const sample_options& o, transformer<S>& model, const toke
     GPTX_CHECK(static_cast<int>(prompt.size()) < model.context(), "prompt has ", prompt.size(),
                " tokens; the model's context is ", model.context());
     kv_cache<transformer<S>> cache(model, 1);
+    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
     for (int i = 0; i < o.num_samples; ++i) {
         sampling_config sc{o.temperature, o.top_k, o.top_p, o.seed + static_cast<std::uint64_t>(i)};
         generate_options opts;
         opts.stop_strings = o.stop;
         opts.slide_context = true; // free-running text may exceed the context
+        // A model from gptx sft/pipeline reserves the id after a char/byte tokenizer's last for
+        // end-of-text: the tokenizer cannot print it, so it ends the sample.
+        if (model.vocab() > tok.vocab_size())
+            opts.end_of_text = tok.vocab_size();
         opts.decode = [&](std::span<const int> ids) { return tok.decode(ids); };
         // Stream: print each token as it arrives.
         opts.on_token = [&](int id) {

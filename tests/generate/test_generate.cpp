@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <gptx/core/bf16.hpp>
 #include <gptx/generate/generate.hpp>
 #include <gptx/generate/sampler.hpp>
+#include <gptx/nn/copy_params.hpp>
 #include <gptx/nn/kv_cache.hpp>
 #include <gptx/nn/transformer.hpp>
 #include <gptx/ops/attention.hpp>
@@ -175,6 +177,67 @@ BOOST_AUTO_TEST_CASE(erf_gelu_double) {
 // B = 9 decodes through gemm instead of the few-rows kernel.
 BOOST_AUTO_TEST_CASE(pre_ln_double_wide_batch) {
     check_cache_matches_full<grad_pre, double>(9, 1e-12);
+}
+
+// bf16 weights: decoding (few rows) widens each bf16 weight exactly and multiplies in fp32, so
+// it must equal, bit for bit, the fp32 cache over a model whose matrices were rounded to bf16.
+// Prefill (more than 8 rows) runs gemm_bf16, which also rounds the activations to bf16 (8-bit
+// mantissa, relative error at most 2^-9 each): within 2e-2 of the largest logit after two layers.
+BOOST_AUTO_TEST_CASE(bf16_weights_decode_as_the_rounded_model) {
+    using M = transformer<grad_pre, float>;
+    const int B = 3, Tn = context, V = vocab;
+    M m({vocab, context}), rounded({vocab, context});
+    init_model(m, 7);
+    copy_params(rounded, m);
+    for (param_id id : {p_wte, p_qkvw, p_attprojw, p_fcw, p_fcprojw}) {
+        auto v = rounded.params().view(id);
+        for (std::size_t i = 0; i < v.size; ++i)
+            v.data[i] = to_float(to_bf16(v.data[i]));
+    }
+    rounded.set_training(false);
+    const std::vector<int> tokens = random_tokens(std::size_t(B) * Tn, 11);
+    kv_cache<M> cache(m, B), ref(rounded, B), plain(m, B);
+    BOOST_TEST((cache.weights_precision() == ops::precision::fp32));
+    cache.set_weights_precision(ops::precision::bf16);
+    BOOST_TEST((cache.weights_precision() == ops::precision::bf16));
+    // Decode: 2 positions (6 rows), then one at a time; the logits of every step compared.
+    double decode_diff = 0;
+    rel_error from_fp32;
+    for (int t0 = 0, n = 2; t0 < Tn; t0 += n, n = 1) {
+        const auto col = columns(tokens, B, Tn, t0, n);
+        const float* a = cache.forward_logits(col.data(), B, n);
+        const float* r = ref.forward_logits(col.data(), B, n);
+        for (int i = 0; i < B * V; ++i)
+            decode_diff = std::max(decode_diff, double(std::abs(a[i] - r[i])));
+        from_fp32.add(a, plain.forward_logits(col.data(), B, n), std::size_t(B) * V);
+    }
+    BOOST_TEST(decode_diff == 0.0);
+    BOOST_TEST_MESSAGE("bf16 weights against fp32 ones, decoding: max |diff| / max |logit| = "
+                       << from_fp32.value());
+    BOOST_TEST(from_fp32.value() > 0.0); // the copy really is bf16
+    BOOST_TEST(from_fp32.value() <= 2e-2);
+    // Prefill of the whole context in one chunk (48 rows: the bf16 GEMM).
+    cache.reset(B);
+    ref.reset(B);
+    const float* a = cache.forward_logits(tokens.data(), B, Tn);
+    const std::vector<float> prefill(a, a + B * V);
+    rel_error prefill_err;
+    prefill_err.add(prefill.data(), ref.forward_logits(tokens.data(), B, Tn), prefill.size());
+    BOOST_TEST_MESSAGE("bf16 prefill against the rounded model in fp32: " << prefill_err.value());
+    BOOST_TEST(prefill_err.value() > 0.0); // activations rounded too
+    BOOST_TEST(prefill_err.value() <= 2e-2);
+    // Back to fp32: the copy is dropped and the cache computes what an fp32 cache does.
+    cache.set_weights_precision(ops::precision::fp32);
+    plain.reset(B);
+    const auto first = columns(tokens, B, Tn, 0, 4);
+    const float* x = cache.forward_logits(first.data(), B, 4);
+    const std::vector<float> back(x, x + B * V);
+    const float* y = plain.forward_logits(first.data(), B, 4);
+    BOOST_TEST(std::equal(back.begin(), back.end(), y));
+    // A double model has no bf16 path.
+    transformer<grad_pre, double> md({vocab, context});
+    kv_cache<transformer<grad_pre, double>> dc(md, 1);
+    BOOST_CHECK_THROW(dc.set_weights_precision(ops::precision::bf16), gptx::error);
 }
 
 BOOST_AUTO_TEST_CASE(decode_kernels_match_training_kernels) {

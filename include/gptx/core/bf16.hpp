@@ -30,4 +30,10 @@ inline void to_bf16(bf16* dst, const float* src, std::size_t n) {
         dst[i].bits = bf16_bits(src[i]);
 }
 
+// dst[i] = float(src[i]), exact (a shift; compilers vectorize it).
+inline void to_float(float* dst, const bf16* src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        dst[i] = std::bit_cast<float>(std::uint32_t(src[i].bits) << 16);
+}
+
 } // namespace gptx

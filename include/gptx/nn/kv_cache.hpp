@@ -4,20 +4,25 @@
 // maxT cached positions per sequence.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../core/arena.hpp"
+#include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/parallel.hpp"
 #include "../ops/attention_decode.hpp"
 #include "../ops/crossentropy.hpp"
 #include "../ops/encoder.hpp"
 #include "../ops/gelu.hpp"
+#include "../ops/gemm_bf16.hpp"
 #include "../ops/layernorm.hpp"
 #include "../ops/matmul.hpp"
 #include "../ops/residual.hpp"
+#include "../simd/simd.hpp"
 #include "transformer.hpp"
 
 namespace gptx {
@@ -85,6 +90,36 @@ template <class Model> class kv_cache {
     // Forgets the cached positions; keeps the sizes and buffers.
     void clear() { len_ = 0; }
 
+    // bf16: from now on the linear layers, the token embedding and the LM head read a bf16 copy
+    // of their weight matrices, made here (inference from bf16 weights: decoding streams half the
+    // bytes per token; activations, LayerNorm, attention and the accumulation stay fp32). A
+    // snapshot: after an optimizer step call it again. fp32 drops the copy. float models only.
+    void set_weights_precision(ops::precision p) {
+        len_ = 0; // cached keys came from the other weights
+        bf16_.clear();
+        bf16_.shrink_to_fit();
+        bf16_at_.fill(nullptr);
+        if (p == ops::precision::fp32)
+            return;
+        GPTX_CHECK((std::is_same_v<T, float>), "kv_cache: bf16 weights need a float model");
+        if constexpr (std::is_same_v<T, float>) {
+            std::size_t total = 0;
+            for (param_id id : bf16_params)
+                total += model_->params().view(id).size;
+            bf16_.resize(total);
+            std::size_t at = 0;
+            for (param_id id : bf16_params) {
+                const auto v = model_->params().view(id);
+                to_bf16(bf16_.data() + at, v.data, v.size);
+                bf16_at_[id] = bf16_.data() + at;
+                at += v.size;
+            }
+        }
+    }
+    ops::precision weights_precision() const {
+        return bf16_.empty() ? ops::precision::fp32 : ops::precision::bf16;
+    }
+
     const Model& model() const { return *model_; }
     int batch() const { return B_; }
     int length() const { return len_; }         // positions cached per sequence
@@ -126,12 +161,7 @@ template <class Model> class kv_cache {
             std::memcpy(last + std::int64_t(b) * C, hidden + (std::int64_t(b) * n + n - 1) * C,
                         sizeof(T) * C);
         T* logits = buf(a_logits);
-        const T* wte = model_->param(p_wte);
-        const int V = model_->vocab();
-        if (B <= few_rows)
-            ops::matmul_rows_forward(logits, last, wte, static_cast<const T*>(nullptr), B, C, V);
-        else
-            ops::lm_logits(logits, last, wte, B, C, V);
+        linear(logits, last, p_wte, 0, nullptr, B, C, model_->vocab()); // the tied head
         return logits;
     }
     // The logits (B, V) of the last forward_logits().
@@ -173,13 +203,31 @@ template <class Model> class kv_cache {
                        " at position ", i, " is outside the vocabulary [0, ", V, ")");
     }
 
-    static void linear(T* out, const T* inp, const T* w, const T* bias, std::int64_t N, int in,
-                       int out_c) {
+    // out(N, out_c) = inp(N, in) · Wᵀ + bias, W the block of weight tensor id at element offset,
+    // read from the bf16 copy when there is one.
+    void linear(T* out, const T* inp, param_id id, std::size_t offset, const T* bias,
+                std::int64_t N, int in, int out_c) const {
+        if constexpr (std::is_same_v<T, float>) {
+            if (const bf16* wb = bf16_at_[id]) {
+                wb += offset;
+                if (N <= few_rows)
+                    return ops::matmul_rows_forward(out, inp, wb, bias, N, in, out_c);
+                ops::gemm_bf16(false, true, int(N), out_c, in, 1.0f, inp, in, wb, in, 0.0f, out,
+                               out_c);
+                if (bias)
+                    parallel_for(N,
+                                 [&](std::int64_t r) { simd::add(out + r * out_c, bias, out_c); });
+                return;
+            }
+        }
+        const T* w = model_->param(id) + offset;
         if (N <= few_rows)
             ops::matmul_rows_forward(out, inp, w, bias, N, in, out_c);
         else
             ops::matmul_forward(out, inp, w, bias, N, in, out_c);
     }
+    // The tensors the bf16 copy holds: every weight matrix (biases, LayerNorms and wpe stay fp32).
+    static constexpr param_id bf16_params[] = {p_wte, p_qkvw, p_attprojw, p_fcw, p_fcprojw};
 
     // The layer loop of transformer::forward for the new rows only.
     const T* run(const int* tokens, int n) {
@@ -190,35 +238,49 @@ template <class Model> class kv_cache {
         T *qkv = buf(a_qkv), *atty = buf(a_atty), *branch = buf(a_branch), *res = buf(a_res);
         T *fch = buf(a_fch), *fch_gelu = buf(a_fch_gelu);
         // Rows of wpe from t0: the chunk's position t is absolute position t0 + t.
-        ops::encoder_forward(x, tokens, m.param(p_wte), m.param(p_wpe) + std::int64_t(t0) * C, B, n,
-                             C);
+        const T* wpe = m.param(p_wpe) + std::int64_t(t0) * C;
+        if (bf16_at_[p_wte] != nullptr) { // the token embedding is the tied wte: its bf16 rows
+            if constexpr (std::is_same_v<T, float>)
+                for (std::int64_t r = 0; r < N; ++r) {
+                    T* xr = x + r * C;
+                    const T* pr = wpe + (r % n) * C;
+                    to_float(xr, bf16_at_[p_wte] + std::int64_t(tokens[r]) * C, C);
+                    for (int i = 0; i < C; ++i)
+                        xr[i] += pr[i];
+                }
+        } else {
+            ops::encoder_forward(x, tokens, m.param(p_wte), wpe, B, n, C);
+        }
         const std::size_t c = C;
         for (int l = 0; l < L; ++l) {
             auto w = [&](param_id id, std::size_t per_layer) {
                 const T* p = m.param(id); // null for tensors the shape lacks (biases)
                 return p ? p + l * per_layer : nullptr;
             };
+            auto lin = [&](T* out, const T* inp, param_id id, std::size_t per_layer, const T* bias,
+                           int in,
+                           int out_c) { linear(out, inp, id, l * per_layer, bias, N, in, out_c); };
             // x: the layer input (pre-LN residual stream, or the previous post-LN output).
             if constexpr (pre_ln) {
                 ops::layernorm_forward(ln, mean, rstd, x, w(p_ln1w, c), w(p_ln1b, c), N, C);
-                linear(qkv, ln, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+                lin(qkv, ln, p_qkvw, 3 * c * c, w(p_qkvb, 3 * c), C, 3 * C);
             } else {
-                linear(qkv, x, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+                lin(qkv, x, p_qkvw, 3 * c * c, w(p_qkvb, 3 * c), C, 3 * C);
             }
             T* kl = kv_.view(0).data + std::size_t(l) * B * max_len_ * C;
             T* vl = kv_.view(1).data + std::size_t(l) * B * max_len_ * C;
             store(kl, vl, qkv, n, t0);
             ops::attention_decode_forward(atty, qkv, 3 * C, kl, vl, B, n, t0, C, NH, max_len_);
-            linear(branch, atty, w(p_attprojw, c * c), w(p_attprojb, c), N, C, C);
+            lin(branch, atty, p_attprojw, c * c, w(p_attprojb, c), C, C);
             ops::residual_forward(res, x, branch, NC); // residual2
             // pre-LN: ln = LN2(residual2); post-LN: ln = x1 = LN1(residual2). The MLP reads ln.
             if constexpr (pre_ln)
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
             else
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
-            linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
+            lin(fch, ln, p_fcw, 4 * c * c, w(p_fcb, 4 * c), C, 4 * C);
             ops::gelu_of<Model::dims.gelu>::forward(fch_gelu, fch, N * 4 * C);
-            linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
+            lin(branch, fch_gelu, p_fcprojw, 4 * c * c, w(p_fcprojb, c), 4 * C, C);
             if constexpr (pre_ln) {
                 ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input
             } else {
@@ -252,6 +314,8 @@ template <class Model> class kv_cache {
     }
 
     const Model* model_;
+    std::vector<bf16> bf16_;                                  // the bf16 weights, when set
+    std::array<const bf16*, num_param_tensors> bf16_at_ = {}; // each tensor's start in bf16_
     basic_arena<T> kv_, acts_;
     std::vector<int> tokens_;
     int B_ = 0, max_len_ = 0, max_chunk_ = 0, len_ = 0;

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
+#include "../core/bf16.hpp"
 #include "../core/parallel.hpp"
 #include "../simd/simd.hpp"
 #include "attention.hpp"
@@ -69,15 +71,16 @@ namespace detail {
 // out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
 // each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
 // summed the same way whatever the tile, so results do not depend on N or on threads.
+// wrows points at weight row o (rows o .. o+WO-1 follow, C apart).
 template <class Arch, int WO, int R, class T>
-void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
+void rows_tile(T* out, const T* inp, const T* wrows, const T* bias, std::int64_t o, std::int64_t r,
                int C, int OC) {
     using V = simd::batch<T, Arch>;
     constexpr int W = static_cast<int>(V::size);
     const T* w[WO];
     const T* x[R];
     for (int a = 0; a < WO; ++a)
-        w[a] = weight + (o + a) * C;
+        w[a] = wrows + a * std::int64_t(C);
     for (int j = 0; j < R; ++j)
         x[j] = inp + (r + j) * C;
     V acc[WO][R];
@@ -105,20 +108,20 @@ void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_
 }
 
 template <class Arch, int WO, class T>
-void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
-                std::int64_t N, int C, int OC) {
+void rows_strip(T* out, const T* inp, const T* wrows, const T* bias, std::int64_t o, std::int64_t N,
+                int C, int OC) {
     std::int64_t r = 0;
     for (; r + 4 <= N; r += 4)
-        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 4>(out, inp, wrows, bias, o, r, C, OC);
     switch (N - r) {
     case 3:
-        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 3>(out, inp, wrows, bias, o, r, C, OC);
         break;
     case 2:
-        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 2>(out, inp, wrows, bias, o, r, C, OC);
         break;
     case 1:
-        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 1>(out, inp, wrows, bias, o, r, C, OC);
         break;
     default:
         break;
@@ -140,10 +143,36 @@ void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, s
         pairs,
         [&](std::int64_t p0, std::int64_t p1) {
             for (std::int64_t p = p0; p < p1; ++p) {
+                const T* wrows = weight + 2 * p * C;
                 if (2 * p + 1 < OC)
-                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
+                    detail::rows_strip<Arch, 2>(out, inp, wrows, bias, 2 * p, N, C, OC);
                 else
-                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
+                    detail::rows_strip<Arch, 1>(out, inp, wrows, bias, 2 * p, N, C, OC);
+            }
+        },
+        min_pairs);
+}
+
+// The same with bf16 weights (inference from a bf16 copy: half the bytes streamed per token).
+// Each pair of weight rows is widened to fp32 in L1 (exact: bf16 is fp32's top half) and
+// multiplied by fp32 inputs in fp32, so the result equals the fp32 kernel's on the rounded
+// weights, bit for bit.
+template <class Arch = simd::default_arch>
+void matmul_rows_forward(float* out, const float* inp, const bf16* weight, const float* bias,
+                         std::int64_t N, int C, int OC) {
+    const std::int64_t pairs = (OC + 1) / 2;
+    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
+    parallel_ranges(
+        pairs,
+        [&](std::int64_t p0, std::int64_t p1) {
+            std::vector<float> wide(2 * std::size_t(C));
+            for (std::int64_t p = p0; p < p1; ++p) {
+                const int rows = 2 * p + 1 < OC ? 2 : 1;
+                to_float(wide.data(), weight + 2 * p * C, std::size_t(rows) * C);
+                if (rows == 2)
+                    detail::rows_strip<Arch, 2>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
+                else
+                    detail::rows_strip<Arch, 1>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
             }
         },
         min_pairs);
