@@ -167,6 +167,12 @@ inline void to_bf16(bf16* dst, const float* src, std::size_t n) {
         dst[i].bits = bf16_bits(src[i]);
 }
 
+// dst[i] = float(src[i]), exact (a shift; compilers vectorize it).
+inline void to_float(float* dst, const bf16* src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        dst[i] = std::bit_cast<float>(std::uint32_t(src[i].bits) << 16);
+}
+
 } // namespace gptx
 // ---- end gptx/core/bf16.hpp ----
 // ---- begin gptx/core/communicator.hpp ----
@@ -5231,8 +5237,10 @@ class mpi_session {
 // Legend: B batch, n new positions, C channels, NH heads, HS head size, L layers, V vocab,
 // maxT cached positions per sequence.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 // ---- begin gptx/ops/attention_decode.hpp ----
@@ -5244,6 +5252,7 @@ class mpi_session {
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 // ---- begin gptx/ops/attention.hpp ----
 // gptx/ops/attention.hpp: causal multi-head self-attention that keeps no T x T probabilities:
@@ -5622,15 +5631,16 @@ namespace detail {
 // out[r+j][o+a] for WO weight rows and R input rows in one pass over C, with WO x R accumulators:
 // each loaded weight vector serves R rows and each input vector WO weight rows. Every output is
 // summed the same way whatever the tile, so results do not depend on N or on threads.
+// wrows points at weight row o (rows o .. o+WO-1 follow, C apart).
 template <class Arch, int WO, int R, class T>
-void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o, std::int64_t r,
+void rows_tile(T* out, const T* inp, const T* wrows, const T* bias, std::int64_t o, std::int64_t r,
                int C, int OC) {
     using V = simd::batch<T, Arch>;
     constexpr int W = static_cast<int>(V::size);
     const T* w[WO];
     const T* x[R];
     for (int a = 0; a < WO; ++a)
-        w[a] = weight + (o + a) * C;
+        w[a] = wrows + a * std::int64_t(C);
     for (int j = 0; j < R; ++j)
         x[j] = inp + (r + j) * C;
     V acc[WO][R];
@@ -5658,20 +5668,20 @@ void rows_tile(T* out, const T* inp, const T* weight, const T* bias, std::int64_
 }
 
 template <class Arch, int WO, class T>
-void rows_strip(T* out, const T* inp, const T* weight, const T* bias, std::int64_t o,
-                std::int64_t N, int C, int OC) {
+void rows_strip(T* out, const T* inp, const T* wrows, const T* bias, std::int64_t o, std::int64_t N,
+                int C, int OC) {
     std::int64_t r = 0;
     for (; r + 4 <= N; r += 4)
-        rows_tile<Arch, WO, 4>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 4>(out, inp, wrows, bias, o, r, C, OC);
     switch (N - r) {
     case 3:
-        rows_tile<Arch, WO, 3>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 3>(out, inp, wrows, bias, o, r, C, OC);
         break;
     case 2:
-        rows_tile<Arch, WO, 2>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 2>(out, inp, wrows, bias, o, r, C, OC);
         break;
     case 1:
-        rows_tile<Arch, WO, 1>(out, inp, weight, bias, o, r, C, OC);
+        rows_tile<Arch, WO, 1>(out, inp, wrows, bias, o, r, C, OC);
         break;
     default:
         break;
@@ -5693,10 +5703,36 @@ void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, s
         pairs,
         [&](std::int64_t p0, std::int64_t p1) {
             for (std::int64_t p = p0; p < p1; ++p) {
+                const T* wrows = weight + 2 * p * C;
                 if (2 * p + 1 < OC)
-                    detail::rows_strip<Arch, 2>(out, inp, weight, bias, 2 * p, N, C, OC);
+                    detail::rows_strip<Arch, 2>(out, inp, wrows, bias, 2 * p, N, C, OC);
                 else
-                    detail::rows_strip<Arch, 1>(out, inp, weight, bias, 2 * p, N, C, OC);
+                    detail::rows_strip<Arch, 1>(out, inp, wrows, bias, 2 * p, N, C, OC);
+            }
+        },
+        min_pairs);
+}
+
+// The same with bf16 weights (inference from a bf16 copy: half the bytes streamed per token).
+// Each pair of weight rows is widened to fp32 in L1 (exact: bf16 is fp32's top half) and
+// multiplied by fp32 inputs in fp32, so the result equals the fp32 kernel's on the rounded
+// weights, bit for bit.
+template <class Arch = simd::default_arch>
+void matmul_rows_forward(float* out, const float* inp, const bf16* weight, const float* bias,
+                         std::int64_t N, int C, int OC) {
+    const std::int64_t pairs = (OC + 1) / 2;
+    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
+    parallel_ranges(
+        pairs,
+        [&](std::int64_t p0, std::int64_t p1) {
+            std::vector<float> wide(2 * std::size_t(C));
+            for (std::int64_t p = p0; p < p1; ++p) {
+                const int rows = 2 * p + 1 < OC ? 2 : 1;
+                to_float(wide.data(), weight + 2 * p * C, std::size_t(rows) * C);
+                if (rows == 2)
+                    detail::rows_strip<Arch, 2>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
+                else
+                    detail::rows_strip<Arch, 1>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
             }
         },
         min_pairs);
@@ -7364,22 +7400,19 @@ template <shape S, class T = float> class transformer {
     void set_dropout_seed(std::uint64_t s) { dropout_seed_ = s; }
     std::uint64_t dropout_seed() const { return dropout_seed_; }
 
-    // Sizes the activation arenas for (B, T). Allocates only when they grow.
+    // Sizes the activation arenas for (B, T). Every buffer is a multiple of B·T rows, so they
+    // grow only when B·T does: shapes that alternate (PPO-ptx: 64 rollouts of ~20 tokens, then
+    // 4 pre-training rows of 64) reuse them instead of reallocating at every switch.
     void reserve(int B, int Tn) {
         GPTX_CHECK(B > 0, "model: batch size must be positive, got ", B);
         GPTX_CHECK(Tn > 0 && Tn <= cfg_.context, "model: sequence length ", Tn, " must be in [1, ",
                    cfg_.context, "] (the model's context)");
-        if (std::int64_t(B) * Tn <= capacity_bt_ && Tn <= capacity_t_ && B <= capacity_b_) {
-            B_ = B;
-            T_ = Tn;
-            return;
-        }
-        capacity_bt_ = std::int64_t(B) * Tn;
-        capacity_t_ = Tn;
-        capacity_b_ = B;
         B_ = B;
         T_ = Tn;
-        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = std::size_t(B) * NH * Tn;
+        if (std::int64_t(B) * Tn <= capacity_bt_)
+            return;
+        capacity_bt_ = std::int64_t(B) * Tn;
+        const std::size_t bt = capacity_bt_, c = C, l = L, bnt = bt * NH;
         acts_.layout({{"encoded", bt * c},
                       {"ln1", l * bt * c},
                       {"ln1_mean", l * bt},
@@ -7627,8 +7660,8 @@ template <shape S, class T = float> class transformer {
     basic_arena<T> params_, grads_, acts_, dacts_;
     std::vector<int> tokens_;
     const T* hidden_ = nullptr;
-    std::int64_t capacity_bt_ = 0;
-    int capacity_t_ = 0, capacity_b_ = 0, B_ = 0, T_ = 0;
+    std::int64_t capacity_bt_ = 0; // rows the activation arenas hold
+    int B_ = 0, T_ = 0;
     float dropout_ = 0.0f;
     bool training_ = true;
     std::uint64_t dropout_seed_ = 0x5eed, dropout_counter_ = 0;
@@ -7702,6 +7735,36 @@ template <class Model> class kv_cache {
     // Forgets the cached positions; keeps the sizes and buffers.
     void clear() { len_ = 0; }
 
+    // bf16: from now on the linear layers, the token embedding and the LM head read a bf16 copy
+    // of their weight matrices, made here (inference from bf16 weights: decoding streams half the
+    // bytes per token; activations, LayerNorm, attention and the accumulation stay fp32). A
+    // snapshot: after an optimizer step call it again. fp32 drops the copy. float models only.
+    void set_weights_precision(ops::precision p) {
+        len_ = 0; // cached keys came from the other weights
+        bf16_.clear();
+        bf16_.shrink_to_fit();
+        bf16_at_.fill(nullptr);
+        if (p == ops::precision::fp32)
+            return;
+        GPTX_CHECK((std::is_same_v<T, float>), "kv_cache: bf16 weights need a float model");
+        if constexpr (std::is_same_v<T, float>) {
+            std::size_t total = 0;
+            for (param_id id : bf16_params)
+                total += model_->params().view(id).size;
+            bf16_.resize(total);
+            std::size_t at = 0;
+            for (param_id id : bf16_params) {
+                const auto v = model_->params().view(id);
+                to_bf16(bf16_.data() + at, v.data, v.size);
+                bf16_at_[id] = bf16_.data() + at;
+                at += v.size;
+            }
+        }
+    }
+    ops::precision weights_precision() const {
+        return bf16_.empty() ? ops::precision::fp32 : ops::precision::bf16;
+    }
+
     const Model& model() const { return *model_; }
     int batch() const { return B_; }
     int length() const { return len_; }         // positions cached per sequence
@@ -7743,12 +7806,7 @@ template <class Model> class kv_cache {
             std::memcpy(last + std::int64_t(b) * C, hidden + (std::int64_t(b) * n + n - 1) * C,
                         sizeof(T) * C);
         T* logits = buf(a_logits);
-        const T* wte = model_->param(p_wte);
-        const int V = model_->vocab();
-        if (B <= few_rows)
-            ops::matmul_rows_forward(logits, last, wte, static_cast<const T*>(nullptr), B, C, V);
-        else
-            ops::lm_logits(logits, last, wte, B, C, V);
+        linear(logits, last, p_wte, 0, nullptr, B, C, model_->vocab()); // the tied head
         return logits;
     }
     // The logits (B, V) of the last forward_logits().
@@ -7790,13 +7848,31 @@ template <class Model> class kv_cache {
                        " at position ", i, " is outside the vocabulary [0, ", V, ")");
     }
 
-    static void linear(T* out, const T* inp, const T* w, const T* bias, std::int64_t N, int in,
-                       int out_c) {
+    // out(N, out_c) = inp(N, in) · Wᵀ + bias, W the block of weight tensor id at element offset,
+    // read from the bf16 copy when there is one.
+    void linear(T* out, const T* inp, param_id id, std::size_t offset, const T* bias,
+                std::int64_t N, int in, int out_c) const {
+        if constexpr (std::is_same_v<T, float>) {
+            if (const bf16* wb = bf16_at_[id]) {
+                wb += offset;
+                if (N <= few_rows)
+                    return ops::matmul_rows_forward(out, inp, wb, bias, N, in, out_c);
+                ops::gemm_bf16(false, true, int(N), out_c, in, 1.0f, inp, in, wb, in, 0.0f, out,
+                               out_c);
+                if (bias)
+                    parallel_for(N,
+                                 [&](std::int64_t r) { simd::add(out + r * out_c, bias, out_c); });
+                return;
+            }
+        }
+        const T* w = model_->param(id) + offset;
         if (N <= few_rows)
             ops::matmul_rows_forward(out, inp, w, bias, N, in, out_c);
         else
             ops::matmul_forward(out, inp, w, bias, N, in, out_c);
     }
+    // The tensors the bf16 copy holds: every weight matrix (biases, LayerNorms and wpe stay fp32).
+    static constexpr param_id bf16_params[] = {p_wte, p_qkvw, p_attprojw, p_fcw, p_fcprojw};
 
     // The layer loop of transformer::forward for the new rows only.
     const T* run(const int* tokens, int n) {
@@ -7807,35 +7883,49 @@ template <class Model> class kv_cache {
         T *qkv = buf(a_qkv), *atty = buf(a_atty), *branch = buf(a_branch), *res = buf(a_res);
         T *fch = buf(a_fch), *fch_gelu = buf(a_fch_gelu);
         // Rows of wpe from t0: the chunk's position t is absolute position t0 + t.
-        ops::encoder_forward(x, tokens, m.param(p_wte), m.param(p_wpe) + std::int64_t(t0) * C, B, n,
-                             C);
+        const T* wpe = m.param(p_wpe) + std::int64_t(t0) * C;
+        if (bf16_at_[p_wte] != nullptr) { // the token embedding is the tied wte: its bf16 rows
+            if constexpr (std::is_same_v<T, float>)
+                for (std::int64_t r = 0; r < N; ++r) {
+                    T* xr = x + r * C;
+                    const T* pr = wpe + (r % n) * C;
+                    to_float(xr, bf16_at_[p_wte] + std::int64_t(tokens[r]) * C, C);
+                    for (int i = 0; i < C; ++i)
+                        xr[i] += pr[i];
+                }
+        } else {
+            ops::encoder_forward(x, tokens, m.param(p_wte), wpe, B, n, C);
+        }
         const std::size_t c = C;
         for (int l = 0; l < L; ++l) {
             auto w = [&](param_id id, std::size_t per_layer) {
                 const T* p = m.param(id); // null for tensors the shape lacks (biases)
                 return p ? p + l * per_layer : nullptr;
             };
+            auto lin = [&](T* out, const T* inp, param_id id, std::size_t per_layer, const T* bias,
+                           int in,
+                           int out_c) { linear(out, inp, id, l * per_layer, bias, N, in, out_c); };
             // x: the layer input (pre-LN residual stream, or the previous post-LN output).
             if constexpr (pre_ln) {
                 ops::layernorm_forward(ln, mean, rstd, x, w(p_ln1w, c), w(p_ln1b, c), N, C);
-                linear(qkv, ln, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+                lin(qkv, ln, p_qkvw, 3 * c * c, w(p_qkvb, 3 * c), C, 3 * C);
             } else {
-                linear(qkv, x, w(p_qkvw, 3 * c * c), w(p_qkvb, 3 * c), N, C, 3 * C);
+                lin(qkv, x, p_qkvw, 3 * c * c, w(p_qkvb, 3 * c), C, 3 * C);
             }
             T* kl = kv_.view(0).data + std::size_t(l) * B * max_len_ * C;
             T* vl = kv_.view(1).data + std::size_t(l) * B * max_len_ * C;
             store(kl, vl, qkv, n, t0);
             ops::attention_decode_forward(atty, qkv, 3 * C, kl, vl, B, n, t0, C, NH, max_len_);
-            linear(branch, atty, w(p_attprojw, c * c), w(p_attprojb, c), N, C, C);
+            lin(branch, atty, p_attprojw, c * c, w(p_attprojb, c), C, C);
             ops::residual_forward(res, x, branch, NC); // residual2
             // pre-LN: ln = LN2(residual2); post-LN: ln = x1 = LN1(residual2). The MLP reads ln.
             if constexpr (pre_ln)
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln2w, c), w(p_ln2b, c), N, C);
             else
                 ops::layernorm_forward(ln, mean, rstd, res, w(p_ln1w, c), w(p_ln1b, c), N, C);
-            linear(fch, ln, w(p_fcw, 4 * c * c), w(p_fcb, 4 * c), N, C, 4 * C);
+            lin(fch, ln, p_fcw, 4 * c * c, w(p_fcb, 4 * c), C, 4 * C);
             ops::gelu_of<Model::dims.gelu>::forward(fch_gelu, fch, N * 4 * C);
-            linear(branch, fch_gelu, w(p_fcprojw, 4 * c * c), w(p_fcprojb, c), N, 4 * C, C);
+            lin(branch, fch_gelu, p_fcprojw, 4 * c * c, w(p_fcprojb, c), 4 * C, C);
             if constexpr (pre_ln) {
                 ops::residual_forward(x, res, branch, NC); // residual3, the next layer's input
             } else {
@@ -7869,6 +7959,8 @@ template <class Model> class kv_cache {
     }
 
     const Model* model_;
+    std::vector<bf16> bf16_;                                  // the bf16 weights, when set
+    std::array<const bf16*, num_param_tensors> bf16_at_ = {}; // each tensor's start in bf16_
     basic_arena<T> kv_, acts_;
     std::vector<int> tokens_;
     int B_ = 0, max_len_ = 0, max_chunk_ = 0, len_ = 0;
