@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh release
 out=build/release/pipeline-demo
-echo "== gptx pipeline: pre-training, SFT, reward model, PPO, PPO-ptx, DPO, GRPO and RLOO, then the dialogue stage (about 30 minutes on 2 cores)"
+echo "== gptx pipeline: pre-training, SFT, reward model, PPO, PPO-ptx, DPO, GRPO and RLOO, then the dialogue stage (about 20 minutes on 2 cores)"
 build/release/gptx pipeline --out "$out"
 echo
 echo "== held-out prompts and the responses of SFT, PPO and PPO-ptx (more in $out/eval_samples.txt)"

@@ -75,7 +75,7 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "the reward model (the RM's ceiling)");
     c->add_option("--methods", o.methods,
                   "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
-                  "rloo, or none (SFT only) (default: all five; 29 minutes with the dialogue "
+                  "rloo, or none (SFT only) (default: all five; 19 minutes with the dialogue "
                   "stage on 2 cores, docs/pipeline.md has each stage's time)");
     c->add_option("--dpo-beta", o.dpo_beta,
                   "DPO beta: the implicit reward is beta (log pi - log pi_SFT)");
