@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../core/bf16.hpp"
@@ -132,47 +133,33 @@ void rows_strip(T* out, const T* inp, const T* wrows, const T* bias, std::int64_
 
 // out(N,OC) = inp(N,C) · weight(OC,C)ᵀ + bias(OC), bias may be null; for the few rows of a
 // decode step. Weights stream through memory once, in place; gemm would first pack them, which
-// costs more than the product when N is a handful.
-template <class Arch = simd::default_arch, class T>
-void matmul_rows_forward(T* out, const T* inp, const T* weight, const T* bias, std::int64_t N,
+// costs more than the product when N is a handful. With bf16 weights (inference from a bf16
+// copy: half the bytes per token) each pair of rows is first widened to fp32 in L1 (exact), so
+// the result equals, bit for bit, the fp32 kernel's on the rounded weights.
+template <class Arch = simd::default_arch, class T, class TW>
+void matmul_rows_forward(T* out, const T* inp, const TW* weight, const T* bias, std::int64_t N,
                          int C, int OC) {
+    static_assert(std::is_same_v<TW, T> || (std::is_same_v<TW, bf16> && std::is_same_v<T, float>));
     // Whole pairs of weight rows per thread; ~64K multiply-adds pay a fork.
     const std::int64_t pairs = (OC + 1) / 2;
     const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
     parallel_ranges(
         pairs,
         [&](std::int64_t p0, std::int64_t p1) {
+            std::vector<T> wide(std::is_same_v<TW, T> ? 0 : 2 * std::size_t(C));
             for (std::int64_t p = p0; p < p1; ++p) {
-                const T* wrows = weight + 2 * p * C;
-                if (2 * p + 1 < OC)
+                const int rows = 2 * p + 1 < OC ? 2 : 1;
+                const T* wrows;
+                if constexpr (std::is_same_v<TW, T>) {
+                    wrows = weight + 2 * p * C;
+                } else {
+                    to_float(wide.data(), weight + 2 * p * C, std::size_t(rows) * C);
+                    wrows = wide.data();
+                }
+                if (rows == 2)
                     detail::rows_strip<Arch, 2>(out, inp, wrows, bias, 2 * p, N, C, OC);
                 else
                     detail::rows_strip<Arch, 1>(out, inp, wrows, bias, 2 * p, N, C, OC);
-            }
-        },
-        min_pairs);
-}
-
-// The same with bf16 weights (inference from a bf16 copy: half the bytes streamed per token).
-// Each pair of weight rows is widened to fp32 in L1 (exact: bf16 is fp32's top half) and
-// multiplied by fp32 inputs in fp32, so the result equals the fp32 kernel's on the rounded
-// weights, bit for bit.
-template <class Arch = simd::default_arch>
-void matmul_rows_forward(float* out, const float* inp, const bf16* weight, const float* bias,
-                         std::int64_t N, int C, int OC) {
-    const std::int64_t pairs = (OC + 1) / 2;
-    const std::int64_t min_pairs = std::max<std::int64_t>(1, 32768 / (N * C));
-    parallel_ranges(
-        pairs,
-        [&](std::int64_t p0, std::int64_t p1) {
-            std::vector<float> wide(2 * std::size_t(C));
-            for (std::int64_t p = p0; p < p1; ++p) {
-                const int rows = 2 * p + 1 < OC ? 2 : 1;
-                to_float(wide.data(), weight + 2 * p * C, std::size_t(rows) * C);
-                if (rows == 2)
-                    detail::rows_strip<Arch, 2>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
-                else
-                    detail::rows_strip<Arch, 1>(out, inp, wide.data(), bias, 2 * p, N, C, OC);
             }
         },
         min_pairs);
