@@ -258,6 +258,8 @@ template <shape S, class T = float> class transformer {
     void backward() {
         const int B = B_, Tn = T_;
         const std::int64_t BT = std::int64_t(B) * Tn;
+        if (BT <= 0) // no forward yet; also bounds row_bytes for GCC's -Wstringop-overflow
+            return;
         const float rate = training_ ? dropout_ : 0.0f;
         A a = acts();
         D d = dacts();

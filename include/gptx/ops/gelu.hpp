@@ -81,7 +81,9 @@ void gelu_tanh_forward(T* out, const T* inp, std::int64_t N) {
                 B u = k * xsimd::fma(c * x, x * x, x);
                 simd::store<Arch>(out + i, h * x * (one + xsimd::tanh(u)));
             }
-            for (; i < e; ++i) {
+            // The tail holds fewer than W values; an int count keeps GCC's loop analysis from
+            // imagining 2^62 iterations (-Waggressive-loop-optimizations, a false positive).
+            for (int k = 0, tail = int(e - i); k < tail; ++k, ++i) {
                 T x = inp[i];
                 out[i] =
                     T(0.5) * x *
