@@ -75,6 +75,7 @@ namespace detail {
 struct bench_samples {
     std::vector<double> ms;
     double tokens = 0, flops = 0;
+    ops::gemm_tally gemm; // the timed repetitions' matrix products (training workloads)
 };
 
 // The weights of the matrix products: the tied LM head (V·C) and 12·C² per layer (qkv, proj, fc,
@@ -125,8 +126,11 @@ bench_samples bench_train(const model_config& cfg, int B, int T, int reps, int w
     for (int i = 0; i < warmup; ++i)
         step();
     bench_samples s;
+    ops::gemm_tally& tally = ops::gemm_tally_now();
+    tally = {.on = true};
     for (int i = 0; i < reps; ++i)
         s.ms.push_back(time_ms(step));
+    s.gemm = std::exchange(tally, {});
     s.tokens = double(B) * T;
     s.flops = train_flops<S>(cfg, B, T);
     return s;
@@ -182,23 +186,38 @@ inline double peak_rss_mb_self() {
     return double(ru.ru_maxrss) / 1024.0; // Linux reports KiB
 }
 
+// Adds the share of the timed steps spent in matrix products and their rate (whole-run totals,
+// not medians), for comparing with bench_peak's fp32 FMA and bf16 peaks.
+inline void add_gemm_fields(nlohmann::ordered_json& j, const bench_samples& s) {
+    if (s.gemm.calls == 0)
+        return;
+    double total_ms = 0;
+    for (double v : s.ms)
+        total_ms += v;
+    j["gemm_ms_per_rep"] = 1000.0 * s.gemm.seconds / double(s.ms.size());
+    j["gemm_share"] = 1000.0 * s.gemm.seconds / total_ms;
+    j["gemm_gflops"] = s.gemm.flops / s.gemm.seconds / 1e9;
+}
+
 inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s,
                                          double peak_rss_mb) {
     std::vector<double> v = s.ms;
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-    return {{"workload", name},
-            {"median_ms", median},
-            {"min_ms", v.front()},
-            {"max_ms", v.back()},
-            {"tokens_per_s", s.tokens / (median / 1000.0)},
-            {"gflops", s.flops / (median / 1000.0) / 1e9},
-            {"peak_rss_mb", peak_rss_mb},
-            {"reps", n},
-            {"threads", num_threads()},
-            {"precision", ops::precision_name(ops::matmul_precision())},
-            {"bf16_isa", isa_name(active_bf16_isa())}};
+    nlohmann::ordered_json j{{"workload", name},
+                             {"median_ms", median},
+                             {"min_ms", v.front()},
+                             {"max_ms", v.back()},
+                             {"tokens_per_s", s.tokens / (median / 1000.0)},
+                             {"gflops", s.flops / (median / 1000.0) / 1e9},
+                             {"peak_rss_mb", peak_rss_mb},
+                             {"reps", n},
+                             {"threads", num_threads()},
+                             {"precision", ops::precision_name(ops::matmul_precision())},
+                             {"bf16_isa", isa_name(active_bf16_isa())}};
+    add_gemm_fields(j, s);
+    return j;
 }
 
 // Runs one workload in a child process, so its peak RSS is its own (wait4 reports the child's

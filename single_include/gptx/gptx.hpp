@@ -6072,6 +6072,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 // paths chosen at run time (AMX-BF16 tiles, AVX512-BF16 vdpbf16ps, portable fp32 FMA).
 // Tested by tests/ops/test_gemm_bf16.cpp, timed by bench/bench_gemm.cpp.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -6651,15 +6652,47 @@ inline precision parse_precision(std::string_view s) {
     return precision::bf16;
 }
 
+// Wall time and FLOPs of the products run through gemm_mixed (and the LM head's packed bf16
+// products), so `gptx bench` can report what share of a step its GEMMs take and at what rate.
+// Off unless turned on; not thread-safe when on, which is fine: the one thread driving the model
+// calls the GEMMs, each threaded inside.
+struct gemm_tally {
+    bool on = false;
+    double seconds = 0, flops = 0;
+    std::int64_t calls = 0;
+};
+inline gemm_tally& gemm_tally_now() {
+    static gemm_tally t;
+    return t;
+}
+// Runs f, a product of 2·M·N·K FLOPs (0 for packing), and adds it to the tally when it is on.
+// The timed path is kept out of line so that the usual one inlines exactly as f alone would.
+template <class F> [[gnu::noinline]] void tallied_timed(double flops, F& f) {
+    gemm_tally& t = gemm_tally_now();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t.flops += flops;
+    t.calls += flops > 0;
+}
+template <class F> void tallied(double flops, F&& f) {
+    if (gemm_tally_now().on)
+        tallied_timed(flops, f);
+    else
+        f();
+}
+
 // gemm() in the arithmetic matmul_precision() names. Products with a side under 16 (decoding
 // one token) stay fp32: packing the weights would cost more than the product.
 template <class Arch = simd::default_arch, class T>
 void gemm_mixed(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
                 const T* B, int ldb, T beta, T* C, int ldc) {
-    if constexpr (std::is_same_v<T, float>)
-        if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
-            return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    gemm<Arch>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tallied(2.0 * M * N * K, [&] {
+        if constexpr (std::is_same_v<T, float>)
+            if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
+                return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm<Arch>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    });
 }
 
 } // namespace gptx::ops
@@ -6690,18 +6723,21 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
     if constexpr (std::is_same_v<T, float>) {
         packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
                  C >= 16 && V >= 16;
-        if (packed) {
-            pack_bf16(wte_t, true, C, V, wte, C);
-            if (dhidden)
-                pack_bf16(wte_n, false, V, C, wte, C);
-        }
+        if (packed)
+            tallied(0, [&] {
+                pack_bf16(wte_t, true, C, V, wte, C);
+                if (dhidden)
+                    pack_bf16(wte_n, false, V, C, wte, C);
+            });
     }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
         [&] {
             if constexpr (std::is_same_v<T, float>)
                 if (packed && n >= 16)
-                    return gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
+                    return tallied(2.0 * n * V * C, [&] {
+                        gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
+                    });
             lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
         }();
         parallel_for(n, [&](std::int64_t i) {
@@ -6927,7 +6963,9 @@ void gelu_tanh_forward(T* out, const T* inp, std::int64_t N) {
                 B u = k * xsimd::fma(c * x, x * x, x);
                 simd::store<Arch>(out + i, h * x * (one + xsimd::tanh(u)));
             }
-            for (; i < e; ++i) {
+            // The tail holds fewer than W values; an int count keeps GCC's loop analysis from
+            // imagining 2^62 iterations (-Waggressive-loop-optimizations, a false positive).
+            for (int k = 0, tail = int(e - i); k < tail; ++k, ++i) {
                 T x = inp[i];
                 out[i] =
                     T(0.5) * x *
@@ -7500,6 +7538,8 @@ template <shape S, class T = float> class transformer {
     void backward() {
         const int B = B_, Tn = T_;
         const std::int64_t BT = std::int64_t(B) * Tn;
+        if (BT <= 0) // no forward yet; also bounds row_bytes for GCC's -Wstringop-overflow
+            return;
         const float rate = training_ ? dropout_ : 0.0f;
         A a = acts();
         D d = dacts();

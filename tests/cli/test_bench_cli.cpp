@@ -48,6 +48,21 @@ void check_line(const nlohmann::ordered_json& j, const std::string& workload, in
     BOOST_TEST(flops_per_token > 1e6); // the baby model: ~5.2 MFLOP per training token
 }
 
+// A training workload also reports its matrix products: every one counted once, 6 FLOPs per
+// weight per token (forward, dinp, dW) over the four matrices of each layer and the tied LM
+// head; attention's own kernels are not GEMMs. The baby model: C 128, L 4, V 65, B 12, T 64.
+void check_gemm_fields(const nlohmann::ordered_json& j) {
+    for (const char* k : {"gemm_ms_per_rep", "gemm_share", "gemm_gflops"})
+        BOOST_TEST_REQUIRE(j.contains(k), k);
+    const double share = j["gemm_share"].get<double>();
+    BOOST_TEST(share > 0.0);
+    BOOST_TEST(share < 1.0);
+    const double weights = 65.0 * 128 + 12.0 * 4 * 128 * 128, tokens = 12.0 * 64;
+    const double gemm_flops =
+        j["gemm_gflops"].get<double>() * 1e9 * j["gemm_ms_per_rep"].get<double>() / 1000.0;
+    BOOST_TEST(gemm_flops == 6.0 * weights * tokens, boost::test_tools::tolerance(1e-6));
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(cli_bench)
@@ -58,6 +73,7 @@ BOOST_AUTO_TEST_CASE(one_json_line_per_workload) {
     const auto lines = json_lines(r.out);
     BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
     check_line(lines[0], "train-baby", 2);
+    check_gemm_fields(lines[0]);
 }
 
 BOOST_AUTO_TEST_CASE(in_process_run_has_the_same_format) {
@@ -67,6 +83,7 @@ BOOST_AUTO_TEST_CASE(in_process_run_has_the_same_format) {
     const auto lines = json_lines(r.out);
     BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
     check_line(lines[0], "train-baby", 3);
+    check_gemm_fields(lines[0]);
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_gives_one_line_errors) {

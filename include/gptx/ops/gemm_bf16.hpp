@@ -3,6 +3,7 @@
 // Tested by tests/ops/test_gemm_bf16.cpp, timed by bench/bench_gemm.cpp.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -587,15 +588,47 @@ inline precision parse_precision(std::string_view s) {
     return precision::bf16;
 }
 
+// Wall time and FLOPs of the products run through gemm_mixed (and the LM head's packed bf16
+// products), so `gptx bench` can report what share of a step its GEMMs take and at what rate.
+// Off unless turned on; not thread-safe when on, which is fine: the one thread driving the model
+// calls the GEMMs, each threaded inside.
+struct gemm_tally {
+    bool on = false;
+    double seconds = 0, flops = 0;
+    std::int64_t calls = 0;
+};
+inline gemm_tally& gemm_tally_now() {
+    static gemm_tally t;
+    return t;
+}
+// Runs f, a product of 2·M·N·K FLOPs (0 for packing), and adds it to the tally when it is on.
+// The timed path is kept out of line so that the usual one inlines exactly as f alone would.
+template <class F> [[gnu::noinline]] void tallied_timed(double flops, F& f) {
+    gemm_tally& t = gemm_tally_now();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t.flops += flops;
+    t.calls += flops > 0;
+}
+template <class F> void tallied(double flops, F&& f) {
+    if (gemm_tally_now().on)
+        tallied_timed(flops, f);
+    else
+        f();
+}
+
 // gemm() in the arithmetic matmul_precision() names. Products with a side under 16 (decoding
 // one token) stay fp32: packing the weights would cost more than the product.
 template <class Arch = simd::default_arch, class T>
 void gemm_mixed(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
                 const T* B, int ldb, T beta, T* C, int ldc) {
-    if constexpr (std::is_same_v<T, float>)
-        if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
-            return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    gemm<Arch>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tallied(2.0 * M * N * K, [&] {
+        if constexpr (std::is_same_v<T, float>)
+            if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
+                return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm<Arch>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    });
 }
 
 } // namespace gptx::ops
