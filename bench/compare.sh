@@ -6,7 +6,9 @@
 #   bench/compare.sh [workload ...]          (default: all five)
 #   env: GPTX=path/to/gptx (default build-bench/gptx, then build/gptx), THREADS=2,
 #        PYTHON=/usr/bin/python3 (Debian's python3-torch), TORCH_MODE=best|omp2-blas1|omp1-blas2|omp2-blas2,
-#        REPS= / WARMUP= (default: per workload), OUT=file for the JSON lines (default: stdout only)
+#        REPS= / WARMUP= (default: per workload), OUT=file for the JSON lines (default: stdout only),
+#        PRECISION=fp32|bf16 (default fp32; bf16: `gptx --precision bf16` against PyTorch's
+#        torch.autocast("cpu", dtype=torch.bfloat16))
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -25,20 +27,21 @@ extra=()
 [[ -n ${REPS:-} ]] && extra+=(--reps "$REPS")
 [[ -n ${WARMUP:-} ]] && extra+=(--warmup "$WARMUP")
 
+precision=${PRECISION:-fp32}
 mode=${TORCH_MODE:-best}
 if [[ $mode == best ]]; then
-  mode=$("$python" "$here/pytorch_reference.py" --threads "$threads" --only-probe)
+  mode=$("$python" "$here/pytorch_reference.py" --threads "$threads" --precision "$precision" --only-probe)
 fi
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "# gptx: $gptx --threads $threads; pytorch: $python, thread mode $mode" >&2
+echo "# gptx: $gptx --precision $precision --threads $threads; pytorch: $python, thread mode $mode, precision $precision" >&2
 
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 for w in "${workloads[@]}"; do
-  g=$("$gptx" bench --workload "$w" --threads "$threads" "${extra[@]}" | sed 's/}$/,"impl":"gptx"}/')
+  g=$("$gptx" --precision "$precision" bench --workload "$w" --threads "$threads" "${extra[@]}" | sed 's/}$/,"impl":"gptx"}/')
   echo "$g"
   echo "$g" >> "$lines"
-  p=$("$python" "$here/pytorch_reference.py" --workload "$w" --threads "$threads" --threads-mode "$mode" "${extra[@]}")
+  p=$("$python" "$here/pytorch_reference.py" --workload "$w" --threads "$threads" --threads-mode "$mode" --precision "$precision" "${extra[@]}")
   echo "$p"
   echo "$p" >> "$lines"
 done

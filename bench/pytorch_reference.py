@@ -26,7 +26,14 @@ both use every core they fight over them. --threads-mode picks one setting:
 Usage:
   /usr/bin/python3 bench/pytorch_reference.py [--workload NAME|all] [--reps N] [--warmup N]
       [--threads 2] [--threads-mode best|omp2-blas1|omp1-blas2|omp2-blas2] [--only-probe]
+      [--precision fp32|bf16]
+
+--precision bf16 runs the forward passes (and the loss) under
+torch.autocast("cpu", dtype=torch.bfloat16), the backward outside it, as PyTorch's mixed-precision
+recipe does: fp32 master weights and optimizer; the matrix products in bf16 through oneDNN where
+the CPU has AVX512-BF16 or AMX. It is the counterpart of `gptx --precision bf16 bench`.
 """
+import contextlib
 import argparse
 import json
 import math
@@ -165,6 +172,8 @@ def run_child(args):
         maxT = T
     model = build_model(torch, C, NH, L, V, maxT, bias, "none" if args.workload == "train-baby" else "tanh")
     ms = []
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16"
+                else contextlib.nullcontext())
     if train:
         decay = [p for p in model.parameters() if p.dim() >= 2]
         rest = [p for p in model.parameters() if p.dim() < 2]
@@ -174,7 +183,8 @@ def run_child(args):
         y = torch.randint(0, V, (B, T))
 
         def step():
-            loss = model(x, y)
+            with autocast:
+                loss = model(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -188,7 +198,7 @@ def run_child(args):
         caches = [(torch.zeros(B, NH, PROMPT_LEN + T, HS), torch.zeros(B, NH, PROMPT_LEN + T, HS)) for _ in range(L)]
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 logits = model(prompts, caches=caches, t0=0)
                 t0 = PROMPT_LEN
                 for i in range(T):
@@ -219,6 +229,7 @@ def run_child(args):
         "threads": args.threads,
         "impl": "pytorch " + torch.__version__,
         "threads_mode": args.mode,
+        "precision": args.precision,
     }
     print(json.dumps(line), flush=True)
 
@@ -229,7 +240,8 @@ def spawn(args, workload, mode, reps=None, warmup=None):
                  "omp2-blas2": (args.threads, args.threads)}[mode]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), OMP_NUM_THREADS=str(omp))
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--workload", workload, "--mode", mode,
-           "--omp-threads", str(omp), "--threads", str(args.threads), "--seed", str(args.seed)]
+           "--omp-threads", str(omp), "--threads", str(args.threads), "--seed", str(args.seed),
+           "--precision", args.precision]
     if reps:
         cmd += ["--reps", str(reps)]
     if warmup is not None:
@@ -248,6 +260,8 @@ def main():
     ap.add_argument("--probe", default="train-gpt2", help="workload that picks the best thread mode")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--only-probe", action="store_true", help="print the best thread mode and exit")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="bf16: forward passes under torch.autocast(\"cpu\", dtype=torch.bfloat16)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="", help=argparse.SUPPRESS)
     ap.add_argument("--omp-threads", type=int, default=1, help=argparse.SUPPRESS)
