@@ -73,8 +73,15 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             }
         });
         if (dhidden) {
-            gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
-                             dhidden + r0 * C, C);
+            [&] {
+                if constexpr (std::is_same_v<T, float>)
+                    if (packed && n >= 16)
+                        return tallied(2.0 * n * V * C, [&] {
+                            gemm_bf16(false, n, 1.0f, scratch, V, wte_n, 0.0f, dhidden + r0 * C, C);
+                        });
+                gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
+                                 dhidden + r0 * C, C);
+            }();
             gemm_mixed<Arch>(true, false, V, C, n, T(1), scratch, V, hidden + r0 * C, C, T(1), dwte,
                              C);
         }
