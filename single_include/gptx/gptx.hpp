@@ -6601,61 +6601,10 @@ struct bf16_packed_b {
     std::vector<std::uint16_t> panels; // 32-column panels of all K, in detail::bf16_pack_b's layout
 };
 
-template <class TB>
-void pack_bf16(bf16_packed_b& out, bool trans_b, int K, int N, const TB* B, int ldb,
-               bf16_isa isa = active_bf16_isa()) {
-    using blk = detail::bf16_blocking;
-    const int ksteps = (K + blk::KS - 1) / blk::KS, panels = (N + blk::NR - 1) / blk::NR;
-    out.K = K;
-    out.N = N;
-    out.panels.resize(std::size_t(panels) * ksteps * blk::STEP);
-    parallel_ranges(panels, [&](std::int64_t b, std::int64_t e) {
-        const int j0 = int(b) * blk::NR, nc = std::min(N, int(e) * blk::NR) - j0;
-        std::uint16_t* dst = out.panels.data() + std::size_t(b) * ksteps * blk::STEP;
-#if GPTX_HAVE_BF16_KERNELS
-        if (isa != bf16_isa::portable)
-            return detail::bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
-#endif
-        (void)isa;
-        detail::bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
-    });
-}
-
-// gemm_bf16 with op(B) packed by pack_bf16 (its K and N).
-template <class TA>
-void gemm_bf16(bool trans_a, int M, float alpha, const TA* A, int lda, const bf16_packed_b& B,
-               float beta, float* C, int ldc, bf16_isa isa = active_bf16_isa()) {
-    detail::gemm_bf16_run(trans_a, false, M, B.N, B.K, alpha, A, lda,
-                          static_cast<const float*>(nullptr), 0, beta, C, ldc, isa,
-                          B.panels.data());
-}
-
-// Which arithmetic the float GEMMs of the linear layers and the tied LM head use: fp32, or bf16
-// operands with fp32 accumulation (mixed precision: fp32 master weights, gradients and optimizer;
-// the bf16 copies of weights and activations are made as the GEMM packs them, which rounds
-// exactly as a separate copy would). Process-wide, set once before training starts.
-enum class precision { fp32, bf16 };
-
-inline precision& matmul_precision_setting() {
-    static precision p = precision::fp32;
-    return p;
-}
-inline precision matmul_precision() { return matmul_precision_setting(); }
-inline void set_matmul_precision(precision p) { matmul_precision_setting() = p; }
-inline std::string_view precision_name(precision p) {
-    return p == precision::bf16 ? "bf16" : "fp32";
-}
-inline precision parse_precision(std::string_view s) {
-    if (s == "fp32")
-        return precision::fp32;
-    GPTX_CHECK(s == "bf16", "precision '", s, "' is not one of fp32, bf16");
-    return precision::bf16;
-}
-
-// Wall time and FLOPs of the products run through gemm_mixed (and the LM head's packed bf16
-// products), so `gptx bench` can report what share of a step its GEMMs take and at what rate.
-// Off unless turned on; not thread-safe when on, which is fine: the one thread driving the model
-// calls the GEMMs, each threaded inside.
+// Wall time and FLOPs of the products run through gemm_mixed and the prepacked gemm_bf16 (the
+// LM head's, packing included), so `gptx bench` can report what share of a step its GEMMs take and
+// at what rate. Off unless turned on; not thread-safe when on, which is fine: the one thread
+// driving the model calls the GEMMs, each threaded inside.
 struct gemm_tally {
     bool on = false;
     double seconds = 0, flops = 0;
@@ -6680,6 +6629,61 @@ template <class F> void tallied(double flops, F&& f) {
         tallied_timed(flops, f);
     else
         f();
+}
+
+template <class TB>
+void pack_bf16(bf16_packed_b& out, bool trans_b, int K, int N, const TB* B, int ldb,
+               bf16_isa isa = active_bf16_isa()) {
+    using blk = detail::bf16_blocking;
+    const int ksteps = (K + blk::KS - 1) / blk::KS, panels = (N + blk::NR - 1) / blk::NR;
+    out.K = K;
+    out.N = N;
+    out.panels.resize(std::size_t(panels) * ksteps * blk::STEP);
+    tallied(0, [&] {
+        parallel_ranges(panels, [&](std::int64_t b, std::int64_t e) {
+            const int j0 = int(b) * blk::NR, nc = std::min(N, int(e) * blk::NR) - j0;
+            std::uint16_t* dst = out.panels.data() + std::size_t(b) * ksteps * blk::STEP;
+#if GPTX_HAVE_BF16_KERNELS
+            if (isa != bf16_isa::portable)
+                return detail::bf16_pack_b_avx512(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
+#endif
+            (void)isa;
+            detail::bf16_pack_b(trans_b, B, ldb, 0, K, j0, nc, ksteps, dst);
+        });
+    });
+}
+
+// gemm_bf16 with op(B) packed by pack_bf16 (its K and N).
+template <class TA>
+void gemm_bf16(bool trans_a, int M, float alpha, const TA* A, int lda, const bf16_packed_b& B,
+               float beta, float* C, int ldc, bf16_isa isa = active_bf16_isa()) {
+    tallied(2.0 * M * B.N * B.K, [&] {
+        detail::gemm_bf16_run(trans_a, false, M, B.N, B.K, alpha, A, lda,
+                              static_cast<const float*>(nullptr), 0, beta, C, ldc, isa,
+                              B.panels.data());
+    });
+}
+
+// Which arithmetic the float GEMMs of the linear layers and the tied LM head use: fp32, or bf16
+// operands with fp32 accumulation (mixed precision: fp32 master weights, gradients and optimizer;
+// the bf16 copies of weights and activations are made as the GEMM packs them, which rounds
+// exactly as a separate copy would). Process-wide, set once before training starts.
+enum class precision { fp32, bf16 };
+
+inline precision& matmul_precision_setting() {
+    static precision p = precision::fp32;
+    return p;
+}
+inline precision matmul_precision() { return matmul_precision_setting(); }
+inline void set_matmul_precision(precision p) { matmul_precision_setting() = p; }
+inline std::string_view precision_name(precision p) {
+    return p == precision::bf16 ? "bf16" : "fp32";
+}
+inline precision parse_precision(std::string_view s) {
+    if (s == "fp32")
+        return precision::fp32;
+    GPTX_CHECK(s == "bf16", "precision '", s, "' is not one of fp32, bf16");
+    return precision::bf16;
 }
 
 // gemm() in the arithmetic matmul_precision() names. Products with a side under 16 (decoding
@@ -6723,21 +6727,18 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
     if constexpr (std::is_same_v<T, float>) {
         packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
                  C >= 16 && V >= 16;
-        if (packed)
-            tallied(0, [&] {
-                pack_bf16(wte_t, true, C, V, wte, C);
-                if (dhidden)
-                    pack_bf16(wte_n, false, V, C, wte, C);
-            });
+        if (packed) {
+            pack_bf16(wte_t, true, C, V, wte, C);
+            if (dhidden)
+                pack_bf16(wte_n, false, V, C, wte, C);
+        }
     }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
         [&] {
             if constexpr (std::is_same_v<T, float>)
                 if (packed && n >= 16)
-                    return tallied(2.0 * n * V * C, [&] {
-                        gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
-                    });
+                    return gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
             lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
         }();
         parallel_for(n, [&](std::int64_t i) {
@@ -6761,9 +6762,8 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             [&] {
                 if constexpr (std::is_same_v<T, float>)
                     if (packed && n >= 16)
-                        return tallied(2.0 * n * V * C, [&] {
-                            gemm_bf16(false, n, 1.0f, scratch, V, wte_n, 0.0f, dhidden + r0 * C, C);
-                        });
+                        return gemm_bf16(false, n, 1.0f, scratch, V, wte_n, 0.0f, dhidden + r0 * C,
+                                         C);
                 gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
                                  dhidden + r0 * C, C);
             }();

@@ -38,21 +38,18 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
     if constexpr (std::is_same_v<T, float>) {
         packed = matmul_precision() == precision::bf16 && N > chunk_rows && chunk_rows >= 16 &&
                  C >= 16 && V >= 16;
-        if (packed)
-            tallied(0, [&] {
-                pack_bf16(wte_t, true, C, V, wte, C);
-                if (dhidden)
-                    pack_bf16(wte_n, false, V, C, wte, C);
-            });
+        if (packed) {
+            pack_bf16(wte_t, true, C, V, wte, C);
+            if (dhidden)
+                pack_bf16(wte_n, false, V, C, wte, C);
+        }
     }
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
         const int n = static_cast<int>(std::min<std::int64_t>(chunk_rows, N - r0));
         [&] {
             if constexpr (std::is_same_v<T, float>)
                 if (packed && n >= 16)
-                    return tallied(2.0 * n * V * C, [&] {
-                        gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
-                    });
+                    return gemm_bf16(false, n, 1.0f, hidden + r0 * C, C, wte_t, 0.0f, scratch, V);
             lm_logits<Arch>(scratch, hidden + r0 * C, wte, n, C, V);
         }();
         parallel_for(n, [&](std::int64_t i) {
@@ -76,9 +73,8 @@ double lm_head_loss(T* dhidden, T* dwte, T* losses, const T* hidden, const T* wt
             [&] {
                 if constexpr (std::is_same_v<T, float>)
                     if (packed && n >= 16)
-                        return tallied(2.0 * n * V * C, [&] {
-                            gemm_bf16(false, n, 1.0f, scratch, V, wte_n, 0.0f, dhidden + r0 * C, C);
-                        });
+                        return gemm_bf16(false, n, 1.0f, scratch, V, wte_n, 0.0f, dhidden + r0 * C,
+                                         C);
                 gemm_mixed<Arch>(false, false, n, C, V, T(1), scratch, V, wte, C, T(0),
                                  dhidden + r0 * C, C);
             }();
