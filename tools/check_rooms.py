@@ -5,7 +5,7 @@ import pathlib
 import re
 import sys
 
-ROOMS = ["core", "simd", "ops", "nn", "text", "data", "generate", "train", "io", "dist"]
+ROOMS = ["core", "simd", "ops", "nn", "text", "data", "generate", "train", "io", "dist", "recipes"]
 
 def main() -> int:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parent.parent)

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,8 +17,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <gptx/recipes/chat.hpp>
+
 #include "commands.hpp"
 #include "common.hpp"
+#include "instances/chat.hpp"
 
 namespace gptx::cli {
 
@@ -95,19 +99,15 @@ class line_reader {
     std::string buf_;
 };
 
-template <shape S>
-void chat_session(const chat_options& o, transformer<S>& model, const tokenizer& tok) {
-    const chat_format fmt = chat_format::of(tok);
-    for (int id : {fmt.system, fmt.user, fmt.assistant, fmt.end})
-        GPTX_CHECK(id < model.vocab(), "chat: the chat token ", id,
-                   " is outside the model's vocabulary of ", model.vocab());
+// The terminal loop, written against chat_model so it compiles once, not once per shape.
+inline void chat_session(const chat_options& o, chat_model& model) {
+    const tokenizer& tok = model.tok();
+    const chat_format& fmt = model.format();
     const bool interactive = !o.batch && ::isatty(0);
     const int ctx = model.context();
     std::string system = o.system;
     float temperature = o.temperature;
     conversation history;
-    kv_cache<transformer<S>> cache(model, 1);
-    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
 
     struct sigaction sa {};
     sa.sa_handler = chat_on_sigint;
@@ -127,7 +127,7 @@ void chat_session(const chat_options& o, transformer<S>& model, const tokenizer&
     if (interactive)
         std::printf("gptx chat: %s, vocabulary %d, context %d. Commands: /reset, /system TEXT, "
                     "/temperature X, /quit. Ctrl-C stops a reply.\n",
-                    to_string(S).c_str(), model.vocab(), ctx);
+                    to_string(model.dims()).c_str(), model.vocab(), ctx);
     line_reader in;
     std::string line;
     std::uint64_t turn = 0;
@@ -201,10 +201,8 @@ void chat_session(const chat_options& o, transformer<S>& model, const tokenizer&
             std::fputs("gptx> ", stdout);
         std::fflush(stdout);
         std::vector<int> reply;
-        generate_options opts;
-        opts.end_of_text = fmt.end;
         chat_interrupted = 0;
-        opts.on_token = [&](int id) {
+        const auto on_token = [&](int id) {
             if (chat_interrupted || tok.special().text_of(id))
                 return false; // Ctrl-C, or the model started another turn
             std::string piece = tok.decode_token(id);
@@ -219,7 +217,7 @@ void chat_session(const chat_options& o, transformer<S>& model, const tokenizer&
             return !chat_interrupted;
         };
         const sampling_config sc{temperature, o.top_k, o.top_p, o.seed + turn++};
-        generate(cache, prompt.tokens, o.max_tokens, sc, opts);
+        model.reply(prompt.tokens, o.max_tokens, sc, on_token);
         if (chat_interrupted && interactive)
             std::fputs(" [stopped]", stdout);
         chat_interrupted = 0;
@@ -232,7 +230,7 @@ void chat_session(const chat_options& o, transformer<S>& model, const tokenizer&
 
 } // namespace detail
 
-inline void run_chat(const chat_options& o) {
+inline void chat_command(const chat_options& o) {
     GPTX_CHECK(o.max_tokens > 0, "--max-tokens must be positive, got ", o.max_tokens);
     GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
     GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
@@ -240,21 +238,14 @@ inline void run_chat(const chat_options& o) {
     GPTX_CHECK(o.token_delay_ms >= 0, "--token-delay-ms must be >= 0, got ", o.token_delay_ms);
     const fs::path file = checkpoint_file(o.checkpoint);
     const checkpoint_info info = read_model_info(file);
-    const bool found = with_checkpoint_preset(info, [&]<shape S>() {
-        transformer<S> model(info.config);
-        tokenizer tok;
-        load_model<S>(file, model, &tok);
-        try {
-            chat_format::of(tok);
-        } catch (const error& e) {
-            gptx::detail::fail(file.string(), ": ", e.what());
-        }
-        detail::chat_session(o, model, tok);
-    });
+    std::unique_ptr<chat_model> model;
+    const bool found =
+        with_checkpoint_preset(info, [&]<shape S>() { model = load_chat_model<S>(file, info); });
     GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
+    detail::chat_session(o, *model);
 }
 
-void add_chat_command(commands& cmds) { cmds.add(add_chat_command, run_chat); }
+void add_chat_command(commands& cmds) { cmds.add(add_chat_command, chat_command); }
 
 } // namespace gptx::cli

@@ -1,20 +1,21 @@
 // samples/cli/export.cpp: `gptx export`, a checkpoint's weights as GGUF (llama.cpp, Ollama, LM
-// Studio), Hugging Face safetensors or an llm.c .bin. Tested by tests/cli/test_export_cli.cpp
-// and tests/interop/ (llama.cpp loads the GGUF).
+// Studio), Hugging Face safetensors or an llm.c .bin: the options of run_export
+// (gptx/recipes/export.hpp) and its dispatch on the checkpoint's shape. Tested by
+// tests/cli/test_export_cli.cpp and tests/interop/ (llama.cpp loads the GGUF).
+#include <cstdint>
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 
-#include <gptx/io/import.hpp>
+#include <gptx/recipes/export.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "instances/export.hpp"
 
 namespace gptx::cli {
 
-struct export_options {
-    std::string checkpoint, format, dtype = "f32", out;
-};
+using export_options = export_run_options;
 
 inline void add_export_command(CLI::App& app, export_options& o, std::function<void()>& run) {
     auto* c =
@@ -31,28 +32,12 @@ inline void add_export_command(CLI::App& app, export_options& o, std::function<v
     c->callback([&] { run(); });
 }
 
-inline void run_export(const export_options& o) {
-    GPTX_CHECK(o.format == "gguf" || o.dtype == "f32", "--dtype ", o.dtype, ": --format ", o.format,
-               " is written as f32 (16-bit types: --format gguf)");
+inline void export_command(const export_options& o) {
+    validate_export_options(o);
     const fs::path file = checkpoint_file(o.checkpoint);
     const checkpoint_info info = read_checkpoint_info(file);
-    const bool found = with_checkpoint_preset(info, [&]<shape S>() {
-        // The three formats hold GPT-2: pre-LN with biases and tanh GELU.
-        if constexpr (S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh) {
-            transformer<S> model(info.config);
-            tokenizer tok;
-            load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
-            if (o.format == "gguf")
-                save_gguf<S>(o.out, model, tok, parse_gguf_dtype(o.dtype));
-            else if (o.format == "safetensors")
-                save_safetensors<S>(o.out, model);
-            else
-                save_llmc<S>(o.out, model);
-        } else {
-            gptx::detail::fail(file.string(), ": the model is ", to_string(S), "; ", o.format,
-                               " holds GPT-2's architecture (pre-LN, biases, tanh GELU)");
-        }
-    });
+    const bool found =
+        with_checkpoint_preset(info, [&]<shape S>() { run_export<S>(o, file, info); });
     GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
     std::printf("exported %s (%s, %s, %s, %ju bytes)\n", o.out.c_str(),
@@ -60,6 +45,6 @@ inline void run_export(const export_options& o) {
                 std::uintmax_t(fs::file_size(o.out)));
 }
 
-void add_export_command(commands& cmds) { cmds.add(add_export_command, run_export); }
+void add_export_command(commands& cmds) { cmds.add(add_export_command, export_command); }
 
 } // namespace gptx::cli

@@ -1,11 +1,10 @@
 // samples/cli/pipeline.cpp: `gptx pipeline`, InstructGPT end to end on the project's task family
-// with PPO, PPO-ptx, DPO, GRPO and RLOO compared: the options of samples/instructgpt/pipeline.hpp's
-// run_pipeline. Tested by tests/cli/test_sft_cli.cpp.
+// with PPO, PPO-ptx, DPO, GRPO and RLOO compared: the options of samples/instructgpt/
+// pipeline_options.hpp's run_pipeline. Tested by tests/cli/test_sft_cli.cpp.
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
-#include "common.hpp"
-#include "instructgpt/pipeline.hpp"
+#include "instructgpt/pipeline_options.hpp"
 
 namespace gptx::cli {
 

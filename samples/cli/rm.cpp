@@ -1,38 +1,21 @@
 // samples/cli/rm.cpp: `gptx rm`, the InstructGPT reward model trained on pairwise or ranked
-// comparisons from an SFT (or pre-trained) trunk, with held-out pairwise accuracy, checkpoints,
-// metrics.jsonl and exact resume. Tested by tests/cli/test_rm_cli.cpp.
-#include <bit>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <string>
-#include <vector>
+// comparisons from an SFT (or pre-trained) trunk, resumable: the options of run_reward_model
+// (gptx/recipes/rm.hpp) and its dispatch on the checkpoint's shape. Tested by
+// tests/cli/test_rm_cli.cpp.
+#include <filesystem>
+#include <functional>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
-#include <gptx/data/comparisons.hpp>
-#include <gptx/data/sft.hpp>
-#include <gptx/nn/reward_model.hpp>
-#include <gptx/train/reward_objective.hpp>
-#include <gptx/train/run_loop.hpp>
+#include <gptx/recipes/rm.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "instances/rm.hpp"
 
 namespace gptx::cli {
 
-struct rm_options {
-    std::string init, data, val, demos, out = "out-rm";
-    double val_fraction = 0.1, epochs = 1.0;
-    int iters = 0, decay_iters = 0, batch = 8, grad_accum = 1, warmup = 0, eval_every = 50,
-        log_every = 10;
-    int end_of_text = -1;
-    float lr = 1e-4f, min_lr = -1.0f, weight_decay = 0.0f, beta1 = 0.9f, beta2 = 0.95f;
-    float grad_clip = 1.0f, dropout = 0.0f;
-    std::uint64_t seed = 1;
-    bool resume = false;
-};
+using rm_options = reward_model_run_options;
 
 inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("rm", "Train a reward model on ranked comparisons");
@@ -74,172 +57,17 @@ inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& 
     c->callback([&] { run(); });
 }
 
-namespace rm_detail {
-
-inline void validate(const rm_options& o) {
-    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
-    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
-    GPTX_CHECK(o.iters >= 0, "--iters must be positive, got ", o.iters);
-    GPTX_CHECK(o.epochs > 0 && std::isfinite(o.epochs), "--epochs must be positive, got ",
-               o.epochs);
-    GPTX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "--val-fraction must be in (0, 1), got ",
-               o.val_fraction);
-    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
-    GPTX_CHECK(o.min_lr <= o.lr, "--min-lr must be at most --lr, got ", o.min_lr);
-    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
-    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
-    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
-    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
-    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
-}
-
-inline nlohmann::json run_json(const rm_options& o) {
-    return {{"init", o.init},
-            {"data", o.data},
-            {"val", o.val},
-            {"val_fraction", o.val_fraction},
-            {"demos", o.demos},
-            {"epochs", o.epochs},
-            {"iters", o.iters},
-            {"batch", o.batch},
-            {"grad_accum", o.grad_accum},
-            {"lr", o.lr},
-            {"min_lr", o.min_lr},
-            {"warmup", o.warmup},
-            {"decay_iters", o.decay_iters},
-            {"weight_decay", o.weight_decay},
-            {"beta1", o.beta1},
-            {"beta2", o.beta2},
-            {"grad_clip", o.grad_clip},
-            {"dropout", o.dropout},
-            {"seed", o.seed}};
-}
-
-template <shape S>
-void rm_run(const rm_options& o, const fs::path& init_file, const checkpoint_info& info) {
-    using trunk_t = transformer<S>;
-    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
-    reward_model<S> rm(info.config);
-    rm.init(o.seed);
-    tokenizer tok;
-    load_model<S>(init_file, rm.trunk(), &tok); // the trunk only
-    rm.trunk().set_dropout(o.dropout);
-    rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
-    rm.trunk().set_dropout_counter(0);
-    const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
-    const int ctx = rm.context();
-
-    const comparison_split split =
-        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
-    const tokenized_comparisons &train = split.train, &val = split.val;
-    std::vector<std::vector<int>> demos;
-    if (!o.demos.empty())
-        for (const sft_example& e : read_sft_jsonl(o.demos))
-            demos.push_back(reward_sequence(reward_prefix(tok, e.prompt, eot),
-                                            tok.encode(e.response, "response"), eot, ctx));
-
-    reward_batcher batches(train, o.batch, eot, o.seed + 1);
-    // Under mpirun rank r takes every ranks-th batch (offset r): N ranks train as one process
-    // with N times --grad-accum.
-    const int ranks = world().size(), rank = world().rank();
-    const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
-    const std::int64_t iters =
-        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
-    std::printf(
-        "gptx rm: %s, vocab %d, context %d, end-of-text %d | train %zu prompts (%zu pairs), "
-        "held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d threads\n",
-        to_string(S).c_str(), rm.vocab(), ctx, eot, train.groups.size(), train.pairs(),
-        val.groups.size(), val.pairs(), static_cast<long long>(iters),
-        o.batch * o.grad_accum * ranks, num_threads());
-    if (train.truncated + val.truncated > 0)
-        std::printf("note: %zu sequences were longer than the context %d and lost the start of "
-                    "their prompt\n",
-                    train.truncated + val.truncated, ctx);
-
-    adamw<float> opt(rm.trunk().params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
-    reward_objective obj(rm);
-    const float min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
-    const cosine_schedule sched{o.lr, min_lr, o.warmup,
-                                o.decay_iters > 0 ? o.decay_iters : int(iters)};
-    trainer tr(rm.trunk(), obj, opt,
-               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }, &world()});
-    const checkpoint_extra extras[] = {
-        {reward_model<S>::head_name, &rm.head().params(), &tr.head_optimizer()}};
-
-    // The saved head carries the demonstration offset; the raw bias it trains from is kept in
-    // run_json bit for bit, so a resumed run continues from exactly the same state.
-    if (o.resume) {
-        GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
-        tokenizer saved;
-        train_state st;
-        load_checkpoint<S>(ckpt, rm.trunk(), &opt, &saved, &st, extras);
-        GPTX_CHECK(saved == tok, ckpt.string(),
-                   ": the checkpoint's tokenizer differs from --init's");
-        const auto j = nlohmann::json::parse(st.run_json, nullptr, false);
-        GPTX_CHECK(j.is_object() && j.contains("raw_bias_bits"), ckpt.string(),
-                   ": not a gptx rm checkpoint (no raw_bias_bits in its run state)");
-        rm.set_bias(std::bit_cast<float>(j["raw_bias_bits"].get<std::uint32_t>()));
-        tr.set_step_count(st.step);
-        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
-                    static_cast<long long>(st.step));
-    } else if (rank == 0) {
-        fs::remove(metrics_path);
-    }
-
-    reward_eval last{};
-    run_hooks hooks;
-    hooks.evaluate = [&](std::int64_t) {
-        last = evaluate_rewards<trunk_t>(rm.trunk(), obj, val, o.batch, eot);
-        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
-    };
-    hooks.save = [&](std::int64_t step) {
-        if (rank != 0) // every rank holds the same model; rank 0 writes
-            return;
-        const float raw = rm.bias();
-        nlohmann::json j = run_json(o);
-        j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
-        j["val_accuracy"] = last.accuracy;
-        if (!demos.empty())
-            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch);
-        train_state st;
-        st.step = step;
-        st.dropout_seed = rm.trunk().dropout_seed();
-        st.dropout_counter = rm.trunk().dropout_counter();
-        st.run_json = j.dump();
-        save_checkpoint<S>(ckpt, rm.trunk(), &opt, tok, st, extras);
-        rm.set_bias(raw);
-    };
-    const run_options ro = command_run_options(iters, o.eval_every, o.log_every, "rm", dir, ckpt);
-    const double secs = train_on_comparisons(tr, ro, batches, o.grad_accum, ranks, rank, hooks);
-    std::printf("reward model: held-out pairwise accuracy %.4f over %zu pairs (%zu prompts), loss "
-                "%.4f\n",
-                last.accuracy, last.pairs, last.prompts, last.loss);
-    if (!demos.empty()) {
-        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch);
-        double mean = 0;
-        for (float v : r)
-            mean += v;
-        std::printf("reward offset: bias set so the %zu demonstrations average 0 (their raw mean "
-                    "was %.4f)\n",
-                    demos.size(), mean / double(r.size()));
-    }
-    std::printf("done: %lld steps in %.1f s; checkpoint %s\n", static_cast<long long>(iters), secs,
-                ckpt.string().c_str());
-}
-
-} // namespace rm_detail
-
-inline void run_rm(const rm_options& o) {
-    rm_detail::validate(o);
+inline void rm_command(const rm_options& o) {
+    validate_reward_model_options(o);
     const fs::path init_file = checkpoint_file(o.init);
     const checkpoint_info info = read_model_info(init_file);
     fs::create_directories(o.out);
     const bool found =
-        with_checkpoint_preset(info, [&]<shape S>() { rm_detail::rm_run<S>(o, init_file, info); });
+        with_checkpoint_preset(info, [&]<shape S>() { run_reward_model<S>(o, init_file, info); });
     GPTX_CHECK(found, init_file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
 
-void add_rm_command(commands& cmds) { cmds.add(add_rm_command, run_rm); }
+void add_rm_command(commands& cmds) { cmds.add(add_rm_command, rm_command); }
 
 } // namespace gptx::cli

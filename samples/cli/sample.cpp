@@ -1,26 +1,21 @@
 // samples/cli/sample.cpp: `gptx sample`, text generation from a checkpoint or imported GPT-2
-// weights (GGUF, llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed to stdout.
+// weights (GGUF, llm.c .bin, Hugging Face .safetensors) streamed to stdout: the options of
+// run_sample (gptx/recipes/sample.hpp), its dispatch on the model's shape, and the printing.
 // Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
 #include <cstdio>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
-#include <gptx/io/import.hpp>
+#include <gptx/recipes/sample.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "instances/sample.hpp"
 
 namespace gptx::cli {
 
-struct sample_options {
-    std::string checkpoint = "out", prompt = "\n";
-    int tokens = 200, num_samples = 1;
-    float temperature = 0.8f, top_p = 1.0f;
-    int top_k = 200;
-    std::uint64_t seed = 1337;
-    std::vector<std::string> stop;
-    std::string weights, tokenizer_kind = "gpt2", vocab_dir, tokenizer_file; // imported weights
-};
+using sample_options = sample_run_options;
 
 inline void add_sample_command(CLI::App& app, sample_options& o, std::function<void()>& run) {
     auto* c = app.add_subcommand("sample", "Generate text from a checkpoint");
@@ -47,71 +42,21 @@ inline void add_sample_command(CLI::App& app, sample_options& o, std::function<v
     c->callback([&] { run(); });
 }
 
-namespace detail {
-
-// Streams o.num_samples continuations of o.prompt to stdout.
-template <shape S>
-void generate_samples(const sample_options& o, transformer<S>& model, const tokenizer& tok) {
-    const std::vector<int> prompt = tok.encode(o.prompt, "prompt");
-    for (std::size_t i = 0; i < prompt.size(); ++i)
-        GPTX_CHECK(prompt[i] < model.vocab(), "prompt token ", prompt[i], " ('",
-                   tok.decode_token(prompt[i]), "') is outside the model's vocabulary of ",
-                   model.vocab(), " tokens");
-    GPTX_CHECK(static_cast<int>(prompt.size()) < model.context(), "prompt has ", prompt.size(),
-               " tokens; the model's context is ", model.context());
-    kv_cache<transformer<S>> cache(model, 1);
-    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
-    for (int i = 0; i < o.num_samples; ++i) {
-        sampling_config sc{o.temperature, o.top_k, o.top_p, o.seed + static_cast<std::uint64_t>(i)};
-        generate_options opts;
-        opts.stop_strings = o.stop;
-        opts.slide_context = true; // free-running text may exceed the context
-        // A model from gptx sft/pipeline reserves the id after a char/byte tokenizer's last for
-        // end-of-text: the tokenizer cannot print it, so it ends the sample.
-        if (model.vocab() > tok.vocab_size())
-            opts.end_of_text = tok.vocab_size();
-        opts.decode = [&](std::span<const int> ids) { return tok.decode(ids); };
-        // Stream: print each token as it arrives.
-        opts.on_token = [&](int id) {
-            const std::string piece = tok.decode_token(id);
-            std::fwrite(piece.data(), 1, piece.size(), stdout);
-            std::fflush(stdout);
-            return true;
-        };
-        std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-        generate(cache, prompt, o.tokens, sc, opts);
-        std::printf("\n---------------\n");
-    }
-}
-
-} // namespace detail
-
-inline void run_sample(const sample_options& o) {
-    GPTX_CHECK(o.tokens > 0, "--tokens must be positive, got ", o.tokens);
-    GPTX_CHECK(o.num_samples > 0, "--num-samples must be positive, got ", o.num_samples);
-    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
-    GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
-    GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
-    GPTX_CHECK(!o.prompt.empty(), "--prompt is empty: give some text to continue");
+inline void sample_command(const sample_options& o) {
+    validate_sample_options(o);
+    // Each piece as it arrives, each sample followed by a rule.
+    sample_stream out;
+    out.on_text = [](int, std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+    };
+    out.on_end = [](int) { std::printf("\n---------------\n"); };
     if (!o.weights.empty()) {
         const fs::path file = o.weights;
         const weights_info info = read_weights_info(file);
-        // A GGUF carries its tokenizer; the options name one for the other formats.
-        const auto own = o.tokenizer_file.empty() && o.vocab_dir.empty()
-                             ? read_weights_tokenizer(file)
-                             : std::nullopt;
-        const tokenizer tok = own ? *own
-                              : o.tokenizer_file.empty()
-                                  ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
-                                  : tokenizer::deserialize(read_text_file(o.tokenizer_file));
-        GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(),
-                   ": the model's vocabulary (", info.config.vocab, ") is larger than the ",
-                   tok.kind(), " tokenizer's (", tok.vocab_size(), ")");
-        const bool found = with_weights_preset(info, [&]<shape S>() {
-            transformer<S> model(info.config);
-            load_weights<S>(file, model);
-            detail::generate_samples(o, model, tok);
-        });
+        const tokenizer tok = sample_weights_tokenizer(o, file, info);
+        const bool found = with_weights_preset(
+            info, [&]<shape S>() { run_sample_weights<S>(o, file, info, tok, out); });
         GPTX_CHECK(found, file.string(), ": a GPT-2 of ",
                    gptx::detail::weights_shape_text(info.dims), ": ",
                    gptx::detail::preset_hint(info.dims));
@@ -119,16 +64,12 @@ inline void run_sample(const sample_options& o) {
     }
     const fs::path file = checkpoint_file(o.checkpoint);
     const checkpoint_info info = read_checkpoint_info(file);
-    const bool found = with_checkpoint_preset(info, [&]<shape S>() {
-        transformer<S> model(info.config);
-        tokenizer tok;
-        load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
-        detail::generate_samples(o, model, tok);
-    });
+    const bool found =
+        with_checkpoint_preset(info, [&]<shape S>() { run_sample<S>(o, file, info, out); });
     GPTX_CHECK(found, file.string(), ": no preset has the checkpoint's shape ",
                to_string(info.dims));
 }
 
-void add_sample_command(commands& cmds) { cmds.add(add_sample_command, run_sample); }
+void add_sample_command(commands& cmds) { cmds.add(add_sample_command, sample_command); }
 
 } // namespace gptx::cli

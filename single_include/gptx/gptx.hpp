@@ -1080,6 +1080,37 @@ inline constexpr std::array<preset, 10> preset_table{{
     {"gpt2-xl", presets::gpt2_xl, {50257, 1024}},
 }};
 
+// X(S) for the shape S of every preset, in preset_table's order: explicit instantiations of a
+// template on the shape for every preset (the gptx command's samples/cli/instances/, or a
+// project's own translation unit) without repeating the list.
+#define GPTX_FOR_EACH_PRESET(X)                                                                    \
+    X(::gptx::presets::tiny)                                                                       \
+    X(::gptx::presets::baby)                                                                       \
+    X(::gptx::presets::baby_bias)                                                                  \
+    X(::gptx::presets::baby_post)                                                                  \
+    X(::gptx::presets::mini)                                                                       \
+    X(::gptx::presets::gpt1)                                                                       \
+    X(::gptx::presets::gpt2)                                                                       \
+    X(::gptx::presets::gpt2_medium)                                                                \
+    X(::gptx::presets::gpt2_large)                                                                 \
+    X(::gptx::presets::gpt2_xl)
+
+namespace detail {
+#define GPTX_DETAIL_PRESET_SHAPE(S) S,
+inline constexpr shape preset_macro_shapes[] = {GPTX_FOR_EACH_PRESET(GPTX_DETAIL_PRESET_SHAPE)};
+#undef GPTX_DETAIL_PRESET_SHAPE
+consteval bool preset_macro_matches_table() {
+    if (std::size(preset_macro_shapes) != preset_table.size())
+        return false;
+    for (std::size_t i = 0; i < preset_table.size(); ++i)
+        if (!(preset_macro_shapes[i] == preset_table[i].dims))
+            return false;
+    return true;
+}
+} // namespace detail
+static_assert(detail::preset_macro_matches_table(),
+              "GPTX_FOR_EACH_PRESET must list preset_table's shapes in its order");
+
 inline const preset* find_preset(std::string_view name) {
     for (const auto& p : preset_table)
         if (p.name == name)
@@ -12080,362 +12111,96 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
 
 } // namespace gptx
 // ---- end gptx/nn/reward_model.hpp ----
-// ---- begin gptx/text/bpe_trainer.hpp ----
-// gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
-// GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
-// Tested by tests/text/test_gpt2_tokenizer.cpp.
-#include <algorithm>
-#include <cstdint>
-#include <queue>
-#include <span>
-#include <string>
-#include <string_view>
-#include <unordered_map>
-#include <unordered_set>
-#include <utility>
+// ---- begin gptx/recipes/chat.hpp ----
+// gptx/recipes/chat.hpp: a chat checkpoint loaded behind a shape-free interface, what `gptx chat`
+// talks to: its tokenizer and chat format, and streaming replies over one KV cache. A front end
+// (the command's terminal loop, a server) is written once, not once per shape.
+// Tested by tests/cli/test_chat_cli.cpp and tests/chat/test_chat_tmux.sh.
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <vector>
 
 
 namespace gptx {
 
-struct bpe_train_options {
-    int vocab_size = 50257;         // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
-    bool end_of_text = true;        // append <|endoftext|> as the last id, as GPT-2 does
-    std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
+class chat_model {
+  public:
+    virtual ~chat_model() = default;
+    virtual const tokenizer& tok() const = 0;
+    virtual const chat_format& format() const = 0;
+    virtual shape dims() const = 0;
+    virtual int vocab() const = 0;
+    virtual int context() const = 0;
+    // Samples a reply to the formatted prompt until the end-of-turn token or max_new tokens;
+    // on_token(id) sees each token kept and returns false to stop after it.
+    virtual generation reply(const std::vector<int>& prompt, int max_new, const sampling_config& sc,
+                             const std::function<bool(int id)>& on_token) = 0;
 };
 
 namespace detail {
+template <shape S> class chat_model_of final : public chat_model {
+  public:
+    chat_model_of(const std::filesystem::path& file, const checkpoint_info& info)
+        : model_(info.config), fmt_(load(file)), cache_(model_, 1) {
+        for (int id : {fmt_.system, fmt_.user, fmt_.assistant, fmt_.end})
+            GPTX_CHECK(id < model_.vocab(), "chat: the chat token ", id,
+                       " is outside the model's vocabulary of ", model_.vocab());
+        cache_.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
+    }
+    const tokenizer& tok() const override { return tok_; }
+    const chat_format& format() const override { return fmt_; }
+    shape dims() const override { return S; }
+    int vocab() const override { return model_.vocab(); }
+    int context() const override { return model_.context(); }
+    generation reply(const std::vector<int>& prompt, int max_new, const sampling_config& sc,
+                     const std::function<bool(int id)>& on_token) override {
+        generate_options opts;
+        opts.end_of_text = fmt_.end;
+        opts.on_token = on_token;
+        return generate(cache_, prompt, max_new, sc, opts);
+    }
 
-// GPT-2's order of the 256 byte tokens (ids 0..255): bytes_to_unicode's list, printable first.
-inline std::vector<std::string> gpt2_byte_tokens() {
-    std::vector<std::string> out;
-    std::vector<bool> used(256, false);
-    for (int b = 0; b < 256; ++b)
-        if (gpt2_byte_to_unicode()[std::size_t(b)] == std::uint32_t(b)) {
-            out.emplace_back(1, static_cast<char>(b));
-            used[std::size_t(b)] = true;
+  private:
+    chat_format load(const std::filesystem::path& file) {
+        load_model<S>(file, model_, &tok_);
+        try {
+            return chat_format::of(tok_);
+        } catch (const error& e) {
+            fail(file.string(), ": ", e.what());
         }
-    for (int b = 0; b < 256; ++b)
-        if (!used[std::size_t(b)])
-            out.emplace_back(1, static_cast<char>(b));
-    return out;
-}
+    }
 
+    transformer<S> model_;
+    tokenizer tok_;
+    chat_format fmt_;
+    kv_cache<transformer<S>> cache_;
+};
 } // namespace detail
 
-// Learns merges until the vocabulary has opts.vocab_size tokens or no pair occurs
-// min_frequency times. Deterministic: the most frequent pair wins; ties go to the pair whose
-// (left bytes, right bytes) sorts first. Pairs never cross pre-tokenized pieces (as in GPT-2).
-inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
-                                const bpe_train_options& opts = {}) {
-    const int reserved = opts.end_of_text ? 1 : 0;
-    GPTX_CHECK(opts.vocab_size >= 256 + reserved, "train_bpe: vocab_size ", opts.vocab_size,
-               " is below the 256 byte tokens", opts.end_of_text ? " + <|endoftext|>" : "");
-    GPTX_CHECK(opts.min_frequency >= 1, "train_bpe: min_frequency must be >= 1, got ",
-               opts.min_frequency);
-
-    // 1. Unique pieces with counts, sorted so the result never depends on hash order.
-    std::unordered_map<std::string_view, std::int64_t> counts;
-    for (std::string_view text : corpus)
-        gpt2_pretokenize(text, [&](std::string_view piece) { ++counts[piece]; });
-    std::vector<std::pair<std::string_view, std::int64_t>> pieces(counts.begin(), counts.end());
-    std::sort(pieces.begin(), pieces.end());
-
-    std::vector<std::string> tokens = detail::gpt2_byte_tokens();
-    std::unordered_map<std::string, int> index;
-    for (int i = 0; i < 256; ++i)
-        index.emplace(tokens[std::size_t(i)], i);
-    std::array<int, 256> byte_id{};
-    for (int i = 0; i < 256; ++i)
-        byte_id[static_cast<unsigned char>(tokens[std::size_t(i)][0])] = i;
-
-    struct word {
-        std::vector<int> syms;
-        std::int64_t count;
-    };
-    std::vector<word> words;
-    words.reserve(pieces.size());
-    for (const auto& [piece, n] : pieces) {
-        if (piece.size() < 2)
-            continue;
-        word w{{}, n};
-        for (char c : piece)
-            w.syms.push_back(byte_id[static_cast<unsigned char>(c)]);
-        words.push_back(std::move(w));
-    }
-
-    // 2. Pair counts and where each pair occurs.
-    auto key = [](int a, int b) {
-        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
-    };
-    std::unordered_map<std::uint64_t, std::int64_t> pair_count;
-    std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
-    for (std::uint32_t w = 0; w < words.size(); ++w) {
-        const auto& s = words[w].syms;
-        for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-            const auto k = key(s[i], s[i + 1]);
-            pair_count[k] += words[w].count;
-            auto& list = where[k];
-            if (list.empty() || list.back() != w)
-                list.push_back(w);
-        }
-    }
-
-    // 3. A max-heap of (count, pair) with lazy updates: an entry whose count is stale is
-    // re-queued with the current count when it surfaces.
-    struct entry {
-        std::int64_t count;
-        std::uint64_t pair;
-    };
-    auto worse = [&](const entry& x, const entry& y) { // true when x ranks below y
-        if (x.count != y.count)
-            return x.count < y.count;
-        const auto& xa = tokens[std::size_t(x.pair >> 32)];
-        const auto& ya = tokens[std::size_t(y.pair >> 32)];
-        if (xa != ya)
-            return xa > ya;
-        return tokens[std::size_t(x.pair & 0xffffffffu)] >
-               tokens[std::size_t(y.pair & 0xffffffffu)];
-    };
-    std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
-    for (const auto& [k, n] : pair_count)
-        heap.push({n, k});
-
-    std::vector<std::pair<int, int>> merges;
-    std::vector<std::uint32_t> stamp(words.size(), 0); // de-duplicates `where` lists per merge
-    const std::size_t target = std::size_t(opts.vocab_size - reserved);
-    while (tokens.size() < target && !heap.empty()) {
-        const entry top = heap.top();
-        heap.pop();
-        const auto it = pair_count.find(top.pair);
-        const std::int64_t now = it == pair_count.end() ? 0 : it->second;
-        if (now != top.count) {
-            if (now > 0)
-                heap.push({now, top.pair});
-            continue;
-        }
-        if (now < opts.min_frequency)
-            break;
-        const int a = int(top.pair >> 32), b = int(top.pair & 0xffffffffu);
-        const std::string joined = tokens[std::size_t(a)] + tokens[std::size_t(b)];
-        int merged;
-        if (const auto found = index.find(joined); found != index.end()) {
-            merged = found->second; // the same bytes were already made by another merge
-        } else {
-            merged = int(tokens.size());
-            tokens.push_back(joined);
-            index.emplace(joined, merged);
-        }
-        merges.emplace_back(a, b);
-        const std::uint32_t mark = std::uint32_t(merges.size());
-
-        // Re-count each word that holds the pair: remove its pairs, merge left to right (as
-        // encoding does), add its pairs back.
-        std::unordered_set<std::uint64_t> touched;
-        const std::vector<std::uint32_t> list = std::move(where[top.pair]);
-        where.erase(top.pair);
-        for (const std::uint32_t w : list) {
-            if (stamp[w] == mark)
-                continue;
-            stamp[w] = mark;
-            auto& s = words[w].syms;
-            const std::int64_t n = words[w].count;
-            bool has = false;
-            for (std::size_t i = 0; i + 1 < s.size() && !has; ++i)
-                has = s[i] == a && s[i + 1] == b;
-            if (!has)
-                continue;
-            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-                const auto k = key(s[i], s[i + 1]);
-                pair_count[k] -= n;
-                touched.insert(k);
-            }
-            std::size_t out = 0;
-            for (std::size_t i = 0; i < s.size();) {
-                if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
-                    s[out++] = merged;
-                    i += 2;
-                } else {
-                    s[out++] = s[i++];
-                }
-            }
-            s.resize(out);
-            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-                const auto k = key(s[i], s[i + 1]);
-                pair_count[k] += n;
-                touched.insert(k);
-                auto& l = where[k];
-                if (l.empty() || l.back() != w)
-                    l.push_back(w);
-            }
-        }
-        // Queue changed counts in a fixed order, so ties resolve the same on every run.
-        std::vector<std::uint64_t> changed(touched.begin(), touched.end());
-        std::sort(changed.begin(), changed.end());
-        for (const std::uint64_t k : changed) {
-            const auto c = pair_count.find(k);
-            if (c == pair_count.end())
-                continue;
-            if (c->second <= 0)
-                pair_count.erase(c);
-            else
-                heap.push({c->second, k});
-        }
-    }
-    if (opts.end_of_text)
-        tokens.emplace_back(gpt2_tokenizer::end_of_text);
-    return gpt2_tokenizer::from_vocab(std::move(tokens), std::move(merges), "train_bpe");
-}
-
-inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options& opts = {}) {
-    return train_bpe(std::span<const std::string_view>(&corpus, 1), opts);
+// Loads the chat checkpoint `file` (its info read beforehand, which fixes S). Throws, naming the
+// file, when its tokenizer has no chat format or the format's tokens are outside the model.
+template <shape S>
+std::unique_ptr<chat_model> load_chat_model(const std::filesystem::path& file,
+                                            const checkpoint_info& info) {
+    return std::make_unique<detail::chat_model_of<S>>(file, info);
 }
 
 } // namespace gptx
-// ---- end gptx/text/bpe_trainer.hpp ----
-// ---- begin gptx/train/clip.hpp ----
-// gptx/train/clip.hpp: deterministic global gradient norm and norm clipping over a gradient arena.
-// Tested by tests/train/test_optimizer.cpp.
+// ---- end gptx/recipes/chat.hpp ----
+// ---- begin gptx/recipes/dpo.hpp ----
+// gptx/recipes/dpo.hpp: Direct Preference Optimization of an SFT checkpoint on ranked comparisons
+// (the SFT model is the frozen reference) as one call on a run folder, what `gptx dpo` does:
+// held-out implicit rewards, model.gptx and metrics.jsonl, exact --resume.
+// Tested by tests/cli/test_dpo_cli.cpp.
 #include <cmath>
-#include <cstddef>
 #include <cstdint>
-#include <initializer_list>
-#include <vector>
+#include <cstdio>
+#include <filesystem>
+#include <string>
 
+#include <nlohmann/json.hpp>
 
-namespace gptx {
-
-// Elements per partial sum. Fixed, so the partials and their (serial, in-order) sum do not depend
-// on how many threads computed them.
-inline constexpr std::size_t norm_chunk = 4096;
-
-namespace detail {
-// Sum of squares of one chunk (n <= norm_chunk): vector accumulation in T, returned in double.
-template <class Arch, class T> double sum_squares_chunk(const T* x, std::size_t n) {
-    constexpr std::size_t W = simd::lanes<T, Arch>;
-    simd::batch<T, Arch> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
-    std::size_t i = 0;
-    for (; i + 4 * W <= n; i += 4 * W) {
-        const auto x0 = simd::load<Arch>(x + i), x1 = simd::load<Arch>(x + i + W);
-        const auto x2 = simd::load<Arch>(x + i + 2 * W), x3 = simd::load<Arch>(x + i + 3 * W);
-        a0 = xsimd::fma(x0, x0, a0);
-        a1 = xsimd::fma(x1, x1, a1);
-        a2 = xsimd::fma(x2, x2, a2);
-        a3 = xsimd::fma(x3, x3, a3);
-    }
-    for (; i + W <= n; i += W) {
-        const auto x0 = simd::load<Arch>(x + i);
-        a0 = xsimd::fma(x0, x0, a0);
-    }
-    // Lanes summed in double through memory: finer than T, and avoids xsimd's avx512 hadd,
-    // which trips GCC 12's bogus -Wuninitialized (GCC bug 105593).
-    alignas(64) T lane[W];
-    ((a0 + a1) + (a2 + a3)).store_aligned(lane);
-    double s = 0.0;
-    for (std::size_t k = 0; k < W; ++k)
-        s += double(lane[k]);
-    for (; i < n; ++i)
-        s += double(x[i]) * double(x[i]);
-    return s;
-}
-
-// Scratch for chunk partials, grown on demand and kept per calling thread, so steady-state
-// training does not allocate.
-inline std::vector<double>& norm_partials() {
-    thread_local std::vector<double> partials;
-    return partials;
-}
-// y[i] *= s. Kept local (with qualified simd:: calls) because the committed simd::scale calls
-// store<Arch> unqualified, which ADL makes ambiguous with xsimd::store on xsimd 8.1.
-template <class Arch, class T> void scale_inplace(T* y, T s, std::size_t n) {
-    constexpr std::size_t W = simd::lanes<T, Arch>;
-    const simd::batch<T, Arch> vs(s);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        simd::store<Arch>(y + i, vs * simd::load<Arch>(y + i));
-    for (; i < n; ++i)
-        y[i] *= s;
-}
-} // namespace detail
-
-// sum_i x[i]^2 in double; bit-identical for any thread count.
-template <class Arch = simd::default_arch, class T> double sum_squares(const T* x, std::size_t n) {
-    if (n == 0)
-        return 0.0;
-    const std::size_t chunks = (n + norm_chunk - 1) / norm_chunk;
-    auto& partials = detail::norm_partials();
-    if (partials.size() < chunks)
-        partials.resize(chunks);
-    double* part = partials.data();
-    parallel_for(
-        static_cast<std::int64_t>(chunks),
-        [&](std::int64_t c) {
-            const std::size_t b = std::size_t(c) * norm_chunk;
-            const std::size_t len = n - b < norm_chunk ? n - b : norm_chunk;
-            part[c] = detail::sum_squares_chunk<Arch>(x + b, len);
-        },
-        4);
-    double s = 0.0;
-    for (std::size_t c = 0; c < chunks; ++c)
-        s += part[c];
-    return s;
-}
-
-// The L2 norm of all gradients together (the arena's views tile it, so this is the flat buffer).
-template <class Arch = simd::default_arch, class T>
-double global_norm(const basic_arena<T>& grads) {
-    return std::sqrt(sum_squares<Arch>(grads.data(), grads.size()));
-}
-
-// torch.nn.utils.clip_grad_norm_: scales every gradient by max_norm / (norm + 1e-6) when that is
-// below 1, and returns the norm before clipping. A non-finite norm is returned with the gradients
-// left as they are, so the trainer can skip the step or stop.
-template <class Arch = simd::default_arch, class T>
-double clip_grad_norm(basic_arena<T>& grads, T max_norm) {
-    const double norm = global_norm<Arch>(grads);
-    if (!std::isfinite(norm))
-        return norm;
-    const double coef = double(max_norm) / (norm + 1e-6);
-    if (coef < 1.0) {
-        T* g = grads.data();
-        const T s = T(coef);
-        parallel_ranges(
-            static_cast<std::int64_t>(grads.size()),
-            [&](std::int64_t b, std::int64_t e) {
-                detail::scale_inplace<Arch>(g + b, s, std::size_t(e - b));
-            },
-            std::int64_t{1} << 14);
-    }
-    return norm;
-}
-
-// The same over several arenas as one vector (a trunk and its heads): the norm is
-// sqrt(sum of every arena's squares) and one coefficient scales them all.
-template <class Arch = simd::default_arch, class T>
-double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm) {
-    double sq = 0.0;
-    for (auto* a : arenas)
-        sq += sum_squares<Arch>(a->data(), a->size());
-    const double norm = std::sqrt(sq);
-    if (!std::isfinite(norm) || max_norm <= T(0))
-        return norm;
-    const double coef = double(max_norm) / (norm + 1e-6);
-    if (coef < 1.0)
-        for (auto* a : arenas) {
-            T* g = a->data();
-            const T s = T(coef);
-            parallel_ranges(
-                static_cast<std::int64_t>(a->size()),
-                [&](std::int64_t b, std::int64_t e) {
-                    detail::scale_inplace<Arch>(g + b, s, std::size_t(e - b));
-                },
-                std::int64_t{1} << 14);
-        }
-    return norm;
-}
-
-} // namespace gptx
-// ---- end gptx/train/clip.hpp ----
 // ---- begin gptx/train/dpo.hpp ----
 // gptx/train/dpo.hpp: Direct Preference Optimization (Rafailov et al. 2023) on the reward model's
 // ranked comparisons, as an objective for the generic trainer, with the reference model's
@@ -13029,49 +12794,1135 @@ dpo_stats evaluate_dpo(Model& m, dpo_objective<Model>& obj, dpo_batcher& batches
 
 } // namespace gptx
 // ---- end gptx/train/dpo.hpp ----
-// ---- begin gptx/train/ema.hpp ----
-// gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
-// of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
-#include <algorithm>
+// ---- begin gptx/train/run_loop.hpp ----
+// gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
+// periodic evaluation and checkpoints, metrics.jsonl, a graceful stop on SIGINT/SIGTERM — around
+// any trainer. Tested by tests/train/test_run_loop.cpp and tests/cli/test_faults_cli.cpp.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin gptx/train/trainer.hpp ----
+// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
+// backward -> (all-reduce) -> NaN guard -> (veto) -> clip -> AdamW at the scheduled rate. Tested by
+// tests/train/test_trainer.cpp.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <sstream>
+#include <string>
+
+// ---- begin gptx/train/clip.hpp ----
+// gptx/train/clip.hpp: deterministic global gradient norm and norm clipping over a gradient arena.
+// Tested by tests/train/test_optimizer.cpp.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 
 namespace gptx {
 
-// shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
-template <class T = float> class ema {
+// Elements per partial sum. Fixed, so the partials and their (serial, in-order) sum do not depend
+// on how many threads computed them.
+inline constexpr std::size_t norm_chunk = 4096;
+
+namespace detail {
+// Sum of squares of one chunk (n <= norm_chunk): vector accumulation in T, returned in double.
+template <class Arch, class T> double sum_squares_chunk(const T* x, std::size_t n) {
+    constexpr std::size_t W = simd::lanes<T, Arch>;
+    simd::batch<T, Arch> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+    std::size_t i = 0;
+    for (; i + 4 * W <= n; i += 4 * W) {
+        const auto x0 = simd::load<Arch>(x + i), x1 = simd::load<Arch>(x + i + W);
+        const auto x2 = simd::load<Arch>(x + i + 2 * W), x3 = simd::load<Arch>(x + i + 3 * W);
+        a0 = xsimd::fma(x0, x0, a0);
+        a1 = xsimd::fma(x1, x1, a1);
+        a2 = xsimd::fma(x2, x2, a2);
+        a3 = xsimd::fma(x3, x3, a3);
+    }
+    for (; i + W <= n; i += W) {
+        const auto x0 = simd::load<Arch>(x + i);
+        a0 = xsimd::fma(x0, x0, a0);
+    }
+    // Lanes summed in double through memory: finer than T, and avoids xsimd's avx512 hadd,
+    // which trips GCC 12's bogus -Wuninitialized (GCC bug 105593).
+    alignas(64) T lane[W];
+    ((a0 + a1) + (a2 + a3)).store_aligned(lane);
+    double s = 0.0;
+    for (std::size_t k = 0; k < W; ++k)
+        s += double(lane[k]);
+    for (; i < n; ++i)
+        s += double(x[i]) * double(x[i]);
+    return s;
+}
+
+// Scratch for chunk partials, grown on demand and kept per calling thread, so steady-state
+// training does not allocate.
+inline std::vector<double>& norm_partials() {
+    thread_local std::vector<double> partials;
+    return partials;
+}
+// y[i] *= s. Kept local (with qualified simd:: calls) because the committed simd::scale calls
+// store<Arch> unqualified, which ADL makes ambiguous with xsimd::store on xsimd 8.1.
+template <class Arch, class T> void scale_inplace(T* y, T s, std::size_t n) {
+    constexpr std::size_t W = simd::lanes<T, Arch>;
+    const simd::batch<T, Arch> vs(s);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        simd::store<Arch>(y + i, vs * simd::load<Arch>(y + i));
+    for (; i < n; ++i)
+        y[i] *= s;
+}
+} // namespace detail
+
+// sum_i x[i]^2 in double; bit-identical for any thread count.
+template <class Arch = simd::default_arch, class T> double sum_squares(const T* x, std::size_t n) {
+    if (n == 0)
+        return 0.0;
+    const std::size_t chunks = (n + norm_chunk - 1) / norm_chunk;
+    auto& partials = detail::norm_partials();
+    if (partials.size() < chunks)
+        partials.resize(chunks);
+    double* part = partials.data();
+    parallel_for(
+        static_cast<std::int64_t>(chunks),
+        [&](std::int64_t c) {
+            const std::size_t b = std::size_t(c) * norm_chunk;
+            const std::size_t len = n - b < norm_chunk ? n - b : norm_chunk;
+            part[c] = detail::sum_squares_chunk<Arch>(x + b, len);
+        },
+        4);
+    double s = 0.0;
+    for (std::size_t c = 0; c < chunks; ++c)
+        s += part[c];
+    return s;
+}
+
+// The L2 norm of all gradients together (the arena's views tile it, so this is the flat buffer).
+template <class Arch = simd::default_arch, class T>
+double global_norm(const basic_arena<T>& grads) {
+    return std::sqrt(sum_squares<Arch>(grads.data(), grads.size()));
+}
+
+// torch.nn.utils.clip_grad_norm_: scales every gradient by max_norm / (norm + 1e-6) when that is
+// below 1, and returns the norm before clipping. A non-finite norm is returned with the gradients
+// left as they are, so the trainer can skip the step or stop.
+template <class Arch = simd::default_arch, class T>
+double clip_grad_norm(basic_arena<T>& grads, T max_norm) {
+    const double norm = global_norm<Arch>(grads);
+    if (!std::isfinite(norm))
+        return norm;
+    const double coef = double(max_norm) / (norm + 1e-6);
+    if (coef < 1.0) {
+        T* g = grads.data();
+        const T s = T(coef);
+        parallel_ranges(
+            static_cast<std::int64_t>(grads.size()),
+            [&](std::int64_t b, std::int64_t e) {
+                detail::scale_inplace<Arch>(g + b, s, std::size_t(e - b));
+            },
+            std::int64_t{1} << 14);
+    }
+    return norm;
+}
+
+// The same over several arenas as one vector (a trunk and its heads): the norm is
+// sqrt(sum of every arena's squares) and one coefficient scales them all.
+template <class Arch = simd::default_arch, class T>
+double clip_grad_norm(std::initializer_list<basic_arena<T>*> arenas, T max_norm) {
+    double sq = 0.0;
+    for (auto* a : arenas)
+        sq += sum_squares<Arch>(a->data(), a->size());
+    const double norm = std::sqrt(sq);
+    if (!std::isfinite(norm) || max_norm <= T(0))
+        return norm;
+    const double coef = double(max_norm) / (norm + 1e-6);
+    if (coef < 1.0)
+        for (auto* a : arenas) {
+            T* g = a->data();
+            const T s = T(coef);
+            parallel_ranges(
+                static_cast<std::int64_t>(a->size()),
+                [&](std::int64_t b, std::int64_t e) {
+                    detail::scale_inplace<Arch>(g + b, s, std::size_t(e - b));
+                },
+                std::int64_t{1} << 14);
+        }
+    return norm;
+}
+
+} // namespace gptx
+// ---- end gptx/train/clip.hpp ----
+
+namespace gptx {
+
+// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
+// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
+template <class O>
+concept has_heads = requires(O o) {
+    o.head_params();
+    o.head_grads();
+};
+
+namespace detail {
+// A number for a message; NaN prints as "nan" whatever its sign bit (which differs by -march).
+inline std::string number_text(double v) {
+    if (std::isnan(v))
+        return "nan";
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+} // namespace detail
+
+// An objective may veto the update its last forward/backward computed (PPO skips one whose
+// probability ratio or KL to the rollout policy exploded); the step then changes nothing.
+template <class O>
+concept vetoes_updates = requires(const O o) {
+    { o.accept_update() } -> std::convertible_to<bool>;
+};
+
+struct trainer_config {
+    int grad_accum = 1;                // micro-batches per optimizer step
+    float grad_clip = 1.0f;            // global norm; 0 disables
+    std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
+    // Data parallel: the ranks that share each step (null: this process alone). Each rank runs
+    // its own micro-batches; see step.
+    communicator* comm = nullptr;
+    std::string name = "step"; // how errors name this trainer's steps ("ppo policy step 3: ...")
+};
+
+struct step_metrics {
+    std::int64_t step = 0; // steps taken, this one included (a vetoed one too)
+    double loss = 0;       // mean over micro-batches (and ranks)
+    double grad_norm = 0;  // before clipping
+    float lr = 0;
+    double ms = 0;       // wall time of the step
+    bool applied = true; // false: the objective vetoed the update (vetoes_updates)
+};
+
+template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
+requires objective<Objective, Model>
+class trainer {
   public:
-    ema() = default;
-    ema(const basic_arena<T>& params, double decay) : decay_(decay) {
-        GPTX_CHECK(decay >= 0 && decay < 1, "ema: decay must be in [0, 1), got ", decay);
-        std::vector<typename basic_arena<T>::entry> e;
-        for (const auto& v : params.views())
-            e.push_back({v.name, v.size, v.decay});
-        shadow_.layout(e);
-        std::copy(params.data(), params.data() + params.size(), shadow_.data());
+    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
+        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
+        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ",
+                   cfg_.grad_accum);
+        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
+        if constexpr (has_heads<Objective>)
+            head_opt_ = Optimizer(obj_.head_params(), opt_.config());
     }
 
-    void update(const basic_arena<T>& params) {
-        GPTX_CHECK(params.size() == shadow_.size(), "ema: ", params.size(),
-                   " parameters, shadow holds ", shadow_.size());
-        const T d = T(decay_), c = T(1) - d;
-        T* s = shadow_.data();
-        const T* p = params.data();
-        for (std::size_t i = 0; i < shadow_.size(); ++i)
-            s[i] = d * s[i] + c * p[i];
+    // One optimizer step; next_batch(micro) returns the micro-batch to use. Alone, or on every
+    // rank of cfg.comm at once (the one-process communicator's collectives do nothing): each rank
+    // scales its gradient by 1 / (grad_accum * ranks), so the sum over ranks is the mean over the
+    // global batch. The trunk's gradient arena is summed in one call: an all-reduce, or under
+    // ZeRO-1 (an optimizer that owns a window of the parameters) a reduce-scatter, after which
+    // each rank clips and updates its window and the parameters are all-gathered. Heads are small
+    // and always all-reduced and updated everywhere. A non-finite loss or gradient norm throws
+    // before the parameters change, so the last good state is kept.
+    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        using T = typename Model::value_type;
+        communicator& comm = cfg_.comm ? *cfg_.comm : alone_;
+        const int ranks = comm.size();
+        model_.zero_grad();
+        if constexpr (has_heads<Objective>)
+            obj_.head_grads().zero();
+        double loss = 0;
+        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
+            loss += obj_.forward_backward(model_, next_batch(micro),
+                                          1.0 / (double(cfg_.grad_accum) * ranks));
+        loss = comm.sum(loss / cfg_.grad_accum) / ranks;
+        basic_arena<T>& g = model_.grads();
+        std::size_t lo = 0, hi = g.size();
+        bool sharded = false;
+        if constexpr (requires { opt_.sharded(); })
+            sharded = opt_.sharded();
+        if (sharded) {
+            lo = opt_.shard_begin();
+            hi = opt_.shard_end();
+            GPTX_CHECK(std::pair(lo, hi) == comm.shard(g.size()), "trainer: the optimizer owns [",
+                       lo, ", ", hi, ") of the parameters, but rank ", comm.rank(), " of ", ranks,
+                       " owns [", comm.shard(g.size()).first, ", ", comm.shard(g.size()).second,
+                       ") (build it with comm.shard(params.size()))");
+            comm.reduce_scatter_sum(g.data(), g.size());
+        } else {
+            comm.allreduce_sum(g.data(), g.size());
+        }
+        double sq = sum_squares(g.data() + lo, hi - lo);
+        if (sharded)
+            sq = comm.sum(sq);
+        if constexpr (has_heads<Objective>) {
+            comm.allreduce_sum(obj_.head_grads().data(), obj_.head_grads().size());
+            sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
+        }
+        const double norm = std::sqrt(sq);
+        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), cfg_.name, " ", step_ + 1,
+                   ": loss is ", detail::number_text(loss), " and gradient norm is ",
+                   detail::number_text(norm), "; training stopped before applying this update");
+        const float lr = cfg_.lr(static_cast<int>(step_));
+        ++step_;
+        bool accept = true;
+        if constexpr (vetoes_updates<Objective>)
+            accept = comm.sum(obj_.accept_update() ? 0.0 : 1.0) == 0.0; // any rank's veto
+        if (accept) {
+            if (cfg_.grad_clip > 0) {
+                // As torch.nn.utils.clip_grad_norm_ (and clip_grad_norm): max / (norm + 1e-6).
+                const double coef = double(cfg_.grad_clip) / (norm + 1e-6);
+                if (coef < 1.0) {
+                    scale(g.data() + lo, hi - lo, T(coef));
+                    if constexpr (has_heads<Objective>)
+                        scale(obj_.head_grads().data(), obj_.head_grads().size(), T(coef));
+                }
+            }
+            opt_.step(model_.params(), g, lr);
+            if (sharded)
+                comm.allgather_shards(model_.params().data(), model_.params().size());
+            if constexpr (has_heads<Objective>)
+                head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
+        }
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        return {step_, loss, norm, lr, ms, accept};
     }
 
-    double decay() const { return decay_; }
-    basic_arena<T>& shadow() { return shadow_; }
-    const basic_arena<T>& shadow() const { return shadow_; }
+    std::int64_t step_count() const { return step_; }
+    void set_step_count(std::int64_t s) { step_ = s; }
+    Model& model() { return model_; }
+    Objective& objective_fn() { return obj_; }
+    Optimizer& optimizer() { return opt_; }
+    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
+    Optimizer& head_optimizer() { return head_opt_; }
 
   private:
-    double decay_ = 0.0;
-    basic_arena<T> shadow_;
+    template <class T> static void scale(T* x, std::size_t n, T c) {
+        parallel_ranges(
+            static_cast<std::int64_t>(n),
+            [&](std::int64_t b, std::int64_t e) {
+                detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
+            },
+            std::int64_t{1} << 14);
+    }
+
+    communicator alone_; // the one-process job: every collective is a no-op
+    Model& model_;
+    Objective& obj_;
+    Optimizer& opt_;
+    Optimizer head_opt_{};
+    trainer_config cfg_;
+    std::int64_t step_ = 0;
 };
 
 } // namespace gptx
-// ---- end gptx/train/ema.hpp ----
+// ---- end gptx/train/trainer.hpp ----
+
+namespace gptx {
+
+// Named numbers, written as one flat JSON object per line of metrics.jsonl.
+using metrics_map = std::vector<std::pair<std::string, double>>;
+
+namespace detail {
+inline std::string json_number(double v) {
+    if (!std::isfinite(v))
+        return "null"; // JSON has no NaN or infinity
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+inline std::string json_line(const metrics_map& m) {
+    std::string s = "{";
+    for (std::size_t i = 0; i < m.size(); ++i)
+        s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
+    return s + "}";
+}
+
+// A resumed run keeps the metrics of the steps its checkpoint holds: lines of later steps (a run
+// killed after them but before its next save) and a torn last line are dropped, so every step
+// appears once. Rewritten atomically; lines without a leading "step" are kept.
+inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_through) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        return;
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::string kept;
+    bool changed = false;
+    constexpr std::string_view key = "{\"step\":";
+    for (std::size_t at = 0; at < all.size();) {
+        const std::size_t nl = all.find('\n', at);
+        if (nl == std::string::npos) { // torn by a kill mid-write
+            changed = true;
+            break;
+        }
+        const std::string_view line(all.data() + at, nl - at);
+        at = nl + 1;
+        if (line.substr(0, key.size()) == key &&
+            std::strtod(std::string(line.substr(key.size(), 24)).c_str(), nullptr) >
+                double(keep_through)) {
+            changed = true;
+            continue;
+        }
+        kept.append(line);
+        kept += '\n';
+    }
+    if (!changed)
+        return;
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kept;
+        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
+    }
+    std::filesystem::rename(tmp, file);
+}
+} // namespace detail
+
+struct run_options {
+    std::int64_t iters = 0;           // the step to stop at (a resumed trainer starts mid-way)
+    int eval_every = 0;               // steps between evaluations (0: only at the end)
+    int log_every = 10;               // steps between progress lines
+    std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
+    // metrics.jsonl, appended after dropping lines of steps past the trainer's start (a fresh
+    // trainer drops them all: step 0 is evaluated again); empty: none.
+    std::filesystem::path metrics;
+    std::string checkpoint_name;          // named in the error when a step fails
+    bool quiet = false;                   // no progress lines
+    std::string progress_label = "train"; // the progress bar's name (stderr)
+};
+
+struct run_hooks {
+    std::function<metrics_map(std::int64_t step)> evaluate; // may be empty
+    std::function<void(std::int64_t step)> save;            // writes a checkpoint; may be empty
+    std::function<void(const step_metrics&)> on_step;       // after each step; may be empty
+};
+
+// Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
+// the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
+// step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
+// SIGINT or SIGTERM stops it between steps: it saves (unless this step is saved already) and
+// throws gptx::interrupted. A resumed run first trims metrics.jsonl to the checkpoint's step.
+template <class Trainer, class NextBatch>
+void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
+                  const run_hooks& hooks) {
+    GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    const interrupt_guard signals;
+    std::int64_t saved = -1; // the step of the last save in this call
+    if (!o.metrics.empty() && tr.step_count() > 0)
+        detail::trim_metrics(o.metrics, tr.step_count());
+    else if (!o.metrics.empty())
+        detail::trim_metrics(o.metrics, -1); // step 0 is evaluated again
+    progress bar(o.progress_label, o.iters, {.unit = "step", .enabled = !o.quiet}, tr.step_count());
+    std::ofstream metrics;
+    if (!o.metrics.empty()) {
+        metrics.open(o.metrics, std::ios::app);
+        GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
+    }
+    auto write = [&](const metrics_map& m) {
+        if (metrics.is_open()) {
+            metrics << detail::json_line(m) << '\n';
+            metrics.flush();
+        }
+    };
+    auto checkpoint = [&](std::int64_t step) {
+        metrics_map m{{"step", double(step)}};
+        if (hooks.evaluate) {
+            const metrics_map e = hooks.evaluate(step);
+            std::string line = "step " + std::to_string(step) + ":";
+            for (std::size_t i = 0; i < e.size(); ++i) {
+                std::string label = e[i].first; // "val_loss" prints as "val loss"
+                for (char& c : label)
+                    if (c == '_')
+                        c = ' ';
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "%s %s %.4f", i ? "," : "", label.c_str(),
+                              e[i].second);
+                line += buf;
+                GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
+                           " is not finite; stopped (last good checkpoint kept at '",
+                           o.checkpoint_name, "')");
+            }
+            if (!o.quiet) {
+                progress::clear_line();
+                std::printf("%s\n", line.c_str());
+            }
+            m.insert(m.end(), e.begin(), e.end());
+        }
+        write(m);
+        if (hooks.save)
+            hooks.save(step);
+        saved = step;
+        std::fflush(stdout);
+    };
+    if (tr.step_count() == 0)
+        checkpoint(0);
+    while (tr.step_count() < o.iters) {
+        if (const int sig = interrupt_requested()) {
+            const std::int64_t step = tr.step_count();
+            if (hooks.save && saved != step)
+                hooks.save(step);
+            bar.finish();
+            std::fflush(stdout);
+            std::string what = "interrupted by ";
+            what += signal_name(sig);
+            what += " after step ";
+            what += std::to_string(step);
+            if (hooks.save) {
+                what += ": checkpoint saved to '";
+                what += o.checkpoint_name;
+                what += "'";
+            } else {
+                what += ": this run saves no checkpoint";
+            }
+            throw interrupted(sig, step, what);
+        }
+        step_metrics s;
+        try {
+            s = tr.step(next_batch);
+        } catch (const gptx::error& e) {
+            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" +
+                              o.checkpoint_name + "')");
+        }
+        metrics_map m{{"step", double(s.step)},
+                      {"loss", s.loss},
+                      {"lr", s.lr},
+                      {"grad_norm", s.grad_norm},
+                      {"ms", s.ms}};
+        const double tok_s =
+            o.tokens_per_step > 0 ? double(o.tokens_per_step) / (s.ms / 1000.0) : 0.0;
+        if (o.tokens_per_step > 0)
+            m.emplace_back("tokens_per_s", tok_s);
+        write(m);
+        if (hooks.on_step)
+            hooks.on_step(s);
+        bar.update(s.step);
+        if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
+            progress::clear_line();
+            std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step",
+                        static_cast<long long>(s.step), static_cast<long long>(o.iters), s.loss,
+                        s.lr, s.grad_norm, s.ms);
+            if (o.tokens_per_step > 0)
+                std::printf(" | %.0f tok/s", tok_s);
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+        if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters)
+            checkpoint(s.step);
+    }
+}
+
+} // namespace gptx
+// ---- end gptx/train/run_loop.hpp ----
+// ---- begin gptx/recipes/run_folder.hpp ----
+// gptx/recipes/run_folder.hpp: what every recipe shares: the run folder (model.gptx and
+// metrics.jsonl), the end-of-text id, prompts, the reward-model checkpoint, --resume checks,
+// comparison splits, and RL iterations as run-loop steps. Tested by tests/cli (the commands are
+// thin front ends over the recipes).
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+// A run folder holds model.gptx (the checkpoint) and metrics.jsonl.
+inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir_or_file) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir_or_file, ec))
+        return dir_or_file / "model.gptx";
+    return dir_or_file;
+}
+
+// The end-of-text id: --end-of-text when given, else the tokenizer's <|endoftext|>, else the id
+// just past its vocabulary when the model reserves one (how char and byte models get one, as SFT
+// lays data out).
+inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested) {
+    if (requested >= 0) {
+        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
+                   " is outside the vocabulary [0, ", model_vocab, ")");
+        return requested;
+    }
+    if (const auto id = tok.special_token_id("<|endoftext|>"))
+        return *id;
+    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
+               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
+               model_vocab, ") reserves no id after it; pass --end-of-text");
+    return tok.vocab_size();
+}
+
+// Prompts as generation sees them: end-of-text, then the prompt's tokens.
+inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
+                                                  const tokenizer& tok, int eot) {
+    std::vector<std::vector<int>> out;
+    for (const std::string& p : read_prompts_jsonl(path))
+        out.push_back(reward_prefix(tok, p, eot));
+    return out;
+}
+
+// The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
+// have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
+template <shape S>
+std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
+                                                   const model_config& policy, const char* cmd) {
+    const std::filesystem::path file = checkpoint_file(reward);
+    const checkpoint_info info = read_checkpoint_info(file);
+    GPTX_CHECK(info.dims == S, file.string(), ": the reward model's shape ", to_string(info.dims),
+               " differs from the policy's ", to_string(S), " (gptx ", cmd, " needs one shape)");
+    GPTX_CHECK(info.config.vocab == policy.vocab, file.string(), ": the reward model's vocabulary ",
+               info.config.vocab, " differs from the policy's ", policy.vocab);
+    auto rm = std::make_unique<reward_model<S>>(info.config);
+    const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
+    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, nullptr, head);
+    return rm;
+}
+
+// --resume refuses a run whose saved hyper-parameters (run_json) differ from this invocation's:
+// the trajectory depends on every one of them.
+inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::json& now,
+                                 const std::filesystem::path& dir) {
+    for (const auto& [key, value] : now.items()) {
+        std::string flag = key;
+        for (char& c : flag)
+            if (c == '_')
+                c = '-';
+        GPTX_CHECK(saved.contains(key) && saved[key] == value, "--resume: --", flag,
+                   " differs from the run in '", dir.string(), "' (",
+                   saved.contains(key) ? saved[key].dump() : "missing", " there, ", value.dump(),
+                   " now)");
+    }
+}
+
+// Comparisons for gptx rm and gptx dpo, tokenized once: --data, and --val or else the last
+// --val-fraction of --data's prompts held out.
+struct comparison_split {
+    tokenized_comparisons train, val;
+};
+inline comparison_split read_comparison_split(const std::string& data, const std::string& val,
+                                              double val_fraction, const tokenizer& tok, int eot,
+                                              int context) {
+    std::vector<comparison> train_cs = read_comparisons(data), val_cs;
+    if (!val.empty()) {
+        val_cs = read_comparisons(val);
+    } else {
+        const auto n_val = std::size_t(std::ceil(val_fraction * double(train_cs.size())));
+        GPTX_CHECK(n_val < train_cs.size(), data, ": ", train_cs.size(),
+                   " prompts are too few to hold out ", n_val, " (--val-fraction ", val_fraction,
+                   "); give more data or --val");
+        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
+        train_cs.resize(train_cs.size() - n_val);
+    }
+    return {tokenize_comparisons(train_cs, tok, eot, context, data),
+            tokenize_comparisons(val_cs, tok, eot, context, val.empty() ? data : val)};
+}
+
+// The run loop's options as every training command sets them: metrics.jsonl in the run folder
+// (rank 0 only), the checkpoint named in errors.
+inline run_options run_folder_options(std::int64_t iters, int eval_every, int log_every,
+                                      const char* label, const std::filesystem::path& dir,
+                                      const std::filesystem::path& checkpoint) {
+    run_options ro;
+    ro.iters = iters;
+    ro.eval_every = eval_every;
+    ro.log_every = log_every;
+    ro.progress_label = label;
+    if (world().rank() == 0)
+        ro.metrics = dir / "metrics.jsonl";
+    ro.checkpoint_name = checkpoint.string();
+    return ro;
+}
+
+// Trains to ro.iters on the comparison batches (this rank's share of each step's micro-batches),
+// or, when a resumed run is already complete, evaluates once so the command still reports.
+// Returns the wall seconds. Shared by rm and dpo, whose loops differ only in their hooks.
+template <class Trainer, class Batches, class Hooks>
+double train_on_comparisons(Trainer& tr, const run_options& ro, Batches& batches, int grad_accum,
+                            int ranks, int rank, Hooks& hooks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (tr.step_count() < ro.iters) {
+        run_training(
+            tr, ro,
+            [&](int micro) {
+                return batches.batch((tr.step_count() * grad_accum + micro) * ranks + rank);
+            },
+            hooks);
+    } else {
+        hooks.evaluate(tr.step_count());
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The shared run loop sees one iteration of an RL trainer (ppo_trainer, grpo_trainer) as one
+// step; its evaluation point reports the iteration's metrics and saves.
+template <class Trainer> struct iteration_step {
+    Trainer& tr;
+    float lr;
+    std::optional<decltype(std::declval<Trainer&>().iteration())> last{};
+    template <class F> step_metrics step(F&&) {
+        last = tr.iteration();
+        if (last->skipped > 0) {
+            progress::clear_line();
+            std::printf(
+                "iteration %lld: %d of %d updates skipped (the ratio or the KL to the rollout "
+                "policy exploded)\n",
+                static_cast<long long>(last->iteration), last->skipped,
+                last->skipped + last->updates);
+        }
+        return {last->iteration, last->policy_loss, last->grad_norm, lr, last->ms};
+    }
+    std::int64_t step_count() const { return tr.iteration_count(); }
+};
+
+} // namespace gptx
+// ---- end gptx/recipes/run_folder.hpp ----
+
+namespace gptx {
+
+// The run's paths and hyper-parameters; the defaults are `gptx dpo`'s. Errors name the options by
+// their command-line flags.
+struct dpo_run_options {
+    std::string policy, data, val, out = "out-dpo";
+    double val_fraction = 0.1, epochs = 1.0, beta = 0.1;
+    int iters = 0, batch = 8, grad_accum = 1, warmup = 0, eval_every = 50, log_every = 10;
+    int end_of_text = -1;
+    float lr = 1e-5f, weight_decay = 0.0f, beta1 = 0.9f, beta2 = 0.95f, grad_clip = 1.0f;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_dpo_options(const dpo_run_options& o) {
+    GPTX_CHECK(o.beta > 0 && std::isfinite(o.beta), "--beta must be positive, got ", o.beta);
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
+    GPTX_CHECK(o.iters >= 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.epochs > 0 && std::isfinite(o.epochs), "--epochs must be positive, got ",
+               o.epochs);
+    GPTX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "--val-fraction must be in (0, 1), got ",
+               o.val_fraction);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+}
+
+namespace detail {
+
+// The hyper-parameters that must not change across --resume (check_resume_matches); --iters and
+// --epochs may (the learning rate does not depend on the run's length).
+inline nlohmann::json run_json(const dpo_run_options& o) {
+    return {{"policy", o.policy},
+            {"data", o.data},
+            {"val", o.val},
+            {"val_fraction", o.val_fraction},
+            {"beta", o.beta},
+            {"batch", o.batch},
+            {"grad_accum", o.grad_accum},
+            {"lr", o.lr},
+            {"warmup", o.warmup},
+            {"weight_decay", o.weight_decay},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip},
+            {"end_of_text", o.end_of_text},
+            {"seed", o.seed}};
+}
+
+} // namespace detail
+
+// Runs DPO from the policy checkpoint policy_file (its info read beforehand, which fixes S) in
+// the run folder o.out.
+template <shape S>
+void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
+             const checkpoint_info& info) {
+    namespace fs = std::filesystem;
+    validate_dpo_options(o);
+    using model_t = transformer<S>;
+    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
+    model_t reference(info.config), policy(info.config);
+    tokenizer tok;
+    load_checkpoint<S>(policy_file, reference, nullptr, &tok, nullptr);
+    copy_params(policy, reference);
+    const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
+    const int ctx = policy.context();
+
+    const comparison_split split =
+        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
+    const tokenized_comparisons &train = split.train, &val = split.val;
+    // The reference is frozen: its log-probabilities are computed once, here (and again, to the
+    // same bits, on --resume).
+    const auto ref_train = reference_logprobs(reference, train, o.batch, eot);
+    const auto ref_val = reference_logprobs(reference, val, o.batch, eot);
+    dpo_batcher batches(train, ref_train, o.batch, eot, o.seed + 1);
+    dpo_batcher val_batches(val, ref_val, o.batch, eot);
+
+    // Under mpirun rank r takes every ranks-th batch (offset r), as gptx rm does.
+    const int ranks = world().size(), rank = world().rank();
+    const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
+    const std::int64_t iters =
+        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
+    std::printf("gptx dpo: %s, vocab %d, context %d, end-of-text %d, beta %g | train %zu prompts "
+                "(%zu pairs), held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d "
+                "threads\n",
+                to_string(S).c_str(), policy.vocab(), ctx, eot, o.beta, train.groups.size(),
+                train.pairs(), val.groups.size(), val.pairs(), static_cast<long long>(iters),
+                o.batch * o.grad_accum * ranks, num_threads());
+    if (train.truncated + val.truncated > 0)
+        std::printf("note: %zu sequences were longer than the context %d and lost the start of "
+                    "their prompt\n",
+                    train.truncated + val.truncated, ctx);
+
+    adamw<float> opt(policy.params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
+    dpo_objective<model_t> obj(o.beta);
+    const float lr = o.lr;
+    const int warmup = o.warmup;
+    trainer tr(policy, obj, opt,
+               {o.grad_accum, o.grad_clip,
+                [lr, warmup](int it) { return it < warmup ? lr * float(it + 1) / warmup : lr; },
+                &world()});
+
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(ckpt), "--resume: no DPO run in '", dir.string(),
+                   "' (no model.gptx)");
+        tokenizer saved;
+        train_state st;
+        load_checkpoint<S>(ckpt, policy, &opt, &saved, &st);
+        GPTX_CHECK(saved == tok, ckpt.string(),
+                   ": the checkpoint's tokenizer differs from --policy's");
+        const auto j = nlohmann::json::parse(st.run_json, nullptr, false);
+        GPTX_CHECK(j.is_object() && j.contains("beta"), ckpt.string(),
+                   ": not a gptx dpo checkpoint (no DPO settings in its run state)");
+        check_resume_matches(j, detail::run_json(o), dir);
+        tr.set_step_count(st.step);
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(st.step));
+    } else if (rank == 0) {
+        fs::remove(metrics_path);
+    }
+
+    // The training pairs' implicit rewards, averaged over the steps since the last evaluation.
+    dpo_stats train_sum{};
+    int train_steps = 0;
+    dpo_stats last{};
+    run_hooks hooks;
+    hooks.on_step = [&](const step_metrics&) {
+        const dpo_stats& s = obj.stats();
+        train_sum.chosen_reward += s.chosen_reward;
+        train_sum.rejected_reward += s.rejected_reward;
+        train_sum.margin += s.margin;
+        train_sum.accuracy += s.accuracy;
+        ++train_steps;
+    };
+    hooks.evaluate = [&](std::int64_t) {
+        last = evaluate_dpo(policy, obj, val_batches, o.batch);
+        metrics_map m{{"val_loss", last.loss},
+                      {"val_margin", last.margin},
+                      {"val_chosen_reward", last.chosen_reward},
+                      {"val_rejected_reward", last.rejected_reward},
+                      {"val_accuracy", last.accuracy}};
+        if (train_steps > 0) {
+            const double n = train_steps;
+            m.insert(m.end(), {{"train_margin", train_sum.margin / n},
+                               {"train_chosen_reward", train_sum.chosen_reward / n},
+                               {"train_rejected_reward", train_sum.rejected_reward / n},
+                               {"train_accuracy", train_sum.accuracy / n}});
+        }
+        train_sum = {};
+        train_steps = 0;
+        return m;
+    };
+    hooks.save = [&](std::int64_t step) {
+        if (rank != 0) // every rank holds the same model; rank 0 writes
+            return;
+        train_state st;
+        st.step = step;
+        st.run_json = detail::run_json(o).dump();
+        save_checkpoint<S>(ckpt, policy, &opt, tok, st);
+    };
+    const run_options ro = run_folder_options(iters, o.eval_every, o.log_every, "dpo", dir, ckpt);
+    const double secs = train_on_comparisons(tr, ro, batches, o.grad_accum, ranks, rank, hooks);
+    std::printf("dpo: held-out loss %.4f, accuracy %.4f over %zu pairs, implicit rewards chosen "
+                "%.4f / rejected %.4f (margin %.4f)\n",
+                last.loss, last.accuracy, last.pairs, last.chosen_reward, last.rejected_reward,
+                last.margin);
+    std::printf("done: %lld steps in %.1f s; policy %s\n", static_cast<long long>(iters), secs,
+                ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/dpo.hpp ----
+// ---- begin gptx/recipes/eval.hpp ----
+// gptx/recipes/eval.hpp: zero- and few-shot evaluation of a checkpoint (GPT-2, GPT-3), what
+// `gptx eval` does: k demonstrations from a training file packed into the context, multiple
+// choice scored three ways, open-ended answers by greedy decoding and exact match; the counts of
+// right answers per k and rule. Tested by tests/cli/test_task_cli.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+
+namespace gptx {
+
+// The run's files and settings; the defaults are `gptx eval`'s. Errors name the options by their
+// command-line flags.
+struct eval_run_options {
+    std::string checkpoint, test, train;
+    std::string ks = "0";         // demonstrations per test input, comma-separated: "0,1,4,8"
+    std::string format = "arrow"; // named_prompt_format (data/prompts.hpp)
+    std::string description;      // the task in words, before the prompt
+    std::string answer_context = "Answer:"; // context of the unconditional probability
+    int limit = 0, max_tokens = 24;         // limit: the first N test examples (0: all)
+    std::uint64_t seed = 1;                 // of the demonstration draws
+};
+
+// The right answers for one k under one scoring rule.
+struct eval_row {
+    int k = 0;
+    std::string rule; // total, per-token, unconditional (multiple choice) or exact-match
+    int right = 0;
+    double demonstrations = 0; // per example, on average: those that fit the context (<= k)
+};
+
+struct eval_result {
+    task_form form = task_form::choice; // the test file's: choice or generation
+    int examples = 0;                   // evaluated; accuracy is right / examples
+    std::vector<eval_row> rows;         // per k in the order of o.ks, then per rule
+};
+
+namespace detail {
+
+inline std::vector<int> parse_k_list(const std::string& s) {
+    std::vector<int> ks;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        std::size_t used = 0;
+        int k = -1;
+        try {
+            k = std::stoi(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        GPTX_CHECK(used == item.size() && k >= 0, "--k: '", item,
+                   "' is not a non-negative integer (expected e.g. 0,1,4,8)");
+        ks.push_back(k);
+    }
+    GPTX_CHECK(!ks.empty(), "--k: no values");
+    return ks;
+}
+
+} // namespace detail
+
+// Throws, naming the flag, on a setting out of range or a malformed --k.
+inline void validate_eval_options(const eval_run_options& o) {
+    GPTX_CHECK(o.limit >= 0, "--limit must be >= 0, got ", o.limit);
+    GPTX_CHECK(o.max_tokens > 0, "--max-tokens must be positive, got ", o.max_tokens);
+    detail::parse_k_list(o.ks);
+}
+
+// Evaluates the checkpoint ckpt (its info read beforehand, which fixes S) on o.test, showing a
+// progress bar; prints nothing else.
+template <shape S>
+eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckpt,
+                     const checkpoint_info& info) {
+    validate_eval_options(o);
+    using model_t = transformer<S>;
+    tokenizer tok;
+    model_t model(info.config);
+    load_model<S>(ckpt, model, &tok);
+    model.set_training(false);
+    const std::vector<int> ks = detail::parse_k_list(o.ks);
+    const int max_k = *std::max_element(ks.begin(), ks.end());
+    prompt_format fmt = named_prompt_format(o.format);
+    fmt.description = o.description;
+
+    task_set test = read_task_jsonl(o.test);
+    GPTX_CHECK(test.form == task_form::choice || test.form == task_form::generation, o.test, ": ",
+               task_form_keys(test.form),
+               " lines need a fine-tuned head (gptx finetune --test); eval takes "
+               "{context,choices,label} or {input,output}");
+    if (o.limit > 0 && std::size_t(o.limit) < test.examples.size())
+        test.examples.resize(o.limit);
+    task_set train;
+    if (max_k > 0) {
+        GPTX_CHECK(!o.train.empty(), "--k ", max_k,
+                   " needs --train (where demonstrations come from)");
+        train = read_task_jsonl(o.train);
+        GPTX_CHECK(train.form == test.form, o.train, ": ", task_form_keys(train.form),
+                   " lines, but --test has ", task_form_keys(test.form), " lines");
+        GPTX_CHECK(int(train.examples.size()) >= max_k, o.train, ": ", train.examples.size(),
+                   " examples are too few for k = ", max_k);
+    }
+    const bool choice = test.form == task_form::choice;
+    auto encode = [&](const std::string& text, const std::string& what) {
+        try {
+            return tok.encode(text, what);
+        } catch (const error& e) {
+            detail::fail(what, ": ", e.what());
+        }
+    };
+    auto demo_text = [&](const task_example& e) {
+        return choice ? fmt.demonstration(e.first, e.choices[e.label])
+                      : fmt.demonstration(e.first, e.second);
+    };
+    const std::vector<int> description = encode(fmt.description, "--description");
+    const std::vector<int> delimiter = encode(fmt.delimiter, "the delimiter");
+    const std::vector<int> answer_ctx = encode(o.answer_context, "--answer-context");
+    std::vector<std::vector<int>> train_demos;
+    for (std::size_t i = 0; i < train.examples.size(); ++i)
+        train_demos.push_back(
+            encode(demo_text(train.examples[i]), o.train + ": example " + std::to_string(i + 1)));
+
+    const auto rules = choice ? std::vector<std::string>{"total", "per-token", "unconditional"}
+                              : std::vector<std::string>{"exact-match"};
+    std::vector<std::vector<int>> right(ks.size(), std::vector<int>(rules.size(), 0));
+    std::vector<double> demos_kept(ks.size(), 0);
+    const int n = int(test.examples.size());
+    auto decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+    progress bar("eval", n, {.unit = "example"});
+    for (int i = 0; i < n; ++i) {
+        const task_example& e = test.examples[i];
+        const std::string where = o.test + ": example " + std::to_string(i + 1);
+        const std::vector<int> query = encode(fmt.query(e.first), where);
+        std::vector<std::vector<int>> choices;
+        int room = o.max_tokens;
+        if (choice) {
+            room = 0;
+            for (const auto& c : e.choices) {
+                choices.push_back(encode(c, where));
+                room = std::max(room, int(choices.back().size()));
+            }
+        }
+        // The first k of one draw of max_k: a larger k adds demonstrations to a smaller k's.
+        rng r(mix64(o.seed ^ mix64(std::uint64_t(i) + 1)));
+        const std::vector<int> drawn =
+            max_k > 0 ? draw_demonstrations(r, int(train_demos.size()), max_k) : std::vector<int>{};
+        for (std::size_t ki = 0; ki < ks.size(); ++ki) {
+            std::vector<std::vector<int>> demos;
+            for (int j = 0; j < ks[ki]; ++j)
+                demos.push_back(train_demos[drawn[j]]);
+            const packed_prompt p =
+                pack_few_shot(description, demos, delimiter, query, model.context() - room);
+            demos_kept[ki] += p.demonstrations;
+            if (choice) {
+                const choice_scores s = score_choices(model, p.tokens, choices, answer_ctx);
+                for (std::size_t ri = 0; ri < std::size(all_scoring_rules); ++ri)
+                    right[ki][ri] += pick_choice(s, all_scoring_rules[ri]) == e.label;
+            } else {
+                const std::string answer =
+                    greedy_answer(model, p.tokens, o.max_tokens, {fmt.delimiter}, decode);
+                right[ki][0] += exact_match(answer, e.second);
+            }
+        }
+        bar.update(i + 1);
+    }
+    bar.finish();
+    eval_result out;
+    out.form = test.form;
+    out.examples = n;
+    for (std::size_t ki = 0; ki < ks.size(); ++ki)
+        for (std::size_t ri = 0; ri < rules.size(); ++ri)
+            out.rows.push_back({ks[ki], rules[ri], right[ki][ri], demos_kept[ki] / n});
+    return out;
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/eval.hpp ----
+// ---- begin gptx/recipes/export.hpp ----
+// gptx/recipes/export.hpp: a checkpoint's weights written as GGUF (llama.cpp, Ollama, LM Studio),
+// Hugging Face safetensors or an llm.c .bin, what `gptx export` does.
+// Tested by tests/cli/test_export_cli.cpp.
+#include <filesystem>
+#include <string>
+
+
+namespace gptx {
+
+// The checkpoint, the output and its format; the defaults are `gptx export`'s. Errors name the
+// options by their command-line flags.
+struct export_run_options {
+    std::string checkpoint, format, dtype = "f32", out;
+};
+
+// Throws, naming the flag, on a format or type export cannot write.
+inline void validate_export_options(const export_run_options& o) {
+    // The command checks --format while parsing; a C++ caller gets the same message here.
+    GPTX_CHECK(o.format == "gguf" || o.format == "safetensors" || o.format == "llmc",
+               "--format must be gguf, safetensors or llmc, got ", o.format);
+    GPTX_CHECK(o.format == "gguf" || o.dtype == "f32", "--dtype ", o.dtype, ": --format ", o.format,
+               " is written as f32 (16-bit types: --format gguf)");
+}
+
+// Writes the checkpoint file (its info read beforehand, which fixes S) to o.out in o.format;
+// throws unless S is GPT-2's architecture, the one the three formats hold.
+template <shape S>
+void run_export(const export_run_options& o, const std::filesystem::path& file,
+                const checkpoint_info& info) {
+    validate_export_options(o);
+    if constexpr (S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh) {
+        transformer<S> model(info.config);
+        tokenizer tok;
+        load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
+        if (o.format == "gguf")
+            save_gguf<S>(o.out, model, tok, parse_gguf_dtype(o.dtype));
+        else if (o.format == "safetensors")
+            save_safetensors<S>(o.out, model);
+        else
+            save_llmc<S>(o.out, model);
+    } else {
+        detail::fail(file.string(), ": the model is ", to_string(S), "; ", o.format,
+                     " holds GPT-2's architecture (pre-LN, biases, tanh GELU)");
+    }
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/export.hpp ----
+// ---- begin gptx/recipes/finetune.hpp ----
+// gptx/recipes/finetune.hpp: GPT-1 fine-tuning on a run folder, what `gptx finetune` does: a
+// checkpoint plus three task tokens and a task head, trained on a labelled task JSONL file, with
+// held-out accuracy per epoch; model.gptx keeps the head as a section.
+// Tested by tests/cli/test_task_cli.cpp.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 // ---- begin gptx/train/finetune.hpp ----
 // gptx/train/finetune.hpp: GPT-1 supervised fine-tuning: the task tokens (start, delimiter,
 // extract) registered at runtime, the input transformations, and the objective
@@ -13458,69 +14309,236 @@ template <class Model> class finetune_objective {
 
 } // namespace gptx
 // ---- end gptx/train/finetune.hpp ----
-// ---- begin gptx/train/gae.hpp ----
-// gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
-// and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-
 
 namespace gptx {
 
-// delta_t = r_t + gamma V_{t+1} - V_t (V_n = 0: the episode ends with the response),
-// A_t = delta_t + gamma lambda A_{t+1}, returns_t = A_t + V_t. Sums run in double.
-template <class T>
-void gae(T* advantages, T* returns, const T* rewards, const T* values, int n, double gamma,
-         double lambda) {
-    GPTX_CHECK(n >= 0, "gae: negative length ", n);
-    double next_value = 0.0, next_adv = 0.0;
-    for (int t = n - 1; t >= 0; --t) {
-        const double delta = double(rewards[t]) + gamma * next_value - double(values[t]);
-        next_adv = delta + gamma * lambda * next_adv;
-        next_value = double(values[t]);
-        advantages[t] = T(next_adv);
-        returns[t] = T(next_adv + double(values[t]));
-    }
+// The run's paths and hyper-parameters; the defaults are `gptx finetune`'s (GPT-1's). Errors name
+// the options by their command-line flags.
+struct finetune_run_options {
+    std::string checkpoint, train, test, out = "out-finetune";
+    float lm_weight = gpt1_finetune_defaults::lm_weight, lr = gpt1_finetune_defaults::lr;
+    int batch = gpt1_finetune_defaults::batch, epochs = gpt1_finetune_defaults::epochs;
+    float warmup = gpt1_finetune_defaults::warmup_fraction;
+    float grad_clip = gpt1_finetune_defaults::grad_clip;
+    float clf_dropout = gpt1_finetune_defaults::clf_dropout, dropout = 0.1f;
+    float weight_decay = gpt1_finetune_defaults::weight_decay;
+    int log_every = 10, context = 0; // context: the longest input in tokens; 0: the model's
+    std::uint64_t seed = 1;
+    bool scratch = false; // baseline: the same architecture and tokenizer, randomly initialised
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_finetune_options(const finetune_run_options& o) {
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.lm_weight >= 0, "--lm-weight must be >= 0, got ", o.lm_weight);
+    GPTX_CHECK(o.warmup >= 0 && o.warmup < 1, "--warmup must be in [0, 1), got ", o.warmup);
+    GPTX_CHECK(o.clf_dropout >= 0 && o.clf_dropout < 1, "--clf-dropout must be in [0, 1)");
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1)");
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
 }
 
-// x = (x - mean) / (std + eps) over the n values (population std).
-template <class T> void whiten(T* x, std::size_t n, double eps = 1e-8) {
-    if (n == 0)
-        return;
-    double mean = 0.0;
-    for (std::size_t i = 0; i < n; ++i)
-        mean += double(x[i]);
-    mean /= double(n);
-    double var = 0.0;
-    for (std::size_t i = 0; i < n; ++i)
-        var += (double(x[i]) - mean) * (double(x[i]) - mean);
-    const double inv = 1.0 / (std::sqrt(var / double(n)) + eps);
-    for (std::size_t i = 0; i < n; ++i)
-        x[i] = T((double(x[i]) - mean) * inv);
+namespace detail {
+
+inline finetune_form finetune_form_of(task_form f, const std::string& file) {
+    switch (f) {
+    case task_form::text:
+    case task_form::entailment:
+        return finetune_form::classify;
+    case task_form::similarity:
+        return finetune_form::similarity;
+    case task_form::choice:
+        return finetune_form::choice;
+    case task_form::generation:
+        break;
+    }
+    fail(file, ": {input,output} lines have no labels to fine-tune a head on (use gptx eval)");
 }
 
-// The same over the global batch of a data-parallel job: every rank whitens its n values with
-// the mean and population std of all ranks' values (one all-reduce of count, sum and sum of
-// squares, in double). Collective.
-template <class T> void whiten(T* x, std::size_t n, communicator& comm, double eps = 1e-8) {
-    double s[3] = {double(n), 0.0, 0.0};
-    for (std::size_t i = 0; i < n; ++i) {
-        s[1] += double(x[i]);
-        s[2] += double(x[i]) * double(x[i]);
+// The GPT-1 input transformation of every line; a text the tokenizer rejects names its line.
+inline std::vector<finetune_example> transform_task_set(const task_set& s, const tokenizer& tok,
+                                                        const task_token_ids& tt, int max_len,
+                                                        const std::string& file) {
+    std::vector<finetune_example> out;
+    out.reserve(s.examples.size());
+    for (std::size_t i = 0; i < s.examples.size(); ++i) {
+        const task_example& e = s.examples[i];
+        try {
+            switch (s.form) {
+            case task_form::text:
+                out.push_back({{classification_input(tt, tok.encode(e.first), max_len)}, e.label});
+                break;
+            case task_form::entailment:
+                out.push_back({{pair_input(tt, tok.encode(e.first), tok.encode(e.second), max_len)},
+                               e.label});
+                break;
+            case task_form::similarity:
+                out.push_back(similarity_example(tt, tok.encode(e.first), tok.encode(e.second),
+                                                 e.label, max_len));
+                break;
+            case task_form::choice: {
+                std::vector<std::vector<int>> answers;
+                for (const auto& c : e.choices)
+                    answers.push_back(tok.encode(c));
+                out.push_back(choice_example(tt, tok.encode(e.first), answers, e.label, max_len));
+                break;
+            }
+            case task_form::generation:
+                break;
+            }
+        } catch (const error& err) {
+            fail(file, ": example ", i + 1, ": ", err.what());
+        }
     }
-    comm.allreduce_sum(s, 3);
-    if (s[0] == 0)
-        return;
-    const double mean = s[1] / s[0];
-    const double var = std::max(0.0, s[2] / s[0] - mean * mean);
-    const double inv = 1.0 / (std::sqrt(var) + eps);
-    for (std::size_t i = 0; i < n; ++i)
-        x[i] = T((double(x[i]) - mean) * inv);
+    return out;
+}
+
+} // namespace detail
+
+// Fine-tunes the checkpoint ckpt (its info read beforehand, which fixes S) on o.train for
+// o.epochs, writing o.out/model.gptx (the trunk with the three task tokens, and the head as its
+// "classifier_head" section) and metrics.jsonl.
+template <shape S>
+void run_finetune(const finetune_run_options& o, const std::filesystem::path& ckpt,
+                  const checkpoint_info& info) {
+    validate_finetune_options(o);
+    using model_t = transformer<S>;
+    tokenizer tok;
+    model_t base(info.config);
+    load_model<S>(ckpt, base, &tok);
+    const task_token_ids tt = add_task_tokens(tok, base.vocab());
+    model_t model = grow_vocab(base, 3, mix64(o.seed ^ 0x70c3));
+    if (o.scratch)
+        model.init(o.seed);
+    model.set_dropout(o.dropout);
+    model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    const int max_len = o.context > 0 ? std::min(o.context, model.context()) : model.context();
+
+    const task_set train_set = read_task_jsonl(o.train);
+    const finetune_form form = detail::finetune_form_of(train_set.form, o.train);
+    const auto train = detail::transform_task_set(train_set, tok, tt, max_len, o.train);
+    std::vector<finetune_example> test;
+    if (!o.test.empty()) {
+        const task_set test_set = read_task_jsonl(o.test);
+        GPTX_CHECK(test_set.form == train_set.form, o.test, ": ", task_form_keys(test_set.form),
+                   " lines, but --train has ", task_form_keys(train_set.form), " lines");
+        GPTX_CHECK(test_set.classes() <= train_set.classes() || form == finetune_form::choice,
+                   o.test, ": label ", test_set.classes() - 1, " never occurs in --train");
+        test = detail::transform_task_set(test_set, tok, tt, max_len, o.test);
+    }
+    const int classes = train_set.classes();
+
+    finetune_objective<model_t> obj(
+        {form, std::max(classes, 2), o.lm_weight, o.clf_dropout, mix64(o.seed ^ 0x4ead)});
+    adamw<float> opt(model.params(), {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay});
+    const int n = int(train.size());
+    const int per_epoch = (n + o.batch - 1) / o.batch;
+    const int steps = per_epoch * o.epochs;
+    const linear_schedule sched = finetune_schedule(o.lr, steps, o.warmup);
+    trainer tr(model, obj, opt, {1, o.grad_clip, sched});
+
+    std::printf("gptx finetune: %s %s, %s trunk, vocab %d + 3 task tokens (start %d, delim %d, "
+                "extract %d), %d examples (%s), %d %s, lambda %g, %d steps\n",
+                to_string(S).c_str(), ckpt.string().c_str(),
+                o.scratch ? "randomly initialised" : "pre-trained", base.vocab(), tt.start,
+                tt.delim, tt.extract, n, std::string(task_form_keys(train_set.form)).c_str(),
+                form == finetune_form::choice ? 0 : classes,
+                form == finetune_form::choice ? "classes (one scalar per choice)" : "classes",
+                double(o.lm_weight), steps);
+
+    rng shuffle(mix64(o.seed ^ 0x5a1f));
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<finetune_example> mb;
+    int cursor = n; // reshuffle at the start of every epoch
+    auto next = [&](int) {
+        mb.clear();
+        for (int i = 0; i < o.batch && (i == 0 || cursor < n); ++i) {
+            if (cursor >= n) {
+                for (int j = n - 1; j > 0; --j)
+                    std::swap(order[j], order[shuffle.below(std::uint64_t(j + 1))]);
+                cursor = 0;
+            }
+            mb.push_back(train[order[cursor++]]);
+        }
+        return finetune_batch{mb.data(), int(mb.size())};
+    };
+    auto accuracy = [&](const std::vector<finetune_example>& set) {
+        int right = 0;
+        for (std::size_t i = 0; i < set.size(); i += 32) {
+            const int m = int(std::min<std::size_t>(32, set.size() - i));
+            const auto& pred = obj.predict(model, {set.data() + i, m});
+            for (int j = 0; j < m; ++j)
+                right += pred[j] == set[i + j].label;
+        }
+        return right;
+    };
+    const std::filesystem::path dir = o.out, out_ckpt = dir / "model.gptx";
+    std::filesystem::create_directories(dir);
+    std::filesystem::remove(dir / "metrics.jsonl");
+    run_hooks hooks;
+    int last_right = -1;
+    hooks.evaluate = [&](std::int64_t) {
+        metrics_map m;
+        if (!test.empty()) {
+            last_right = accuracy(test);
+            m.emplace_back("test_accuracy", double(last_right) / double(test.size()));
+        }
+        return m;
+    };
+    hooks.save = [&](std::int64_t step) {
+        if (step != steps)
+            return;
+        train_state st;
+        st.step = step;
+        st.dropout_seed = model.dropout_seed();
+        st.dropout_counter = model.dropout_counter();
+        st.run_json =
+            nlohmann::json{
+                {"command", "finetune"},    {"base", ckpt.string()},
+                {"train", o.train},         {"form", std::string(task_form_keys(train_set.form))},
+                {"classes", classes},       {"task_tokens", {tt.start, tt.delim, tt.extract}},
+                {"lm_weight", o.lm_weight}, {"lr", o.lr},
+                {"batch", o.batch},         {"epochs", o.epochs},
+                {"scratch", o.scratch},     {"seed", o.seed}}
+                .dump();
+        const checkpoint_extra head{"classifier_head", &obj.head_params(), &tr.head_optimizer()};
+        save_checkpoint<S>(out_ckpt, model, &opt, tok, st, std::span(&head, 1));
+    };
+    run_options ro;
+    ro.iters = steps;
+    ro.eval_every = per_epoch;
+    ro.log_every = o.log_every;
+    ro.metrics = dir / "metrics.jsonl";
+    ro.checkpoint_name = out_ckpt.string();
+    run_training(tr, ro, next, hooks);
+    if (!test.empty()) {
+        const auto [lo, hi] = wilson_interval(last_right, int(test.size()));
+        std::printf("test accuracy %.4f (%d/%zu), 95%% interval [%.3f, %.3f]\n",
+                    double(last_right) / double(test.size()), last_right, test.size(), lo, hi);
+    }
+    std::printf("done: checkpoint %s\n", out_ckpt.string().c_str());
 }
 
 } // namespace gptx
-// ---- end gptx/train/gae.hpp ----
+// ---- end gptx/recipes/finetune.hpp ----
+// ---- begin gptx/recipes/grpo.hpp ----
+// gptx/recipes/grpo.hpp: GRPO (baseline "group") or RLOO (baseline "loo") from an SFT checkpoint
+// against a reward-model checkpoint as one call on a run folder, what `gptx grpo` does:
+// policy.gptx / model.gptx saved every save_every iterations, --resume.
+// Tested by tests/cli/test_grpo_cli.cpp.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 // ---- begin gptx/train/grpo.hpp ----
 // gptx/train/grpo.hpp: GRPO (Shao et al. 2024, DeepSeekMath) and RLOO (Ahmadian et al. 2024):
 // G responses sampled per prompt, advantages from their rewards alone (no value model), and
@@ -13538,6 +14556,49 @@ template <class T> void whiten(T* x, std::size_t n, communicator& comm, double e
 #include <string_view>
 #include <vector>
 
+// ---- begin gptx/train/ema.hpp ----
+// gptx/train/ema.hpp: an exponential moving average of a parameter arena (InstructGPT keeps one
+// of the PPO policy with decay 0.992). Tested by tests/train/test_ppo.cpp.
+#include <algorithm>
+#include <vector>
+
+
+namespace gptx {
+
+// shadow = decay * shadow + (1 - decay) * params after each update; starts as a copy.
+template <class T = float> class ema {
+  public:
+    ema() = default;
+    ema(const basic_arena<T>& params, double decay) : decay_(decay) {
+        GPTX_CHECK(decay >= 0 && decay < 1, "ema: decay must be in [0, 1), got ", decay);
+        std::vector<typename basic_arena<T>::entry> e;
+        for (const auto& v : params.views())
+            e.push_back({v.name, v.size, v.decay});
+        shadow_.layout(e);
+        std::copy(params.data(), params.data() + params.size(), shadow_.data());
+    }
+
+    void update(const basic_arena<T>& params) {
+        GPTX_CHECK(params.size() == shadow_.size(), "ema: ", params.size(),
+                   " parameters, shadow holds ", shadow_.size());
+        const T d = T(decay_), c = T(1) - d;
+        T* s = shadow_.data();
+        const T* p = params.data();
+        for (std::size_t i = 0; i < shadow_.size(); ++i)
+            s[i] = d * s[i] + c * p[i];
+    }
+
+    double decay() const { return decay_; }
+    basic_arena<T>& shadow() { return shadow_; }
+    const basic_arena<T>& shadow() const { return shadow_; }
+
+  private:
+    double decay_ = 0.0;
+    basic_arena<T> shadow_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/ema.hpp ----
 // ---- begin gptx/train/ppo.hpp ----
 // gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
 // head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
@@ -14249,182 +15310,6 @@ template <class Policy> class rollout_buffer {
 
 } // namespace gptx
 // ---- end gptx/train/rollouts.hpp ----
-// ---- begin gptx/train/trainer.hpp ----
-// gptx/train/trainer.hpp: the generic optimisation step: micro-batches -> objective forward and
-// backward -> (all-reduce) -> NaN guard -> (veto) -> clip -> AdamW at the scheduled rate. Tested by
-// tests/train/test_trainer.cpp.
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <sstream>
-#include <string>
-
-
-namespace gptx {
-
-// An objective that owns trainable heads (a classifier, a reward or value head) exposes their
-// parameter and gradient arenas; the trainer zeroes, clips and steps them with the trunk.
-template <class O>
-concept has_heads = requires(O o) {
-    o.head_params();
-    o.head_grads();
-};
-
-namespace detail {
-// A number for a message; NaN prints as "nan" whatever its sign bit (which differs by -march).
-inline std::string number_text(double v) {
-    if (std::isnan(v))
-        return "nan";
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
-} // namespace detail
-
-// An objective may veto the update its last forward/backward computed (PPO skips one whose
-// probability ratio or KL to the rollout policy exploded); the step then changes nothing.
-template <class O>
-concept vetoes_updates = requires(const O o) {
-    { o.accept_update() } -> std::convertible_to<bool>;
-};
-
-struct trainer_config {
-    int grad_accum = 1;                // micro-batches per optimizer step
-    float grad_clip = 1.0f;            // global norm; 0 disables
-    std::function<float(int)> lr = {}; // learning rate for iteration it (0-based)
-    // Data parallel: the ranks that share each step (null: this process alone). Each rank runs
-    // its own micro-batches; see step.
-    communicator* comm = nullptr;
-    std::string name = "step"; // how errors name this trainer's steps ("ppo policy step 3: ...")
-};
-
-struct step_metrics {
-    std::int64_t step = 0; // steps taken, this one included (a vetoed one too)
-    double loss = 0;       // mean over micro-batches (and ranks)
-    double grad_norm = 0;  // before clipping
-    float lr = 0;
-    double ms = 0;       // wall time of the step
-    bool applied = true; // false: the objective vetoed the update (vetoes_updates)
-};
-
-template <class Model, class Objective, class Optimizer = adamw<typename Model::value_type>>
-requires objective<Objective, Model>
-class trainer {
-  public:
-    trainer(Model& model, Objective& obj, Optimizer& opt, trainer_config cfg)
-        : model_(model), obj_(obj), opt_(opt), cfg_(std::move(cfg)) {
-        GPTX_CHECK(cfg_.grad_accum > 0, "trainer: grad_accum must be positive, got ",
-                   cfg_.grad_accum);
-        GPTX_CHECK(static_cast<bool>(cfg_.lr), "trainer: a learning-rate schedule is required");
-        if constexpr (has_heads<Objective>)
-            head_opt_ = Optimizer(obj_.head_params(), opt_.config());
-    }
-
-    // One optimizer step; next_batch(micro) returns the micro-batch to use. Alone, or on every
-    // rank of cfg.comm at once (the one-process communicator's collectives do nothing): each rank
-    // scales its gradient by 1 / (grad_accum * ranks), so the sum over ranks is the mean over the
-    // global batch. The trunk's gradient arena is summed in one call: an all-reduce, or under
-    // ZeRO-1 (an optimizer that owns a window of the parameters) a reduce-scatter, after which
-    // each rank clips and updates its window and the parameters are all-gathered. Heads are small
-    // and always all-reduced and updated everywhere. A non-finite loss or gradient norm throws
-    // before the parameters change, so the last good state is kept.
-    template <class NextBatch> step_metrics step(NextBatch&& next_batch) {
-        const auto t0 = std::chrono::steady_clock::now();
-        using T = typename Model::value_type;
-        communicator& comm = cfg_.comm ? *cfg_.comm : alone_;
-        const int ranks = comm.size();
-        model_.zero_grad();
-        if constexpr (has_heads<Objective>)
-            obj_.head_grads().zero();
-        double loss = 0;
-        for (int micro = 0; micro < cfg_.grad_accum; ++micro)
-            loss += obj_.forward_backward(model_, next_batch(micro),
-                                          1.0 / (double(cfg_.grad_accum) * ranks));
-        loss = comm.sum(loss / cfg_.grad_accum) / ranks;
-        basic_arena<T>& g = model_.grads();
-        std::size_t lo = 0, hi = g.size();
-        bool sharded = false;
-        if constexpr (requires { opt_.sharded(); })
-            sharded = opt_.sharded();
-        if (sharded) {
-            lo = opt_.shard_begin();
-            hi = opt_.shard_end();
-            GPTX_CHECK(std::pair(lo, hi) == comm.shard(g.size()), "trainer: the optimizer owns [",
-                       lo, ", ", hi, ") of the parameters, but rank ", comm.rank(), " of ", ranks,
-                       " owns [", comm.shard(g.size()).first, ", ", comm.shard(g.size()).second,
-                       ") (build it with comm.shard(params.size()))");
-            comm.reduce_scatter_sum(g.data(), g.size());
-        } else {
-            comm.allreduce_sum(g.data(), g.size());
-        }
-        double sq = sum_squares(g.data() + lo, hi - lo);
-        if (sharded)
-            sq = comm.sum(sq);
-        if constexpr (has_heads<Objective>) {
-            comm.allreduce_sum(obj_.head_grads().data(), obj_.head_grads().size());
-            sq += sum_squares(obj_.head_grads().data(), obj_.head_grads().size());
-        }
-        const double norm = std::sqrt(sq);
-        GPTX_CHECK(std::isfinite(loss) && std::isfinite(norm), cfg_.name, " ", step_ + 1,
-                   ": loss is ", detail::number_text(loss), " and gradient norm is ",
-                   detail::number_text(norm), "; training stopped before applying this update");
-        const float lr = cfg_.lr(static_cast<int>(step_));
-        ++step_;
-        bool accept = true;
-        if constexpr (vetoes_updates<Objective>)
-            accept = comm.sum(obj_.accept_update() ? 0.0 : 1.0) == 0.0; // any rank's veto
-        if (accept) {
-            if (cfg_.grad_clip > 0) {
-                // As torch.nn.utils.clip_grad_norm_ (and clip_grad_norm): max / (norm + 1e-6).
-                const double coef = double(cfg_.grad_clip) / (norm + 1e-6);
-                if (coef < 1.0) {
-                    scale(g.data() + lo, hi - lo, T(coef));
-                    if constexpr (has_heads<Objective>)
-                        scale(obj_.head_grads().data(), obj_.head_grads().size(), T(coef));
-                }
-            }
-            opt_.step(model_.params(), g, lr);
-            if (sharded)
-                comm.allgather_shards(model_.params().data(), model_.params().size());
-            if constexpr (has_heads<Objective>)
-                head_opt_.step(obj_.head_params(), obj_.head_grads(), lr);
-        }
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        return {step_, loss, norm, lr, ms, accept};
-    }
-
-    std::int64_t step_count() const { return step_; }
-    void set_step_count(std::int64_t s) { step_ = s; }
-    Model& model() { return model_; }
-    Objective& objective_fn() { return obj_; }
-    Optimizer& optimizer() { return opt_; }
-    // The optimizer of the objective's heads (unused without heads); checkpoints save it.
-    Optimizer& head_optimizer() { return head_opt_; }
-
-  private:
-    template <class T> static void scale(T* x, std::size_t n, T c) {
-        parallel_ranges(
-            static_cast<std::int64_t>(n),
-            [&](std::int64_t b, std::int64_t e) {
-                detail::scale_inplace<simd::default_arch>(x + b, c, std::size_t(e - b));
-            },
-            std::int64_t{1} << 14);
-    }
-
-    communicator alone_; // the one-process job: every collective is a no-op
-    Model& model_;
-    Objective& obj_;
-    Optimizer& opt_;
-    Optimizer head_opt_{};
-    trainer_config cfg_;
-    std::int64_t step_ = 0;
-};
-
-} // namespace gptx
-// ---- end gptx/train/trainer.hpp ----
 
 namespace gptx {
 
@@ -14727,6 +15612,86 @@ template <class Policy> class grpo_trainer {
 
 } // namespace gptx
 // ---- end gptx/train/grpo.hpp ----
+// ---- begin gptx/train/ppo_trainer.hpp ----
+// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
+// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
+// value updates. Tested by tests/train/test_ppo.cpp.
+// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin gptx/train/gae.hpp ----
+// gptx/train/gae.hpp: generalised advantage estimation (Schulman et al. 2016) over one response,
+// and advantage whitening. Tested by tests/train/test_ppo.cpp. Legend: n response tokens.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+
+namespace gptx {
+
+// delta_t = r_t + gamma V_{t+1} - V_t (V_n = 0: the episode ends with the response),
+// A_t = delta_t + gamma lambda A_{t+1}, returns_t = A_t + V_t. Sums run in double.
+template <class T>
+void gae(T* advantages, T* returns, const T* rewards, const T* values, int n, double gamma,
+         double lambda) {
+    GPTX_CHECK(n >= 0, "gae: negative length ", n);
+    double next_value = 0.0, next_adv = 0.0;
+    for (int t = n - 1; t >= 0; --t) {
+        const double delta = double(rewards[t]) + gamma * next_value - double(values[t]);
+        next_adv = delta + gamma * lambda * next_adv;
+        next_value = double(values[t]);
+        advantages[t] = T(next_adv);
+        returns[t] = T(next_adv + double(values[t]));
+    }
+}
+
+// x = (x - mean) / (std + eps) over the n values (population std).
+template <class T> void whiten(T* x, std::size_t n, double eps = 1e-8) {
+    if (n == 0)
+        return;
+    double mean = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        mean += double(x[i]);
+    mean /= double(n);
+    double var = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        var += (double(x[i]) - mean) * (double(x[i]) - mean);
+    const double inv = 1.0 / (std::sqrt(var / double(n)) + eps);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T((double(x[i]) - mean) * inv);
+}
+
+// The same over the global batch of a data-parallel job: every rank whitens its n values with
+// the mean and population std of all ranks' values (one all-reduce of count, sum and sum of
+// squares, in double). Collective.
+template <class T> void whiten(T* x, std::size_t n, communicator& comm, double eps = 1e-8) {
+    double s[3] = {double(n), 0.0, 0.0};
+    for (std::size_t i = 0; i < n; ++i) {
+        s[1] += double(x[i]);
+        s[2] += double(x[i]) * double(x[i]);
+    }
+    comm.allreduce_sum(s, 3);
+    if (s[0] == 0)
+        return;
+    const double mean = s[1] / s[0];
+    const double var = std::max(0.0, s[2] / s[0] - mean * mean);
+    const double inv = 1.0 / (std::sqrt(var) + eps);
+    for (std::size_t i = 0; i < n; ++i)
+        x[i] = T((double(x[i]) - mean) * inv);
+}
+
+} // namespace gptx
+// ---- end gptx/train/gae.hpp ----
 // ---- begin gptx/train/kl_controller.hpp ----
 // gptx/train/kl_controller.hpp: the KL penalty coefficient beta, fixed (InstructGPT: 0.02) or
 // adaptive (Ziegler et al. 2019). Tested by tests/train/test_ppo.cpp.
@@ -14769,156 +15734,6 @@ class kl_controller {
 
 } // namespace gptx
 // ---- end gptx/train/kl_controller.hpp ----
-// ---- begin gptx/train/policy_eval.hpp ----
-// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
-// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
-// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
-// Legend: B batch, T time, V vocab.
-#include <algorithm>
-#include <cstdint>
-#include <map>
-#include <vector>
-
-
-namespace gptx {
-
-// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
-// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
-// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
-template <class Model>
-std::vector<generation>
-sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
-                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
-    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
-    std::map<std::size_t, std::vector<int>> groups;
-    for (std::size_t i = 0; i < prompts.size(); ++i)
-        groups[prompts[i].size()].push_back(int(i));
-    std::vector<generation> out(prompts.size());
-    kv_cache<Model> cache(model);
-    generate_options opt;
-    opt.end_of_text = end_of_text;
-    for (const auto& [P, idx] : groups) {
-        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
-            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
-            std::vector<std::vector<int>> group;
-            for (std::size_t k = 0; k < n; ++k)
-                group.push_back(prompts[std::size_t(idx[first + k])]);
-            sampling_config c = cfg;
-            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
-            const int room = model.context() - int(P) - 1; // leave room for end-of-text
-            auto gen =
-                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
-            for (std::size_t k = 0; k < n; ++k)
-                out[std::size_t(idx[first + k])] = std::move(gen[k]);
-        }
-    }
-    return out;
-}
-
-// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
-// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
-// negative.
-template <class Model>
-std::vector<double>
-response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
-            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
-    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
-               responses.size(), " responses");
-    std::vector<double> out(prompts.size(), 0.0);
-    std::vector<int> x, y, rows;
-    std::vector<std::uint8_t> mask;
-    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
-    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
-        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
-        std::vector<std::vector<int>> seqs(B);
-        std::vector<int> starts(B), actions(B);
-        int T = 1;
-        for (int b = 0; b < B; ++b) {
-            const auto& p = prompts[first + b];
-            const auto& r = responses[first + b];
-            auto& s = seqs[b];
-            s = p;
-            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
-            const bool ended = r.reason == stop_reason::end_of_text;
-            if (ended)
-                s.push_back(end_of_text);
-            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
-            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
-            T = std::max(T, int(s.size()) - 1);
-        }
-        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
-                   " tokens exceeds the context of ", policy.context());
-        x.assign(std::size_t(B) * T, end_of_text);
-        y.assign(x.size(), end_of_text);
-        mask.assign(x.size(), 0);
-        for (int b = 0; b < B; ++b) {
-            const auto& s = seqs[b];
-            for (int t = 0; t + 1 < int(s.size()); ++t) {
-                x[std::size_t(b) * T + t] = s[t];
-                y[std::size_t(b) * T + t] = s[t + 1];
-            }
-            for (int j = 0; j < actions[b]; ++j)
-                mask[std::size_t(b) * T + starts[b] + j] = 1;
-        }
-        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
-        const int N = int(rows.size());
-        if (N == 0)
-            continue;
-        logp.resize(N);
-        ent.resize(N);
-        ref_logp.resize(N);
-        kl.resize(N);
-        const bool pt = policy.training(), rt = reference.training();
-        policy.set_training(false);
-        reference.set_training(false);
-        const auto* h = policy.forward(x.data(), B, T);
-        const auto* hr = reference.forward(x.data(), B, T);
-        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
-                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
-                           N, Model::C, policy.vocab(), scratch);
-        policy.set_training(pt);
-        reference.set_training(rt);
-        for (int i = 0; i < N; ++i)
-            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
-    }
-    return out;
-}
-
-// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
-// generator reseeded with `seed` each call, so every model is measured on the same text).
-template <class Model>
-double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
-                  std::uint64_t seed = 4242) {
-    batcher data(tokens, B, T, rng(seed));
-    lm_objective<Model> obj;
-    std::vector<int> x(std::size_t(B) * T), y(x.size());
-    double sum = 0;
-    for (int i = 0; i < batches; ++i) {
-        data.next(x.data(), y.data());
-        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
-    }
-    return sum / batches;
-}
-
-} // namespace gptx
-// ---- end gptx/train/policy_eval.hpp ----
-// ---- begin gptx/train/ppo_trainer.hpp ----
-// gptx/train/ppo_trainer.hpp: InstructGPT's PPO and PPO-ptx loop: batched rollouts with the KV
-// cache, per-token KL-penalised rewards, GAE, then epochs x minibatches of clipped policy and
-// value updates. Tested by tests/train/test_ppo.cpp.
-// Legend: N rollouts per iteration, M sequences per minibatch, P prompt length, T time.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <numeric>
-#include <optional>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 
 namespace gptx {
 
@@ -15335,275 +16150,1127 @@ template <shape S, class T = float> struct ppo_models {
 
 } // namespace gptx
 // ---- end gptx/train/ppo_trainer.hpp ----
-// ---- begin gptx/train/reward_training.hpp ----
-// gptx/train/reward_training.hpp: the reward-model stage (InstructGPT's second step) beside
-// run_sft: epochs of ranked comparisons through the K-wise loss, with held-out pairwise accuracy.
-// Tested by tests/train/test_reward_training.cpp.
-#include <algorithm>
-#include <cstdint>
 
-// ---- begin gptx/train/run_loop.hpp ----
-// gptx/train/run_loop.hpp: the loop every training command shares — steps, progress lines,
-// periodic evaluation and checkpoints, metrics.jsonl, a graceful stop on SIGINT/SIGTERM — around
-// any trainer. Tested by tests/train/test_run_loop.cpp and tests/cli/test_faults_cli.cpp.
+namespace gptx {
+
+// The run's paths and hyper-parameters; the defaults are `gptx grpo`'s. Errors name the options
+// by their command-line flags.
+struct grpo_run_options {
+    std::string policy, reward, prompts, ptx_data, baseline = "group", out = "out-grpo";
+    int iters = 20, prompts_per_iter = 16, group_size = 4, epochs = 1, minibatch = 16, max_new = 32,
+        ptx_batch = 4, ptx_context = 0;
+    int save_every = 1, log_every = 1, end_of_text = -1;
+    float lr = 1e-5f, grad_clip = 1.0f, temperature = 1.0f;
+    double kl_coef = 0.04, clip = 0.2, ptx_coef = 0.0;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_grpo_options(const grpo_run_options& o) {
+    GPTX_CHECK(o.iters > 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.prompts_per_iter > 0, "--prompts-per-iter must be positive, got ",
+               o.prompts_per_iter);
+    GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
+    GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
+    GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
+    GPTX_CHECK(o.temperature > 0, "--temperature must be positive, got ", o.temperature);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+    GPTX_CHECK(o.kl_coef >= 0, "--kl-coef must be >= 0, got ", o.kl_coef);
+    GPTX_CHECK(o.clip > 0 && o.clip < 1, "--clip must be in (0, 1), got ", o.clip);
+    GPTX_CHECK(o.ptx_coef >= 0, "--ptx-coef must be >= 0, got ", o.ptx_coef);
+    GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
+               "--ptx-coef needs --ptx-data (a pre-training .bin file)");
+    GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+}
+
+namespace detail {
+
+inline grpo_config make_config(const grpo_run_options& o, int eot) {
+    return {.end_of_text = eot,
+            .prompts = o.prompts_per_iter,
+            .group_size = o.group_size,
+            .max_new_tokens = o.max_new,
+            .epochs = o.epochs,
+            .minibatch = o.minibatch,
+            .lr = o.lr,
+            .grad_clip = o.grad_clip,
+            .clip_eps = o.clip,
+            .kl_coef = o.kl_coef,
+            .baseline = parse_group_baseline(o.baseline),
+            .temperature = o.temperature,
+            .ptx_coef = o.ptx_coef,
+            .ptx_batch = o.ptx_batch,
+            .ptx_context = o.ptx_context,
+            .seed = o.seed,
+            .comm = &world()}; // under mpirun: --prompts-per-iter per rank
+}
+
+// The hyper-parameters that must not change across --resume (check_resume_matches).
+inline nlohmann::json run_json(const grpo_run_options& o) {
+    return {{"policy", o.policy},
+            {"reward", o.reward},
+            {"prompts", o.prompts},
+            {"baseline", o.baseline},
+            {"ptx_data", o.ptx_data},
+            {"prompts_per_iter", o.prompts_per_iter},
+            {"group_size", o.group_size},
+            {"epochs", o.epochs},
+            {"minibatch", o.minibatch},
+            {"max_new", o.max_new},
+            {"temperature", o.temperature},
+            {"lr", o.lr},
+            {"grad_clip", o.grad_clip},
+            {"kl_coef", o.kl_coef},
+            {"clip", o.clip},
+            {"ptx_coef", o.ptx_coef},
+            {"ptx_batch", o.ptx_batch},
+            {"ptx_context", o.ptx_context},
+            {"seed", o.seed},
+            {"end_of_text", o.end_of_text}};
+}
+
+} // namespace detail
+
+// Runs GRPO (or RLOO) on the policy checkpoint policy_file (its info read beforehand, which fixes
+// S) to o.iters iterations in the run folder o.out.
+template <shape S>
+void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_file,
+              const checkpoint_info& pinfo) {
+    namespace fs = std::filesystem;
+    validate_grpo_options(o);
+    using model_t = transformer<S>;
+    const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", final_ckpt = dir / "model.gptx";
+    model_t reference(pinfo.config), policy(pinfo.config);
+    tokenizer tok;
+    load_checkpoint<S>(policy_file, reference, nullptr, &tok, nullptr);
+    copy_params(policy, reference);
+    const auto rm = load_reward_model<S>(o.reward, pinfo.config, "grpo");
+    const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
+    auto prompts = read_prompts(o.prompts, tok, eot);
+    std::vector<int> ptx;
+    if (o.ptx_coef > 0) {
+        ptx = read_token_file(o.ptx_data);
+        for (int id : ptx)
+            GPTX_CHECK(id >= 0 && id < policy.vocab(), o.ptx_data, ": token ", id,
+                       " is outside the vocabulary [0, ", policy.vocab(), ")");
+    }
+    grpo_trainer<model_t> tr(policy, reference, reward_of(*rm), std::move(prompts),
+                             detail::make_config(o, eot), std::move(ptx));
+    const nlohmann::json run = detail::run_json(o);
+
+    // policy.gptx: the policy, its AdamW and the run's state; model.gptx: the weights to use.
+    auto save = [&](std::int64_t it) {
+        if (world().rank() != 0) // the policy is identical on every rank; rank 0 writes
+            return;
+        const grpo_state s = tr.state();
+        train_state st;
+        st.step = it;
+        st.run_json = nlohmann::json{{"iteration", it}}.dump();
+        save_checkpoint<S>(final_ckpt, policy, nullptr, tok, st);
+        st.data_rng = s.sampler_rng;
+        nlohmann::json pj = run;
+        pj["iteration"] = it;
+        pj["ptx_rng"] = s.ptx_rng;
+        st.run_json = pj.dump();
+        save_checkpoint<S>(policy_ckpt, policy, &tr.policy_optimizer(), tok, st);
+    };
+
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(policy_ckpt), "--resume: no GRPO run in '", dir.string(),
+                   "' (no policy.gptx)");
+        train_state st;
+        load_checkpoint<S>(policy_ckpt, policy, &tr.policy_optimizer(), nullptr, &st);
+        const nlohmann::json pj = nlohmann::json::parse(st.run_json, nullptr, false);
+        GPTX_CHECK(pj.is_object() && pj.contains("group_size"), policy_ckpt.string(),
+                   ": not a gptx grpo checkpoint (no GRPO settings in its run state)");
+        check_resume_matches(pj, run, dir);
+        grpo_state s;
+        s.iteration = st.step;
+        s.sampler_rng = st.data_rng;
+        s.ptx_rng = pj.at("ptx_rng").get<rng::state_type>();
+        tr.set_state(s);
+        std::printf("resumed from %s at iteration %lld\n", policy_ckpt.string().c_str(),
+                    static_cast<long long>(s.iteration));
+    } else if (world().rank() == 0) {
+        std::ofstream(dir / "metrics.jsonl", std::ios::trunc);
+    }
+
+    iteration_step<grpo_trainer<model_t>> adapter{tr, o.lr};
+    const run_options ro =
+        run_folder_options(o.iters, o.save_every, o.log_every,
+                           o.baseline == "loo" ? "rloo" : "grpo", dir, policy_ckpt);
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        metrics_map m;
+        if (!adapter.last)
+            return m;
+        const grpo_metrics& g = *adapter.last;
+        m = {{"score", g.score},
+             {"kl", g.kl},
+             {"kl_exact", g.kl_exact},
+             {"kl_k3", g.kl_k3},
+             {"entropy", g.entropy},
+             {"response_length", g.response_length},
+             {"flat_groups", g.flat_groups},
+             {"policy_loss", g.policy_loss},
+             {"clip_frac", g.clip_frac},
+             {"approx_kl", g.approx_kl},
+             {"skipped", double(g.skipped)}};
+        if (o.ptx_coef > 0)
+            m.emplace_back("ptx_loss", g.ptx_loss);
+        return m;
+    };
+    hooks.save = save;
+    run_training(
+        adapter, ro, [](int) { return 0; }, hooks);
+    std::printf("done: %d iterations (%s); policy %s\n", o.iters,
+                o.baseline == "loo" ? "RLOO" : "GRPO", final_ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/grpo.hpp ----
+// ---- begin gptx/recipes/ppo.hpp ----
+// gptx/recipes/ppo.hpp: InstructGPT's PPO (and PPO-ptx) as one call on a run folder, what
+// `gptx ppo` does: the SFT policy and the reward model from their checkpoints, the trainer,
+// policy.gptx / value.gptx / model.gptx saved every save_every iterations, --resume.
+// Tested by tests/cli/test_ppo_cli.cpp.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+// The run's paths and hyper-parameters; the defaults are `gptx ppo`'s. Errors name the options
+// by their command-line flags.
+struct ppo_run_options {
+    std::string policy, reward, prompts, ptx_data, out = "out-ppo";
+    int iters = 20, rollouts = 64, epochs = 4, minibatch = 16, max_new = 32, ptx_batch = 4,
+        ptx_context = 0;
+    int save_every = 1, log_every = 1, end_of_text = -1, value_warmup = 0;
+    float lr = 1e-5f, value_lr = 0.0f, grad_clip = 1.0f;
+    double ptx_coef = 0.0, kl_coef = 0.02, kl_target = 0.0, kl_horizon = 10000.0, ema = 0.0;
+    double gamma = 1.0, lambda = 0.95, clip = 0.2, value_clip = 0.2;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_ppo_options(const ppo_run_options& o) {
+    GPTX_CHECK(o.iters > 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.rollouts > 0, "--rollouts must be positive, got ", o.rollouts);
+    GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
+    GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.value_lr >= 0, "--value-lr must be >= 0, got ", o.value_lr);
+    GPTX_CHECK(o.kl_coef >= 0, "--kl-coef must be >= 0, got ", o.kl_coef);
+    GPTX_CHECK(o.kl_target >= 0, "--kl-target must be >= 0, got ", o.kl_target);
+    GPTX_CHECK(o.kl_horizon > 0, "--kl-horizon must be positive, got ", o.kl_horizon);
+    GPTX_CHECK(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1), got ", o.ema);
+    GPTX_CHECK(o.ptx_coef >= 0, "--ptx-coef must be >= 0, got ", o.ptx_coef);
+    GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
+               "--ptx-coef needs --ptx-data (a pre-training .bin file)");
+    GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.clip > 0 && o.clip < 1, "--clip must be in (0, 1), got ", o.clip);
+    GPTX_CHECK(o.value_clip >= 0, "--value-clip must be >= 0, got ", o.value_clip);
+    GPTX_CHECK(o.gamma >= 0 && o.gamma <= 1, "--gamma must be in [0, 1], got ", o.gamma);
+    GPTX_CHECK(o.lambda >= 0 && o.lambda <= 1, "--lambda must be in [0, 1], got ", o.lambda);
+}
+
+namespace detail {
+
+inline ppo_config make_config(const ppo_run_options& o, int eot) {
+    ppo_config c;
+    c.end_of_text = eot;
+    c.comm = &world(); // under mpirun: --rollouts per rank, whitened over all of them
+    c.rollouts = o.rollouts;
+    c.max_new_tokens = o.max_new;
+    c.epochs = o.epochs;
+    c.minibatch = o.minibatch;
+    c.lr = o.lr;
+    c.value_lr = o.value_lr;
+    c.value_warmup = o.value_warmup;
+    c.grad_clip = o.grad_clip;
+    c.clip_eps = o.clip;
+    c.value_clip = o.value_clip;
+    c.gamma = o.gamma;
+    c.lambda = o.lambda;
+    c.kl_coef = o.kl_coef;
+    c.kl_target = o.kl_target;
+    c.kl_horizon = o.kl_horizon;
+    c.ema_decay = o.ema;
+    c.ptx_coef = o.ptx_coef;
+    c.ptx_batch = o.ptx_batch;
+    c.ptx_context = o.ptx_context;
+    c.seed = o.seed;
+    return c;
+}
+
+// The hyper-parameters that must not change across --resume (check_resume_matches).
+inline nlohmann::json run_json(const ppo_run_options& o) {
+    return {{"policy", o.policy},
+            {"reward", o.reward},
+            {"prompts", o.prompts},
+            {"ptx_data", o.ptx_data},
+            {"rollouts", o.rollouts},
+            {"epochs", o.epochs},
+            {"minibatch", o.minibatch},
+            {"max_new", o.max_new},
+            {"lr", o.lr},
+            {"value_lr", o.value_lr},
+            {"value_warmup", o.value_warmup},
+            {"grad_clip", o.grad_clip},
+            {"kl_coef", o.kl_coef},
+            {"kl_target", o.kl_target},
+            {"kl_horizon", o.kl_horizon},
+            {"ema", o.ema},
+            {"ptx_coef", o.ptx_coef},
+            {"ptx_batch", o.ptx_batch},
+            {"ptx_context", o.ptx_context},
+            {"gamma", o.gamma},
+            {"lambda", o.lambda},
+            {"clip", o.clip},
+            {"value_clip", o.value_clip},
+            {"seed", o.seed},
+            {"end_of_text", o.end_of_text}};
+}
+
+} // namespace detail
+
+// Runs PPO on the policy checkpoint policy_file (its info read beforehand, which fixes S) to
+// o.iters iterations in the run folder o.out.
+template <shape S>
+void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
+             const checkpoint_info& pinfo) {
+    validate_ppo_options(o);
+    using model_t = transformer<S>;
+    const std::filesystem::path dir = o.out, policy_ckpt = dir / "policy.gptx",
+                                value_ckpt = dir / "value.gptx", ema_ckpt = dir / "ema.gptx",
+                                final_ckpt = dir / "model.gptx";
+    model_t sft(pinfo.config);
+    tokenizer tok;
+    load_model<S>(policy_file, sft, &tok);
+    const auto rm_ptr = load_reward_model<S>(o.reward, pinfo.config, "ppo");
+    reward_model<S>& rm = *rm_ptr;
+    const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
+    auto prompts = read_prompts(o.prompts, tok, eot);
+    std::vector<int> ptx;
+    if (o.ptx_coef > 0) {
+        ptx = read_token_file(o.ptx_data);
+        for (int id : ptx)
+            GPTX_CHECK(id >= 0 && id < sft.vocab(), o.ptx_data, ": token ", id,
+                       " is outside the vocabulary [0, ", sft.vocab(), ")");
+    }
+
+    ppo_models<S> models(sft, rm);
+    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),
+                            std::move(prompts), detail::make_config(o, eot), std::move(ptx));
+    const nlohmann::json run = detail::run_json(o);
+
+    // value.gptx: the value trunk and its AdamW, the value head and its AdamW as a section.
+    // policy.gptx: the policy and its AdamW, the EMA as a section, the run's state; written last,
+    // so its iteration marks a complete save. model.gptx: the weights to use (the EMA's, if on).
+    const std::string value_head_name = "value_head", ema_name = "policy_ema";
+    auto value_extras = [&] {
+        return std::vector<checkpoint_extra>{
+            {value_head_name, &tr.value_head().params(), &tr.value_head_optimizer()}};
+    };
+    auto policy_extras = [&] {
+        std::vector<checkpoint_extra> x;
+        if (auto* e = tr.policy_ema())
+            x.push_back({ema_name, &e->shadow(), nullptr});
+        return x;
+    };
+    auto save = [&](std::int64_t it) {
+        if (world().rank() != 0) // the models are identical on every rank; rank 0 writes
+            return;
+        const ppo_state s = tr.state();
+        train_state st;
+        st.step = it;
+        st.run_json = nlohmann::json{{"iteration", it}}.dump();
+        save_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), tok, st,
+                           value_extras());
+        if (auto* e = tr.policy_ema()) {
+            model_t ema_model(pinfo.config);
+            std::copy(e->shadow().data(), e->shadow().data() + e->shadow().size(),
+                      ema_model.params().data());
+            save_checkpoint<S>(final_ckpt, ema_model, nullptr, tok, st);
+        } else {
+            save_checkpoint<S>(final_ckpt, models.policy, nullptr, tok, st);
+        }
+        st.data_rng = s.sampler_rng;
+        nlohmann::json pj = run;
+        pj["iteration"] = it;
+        pj["beta"] = s.beta;
+        pj["ptx_rng"] = s.ptx_rng;
+        st.run_json = pj.dump();
+        save_checkpoint<S>(policy_ckpt, models.policy, &tr.policy_optimizer(), tok, st,
+                           policy_extras());
+    };
+
+    if (o.resume) {
+        GPTX_CHECK(std::filesystem::exists(policy_ckpt) && std::filesystem::exists(value_ckpt),
+                   "--resume: no PPO run in '", dir.string(), "' (policy.gptx and value.gptx)");
+        train_state pst, vst;
+        load_checkpoint<S>(policy_ckpt, models.policy, &tr.policy_optimizer(), nullptr, &pst,
+                           policy_extras());
+        load_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), nullptr, &vst,
+                           value_extras());
+        const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        check_resume_matches(pj, run, dir);
+        GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
+                   "' holds value.gptx of iteration ", vst.step, " and policy.gptx of iteration ",
+                   pst.step, " (a save was interrupted)");
+        ppo_state s;
+        s.iteration = pst.step;
+        s.sampler_rng = pst.data_rng;
+        s.beta = pj.at("beta").get<double>();
+        s.ptx_rng = pj.at("ptx_rng").get<rng::state_type>();
+        tr.set_state(s);
+        std::printf("resumed from %s at iteration %lld\n", policy_ckpt.string().c_str(),
+                    static_cast<long long>(s.iteration));
+    } else if (world().rank() == 0) {
+        std::ofstream(dir / "metrics.jsonl", std::ios::trunc);
+    }
+
+    iteration_step<ppo_trainer<model_t>> adapter{tr, o.lr};
+
+    const run_options ro =
+        run_folder_options(o.iters, o.save_every, o.log_every, "ppo", dir, policy_ckpt);
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        metrics_map m;
+        if (!adapter.last)
+            return m;
+        const ppo_metrics& p = *adapter.last;
+        m = {{"score", p.score},
+             {"kl", p.kl},
+             {"kl_exact", p.kl_exact},
+             {"kl_seq", p.kl_seq},
+             {"entropy", p.entropy},
+             {"reward", p.reward},
+             {"beta", p.beta},
+             {"response_length", p.response_length},
+             {"policy_loss", p.policy_loss},
+             {"value_loss", p.value_loss},
+             {"clip_frac", p.clip_frac},
+             {"value_clip_frac", p.value_clip_frac},
+             {"approx_kl", p.approx_kl},
+             {"explained_variance", p.explained_variance},
+             {"skipped", double(p.skipped)}};
+        if (o.ptx_coef > 0)
+            m.emplace_back("ptx_loss", p.ptx_loss);
+        return m;
+    };
+    hooks.save = save;
+    run_training(
+        adapter, ro, [](int) { return 0; }, hooks);
+    std::printf("done: %d iterations; policy %s\n", o.iters, final_ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/ppo.hpp ----
+// ---- begin gptx/recipes/pretrain.hpp ----
+// gptx/recipes/pretrain.hpp: language-model pre-training as one call on a run folder, what
+// `gptx train` does: the tokenizer and token splits, random or imported initial weights, periodic
+// evaluation, model.gptx and metrics.jsonl, --resume. Tested by tests/cli/test_cli.cpp.
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+// The run's data, model and hyper-parameters; the defaults are `gptx train`'s. Errors name the
+// options by their command-line flags.
+struct pretrain_run_options {
+    std::string text, tokenizer_kind = "char", preset_name = "baby", out = "out";
+    std::string train_bin, val_bin, vocab_dir, tokenizer_file; // token files (gptx tokenize)
+    std::string rng_kind = "gptx"; // gptx (xoshiro256**) or torch (PyTorch's, nanoGPT's order)
+    std::string weights; // initial weights (GGUF, safetensors, llm.c, .gptx) instead of random
+    int batch = 12, context = 64, model_context = 0, iters = 2000, warmup = 100, decay_iters = 0;
+    int grad_accum = 1, eval_every = 250, eval_iters = 20, log_every = 10;
+    int zero = 0; // ZeRO stage under mpirun: 0 replicates AdamW's state, 1 shards it
+    float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f,
+          grad_clip = 1.0f;
+    float dropout = 0.0f;
+    std::uint64_t seed = 1337;
+    bool resume = false;
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_pretrain_options(const pretrain_run_options& o) {
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.iters > 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.context > 0, "--context must be positive, got ", o.context);
+    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
+    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
+    GPTX_CHECK(o.eval_iters > 0, "--eval-iters must be positive, got ", o.eval_iters);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be in [0, --lr], got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+    // nanoGPT's dropout masks come from the same generator; gptx's come from a counter hash.
+    GPTX_CHECK(o.rng_kind != "torch" || o.dropout == 0, "--rng torch needs --dropout 0 (got ",
+               o.dropout, "): PyTorch's dropout masks would draw from the stream it reproduces");
+}
+
+// What pre-training reads before the model exists (read_pretrain_data): the tokenizer, the token
+// splits and the model's sizes.
+struct pretrain_data {
+    std::optional<checkpoint_info> from; // with o.weights: the model's shape and sizes
+    tokenizer tok;
+    std::vector<int> train, val;
+    model_config config;
+};
+
+namespace detail {
+
+// The tokenizer for token files: a saved one, or gpt2/byte (char needs the saved vocabulary).
+inline tokenizer pretrain_tokenizer_for_tokens(const std::string& file, const std::string& kind,
+                                               const std::string& vocab_dir) {
+    if (!file.empty())
+        return tokenizer::deserialize(read_text_file(file));
+    GPTX_CHECK(kind != "char", "--tokenizer char with token files needs --tokenizer-file "
+                               "PREFIX_tokenizer.gtok (written by gptx tokenize)");
+    return make_tokenizer(kind, "", vocab_dir);
+}
+
+// Token files must only hold ids the tokenizer knows.
+inline void check_pretrain_ids(const std::vector<int>& ids, const tokenizer& tok,
+                               const std::string& file) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        GPTX_CHECK(ids[i] < tok.vocab_size(), file, ": token ", ids[i], " at position ", i,
+                   " is outside the ", tok.kind(), " tokenizer's vocabulary (", tok.vocab_size(),
+                   " tokens)");
+}
+
+// The hyper-parameters saved in the checkpoint's run_json.
+inline nlohmann::json pretrain_run_json(const pretrain_run_options& o) {
+    return {{"text", o.text},
+            {"tokenizer", o.tokenizer_kind},
+            {"preset", o.preset_name},
+            {"batch", o.batch},
+            {"context", o.context},
+            {"iters", o.iters},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"weight_decay", o.weight_decay},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip},
+            {"dropout", o.dropout},
+            {"grad_accum", o.grad_accum},
+            {"seed", o.seed},
+            {"rng", o.rng_kind},
+            {"train_bin", o.train_bin},
+            {"val_bin", o.val_bin},
+            {"weights", o.weights}};
+}
+
+// The training batches: gptx's batcher (init from seed, batches from seed + 1, evaluations
+// reseeded each time), or nanogpt_batches on PyTorch's generator (one stream for init, batches
+// and evaluations, in nanoGPT's order).
+struct pretrain_stream {
+    std::optional<batcher> own;
+    std::optional<nanogpt_batches> torch;
+
+    const std::vector<int>& tokens() const { return torch ? torch->tokens() : own->tokens(); }
+    void next(int* x, int* y) { torch ? torch->next(x, y) : own->next(x, y); }
+    // As train_state::data_rng: the batcher's generator, or nanogpt_batches' state then 0.
+    rng::state_type state() const {
+        if (!torch)
+            return own->rng_state();
+        const auto t = torch->state();
+        return {t[0], t[1], t[2], 0};
+    }
+    void set_state(const rng::state_type& s) {
+        if (torch)
+            torch->set_state({s[0], s[1], s[2]});
+        else
+            own->set_rng_state(s);
+    }
+};
+
+} // namespace detail
+
+// Reads o's text (tokenized with a new or saved tokenizer) or token files, split 90/10 unless
+// o.val_bin is given, and the model's sizes from o.weights or the tokenizer and o.model_context;
+// creates the run folder o.out.
+inline pretrain_data read_pretrain_data(const pretrain_run_options& o) {
+    validate_pretrain_options(o);
+    pretrain_data d;
+    if (!o.weights.empty())
+        d.from = read_model_info(o.weights);
+    GPTX_CHECK(o.text.empty() != o.train_bin.empty(), "give either --text or --train-bin");
+    GPTX_CHECK(o.val_bin.empty() || !o.train_bin.empty(), "--val-bin needs --train-bin");
+    train_val_split split;
+    if (!o.train_bin.empty()) {
+        d.tok = d.from ? read_model_tokenizer(o.weights)
+                       : detail::pretrain_tokenizer_for_tokens(o.tokenizer_file, o.tokenizer_kind,
+                                                               o.vocab_dir);
+        std::vector<int> train = read_token_file(o.train_bin);
+        detail::check_pretrain_ids(train, d.tok, o.train_bin);
+        if (o.val_bin.empty()) {
+            split = split_train_val(train, 0.1);
+        } else {
+            split.train = std::move(train);
+            split.val = read_token_file(o.val_bin);
+            detail::check_pretrain_ids(split.val, d.tok, o.val_bin);
+        }
+    } else {
+        const std::string text = read_text_file(o.text);
+        d.tok = d.from ? read_model_tokenizer(o.weights)
+                : o.tokenizer_file.empty()
+                    ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
+                    : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+        std::vector<int> ids = d.tok.encode(text);
+        split = split_train_val(ids, 0.1);
+    }
+    const std::string source = o.train_bin.empty() ? o.text : o.train_bin;
+    const int model_context = d.from                ? d.from->config.context
+                              : o.model_context > 0 ? o.model_context
+                                                    : o.context;
+    GPTX_CHECK(o.context <= model_context, "--context ", o.context,
+               " is larger than the model's context ", model_context);
+    GPTX_CHECK(split.train.size() > static_cast<std::size_t>(o.context), source, ": ",
+               split.train.size(), " training tokens are too few for --context ", o.context);
+    std::filesystem::create_directories(o.out);
+    d.config = d.from ? d.from->config : model_config{d.tok.vocab_size(), model_context};
+    GPTX_CHECK(d.tok.vocab_size() <= d.config.vocab, o.weights, ": its tokenizer has ",
+               d.tok.vocab_size(), " tokens, the model ", d.config.vocab, " embedding rows");
+    d.train = std::move(split.train);
+    d.val = std::move(split.val);
+    return d;
+}
+
+// Pre-trains a model of shape S (o.preset_name's, or data.from's with o.weights) on data to
+// o.iters steps in the run folder o.out; prints progress and a last "done:" line.
+template <shape S> void run_pretrain(const pretrain_run_options& o, pretrain_data data) {
+    validate_pretrain_options(o);
+    using model_t = transformer<S>;
+    namespace fs = std::filesystem;
+    const tokenizer& tok = data.tok;
+    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
+    model_t model(data.config);
+    // Data parallel (mpirun): each step draws one global batch of batch x ranks rows, the same on
+    // every rank, and rank r trains on rows [r*batch, (r+1)*batch); so N ranks see exactly what
+    // one process with N times the batch sees, and the data position is rank-count independent.
+    communicator& comm = world();
+    const int ranks = comm.size(), rank = comm.rank();
+    const bool torch_rng = o.rng_kind == "torch";
+    GPTX_CHECK(!torch_rng || ranks == 1, "--rng torch runs in one process, not ", ranks,
+               " ranks (nanoGPT's DDP seeds each rank differently)");
+    detail::pretrain_stream stream;
+    if (torch_rng) {
+        torch_generator g(o.seed);
+        init_like_nanogpt(model, g);
+        stream.torch.emplace(std::move(g), std::move(data.train), o.batch, o.context);
+    } else {
+        model.init(o.seed);
+        stream.own.emplace(std::move(data.train), o.batch * ranks, o.context, rng(o.seed + 1));
+    }
+    if (!o.weights.empty())
+        load_model<S>(o.weights, model, nullptr);
+    model.set_dropout(o.dropout);
+    model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    const adamw_config ocfg{o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay};
+    adamw<float> opt = o.zero == 1 ? dist::make_zero1_adamw(model.params(), ocfg, comm)
+                                   : adamw<float>(model.params(), ocfg);
+    GPTX_CHECK(data.val.size() > static_cast<std::size_t>(o.context), "validation split has ",
+               data.val.size(), " tokens; --context ", o.context, " needs at least ", o.context + 1,
+               " (use a longer text or a shorter context)");
+    const std::vector<int>& val_tokens = data.val;
+    const std::vector<int>& train_tokens = stream.tokens();
+
+    std::int64_t start = 0;
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
+        tokenizer saved;
+        train_state st;
+        if (opt.sharded()) { // every rank reads the whole state and keeps its window
+            adamw<float> full(model.params(), ocfg);
+            load_checkpoint<S>(ckpt, model, &full, &saved, &st);
+            dist::load_adamw_window(opt, full);
+        } else {
+            load_checkpoint<S>(ckpt, model, &opt, &saved, &st);
+        }
+        GPTX_CHECK(saved == tok, ckpt.string(),
+                   ": the checkpoint's tokenizer differs from the one built from --text");
+        const auto run = nlohmann::json::parse(st.run_json, nullptr, false);
+        const std::string saved_rng =
+            run.is_object() ? run.value("rng", std::string("gptx")) : std::string("gptx");
+        GPTX_CHECK(saved_rng == o.rng_kind, ckpt.string(), ": the run used --rng ", saved_rng,
+                   ", not --rng ", o.rng_kind, "; resume it with the same stream");
+        start = st.step;
+        // PyTorch's stream position counts words, and a batch is --batch words.
+        GPTX_CHECK(!torch_rng || run.value("batch", 0) == o.batch, ckpt.string(),
+                   ": the run used --batch ", run.value("batch", 0),
+                   "; --rng torch resumes only with the same --batch, not ", o.batch);
+        try {
+            stream.set_state(st.data_rng);
+        } catch (const gptx::error& e) {
+            throw gptx::error(ckpt.string() + ": " + e.what());
+        }
+        if (torch_rng && start == 0) // saved after the step-0 evaluation, which runs again
+            stream.torch->rewind_to_pending();
+        model.set_dropout_seed(st.dropout_seed);
+        model.set_dropout_counter(st.dropout_counter);
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(start));
+    }
+
+    lm_objective<model_t> obj;
+    const int decay = o.decay_iters > 0 ? o.decay_iters : o.iters;
+    cosine_schedule sched{o.lr, o.min_lr, o.warmup, decay};
+    trainer tr(model, obj, opt,
+               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }, &comm});
+    tr.set_step_count(start);
+
+    const std::size_t n = std::size_t(o.batch) * o.context;
+    std::vector<int> x(n * ranks * o.grad_accum), y(n * ranks * o.grad_accum);
+    if (!o.resume && rank == 0)
+        fs::remove(metrics_path);
+
+    // gptx's evaluation batches come from generators reseeded every time, so every evaluation
+    // sees the same batches and a resumed run needs no extra state; torch's come from the stream.
+    auto estimate = [&](const std::vector<int>& tokens, std::uint64_t seed) {
+        std::optional<batcher> b;
+        if (!torch_rng)
+            b.emplace(std::vector<int>(tokens), o.batch, o.context, rng(seed));
+        double sum = 0;
+        for (int i = 0; i < o.eval_iters; ++i) {
+            if (b)
+                b->next(x.data(), y.data());
+            else
+                stream.torch->eval_batch(tokens, x.data(), y.data());
+            if (i % ranks == rank) // the ranks share the batches
+                sum += obj.evaluate(model, {x.data(), y.data(), nullptr, o.batch, o.context});
+        }
+        return comm.sum(sum) / o.eval_iters;
+    };
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t step) {
+        // nanoGPT evaluates only every eval_every steps; an extra final evaluation must not move
+        // its stream, or a run stopped there and resumed would differ from an uninterrupted one.
+        std::optional<nanogpt_batches::state_type> off_grid;
+        if (torch_rng && step % o.eval_every != 0)
+            off_grid = stream.torch->state();
+        metrics_map m{{"train_loss", estimate(train_tokens, o.seed + 101)},
+                      {"val_loss", estimate(val_tokens, o.seed + 202)}};
+        if (off_grid)
+            stream.torch->set_state(*off_grid);
+        // At the end, the loss over the whole val split too: the low-noise figure.
+        if (step == o.iters)
+            m.emplace_back("val_loss_full",
+                           lm_sequence_loss(obj, model, val_tokens, o.batch, o.context));
+        return m;
+    };
+    hooks.save = [&](std::int64_t step) {
+        train_state st;
+        st.step = step;
+        st.data_rng = stream.state();
+        st.dropout_seed = model.dropout_seed();
+        st.dropout_counter = model.dropout_counter();
+        st.run_json = detail::pretrain_run_json(o).dump();
+        if (opt.sharded()) { // collective: rank 0 receives every window
+            const adamw<float> full = dist::gather_adamw(model.params(), opt, comm);
+            if (rank == 0)
+                save_checkpoint<S>(ckpt, model, &full, tok, st);
+        } else if (rank == 0) {
+            save_checkpoint<S>(ckpt, model, &opt, tok, st);
+        }
+    };
+    run_options ro;
+    ro.iters = o.iters;
+    ro.eval_every = o.eval_every;
+    ro.log_every = o.log_every;
+    ro.tokens_per_step = std::int64_t(n) * o.grad_accum * ranks;
+    if (rank == 0)
+        ro.metrics = metrics_path;
+    ro.checkpoint_name = ckpt.string();
+
+    const auto t_run = std::chrono::steady_clock::now();
+    run_training(
+        tr, ro,
+        [&](int micro) {
+            int* xb = x.data() + n * ranks * micro;
+            int* yb = y.data() + n * ranks * micro;
+            stream.next(xb, yb);
+            return lm_batch{xb + n * rank, yb + n * rank, nullptr, o.batch, o.context};
+        },
+        hooks);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
+    std::printf("done: %d steps in %.1f s; checkpoint %s\n", o.iters, secs, ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/pretrain.hpp ----
+// ---- begin gptx/recipes/rm.hpp ----
+// gptx/recipes/rm.hpp: the InstructGPT reward model trained on ranked comparisons from an SFT
+// (or pre-trained) trunk as one call on a run folder, what `gptx rm` does: held-out pairwise
+// accuracy, the demonstration bias offset, model.gptx and metrics.jsonl, exact --resume.
+// Tested by tests/cli/test_rm_cli.cpp.
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace gptx {
+
+// The run's paths and hyper-parameters; the defaults are `gptx rm`'s. Errors name the options by
+// their command-line flags.
+struct reward_model_run_options {
+    std::string init, data, val, demos, out = "out-rm";
+    double val_fraction = 0.1, epochs = 1.0;
+    int iters = 0, decay_iters = 0, batch = 8, grad_accum = 1, warmup = 0, eval_every = 50,
+        log_every = 10;
+    int end_of_text = -1;
+    float lr = 1e-4f, min_lr = -1.0f, weight_decay = 0.0f, beta1 = 0.9f, beta2 = 0.95f;
+    float grad_clip = 1.0f, dropout = 0.0f;
+    std::uint64_t seed = 1;
+    bool resume = false;
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range.
+inline void validate_reward_model_options(const reward_model_run_options& o) {
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.grad_accum > 0, "--grad-accum must be positive, got ", o.grad_accum);
+    GPTX_CHECK(o.iters >= 0, "--iters must be positive, got ", o.iters);
+    GPTX_CHECK(o.epochs > 0 && std::isfinite(o.epochs), "--epochs must be positive, got ",
+               o.epochs);
+    GPTX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "--val-fraction must be in (0, 1), got ",
+               o.val_fraction);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.min_lr <= o.lr, "--min-lr must be at most --lr, got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.eval_every > 0, "--eval-every must be positive, got ", o.eval_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
+    GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+}
+
+namespace detail {
+
+// The run's settings as saved in model.gptx's run state.
+inline nlohmann::json run_json(const reward_model_run_options& o) {
+    return {{"init", o.init},
+            {"data", o.data},
+            {"val", o.val},
+            {"val_fraction", o.val_fraction},
+            {"demos", o.demos},
+            {"epochs", o.epochs},
+            {"iters", o.iters},
+            {"batch", o.batch},
+            {"grad_accum", o.grad_accum},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"decay_iters", o.decay_iters},
+            {"weight_decay", o.weight_decay},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"grad_clip", o.grad_clip},
+            {"dropout", o.dropout},
+            {"seed", o.seed}};
+}
+
+} // namespace detail
+
+// Trains a reward model whose trunk starts from init_file (a checkpoint or imported weights; its
+// info read beforehand with read_model_info, which fixes S) in the run folder o.out.
+template <shape S>
+void run_reward_model(const reward_model_run_options& o, const std::filesystem::path& init_file,
+                      const checkpoint_info& info) {
+    namespace fs = std::filesystem;
+    validate_reward_model_options(o);
+    using trunk_t = transformer<S>;
+    const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
+    reward_model<S> rm(info.config);
+    rm.init(o.seed);
+    tokenizer tok;
+    load_model<S>(init_file, rm.trunk(), &tok); // the trunk only
+    rm.trunk().set_dropout(o.dropout);
+    rm.trunk().set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    rm.trunk().set_dropout_counter(0);
+    const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
+    const int ctx = rm.context();
+
+    const comparison_split split =
+        read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
+    const tokenized_comparisons &train = split.train, &val = split.val;
+    std::vector<std::vector<int>> demos;
+    if (!o.demos.empty())
+        for (const sft_example& e : read_sft_jsonl(o.demos))
+            demos.push_back(reward_sequence(reward_prefix(tok, e.prompt, eot),
+                                            tok.encode(e.response, "response"), eot, ctx));
+
+    reward_batcher batches(train, o.batch, eot, o.seed + 1);
+    // Under mpirun rank r takes every ranks-th batch (offset r): N ranks train as one process
+    // with N times --grad-accum.
+    const int ranks = world().size(), rank = world().rank();
+    const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
+    const std::int64_t iters =
+        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
+    std::printf(
+        "gptx rm: %s, vocab %d, context %d, end-of-text %d | train %zu prompts (%zu pairs), "
+        "held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d threads\n",
+        to_string(S).c_str(), rm.vocab(), ctx, eot, train.groups.size(), train.pairs(),
+        val.groups.size(), val.pairs(), static_cast<long long>(iters),
+        o.batch * o.grad_accum * ranks, num_threads());
+    if (train.truncated + val.truncated > 0)
+        std::printf("note: %zu sequences were longer than the context %d and lost the start of "
+                    "their prompt\n",
+                    train.truncated + val.truncated, ctx);
+
+    adamw<float> opt(rm.trunk().params(), {o.lr, o.beta1, o.beta2, 1e-8f, o.weight_decay});
+    reward_objective obj(rm);
+    const float min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+    const cosine_schedule sched{o.lr, min_lr, o.warmup,
+                                o.decay_iters > 0 ? o.decay_iters : int(iters)};
+    trainer tr(rm.trunk(), obj, opt,
+               {o.grad_accum, o.grad_clip, [sched](int it) { return sched(it); }, &world()});
+    const checkpoint_extra extras[] = {
+        {reward_model<S>::head_name, &rm.head().params(), &tr.head_optimizer()}};
+
+    // The saved head carries the demonstration offset; the raw bias it trains from is kept in
+    // run_json bit for bit, so a resumed run continues from exactly the same state.
+    if (o.resume) {
+        GPTX_CHECK(fs::exists(ckpt), "--resume: no checkpoint at '", ckpt.string(), "'");
+        tokenizer saved;
+        train_state st;
+        load_checkpoint<S>(ckpt, rm.trunk(), &opt, &saved, &st, extras);
+        GPTX_CHECK(saved == tok, ckpt.string(),
+                   ": the checkpoint's tokenizer differs from --init's");
+        const auto j = nlohmann::json::parse(st.run_json, nullptr, false);
+        GPTX_CHECK(j.is_object() && j.contains("raw_bias_bits"), ckpt.string(),
+                   ": not a gptx rm checkpoint (no raw_bias_bits in its run state)");
+        rm.set_bias(std::bit_cast<float>(j["raw_bias_bits"].get<std::uint32_t>()));
+        tr.set_step_count(st.step);
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(st.step));
+    } else if (rank == 0) {
+        fs::remove(metrics_path);
+    }
+
+    reward_eval last{};
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        last = evaluate_rewards<trunk_t>(rm.trunk(), obj, val, o.batch, eot);
+        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
+    };
+    hooks.save = [&](std::int64_t step) {
+        if (rank != 0) // every rank holds the same model; rank 0 writes
+            return;
+        const float raw = rm.bias();
+        nlohmann::json j = detail::run_json(o);
+        j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
+        j["val_accuracy"] = last.accuracy;
+        if (!demos.empty())
+            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch);
+        train_state st;
+        st.step = step;
+        st.dropout_seed = rm.trunk().dropout_seed();
+        st.dropout_counter = rm.trunk().dropout_counter();
+        st.run_json = j.dump();
+        save_checkpoint<S>(ckpt, rm.trunk(), &opt, tok, st, extras);
+        rm.set_bias(raw);
+    };
+    const run_options ro = run_folder_options(iters, o.eval_every, o.log_every, "rm", dir, ckpt);
+    const double secs = train_on_comparisons(tr, ro, batches, o.grad_accum, ranks, rank, hooks);
+    std::printf("reward model: held-out pairwise accuracy %.4f over %zu pairs (%zu prompts), loss "
+                "%.4f\n",
+                last.accuracy, last.pairs, last.prompts, last.loss);
+    if (!demos.empty()) {
+        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch);
+        double mean = 0;
+        for (float v : r)
+            mean += v;
+        std::printf("reward offset: bias set so the %zu demonstrations average 0 (their raw mean "
+                    "was %.4f)\n",
+                    demos.size(), mean / double(r.size()));
+    }
+    std::printf("done: %lld steps in %.1f s; checkpoint %s\n", static_cast<long long>(iters), secs,
+                ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/rm.hpp ----
+// ---- begin gptx/recipes/sample.hpp ----
+// gptx/recipes/sample.hpp: text generation from a checkpoint or imported GPT-2 weights (GGUF,
+// llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed as it is generated: what
+// `gptx sample` prints. Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
+#include <cstdint>
+#include <filesystem>
 #include <functional>
-#include <iterator>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 
 namespace gptx {
 
-// Named numbers, written as one flat JSON object per line of metrics.jsonl.
-using metrics_map = std::vector<std::pair<std::string, double>>;
+// The model, the prompt and the sampling; the defaults are `gptx sample`'s. Errors name the
+// options by their command-line flags.
+struct sample_run_options {
+    std::string checkpoint = "out", prompt = "\n";
+    int tokens = 200, num_samples = 1;
+    float temperature = 0.8f, top_p = 1.0f;
+    int top_k = 200;
+    std::uint64_t seed = 1337;
+    std::vector<std::string> stop;
+    std::string weights, tokenizer_kind = "gpt2", vocab_dir, tokenizer_file; // imported weights
+};
+
+// Where the samples go as they are generated (either may be empty): on_text gets sample i's
+// prompt, then the text of each new token; on_end follows its last piece.
+struct sample_stream {
+    std::function<void(int sample, std::string_view text)> on_text;
+    std::function<void(int sample)> on_end;
+};
+
+// Throws, naming the flag, on a sampling option out of range.
+inline void validate_sample_options(const sample_run_options& o) {
+    GPTX_CHECK(o.tokens > 0, "--tokens must be positive, got ", o.tokens);
+    GPTX_CHECK(o.num_samples > 0, "--num-samples must be positive, got ", o.num_samples);
+    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
+    GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
+    GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
+    GPTX_CHECK(!o.prompt.empty(), "--prompt is empty: give some text to continue");
+}
+
+// The tokenizer for the weights file `file` (info read from it): a GGUF's own unless o names
+// one (o.tokenizer_file, or o.tokenizer_kind with o.vocab_dir), checked to cover the model's
+// vocabulary.
+inline tokenizer sample_weights_tokenizer(const sample_run_options& o,
+                                          const std::filesystem::path& file,
+                                          const weights_info& info) {
+    const auto own = o.tokenizer_file.empty() && o.vocab_dir.empty() ? read_weights_tokenizer(file)
+                                                                     : std::nullopt;
+    tokenizer tok = own ? *own
+                    : o.tokenizer_file.empty()
+                        ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
+                        : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+    GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(), ": the model's vocabulary (",
+               info.config.vocab, ") is larger than the ", tok.kind(), " tokenizer's (",
+               tok.vocab_size(), ")");
+    return tok;
+}
 
 namespace detail {
-inline std::string json_number(double v) {
-    if (!std::isfinite(v))
-        return "null"; // JSON has no NaN or infinity
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-}
-inline std::string json_line(const metrics_map& m) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < m.size(); ++i)
-        s += (i ? ",\"" : "\"") + m[i].first + "\":" + json_number(m[i].second);
-    return s + "}";
+
+// o.num_samples continuations of o.prompt from a loaded model, streamed to out.
+template <shape S>
+std::vector<generation> sample_from_model(const sample_run_options& o, transformer<S>& model,
+                                          const tokenizer& tok, const sample_stream& out) {
+    const std::vector<int> prompt = tok.encode(o.prompt, "prompt");
+    for (std::size_t i = 0; i < prompt.size(); ++i)
+        GPTX_CHECK(prompt[i] < model.vocab(), "prompt token ", prompt[i], " ('",
+                   tok.decode_token(prompt[i]), "') is outside the model's vocabulary of ",
+                   model.vocab(), " tokens");
+    GPTX_CHECK(static_cast<int>(prompt.size()) < model.context(), "prompt has ", prompt.size(),
+               " tokens; the model's context is ", model.context());
+    kv_cache<transformer<S>> cache(model, 1);
+    cache.set_weights_precision(ops::matmul_precision()); // --precision bf16: bf16 weights
+    std::vector<generation> results;
+    for (int i = 0; i < o.num_samples; ++i) {
+        sampling_config sc{o.temperature, o.top_k, o.top_p, o.seed + static_cast<std::uint64_t>(i)};
+        generate_options opts;
+        opts.stop_strings = o.stop;
+        opts.slide_context = true; // free-running text may exceed the context
+        // A model from gptx sft/pipeline reserves the id after a char/byte tokenizer's last for
+        // end-of-text: the tokenizer cannot print it, so it ends the sample.
+        if (model.vocab() > tok.vocab_size())
+            opts.end_of_text = tok.vocab_size();
+        opts.decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+        if (out.on_text)
+            opts.on_token = [&](int id) {
+                out.on_text(i, tok.decode_token(id));
+                return true;
+            };
+        if (out.on_text)
+            out.on_text(i, o.prompt);
+        results.push_back(generate(cache, prompt, o.tokens, sc, opts));
+        if (out.on_end)
+            out.on_end(i);
+    }
+    return results;
 }
 
-// A resumed run keeps the metrics of the steps its checkpoint holds: lines of later steps (a run
-// killed after them but before its next save) and a torn last line are dropped, so every step
-// appears once. Rewritten atomically; lines without a leading "step" are kept.
-inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_through) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        return;
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    in.close();
-    std::string kept;
-    bool changed = false;
-    constexpr std::string_view key = "{\"step\":";
-    for (std::size_t at = 0; at < all.size();) {
-        const std::size_t nl = all.find('\n', at);
-        if (nl == std::string::npos) { // torn by a kill mid-write
-            changed = true;
-            break;
-        }
-        const std::string_view line(all.data() + at, nl - at);
-        at = nl + 1;
-        if (line.substr(0, key.size()) == key &&
-            std::strtod(std::string(line.substr(key.size(), 24)).c_str(), nullptr) >
-                double(keep_through)) {
-            changed = true;
-            continue;
-        }
-        kept.append(line);
-        kept += '\n';
-    }
-    if (!changed)
-        return;
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kept;
-        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
-    }
-    std::filesystem::rename(tmp, file);
-}
 } // namespace detail
 
-struct run_options {
-    std::int64_t iters = 0;           // the step to stop at (a resumed trainer starts mid-way)
-    int eval_every = 0;               // steps between evaluations (0: only at the end)
-    int log_every = 10;               // steps between progress lines
-    std::int64_t tokens_per_step = 0; // for tokens/s; 0 omits it
-    // metrics.jsonl, appended after dropping lines of steps past the trainer's start (a fresh
-    // trainer drops them all: step 0 is evaluated again); empty: none.
-    std::filesystem::path metrics;
-    std::string checkpoint_name;          // named in the error when a step fails
-    bool quiet = false;                   // no progress lines
-    std::string progress_label = "train"; // the progress bar's name (stderr)
-};
+// Samples from the checkpoint file (its info read beforehand, which fixes S) with its own
+// tokenizer; returns each sample's continuation and streams it to out.
+template <shape S>
+std::vector<generation> run_sample(const sample_run_options& o, const std::filesystem::path& file,
+                                   const checkpoint_info& info, const sample_stream& out = {}) {
+    validate_sample_options(o);
+    transformer<S> model(info.config);
+    tokenizer tok;
+    load_checkpoint<S>(file, model, nullptr, &tok, nullptr);
+    return detail::sample_from_model(o, model, tok, out);
+}
 
-struct run_hooks {
-    std::function<metrics_map(std::int64_t step)> evaluate; // may be empty
-    std::function<void(std::int64_t step)> save;            // writes a checkpoint; may be empty
-    std::function<void(const step_metrics&)> on_step;       // after each step; may be empty
-};
-
-// Runs tr from its current step to o.iters. At step 0 (a fresh run), at every eval_every and at
-// the end it evaluates, prints `step N: name value, ...`, appends the metrics and saves. A failed
-// step (a NaN loss) throws with the last good checkpoint named, before anything is overwritten.
-// SIGINT or SIGTERM stops it between steps: it saves (unless this step is saved already) and
-// throws gptx::interrupted. A resumed run first trims metrics.jsonl to the checkpoint's step.
-template <class Trainer, class NextBatch>
-void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
-                  const run_hooks& hooks) {
-    GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
-    const interrupt_guard signals;
-    std::int64_t saved = -1; // the step of the last save in this call
-    if (!o.metrics.empty() && tr.step_count() > 0)
-        detail::trim_metrics(o.metrics, tr.step_count());
-    else if (!o.metrics.empty())
-        detail::trim_metrics(o.metrics, -1); // step 0 is evaluated again
-    progress bar(o.progress_label, o.iters, {.unit = "step", .enabled = !o.quiet}, tr.step_count());
-    std::ofstream metrics;
-    if (!o.metrics.empty()) {
-        metrics.open(o.metrics, std::ios::app);
-        GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
-    }
-    auto write = [&](const metrics_map& m) {
-        if (metrics.is_open()) {
-            metrics << detail::json_line(m) << '\n';
-            metrics.flush();
-        }
-    };
-    auto checkpoint = [&](std::int64_t step) {
-        metrics_map m{{"step", double(step)}};
-        if (hooks.evaluate) {
-            const metrics_map e = hooks.evaluate(step);
-            std::string line = "step " + std::to_string(step) + ":";
-            for (std::size_t i = 0; i < e.size(); ++i) {
-                std::string label = e[i].first; // "val_loss" prints as "val loss"
-                for (char& c : label)
-                    if (c == '_')
-                        c = ' ';
-                char buf[96];
-                std::snprintf(buf, sizeof buf, "%s %s %.4f", i ? "," : "", label.c_str(),
-                              e[i].second);
-                line += buf;
-                GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
-                           " is not finite; stopped (last good checkpoint kept at '",
-                           o.checkpoint_name, "')");
-            }
-            if (!o.quiet) {
-                progress::clear_line();
-                std::printf("%s\n", line.c_str());
-            }
-            m.insert(m.end(), e.begin(), e.end());
-        }
-        write(m);
-        if (hooks.save)
-            hooks.save(step);
-        saved = step;
-        std::fflush(stdout);
-    };
-    if (tr.step_count() == 0)
-        checkpoint(0);
-    while (tr.step_count() < o.iters) {
-        if (const int sig = interrupt_requested()) {
-            const std::int64_t step = tr.step_count();
-            if (hooks.save && saved != step)
-                hooks.save(step);
-            bar.finish();
-            std::fflush(stdout);
-            std::string what = "interrupted by ";
-            what += signal_name(sig);
-            what += " after step ";
-            what += std::to_string(step);
-            if (hooks.save) {
-                what += ": checkpoint saved to '";
-                what += o.checkpoint_name;
-                what += "'";
-            } else {
-                what += ": this run saves no checkpoint";
-            }
-            throw interrupted(sig, step, what);
-        }
-        step_metrics s;
-        try {
-            s = tr.step(next_batch);
-        } catch (const gptx::error& e) {
-            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" +
-                              o.checkpoint_name + "')");
-        }
-        metrics_map m{{"step", double(s.step)},
-                      {"loss", s.loss},
-                      {"lr", s.lr},
-                      {"grad_norm", s.grad_norm},
-                      {"ms", s.ms}};
-        const double tok_s =
-            o.tokens_per_step > 0 ? double(o.tokens_per_step) / (s.ms / 1000.0) : 0.0;
-        if (o.tokens_per_step > 0)
-            m.emplace_back("tokens_per_s", tok_s);
-        write(m);
-        if (hooks.on_step)
-            hooks.on_step(s);
-        bar.update(s.step);
-        if (!o.quiet && (s.step % o.log_every == 0 || s.step == 1)) {
-            progress::clear_line();
-            std::printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step",
-                        static_cast<long long>(s.step), static_cast<long long>(o.iters), s.loss,
-                        s.lr, s.grad_norm, s.ms);
-            if (o.tokens_per_step > 0)
-                std::printf(" | %.0f tok/s", tok_s);
-            std::printf("\n");
-            std::fflush(stdout);
-        }
-        if ((o.eval_every > 0 && s.step % o.eval_every == 0) || s.step == o.iters)
-            checkpoint(s.step);
-    }
+// The same from a weights file (read_weights_info, which fixes S through with_weights_preset)
+// with tok (sample_weights_tokenizer).
+template <shape S>
+std::vector<generation>
+run_sample_weights(const sample_run_options& o, const std::filesystem::path& file,
+                   const weights_info& info, const tokenizer& tok, const sample_stream& out = {}) {
+    validate_sample_options(o);
+    transformer<S> model(info.config);
+    load_weights<S>(file, model);
+    return detail::sample_from_model(o, model, tok, out);
 }
 
 } // namespace gptx
-// ---- end gptx/train/run_loop.hpp ----
+// ---- end gptx/recipes/sample.hpp ----
+// ---- begin gptx/recipes/sft.hpp ----
+// gptx/recipes/sft.hpp: supervised fine-tuning on a run folder, what `gptx sft` does: a checkpoint
+// on JSONL {"prompt","response"} demonstrations, model.gptx (latest) and best.gptx (selected),
+// exact --resume. Tested by tests/cli/test_sft_cli.cpp.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
 
-namespace gptx {
+#include <nlohmann/json.hpp>
 
-struct reward_training_config {
-    double epochs = 1;      // passes over the training prompts
-    int batch = 8;          // prompts per step, and per held-out evaluation batch
-    float lr = 1e-4f;       // cosine from lr to lr / 10 over the run, no warmup
-    float grad_clip = 1.0f; // global norm; 0 disables
-    int evals = 4;          // held-out evaluations over the run (the last at its end)
-    int logs = 8;           // progress lines over the run
-    std::uint64_t seed = 1; // the order of the batches
-};
-
-// Trains rm (trunk and head) on `train` from its current parameters with `opt` (over the trunk's
-// parameters; the trainer keeps the head's), and returns the last held-out evaluation on `val`.
-// `run` names the metrics file, progress label and checkpoint; iters and the evaluation and log
-// intervals come from cfg.
-template <shape S, class T>
-reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
-                               const tokenized_comparisons& train, const tokenized_comparisons& val,
-                               int end_of_text, const reward_training_config& cfg,
-                               run_options run = {}) {
-    GPTX_CHECK(cfg.epochs > 0 && cfg.evals > 0 && cfg.logs > 0,
-               "reward training: epochs, evals and logs must be positive");
-    GPTX_CHECK(!val.groups.empty(), "reward training: no held-out comparisons");
-    reward_objective obj(rm);
-    reward_batcher data(train, cfg.batch, end_of_text, cfg.seed);
-    const std::int64_t steps = data.steps_for_epochs(cfg.epochs);
-    const cosine_schedule sched{cfg.lr, cfg.lr / 10, 0, int(steps)};
-    trainer tr(rm.trunk(), obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
-    run.iters = steps;
-    run.eval_every = int(std::max<std::int64_t>(1, steps / cfg.evals));
-    run.log_every = int(std::max<std::int64_t>(1, steps / cfg.logs));
-    reward_eval last{};
-    run_hooks hooks;
-    hooks.evaluate = [&](std::int64_t) {
-        last = evaluate_rewards(rm.trunk(), obj, val, cfg.batch, end_of_text);
-        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
-    };
-    run_training(
-        tr, run, [&](int) { return data.batch(tr.step_count()); }, hooks);
-    return last;
-}
-
-} // namespace gptx
-// ---- end gptx/train/reward_training.hpp ----
 // ---- begin gptx/train/sft.hpp ----
 // gptx/train/sft.hpp: supervised fine-tuning (InstructGPT's first step): epochs over packed
 // demonstrations with the masked LM objective, and model selection by a callback. Tested by
@@ -15716,4 +17383,591 @@ sft_selection run_sft(Model& model, adamw<float>& opt, sft_batches& data, const 
 
 } // namespace gptx
 // ---- end gptx/train/sft.hpp ----
+
+namespace gptx {
+
+// The run's paths and hyper-parameters; the defaults are `gptx sft`'s. Errors name the options
+// by their command-line flags.
+struct sft_run_options {
+    std::string init, data, val_data, out = "out-sft";
+    int epochs = 2, batch = 8, warmup = 0, select_every = 0, log_every = 10;
+    float lr = 1e-4f, min_lr = -1.0f, weight_decay = 0.0f, grad_clip = 1.0f, dropout = 0.0f;
+    std::uint64_t seed = 1337;
+    bool resume = false;
+    std::int64_t stop_at = -1; // testing: stop after this step, as if interrupted
+};
+
+// Throws, naming the flag, on a hyper-parameter out of range or no checkpoint to start from.
+inline void validate_sft_options(const sft_run_options& o) {
+    GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+    GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    GPTX_CHECK(o.select_every >= 0, "--select-every must be >= 0, got ", o.select_every);
+    GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
+    GPTX_CHECK(o.resume || !o.init.empty(), "--init is required (or --resume)");
+}
+
+// The checkpoint the run starts from (its info fixes the shape): o.out/model.gptx on --resume,
+// else --init's.
+inline std::filesystem::path sft_start_checkpoint(const sft_run_options& o) {
+    const std::filesystem::path init =
+        o.resume ? std::filesystem::path(o.out) / "model.gptx" : checkpoint_file(o.init);
+    GPTX_CHECK(!o.resume || std::filesystem::exists(init), "--resume: no checkpoint at '",
+               init.string(), "'");
+    return init;
+}
+
+namespace detail {
+
+// What a checkpoint of the run records: what --resume must match, and the selection so far.
+inline nlohmann::json sft_run_json(const sft_run_options& o, const sft_selection& sel) {
+    return {{"stage", "sft"},
+            {"data", o.data},
+            {"val_data", o.val_data},
+            {"epochs", o.epochs},
+            {"batch", o.batch},
+            {"lr", o.lr},
+            {"min_lr", o.min_lr},
+            {"warmup", o.warmup},
+            {"weight_decay", o.weight_decay},
+            {"grad_clip", o.grad_clip},
+            {"dropout", o.dropout},
+            {"select_every", o.select_every},
+            {"seed", o.seed},
+            {"best_step", sel.best_step},
+            {"best_score", std::isfinite(sel.best_score) ? nlohmann::json(sel.best_score)
+                                                         : nlohmann::json(nullptr)}};
+}
+
+// A model like `src` with one more vocabulary row (a fresh end-of-text embedding, N(0, 0.02)).
+template <shape S>
+std::unique_ptr<transformer<S>> sft_with_end_of_text_row(const transformer<S>& src,
+                                                         std::uint64_t seed) {
+    auto out = std::make_unique<transformer<S>>(model_config{src.vocab() + 1, src.context()});
+    out->init(seed);
+    for (int i = 0; i < num_param_tensors; ++i) {
+        const auto& from = src.params().view(i);
+        std::copy(from.data, from.data + from.size, out->params().view(i).data);
+    }
+    return out;
+}
+
+} // namespace detail
+
+// Runs SFT from the checkpoint `init` (sft_start_checkpoint(o); its info read beforehand, which
+// fixes S) to the end of o.epochs in the run folder o.out. Overloads the in-memory run_sft of
+// train/sft.hpp: this one takes the shape explicitly, that one deduces the model type.
+template <shape S>
+void run_sft(const sft_run_options& o, const std::filesystem::path& init,
+             const checkpoint_info& info) {
+    validate_sft_options(o);
+    using model_t = transformer<S>;
+    const std::filesystem::path dir = o.out, ckpt = dir / "model.gptx",
+                                best_file = dir / "best.gptx";
+    std::filesystem::create_directories(dir);
+    tokenizer tok;
+    std::unique_ptr<model_t> model;
+    train_state st;
+    sft_selection sel;
+    const float min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+    sft_run_options eff = o;
+    eff.min_lr = min_lr;
+    std::unique_ptr<adamw<float>> opt;
+    const adamw_config ac{o.lr, 0.9f, 0.95f, 1e-8f, o.weight_decay};
+    if (o.resume) {
+        model = std::make_unique<model_t>(info.config);
+        opt = std::make_unique<adamw<float>>(model->params(), ac);
+        load_checkpoint<S>(ckpt, *model, opt.get(), &tok, &st);
+        const auto saved = nlohmann::json::parse(st.run_json);
+        for (const char* k : {"data", "epochs", "batch", "seed", "select_every", "val_data"})
+            GPTX_CHECK(saved.at(k) == detail::sft_run_json(eff, sel).at(k), "--resume: --",
+                       std::string(k) == "select_every" ? "select-every"
+                       : std::string(k) == "val_data"   ? "val-data"
+                                                        : k,
+                       " differs from the run in '", ckpt.string(), "' (", saved.at(k).dump(), ")");
+        sel.best_step = saved.at("best_step").get<std::int64_t>();
+        if (!saved.at("best_score").is_null())
+            sel.best_score = saved.at("best_score").get<double>();
+        std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),
+                    static_cast<long long>(st.step));
+    } else {
+        model = std::make_unique<model_t>(info.config);
+        load_model<S>(init, *model, &tok);
+        if (model->vocab() <= tok.vocab_size()) {
+            model = detail::sft_with_end_of_text_row(*model, mix64(o.seed ^ 0xe07));
+            std::printf("added an end-of-text token (id %d) to the vocabulary\n", tok.vocab_size());
+        }
+        opt = std::make_unique<adamw<float>>(model->params(), ac);
+        model->set_dropout_seed(mix64(o.seed ^ 0xd0d0));
+    }
+    model->set_dropout(o.dropout);
+    const int eot = end_of_text_id(tok, model->vocab()), T = model->context();
+    const auto examples = read_sft_jsonl(o.data);
+    const auto tokens = tokenize_sft(examples, tok, o.data);
+    sft_batches data(tokens, o.batch, T, eot, o.seed);
+    std::unique_ptr<sft_batches> val;
+    if (!o.val_data.empty()) {
+        const auto v = tokenize_sft(read_sft_jsonl(o.val_data), tok, o.val_data);
+        val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed);
+    }
+    const sft_config cfg{
+        o.epochs,    o.lr,           min_lr,  o.warmup,
+        o.grad_clip, o.select_every, &world()}; // under mpirun: each rank its own batches
+    const bool writer = world().rank() == 0;
+    std::printf("gptx sft: %s, vocab %d (end-of-text %d), context %d, %zu examples in %d rows, "
+                "%d steps per epoch, %d epochs\n",
+                to_string(S).c_str(), model->vocab(), eot, T, examples.size(), data.rows(),
+                data.steps_per_epoch(), o.epochs);
+
+    lm_objective<model_t> obj;
+    sft_hooks<model_t> hooks;
+    if (val) // held-out loss over every response token, negated (higher is better)
+        hooks.score = [&](model_t& m) {
+            double sum = 0, count = 0;
+            for (int j = 0; j < val->steps_per_epoch(); ++j) {
+                const lm_batch b = val->batch(j);
+                double n = 0;
+                for (int i = 0; i < b.B * b.T; ++i)
+                    n += b.mask[i];
+                sum += obj.evaluate(m, b) * n;
+                count += n;
+            }
+            return -sum / count;
+        };
+    hooks.on_best = [&](model_t& m, std::int64_t step, double score) {
+        if (!writer)
+            return;
+        train_state bs;
+        bs.step = step;
+        bs.run_json = detail::sft_run_json(eff, {step, score}).dump();
+        save_checkpoint<S>(best_file, m, nullptr, tok, bs);
+    };
+    hooks.on_checkpoint = [&](std::int64_t step, const sft_selection& s) {
+        if (!writer)
+            return;
+        train_state cs;
+        cs.step = step;
+        cs.dropout_seed = model->dropout_seed();
+        cs.dropout_counter = model->dropout_counter();
+        cs.run_json = detail::sft_run_json(eff, s).dump();
+        save_checkpoint<S>(ckpt, *model, opt.get(), tok, cs);
+    };
+    hooks.run.log_every = o.log_every;
+    hooks.run.progress_label = "sft";
+    if (writer)
+        hooks.run.metrics = dir / "metrics.jsonl";
+    hooks.run.checkpoint_name = ckpt.string();
+    hooks.stop_at = o.stop_at;
+    if (!o.resume && writer)
+        std::filesystem::remove(dir / "metrics.jsonl");
+    sel = run_sft(*model, *opt, data, cfg, hooks, st.step, sel);
+    std::printf("done: selected step %lld%s; %s (selected), %s (latest)\n",
+                static_cast<long long>(sel.best_step),
+                val ? (" (held-out loss " + std::to_string(-sel.best_score) + ")").c_str()
+                    : " (the last)",
+                best_file.string().c_str(), ckpt.string().c_str());
+}
+
+} // namespace gptx
+// ---- end gptx/recipes/sft.hpp ----
+// ---- begin gptx/text/bpe_trainer.hpp ----
+// gptx/text/bpe_trainer.hpp: learn a GPT-2-style byte-level BPE vocabulary from a corpus, with
+// GPT-2's pre-tokenization; the result saves as encoder.json + vocab.bpe (gpt2_tokenizer::save).
+// Tested by tests/text/test_gpt2_tokenizer.cpp.
+#include <algorithm>
+#include <cstdint>
+#include <queue>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+struct bpe_train_options {
+    int vocab_size = 50257;         // final vocabulary: 256 bytes + merges (+ <|endoftext|>)
+    bool end_of_text = true;        // append <|endoftext|> as the last id, as GPT-2 does
+    std::int64_t min_frequency = 2; // stop early when the best pair is rarer than this
+};
+
+namespace detail {
+
+// GPT-2's order of the 256 byte tokens (ids 0..255): bytes_to_unicode's list, printable first.
+inline std::vector<std::string> gpt2_byte_tokens() {
+    std::vector<std::string> out;
+    std::vector<bool> used(256, false);
+    for (int b = 0; b < 256; ++b)
+        if (gpt2_byte_to_unicode()[std::size_t(b)] == std::uint32_t(b)) {
+            out.emplace_back(1, static_cast<char>(b));
+            used[std::size_t(b)] = true;
+        }
+    for (int b = 0; b < 256; ++b)
+        if (!used[std::size_t(b)])
+            out.emplace_back(1, static_cast<char>(b));
+    return out;
+}
+
+} // namespace detail
+
+// Learns merges until the vocabulary has opts.vocab_size tokens or no pair occurs
+// min_frequency times. Deterministic: the most frequent pair wins; ties go to the pair whose
+// (left bytes, right bytes) sorts first. Pairs never cross pre-tokenized pieces (as in GPT-2).
+inline gpt2_tokenizer train_bpe(std::span<const std::string_view> corpus,
+                                const bpe_train_options& opts = {}) {
+    const int reserved = opts.end_of_text ? 1 : 0;
+    GPTX_CHECK(opts.vocab_size >= 256 + reserved, "train_bpe: vocab_size ", opts.vocab_size,
+               " is below the 256 byte tokens", opts.end_of_text ? " + <|endoftext|>" : "");
+    GPTX_CHECK(opts.min_frequency >= 1, "train_bpe: min_frequency must be >= 1, got ",
+               opts.min_frequency);
+
+    // 1. Unique pieces with counts, sorted so the result never depends on hash order.
+    std::unordered_map<std::string_view, std::int64_t> counts;
+    for (std::string_view text : corpus)
+        gpt2_pretokenize(text, [&](std::string_view piece) { ++counts[piece]; });
+    std::vector<std::pair<std::string_view, std::int64_t>> pieces(counts.begin(), counts.end());
+    std::sort(pieces.begin(), pieces.end());
+
+    std::vector<std::string> tokens = detail::gpt2_byte_tokens();
+    std::unordered_map<std::string, int> index;
+    for (int i = 0; i < 256; ++i)
+        index.emplace(tokens[std::size_t(i)], i);
+    std::array<int, 256> byte_id{};
+    for (int i = 0; i < 256; ++i)
+        byte_id[static_cast<unsigned char>(tokens[std::size_t(i)][0])] = i;
+
+    struct word {
+        std::vector<int> syms;
+        std::int64_t count;
+    };
+    std::vector<word> words;
+    words.reserve(pieces.size());
+    for (const auto& [piece, n] : pieces) {
+        if (piece.size() < 2)
+            continue;
+        word w{{}, n};
+        for (char c : piece)
+            w.syms.push_back(byte_id[static_cast<unsigned char>(c)]);
+        words.push_back(std::move(w));
+    }
+
+    // 2. Pair counts and where each pair occurs.
+    auto key = [](int a, int b) {
+        return std::uint64_t(std::uint32_t(a)) << 32 | std::uint32_t(b);
+    };
+    std::unordered_map<std::uint64_t, std::int64_t> pair_count;
+    std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> where;
+    for (std::uint32_t w = 0; w < words.size(); ++w) {
+        const auto& s = words[w].syms;
+        for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+            const auto k = key(s[i], s[i + 1]);
+            pair_count[k] += words[w].count;
+            auto& list = where[k];
+            if (list.empty() || list.back() != w)
+                list.push_back(w);
+        }
+    }
+
+    // 3. A max-heap of (count, pair) with lazy updates: an entry whose count is stale is
+    // re-queued with the current count when it surfaces.
+    struct entry {
+        std::int64_t count;
+        std::uint64_t pair;
+    };
+    auto worse = [&](const entry& x, const entry& y) { // true when x ranks below y
+        if (x.count != y.count)
+            return x.count < y.count;
+        const auto& xa = tokens[std::size_t(x.pair >> 32)];
+        const auto& ya = tokens[std::size_t(y.pair >> 32)];
+        if (xa != ya)
+            return xa > ya;
+        return tokens[std::size_t(x.pair & 0xffffffffu)] >
+               tokens[std::size_t(y.pair & 0xffffffffu)];
+    };
+    std::priority_queue<entry, std::vector<entry>, decltype(worse)> heap(worse);
+    for (const auto& [k, n] : pair_count)
+        heap.push({n, k});
+
+    std::vector<std::pair<int, int>> merges;
+    std::vector<std::uint32_t> stamp(words.size(), 0); // de-duplicates `where` lists per merge
+    const std::size_t target = std::size_t(opts.vocab_size - reserved);
+    while (tokens.size() < target && !heap.empty()) {
+        const entry top = heap.top();
+        heap.pop();
+        const auto it = pair_count.find(top.pair);
+        const std::int64_t now = it == pair_count.end() ? 0 : it->second;
+        if (now != top.count) {
+            if (now > 0)
+                heap.push({now, top.pair});
+            continue;
+        }
+        if (now < opts.min_frequency)
+            break;
+        const int a = int(top.pair >> 32), b = int(top.pair & 0xffffffffu);
+        const std::string joined = tokens[std::size_t(a)] + tokens[std::size_t(b)];
+        int merged;
+        if (const auto found = index.find(joined); found != index.end()) {
+            merged = found->second; // the same bytes were already made by another merge
+        } else {
+            merged = int(tokens.size());
+            tokens.push_back(joined);
+            index.emplace(joined, merged);
+        }
+        merges.emplace_back(a, b);
+        const std::uint32_t mark = std::uint32_t(merges.size());
+
+        // Re-count each word that holds the pair: remove its pairs, merge left to right (as
+        // encoding does), add its pairs back.
+        std::unordered_set<std::uint64_t> touched;
+        const std::vector<std::uint32_t> list = std::move(where[top.pair]);
+        where.erase(top.pair);
+        for (const std::uint32_t w : list) {
+            if (stamp[w] == mark)
+                continue;
+            stamp[w] = mark;
+            auto& s = words[w].syms;
+            const std::int64_t n = words[w].count;
+            bool has = false;
+            for (std::size_t i = 0; i + 1 < s.size() && !has; ++i)
+                has = s[i] == a && s[i + 1] == b;
+            if (!has)
+                continue;
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] -= n;
+                touched.insert(k);
+            }
+            std::size_t out = 0;
+            for (std::size_t i = 0; i < s.size();) {
+                if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
+                    s[out++] = merged;
+                    i += 2;
+                } else {
+                    s[out++] = s[i++];
+                }
+            }
+            s.resize(out);
+            for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+                const auto k = key(s[i], s[i + 1]);
+                pair_count[k] += n;
+                touched.insert(k);
+                auto& l = where[k];
+                if (l.empty() || l.back() != w)
+                    l.push_back(w);
+            }
+        }
+        // Queue changed counts in a fixed order, so ties resolve the same on every run.
+        std::vector<std::uint64_t> changed(touched.begin(), touched.end());
+        std::sort(changed.begin(), changed.end());
+        for (const std::uint64_t k : changed) {
+            const auto c = pair_count.find(k);
+            if (c == pair_count.end())
+                continue;
+            if (c->second <= 0)
+                pair_count.erase(c);
+            else
+                heap.push({c->second, k});
+        }
+    }
+    if (opts.end_of_text)
+        tokens.emplace_back(gpt2_tokenizer::end_of_text);
+    return gpt2_tokenizer::from_vocab(std::move(tokens), std::move(merges), "train_bpe");
+}
+
+inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options& opts = {}) {
+    return train_bpe(std::span<const std::string_view>(&corpus, 1), opts);
+}
+
+} // namespace gptx
+// ---- end gptx/text/bpe_trainer.hpp ----
+// ---- begin gptx/train/policy_eval.hpp ----
+// gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
+// prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
+// and a language-model loss on a fixed token set. Tested by tests/train/test_policy_eval.cpp.
+// Legend: B batch, T time, V vocab.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+
+namespace gptx {
+
+// One response per prompt, generated in batches of prompts of equal length (generate_batch needs
+// them), `batch` at a time. Prompt i of a length group draws with seed cfg.seed + (its length) *
+// 100003 + (its rank in the group), so a response depends on the prompt set, not on `batch`.
+template <class Model>
+std::vector<generation>
+sample_responses(const Model& model, const std::vector<std::vector<int>>& prompts,
+                 int max_new_tokens, const sampling_config& cfg, int end_of_text, int batch = 64) {
+    GPTX_CHECK(batch > 0, "sample_responses: batch must be positive, got ", batch);
+    std::map<std::size_t, std::vector<int>> groups;
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        groups[prompts[i].size()].push_back(int(i));
+    std::vector<generation> out(prompts.size());
+    kv_cache<Model> cache(model);
+    generate_options opt;
+    opt.end_of_text = end_of_text;
+    for (const auto& [P, idx] : groups) {
+        for (std::size_t first = 0; first < idx.size(); first += std::size_t(batch)) {
+            const std::size_t n = std::min(idx.size() - first, std::size_t(batch));
+            std::vector<std::vector<int>> group;
+            for (std::size_t k = 0; k < n; ++k)
+                group.push_back(prompts[std::size_t(idx[first + k])]);
+            sampling_config c = cfg;
+            c.seed = cfg.seed + std::uint64_t(P) * 100003u + first;
+            const int room = model.context() - int(P) - 1; // leave room for end-of-text
+            auto gen =
+                generate_batch(cache, group, std::max(0, std::min(max_new_tokens, room)), c, opt);
+            for (std::size_t k = 0; k < n; ++k)
+                out[std::size_t(idx[first + k])] = std::move(gen[k]);
+        }
+    }
+    return out;
+}
+
+// The exact KL(policy || reference) of each response, summed over its tokens (the end-of-text
+// included when the response ended with it): sum_t sum_v pi(v | x_<t) (log pi - log ref). Never
+// negative.
+template <class Model>
+std::vector<double>
+response_kl(Model& policy, Model& reference, const std::vector<std::vector<int>>& prompts,
+            const std::vector<generation>& responses, int end_of_text, int batch = 32) {
+    GPTX_CHECK(prompts.size() == responses.size(), "response_kl: ", prompts.size(), " prompts but ",
+               responses.size(), " responses");
+    std::vector<double> out(prompts.size(), 0.0);
+    std::vector<int> x, y, rows;
+    std::vector<std::uint8_t> mask;
+    std::vector<typename Model::value_type> logp, ent, ref_logp, kl, scratch;
+    for (std::size_t first = 0; first < prompts.size(); first += std::size_t(batch)) {
+        const int B = int(std::min(prompts.size() - first, std::size_t(batch)));
+        std::vector<std::vector<int>> seqs(B);
+        std::vector<int> starts(B), actions(B);
+        int T = 1;
+        for (int b = 0; b < B; ++b) {
+            const auto& p = prompts[first + b];
+            const auto& r = responses[first + b];
+            auto& s = seqs[b];
+            s = p;
+            s.insert(s.end(), r.tokens.begin(), r.tokens.end());
+            const bool ended = r.reason == stop_reason::end_of_text;
+            if (ended)
+                s.push_back(end_of_text);
+            starts[b] = int(p.size()) - 1; // the row whose target is the first response token
+            actions[b] = int(r.tokens.size()) + (ended ? 1 : 0);
+            T = std::max(T, int(s.size()) - 1);
+        }
+        GPTX_CHECK(T <= policy.context(), "response_kl: a sequence of ", T + 1,
+                   " tokens exceeds the context of ", policy.context());
+        x.assign(std::size_t(B) * T, end_of_text);
+        y.assign(x.size(), end_of_text);
+        mask.assign(x.size(), 0);
+        for (int b = 0; b < B; ++b) {
+            const auto& s = seqs[b];
+            for (int t = 0; t + 1 < int(s.size()); ++t) {
+                x[std::size_t(b) * T + t] = s[t];
+                y[std::size_t(b) * T + t] = s[t + 1];
+            }
+            for (int j = 0; j < actions[b]; ++j)
+                mask[std::size_t(b) * T + starts[b] + j] = 1;
+        }
+        detail::set_rows(rows, mask.data(), std::int64_t(B) * T);
+        const int N = int(rows.size());
+        if (N == 0)
+            continue;
+        logp.resize(N);
+        ent.resize(N);
+        ref_logp.resize(N);
+        kl.resize(N);
+        const bool pt = policy.training(), rt = reference.training();
+        policy.set_training(false);
+        reference.set_training(false);
+        const auto* h = policy.forward(x.data(), B, T);
+        const auto* hr = reference.forward(x.data(), B, T);
+        policy_token_stats(logp.data(), ent.data(), ref_logp.data(), kl.data(), h,
+                           policy.param(p_wte), hr, reference.param(p_wte), rows.data(), y.data(),
+                           N, Model::C, policy.vocab(), scratch);
+        policy.set_training(pt);
+        reference.set_training(rt);
+        for (int i = 0; i < N; ++i)
+            out[first + std::size_t(rows[i] / T)] += double(kl[i]);
+    }
+    return out;
+}
+
+// Mean next-token loss over `batches` fixed windows of `tokens` (B rows of T, drawn by a
+// generator reseeded with `seed` each call, so every model is measured on the same text).
+template <class Model>
+double lm_loss_on(Model& model, const std::vector<int>& tokens, int B, int T, int batches,
+                  std::uint64_t seed = 4242) {
+    batcher data(tokens, B, T, rng(seed));
+    lm_objective<Model> obj;
+    std::vector<int> x(std::size_t(B) * T), y(x.size());
+    double sum = 0;
+    for (int i = 0; i < batches; ++i) {
+        data.next(x.data(), y.data());
+        sum += obj.evaluate(model, {x.data(), y.data(), nullptr, B, T});
+    }
+    return sum / batches;
+}
+
+} // namespace gptx
+// ---- end gptx/train/policy_eval.hpp ----
+// ---- begin gptx/train/reward_training.hpp ----
+// gptx/train/reward_training.hpp: the reward-model stage (InstructGPT's second step) beside
+// run_sft: epochs of ranked comparisons through the K-wise loss, with held-out pairwise accuracy.
+// Tested by tests/train/test_reward_training.cpp.
+#include <algorithm>
+#include <cstdint>
+
+
+namespace gptx {
+
+struct reward_training_config {
+    double epochs = 1;      // passes over the training prompts
+    int batch = 8;          // prompts per step, and per held-out evaluation batch
+    float lr = 1e-4f;       // cosine from lr to lr / 10 over the run, no warmup
+    float grad_clip = 1.0f; // global norm; 0 disables
+    int evals = 4;          // held-out evaluations over the run (the last at its end)
+    int logs = 8;           // progress lines over the run
+    std::uint64_t seed = 1; // the order of the batches
+};
+
+// Trains rm (trunk and head) on `train` from its current parameters with `opt` (over the trunk's
+// parameters; the trainer keeps the head's), and returns the last held-out evaluation on `val`.
+// `run` names the metrics file, progress label and checkpoint; iters and the evaluation and log
+// intervals come from cfg.
+template <shape S, class T>
+reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
+                               const tokenized_comparisons& train, const tokenized_comparisons& val,
+                               int end_of_text, const reward_training_config& cfg,
+                               run_options run = {}) {
+    GPTX_CHECK(cfg.epochs > 0 && cfg.evals > 0 && cfg.logs > 0,
+               "reward training: epochs, evals and logs must be positive");
+    GPTX_CHECK(!val.groups.empty(), "reward training: no held-out comparisons");
+    reward_objective obj(rm);
+    reward_batcher data(train, cfg.batch, end_of_text, cfg.seed);
+    const std::int64_t steps = data.steps_for_epochs(cfg.epochs);
+    const cosine_schedule sched{cfg.lr, cfg.lr / 10, 0, int(steps)};
+    trainer tr(rm.trunk(), obj, opt, {1, cfg.grad_clip, [sched](int it) { return sched(it); }});
+    run.iters = steps;
+    run.eval_every = int(std::max<std::int64_t>(1, steps / cfg.evals));
+    run.log_every = int(std::max<std::int64_t>(1, steps / cfg.logs));
+    reward_eval last{};
+    run_hooks hooks;
+    hooks.evaluate = [&](std::int64_t) {
+        last = evaluate_rewards(rm.trunk(), obj, val, cfg.batch, end_of_text);
+        return metrics_map{{"val_loss", last.loss}, {"val_accuracy", last.accuracy}};
+    };
+    run_training(
+        tr, run, [&](int) { return data.batch(tr.step_count()); }, hooks);
+    return last;
+}
+
+} // namespace gptx
+// ---- end gptx/train/reward_training.hpp ----
 // ---- end gptx/gptx.hpp ----

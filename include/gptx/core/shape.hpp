@@ -80,6 +80,37 @@ inline constexpr std::array<preset, 10> preset_table{{
     {"gpt2-xl", presets::gpt2_xl, {50257, 1024}},
 }};
 
+// X(S) for the shape S of every preset, in preset_table's order: explicit instantiations of a
+// template on the shape for every preset (the gptx command's samples/cli/instances/, or a
+// project's own translation unit) without repeating the list.
+#define GPTX_FOR_EACH_PRESET(X)                                                                    \
+    X(::gptx::presets::tiny)                                                                       \
+    X(::gptx::presets::baby)                                                                       \
+    X(::gptx::presets::baby_bias)                                                                  \
+    X(::gptx::presets::baby_post)                                                                  \
+    X(::gptx::presets::mini)                                                                       \
+    X(::gptx::presets::gpt1)                                                                       \
+    X(::gptx::presets::gpt2)                                                                       \
+    X(::gptx::presets::gpt2_medium)                                                                \
+    X(::gptx::presets::gpt2_large)                                                                 \
+    X(::gptx::presets::gpt2_xl)
+
+namespace detail {
+#define GPTX_DETAIL_PRESET_SHAPE(S) S,
+inline constexpr shape preset_macro_shapes[] = {GPTX_FOR_EACH_PRESET(GPTX_DETAIL_PRESET_SHAPE)};
+#undef GPTX_DETAIL_PRESET_SHAPE
+consteval bool preset_macro_matches_table() {
+    if (std::size(preset_macro_shapes) != preset_table.size())
+        return false;
+    for (std::size_t i = 0; i < preset_table.size(); ++i)
+        if (!(preset_macro_shapes[i] == preset_table[i].dims))
+            return false;
+    return true;
+}
+} // namespace detail
+static_assert(detail::preset_macro_matches_table(),
+              "GPTX_FOR_EACH_PRESET must list preset_table's shapes in its order");
+
 inline const preset* find_preset(std::string_view name) {
     for (const auto& p : preset_table)
         if (p.name == name)

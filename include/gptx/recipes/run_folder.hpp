@@ -1,0 +1,179 @@
+// gptx/recipes/run_folder.hpp: what every recipe shares: the run folder (model.gptx and
+// metrics.jsonl), the end-of-text id, prompts, the reward-model checkpoint, --resume checks,
+// comparison splits, and RL iterations as run-loop steps. Tested by tests/cli (the commands are
+// thin front ends over the recipes).
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/communicator.hpp"
+#include "../core/error.hpp"
+#include "../core/progress.hpp"
+#include "../core/shape.hpp"
+#include "../data/comparisons.hpp"
+#include "../data/sft.hpp"
+#include "../io/checkpoint.hpp"
+#include "../nn/reward_model.hpp"
+#include "../text/tokenizer.hpp"
+#include "../train/reward_objective.hpp"
+#include "../train/run_loop.hpp"
+
+namespace gptx {
+
+// A run folder holds model.gptx (the checkpoint) and metrics.jsonl.
+inline std::filesystem::path checkpoint_file(const std::filesystem::path& dir_or_file) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir_or_file, ec))
+        return dir_or_file / "model.gptx";
+    return dir_or_file;
+}
+
+// The end-of-text id: --end-of-text when given, else the tokenizer's <|endoftext|>, else the id
+// just past its vocabulary when the model reserves one (how char and byte models get one, as SFT
+// lays data out).
+inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested) {
+    if (requested >= 0) {
+        GPTX_CHECK(requested < model_vocab, "--end-of-text ", requested,
+                   " is outside the vocabulary [0, ", model_vocab, ")");
+        return requested;
+    }
+    if (const auto id = tok.special_token_id("<|endoftext|>"))
+        return *id;
+    GPTX_CHECK(model_vocab > tok.vocab_size(), "no end-of-text token: the tokenizer (", tok.kind(),
+               ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
+               model_vocab, ") reserves no id after it; pass --end-of-text");
+    return tok.vocab_size();
+}
+
+// Prompts as generation sees them: end-of-text, then the prompt's tokens.
+inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
+                                                  const tokenizer& tok, int eot) {
+    std::vector<std::vector<int>> out;
+    for (const std::string& p : read_prompts_jsonl(path))
+        out.push_back(reward_prefix(tok, p, eot));
+    return out;
+}
+
+// The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
+// have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
+template <shape S>
+std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
+                                                   const model_config& policy, const char* cmd) {
+    const std::filesystem::path file = checkpoint_file(reward);
+    const checkpoint_info info = read_checkpoint_info(file);
+    GPTX_CHECK(info.dims == S, file.string(), ": the reward model's shape ", to_string(info.dims),
+               " differs from the policy's ", to_string(S), " (gptx ", cmd, " needs one shape)");
+    GPTX_CHECK(info.config.vocab == policy.vocab, file.string(), ": the reward model's vocabulary ",
+               info.config.vocab, " differs from the policy's ", policy.vocab);
+    auto rm = std::make_unique<reward_model<S>>(info.config);
+    const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
+    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, nullptr, head);
+    return rm;
+}
+
+// --resume refuses a run whose saved hyper-parameters (run_json) differ from this invocation's:
+// the trajectory depends on every one of them.
+inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::json& now,
+                                 const std::filesystem::path& dir) {
+    for (const auto& [key, value] : now.items()) {
+        std::string flag = key;
+        for (char& c : flag)
+            if (c == '_')
+                c = '-';
+        GPTX_CHECK(saved.contains(key) && saved[key] == value, "--resume: --", flag,
+                   " differs from the run in '", dir.string(), "' (",
+                   saved.contains(key) ? saved[key].dump() : "missing", " there, ", value.dump(),
+                   " now)");
+    }
+}
+
+// Comparisons for gptx rm and gptx dpo, tokenized once: --data, and --val or else the last
+// --val-fraction of --data's prompts held out.
+struct comparison_split {
+    tokenized_comparisons train, val;
+};
+inline comparison_split read_comparison_split(const std::string& data, const std::string& val,
+                                              double val_fraction, const tokenizer& tok, int eot,
+                                              int context) {
+    std::vector<comparison> train_cs = read_comparisons(data), val_cs;
+    if (!val.empty()) {
+        val_cs = read_comparisons(val);
+    } else {
+        const auto n_val = std::size_t(std::ceil(val_fraction * double(train_cs.size())));
+        GPTX_CHECK(n_val < train_cs.size(), data, ": ", train_cs.size(),
+                   " prompts are too few to hold out ", n_val, " (--val-fraction ", val_fraction,
+                   "); give more data or --val");
+        val_cs.assign(train_cs.end() - std::ptrdiff_t(n_val), train_cs.end());
+        train_cs.resize(train_cs.size() - n_val);
+    }
+    return {tokenize_comparisons(train_cs, tok, eot, context, data),
+            tokenize_comparisons(val_cs, tok, eot, context, val.empty() ? data : val)};
+}
+
+// The run loop's options as every training command sets them: metrics.jsonl in the run folder
+// (rank 0 only), the checkpoint named in errors.
+inline run_options run_folder_options(std::int64_t iters, int eval_every, int log_every,
+                                      const char* label, const std::filesystem::path& dir,
+                                      const std::filesystem::path& checkpoint) {
+    run_options ro;
+    ro.iters = iters;
+    ro.eval_every = eval_every;
+    ro.log_every = log_every;
+    ro.progress_label = label;
+    if (world().rank() == 0)
+        ro.metrics = dir / "metrics.jsonl";
+    ro.checkpoint_name = checkpoint.string();
+    return ro;
+}
+
+// Trains to ro.iters on the comparison batches (this rank's share of each step's micro-batches),
+// or, when a resumed run is already complete, evaluates once so the command still reports.
+// Returns the wall seconds. Shared by rm and dpo, whose loops differ only in their hooks.
+template <class Trainer, class Batches, class Hooks>
+double train_on_comparisons(Trainer& tr, const run_options& ro, Batches& batches, int grad_accum,
+                            int ranks, int rank, Hooks& hooks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (tr.step_count() < ro.iters) {
+        run_training(
+            tr, ro,
+            [&](int micro) {
+                return batches.batch((tr.step_count() * grad_accum + micro) * ranks + rank);
+            },
+            hooks);
+    } else {
+        hooks.evaluate(tr.step_count());
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The shared run loop sees one iteration of an RL trainer (ppo_trainer, grpo_trainer) as one
+// step; its evaluation point reports the iteration's metrics and saves.
+template <class Trainer> struct iteration_step {
+    Trainer& tr;
+    float lr;
+    std::optional<decltype(std::declval<Trainer&>().iteration())> last{};
+    template <class F> step_metrics step(F&&) {
+        last = tr.iteration();
+        if (last->skipped > 0) {
+            progress::clear_line();
+            std::printf(
+                "iteration %lld: %d of %d updates skipped (the ratio or the KL to the rollout "
+                "policy exploded)\n",
+                static_cast<long long>(last->iteration), last->skipped,
+                last->skipped + last->updates);
+        }
+        return {last->iteration, last->policy_loss, last->grad_norm, lr, last->ms};
+    }
+    std::int64_t step_count() const { return tr.iteration_count(); }
+};
+
+} // namespace gptx

@@ -1,0 +1,448 @@
+// samples/instructgpt/pipeline.cpp: run_pipeline, the stages of pipeline.hpp in order (one
+// translation unit, so the command that parses its options rebuilds alone). Tested by
+// tests/cli/test_sft_cli.cpp (--quick).
+#include "pipeline.hpp"
+
+namespace gptx::instructgpt {
+
+void run_pipeline(pipeline_options o) {
+    using namespace detail;
+    using model_t = pipeline_model;
+    if (o.quick)
+        apply_quick(o);
+    GPTX_CHECK(o.pretrain_iters > 0 && o.sft_epochs > 0 && o.ppo_iters > 0 && o.rollouts > 0 &&
+                   o.eval_prompts > 0 && o.rm_epochs > 0,
+               "pipeline: sizes must be positive");
+    const std::vector<std::string> methods = parse_methods(o.methods);
+    GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
+    GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
+               "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
+    // DPO alone needs comparisons but no reward model.
+    const bool need_rm =
+        !o.evaluate_only && std::any_of(methods.begin(), methods.end(),
+                                        [](const std::string& m) { return m != "dpo"; });
+    const fs::path dir = o.out;
+    fs::create_directories(dir);
+    if (o.evaluate_only)
+        o.pretrained = (dir / "pretrain.gptx").string();
+    for (const char* f :
+         {"pretrain_metrics.jsonl", "sft_metrics.jsonl", "rm_metrics.jsonl", "ppo_metrics.jsonl",
+          "ppo_ptx_metrics.jsonl", "dpo_metrics.jsonl", "grpo_metrics.jsonl", "rloo_metrics.jsonl"})
+        if (!o.evaluate_only)
+            fs::remove(dir / f);
+    stage_clock clock;
+    const int T = o.context;
+    // Stages differ too much in length for a time left; each stage's own bar shows inside.
+    progress stages("pipeline", 5 + std::int64_t(methods.size()) + (o.no_dialogue ? 0 : 1),
+                    {.unit = "stage", .eta = false});
+    auto say = [&](const char* stage, double secs) {
+        stages.advance();
+        progress::clear_line();
+        std::printf("== %s done in %.1f s, %.1f CPU s (total %.1f s, %.1f CPU s)\n", stage, secs,
+                    clock.lap_cpu, clock.total(), clock.cpu());
+        std::fflush(stdout);
+    };
+
+    // ---- data --------------------------------------------------------------------------------
+    const std::string corpus = make_pretraining_corpus(o.seed, std::size_t(o.corpus_chars));
+    const tokenizer tok = make_tokenizer("char", corpus);
+    const int eot = tok.vocab_size(); // the model reserves one id past the characters
+    const model_config cfg{tok.vocab_size() + 1, T};
+    auto split = split_train_val(tok.encode(corpus), 0.1);
+    {
+        std::ofstream(dir / "corpus.txt", std::ios::binary) << corpus;
+        write_token_file(dir / "pretrain_train.bin", split.train);
+        write_token_file(dir / "pretrain_val.bin", split.val);
+    }
+    // Disjoint task sets: demonstrations, SFT selection, RM comparisons (train / held out), PPO
+    // prompts, and the held-out evaluation prompts.
+    std::unordered_set<std::string> used;
+    auto take = [&](std::uint64_t salt, int n) {
+        auto ts = make_tasks(mix64(o.seed ^ salt), n, used);
+        for (const auto& t : ts)
+            used.insert(t.instruction);
+        return ts;
+    };
+    const auto eval_tasks = take(0xe7a1, o.eval_prompts);
+    const auto demo_tasks = take(0x5f7, o.sft_examples);
+    const auto select_tasks = take(0x5e1, o.sft_select_prompts);
+    const auto rm_tasks = take(0x7a3, o.rm_prompts);
+    const auto rm_val_tasks = take(0x7a4, o.rm_val_prompts);
+    const auto ppo_tasks = take(0x990, o.ppo_prompts);
+    // The response and its end-of-text fit in max_new tokens.
+    write_demonstrations_jsonl(dir / "sft.jsonl", demo_tasks, o.demo_padded,
+                               std::size_t(o.max_new - 1), mix64(o.seed ^ 0x5f8));
+    write_prompts_jsonl(dir / "rm_prompts.jsonl", prompts_of(rm_tasks));
+    write_prompts_jsonl(dir / "ppo_prompts.jsonl", prompts_of(ppo_tasks));
+    write_prompts_jsonl(dir / "eval_prompts.jsonl", prompts_of(eval_tasks));
+    std::printf("gptx pipeline: %s, vocab %d (+ end-of-text), context %d, %d threads\n",
+                to_string(pipeline_shape).c_str(), tok.vocab_size(), T, num_threads());
+    std::printf("data: %zu pre-training tokens (%zu val), %zu demonstrations (%.0f%% padded), %zu "
+                "+ %zu RM prompts, %zu PPO prompts, %zu held-out evaluation prompts -> %s\n",
+                split.train.size(), split.val.size(), demo_tasks.size(), 100 * o.demo_padded,
+                rm_tasks.size(), rm_val_tasks.size(), ppo_tasks.size(), eval_tasks.size(),
+                dir.string().c_str());
+    clock.lap();
+
+    // ---- pre-training -------------------------------------------------------------------------
+    auto base = std::make_unique<model_t>(cfg);
+    base->init(o.seed);
+    auto val_loss = [&](model_t& m) { return lm_loss_on(m, split.val, 16, T, 20); };
+    if (!o.pretrained.empty()) {
+        tokenizer saved;
+        load_checkpoint<pipeline_shape>(o.pretrained, *base, nullptr, &saved, nullptr);
+        GPTX_CHECK(saved.vocab_size() == tok.vocab_size() &&
+                       saved.decode(tok.encode(corpus.substr(0, 4096))) == corpus.substr(0, 4096),
+                   o.pretrained, ": its tokenizer is not this run's (another seed or corpus?)");
+        std::printf("pre-training skipped: parameters from %s\n", o.pretrained.c_str());
+    } else {
+        adamw<float> opt(base->params(), {o.pretrain_lr, 0.9f, 0.99f, 1e-8f, 0.1f});
+        batcher data(split.train, o.pretrain_batch, T, rng(o.seed + 1));
+        lm_objective<model_t> obj;
+        const cosine_schedule sched{o.pretrain_lr, o.pretrain_lr / 10,
+                                    std::min(100, o.pretrain_iters / 10), o.pretrain_iters};
+        trainer tr(*base, obj, opt, {1, 1.0f, [sched](int it) { return sched(it); }});
+        std::vector<int> x(std::size_t(o.pretrain_batch) * T), y(x.size());
+        run_options ro;
+        ro.iters = o.pretrain_iters;
+        ro.eval_every = std::max(1, o.pretrain_iters / 4);
+        ro.log_every = std::max(1, o.pretrain_iters / 10);
+        ro.tokens_per_step = std::int64_t(x.size());
+        ro.metrics = dir / "pretrain_metrics.jsonl";
+        ro.progress_label = "pretrain";
+        ro.checkpoint_name = (dir / "pretrain.gptx").string();
+        run_hooks hooks;
+        hooks.evaluate = [&](std::int64_t) { return metrics_map{{"val_loss", val_loss(*base)}}; };
+        run_training(
+            tr, ro,
+            [&](int) {
+                data.next(x.data(), y.data());
+                return lm_batch{x.data(), y.data(), nullptr, o.pretrain_batch, T};
+            },
+            hooks);
+        save_checkpoint<pipeline_shape>(dir / "pretrain.gptx", *base, nullptr, tok, {});
+    }
+    const double loss_pretrained = val_loss(*base);
+    say("pre-training", clock.lap());
+
+    // ---- SFT ----------------------------------------------------------------------------------
+    auto sft = std::make_unique<model_t>(cfg);
+    copy_params(*sft, *base);
+    const auto demos = read_sft_jsonl(dir / "sft.jsonl");
+    const auto demo_tokens = tokenize_sft(demos, tok, (dir / "sft.jsonl").string());
+    const auto select_prompts = prompts_of(select_tasks);
+    const auto select_tokens = prompt_tokens(tok, select_prompts, eot);
+    if (o.evaluate_only) {
+        load_checkpoint<pipeline_shape>(dir / "sft.gptx", *sft, nullptr, nullptr, nullptr);
+    } else {
+        adamw<float> opt(sft->params(), {o.sft_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+        sft_batches data(demo_tokens, o.sft_batch, T, eot, o.seed + 2);
+        sft_config sc{.epochs = o.sft_epochs, .lr = o.sft_lr, .min_lr = o.sft_lr / 10};
+        std::vector<float> best;
+        sft_hooks<model_t> hooks;
+        // The paper selects by RM score; our stand-in for it is the labeler itself, on prompts
+        // kept for selection only.
+        hooks.score = [&](model_t& m) {
+            const auto g = sample_responses(m, select_tokens, o.max_new, {1.0f, 0, 1.0f, 77}, eot);
+            return label_responses(select_prompts, g, tok).mean;
+        };
+        hooks.on_best = [&](model_t& m, std::int64_t, double) {
+            best.assign(m.params().data(), m.params().data() + m.num_parameters());
+        };
+        hooks.run.log_every = std::max(1, data.steps_per_epoch());
+        hooks.run.metrics = dir / "sft_metrics.jsonl";
+        hooks.run.progress_label = "sft";
+        hooks.run.checkpoint_name = (dir / "sft.gptx").string();
+        const sft_selection sel = run_sft(*sft, opt, data, sc, hooks);
+        std::copy(best.begin(), best.end(), sft->params().data());
+        progress::clear_line();
+        std::printf("SFT: selected step %lld (labeler score %.3f on %zu selection prompts)\n",
+                    static_cast<long long>(sel.best_step), sel.best_score, select_prompts.size());
+        save_checkpoint<pipeline_shape>(dir / "sft.gptx", *sft, nullptr, tok, {});
+    }
+    say("SFT", clock.lap());
+
+    // ---- comparisons and the reward model -------------------------------------------------------
+    tokenized_comparisons rm_train, rm_val;
+    if (!o.evaluate_only && !methods.empty()) {
+        const auto rm_cmp = make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k, o.max_new,
+                                             eot, o.seed + 3, o.rm_hot, o.rm_hot_temperature);
+        const auto rm_val_cmp =
+            make_comparisons(*sft, tok, prompts_of(rm_val_tasks), o.rm_k, o.max_new, eot,
+                             o.seed + 4, o.rm_hot, o.rm_hot_temperature);
+        write_comparisons(dir / "comparisons.jsonl", rm_cmp);
+        write_comparisons(dir / "comparisons_val.jsonl", rm_val_cmp);
+        GPTX_CHECK(!rm_cmp.empty() && !rm_val_cmp.empty(),
+                   "pipeline: the SFT samples gave no comparisons (every response tied)");
+        // Read back through the RM's reader: the files are the interface.
+        // (tokenize_comparisons records where each response starts, which DPO needs.)
+        rm_train = tokenize_comparisons(read_comparisons(dir / "comparisons.jsonl"), tok, eot, T,
+                                        (dir / "comparisons.jsonl").string());
+        rm_val = tokenize_comparisons(read_comparisons(dir / "comparisons_val.jsonl"), tok, eot, T,
+                                      (dir / "comparisons_val.jsonl").string());
+    }
+    std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
+    for (const auto& d : demo_tokens) {
+        std::vector<int> p{eot};
+        p.insert(p.end(), d.prompt.begin(), d.prompt.end());
+        demo_seqs.push_back(reward_sequence(p, d.response, eot, T));
+    }
+    reward_model<pipeline_shape> rm(cfg);
+    rm.init(o.seed + 5);
+    copy_params(rm.trunk(), *sft);
+    double rm_accuracy = 0;
+    std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
+    std::size_t rm_pairs_t1 = 0;
+    if (need_rm) {
+        adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+        run_options ro;
+        ro.metrics = dir / "rm_metrics.jsonl";
+        ro.progress_label = "rm";
+        ro.checkpoint_name = "(none)";
+        rm_accuracy =
+            train_reward_model(
+                rm, opt, rm_train, rm_val, eot,
+                {.epochs = o.rm_epochs, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + 6}, ro)
+                .accuracy;
+        reward_objective obj(rm); // held-out evaluations below
+        const double offset = normalize_reward_bias(rm, demo_seqs, eot);
+        progress::clear_line();
+        std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
+                    "%.3f so the demonstrations average 0\n",
+                    rm_train.pairs(), rm_val.pairs(), rm_accuracy, -offset);
+        if (o.rm_hot > 0) {
+            // The same held-out prompts ranked among temperature-1 responses only: the RM's
+            // accuracy on the SFT model's own distribution.
+            const auto plain = tokenize_for_rm(make_comparisons(*sft, tok, prompts_of(rm_val_tasks),
+                                                                o.rm_k, o.max_new, eot, o.seed + 4),
+                                               tok, eot, T);
+            const auto e = evaluate_rewards(rm.trunk(), obj, plain, o.rm_batch, eot);
+            rm_accuracy_t1 = e.accuracy;
+            rm_pairs_t1 = plain.pairs();
+            std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only\n",
+                        e.accuracy, plain.pairs());
+        }
+        const checkpoint_extra head[] = {
+            {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
+        save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, {}, head);
+    }
+    say(need_rm ? "comparisons and reward model" : "comparisons (no method needs the RM)",
+        clock.lap());
+
+    // ---- the methods: PPO, PPO-ptx, DPO, GRPO, RLOO -------------------------------------------
+    struct method_run {
+        std::string name, label;
+        std::unique_ptr<model_t> model;
+        double seconds = 0, cpu_seconds = 0;
+        std::vector<generation> gen;
+        labelled lab;
+        win_rate win;
+        double kl = 0, val_loss = 0;
+        // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
+        std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
+    };
+    std::vector<method_run> runs;
+    const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
+    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks), demo_seqs};
+    for (const std::string& m : methods) {
+        method_run r;
+        r.name = m;
+        r.label = m == "ppo"       ? "PPO"
+                  : m == "ppo-ptx" ? "PPO-ptx"
+                  : m == "dpo"     ? "DPO"
+                  : m == "grpo"    ? "GRPO"
+                                   : "RLOO";
+        std::string file = m + ".gptx";
+        std::replace(file.begin(), file.end(), '-', '_'); // ppo_ptx.gptx, as before
+        if (o.evaluate_only) {
+            r.model = std::make_unique<model_t>(cfg);
+            load_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, nullptr, nullptr);
+            runs.push_back(std::move(r));
+            continue;
+        }
+        if (m == "ppo" || m == "ppo-ptx") {
+            const bool ptx = m == "ppo-ptx";
+            auto st = ppo_stage(
+                o, *sft, rm, tok, ppo_prompt_tokens, split.train, ptx ? o.ptx_coef : 0.0, m.c_str(),
+                dir / (ptx ? "ppo_ptx_metrics.jsonl" : "ppo_metrics.jsonl"), rounds_data);
+            r.model = std::move(st.policy);
+            r.rm_on_policy = std::move(st.rm_on_policy);
+            r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
+        } else if (m == "dpo") {
+            r.model = dpo_stage(o, *sft, rm_train, rm_val, eot, dir / "dpo_metrics.jsonl");
+        } else {
+            const bool loo = m == "rloo";
+            r.model = group_stage(o, *sft, rm, tok, ppo_prompt_tokens,
+                                  loo ? group_baseline::loo : group_baseline::group, m.c_str(),
+                                  dir / (m + "_metrics.jsonl"));
+        }
+        save_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, tok, {});
+        r.seconds = clock.lap();
+        r.cpu_seconds = clock.lap_cpu;
+        say(r.label.c_str(), r.seconds);
+        runs.push_back(std::move(r));
+    }
+
+    // ---- evaluation on held-out prompts ---------------------------------------------------------
+    const auto eval_prompts = prompts_of(eval_tasks);
+    const auto eval_tokens = prompt_tokens(tok, eval_prompts, eot);
+    const sampling_config ec{o.eval_temperature, 0, 1.0f, o.seed + 9};
+    const auto g_sft = sample_responses(*sft, eval_tokens, o.max_new, ec, eot);
+    const auto l_sft = label_responses(eval_prompts, g_sft, tok);
+    auto mean = [](const std::vector<double>& v) {
+        double s = 0;
+        for (double x : v)
+            s += x;
+        return v.empty() ? 0.0 : s / double(v.size());
+    };
+    const double loss_sft = val_loss(*sft);
+    for (method_run& r : runs) {
+        r.gen = sample_responses(*r.model, eval_tokens, o.max_new, ec, eot);
+        r.lab = label_responses(eval_prompts, r.gen, tok);
+        for (std::size_t i = 0; i < eval_prompts.size(); ++i)
+            r.win.add(r.lab.scores[i], l_sft.scores[i]);
+        r.kl = mean(response_kl(*r.model, *sft, eval_tokens, r.gen, eot));
+        r.val_loss = val_loss(*r.model);
+    }
+    say("evaluation", clock.lap());
+    {
+        std::ofstream s(dir / "eval_samples.txt");
+        for (std::size_t i = 0; i < std::min<std::size_t>(40, eval_prompts.size()); ++i) {
+            s << eval_prompts[i] << "| sft: " << tok.decode(g_sft[i].tokens);
+            for (const method_run& r : runs)
+                s << " | " << r.name << ": " << tok.decode(r.gen[i].tokens);
+            s << "\n";
+        }
+    }
+
+    // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
+    std::optional<dialogue_stage_result> dialogue;
+    if (!o.no_dialogue && !o.evaluate_only) {
+        dialogue = run_dialogue_stage<pipeline_shape>(
+            {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
+        say("dialogue stage (chat model: chat.gptx)", clock.lap());
+    }
+    stages.finish();
+    // ---- end of the dialogue stage ------------------------------------------------------------
+
+    std::printf("\nInstructGPT pipeline, %zu held-out prompts, responses sampled at temperature "
+                "%.2g, judged by the labeler (%.0f s, %.0f CPU s, %d threads)\n\n",
+                eval_prompts.size(), double(o.eval_temperature), clock.total(), clock.cpu(),
+                num_threads());
+    if (need_rm) {
+        std::printf("RM held-out pairwise accuracy: %.1f%% (%zu pairs)", 100 * rm_accuracy,
+                    rm_val.pairs());
+        if (rm_accuracy_t1)
+            std::printf("; on temperature-1 pairs only: %.1f%% (%zu pairs)", 100 * *rm_accuracy_t1,
+                        rm_pairs_t1);
+        std::printf("\n\n");
+    }
+    // A row per method; the stage times are of training (the evaluation is shared).
+    std::printf("| method | win rate over SFT [95%% Wilson] (wins/ties/losses) | labeler mean | "
+                "exact, ended | padded (' i think') | KL to SFT (nats/response) | pre-training "
+                "val loss (pre-trained %.4f) | stage wall s | stage CPU s |\n",
+                loss_pretrained);
+    std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    std::printf("| SFT | | %.3f | %.1f%% | %.1f%% | 0 | %.4f | | |\n", l_sft.mean,
+                100 * l_sft.exact, 100 * l_sft.padded, loss_sft);
+    for (const method_run& r : runs) {
+        const auto w = r.win.rate();
+        std::printf("| %s | %.1f%% [%.1f, %.1f] (%zu/%zu/%zu) | %.3f | %.1f%% | %.1f%% | %.3f | "
+                    "%.4f (%+.4f) | %.0f | %.0f |\n",
+                    r.label.c_str(), 100 * w.p, 100 * w.low, 100 * w.high, r.win.wins, r.win.ties,
+                    r.win.losses, r.lab.mean, 100 * r.lab.exact, 100 * r.lab.padded, r.kl,
+                    r.val_loss, r.val_loss - loss_sft, r.seconds, r.cpu_seconds);
+    }
+    if (dialogue)
+        print_dialogue_row(*dialogue); // dialogue stage (issue #7)
+    // Over-optimisation, seen from the RM's side: how well it ranks each PPO policy's samples.
+    for (const method_run& r : runs)
+        for (std::size_t k = 0; k < r.rm_on_policy.size(); ++k) {
+            std::printf("\n%s round %zu: RM accuracy on the policy's own samples ", r.label.c_str(),
+                        k + 1);
+            if (k > 0 && r.rm_on_policy_retrained[k - 1])
+                std::printf("%.1f%% after retraining, ",
+                            100 * r.rm_on_policy_retrained[k - 1]->accuracy);
+            if (r.rm_on_policy[k])
+                std::printf("%.1f%% at the round's end", 100 * r.rm_on_policy[k]->accuracy);
+            else
+                std::printf("n/a (every sample tied) at the round's end");
+        }
+    std::printf("\n");
+    // Where the win rates come from: exact answers per kind of instruction.
+    std::map<std::string, std::vector<int>> by_kind; // n, SFT, then each method
+    for (std::size_t i = 0; i < eval_tasks.size(); ++i) {
+        const std::string& ins = eval_tasks[i].instruction;
+        auto& k = by_kind[ins.substr(0, ins.find(' '))];
+        k.resize(2 + runs.size());
+        k[0] += 1;
+        k[1] += l_sft.exact_each[i];
+        for (std::size_t j = 0; j < runs.size(); ++j)
+            k[2 + j] += runs[j].lab.exact_each[i];
+    }
+    std::printf("\n| exact answers by kind | n | SFT |");
+    for (const method_run& r : runs)
+        std::printf(" %s |", r.label.c_str());
+    std::printf("\n| --- | --- | --- |");
+    for (std::size_t j = 0; j < runs.size(); ++j)
+        std::printf(" --- |");
+    std::printf("\n");
+    for (const auto& [kind, k] : by_kind) {
+        std::printf("| %s | %d |", kind.c_str(), k[0]);
+        for (std::size_t j = 1; j < k.size(); ++j)
+            std::printf(" %.0f%% |", 100.0 * k[j] / k[0]);
+        std::printf("\n");
+    }
+    std::fflush(stdout);
+    if (o.json) {
+        nlohmann::json j{
+            {"rm_accuracy", need_rm ? nlohmann::json(rm_accuracy) : nlohmann::json()},
+            {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
+            {"methods", methods},
+            {"demo_padded", o.demo_padded},
+            {"padded_sft", l_sft.padded},
+            {"labeler_mean_sft", l_sft.mean},
+            {"exact_sft", l_sft.exact},
+            {"pretrain_val_loss_pretrained", loss_pretrained},
+            {"pretrain_val_loss_sft", loss_sft},
+            {"eval_prompts", eval_prompts.size()},
+            {"dialogue_win_rate",
+             dialogue ? nlohmann::json(dialogue->win.rate().p) : nlohmann::json()}, // issue #7
+            {"dialogue_win_rate_ci",
+             dialogue ? nlohmann::json({dialogue->win.rate().low, dialogue->win.rate().high})
+                      : nlohmann::json()},
+            {"dialogue_conversations",
+             dialogue ? nlohmann::json(dialogue->conversations) : nlohmann::json()},
+            {"dialogue_rm_accuracy",
+             dialogue ? nlohmann::json(dialogue->rm_accuracy) : nlohmann::json()},
+            {"dialogue_ppo_stopped",
+             dialogue ? nlohmann::json(dialogue->ppo_stopped) : nlohmann::json()},
+            {"rlhf_rounds", o.rlhf_rounds},
+            {"seconds", clock.total()},
+            {"cpu_seconds", clock.cpu()}};
+        // Per method m (ppo, ppo_ptx, dpo, grpo, rloo): the keys the table shows.
+        for (const method_run& r : runs) {
+            std::string m = r.name;
+            std::replace(m.begin(), m.end(), '-', '_');
+            const auto w = r.win.rate();
+            j[m + "_win_rate"] = w.p;
+            j[m + "_win_rate_ci"] = {w.low, w.high};
+            j[m + "_kl"] = r.kl;
+            j["pretrain_val_loss_" + m] = r.val_loss;
+            j["padded_" + m] = r.lab.padded;
+            j["labeler_mean_" + m] = r.lab.mean;
+            j["exact_" + m] = r.lab.exact;
+            j[m + "_seconds"] = r.seconds;
+            j[m + "_cpu_seconds"] = r.cpu_seconds;
+            if (!r.rm_on_policy.empty()) {
+                nlohmann::json acc = nlohmann::json::array();
+                for (const auto& e : r.rm_on_policy)
+                    acc.push_back(e ? nlohmann::json(e->accuracy) : nlohmann::json());
+                j["rm_accuracy_on_" + m] = acc; // per round, at its end
+            }
+        }
+        std::printf("%s\n", j.dump().c_str());
+    }
+}
+
+} // namespace gptx::instructgpt
