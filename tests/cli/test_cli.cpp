@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include <gptx/recipes/pretrain.hpp>
+
 #include "support/cli.hpp"
 #include "support/scratch.hpp"
 
@@ -75,6 +77,34 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
     BOOST_TEST(r.out.find("resumed from") != std::string::npos);
     // Same data order, dropout masks and optimizer state: the final checkpoints are byte-identical.
     BOOST_TEST((slurp(w.path / "full" / "model.gptx") == slurp(w.path / "split" / "model.gptx")));
+}
+
+// What the command does, a C++ program gets from its recipe: run_pretrain with the options the
+// flags set writes the command's checkpoint, byte for byte.
+BOOST_AUTO_TEST_CASE(the_pretrain_recipe_called_from_code_writes_what_the_command_writes) {
+    workspace w;
+    BOOST_TEST_REQUIRE(run(w.train_args("command", 10)).code == 0);
+    gptx::pretrain_run_options o;
+    o.text = w.text.string();
+    o.preset_name = "tiny";
+    o.context = 32;
+    o.batch = 4;
+    o.iters = 10;
+    o.decay_iters = 20;
+    o.warmup = 2;
+    o.lr = 3e-3f;
+    o.eval_every = 5;
+    o.eval_iters = 2;
+    o.log_every = 5;
+    o.dropout = 0.1f;
+    o.out = (w.path / "code").string();
+    gptx::run_pretrain<gptx::presets::tiny>(o, gptx::read_pretrain_data(o));
+    BOOST_TEST((slurp(w.path / "code" / "model.gptx") == slurp(w.path / "command" / "model.gptx")));
+    o.lr = 2e-3f; // and the comparison can fail
+    o.out = (w.path / "other").string();
+    gptx::run_pretrain<gptx::presets::tiny>(o, gptx::read_pretrain_data(o));
+    BOOST_TEST(
+        (slurp(w.path / "other" / "model.gptx") != slurp(w.path / "command" / "model.gptx")));
 }
 
 // PyTorch's stream (--rng torch) resumes exactly too: the pending batch is redrawn from its
