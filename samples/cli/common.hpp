@@ -1,17 +1,9 @@
 // samples/cli/common.hpp: what the gptx subcommands share beyond the recipes' run folders
 // (gptx/recipes/run_folder.hpp): preset lookup and the --weights option. Tested by
-// tests/cli/test_cli.cpp.
+// tests/cli/test_cli.cpp, test_export_cli.cpp and test_tokenize_cli.cpp.
 #pragma once
-#include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <memory>
-#include <optional>
 #include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -13342,6 +13342,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13561,6 +13562,7 @@ void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
              const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_dpo_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     model_t reference(info.config), policy(info.config);
@@ -16243,6 +16245,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
               const checkpoint_info& pinfo) {
     namespace fs = std::filesystem;
     validate_grpo_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", final_ckpt = dir / "model.gptx";
     model_t reference(pinfo.config), policy(pinfo.config);
@@ -16339,7 +16342,9 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
 // `gptx ppo` does: the SFT policy and the reward model from their checkpoints, the trainer,
 // policy.gptx / value.gptx / model.gptx saved every save_every iterations, --resume.
 // Tested by tests/cli/test_ppo_cli.cpp.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16456,6 +16461,7 @@ template <shape S>
 void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
              const checkpoint_info& pinfo) {
     validate_ppo_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const std::filesystem::path dir = o.out, policy_ckpt = dir / "policy.gptx",
                                 value_ckpt = dir / "value.gptx", ema_ckpt = dir / "ema.gptx",
@@ -17014,6 +17020,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                       const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_reward_model_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     reward_model<S> rm(info.config);

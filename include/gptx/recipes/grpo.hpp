@@ -120,6 +120,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
               const checkpoint_info& pinfo) {
     namespace fs = std::filesystem;
     validate_grpo_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", final_ckpt = dir / "model.gptx";
     model_t reference(pinfo.config), policy(pinfo.config);

@@ -3,7 +3,9 @@
 // policy.gptx / value.gptx / model.gptx saved every save_every iterations, --resume.
 // Tested by tests/cli/test_ppo_cli.cpp.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,10 +14,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/shape.hpp"
 #include "../data/token_file.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/import.hpp"
 #include "../nn/reward_model.hpp"
+#include "../nn/transformer.hpp"
 #include "../train/ppo_trainer.hpp"
 #include "../train/run_loop.hpp"
 #include "run_folder.hpp"
@@ -127,6 +131,7 @@ template <shape S>
 void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
              const checkpoint_info& pinfo) {
     validate_ppo_options(o);
+    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const std::filesystem::path dir = o.out, policy_ckpt = dir / "policy.gptx",
                                 value_ckpt = dir / "value.gptx", ema_ckpt = dir / "ema.gptx",

@@ -1,5 +1,6 @@
 // samples/cli/instances/chat.hpp: load_chat_model declared instantiated for every preset (extern
-// template); instances/chat.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// template); instances/chat.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled
+// once per preset").
 #pragma once
 #include <filesystem>
 #include <memory>

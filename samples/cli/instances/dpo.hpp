@@ -1,6 +1,7 @@
 // samples/cli/instances/dpo.hpp: run_dpo declared instantiated for every preset (extern
 // template), so dpo.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/dpo.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/dpo.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

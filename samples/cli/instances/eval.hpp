@@ -1,6 +1,7 @@
 // samples/cli/instances/eval.hpp: run_eval declared instantiated for every preset (extern
 // template), so eval.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/eval.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/eval.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

@@ -1,6 +1,7 @@
 // samples/cli/instances/export.hpp: run_export declared instantiated for every preset (extern
 // template), so export.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/export.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/export.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

@@ -1,6 +1,7 @@
 // samples/cli/instances/finetune.hpp: run_finetune declared instantiated for every preset (extern
 // template), so finetune.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/finetune.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/finetune.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once
+// per preset").
 #pragma once
 #include <filesystem>
 

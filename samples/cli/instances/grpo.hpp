@@ -1,6 +1,7 @@
 // samples/cli/instances/grpo.hpp: run_grpo declared instantiated for every preset (extern
 // template), so grpo.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/grpo.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/grpo.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

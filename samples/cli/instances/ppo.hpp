@@ -1,6 +1,7 @@
 // samples/cli/instances/ppo.hpp: run_ppo declared instantiated for every preset (extern
 // template), so ppo.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/ppo.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/ppo.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

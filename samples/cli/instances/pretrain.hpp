@@ -1,6 +1,7 @@
 // samples/cli/instances/pretrain.hpp: run_pretrain declared instantiated for every preset (extern
 // template), so train.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/pretrain.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/pretrain.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once
+// per preset").
 #pragma once
 #include <gptx/recipes/pretrain.hpp>
 

@@ -1,6 +1,7 @@
 // samples/cli/instances/rm.hpp: run_reward_model declared instantiated for every preset (extern
 // template), so rm.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/rm.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/rm.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 

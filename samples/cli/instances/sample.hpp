@@ -1,6 +1,7 @@
 // samples/cli/instances/sample.hpp: run_sample and run_sample_weights declared instantiated for
 // every preset (extern template), so sample.cpp dispatches on the shape without compiling the
-// recipe ten times; instances/sample.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// recipe ten times; instances/sample.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is
+// compiled once per preset").
 #pragma once
 #include <filesystem>
 #include <vector>

@@ -1,6 +1,7 @@
 // samples/cli/instances/sft.hpp: run_sft declared instantiated for every preset (extern
 // template), so sft.cpp dispatches on the shape without compiling the recipe ten times;
-// instances/sft.cpp holds the definitions (docs/ARCHITECTURE.md, Building).
+// instances/sft.cpp holds the definitions (docs/ARCHITECTURE.md, "A recipe is compiled once per
+// preset").
 #pragma once
 #include <filesystem>
 
