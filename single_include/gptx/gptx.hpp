@@ -13375,6 +13375,16 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
     return tok.vocab_size();
 }
 
+// PPO-ptx's pre-training tokens (ppo, grpo --ptx-coef): the token file, every id checked against
+// the policy's vocabulary.
+inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
+    std::vector<int> ids = read_token_file(file);
+    for (int id : ids)
+        GPTX_CHECK(id >= 0 && id < vocab, file, ": token ", id, " is outside the vocabulary [0, ",
+                   vocab, ")");
+    return ids;
+}
+
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
 inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
                                                   const tokenizer& tok, int eot) {
@@ -13562,7 +13572,7 @@ void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
              const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_dpo_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     model_t reference(info.config), policy(info.config);
@@ -16245,7 +16255,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
               const checkpoint_info& pinfo) {
     namespace fs = std::filesystem;
     validate_grpo_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", final_ckpt = dir / "model.gptx";
     model_t reference(pinfo.config), policy(pinfo.config);
@@ -16256,12 +16266,8 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
     auto prompts = read_prompts(o.prompts, tok, eot);
     std::vector<int> ptx;
-    if (o.ptx_coef > 0) {
-        ptx = read_token_file(o.ptx_data);
-        for (int id : ptx)
-            GPTX_CHECK(id >= 0 && id < policy.vocab(), o.ptx_data, ": token ", id,
-                       " is outside the vocabulary [0, ", policy.vocab(), ")");
-    }
+    if (o.ptx_coef > 0)
+        ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
     grpo_trainer<model_t> tr(policy, reference, reward_of(*rm), std::move(prompts),
                              detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);
@@ -16474,12 +16480,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
     auto prompts = read_prompts(o.prompts, tok, eot);
     std::vector<int> ptx;
-    if (o.ptx_coef > 0) {
-        ptx = read_token_file(o.ptx_data);
-        for (int id : ptx)
-            GPTX_CHECK(id >= 0 && id < sft.vocab(), o.ptx_data, ": token ", id,
-                       " is outside the vocabulary [0, ", sft.vocab(), ")");
-    }
+    if (o.ptx_coef > 0)
+        ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),
@@ -17020,7 +17022,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                       const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_reward_model_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     reward_model<S> rm(info.config);

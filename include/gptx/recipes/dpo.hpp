@@ -87,7 +87,7 @@ void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
              const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_dpo_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     model_t reference(info.config), policy(info.config);

@@ -18,7 +18,6 @@
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../core/shape.hpp"
-#include "../data/token_file.hpp"
 #include "../io/checkpoint.hpp"
 #include "../nn/copy_params.hpp"
 #include "../nn/reward_model.hpp"
@@ -120,7 +119,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
               const checkpoint_info& pinfo) {
     namespace fs = std::filesystem;
     validate_grpo_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using model_t = transformer<S>;
     const fs::path dir = o.out, policy_ckpt = dir / "policy.gptx", final_ckpt = dir / "model.gptx";
     model_t reference(pinfo.config), policy(pinfo.config);
@@ -131,12 +130,8 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
     auto prompts = read_prompts(o.prompts, tok, eot);
     std::vector<int> ptx;
-    if (o.ptx_coef > 0) {
-        ptx = read_token_file(o.ptx_data);
-        for (int id : ptx)
-            GPTX_CHECK(id >= 0 && id < policy.vocab(), o.ptx_data, ": token ", id,
-                       " is outside the vocabulary [0, ", policy.vocab(), ")");
-    }
+    if (o.ptx_coef > 0)
+        ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
     grpo_trainer<model_t> tr(policy, reference, reward_of(*rm), std::move(prompts),
                              detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);

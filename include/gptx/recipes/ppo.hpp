@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/shape.hpp"
-#include "../data/token_file.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/import.hpp"
 #include "../nn/reward_model.hpp"
@@ -144,12 +143,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
     auto prompts = read_prompts(o.prompts, tok, eot);
     std::vector<int> ptx;
-    if (o.ptx_coef > 0) {
-        ptx = read_token_file(o.ptx_data);
-        for (int id : ptx)
-            GPTX_CHECK(id >= 0 && id < sft.vocab(), o.ptx_data, ": token ", id,
-                       " is outside the vocabulary [0, ", sft.vocab(), ")");
-    }
+    if (o.ptx_coef > 0)
+        ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),

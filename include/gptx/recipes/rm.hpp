@@ -98,7 +98,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                       const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_reward_model_options(o);
-    std::filesystem::create_directories(o.out); // a caller from code may pass a new folder
+    fs::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     reward_model<S> rm(info.config);

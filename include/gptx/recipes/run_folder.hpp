@@ -22,6 +22,7 @@
 #include "../core/shape.hpp"
 #include "../data/comparisons.hpp"
 #include "../data/sft.hpp"
+#include "../data/token_file.hpp"
 #include "../io/checkpoint.hpp"
 #include "../nn/reward_model.hpp"
 #include "../text/tokenizer.hpp"
@@ -53,6 +54,16 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
                ", ", tok.vocab_size(), " tokens) has no <|endoftext|> and the model's vocabulary (",
                model_vocab, ") reserves no id after it; pass --end-of-text");
     return tok.vocab_size();
+}
+
+// PPO-ptx's pre-training tokens (ppo, grpo --ptx-coef): the token file, every id checked against
+// the policy's vocabulary.
+inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
+    std::vector<int> ids = read_token_file(file);
+    for (int id : ids)
+        GPTX_CHECK(id >= 0 && id < vocab, file, ": token ", id, " is outside the vocabulary [0, ",
+                   vocab, ")");
+    return ids;
 }
 
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
