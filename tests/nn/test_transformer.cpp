@@ -152,4 +152,39 @@ BOOST_AUTO_TEST_CASE(float_matches_double_and_threads_do_not_matter) {
     BOOST_TEST(worst < 1e-5); // gradients are O(0.1); float keeps ~1e-7 relative
 }
 
+// The default chunk holds 64 MiB of logits (GPT-2's vocabulary: 320 float rows, one chunk for a
+// B4 T64 step), never fewer than 64 rows; chunking changes only dwte's summation order.
+BOOST_AUTO_TEST_CASE(the_default_chunk_holds_64_mib_of_logits_and_chunking_keeps_the_result) {
+    constexpr shape s{32, 4, 2, norm::pre};
+    using model = transformer<s, float>;
+    using dmodel = transformer<s, double>;
+    BOOST_TEST(lm_head<model>().chunk_rows(50257) == 320);
+    BOOST_TEST(lm_head<dmodel>().chunk_rows(50257) == 160);
+    BOOST_TEST(lm_head<model>().chunk_rows(1 << 22) == 64);
+    BOOST_TEST(lm_head<model>(5).chunk_rows(50257) == 5);
+
+    model m({23, 16});
+    m.init(9);
+    batch_data d(23, 10);
+    auto run = [&](lm_head<model>& h, std::vector<float>& dhidden, std::vector<float>& dwte) {
+        m.zero_grad();
+        m.forward(d.inputs.data(), d.B, d.T);
+        const double loss = h.forward_backward(m, d.targets.data(), d.mask.data());
+        dhidden.assign(m.dhidden(), m.dhidden() + std::size_t(d.B) * d.T * s.width);
+        const auto& g = m.grads().view(p_wte);
+        dwte.assign(g.data, g.data + g.size);
+        return loss;
+    };
+    lm_head<model> whole, chunked(3);
+    std::vector<float> dh1, dw1, dh3, dw3;
+    const double l1 = run(whole, dh1, dw1), l3 = run(chunked, dh3, dw3);
+    BOOST_TEST(l1 == l3); // per-row losses, summed in the same order
+    BOOST_TEST(dh1 == dh3);
+    double worst = 0;
+    for (std::size_t i = 0; i < dw1.size(); ++i)
+        worst = std::max(worst, double(std::abs(dw1[i] - dw3[i])));
+    BOOST_TEST(worst > 0.0);  // the chunk boundaries do change the sums' order here...
+    BOOST_TEST(worst < 1e-6); // ...by float rounding only
+}
+
 BOOST_AUTO_TEST_SUITE_END()

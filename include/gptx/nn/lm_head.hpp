@@ -2,6 +2,7 @@
 // softmax cross-entropy. Tested by tests/nn/test_transformer.cpp.
 // Legend: B batch, T time, C channels, V vocab.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -17,8 +18,18 @@ template <class Model> class lm_head {
   public:
     using T = typename Model::value_type;
 
-    // chunk_rows bounds the logits held at once: chunk_rows * V values.
-    explicit lm_head(int chunk_rows = 64) : chunk_rows_(chunk_rows) {}
+    // chunk_rows bounds the logits held at once: chunk_rows * V values. 0 (the default) takes as
+    // many rows as 64 MiB of logits hold, at least 64: each chunk streams all of wte through the
+    // head's three products, so for GPT-2's vocabulary few large chunks beat many small ones.
+    explicit lm_head(int chunk_rows = 0) : chunk_rows_(chunk_rows) {}
+
+    // The rows per chunk for a vocabulary of V.
+    int chunk_rows(int V) const {
+        if (chunk_rows_ > 0)
+            return chunk_rows_;
+        const std::int64_t fit = (std::int64_t(64) << 20) / (std::int64_t(sizeof(T)) * V);
+        return int(std::clamp<std::int64_t>(fit / 16 * 16, 64, std::int64_t(1) << 20));
+    }
 
     // Mean cross-entropy over unmasked tokens of the last forward; writes model.dhidden() scaled
     // by grad_scale / (unmasked count) and accumulates d wte. mask may be null (all tokens count).
@@ -46,7 +57,7 @@ template <class Model> class lm_head {
         check_chosen(m, rows, tokens, N);
         reserve_chosen(m);
         ops::chosen_logprobs_forward(logp, entropy, last_hidden(m), m.param(p_wte), rows, tokens, N,
-                                     Model::C, m.vocab(), scratch_.data(), chunk_rows_);
+                                     Model::C, m.vocab(), scratch_.data(), chunk_rows(m.vocab()));
     }
     // Its backward for dlogp[i] = dL/dlogp_i: adds into model.dhidden() (the caller zeroes it
     // first) and d wte.
@@ -55,12 +66,12 @@ template <class Model> class lm_head {
         reserve_chosen(m);
         ops::chosen_logprobs_backward(m.dhidden(), m.grad(p_wte), dlogp, last_hidden(m),
                                       m.param(p_wte), rows, tokens, N, Model::C, m.vocab(),
-                                      scratch_.data(), chunk_rows_);
+                                      scratch_.data(), chunk_rows(m.vocab()));
     }
 
   private:
     void reserve_chosen(const Model& m) {
-        const std::size_t need = std::size_t(chunk_rows_) * (m.vocab() + 2 * Model::C);
+        const std::size_t need = std::size_t(chunk_rows(m.vocab())) * (m.vocab() + 2 * Model::C);
         if (scratch_.size() < need)
             scratch_.resize(need);
     }
@@ -89,7 +100,7 @@ template <class Model> class lm_head {
                 std::fill(m.dhidden(), m.dhidden() + N * Model::C, T(0));
             return std::numeric_limits<double>::quiet_NaN();
         }
-        const std::size_t need = std::size_t(std::min<std::int64_t>(chunk_rows_, N)) * V;
+        const std::size_t need = std::size_t(std::min<std::int64_t>(chunk_rows(V), N)) * V;
         if (scratch_.size() < need)
             scratch_.resize(need);
         if (losses_.size() != std::size_t(N))
@@ -98,7 +109,7 @@ template <class Model> class lm_head {
         const double total =
             ops::lm_head_loss(grads ? m.dhidden() : nullptr, m.grad(p_wte), losses_.data(), hidden,
                               m.param(p_wte), targets, mask, N, Model::C, V,
-                              T(grad_scale / double(count)), scratch_.data(), chunk_rows_);
+                              T(grad_scale / double(count)), scratch_.data(), chunk_rows(V));
         return total / double(count);
     }
     static const T* last_hidden(Model& m) { return m.hidden(); }

@@ -29,7 +29,7 @@ template <class Model> class lm_objective {
   public:
     using batch_type = lm_batch;
 
-    explicit lm_objective(int chunk_rows = 64) : head_(chunk_rows) {}
+    explicit lm_objective(int chunk_rows = 0) : head_(chunk_rows) {}
 
     double forward_backward(Model& m, const lm_batch& b, double grad_scale) {
         m.forward(b.inputs, b.B, b.T);
