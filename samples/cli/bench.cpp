@@ -127,7 +127,8 @@ bench_samples bench_train(const model_config& cfg, int B, int T, int reps, int w
         step();
     bench_samples s;
     ops::gemm_tally& tally = ops::gemm_tally_now();
-    tally = {.on = true};
+    tally = {};
+    tally.on = true;
     for (int i = 0; i < reps; ++i)
         s.ms.push_back(time_ms(step));
     s.gemm = std::exchange(tally, {});
@@ -197,6 +198,17 @@ inline void add_gemm_fields(nlohmann::ordered_json& j, const bench_samples& s) {
     j["gemm_ms_per_rep"] = 1000.0 * s.gemm.seconds / double(s.ms.size());
     j["gemm_share"] = 1000.0 * s.gemm.seconds / total_ms;
     j["gemm_gflops"] = s.gemm.flops / s.gemm.seconds / 1e9;
+    // Per product shape: op(A) and op(B) as n (as stored) or t (transposed), then M, N, K.
+    auto shapes = nlohmann::ordered_json::array();
+    for (const auto& [k, t] : s.gemm.by_shape)
+        shapes.push_back({{"op", std::string{k[0] ? 't' : 'n', k[1] ? 't' : 'n'}},
+                          {"M", k[2]},
+                          {"N", k[3]},
+                          {"K", k[4]},
+                          {"calls_per_rep", double(t.calls) / double(s.ms.size())},
+                          {"ms_per_rep", 1000.0 * t.seconds / double(s.ms.size())},
+                          {"gflops", t.flops / t.seconds / 1e9}});
+    j["gemm_by_shape"] = shapes;
 }
 
 inline nlohmann::ordered_json bench_json(std::string_view name, bench_samples s,

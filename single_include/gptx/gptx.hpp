@@ -6103,10 +6103,12 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 // paths chosen at run time (AMX-BF16 tiles, AVX512-BF16 vdpbf16ps, portable fp32 FMA).
 // Tested by tests/ops/test_gemm_bf16.cpp, timed by bench/bench_gemm.cpp.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -6634,30 +6636,45 @@ struct bf16_packed_b {
 
 // Wall time and FLOPs of the products run through gemm_mixed and the prepacked gemm_bf16 (the
 // LM head's, packing included), so `gptx bench` can report what share of a step its GEMMs take and
-// at what rate. Off unless turned on; not thread-safe when on, which is fine: the one thread
-// driving the model calls the GEMMs, each threaded inside.
+// at what rate, in all and per shape (which product loses the rate). Off unless turned on; not
+// thread-safe when on, which is fine: the one thread driving the model calls the GEMMs, each
+// threaded inside.
 struct gemm_tally {
+    struct total {
+        double seconds = 0, flops = 0;
+        std::int64_t calls = 0;
+    };
     bool on = false;
     double seconds = 0, flops = 0;
     std::int64_t calls = 0;
+    std::map<std::array<int, 5>, total> by_shape; // (trans_a, trans_b, M, N, K) of the products
 };
 inline gemm_tally& gemm_tally_now() {
     static gemm_tally t;
     return t;
 }
-// Runs f, a product of 2·M·N·K FLOPs (0 for packing), and adds it to the tally when it is on.
-// The timed path is kept out of line so that the usual one inlines exactly as f alone would.
-template <class F> [[gnu::noinline]] void tallied_timed(double flops, F& f) {
+// Runs f, a product of 2·M·N·K FLOPs of the given shape (0 FLOPs: packing), and adds it to the
+// tally when it is on. The timed path is kept out of line so that the usual one inlines exactly
+// as f alone would.
+template <class F>
+[[gnu::noinline]] void tallied_timed(double flops, const std::array<int, 5>& shape, F& f) {
     gemm_tally& t = gemm_tally_now();
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t.seconds += s;
     t.flops += flops;
     t.calls += flops > 0;
+    if (flops > 0) {
+        gemm_tally::total& e = t.by_shape[shape];
+        e.seconds += s;
+        e.flops += flops;
+        ++e.calls;
+    }
 }
-template <class F> void tallied(double flops, F&& f) {
+template <class F> void tallied(double flops, const std::array<int, 5>& shape, F&& f) {
     if (gemm_tally_now().on)
-        tallied_timed(flops, f);
+        tallied_timed(flops, shape, f);
     else
         f();
 }
@@ -6670,7 +6687,7 @@ void pack_bf16(bf16_packed_b& out, bool trans_b, int K, int N, const TB* B, int 
     out.K = K;
     out.N = N;
     out.panels.resize(std::size_t(panels) * ksteps * blk::STEP);
-    tallied(0, [&] {
+    tallied(0, {}, [&] {
         parallel_ranges(panels, [&](std::int64_t b, std::int64_t e) {
             const int j0 = int(b) * blk::NR, nc = std::min(N, int(e) * blk::NR) - j0;
             std::uint16_t* dst = out.panels.data() + std::size_t(b) * ksteps * blk::STEP;
@@ -6688,7 +6705,7 @@ void pack_bf16(bf16_packed_b& out, bool trans_b, int K, int N, const TB* B, int 
 template <class TA>
 void gemm_bf16(bool trans_a, int M, float alpha, const TA* A, int lda, const bf16_packed_b& B,
                float beta, float* C, int ldc, bf16_isa isa = active_bf16_isa()) {
-    tallied(2.0 * M * B.N * B.K, [&] {
+    tallied(2.0 * M * B.N * B.K, {trans_a, 0, M, B.N, B.K}, [&] {
         detail::gemm_bf16_run(trans_a, false, M, B.N, B.K, alpha, A, lda,
                               static_cast<const float*>(nullptr), 0, beta, C, ldc, isa,
                               B.panels.data());
@@ -6722,7 +6739,7 @@ inline precision parse_precision(std::string_view s) {
 template <class Arch = simd::default_arch, class T>
 void gemm_mixed(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
                 const T* B, int ldb, T beta, T* C, int ldc) {
-    tallied(2.0 * M * N * K, [&] {
+    tallied(2.0 * M * N * K, {trans_a, trans_b, M, N, K}, [&] {
         if constexpr (std::is_same_v<T, float>)
             if (matmul_precision() == precision::bf16 && std::min({M, N, K}) >= 16)
                 return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -61,6 +61,21 @@ void check_gemm_fields(const nlohmann::ordered_json& j) {
     const double gemm_flops =
         j["gemm_gflops"].get<double>() * 1e9 * j["gemm_ms_per_rep"].get<double>() / 1000.0;
     BOOST_TEST(gemm_flops == 6.0 * weights * tokens, boost::test_tools::tolerance(1e-6));
+    // Per shape: fp32 packs inside each product, so the shapes' times and FLOPs add up to the
+    // totals; the LM head's three forms are among them (V = 65 in one of M, N, K each).
+    BOOST_TEST_REQUIRE(j["gemm_by_shape"].is_array());
+    double ms = 0, flops = 0;
+    int head_forms = 0;
+    for (const auto& e : j["gemm_by_shape"]) {
+        const double M = e["M"], N = e["N"], K = e["K"], calls = e["calls_per_rep"];
+        BOOST_TEST(calls > 0.0);
+        ms += e["ms_per_rep"].get<double>();
+        flops += 2.0 * M * N * K * calls;
+        head_forms += (M == 65 || N == 65 || K == 65) ? 1 : 0;
+    }
+    BOOST_TEST(ms == j["gemm_ms_per_rep"].get<double>(), boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(flops == 6.0 * weights * tokens, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(head_forms == 3);
 }
 
 } // namespace
