@@ -92,6 +92,12 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                 "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
                   "Conversations with ranked alternative replies for the dialogue RM");
+    c->add_option("--dialogue-rm-native", o.dialogue_rm_native,
+                  "Native share of the dialogue RM's comparisons; the rest are the instruction "
+                  "stage's comparisons as one-turn dialogues (1: native only)")
+        ->check(CLI::Range(0.0, 1.0));
+    c->add_option("--dialogue-ptx-coef", o.dialogue_ptx_coef,
+                  "The chat model's PPO-ptx coefficient (default: --ptx-coef)");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
     c->add_option("--eval-temperature", o.eval_temperature,
                   "Sampling temperature of the evaluated responses");

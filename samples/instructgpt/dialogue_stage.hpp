@@ -7,10 +7,15 @@
 // Tested (on its smoke-test sizes) by tests/cli/test_sft_cli.cpp through `gptx pipeline --quick`.
 #pragma once
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -43,6 +48,11 @@ struct dialogue_sizes {
     int sft_epochs = 4, sft_batch = 16;
     float sft_lr = 3e-4f;
     int rm_conversations = 1600, rm_val_conversations = 100, rm_k = 4, rm_batch = 8;
+    // Of the RM's training comparisons, this fraction native (ranked replies to conversations);
+    // the rest the instruction stage's comparisons (comparisons.jsonl) as one-turn dialogues,
+    // as the SFT mix does with the demonstrations. 1 (or no comparisons.jsonl): native only.
+    // Half and half did not help the chat model (docs/pipeline.md), so native only is the default.
+    double rm_native_fraction = 1.0;
     int rm_hot = 2; // of the K alternatives, this many sampled at rm_hot_temperature
     float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
@@ -91,7 +101,31 @@ struct dialogue_stage_result {
     double sft_exact_last = 0, rlhf_exact_last = 0; // last turn exact, ended
     std::size_t conversations = 0, turns = 0;
     double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
+    // Diagnosis (issue #19): the RM's pairwise accuracy on comparisons of temperature-1 samples
+    // of each model (K alternatives to one of its own replies, ranked by the labeler); SFT's
+    // greedy last-turn exactness (the headroom sampling leaves); last-turn exactness by the kind
+    // of the last user turn (turn_kinds).
+    std::optional<double> rm_on_sft, rm_on_chat;
+    double diagnosis_seconds = 0; // what measuring them took
+    double sft_exact_last_greedy = 0;
+    struct by_kind {
+        std::size_t n = 0, sft_exact = 0, chat_exact = 0;
+    };
+    std::array<by_kind, 4> kinds{};
 };
+
+// The kinds of user turn the evaluation tells apart (dialogue_tasks.hpp's family).
+inline constexpr std::array<const char*, 4> turn_kinds = {
+    "instruction (op word)", "same op, new word", "same op, earlier word", "new op, same word"};
+inline std::size_t turn_kind(std::string_view msg) {
+    if (msg.starts_with("same for the ") || msg.starts_with("now do the same to the "))
+        return 2;
+    if (msg.starts_with("same for ") || msg.starts_with("now do the same to "))
+        return 1;
+    if (msg.starts_with("now "))
+        return 3;
+    return 0;
+}
 
 namespace detail {
 
@@ -238,19 +272,48 @@ tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const 
 // The generation prompts of a conversation: every prefix ending at a user message, formatted
 // with the assistant marker and room for a reply of max_new tokens and its <|end|>; a prefix that
 // would have to drop earlier turns to fit the context is left out.
+// With `prefixes`, the conversation prefix of each prompt is appended to it.
 inline std::vector<std::vector<int>> reply_prompts(const conversation& c, const tokenizer& tok,
-                                                   const chat_format& fmt, int T, int max_new) {
+                                                   const chat_format& fmt, int T, int max_new,
+                                                   std::vector<conversation>* prefixes = nullptr) {
     std::vector<std::vector<int>> out;
     for (std::size_t j = 0; j < c.size(); ++j) {
         if (c[j].role != chat_role::user)
             continue;
-        const conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
+        conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
         const auto p = fmt.format(
             tok, prefix, {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1});
-        if (p.dropped == 0)
+        if (p.dropped == 0) {
             out.push_back(p.tokens);
+            if (prefixes)
+                prefixes->push_back(std::move(prefix));
+        }
     }
     return out;
+}
+
+// The labeler's mean score and exact share of a PPO iteration's rollouts (the over-optimisation
+// curve's gold score beside the RM's): each rollout's prompt is looked up in `context_of` (prompt
+// tokens to the conversation they format); its reply is what follows, cut at a stop token.
+template <class Sequences>
+std::pair<double, double> label_rollouts(const Sequences& rolled,
+                                         const std::map<std::vector<int>, conversation>& context_of,
+                                         const tokenizer& tok) {
+    const dialogue_labeler lab;
+    double sum = 0, exact = 0;
+    for (const auto& s : rolled) {
+        const auto it = context_of.find(
+            std::vector<int>(s.tokens.begin(), s.tokens.begin() + std::ptrdiff_t(s.prompt)));
+        GPTX_CHECK(it != context_of.end(), "dialogue PPO: a rollout's prompt is not a PPO prompt");
+        // tokens: prompt, reply (its stop token last when stopped), the appended end-of-text.
+        const auto last = s.tokens.end() - (s.stopped ? 2 : 1);
+        const std::string reply =
+            tok.decode(std::vector<int>(s.tokens.begin() + std::ptrdiff_t(s.prompt), last));
+        sum += lab.score(it->second, reply, s.ended);
+        exact += s.ended && reply == dialogue_labeler::task_of(it->second).answer ? 1 : 0;
+    }
+    const double n = double(std::max<std::size_t>(1, rolled.size()));
+    return {sum / n, exact / n};
 }
 
 // Whether every user turn of c, with c's own replies as the history, is answered in full
@@ -274,6 +337,9 @@ inline void judge_last_turns(const rolled_out& a, const rolled_out& b, dialogue_
         GPTX_CHECK(!a.scores[i].empty() && a.scores[i].size() == b.scores[i].size(),
                    "dialogue judgement: conversation ", i, " has ", a.scores[i].size(), " and ",
                    b.scores[i].size(), " turns");
+        GPTX_CHECK(a.convs.size() == a.scores.size() && a.convs[i].size() == 2 * a.scores[i].size(),
+                   "dialogue judgement: conversation ", i, " has ", a.scores[i].size(),
+                   " scores but not as many exchanges");
         for (std::size_t j = 0; j < a.scores[i].size(); ++j) {
             sa += a.scores[i][j];
             sb += b.scores[i][j];
@@ -284,6 +350,10 @@ inline void judge_last_turns(const rolled_out& a, const rolled_out& b, dialogue_
         r.rlhf_last += b.scores[i].back();
         r.sft_exact_last += a.exact[i].back() ? 1 : 0;
         r.rlhf_exact_last += b.exact[i].back() ? 1 : 0;
+        auto& k = r.kinds[turn_kind(a.convs[i][a.convs[i].size() - 2].content)];
+        ++k.n;
+        k.sft_exact += a.exact[i].back() ? 1 : 0;
+        k.chat_exact += b.exact[i].back() ? 1 : 0;
         ++n;
     }
     const double nn = double(std::max<std::size_t>(1, n)),
@@ -378,10 +448,25 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     }
 
     // ---- comparisons as ChatGPT's, and the reward model ----------------------------------------
-    write_dialogue_comparisons(dir / "dialogue_comparisons.jsonl",
-                               make_dialogue_comparisons(*sft, tok, fmt, rm_dialogues, z.rm_k,
-                                                         z.max_new, in.seed + 23, z.rm_hot,
-                                                         z.rm_hot_temperature));
+    {
+        const auto native =
+            make_dialogue_comparisons(*sft, tok, fmt, rm_dialogues, z.rm_k, z.max_new, in.seed + 23,
+                                      z.rm_hot, z.rm_hot_temperature);
+        std::vector<dialogue_comparison> converted;
+        if (z.rm_native_fraction < 1 && fs::exists(dir / "comparisons.jsonl"))
+            for (const auto& c : read_comparisons(dir / "comparisons.jsonl"))
+                converted.push_back(dialogue_comparison_of(c));
+        const auto mixed =
+            converted.empty()
+                ? native
+                : mix_dialogue_comparisons(native, converted, z.rm_native_fraction, in.seed + 31);
+        std::printf(
+            "dialogue comparisons: %zu native + %zu converted from comparisons.jsonl -> %zu "
+            "for the RM (native fraction %.2f)\n",
+            native.size(), converted.size(), mixed.size(),
+            converted.empty() ? 1.0 : z.rm_native_fraction);
+        write_dialogue_comparisons(dir / "dialogue_comparisons.jsonl", mixed);
+    }
     write_dialogue_comparisons(dir / "dialogue_comparisons_val.jsonl",
                                make_dialogue_comparisons(*sft, tok, fmt, rm_val_dialogues, z.rm_k,
                                                          z.max_new, in.seed + 24, z.rm_hot,
@@ -422,10 +507,16 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     // The histories are the SFT model's own replies, as the RM's comparisons and the evaluation
     // have them (a chat's history is what the model wrote, not the reference).
     std::vector<std::vector<int>> prompts;
+    std::map<std::vector<int>, conversation> context_of; // for the labeler's view of rollouts
     for (const auto& c :
-         roll_out(*sft, tok, fmt, ppo_dialogues, z.max_new, 1.0f, in.seed + 29).convs)
-        for (auto& p : reply_prompts(c, tok, fmt, T, z.max_new))
-            prompts.push_back(std::move(p));
+         roll_out(*sft, tok, fmt, ppo_dialogues, z.max_new, 1.0f, in.seed + 29).convs) {
+        std::vector<conversation> prefixes;
+        auto ps = reply_prompts(c, tok, fmt, T, z.max_new, &prefixes);
+        for (std::size_t k = 0; k < ps.size(); ++k) {
+            context_of.emplace(ps[k], std::move(prefixes[k]));
+            prompts.push_back(std::move(ps[k]));
+        }
+    }
     auto policy = std::make_unique<model_t>(sft->config());
     copy_params(*policy, *sft);
     {
@@ -455,9 +546,13 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
         for (int it = 0; it < z.ppo_iters; ++it) {
             const ppo_metrics m = ppo.iteration();
+            const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
             metrics << nlohmann::json{{"iteration", m.iteration},
                                       {"score", m.score},
+                                      {"labeler", gold},
+                                      {"exact", gold_exact},
                                       {"kl", m.kl},
+                                      {"kl_seq", m.kl_seq},
                                       {"entropy", m.entropy},
                                       {"ptx_loss", m.ptx_loss},
                                       {"response_length", m.response_length},
@@ -467,9 +562,9 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                            .dump()
                     << "\n";
             if (m.iteration % std::max(1, z.ppo_iters / 10) == 0 || m.iteration == 1)
-                std::printf("dialogue ppo-ptx %lld/%d | score %.3f | kl %.4f | entropy %.3f | ptx "
-                            "%.3f | len %.1f | cut at a marker %.3f | %.0f ms\n",
-                            static_cast<long long>(m.iteration), z.ppo_iters, m.score, m.kl,
+                std::printf("dialogue ppo-ptx %lld/%d | score %.3f | labeler %.3f | kl %.4f | "
+                            "entropy %.3f | ptx %.3f | len %.1f | cut at a marker %.3f | %.0f ms\n",
+                            static_cast<long long>(m.iteration), z.ppo_iters, m.score, gold, m.kl,
                             m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
             std::fflush(stdout);
             res.ppo_stopped = m.stopped;
@@ -484,6 +579,29 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         roll_out(*policy, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
     judge_last_turns(a, b, res);
     res.conversations = eval_dialogues.size();
+    // Diagnosis: the headroom sampling leaves (SFT greedy), and how well the RM ranks each
+    // model's own temperature-1 samples to the held-out conversations.
+    {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto g = roll_out(*sft, tok, fmt, eval_dialogues, z.max_new, 0.0f, in.seed + 28);
+        for (const auto& e : g.exact)
+            res.sft_exact_last_greedy += e.back() ? 1 : 0;
+        res.sft_exact_last_greedy /= double(std::max<std::size_t>(1, g.exact.size()));
+        auto rm_on = [&](const model_t& m) -> std::optional<double> {
+            const auto cmp = tokenize_dialogue_comparisons(
+                make_dialogue_comparisons(m, tok, fmt, eval_dialogues, z.rm_k, z.max_new,
+                                          in.seed + 30),
+                tok, fmt, T);
+            if (cmp.groups.empty())
+                return std::nullopt;
+            reward_objective obj(rm);
+            return evaluate_rewards(rm.trunk(), obj, cmp, z.rm_batch, fmt.end).accuracy;
+        };
+        res.rm_on_sft = rm_on(*sft);
+        res.rm_on_chat = rm_on(*policy);
+        res.diagnosis_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
     {
         std::ofstream s(dir / "chat_samples.txt");
         for (std::size_t i = 0; i < std::min<std::size_t>(20, eval_dialogues.size()); ++i) {
@@ -507,6 +625,24 @@ inline void print_dialogue_row(const dialogue_stage_result& d) {
                 d.conversations, 100 * d.rm_accuracy, 100 * r.p, 100 * r.low, 100 * r.high,
                 d.win.wins, d.win.ties, d.win.losses, d.rlhf_last, d.rlhf_mean, d.sft_last,
                 d.sft_mean, 100 * d.rlhf_exact_last, 100 * d.sft_exact_last);
+}
+
+// The dialogue stage's diagnosis lines (printed after the table).
+inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
+    auto pct = [](const std::optional<double>& v) {
+        return v ? std::to_string(100 * *v).substr(0, 4) + "%" : std::string("n/a (all tied)");
+    };
+    std::printf("dialogue diagnosis: last turn exact, dialogue SFT greedy %.1f%%, SFT %.1f%%, chat "
+                "%.1f%% (temperature 1); dialogue RM pairwise accuracy on temperature-1 samples of "
+                "SFT %s, of the chat model %s (measured in %.1f s)\n",
+                100 * d.sft_exact_last_greedy, 100 * d.sft_exact_last, 100 * d.rlhf_exact_last,
+                pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(), d.diagnosis_seconds);
+    for (std::size_t k = 0; k < d.kinds.size(); ++k)
+        if (d.kinds[k].n)
+            std::printf("  last turn '%s': %zu conversations, exact SFT %.1f%%, chat %.1f%%\n",
+                        turn_kinds[k], d.kinds[k].n,
+                        100.0 * double(d.kinds[k].sft_exact) / double(d.kinds[k].n),
+                        100.0 * double(d.kinds[k].chat_exact) / double(d.kinds[k].n));
 }
 
 } // namespace gptx::instructgpt

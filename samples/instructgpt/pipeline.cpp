@@ -393,6 +393,8 @@ void run_pipeline(pipeline_options o) {
             std::printf(" %.0f%% |", 100.0 * k[j] / k[0]);
         std::printf("\n");
     }
+    if (dialogue)
+        print_dialogue_diagnosis(*dialogue);
     std::fflush(stdout);
     if (o.json) {
         nlohmann::json j{
@@ -417,6 +419,18 @@ void run_pipeline(pipeline_options o) {
              dialogue ? nlohmann::json(dialogue->rm_accuracy) : nlohmann::json()},
             {"dialogue_ppo_stopped",
              dialogue ? nlohmann::json(dialogue->ppo_stopped) : nlohmann::json()},
+            {"dialogue_exact_sft",
+             dialogue ? nlohmann::json(dialogue->sft_exact_last) : nlohmann::json()},
+            {"dialogue_exact_chat",
+             dialogue ? nlohmann::json(dialogue->rlhf_exact_last) : nlohmann::json()},
+            {"dialogue_exact_sft_greedy",
+             dialogue ? nlohmann::json(dialogue->sft_exact_last_greedy) : nlohmann::json()},
+            {"dialogue_rm_accuracy_on_sft", dialogue && dialogue->rm_on_sft
+                                                ? nlohmann::json(*dialogue->rm_on_sft)
+                                                : nlohmann::json()},
+            {"dialogue_rm_accuracy_on_chat", dialogue && dialogue->rm_on_chat
+                                                 ? nlohmann::json(*dialogue->rm_on_chat)
+                                                 : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};

@@ -42,11 +42,12 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.eval_conversations = o.eval_prompts;
     if (o.dialogue_rm_conversations > 0)
         d.rm_conversations = o.dialogue_rm_conversations;
+    d.rm_native_fraction = o.dialogue_rm_native;
     d.ppo_lr = o.ppo_lr;
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
     d.kl_coef = o.kl_coef;
-    d.ptx_coef = o.ptx_coef;
+    d.ptx_coef = o.dialogue_ptx_coef >= 0 ? o.dialogue_ptx_coef : o.ptx_coef;
     return d;
 }
 

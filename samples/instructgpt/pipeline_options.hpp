@@ -59,6 +59,8 @@ struct pipeline_options {
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
+    double dialogue_rm_native = 1.0;   // native share of the dialogue RM's comparisons
+    double dialogue_ptx_coef = -1;     // the chat model's ptx coefficient; < 0: ptx_coef
     bool no_dialogue = false;          // stop after the InstructGPT stages
 
     float value_lr_or_default() const { return value_lr > 0 ? value_lr : 2 * ppo_lr; }

@@ -4096,12 +4096,13 @@ read_dialogue_comparisons(const std::filesystem::path& path) {
     return out;
 }
 
-// Native dialogues mixed with converted ones so that a fraction `native_fraction` of the result
-// is native: as many as the scarcer side allows, each side a random subset, the whole shuffled
-// (same seed, same mix). 0 keeps only converted data, 1 only native.
-inline std::vector<conversation> mix_dialogues(std::span<const conversation> native,
-                                               std::span<const conversation> converted,
-                                               double native_fraction, std::uint64_t seed) {
+// Native data mixed with converted data so that a fraction `native_fraction` of the result is
+// native: as many as the scarcer side allows, each side a random subset, the whole shuffled (same
+// seed, same mix). 0 keeps only converted data, 1 only native. For dialogues (SFT) and dialogue
+// comparisons (the reward model) alike.
+template <class T>
+std::vector<T> mix_native(std::span<const T> native, std::span<const T> converted,
+                          double native_fraction, std::uint64_t seed) {
     GPTX_CHECK(native_fraction >= 0.0 && native_fraction <= 1.0,
                "mix_dialogues: the native fraction must be in [0, 1], got ", native_fraction);
     const double a = double(native.size()), b = double(converted.size());
@@ -4113,8 +4114,7 @@ inline std::vector<conversation> mix_dialogues(std::span<const conversation> nat
         std::min(converted.size(), std::size_t(n * (1 - native_fraction) + 1e-9));
     GPTX_CHECK(take_a + take_b > 0, "mix_dialogues: nothing to mix");
     rng r(seed);
-    auto pick = [&](std::span<const conversation> from, std::size_t k,
-                    std::vector<conversation>& out) {
+    auto pick = [&](std::span<const T> from, std::size_t k, std::vector<T>& out) {
         std::vector<std::size_t> idx(from.size());
         std::iota(idx.begin(), idx.end(), std::size_t(0));
         for (std::size_t i = 0; i < k; ++i) // partial Fisher-Yates
@@ -4122,12 +4122,23 @@ inline std::vector<conversation> mix_dialogues(std::span<const conversation> nat
         for (std::size_t i = 0; i < k; ++i)
             out.push_back(from[idx[i]]);
     };
-    std::vector<conversation> out;
+    std::vector<T> out;
     pick(native, take_a, out);
     pick(converted, take_b, out);
     for (std::size_t i = out.size(); i > 1; --i)
         std::swap(out[i - 1], out[std::size_t(r.below(i))]);
     return out;
+}
+inline std::vector<conversation> mix_dialogues(std::span<const conversation> native,
+                                               std::span<const conversation> converted,
+                                               double native_fraction, std::uint64_t seed) {
+    return mix_native(native, converted, native_fraction, seed);
+}
+inline std::vector<dialogue_comparison>
+mix_dialogue_comparisons(std::span<const dialogue_comparison> native,
+                         std::span<const dialogue_comparison> converted, double native_fraction,
+                         std::uint64_t seed) {
+    return mix_native(native, converted, native_fraction, seed);
 }
 
 // ---- packing for dialogue SFT -----------------------------------------------------------------
@@ -15964,6 +15975,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // The EMA of the policy weights, when ema_decay > 0 (else null).
     ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
     const ppo_config& config() const { return cfg_; }
+    // The last iteration's rollouts (prompt, response, end-of-text; ended/stopped flags), for a
+    // caller that judges them by other means than the reward (a labeler's gold score).
+    const auto& rollouts() const { return buf_.sequences(); }
 
   private:
     void rollout(ppo_metrics& out) {

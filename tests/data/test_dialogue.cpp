@@ -111,6 +111,39 @@ BOOST_AUTO_TEST_CASE(mixing_keeps_the_ratio) {
                }).find("native fraction must be in [0, 1]") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(reward_model_comparisons_mix_like_dialogues) {
+    // Native comparisons (replies to a later turn) with converted one-turn ones: the same ratio
+    // rule, and each comparison arrives whole (its context and its ranking together).
+    std::vector<dialogue_comparison> native, converted;
+    // Strings appended, not literal + string: GCC 12 warns falsely (-Wrestrict) on the latter.
+    auto numbered = [](std::string s, int i) { return s.append(std::to_string(i)); };
+    for (int i = 0; i < 10; ++i)
+        native.push_back({{{chat_role::user, "reverse ab"},
+                           {chat_role::assistant, "ba"},
+                           {chat_role::user, numbered("same for n", i)}},
+                          {numbered("best", i), "worst"},
+                          i + 1});
+    for (int i = 0; i < 50; ++i)
+        converted.push_back(
+            dialogue_comparison_of(comparison{numbered("c", i), {"x", "y", "z"}, i + 1}));
+    const auto m = mix_dialogue_comparisons(native, converted, 0.5, 3);
+    BOOST_TEST(m.size() == 20u);
+    int n = 0;
+    for (const auto& c : m) {
+        if (c.context.size() == 3) {
+            ++n;
+            BOOST_TEST(c.responses[0] ==
+                       numbered("best", std::stoi(c.context[2].content.substr(10))));
+        } else {
+            BOOST_TEST(c.context.size() == 1u);
+            BOOST_TEST(c.responses.size() == 3u);
+        }
+    }
+    BOOST_TEST(n == 10);
+    BOOST_TEST(mix_dialogue_comparisons(native, converted, 0.2, 3).size() == 50u); // 10 + 40
+    BOOST_TEST(mix_dialogue_comparisons(native, converted, 1.0, 3).size() == 10u);
+}
+
 BOOST_AUTO_TEST_CASE(later_turns_refer_to_earlier_ones) {
     const conversation c{{chat_role::user, "reverse kopa"},
                          {chat_role::assistant, "apok"},

@@ -70,6 +70,15 @@ BOOST_AUTO_TEST_CASE(the_dialogue_judgement_is_on_the_last_turn) {
     chat.scores = {{0.0, 0.6}, {0.9, 0.7}, {0.3, 0.4}};
     sft.exact = {{true, false}, {false, true}, {false, true}};
     chat.exact = {{false, false}, {true, true}, {false, false}};
+    // The SFT roll-out's user turns name each last turn's kind (the replies do not matter).
+    auto conv = [](const char* first, const char* last) {
+        return conversation{{chat_role::user, first},
+                            {chat_role::assistant, "x"},
+                            {chat_role::user, last},
+                            {chat_role::assistant, "y"}};
+    };
+    sft.convs = {conv("reverse kopa", "same for the first word"),
+                 conv("uppercase tiba", "now reverse it"), conv("length of mel", "same for gub")};
     dialogue_stage_result r;
     instructgpt::detail::judge_last_turns(sft, chat, r);
     BOOST_TEST(r.win.wins == 1u);
@@ -82,6 +91,21 @@ BOOST_AUTO_TEST_CASE(the_dialogue_judgement_is_on_the_last_turn) {
     BOOST_TEST(r.rlhf_mean == 2.9 / 6, boost::test_tools::tolerance(1e-12));
     BOOST_TEST(r.sft_exact_last == 2.0 / 3, boost::test_tools::tolerance(1e-12));
     BOOST_TEST(r.rlhf_exact_last == 1.0 / 3, boost::test_tools::tolerance(1e-12));
+    // Last-turn exactness by kind: an earlier word (neither right), a new operation (both
+    // right), a new word (SFT right); no fresh instruction.
+    BOOST_TEST(r.kinds[0].n == 0u);
+    BOOST_TEST(r.kinds[1].n == 1u);
+    BOOST_TEST(r.kinds[1].sft_exact == 1u);
+    BOOST_TEST(r.kinds[1].chat_exact == 0u);
+    BOOST_TEST(r.kinds[2].n == 1u);
+    BOOST_TEST(r.kinds[2].sft_exact == 0u);
+    BOOST_TEST(r.kinds[2].chat_exact == 0u);
+    BOOST_TEST(r.kinds[3].n == 1u);
+    BOOST_TEST(r.kinds[3].sft_exact == 1u);
+    BOOST_TEST(r.kinds[3].chat_exact == 1u);
+    BOOST_TEST(instructgpt::turn_kind("uppercase gub") == 0u);
+    BOOST_TEST(instructgpt::turn_kind("now do the same to gub") == 1u);
+    BOOST_TEST(instructgpt::turn_kind("now do the same to the second word") == 2u);
     // Roll-outs of different conversations are not comparable.
     chat.scores.pop_back();
     dialogue_stage_result bad;

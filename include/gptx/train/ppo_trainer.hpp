@@ -220,6 +220,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // The EMA of the policy weights, when ema_decay > 0 (else null).
     ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
     const ppo_config& config() const { return cfg_; }
+    // The last iteration's rollouts (prompt, response, end-of-text; ended/stopped flags), for a
+    // caller that judges them by other means than the reward (a labeler's gold score).
+    const auto& rollouts() const { return buf_.sequences(); }
 
   private:
     void rollout(ppo_metrics& out) {
