@@ -135,8 +135,13 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
          {"rm_accuracy", "ppo_win_rate", "ppo_ptx_win_rate", "ppo_kl", "ppo_ptx_kl",
           "labeler_mean_sft", "labeler_mean_ppo", "labeler_mean_ppo_ptx", "exact_ppo",
           "pretrain_val_loss_sft", "pretrain_val_loss_ppo", "pretrain_val_loss_ppo_ptx",
-          "dialogue_win_rate", "dialogue_rm_accuracy", "dialogue_conversations", "seconds"})
+          "dialogue_win_rate", "dialogue_rm_accuracy", "dialogue_conversations",
+          "dialogue_exact_sft", "dialogue_exact_chat", "dialogue_exact_sft_greedy", "seconds"})
         BOOST_TEST((j.contains(k) && finite(j[k])), k);
+    // The dialogue RM on each model's own samples: a share, or null when every sample tied.
+    for (const char* k : {"dialogue_rm_accuracy_on_sft", "dialogue_rm_accuracy_on_chat"})
+        BOOST_TEST(
+            (j.contains(k) && (j[k].is_null() || (finite(j[k]) && j[k] >= 0.0 && j[k] <= 1.0))), k);
     for (const char* k : {"ppo_win_rate_ci", "ppo_ptx_win_rate_ci", "dialogue_win_rate_ci"})
         BOOST_TEST((j.contains(k) && j[k].size() == 2 && finite(j[k][0]) && finite(j[k][1]) &&
                     j[k][0].get<double>() <= j[k][1].get<double>()),
@@ -148,6 +153,21 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn") !=
                std::string::npos);
     BOOST_TEST(r.out.find("ppo round 2: RM retrained on") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("dialogue diagnosis: last turn exact, dialogue SFT greedy") !=
+               std::string::npos);
+    // Every dialogue PPO iteration logs the labeler's view beside the RM's (the report's curve).
+    {
+        std::ifstream f(w.path / "p" / "dialogue_ppo_metrics.jsonl");
+        std::string line;
+        int lines = 0;
+        while (std::getline(f, line)) {
+            const auto m = nlohmann::json::parse(line);
+            BOOST_TEST((finite(m["labeler"]) && m["labeler"] >= 0.0 && m["labeler"] <= 1.0));
+            BOOST_TEST((finite(m["kl_seq"]) && finite(m["score"])));
+            ++lines;
+        }
+        BOOST_TEST(lines == 2); // --quick: two iterations
+    }
     for (const char* f :
          {"sft.jsonl", "comparisons.jsonl", "ppo_prompts.jsonl", "pretrain_train.bin",
           "dialogue_sft.jsonl", "dialogue_comparisons.jsonl", "chat.gptx"})
