@@ -630,7 +630,11 @@ inline void print_dialogue_row(const dialogue_stage_result& d) {
 // The dialogue stage's diagnosis lines (printed after the table).
 inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
     auto pct = [](const std::optional<double>& v) {
-        return v ? std::to_string(100 * *v).substr(0, 4) + "%" : std::string("n/a (all tied)");
+        if (!v)
+            return std::string("n/a (all tied)");
+        char b[16];
+        std::snprintf(b, sizeof b, "%.1f%%", 100 * *v);
+        return std::string(b);
     };
     std::printf("dialogue diagnosis: last turn exact, dialogue SFT greedy %.1f%%, SFT %.1f%%, chat "
                 "%.1f%% (temperature 1); dialogue RM pairwise accuracy on temperature-1 samples of "
