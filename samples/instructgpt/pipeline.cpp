@@ -397,6 +397,17 @@ void run_pipeline(pipeline_options o) {
         print_dialogue_diagnosis(*dialogue);
     std::fflush(stdout);
     if (o.json) {
+        // A dialogue stage figure: null with --no-dialogue, or when an optional one was not
+        // measured (every sample tied).
+        auto dj = [&](auto get) -> nlohmann::json {
+            if (!dialogue)
+                return nullptr;
+            const auto v = get(*dialogue);
+            if constexpr (requires { v.has_value(); })
+                return v ? nlohmann::json(*v) : nlohmann::json();
+            else
+                return v;
+        };
         nlohmann::json j{
             {"rm_accuracy", need_rm ? nlohmann::json(rm_accuracy) : nlohmann::json()},
             {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
@@ -408,29 +419,19 @@ void run_pipeline(pipeline_options o) {
             {"pretrain_val_loss_pretrained", loss_pretrained},
             {"pretrain_val_loss_sft", loss_sft},
             {"eval_prompts", eval_prompts.size()},
-            {"dialogue_win_rate",
-             dialogue ? nlohmann::json(dialogue->win.rate().p) : nlohmann::json()}, // issue #7
-            {"dialogue_win_rate_ci",
-             dialogue ? nlohmann::json({dialogue->win.rate().low, dialogue->win.rate().high})
-                      : nlohmann::json()},
-            {"dialogue_conversations",
-             dialogue ? nlohmann::json(dialogue->conversations) : nlohmann::json()},
-            {"dialogue_rm_accuracy",
-             dialogue ? nlohmann::json(dialogue->rm_accuracy) : nlohmann::json()},
-            {"dialogue_ppo_stopped",
-             dialogue ? nlohmann::json(dialogue->ppo_stopped) : nlohmann::json()},
-            {"dialogue_exact_sft",
-             dialogue ? nlohmann::json(dialogue->sft_exact_last) : nlohmann::json()},
-            {"dialogue_exact_chat",
-             dialogue ? nlohmann::json(dialogue->rlhf_exact_last) : nlohmann::json()},
+            {"dialogue_win_rate", dj([](const auto& d) { return d.win.rate().p; })}, // issue #7
+            {"dialogue_win_rate_ci", dj([](const auto& d) {
+                 return nlohmann::json{d.win.rate().low, d.win.rate().high};
+             })},
+            {"dialogue_conversations", dj([](const auto& d) { return d.conversations; })},
+            {"dialogue_rm_accuracy", dj([](const auto& d) { return d.rm_accuracy; })},
+            {"dialogue_ppo_stopped", dj([](const auto& d) { return d.ppo_stopped; })},
+            {"dialogue_exact_sft", dj([](const auto& d) { return d.sft_exact_last; })},
+            {"dialogue_exact_chat", dj([](const auto& d) { return d.rlhf_exact_last; })},
             {"dialogue_exact_sft_greedy",
-             dialogue ? nlohmann::json(dialogue->sft_exact_last_greedy) : nlohmann::json()},
-            {"dialogue_rm_accuracy_on_sft", dialogue && dialogue->rm_on_sft
-                                                ? nlohmann::json(*dialogue->rm_on_sft)
-                                                : nlohmann::json()},
-            {"dialogue_rm_accuracy_on_chat", dialogue && dialogue->rm_on_chat
-                                                 ? nlohmann::json(*dialogue->rm_on_chat)
-                                                 : nlohmann::json()},
+             dj([](const auto& d) { return d.sft_exact_last_greedy; })},
+            {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
+            {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
             {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};
