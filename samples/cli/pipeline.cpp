@@ -74,7 +74,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "the reward model (the RM's ceiling)");
     c->add_option("--methods", o.methods,
                   "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
-                  "rloo, or none (SFT only) (default: all five; 19 minutes with the dialogue "
+                  "rloo, rs (rejection-sampling fine-tuning), or none (SFT only) (default: "
+                  "ppo,ppo-ptx,dpo,grpo,rloo; 19 minutes with the dialogue "
                   "stage on 2 cores, docs/pipeline.md has each stage's time)");
     c->add_option("--dpo-beta", o.dpo_beta,
                   "DPO beta: the implicit reward is beta (log pi - log pi_SFT)");
@@ -82,6 +83,11 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--dpo-epochs", o.dpo_epochs, "DPO passes over the RM's comparisons");
     c->add_option("--group-size", o.group_size,
                   "GRPO/RLOO responses per prompt G (--rollouts / G prompts per iteration)");
+    c->add_option("--rs-k", o.rs_k,
+                  "RS: SFT samples per PPO prompt; the RM's best is fine-tuned on")
+        ->check(CLI::Range(1, 64));
+    c->add_option("--rs-epochs", o.rs_epochs, "RS: fine-tuning passes over the kept samples")
+        ->check(CLI::PositiveNumber);
     c->add_option("--grpo-kl-coef", o.grpo_kl_coef,
                   "GRPO/RLOO coefficient of the k3 KL penalty to SFT in the loss");
     c->add_flag("--evaluate-only", o.evaluate_only,
@@ -92,6 +98,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                 "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
                   "Conversations with ranked alternative replies for the dialogue RM");
+    c->add_option("--dialogue-rm-epochs", o.dialogue_rm_epochs,
+                  "Passes of the dialogue RM over its comparisons (default 2)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-rm-native", o.dialogue_rm_native,
                   "Native share of the dialogue RM's comparisons; the rest are the instruction "
                   "stage's comparisons as one-turn dialogues (1: native only)")

@@ -108,6 +108,9 @@ struct dialogue_stage_result {
     std::optional<double> rm_on_sft, rm_on_chat;
     double diagnosis_seconds = 0; // what measuring them took
     double sft_exact_last_greedy = 0;
+    // Best of n of SFT's temperature-1 replies to each held-out conversation's last turn,
+    // picked by the RM and by the labeler, against SFT's single reply (best_of_n_curve).
+    best_of_n_curve bon;
     struct by_kind {
         std::size_t n = 0, sft_exact = 0, chat_exact = 0;
     };
@@ -366,6 +369,58 @@ inline void judge_last_turns(const rolled_out& a, const rolled_out& b, dialogue_
     r.rlhf_mean = sb / turns;
 }
 
+// Best of n of `model`'s temperature-1 replies to the last turn of each conversation of `a` (its
+// history as `a` has it), by the RM and by the labeler, against `a`'s own last reply; n in ns.
+template <class Model, class RM>
+best_of_n_curve dialogue_best_of_n(const Model& model, RM& rm, const tokenizer& tok,
+                                   const chat_format& fmt, const rolled_out& a,
+                                   const std::vector<int>& ns, int max_new, std::uint64_t seed) {
+    const int T = model.context(), N = *std::max_element(ns.begin(), ns.end());
+    std::vector<conversation> contexts;
+    std::vector<std::vector<int>> prompts;
+    std::vector<double> base;
+    for (std::size_t i = 0; i < a.convs.size(); ++i) {
+        conversation ctx(a.convs[i].begin(), a.convs[i].end() - 1); // to the last user message
+        prompts.push_back(
+            fmt.format(tok, ctx,
+                       {.max_tokens = T, .generation_prompt = true, .reserve = max_new + 1})
+                .tokens);
+        contexts.push_back(std::move(ctx));
+        base.push_back(a.scores[i].back());
+    }
+    const dialogue_labeler lab;
+    const std::size_t C = contexts.size();
+    std::vector<std::vector<double>> gold(C);
+    std::vector<std::vector<bool>> exact(C);
+    std::vector<std::vector<int>> seqs; // [k * C + i]: the conversation with the reply, closed
+    for (int k = 0; k < N; ++k) {
+        const auto gen = sample_responses(model, prompts, max_new,
+                                          {1.0f, 0, 1.0f, mix64(seed + std::uint64_t(k))}, fmt.end);
+        for (std::size_t i = 0; i < C; ++i) {
+            std::vector<int> ids = gen[i].tokens;
+            bool ended = gen[i].reason == stop_reason::end_of_text;
+            for (std::size_t t = 0; t < ids.size(); ++t)
+                if (tok.special().text_of(ids[t])) {
+                    ids.resize(t);
+                    ended = false;
+                    break;
+                }
+            const std::string reply = tok.decode(ids);
+            gold[i].push_back(lab.score(contexts[i], reply, ended));
+            exact[i].push_back(ended && reply == dialogue_labeler::task_of(contexts[i]).answer);
+            conversation conv = contexts[i];
+            conv.push_back({chat_role::assistant, reply});
+            seqs.push_back(fmt.format(tok, conv, {.max_tokens = T}).tokens);
+        }
+    }
+    const auto score = rm.score_sequences(seqs, fmt.end);
+    std::vector<std::vector<float>> by(C);
+    for (int k = 0; k < N; ++k)
+        for (std::size_t i = 0; i < C; ++i)
+            by[i].push_back(score[std::size_t(k) * C + i]);
+    return best_of_n(gold, exact, by, base, ns);
+}
+
 } // namespace detail
 
 template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage_inputs<S>& in) {
@@ -599,6 +654,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         };
         res.rm_on_sft = rm_on(*sft);
         res.rm_on_chat = rm_on(*policy);
+        res.bon =
+            dialogue_best_of_n(*sft, rm, tok, fmt, a, {1, 2, 4, 8, 16}, z.max_new, in.seed + 32);
         res.diagnosis_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
@@ -641,6 +698,8 @@ inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
                 "SFT %s, of the chat model %s (measured in %.1f s)\n",
                 100 * d.sft_exact_last_greedy, 100 * d.sft_exact_last, 100 * d.rlhf_exact_last,
                 pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(), d.diagnosis_seconds);
+    std::printf("dialogue diagnosis: best of n SFT replies to the last turn over SFT's one: %s\n",
+                describe(d.bon).c_str());
     for (std::size_t k = 0; k < d.kinds.size(); ++k)
         if (d.kinds[k].n)
             std::printf("  last turn '%s': %zu conversations, exact SFT %.1f%%, chat %.1f%%\n",

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <gptx/core/stats.hpp>
 #include <gptx/data/comparisons.hpp>
 #include <gptx/data/sft.hpp>
 #include <gptx/text/tokenizer.hpp>
@@ -63,6 +64,80 @@ inline labelled label_responses(const std::vector<std::string>& prompts,
     out.exact /= double(prompts.size());
     out.padded /= double(prompts.size());
     return out;
+}
+
+// Best of n, as Gao et al. (2022) measure over-optimisation without RL: of the first n of a
+// prompt's samples, the one the RM scores highest (and, as the ceiling, the one the labeler
+// scores highest) is judged by the labeler against the base model's single sample. Best of n is
+// log n - (n-1)/n nats of KL from the sampler, so the curve shows what the RM's ranking is worth
+// before any optimiser can exploit it. gold[i][k], exact[i][k], rm[i][k]: sample k of prompt i.
+struct best_of_n_curve {
+    std::vector<int> n;
+    std::vector<win_rate> by_rm, by_labeler;
+    std::vector<double> exact_by_rm; // share of the RM's picks that are exact
+    static double kl(int n) { return std::log(double(n)) - double(n - 1) / double(n); }
+};
+inline best_of_n_curve best_of_n(const std::vector<std::vector<double>>& gold,
+                                 const std::vector<std::vector<bool>>& exact,
+                                 const std::vector<std::vector<float>>& rm,
+                                 const std::vector<double>& base, const std::vector<int>& ns) {
+    GPTX_CHECK(gold.size() == base.size() && exact.size() == base.size() &&
+                   rm.size() == base.size(),
+               "best_of_n: ", gold.size(), " labelled, ", rm.size(), " scored, ", base.size(),
+               " base samples");
+    best_of_n_curve c;
+    for (int n : ns) {
+        win_rate by_rm, by_lab;
+        double ex = 0;
+        for (std::size_t i = 0; i < base.size(); ++i) {
+            GPTX_CHECK(n >= 1 && std::size_t(n) <= gold[i].size() && gold[i].size() == rm[i].size(),
+                       "best_of_n: prompt ", i, " has ", gold[i].size(), " samples, n is ", n);
+            std::size_t pick = 0;
+            double top = gold[i][0];
+            for (std::size_t k = 1; k < std::size_t(n); ++k) {
+                if (rm[i][k] > rm[i][pick])
+                    pick = k;
+                top = std::max(top, gold[i][k]);
+            }
+            by_rm.add(gold[i][pick], base[i]);
+            by_lab.add(top, base[i]);
+            ex += exact[i][pick] ? 1 : 0;
+        }
+        c.n.push_back(n);
+        c.by_rm.push_back(by_rm);
+        c.by_labeler.push_back(by_lab);
+        c.exact_by_rm.push_back(ex / double(std::max<std::size_t>(1, base.size())));
+    }
+    return c;
+}
+
+// "n: RM win% (exact%), labeler win%" for each n of the curve, for the printed diagnosis.
+inline std::string describe(const best_of_n_curve& c) {
+    std::string out;
+    char b[160];
+    for (std::size_t j = 0; j < c.n.size(); ++j) {
+        const auto r = c.by_rm[j].rate(), l = c.by_labeler[j].rate();
+        std::snprintf(b, sizeof b,
+                      "%sn=%d (KL %.2f): RM %.1f%% [%.1f, %.1f] (exact %.1f%%), labeler %.1f%%",
+                      j ? "; " : "", c.n[j], best_of_n_curve::kl(c.n[j]), 100 * r.p, 100 * r.low,
+                      100 * r.high, 100 * c.exact_by_rm[j], 100 * l.p);
+        out += b;
+    }
+    return out;
+}
+
+// {"n": [...], "kl": [...], "rm_win_rate": [...], "rm_win_rate_ci": [[lo, hi]...], "rm_exact":
+// [...], "labeler_win_rate": [...]}: the curve for `gptx pipeline --json`.
+inline nlohmann::json bon_json(const best_of_n_curve& c) {
+    nlohmann::json j{{"n", c.n}, {"rm_exact", c.exact_by_rm}};
+    for (std::size_t k = 0; k < c.n.size(); ++k) {
+        const auto r = c.by_rm[k].rate();
+        j["kl"].push_back(best_of_n_curve::kl(c.n[k]));
+        j["rm_win_rate"].push_back(r.p);
+        j["rm_win_rate_ci"].push_back({r.low, r.high});
+        j["labeler_win_rate"].push_back(c.by_labeler[k].rate().p);
+    }
+    return j;
 }
 
 inline std::vector<std::string> prompts_of(const std::vector<task>& ts) {

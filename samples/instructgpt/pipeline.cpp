@@ -251,6 +251,7 @@ void run_pipeline(pipeline_options o) {
                   : m == "ppo-ptx" ? "PPO-ptx"
                   : m == "dpo"     ? "DPO"
                   : m == "grpo"    ? "GRPO"
+                  : m == "rs"      ? "RS (best of K)"
                                    : "RLOO";
         std::string file = m + ".gptx";
         std::replace(file.begin(), file.end(), '-', '_'); // ppo_ptx.gptx, as before
@@ -268,6 +269,8 @@ void run_pipeline(pipeline_options o) {
             r.model = std::move(st.policy);
             r.rm_on_policy = std::move(st.rm_on_policy);
             r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
+        } else if (m == "rs") {
+            r.model = rs_stage(o, *sft, rm, tok, prompts_of(ppo_tasks), dir);
         } else if (m == "dpo") {
             r.model = dpo_stage(o, *sft, rm_train, rm_val, eot, dir / "dpo_metrics.jsonl");
         } else {
@@ -296,6 +299,11 @@ void run_pipeline(pipeline_options o) {
         return v.empty() ? 0.0 : s / double(v.size());
     };
     const double loss_sft = val_loss(*sft);
+    // What the RM's ranking is worth without an optimiser: best of n of SFT's own samples.
+    std::optional<best_of_n_curve> bon;
+    if (need_rm && !o.evaluate_only)
+        bon = instruction_best_of_n(o, *sft, rm, tok, eval_prompts, l_sft.scores, {1, 2, 4, 8, 16},
+                                    o.seed + 12);
     for (method_run& r : runs) {
         r.gen = sample_responses(*r.model, eval_tokens, o.max_new, ec, eot);
         r.lab = label_responses(eval_prompts, r.gen, tok);
@@ -393,6 +401,8 @@ void run_pipeline(pipeline_options o) {
             std::printf(" %.0f%% |", 100.0 * k[j] / k[0]);
         std::printf("\n");
     }
+    if (bon)
+        std::printf("\nbest of n SFT responses over SFT's one: %s\n", describe(*bon).c_str());
     if (dialogue)
         print_dialogue_diagnosis(*dialogue);
     std::fflush(stdout);
@@ -432,6 +442,8 @@ void run_pipeline(pipeline_options o) {
              dj([](const auto& d) { return d.sft_exact_last_greedy; })},
             {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
             {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
+            {"dialogue_best_of_n", dj([](const auto& d) { return bon_json(d.bon); })},
+            {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};

@@ -42,6 +42,8 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.eval_conversations = o.eval_prompts;
     if (o.dialogue_rm_conversations > 0)
         d.rm_conversations = o.dialogue_rm_conversations;
+    if (o.dialogue_rm_epochs > 0)
+        d.rm_epochs = o.dialogue_rm_epochs;
     d.rm_native_fraction = o.dialogue_rm_native;
     d.ppo_lr = o.ppo_lr;
     d.value_lr = o.value_lr_or_default();
@@ -96,7 +98,7 @@ inline void apply_quick(pipeline_options& o) {
 
 // The methods `--methods` may name, in the order the pipeline runs and prints them.
 inline const std::vector<std::string>& all_methods() {
-    static const std::vector<std::string> m{"ppo", "ppo-ptx", "dpo", "grpo", "rloo"};
+    static const std::vector<std::string> m{"ppo", "ppo-ptx", "dpo", "grpo", "rloo", "rs"};
     return m;
 }
 inline std::vector<std::string> parse_methods(const std::string& list) {
@@ -108,7 +110,7 @@ inline std::vector<std::string> parse_methods(const std::string& list) {
         const std::string m = list.substr(at, comma - at);
         GPTX_CHECK(std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(),
                    "--methods: unknown method '", m,
-                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo, or none alone)");
+                   "' (choose from ppo, ppo-ptx, dpo, grpo, rloo, rs, or none alone)");
         named.push_back(m);
         at = comma + 1;
     }
@@ -219,6 +221,35 @@ rm_on_samples_of(const pipeline_options& o, const pipeline_model& model,
         return std::nullopt; // every prompt's samples tied: nothing to rank
     reward_objective obj(rm);
     return evaluate_rewards(rm.trunk(), obj, cmp, o.rm_batch, eot);
+}
+
+// Best of n of `model`'s temperature-1 responses to each prompt, by the RM and by the labeler,
+// against `base` (the labeler's score of the model's single response to each): best_of_n_curve.
+inline best_of_n_curve instruction_best_of_n(const pipeline_options& o, const pipeline_model& model,
+                                             reward_model<pipeline_shape>& rm, const tokenizer& tok,
+                                             const std::vector<std::string>& prompts,
+                                             const std::vector<double>& base,
+                                             const std::vector<int>& ns, std::uint64_t seed) {
+    const int eot = tok.vocab_size(), N = *std::max_element(ns.begin(), ns.end());
+    const auto tokens = prompt_tokens(tok, prompts, eot);
+    std::vector<std::vector<double>> gold(prompts.size());
+    std::vector<std::vector<bool>> exact(prompts.size());
+    std::vector<std::vector<float>> by(prompts.size());
+    for (int k = 0; k < N; ++k) {
+        const auto gen = sample_responses(model, tokens, o.max_new,
+                                          {1.0f, 0, 1.0f, mix64(seed + std::uint64_t(k))}, eot);
+        const labelled l = label_responses(prompts, gen, tok);
+        std::vector<std::vector<int>> seqs;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            seqs.push_back(reward_sequence(tokens[i], gen[i].tokens, eot, o.context));
+        const auto r = rm.score_sequences(seqs, eot, o.rm_batch);
+        for (std::size_t i = 0; i < prompts.size(); ++i) {
+            gold[i].push_back(l.scores[i]);
+            exact[i].push_back(l.exact_each[i]);
+            by[i].push_back(r[i]);
+        }
+    }
+    return best_of_n(gold, exact, by, base, ns);
 }
 
 // What iterated RLHF's later rounds need from the RM stage.
@@ -353,6 +384,58 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                                                     o.seed + 4000 + std::uint64_t(round)));
     }
     return res;
+}
+
+// Rejection-sampling fine-tuning (Llama 2, section 3.2.3): K responses at temperature 1 from the
+// SFT model to each PPO prompt, the one the RM scores highest kept (if it ended and is not empty:
+// a response cut at the length cap has no end-of-text to learn, an empty one nothing), and the SFT
+// model fine-tuned on them with the SFT objective and schedule: best of K distilled into the
+// policy, which also sharpens it towards its own preferred answers. The kept pairs go to
+// dir/rs.jsonl.
+inline std::unique_ptr<pipeline_model>
+rs_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_shape>& rm,
+         const tokenizer& tok, const std::vector<std::string>& prompts, const fs::path& dir) {
+    const int eot = tok.vocab_size();
+    const auto tokens = prompt_tokens(tok, prompts, eot);
+    std::vector<std::vector<generation>> gen; // gen[k][i]
+    std::vector<std::vector<float>> score;
+    for (int k = 0; k < o.rs_k; ++k) {
+        gen.push_back(sample_responses(
+            sft, tokens, o.max_new, {1.0f, 0, 1.0f, mix64(o.seed + 13 + std::uint64_t(k))}, eot));
+        std::vector<std::vector<int>> seqs;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            seqs.push_back(reward_sequence(tokens[i], gen.back()[i].tokens, eot, o.context));
+        score.push_back(rm.score_sequences(seqs, eot, o.rm_batch));
+    }
+    std::vector<sft_example> kept;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+        std::size_t best = 0;
+        for (std::size_t k = 1; k < gen.size(); ++k)
+            if (score[k][i] > score[best][i])
+                best = k;
+        if (gen[best][i].reason == stop_reason::end_of_text && !gen[best][i].tokens.empty())
+            kept.push_back({prompts[i], tok.decode(gen[best][i].tokens)});
+    }
+    GPTX_CHECK(!kept.empty(), "rs: no prompt's best response ended");
+    write_sft_jsonl(dir / "rs.jsonl", kept);
+    auto policy = std::make_unique<pipeline_model>(sft.config());
+    copy_params(*policy, sft);
+    const auto rows =
+        tokenize_sft(read_sft_jsonl(dir / "rs.jsonl"), tok, (dir / "rs.jsonl").string());
+    adamw<float> opt(policy->params(), {o.sft_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+    sft_batches data(rows, o.sft_batch, o.context, eot, o.seed + 14);
+    sft_hooks<pipeline_model> hooks;
+    hooks.run.log_every = std::max(1, data.steps_per_epoch());
+    hooks.run.metrics = dir / "rs_metrics.jsonl";
+    hooks.run.progress_label = "rs";
+    hooks.run.checkpoint_name = "(none)";
+    run_sft(*policy, opt, data,
+            sft_config{.epochs = o.rs_epochs, .lr = o.sft_lr, .min_lr = o.sft_lr / 10}, hooks);
+    progress::clear_line();
+    std::printf("rs: fine-tuned on the RM's best of %d responses to %zu of %zu prompts (the rest "
+                "did not end or were empty)\n",
+                o.rs_k, kept.size(), prompts.size());
+    return policy;
 }
 
 // DPO from the SFT model, which is also the reference (its log-probabilities computed once), on

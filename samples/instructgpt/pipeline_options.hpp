@@ -52,6 +52,9 @@ struct pipeline_options {
     // PPO's iterations, epochs, minibatch and learning rate; the k3 KL coefficient is
     // DeepSeekMath's.
     int group_size = 4;
+    // Rejection-sampling fine-tuning (method rs, Llama 2): the RM's best of rs_k SFT samples to
+    // each PPO prompt, fine-tuned on for rs_epochs with SFT's learning rate.
+    int rs_k = 4, rs_epochs = 2;
     double grpo_kl_coef = 0.04;
     // Train nothing: load pretrain.gptx, sft.gptx and each method's checkpoint from `out` (a
     // stage run elsewhere, e.g. by gptx dpo, copied there) and print the table.
@@ -59,6 +62,7 @@ struct pipeline_options {
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
     int dialogue_rm_conversations = 0; // 0: the dialogue stage's default
+    double dialogue_rm_epochs = 0;     // 0: the dialogue stage's default
     double dialogue_rm_native = 1.0;   // native share of the dialogue RM's comparisons
     double dialogue_ptx_coef = -1;     // the chat model's ptx coefficient; < 0: ptx_coef
     bool no_dialogue = false;          // stop after the InstructGPT stages

@@ -125,7 +125,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     const auto r = run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --out " +
                             (w.path / "p").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
-    const std::string last = r.out.substr(r.out.rfind('{'));
+    // The JSON object is the last line (it nests objects, so not from the last '{').
+    const std::string last = r.out.substr(r.out.rfind("\n{") + 1);
     const auto j = nlohmann::json::parse(last);
     // Every figure of the table and the lines: present and finite.
     auto finite = [&](const nlohmann::json& v) {
@@ -146,6 +147,27 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
         BOOST_TEST((j.contains(k) && j[k].size() == 2 && finite(j[k][0]) && finite(j[k][1]) &&
                     j[k][0].get<double>() <= j[k][1].get<double>()),
                    k);
+    // Best of n of SFT's samples by the RM and by the labeler, for both stages: one entry per n,
+    // n = 1 first (a fresh sample against SFT's own), the labeler's pick never worse than the RM's.
+    for (const char* k : {"best_of_n", "dialogue_best_of_n"}) {
+        BOOST_TEST_REQUIRE(j.contains(k), k);
+        const auto& b = j[k];
+        BOOST_TEST_REQUIRE((b["n"].size() == 5u && b["rm_win_rate"].size() == 5u &&
+                            b["labeler_win_rate"].size() == 5u && b["rm_win_rate_ci"].size() == 5u),
+                           k);
+        BOOST_TEST(b["n"][0].get<int>() == 1, k);
+        for (std::size_t i = 0; i < 5; ++i) {
+            BOOST_TEST((finite(b["rm_win_rate"][i]) && finite(b["labeler_win_rate"][i]) &&
+                        finite(b["kl"][i])),
+                       k);
+            BOOST_TEST(b["labeler_win_rate"][i].get<double>() >=
+                           b["rm_win_rate"][i].get<double>() - 1e-12,
+                       k << " n=" << b["n"][i]);
+        }
+    }
+    BOOST_TEST(r.out.find("best of n SFT responses over SFT's one: n=1") != std::string::npos);
+    BOOST_TEST(r.out.find("dialogue diagnosis: best of n SFT replies to the last turn") !=
+               std::string::npos);
     // The RM's accuracy on each PPO policy's own samples, per round.
     BOOST_TEST(j["rlhf_rounds"].get<int>() == 2);
     BOOST_TEST(j["rm_accuracy_on_ppo"].size() == 2u);

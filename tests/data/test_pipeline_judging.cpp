@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,39 @@ BOOST_AUTO_TEST_CASE(label_responses_scores_exactness_endings_and_padding) {
     BOOST_TEST(l.exact == 0.25);
     BOOST_TEST(l.padded == 0.25);
     BOOST_TEST(l.mean == (l.scores[0] + l.scores[1] + l.scores[2] + l.scores[3]) / 4,
+               boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(best_of_n_picks_by_the_rm_judges_by_the_labeler_against_the_base) {
+    // Three prompts, four samples each; base: the model's own single sample's score.
+    const std::vector<std::vector<double>> gold{{0.2, 0.9, 0.5, 1.0},  // RM prefers 0.9, then 0.5
+                                                {0.6, 0.3, 0.3, 0.3},  // RM prefers the worst
+                                                {0.4, 0.4, 0.4, 0.4}}; // all alike
+    const std::vector<std::vector<bool>> exact{
+        {false, false, false, true}, {false, false, false, false}, {false, false, false, false}};
+    const std::vector<std::vector<float>> rm{{0, 3, 2, 1}, {0, 5, 1, 1}, {1, 2, 3, 4}};
+    const std::vector<double> base{0.5, 0.5, 0.4};
+    const auto c = best_of_n(gold, exact, rm, base, {1, 2, 4});
+    BOOST_TEST((c.n == std::vector<int>{1, 2, 4}));
+    // n = 1: the first sample, whatever the RM says: 0.2 < 0.5, 0.6 > 0.5, a tie.
+    BOOST_TEST((c.by_rm[0].wins == 1u && c.by_rm[0].ties == 1u && c.by_rm[0].losses == 1u));
+    BOOST_TEST((c.by_labeler[0].wins == 1u && c.by_labeler[0].losses == 1u));
+    // n = 2: the RM picks 0.9 (win) and 0.3 (loss); the labeler's best, 0.9 and 0.6, wins both.
+    BOOST_TEST((c.by_rm[1].wins == 1u && c.by_rm[1].ties == 1u && c.by_rm[1].losses == 1u));
+    BOOST_TEST((c.by_labeler[1].wins == 2u && c.by_labeler[1].ties == 1u));
+    // n = 4: the RM still picks 0.9 over the exact 1.0 it ranks third, so exact stays 0.
+    BOOST_TEST(c.by_rm[2].wins == 1u);
+    BOOST_TEST(c.exact_by_rm[2] == 0.0);
+    BOOST_TEST(c.by_labeler[2].wins == 2u);
+    BOOST_TEST(best_of_n_curve::kl(1) == 0.0);
+    BOOST_TEST(best_of_n_curve::kl(4) == std::log(4.0) - 0.75, boost::test_tools::tolerance(1e-12));
+    // Asking for more samples than there are is an error, not a read past the end.
+    BOOST_CHECK_THROW(best_of_n(gold, exact, rm, base, {8}), std::exception);
+    // The JSON form: one entry per n.
+    const auto j = bon_json(c);
+    BOOST_TEST(j["rm_win_rate"].size() == 3u);
+    BOOST_TEST(j["rm_win_rate"][1].get<double>() == 0.5, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(j["labeler_win_rate"][1].get<double>() == 2.5 / 3,
                boost::test_tools::tolerance(1e-12));
 }
 
