@@ -132,6 +132,19 @@ inline std::size_t turn_kind(std::string_view msg) {
 
 namespace detail {
 
+// A generated reply as the labeler reads it: cut at the first special token (a reply that starts
+// another turn's marker did not end), ended only if it stopped at <|end|>.
+struct reply_text {
+    std::string text;
+    bool ended = false;
+};
+inline reply_text reply_of(const generation& g, const tokenizer& tok) {
+    const auto cut = std::find_if(g.tokens.begin(), g.tokens.end(),
+                                  [&](int id) { return tok.special().text_of(id) != nullptr; });
+    return {tok.decode(std::vector<int>(g.tokens.begin(), cut)),
+            cut == g.tokens.end() && g.reason == stop_reason::end_of_text};
+}
+
 // Every user turn of each conversation answered by `model` in turn, its own replies forming the
 // history (as in a chat). Replies stop at <|end|>; one that starts another turn (any other special
 // token) is cut there and counts as not ended. Scores: the labeler on each turn.
@@ -175,15 +188,7 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
         const auto gen =
             sample_responses(model, prompts, max_new, {temperature, 0, 1.0f, seed + j}, fmt.end);
         for (std::size_t k = 0; k < who.size(); ++k) {
-            std::vector<int> ids = gen[k].tokens;
-            bool ended = gen[k].reason == stop_reason::end_of_text;
-            for (std::size_t t = 0; t < ids.size(); ++t)
-                if (tok.special().text_of(ids[t])) {
-                    ids.resize(t);
-                    ended = false;
-                    break;
-                }
-            const std::string reply = tok.decode(ids);
+            const auto [reply, ended] = reply_of(gen[k], tok);
             auto& c = out.convs[who[k]];
             out.scores[who[k]].push_back(lab.score(c, reply, ended));
             out.ended[who[k]].push_back(ended);
@@ -231,17 +236,9 @@ make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_f
     for (std::size_t i = 0; i < contexts.size(); ++i) {
         std::vector<std::pair<double, std::string>> scored;
         for (int k = 0; k < K; ++k) {
-            const auto& g = gen[std::size_t(k)][i];
-            std::vector<int> ids = g.tokens;
-            bool ended = g.reason == stop_reason::end_of_text;
-            for (std::size_t t = 0; t < ids.size(); ++t)
-                if (tok.special().text_of(ids[t])) {
-                    ids.resize(t);
-                    ended = false;
-                    break;
-                }
+            const auto [reply, ended] = reply_of(gen[std::size_t(k)][i], tok);
             // A cut reply is ranked as written; the RM sees it closed by <|end|> either way.
-            scored.emplace_back(lab.score(contexts[i], tok.decode(ids), ended), tok.decode(ids));
+            scored.emplace_back(lab.score(contexts[i], reply, ended), reply);
         }
         dialogue_comparison dc{contexts[i], rank_responses(std::move(scored)), 0};
         if (dc.responses.size() >= 2)
@@ -397,15 +394,7 @@ best_of_n_curve dialogue_best_of_n(const Model& model, RM& rm, const tokenizer& 
         const auto gen = sample_responses(model, prompts, max_new,
                                           {1.0f, 0, 1.0f, mix64(seed + std::uint64_t(k))}, fmt.end);
         for (std::size_t i = 0; i < C; ++i) {
-            std::vector<int> ids = gen[i].tokens;
-            bool ended = gen[i].reason == stop_reason::end_of_text;
-            for (std::size_t t = 0; t < ids.size(); ++t)
-                if (tok.special().text_of(ids[t])) {
-                    ids.resize(t);
-                    ended = false;
-                    break;
-                }
-            const std::string reply = tok.decode(ids);
+            const auto [reply, ended] = reply_of(gen[i], tok);
             gold[i].push_back(lab.score(contexts[i], reply, ended));
             exact[i].push_back(ended && reply == dialogue_labeler::task_of(contexts[i]).answer);
             conversation conv = contexts[i];
