@@ -63,7 +63,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
     c->add_option("--rlhf-rounds", o.rlhf_rounds,
                   "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
-                  "round the RM continues training on comparisons of the policy's own samples")
+                  "round the RM continues training on comparisons of the policy's own samples "
+                  "(both RLHF stages: PPO, PPO-ptx and the chat model)")
         ->check(CLI::Range(1, 10));
     c->add_option("--round-rm-prompts", o.round_rm_prompts,
                   "Iterated RLHF: RM prompts whose policy samples are ranked before each later "
@@ -101,6 +102,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--dialogue-rm-epochs", o.dialogue_rm_epochs,
                   "Passes of the dialogue RM over its comparisons (default 2)")
         ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-round-conversations", o.dialogue_round_conversations,
+                  "Iterated RLHF: RM conversations the chat model answers, with ranked "
+                  "alternative replies, before each later round (default 400)")
+        ->check(CLI::PositiveNumber);
     c->add_option("--dialogue-rm-native", o.dialogue_rm_native,
                   "Native share of the dialogue RM's comparisons; the rest are the instruction "
                   "stage's comparisons as one-turn dialogues (1: native only)")

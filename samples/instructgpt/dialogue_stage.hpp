@@ -58,6 +58,11 @@ struct dialogue_sizes {
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
+    // Iterated RLHF, as the instruction stage's: PPO's iterations split over this many rounds;
+    // before each later round the RM continues training on comparisons of the chat model's own
+    // replies (round_conversations RM conversations rolled out by it, K alternatives each) added
+    // to all earlier ones.
+    int rlhf_rounds = 1, round_conversations = 400;
     // PPO settings: gptx pipeline sets them from its own options (cli/pipeline.cpp,
     // dialogue_sizes_for), so both RLHF stages train alike.
     float ppo_lr = 1e-5f, value_lr = 1e-4f;
@@ -77,6 +82,7 @@ inline dialogue_sizes quick_dialogue_sizes() {
     d.ppo_conversations = 32;
     d.ppo_iters = 2;
     d.rollouts = 16;
+    d.round_conversations = 16;
     d.eval_conversations = 12;
     return d;
 }
@@ -106,6 +112,10 @@ struct dialogue_stage_result {
     // greedy last-turn exactness (the headroom sampling leaves); last-turn exactness by the kind
     // of the last user turn (turn_kinds).
     std::optional<double> rm_on_sft, rm_on_chat;
+    // Iterated RLHF: per later round, the RM's held-out accuracy on comparisons of the chat
+    // model's replies (with hot ones) after retraining on them, and the comparisons added.
+    std::vector<double> rm_on_chat_retrained;
+    std::vector<std::size_t> round_comparisons;
     double diagnosis_seconds = 0; // what measuring them took
     double sft_exact_last_greedy = 0;
     // Best of n of SFT's temperature-1 replies to each held-out conversation's last turn,
@@ -521,6 +531,9 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         read_dialogue_comparisons(dir / "dialogue_comparisons_val.jsonl"), tok, fmt, T);
     GPTX_CHECK(!rm_train.groups.empty() && !rm_val.groups.empty(),
                "dialogue stage: the SFT samples gave no comparisons (every reply tied)");
+    std::vector<std::vector<int>> demos; // the RM's bias keeps these at mean 0
+    for (const auto& c : native)
+        demos.push_back(fmt.format(tok, c, {.max_tokens = T}).tokens);
     reward_model<S> rm(sft->config());
     rm.init(in.seed + 25);
     copy_params(rm.trunk(), *sft);
@@ -538,9 +551,6 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                               .seed = in.seed + 26},
                                              ro)
                               .accuracy;
-        std::vector<std::vector<int>> demos;
-        for (const auto& c : native)
-            demos.push_back(fmt.format(tok, c, {.max_tokens = T}).tokens);
         normalize_reward_bias(rm, demos, fmt.end);
         res.rm_pairs = rm_val.pairs();
         std::printf("dialogue RM: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
@@ -564,54 +574,118 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     auto policy = std::make_unique<model_t>(sft->config());
     copy_params(*policy, *sft);
     {
+        const int rounds = std::max(1, z.rlhf_rounds);
+        GPTX_CHECK(rounds <= z.ppo_iters, "dialogue stage: ", rounds, " RLHF rounds exceed ",
+                   z.ppo_iters, " PPO iterations (every round needs an iteration)");
+        // The critic: trunk and head from the RM (InstructGPT), kept from round to round.
         model_t value(sft->config());
         copy_params(value, rm.trunk());
-        ppo_config pc;
-        pc.end_of_text = fmt.end;
-        pc.rollouts = z.rollouts;
-        pc.max_new_tokens = z.max_new;
-        pc.minibatch = z.ppo_minibatch;
-        pc.epochs = z.ppo_epochs;
-        // A reply that opens another turn's marker is cut there, not ended (as the labeler and
-        // the comparisons see it); the RM reads it closed by <|end|>, as it was ranked.
-        pc.stop_tokens = {fmt.system, fmt.user, fmt.assistant, in.end_of_text};
-        pc.lr = z.ppo_lr;
-        pc.value_lr = z.value_lr;
-        pc.value_warmup = z.value_warmup;
-        pc.kl_coef = z.kl_coef;
-        pc.ptx_coef = z.ptx_coef;
-        pc.ptx_batch = 4;
-        pc.ptx_context = T;
-        pc.seed = in.seed + 27;
+        linear_head<float> value_head(S.width, 1);
+        auto copy_head = [](linear_head<float>& dst, const linear_head<float>& src) {
+            std::copy(src.params().data(), src.params().data() + src.params().size(),
+                      dst.params().data());
+        };
+        copy_head(value_head, rm.head());
+        tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
+        if (rounds > 1)
+            seen = rm_train;
         reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
             return rm.score(tokens, B, Tn, ends);
         };
-        ppo_trainer<model_t> ppo(*policy, *sft, value, rm.head(), rf, prompts, pc, *in.ptx);
         std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
-        for (int it = 0; it < z.ppo_iters; ++it) {
-            const ppo_metrics m = ppo.iteration();
-            const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
-            metrics << nlohmann::json{{"iteration", m.iteration},
-                                      {"score", m.score},
-                                      {"labeler", gold},
-                                      {"exact", gold_exact},
-                                      {"kl", m.kl},
-                                      {"kl_seq", m.kl_seq},
-                                      {"entropy", m.entropy},
-                                      {"ptx_loss", m.ptx_loss},
-                                      {"response_length", m.response_length},
-                                      {"ended", m.ended},
-                                      {"stopped", m.stopped},
-                                      {"ms", m.ms}}
-                           .dump()
-                    << "\n";
-            if (m.iteration % std::max(1, z.ppo_iters / 10) == 0 || m.iteration == 1)
-                std::printf("dialogue ppo-ptx %lld/%d | score %.3f | labeler %.3f | kl %.4f | "
-                            "entropy %.3f | ptx %.3f | len %.1f | cut at a marker %.3f | %.0f ms\n",
-                            static_cast<long long>(m.iteration), z.ppo_iters, m.score, gold, m.kl,
-                            m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
-            std::fflush(stdout);
-            res.ppo_stopped = m.stopped;
+        int done = 0;
+        for (int round = 1; round <= rounds; ++round) {
+            const int iters = z.ppo_iters * round / rounds - z.ppo_iters * (round - 1) / rounds;
+            if (round > 1) {
+                // The chat model's own replies, ranked by the labeler: the next
+                // round_conversations RM conversations, and the held-out ones.
+                const std::uint64_t salt = std::uint64_t(round) * 1000;
+                const std::size_t have = rm_dialogues.size(),
+                                  n = std::min(have, std::size_t(z.round_conversations));
+                std::vector<conversation> ds;
+                for (std::size_t i = 0; i < n; ++i)
+                    ds.push_back(rm_dialogues[(std::size_t(round - 2) * n + i) % have]);
+                const auto fresh = tokenize_dialogue_comparisons(
+                    make_dialogue_comparisons(*policy, tok, fmt, ds, z.rm_k, z.max_new,
+                                              in.seed + salt, z.rm_hot, z.rm_hot_temperature),
+                    tok, fmt, T);
+                const auto val = tokenize_dialogue_comparisons(
+                    make_dialogue_comparisons(*policy, tok, fmt, rm_val_dialogues, z.rm_k,
+                                              z.max_new, in.seed + salt + 1, z.rm_hot,
+                                              z.rm_hot_temperature),
+                    tok, fmt, T);
+                GPTX_CHECK(!fresh.groups.empty() && !val.groups.empty(), "dialogue round ", round,
+                           ": the chat model's replies gave no comparisons (every reply tied)");
+                seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
+                adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+                run_options ro;
+                ro.progress_label = "dialogue rm round";
+                ro.checkpoint_name = "(none)";
+                const reward_eval e = train_reward_model(rm, opt, seen, val, fmt.end,
+                                                         {.epochs = 1,
+                                                          .batch = z.rm_batch,
+                                                          .lr = z.rm_lr,
+                                                          .evals = 1,
+                                                          .logs = 2,
+                                                          .seed = in.seed + salt + 2},
+                                                         ro);
+                normalize_reward_bias(rm, demos, fmt.end);
+                res.rm_on_chat_retrained.push_back(e.accuracy);
+                res.round_comparisons.push_back(fresh.groups.size());
+                progress::clear_line();
+                std::printf("dialogue round %d: RM retrained on %zu new comparisons of the chat "
+                            "model's replies (%zu in all); held-out accuracy %.3f on its "
+                            "replies\n",
+                            round, fresh.groups.size(), seen.groups.size(), e.accuracy);
+            }
+            ppo_config pc;
+            pc.end_of_text = fmt.end;
+            pc.rollouts = z.rollouts;
+            pc.max_new_tokens = z.max_new;
+            pc.minibatch = z.ppo_minibatch;
+            pc.epochs = z.ppo_epochs;
+            // A reply that opens another turn's marker is cut there, not ended (as the labeler
+            // and the comparisons see it); the RM reads it closed by <|end|>, as it was ranked.
+            pc.stop_tokens = {fmt.system, fmt.user, fmt.assistant, in.end_of_text};
+            pc.lr = z.ppo_lr;
+            pc.value_lr = z.value_lr;
+            pc.value_warmup = std::max(0, z.value_warmup - done); // later rounds keep the critic
+            pc.kl_coef = z.kl_coef;
+            pc.ptx_coef = z.ptx_coef;
+            pc.ptx_batch = 4;
+            pc.ptx_context = T;
+            pc.seed = in.seed + 27 + std::uint64_t(round - 1) * 977;
+            ppo_trainer<model_t> ppo(*policy, *sft, value, value_head, rf, prompts, pc, *in.ptx);
+            for (int it = 0; it < iters; ++it) {
+                const ppo_metrics m = ppo.iteration();
+                const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
+                const std::int64_t iteration = done + m.iteration;
+                metrics << nlohmann::json{{"iteration", iteration},
+                                          {"round", round},
+                                          {"score", m.score},
+                                          {"labeler", gold},
+                                          {"exact", gold_exact},
+                                          {"kl", m.kl},
+                                          {"kl_seq", m.kl_seq},
+                                          {"entropy", m.entropy},
+                                          {"ptx_loss", m.ptx_loss},
+                                          {"response_length", m.response_length},
+                                          {"ended", m.ended},
+                                          {"stopped", m.stopped},
+                                          {"ms", m.ms}}
+                               .dump()
+                        << "\n";
+                if (iteration % std::max(1, z.ppo_iters / 10) == 0 || iteration == 1)
+                    std::printf("dialogue ppo-ptx %lld/%d | score %.3f | labeler %.3f | kl %.4f "
+                                "| entropy %.3f | ptx %.3f | len %.1f | cut at a marker %.3f | "
+                                "%.0f ms\n",
+                                static_cast<long long>(iteration), z.ppo_iters, m.score, gold, m.kl,
+                                m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
+                std::fflush(stdout);
+                res.ppo_stopped = m.stopped;
+            }
+            done += iters;
+            copy_head(value_head, ppo.value_head());
         }
     }
     save_checkpoint<S>(dir / "chat.gptx", *policy, nullptr, tok, {});
@@ -687,6 +761,10 @@ inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
                 "SFT %s, of the chat model %s (measured in %.1f s)\n",
                 100 * d.sft_exact_last_greedy, 100 * d.sft_exact_last, 100 * d.rlhf_exact_last,
                 pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(), d.diagnosis_seconds);
+    for (std::size_t k = 0; k < d.rm_on_chat_retrained.size(); ++k)
+        std::printf("dialogue round %zu: RM accuracy on the chat model's replies %.1f%% after "
+                    "retraining on %zu comparisons of them\n",
+                    k + 2, 100 * d.rm_on_chat_retrained[k], d.round_comparisons[k]);
     std::printf("dialogue diagnosis: best of n SFT replies to the last turn over SFT's one: %s\n",
                 describe(d.bon).c_str());
     for (std::size_t k = 0; k < d.kinds.size(); ++k)

@@ -443,6 +443,8 @@ void run_pipeline(pipeline_options o) {
             {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
             {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
             {"dialogue_best_of_n", dj([](const auto& d) { return bon_json(d.bon); })},
+            {"dialogue_rm_accuracy_on_chat_retrained", // per later RLHF round
+             dj([](const auto& d) { return d.rm_on_chat_retrained; })},
             {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},

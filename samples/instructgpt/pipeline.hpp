@@ -44,6 +44,9 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
         d.rm_conversations = o.dialogue_rm_conversations;
     if (o.dialogue_rm_epochs > 0)
         d.rm_epochs = o.dialogue_rm_epochs;
+    d.rlhf_rounds = o.rlhf_rounds;
+    if (o.dialogue_round_conversations > 0)
+        d.round_conversations = o.dialogue_round_conversations;
     d.rm_native_fraction = o.dialogue_rm_native;
     d.ppo_lr = o.ppo_lr;
     d.value_lr = o.value_lr_or_default();

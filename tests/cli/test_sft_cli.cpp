@@ -175,6 +175,13 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn") !=
                std::string::npos);
     BOOST_TEST(r.out.find("ppo round 2: RM retrained on") != std::string::npos, r.out);
+    // Iterated RLHF in the dialogue stage too: one retraining, before round 2.
+    BOOST_TEST(r.out.find("dialogue round 2: RM retrained on") != std::string::npos, r.out);
+    {
+        const auto& a = j["dialogue_rm_accuracy_on_chat_retrained"];
+        BOOST_TEST_REQUIRE(a.size() == 1u);
+        BOOST_TEST((finite(a[0]) && a[0] >= 0.0 && a[0] <= 1.0));
+    }
     BOOST_TEST(r.out.find("dialogue diagnosis: last turn exact, dialogue SFT greedy") !=
                std::string::npos);
     // Every dialogue PPO iteration logs the labeler's view beside the RM's (the report's curve).
@@ -187,6 +194,9 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
             BOOST_TEST((finite(m["labeler"]) && m["labeler"] >= 0.0 && m["labeler"] <= 1.0));
             BOOST_TEST((finite(m["kl_seq"]) && finite(m["score"])));
             ++lines;
+            // Numbered on across the rounds: iteration k of 2 is in round k.
+            BOOST_TEST(m["iteration"].get<int>() == lines);
+            BOOST_TEST(m["round"].get<int>() == lines);
         }
         BOOST_TEST(lines == 2); // --quick: two iterations
     }
