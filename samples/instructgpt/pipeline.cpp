@@ -15,6 +15,10 @@ void run_pipeline(pipeline_options o) {
                "pipeline: sizes must be positive");
     const std::vector<std::string> methods = parse_methods(o.methods);
     GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
+    // Both RLHF stages split --ppo-iters over the rounds: say so before anything is trained.
+    GPTX_CHECK(o.rlhf_rounds >= 1 && o.rlhf_rounds <= o.ppo_iters, "--rlhf-rounds ", o.rlhf_rounds,
+               " must be between 1 and --ppo-iters ", o.ppo_iters,
+               " (every round needs an iteration)");
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
                "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
     // DPO alone needs comparisons but no reward model.

@@ -118,6 +118,18 @@ BOOST_AUTO_TEST_CASE(bad_jsonl_is_a_one_line_error) {
     BOOST_TEST(!fs::exists(w.path / "c" / "model.gptx"));
 }
 
+// More RLHF rounds than PPO iterations: one line naming both options, before anything is made.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_more_rounds_than_iterations) {
+    sft_workspace w;
+    const auto r =
+        run_gptx("pipeline --quick --ppo-iters 2 --rlhf-rounds 3 --out " + (w.path / "r").string());
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("gptx: error: --rlhf-rounds 3 must be between 1 and --ppo-iters 2") !=
+                   std::string::npos,
+               r.out);
+    BOOST_TEST(!fs::exists(w.path / "r"));
+}
+
 // Label "slow": its own CTest test (cli_slow).
 BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) {
     sft_workspace w;
