@@ -99,8 +99,8 @@ template <shape S> struct dialogue_stage_inputs {
 };
 
 struct dialogue_stage_result {
-    double rm_accuracy = 0;
-    std::size_t rm_pairs = 0;
+    double rm_accuracy = 0;                       // the first round's RM, held-out
+    std::size_t rm_pairs = 0, rm_comparisons = 0; // held-out pairs; ranked groups trained on
     win_rate win; // dialogue RLHF over dialogue SFT: the labeler on each conversation's last turn
     double sft_last = 0, rlhf_last = 0;             // labeler mean on the last turn
     double sft_mean = 0, rlhf_mean = 0;             // labeler mean per turn, every turn
@@ -112,10 +112,17 @@ struct dialogue_stage_result {
     // greedy last-turn exactness (the headroom sampling leaves); last-turn exactness by the kind
     // of the last user turn (turn_kinds).
     std::optional<double> rm_on_sft, rm_on_chat;
-    // Iterated RLHF: per later round, the RM's held-out accuracy on comparisons of the chat
-    // model's replies (with hot ones) after retraining on them, and the comparisons added.
-    std::vector<double> rm_on_chat_retrained;
-    std::vector<std::size_t> round_comparisons;
+    // Iterated RLHF, per later round: the comparisons of the chat model's replies added and
+    // trained on in all; the RM's held-out accuracy on comparisons made as its training ones
+    // (hot alternatives included) of the chat model's replies to the RM's held-out
+    // conversations; and its accuracy on temperature-1 alternatives to the same model's replies
+    // to them, before and after retraining (the same comparisons; nullopt: all tied).
+    struct round_result {
+        std::size_t added = 0, total = 0;
+        double held_out = 0;
+        std::optional<double> t1_before, t1_after;
+    };
+    std::vector<round_result> rounds;
     double diagnosis_seconds = 0; // what measuring them took
     double sft_exact_last_greedy = 0;
     // Best of n of SFT's temperature-1 replies to each held-out conversation's last turn,
@@ -553,6 +560,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                               .accuracy;
         normalize_reward_bias(rm, demos, fmt.end);
         res.rm_pairs = rm_val.pairs();
+        res.rm_comparisons = rm_train.groups.size();
         std::printf("dialogue RM: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
                     rm_train.pairs(), rm_val.pairs(), res.rm_accuracy);
     }
@@ -616,6 +624,19 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                     tok, fmt, T);
                 GPTX_CHECK(!fresh.groups.empty() && !val.groups.empty(), "dialogue round ", round,
                            ": the chat model's replies gave no comparisons (every reply tied)");
+                // Temperature-1 alternatives only: the RM before and after, on the same pairs.
+                const auto probe = tokenize_dialogue_comparisons(
+                    make_dialogue_comparisons(*policy, tok, fmt, rm_val_dialogues, z.rm_k,
+                                              z.max_new, in.seed + salt + 3),
+                    tok, fmt, T);
+                auto rm_on_probe = [&]() -> std::optional<double> {
+                    if (probe.groups.empty())
+                        return std::nullopt;
+                    reward_objective obj(rm);
+                    return evaluate_rewards(rm.trunk(), obj, probe, z.rm_batch, fmt.end).accuracy;
+                };
+                dialogue_stage_result::round_result rr;
+                rr.t1_before = rm_on_probe();
                 seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
                 adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
                 run_options ro;
@@ -630,13 +651,16 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                                           .seed = in.seed + salt + 2},
                                                          ro);
                 normalize_reward_bias(rm, demos, fmt.end);
-                res.rm_on_chat_retrained.push_back(e.accuracy);
-                res.round_comparisons.push_back(fresh.groups.size());
+                rr.t1_after = rm_on_probe();
+                rr.added = fresh.groups.size();
+                rr.total = seen.groups.size();
+                rr.held_out = e.accuracy;
+                res.rounds.push_back(rr);
                 progress::clear_line();
                 std::printf("dialogue round %d: RM retrained on %zu new comparisons of the chat "
                             "model's replies (%zu in all); held-out accuracy %.3f on its "
-                            "replies\n",
-                            round, fresh.groups.size(), seen.groups.size(), e.accuracy);
+                            "replies (hot ones included)\n",
+                            round, rr.added, rr.total, e.accuracy);
             }
             ppo_config pc;
             pc.end_of_text = fmt.end;
@@ -761,10 +785,12 @@ inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
                 "SFT %s, of the chat model %s (measured in %.1f s)\n",
                 100 * d.sft_exact_last_greedy, 100 * d.sft_exact_last, 100 * d.rlhf_exact_last,
                 pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(), d.diagnosis_seconds);
-    for (std::size_t k = 0; k < d.rm_on_chat_retrained.size(); ++k)
-        std::printf("dialogue round %zu: RM accuracy on the chat model's replies %.1f%% after "
-                    "retraining on %zu comparisons of them\n",
-                    k + 2, 100 * d.rm_on_chat_retrained[k], d.round_comparisons[k]);
+    for (std::size_t k = 0; k < d.rounds.size(); ++k)
+        std::printf("dialogue round %zu: RM accuracy on temperature-1 alternatives to the chat "
+                    "model's replies %s before, %s after retraining on %zu comparisons of its "
+                    "replies\n",
+                    k + 2, pct(d.rounds[k].t1_before).c_str(), pct(d.rounds[k].t1_after).c_str(),
+                    d.rounds[k].added);
     std::printf("dialogue diagnosis: best of n SFT replies to the last turn over SFT's one: %s\n",
                 describe(d.bon).c_str());
     for (std::size_t k = 0; k < d.kinds.size(); ++k)

@@ -439,6 +439,7 @@ void run_pipeline(pipeline_options o) {
              })},
             {"dialogue_conversations", dj([](const auto& d) { return d.conversations; })},
             {"dialogue_rm_accuracy", dj([](const auto& d) { return d.rm_accuracy; })},
+            {"dialogue_rm_comparisons", dj([](const auto& d) { return d.rm_comparisons; })},
             {"dialogue_ppo_stopped", dj([](const auto& d) { return d.ppo_stopped; })},
             {"dialogue_exact_sft", dj([](const auto& d) { return d.sft_exact_last; })},
             {"dialogue_exact_chat", dj([](const auto& d) { return d.rlhf_exact_last; })},
@@ -447,8 +448,19 @@ void run_pipeline(pipeline_options o) {
             {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
             {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
             {"dialogue_best_of_n", dj([](const auto& d) { return bon_json(d.bon); })},
-            {"dialogue_rm_accuracy_on_chat_retrained", // per later RLHF round
-             dj([](const auto& d) { return d.rm_on_chat_retrained; })},
+            {"dialogue_rlhf_rounds", dj([](const auto& d) { // per later RLHF round
+                 nlohmann::json a = nlohmann::json::array();
+                 auto opt = [](const std::optional<double>& v) {
+                     return v ? nlohmann::json(*v) : nlohmann::json();
+                 };
+                 for (const auto& r : d.rounds)
+                     a.push_back({{"comparisons_added", r.added},
+                                  {"comparisons_total", r.total},
+                                  {"rm_held_out", r.held_out},
+                                  {"rm_on_chat_t1_before", opt(r.t1_before)},
+                                  {"rm_on_chat_t1_after", opt(r.t1_after)}});
+                 return a;
+             })},
             {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
             {"seconds", clock.total()},

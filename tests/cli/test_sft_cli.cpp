@@ -190,9 +190,18 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     // Iterated RLHF in the dialogue stage too: one retraining, before round 2.
     BOOST_TEST(r.out.find("dialogue round 2: RM retrained on") != std::string::npos, r.out);
     {
-        const auto& a = j["dialogue_rm_accuracy_on_chat_retrained"];
+        const auto& a = j["dialogue_rlhf_rounds"];
         BOOST_TEST_REQUIRE(a.size() == 1u);
-        BOOST_TEST((finite(a[0]) && a[0] >= 0.0 && a[0] <= 1.0));
+        const auto& r2 = a[0];
+        // The new comparisons join the first round's: the RM trains on both.
+        BOOST_TEST(r2["comparisons_added"].get<std::size_t>() > 0u);
+        BOOST_TEST(r2["comparisons_total"].get<std::size_t>() ==
+                   j["dialogue_rm_comparisons"].get<std::size_t>() +
+                       r2["comparisons_added"].get<std::size_t>());
+        BOOST_TEST(
+            (finite(r2["rm_held_out"]) && r2["rm_held_out"] >= 0.0 && r2["rm_held_out"] <= 1.0));
+        for (const char* k : {"rm_on_chat_t1_before", "rm_on_chat_t1_after"})
+            BOOST_TEST((r2[k].is_null() || (finite(r2[k]) && r2[k] >= 0.0 && r2[k] <= 1.0)), k);
     }
     BOOST_TEST(r.out.find("dialogue diagnosis: last turn exact, dialogue SFT greedy") !=
                std::string::npos);
@@ -209,6 +218,12 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
             // Numbered on across the rounds: iteration k of 2 is in round k.
             BOOST_TEST(m["iteration"].get<int>() == lines);
             BOOST_TEST(m["round"].get<int>() == lines);
+            // Round 2 goes on from round 1's policy (--quick has no critic warm-up): its
+            // rollouts are no longer the reference's, where round 1's are.
+            if (lines == 1)
+                BOOST_TEST(m["kl_seq"].get<double>() == 0.0);
+            else
+                BOOST_TEST(m["kl_seq"].get<double>() != 0.0);
         }
         BOOST_TEST(lines == 2); // --quick: two iterations
     }
