@@ -589,11 +589,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         model_t value(sft->config());
         copy_params(value, rm.trunk());
         linear_head<float> value_head(S.width, 1);
-        auto copy_head = [](linear_head<float>& dst, const linear_head<float>& src) {
-            std::copy(src.params().data(), src.params().data() + src.params().size(),
-                      dst.params().data());
-        };
-        copy_head(value_head, rm.head());
+        copy_params(value_head, rm.head());
         tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
         if (rounds > 1)
             seen = rm_train;
@@ -709,7 +705,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 res.ppo_stopped = m.stopped;
             }
             done += iters;
-            copy_head(value_head, ppo.value_head());
+            copy_params(value_head, ppo.value_head());
         }
     }
     save_checkpoint<S>(dir / "chat.gptx", *policy, nullptr, tok, {});

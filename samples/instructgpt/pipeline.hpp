@@ -292,17 +292,13 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
     res.policy = std::make_unique<model_t>(cfg);
     model_t& policy = *res.policy;
     copy_params(policy, sft);
-    auto copy_head = [](linear_head<float>& dst, const linear_head<float>& src) {
-        std::copy(src.params().data(), src.params().data() + src.params().size(),
-                  dst.params().data());
-    };
     reward_model<pipeline_shape> rm(cfg); // this method's RM: later rounds retrain it
     copy_params(rm.trunk(), rm0.trunk());
-    copy_head(rm.head(), rm0.head());
+    copy_params(rm.head(), rm0.head());
     model_t value(cfg);
     copy_params(value, rm.trunk());
     linear_head<float> value_head(pipeline_model::C, 1);
-    copy_head(value_head, rm.head());
+    copy_params(value_head, rm.head());
     tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
     if (rounds > 1)
         seen = *data.rm_train;
@@ -382,7 +378,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                        },
                        {.iters = iters, .tally = &tally, .done = done, .total = o.ppo_iters});
         done += iters;
-        copy_head(value_head, ppo.value_head());
+        copy_params(value_head, ppo.value_head());
         res.rm_on_policy.push_back(rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts,
                                                     o.seed + 4000 + std::uint64_t(round)));
     }

@@ -76,6 +76,13 @@ BOOST_AUTO_TEST_CASE(copy_params_copies_a_trunk_and_refuses_other_sizes) {
     BOOST_TEST(
         std::equal(a.params().data(), a.params().data() + a.num_parameters(), b.params().data()));
     BOOST_CHECK_THROW(copy_params(c, a), gptx::error);
+    // A head too (PPO's value head starts as the RM's).
+    linear_head<float> h(16, 1), g(16, 1), wide(16, 2);
+    h.init(3, 0.5f);
+    copy_params(g, h);
+    BOOST_TEST(
+        std::equal(h.params().data(), h.params().data() + h.params().size(), g.params().data()));
+    BOOST_CHECK_THROW(copy_params(wide, h), gptx::error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
