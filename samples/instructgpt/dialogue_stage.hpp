@@ -633,20 +633,17 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 };
                 dialogue_stage_result::round_result rr;
                 rr.t1_before = rm_on_probe();
-                seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
-                adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
                 run_options ro;
                 ro.progress_label = "dialogue rm round";
                 ro.checkpoint_name = "(none)";
-                const reward_eval e = train_reward_model(rm, opt, seen, val, fmt.end,
-                                                         {.epochs = 1,
-                                                          .batch = z.rm_batch,
-                                                          .lr = z.rm_lr,
-                                                          .evals = 1,
-                                                          .logs = 2,
-                                                          .seed = in.seed + salt + 2},
-                                                         ro);
-                normalize_reward_bias(rm, demos, fmt.end);
+                const reward_eval e = continue_reward_model(rm, seen, fresh, val, demos, fmt.end,
+                                                            {.epochs = 1,
+                                                             .batch = z.rm_batch,
+                                                             .lr = z.rm_lr,
+                                                             .evals = 1,
+                                                             .logs = 2,
+                                                             .seed = in.seed + salt + 2},
+                                                            ro);
                 rr.t1_after = rm_on_probe();
                 rr.added = fresh.groups.size();
                 rr.total = seen.groups.size();

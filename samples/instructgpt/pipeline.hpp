@@ -324,15 +324,12 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                 tok, eot, T);
             GPTX_CHECK(!fresh.groups.empty() && !val.groups.empty(), name, " round ", round,
                        ": the policy's samples gave no comparisons (every response tied)");
-            seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
-            adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
             run_options ro;
             ro.progress_label = "rm round";
             ro.checkpoint_name = "(none)";
-            const reward_eval e = train_reward_model(
-                rm, opt, seen, val, eot,
+            const reward_eval e = continue_reward_model(
+                rm, seen, fresh, val, data.demo_seqs, eot,
                 {.epochs = 1, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + salt + 2}, ro);
-            normalize_reward_bias(rm, data.demo_seqs, eot);
             res.rm_on_policy_retrained.push_back(
                 rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts, o.seed + salt + 3));
             progress::clear_line();
