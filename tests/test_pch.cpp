@@ -1,0 +1,1 @@
+// The translation unit that builds the test rooms' precompiled header (tests/CMakeLists.txt).
