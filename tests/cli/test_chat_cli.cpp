@@ -31,7 +31,9 @@ const fs::path& chat_checkpoint() {
         if (const char* d = std::getenv("GPTX_CHAT_FIXTURE_DIR");
             d && fs::exists(fs::path(d) / "model.gptx"))
             return fs::path(d);
-        const std::string cmd = std::string(GPTX_CHAT_FIXTURE_PATH) + " " + own.path.string();
+        // Appended in place, as in run_gptx (support/cli.hpp).
+        std::string cmd = GPTX_CHAT_FIXTURE_PATH;
+        cmd.append(" ").append(own.path.string());
         BOOST_REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "make_chat_fixture failed");
         return own.path;
     }();
