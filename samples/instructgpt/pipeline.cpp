@@ -413,14 +413,14 @@ void run_pipeline(pipeline_options o) {
     if (o.json) {
         // A dialogue stage figure: null with --no-dialogue, or when an optional one was not
         // measured (every sample tied).
-        auto dj = [&](auto get) -> nlohmann::json {
-            if (!dialogue)
-                return nullptr;
-            const auto v = get(*dialogue);
+        auto or_null = [](const auto& v) -> nlohmann::json {
             if constexpr (requires { v.has_value(); })
                 return v ? nlohmann::json(*v) : nlohmann::json();
             else
                 return v;
+        };
+        auto dj = [&](auto get) -> nlohmann::json {
+            return dialogue ? or_null(get(*dialogue)) : nlohmann::json();
         };
         nlohmann::json j{
             {"rm_accuracy", need_rm ? nlohmann::json(rm_accuracy) : nlohmann::json()},
@@ -448,17 +448,14 @@ void run_pipeline(pipeline_options o) {
             {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
             {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
             {"dialogue_best_of_n", dj([](const auto& d) { return bon_json(d.bon); })},
-            {"dialogue_rlhf_rounds", dj([](const auto& d) { // per later RLHF round
+            {"dialogue_rlhf_rounds", dj([&](const auto& d) { // per later RLHF round
                  nlohmann::json a = nlohmann::json::array();
-                 auto opt = [](const std::optional<double>& v) {
-                     return v ? nlohmann::json(*v) : nlohmann::json();
-                 };
                  for (const auto& r : d.rounds)
                      a.push_back({{"comparisons_added", r.added},
                                   {"comparisons_total", r.total},
                                   {"rm_held_out", r.held_out},
-                                  {"rm_on_chat_t1_before", opt(r.t1_before)},
-                                  {"rm_on_chat_t1_after", opt(r.t1_after)}});
+                                  {"rm_on_chat_t1_before", or_null(r.t1_before)},
+                                  {"rm_on_chat_t1_after", or_null(r.t1_after)}});
                  return a;
              })},
             {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
