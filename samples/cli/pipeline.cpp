@@ -48,6 +48,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--rm-epochs", o.rm_epochs, "Reward-model epochs");
     c->add_option("--rm-batch", o.rm_batch, "Reward-model prompts per step (all pairs of each)");
     c->add_option("--rm-lr", o.rm_lr, "Reward-model learning rate");
+    c->add_option("--rm-pooling", o.rm_pooling,
+                  "Where the RMs' head reads: last (the closing end-of-text) or mean (every "
+                  "response position, averaged)")
+        ->check(CLI::IsMember({"last", "mean"}));
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "Iterations of PPO, PPO-ptx, GRPO and RLOO");
     c->add_option("--rollouts", o.rollouts, "Rollouts per iteration (PPO, GRPO, RLOO)");

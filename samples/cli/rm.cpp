@@ -52,6 +52,11 @@ inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& 
                   "End-of-text id (default: the tokenizer's <|endoftext|>, else the id after its "
                   "vocabulary)");
     c->add_option("--seed", o.seed, "Seed for the head, the data order and dropout");
+    c->add_option_function<std::string>(
+         "--pooling", [&o](const std::string& s) { o.pooling = parse_reward_pooling(s); },
+         "Where the head reads: last (the closing end-of-text, InstructGPT) or mean (every "
+         "response position, averaged)")
+        ->check(CLI::IsMember({"last", "mean"}));
     c->add_option("--out", o.out, "Run folder: model.gptx (trunk + reward_head) and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
     c->callback([&] { run(); });

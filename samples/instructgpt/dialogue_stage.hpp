@@ -57,6 +57,7 @@ struct dialogue_sizes {
     float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
+    reward_pooling rm_pooling = reward_pooling::last; // where the RM's head reads
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
     // Iterated RLHF, as the instruction stage's: PPO's iterations split over this many rounds;
     // before each later round the RM continues training on comparisons of the chat model's own
@@ -280,6 +281,7 @@ tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const 
                        "dialogue RM: the reward position is not the last token");
             out.truncated += t.dropped > 0;
             g.responses.push_back(t.tokens);
+            g.starts.push_back(t.reply_start);
         }
         out.groups.push_back(std::move(g));
     }
@@ -407,6 +409,7 @@ best_of_n_curve dialogue_best_of_n(const Model& model, RM& rm, const tokenizer& 
     std::vector<std::vector<double>> gold(C);
     std::vector<std::vector<bool>> exact(C);
     std::vector<std::vector<int>> seqs; // [k * C + i]: the conversation with the reply, closed
+    std::vector<int> starts;            // where each reply begins
     for (int k = 0; k < N; ++k) {
         const auto gen = sample_responses(model, prompts, max_new,
                                           {1.0f, 0, 1.0f, mix64(seed + std::uint64_t(k))}, fmt.end);
@@ -416,10 +419,12 @@ best_of_n_curve dialogue_best_of_n(const Model& model, RM& rm, const tokenizer& 
             exact[i].push_back(ended && reply == dialogue_labeler::task_of(contexts[i]).answer);
             conversation conv = contexts[i];
             conv.push_back({chat_role::assistant, reply});
-            seqs.push_back(fmt.format(tok, conv, {.max_tokens = T}).tokens);
+            chat_tokens t = fmt.format(tok, conv, {.max_tokens = T});
+            seqs.push_back(std::move(t.tokens));
+            starts.push_back(t.reply_start);
         }
     }
-    const auto score = rm.score_sequences(seqs, fmt.end);
+    const auto score = rm.score_sequences(seqs, fmt.end, 16, starts);
     std::vector<std::vector<float>> by(C);
     for (int k = 0; k < N; ++k)
         for (std::size_t i = 0; i < C; ++i)
@@ -539,9 +544,13 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     GPTX_CHECK(!rm_train.groups.empty() && !rm_val.groups.empty(),
                "dialogue stage: the SFT samples gave no comparisons (every reply tied)");
     std::vector<std::vector<int>> demos; // the RM's bias keeps these at mean 0
-    for (const auto& c : native)
-        demos.push_back(fmt.format(tok, c, {.max_tokens = T}).tokens);
-    reward_model<S> rm(sft->config());
+    std::vector<int> demo_starts;
+    for (const auto& c : native) {
+        chat_tokens t = fmt.format(tok, c, {.max_tokens = T});
+        demos.push_back(std::move(t.tokens));
+        demo_starts.push_back(t.reply_start);
+    }
+    reward_model<S> rm(sft->config(), z.rm_pooling);
     rm.init(in.seed + 25);
     copy_params(rm.trunk(), *sft);
     {
@@ -558,7 +567,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                               .seed = in.seed + 26},
                                              ro)
                               .accuracy;
-        normalize_reward_bias(rm, demos, fmt.end);
+        normalize_reward_bias(rm, demos, fmt.end, 16, demo_starts);
         res.rm_pairs = rm_val.pairs();
         res.rm_comparisons = rm_train.groups.size();
         std::printf("dialogue RM: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
@@ -593,8 +602,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
         if (rounds > 1)
             seen = rm_train;
-        reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends) {
-            return rm.score(tokens, B, Tn, ends);
+        reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
+            return rm.score(tokens, B, Tn, ends, starts);
         };
         std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
         int done = 0;
@@ -636,14 +645,15 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 run_options ro;
                 ro.progress_label = "dialogue rm round";
                 ro.checkpoint_name = "(none)";
-                const reward_eval e = continue_reward_model(rm, seen, fresh, val, demos, fmt.end,
-                                                            {.epochs = 1,
-                                                             .batch = z.rm_batch,
-                                                             .lr = z.rm_lr,
-                                                             .evals = 1,
-                                                             .logs = 2,
-                                                             .seed = in.seed + salt + 2},
-                                                            ro);
+                const reward_eval e =
+                    continue_reward_model(rm, seen, fresh, val, demos, demo_starts, fmt.end,
+                                          {.epochs = 1,
+                                           .batch = z.rm_batch,
+                                           .lr = z.rm_lr,
+                                           .evals = 1,
+                                           .logs = 2,
+                                           .seed = in.seed + salt + 2},
+                                          ro);
                 rr.t1_after = rm_on_probe();
                 rr.added = fresh.groups.size();
                 rr.total = seen.groups.size();

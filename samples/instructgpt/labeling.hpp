@@ -219,8 +219,10 @@ inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
         ranked_sequences g;
         for (const auto& r : c.responses) {
             bool cut = false;
+            int start = 0;
             g.responses.push_back(
-                reward_sequence(p, tok.encode(r, "response"), eot, context, &cut));
+                reward_sequence(p, tok.encode(r, "response"), eot, context, &cut, &start));
+            g.starts.push_back(start);
             out.truncated += cut;
         }
         out.groups.push_back(std::move(g));

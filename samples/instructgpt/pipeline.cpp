@@ -186,12 +186,14 @@ void run_pipeline(pipeline_options o) {
                                       (dir / "comparisons_val.jsonl").string());
     }
     std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
+    std::vector<int> demo_starts;
     for (const auto& d : demo_tokens) {
         std::vector<int> p{eot};
         p.insert(p.end(), d.prompt.begin(), d.prompt.end());
-        demo_seqs.push_back(reward_sequence(p, d.response, eot, T));
+        demo_seqs.push_back(
+            reward_sequence(p, d.response, eot, T, nullptr, &demo_starts.emplace_back()));
     }
-    reward_model<pipeline_shape> rm(cfg);
+    reward_model<pipeline_shape> rm(cfg, parse_reward_pooling(o.rm_pooling));
     rm.init(o.seed + 5);
     copy_params(rm.trunk(), *sft);
     double rm_accuracy = 0;
@@ -209,7 +211,7 @@ void run_pipeline(pipeline_options o) {
                 {.epochs = o.rm_epochs, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + 6}, ro)
                 .accuracy;
         reward_objective obj(rm); // held-out evaluations below
-        const double offset = normalize_reward_bias(rm, demo_seqs, eot);
+        const double offset = normalize_reward_bias(rm, demo_seqs, eot, 16, demo_starts);
         progress::clear_line();
         std::printf("RM: %zu train / %zu held-out pairs, held-out accuracy %.3f; bias shifted by "
                     "%.3f so the demonstrations average 0\n",
@@ -228,7 +230,9 @@ void run_pipeline(pipeline_options o) {
         }
         const checkpoint_extra head[] = {
             {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
-        save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, {}, head);
+        train_state st; // gptx ppo --reward rm.gptx reads the pooling here
+        st.run_json = nlohmann::json{{"pooling", to_string(rm.pooling())}}.dump();
+        save_checkpoint<pipeline_shape>(dir / "rm.gptx", rm.trunk(), nullptr, tok, st, head);
     }
     say(need_rm ? "comparisons and reward model" : "comparisons (no method needs the RM)",
         clock.lap());
@@ -247,7 +251,8 @@ void run_pipeline(pipeline_options o) {
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks), demo_seqs};
+    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks), demo_seqs,
+                          demo_starts};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
@@ -342,7 +347,8 @@ void run_pipeline(pipeline_options o) {
                 eval_prompts.size(), double(o.eval_temperature), clock.total(), clock.cpu(),
                 num_threads());
     if (need_rm) {
-        std::printf("RM held-out pairwise accuracy: %.1f%% (%zu pairs)", 100 * rm_accuracy,
+        std::printf("RM%s held-out pairwise accuracy: %.1f%% (%zu pairs)",
+                    o.rm_pooling == "mean" ? " (mean-pooled)" : "", 100 * rm_accuracy,
                     rm_val.pairs());
         if (rm_accuracy_t1)
             std::printf("; on temperature-1 pairs only: %.1f%% (%zu pairs)", 100 * *rm_accuracy_t1,
@@ -427,6 +433,7 @@ void run_pipeline(pipeline_options o) {
             {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
             {"methods", methods},
             {"demo_padded", o.demo_padded},
+            {"rm_pooling", o.rm_pooling},
             {"padded_sft", l_sft.padded},
             {"labeler_mean_sft", l_sft.mean},
             {"exact_sft", l_sft.exact},

@@ -48,6 +48,7 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     if (o.dialogue_round_conversations > 0)
         d.round_conversations = o.dialogue_round_conversations;
     d.rm_native_fraction = o.dialogue_rm_native;
+    d.rm_pooling = parse_reward_pooling(o.rm_pooling);
     d.ppo_lr = o.ppo_lr;
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
@@ -138,7 +139,8 @@ struct reward_tally {
 // Every scored response is also labelled into `tally` (when given).
 inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
                                  const tokenizer& tok, reward_tally* tally = nullptr) {
-    return [&o, &rm, &tok, tally](const int* tokens, int B, int Tn, const int* ends) {
+    return [&o, &rm, &tok, tally](const int* tokens, int B, int Tn, const int* ends,
+                                  const int* starts) {
         std::vector<float> gold(B);
         if (o.oracle_reward > 0 || tally) {
             // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that
@@ -158,7 +160,7 @@ inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipelin
             for (float g : gold)
                 out.push_back(float(o.oracle_reward * g));
         else
-            out = rm.score(tokens, B, Tn, ends);
+            out = rm.score(tokens, B, Tn, ends, starts);
         if (tally)
             for (int b = 0; b < B; ++b) {
                 tally->labeler += gold[b];
@@ -243,9 +245,11 @@ inline best_of_n_curve instruction_best_of_n(const pipeline_options& o, const pi
                                           {1.0f, 0, 1.0f, mix64(seed + std::uint64_t(k))}, eot);
         const labelled l = label_responses(prompts, gen, tok);
         std::vector<std::vector<int>> seqs;
+        std::vector<int> starts(prompts.size());
         for (std::size_t i = 0; i < prompts.size(); ++i)
-            seqs.push_back(reward_sequence(tokens[i], gen[i].tokens, eot, o.context));
-        const auto r = rm.score_sequences(seqs, eot, o.rm_batch);
+            seqs.push_back(
+                reward_sequence(tokens[i], gen[i].tokens, eot, o.context, nullptr, &starts[i]));
+        const auto r = rm.score_sequences(seqs, eot, o.rm_batch, starts);
         for (std::size_t i = 0; i < prompts.size(); ++i) {
             gold[i].push_back(l.scores[i]);
             exact[i].push_back(l.exact_each[i]);
@@ -260,6 +264,7 @@ struct rlhf_data {
     const tokenized_comparisons* rm_train = nullptr; // the SFT samples' comparisons
     std::vector<std::string> rm_prompts, rm_val_prompts;
     std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
+    std::vector<int> demo_starts;            // where each demonstration's response begins
 };
 
 struct ppo_stage_result {
@@ -292,7 +297,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
     res.policy = std::make_unique<model_t>(cfg);
     model_t& policy = *res.policy;
     copy_params(policy, sft);
-    reward_model<pipeline_shape> rm(cfg); // this method's RM: later rounds retrain it
+    reward_model<pipeline_shape> rm(cfg, rm0.pooling()); // this method's: later rounds retrain it
     copy_params(rm.trunk(), rm0.trunk());
     copy_params(rm.head(), rm0.head());
     model_t value(cfg);
@@ -328,7 +333,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
             ro.progress_label = "rm round";
             ro.checkpoint_name = "(none)";
             const reward_eval e = continue_reward_model(
-                rm, seen, fresh, val, data.demo_seqs, eot,
+                rm, seen, fresh, val, data.demo_seqs, data.demo_starts, eot,
                 {.epochs = 1, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + salt + 2}, ro);
             res.rm_on_policy_retrained.push_back(
                 rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts, o.seed + salt + 3));
@@ -399,9 +404,11 @@ rs_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_s
         gen.push_back(sample_responses(
             sft, tokens, o.max_new, {1.0f, 0, 1.0f, mix64(o.seed + 13 + std::uint64_t(k))}, eot));
         std::vector<std::vector<int>> seqs;
+        std::vector<int> starts(prompts.size());
         for (std::size_t i = 0; i < prompts.size(); ++i)
-            seqs.push_back(reward_sequence(tokens[i], gen.back()[i].tokens, eot, o.context));
-        score.push_back(rm.score_sequences(seqs, eot, o.rm_batch));
+            seqs.push_back(reward_sequence(tokens[i], gen.back()[i].tokens, eot, o.context, nullptr,
+                                           &starts[i]));
+        score.push_back(rm.score_sequences(seqs, eot, o.rm_batch, starts));
     }
     std::vector<sft_example> kept;
     for (std::size_t i = 0; i < prompts.size(); ++i) {

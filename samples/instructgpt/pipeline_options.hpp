@@ -28,6 +28,9 @@ struct pipeline_options {
     float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
     float rm_lr = 2e-4f;
+    // Where both stages' RMs read: "last" (the closing end-of-text, InstructGPT) or "mean" (every
+    // response position, averaged; include/gptx/nn/reward_model.hpp).
+    std::string rm_pooling = "last";
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
     // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations

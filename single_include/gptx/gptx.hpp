@@ -3371,10 +3371,12 @@ inline std::size_t count_pairs(const std::vector<comparison>& cs) {
 // end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
 // at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
 // first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
-// start, the response and the closing end-of-text survive. *truncated reports it.
+// start, the response and the closing end-of-text survive. *truncated reports it, and *start
+// where the response begins after truncation (at least 1: the leading end-of-text stays).
 inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
                                         const std::vector<int>& response, int end_of_text,
-                                        int context, bool* truncated = nullptr) {
+                                        int context, bool* truncated = nullptr,
+                                        int* start = nullptr) {
     GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
     GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
     std::vector<int> seq;
@@ -3387,6 +3389,12 @@ inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
         seq.erase(seq.begin() + 1, seq.end() - (context - 1));
     if (truncated)
         *truncated = cut;
+    if (start) {
+        // Truncation removes tokens after the first: the prefix loses that many.
+        const std::size_t removed = prefix.size() + response.size() + 1 - seq.size();
+        *start =
+            int(std::max<std::size_t>(1, prefix.size() > removed ? prefix.size() - removed : 1));
+    }
     return seq;
 }
 
@@ -3432,15 +3440,11 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
             ranked_sequences g;
             for (std::size_t i = 0; i < c.responses.size(); ++i) {
                 bool cut = false;
+                int start = 0;
                 const std::string what = "response " + std::to_string(i);
-                const std::vector<int> response = tok.encode(c.responses[i], what);
-                g.responses.push_back(
-                    reward_sequence(prompt, response, end_of_text, context, &cut));
-                // Truncation removes tokens after the first: the prefix loses that many.
-                const std::size_t removed =
-                    prompt.size() + response.size() + 1 - g.responses.back().size();
-                g.starts.push_back(int(std::max<std::size_t>(
-                    1, prompt.size() > removed ? prompt.size() - removed : 1)));
+                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
+                                                      end_of_text, context, &cut, &start));
+                g.starts.push_back(start);
                 out.truncated += cut;
             }
             out.groups.push_back(std::move(g));
@@ -3531,6 +3535,7 @@ struct chat_tokens {
     std::vector<int> tokens;
     std::vector<std::uint8_t> mask; // (tokens.size())
     int reward_position = -1;       // the <|end|> closing the last assistant message; -1: none
+    int reply_start = -1;           // that message's first token after its marker; -1: none
     int dropped = 0;                // messages dropped from the front to fit max_tokens
 };
 
@@ -3645,6 +3650,7 @@ class chat_format {
             if (learn) {
                 out.mask[at] = 0; // the marker is given, not produced
                 out.reward_position = int(out.tokens.size()) - 1;
+                out.reply_start = int(at) + 1;
             }
         };
         if (has_system)
@@ -12018,12 +12024,14 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 // ---- end gptx/nn/resize.hpp ----
 // ---- begin gptx/nn/reward_model.hpp ----
 // gptx/nn/reward_model.hpp: the InstructGPT reward model, the trunk plus a scalar head (no
-// unembedding), read at the end-of-text token that closes the response. Tested by
-// tests/train/test_reward.cpp. Legend: B batch, T time, C channels.
+// unembedding), read at the end-of-text token that closes the response, or averaged over the
+// response's tokens (reward_pooling). Tested by tests/train/test_reward.cpp.
+// Legend: B batch, T time, C channels.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 
@@ -12053,6 +12061,67 @@ inline void reward_positions(int* positions, const int* tokens, int B, int T,
                                        response_starts[b], end_of_text);
 }
 
+// Where the scalar head reads a scored sequence.
+//  - last: at the end-of-text that closes the response (InstructGPT; the position sees it all).
+//  - mean: at every position from the response's first token to that end-of-text, averaged:
+//    r = W · mean_p h_p + b. Each position judges its own token in context (a wrong capital is
+//    found where it is written, as the policy wrote it), and the mean keeps a one-letter slip
+//    from weighing as much as a wholly wrong answer in a long one.
+enum class reward_pooling { last, mean };
+inline const char* to_string(reward_pooling p) {
+    return p == reward_pooling::mean ? "mean" : "last";
+}
+inline reward_pooling parse_reward_pooling(std::string_view s) {
+    GPTX_CHECK(s == "last" || s == "mean", "reward pooling must be last or mean, got '", s, "'");
+    return s == "mean" ? reward_pooling::mean : reward_pooling::last;
+}
+
+// The pooled read of a linear_head(C, 1) over a trunk's hidden states (B*T, C): sequence b's
+// reward is the head averaged over rows [first_b, ends[b]] of row b, first_b = ends[b] (last) or
+// starts[b] (mean). Keeps the rows for backward.
+template <class T> class pooled_reward {
+  public:
+    void forward(T* rewards, linear_head<T>& head, const T* hidden, int B, int Tn, const int* ends,
+                 const int* starts, reward_pooling pool) {
+        GPTX_CHECK(pool == reward_pooling::last || starts,
+                   "reward model: mean pooling needs where each response starts");
+        rows_.clear();
+        first_.assign(1, 0);
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(ends[b] >= 0 && ends[b] < Tn, "reward model: position ", ends[b], " of row ",
+                       b, " is outside [0, ", Tn,
+                       ") (a response without end-of-text has no reward position)");
+            const int from = pool == reward_pooling::mean ? starts[b] : ends[b];
+            GPTX_CHECK(from >= 0 && from <= ends[b], "reward model: row ", b,
+                       "'s response starts at ", from, ", after its end-of-text at ", ends[b]);
+            for (int p = from; p <= ends[b]; ++p)
+                rows_.push_back(b * Tn + p);
+            first_.push_back(int(rows_.size()));
+        }
+        out_.resize(rows_.size());
+        head.forward(out_.data(), hidden, rows_.data(), int(rows_.size()));
+        for (int b = 0; b < B; ++b) {
+            double s = 0;
+            for (int i = first_[b]; i < first_[b + 1]; ++i)
+                s += double(out_[std::size_t(i)]);
+            rewards[b] = T(s / double(first_[b + 1] - first_[b]));
+        }
+    }
+    // d out_p = d r_b / n_b for each of b's n_b rows; the head adds W · d out_p to d hidden[p].
+    void backward(T* dhidden, linear_head<T>& head, const T* drewards) {
+        dout_.resize(rows_.size());
+        for (std::size_t b = 0; b + 1 < first_.size(); ++b) {
+            const T g = T(double(drewards[b]) / double(first_[b + 1] - first_[b]));
+            std::fill(dout_.begin() + first_[b], dout_.begin() + first_[b + 1], g);
+        }
+        head.backward(dhidden, dout_.data());
+    }
+
+  private:
+    std::vector<int> rows_, first_; // rows read; first_[b] .. first_[b + 1] are sequence b's
+    std::vector<T> out_, dout_;
+};
+
 // Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
 // checkpoint loads into trunk() unchanged; the head is the "reward_head" checkpoint section.
 template <shape S, class T = float> class reward_model {
@@ -12062,7 +12131,8 @@ template <shape S, class T = float> class reward_model {
     static constexpr shape dims = S;
     static constexpr const char* head_name = "reward_head"; // its checkpoint section
 
-    explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
+    explicit reward_model(model_config cfg, reward_pooling pool = reward_pooling::last)
+        : trunk_(cfg), head_(S.width, 1), pool_(pool) {}
 
     // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
     // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
@@ -12077,55 +12147,57 @@ template <shape S, class T = float> class reward_model {
     const linear_head<T>& head() const { return head_; }
     int vocab() const { return trunk_.vocab(); }
     int context() const { return trunk_.context(); }
+    reward_pooling pooling() const { return pool_; }
+    void set_pooling(reward_pooling p) { pool_ = p; }
 
     // The reward offset: a constant added to every reward (the head's bias).
     T bias() const { return head_.bias()[0]; }
     void set_bias(T b) { head_.bias()[0] = b; }
 
-    // rewards (B) of right-padded rows tokens (B, T), row b read at positions[b]. Evaluation
-    // mode (no dropout); the trunk's activations are overwritten, gradients are untouched.
-    void score(T* rewards, const int* tokens, int B, int Tn, const int* positions) {
-        rows_.resize(std::size_t(B));
-        for (int b = 0; b < B; ++b) {
-            GPTX_CHECK(positions[b] >= 0 && positions[b] < Tn, "reward model: position ",
-                       positions[b], " of row ", b, " is outside [0, ", Tn,
-                       ") (a response without end-of-text has no reward position)");
-            rows_[b] = b * Tn + positions[b];
-        }
+    // rewards (B) of right-padded rows tokens (B, T), row b's response closed by the end-of-text
+    // at ends[b] and begun at starts[b] (needed by mean pooling). Evaluation mode (no dropout);
+    // the trunk's activations are overwritten, gradients are untouched.
+    void score(T* rewards, const int* tokens, int B, int Tn, const int* ends,
+               const int* starts = nullptr) {
         const bool was_training = trunk_.training();
         trunk_.set_training(false);
         const T* h = trunk_.forward(tokens, B, Tn);
-        head_.forward(rewards, h, rows_.data(), B);
+        read_.forward(rewards, head_, h, B, Tn, ends, starts, pool_);
         trunk_.set_training(was_training);
     }
-    std::vector<T> score(const int* tokens, int B, int Tn, const int* positions) {
+    std::vector<T> score(const int* tokens, int B, int Tn, const int* ends,
+                         const int* starts = nullptr) {
         std::vector<T> r(static_cast<std::size_t>(B));
-        score(r.data(), tokens, B, Tn, positions);
+        score(r.data(), tokens, B, Tn, ends, starts);
         return r;
     }
 
-    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
-    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
+    // Rewards of whole sequences (each laid out by reward_sequence, closed by its last token,
+    // which must be the end-of-text; starts[i] is where sequence i's response begins, needed by
+    // mean pooling), `batch` rows per forward, right-padded with end-of-text.
     std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
-                                   int batch = 16) {
+                                   int batch = 16, std::span<const int> starts = {}) {
         GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
+        GPTX_CHECK(starts.empty() || starts.size() == seqs.size(), "reward model: ", starts.size(),
+                   " response starts for ", seqs.size(), " sequences");
         std::vector<T> out(seqs.size());
-        std::vector<int> tokens, positions;
+        std::vector<int> tokens, ends;
         for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
             const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
             std::size_t Tn = 1;
             for (int b = 0; b < B; ++b)
                 Tn = std::max(Tn, seqs[s0 + b].size());
             tokens.assign(std::size_t(B) * Tn, end_of_text);
-            positions.resize(std::size_t(B));
+            ends.resize(std::size_t(B));
             for (int b = 0; b < B; ++b) {
                 const auto& q = seqs[s0 + b];
                 GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
                            " does not end with the end-of-text token ", end_of_text);
                 std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
-                positions[b] = int(q.size()) - 1;
+                ends[b] = int(q.size()) - 1;
             }
-            score(out.data() + s0, tokens.data(), B, int(Tn), positions.data());
+            score(out.data() + s0, tokens.data(), B, int(Tn), ends.data(),
+                  starts.empty() ? nullptr : starts.data() + s0);
         }
         return out;
     }
@@ -12133,17 +12205,19 @@ template <shape S, class T = float> class reward_model {
   private:
     trunk_type trunk_;
     linear_head<T> head_;
-    std::vector<int> rows_;
+    reward_pooling pool_;
+    pooled_reward<T> read_;
 };
 
 // InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
 // the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
-// head's bias by minus their mean. Returns that mean (the offset removed).
+// head's bias by minus their mean (a shift of every reward under either pooling). Returns that
+// mean (the offset removed). starts: where each demonstration's response begins (mean pooling).
 template <shape S, class T>
 double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
-                             int end_of_text, int batch = 16) {
+                             int end_of_text, int batch = 16, std::span<const int> starts = {}) {
     GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
-    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch);
+    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch, starts);
     double mean = 0;
     for (T v : r)
         mean += double(v);
@@ -12353,11 +12427,11 @@ namespace gptx {
 // scores all of them: K passes per prompt, never C(K, 2).
 struct reward_batch {
     const int* tokens = nullptr;      // (N, T) right-padded
-    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* positions = nullptr;   // (N) each row's end-of-text, closing its response
     const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
     int P = 0, T = 0;
-    // (N) where each row's response begins (its prefix length), when the data records it; the
-    // reward model does not need it, DPO does.
+    // (N) where each row's response begins (its prefix length), when the data records it; DPO
+    // and a mean-pooled reward model need it.
     const int* starts = nullptr;
     int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
 };
@@ -12427,13 +12501,14 @@ template <class Model> class reward_objective {
     using value_type = typename Model::value_type;
     using T = value_type;
 
-    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+    explicit reward_objective(linear_head<T>& head, reward_pooling pool = reward_pooling::last)
+        : head_(&head), pool_(pool) {
         GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
                    "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
                    head.channels(), " -> ", head.outputs());
     }
     template <shape S>
-    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head(), rm.pooling()) {}
 
     double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
         forward(m, b);
@@ -12441,7 +12516,7 @@ template <class Model> class reward_objective {
             reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
         T* dh = m.dhidden();
         std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
-        head_->backward(dh, drewards_.data());
+        read_.backward(dh, *head_, drewards_.data());
         m.backward();
         return loss;
     }
@@ -12470,20 +12545,17 @@ template <class Model> class reward_objective {
   private:
     void forward(Model& m, const reward_batch& b) {
         const int N = b.rows();
-        rows_.resize(std::size_t(N));
-        for (int n = 0; n < N; ++n) {
-            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
-                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
-            rows_[n] = n * b.T + b.positions[n];
-        }
+        GPTX_CHECK(pool_ == reward_pooling::last || b.starts,
+                   "reward objective: mean pooling needs the comparisons' response starts");
         rewards_.resize(std::size_t(N));
         drewards_.resize(std::size_t(N));
         const T* h = m.forward(b.tokens, N, b.T);
-        head_->forward(rewards_.data(), h, rows_.data(), N);
+        read_.forward(rewards_.data(), *head_, h, N, b.T, b.positions, b.starts, pool_);
     }
 
     linear_head<T>* head_;
-    std::vector<int> rows_;
+    reward_pooling pool_;
+    pooled_reward<T> read_;
     std::vector<T> rewards_, drewards_; // (N)
 };
 
@@ -13437,8 +13509,22 @@ inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& p
     return out;
 }
 
+// The pooling a checkpoint's run state records (its "pooling" key; absent, or a state
+// that is not JSON: last). `file` names the checkpoint in errors.
+inline reward_pooling saved_reward_pooling(std::string_view run_json, std::string_view file) {
+    const auto j = nlohmann::json::parse(run_json, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("pooling"))
+        return reward_pooling::last;
+    GPTX_CHECK(j["pooling"].is_string(), file, ": \"pooling\" must be a string");
+    const std::string s = j["pooling"].get<std::string>();
+    GPTX_CHECK(s == "last" || s == "mean", file, ": \"pooling\" must be last or mean, got '", s,
+               "'");
+    return parse_reward_pooling(s);
+}
+
 // The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
 // have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
+// Its pooling comes from the run state's "pooling" (absent: last, the end-of-text).
 template <shape S>
 std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
                                                    const model_config& policy, const char* cmd) {
@@ -13450,7 +13536,9 @@ std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
                info.config.vocab, " differs from the policy's ", policy.vocab);
     auto rm = std::make_unique<reward_model<S>>(info.config);
     const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
-    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, nullptr, head);
+    train_state st;
+    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, &st, head);
+    rm->set_pooling(saved_reward_pooling(st.run_json, file.string()));
     return rm;
 }
 
@@ -15052,10 +15140,10 @@ template <class Model> class ppo_value_objective {
 namespace gptx {
 
 // The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
-// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
-// after it is padding).
-using reward_fn =
-    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+// row b's response begun at position starts[b] (after its prompt) and closed by its end-of-text
+// token at end_positions[b] (the rest of the row after it is padding).
+using reward_fn = std::function<std::vector<float>(const int* tokens, int B, int T,
+                                                   const int* end_positions, const int* starts)>;
 
 // Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
 // end-of-text.
@@ -15216,15 +15304,16 @@ template <class Policy> class rollout_buffer {
             // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
             // response is read closed in its stop token's place.
             const int W = Tm + 1;
-            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M), starts(M);
             for (int k = 0; k < M; ++k) {
                 const sequence& q = seqs_[first + k];
                 const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
                 std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
                           toks.begin() + std::size_t(k) * W);
                 ends[k] = int(kept);
+                starts[k] = q.prompt;
             }
-            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
                        " scores for ", M, " sequences");
             for (int k = 0; k < M; ++k) {
@@ -16181,10 +16270,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::vector<T> old_, a_, ov_, r_;
 };
 
-// The reward function of a frozen reward model, read at the end-of-text (rm must outlive it).
+// The reward function of a frozen reward model, read as it pools (rm must outlive it).
 template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
-    return [&rm](const int* tokens, int B, int Tn, const int* ends) {
-        const std::vector<T> r = rm.score(tokens, B, Tn, ends);
+    return [&rm](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
+        const std::vector<T> r = rm.score(tokens, B, Tn, ends, starts);
         return std::vector<float>(r.begin(), r.end());
     };
 }
@@ -17014,6 +17103,7 @@ struct reward_model_run_options {
     float grad_clip = 1.0f, dropout = 0.0f;
     std::uint64_t seed = 1;
     bool resume = false;
+    reward_pooling pooling = reward_pooling::last; // saved as run_json's "pooling"
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -17056,7 +17146,8 @@ inline nlohmann::json run_json(const reward_model_run_options& o) {
             {"beta2", o.beta2},
             {"grad_clip", o.grad_clip},
             {"dropout", o.dropout},
-            {"seed", o.seed}};
+            {"seed", o.seed},
+            {"pooling", to_string(o.pooling)}};
 }
 
 } // namespace detail
@@ -17071,7 +17162,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
     fs::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
-    reward_model<S> rm(info.config);
+    reward_model<S> rm(info.config, o.pooling);
     rm.init(o.seed);
     tokenizer tok;
     load_model<S>(init_file, rm.trunk(), &tok); // the trunk only
@@ -17085,10 +17176,12 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
     const tokenized_comparisons &train = split.train, &val = split.val;
     std::vector<std::vector<int>> demos;
+    std::vector<int> demo_starts; // where each demonstration's response begins
     if (!o.demos.empty())
         for (const sft_example& e : read_sft_jsonl(o.demos))
             demos.push_back(reward_sequence(reward_prefix(tok, e.prompt, eot),
-                                            tok.encode(e.response, "response"), eot, ctx));
+                                            tok.encode(e.response, "response"), eot, ctx, nullptr,
+                                            &demo_starts.emplace_back()));
 
     reward_batcher batches(train, o.batch, eot, o.seed + 1);
     // Under mpirun rank r takes every ranks-th batch (offset r): N ranks train as one process
@@ -17152,7 +17245,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
         j["val_accuracy"] = last.accuracy;
         if (!demos.empty())
-            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch);
+            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch, demo_starts);
         train_state st;
         st.step = step;
         st.dropout_seed = rm.trunk().dropout_seed();
@@ -17167,7 +17260,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                 "%.4f\n",
                 last.accuracy, last.pairs, last.prompts, last.loss);
     if (!demos.empty()) {
-        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch);
+        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch, demo_starts);
         double mean = 0;
         for (float v : r)
             mean += v;
@@ -18029,19 +18122,20 @@ reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
 // samples and train the RM again): `fresh` joins `seen`, and rm continues from its current
 // parameters over all of `seen` (cfg.epochs) with new AdamW moments (β 0.9 / 0.95, no decay: the
 // pipeline's RM settings), so the policy's samples add to what it knew rather than replace it.
-// Then the bias is set again so that the demonstrations' reward averages 0 (PPO's reward scale).
-// Returns the last held-out evaluation on val.
+// Then the bias is set again so that the demonstrations' reward averages 0 (PPO's reward scale;
+// demo_starts: where their responses begin, for mean pooling). Returns the last held-out
+// evaluation on val.
 template <shape S, class T>
-reward_eval continue_reward_model(reward_model<S, T>& rm, tokenized_comparisons& seen,
-                                  const tokenized_comparisons& fresh,
-                                  const tokenized_comparisons& val,
-                                  std::span<const std::vector<int>> demos, int end_of_text,
-                                  const reward_training_config& cfg, run_options run = {}) {
+reward_eval
+continue_reward_model(reward_model<S, T>& rm, tokenized_comparisons& seen,
+                      const tokenized_comparisons& fresh, const tokenized_comparisons& val,
+                      std::span<const std::vector<int>> demos, std::span<const int> demo_starts,
+                      int end_of_text, const reward_training_config& cfg, run_options run = {}) {
     GPTX_CHECK(!fresh.groups.empty(), "continue_reward_model: no new comparisons");
     seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
     adamw<float> opt(rm.trunk().params(), {cfg.lr, 0.9f, 0.95f, 1e-8f, 0.0f});
     const reward_eval e = train_reward_model(rm, opt, seen, val, end_of_text, cfg, std::move(run));
-    normalize_reward_bias(rm, demos, end_of_text);
+    normalize_reward_bias(rm, demos, end_of_text, 16, demo_starts);
     return e;
 }
 

@@ -8,7 +8,10 @@
 #include <fstream>
 #include <string>
 
+#include <gptx/gptx.hpp>
+
 #include "support/cli.hpp"
+#include "support/errors.hpp"
 #include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
@@ -92,6 +95,30 @@ BOOST_AUTO_TEST_CASE(trains_a_reward_model_with_metrics_and_checkpoint) {
                                   (w.path / "ep").string());
     BOOST_TEST_REQUIRE(e.code == 0, e.out);
     BOOST_TEST(e.out.find("12 steps of 3 prompts") != std::string::npos, e.out);
+}
+
+// --pooling mean is saved in the run state, and load_reward_model (gptx ppo and grpo's loader)
+// reads the model back with it; a checkpoint without it reads at the end-of-text.
+BOOST_AUTO_TEST_CASE(the_pooling_is_saved_and_loaded_with_the_model) {
+    rm_workspace w;
+    const run_result r = run_gptx(w.rm_args("mean", 3) + " --pooling mean");
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST_REQUIRE(run_gptx(w.rm_args("last", 3)).code == 0);
+    const gptx::model_config cfg = gptx::read_checkpoint_info(w.path / "lm" / "model.gptx").config;
+    using gptx::reward_pooling;
+    BOOST_TEST((gptx::load_reward_model<gptx::presets::tiny>((w.path / "mean").string(), cfg, "ppo")
+                    ->pooling() == reward_pooling::mean));
+    BOOST_TEST((gptx::load_reward_model<gptx::presets::tiny>((w.path / "last").string(), cfg, "ppo")
+                    ->pooling() == reward_pooling::last));
+    // An unknown pooling is refused by the option parser: one line, a non-zero exit, no run.
+    const run_result bad = run_gptx(w.rm_args("bad", 3) + " --pooling max");
+    BOOST_TEST(bad.code != 0);
+    BOOST_TEST(bad.out.find("--pooling: max not in {last,mean}") != std::string::npos, bad.out);
+    BOOST_TEST(!fs::exists(w.path / "bad" / "model.gptx"));
+    BOOST_TEST(gptx::test::error_of([] {
+                   gptx::saved_reward_pooling(R"({"pooling": "max"})", "rm.gptx");
+               }).find("rm.gptx: \"pooling\" must be last or mean, got 'max'") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {

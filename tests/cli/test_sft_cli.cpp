@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include <gptx/gptx.hpp>
 #include <nlohmann/json.hpp>
 
 #include "support/cli.hpp"
@@ -140,6 +141,7 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     // The JSON object is the last line (it nests objects, so not from the last '{').
     const std::string last = r.out.substr(r.out.rfind("\n{") + 1);
     const auto j = nlohmann::json::parse(last);
+    BOOST_TEST(j["rm_pooling"] == "last");
     // Every figure of the table and the lines: present and finite.
     auto finite = [&](const nlohmann::json& v) {
         return v.is_number() && std::isfinite(v.get<double>());
@@ -240,6 +242,28 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     BOOST_TEST_REQUIRE(run_gptx("report " + (w.path / "p").string()).code == 0);
     BOOST_TEST(read_all(w.path / "p" / "report.html").find("Labeler score (gold) vs sqrt KL") !=
                std::string::npos);
+}
+
+// Mean-pooled reward models through both stages and a second RLHF round (each retrains its RM
+// on the policy's samples and re-centres it on the demonstrations, whose replies' starts the
+// pooling needs); the saved RM reads back mean-pooled.
+BOOST_AUTO_TEST_CASE(pipeline_quick_with_mean_pooled_reward_models, *utf::label("slow")) {
+    sft_workspace w;
+    const auto r = run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --methods ppo "
+                            "--rm-pooling mean --out " +
+                            (w.path / "m").string());
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find("RM (mean-pooled) held-out pairwise accuracy") != std::string::npos,
+               r.out);
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    BOOST_TEST(j["rm_pooling"] == "mean");
+    for (const char* k :
+         {"rm_accuracy", "ppo_win_rate", "dialogue_rm_accuracy", "dialogue_win_rate"})
+        BOOST_TEST((j.contains(k) && j[k].is_number() && std::isfinite(j[k].get<double>())), k);
+    const fs::path rm = w.path / "m" / "rm.gptx";
+    const auto cfg = gptx::read_checkpoint_info(rm).config;
+    BOOST_TEST((gptx::load_reward_model<gptx::presets::baby>(rm.string(), cfg, "ppo")->pooling() ==
+                gptx::reward_pooling::mean));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -281,7 +281,7 @@ namespace {
 constexpr shape toy = test::shapes::toy;
 using toy_t = transformer<toy>;
 // The toy reward: how many times token 3 occurs in the response (after the 2 prompt tokens).
-std::vector<float> count_threes(const int* tokens, int B, int T, const int* ends) {
+std::vector<float> count_threes(const int* tokens, int B, int T, const int* ends, const int*) {
     std::vector<float> s(std::size_t(B), 0.0f);
     for (int b = 0; b < B; ++b)
         for (int t = 2; t < ends[b]; ++t)

@@ -64,6 +64,7 @@ BOOST_FIXTURE_TEST_CASE(exact_layout_mask_and_reward_position, chat_fixture) {
     BOOST_TEST(t.mask == (u8s{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}),
                boost::test_tools::per_element());
     BOOST_TEST(t.reward_position == 17);
+    BOOST_TEST(t.reply_start == 15); // the last reply's first token, after its marker
     BOOST_TEST(t.dropped == 0);
 }
 
@@ -74,8 +75,10 @@ BOOST_FIXTURE_TEST_CASE(reward_position_is_the_last_assistant_end, chat_fixture)
     const chat_tokens t = f.format(tok, conv);
     BOOST_TEST(t.tokens == (ints{U, a, E, A, b, E, U, c, E}), boost::test_tools::per_element());
     BOOST_TEST(t.reward_position == 5);
+    BOOST_TEST(t.reply_start == 4);
     const chat_tokens none = f.format(tok, conversation{{chat_role::user, "a"}});
     BOOST_TEST(none.reward_position == -1);
+    BOOST_TEST(none.reply_start == -1);
     BOOST_TEST(none.mask == (u8s{0, 0, 0}), boost::test_tools::per_element());
 }
 
@@ -92,6 +95,7 @@ BOOST_FIXTURE_TEST_CASE(empty_assistant_content_learns_only_the_end, chat_fixtur
     BOOST_TEST(t.tokens == (ints{U, a, E, A, E}), boost::test_tools::per_element());
     BOOST_TEST(t.mask == (u8s{0, 0, 0, 0, 1}), boost::test_tools::per_element());
     BOOST_TEST(t.reward_position == 4);
+    BOOST_TEST(t.reply_start == 4); // an empty reply: only its end
 }
 
 BOOST_FIXTURE_TEST_CASE(marker_text_in_content_stays_text, chat_fixture) {
@@ -117,6 +121,7 @@ BOOST_FIXTURE_TEST_CASE(truncation_drops_oldest_turns_and_keeps_the_system_turn,
     BOOST_TEST(t.tokens == (ints{S, h, E, U, c, E, A, d, d, E}), boost::test_tools::per_element());
     BOOST_TEST(t.mask == (u8s{0, 0, 0, 0, 0, 0, 0, 1, 1, 1}), boost::test_tools::per_element());
     BOOST_TEST(t.reward_position == 9);
+    BOOST_TEST(t.reply_start == 7);
     // 9: only the last message is left, still with the system turn.
     const chat_tokens last = f.format(tok, conv, {.max_tokens = 9});
     BOOST_TEST(last.dropped == 3);

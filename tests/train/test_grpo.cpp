@@ -161,7 +161,7 @@ using toy_t = transformer<toy>;
 constexpr int toy_vocab = 6, toy_eot = 0, toy_good = 3, toy_prompt = 2;
 
 // The toy reward (as PPO's test): how many times token 3 occurs in the response.
-std::vector<float> count_good(const int* tokens, int B, int T, const int* ends) {
+std::vector<float> count_good(const int* tokens, int B, int T, const int* ends, const int*) {
     std::vector<float> s(std::size_t(B), 0.0f);
     for (int b = 0; b < B; ++b)
         for (int t = toy_prompt; t < ends[b]; ++t)
@@ -229,9 +229,10 @@ BOOST_AUTO_TEST_CASE(groups_without_signal_move_nothing) {
     // A constant reward: every group is flat, every advantage 0, and at the reference the k3
     // penalty's gradient is 0 too, so the first iteration leaves the policy as it was.
     toy_run run;
-    auto tr = run.make(toy_config(group_baseline::group), [](const int*, int B, int, const int*) {
-        return std::vector<float>(std::size_t(B), 1.0f);
-    });
+    auto tr = run.make(toy_config(group_baseline::group),
+                       [](const int*, int B, int, const int*, const int*) {
+                           return std::vector<float>(std::size_t(B), 1.0f);
+                       });
     const std::vector<float> before(run.policy.params().data(),
                                     run.policy.params().data() + run.policy.params().size());
     const grpo_metrics m = tr.iteration();

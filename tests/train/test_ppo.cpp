@@ -237,7 +237,7 @@ using toy_t = transformer<toy>;
 constexpr int toy_vocab = 6, toy_eot = 0, toy_good = 3, toy_prompt = 2;
 
 // The toy reward: how many times token 3 occurs in the response.
-std::vector<float> count_good(const int* tokens, int B, int T, const int* ends) {
+std::vector<float> count_good(const int* tokens, int B, int T, const int* ends, const int*) {
     std::vector<float> s(B, 0.0f);
     for (int b = 0; b < B; ++b)
         for (int t = toy_prompt; t < ends[b]; ++t)
@@ -311,10 +311,13 @@ BOOST_AUTO_TEST_CASE(a_stop_token_cuts_the_response_and_the_reward_reads_it_clos
     const int stop = 5;
     // The reward function records what it is shown: each row up to its read position.
     std::vector<std::vector<int>> shown;
-    reward_fn record = [&](const int* tokens, int B, int T, const int* ends) {
-        for (int b = 0; b < B; ++b)
+    std::vector<int> starts_shown; // where it is told each response begins
+    reward_fn record = [&](const int* tokens, int B, int T, const int* ends, const int* starts) {
+        for (int b = 0; b < B; ++b) {
             shown.emplace_back(tokens + std::size_t(b) * T,
                                tokens + std::size_t(b) * T + ends[b] + 1);
+            starts_shown.push_back(starts[b]);
+        }
         return std::vector<float>(B, 1.0f);
     };
     rollout_buffer<toy_t> buf(run.policy, run.ref, record,
@@ -342,6 +345,7 @@ BOOST_AUTO_TEST_CASE(a_stop_token_cuts_the_response_and_the_reward_reads_it_clos
         std::vector<int> expect(s.tokens.begin(), s.tokens.end() - (s.stopped ? 2 : 1));
         expect.push_back(toy_eot);
         BOOST_TEST(shown[i] == expect, boost::test_tools::per_element());
+        BOOST_TEST(starts_shown[i] == s.prompt); // the response begins after the prompt
         stopped += s.stopped;
     }
     BOOST_TEST_MESSAGE(stopped << " of 64 responses stopped at token " << stop);
@@ -445,7 +449,7 @@ BOOST_AUTO_TEST_CASE(guards_skip_exploding_updates_and_stop_on_nan) {
 
     // A non-finite reward stops the run before any update.
     toy_run bad;
-    auto nan_reward = [](const int*, int B, int, const int*) {
+    auto nan_reward = [](const int*, int B, int, const int*, const int*) {
         return std::vector<float>(B, std::numeric_limits<float>::quiet_NaN());
     };
     ppo_trainer<toy_t> tn(bad.policy, bad.ref, bad.value, bad.head, nan_reward, bad.prompts,

@@ -1,7 +1,8 @@
 // Tests for the reward model (nn/reward_model.hpp), its objective (train/reward_objective.hpp) and
 // comparison data (data/comparisons.hpp): the K-wise loss and its gradients through head and
-// trunk against central differences, the reward position, accuracy, readers' errors, batching,
-// the bias normalisation, and a small model learning a preference.
+// trunk against central differences (read at the end-of-text and mean-pooled over the response),
+// the reward position, accuracy, readers' errors, batching, the bias normalisation, and a small
+// model learning a preference.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include <gptx/data/comparisons.hpp>
+#include <gptx/nn/copy_params.hpp>
 #include <gptx/nn/reward_model.hpp>
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/trainer.hpp>
@@ -42,13 +44,16 @@ struct small_batch {
                             8, 1, 0, 4, 4, 4, 4, // prompt 1, better
                             8, 1, 5, 5, 0, 2, 3};
     std::vector<int> positions{3, 4, 6, 2, 4};
+    std::vector<int> starts{1, 2, 3, 1, 2}; // where each response begins (mean pooling)
     std::vector<int> sizes{3, 2};
-    reward_batch batch() const { return {tokens.data(), positions.data(), sizes.data(), 2, T}; }
+    reward_batch batch() const {
+        return {tokens.data(), positions.data(), sizes.data(), 2, T, starts.data()};
+    }
 };
 
-template <shape S> void check_kwise_gradients() {
+template <shape S> void check_kwise_gradients(reward_pooling pool) {
     using model_t = transformer<S, double>;
-    reward_model<S, double> rm({9, 8});
+    reward_model<S, double> rm({9, 8}, pool);
     rm.init(2);
     rng r(3);
     for (std::size_t i = 0; i < rm.head().params().size(); ++i)
@@ -100,7 +105,8 @@ tokenized_comparisons preference_data(int prompts, std::uint64_t seed, int eot, 
                 if (resp[at] != 1)
                     resp[at] = 1, ++k;
             }
-            g.responses.push_back(reward_sequence(prompt, resp, eot, 64));
+            g.responses.push_back(
+                reward_sequence(prompt, resp, eot, 64, nullptr, &g.starts.emplace_back()));
         }
         d.groups.push_back(std::move(g));
     }
@@ -137,8 +143,79 @@ BOOST_AUTO_TEST_CASE(loss_matches_the_formula_and_its_derivative) {
 }
 
 BOOST_AUTO_TEST_CASE(kwise_loss_gradients_through_head_and_trunk) {
-    check_kwise_gradients<tiny_rm>();
-    check_kwise_gradients<tiny_rm_post>();
+    check_kwise_gradients<tiny_rm>(reward_pooling::last);
+    check_kwise_gradients<tiny_rm_post>(reward_pooling::last);
+}
+
+// d r / d h_p = W / n over the n positions from the response's start to its end-of-text.
+BOOST_AUTO_TEST_CASE(mean_pooled_loss_gradients_through_head_and_trunk) {
+    check_kwise_gradients<tiny_rm>(reward_pooling::mean);
+    check_kwise_gradients<tiny_rm_post>(reward_pooling::mean);
+}
+
+BOOST_AUTO_TEST_CASE(mean_pooling_averages_the_head_over_the_response) {
+    small_batch a;
+    reward_model<tiny_rm, double> last({9, 8}), mean({9, 8}, reward_pooling::mean);
+    last.init(4);
+    copy_params(mean.trunk(), last.trunk());
+    copy_params(mean.head(), last.head());
+    BOOST_TEST((mean.pooling() == reward_pooling::mean));
+    const double* h = mean.trunk().forward(a.tokens.data(), 5, small_batch::T);
+    const std::vector<double> hv(h, h + 5 * small_batch::T * tiny_rm.width);
+    const double* w = mean.head().weight();
+    const double b = mean.head().bias()[0];
+    const auto at = [&](int row, int p) { // W · h + b at position p of row `row`
+        double s = b;
+        for (int c = 0; c < tiny_rm.width; ++c)
+            s += w[c] * hv[(std::size_t(row) * small_batch::T + std::size_t(p)) * tiny_rm.width +
+                           std::size_t(c)];
+        return s;
+    };
+    const auto rm =
+        mean.score(a.tokens.data(), 5, small_batch::T, a.positions.data(), a.starts.data());
+    const auto rl = last.score(a.tokens.data(), 5, small_batch::T, a.positions.data());
+    for (int n = 0; n < 5; ++n) {
+        double s = 0;
+        for (int p = a.starts[n]; p <= a.positions[n]; ++p)
+            s += at(n, p);
+        BOOST_TEST(std::abs(rm[n] - s / (a.positions[n] - a.starts[n] + 1)) < 1e-12);
+        BOOST_TEST(std::abs(rl[n] - at(n, a.positions[n])) < 1e-12);
+    }
+    // The objective reads the same; padding after the end-of-text changes nothing.
+    reward_objective obj(mean);
+    small_batch padded = a;
+    for (std::size_t i = 0; i < padded.tokens.size(); ++i)
+        if (int(i % small_batch::T) > padded.positions[i / small_batch::T])
+            padded.tokens[i] = 7;
+    obj.evaluate(mean.trunk(), padded.batch());
+    for (int n = 0; n < 5; ++n)
+        BOOST_TEST(std::abs(obj.rewards()[n] - rm[n]) < 1e-12);
+    // score_sequences takes the starts beside the sequences.
+    std::vector<std::vector<int>> seqs;
+    for (int n = 0; n < 5; ++n)
+        seqs.emplace_back(a.tokens.begin() + n * small_batch::T,
+                          a.tokens.begin() + n * small_batch::T + a.positions[n] + 1);
+    const auto rs = mean.score_sequences(seqs, 0, 2, a.starts);
+    for (int n = 0; n < 5; ++n)
+        BOOST_TEST(std::abs(rs[n] - rm[n]) < 1e-12);
+    // Without starts, or with a start after the end-of-text, mean pooling is an error.
+    BOOST_TEST(error_of([&] {
+                   mean.score(a.tokens.data(), 5, small_batch::T, a.positions.data());
+               }).find("mean pooling needs where each response starts") != std::string::npos);
+    BOOST_TEST(error_of([&] {
+                   reward_batch nb = a.batch();
+                   nb.starts = nullptr;
+                   obj.evaluate(mean.trunk(), nb);
+               }).find("needs the comparisons' response starts") != std::string::npos);
+    std::vector<int> late = a.starts;
+    late[2] = 7;
+    BOOST_TEST(error_of([&] {
+                   mean.score(a.tokens.data(), 5, small_batch::T, a.positions.data(), late.data());
+               }).find("row 2's response starts at 7, after its end-of-text at 6") !=
+               std::string::npos);
+    BOOST_TEST((parse_reward_pooling("mean") == reward_pooling::mean));
+    BOOST_TEST(error_of([] { parse_reward_pooling("max"); }).find("last or mean, got 'max'") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(padding_after_the_end_of_text_changes_nothing) {
@@ -180,6 +257,13 @@ BOOST_AUTO_TEST_CASE(reward_position_is_the_end_of_text_after_the_prompt) {
     BOOST_TEST(
         (reward_sequence({1, 2, 3}, {4, 5}, 9, 4, &truncated) == std::vector<int>{1, 4, 5, 9}));
     BOOST_TEST(truncated);
+    int start = 0; // where the response begins, after any truncation
+    reward_sequence({1, 2}, {3, 4}, 9, 8, nullptr, &start);
+    BOOST_TEST(start == 2);
+    reward_sequence({1, 2, 3}, {4, 5}, 9, 4, nullptr, &start);
+    BOOST_TEST(start == 1);
+    reward_sequence({1, 2, 3}, {4, 5}, 9, 5, nullptr, &start); // {1, 3, 4, 5, 9}
+    BOOST_TEST(start == 2);
     reward_model<tiny_rm, double> rm({9, 8});
     rm.init(1);
     std::vector<int> bad_pos{-1, 4};
@@ -297,13 +381,14 @@ BOOST_AUTO_TEST_CASE(batches_are_a_pure_function_of_the_step_and_cover_each_epoc
         BOOST_TEST(s.tokens[std::size_t(n) * s.T + s.positions[n]] == 0);
 }
 
-BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
+namespace {
+void learn_a_preference(reward_pooling pool) {
     constexpr shape sh{32, 4, 2, norm::pre};
     using model_t = transformer<sh>;
     const int V = 8, eot = 0;
     const tokenized_comparisons train = preference_data(400, 11, eot, V),
                                 val = preference_data(100, 12, eot, V);
-    reward_model<sh> rm({V, 64});
+    reward_model<sh> rm({V, 64}, pool);
     rm.init(3);
     reward_objective obj(rm);
     adamw<float> opt(
@@ -325,17 +410,29 @@ BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
 
     // The bias makes the demonstrations' rewards average 0; differences are unchanged.
     std::vector<std::vector<int>> demos;
-    for (const auto& g : val.groups)
+    std::vector<int> starts;
+    for (const auto& g : val.groups) {
         demos.push_back(g.responses[0]);
-    const std::vector<float> r0 = rm.score_sequences(demos, eot);
-    const double mean = normalize_reward_bias(rm, demos, eot);
-    const std::vector<float> r1 = rm.score_sequences(demos, eot, 7);
+        starts.push_back(g.starts[0]);
+    }
+    const std::vector<float> r0 = rm.score_sequences(demos, eot, 16, starts);
+    const double mean = normalize_reward_bias(rm, demos, eot, 16, starts);
+    const std::vector<float> r1 = rm.score_sequences(demos, eot, 7, starts);
     double m1 = 0;
     for (std::size_t i = 0; i < r1.size(); ++i) {
         m1 += r1[i];
         BOOST_TEST(std::abs((r0[i] - r1[i]) - float(mean)) < 1e-4);
     }
     BOOST_TEST(std::abs(m1 / double(r1.size())) < 1e-5);
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
+    learn_a_preference(reward_pooling::last);
+}
+
+BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out_mean_pooled) {
+    learn_a_preference(reward_pooling::mean);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -125,7 +125,8 @@ BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) 
         demos.push_back(fresh.groups[i].responses[0]);
     }
     tokenized_comparisons seen = first;
-    const reward_eval e = continue_reward_model(rm, seen, fresh, fresh_val, demos, eot, cfg, ro);
+    const reward_eval e =
+        continue_reward_model(rm, seen, fresh, fresh_val, demos, {}, eot, cfg, ro);
     BOOST_TEST_MESSAGE("new preference: " << fresh_before << " before, " << e.accuracy
                                           << " after; old one " << accuracy(first_val));
     BOOST_TEST(seen.groups.size() == first.groups.size() + fresh.groups.size());
@@ -137,9 +138,9 @@ BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) 
     for (float r : rm.score_sequences(demos, eot, 16))
         mean += double(r);
     BOOST_TEST(std::abs(mean / double(demos.size())) < 1e-4);
-    BOOST_CHECK_THROW(
-        continue_reward_model(rm, seen, tokenized_comparisons{}, fresh_val, demos, eot, cfg, ro),
-        gptx::error);
+    BOOST_CHECK_THROW(continue_reward_model(rm, seen, tokenized_comparisons{}, fresh_val, demos, {},
+                                            eot, cfg, ro),
+                      gptx::error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

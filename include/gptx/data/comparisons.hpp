@@ -122,10 +122,12 @@ inline std::size_t count_pairs(const std::vector<comparison>& cs) {
 // end-of-text that starts a prompt, then the prompt's tokens (reward_prefix). The reward is read
 // at the final end-of-text (see nn/reward_model.hpp). A sequence longer than `context` keeps its
 // first token (the leading end-of-text) and its last context - 1 tokens: the prompt loses its
-// start, the response and the closing end-of-text survive. *truncated reports it.
+// start, the response and the closing end-of-text survive. *truncated reports it, and *start
+// where the response begins after truncation (at least 1: the leading end-of-text stays).
 inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
                                         const std::vector<int>& response, int end_of_text,
-                                        int context, bool* truncated = nullptr) {
+                                        int context, bool* truncated = nullptr,
+                                        int* start = nullptr) {
     GPTX_CHECK(context >= 2, "reward_sequence: context must be at least 2, got ", context);
     GPTX_CHECK(end_of_text >= 0, "reward_sequence: end-of-text id must be >= 0, got ", end_of_text);
     std::vector<int> seq;
@@ -138,6 +140,12 @@ inline std::vector<int> reward_sequence(const std::vector<int>& prefix,
         seq.erase(seq.begin() + 1, seq.end() - (context - 1));
     if (truncated)
         *truncated = cut;
+    if (start) {
+        // Truncation removes tokens after the first: the prefix loses that many.
+        const std::size_t removed = prefix.size() + response.size() + 1 - seq.size();
+        *start =
+            int(std::max<std::size_t>(1, prefix.size() > removed ? prefix.size() - removed : 1));
+    }
     return seq;
 }
 
@@ -183,15 +191,11 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
             ranked_sequences g;
             for (std::size_t i = 0; i < c.responses.size(); ++i) {
                 bool cut = false;
+                int start = 0;
                 const std::string what = "response " + std::to_string(i);
-                const std::vector<int> response = tok.encode(c.responses[i], what);
-                g.responses.push_back(
-                    reward_sequence(prompt, response, end_of_text, context, &cut));
-                // Truncation removes tokens after the first: the prefix loses that many.
-                const std::size_t removed =
-                    prompt.size() + response.size() + 1 - g.responses.back().size();
-                g.starts.push_back(int(std::max<std::size_t>(
-                    1, prompt.size() > removed ? prompt.size() - removed : 1)));
+                g.responses.push_back(reward_sequence(prompt, tok.encode(c.responses[i], what),
+                                                      end_of_text, context, &cut, &start));
+                g.starts.push_back(start);
                 out.truncated += cut;
             }
             out.groups.push_back(std::move(g));

@@ -1,11 +1,13 @@
 // gptx/nn/reward_model.hpp: the InstructGPT reward model, the trunk plus a scalar head (no
-// unembedding), read at the end-of-text token that closes the response. Tested by
-// tests/train/test_reward.cpp. Legend: B batch, T time, C channels.
+// unembedding), read at the end-of-text token that closes the response, or averaged over the
+// response's tokens (reward_pooling). Tested by tests/train/test_reward.cpp.
+// Legend: B batch, T time, C channels.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -39,6 +41,67 @@ inline void reward_positions(int* positions, const int* tokens, int B, int T,
                                        response_starts[b], end_of_text);
 }
 
+// Where the scalar head reads a scored sequence.
+//  - last: at the end-of-text that closes the response (InstructGPT; the position sees it all).
+//  - mean: at every position from the response's first token to that end-of-text, averaged:
+//    r = W · mean_p h_p + b. Each position judges its own token in context (a wrong capital is
+//    found where it is written, as the policy wrote it), and the mean keeps a one-letter slip
+//    from weighing as much as a wholly wrong answer in a long one.
+enum class reward_pooling { last, mean };
+inline const char* to_string(reward_pooling p) {
+    return p == reward_pooling::mean ? "mean" : "last";
+}
+inline reward_pooling parse_reward_pooling(std::string_view s) {
+    GPTX_CHECK(s == "last" || s == "mean", "reward pooling must be last or mean, got '", s, "'");
+    return s == "mean" ? reward_pooling::mean : reward_pooling::last;
+}
+
+// The pooled read of a linear_head(C, 1) over a trunk's hidden states (B*T, C): sequence b's
+// reward is the head averaged over rows [first_b, ends[b]] of row b, first_b = ends[b] (last) or
+// starts[b] (mean). Keeps the rows for backward.
+template <class T> class pooled_reward {
+  public:
+    void forward(T* rewards, linear_head<T>& head, const T* hidden, int B, int Tn, const int* ends,
+                 const int* starts, reward_pooling pool) {
+        GPTX_CHECK(pool == reward_pooling::last || starts,
+                   "reward model: mean pooling needs where each response starts");
+        rows_.clear();
+        first_.assign(1, 0);
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(ends[b] >= 0 && ends[b] < Tn, "reward model: position ", ends[b], " of row ",
+                       b, " is outside [0, ", Tn,
+                       ") (a response without end-of-text has no reward position)");
+            const int from = pool == reward_pooling::mean ? starts[b] : ends[b];
+            GPTX_CHECK(from >= 0 && from <= ends[b], "reward model: row ", b,
+                       "'s response starts at ", from, ", after its end-of-text at ", ends[b]);
+            for (int p = from; p <= ends[b]; ++p)
+                rows_.push_back(b * Tn + p);
+            first_.push_back(int(rows_.size()));
+        }
+        out_.resize(rows_.size());
+        head.forward(out_.data(), hidden, rows_.data(), int(rows_.size()));
+        for (int b = 0; b < B; ++b) {
+            double s = 0;
+            for (int i = first_[b]; i < first_[b + 1]; ++i)
+                s += double(out_[std::size_t(i)]);
+            rewards[b] = T(s / double(first_[b + 1] - first_[b]));
+        }
+    }
+    // d out_p = d r_b / n_b for each of b's n_b rows; the head adds W · d out_p to d hidden[p].
+    void backward(T* dhidden, linear_head<T>& head, const T* drewards) {
+        dout_.resize(rows_.size());
+        for (std::size_t b = 0; b + 1 < first_.size(); ++b) {
+            const T g = T(double(drewards[b]) / double(first_[b + 1] - first_[b]));
+            std::fill(dout_.begin() + first_[b], dout_.begin() + first_[b + 1], g);
+        }
+        head.backward(dhidden, dout_.data());
+    }
+
+  private:
+    std::vector<int> rows_, first_; // rows read; first_[b] .. first_[b + 1] are sequence b's
+    std::vector<T> out_, dout_;
+};
+
 // Trunk + linear_head(C, 1). The trunk is a plain transformer, so a pre-trained or SFT
 // checkpoint loads into trunk() unchanged; the head is the "reward_head" checkpoint section.
 template <shape S, class T = float> class reward_model {
@@ -48,7 +111,8 @@ template <shape S, class T = float> class reward_model {
     static constexpr shape dims = S;
     static constexpr const char* head_name = "reward_head"; // its checkpoint section
 
-    explicit reward_model(model_config cfg) : trunk_(cfg), head_(S.width, 1) {}
+    explicit reward_model(model_config cfg, reward_pooling pool = reward_pooling::last)
+        : trunk_(cfg), head_(S.width, 1), pool_(pool) {}
 
     // Trunk: GPT-2 initialisation; head: N(0, 1/sqrt(C + 1)) weights and bias 0 (the reward
     // head of Ziegler et al. 2019, lm-human-preferences). An RM then loads its trunk from SFT.
@@ -63,55 +127,57 @@ template <shape S, class T = float> class reward_model {
     const linear_head<T>& head() const { return head_; }
     int vocab() const { return trunk_.vocab(); }
     int context() const { return trunk_.context(); }
+    reward_pooling pooling() const { return pool_; }
+    void set_pooling(reward_pooling p) { pool_ = p; }
 
     // The reward offset: a constant added to every reward (the head's bias).
     T bias() const { return head_.bias()[0]; }
     void set_bias(T b) { head_.bias()[0] = b; }
 
-    // rewards (B) of right-padded rows tokens (B, T), row b read at positions[b]. Evaluation
-    // mode (no dropout); the trunk's activations are overwritten, gradients are untouched.
-    void score(T* rewards, const int* tokens, int B, int Tn, const int* positions) {
-        rows_.resize(std::size_t(B));
-        for (int b = 0; b < B; ++b) {
-            GPTX_CHECK(positions[b] >= 0 && positions[b] < Tn, "reward model: position ",
-                       positions[b], " of row ", b, " is outside [0, ", Tn,
-                       ") (a response without end-of-text has no reward position)");
-            rows_[b] = b * Tn + positions[b];
-        }
+    // rewards (B) of right-padded rows tokens (B, T), row b's response closed by the end-of-text
+    // at ends[b] and begun at starts[b] (needed by mean pooling). Evaluation mode (no dropout);
+    // the trunk's activations are overwritten, gradients are untouched.
+    void score(T* rewards, const int* tokens, int B, int Tn, const int* ends,
+               const int* starts = nullptr) {
         const bool was_training = trunk_.training();
         trunk_.set_training(false);
         const T* h = trunk_.forward(tokens, B, Tn);
-        head_.forward(rewards, h, rows_.data(), B);
+        read_.forward(rewards, head_, h, B, Tn, ends, starts, pool_);
         trunk_.set_training(was_training);
     }
-    std::vector<T> score(const int* tokens, int B, int Tn, const int* positions) {
+    std::vector<T> score(const int* tokens, int B, int Tn, const int* ends,
+                         const int* starts = nullptr) {
         std::vector<T> r(static_cast<std::size_t>(B));
-        score(r.data(), tokens, B, Tn, positions);
+        score(r.data(), tokens, B, Tn, ends, starts);
         return r;
     }
 
-    // Rewards of whole sequences (each laid out by reward_sequence, read at its last token, which
-    // must be the end-of-text), `batch` rows per forward, right-padded with end-of-text.
+    // Rewards of whole sequences (each laid out by reward_sequence, closed by its last token,
+    // which must be the end-of-text; starts[i] is where sequence i's response begins, needed by
+    // mean pooling), `batch` rows per forward, right-padded with end-of-text.
     std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
-                                   int batch = 16) {
+                                   int batch = 16, std::span<const int> starts = {}) {
         GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
+        GPTX_CHECK(starts.empty() || starts.size() == seqs.size(), "reward model: ", starts.size(),
+                   " response starts for ", seqs.size(), " sequences");
         std::vector<T> out(seqs.size());
-        std::vector<int> tokens, positions;
+        std::vector<int> tokens, ends;
         for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
             const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
             std::size_t Tn = 1;
             for (int b = 0; b < B; ++b)
                 Tn = std::max(Tn, seqs[s0 + b].size());
             tokens.assign(std::size_t(B) * Tn, end_of_text);
-            positions.resize(std::size_t(B));
+            ends.resize(std::size_t(B));
             for (int b = 0; b < B; ++b) {
                 const auto& q = seqs[s0 + b];
                 GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
                            " does not end with the end-of-text token ", end_of_text);
                 std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
-                positions[b] = int(q.size()) - 1;
+                ends[b] = int(q.size()) - 1;
             }
-            score(out.data() + s0, tokens.data(), B, int(Tn), positions.data());
+            score(out.data() + s0, tokens.data(), B, int(Tn), ends.data(),
+                  starts.empty() ? nullptr : starts.data() + s0);
         }
         return out;
     }
@@ -119,17 +185,19 @@ template <shape S, class T = float> class reward_model {
   private:
     trunk_type trunk_;
     linear_head<T> head_;
-    std::vector<int> rows_;
+    reward_pooling pool_;
+    pooled_reward<T> read_;
 };
 
 // InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
 // the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
-// head's bias by minus their mean. Returns that mean (the offset removed).
+// head's bias by minus their mean (a shift of every reward under either pooling). Returns that
+// mean (the offset removed). starts: where each demonstration's response begins (mean pooling).
 template <shape S, class T>
 double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
-                             int end_of_text, int batch = 16) {
+                             int end_of_text, int batch = 16, std::span<const int> starts = {}) {
     GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
-    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch);
+    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch, starts);
     double mean = 0;
     for (T v : r)
         mean += double(v);

@@ -44,6 +44,7 @@ struct reward_model_run_options {
     float grad_clip = 1.0f, dropout = 0.0f;
     std::uint64_t seed = 1;
     bool resume = false;
+    reward_pooling pooling = reward_pooling::last; // saved as run_json's "pooling"
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -86,7 +87,8 @@ inline nlohmann::json run_json(const reward_model_run_options& o) {
             {"beta2", o.beta2},
             {"grad_clip", o.grad_clip},
             {"dropout", o.dropout},
-            {"seed", o.seed}};
+            {"seed", o.seed},
+            {"pooling", to_string(o.pooling)}};
 }
 
 } // namespace detail
@@ -101,7 +103,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
     fs::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
-    reward_model<S> rm(info.config);
+    reward_model<S> rm(info.config, o.pooling);
     rm.init(o.seed);
     tokenizer tok;
     load_model<S>(init_file, rm.trunk(), &tok); // the trunk only
@@ -115,10 +117,12 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
     const tokenized_comparisons &train = split.train, &val = split.val;
     std::vector<std::vector<int>> demos;
+    std::vector<int> demo_starts; // where each demonstration's response begins
     if (!o.demos.empty())
         for (const sft_example& e : read_sft_jsonl(o.demos))
             demos.push_back(reward_sequence(reward_prefix(tok, e.prompt, eot),
-                                            tok.encode(e.response, "response"), eot, ctx));
+                                            tok.encode(e.response, "response"), eot, ctx, nullptr,
+                                            &demo_starts.emplace_back()));
 
     reward_batcher batches(train, o.batch, eot, o.seed + 1);
     // Under mpirun rank r takes every ranks-th batch (offset r): N ranks train as one process
@@ -182,7 +186,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         j["raw_bias_bits"] = std::bit_cast<std::uint32_t>(raw);
         j["val_accuracy"] = last.accuracy;
         if (!demos.empty())
-            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch);
+            j["reward_offset"] = normalize_reward_bias(rm, demos, eot, o.batch, demo_starts);
         train_state st;
         st.step = step;
         st.dropout_seed = rm.trunk().dropout_seed();
@@ -197,7 +201,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                 "%.4f\n",
                 last.accuracy, last.pairs, last.prompts, last.loss);
     if (!demos.empty()) {
-        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch);
+        const std::vector<float> r = rm.score_sequences(demos, eot, o.batch, demo_starts);
         double mean = 0;
         for (float v : r)
             mean += v;

@@ -75,8 +75,22 @@ inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& p
     return out;
 }
 
+// The pooling a checkpoint's run state records (its "pooling" key; absent, or a state
+// that is not JSON: last). `file` names the checkpoint in errors.
+inline reward_pooling saved_reward_pooling(std::string_view run_json, std::string_view file) {
+    const auto j = nlohmann::json::parse(run_json, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("pooling"))
+        return reward_pooling::last;
+    GPTX_CHECK(j["pooling"].is_string(), file, ": \"pooling\" must be a string");
+    const std::string s = j["pooling"].get<std::string>();
+    GPTX_CHECK(s == "last" || s == "mean", file, ": \"pooling\" must be last or mean, got '", s,
+               "'");
+    return parse_reward_pooling(s);
+}
+
 // The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
 // have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
+// Its pooling comes from the run state's "pooling" (absent: last, the end-of-text).
 template <shape S>
 std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
                                                    const model_config& policy, const char* cmd) {
@@ -88,7 +102,9 @@ std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
                info.config.vocab, " differs from the policy's ", policy.vocab);
     auto rm = std::make_unique<reward_model<S>>(info.config);
     const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
-    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, nullptr, head);
+    train_state st;
+    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, &st, head);
+    rm->set_pooling(saved_reward_pooling(st.run_json, file.string()));
     return rm;
 }
 

@@ -58,6 +58,7 @@ struct chat_tokens {
     std::vector<int> tokens;
     std::vector<std::uint8_t> mask; // (tokens.size())
     int reward_position = -1;       // the <|end|> closing the last assistant message; -1: none
+    int reply_start = -1;           // that message's first token after its marker; -1: none
     int dropped = 0;                // messages dropped from the front to fit max_tokens
 };
 
@@ -172,6 +173,7 @@ class chat_format {
             if (learn) {
                 out.mask[at] = 0; // the marker is given, not produced
                 out.reward_position = int(out.tokens.size()) - 1;
+                out.reply_start = int(at) + 1;
             }
         };
         if (has_system)

@@ -422,10 +422,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::vector<T> old_, a_, ov_, r_;
 };
 
-// The reward function of a frozen reward model, read at the end-of-text (rm must outlive it).
+// The reward function of a frozen reward model, read as it pools (rm must outlive it).
 template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
-    return [&rm](const int* tokens, int B, int Tn, const int* ends) {
-        const std::vector<T> r = rm.score(tokens, B, Tn, ends);
+    return [&rm](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
+        const std::vector<T> r = rm.score(tokens, B, Tn, ends, starts);
         return std::vector<float>(r.begin(), r.end());
     };
 }

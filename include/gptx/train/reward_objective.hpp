@@ -22,11 +22,11 @@ namespace gptx {
 // scores all of them: K passes per prompt, never C(K, 2).
 struct reward_batch {
     const int* tokens = nullptr;      // (N, T) right-padded
-    const int* positions = nullptr;   // (N) each row's reward position (its end-of-text)
+    const int* positions = nullptr;   // (N) each row's end-of-text, closing its response
     const int* group_sizes = nullptr; // (P) K of each prompt, >= 2; they sum to N
     int P = 0, T = 0;
-    // (N) where each row's response begins (its prefix length), when the data records it; the
-    // reward model does not need it, DPO does.
+    // (N) where each row's response begins (its prefix length), when the data records it; DPO
+    // and a mean-pooled reward model need it.
     const int* starts = nullptr;
     int rows() const { return std::accumulate(group_sizes, group_sizes + P, 0); }
 };
@@ -96,13 +96,14 @@ template <class Model> class reward_objective {
     using value_type = typename Model::value_type;
     using T = value_type;
 
-    explicit reward_objective(linear_head<T>& head) : head_(&head) {
+    explicit reward_objective(linear_head<T>& head, reward_pooling pool = reward_pooling::last)
+        : head_(&head), pool_(pool) {
         GPTX_CHECK(head.outputs() == 1 && head.channels() == Model::C,
                    "reward objective: the head must map ", Model::C, " channels to 1 output, got ",
                    head.channels(), " -> ", head.outputs());
     }
     template <shape S>
-    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head()) {}
+    explicit reward_objective(reward_model<S, T>& rm) : reward_objective(rm.head(), rm.pooling()) {}
 
     double forward_backward(Model& m, const reward_batch& b, double grad_scale) {
         forward(m, b);
@@ -110,7 +111,7 @@ template <class Model> class reward_objective {
             reward_loss(drewards_.data(), rewards_.data(), b.group_sizes, b.P, grad_scale);
         T* dh = m.dhidden();
         std::fill(dh, dh + std::size_t(rewards_.size()) * b.T * Model::C, T(0));
-        head_->backward(dh, drewards_.data());
+        read_.backward(dh, *head_, drewards_.data());
         m.backward();
         return loss;
     }
@@ -139,20 +140,17 @@ template <class Model> class reward_objective {
   private:
     void forward(Model& m, const reward_batch& b) {
         const int N = b.rows();
-        rows_.resize(std::size_t(N));
-        for (int n = 0; n < N; ++n) {
-            GPTX_CHECK(b.positions[n] >= 0 && b.positions[n] < b.T, "reward objective: row ", n,
-                       " has reward position ", b.positions[n], " outside [0, ", b.T, ")");
-            rows_[n] = n * b.T + b.positions[n];
-        }
+        GPTX_CHECK(pool_ == reward_pooling::last || b.starts,
+                   "reward objective: mean pooling needs the comparisons' response starts");
         rewards_.resize(std::size_t(N));
         drewards_.resize(std::size_t(N));
         const T* h = m.forward(b.tokens, N, b.T);
-        head_->forward(rewards_.data(), h, rows_.data(), N);
+        read_.forward(rewards_.data(), *head_, h, N, b.T, b.positions, b.starts, pool_);
     }
 
     linear_head<T>* head_;
-    std::vector<int> rows_;
+    reward_pooling pool_;
+    pooled_reward<T> read_;
     std::vector<T> rewards_, drewards_; // (N)
 };
 

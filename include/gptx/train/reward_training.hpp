@@ -62,19 +62,20 @@ reward_eval train_reward_model(reward_model<S, T>& rm, adamw<float>& opt,
 // samples and train the RM again): `fresh` joins `seen`, and rm continues from its current
 // parameters over all of `seen` (cfg.epochs) with new AdamW moments (β 0.9 / 0.95, no decay: the
 // pipeline's RM settings), so the policy's samples add to what it knew rather than replace it.
-// Then the bias is set again so that the demonstrations' reward averages 0 (PPO's reward scale).
-// Returns the last held-out evaluation on val.
+// Then the bias is set again so that the demonstrations' reward averages 0 (PPO's reward scale;
+// demo_starts: where their responses begin, for mean pooling). Returns the last held-out
+// evaluation on val.
 template <shape S, class T>
-reward_eval continue_reward_model(reward_model<S, T>& rm, tokenized_comparisons& seen,
-                                  const tokenized_comparisons& fresh,
-                                  const tokenized_comparisons& val,
-                                  std::span<const std::vector<int>> demos, int end_of_text,
-                                  const reward_training_config& cfg, run_options run = {}) {
+reward_eval
+continue_reward_model(reward_model<S, T>& rm, tokenized_comparisons& seen,
+                      const tokenized_comparisons& fresh, const tokenized_comparisons& val,
+                      std::span<const std::vector<int>> demos, std::span<const int> demo_starts,
+                      int end_of_text, const reward_training_config& cfg, run_options run = {}) {
     GPTX_CHECK(!fresh.groups.empty(), "continue_reward_model: no new comparisons");
     seen.groups.insert(seen.groups.end(), fresh.groups.begin(), fresh.groups.end());
     adamw<float> opt(rm.trunk().params(), {cfg.lr, 0.9f, 0.95f, 1e-8f, 0.0f});
     const reward_eval e = train_reward_model(rm, opt, seen, val, end_of_text, cfg, std::move(run));
-    normalize_reward_bias(rm, demos, end_of_text);
+    normalize_reward_bias(rm, demos, end_of_text, 16, demo_starts);
     return e;
 }
 

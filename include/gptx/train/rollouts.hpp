@@ -27,10 +27,10 @@
 namespace gptx {
 
 // The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
-// each read at its end-of-text token, at position end_positions[b] of row b (the rest of the row
-// after it is padding).
-using reward_fn =
-    std::function<std::vector<float>(const int* tokens, int B, int T, const int* end_positions)>;
+// row b's response begun at position starts[b] (after its prompt) and closed by its end-of-text
+// token at end_positions[b] (the rest of the row after it is padding).
+using reward_fn = std::function<std::vector<float>(const int* tokens, int B, int T,
+                                                   const int* end_positions, const int* starts)>;
 
 // Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
 // end-of-text.
@@ -191,15 +191,16 @@ template <class Policy> class rollout_buffer {
             // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
             // response is read closed in its stop token's place.
             const int W = Tm + 1;
-            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M);
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M), starts(M);
             for (int k = 0; k < M; ++k) {
                 const sequence& q = seqs_[first + k];
                 const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
                 std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
                           toks.begin() + std::size_t(k) * W);
                 ends[k] = int(kept);
+                starts[k] = q.prompt;
             }
-            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data());
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
                        " scores for ", M, " sequences");
             for (int k = 0; k < M; ++k) {
