@@ -97,8 +97,8 @@ BOOST_AUTO_TEST_CASE(trains_a_reward_model_with_metrics_and_checkpoint) {
     BOOST_TEST(e.out.find("12 steps of 3 prompts") != std::string::npos, e.out);
 }
 
-// --pooling mean is saved in the run state, and load_reward_model (gptx ppo and grpo's loader)
-// reads the model back with it; a checkpoint without it reads at the end-of-text.
+// --pooling mean is saved in the run state, load_reward_model (gptx ppo and grpo's loader) reads
+// the model back with it, and --resume keeps it; a run state without it reads at the end-of-text.
 BOOST_AUTO_TEST_CASE(the_pooling_is_saved_and_loaded_with_the_model) {
     rm_workspace w;
     const run_result r = run_gptx(w.rm_args("mean", 3) + " --pooling mean");
@@ -110,6 +110,13 @@ BOOST_AUTO_TEST_CASE(the_pooling_is_saved_and_loaded_with_the_model) {
                     ->pooling() == reward_pooling::mean));
     BOOST_TEST((gptx::load_reward_model<gptx::presets::tiny>((w.path / "last").string(), cfg, "ppo")
                     ->pooling() == reward_pooling::last));
+    // A run is resumed with the pooling it was trained with.
+    gptx::test::expect_error(run_gptx(w.rm_args("mean", 4) + " --resume"),
+                             "--resume: --pooling last differs from the run in");
+    BOOST_TEST_REQUIRE(run_gptx(w.rm_args("mean", 4) + " --pooling mean --resume").code == 0);
+    // A run state without the key (checkpoints from before it), or not JSON: the end-of-text.
+    BOOST_TEST((gptx::saved_reward_pooling(R"({"seed": 1})", "rm.gptx") == reward_pooling::last));
+    BOOST_TEST((gptx::saved_reward_pooling("", "rm.gptx") == reward_pooling::last));
     // An unknown pooling is refused by the option parser: one line, a non-zero exit, no run.
     const run_result bad = run_gptx(w.rm_args("bad", 3) + " --pooling max");
     BOOST_TEST(bad.code != 0);

@@ -213,6 +213,10 @@ BOOST_AUTO_TEST_CASE(mean_pooling_averages_the_head_over_the_response) {
                    mean.score(a.tokens.data(), 5, small_batch::T, a.positions.data(), late.data());
                }).find("row 2's response starts at 7, after its end-of-text at 6") !=
                std::string::npos);
+    late[2] = -1;
+    BOOST_TEST(error_of([&] {
+                   mean.score(a.tokens.data(), 5, small_batch::T, a.positions.data(), late.data());
+               }).find("row 2's response start -1 is negative") != std::string::npos);
     BOOST_TEST((parse_reward_pooling("mean") == reward_pooling::mean));
     BOOST_TEST(error_of([] { parse_reward_pooling("max"); }).find("last or mean, got 'max'") !=
                std::string::npos);

@@ -34,7 +34,8 @@ tokenized_comparisons prefer(int better, int worse, int prompts, std::uint64_t s
                 t = 3 + int(r.below(std::uint64_t(V - 3)));
             for (int k = 0; k < 3 && token >= 0; ++k)
                 resp[std::size_t(k)] = token;
-            g.responses.push_back(reward_sequence(prompt, resp, eot, 16));
+            g.responses.push_back(
+                reward_sequence(prompt, resp, eot, 16, nullptr, &g.starts.emplace_back()));
         }
         d.groups.push_back(std::move(g));
     }
@@ -95,15 +96,17 @@ BOOST_AUTO_TEST_CASE(copy_params_copies_a_trunk_and_refuses_other_sizes) {
 }
 
 // Iterated RLHF's second round: the RM learns the new comparisons, keeps what the first round
-// taught it (a replacing step would forget it), and its bias is re-centred on the demonstrations.
-BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) {
+// taught it (a replacing step would forget it), and its bias is re-centred on the demonstrations;
+// read at the end-of-text or mean-pooled (which needs the demonstrations' starts).
+namespace {
+void continue_without_forgetting(reward_pooling pool) {
     constexpr shape sh{16, 2, 1, norm::pre};
     const int V = 8, eot = 0;
     const auto first = ones_are_better(160, 1, eot, V), first_val = ones_are_better(40, 2, eot, V);
     // The new comparisons rank 2s above 1s: trained on them alone, the RM would push the 1s down
     // and lose the first preference; over all it has seen, it learns 2 > 1 > the rest.
     const auto fresh = prefer(2, 1, 160, 3, eot, V), fresh_val = prefer(2, 1, 40, 4, eot, V);
-    reward_model<sh> rm({V, 16});
+    reward_model<sh> rm({V, 16}, pool);
     rm.init(3);
     adamw<float> opt(
         rm.trunk().params(),
@@ -120,13 +123,15 @@ BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) 
     BOOST_TEST_REQUIRE(accuracy(first_val) >= 0.9);
 
     std::vector<std::vector<int>> demos; // the preferred responses of both kinds
-    for (std::size_t i = 0; i < 20; ++i) {
-        demos.push_back(first.groups[i].responses[0]);
-        demos.push_back(fresh.groups[i].responses[0]);
-    }
+    std::vector<int> starts;
+    for (std::size_t i = 0; i < 20; ++i)
+        for (const auto* d : {&first, &fresh}) {
+            demos.push_back(d->groups[i].responses[0]);
+            starts.push_back(d->groups[i].starts[0]);
+        }
     tokenized_comparisons seen = first;
     const reward_eval e =
-        continue_reward_model(rm, seen, fresh, fresh_val, demos, {}, eot, cfg, ro);
+        continue_reward_model(rm, seen, fresh, fresh_val, demos, starts, eot, cfg, ro);
     BOOST_TEST_MESSAGE("new preference: " << fresh_before << " before, " << e.accuracy
                                           << " after; old one " << accuracy(first_val));
     BOOST_TEST(seen.groups.size() == first.groups.size() + fresh.groups.size());
@@ -135,12 +140,21 @@ BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) 
     BOOST_TEST(accuracy(fresh_val) == e.accuracy);
     BOOST_TEST(accuracy(first_val) >= 0.9);
     double mean = 0;
-    for (float r : rm.score_sequences(demos, eot, 16))
+    for (float r : rm.score_sequences(demos, eot, 16, starts))
         mean += double(r);
     BOOST_TEST(std::abs(mean / double(demos.size())) < 1e-4);
-    BOOST_CHECK_THROW(continue_reward_model(rm, seen, tokenized_comparisons{}, fresh_val, demos, {},
-                                            eot, cfg, ro),
+    BOOST_CHECK_THROW(continue_reward_model(rm, seen, tokenized_comparisons{}, fresh_val, demos,
+                                            starts, eot, cfg, ro),
                       gptx::error);
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting) {
+    continue_without_forgetting(reward_pooling::last);
+}
+
+BOOST_AUTO_TEST_CASE(continue_reward_model_adds_comparisons_without_forgetting_mean_pooled) {
+    continue_without_forgetting(reward_pooling::mean);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

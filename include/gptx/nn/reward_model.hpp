@@ -58,11 +58,11 @@ inline reward_pooling parse_reward_pooling(std::string_view s) {
 
 // The pooled read of a linear_head(C, 1) over a trunk's hidden states (B*T, C): sequence b's
 // reward is the head averaged over rows [first_b, ends[b]] of row b, first_b = ends[b] (last) or
-// starts[b] (mean). Keeps the rows for backward.
+// starts[b] (mean). plan() checks and lays out the rows (before the trunk's forward, so bad input
+// costs nothing); forward() reads them and keeps them for backward.
 template <class T> class pooled_reward {
   public:
-    void forward(T* rewards, linear_head<T>& head, const T* hidden, int B, int Tn, const int* ends,
-                 const int* starts, reward_pooling pool) {
+    void plan(int B, int Tn, const int* ends, const int* starts, reward_pooling pool) {
         GPTX_CHECK(pool == reward_pooling::last || starts,
                    "reward model: mean pooling needs where each response starts");
         rows_.clear();
@@ -72,12 +72,18 @@ template <class T> class pooled_reward {
                        b, " is outside [0, ", Tn,
                        ") (a response without end-of-text has no reward position)");
             const int from = pool == reward_pooling::mean ? starts[b] : ends[b];
-            GPTX_CHECK(from >= 0 && from <= ends[b], "reward model: row ", b,
-                       "'s response starts at ", from, ", after its end-of-text at ", ends[b]);
+            GPTX_CHECK(from >= 0, "reward model: row ", b, "'s response start ", from,
+                       " is negative");
+            GPTX_CHECK(from <= ends[b], "reward model: row ", b, "'s response starts at ", from,
+                       ", after its end-of-text at ", ends[b]);
             for (int p = from; p <= ends[b]; ++p)
                 rows_.push_back(b * Tn + p);
             first_.push_back(int(rows_.size()));
         }
+    }
+    // rewards (B) of the planned rows of hidden.
+    void forward(T* rewards, linear_head<T>& head, const T* hidden) {
+        const int B = int(first_.size()) - 1;
         out_.resize(rows_.size());
         head.forward(out_.data(), hidden, rows_.data(), int(rows_.size()));
         for (int b = 0; b < B; ++b) {
@@ -139,10 +145,11 @@ template <shape S, class T = float> class reward_model {
     // the trunk's activations are overwritten, gradients are untouched.
     void score(T* rewards, const int* tokens, int B, int Tn, const int* ends,
                const int* starts = nullptr) {
+        read_.plan(B, Tn, ends, starts, pool_);
         const bool was_training = trunk_.training();
         trunk_.set_training(false);
         const T* h = trunk_.forward(tokens, B, Tn);
-        read_.forward(rewards, head_, h, B, Tn, ends, starts, pool_);
+        read_.forward(rewards, head_, h);
         trunk_.set_training(was_training);
     }
     std::vector<T> score(const int* tokens, int B, int Tn, const int* ends,

@@ -164,6 +164,10 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         const auto j = nlohmann::json::parse(st.run_json, nullptr, false);
         GPTX_CHECK(j.is_object() && j.contains("raw_bias_bits"), ckpt.string(),
                    ": not a gptx rm checkpoint (no raw_bias_bits in its run state)");
+        const reward_pooling saved_pool = saved_reward_pooling(st.run_json, ckpt.string());
+        GPTX_CHECK(saved_pool == o.pooling, "--resume: --pooling ", to_string(o.pooling),
+                   " differs from the run in '", dir.string(), "' (", to_string(saved_pool),
+                   " there)");
         rm.set_bias(std::bit_cast<float>(j["raw_bias_bits"].get<std::uint32_t>()));
         tr.set_step_count(st.step);
         std::printf("resumed from %s at step %lld\n", ckpt.string().c_str(),

@@ -142,10 +142,11 @@ template <class Model> class reward_objective {
         const int N = b.rows();
         GPTX_CHECK(pool_ == reward_pooling::last || b.starts,
                    "reward objective: mean pooling needs the comparisons' response starts");
+        read_.plan(N, b.T, b.positions, b.starts, pool_);
         rewards_.resize(std::size_t(N));
         drewards_.resize(std::size_t(N));
         const T* h = m.forward(b.tokens, N, b.T);
-        read_.forward(rewards_.data(), *head_, h, N, b.T, b.positions, b.starts, pool_);
+        read_.forward(rewards_.data(), *head_, h);
     }
 
     linear_head<T>* head_;
