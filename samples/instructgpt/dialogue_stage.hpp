@@ -602,9 +602,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
         if (rounds > 1)
             seen = rm_train;
-        reward_fn rf = [&](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
-            return rm.score(tokens, B, Tn, ends, starts);
-        };
+        const reward_fn rf = reward_of(rm); // read as the RM pools
         std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
         int done = 0;
         for (int round = 1; round <= rounds; ++round) {

@@ -13527,7 +13527,7 @@ inline reward_pooling saved_reward_pooling(std::string_view run_json, std::strin
     const std::string s = j["pooling"].get<std::string>();
     GPTX_CHECK(s == "last" || s == "mean", file, ": \"pooling\" must be last or mean, got '", s,
                "'");
-    return parse_reward_pooling(s);
+    return s == "mean" ? reward_pooling::mean : reward_pooling::last;
 }
 
 // The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
