@@ -50,16 +50,12 @@ int main(int argc, char** argv) try {
             });
     }
 
-    // Disjoint task sets for SFT, the reward model, PPO and the final evaluation.
-    std::unordered_set<std::string> used;
-    auto take = [&](std::uint64_t seed, int count) {
-        auto ts = make_tasks(seed, count, used);
-        for (const auto& t : ts)
-            used.insert(t.instruction);
-        return ts;
-    };
-    const auto demo_tasks = take(10, n), rm_tasks = take(11, n), rm_val_tasks = take(12, n / 4),
-               ppo_tasks = take(13, n), eval_tasks = take(14, n / 2);
+    // Every set from one distribution: held-out sets distinct and disjoint, training sets iid
+    // draws outside them (tasks.hpp says why).
+    task_splits splits(1);
+    const auto rm_val_tasks = splits.held_out(12, n / 4), eval_tasks = splits.held_out(14, n / 2);
+    const auto demo_tasks = splits.training(10, n), rm_tasks = splits.training(11, n),
+               ppo_tasks = splits.training(13, n);
 
     // ---- 1. SFT: imitate demonstrations (the correct answer, half of them padded) ----------
     std::vector<sft_example> demos;

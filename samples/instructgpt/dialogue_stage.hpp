@@ -452,7 +452,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     const int base_vocab = in.tok->vocab_size();
 
     // ---- data: native dialogues, the demonstrations as dialogues, mixed ------------------------
-    std::unordered_set<std::string> used;
+    std::unordered_set<std::string> held_out; // the held-out conversations' openings
     auto fits = [&](const std::vector<conversation>& ds, int budget) {
         std::vector<conversation> out;
         for (const auto& c : ds)
@@ -460,29 +460,37 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 out.push_back(c);
         return out;
     };
-    // Held-out conversations first, so every other set excludes their openings.
-    // Dialogues in the compact phrasing (the context is small). Demonstrations must fit the
-    // context whole; the conversations a model answers turn by turn (RM, PPO, evaluation) must
-    // let every turn be answered with its whole history and the room kept for the reply, so no
-    // turn refers to a dropped one (with the reference replies as the history: a model that
-    // writes longer replies can still push its first exchange out).
+    // One distribution for every set, as in the instruction stage (tasks.hpp says why): the
+    // held-out sets (evaluation, the RM's held-out comparisons) are drawn first, distinct and
+    // disjoint; the training sets (demonstrations, RM and PPO conversations) are iid draws whose
+    // openings are not held-out ones. Dialogues in the compact phrasing (the context is small).
+    // Demonstrations must fit the context whole; the conversations a model answers turn by turn
+    // (RM, PPO, evaluation) must let every turn be answered with its whole history and the room
+    // kept for the reply, so no turn refers to a dropped one (with the reference replies as the
+    // history: a model that writes longer replies can still push its first exchange out).
     auto make = [&](std::uint64_t salt, int n, int lo, int hi, int budget) {
-        return fits(make_dialogues(mix64(in.seed ^ salt), n, lo, hi, &used, true), budget);
+        return fits(make_dialogues(mix64(in.seed ^ salt), n, lo, hi, held_out, true, draws::iid),
+                    budget);
     };
     // Drawn four times over, the first n that fit are kept (fewer only if four times n do not
     // hold n; the stage prints the counts).
-    auto make_answerable = [&](std::uint64_t salt, int n, int lo, int hi) {
+    auto make_answerable = [&](std::uint64_t salt, int n, int lo, int hi, draws how) {
         std::vector<conversation> out;
-        for (auto& c : make_dialogues(mix64(in.seed ^ salt), 4 * n, lo, hi, &used, true))
+        for (auto& c : make_dialogues(mix64(in.seed ^ salt), 4 * n, lo, hi, held_out, true, how))
             if (int(out.size()) < n && every_turn_fits(c, tok, fmt, T, z.max_new))
                 out.push_back(std::move(c));
+        if (how == draws::distinct)
+            for (const auto& c : out)
+                held_out.insert(c[0].content);
         return out;
     };
-    const auto eval_dialogues = make_answerable(0xe7a1, z.eval_conversations, 2, 3);
+    const auto eval_dialogues =
+        make_answerable(0xe7a1, z.eval_conversations, 2, 3, draws::distinct);
+    const auto rm_val_dialogues =
+        make_answerable(0x7a41, z.rm_val_conversations, 1, 3, draws::distinct);
     const auto native = make(0xd1a1, z.native, 1, 3, T + 1);
-    const auto rm_dialogues = make_answerable(0x7a31, z.rm_conversations, 1, 3);
-    const auto rm_val_dialogues = make_answerable(0x7a41, z.rm_val_conversations, 1, 3);
-    const auto ppo_dialogues = make_answerable(0x9901, z.ppo_conversations, 1, 3);
+    const auto rm_dialogues = make_answerable(0x7a31, z.rm_conversations, 1, 3, draws::iid);
+    const auto ppo_dialogues = make_answerable(0x9901, z.ppo_conversations, 1, 3, draws::iid);
     const auto converted = dialogues_of(read_sft_jsonl(dir / "sft.jsonl"));
     write_dialogues_jsonl(dir / "dialogues_native.jsonl", native);
     write_dialogues_jsonl(dir / "dialogues_eval.jsonl", eval_dialogues);

@@ -58,21 +58,16 @@ void run_pipeline(pipeline_options o) {
         write_token_file(dir / "pretrain_train.bin", split.train);
         write_token_file(dir / "pretrain_val.bin", split.val);
     }
-    // Disjoint task sets: demonstrations, SFT selection, RM comparisons (train / held out), PPO
-    // prompts, and the held-out evaluation prompts.
-    std::unordered_set<std::string> used;
-    auto take = [&](std::uint64_t salt, int n) {
-        auto ts = make_tasks(mix64(o.seed ^ salt), n, used);
-        for (const auto& t : ts)
-            used.insert(t.instruction);
-        return ts;
-    };
-    const auto eval_tasks = take(0xe7a1, o.eval_prompts);
-    const auto demo_tasks = take(0x5f7, o.sft_examples);
-    const auto select_tasks = take(0x5e1, o.sft_select_prompts);
-    const auto rm_tasks = take(0x7a3, o.rm_prompts);
-    const auto rm_val_tasks = take(0x7a4, o.rm_val_prompts);
-    const auto ppo_tasks = take(0x990, o.ppo_prompts);
+    // One distribution for every set: the held-out sets (evaluation, SFT selection, the RM's
+    // held-out comparisons) are distinct and disjoint; the training sets (demonstrations, RM
+    // comparisons, PPO prompts) are iid draws outside them.
+    task_splits splits(o.seed);
+    const auto eval_tasks = splits.held_out(0xe7a1, o.eval_prompts);
+    const auto select_tasks = splits.held_out(0x5e1, o.sft_select_prompts);
+    const auto rm_val_tasks = splits.held_out(0x7a4, o.rm_val_prompts);
+    const auto demo_tasks = splits.training(0x5f7, o.sft_examples);
+    const auto rm_tasks = splits.training(0x7a3, o.rm_prompts);
+    const auto ppo_tasks = splits.training(0x990, o.ppo_prompts);
     // The response and its end-of-text fit in max_new tokens.
     write_demonstrations_jsonl(dir / "sft.jsonl", demo_tasks, o.demo_padded,
                                std::size_t(o.max_new - 1), mix64(o.seed ^ 0x5f8));

@@ -163,34 +163,34 @@ inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
     return c;
 }
 
-// n distinct dialogues of min..max exchanges from seed, none of whose first user message is in
-// `exclude` (held-out sets stay disjoint from training sets); their first messages are added to
-// `exclude`.
+// n dialogues of min..max exchanges from seed, none of whose first user message is in `exclude`;
+// `draws` as for make_tasks: distinct for held-out sets, iid for training sets.
 inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
                                                 int max_exchanges,
-                                                std::unordered_set<std::string>* exclude = nullptr,
-                                                bool compact = false) {
+                                                const std::unordered_set<std::string>& exclude = {},
+                                                bool compact = false, draws how = draws::distinct) {
     GPTX_CHECK(min_exchanges >= 1 && min_exchanges <= max_exchanges && max_exchanges <= 4,
                "make_dialogues: exchanges must satisfy 1 <= min <= max <= 4");
     rng r(seed);
     std::vector<conversation> out;
     std::unordered_set<std::string> seen;
     for (int tries = 0; int(out.size()) < n; ++tries) {
-        GPTX_CHECK(tries < 100 * n + 1000, "make_dialogues: cannot find ", n,
-                   " distinct dialogues");
+        GPTX_CHECK(tries < 100 * n + 1000, "make_dialogues: cannot find ", n, " dialogues outside ",
+                   exclude.size(), " excluded openings");
         const int k =
             min_exchanges + int(r.below(std::uint64_t(max_exchanges - min_exchanges + 1)));
         conversation c = make_dialogue(r, k, compact);
-        std::string key;
-        for (const auto& m : c)
-            key += m.content + "\n";
-        if ((exclude && exclude->count(c[0].content)) || !seen.insert(key).second)
+        if (exclude.count(c[0].content))
             continue;
+        if (how == draws::distinct) {
+            std::string key;
+            for (const auto& m : c)
+                key += m.content + "\n";
+            if (!seen.insert(key).second)
+                continue;
+        }
         out.push_back(std::move(c));
     }
-    if (exclude)
-        for (const auto& c : out)
-            exclude->insert(c[0].content);
     return out;
 }
 

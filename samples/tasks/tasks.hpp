@@ -187,22 +187,56 @@ inline task make_task(task_kind kind, rng& r) {
 }
 inline task make_task(rng& r) { return make_task(task_kind(r.below(task_kind_count)), r); }
 
-// n distinct tasks from seed, none of whose instructions is in `exclude` (held-out sets stay
-// disjoint from training sets).
+// How a set is drawn. Held-out sets are `distinct` (no instruction twice) and disjoint from every
+// other set. Training sets are `iid`: independent draws of the family that skip only the held-out
+// instructions, so they follow the distribution the held-out sets are drawn from. Drawing every
+// set distinct from all sets drawn before it would not: the small instruction spaces (2,500 sums,
+// about 1,700 three-letter words) run out, so later sets get fewer sums and longer words.
+enum class draws { distinct, iid };
+
+// n tasks from seed, none of whose instructions is in `exclude`.
 inline std::vector<task> make_tasks(std::uint64_t seed, int n,
-                                    const std::unordered_set<std::string>& exclude = {}) {
+                                    const std::unordered_set<std::string>& exclude = {},
+                                    draws how = draws::distinct) {
     rng r(seed);
     std::vector<task> out;
     std::unordered_set<std::string> seen;
     for (int tries = 0; int(out.size()) < n; ++tries) {
-        GPTX_CHECK(tries < 100 * n + 1000, "make_tasks: cannot find ", n, " distinct instructions");
+        GPTX_CHECK(tries < 100 * n + 1000, "make_tasks: cannot find ", n, " instructions outside ",
+                   exclude.size(), " excluded ones");
         task t = make_task(r);
-        if (exclude.count(t.instruction) || !seen.insert(t.instruction).second)
+        if (exclude.count(t.instruction) ||
+            (how == draws::distinct && !seen.insert(t.instruction).second))
             continue;
         out.push_back(std::move(t));
     }
     return out;
 }
+
+// The task sets of one run, drawn from one distribution: every held-out set first (distinct, and
+// disjoint from each other), then the training sets (iid outside the held-out instructions).
+class task_splits {
+  public:
+    explicit task_splits(std::uint64_t seed) : seed_(seed) {}
+    std::vector<task> held_out(std::uint64_t salt, int n) {
+        GPTX_CHECK(!training_drawn_, "task_splits: held-out sets must be drawn before training "
+                                     "sets, which exclude them");
+        auto ts = make_tasks(mix64(seed_ ^ salt), n, held_out_);
+        for (const auto& t : ts)
+            held_out_.insert(t.instruction);
+        return ts;
+    }
+    std::vector<task> training(std::uint64_t salt, int n) {
+        training_drawn_ = true;
+        return make_tasks(mix64(seed_ ^ salt), n, held_out_, draws::iid);
+    }
+    const std::unordered_set<std::string>& held_out_instructions() const { return held_out_; }
+
+  private:
+    std::uint64_t seed_;
+    std::unordered_set<std::string> held_out_;
+    bool training_drawn_ = false;
+};
 
 // The labeler: a score in [0, 1] for a response to a prompt of the family. It prefers, in order,
 // correct answers, then near misses (by edit distance), and answers that end properly with

@@ -188,8 +188,7 @@ BOOST_AUTO_TEST_CASE(later_turns_refer_to_earlier_ones) {
 }
 
 BOOST_AUTO_TEST_CASE(generated_dialogues_are_correct_and_refer_back) {
-    std::unordered_set<std::string> used;
-    const auto ds = make_dialogues(5, 300, 2, 4, &used);
+    const auto ds = make_dialogues(5, 300, 2, 4);
     BOOST_TEST(ds.size() == 300u);
     int ordinal = 0, same = 0, it = 0;
     for (const auto& c : ds) {
@@ -209,13 +208,22 @@ BOOST_AUTO_TEST_CASE(generated_dialogues_are_correct_and_refer_back) {
     BOOST_TEST(ordinal > 30);
     BOOST_TEST(same > 60);
     BOOST_TEST(it > 30);
-    // Held-out sets exclude training dialogues' openings.
-    const auto held = make_dialogues(6, 100, 2, 3, &used);
+    // Training sets exclude the held-out dialogues' openings; iid draws may repeat a dialogue,
+    // distinct ones may not.
     std::unordered_set<std::string> first;
     for (const auto& c : ds)
         first.insert(c[0].content);
-    for (const auto& c : held)
+    const auto train = make_dialogues(6, 2000, 1, 1, first, true, draws::iid);
+    std::unordered_set<std::string> keys;
+    for (const auto& c : train) {
         BOOST_TEST(!first.count(c[0].content));
+        keys.insert(c[0].content + "\n" + c[1].content);
+    }
+    BOOST_TEST(keys.size() < train.size()); // one exchange: instructions repeat in 2,000 draws
+    const auto held = make_dialogues(6, 2000, 1, 1, first, true);
+    keys.clear();
+    for (const auto& c : held)
+        BOOST_TEST(keys.insert(c[0].content + "\n" + c[1].content).second);
 }
 
 BOOST_AUTO_TEST_CASE(packing_shifts_the_mask_onto_targets) {
