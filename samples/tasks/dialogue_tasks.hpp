@@ -163,8 +163,9 @@ inline conversation make_dialogue(rng& r, int exchanges, bool compact = false) {
     return c;
 }
 
-// n dialogues of min..max exchanges from seed, none of whose first user message is in `exclude`;
-// `draws` as for make_tasks: distinct for held-out sets, iid for training sets.
+// n dialogues of min..max exchanges from seed, none of whose first user message is in `exclude`.
+// `how` as for make_tasks: iid for training sets; distinct for held-out sets, where it means no
+// whole conversation twice (two may open alike).
 inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int min_exchanges,
                                                 int max_exchanges,
                                                 const std::unordered_set<std::string>& exclude = {},

@@ -222,8 +222,10 @@ BOOST_AUTO_TEST_CASE(generated_dialogues_are_correct_and_refer_back) {
     BOOST_TEST(keys.size() < train.size()); // one exchange: instructions repeat in 2,000 draws
     const auto held = make_dialogues(6, 2000, 1, 1, first, true);
     keys.clear();
-    for (const auto& c : held)
+    for (const auto& c : held) {
+        BOOST_TEST(!first.count(c[0].content));
         BOOST_TEST(keys.insert(c[0].content + "\n" + c[1].content).second);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(packing_shifts_the_mask_onto_targets) {
