@@ -465,7 +465,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     // disjoint; the native training sets (demonstrations, RM and PPO conversations) are iid draws
     // whose openings are not held-out ones. The converted demonstrations (the instruction stage's
     // sft.jsonl) are not checked against them: a held-out conversation may open with an
-    // instruction SFT saw alone (39 of the 300 evaluation conversations on seed 1, 27 on seed 2),
+    // instruction SFT saw alone, as `Q: ... A: ` (39 of 300 evaluation conversations on seed 1),
     // which helps the dialogue SFT model and the chat model alike. Dialogues in the compact
     // phrasing (the context is small). Demonstrations must fit the context whole; the conversations
     // a model answers turn by turn (RM, PPO, evaluation) must let every turn be answered with its
