@@ -1,8 +1,8 @@
 // Tests for samples/tasks/tasks.hpp: the instruction family, its labeler and the generators.
 #include <boost/test/unit_test.hpp>
 
-#include <array>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -114,38 +114,35 @@ BOOST_AUTO_TEST_CASE(training_sets_follow_the_distribution_the_held_out_sets_are
             BOOST_TEST_REQUIRE(held.insert(t.instruction).second, t.instruction);
     BOOST_TEST(held == splits.held_out_instructions());
 
-    struct summary {
-        std::size_t n = 0;
-        std::array<double, 7> count{}, size_sum{};
+    // Per kind (an instruction's first word, as the pipeline's table groups them): the count and
+    // the sum of sizes (a sort's letters, a word's letters; sums have none).
+    struct tally {
+        double count = 0, size_sum = 0;
     };
     auto summarise = [](const std::vector<task>& ts) {
-        summary s;
+        std::map<std::string, tally> by_kind;
         for (const auto& t : ts) {
             const std::string& ins = t.instruction;
-            const auto last_space = ins.rfind(' ');
-            int kind = 0, size = 0;
-            if (ins.starts_with("sort "))
-                kind = 4, size = int(ins.size() - 4) / 2; // letters
-            else if (ins.starts_with("add "))
-                kind = 2;
-            else {
-                kind = ins.starts_with("reverse ")     ? 0
-                       : ins.starts_with("uppercase ") ? 1
-                       : ins.starts_with("length of ") ? 3
-                       : ins.starts_with("first ")     ? 5
-                                                       : 6;
-                size = int(ins.size() - last_space - 1); // the word's letters
-            }
-            ++s.n;
-            s.count[kind] += 1;
-            s.size_sum[kind] += size;
+            const std::string kind = ins.substr(0, ins.find(' '));
+            tally& k = by_kind[kind];
+            k.count += 1;
+            if (kind == "sort")
+                k.size_sum += double(ins.size() - 4) / 2;
+            else if (kind != "add")
+                k.size_sum += double(ins.size() - ins.rfind(' ') - 1);
         }
-        return s;
+        return by_kind;
     };
-    // The generator's means: words of 3-5 letters (2-7 for lengths), sorts of 3-4 letters.
-    const std::array<double, 7> mean{4, 4, 0, 4.5, 3.5, 4, 4},
-        sd{std::sqrt(2.0 / 3), std::sqrt(2.0 / 3), 0, std::sqrt(35.0 / 12), 0.5,
-           std::sqrt(2.0 / 3), std::sqrt(2.0 / 3)};
+    // The generator's means and standard deviations: words of 3-5 letters (2-7 for lengths),
+    // sorts of 3-4 letters.
+    const double word_sd = std::sqrt(2.0 / 3);
+    const std::map<std::string, std::pair<double, double>> size_of{
+        {"reverse", {4, word_sd}},
+        {"uppercase", {4, word_sd}},
+        {"length", {4.5, std::sqrt(35.0 / 12)}},
+        {"sort", {3.5, 0.5}},
+        {"first", {4, word_sd}},
+        {"last", {4, word_sd}}};
     std::uint64_t salt = 10;
     for (const int n : {12000, 12000, 2000}) {
         const auto train = splits.training(salt++, n);
@@ -156,15 +153,16 @@ BOOST_AUTO_TEST_CASE(training_sets_follow_the_distribution_the_held_out_sets_are
         }
         if (n == 12000) // 12,000 iid draws of 2,500 possible sums repeat some
             BOOST_TEST(distinct.size() < train.size());
-        const summary s = summarise(train);
+        const auto by_kind = summarise(train);
+        BOOST_TEST_REQUIRE(by_kind.size() == std::size_t(task_kind_count));
         const double p = 1.0 / task_kind_count, share_tol = 4 * std::sqrt(p * (1 - p) / n);
-        for (int k = 0; k < task_kind_count; ++k) {
-            BOOST_TEST(std::abs(s.count[k] / n - p) < share_tol,
-                       "kind " << k << " share " << s.count[k] / n);
-            if (k != 2)
-                BOOST_TEST(std::abs(s.size_sum[k] / s.count[k] - mean[k]) <
-                               4 * sd[k] / std::sqrt(s.count[k]),
-                           "kind " << k << " mean size " << s.size_sum[k] / s.count[k]);
+        for (const auto& [kind, k] : by_kind) {
+            BOOST_TEST(std::abs(k.count / n - p) < share_tol, kind << " share " << k.count / n);
+            if (const auto it = size_of.find(kind); it != size_of.end()) {
+                const auto [mean, sd] = it->second;
+                BOOST_TEST(std::abs(k.size_sum / k.count - mean) < 4 * sd / std::sqrt(k.count),
+                           kind << " mean size " << k.size_sum / k.count);
+            }
         }
     }
     BOOST_CHECK_THROW(splits.held_out(9, 10), gptx::error); // training sets would not exclude it
