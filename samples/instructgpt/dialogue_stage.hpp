@@ -463,10 +463,9 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     // One distribution for every set, as in the instruction stage (tasks.hpp says why): the
     // held-out sets (evaluation, the RM's held-out comparisons) are drawn first, distinct and
     // disjoint; the native training sets (demonstrations, RM and PPO conversations) are iid draws
-    // whose openings are not held-out ones. The converted demonstrations (the instruction stage's
-    // sft.jsonl) are not checked against them: a held-out conversation may open with an
-    // instruction SFT saw alone, as `Q: ... A: ` (39 of 300 evaluation conversations on seed 1),
-    // which helps the dialogue SFT model and the chat model alike. Dialogues in the compact
+    // whose openings are not held-out ones, and neither are the instructions of the converted
+    // demonstrations and comparisons (the instruction stage's, drawn from the same instructions:
+    // 39 of seed 1's 300 evaluation conversations opened with one). Dialogues in the compact
     // phrasing (the context is small). Demonstrations must fit the context whole; the conversations
     // a model answers turn by turn (RM, PPO, evaluation) must let every turn be answered with its
     // whole history and the room kept for the reply, so no turn refers to a dropped one (with the
@@ -495,19 +494,21 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     const auto native = make(0xd1a1, z.native, 1, 3, T + 1);
     const auto rm_dialogues = make_answerable(0x7a31, z.rm_conversations, 1, 3, draws::iid);
     const auto ppo_dialogues = make_answerable(0x9901, z.ppo_conversations, 1, 3, draws::iid);
-    const auto converted = dialogues_of(read_sft_jsonl(dir / "sft.jsonl"));
+    const auto demonstrations = read_sft_jsonl(dir / "sft.jsonl");
+    const auto converted = dialogues_of(without_openings(demonstrations, held_out));
     write_dialogues_jsonl(dir / "dialogues_native.jsonl", native);
     write_dialogues_jsonl(dir / "dialogues_eval.jsonl", eval_dialogues);
     write_dialogues_jsonl(dir / "dialogue_sft.jsonl",
                           mix_dialogues(native, converted, z.native_fraction, in.seed + 21));
     const auto mixed =
         read_dialogues_jsonl(dir / "dialogue_sft.jsonl"); // the file is the interface
-    std::printf("dialogue data: %zu native multi-turn dialogues + %zu converted demonstrations -> "
+    std::printf("dialogue data: %zu native multi-turn dialogues + %zu converted demonstrations "
+                "(%zu dropped: a held-out conversation opens with their instruction) -> "
                 "%zu mixed (native fraction %.2f); %zu + %zu RM, %zu PPO and %zu held-out "
                 "conversations\n",
-                native.size(), converted.size(), mixed.size(), z.native_fraction,
-                rm_dialogues.size(), rm_val_dialogues.size(), ppo_dialogues.size(),
-                eval_dialogues.size());
+                native.size(), converted.size(), demonstrations.size() - converted.size(),
+                mixed.size(), z.native_fraction, rm_dialogues.size(), rm_val_dialogues.size(),
+                ppo_dialogues.size(), eval_dialogues.size());
 
     // ---- dialogue SFT: the LM objective with the formatter's loss mask --------------------------
     {
@@ -532,7 +533,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                       z.rm_hot, z.rm_hot_temperature);
         std::vector<dialogue_comparison> converted;
         if (z.rm_native_fraction < 1 && fs::exists(dir / "comparisons.jsonl"))
-            for (const auto& c : read_comparisons(dir / "comparisons.jsonl"))
+            for (const auto& c :
+                 without_openings(read_comparisons(dir / "comparisons.jsonl"), held_out))
                 converted.push_back(dialogue_comparison_of(c));
         const auto mixed =
             converted.empty()

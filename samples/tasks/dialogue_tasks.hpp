@@ -195,4 +195,25 @@ inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int m
     return out;
 }
 
+// The instruction stage's demonstrations (prompts "Q: <instruction>\nA: ") whose instruction is
+// not in `openings`: what the dialogue stage may train on beside conversations held out by their
+// first user message. Other prompts are kept.
+inline std::vector<sft_example> without_openings(std::vector<sft_example> es,
+                                                 const std::unordered_set<std::string>& openings) {
+    std::erase_if(es, [&](const sft_example& e) {
+        const auto ins = instruction_of_prompt(e.prompt);
+        return ins && openings.contains(std::string(*ins));
+    });
+    return es;
+}
+// The same for ranked comparisons.
+inline std::vector<comparison> without_openings(std::vector<comparison> cs,
+                                                const std::unordered_set<std::string>& openings) {
+    std::erase_if(cs, [&](const comparison& c) {
+        const auto ins = instruction_of_prompt(c.prompt);
+        return ins && openings.contains(std::string(*ins));
+    });
+    return cs;
+}
+
 } // namespace gptx::tasks

@@ -80,6 +80,26 @@ BOOST_AUTO_TEST_CASE(instructgpt_data_converts_to_dialogues) {
                1.0);
 }
 
+// The dialogue stage trains on the instruction stage's data beside its own; those whose
+// instruction opens a held-out conversation are dropped, whatever else the prompt is.
+BOOST_AUTO_TEST_CASE(converted_data_skips_held_out_openings) {
+    const std::unordered_set<std::string> openings{"reverse abc", "length of ab"};
+    const auto es = without_openings(std::vector<sft_example>{{"Q: reverse abc\nA: ", "cba"},
+                                                              {"Q: reverse abd\nA: ", "dba"},
+                                                              {"reverse abc", "cba"},
+                                                              {"Q: length of ab\nA: ", "2"}},
+                                     openings);
+    BOOST_TEST_REQUIRE(es.size() == 2u);
+    BOOST_TEST(es[0].prompt == "Q: reverse abd\nA: ");
+    BOOST_TEST(es[1].prompt == "reverse abc"); // not a task prompt: no instruction to hold out
+    const auto cs =
+        without_openings(std::vector<comparison>{{"Q: length of ab\nA: ", {"2", "3"}, 1},
+                                                 {"Q: length of abc\nA: ", {"3", "2"}, 2}},
+                         openings);
+    BOOST_TEST_REQUIRE(cs.size() == 1u);
+    BOOST_TEST(cs[0].line == 2);
+}
+
 BOOST_AUTO_TEST_CASE(mixing_keeps_the_ratio) {
     std::vector<conversation> native, converted;
     for (int i = 0; i < 30; ++i)
