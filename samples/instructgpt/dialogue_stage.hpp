@@ -464,13 +464,13 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     // held-out sets (evaluation, the RM's held-out comparisons) are drawn first, distinct and
     // disjoint; the native training sets (demonstrations, RM and PPO conversations) are iid draws
     // whose openings are not held-out ones, and neither are the instructions of the converted
-    // demonstrations and comparisons (the instruction stage's, drawn from the same instructions:
-    // 39 of seed 1's 300 evaluation conversations opened with one). Dialogues in the compact
-    // phrasing (the context is small). Demonstrations must fit the context whole; the conversations
-    // a model answers turn by turn (RM, PPO, evaluation) must let every turn be answered with its
-    // whole history and the room kept for the reply, so no turn refers to a dropped one (with the
-    // reference replies as the history: a model that writes longer replies can still push its first
-    // exchange out).
+    // demonstrations and comparisons (the instruction stage's, drawn from the same instructions;
+    // before this filter 39 of seed 1's 300 evaluation conversations opened with one of them).
+    // Dialogues in the compact phrasing (the context is small). Demonstrations must fit the
+    // context whole; the conversations a model answers turn by turn (RM, PPO, evaluation) must let
+    // every turn be answered with its whole history and the room kept for the reply, so no turn
+    // refers to a dropped one (with the reference replies as the history: a model that writes
+    // longer replies can still push its first exchange out).
     auto make = [&](std::uint64_t salt, int n, int lo, int hi, int budget) {
         return fits(make_dialogues(mix64(in.seed ^ salt), n, lo, hi, held_out, true, draws::iid),
                     budget);
