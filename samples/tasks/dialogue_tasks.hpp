@@ -195,25 +195,18 @@ inline std::vector<conversation> make_dialogues(std::uint64_t seed, int n, int m
     return out;
 }
 
-// The instruction stage's demonstrations (prompts "Q: <instruction>\nA: ") whose instruction is
-// not in `openings`: what the dialogue stage may train on beside conversations held out by their
-// first user message. Other prompts are kept.
-inline std::vector<sft_example> without_openings(std::vector<sft_example> es,
-                                                 const std::unordered_set<std::string>& openings) {
-    std::erase_if(es, [&](const sft_example& e) {
-        const auto ins = instruction_of_prompt(e.prompt);
+// The instruction stage's demonstrations or ranked comparisons (prompts "Q: <instruction>\nA: ")
+// whose instruction is not in `openings`: what the dialogue stage may train on beside
+// conversations held out by their first user message. Other prompts are kept.
+template <class Example>
+requires requires(const Example& x) { std::string_view(x.prompt); }
+std::vector<Example> without_openings(std::vector<Example> xs,
+                                      const std::unordered_set<std::string>& openings) {
+    std::erase_if(xs, [&](const Example& x) {
+        const auto ins = instruction_of_prompt(x.prompt);
         return ins && openings.contains(std::string(*ins));
     });
-    return es;
-}
-// The same for ranked comparisons.
-inline std::vector<comparison> without_openings(std::vector<comparison> cs,
-                                                const std::unordered_set<std::string>& openings) {
-    std::erase_if(cs, [&](const comparison& c) {
-        const auto ins = instruction_of_prompt(c.prompt);
-        return ins && openings.contains(std::string(*ins));
-    });
-    return cs;
+    return xs;
 }
 
 } // namespace gptx::tasks
