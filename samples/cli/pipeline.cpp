@@ -75,8 +75,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "round")
         ->check(CLI::PositiveNumber);
     c->add_option("--oracle-reward", o.oracle_reward,
-                  "Ablation: PPO is rewarded by this times the labeler's own score instead of "
-                  "the reward model (the RM's ceiling)");
+                  "Ablation: PPO, GRPO, RLOO and the chat model's PPO are rewarded by this "
+                  "times the labeler's own score instead of the reward model (the RM's ceiling)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--methods", o.methods,
                   "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
                   "rloo, rs (rejection-sampling fine-tuning), or none (SFT only) (default: "
@@ -114,6 +115,14 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "Native share of the dialogue RM's comparisons; the rest are the instruction "
                   "stage's comparisons as one-turn dialogues (1: native only)")
         ->check(CLI::Range(0.0, 1.0));
+    c->add_option("--dialogue-rm-ensemble", o.dialogue_rm_ensemble,
+                  "Dialogue RMs trained from different seeds; above 1 the chat model's PPO is "
+                  "rewarded by their mean less --dialogue-rm-ensemble-penalty times their "
+                  "spread, each standardised on the demonstrations (Coste et al. 2023)")
+        ->check(CLI::Range(1, 16));
+    c->add_option("--dialogue-rm-ensemble-penalty", o.dialogue_rm_ensemble_penalty,
+                  "The disagreement penalty of --dialogue-rm-ensemble (0: the members' mean)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ptx-coef", o.dialogue_ptx_coef,
                   "The chat model's PPO-ptx coefficient (default: --ptx-coef)");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");

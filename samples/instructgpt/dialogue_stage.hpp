@@ -58,6 +58,10 @@ struct dialogue_sizes {
     double rm_epochs = 2;
     float rm_lr = 1e-4f;
     reward_pooling rm_pooling = reward_pooling::last; // where the RM's head reads
+    // > 1: this many RMs from different seeds, each standardised on the demonstrations, PPO
+    // rewarded by their mean less rm_ensemble_penalty times their spread (reward_ensemble).
+    int rm_ensemble = 1;
+    double rm_ensemble_penalty = 1.0;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
     // Iterated RLHF, as the instruction stage's: PPO's iterations split over this many rounds;
     // before each later round the RM continues training on comparisons of the chat model's own
@@ -69,6 +73,7 @@ struct dialogue_sizes {
     float ppo_lr = 1e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
     double kl_coef = 0.02, ptx_coef = 1.0;
+    double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     int eval_conversations = 200;
     int max_new = 12;
     float eval_temperature = 1.0f;
@@ -101,6 +106,7 @@ template <shape S> struct dialogue_stage_inputs {
 
 struct dialogue_stage_result {
     double rm_accuracy = 0;                       // the first round's RM, held-out
+    std::vector<double> rm_member_accuracy;       // each ensemble member's (member 0 first)
     std::size_t rm_pairs = 0, rm_comparisons = 0; // held-out pairs; ranked groups trained on
     win_rate win; // dialogue RLHF over dialogue SFT: the labeler on each conversation's last turn
     double sft_last = 0, rlhf_last = 0;             // labeler mean on the last turn
@@ -127,7 +133,8 @@ struct dialogue_stage_result {
     double diagnosis_seconds = 0; // what measuring them took
     double sft_exact_last_greedy = 0;
     // Best of n of SFT's temperature-1 replies to each held-out conversation's last turn,
-    // picked by the RM and by the labeler, against SFT's single reply (best_of_n_curve).
+    // picked by the RM (the ensemble, with one) and by the labeler, against SFT's single reply
+    // (best_of_n_curve).
     best_of_n_curve bon;
     struct by_kind {
         std::size_t n = 0, sft_exact = 0, chat_exact = 0;
@@ -333,6 +340,52 @@ std::pair<double, double> label_rollouts(const Sequences& rolled,
     }
     const double n = double(std::max<std::size_t>(1, rolled.size()));
     return {sum / n, exact / n};
+}
+
+// --oracle-reward in the dialogue stage: the labeler's own score of each reply, read at the turn
+// it answers (the prompt, looked up in `context_of`), times `coef`: the reward model's ceiling.
+// A row holds prompt, reply and <|end|>, the reply's stop token already replaced by <|end|>, so
+// the row cannot tell whether the reply ended; it is scored as ended and the rollouts subtract
+// coef * labeler::ended_weight from a reply that did not (ppo_config::missing_eot_penalty), which
+// makes the reward coef times the labeler's score with its real end flag.
+inline reward_fn oracle_dialogue_reward(double coef,
+                                        const std::map<std::vector<int>, conversation>& context_of,
+                                        const tokenizer& tok) {
+    return [coef, &context_of, &tok](const int* tokens, int B, int Tn, const int* ends,
+                                     const int* starts) {
+        const dialogue_labeler lab;
+        std::vector<float> out(static_cast<std::size_t>(B), 0.0f);
+        for (int b = 0; b < B; ++b) {
+            const int* row = tokens + std::size_t(b) * std::size_t(Tn);
+            GPTX_CHECK(0 < starts[b] && starts[b] <= ends[b] && ends[b] < Tn,
+                       "dialogue oracle reward: row ", b, " has its reply at ", starts[b], "..",
+                       ends[b], " in ", Tn, " tokens");
+            const auto it = context_of.find(std::vector<int>(row, row + starts[b]));
+            GPTX_CHECK(it != context_of.end(), "dialogue oracle reward: row ", b,
+                       "'s prompt is not a PPO prompt");
+            out[std::size_t(b)] =
+                float(coef * lab.score(it->second,
+                                       tok.decode(std::vector<int>(row + starts[b], row + ends[b])),
+                                       true));
+        }
+        return out;
+    };
+}
+
+// The chat model's PPO reward: the labeler with --oracle-reward, else the ensemble when there is
+// one, else the RM as it pools; with the missing end-of-text penalty it needs (the oracle's).
+struct dialogue_reward {
+    reward_fn fn;
+    double missing_eot_penalty = 0;
+};
+template <shape S>
+dialogue_reward dialogue_reward_of(const dialogue_sizes& z,
+                                   const std::map<std::vector<int>, conversation>& context_of,
+                                   const tokenizer& tok, reward_ensemble<S>& rms) {
+    if (z.oracle_reward > 0)
+        return {oracle_dialogue_reward(z.oracle_reward, context_of, tok),
+                z.oracle_reward * labeler::ended_weight};
+    return {rms.size() > 1 ? reward_of(rms) : reward_of(rms.member(0)), 0.0};
 }
 
 // Whether every user turn of c, with c's own replies as the history, is answered in full
@@ -564,29 +617,45 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         demos.push_back(std::move(t.tokens));
         demo_starts.push_back(t.reply_start);
     }
-    reward_model<S> rm(sft->config(), z.rm_pooling);
-    rm.init(in.seed + 25);
-    copy_params(rm.trunk(), *sft);
-    {
-        adamw<float> opt(rm.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+    GPTX_CHECK(z.rm_ensemble >= 1, "dialogue stage: an RM ensemble needs at least 1 member, got ",
+               z.rm_ensemble);
+    GPTX_CHECK(z.rm_ensemble == 1 || z.rlhf_rounds == 1,
+               "dialogue stage: iterated RLHF retrains one RM; it does not take an ensemble of ",
+               z.rm_ensemble);
+    // Member 0 is the RM of the diagnosis lines and the critic's start; the others differ only
+    // in seed (head, batch order).
+    reward_ensemble<S> rms(z.rm_ensemble_penalty);
+    for (int k = 0; k < z.rm_ensemble; ++k) {
+        reward_model<S>& m = rms.add(sft->config(), z.rm_pooling);
+        const std::uint64_t salt = std::uint64_t(k) * 1000;
+        m.init(in.seed + 25 + salt);
+        copy_params(m.trunk(), *sft);
+        adamw<float> opt(m.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         run_options ro;
-        ro.metrics = dir / "dialogue_rm_metrics.jsonl";
+        ro.metrics = k == 0 ? dir / "dialogue_rm_metrics.jsonl"
+                            : dir / ("dialogue_rm" + std::to_string(k) + "_metrics.jsonl");
         ro.checkpoint_name = "(none)";
-        res.rm_accuracy = train_reward_model(rm, opt, rm_train, rm_val, fmt.end,
-                                             {.epochs = z.rm_epochs,
-                                              .batch = z.rm_batch,
-                                              .lr = z.rm_lr,
-                                              .evals = 2,
-                                              .logs = 4,
-                                              .seed = in.seed + 26},
-                                             ro)
-                              .accuracy;
-        normalize_reward_bias(rm, demos, fmt.end, 16, demo_starts);
-        res.rm_pairs = rm_val.pairs();
-        res.rm_comparisons = rm_train.groups.size();
-        std::printf("dialogue RM: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
-                    rm_train.pairs(), rm_val.pairs(), res.rm_accuracy);
+        const double acc = train_reward_model(m, opt, rm_train, rm_val, fmt.end,
+                                              {.epochs = z.rm_epochs,
+                                               .batch = z.rm_batch,
+                                               .lr = z.rm_lr,
+                                               .evals = 2,
+                                               .logs = 4,
+                                               .seed = in.seed + 26 + salt},
+                                              ro)
+                               .accuracy;
+        normalize_reward_bias(m, demos, fmt.end, 16, demo_starts);
+        if (z.rm_ensemble > 1)
+            standardize_reward_scale(m, demos, fmt.end, 16, demo_starts);
+        res.rm_member_accuracy.push_back(acc);
+        std::printf("dialogue RM%s: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
+                    z.rm_ensemble > 1 ? (" member " + std::to_string(k)).c_str() : "",
+                    rm_train.pairs(), rm_val.pairs(), acc);
     }
+    reward_model<S>& rm = rms.member(0);
+    res.rm_accuracy = res.rm_member_accuracy[0];
+    res.rm_pairs = rm_val.pairs();
+    res.rm_comparisons = rm_train.groups.size();
 
     // ---- PPO-ptx on conversation prefixes ending at the assistant marker ---------------------
     // The histories are the SFT model's own replies, as the RM's comparisons and the evaluation
@@ -616,7 +685,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
         if (rounds > 1)
             seen = rm_train;
-        const reward_fn rf = reward_of(rm); // read as the RM pools
+        const dialogue_reward rf = dialogue_reward_of(z, context_of, tok, rms);
         std::ofstream metrics(dir / "dialogue_ppo_metrics.jsonl");
         int done = 0;
         for (int round = 1; round <= rounds; ++round) {
@@ -690,11 +759,12 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             pc.value_lr = z.value_lr;
             pc.value_warmup = std::max(0, z.value_warmup - done); // later rounds keep the critic
             pc.kl_coef = z.kl_coef;
+            pc.missing_eot_penalty = rf.missing_eot_penalty;
             pc.ptx_coef = z.ptx_coef;
             pc.ptx_batch = 4;
             pc.ptx_context = T;
             pc.seed = in.seed + 27 + std::uint64_t(round - 1) * 977;
-            ppo_trainer<model_t> ppo(*policy, *sft, value, value_head, rf, prompts, pc, *in.ptx);
+            ppo_trainer<model_t> ppo(*policy, *sft, value, value_head, rf.fn, prompts, pc, *in.ptx);
             for (int it = 0; it < iters; ++it) {
                 const ppo_metrics m = ppo.iteration();
                 const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
@@ -756,8 +826,11 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         };
         res.rm_on_sft = rm_on(*sft);
         res.rm_on_chat = rm_on(*policy);
-        res.bon =
-            dialogue_best_of_n(*sft, rm, tok, fmt, a, {1, 2, 4, 8, 16}, z.max_new, in.seed + 32);
+        // Ranked as PPO was rewarded: by the ensemble when there is one.
+        res.bon = z.rm_ensemble > 1 ? dialogue_best_of_n(*sft, rms, tok, fmt, a, {1, 2, 4, 8, 16},
+                                                         z.max_new, in.seed + 32)
+                                    : dialogue_best_of_n(*sft, rm, tok, fmt, a, {1, 2, 4, 8, 16},
+                                                         z.max_new, in.seed + 32);
         res.diagnosis_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }

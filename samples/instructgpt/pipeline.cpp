@@ -19,6 +19,11 @@ void run_pipeline(pipeline_options o) {
     GPTX_CHECK(o.rlhf_rounds >= 1 && o.rlhf_rounds <= o.ppo_iters, "--rlhf-rounds ", o.rlhf_rounds,
                " must be between 1 and --ppo-iters ", o.ppo_iters,
                " (every round needs an iteration)");
+    GPTX_CHECK(o.dialogue_rm_ensemble == 1 || o.rlhf_rounds == 1, "--dialogue-rm-ensemble ",
+               o.dialogue_rm_ensemble, " with --rlhf-rounds ", o.rlhf_rounds,
+               ": iterated RLHF retrains one dialogue RM, not an ensemble");
+    GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
+               o.oracle_reward);
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
                "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
     // DPO alone needs comparisons but no reward model.
@@ -442,6 +447,7 @@ void run_pipeline(pipeline_options o) {
             {"dialogue_conversations", dj([](const auto& d) { return d.conversations; })},
             {"dialogue_rm_accuracy", dj([](const auto& d) { return d.rm_accuracy; })},
             {"dialogue_rm_comparisons", dj([](const auto& d) { return d.rm_comparisons; })},
+            {"dialogue_rm_member_accuracy", dj([](const auto& d) { return d.rm_member_accuracy; })},
             {"dialogue_ppo_stopped", dj([](const auto& d) { return d.ppo_stopped; })},
             {"dialogue_exact_sft", dj([](const auto& d) { return d.sft_exact_last; })},
             {"dialogue_exact_chat", dj([](const auto& d) { return d.rlhf_exact_last; })},

@@ -45,6 +45,9 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     if (o.dialogue_rm_epochs > 0)
         d.rm_epochs = o.dialogue_rm_epochs;
     d.rlhf_rounds = o.rlhf_rounds;
+    d.oracle_reward = o.oracle_reward;
+    d.rm_ensemble = o.dialogue_rm_ensemble;
+    d.rm_ensemble_penalty = o.dialogue_rm_ensemble_penalty;
     if (o.dialogue_round_conversations > 0)
         d.round_conversations = o.dialogue_round_conversations;
     d.rm_native_fraction = o.dialogue_rm_native;

@@ -44,7 +44,8 @@ struct pipeline_options {
     // policy's samples (round_rm_prompts prompts, K each) added to those so far. The dialogue
     // stage does the same with its RM and chat model (dialogue_round_conversations).
     int rlhf_rounds = 1, round_rm_prompts = 3000;
-    double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
+    double oracle_reward = 0; // > 0: the RL methods' reward (both stages) is this times the
+                              // labeler's score, not the RM's
     // The methods after SFT, each a row of the table (parse_methods lists them). All five with
     // the dialogue stage took 18 min 51 s on a 2-core AMD EPYC Zen 5, within the 20-minute
     // budget (docs/pipeline.md has each stage's time).
@@ -65,12 +66,14 @@ struct pipeline_options {
     bool evaluate_only = false;
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
-    int dialogue_rm_conversations = 0;    // 0: the dialogue stage's default
-    double dialogue_rm_epochs = 0;        // 0: the dialogue stage's default
-    int dialogue_round_conversations = 0; // 0: the dialogue stage's default
-    double dialogue_rm_native = 1.0;      // native share of the dialogue RM's comparisons
-    double dialogue_ptx_coef = -1;        // the chat model's ptx coefficient; < 0: ptx_coef
-    bool no_dialogue = false;             // stop after the InstructGPT stages
+    int dialogue_rm_conversations = 0;         // 0: the dialogue stage's default
+    double dialogue_rm_epochs = 0;             // 0: the dialogue stage's default
+    int dialogue_round_conversations = 0;      // 0: the dialogue stage's default
+    double dialogue_rm_native = 1.0;           // native share of the dialogue RM's comparisons
+    double dialogue_ptx_coef = -1;             // the chat model's ptx coefficient; < 0: ptx_coef
+    int dialogue_rm_ensemble = 1;              // > 1: PPO rewarded by this many dialogue RMs
+    double dialogue_rm_ensemble_penalty = 1.0; // ... their mean less this times their spread
+    bool no_dialogue = false;                  // stop after the InstructGPT stages
 
     float value_lr_or_default() const { return value_lr > 0 ? value_lr : 2 * ppo_lr; }
 };

@@ -245,6 +245,9 @@ class task_splits {
 //   |response|)))
 // A correct answer that rambles on instead of ending scores 0.8 * 0.5 * (its similarity).
 struct labeler {
+    // The share of the score for ending; the score is linear in `ended`, so a trainer can charge
+    // a response that did not end this much after scoring it as ended.
+    static constexpr double ended_weight = 0.2;
     double score(const task& t, std::string_view response, bool ended) const {
         double correct;
         if (response == t.answer)
@@ -255,7 +258,7 @@ struct labeler {
                 1.0 - double(detail::edit_distance(response, t.answer)) / std::max(1.0, len);
             correct = 0.5 * std::max(0.0, sim);
         }
-        return 0.2 * (ended ? 1.0 : 0.0) + 0.8 * correct;
+        return ended_weight * (ended ? 1.0 : 0.0) + (1.0 - ended_weight) * correct;
     }
     // The same for a prompt made by task_prompt; a prompt outside the family is an error.
     double score(std::string_view prompt, std::string_view response, bool ended) const {

@@ -12030,6 +12030,7 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -12232,6 +12233,92 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
     rm.set_bias(T(double(rm.bias()) - mean));
     return mean;
 }
+
+// Scales the head (weights and bias) so the demonstrations' rewards have standard deviation 1,
+// after normalize_reward_bias has put their mean at 0; every reward scales by the same positive
+// factor, so rankings are unchanged. The common scale an ensemble's members are averaged on.
+// Returns the standard deviation divided out.
+template <shape S, class T>
+double standardize_reward_scale(reward_model<S, T>& rm, std::span<const std::vector<int>> demos,
+                                int end_of_text, int batch = 16, std::span<const int> starts = {}) {
+    GPTX_CHECK(demos.size() >= 2,
+               "standardize_reward_scale: a spread needs at least 2 demonstrations, got ",
+               demos.size());
+    const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch, starts);
+    double mean = 0, var = 0;
+    for (T v : r)
+        mean += double(v);
+    mean /= double(r.size());
+    for (T v : r)
+        var += (double(v) - mean) * (double(v) - mean);
+    const double sd = std::sqrt(var / double(r.size()));
+    GPTX_CHECK(sd > 0 && std::isfinite(sd), "standardize_reward_scale: the reward model scores ",
+               "every demonstration alike (standard deviation ", sd, "); nothing to scale by");
+    auto& h = rm.head();
+    const std::size_t n = h.params().size(); // the weights (C) and the bias (1)
+    for (std::size_t i = 0; i < n; ++i)
+        h.params().data()[i] = T(double(h.params().data()[i]) / sd);
+    return sd;
+}
+
+// Several reward models trained alike from different seeds, read as one reward (Coste et al.
+// 2023, against over-optimisation). Each member should be on a common scale
+// (standardize_reward_scale); the reward is the members' mean less `penalty` times their
+// standard deviation: penalty 0 is the mean; > 0 is a standard-deviation form of Coste et al.'s
+// uncertainty-weighted optimisation (theirs subtracts a multiple of the variance), in the
+// rewards' own units. It charges a response for the members' disagreement, where a policy has
+// found one member's error.
+template <shape S, class T = float> class reward_ensemble {
+  public:
+    explicit reward_ensemble(double penalty = 0) : penalty_(penalty) {
+        GPTX_CHECK(penalty >= 0 && std::isfinite(penalty),
+                   "reward ensemble: the disagreement penalty must be >= 0, got ", penalty);
+    }
+    reward_model<S, T>& add(model_config cfg, reward_pooling pool) {
+        members_.push_back(std::make_unique<reward_model<S, T>>(cfg, pool));
+        return *members_.back();
+    }
+    std::size_t size() const { return members_.size(); }
+    reward_model<S, T>& member(std::size_t k) {
+        GPTX_CHECK(k < members_.size(), "reward ensemble: member ", k, " of ", members_.size());
+        return *members_[k];
+    }
+    double penalty() const { return penalty_; }
+
+    // As reward_model::score and score_sequences, combined over the members.
+    std::vector<T> score(const int* tokens, int B, int Tn, const int* ends,
+                         const int* starts = nullptr) {
+        return combine([&](reward_model<S, T>& m) { return m.score(tokens, B, Tn, ends, starts); });
+    }
+    std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
+                                   int batch = 16, std::span<const int> starts = {}) {
+        return combine([&](reward_model<S, T>& m) {
+            return m.score_sequences(seqs, end_of_text, batch, starts);
+        });
+    }
+
+  private:
+    template <class Score> std::vector<T> combine(Score&& score) {
+        GPTX_CHECK(!members_.empty(), "reward ensemble: no members");
+        std::vector<std::vector<T>> by;
+        for (auto& m : members_)
+            by.push_back(score(*m));
+        std::vector<T> out(by[0].size());
+        const double K = double(by.size());
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            double mean = 0, var = 0;
+            for (const auto& r : by)
+                mean += double(r[i]);
+            mean /= K;
+            for (const auto& r : by)
+                var += (double(r[i]) - mean) * (double(r[i]) - mean);
+            out[i] = T(mean - penalty_ * std::sqrt(var / K));
+        }
+        return out;
+    }
+    double penalty_;
+    std::vector<std::unique_ptr<reward_model<S, T>>> members_;
+};
 
 } // namespace gptx
 // ---- end gptx/nn/reward_model.hpp ----
@@ -16282,6 +16369,13 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
 template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
     return [&rm](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
         const std::vector<T> r = rm.score(tokens, B, Tn, ends, starts);
+        return std::vector<float>(r.begin(), r.end());
+    };
+}
+// ... and of an ensemble of them, combined as it combines (reward_ensemble).
+template <shape S, class T> reward_fn reward_of(reward_ensemble<S, T>& rms) {
+    return [&rms](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
+        const std::vector<T> r = rms.score(tokens, B, Tn, ends, starts);
         return std::vector<float>(r.begin(), r.end());
     };
 }

@@ -200,4 +200,67 @@ BOOST_AUTO_TEST_CASE(comparisons_of_a_models_samples_are_ranked_by_the_labeler) 
         BOOST_TEST(again[i].responses == cs[i].responses, boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(the_dialogue_oracle_reward_is_the_labelers_score_with_the_real_end_flag) {
+    tokenizer tok = judging_tokenizer();
+    const int eot = tok.add_special_token("<|endoftext|>");
+    const chat_format fmt = chat_format::register_tokens(tok);
+    // Prompts for both user turns of a conversation: the labeler reads each reply at its turn.
+    const conversation c{{chat_role::user, "reverse kopa"},
+                         {chat_role::assistant, "apok"},
+                         {chat_role::user, "same for tiba"},
+                         {chat_role::assistant, "abit"}};
+    const int T = 64, max_new = 6;
+    std::vector<conversation> prefixes;
+    const auto ps = instructgpt::detail::reply_prompts(c, tok, fmt, T, max_new, &prefixes);
+    BOOST_TEST_REQUIRE(ps.size() == 2u);
+    std::map<std::vector<int>, conversation> context_of;
+    for (std::size_t k = 0; k < ps.size(); ++k)
+        context_of.emplace(ps[k], prefixes[k]);
+    // An untrained policy: its replies end at <|end|>, stop at another marker, or run to the cap.
+    using toy_t = transformer<test::shapes::toy>;
+    toy_t policy({tok.vocab_size(), T});
+    policy.init(11);
+    const double coef = 3.0;
+    // The reward the stage gives PPO with --oracle-reward 3 (no reward model is read).
+    dialogue_sizes z;
+    z.oracle_reward = coef;
+    reward_ensemble<test::shapes::toy> no_rms;
+    const auto reward = instructgpt::detail::dialogue_reward_of(z, context_of, tok, no_rms);
+    rollout_buffer<toy_t> buf(policy, policy, reward.fn,
+                              {.end_of_text = fmt.end,
+                               .max_new_tokens = max_new,
+                               .missing_eot_penalty = reward.missing_eot_penalty,
+                               .score_batch = 8,
+                               .stop_tokens = {fmt.system, fmt.user, fmt.assistant, eot}});
+    std::vector<std::vector<int>> prompts;
+    for (int i = 0; i < 48; ++i)
+        prompts.push_back(ps[std::size_t(i) % 2]);
+    rng r(7);
+    buf.collect(prompts, r, [](auto&&...) {});
+    const dialogue_labeler lab;
+    int ended = 0, stopped = 0, capped = 0;
+    for (std::size_t i = 0; i < buf.sequences().size(); ++i) {
+        const auto& s = buf.sequences()[i];
+        const conversation& ctx =
+            context_of.at(std::vector<int>(s.tokens.begin(), s.tokens.begin() + s.prompt));
+        const std::string reply = tok.decode(
+            std::vector<int>(s.tokens.begin() + s.prompt, s.tokens.end() - (s.stopped ? 2 : 1)));
+        // Absolute: a reply that did not end and shares nothing with the answer scores 0.
+        BOOST_TEST(std::abs(buf.scores()[i] - coef * lab.score(ctx, reply, s.ended)) < 1e-5);
+        ended += s.ended;
+        stopped += s.stopped;
+        capped += !s.ended && !s.stopped;
+    }
+    BOOST_TEST_MESSAGE(ended << " ended, " << stopped << " stopped, " << capped << " capped");
+    BOOST_TEST(ended > 0); // seed 7 draws all three; another sampler may need another seed
+    BOOST_TEST(stopped > 0);
+    BOOST_TEST(capped > 0);
+    // A reply whose prompt is not a PPO prompt is an error, not a silent zero.
+    const std::vector<int> row{fmt.user, fmt.assistant, fmt.end};
+    const int end_at = 2, start_at = 2;
+    BOOST_CHECK_THROW(instructgpt::detail::oracle_dialogue_reward(coef, context_of, tok)(
+                          row.data(), 1, 3, &end_at, &start_at),
+                      gptx::error);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

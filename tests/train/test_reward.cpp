@@ -13,6 +13,7 @@
 #include <gptx/data/comparisons.hpp>
 #include <gptx/nn/copy_params.hpp>
 #include <gptx/nn/reward_model.hpp>
+#include <gptx/train/ppo_trainer.hpp>
 #include <gptx/train/reward_objective.hpp>
 #include <gptx/train/trainer.hpp>
 
@@ -238,6 +239,95 @@ BOOST_AUTO_TEST_CASE(padding_after_the_end_of_text_changes_nothing) {
     const std::vector<double> s = rm.score(a.tokens.data(), 5, small_batch::T, a.positions.data());
     for (int i = 0; i < 5; ++i)
         BOOST_TEST(std::abs(s[i] - ra[i]) < 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(standardized_rewards_have_unit_spread_on_the_demonstrations_and_keep_order) {
+    reward_model<tiny_rm, double> rm({9, 8});
+    rm.init(5);
+    const std::vector<std::vector<int>> demos{
+        {0, 3, 4, 5, 0}, {0, 3, 6, 0}, {0, 8, 1, 2, 2, 0}, {0, 2, 7, 7, 0}, {0, 5, 5, 1, 0}};
+    const std::vector<std::vector<int>> others{{0, 1, 2, 0}, {0, 4, 4, 4, 4, 0}, {0, 6, 0}};
+    const std::vector<double> before = rm.score_sequences(others, 0);
+    const double offset = normalize_reward_bias(rm, demos, 0);
+    const double sd = standardize_reward_scale(rm, demos, 0);
+    BOOST_TEST(sd > 0.0);
+    const std::vector<double> d = rm.score_sequences(demos, 0);
+    double mean = 0, var = 0;
+    for (double v : d)
+        mean += v / double(d.size());
+    for (double v : d)
+        var += (v - mean) * (v - mean) / double(d.size());
+    BOOST_TEST(std::abs(mean) < 1e-12);
+    BOOST_TEST(std::sqrt(var) == 1.0, boost::test_tools::tolerance(1e-12));
+    // Every other reward moved by the same shift and positive scale.
+    const std::vector<double> after = rm.score_sequences(others, 0);
+    for (std::size_t i = 0; i < others.size(); ++i)
+        BOOST_TEST(after[i] == (before[i] - offset) / sd, boost::test_tools::tolerance(1e-12));
+    // A model that scores every demonstration alike has no scale.
+    const std::vector<std::vector<int>> same{{0, 3, 0}, {0, 3, 0}};
+    BOOST_CHECK_THROW(standardize_reward_scale(rm, same, 0), gptx::error);
+    // Mean pooling (the head averaged over each response, from its start) scales alike.
+    reward_model<tiny_rm, double> pooled({9, 8}, reward_pooling::mean);
+    pooled.init(6);
+    const std::vector<int> demo_starts{2, 1, 3, 1, 2}, other_starts{1, 2, 1};
+    const std::vector<double> pb = pooled.score_sequences(others, 0, 16, other_starts);
+    const double po = normalize_reward_bias(pooled, demos, 0, 16, demo_starts);
+    const double psd = standardize_reward_scale(pooled, demos, 0, 16, demo_starts);
+    const std::vector<double> pd = pooled.score_sequences(demos, 0, 16, demo_starts);
+    double pm = 0, pv = 0;
+    for (double v : pd)
+        pm += v / double(pd.size());
+    for (double v : pd)
+        pv += (v - pm) * (v - pm) / double(pd.size());
+    BOOST_TEST(std::abs(pm) < 1e-12);
+    BOOST_TEST(std::sqrt(pv) == 1.0, boost::test_tools::tolerance(1e-12));
+    const std::vector<double> pa = pooled.score_sequences(others, 0, 16, other_starts);
+    for (std::size_t i = 0; i < others.size(); ++i)
+        BOOST_TEST(pa[i] == (pb[i] - po) / psd, boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(an_ensemble_scores_the_members_mean_less_the_penalty_times_their_spread) {
+    const std::vector<std::vector<int>> seqs{
+        {0, 3, 4, 5, 0}, {0, 3, 6, 0}, {0, 8, 1, 2, 2, 0}, {0, 2, 7, 7, 0}};
+    const double penalty = 0.5;
+    reward_ensemble<tiny_rm, double> ens(penalty);
+    std::vector<std::vector<double>> by;
+    for (int k = 0; k < 3; ++k) {
+        auto& m = ens.add({9, 8}, reward_pooling::last);
+        m.init(10 + std::uint64_t(k));
+        by.push_back(m.score_sequences(seqs, 0));
+    }
+    BOOST_TEST(ens.size() == 3u);
+    const std::vector<double> got = ens.score_sequences(seqs, 0);
+    // The same through the reward function PPO reads (rows right-padded with end-of-text).
+    const int Tn = 6;
+    std::vector<int> rows(seqs.size() * Tn, 0), ends, starts;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+        std::copy(seqs[i].begin(), seqs[i].end(), rows.begin() + std::ptrdiff_t(i * Tn));
+        ends.push_back(int(seqs[i].size()) - 1);
+        starts.push_back(1);
+    }
+    const std::vector<float> via =
+        reward_of(ens)(rows.data(), int(seqs.size()), Tn, ends.data(), starts.data());
+    double spread_seen = 0;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+        const double mean = (by[0][i] + by[1][i] + by[2][i]) / 3;
+        double var = 0;
+        for (const auto& r : by)
+            var += (r[i] - mean) * (r[i] - mean) / 3;
+        BOOST_TEST(got[i] == mean - penalty * std::sqrt(var), boost::test_tools::tolerance(1e-12));
+        BOOST_TEST(double(via[i]) == got[i], boost::test_tools::tolerance(1e-5));
+        spread_seen = std::max(spread_seen, std::sqrt(var));
+    }
+    BOOST_TEST(spread_seen > 1e-3); // differently seeded members disagree: the penalty bites
+    // One member is that member.
+    reward_ensemble<tiny_rm, double> one;
+    one.add({9, 8}, reward_pooling::last).init(10);
+    const std::vector<double> single = one.score_sequences(seqs, 0);
+    BOOST_TEST(single == by[0], boost::test_tools::per_element());
+    BOOST_CHECK_THROW(reward_ensemble<tiny_rm>(-1.0), gptx::error);
+    reward_ensemble<tiny_rm, double> none;
+    BOOST_CHECK_THROW(none.score_sequences(seqs, 0), gptx::error);
 }
 
 BOOST_AUTO_TEST_CASE(reward_position_is_the_end_of_text_after_the_prompt) {

@@ -429,6 +429,13 @@ template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
         return std::vector<float>(r.begin(), r.end());
     };
 }
+// ... and of an ensemble of them, combined as it combines (reward_ensemble).
+template <shape S, class T> reward_fn reward_of(reward_ensemble<S, T>& rms) {
+    return [&rms](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
+        const std::vector<T> r = rms.score(tokens, B, Tn, ends, starts);
+        return std::vector<float>(r.begin(), r.end());
+    };
+}
 
 // The three trainable or frozen trunks of InstructGPT's PPO, made from the SFT model and the RM:
 // the policy and the reference start as copies of the SFT model, the value trunk as a copy of
