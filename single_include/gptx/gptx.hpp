@@ -12033,6 +12033,7 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 #include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -12217,6 +12218,19 @@ template <shape S, class T = float> class reward_model {
     pooled_reward<T> read_;
 };
 
+namespace detail {
+// The mean and population standard deviation of at(0), ..., at(n - 1), summed in double.
+template <class At> std::pair<double, double> mean_and_sd(std::size_t n, At&& at) {
+    double mean = 0, var = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        mean += double(at(i));
+    mean /= double(n);
+    for (std::size_t i = 0; i < n; ++i)
+        var += (double(at(i)) - mean) * (double(at(i)) - mean);
+    return {mean, std::sqrt(var / double(n))};
+}
+} // namespace detail
+
 // InstructGPT: "a bias is set so that the reward of the SFT demonstrations averages 0". Scores
 // the demonstrations (reward_sequence of each prompt and demonstrated response) and shifts the
 // head's bias by minus their mean (a shift of every reward under either pooling). Returns that
@@ -12226,10 +12240,7 @@ double normalize_reward_bias(reward_model<S, T>& rm, std::span<const std::vector
                              int end_of_text, int batch = 16, std::span<const int> starts = {}) {
     GPTX_CHECK(!demos.empty(), "normalize_reward_bias: no demonstrations to score");
     const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch, starts);
-    double mean = 0;
-    for (T v : r)
-        mean += double(v);
-    mean /= double(r.size());
+    const double mean = detail::mean_and_sd(r.size(), [&](std::size_t i) { return r[i]; }).first;
     rm.set_bias(T(double(rm.bias()) - mean));
     return mean;
 }
@@ -12245,13 +12256,7 @@ double standardize_reward_scale(reward_model<S, T>& rm, std::span<const std::vec
                "standardize_reward_scale: a spread needs at least 2 demonstrations, got ",
                demos.size());
     const std::vector<T> r = rm.score_sequences(demos, end_of_text, batch, starts);
-    double mean = 0, var = 0;
-    for (T v : r)
-        mean += double(v);
-    mean /= double(r.size());
-    for (T v : r)
-        var += (double(v) - mean) * (double(v) - mean);
-    const double sd = std::sqrt(var / double(r.size()));
+    const double sd = detail::mean_and_sd(r.size(), [&](std::size_t i) { return r[i]; }).second;
     GPTX_CHECK(sd > 0 && std::isfinite(sd), "standardize_reward_scale: the reward model scores ",
                "every demonstration alike (standard deviation ", sd, "); nothing to scale by");
     auto& h = rm.head();
@@ -12304,15 +12309,10 @@ template <shape S, class T = float> class reward_ensemble {
         for (auto& m : members_)
             by.push_back(score(*m));
         std::vector<T> out(by[0].size());
-        const double K = double(by.size());
         for (std::size_t i = 0; i < out.size(); ++i) {
-            double mean = 0, var = 0;
-            for (const auto& r : by)
-                mean += double(r[i]);
-            mean /= K;
-            for (const auto& r : by)
-                var += (double(r[i]) - mean) * (double(r[i]) - mean);
-            out[i] = T(mean - penalty_ * std::sqrt(var / K));
+            const auto [mean, sd] =
+                detail::mean_and_sd(by.size(), [&](std::size_t k) { return by[k][i]; });
+            out[i] = T(mean - penalty_ * sd);
         }
         return out;
     }
@@ -16365,17 +16365,13 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::vector<T> old_, a_, ov_, r_;
 };
 
-// The reward function of a frozen reward model, read as it pools (rm must outlive it).
-template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
+// The reward function of a frozen reward model, read as it pools, or of an ensemble of them,
+// combined as it combines (reward_ensemble); rm must outlive it.
+template <class RM>
+requires requires(RM& rm, const int* p) { rm.score(p, 1, 1, p, p); }
+reward_fn reward_of(RM& rm) {
     return [&rm](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
-        const std::vector<T> r = rm.score(tokens, B, Tn, ends, starts);
-        return std::vector<float>(r.begin(), r.end());
-    };
-}
-// ... and of an ensemble of them, combined as it combines (reward_ensemble).
-template <shape S, class T> reward_fn reward_of(reward_ensemble<S, T>& rms) {
-    return [&rms](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
-        const std::vector<T> r = rms.score(tokens, B, Tn, ends, starts);
+        const auto r = rm.score(tokens, B, Tn, ends, starts);
         return std::vector<float>(r.begin(), r.end());
     };
 }

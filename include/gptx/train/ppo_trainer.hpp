@@ -422,17 +422,13 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     std::vector<T> old_, a_, ov_, r_;
 };
 
-// The reward function of a frozen reward model, read as it pools (rm must outlive it).
-template <shape S, class T> reward_fn reward_of(reward_model<S, T>& rm) {
+// The reward function of a frozen reward model, read as it pools, or of an ensemble of them,
+// combined as it combines (reward_ensemble); rm must outlive it.
+template <class RM>
+requires requires(RM& rm, const int* p) { rm.score(p, 1, 1, p, p); }
+reward_fn reward_of(RM& rm) {
     return [&rm](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
-        const std::vector<T> r = rm.score(tokens, B, Tn, ends, starts);
-        return std::vector<float>(r.begin(), r.end());
-    };
-}
-// ... and of an ensemble of them, combined as it combines (reward_ensemble).
-template <shape S, class T> reward_fn reward_of(reward_ensemble<S, T>& rms) {
-    return [&rms](const int* tokens, int B, int Tn, const int* ends, const int* starts) {
-        const std::vector<T> r = rms.score(tokens, B, Tn, ends, starts);
+        const auto r = rm.score(tokens, B, Tn, ends, starts);
         return std::vector<float>(r.begin(), r.end());
     };
 }
