@@ -123,6 +123,22 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--dialogue-rm-ensemble-penalty", o.dialogue_rm_ensemble_penalty,
                   "The disagreement penalty of --dialogue-rm-ensemble (0: the members' mean)")
         ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-iters", o.dialogue_ppo_iters,
+                  "PPO iterations of the chat model (0: --ppo-iters)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-epochs", o.dialogue_ppo_epochs,
+                  "The chat model's passes over each iteration's rollouts (0: --ppo-epochs)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-minibatch", o.dialogue_ppo_minibatch,
+                  "The chat model's replies per update (0: --ppo-minibatch)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-lr", o.dialogue_ppo_lr,
+                  "The chat model's PPO learning rate (0: --ppo-lr)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-eval-conversations", o.dialogue_eval_conversations,
+                  "Held-out multi-turn conversations the chat model is judged on (0: "
+                  "--eval-prompts)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ptx-coef", o.dialogue_ptx_coef,
                   "The chat model's PPO-ptx coefficient (default: --ptx-coef)");
     c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");

@@ -60,7 +60,7 @@ struct dialogue_sizes {
     reward_pooling rm_pooling = reward_pooling::last; // where the RM's head reads
     // > 1: this many RMs from different seeds, each standardised on the demonstrations, PPO
     // rewarded by their mean less rm_ensemble_penalty times their spread (reward_ensemble).
-    int rm_ensemble = 1;
+    int rm_ensemble = 4;
     double rm_ensemble_penalty = 1.0;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
     // Iterated RLHF, as the instruction stage's: PPO's iterations split over this many rounds;
@@ -70,11 +70,14 @@ struct dialogue_sizes {
     int rlhf_rounds = 1, round_conversations = 400;
     // PPO settings: gptx pipeline sets them from its own options (cli/pipeline.cpp,
     // dialogue_sizes_for), so both RLHF stages train alike.
-    float ppo_lr = 1e-5f, value_lr = 1e-4f;
+    float ppo_lr = 3e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
     double kl_coef = 0.02, ptx_coef = 1.0;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
-    int eval_conversations = 200;
+    int eval_conversations = 1000;
+    // The diagnosis (SFT greedy, the RM on each model's samples, best of n: 16 replies to each)
+    // reads the first this many held-out conversations, so a larger evaluation costs little.
+    int diagnosis_conversations = 300;
     int max_new = 12;
     float eval_temperature = 1.0f;
 };
@@ -130,7 +133,8 @@ struct dialogue_stage_result {
         std::optional<double> t1_before, t1_after;
     };
     std::vector<round_result> rounds;
-    double diagnosis_seconds = 0; // what measuring them took
+    double diagnosis_seconds = 0;            // what measuring them took
+    std::size_t diagnosis_conversations = 0; // the first this many held-out conversations
     double sft_exact_last_greedy = 0;
     // Best of n of SFT's temperature-1 replies to each held-out conversation's last turn,
     // picked by the RM (the ensemble, with one) and by the labeler, against SFT's single reply
@@ -781,6 +785,8 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                           {"response_length", m.response_length},
                                           {"ended", m.ended},
                                           {"stopped", m.stopped},
+                                          {"updates", m.updates},
+                                          {"skipped", m.skipped},
                                           {"ms", m.ms}}
                                .dump()
                         << "\n";
@@ -810,15 +816,23 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     // model's own temperature-1 samples to the held-out conversations.
     {
         const auto t0 = std::chrono::steady_clock::now();
-        const auto g = roll_out(*sft, tok, fmt, eval_dialogues, z.max_new, 0.0f, in.seed + 28);
+        const std::size_t nd =
+            std::min(eval_dialogues.size(), std::size_t(std::max(1, z.diagnosis_conversations)));
+        res.diagnosis_conversations = nd;
+        const std::vector<conversation> diag(eval_dialogues.begin(), eval_dialogues.begin() + nd);
+        rolled_out a_diag = a; // SFT's evaluated replies to those
+        a_diag.convs.resize(nd);
+        a_diag.scores.resize(nd);
+        a_diag.ended.resize(nd);
+        a_diag.exact.resize(nd);
+        const auto g = roll_out(*sft, tok, fmt, diag, z.max_new, 0.0f, in.seed + 28);
         for (const auto& e : g.exact)
             res.sft_exact_last_greedy += e.back() ? 1 : 0;
         res.sft_exact_last_greedy /= double(std::max<std::size_t>(1, g.exact.size()));
         auto rm_on = [&](const model_t& m) -> std::optional<double> {
             const auto cmp = tokenize_dialogue_comparisons(
-                make_dialogue_comparisons(m, tok, fmt, eval_dialogues, z.rm_k, z.max_new,
-                                          in.seed + 30),
-                tok, fmt, T);
+                make_dialogue_comparisons(m, tok, fmt, diag, z.rm_k, z.max_new, in.seed + 30), tok,
+                fmt, T);
             if (cmp.groups.empty())
                 return std::nullopt;
             reward_objective obj(rm);
@@ -827,10 +841,10 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         res.rm_on_sft = rm_on(*sft);
         res.rm_on_chat = rm_on(*policy);
         // Ranked as PPO was rewarded: by the ensemble when there is one.
-        res.bon = z.rm_ensemble > 1 ? dialogue_best_of_n(*sft, rms, tok, fmt, a, {1, 2, 4, 8, 16},
-                                                         z.max_new, in.seed + 32)
-                                    : dialogue_best_of_n(*sft, rm, tok, fmt, a, {1, 2, 4, 8, 16},
-                                                         z.max_new, in.seed + 32);
+        res.bon = z.rm_ensemble > 1 ? dialogue_best_of_n(*sft, rms, tok, fmt, a_diag,
+                                                         {1, 2, 4, 8, 16}, z.max_new, in.seed + 32)
+                                    : dialogue_best_of_n(*sft, rm, tok, fmt, a_diag,
+                                                         {1, 2, 4, 8, 16}, z.max_new, in.seed + 32);
         res.diagnosis_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
@@ -868,11 +882,13 @@ inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
         std::snprintf(b, sizeof b, "%.1f%%", 100 * *v);
         return std::string(b);
     };
-    std::printf("dialogue diagnosis: last turn exact, dialogue SFT greedy %.1f%%, SFT %.1f%%, chat "
-                "%.1f%% (temperature 1); dialogue RM pairwise accuracy on temperature-1 samples of "
-                "SFT %s, of the chat model %s (measured in %.1f s)\n",
-                100 * d.sft_exact_last_greedy, 100 * d.sft_exact_last, 100 * d.rlhf_exact_last,
-                pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(), d.diagnosis_seconds);
+    std::printf("dialogue diagnosis: last turn exact, dialogue SFT %.1f%%, chat %.1f%% "
+                "(temperature 1); on the first %zu held-out conversations: dialogue SFT greedy "
+                "%.1f%%, dialogue RM pairwise accuracy on temperature-1 samples of SFT %s, of the "
+                "chat model %s, and the best of n below (measured in %.1f s)\n",
+                100 * d.sft_exact_last, 100 * d.rlhf_exact_last, d.diagnosis_conversations,
+                100 * d.sft_exact_last_greedy, pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(),
+                d.diagnosis_seconds);
     for (std::size_t k = 0; k < d.rounds.size(); ++k)
         std::printf("dialogue round %zu: RM accuracy on temperature-1 alternatives to the chat "
                     "model's replies %s before, %s after retraining on %zu comparisons of its "

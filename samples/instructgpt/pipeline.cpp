@@ -19,9 +19,19 @@ void run_pipeline(pipeline_options o) {
     GPTX_CHECK(o.rlhf_rounds >= 1 && o.rlhf_rounds <= o.ppo_iters, "--rlhf-rounds ", o.rlhf_rounds,
                " must be between 1 and --ppo-iters ", o.ppo_iters,
                " (every round needs an iteration)");
+    GPTX_CHECK(o.no_dialogue || o.rlhf_rounds <= o.dialogue_ppo_iters_or_default(),
+               "--rlhf-rounds ", o.rlhf_rounds, " must be at most --dialogue-ppo-iters ",
+               o.dialogue_ppo_iters_or_default(), " (every round needs an iteration)");
+    GPTX_CHECK(o.dialogue_ppo_iters >= 0 && o.dialogue_ppo_epochs >= 0 &&
+                   o.dialogue_ppo_minibatch >= 0 && o.dialogue_ppo_lr >= 0 &&
+                   o.dialogue_eval_conversations >= 0,
+               "--dialogue-ppo-iters, --dialogue-ppo-epochs, --dialogue-ppo-minibatch, "
+               "--dialogue-ppo-lr and --dialogue-eval-conversations must be >= 0 (0: as the "
+               "instruction stage's)");
     GPTX_CHECK(o.dialogue_rm_ensemble == 1 || o.rlhf_rounds == 1, "--dialogue-rm-ensemble ",
                o.dialogue_rm_ensemble, " with --rlhf-rounds ", o.rlhf_rounds,
-               ": iterated RLHF retrains one dialogue RM, not an ensemble");
+               ": iterated RLHF retrains one dialogue RM, not an ensemble (add "
+               "--dialogue-rm-ensemble 1)");
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
@@ -334,9 +344,10 @@ void run_pipeline(pipeline_options o) {
 
     // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
     std::optional<dialogue_stage_result> dialogue;
+    const dialogue_sizes dz = dialogue_sizes_for(o);
     if (!o.no_dialogue && !o.evaluate_only) {
         dialogue = run_dialogue_stage<pipeline_shape>(
-            {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
+            {dir, o.seed, &tok, eot, sft.get(), &split.train, dz});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
     }
     stages.finish();
@@ -445,6 +456,8 @@ void run_pipeline(pipeline_options o) {
                  return nlohmann::json{d.win.rate().low, d.win.rate().high};
              })},
             {"dialogue_conversations", dj([](const auto& d) { return d.conversations; })},
+            {"dialogue_diagnosis_conversations",
+             dj([](const auto& d) { return d.diagnosis_conversations; })},
             {"dialogue_rm_accuracy", dj([](const auto& d) { return d.rm_accuracy; })},
             {"dialogue_rm_comparisons", dj([](const auto& d) { return d.rm_comparisons; })},
             {"dialogue_rm_member_accuracy", dj([](const auto& d) { return d.rm_member_accuracy; })},
@@ -468,6 +481,13 @@ void run_pipeline(pipeline_options o) {
              })},
             {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
+            {"dialogue_ppo", !dialogue ? nlohmann::json()
+                                       : nlohmann::json{{"iterations", dz.ppo_iters},
+                                                        {"epochs", dz.ppo_epochs},
+                                                        {"minibatch", dz.ppo_minibatch},
+                                                        {"lr", dz.ppo_lr},
+                                                        {"rollouts", dz.rollouts},
+                                                        {"rm_ensemble", dz.rm_ensemble}}},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};
         // Per method m (ppo, ppo_ptx, dpo, grpo, rloo): the keys the table shows.

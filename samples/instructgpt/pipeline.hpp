@@ -33,13 +33,15 @@ namespace fs = std::filesystem;
 inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     dialogue_sizes d = o.quick ? quick_dialogue_sizes() : dialogue_sizes{};
     d.sft_epochs = o.sft_epochs;
-    d.ppo_iters = o.ppo_iters;
+    d.ppo_iters = o.dialogue_ppo_iters_or_default();
     d.rollouts = o.rollouts;
-    d.ppo_minibatch = o.ppo_minibatch; // the same number of updates per iteration
-    d.ppo_epochs = o.ppo_epochs;
+    // by default the same number of updates per iteration as the instruction stage's
+    d.ppo_minibatch = o.dialogue_ppo_minibatch > 0 ? o.dialogue_ppo_minibatch : o.ppo_minibatch;
+    d.ppo_epochs = o.dialogue_ppo_epochs > 0 ? o.dialogue_ppo_epochs : o.ppo_epochs;
     d.rm_hot = o.rm_hot;
     d.rm_hot_temperature = o.rm_hot_temperature;
-    d.eval_conversations = o.eval_prompts;
+    d.eval_conversations =
+        o.dialogue_eval_conversations > 0 ? o.dialogue_eval_conversations : o.eval_prompts;
     if (o.dialogue_rm_conversations > 0)
         d.rm_conversations = o.dialogue_rm_conversations;
     if (o.dialogue_rm_epochs > 0)
@@ -52,7 +54,7 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
         d.round_conversations = o.dialogue_round_conversations;
     d.rm_native_fraction = o.dialogue_rm_native;
     d.rm_pooling = parse_reward_pooling(o.rm_pooling);
-    d.ppo_lr = o.ppo_lr;
+    d.ppo_lr = o.dialogue_ppo_lr > 0 ? o.dialogue_ppo_lr : o.ppo_lr;
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
     d.kl_coef = o.kl_coef;
@@ -101,6 +103,7 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_minibatch = 8;
     o.value_warmup = 0;
     o.eval_prompts = 24;
+    o.dialogue_eval_conversations = 0; // as eval_prompts
 }
 
 // The methods `--methods` may name, in the order the pipeline runs and prints them.

@@ -66,16 +66,30 @@ struct pipeline_options {
     bool evaluate_only = false;
     int eval_prompts = 300;
     float eval_temperature = 1.0f;
-    int dialogue_rm_conversations = 0;         // 0: the dialogue stage's default
-    double dialogue_rm_epochs = 0;             // 0: the dialogue stage's default
-    int dialogue_round_conversations = 0;      // 0: the dialogue stage's default
-    double dialogue_rm_native = 1.0;           // native share of the dialogue RM's comparisons
-    double dialogue_ptx_coef = -1;             // the chat model's ptx coefficient; < 0: ptx_coef
-    int dialogue_rm_ensemble = 1;              // > 1: PPO rewarded by this many dialogue RMs
+    int dialogue_rm_conversations = 0;    // 0: the dialogue stage's default
+    double dialogue_rm_epochs = 0;        // 0: the dialogue stage's default
+    int dialogue_round_conversations = 0; // 0: the dialogue stage's default
+    double dialogue_rm_native = 1.0;      // native share of the dialogue RM's comparisons
+    double dialogue_ptx_coef = -1;        // the chat model's ptx coefficient; < 0: ptx_coef
+    // The chat model's PPO schedule; 0: the instruction stage's (ppo_iters, ppo_epochs,
+    // ppo_minibatch, ppo_lr). Rewarded by the ensemble's mean less its spread, the policy moves
+    // more slowly per step than on one RM, and 3e-5 lets it climb within the 60 iterations
+    // (1e-5 needed about 150); one RM at 3e-5 falls (docs/pipeline.md).
+    int dialogue_ppo_iters = 0, dialogue_ppo_epochs = 0, dialogue_ppo_minibatch = 0;
+    float dialogue_ppo_lr = 3e-5f;
+    // Held-out conversations judged (0: eval_prompts): about half tie, and at 300 the 95%
+    // interval spans +-5.6 points; 1,000 narrow it to +-3.1.
+    int dialogue_eval_conversations = 1000;
+    // > 1: PPO rewarded by this many dialogue RMs; one RM is over-optimised from the first
+    // updates (docs/pipeline.md)
+    int dialogue_rm_ensemble = 4;
     double dialogue_rm_ensemble_penalty = 1.0; // ... their mean less this times their spread
     bool no_dialogue = false;                  // stop after the InstructGPT stages
 
     float value_lr_or_default() const { return value_lr > 0 ? value_lr : 2 * ppo_lr; }
+    int dialogue_ppo_iters_or_default() const {
+        return dialogue_ppo_iters > 0 ? dialogue_ppo_iters : ppo_iters;
+    }
 };
 
 // Runs the stages of pipeline.hpp in order into o.out and prints the table (JSON with o.json).

@@ -131,12 +131,59 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_more_rounds_than_iterations) {
     BOOST_TEST(!fs::exists(w.path / "r"));
 }
 
+// ... and the chat model's own schedule is checked the same way.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_more_rounds_than_dialogue_iterations) {
+    sft_workspace w;
+    const auto r = run_gptx("pipeline --ppo-iters 4 --dialogue-ppo-iters 2 --rlhf-rounds 3 --out " +
+                            (w.path / "r").string());
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("gptx: error: --rlhf-rounds 3 must be at most --dialogue-ppo-iters 2") !=
+                   std::string::npos,
+               r.out);
+    BOOST_TEST(!fs::exists(w.path / "r"));
+}
+
+// Iterated RLHF retrains one dialogue RM: with the default ensemble it is refused up front.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
+    sft_workspace w;
+    const auto r = run_gptx("pipeline --rlhf-rounds 2 --out " + (w.path / "r").string());
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("gptx: error: --dialogue-rm-ensemble 4 with --rlhf-rounds 2") !=
+                   std::string::npos,
+               r.out);
+    BOOST_TEST(!fs::exists(w.path / "r"));
+}
+
+// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate.
+BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf::label("slow")) {
+    sft_workspace w;
+    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none --out " +
+                            (w.path / "e").string());
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    BOOST_TEST(j["dialogue_ppo"]["rm_ensemble"].get<int>() == 4);
+    BOOST_TEST(j["dialogue_ppo"]["lr"].get<double>() == double(3e-5f));
+    const auto& acc = j["dialogue_rm_member_accuracy"];
+    BOOST_TEST_REQUIRE(acc.size() == 4u);
+    for (const auto& a : acc)
+        BOOST_TEST((a.is_number() && a.get<double>() >= 0.0 && a.get<double>() <= 1.0));
+    BOOST_TEST(j["dialogue_rm_accuracy"].get<double>() == acc[0].get<double>()); // member 0
+    for (int k = 0; k < 4; ++k)
+        BOOST_TEST(r.out.find("dialogue RM member " + std::to_string(k) + ":") != std::string::npos,
+                   k);
+    BOOST_TEST(std::isfinite(j["dialogue_win_rate"].get<double>()));
+}
+
 // Label "slow": its own CTest test (cli_slow).
 BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) {
     sft_workspace w;
-    // Two rounds of iterated RLHF (one PPO iteration each at --quick sizes).
-    const auto r = run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --out " +
-                            (w.path / "p").string());
+    // Two rounds of iterated RLHF (one PPO iteration each at --quick sizes); the chat model's
+    // PPO on its own schedule: 16 rollouts in updates of 4, one pass (the instruction stage's:
+    // updates of 8, four passes).
+    const auto r =
+        run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --dialogue-rm-ensemble 1 "
+                 "--dialogue-ppo-minibatch 4 --dialogue-ppo-epochs 1 --out " +
+                 (w.path / "p").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     // The JSON object is the last line (it nests objects, so not from the last '{').
     const std::string last = r.out.substr(r.out.rfind("\n{") + 1);
@@ -185,6 +232,9 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
     // The RM's accuracy on each PPO policy's own samples, per round.
     BOOST_TEST(j["rlhf_rounds"].get<int>() == 2);
     BOOST_TEST(j["rm_accuracy_on_ppo"].size() == 2u);
+    BOOST_TEST(j["dialogue_ppo"]["iterations"].get<int>() == 2); // --quick's --ppo-iters
+    BOOST_TEST(j["dialogue_ppo"]["epochs"].get<int>() == 1);
+    BOOST_TEST(j["dialogue_ppo"]["minibatch"].get<int>() == 4);
     BOOST_TEST(j["ppo_kl"].get<double>() >= 0.0);
     BOOST_TEST(r.out.find("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn") !=
                std::string::npos);
@@ -205,8 +255,10 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
         for (const char* k : {"rm_on_chat_t1_before", "rm_on_chat_t1_after"})
             BOOST_TEST((r2[k].is_null() || (finite(r2[k]) && r2[k] >= 0.0 && r2[k] <= 1.0)), k);
     }
-    BOOST_TEST(r.out.find("dialogue diagnosis: last turn exact, dialogue SFT greedy") !=
+    BOOST_TEST(r.out.find("dialogue diagnosis: last turn exact, dialogue SFT") !=
                std::string::npos);
+    BOOST_TEST(j["dialogue_diagnosis_conversations"].get<int>() ==
+               j["dialogue_conversations"].get<int>()); // --quick judges fewer than 300
     // Every dialogue PPO iteration logs the labeler's view beside the RM's (the report's curve).
     {
         std::ifstream f(w.path / "p" / "dialogue_ppo_metrics.jsonl");
@@ -226,6 +278,7 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
                 BOOST_TEST(m["kl_seq"].get<double>() == 0.0);
             else
                 BOOST_TEST(m["kl_seq"].get<double>() != 0.0);
+            BOOST_TEST(m["updates"].get<int>() + m["skipped"].get<int>() == 16 / 4);
         }
         BOOST_TEST(lines == 2); // --quick: two iterations
     }
@@ -250,6 +303,7 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
 BOOST_AUTO_TEST_CASE(pipeline_quick_with_mean_pooled_reward_models, *utf::label("slow")) {
     sft_workspace w;
     const auto r = run_gptx("pipeline --quick --json --threads 2 --rlhf-rounds 2 --methods ppo "
+                            "--dialogue-rm-ensemble 1 "
                             "--rm-pooling mean --out " +
                             (w.path / "m").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
