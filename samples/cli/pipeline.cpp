@@ -68,7 +68,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--rlhf-rounds", o.rlhf_rounds,
                   "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
                   "round the RM continues training on comparisons of the policy's own samples "
-                  "(both RLHF stages: PPO, PPO-ptx and the chat model)")
+                  "(both RLHF stages: PPO, PPO-ptx and the chat model, which needs "
+                  "--dialogue-rm-ensemble 1)")
         ->check(CLI::Range(1, 10));
     c->add_option("--round-rm-prompts", o.round_rm_prompts,
                   "Iterated RLHF: RM prompts whose policy samples are ranked before each later "
@@ -118,7 +119,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--dialogue-rm-ensemble", o.dialogue_rm_ensemble,
                   "Dialogue RMs trained from different seeds; above 1 the chat model's PPO is "
                   "rewarded by their mean less --dialogue-rm-ensemble-penalty times their "
-                  "spread, each standardised on the demonstrations (Coste et al. 2023)")
+                  "spread, each standardised on the demonstrations (Coste et al. 2023; default "
+                  "4; 1 for --rlhf-rounds above 1)")
         ->check(CLI::Range(1, 16));
     c->add_option("--dialogue-rm-ensemble-penalty", o.dialogue_rm_ensemble_penalty,
                   "The disagreement penalty of --dialogue-rm-ensemble (0: the members' mean)")
@@ -133,15 +135,18 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "The chat model's replies per update (0: --ppo-minibatch)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ppo-lr", o.dialogue_ppo_lr,
-                  "The chat model's PPO learning rate (0: --ppo-lr)")
+                  "The chat model's PPO learning rate (default 3e-5, with the ensemble's "
+                  "reward; 0: --ppo-lr)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-eval-conversations", o.dialogue_eval_conversations,
-                  "Held-out multi-turn conversations the chat model is judged on (0: "
-                  "--eval-prompts)")
+                  "Held-out multi-turn conversations the chat model is judged on (default "
+                  "1000; 0: --eval-prompts)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ptx-coef", o.dialogue_ptx_coef,
                   "The chat model's PPO-ptx coefficient (default: --ptx-coef)");
-    c->add_option("--eval-prompts", o.eval_prompts, "Held-out prompts for the win rates");
+    c->add_option("--eval-prompts", o.eval_prompts,
+                  "Held-out prompts for the instruction stage's win rates (and the dialogue "
+                  "stage's with --dialogue-eval-conversations 0)");
     c->add_option("--eval-temperature", o.eval_temperature,
                   "Sampling temperature of the evaluated responses");
     c->callback([&] { run(); });

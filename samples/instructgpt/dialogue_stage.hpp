@@ -68,8 +68,9 @@ struct dialogue_sizes {
     // replies (round_conversations RM conversations rolled out by it, K alternatives each) added
     // to all earlier ones.
     int rlhf_rounds = 1, round_conversations = 400;
-    // PPO settings: gptx pipeline sets them from its own options (cli/pipeline.cpp,
-    // dialogue_sizes_for), so both RLHF stages train alike.
+    // PPO settings: gptx pipeline sets them from its own options (dialogue_sizes_for in
+    // pipeline.hpp): the instruction stage's, but for the learning rate, where one of its own
+    // lets the ensemble's reward climb within the 60 iterations (docs/pipeline.md).
     float ppo_lr = 3e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
     double kl_coef = 0.02, ptx_coef = 1.0;
@@ -117,6 +118,14 @@ struct dialogue_stage_result {
     double sft_exact_last = 0, rlhf_exact_last = 0; // last turn exact, ended
     std::size_t conversations = 0, turns = 0;
     double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
+    // The chat model's PPO as its trainer ran: iterations done (every round), the last round's
+    // epochs, minibatch, learning rate and rollouts per iteration, and the RMs its reward read
+    // (0 with the labeler as the reward).
+    struct ppo_schedule {
+        int iterations = 0, epochs = 0, minibatch = 0, rollouts = 0;
+        double lr = 0;
+        std::size_t rms = 0;
+    } ppo;
     // Diagnosis (issue #19): the RM's pairwise accuracy on comparisons of temperature-1 samples
     // of each model (K alternatives to one of its own replies, ranked by the labeler); SFT's
     // greedy last-turn exactness (the headroom sampling leaves); last-turn exactness by the kind
@@ -769,6 +778,11 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             pc.ptx_context = T;
             pc.seed = in.seed + 27 + std::uint64_t(round - 1) * 977;
             ppo_trainer<model_t> ppo(*policy, *sft, value, value_head, rf.fn, prompts, pc, *in.ptx);
+            res.ppo.epochs = ppo.config().epochs;
+            res.ppo.minibatch = ppo.config().minibatch;
+            res.ppo.rollouts = ppo.config().rollouts;
+            res.ppo.lr = ppo.config().lr;
+            res.ppo.rms = z.oracle_reward > 0 ? 0 : rms.size();
             for (int it = 0; it < iters; ++it) {
                 const ppo_metrics m = ppo.iteration();
                 const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
@@ -798,6 +812,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                 m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
                 std::fflush(stdout);
                 res.ppo_stopped = m.stopped;
+                res.ppo.iterations = int(iteration);
             }
             done += iters;
             copy_params(value_head, ppo.value_head());

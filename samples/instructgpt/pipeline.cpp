@@ -15,11 +15,13 @@ void run_pipeline(pipeline_options o) {
                "pipeline: sizes must be positive");
     const std::vector<std::string> methods = parse_methods(o.methods);
     GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
-    // Both RLHF stages split --ppo-iters over the rounds: say so before anything is trained.
+    // The RLHF stages split their PPO iterations (--ppo-iters, --dialogue-ppo-iters) over the
+    // rounds: say so before anything is trained.
+    const bool dialogue_runs = !o.no_dialogue && !o.evaluate_only;
     GPTX_CHECK(o.rlhf_rounds >= 1 && o.rlhf_rounds <= o.ppo_iters, "--rlhf-rounds ", o.rlhf_rounds,
                " must be between 1 and --ppo-iters ", o.ppo_iters,
                " (every round needs an iteration)");
-    GPTX_CHECK(o.no_dialogue || o.rlhf_rounds <= o.dialogue_ppo_iters_or_default(),
+    GPTX_CHECK(!dialogue_runs || o.rlhf_rounds <= o.dialogue_ppo_iters_or_default(),
                "--rlhf-rounds ", o.rlhf_rounds, " must be at most --dialogue-ppo-iters ",
                o.dialogue_ppo_iters_or_default(), " (every round needs an iteration)");
     GPTX_CHECK(o.dialogue_ppo_iters >= 0 && o.dialogue_ppo_epochs >= 0 &&
@@ -28,8 +30,9 @@ void run_pipeline(pipeline_options o) {
                "--dialogue-ppo-iters, --dialogue-ppo-epochs, --dialogue-ppo-minibatch, "
                "--dialogue-ppo-lr and --dialogue-eval-conversations must be >= 0 (0: as the "
                "instruction stage's)");
-    GPTX_CHECK(o.dialogue_rm_ensemble == 1 || o.rlhf_rounds == 1, "--dialogue-rm-ensemble ",
-               o.dialogue_rm_ensemble, " with --rlhf-rounds ", o.rlhf_rounds,
+    GPTX_CHECK(!dialogue_runs || o.dialogue_rm_ensemble == 1 || o.rlhf_rounds == 1,
+               "--dialogue-rm-ensemble ", o.dialogue_rm_ensemble, " with --rlhf-rounds ",
+               o.rlhf_rounds,
                ": iterated RLHF retrains one dialogue RM, not an ensemble (add "
                "--dialogue-rm-ensemble 1)");
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
@@ -344,10 +347,9 @@ void run_pipeline(pipeline_options o) {
 
     // ---- dialogue stage (ChatGPT, issue #7): samples/instructgpt/dialogue_stage.hpp ---------
     std::optional<dialogue_stage_result> dialogue;
-    const dialogue_sizes dz = dialogue_sizes_for(o);
-    if (!o.no_dialogue && !o.evaluate_only) {
+    if (dialogue_runs) {
         dialogue = run_dialogue_stage<pipeline_shape>(
-            {dir, o.seed, &tok, eot, sft.get(), &split.train, dz});
+            {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
     }
     stages.finish();
@@ -481,13 +483,12 @@ void run_pipeline(pipeline_options o) {
              })},
             {"best_of_n", bon ? bon_json(*bon) : nlohmann::json()},
             {"rlhf_rounds", o.rlhf_rounds},
-            {"dialogue_ppo", !dialogue ? nlohmann::json()
-                                       : nlohmann::json{{"iterations", dz.ppo_iters},
-                                                        {"epochs", dz.ppo_epochs},
-                                                        {"minibatch", dz.ppo_minibatch},
-                                                        {"lr", dz.ppo_lr},
-                                                        {"rollouts", dz.rollouts},
-                                                        {"rm_ensemble", dz.rm_ensemble}}},
+            {"dialogue_ppo", dj([](const auto& d) { // as the chat model's trainer ran
+                 const auto& p = d.ppo;
+                 return nlohmann::json{{"iterations", p.iterations}, {"epochs", p.epochs},
+                                       {"minibatch", p.minibatch},   {"lr", p.lr},
+                                       {"rollouts", p.rollouts},     {"rm_ensemble", p.rms}};
+             })},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};
         // Per method m (ppo, ppo_ptx, dpo, grpo, rloo): the keys the table shows.

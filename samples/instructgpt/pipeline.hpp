@@ -103,7 +103,8 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_minibatch = 8;
     o.value_warmup = 0;
     o.eval_prompts = 24;
-    o.dialogue_eval_conversations = 0; // as eval_prompts
+    if (o.dialogue_eval_conversations == pipeline_options{}.dialogue_eval_conversations)
+        o.dialogue_eval_conversations = 0; // as eval_prompts, unless asked for
 }
 
 // The methods `--methods` may name, in the order the pipeline runs and prints them.

@@ -42,13 +42,14 @@ struct pipeline_options {
     // Iterated RLHF (InstructGPT, ChatGPT): PPO's iterations split over this many rounds; before
     // each round after the first, the RM continues training on comparisons of the current
     // policy's samples (round_rm_prompts prompts, K each) added to those so far. The dialogue
-    // stage does the same with its RM and chat model (dialogue_round_conversations).
+    // stage does the same with its one RM and chat model (dialogue_round_conversations; with
+    // --dialogue-rm-ensemble 1).
     int rlhf_rounds = 1, round_rm_prompts = 3000;
     double oracle_reward = 0; // > 0: the RL methods' reward (both stages) is this times the
                               // labeler's score, not the RM's
     // The methods after SFT, each a row of the table (parse_methods lists them). All five with
-    // the dialogue stage took 18 min 51 s on a 2-core AMD EPYC Zen 5, within the 20-minute
-    // budget (docs/pipeline.md has each stage's time).
+    // the dialogue stage took 19 min 9 s on a 2-core AMD EPYC Zen 5, within the 20-minute
+    // budget (the README has each stage's time).
     std::string methods = "ppo,ppo-ptx,dpo,grpo,rloo";
     // DPO on the RM's comparisons, from SFT with SFT as the reference; PPO's learning rate.
     double dpo_beta = 0.1, dpo_epochs = 1;
@@ -74,7 +75,7 @@ struct pipeline_options {
     // The chat model's PPO schedule; 0: the instruction stage's (ppo_iters, ppo_epochs,
     // ppo_minibatch, ppo_lr). Rewarded by the ensemble's mean less its spread, the policy moves
     // more slowly per step than on one RM, and 3e-5 lets it climb within the 60 iterations
-    // (1e-5 needed about 150); one RM at 3e-5 falls (docs/pipeline.md).
+    // (1e-5 needed about 150); one RM at 3e-5 gains nothing (docs/pipeline.md).
     int dialogue_ppo_iters = 0, dialogue_ppo_epochs = 0, dialogue_ppo_minibatch = 0;
     float dialogue_ppo_lr = 3e-5f;
     // Held-out conversations judged (0: eval_prompts): about half tie, and at 300 the 95%

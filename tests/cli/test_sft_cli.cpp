@@ -2,6 +2,7 @@
 // JSONL as a one-line error, and the pipeline's --json table on its smoke-test sizes.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include <filesystem>
@@ -154,23 +155,46 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
     BOOST_TEST(!fs::exists(w.path / "r"));
 }
 
-// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate.
+// ... but only where the dialogue stage runs: without it the rounds are the instruction stage's,
+// and the next check (DPO's) is the one that speaks.
+BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
+    sft_workspace w;
+    const auto r = run_gptx("pipeline --no-dialogue --rlhf-rounds 2 --dpo-beta 0 --out " +
+                            (w.path / "r").string());
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("gptx: error: --dpo-beta, --dpo-epochs and --dpo-lr must be positive") !=
+                   std::string::npos,
+               r.out);
+}
+
+// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate, on its
+// own iteration count, judged on its own number of held-out conversations, of which the
+// diagnosis reads the first 300.
 BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf::label("slow")) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none --out " +
+    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none "
+                            "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 --out " +
                             (w.path / "e").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
-    BOOST_TEST(j["dialogue_ppo"]["rm_ensemble"].get<int>() == 4);
-    BOOST_TEST(j["dialogue_ppo"]["lr"].get<double>() == double(3e-5f));
+    // As the trainer ran: its configuration and the reward's members.
+    const auto& p = j["dialogue_ppo"];
+    BOOST_TEST(p["rm_ensemble"].get<int>() == 4);
+    BOOST_TEST(p["lr"].get<double>() == double(3e-5f));
+    BOOST_TEST(p["iterations"].get<int>() == 3);
+    BOOST_TEST(p["epochs"].get<int>() == 4); // --quick's instruction stage's
+    const std::string metrics = read_all(w.path / "e" / "dialogue_ppo_metrics.jsonl");
+    BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 3);
     const auto& acc = j["dialogue_rm_member_accuracy"];
     BOOST_TEST_REQUIRE(acc.size() == 4u);
     for (const auto& a : acc)
         BOOST_TEST((a.is_number() && a.get<double>() >= 0.0 && a.get<double>() <= 1.0));
-    BOOST_TEST(j["dialogue_rm_accuracy"].get<double>() == acc[0].get<double>()); // member 0
     for (int k = 0; k < 4; ++k)
         BOOST_TEST(r.out.find("dialogue RM member " + std::to_string(k) + ":") != std::string::npos,
                    k);
+    BOOST_TEST(j["dialogue_conversations"].get<int>() == 320);
+    BOOST_TEST(j["dialogue_diagnosis_conversations"].get<int>() == 300);
+    BOOST_TEST(r.out.find("on the first 300 held-out conversations") != std::string::npos);
     BOOST_TEST(std::isfinite(j["dialogue_win_rate"].get<double>()));
 }
 
@@ -278,6 +302,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
                 BOOST_TEST(m["kl_seq"].get<double>() == 0.0);
             else
                 BOOST_TEST(m["kl_seq"].get<double>() != 0.0);
+            // 16 rollouts in updates of 4, one pass; --quick has no critic warm-up, during
+            // which the policy is not updated.
             BOOST_TEST(m["updates"].get<int>() + m["skipped"].get<int>() == 16 / 4);
         }
         BOOST_TEST(lines == 2); // --quick: two iterations
