@@ -190,6 +190,12 @@ struct rolled_out {
     std::vector<conversation> convs; // user messages with the model's replies
     std::vector<std::vector<double>> scores;
     std::vector<std::vector<bool>> ended, exact;
+    rolled_out first(std::size_t n) const { // the first n conversations' (n <= their count)
+        auto head = [n](const auto& v) {
+            return std::decay_t<decltype(v)>(v.begin(), v.begin() + n);
+        };
+        return {head(convs), head(scores), head(ended), head(exact)};
+    }
 };
 template <class Model>
 rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format& fmt,
@@ -398,7 +404,7 @@ dialogue_reward dialogue_reward_of(const dialogue_sizes& z,
     if (z.oracle_reward > 0)
         return {oracle_dialogue_reward(z.oracle_reward, context_of, tok),
                 z.oracle_reward * labeler::ended_weight};
-    return {rms.size() > 1 ? reward_of(rms) : reward_of(rms.member(0)), 0.0};
+    return {reward_of(rms), 0.0}; // an ensemble of one reads its member's score exactly
 }
 
 // Whether every user turn of c, with c's own replies as the history, is answered in full
@@ -835,11 +841,6 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             std::min(eval_dialogues.size(), std::size_t(std::max(1, z.diagnosis_conversations)));
         res.diagnosis_conversations = nd;
         const std::vector<conversation> diag(eval_dialogues.begin(), eval_dialogues.begin() + nd);
-        rolled_out a_diag = a; // SFT's evaluated replies to those
-        a_diag.convs.resize(nd);
-        a_diag.scores.resize(nd);
-        a_diag.ended.resize(nd);
-        a_diag.exact.resize(nd);
         const auto g = roll_out(*sft, tok, fmt, diag, z.max_new, 0.0f, in.seed + 28);
         for (const auto& e : g.exact)
             res.sft_exact_last_greedy += e.back() ? 1 : 0;
@@ -855,11 +856,10 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         };
         res.rm_on_sft = rm_on(*sft);
         res.rm_on_chat = rm_on(*policy);
-        // Ranked as PPO was rewarded: by the ensemble when there is one.
-        res.bon = z.rm_ensemble > 1 ? dialogue_best_of_n(*sft, rms, tok, fmt, a_diag,
-                                                         {1, 2, 4, 8, 16}, z.max_new, in.seed + 32)
-                                    : dialogue_best_of_n(*sft, rm, tok, fmt, a_diag,
-                                                         {1, 2, 4, 8, 16}, z.max_new, in.seed + 32);
+        // Ranked as PPO was rewarded (an ensemble of one is its member), against SFT's
+        // evaluated replies to those conversations.
+        res.bon = dialogue_best_of_n(*sft, rms, tok, fmt, a.first(nd), {1, 2, 4, 8, 16}, z.max_new,
+                                     in.seed + 32);
         res.diagnosis_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }

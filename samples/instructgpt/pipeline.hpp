@@ -36,12 +36,11 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.ppo_iters = o.dialogue_ppo_iters_or_default();
     d.rollouts = o.rollouts;
     // by default the same number of updates per iteration as the instruction stage's
-    d.ppo_minibatch = o.dialogue_ppo_minibatch > 0 ? o.dialogue_ppo_minibatch : o.ppo_minibatch;
-    d.ppo_epochs = o.dialogue_ppo_epochs > 0 ? o.dialogue_ppo_epochs : o.ppo_epochs;
+    d.ppo_minibatch = or_else(o.dialogue_ppo_minibatch, o.ppo_minibatch);
+    d.ppo_epochs = or_else(o.dialogue_ppo_epochs, o.ppo_epochs);
     d.rm_hot = o.rm_hot;
     d.rm_hot_temperature = o.rm_hot_temperature;
-    d.eval_conversations =
-        o.dialogue_eval_conversations > 0 ? o.dialogue_eval_conversations : o.eval_prompts;
+    d.eval_conversations = or_else(o.dialogue_eval_conversations, o.eval_prompts);
     if (o.dialogue_rm_conversations > 0)
         d.rm_conversations = o.dialogue_rm_conversations;
     if (o.dialogue_rm_epochs > 0)
@@ -54,7 +53,7 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
         d.round_conversations = o.dialogue_round_conversations;
     d.rm_native_fraction = o.dialogue_rm_native;
     d.rm_pooling = parse_reward_pooling(o.rm_pooling);
-    d.ppo_lr = o.dialogue_ppo_lr > 0 ? o.dialogue_ppo_lr : o.ppo_lr;
+    d.ppo_lr = or_else(o.dialogue_ppo_lr, o.ppo_lr);
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
     d.kl_coef = o.kl_coef;

@@ -10,6 +10,9 @@
 
 namespace gptx::instructgpt {
 
+// An option whose 0 means "as another one's": its value when set (> 0), else that one's.
+template <class T> T or_else(T value, T fallback) { return value > 0 ? value : fallback; }
+
 struct pipeline_options {
     std::string out = "pipeline-out";
     std::string pretrained; // an earlier run's pretrain.gptx: skip pre-training
@@ -87,10 +90,8 @@ struct pipeline_options {
     double dialogue_rm_ensemble_penalty = 1.0; // ... their mean less this times their spread
     bool no_dialogue = false;                  // stop after the InstructGPT stages
 
-    float value_lr_or_default() const { return value_lr > 0 ? value_lr : 2 * ppo_lr; }
-    int dialogue_ppo_iters_or_default() const {
-        return dialogue_ppo_iters > 0 ? dialogue_ppo_iters : ppo_iters;
-    }
+    float value_lr_or_default() const { return or_else(value_lr, 2 * ppo_lr); }
+    int dialogue_ppo_iters_or_default() const { return or_else(dialogue_ppo_iters, ppo_iters); }
 };
 
 // Runs the stages of pipeline.hpp in order into o.out and prints the table (JSON with o.json).

@@ -120,51 +120,45 @@ BOOST_AUTO_TEST_CASE(bad_jsonl_is_a_one_line_error) {
     BOOST_TEST(!fs::exists(w.path / "c" / "model.gptx"));
 }
 
+// Runs `gptx pipeline ARGS --out W/r`, which must stop with exit 1 and the one-line `error`;
+// returns W/r.
+fs::path expect_pipeline_error(const sft_workspace& w, const std::string& args,
+                               const std::string& error) {
+    const auto r = run_gptx("pipeline " + args + " --out " + (w.path / "r").string());
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("gptx: error: " + error) != std::string::npos, r.out);
+    return w.path / "r";
+}
+
 // More RLHF rounds than PPO iterations: one line naming both options, before anything is made.
 BOOST_AUTO_TEST_CASE(pipeline_rejects_more_rounds_than_iterations) {
     sft_workspace w;
-    const auto r =
-        run_gptx("pipeline --quick --ppo-iters 2 --rlhf-rounds 3 --out " + (w.path / "r").string());
-    BOOST_TEST(r.code == 1);
-    BOOST_TEST(r.out.find("gptx: error: --rlhf-rounds 3 must be between 1 and --ppo-iters 2") !=
-                   std::string::npos,
-               r.out);
-    BOOST_TEST(!fs::exists(w.path / "r"));
+    BOOST_TEST(
+        !fs::exists(expect_pipeline_error(w, "--quick --ppo-iters 2 --rlhf-rounds 3",
+                                          "--rlhf-rounds 3 must be between 1 and --ppo-iters 2")));
 }
 
 // ... and the chat model's own schedule is checked the same way.
 BOOST_AUTO_TEST_CASE(pipeline_rejects_more_rounds_than_dialogue_iterations) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --ppo-iters 4 --dialogue-ppo-iters 2 --rlhf-rounds 3 --out " +
-                            (w.path / "r").string());
-    BOOST_TEST(r.code == 1);
-    BOOST_TEST(r.out.find("gptx: error: --rlhf-rounds 3 must be at most --dialogue-ppo-iters 2") !=
-                   std::string::npos,
-               r.out);
-    BOOST_TEST(!fs::exists(w.path / "r"));
+    BOOST_TEST(!fs::exists(
+        expect_pipeline_error(w, "--ppo-iters 4 --dialogue-ppo-iters 2 --rlhf-rounds 3",
+                              "--rlhf-rounds 3 must be at most --dialogue-ppo-iters 2")));
 }
 
 // Iterated RLHF retrains one dialogue RM: with the default ensemble it is refused up front.
 BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --rlhf-rounds 2 --out " + (w.path / "r").string());
-    BOOST_TEST(r.code == 1);
-    BOOST_TEST(r.out.find("gptx: error: --dialogue-rm-ensemble 4 with --rlhf-rounds 2") !=
-                   std::string::npos,
-               r.out);
-    BOOST_TEST(!fs::exists(w.path / "r"));
+    BOOST_TEST(!fs::exists(expect_pipeline_error(w, "--rlhf-rounds 2",
+                                                 "--dialogue-rm-ensemble 4 with --rlhf-rounds 2")));
 }
 
 // ... but only where the dialogue stage runs: without it the rounds are the instruction stage's,
 // and the next check (DPO's) is the one that speaks.
 BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --no-dialogue --rlhf-rounds 2 --dpo-beta 0 --out " +
-                            (w.path / "r").string());
-    BOOST_TEST(r.code == 1);
-    BOOST_TEST(r.out.find("gptx: error: --dpo-beta, --dpo-epochs and --dpo-lr must be positive") !=
-                   std::string::npos,
-               r.out);
+    expect_pipeline_error(w, "--no-dialogue --rlhf-rounds 2 --dpo-beta 0",
+                          "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
 }
 
 // The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate, on its
