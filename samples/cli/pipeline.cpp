@@ -64,6 +64,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--value-lr", o.value_lr, "PPO value-model learning rate (0: 2 x --ppo-lr)");
     c->add_option("--value-warmup", o.value_warmup,
                   "PPO iterations that train only the value model before the policy moves");
+    c->add_option("--ppo-lr-warmup", o.ppo_lr_warmup,
+                  "PPO iterations, after --value-warmup, over which the policy's learning rate "
+                  "ramps up linearly to --ppo-lr")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
     c->add_option("--rlhf-rounds", o.rlhf_rounds,
                   "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
@@ -138,6 +142,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "The chat model's PPO learning rate (default 3e-5, with the ensemble's "
                   "reward; 0: --ppo-lr)")
         ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-lr-warmup", o.dialogue_ppo_lr_warmup,
+                  "The chat model's learning-rate warm-up in PPO iterations (-1: --ppo-lr-warmup)")
+        ->check(CLI::Number);
     c->add_option("--dialogue-eval-conversations", o.dialogue_eval_conversations,
                   "Held-out multi-turn conversations the chat model is judged on (default "
                   "1000; 0: --eval-prompts)")

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <gptx/core/file.hpp>
 #include <gptx/core/stats.hpp>
 #include <gptx/data/dialogue.hpp>
 #include <gptx/io/checkpoint.hpp>
@@ -73,6 +74,7 @@ struct dialogue_sizes {
     // lets the ensemble's reward climb within the 60 iterations (docs/pipeline.md).
     float ppo_lr = 3e-5f, value_lr = 1e-4f;
     int value_warmup = 10;
+    int ppo_lr_warmup = 0;
     double kl_coef = 0.02, ptx_coef = 1.0;
     double oracle_reward = 0; // > 0: PPO's reward is this times the labeler's score, not the RM's
     int eval_conversations = 1000;
@@ -119,10 +121,10 @@ struct dialogue_stage_result {
     std::size_t conversations = 0, turns = 0;
     double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
     // The chat model's PPO as its trainer ran: iterations done (every round), the last round's
-    // epochs, minibatch, learning rate and rollouts per iteration, and the RMs its reward read
-    // (0 with the labeler as the reward).
+    // epochs, minibatch, learning rate (and its warm-up) and rollouts per iteration, and the RMs
+    // its reward read (0 with the labeler as the reward).
     struct ppo_schedule {
-        int iterations = 0, epochs = 0, minibatch = 0, rollouts = 0;
+        int iterations = 0, epochs = 0, minibatch = 0, rollouts = 0, lr_warmup = 0;
         double lr = 0;
         std::size_t rms = 0;
     } ppo;
@@ -405,6 +407,45 @@ dialogue_reward dialogue_reward_of(const dialogue_sizes& z,
         return {oracle_dialogue_reward(z.oracle_reward, context_of, tok),
                 z.oracle_reward * labeler::ended_weight};
     return {reward_of(rms), 0.0}; // an ensemble of one reads its member's score exactly
+}
+
+// One JSON line per judged conversation (dialogue_judgements.jsonl): the kind and text of the
+// last user turn, each model's last reply with its score and exactness, how many of the earlier
+// turns each got exact (each wrote its own history), and the outcome for b, as judge_last_turns
+// counts it. For reading why the chat model wins or loses, conversation by conversation.
+inline std::string judgements_jsonl(const rolled_out& a, const rolled_out& b) {
+    GPTX_CHECK(a.convs.size() == a.scores.size() && b.convs.size() == a.scores.size(),
+               "dialogue judgements: ", a.convs.size(), " and ", b.convs.size(),
+               " conversations for ", a.scores.size(), " judged");
+    std::string out;
+    for (std::size_t i = 0; i < a.scores.size(); ++i) {
+        const auto& ca = a.convs[i];
+        const auto& cb = b.convs[i];
+        const std::size_t last = a.scores[i].size() - 1;
+        auto earlier = [last](const std::vector<bool>& e) {
+            return std::count(e.begin(), e.begin() + std::ptrdiff_t(last), true);
+        };
+        win_rate w;
+        w.add(b.scores[i].back(), a.scores[i].back());
+        out += nlohmann::json{{"conversation", i},
+                              {"kind", turn_kinds[turn_kind(ca[ca.size() - 2].content)]},
+                              {"user", ca[ca.size() - 2].content},
+                              {"sft", ca.back().content},
+                              {"chat", cb.back().content},
+                              {"sft_score", a.scores[i].back()},
+                              {"chat_score", b.scores[i].back()},
+                              {"sft_exact", bool(a.exact[i].back())},
+                              {"chat_exact", bool(b.exact[i].back())},
+                              {"earlier_turns", last},
+                              {"sft_earlier_exact", earlier(a.exact[i])},
+                              {"chat_earlier_exact", earlier(b.exact[i])},
+                              {"outcome", w.wins   ? "win"
+                                          : w.ties ? "tie"
+                                                   : "loss"}}
+                   .dump();
+        out += '\n';
+    }
+    return out;
 }
 
 // Whether every user turn of c, with c's own replies as the history, is answered in full
@@ -777,6 +818,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             pc.lr = z.ppo_lr;
             pc.value_lr = z.value_lr;
             pc.value_warmup = std::max(0, z.value_warmup - done); // later rounds keep the critic
+            pc.lr_warmup = z.ppo_lr_warmup; // each round's policy optimizer starts afresh
             pc.kl_coef = z.kl_coef;
             pc.missing_eot_penalty = rf.missing_eot_penalty;
             pc.ptx_coef = z.ptx_coef;
@@ -788,6 +830,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             res.ppo.minibatch = ppo.config().minibatch;
             res.ppo.rollouts = ppo.config().rollouts;
             res.ppo.lr = ppo.config().lr;
+            res.ppo.lr_warmup = ppo.config().lr_warmup;
             res.ppo.rms = z.oracle_reward > 0 ? 0 : rms.size();
             for (int it = 0; it < iters; ++it) {
                 const ppo_metrics m = ppo.iteration();
@@ -833,6 +876,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         roll_out(*policy, tok, fmt, eval_dialogues, z.max_new, z.eval_temperature, in.seed + 28);
     judge_last_turns(a, b, res);
     res.conversations = eval_dialogues.size();
+    gptx::detail::write_whole_file(dir / "dialogue_judgements.jsonl", judgements_jsonl(a, b));
     // Diagnosis: the headroom sampling leaves (SFT greedy), and how well the RM ranks each
     // model's own temperature-1 samples to the held-out conversations.
     {

@@ -56,6 +56,7 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.ppo_lr = or_else(o.dialogue_ppo_lr, o.ppo_lr);
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
+    d.ppo_lr_warmup = o.dialogue_ppo_lr_warmup >= 0 ? o.dialogue_ppo_lr_warmup : o.ppo_lr_warmup;
     d.kl_coef = o.kl_coef;
     d.ptx_coef = o.dialogue_ptx_coef >= 0 ? o.dialogue_ptx_coef : o.ptx_coef;
     return d;
@@ -361,6 +362,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         pc.lr = o.ppo_lr;
         pc.value_lr = o.value_lr_or_default();
         pc.value_warmup = std::max(0, o.value_warmup - done); // later rounds keep their critic
+        pc.lr_warmup = o.ppo_lr_warmup; // each round's policy optimizer starts afresh
         pc.kl_coef = o.kl_coef;
         pc.lambda = o.gae_lambda;
         pc.ptx_coef = ptx_coef;

@@ -42,6 +42,7 @@ struct pipeline_options {
     double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
+    int ppo_lr_warmup = 0; // PPO iterations over which the policy's rate ramps up to ppo_lr
     // Iterated RLHF (InstructGPT, ChatGPT): PPO's iterations split over this many rounds; before
     // each round after the first, the RM continues training on comparisons of the current
     // policy's samples (round_rm_prompts prompts, K each) added to those so far. The dialogue
@@ -81,6 +82,7 @@ struct pipeline_options {
     // (1e-5 needed about 150); one RM at 3e-5 gains nothing (docs/pipeline.md).
     int dialogue_ppo_iters = 0, dialogue_ppo_epochs = 0, dialogue_ppo_minibatch = 0;
     float dialogue_ppo_lr = 3e-5f;
+    int dialogue_ppo_lr_warmup = -1; // < 0: ppo_lr_warmup
     // Held-out conversations judged (0: eval_prompts): about half tie, and at 300 the 95%
     // interval spans +-5.6 points; 1,000 narrow it to +-3.1.
     int dialogue_eval_conversations = 1000;

@@ -16006,6 +16006,9 @@ struct ppo_config {
     int value_warmup = 0;           // first iterations that train only the value model: a critic
                                     // initialised from the RM is not yet a value function, and
                                     // advantages from it would push the policy at random
+    int lr_warmup = 0; // the policy's learning rate ramps up linearly over this many iterations
+                       // after the value warm-up: Adam's first steps, from second moments of a
+                       // few noisy gradients, move every weight by about lr whatever its signal
     std::uint64_t seed = 1;
     // Data parallel: each rank samples `rollouts` of its own prompts; advantages are whitened and
     // the KL controller fed over the global batch; gradients are summed over ranks before
@@ -16082,6 +16085,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
         GPTX_CHECK(cfg_.value_warmup >= 0, "ppo: value warm-up iterations must be >= 0, got ",
                    cfg_.value_warmup);
+        GPTX_CHECK(cfg_.lr_warmup >= 0, "ppo: learning-rate warm-up iterations must be >= 0, got ",
+                   cfg_.lr_warmup);
         GPTX_CHECK(cfg_.ema_decay >= 0 && cfg_.ema_decay < 1,
                    "ppo: EMA decay must be in [0, 1), got ", cfg_.ema_decay);
         GPTX_CHECK(cfg_.temperature > 0, "ppo: the rollout temperature must be positive");
@@ -16102,7 +16107,7 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         // model and its head (the trainer keeps the head's optimizer, made from vc).
         policy_step_.emplace(policy_, policy_obj_, policy_opt_,
                              trainer_config{.grad_clip = cfg_.grad_clip,
-                                            .lr = [lr = pc.lr](int) { return lr; },
+                                            .lr = [this](int) { return policy_lr(); },
                                             .comm = cfg_.comm,
                                             .name = "ppo policy update"});
         value_step_.emplace(value_, value_obj_, value_opt_,
@@ -16163,6 +16168,16 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // The EMA of the policy weights, when ema_decay > 0 (else null).
     ema<T>* policy_ema() { return ema_ ? &*ema_ : nullptr; }
     const ppo_config& config() const { return cfg_; }
+    // The policy's learning rate in this iteration: lr * (k + 1) / (lr_warmup + 1) in the k-th
+    // iteration (from 0) after the value warm-up while k < lr_warmup, then lr. Keyed on the
+    // iteration count, so a resumed run continues the ramp where it stopped.
+    float policy_lr() const {
+        const std::int64_t k = iteration_ - cfg_.value_warmup;
+        if (k >= cfg_.lr_warmup)
+            return cfg_.lr;
+        return float(double(cfg_.lr) * double(std::max<std::int64_t>(k, 0) + 1) /
+                     double(cfg_.lr_warmup + 1));
+    }
     // The last iteration's rollouts (prompt, response, end-of-text; ended/stopped flags), for a
     // caller that judges them by other means than the reward (a labeler's gold score).
     const auto& rollouts() const { return buf_.sequences(); }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -140,6 +141,32 @@ BOOST_AUTO_TEST_CASE(the_dialogue_judgement_is_on_the_last_turn) {
     BOOST_TEST(instructgpt::turn_kind("uppercase gub") == 0u);
     BOOST_TEST(instructgpt::turn_kind("now do the same to gub") == 1u);
     BOOST_TEST(instructgpt::turn_kind("now do the same to the second word") == 2u);
+    // The per-conversation record: the last turn's kind, replies and outcome for the chat model,
+    // and how many earlier turns each model got exact.
+    chat.convs = {conv("reverse kopa", "same for the first word"),
+                  conv("uppercase tiba", "now reverse it"), conv("length of mel", "same for gub")};
+    chat.convs[0].back().content = "z";
+    std::vector<nlohmann::json> lines;
+    {
+        std::istringstream in(instructgpt::detail::judgements_jsonl(sft, chat));
+        for (std::string line; std::getline(in, line);)
+            lines.push_back(nlohmann::json::parse(line));
+    }
+    BOOST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[0]["outcome"] == "win");
+    BOOST_TEST(lines[1]["outcome"] == "tie");
+    BOOST_TEST(lines[2]["outcome"] == "loss");
+    BOOST_TEST(lines[0]["kind"] == "same op, earlier word");
+    BOOST_TEST(lines[1]["kind"] == "new op, same word");
+    BOOST_TEST(lines[2]["user"] == "same for gub");
+    BOOST_TEST(lines[0]["sft"] == "y");
+    BOOST_TEST(lines[0]["chat"] == "z");
+    BOOST_TEST(lines[0]["chat_score"].get<double>() == 0.6);
+    BOOST_TEST(lines[1]["chat_exact"] == true);
+    BOOST_TEST(lines[0]["earlier_turns"] == 1);
+    BOOST_TEST(lines[0]["sft_earlier_exact"] == 1);
+    BOOST_TEST(lines[0]["chat_earlier_exact"] == 0);
+    BOOST_TEST(lines[1]["chat_earlier_exact"] == 1);
     // Roll-outs of different conversations are not comparable.
     chat.scores.pop_back();
     dialogue_stage_result bad;

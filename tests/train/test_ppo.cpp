@@ -1,7 +1,7 @@
 // Tests for gptx/train/{gae,kl_controller,ema,ppo,ppo_trainer}.hpp: GAE against a hand-computed
 // example, the KL controller's formula, EMA, the exact KL, central-difference checks of the PPO
 // policy loss (with PPO-ptx) and value loss with clipping active, a behaviour test (PPO raises a
-// toy reward) and exact resume.
+// toy reward), the policy's learning-rate warm-up and exact resume.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -373,6 +373,43 @@ BOOST_AUTO_TEST_CASE(value_warmup_moves_only_the_critic) {
     BOOST_TEST(!same(run.value, v0));
     BOOST_TEST(tr.iteration().updates > 0); // the policy moves from the third iteration on
     BOOST_TEST(!same(run.policy, p0));
+}
+
+BOOST_AUTO_TEST_CASE(lr_warmup_ramps_the_policy_step) {
+    // One update per iteration, so each iteration's first Adam step moves every weight with a
+    // clear gradient by the scheduled rate: |m / sqrt(v)| = 1 on a first step.
+    toy_run run;
+    ppo_config c = toy_config();
+    c.rollouts = c.minibatch = 8;
+    c.epochs = 1;
+    c.value_warmup = 1;
+    c.lr_warmup = 3;
+    auto tr = run.make(c);
+    const std::vector<float> expect{c.lr / 4, c.lr / 4, c.lr / 2, 3 * c.lr / 4, c.lr, c.lr};
+    const auto snap = [&] {
+        return std::vector<float>(run.policy.params().data(),
+                                  run.policy.params().data() + run.policy.num_parameters());
+    };
+    std::vector<float> before = snap();
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+        BOOST_TEST(tr.policy_lr() == expect[i], boost::test_tools::tolerance(1e-6f));
+        const ppo_metrics m = tr.iteration();
+        if (i == 1) { // the policy's first update
+            BOOST_TEST(m.updates == 1);
+            const std::vector<float> after = snap();
+            float most = 0;
+            for (std::size_t k = 0; k < after.size(); ++k)
+                most = std::max(most, std::abs(after[k] - before[k]));
+            BOOST_TEST(most <= c.lr / 4 * 1.001f);
+            BOOST_TEST(most >= c.lr / 4 * 0.99f);
+        }
+        before = snap();
+    }
+    // Without the warm-up the first update is the full rate's.
+    toy_run full;
+    c.lr_warmup = 0;
+    auto tf = full.make(c);
+    BOOST_TEST(tf.policy_lr() == c.lr);
 }
 
 BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
