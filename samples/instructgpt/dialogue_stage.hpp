@@ -121,11 +121,12 @@ struct dialogue_stage_result {
     std::size_t conversations = 0, turns = 0;
     double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
     // The chat model's PPO as its trainer ran: iterations done (every round), the last round's
-    // epochs, minibatch, learning rate (and its warm-up) and rollouts per iteration, and the RMs
-    // its reward read (0 with the labeler as the reward).
+    // epochs, minibatch, learning rate (and its warm-up), rollouts per iteration and ptx
+    // coefficient (0: plain PPO), and the RMs its reward read (0 with the labeler as the reward).
     struct ppo_schedule {
         int iterations = 0, epochs = 0, minibatch = 0, rollouts = 0, lr_warmup = 0;
-        double lr = 0;
+        double lr = 0, ptx_coef = 0;
+        const char* name() const { return ptx_coef > 0 ? "PPO-ptx" : "PPO"; }
         std::size_t rms = 0;
     } ppo;
     // Diagnosis (issue #19): the RM's pairwise accuracy on comparisons of temperature-1 samples
@@ -831,6 +832,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             res.ppo.rollouts = ppo.config().rollouts;
             res.ppo.lr = ppo.config().lr;
             res.ppo.lr_warmup = ppo.config().lr_warmup;
+            res.ppo.ptx_coef = ppo.config().ptx_coef;
             res.ppo.rms = z.oracle_reward > 0 ? 0 : rms.size();
             for (int it = 0; it < iters; ++it) {
                 const ppo_metrics m = ppo.iteration();
@@ -854,11 +856,12 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                .dump()
                         << "\n";
                 if (iteration % std::max(1, z.ppo_iters / 10) == 0 || iteration == 1)
-                    std::printf("dialogue ppo-ptx %lld/%d | score %.3f | labeler %.3f | kl %.4f "
+                    std::printf("dialogue %s %lld/%d | score %.3f | labeler %.3f | kl %.4f "
                                 "| entropy %.3f | ptx %.3f | len %.1f | cut at a marker %.3f | "
                                 "%.0f ms\n",
-                                static_cast<long long>(iteration), z.ppo_iters, m.score, gold, m.kl,
-                                m.entropy, m.ptx_loss, m.response_length, m.stopped, m.ms);
+                                res.ppo.name(), static_cast<long long>(iteration), z.ppo_iters,
+                                m.score, gold, m.kl, m.entropy, m.ptx_loss, m.response_length,
+                                m.stopped, m.ms);
                 std::fflush(stdout);
                 res.ppo_stopped = m.stopped;
                 res.ppo.iterations = int(iteration);
@@ -919,17 +922,18 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     return res;
 }
 
-// The table row: the labeler's win rate of the chat model (dialogue PPO-ptx) over dialogue SFT.
+// The table row: the labeler's win rate of the chat model (dialogue PPO-ptx, or PPO with
+// --dialogue-ptx-coef 0) over dialogue SFT.
 inline void print_dialogue_row(const dialogue_stage_result& d) {
     const auto r = d.win.rate();
     // A row of the pipeline's method table: the win rate and labeler mean columns.
-    std::printf("| dialogue: chat model (PPO-ptx) over dialogue SFT on the last turn of %zu "
+    std::printf("| dialogue: chat model (%s) over dialogue SFT on the last turn of %zu "
                 "held-out multi-turn conversations (dialogue RM accuracy %.1f%%) | %.1f%% [%.1f, "
                 "%.1f] (%zu/%zu/%zu) | %.3f last turn, %.3f per turn (dialogue SFT %.3f, %.3f) | "
                 "%.1f%% last turn (dialogue SFT %.1f%%) | | | | | |\n",
-                d.conversations, 100 * d.rm_accuracy, 100 * r.p, 100 * r.low, 100 * r.high,
-                d.win.wins, d.win.ties, d.win.losses, d.rlhf_last, d.rlhf_mean, d.sft_last,
-                d.sft_mean, 100 * d.rlhf_exact_last, 100 * d.sft_exact_last);
+                d.ppo.name(), d.conversations, 100 * d.rm_accuracy, 100 * r.p, 100 * r.low,
+                100 * r.high, d.win.wins, d.win.ties, d.win.losses, d.rlhf_last, d.rlhf_mean,
+                d.sft_last, d.sft_mean, 100 * d.rlhf_exact_last, 100 * d.sft_exact_last);
 }
 
 // The dialogue stage's diagnosis lines (printed after the table).

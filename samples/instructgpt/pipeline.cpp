@@ -487,8 +487,8 @@ void run_pipeline(pipeline_options o) {
                  const auto& p = d.ppo;
                  return nlohmann::json{{"iterations", p.iterations}, {"epochs", p.epochs},
                                        {"minibatch", p.minibatch},   {"lr", p.lr},
-                                       {"lr_warmup", p.lr_warmup},   {"rollouts", p.rollouts},
-                                       {"rm_ensemble", p.rms}};
+                                       {"lr_warmup", p.lr_warmup},   {"ptx_coef", p.ptx_coef},
+                                       {"rollouts", p.rollouts},     {"rm_ensemble", p.rms}};
              })},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};

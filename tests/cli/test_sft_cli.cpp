@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gptx/gptx.hpp>
@@ -161,13 +162,15 @@ BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
                           "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
 }
 
-// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate, on its
-// own iteration count, judged on its own number of held-out conversations, of which the
-// diagnosis reads the first 300.
+// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate (here
+// with a warm-up, and by PPO without ptx), on its own iteration count, judged on its own number
+// of held-out conversations, of which the diagnosis reads the first 300; every judgement is in
+// dialogue_judgements.jsonl.
 BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf::label("slow")) {
     sft_workspace w;
     const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none "
-                            "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 --out " +
+                            "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 "
+                            "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 --out " +
                             (w.path / "e").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
@@ -177,6 +180,9 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     BOOST_TEST(p["lr"].get<double>() == double(3e-5f));
     BOOST_TEST(p["iterations"].get<int>() == 3);
     BOOST_TEST(p["epochs"].get<int>() == 4); // --quick's instruction stage's
+    BOOST_TEST(p["lr_warmup"].get<int>() == 2);
+    BOOST_TEST(p["ptx_coef"].get<double>() == 0.0);
+    BOOST_TEST(r.out.find("| dialogue: chat model (PPO) over dialogue SFT") != std::string::npos);
     const std::string metrics = read_all(w.path / "e" / "dialogue_ppo_metrics.jsonl");
     BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 3);
     const auto& acc = j["dialogue_rm_member_accuracy"];
@@ -190,6 +196,21 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     BOOST_TEST(j["dialogue_diagnosis_conversations"].get<int>() == 300);
     BOOST_TEST(r.out.find("on the first 300 held-out conversations") != std::string::npos);
     BOOST_TEST(std::isfinite(j["dialogue_win_rate"].get<double>()));
+    // One judgement per conversation, whose outcomes make the win rate.
+    std::istringstream judged(read_all(w.path / "e" / "dialogue_judgements.jsonl"));
+    double credit = 0;
+    int n = 0;
+    for (std::string line; std::getline(judged, line); ++n) {
+        const auto c = nlohmann::json::parse(line);
+        BOOST_TEST(c["conversation"].get<int>() == n);
+        const std::string o = c["outcome"];
+        BOOST_TEST((o == "win" || o == "tie" || o == "loss"), o);
+        credit += o == "win" ? 1.0 : o == "tie" ? 0.5 : 0.0;
+        BOOST_TEST(c["earlier_turns"].get<int>() >= 1); // multi-turn: judged on the last turn
+    }
+    BOOST_TEST(n == 320);
+    BOOST_TEST(credit / n == j["dialogue_win_rate"].get<double>(),
+               boost::test_tools::tolerance(1e-12));
 }
 
 // Label "slow": its own CTest test (cli_slow).
