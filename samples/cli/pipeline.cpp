@@ -108,7 +108,8 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_flag("--no-dialogue", o.no_dialogue,
                 "Stop after the InstructGPT stages: no dialogue stage, no chat.gptx");
     c->add_option("--dialogue-rm-conversations", o.dialogue_rm_conversations,
-                  "Conversations with ranked alternative replies for the dialogue RM");
+                  "Conversations with ranked alternative replies for the dialogue RMs "
+                  "(default 3200; 0: the default)");
     c->add_option("--dialogue-rm-epochs", o.dialogue_rm_epochs,
                   "Passes of the dialogue RM over its comparisons (default 2)")
         ->check(CLI::NonNegativeNumber);
@@ -130,7 +131,7 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "The disagreement penalty of --dialogue-rm-ensemble (0: the members' mean)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ppo-iters", o.dialogue_ppo_iters,
-                  "PPO iterations of the chat model (0: --ppo-iters)")
+                  "PPO iterations of the chat model (default 50; 0: --ppo-iters)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--dialogue-ppo-epochs", o.dialogue_ppo_epochs,
                   "The chat model's passes over each iteration's rollouts (0: --ppo-epochs)")

@@ -105,6 +105,8 @@ inline void apply_quick(pipeline_options& o) {
     o.eval_prompts = 24;
     if (o.dialogue_eval_conversations == pipeline_options{}.dialogue_eval_conversations)
         o.dialogue_eval_conversations = 0; // as eval_prompts, unless asked for
+    if (o.dialogue_ppo_iters == pipeline_options{}.dialogue_ppo_iters)
+        o.dialogue_ppo_iters = 0; // as ppo_iters, unless asked for
 }
 
 // The methods `--methods` may name, in the order the pipeline runs and prints them.
