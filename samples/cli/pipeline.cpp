@@ -146,6 +146,20 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--dialogue-ppo-lr-warmup", o.dialogue_ppo_lr_warmup,
                   "The chat model's learning-rate warm-up in PPO iterations (-1: --ppo-lr-warmup)")
         ->check(CLI::Number);
+    c->add_option("--dialogue-ppo-conversations", o.dialogue_ppo_conversations,
+                  "Conversations whose user turns are the chat model's PPO prompts (0: the "
+                  "default, 1000)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--dialogue-ppo-min-turns", o.dialogue_ppo_min_turns,
+                  "The chat model's PPO prompts: user turns with at least this many user "
+                  "messages up to them (1: every turn; 2: turns with an earlier exchange, as "
+                  "the evaluation judges)")
+        ->check(CLI::Range(1, 3));
+    c->add_option("--dialogue-rm-min-turns", o.dialogue_rm_min_turns,
+                  "The dialogue RMs' conversations have at least this many user turns; each "
+                  "comparison ranks replies at one of them, drawn uniformly (1: about three in "
+                  "four are opening turns; 2: half)")
+        ->check(CLI::Range(1, 3));
     c->add_option("--dialogue-eval-conversations", o.dialogue_eval_conversations,
                   "Held-out multi-turn conversations the chat model is judged on (default "
                   "1000; 0: --eval-prompts)")

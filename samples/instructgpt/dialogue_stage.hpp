@@ -57,6 +57,9 @@ struct dialogue_sizes {
     // as the SFT mix does with the demonstrations. 1 (or no comparisons.jsonl): native only.
     // Half and half did not help the chat model (docs/pipeline.md), so native only is the default.
     double rm_native_fraction = 1.0;
+    // The RM conversations have at least this many user turns; the reply ranked is any one of
+    // them (1: about three in four are opening turns; 2: half, as many later turns as openings).
+    int rm_min_user_turns = 1;
     int rm_hot = 2; // of the K alternatives, this many sampled at rm_hot_temperature
     float rm_hot_temperature = 2.0f;
     double rm_epochs = 2;
@@ -67,6 +70,10 @@ struct dialogue_sizes {
     int rm_ensemble = 4;
     double rm_ensemble_penalty = 1.0;
     int ppo_conversations = 1000, ppo_iters = 60, rollouts = 64, ppo_minibatch = 16, ppo_epochs = 4;
+    // PPO's prompts: the replies to user turns with at least this many user messages up to them
+    // (1: every turn; 2: turns with an earlier exchange, as the evaluation judges). The PPO
+    // conversations are drawn with at least this many user turns.
+    int ppo_min_user_turns = 1;
     // Iterated RLHF, as the instruction stage's: PPO's iterations split over this many rounds;
     // before each later round the RM continues training on comparisons of the chat model's own
     // replies (round_conversations RM conversations rolled out by it, K alternatives each) added
@@ -125,9 +132,12 @@ struct dialogue_stage_result {
     double ppo_stopped = 0; // share of the last iteration's rollouts cut at a role marker
     // The chat model's PPO as its trainer ran: iterations done (every round), the last round's
     // epochs, minibatch, learning rate (and its warm-up), rollouts per iteration and ptx
-    // coefficient (0: plain PPO), and the RMs its reward read (0 with the labeler as the reward).
+    // coefficient (0: plain PPO), the RMs its reward read (0 with the labeler as the reward),
+    // and its prompts: how many, and the user messages each has at least.
     struct ppo_schedule {
         int iterations = 0, epochs = 0, minibatch = 0, rollouts = 0, lr_warmup = 0;
+        std::size_t prompts = 0;
+        int min_user_turns = 1;
         double lr = 0, ptx_coef = 0;
         const char* name() const { return ptx_coef > 0 ? "PPO-ptx" : "PPO"; }
         std::size_t rms = 0;
@@ -137,6 +147,7 @@ struct dialogue_stage_result {
     // greedy last-turn exactness (the headroom sampling leaves); last-turn exactness by the kind
     // of the last user turn (turn_kinds).
     std::optional<double> rm_on_sft, rm_on_chat;
+    std::optional<double> rm_on_sft_first, rm_on_sft_last; // SFT's, at the first or last reply
     // Iterated RLHF, per later round: the comparisons of the chat model's replies added and
     // trained on in all; the RM's held-out accuracy on comparisons made as its training ones
     // (hot alternatives included) of the chat model's replies to the RM's held-out
@@ -249,15 +260,20 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
     return out;
 }
 
-// ChatGPT's comparisons: roll the conversation out with the model, pick one model-written reply,
-// sample K alternatives to it (the last `hot` at hot_temperature, as the instruction stage's
-// comparisons do) and rank them with the labeler (rank_responses: best first, duplicates and
-// ties dropped; conversations left with fewer than two dropped).
+// Which model-written reply of a conversation a comparison ranks alternatives to.
+enum class ranked_reply { any, first, last };
+
+// ChatGPT's comparisons: roll the conversation out with the model, pick one model-written reply
+// (`which`: any, drawn uniformly; or the first or last), sample K alternatives to it (the last
+// `hot` at hot_temperature, as the instruction stage's comparisons do) and rank them with the
+// labeler (rank_responses: best first, duplicates and ties dropped; conversations left with fewer
+// than two dropped).
 template <class Model>
 std::vector<dialogue_comparison>
 make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_format& fmt,
                           const std::vector<conversation>& dialogues, int K, int max_new,
-                          std::uint64_t seed, int hot = 0, float hot_temperature = 1.0f) {
+                          std::uint64_t seed, int hot = 0, float hot_temperature = 1.0f,
+                          ranked_reply which = ranked_reply::any) {
     const rolled_out ro = roll_out(model, tok, fmt, dialogues, max_new, 1.0f, seed);
     rng r(mix64(seed ^ 0xc0ffee));
     std::vector<conversation> contexts;
@@ -265,7 +281,10 @@ make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_f
     const int T = model.context();
     for (const auto& c : ro.convs) {
         const std::size_t turns = c.size() / 2;
-        const std::size_t j = std::size_t(r.below(turns)); // the model-written reply to replace
+        const std::size_t drawn = std::size_t(r.below(turns));       // drawn always: same stream
+        const std::size_t j = which == ranked_reply::any     ? drawn // the reply to replace
+                              : which == ranked_reply::first ? 0
+                                                             : turns - 1;
         conversation ctx(c.begin(), c.begin() + std::ptrdiff_t(2 * j + 1));
         const auto p =
             fmt.format(tok, ctx,
@@ -322,14 +341,17 @@ tokenize_dialogue_comparisons(const std::vector<dialogue_comparison>& cs, const 
 
 // The generation prompts of a conversation: every prefix ending at a user message, formatted
 // with the assistant marker and room for a reply of max_new tokens and its <|end|>; a prefix that
-// would have to drop earlier turns to fit the context is left out.
+// would have to drop earlier turns to fit the context is left out, and so is one with fewer than
+// min_users user messages (2: only turns with an earlier exchange).
 // With `prefixes`, the conversation prefix of each prompt is appended to it.
 inline std::vector<std::vector<int>> reply_prompts(const conversation& c, const tokenizer& tok,
                                                    const chat_format& fmt, int T, int max_new,
-                                                   std::vector<conversation>* prefixes = nullptr) {
+                                                   std::vector<conversation>* prefixes = nullptr,
+                                                   int min_users = 1) {
     std::vector<std::vector<int>> out;
+    int users = 0;
     for (std::size_t j = 0; j < c.size(); ++j) {
-        if (c[j].role != chat_role::user)
+        if (c[j].role != chat_role::user || ++users < min_users)
             continue;
         conversation prefix(c.begin(), c.begin() + std::ptrdiff_t(j + 1));
         const auto p = fmt.format(
@@ -344,14 +366,21 @@ inline std::vector<std::vector<int>> reply_prompts(const conversation& c, const 
 }
 
 // The labeler's mean score and exact share of a PPO iteration's rollouts (the over-optimisation
-// curve's gold score beside the RM's): each rollout's prompt is looked up in `context_of` (prompt
-// tokens to the conversation they format); its reply is what follows, cut at a stop token.
+// curve's gold score beside the RM's), and the mean apart for replies to opening turns and to
+// later ones (0 where there are none): each rollout's prompt is looked up in `context_of`
+// (prompt tokens to the conversation they format); its reply is what follows, cut at a stop
+// token.
+struct rollout_labels {
+    double mean = 0, exact = 0;
+    double opening = 0, later = 0;
+    std::size_t openings = 0, laters = 0;
+};
 template <class Sequences>
-std::pair<double, double> label_rollouts(const Sequences& rolled,
-                                         const std::map<std::vector<int>, conversation>& context_of,
-                                         const tokenizer& tok) {
+rollout_labels label_rollouts(const Sequences& rolled,
+                              const std::map<std::vector<int>, conversation>& context_of,
+                              const tokenizer& tok) {
     const dialogue_labeler lab;
-    double sum = 0, exact = 0;
+    rollout_labels r;
     for (const auto& s : rolled) {
         const auto it = context_of.find(
             std::vector<int>(s.tokens.begin(), s.tokens.begin() + std::ptrdiff_t(s.prompt)));
@@ -360,11 +389,19 @@ std::pair<double, double> label_rollouts(const Sequences& rolled,
         const auto last = s.tokens.end() - (s.stopped ? 2 : 1);
         const std::string reply =
             tok.decode(std::vector<int>(s.tokens.begin() + std::ptrdiff_t(s.prompt), last));
-        sum += lab.score(it->second, reply, s.ended);
-        exact += s.ended && reply == dialogue_labeler::task_of(it->second).answer ? 1 : 0;
+        const double score = lab.score(it->second, reply, s.ended);
+        r.mean += score;
+        r.exact += s.ended && reply == dialogue_labeler::task_of(it->second).answer ? 1 : 0;
+        const bool opening = it->second.size() == 1; // the user's first message alone
+        (opening ? r.opening : r.later) += score;
+        ++(opening ? r.openings : r.laters);
     }
     const double n = double(std::max<std::size_t>(1, rolled.size()));
-    return {sum / n, exact / n};
+    r.mean /= n;
+    r.exact /= n;
+    r.opening /= double(std::max<std::size_t>(1, r.openings));
+    r.later /= double(std::max<std::size_t>(1, r.laters));
+    return r;
 }
 
 // --oracle-reward in the dialogue stage: the labeler's own score of each reply, read at the turn
@@ -604,13 +641,20 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                 held_out.insert(c[0].content);
         return out;
     };
+    GPTX_CHECK(z.ppo_min_user_turns >= 1 && z.ppo_min_user_turns <= 3 && z.rm_min_user_turns >= 1 &&
+                   z.rm_min_user_turns <= 3,
+               "dialogue stage: the PPO and RM conversations have 1 to 3 user turns; asked for at "
+               "least ",
+               z.ppo_min_user_turns, " (PPO) and ", z.rm_min_user_turns, " (RM)");
     const auto eval_dialogues =
         make_answerable(0xe7a1, z.eval_conversations, 2, 3, draws::distinct);
     const auto rm_val_dialogues =
         make_answerable(0x7a41, z.rm_val_conversations, 1, 3, draws::distinct);
     const auto native = make(0xd1a1, z.native, 1, 3, T + 1);
-    const auto rm_dialogues = make_answerable(0x7a31, z.rm_conversations, 1, 3, draws::iid);
-    const auto ppo_dialogues = make_answerable(0x9901, z.ppo_conversations, 1, 3, draws::iid);
+    const auto rm_dialogues =
+        make_answerable(0x7a31, z.rm_conversations, z.rm_min_user_turns, 3, draws::iid);
+    const auto ppo_dialogues =
+        make_answerable(0x9901, z.ppo_conversations, z.ppo_min_user_turns, 3, draws::iid);
     const auto demonstrations = read_sft_jsonl(dir / "sft.jsonl");
     const auto converted = dialogues_of(without_openings(demonstrations, held_out));
     write_dialogues_jsonl(dir / "dialogues_native.jsonl", native);
@@ -729,12 +773,18 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     for (const auto& c :
          roll_out(*sft, tok, fmt, ppo_dialogues, z.max_new, 1.0f, in.seed + 29).convs) {
         std::vector<conversation> prefixes;
-        auto ps = reply_prompts(c, tok, fmt, T, z.max_new, &prefixes);
+        auto ps = reply_prompts(c, tok, fmt, T, z.max_new, &prefixes, z.ppo_min_user_turns);
         for (std::size_t k = 0; k < ps.size(); ++k) {
             context_of.emplace(ps[k], std::move(prefixes[k]));
             prompts.push_back(std::move(ps[k]));
         }
     }
+    GPTX_CHECK(!prompts.empty(), "dialogue PPO: no prompt has ", z.ppo_min_user_turns,
+               " user turns and fits the context");
+    std::printf("dialogue PPO: %zu prompts, the user turns with at least %d user message%s of "
+                "%zu conversations\n",
+                prompts.size(), z.ppo_min_user_turns, z.ppo_min_user_turns > 1 ? "s" : "",
+                ppo_dialogues.size());
     auto policy = std::make_unique<model_t>(sft->config());
     copy_params(*policy, *sft);
     {
@@ -837,15 +887,22 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
             res.ppo.lr_warmup = ppo.config().lr_warmup;
             res.ppo.ptx_coef = ppo.config().ptx_coef;
             res.ppo.rms = z.oracle_reward > 0 ? 0 : rms.size();
+            res.ppo.prompts = prompts.size();
+            res.ppo.min_user_turns = z.ppo_min_user_turns;
             for (int it = 0; it < iters; ++it) {
                 const ppo_metrics m = ppo.iteration();
-                const auto [gold, gold_exact] = label_rollouts(ppo.rollouts(), context_of, tok);
+                const rollout_labels gold = label_rollouts(ppo.rollouts(), context_of, tok);
+                auto or_null = [](std::size_t n, double v) {
+                    return n ? nlohmann::json(v) : nlohmann::json();
+                };
                 const std::int64_t iteration = done + m.iteration;
                 metrics << nlohmann::json{{"iteration", iteration},
                                           {"round", round},
                                           {"score", m.score},
-                                          {"labeler", gold},
-                                          {"exact", gold_exact},
+                                          {"labeler", gold.mean},
+                                          {"exact", gold.exact},
+                                          {"labeler_opening", or_null(gold.openings, gold.opening)},
+                                          {"labeler_later", or_null(gold.laters, gold.later)},
                                           {"kl", m.kl},
                                           {"kl_seq", m.kl_seq},
                                           {"entropy", m.entropy},
@@ -863,7 +920,7 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
                                 "| entropy %.3f | ptx %.3f | len %.1f | cut at a marker %.3f | "
                                 "%.0f ms\n",
                                 res.ppo.name(), static_cast<long long>(iteration), z.ppo_iters,
-                                m.score, gold, m.kl, m.entropy, m.ptx_loss, m.response_length,
+                                m.score, gold.mean, m.kl, m.entropy, m.ptx_loss, m.response_length,
                                 m.stopped, m.ms);
                 std::fflush(stdout);
                 res.ppo_stopped = m.stopped;
@@ -895,10 +952,12 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         for (const auto& e : g.exact)
             res.sft_exact_last_greedy += e.back() ? 1 : 0;
         res.sft_exact_last_greedy /= double(std::max<std::size_t>(1, g.exact.size()));
-        auto rm_on = [&](const model_t& m) -> std::optional<double> {
+        auto rm_on = [&](const model_t& m,
+                         ranked_reply which = ranked_reply::any) -> std::optional<double> {
             const auto cmp = tokenize_dialogue_comparisons(
-                make_dialogue_comparisons(m, tok, fmt, diag, z.rm_k, z.max_new, in.seed + 30), tok,
-                fmt, T);
+                make_dialogue_comparisons(m, tok, fmt, diag, z.rm_k, z.max_new, in.seed + 30, 0,
+                                          1.0f, which),
+                tok, fmt, T);
             if (cmp.groups.empty())
                 return std::nullopt;
             reward_objective obj(rm);
@@ -906,6 +965,10 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         };
         res.rm_on_sft = rm_on(*sft);
         res.rm_on_chat = rm_on(*policy);
+        // By turn: the opening reply, and the last (the judged one; the held-out conversations
+        // have two or three user turns).
+        res.rm_on_sft_first = rm_on(*sft, ranked_reply::first);
+        res.rm_on_sft_last = rm_on(*sft, ranked_reply::last);
         // Ranked as PPO was rewarded (an ensemble of one is its member), against SFT's
         // evaluated replies to those conversations.
         res.bon = dialogue_best_of_n(*sft, rms, tok, fmt, a.first(nd), {1, 2, 4, 8, 16}, z.max_new,
@@ -951,10 +1014,11 @@ inline void print_dialogue_diagnosis(const dialogue_stage_result& d) {
     std::printf("dialogue diagnosis: last turn exact, dialogue SFT %.1f%%, chat %.1f%% "
                 "(temperature 1); on the first %zu held-out conversations: dialogue SFT greedy "
                 "%.1f%%, dialogue RM pairwise accuracy on temperature-1 samples of SFT %s, of the "
-                "chat model %s, and the best of n below (measured in %.1f s)\n",
+                "chat model %s; of SFT at the opening reply %s, at the last (judged) reply %s; "
+                "and the best of n below (measured in %.1f s)\n",
                 100 * d.sft_exact_last, 100 * d.rlhf_exact_last, d.diagnosis_conversations,
                 100 * d.sft_exact_last_greedy, pct(d.rm_on_sft).c_str(), pct(d.rm_on_chat).c_str(),
-                d.diagnosis_seconds);
+                pct(d.rm_on_sft_first).c_str(), pct(d.rm_on_sft_last).c_str(), d.diagnosis_seconds);
     for (std::size_t k = 0; k < d.rounds.size(); ++k)
         std::printf("dialogue round %zu: RM accuracy on temperature-1 alternatives to the chat "
                     "model's replies %s before, %s after retraining on %zu comparisons of its "

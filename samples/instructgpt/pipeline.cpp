@@ -470,6 +470,10 @@ void run_pipeline(pipeline_options o) {
              dj([](const auto& d) { return d.sft_exact_last_greedy; })},
             {"dialogue_rm_accuracy_on_sft", dj([](const auto& d) { return d.rm_on_sft; })},
             {"dialogue_rm_accuracy_on_chat", dj([](const auto& d) { return d.rm_on_chat; })},
+            {"dialogue_rm_accuracy_on_sft_first",
+             dj([](const auto& d) { return d.rm_on_sft_first; })},
+            {"dialogue_rm_accuracy_on_sft_last",
+             dj([](const auto& d) { return d.rm_on_sft_last; })},
             {"dialogue_best_of_n", dj([](const auto& d) { return bon_json(d.bon); })},
             {"dialogue_rlhf_rounds", dj([&](const auto& d) { // per later RLHF round
                  nlohmann::json a = nlohmann::json::array();
@@ -485,10 +489,12 @@ void run_pipeline(pipeline_options o) {
             {"rlhf_rounds", o.rlhf_rounds},
             {"dialogue_ppo", dj([](const auto& d) { // as the chat model's trainer ran
                  const auto& p = d.ppo;
-                 return nlohmann::json{{"iterations", p.iterations}, {"epochs", p.epochs},
-                                       {"minibatch", p.minibatch},   {"lr", p.lr},
-                                       {"lr_warmup", p.lr_warmup},   {"ptx_coef", p.ptx_coef},
-                                       {"rollouts", p.rollouts},     {"rm_ensemble", p.rms}};
+                 return nlohmann::json{
+                     {"iterations", p.iterations}, {"epochs", p.epochs},
+                     {"minibatch", p.minibatch},   {"lr", p.lr},
+                     {"lr_warmup", p.lr_warmup},   {"ptx_coef", p.ptx_coef},
+                     {"rollouts", p.rollouts},     {"rm_ensemble", p.rms},
+                     {"prompts", p.prompts},       {"min_user_turns", p.min_user_turns}};
              })},
             {"seconds", clock.total()},
             {"cpu_seconds", clock.cpu()}};

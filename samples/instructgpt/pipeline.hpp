@@ -57,6 +57,10 @@ inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     d.value_lr = o.value_lr_or_default();
     d.value_warmup = o.value_warmup;
     d.ppo_lr_warmup = o.dialogue_ppo_lr_warmup >= 0 ? o.dialogue_ppo_lr_warmup : o.ppo_lr_warmup;
+    if (o.dialogue_ppo_conversations > 0)
+        d.ppo_conversations = o.dialogue_ppo_conversations;
+    d.ppo_min_user_turns = o.dialogue_ppo_min_turns;
+    d.rm_min_user_turns = o.dialogue_rm_min_turns;
     d.kl_coef = o.kl_coef;
     d.ptx_coef = o.dialogue_ptx_coef >= 0 ? o.dialogue_ptx_coef : o.ptx_coef;
     return d;

@@ -84,7 +84,10 @@ struct pipeline_options {
     // did more for the chat model than PPO's length (docs/pipeline.md).
     int dialogue_ppo_iters = 50, dialogue_ppo_epochs = 0, dialogue_ppo_minibatch = 0;
     float dialogue_ppo_lr = 3e-5f;
-    int dialogue_ppo_lr_warmup = -1; // < 0: ppo_lr_warmup
+    int dialogue_ppo_lr_warmup = -1;    // < 0: ppo_lr_warmup
+    int dialogue_ppo_conversations = 0; // 0: the dialogue stage's default
+    int dialogue_ppo_min_turns = 1;     // PPO prompts: user turns with this many user messages
+    int dialogue_rm_min_turns = 1;      // RM conversations: at least this many user turns
     // Held-out conversations judged (0: eval_prompts): about half tie, and at 300 the 95%
     // interval spans +-5.6 points; 1,000 narrow it to +-3.1.
     int dialogue_eval_conversations = 1000;

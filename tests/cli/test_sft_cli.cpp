@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -170,7 +171,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     sft_workspace w;
     const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none "
                             "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 "
-                            "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 --out " +
+                            "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 "
+                            "--dialogue-ppo-min-turns 2 --out " +
                             (w.path / "e").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
@@ -182,9 +184,35 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     BOOST_TEST(p["epochs"].get<int>() == 4); // --quick's instruction stage's
     BOOST_TEST(p["lr_warmup"].get<int>() == 2);
     BOOST_TEST(p["ptx_coef"].get<double>() == 0.0);
+    // Only turns with an earlier exchange: each conversation of two or three user turns gives
+    // at most two (none where the SFT model's own replies push a turn's history out of the
+    // context, as --quick's barely trained model's long replies often do).
+    BOOST_TEST(p["min_user_turns"].get<int>() == 2);
+    const auto at = r.out.find("dialogue PPO: ");
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    int prompts = 0, least = 0, convs = 0;
+    BOOST_TEST_REQUIRE(std::sscanf(r.out.c_str() + at,
+                                   "dialogue PPO: %d prompts, the user turns with at least %d "
+                                   "user messages of %d conversations",
+                                   &prompts, &least, &convs) == 3);
+    BOOST_TEST(prompts == p["prompts"].get<int>());
+    BOOST_TEST(least == 2);
+    BOOST_TEST(prompts > 0);
+    BOOST_TEST(prompts <= 2 * convs);
     BOOST_TEST(r.out.find("| dialogue: chat model (PPO) over dialogue SFT") != std::string::npos);
     const std::string metrics = read_all(w.path / "e" / "dialogue_ppo_metrics.jsonl");
     BOOST_TEST(std::count(metrics.begin(), metrics.end(), '\n') == 3);
+    // The rollouts' labeler mean by turn: no opening turns among the prompts, so none there.
+    {
+        std::istringstream lines(metrics);
+        std::string line;
+        while (std::getline(lines, line)) {
+            const auto m = nlohmann::json::parse(line);
+            BOOST_TEST(m["labeler_opening"].is_null());
+            BOOST_TEST(m["labeler_later"].get<double>() == m["labeler"].get<double>(),
+                       boost::test_tools::tolerance(1e-9));
+        }
+    }
     const auto& acc = j["dialogue_rm_member_accuracy"];
     BOOST_TEST_REQUIRE(acc.size() == 4u);
     for (const auto& a : acc)
@@ -240,7 +268,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
           "dialogue_exact_sft", "dialogue_exact_chat", "dialogue_exact_sft_greedy", "seconds"})
         BOOST_TEST((j.contains(k) && finite(j[k])), k);
     // The dialogue RM on each model's own samples: a share, or null when every sample tied.
-    for (const char* k : {"dialogue_rm_accuracy_on_sft", "dialogue_rm_accuracy_on_chat"})
+    for (const char* k : {"dialogue_rm_accuracy_on_sft", "dialogue_rm_accuracy_on_chat",
+                          "dialogue_rm_accuracy_on_sft_first", "dialogue_rm_accuracy_on_sft_last"})
         BOOST_TEST(
             (j.contains(k) && (j[k].is_null() || (finite(j[k]) && j[k] >= 0.0 && j[k] <= 1.0))), k);
     for (const char* k : {"ppo_win_rate_ci", "ppo_ptx_win_rate_ci", "dialogue_win_rate_ci"})

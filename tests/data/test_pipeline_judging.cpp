@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -26,6 +27,27 @@ tokenizer judging_tokenizer() { return make_tokenizer("char", make_pretraining_c
 generation generated(const tokenizer& tok, const std::string& text, bool ended) {
     return {tok.encode(text), text, ended ? stop_reason::end_of_text : stop_reason::length};
 }
+
+// A two-turn conversation's PPO prompts, one per user turn, and the conversation prefix each
+// formats (the labeler reads a reply at its turn).
+struct two_turn_prompts {
+    tokenizer tok = judging_tokenizer();
+    int eot = tok.add_special_token("<|endoftext|>");
+    chat_format fmt = chat_format::register_tokens(tok);
+    conversation c{{chat_role::user, "reverse kopa"},
+                   {chat_role::assistant, "apok"},
+                   {chat_role::user, "same for tiba"},
+                   {chat_role::assistant, "abit"}};
+    std::vector<conversation> prefixes;
+    std::vector<std::vector<int>> prompts;
+    std::map<std::vector<int>, conversation> context_of;
+    two_turn_prompts(int T, int max_new)
+        : prompts(instructgpt::detail::reply_prompts(c, tok, fmt, T, max_new, &prefixes)) {
+        BOOST_TEST_REQUIRE(prompts.size() == 2u);
+        for (std::size_t k = 0; k < prompts.size(); ++k)
+            context_of.emplace(prompts[k], prefixes[k]);
+    }
+};
 
 } // namespace
 
@@ -198,6 +220,70 @@ BOOST_AUTO_TEST_CASE(every_turn_of_a_judged_conversation_is_answered_in_full_con
     BOOST_TEST(instructgpt::detail::reply_prompts(c, tok, fmt, tight, max_new).size() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(ppo_prompts_can_keep_only_turns_with_an_earlier_exchange) {
+    tokenizer tok = judging_tokenizer();
+    tok.add_special_token("<|endoftext|>");
+    const chat_format fmt = chat_format::register_tokens(tok);
+    const conversation c{{chat_role::user, "reverse kopa"},     {chat_role::assistant, "apok"},
+                         {chat_role::user, "same for tiba"},    {chat_role::assistant, "abit"},
+                         {chat_role::user, "now uppercase it"}, {chat_role::assistant, "TIBA"}};
+    const int max_new = 12;
+    std::vector<conversation> all_prefixes, later_prefixes;
+    const auto all = instructgpt::detail::reply_prompts(c, tok, fmt, 96, max_new, &all_prefixes);
+    const auto later =
+        instructgpt::detail::reply_prompts(c, tok, fmt, 96, max_new, &later_prefixes, 2);
+    BOOST_TEST_REQUIRE(all.size() == 3u);
+    BOOST_TEST_REQUIRE(later.size() == 2u); // the opening turn is left out
+    BOOST_TEST_REQUIRE(later_prefixes.size() == 2u);
+    for (std::size_t k = 0; k < later.size(); ++k) {
+        // The same prompts as the second and third of every turn's, each with its history.
+        BOOST_TEST(later[k] == all[k + 1], boost::test_tools::per_element());
+        BOOST_TEST(later_prefixes[k].size() == all_prefixes[k + 1].size());
+        BOOST_TEST(later_prefixes[k].back().content == all_prefixes[k + 1].back().content);
+    }
+    // Three user messages at least: the last turn alone; four: none.
+    BOOST_TEST(instructgpt::detail::reply_prompts(c, tok, fmt, 96, max_new, nullptr, 3).size() ==
+               1u);
+    BOOST_TEST(instructgpt::detail::reply_prompts(c, tok, fmt, 96, max_new, nullptr, 4).empty());
+}
+
+BOOST_AUTO_TEST_CASE(ppo_rollouts_are_labelled_at_their_turn_and_by_opening_or_later_turn) {
+    const two_turn_prompts s(96, 6);
+    const tokenizer& tok = s.tok;
+    const auto& ps = s.prompts;
+    const auto& prefixes = s.prefixes;
+    const auto& context_of = s.context_of;
+    // Rollouts as the PPO buffer holds them: prompt, reply, the appended end-of-text.
+    struct rolled {
+        std::vector<int> tokens;
+        std::size_t prompt;
+        bool stopped, ended;
+    };
+    auto roll = [&](const std::vector<int>& prompt, const std::string& reply) {
+        rolled r{prompt, prompt.size(), false, true};
+        for (int t : tok.encode(reply))
+            r.tokens.push_back(t);
+        r.tokens.push_back(s.eot);
+        return r;
+    };
+    // The opening turn answered right twice; the later one wrongly ("apok" is the first word's).
+    const std::vector<rolled> rs{roll(ps[0], "apok"), roll(ps[0], "apok"), roll(ps[1], "apok")};
+    const auto l = instructgpt::detail::label_rollouts(rs, context_of, tok);
+    const dialogue_labeler lab;
+    const double right = lab.score(prefixes[0], "apok", true),
+                 wrong = lab.score(prefixes[1], "apok", true);
+    BOOST_TEST(right > wrong); // read at its own turn: "apok" answers only the first
+    BOOST_TEST(l.openings == 2u);
+    BOOST_TEST(l.laters == 1u);
+    BOOST_TEST(l.opening == right, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.later == wrong, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.mean == (2 * right + wrong) / 3, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(l.exact == 2.0 / 3, boost::test_tools::tolerance(1e-12));
+    // A rollout of a prompt PPO never had is an error, not a silent zero.
+    const std::vector<rolled> stray{roll(std::vector<int>{ps[1].begin(), ps[1].end() - 1}, "a")};
+    BOOST_CHECK_THROW(instructgpt::detail::label_rollouts(stray, context_of, tok), gptx::error);
+}
+
 BOOST_AUTO_TEST_CASE(comparisons_of_a_models_samples_are_ranked_by_the_labeler) {
     const tokenizer tok = judging_tokenizer();
     const int eot = tok.vocab_size();
@@ -227,22 +313,59 @@ BOOST_AUTO_TEST_CASE(comparisons_of_a_models_samples_are_ranked_by_the_labeler) 
         BOOST_TEST(again[i].responses == cs[i].responses, boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(the_dialogue_oracle_reward_is_the_labelers_score_with_the_real_end_flag) {
+BOOST_AUTO_TEST_CASE(dialogue_comparisons_rank_the_reply_at_the_turn_asked_for) {
     tokenizer tok = judging_tokenizer();
-    const int eot = tok.add_special_token("<|endoftext|>");
+    tok.add_special_token("<|endoftext|>");
     const chat_format fmt = chat_format::register_tokens(tok);
+    std::vector<conversation> ds;
+    for (const char* w : {"kopa", "tiba", "lerav", "mune", "zebur", "gubi"})
+        ds.push_back({{chat_role::user, std::string("reverse ") + w},
+                      {chat_role::assistant, "x"},
+                      {chat_role::user, "same for abo"},
+                      {chat_role::assistant, "x"},
+                      {chat_role::user, "now uppercase it"},
+                      {chat_role::assistant, "x"}});
+    transformer<test::shapes::toy> model({tok.vocab_size(), 96});
+    model.init(7);
+    auto users_in = [](const conversation& c) {
+        return std::count_if(c.begin(), c.end(),
+                             [](const auto& m) { return m.role == chat_role::user; });
+    };
+    const auto first = instructgpt::detail::make_dialogue_comparisons(
+        model, tok, fmt, ds, 4, 6, 3, 0, 1.0f, instructgpt::detail::ranked_reply::first);
+    const auto last = instructgpt::detail::make_dialogue_comparisons(
+        model, tok, fmt, ds, 4, 6, 3, 0, 1.0f, instructgpt::detail::ranked_reply::last);
+    const auto any = instructgpt::detail::make_dialogue_comparisons(model, tok, fmt, ds, 4, 6, 3);
+    BOOST_TEST_REQUIRE(!first.empty()); // an untrained model's alternatives differ
+    BOOST_TEST_REQUIRE(!last.empty());
+    BOOST_TEST_REQUIRE(!any.empty());
+    for (const auto& c : first) {
+        BOOST_TEST(users_in(c.context) == 1); // the opening turn, no history
+        BOOST_TEST(c.context.size() == 1u);
+    }
+    for (const auto& c : last) {
+        BOOST_TEST(users_in(c.context) == 3); // the last turn, after two model-written replies
+        BOOST_TEST(c.context.size() == 5u);
+        BOOST_TEST((c.context.back().role == chat_role::user));
+        BOOST_TEST(c.context[1].content != "x"); // the history is the model's, not the input's
+    }
+    // Drawn uniformly: over 6 conversations the turns differ.
+    std::vector<int> turns;
+    for (const auto& c : any)
+        turns.push_back(int(users_in(c.context)));
+    BOOST_TEST(*std::min_element(turns.begin(), turns.end()) <
+               *std::max_element(turns.begin(), turns.end()));
+}
+
+BOOST_AUTO_TEST_CASE(the_dialogue_oracle_reward_is_the_labelers_score_with_the_real_end_flag) {
     // Prompts for both user turns of a conversation: the labeler reads each reply at its turn.
-    const conversation c{{chat_role::user, "reverse kopa"},
-                         {chat_role::assistant, "apok"},
-                         {chat_role::user, "same for tiba"},
-                         {chat_role::assistant, "abit"}};
     const int T = 64, max_new = 6;
-    std::vector<conversation> prefixes;
-    const auto ps = instructgpt::detail::reply_prompts(c, tok, fmt, T, max_new, &prefixes);
-    BOOST_TEST_REQUIRE(ps.size() == 2u);
-    std::map<std::vector<int>, conversation> context_of;
-    for (std::size_t k = 0; k < ps.size(); ++k)
-        context_of.emplace(ps[k], prefixes[k]);
+    const two_turn_prompts s(T, max_new);
+    const tokenizer& tok = s.tok;
+    const int eot = s.eot;
+    const chat_format& fmt = s.fmt;
+    const auto& ps = s.prompts;
+    const auto& context_of = s.context_of;
     // An untrained policy: its replies end at <|end|>, stop at another marker, or run to the cap.
     using toy_t = transformer<test::shapes::toy>;
     toy_t policy({tok.vocab_size(), T});
