@@ -268,13 +268,13 @@ enum class ranked_reply { any, first, last };
 // `hot` at hot_temperature, as the instruction stage's comparisons do) and rank them with the
 // labeler (rank_responses: best first, duplicates and ties dropped; conversations left with fewer
 // than two dropped).
+// This overload ranks alternatives in conversations the model already rolled out (at
+// temperature 1), so one roll-out can serve several choices of `which`.
 template <class Model>
 std::vector<dialogue_comparison>
 make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_format& fmt,
-                          const std::vector<conversation>& dialogues, int K, int max_new,
-                          std::uint64_t seed, int hot = 0, float hot_temperature = 1.0f,
-                          ranked_reply which = ranked_reply::any) {
-    const rolled_out ro = roll_out(model, tok, fmt, dialogues, max_new, 1.0f, seed);
+                          const rolled_out& ro, int K, int max_new, std::uint64_t seed, int hot = 0,
+                          float hot_temperature = 1.0f, ranked_reply which = ranked_reply::any) {
     rng r(mix64(seed ^ 0xc0ffee));
     std::vector<conversation> contexts;
     std::vector<std::vector<int>> prompts;
@@ -314,6 +314,16 @@ make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_f
             out.push_back(std::move(dc));
     }
     return out;
+}
+template <class Model>
+std::vector<dialogue_comparison>
+make_dialogue_comparisons(const Model& model, const tokenizer& tok, const chat_format& fmt,
+                          const std::vector<conversation>& dialogues, int K, int max_new,
+                          std::uint64_t seed, int hot = 0, float hot_temperature = 1.0f,
+                          ranked_reply which = ranked_reply::any) {
+    return make_dialogue_comparisons(model, tok, fmt,
+                                     roll_out(model, tok, fmt, dialogues, max_new, 1.0f, seed), K,
+                                     max_new, seed, hot, hot_temperature, which);
 }
 
 // Reward-model sequences: the context and each reply, formatted; the reward is read at the <|end|>
@@ -489,13 +499,17 @@ inline std::string judgements_jsonl(const rolled_out& a, const rolled_out& b) {
     return out;
 }
 
+// The user messages of a conversation.
+inline std::size_t user_turns(const conversation& c) {
+    return std::size_t(std::count_if(
+        c.begin(), c.end(), [](const chat_message& m) { return m.role == chat_role::user; }));
+}
+
 // Whether every user turn of c, with c's own replies as the history, is answered in full
 // context: no turn's prompt drops an earlier exchange.
 inline bool every_turn_fits(const conversation& c, const tokenizer& tok, const chat_format& fmt,
                             int T, int max_new) {
-    const auto users = std::count_if(
-        c.begin(), c.end(), [](const chat_message& m) { return m.role == chat_role::user; });
-    return std::ptrdiff_t(reply_prompts(c, tok, fmt, T, max_new).size()) == users;
+    return reply_prompts(c, tok, fmt, T, max_new).size() == user_turns(c);
 }
 
 // The judgement of two models' roll-outs of the same conversations: the labeler's score of each
@@ -952,23 +966,26 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
         for (const auto& e : g.exact)
             res.sft_exact_last_greedy += e.back() ? 1 : 0;
         res.sft_exact_last_greedy /= double(std::max<std::size_t>(1, g.exact.size()));
-        auto rm_on = [&](const model_t& m,
+        // SFT's temperature-1 roll-out serves the comparisons at any, the first and the last reply.
+        const auto sft_rolled = roll_out(*sft, tok, fmt, diag, z.max_new, 1.0f, in.seed + 30);
+        auto rm_on = [&](const model_t& m, const rolled_out& ro,
                          ranked_reply which = ranked_reply::any) -> std::optional<double> {
             const auto cmp = tokenize_dialogue_comparisons(
-                make_dialogue_comparisons(m, tok, fmt, diag, z.rm_k, z.max_new, in.seed + 30, 0,
-                                          1.0f, which),
+                make_dialogue_comparisons(m, tok, fmt, ro, z.rm_k, z.max_new, in.seed + 30, 0, 1.0f,
+                                          which),
                 tok, fmt, T);
             if (cmp.groups.empty())
                 return std::nullopt;
             reward_objective obj(rm);
             return evaluate_rewards(rm.trunk(), obj, cmp, z.rm_batch, fmt.end).accuracy;
         };
-        res.rm_on_sft = rm_on(*sft);
-        res.rm_on_chat = rm_on(*policy);
+        res.rm_on_sft = rm_on(*sft, sft_rolled);
+        res.rm_on_chat =
+            rm_on(*policy, roll_out(*policy, tok, fmt, diag, z.max_new, 1.0f, in.seed + 30));
         // By turn: the opening reply, and the last (the judged one; the held-out conversations
         // have two or three user turns).
-        res.rm_on_sft_first = rm_on(*sft, ranked_reply::first);
-        res.rm_on_sft_last = rm_on(*sft, ranked_reply::last);
+        res.rm_on_sft_first = rm_on(*sft, sft_rolled, ranked_reply::first);
+        res.rm_on_sft_last = rm_on(*sft, sft_rolled, ranked_reply::last);
         // Ranked as PPO was rewarded (an ensemble of one is its member), against SFT's
         // evaluated replies to those conversations.
         res.bon = dialogue_best_of_n(*sft, rms, tok, fmt, a.first(nd), {1, 2, 4, 8, 16}, z.max_new,

@@ -327,10 +327,7 @@ BOOST_AUTO_TEST_CASE(dialogue_comparisons_rank_the_reply_at_the_turn_asked_for) 
                       {chat_role::assistant, "x"}});
     transformer<test::shapes::toy> model({tok.vocab_size(), 96});
     model.init(7);
-    auto users_in = [](const conversation& c) {
-        return std::count_if(c.begin(), c.end(),
-                             [](const auto& m) { return m.role == chat_role::user; });
-    };
+    using instructgpt::detail::user_turns;
     const auto first = instructgpt::detail::make_dialogue_comparisons(
         model, tok, fmt, ds, 4, 6, 3, 0, 1.0f, instructgpt::detail::ranked_reply::first);
     const auto last = instructgpt::detail::make_dialogue_comparisons(
@@ -340,11 +337,11 @@ BOOST_AUTO_TEST_CASE(dialogue_comparisons_rank_the_reply_at_the_turn_asked_for) 
     BOOST_TEST_REQUIRE(!last.empty());
     BOOST_TEST_REQUIRE(!any.empty());
     for (const auto& c : first) {
-        BOOST_TEST(users_in(c.context) == 1); // the opening turn, no history
+        BOOST_TEST(user_turns(c.context) == 1u); // the opening turn, no history
         BOOST_TEST(c.context.size() == 1u);
     }
     for (const auto& c : last) {
-        BOOST_TEST(users_in(c.context) == 3); // the last turn, after two model-written replies
+        BOOST_TEST(user_turns(c.context) == 3u); // the last turn, after two model-written replies
         BOOST_TEST(c.context.size() == 5u);
         BOOST_TEST((c.context.back().role == chat_role::user));
         BOOST_TEST(c.context[1].content != "x"); // the history is the model's, not the input's
@@ -352,7 +349,7 @@ BOOST_AUTO_TEST_CASE(dialogue_comparisons_rank_the_reply_at_the_turn_asked_for) 
     // Drawn uniformly: over 6 conversations the turns differ.
     std::vector<int> turns;
     for (const auto& c : any)
-        turns.push_back(int(users_in(c.context)));
+        turns.push_back(int(user_turns(c.context)));
     BOOST_TEST(*std::min_element(turns.begin(), turns.end()) <
                *std::max_element(turns.begin(), turns.end()));
 }
