@@ -386,6 +386,16 @@ void run_pipeline(pipeline_options o) {
     }
     if (dialogue)
         print_dialogue_row(*dialogue); // dialogue stage (issue #7)
+    // The paired test beside the interval: with most prompts tied, the interval (each tie a coin
+    // toss) is wide where the prompts that differ may still lean clearly one way.
+    if (!runs.empty() || dialogue) {
+        std::printf("\nsign test, wins against losses (ties dropped), two-sided p:");
+        for (const method_run& r : runs)
+            std::printf(" %s %.2g;", r.label.c_str(), r.win.sign_test_p());
+        if (dialogue)
+            std::printf(" dialogue chat model %.2g;", dialogue->win.sign_test_p());
+        std::printf("\n");
+    }
     // Over-optimisation, seen from the RM's side: how well it ranks each PPO policy's samples.
     for (const method_run& r : runs)
         for (std::size_t k = 0; k < r.rm_on_policy.size(); ++k) {
@@ -457,6 +467,7 @@ void run_pipeline(pipeline_options o) {
             {"dialogue_win_rate_ci", dj([](const auto& d) {
                  return nlohmann::json{d.win.rate().low, d.win.rate().high};
              })},
+            {"dialogue_sign_test_p", dj([](const auto& d) { return d.win.sign_test_p(); })},
             {"dialogue_conversations", dj([](const auto& d) { return d.conversations; })},
             {"dialogue_diagnosis_conversations",
              dj([](const auto& d) { return d.diagnosis_conversations; })},
@@ -505,6 +516,7 @@ void run_pipeline(pipeline_options o) {
             const auto w = r.win.rate();
             j[m + "_win_rate"] = w.p;
             j[m + "_win_rate_ci"] = {w.low, w.high};
+            j[m + "_sign_test_p"] = r.win.sign_test_p();
             j[m + "_kl"] = r.kl;
             j["pretrain_val_loss_" + m] = r.val_loss;
             j["padded_" + m] = r.lab.padded;

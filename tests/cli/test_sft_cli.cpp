@@ -228,16 +228,21 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     std::istringstream judged(read_all(w.path / "e" / "dialogue_judgements.jsonl"));
     double credit = 0;
     int n = 0;
+    std::size_t wins = 0, losses = 0;
     for (std::string line; std::getline(judged, line); ++n) {
         const auto c = nlohmann::json::parse(line);
         BOOST_TEST(c["conversation"].get<int>() == n);
         const std::string o = c["outcome"];
         BOOST_TEST((o == "win" || o == "tie" || o == "loss"), o);
         credit += o == "win" ? 1.0 : o == "tie" ? 0.5 : 0.0;
+        wins += o == "win";
+        losses += o == "loss";
         BOOST_TEST(c["earlier_turns"].get<int>() >= 1); // multi-turn: judged on the last turn
     }
     BOOST_TEST(n == 320);
     BOOST_TEST(credit / n == j["dialogue_win_rate"].get<double>(),
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(gptx::sign_test_p(wins, losses) == j["dialogue_sign_test_p"].get<double>(),
                boost::test_tools::tolerance(1e-12));
 }
 
@@ -267,6 +272,10 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_prints_the_json_table, *utf::label("slow")) 
           "dialogue_win_rate", "dialogue_rm_accuracy", "dialogue_conversations",
           "dialogue_exact_sft", "dialogue_exact_chat", "dialogue_exact_sft_greedy", "seconds"})
         BOOST_TEST((j.contains(k) && finite(j[k])), k);
+    for (const char* k : {"ppo_sign_test_p", "ppo_ptx_sign_test_p", "dialogue_sign_test_p"})
+        BOOST_TEST((j.contains(k) && finite(j[k]) && j[k] > 0.0 && j[k] <= 1.0), k);
+    BOOST_TEST(r.out.find("sign test, wins against losses (ties dropped), two-sided p: PPO ") !=
+               std::string::npos);
     // The dialogue RM on each model's own samples: a share, or null when every sample tied.
     for (const char* k : {"dialogue_rm_accuracy_on_sft", "dialogue_rm_accuracy_on_chat",
                           "dialogue_rm_accuracy_on_sft_first", "dialogue_rm_accuracy_on_sft_last"})
