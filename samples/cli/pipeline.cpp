@@ -52,6 +52,14 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "Where the RMs' head reads: last (the closing end-of-text) or mean (every "
                   "response position, averaged)")
         ->check(CLI::IsMember({"last", "mean"}));
+    c->add_option("--rm-ensemble", o.rm_ensemble,
+                  "Instruction RMs trained from different seeds; above 1 PPO, PPO-ptx, GRPO and "
+                  "RLOO are rewarded by their mean less --rm-ensemble-penalty times their "
+                  "spread, each standardised on the demonstrations (default 1)")
+        ->check(CLI::Range(1, 16));
+    c->add_option("--rm-ensemble-penalty", o.rm_ensemble_penalty,
+                  "The disagreement penalty of --rm-ensemble (0: the members' mean)")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "Iterations of PPO, PPO-ptx, GRPO and RLOO");
     c->add_option("--rollouts", o.rollouts, "Rollouts per iteration (PPO, GRPO, RLOO)");

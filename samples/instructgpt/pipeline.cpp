@@ -35,6 +35,13 @@ void run_pipeline(pipeline_options o) {
                o.rlhf_rounds,
                ": iterated RLHF retrains one dialogue RM, not an ensemble (add "
                "--dialogue-rm-ensemble 1)");
+    GPTX_CHECK(o.rm_ensemble >= 1 && o.rm_ensemble_penalty >= 0,
+               "--rm-ensemble must be >= 1 and "
+               "--rm-ensemble-penalty >= 0, got ",
+               o.rm_ensemble, " and ", o.rm_ensemble_penalty);
+    GPTX_CHECK(o.rm_ensemble == 1 || o.rlhf_rounds == 1, "--rm-ensemble ", o.rm_ensemble,
+               " with --rlhf-rounds ", o.rlhf_rounds,
+               ": iterated RLHF retrains one RM, not an ensemble");
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
@@ -211,6 +218,8 @@ void run_pipeline(pipeline_options o) {
     copy_params(rm.trunk(), *sft);
     double rm_accuracy = 0;
     std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
+    std::optional<reward_ensemble<pipeline_shape>> ensemble; // --rm-ensemble > 1
+    std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
     if (need_rm) {
         adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
@@ -241,6 +250,40 @@ void run_pipeline(pipeline_options o) {
             std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only\n",
                         e.accuracy, plain.pairs());
         }
+        rm_member_accuracy.push_back(rm_accuracy);
+        if (o.rm_ensemble > 1) {
+            // Member 0 is the RM above; the others differ only in seed (head, batch order). On
+            // a common scale, so that their spread means the same for each.
+            ensemble.emplace(o.rm_ensemble_penalty);
+            for (int k = 0; k < o.rm_ensemble; ++k) {
+                auto& m = ensemble->add(cfg, rm.pooling());
+                const std::uint64_t salt = std::uint64_t(k) * 1000;
+                if (k == 0) {
+                    copy_params(m.trunk(), rm.trunk());
+                    copy_params(m.head(), rm.head());
+                } else {
+                    m.init(o.seed + 5 + salt);
+                    copy_params(m.trunk(), *sft);
+                    adamw<float> mopt(m.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+                    run_options mro;
+                    mro.metrics = dir / ("rm" + std::to_string(k) + "_metrics.jsonl");
+                    mro.progress_label = "rm " + std::to_string(k);
+                    mro.checkpoint_name = "(none)";
+                    rm_member_accuracy.push_back(train_reward_model(m, mopt, rm_train, rm_val, eot,
+                                                                    {.epochs = o.rm_epochs,
+                                                                     .batch = o.rm_batch,
+                                                                     .lr = o.rm_lr,
+                                                                     .seed = o.seed + 6 + salt},
+                                                                    mro)
+                                                     .accuracy);
+                    normalize_reward_bias(m, demo_seqs, eot, 16, demo_starts);
+                    progress::clear_line();
+                    std::printf("RM member %d: held-out accuracy %.3f\n", k,
+                                rm_member_accuracy.back());
+                }
+                standardize_reward_scale(m, demo_seqs, eot, 16, demo_starts);
+            }
+        }
         const checkpoint_extra head[] = {
             {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
         train_state st; // gptx ppo --reward rm.gptx reads the pooling here
@@ -264,8 +307,8 @@ void run_pipeline(pipeline_options o) {
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks), demo_seqs,
-                          demo_starts};
+    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks),
+                          demo_seqs, demo_starts,          ensemble ? &*ensemble : nullptr};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
@@ -299,7 +342,7 @@ void run_pipeline(pipeline_options o) {
             const bool loo = m == "rloo";
             r.model = group_stage(o, *sft, rm, tok, ppo_prompt_tokens,
                                   loo ? group_baseline::loo : group_baseline::group, m.c_str(),
-                                  dir / (m + "_metrics.jsonl"));
+                                  dir / (m + "_metrics.jsonl"), rounds_data.ensemble);
         }
         save_checkpoint<pipeline_shape>(dir / file, *r.model, nullptr, tok, {});
         r.seconds = clock.lap();
@@ -457,6 +500,8 @@ void run_pipeline(pipeline_options o) {
             {"methods", methods},
             {"demo_padded", o.demo_padded},
             {"rm_pooling", o.rm_pooling},
+            {"rm_ensemble", o.rm_ensemble},
+            {"rm_member_accuracy", rm_member_accuracy},
             {"padded_sft", l_sft.padded},
             {"labeler_mean_sft", l_sft.mean},
             {"exact_sft", l_sft.exact},

@@ -148,12 +148,14 @@ struct reward_tally {
     double rm_mean() const { return n ? rm / double(n) : 0.0; }
 };
 
-// The reward of PPO, GRPO and RLOO: the reward model, or with --oracle-reward the labeler itself.
-// Every scored response is also labelled into `tally` (when given).
+// The reward of PPO, GRPO and RLOO: the reward model (or, when given, an ensemble of them,
+// --rm-ensemble), or with --oracle-reward the labeler itself. Every scored response is also
+// labelled into `tally` (when given).
 inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
-                                 const tokenizer& tok, reward_tally* tally = nullptr) {
-    return [&o, &rm, &tok, tally](const int* tokens, int B, int Tn, const int* ends,
-                                  const int* starts) {
+                                 const tokenizer& tok, reward_tally* tally = nullptr,
+                                 reward_ensemble<pipeline_shape>* ensemble = nullptr) {
+    return [&o, &rm, &tok, tally, ensemble](const int* tokens, int B, int Tn, const int* ends,
+                                            const int* starts) {
         std::vector<float> gold(B);
         if (o.oracle_reward > 0 || tally) {
             // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that
@@ -172,6 +174,8 @@ inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipelin
         if (o.oracle_reward > 0)
             for (float g : gold)
                 out.push_back(float(o.oracle_reward * g));
+        else if (ensemble)
+            out = ensemble->score(tokens, B, Tn, ends, starts);
         else
             out = rm.score(tokens, B, Tn, ends, starts);
         if (tally)
@@ -278,6 +282,7 @@ struct rlhf_data {
     std::vector<std::string> rm_prompts, rm_val_prompts;
     std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
     std::vector<int> demo_starts;            // where each demonstration's response begins
+    reward_ensemble<pipeline_shape>* ensemble = nullptr; // --rm-ensemble: PPO's reward
 };
 
 struct ppo_stage_result {
@@ -375,9 +380,9 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         pc.ptx_batch = 4;
         pc.ptx_context = T;
         pc.seed = o.seed + 8 + std::uint64_t(round - 1) * 977;
-        ppo_trainer<model_t> ppo(policy, sft, value, value_head,
-                                 pipeline_reward(o, rm, tok, &tally), ppo_prompt_tokens, pc,
-                                 ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
+        ppo_trainer<model_t> ppo(
+            policy, sft, value, value_head, pipeline_reward(o, rm, tok, &tally, data.ensemble),
+            ppo_prompt_tokens, pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
         run_iterations(o, ppo, name, metrics_file,
                        [](const ppo_metrics& m) {
                            return metrics_map{{"score", m.score},
@@ -498,7 +503,8 @@ inline std::unique_ptr<pipeline_model> dpo_stage(const pipeline_options& o, pipe
 inline std::unique_ptr<pipeline_model>
 group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipeline_shape>& rm,
             const tokenizer& tok, const std::vector<std::vector<int>>& prompts,
-            group_baseline baseline, const char* name, const fs::path& metrics_file) {
+            group_baseline baseline, const char* name, const fs::path& metrics_file,
+            reward_ensemble<pipeline_shape>* ensemble = nullptr) {
     using model_t = pipeline_model;
     auto policy = std::make_unique<model_t>(sft.config());
     copy_params(*policy, sft);
@@ -513,7 +519,8 @@ group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipelin
                          .baseline = baseline,
                          .seed = o.seed + 11};
     reward_tally tally;
-    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok, &tally), prompts, gc);
+    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok, &tally, ensemble), prompts,
+                             gc);
     run_iterations(o, tr, name, metrics_file,
                    [](const grpo_metrics& m) {
                        return metrics_map{{"score", m.score},

@@ -34,6 +34,11 @@ struct pipeline_options {
     // Where both stages' RMs read: "last" (the closing end-of-text, InstructGPT) or "mean" (every
     // response position, averaged; include/gptx/nn/reward_model.hpp).
     std::string rm_pooling = "last";
+    // > 1: PPO, PPO-ptx, GRPO and RLOO rewarded by this many RMs (member 0 the RM above, the
+    // others differing only in seed), their mean less rm_ensemble_penalty times their spread,
+    // as the dialogue stage's ensemble (Coste et al. 2023).
+    int rm_ensemble = 1;
+    double rm_ensemble_penalty = 1.0;
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
     // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations

@@ -155,6 +155,14 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
                                                  "--dialogue-rm-ensemble 4 with --rlhf-rounds 2")));
 }
 
+// The instruction stage's ensemble (--rm-ensemble) is refused with rounds in the same way.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_rm_ensemble) {
+    sft_workspace w;
+    BOOST_TEST(!fs::exists(expect_pipeline_error(
+        w, "--no-dialogue --rlhf-rounds 2 --rm-ensemble 2",
+        "--rm-ensemble 2 with --rlhf-rounds 2: iterated RLHF retrains one RM")));
+}
+
 // ... but only where the dialogue stage runs: without it the rounds are the instruction stage's,
 // and the next check (DPO's) is the one that speaks.
 BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
@@ -163,19 +171,27 @@ BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
                           "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
 }
 
-// The defaults' dialogue stage: four RMs reward the chat model, at its own learning rate (here
-// with a warm-up, and by PPO without ptx), on its own iteration count, judged on its own number
-// of held-out conversations, of which the diagnosis reads the first 300; every judgement is in
-// dialogue_judgements.jsonl.
+// The defaults' dialogue stage (after PPO on two instruction RMs): four RMs reward the chat model,
+// at its own learning rate (here with a warm-up, and by PPO without ptx), on its own iteration
+// count, judged on its own number of held-out conversations, of which the diagnosis reads the first
+// 300; every judgement is in dialogue_judgements.jsonl.
 BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf::label("slow")) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods none "
+    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods ppo --rm-ensemble 2 "
                             "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 "
                             "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 "
                             "--dialogue-ppo-min-turns 2 --out " +
                             (w.path / "e").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    // The instruction stage's PPO rewarded by two RMs (--rm-ensemble), each one's accuracy given.
+    BOOST_TEST(j["rm_ensemble"].get<int>() == 2);
+    BOOST_TEST_REQUIRE(j["rm_member_accuracy"].size() == 2u);
+    BOOST_TEST(j["rm_member_accuracy"][0].get<double>() == j["rm_accuracy"].get<double>());
+    BOOST_TEST((j["rm_member_accuracy"][1].get<double>() >= 0.0 &&
+                j["rm_member_accuracy"][1].get<double>() <= 1.0));
+    BOOST_TEST(r.out.find("RM member 1: held-out accuracy") != std::string::npos);
+    BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
     // As the trainer ran: its configuration and the reward's members.
     const auto& p = j["dialogue_ppo"];
     BOOST_TEST(p["rm_ensemble"].get<int>() == 4);
