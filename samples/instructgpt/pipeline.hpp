@@ -321,7 +321,9 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
     model_t value(cfg);
     copy_params(value, rm.trunk());
     linear_head<float> value_head(pipeline_model::C, 1);
-    copy_params(value_head, rm.head());
+    // InstructGPT's critic starts from the RM; with an ensemble, from member 0 on the scale the
+    // ensemble's reward is on (standardised), so its first estimates match the rewards.
+    copy_params(value_head, data.ensemble ? data.ensemble->member(0).head() : rm.head());
     tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
     if (rounds > 1)
         seen = *data.rm_train;
