@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -258,6 +259,27 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
         }
     }
     return out;
+}
+
+// A reward model of either stage, or a member of an ensemble: its head from init_seed, its trunk
+// from the SFT model, trained on the comparisons (AdamW β 0.9 / 0.95, no decay), its bias set so
+// the demonstrations average 0 and, for an ensemble (standardize), its scale so their rewards'
+// spread is 1. Returns its held-out accuracy.
+template <shape S>
+double train_rm_member(reward_model<S>& m, const transformer<S>& sft,
+                       const tokenized_comparisons& train, const tokenized_comparisons& val,
+                       int end_of_text, const reward_training_config& rc, std::uint64_t init_seed,
+                       run_options ro, std::span<const std::vector<int>> demos,
+                       std::span<const int> demo_starts, bool standardize) {
+    m.init(init_seed);
+    copy_params(m.trunk(), sft);
+    adamw<float> opt(m.trunk().params(), {rc.lr, 0.9f, 0.95f, 1e-8f, 0.0f});
+    const double acc =
+        train_reward_model(m, opt, train, val, end_of_text, rc, std::move(ro)).accuracy;
+    normalize_reward_bias(m, demos, end_of_text, 16, demo_starts);
+    if (standardize)
+        standardize_reward_scale(m, demos, end_of_text, 16, demo_starts);
+    return acc;
 }
 
 // Which model-written reply of a conversation a comparison ranks alternatives to.
@@ -750,25 +772,19 @@ template <shape S> dialogue_stage_result run_dialogue_stage(const dialogue_stage
     for (int k = 0; k < z.rm_ensemble; ++k) {
         reward_model<S>& m = rms.add(sft->config(), z.rm_pooling);
         const std::uint64_t salt = std::uint64_t(k) * 1000;
-        m.init(in.seed + 25 + salt);
-        copy_params(m.trunk(), *sft);
-        adamw<float> opt(m.trunk().params(), {z.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         run_options ro;
         ro.metrics = k == 0 ? dir / "dialogue_rm_metrics.jsonl"
                             : dir / ("dialogue_rm" + std::to_string(k) + "_metrics.jsonl");
         ro.checkpoint_name = "(none)";
-        const double acc = train_reward_model(m, opt, rm_train, rm_val, fmt.end,
-                                              {.epochs = z.rm_epochs,
-                                               .batch = z.rm_batch,
-                                               .lr = z.rm_lr,
-                                               .evals = 2,
-                                               .logs = 4,
-                                               .seed = in.seed + 26 + salt},
-                                              ro)
-                               .accuracy;
-        normalize_reward_bias(m, demos, fmt.end, 16, demo_starts);
-        if (z.rm_ensemble > 1)
-            standardize_reward_scale(m, demos, fmt.end, 16, demo_starts);
+        const double acc =
+            train_rm_member(m, *sft, rm_train, rm_val, fmt.end,
+                            {.epochs = z.rm_epochs,
+                             .batch = z.rm_batch,
+                             .lr = z.rm_lr,
+                             .evals = 2,
+                             .logs = 4,
+                             .seed = in.seed + 26 + salt},
+                            in.seed + 25 + salt, ro, demos, demo_starts, z.rm_ensemble > 1);
         res.rm_member_accuracy.push_back(acc);
         std::printf("dialogue RM%s: %zu train / %zu held-out pairs, held-out accuracy %.3f\n",
                     z.rm_ensemble > 1 ? (" member " + std::to_string(k)).c_str() : "",

@@ -261,27 +261,22 @@ void run_pipeline(pipeline_options o) {
                 if (k == 0) {
                     copy_params(m.trunk(), rm.trunk());
                     copy_params(m.head(), rm.head());
-                } else {
-                    m.init(o.seed + 5 + salt);
-                    copy_params(m.trunk(), *sft);
-                    adamw<float> mopt(m.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
-                    run_options mro;
-                    mro.metrics = dir / ("rm" + std::to_string(k) + "_metrics.jsonl");
-                    mro.progress_label = "rm " + std::to_string(k);
-                    mro.checkpoint_name = "(none)";
-                    rm_member_accuracy.push_back(train_reward_model(m, mopt, rm_train, rm_val, eot,
-                                                                    {.epochs = o.rm_epochs,
-                                                                     .batch = o.rm_batch,
-                                                                     .lr = o.rm_lr,
-                                                                     .seed = o.seed + 6 + salt},
-                                                                    mro)
-                                                     .accuracy);
-                    normalize_reward_bias(m, demo_seqs, eot, 16, demo_starts);
-                    progress::clear_line();
-                    std::printf("RM member %d: held-out accuracy %.3f\n", k,
-                                rm_member_accuracy.back());
+                    standardize_reward_scale(m, demo_seqs, eot, 16, demo_starts);
+                    continue;
                 }
-                standardize_reward_scale(m, demo_seqs, eot, 16, demo_starts);
+                run_options mro;
+                mro.metrics = dir / ("rm" + std::to_string(k) + "_metrics.jsonl");
+                mro.progress_label = "rm " + std::to_string(k);
+                mro.checkpoint_name = "(none)";
+                rm_member_accuracy.push_back(train_rm_member(m, *sft, rm_train, rm_val, eot,
+                                                             {.epochs = o.rm_epochs,
+                                                              .batch = o.rm_batch,
+                                                              .lr = o.rm_lr,
+                                                              .seed = o.seed + 6 + salt},
+                                                             o.seed + 5 + salt, mro, demo_seqs,
+                                                             demo_starts, true));
+                progress::clear_line();
+                std::printf("RM member %d: held-out accuracy %.3f\n", k, rm_member_accuracy.back());
             }
         }
         const checkpoint_extra head[] = {
