@@ -77,6 +77,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "ramps up linearly to --ppo-lr")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--ptx-coef", o.ptx_coef, "PPO-ptx pre-training coefficient gamma");
+    c->add_option("--ptx-text", o.ptx_text,
+                  "PPO-ptx's pre-training mix (both stages): this text file, encoded with the "
+                  "run's character tokenizer, instead of the pre-training split")
+        ->check(CLI::ExistingFile);
     c->add_option("--rlhf-rounds", o.rlhf_rounds,
                   "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
                   "round the RM continues training on comparisons of the policy's own samples "

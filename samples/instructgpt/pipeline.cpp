@@ -78,6 +78,15 @@ void run_pipeline(pipeline_options o) {
     const int eot = tok.vocab_size(); // the model reserves one id past the characters
     const model_config cfg{tok.vocab_size() + 1, T};
     auto split = split_train_val(tok.encode(corpus), 0.1);
+    // PPO-ptx's stream: the pre-training split, or --ptx-text (checked before anything trains).
+    std::vector<int> ptx_text_tokens;
+    if (!o.ptx_text.empty()) {
+        ptx_text_tokens = tok.encode(read_text_file(o.ptx_text), o.ptx_text);
+        GPTX_CHECK(ptx_text_tokens.size() > std::size_t(T), o.ptx_text, ": ",
+                   ptx_text_tokens.size(), " characters, fewer than one PPO-ptx sequence of ",
+                   T + 1);
+    }
+    const std::vector<int>& ptx_tokens = o.ptx_text.empty() ? split.train : ptx_text_tokens;
     {
         std::ofstream(dir / "corpus.txt", std::ios::binary) << corpus;
         write_token_file(dir / "pretrain_train.bin", split.train);
@@ -106,6 +115,9 @@ void run_pipeline(pipeline_options o) {
                 split.train.size(), split.val.size(), demo_tasks.size(), 100 * o.demo_padded,
                 rm_tasks.size(), rm_val_tasks.size(), ppo_tasks.size(), eval_tasks.size(),
                 dir.string().c_str());
+    if (!o.ptx_text.empty())
+        std::printf("PPO-ptx mix: %zu characters of %s, not the pre-training split\n",
+                    ptx_text_tokens.size(), o.ptx_text.c_str());
     clock.lap();
 
     // ---- pre-training -------------------------------------------------------------------------
@@ -324,7 +336,7 @@ void run_pipeline(pipeline_options o) {
         if (m == "ppo" || m == "ppo-ptx") {
             const bool ptx = m == "ppo-ptx";
             auto st = ppo_stage(
-                o, *sft, rm, tok, ppo_prompt_tokens, split.train, ptx ? o.ptx_coef : 0.0, m.c_str(),
+                o, *sft, rm, tok, ppo_prompt_tokens, ptx_tokens, ptx ? o.ptx_coef : 0.0, m.c_str(),
                 dir / (ptx ? "ppo_ptx_metrics.jsonl" : "ppo_metrics.jsonl"), rounds_data);
             r.model = std::move(st.policy);
             r.rm_on_policy = std::move(st.rm_on_policy);
@@ -387,7 +399,7 @@ void run_pipeline(pipeline_options o) {
     std::optional<dialogue_stage_result> dialogue;
     if (dialogue_runs) {
         dialogue = run_dialogue_stage<pipeline_shape>(
-            {dir, o.seed, &tok, eot, sft.get(), &split.train, dialogue_sizes_for(o)});
+            {dir, o.seed, &tok, eot, sft.get(), &ptx_tokens, dialogue_sizes_for(o)});
         say("dialogue stage (chat model: chat.gptx)", clock.lap());
     }
     stages.finish();
@@ -494,6 +506,7 @@ void run_pipeline(pipeline_options o) {
             {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
             {"methods", methods},
             {"demo_padded", o.demo_padded},
+            {"ptx_text", o.ptx_text.empty() ? nlohmann::json() : nlohmann::json(o.ptx_text)},
             {"rm_pooling", o.rm_pooling},
             {"rm_ensemble", o.rm_ensemble},
             {"rm_member_accuracy", rm_member_accuracy},

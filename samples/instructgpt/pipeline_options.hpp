@@ -45,6 +45,9 @@ struct pipeline_options {
     // spread SFT samples' rewards over about +-8, and at 0.02 PPO drifted into what it misjudged
     // (docs/pipeline.md).
     double kl_coef = 0.1, ptx_coef = 1.0, gae_lambda = 0.95;
+    // PPO-ptx's pre-training mix (both stages): this text, encoded with the run's tokenizer,
+    // instead of the pre-training split; empty: the split, as InstructGPT mixes its own.
+    std::string ptx_text;
     float value_lr = 1e-4f; // 0: twice the policy's
     int value_warmup = 10;
     int ppo_lr_warmup = 0; // PPO iterations over which the policy's rate ramps up to ppo_lr

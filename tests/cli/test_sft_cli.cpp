@@ -163,6 +163,61 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_rm_ensemble) {
         "--rm-ensemble 2 with --rlhf-rounds 2: iterated RLHF retrains one RM")));
 }
 
+// --ptx-text is encoded with the run's tokenizer before anything is made: a character outside
+// its vocabulary is one line naming the file and the character.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_ptx_text_outside_the_vocabulary) {
+    sft_workspace w;
+    const fs::path text = w.path / "mix.txt";
+    std::ofstream(text) << "the cat ~ the dog\n";
+    expect_pipeline_error(w, "--quick --ptx-text " + text.string(),
+                          text.string() + " character '~' (position 8) is not in the tokenizer's");
+    BOOST_TEST(!fs::exists(w.path / "r" / "corpus.txt"));
+}
+
+// PPO-ptx's mix from --ptx-text: given the pre-training split itself (the first 90% of
+// corpus.txt, one token per character), the run is the default's, every PPO-ptx metric equal;
+// another text, another run.
+BOOST_AUTO_TEST_CASE(pipeline_ptx_text_replaces_the_pretraining_split, *utf::label("slow")) {
+    sft_workspace w;
+    const std::string common =
+        "pipeline --quick --json --threads 2 --no-dialogue --methods ppo-ptx";
+    const auto a = run_gptx(common + " --out " + (w.path / "a").string());
+    BOOST_TEST_REQUIRE(a.code == 0, a.out);
+    const std::string corpus = read_all(w.path / "a" / "corpus.txt");
+    const std::string split = corpus.substr(0, std::size_t(0.9 * double(corpus.size())));
+    std::ofstream(w.path / "mix.txt", std::ios::binary) << split;
+    const auto b = run_gptx(common + " --ptx-text " + (w.path / "mix.txt").string() + " --out " +
+                            (w.path / "b").string());
+    BOOST_TEST_REQUIRE(b.code == 0, b.out);
+    BOOST_TEST(b.out.find("PPO-ptx mix: " + std::to_string(split.size()) + " characters of ") !=
+               std::string::npos);
+    const auto jb = nlohmann::json::parse(b.out.substr(b.out.rfind("\n{") + 1));
+    BOOST_TEST(jb["ptx_text"].get<std::string>() == (w.path / "mix.txt").string());
+    // Every metric of every iteration but its time.
+    auto lines = [](const fs::path& p) {
+        std::vector<nlohmann::json> out;
+        std::istringstream in(read_all(p));
+        for (std::string l; std::getline(in, l);) {
+            out.push_back(nlohmann::json::parse(l));
+            out.back().erase("ms");
+        }
+        return out;
+    };
+    const auto ma = lines(w.path / "a" / "ppo_ptx_metrics.jsonl");
+    const auto mb = lines(w.path / "b" / "ppo_ptx_metrics.jsonl");
+    BOOST_TEST_REQUIRE(!ma.empty());
+    BOOST_TEST(ma.front()["ptx_loss"].get<double>() > 0.0);
+    BOOST_TEST((ma == mb));
+    // ... and another text is another mix: the first update's pre-training loss differs.
+    std::ofstream(w.path / "other.txt", std::ios::binary) << split.substr(split.size() / 2);
+    const auto c = run_gptx(common + " --ptx-text " + (w.path / "other.txt").string() + " --out " +
+                            (w.path / "c").string());
+    BOOST_TEST_REQUIRE(c.code == 0, c.out);
+    const auto mc = lines(w.path / "c" / "ppo_ptx_metrics.jsonl");
+    BOOST_TEST_REQUIRE(!mc.empty());
+    BOOST_TEST(mc.front()["ptx_loss"].get<double>() != ma.front()["ptx_loss"].get<double>());
+}
+
 // ... but only where the dialogue stage runs: without it the rounds are the instruction stage's,
 // and the next check (DPO's) is the one that speaks.
 BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
