@@ -60,6 +60,11 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--rm-ensemble-penalty", o.rm_ensemble_penalty,
                   "The disagreement penalty of --rm-ensemble (0: the members' mean)")
         ->check(CLI::NonNegativeNumber);
+    c->add_option("--rm-ensemble-data", o.rm_ensemble_data,
+                  "What --rm-ensemble's members after the first train on: shared (the first's "
+                  "comparisons), bootstrap (a resample of them each) or samples (comparisons of "
+                  "fresh SFT samples of the same prompts each)")
+        ->check(CLI::IsMember({"shared", "bootstrap", "samples"}));
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "Iterations of PPO, PPO-ptx, GRPO and RLOO");
     c->add_option("--rollouts", o.rollouts, "Rollouts per iteration (PPO, GRPO, RLOO)");

@@ -264,8 +264,9 @@ void run_pipeline(pipeline_options o) {
         }
         rm_member_accuracy.push_back(rm_accuracy);
         if (o.rm_ensemble > 1) {
-            // Member 0 is the RM above; the others differ only in seed (head, batch order). On
-            // a common scale, so that their spread means the same for each.
+            // Member 0 is the RM above; the others differ in seed (head, batch order) and, by
+            // --rm-ensemble-data, in their comparisons. On a common scale, so that their spread
+            // means the same for each.
             ensemble.emplace(o.rm_ensemble_penalty);
             for (int k = 0; k < o.rm_ensemble; ++k) {
                 auto& m = ensemble->add(cfg, rm.pooling());
@@ -280,7 +281,19 @@ void run_pipeline(pipeline_options o) {
                 mro.metrics = dir / ("rm" + std::to_string(k) + "_metrics.jsonl");
                 mro.progress_label = "rm " + std::to_string(k);
                 mro.checkpoint_name = "(none)";
-                rm_member_accuracy.push_back(train_rm_member(m, *sft, rm_train, rm_val, eot,
+                tokenized_comparisons own; // this member's data, when not shared
+                if (o.rm_ensemble_data == "bootstrap") {
+                    own = bootstrap_resample(rm_train, o.seed + 7 + salt);
+                } else if (o.rm_ensemble_data == "samples") {
+                    const auto file = dir / ("comparisons_rm" + std::to_string(k) + ".jsonl");
+                    write_comparisons(file,
+                                      make_comparisons(*sft, tok, prompts_of(rm_tasks), o.rm_k,
+                                                       o.max_new, eot, o.seed + 3 + salt, o.rm_hot,
+                                                       o.rm_hot_temperature));
+                    own = tokenize_comparisons(read_comparisons(file), tok, eot, T, file.string());
+                }
+                const tokenized_comparisons& data = o.rm_ensemble_data == "shared" ? rm_train : own;
+                rm_member_accuracy.push_back(train_rm_member(m, *sft, data, rm_val, eot,
                                                              {.epochs = o.rm_epochs,
                                                               .batch = o.rm_batch,
                                                               .lr = o.rm_lr,
@@ -509,6 +522,7 @@ void run_pipeline(pipeline_options o) {
             {"ptx_text", o.ptx_text.empty() ? nlohmann::json() : nlohmann::json(o.ptx_text)},
             {"rm_pooling", o.rm_pooling},
             {"rm_ensemble", o.rm_ensemble},
+            {"rm_ensemble_data", o.rm_ensemble_data},
             {"rm_member_accuracy", rm_member_accuracy},
             {"padded_sft", l_sft.padded},
             {"labeler_mean_sft", l_sft.mean},

@@ -39,6 +39,10 @@ struct pipeline_options {
     // as the dialogue stage's ensemble (Coste et al. 2023).
     int rm_ensemble = 1;
     double rm_ensemble_penalty = 1.0;
+    // What members 1.. of --rm-ensemble train on: "shared" (member 0's comparisons), "bootstrap"
+    // (a resample of them each) or "samples" (comparisons of the SFT model's own fresh samples of
+    // the same prompts each, so their pairs differ, not only their draws).
+    std::string rm_ensemble_data = "shared";
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
     // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations

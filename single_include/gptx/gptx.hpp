@@ -3474,6 +3474,20 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
     return out;
 }
 
+// A bootstrap resample: as many groups as `cs`, drawn uniformly with replacement (a group is one
+// prompt's ranking, so its pairs stay together). Members of a reward-model ensemble trained on
+// different resamples differ in their data, not only in their seed (Lakshminarayanan et al. 2017
+// found seeds alone diverse enough for image models; here they are not: docs/pipeline.md).
+inline tokenized_comparisons bootstrap_resample(const tokenized_comparisons& cs,
+                                                std::uint64_t seed) {
+    tokenized_comparisons out;
+    out.groups.reserve(cs.groups.size());
+    rng r(mix64(seed ^ 0xb0075ea9));
+    for (std::size_t i = 0; i < cs.groups.size(); ++i)
+        out.groups.push_back(cs.groups[r.below(cs.groups.size())]);
+    return out;
+}
+
 } // namespace gptx
 // ---- end gptx/data/comparisons.hpp ----
 // ---- begin gptx/data/dialogue.hpp ----

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -232,11 +233,12 @@ BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
 // 300; every judgement is in dialogue_judgements.jsonl.
 BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf::label("slow")) {
     sft_workspace w;
-    const auto r = run_gptx("pipeline --quick --json --threads 2 --methods ppo --rm-ensemble 2 "
-                            "--dialogue-ppo-iters 3 --dialogue-eval-conversations 320 "
-                            "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 "
-                            "--dialogue-ppo-min-turns 2 --out " +
-                            (w.path / "e").string());
+    const auto r = run_gptx(
+        "pipeline --quick --json --threads 2 --methods ppo --rm-ensemble 2 "
+        "--rm-ensemble-data samples --dialogue-ppo-iters 3 --dialogue-eval-conversations 320 "
+        "--dialogue-ppo-lr-warmup 2 --dialogue-ptx-coef 0 "
+        "--dialogue-ppo-min-turns 2 --out " +
+        (w.path / "e").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
     // The instruction stage's PPO rewarded by two RMs (--rm-ensemble), each one's accuracy given.
@@ -246,6 +248,27 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     BOOST_TEST((j["rm_member_accuracy"][1].get<double>() >= 0.0 &&
                 j["rm_member_accuracy"][1].get<double>() <= 1.0));
     BOOST_TEST(r.out.find("RM member 1: held-out accuracy") != std::string::npos);
+    // Member 1 ranked its own samples of the same prompts: the same prompts in the same order,
+    // other responses.
+    BOOST_TEST(j["rm_ensemble_data"].get<std::string>() == "samples");
+    const auto prompts_and_responses = [](const fs::path& p) {
+        std::vector<std::string> prompts, responses;
+        std::istringstream in(read_all(p));
+        for (std::string l; std::getline(in, l);) {
+            const auto c = nlohmann::json::parse(l);
+            prompts.push_back(c["prompt"].get<std::string>());
+            responses.push_back(c["responses"].dump());
+        }
+        return std::pair{prompts, responses};
+    };
+    const auto [p0, r0] = prompts_and_responses(w.path / "e" / "comparisons.jsonl");
+    const auto [p1, r1] = prompts_and_responses(w.path / "e" / "comparisons_rm1.jsonl");
+    BOOST_TEST(p1.size() > p0.size() / 2); // ties dropped, so not always the same count
+    const std::set<std::string> first(p0.begin(), p0.end());
+    const auto shared = std::count_if(p1.begin(), p1.end(),
+                                      [&](const std::string& q) { return first.count(q) > 0; });
+    BOOST_TEST(shared > std::ptrdiff_t(p1.size() / 2));
+    BOOST_TEST(r0 != r1);
     BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
     // As the trainer ran: its configuration and the reward's members.
     const auto& p = j["dialogue_ppo"];

@@ -516,6 +516,43 @@ void learn_a_preference(reward_pooling pool) {
 }
 } // namespace
 
+BOOST_AUTO_TEST_CASE(a_bootstrap_resample_draws_whole_groups_with_replacement) {
+    // Group g's responses are {g, 1} and {g, 2}, so a drawn group names its source.
+    tokenized_comparisons d;
+    const int n = 2000;
+    for (int g = 0; g < n; ++g)
+        d.groups.push_back({{{g, 1}, {g, 2}}, {1, 1}});
+    const tokenized_comparisons a = bootstrap_resample(d, 7), b = bootstrap_resample(d, 7),
+                                c = bootstrap_resample(d, 8);
+    BOOST_TEST(a.groups.size() == d.groups.size());
+    std::multiset<int> drawn;
+    for (const auto& g : a.groups) {
+        const int src = g.responses[0][0];
+        BOOST_REQUIRE(src >= 0 && src < n);
+        BOOST_TEST(g.responses == d.groups[std::size_t(src)].responses); // kept whole
+        BOOST_TEST(g.starts == d.groups[std::size_t(src)].starts);
+        drawn.insert(src);
+    }
+    // With replacement: about 1 - 1/e of the groups appear, some more than once.
+    const std::set<int> distinct(drawn.begin(), drawn.end());
+    const double share = double(distinct.size()) / n;
+    BOOST_TEST(share > 0.60);
+    BOOST_TEST(share < 0.665);
+    std::size_t repeated = 0;
+    for (int g : distinct)
+        repeated += drawn.count(g) > 1;
+    BOOST_TEST(repeated > 0u);
+    // A pure function of the seed.
+    const auto sources = [](const tokenized_comparisons& x) {
+        std::vector<int> v;
+        for (const auto& g : x.groups)
+            v.push_back(g.responses[0][0]);
+        return v;
+    };
+    BOOST_TEST(sources(a) == sources(b));
+    BOOST_TEST(sources(a) != sources(c));
+}
+
 BOOST_AUTO_TEST_CASE(learns_a_preference_to_90_percent_held_out) {
     learn_a_preference(reward_pooling::last);
 }
