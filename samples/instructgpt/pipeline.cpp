@@ -233,6 +233,10 @@ void run_pipeline(pipeline_options o) {
     std::optional<reward_ensemble<pipeline_shape>> ensemble; // --rm-ensemble > 1
     std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
+    tokenized_comparisons rm_val_t1; // with --rm-hot: the held-out temperature-1 pairs
+    // --rm-ensemble: the combined reward's held-out accuracy and how far the members' errors
+    // coincide (shared_error_rate), on all held-out pairs and on the temperature-1 ones.
+    nlohmann::json ensemble_diagnosis;
     if (need_rm) {
         adamw<float> opt(rm.trunk().params(), {o.rm_lr, 0.9f, 0.95f, 1e-8f, 0.0f});
         run_options ro;
@@ -253,14 +257,14 @@ void run_pipeline(pipeline_options o) {
         if (o.rm_hot > 0) {
             // The same held-out prompts ranked among temperature-1 responses only: the RM's
             // accuracy on the SFT model's own distribution.
-            const auto plain = tokenize_for_rm(make_comparisons(*sft, tok, prompts_of(rm_val_tasks),
-                                                                o.rm_k, o.max_new, eot, o.seed + 4),
-                                               tok, eot, T);
-            const auto e = evaluate_rewards(rm.trunk(), obj, plain, o.rm_batch, eot);
+            rm_val_t1 = tokenize_for_rm(make_comparisons(*sft, tok, prompts_of(rm_val_tasks),
+                                                         o.rm_k, o.max_new, eot, o.seed + 4),
+                                        tok, eot, T);
+            const auto e = evaluate_rewards(rm.trunk(), obj, rm_val_t1, o.rm_batch, eot);
             rm_accuracy_t1 = e.accuracy;
-            rm_pairs_t1 = plain.pairs();
+            rm_pairs_t1 = rm_val_t1.pairs();
             std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only\n",
-                        e.accuracy, plain.pairs());
+                        e.accuracy, rm_pairs_t1);
         }
         rm_member_accuracy.push_back(rm_accuracy);
         if (o.rm_ensemble > 1) {
@@ -303,6 +307,29 @@ void run_pipeline(pipeline_options o) {
                 progress::clear_line();
                 std::printf("RM member %d: held-out accuracy %.3f\n", k, rm_member_accuracy.back());
             }
+            const auto diagnose = [&](const tokenized_comparisons& pairs, const char* what) {
+                const auto mean = [](const std::vector<double>& v) {
+                    return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+                };
+                std::vector<std::vector<double>> by;
+                std::vector<double> member_acc;
+                for (std::size_t k = 0; k < ensemble->size(); ++k) {
+                    by.push_back(pair_outcomes(ensemble->member(k), pairs, eot));
+                    member_acc.push_back(mean(by.back()));
+                }
+                const double acc = mean(pair_outcomes(*ensemble, pairs, eot));
+                const double shared = shared_error_rate(by);
+                std::printf("RM ensemble: accuracy %.3f on %zu %s pairs (members %.3f to %.3f); "
+                            "where one member errs, another does too %.0f%% of the time\n",
+                            acc, pairs.pairs(), what,
+                            *std::min_element(member_acc.begin(), member_acc.end()),
+                            *std::max_element(member_acc.begin(), member_acc.end()), 100 * shared);
+                return nlohmann::json{
+                    {"accuracy", acc}, {"member_accuracy", member_acc}, {"shared_errors", shared}};
+            };
+            ensemble_diagnosis["held_out"] = diagnose(rm_val, "held-out");
+            if (!rm_val_t1.groups.empty())
+                ensemble_diagnosis["held_out_t1"] = diagnose(rm_val_t1, "temperature-1");
         }
         const checkpoint_extra head[] = {
             {reward_model<pipeline_shape>::head_name, &rm.head().params(), nullptr}};
@@ -523,6 +550,7 @@ void run_pipeline(pipeline_options o) {
             {"rm_pooling", o.rm_pooling},
             {"rm_ensemble", o.rm_ensemble},
             {"rm_ensemble_data", o.rm_ensemble_data},
+            {"rm_ensemble_diagnosis", ensemble_diagnosis},
             {"rm_member_accuracy", rm_member_accuracy},
             {"padded_sft", l_sft.padded},
             {"labeler_mean_sft", l_sft.mean},

@@ -372,6 +372,47 @@ BOOST_AUTO_TEST_CASE(pairwise_accuracy_counts_pairs_and_half_ties) {
     BOOST_TEST(c.accuracy() == 0.7);
 }
 
+// A scorer that reads each sequence's reward off its first token, and checks what it is given.
+struct first_token_scorer {
+    std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int eot, int,
+                                       std::span<const int> starts) const {
+        BOOST_TEST(starts.size() == seqs.size());
+        std::vector<float> r;
+        for (const auto& q : seqs) {
+            BOOST_TEST(q.back() == eot);
+            r.push_back(float(q[0]));
+        }
+        return r;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(pair_outcomes_follow_pairwise_accuracy_pair_by_pair) {
+    // The groups of pairwise_accuracy_counts_pairs_and_half_ties, as sequences.
+    tokenized_comparisons d;
+    d.groups.push_back({{{3, 0}, {1, 0}, {2, 0}}, {1, 1, 1}});
+    d.groups.push_back({{{5, 0}, {5, 0}}, {1, 1}});
+    d.groups.push_back({{{1, 0}, {0, 0}}, {1, 1}});
+    first_token_scorer f;
+    const std::vector<double> o = pair_outcomes(f, d, 0);
+    BOOST_TEST(o == (std::vector<double>{1, 1, 0, 0.5, 1}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(shared_error_rate_is_one_for_the_same_errors_and_zero_for_disjoint_ones) {
+    const std::vector<double> a{0, 1, 1, 1}, b{1, 0, 1, 1}, c{0, 1, 1, 0}, t{0.5, 1, 1, 1};
+    BOOST_TEST(shared_error_rate(std::vector{a, a}) == 1.0);
+    BOOST_TEST(shared_error_rate(std::vector{a, b}) == 0.0);
+    // a's one error is c's too (1); of c's two, a shares one (1/2): the mean 3/4.
+    BOOST_TEST(shared_error_rate(std::vector{a, c}) == 0.75);
+    // A tie is half an error: a's error is t's by half (1/2), t's half error a's fully (1).
+    BOOST_TEST(shared_error_rate(std::vector{a, t}) == 0.75);
+    // Three scorers: the mean over the six ordered pairs, here (1 + 0 + 1 + 0 + 0 + 0) / 6.
+    BOOST_TEST(shared_error_rate(std::vector{a, a, b}) == 1.0 / 3.0,
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(error_of([] {
+                   shared_error_rate(std::vector<std::vector<double>>{{1}});
+               }).find("needs two scorers") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(reads_pairwise_and_ranked_jsonl) {
     const std::string text =
         "{\"prompt\": \"Q1\", \"chosen\": \"good\", \"rejected\": \"bad\"}\n"

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -279,6 +280,60 @@ reward_eval evaluate_rewards(Model& m, reward_objective<Model>& obj,
     out.accuracy = total.accuracy();
     out.pairs = total.pairs;
     return out;
+}
+
+// Each ranked pair's outcome under `score` (any scorer with score_sequences: a reward model, an
+// ensemble): 1 right, 1/2 tied, 0 wrong, in the order pairwise_accuracy counts them. Kept per
+// pair so that several scorers' errors can be compared pair by pair.
+template <class Scorer>
+std::vector<double> pair_outcomes(Scorer& score, const tokenized_comparisons& data, int end_of_text,
+                                  int batch = 16) {
+    std::vector<std::vector<int>> seqs;
+    std::vector<int> starts;
+    for (const auto& g : data.groups) {
+        seqs.insert(seqs.end(), g.responses.begin(), g.responses.end());
+        starts.insert(starts.end(), g.starts.begin(), g.starts.end());
+    }
+    const auto r = score.score_sequences(seqs, end_of_text, batch, starts);
+    std::vector<double> out;
+    std::size_t off = 0;
+    for (const auto& g : data.groups) {
+        const std::size_t K = g.responses.size();
+        for (std::size_t i = 0; i < K; ++i)
+            for (std::size_t j = i + 1; j < K; ++j) {
+                const auto a = r[off + i], b = r[off + j];
+                out.push_back(a > b ? 1.0 : (a == b ? 0.5 : 0.0));
+            }
+        off += K;
+    }
+    return out;
+}
+
+// How much several scorers' errors coincide: over ordered pairs of scorers (a, b), the share of
+// the pairs a ranks wrong that b ranks wrong too (a tie is half an error), averaged. Independent
+// scorers with error rate e give about e; scorers that err on the same pairs give 1.
+inline double shared_error_rate(std::span<const std::vector<double>> outcomes) {
+    GPTX_CHECK(outcomes.size() >= 2, "shared error rate: needs two scorers, got ", outcomes.size());
+    double sum = 0;
+    int n = 0;
+    for (std::size_t a = 0; a < outcomes.size(); ++a)
+        for (std::size_t b = 0; b < outcomes.size(); ++b) {
+            if (a == b)
+                continue;
+            GPTX_CHECK(outcomes[a].size() == outcomes[b].size(), "shared error rate: scorer ", a,
+                       " has ", outcomes[a].size(), " outcomes, scorer ", b, " ",
+                       outcomes[b].size());
+            double wrong = 0, both = 0;
+            for (std::size_t i = 0; i < outcomes[a].size(); ++i) {
+                wrong += 1 - outcomes[a][i];
+                both += (1 - outcomes[a][i]) * (1 - outcomes[b][i]);
+            }
+            if (wrong > 0) {
+                sum += both / wrong;
+                ++n;
+            }
+        }
+    return n ? sum / n : 0.0;
 }
 
 } // namespace gptx
