@@ -324,8 +324,10 @@ void run_pipeline(pipeline_options o) {
                             acc, pairs.pairs(), what,
                             *std::min_element(member_acc.begin(), member_acc.end()),
                             *std::max_element(member_acc.begin(), member_acc.end()), 100 * shared);
-                return nlohmann::json{
-                    {"accuracy", acc}, {"member_accuracy", member_acc}, {"shared_errors", shared}};
+                return nlohmann::json{{"pairs", pairs.pairs()},
+                                      {"accuracy", acc},
+                                      {"member_accuracy", member_acc},
+                                      {"shared_errors", shared}};
             };
             ensemble_diagnosis["held_out"] = diagnose(rm_val, "held-out");
             if (!rm_val_t1.groups.empty())

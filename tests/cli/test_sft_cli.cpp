@@ -251,6 +251,14 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     // Member 1 ranked its own samples of the same prompts: the same prompts in the same order,
     // other responses.
     BOOST_TEST(j["rm_ensemble_data"].get<std::string>() == "samples");
+    // The ensemble's held-out diagnosis: member 0 is the RM (rescaled, so it ranks as before,
+    // up to a pair whose rewards round differently).
+    const auto& d = j["rm_ensemble_diagnosis"]["held_out"];
+    BOOST_TEST_REQUIRE(d["member_accuracy"].size() == 2u);
+    BOOST_TEST(std::abs(d["member_accuracy"][0].get<double>() - j["rm_accuracy"].get<double>()) <=
+               1.5 / d["pairs"].get<double>());
+    for (const char* key : {"accuracy", "shared_errors"})
+        BOOST_TEST((d[key].get<double>() >= 0.0 && d[key].get<double>() <= 1.0), key);
     const auto prompts_and_responses = [](const fs::path& p) {
         std::vector<std::string> prompts, responses;
         std::istringstream in(read_all(p));
