@@ -353,6 +353,7 @@ void run_pipeline(pipeline_options o) {
         double kl = 0, val_loss = 0;
         // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
         std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
+        std::optional<double> ensemble_on_policy; // --rm-ensemble: the ensemble's, at the end
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
@@ -383,6 +384,7 @@ void run_pipeline(pipeline_options o) {
             r.model = std::move(st.policy);
             r.rm_on_policy = std::move(st.rm_on_policy);
             r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
+            r.ensemble_on_policy = st.ensemble_on_policy;
         } else if (m == "rs") {
             r.model = rs_stage(o, *sft, rm, tok, prompts_of(ppo_tasks), dir);
         } else if (m == "dpo") {
@@ -500,6 +502,8 @@ void run_pipeline(pipeline_options o) {
                 std::printf("%.1f%% at the round's end", 100 * r.rm_on_policy[k]->accuracy);
             else
                 std::printf("n/a (every sample tied) at the round's end");
+            if (r.ensemble_on_policy)
+                std::printf(" (the ensemble: %.1f%%)", 100 * *r.ensemble_on_policy);
         }
     std::printf("\n");
     // Where the win rates come from: exact answers per kind of instruction.
@@ -627,6 +631,8 @@ void run_pipeline(pipeline_options o) {
                     acc.push_back(e ? nlohmann::json(e->accuracy) : nlohmann::json());
                 j["rm_accuracy_on_" + m] = acc; // per round, at its end
             }
+            if (r.ensemble_on_policy)
+                j["rm_ensemble_accuracy_on_" + m] = *r.ensemble_on_policy;
         }
         std::printf("%s\n", j.dump().c_str());
     }

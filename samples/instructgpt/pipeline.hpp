@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -229,20 +230,34 @@ void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
     }
 }
 
-// The reward model's held-out pairwise accuracy on comparisons of `model`'s own samples (K at
-// temperature 1 to each prompt, ranked by the labeler): how well the RM judges what a policy
-// writes now, rather than what SFT wrote when the RM was trained.
-inline std::optional<reward_eval>
-rm_on_samples_of(const pipeline_options& o, const pipeline_model& model,
-                 reward_model<pipeline_shape>& rm, const tokenizer& tok,
-                 const std::vector<std::string>& prompts, std::uint64_t seed) {
+// K temperature-1 samples of `model` to each prompt, ranked by the labeler: what a reward model's
+// accuracy on a policy's own samples is measured on.
+inline tokenized_comparisons policy_comparisons(const pipeline_options& o,
+                                                const pipeline_model& model, const tokenizer& tok,
+                                                const std::vector<std::string>& prompts,
+                                                std::uint64_t seed) {
     const int eot = tok.vocab_size();
-    const auto cmp = tokenize_for_rm(
-        make_comparisons(model, tok, prompts, o.rm_k, o.max_new, eot, seed), tok, eot, o.context);
+    return tokenize_for_rm(make_comparisons(model, tok, prompts, o.rm_k, o.max_new, eot, seed), tok,
+                           eot, o.context);
+}
+
+// The reward model's held-out pairwise accuracy on such comparisons: how well the RM judges what
+// a policy writes now, rather than what SFT wrote when the RM was trained.
+inline std::optional<reward_eval> rm_accuracy_on(const pipeline_options& o,
+                                                 reward_model<pipeline_shape>& rm,
+                                                 const tokenized_comparisons& cmp, int eot) {
     if (cmp.groups.empty())
         return std::nullopt; // every prompt's samples tied: nothing to rank
     reward_objective obj(rm);
     return evaluate_rewards(rm.trunk(), obj, cmp, o.rm_batch, eot);
+}
+
+inline std::optional<reward_eval>
+rm_on_samples_of(const pipeline_options& o, const pipeline_model& model,
+                 reward_model<pipeline_shape>& rm, const tokenizer& tok,
+                 const std::vector<std::string>& prompts, std::uint64_t seed) {
+    return rm_accuracy_on(o, rm, policy_comparisons(o, model, tok, prompts, seed),
+                          tok.vocab_size());
 }
 
 // Best of n of `model`'s temperature-1 responses to each prompt, by the RM and by the labeler,
@@ -290,6 +305,8 @@ struct ppo_stage_result {
     // Per round: the RM's accuracy on the policy's samples at the round's end, before any
     // retraining (nullopt: all tied), and, from round 2, after retraining at its start.
     std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
+    // With --rm-ensemble (one round): the reward PPO followed, the ensemble's, on the same samples.
+    std::optional<double> ensemble_on_policy;
 };
 
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
@@ -402,8 +419,14 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                        {.iters = iters, .tally = &tally, .done = done, .total = o.ppo_iters});
         done += iters;
         copy_params(value_head, ppo.value_head());
-        res.rm_on_policy.push_back(rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts,
-                                                    o.seed + 4000 + std::uint64_t(round)));
+        const auto cmp = policy_comparisons(o, policy, tok, data.rm_val_prompts,
+                                            o.seed + 4000 + std::uint64_t(round));
+        res.rm_on_policy.push_back(rm_accuracy_on(o, rm, cmp, eot));
+        if (data.ensemble && !cmp.groups.empty()) {
+            const auto right = pair_outcomes(*data.ensemble, cmp, eot);
+            res.ensemble_on_policy =
+                std::accumulate(right.begin(), right.end(), 0.0) / double(right.size());
+        }
     }
     return res;
 }

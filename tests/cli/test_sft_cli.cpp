@@ -259,6 +259,10 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
                1.5 / d["pairs"].get<double>());
     for (const char* key : {"accuracy", "shared_errors"})
         BOOST_TEST((d[key].get<double>() >= 0.0 && d[key].get<double>() <= 1.0), key);
+    // ... and on the PPO policy's own samples, beside member 0's.
+    const double on_ppo = j["rm_ensemble_accuracy_on_ppo"].get<double>();
+    BOOST_TEST((on_ppo >= 0.0 && on_ppo <= 1.0));
+    BOOST_TEST(r.out.find("(the ensemble: ") != std::string::npos);
     const auto prompts_and_responses = [](const fs::path& p) {
         std::vector<std::string> prompts, responses;
         std::istringstream in(read_all(p));
