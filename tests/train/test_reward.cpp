@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <numeric>
 #include <set>
 #include <string>
 #include <vector>
@@ -387,7 +388,7 @@ struct first_token_scorer {
 };
 
 BOOST_AUTO_TEST_CASE(pair_outcomes_follow_pairwise_accuracy_pair_by_pair) {
-    // The groups of pairwise_accuracy_counts_pairs_and_half_ties, as sequences.
+    // The rankings of pairwise_accuracy_counts_pairs_and_half_ties, as sequences.
     tokenized_comparisons d;
     d.groups.push_back({{{3, 0}, {1, 0}, {2, 0}}, {1, 1, 1}});
     d.groups.push_back({{{5, 0}, {5, 0}}, {1, 1}});
@@ -395,6 +396,9 @@ BOOST_AUTO_TEST_CASE(pair_outcomes_follow_pairwise_accuracy_pair_by_pair) {
     first_token_scorer f;
     const std::vector<double> o = pair_outcomes(f, d, 0);
     BOOST_TEST(o == (std::vector<double>{1, 1, 0, 0.5, 1}), boost::test_tools::per_element());
+    // Their mean is that test's accuracy.
+    BOOST_TEST(std::accumulate(o.begin(), o.end(), 0.0) / double(o.size()) == 0.7,
+               boost::test_tools::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(shared_error_rate_is_one_for_the_same_errors_and_zero_for_disjoint_ones) {

@@ -210,7 +210,8 @@ inline tokenized_comparisons tokenize_comparisons(const std::vector<comparison>&
 // A bootstrap resample: as many groups as `cs`, drawn uniformly with replacement (a group is one
 // prompt's ranking, so its pairs stay together). Members of a reward-model ensemble trained on
 // different resamples differ in their data, not only in their seed (Lakshminarayanan et al. 2017
-// found seeds alone diverse enough for image models; here they are not: docs/pipeline.md).
+// found seeds alone enough for image classifiers; here members sharing their comparisons share
+// more of their errors: docs/pipeline.md).
 inline tokenized_comparisons bootstrap_resample(const tokenized_comparisons& cs,
                                                 std::uint64_t seed) {
     tokenized_comparisons out;
