@@ -308,16 +308,13 @@ void run_pipeline(pipeline_options o) {
                 std::printf("RM member %d: held-out accuracy %.3f\n", k, rm_member_accuracy.back());
             }
             const auto diagnose = [&](const tokenized_comparisons& pairs, const char* what) {
-                const auto mean = [](const std::vector<double>& v) {
-                    return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
-                };
                 std::vector<std::vector<double>> by;
                 std::vector<double> member_acc;
                 for (std::size_t k = 0; k < ensemble->size(); ++k) {
                     by.push_back(pair_outcomes(ensemble->member(k), pairs, eot));
-                    member_acc.push_back(mean(by.back()));
+                    member_acc.push_back(outcome_accuracy(by.back()));
                 }
-                const double acc = mean(pair_outcomes(*ensemble, pairs, eot));
+                const double acc = outcome_accuracy(pair_outcomes(*ensemble, pairs, eot));
                 const double shared = shared_error_rate(by);
                 std::printf("RM ensemble: accuracy %.3f on %zu %s pairs (members %.3f to %.3f); "
                             "where one member errs, another does too %.0f%% of the time\n",

@@ -422,11 +422,8 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         const auto cmp = policy_comparisons(o, policy, tok, data.rm_val_prompts,
                                             o.seed + 4000 + std::uint64_t(round));
         res.rm_on_policy.push_back(rm_accuracy_on(o, rm, cmp, eot));
-        if (data.ensemble && !cmp.groups.empty()) {
-            const auto right = pair_outcomes(*data.ensemble, cmp, eot);
-            res.ensemble_on_policy =
-                std::accumulate(right.begin(), right.end(), 0.0) / double(right.size());
-        }
+        if (data.ensemble && !cmp.groups.empty())
+            res.ensemble_on_policy = outcome_accuracy(pair_outcomes(*data.ensemble, cmp, eot));
     }
     return res;
 }

@@ -12599,8 +12599,13 @@ double reward_loss(T* drewards, const T* rewards, const int* group_sizes, int P,
     return loss;
 }
 
-// Pairs ranked right by the rewards: r_better > r_worse counts 1, a tie 1/2 (so a constant
-// reward model scores 50%, chance), a wrong order 0.
+// One ranked pair's outcome: r_better > r_worse counts 1, a tie 1/2 (so a constant reward model
+// scores 50%, chance), a wrong order 0.
+template <class T> double pair_outcome(T better, T worse) {
+    return better > worse ? 1.0 : (better == worse ? 0.5 : 0.0);
+}
+
+// Pairs ranked right by the rewards, each counted by pair_outcome.
 struct pair_counts {
     double correct = 0;
     std::size_t pairs = 0;
@@ -12613,8 +12618,7 @@ template <class T> pair_counts pairwise_accuracy(const T* rewards, const int* gr
         const int K = group_sizes[p];
         for (int i = 0; i < K; ++i)
             for (int j = i + 1; j < K; ++j) {
-                const T a = rewards[off + i], b = rewards[off + j];
-                c.correct += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
+                c.correct += pair_outcome(rewards[off + i], rewards[off + j]);
                 ++c.pairs;
             }
         off += K;
@@ -12833,13 +12837,18 @@ std::vector<double> pair_outcomes(Scorer& score, const tokenized_comparisons& da
     for (const auto& g : data.groups) {
         const std::size_t K = g.responses.size();
         for (std::size_t i = 0; i < K; ++i)
-            for (std::size_t j = i + 1; j < K; ++j) {
-                const auto a = r[off + i], b = r[off + j];
-                out.push_back(a > b ? 1.0 : (a == b ? 0.5 : 0.0));
-            }
+            for (std::size_t j = i + 1; j < K; ++j)
+                out.push_back(pair_outcome(r[off + i], r[off + j]));
         off += K;
     }
     return out;
+}
+
+// The share of pairs ranked right, from pair_outcomes (0 for none).
+inline double outcome_accuracy(std::span<const double> outcomes) {
+    return outcomes.empty()
+               ? 0.0
+               : std::accumulate(outcomes.begin(), outcomes.end(), 0.0) / double(outcomes.size());
 }
 
 // How much several scorers' errors coincide: over ordered pairs of scorers (a, b), the share of
