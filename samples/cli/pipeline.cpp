@@ -88,9 +88,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
         ->check(CLI::ExistingFile);
     c->add_option("--rlhf-rounds", o.rlhf_rounds,
                   "Iterated RLHF: PPO's iterations split over this many rounds; before each later "
-                  "round the RM continues training on comparisons of the policy's own samples "
-                  "(both RLHF stages: PPO, PPO-ptx and the chat model, which needs "
-                  "--dialogue-rm-ensemble 1)")
+                  "round the RM (with --rm-ensemble, each member) continues training on "
+                  "comparisons of the policy's own samples (both RLHF stages: PPO, PPO-ptx and "
+                  "the chat model, which needs --dialogue-rm-ensemble 1)")
         ->check(CLI::Range(1, 10));
     c->add_option("--round-rm-prompts", o.round_rm_prompts,
                   "Iterated RLHF: RM prompts whose policy samples are ranked before each later "

@@ -39,9 +39,6 @@ void run_pipeline(pipeline_options o) {
                "--rm-ensemble must be >= 1 and "
                "--rm-ensemble-penalty >= 0, got ",
                o.rm_ensemble, " and ", o.rm_ensemble_penalty);
-    GPTX_CHECK(o.rm_ensemble == 1 || o.rlhf_rounds == 1, "--rm-ensemble ", o.rm_ensemble,
-               " with --rlhf-rounds ", o.rlhf_rounds,
-               ": iterated RLHF retrains one RM, not an ensemble");
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
@@ -231,6 +228,7 @@ void run_pipeline(pipeline_options o) {
     double rm_accuracy = 0;
     std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
     std::optional<reward_ensemble<pipeline_shape>> ensemble; // --rm-ensemble > 1
+    std::vector<tokenized_comparisons> member_data; // with --rlhf-rounds: each member's, from 1
     std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
     tokenized_comparisons rm_val_t1; // with --rm-hot: the held-out temperature-1 pairs
@@ -297,6 +295,8 @@ void run_pipeline(pipeline_options o) {
                     own = tokenize_comparisons(read_comparisons(file), tok, eot, T, file.string());
                 }
                 const tokenized_comparisons& data = o.rm_ensemble_data == "shared" ? rm_train : own;
+                if (o.rlhf_rounds > 1) // later rounds continue each member on its own data
+                    member_data.push_back(data);
                 rm_member_accuracy.push_back(train_rm_member(m, *sft, data, rm_val, eot,
                                                              {.epochs = o.rm_epochs,
                                                               .batch = o.rm_batch,
@@ -350,12 +350,13 @@ void run_pipeline(pipeline_options o) {
         double kl = 0, val_loss = 0;
         // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
         std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
-        std::optional<double> ensemble_on_policy; // --rm-ensemble: the ensemble's, at the end
+        std::vector<std::optional<double>> ensemble_on_policy; // --rm-ensemble: the ensemble's
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    rlhf_data rounds_data{&rm_train, prompts_of(rm_tasks), prompts_of(rm_val_tasks),
-                          demo_seqs, demo_starts,          ensemble ? &*ensemble : nullptr};
+    rlhf_data rounds_data{&rm_train,  prompts_of(rm_tasks), prompts_of(rm_val_tasks),
+                          demo_seqs,  demo_starts,          ensemble ? &*ensemble : nullptr,
+                          member_data};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
@@ -381,7 +382,7 @@ void run_pipeline(pipeline_options o) {
             r.model = std::move(st.policy);
             r.rm_on_policy = std::move(st.rm_on_policy);
             r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
-            r.ensemble_on_policy = st.ensemble_on_policy;
+            r.ensemble_on_policy = std::move(st.ensemble_on_policy);
         } else if (m == "rs") {
             r.model = rs_stage(o, *sft, rm, tok, prompts_of(ppo_tasks), dir);
         } else if (m == "dpo") {
@@ -499,8 +500,8 @@ void run_pipeline(pipeline_options o) {
                 std::printf("%.1f%% at the round's end", 100 * r.rm_on_policy[k]->accuracy);
             else
                 std::printf("n/a (every sample tied) at the round's end");
-            if (r.ensemble_on_policy)
-                std::printf(" (the ensemble: %.1f%%)", 100 * *r.ensemble_on_policy);
+            if (k < r.ensemble_on_policy.size() && r.ensemble_on_policy[k])
+                std::printf(" (the ensemble: %.1f%%)", 100 * *r.ensemble_on_policy[k]);
         }
     std::printf("\n");
     // Where the win rates come from: exact answers per kind of instruction.
@@ -628,8 +629,12 @@ void run_pipeline(pipeline_options o) {
                     acc.push_back(e ? nlohmann::json(e->accuracy) : nlohmann::json());
                 j["rm_accuracy_on_" + m] = acc; // per round, at its end
             }
-            if (r.ensemble_on_policy)
-                j["rm_ensemble_accuracy_on_" + m] = *r.ensemble_on_policy;
+            if (!r.ensemble_on_policy.empty()) {
+                nlohmann::json acc = nlohmann::json::array();
+                for (const auto& e : r.ensemble_on_policy)
+                    acc.push_back(e ? nlohmann::json(*e) : nlohmann::json());
+                j["rm_ensemble_accuracy_on_" + m] = acc; // per round, at its end
+            }
         }
         std::printf("%s\n", j.dump().c_str());
     }

@@ -298,6 +298,8 @@ struct rlhf_data {
     std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
     std::vector<int> demo_starts;            // where each demonstration's response begins
     reward_ensemble<pipeline_shape>* ensemble = nullptr; // --rm-ensemble: PPO's reward
+    // With an ensemble and rounds > 1: members 1.. comparisons (member 0's are rm_train).
+    std::vector<tokenized_comparisons> member_train;
 };
 
 struct ppo_stage_result {
@@ -305,8 +307,9 @@ struct ppo_stage_result {
     // Per round: the RM's accuracy on the policy's samples at the round's end, before any
     // retraining (nullopt: all tied), and, from round 2, after retraining at its start.
     std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
-    // With --rm-ensemble (one round): the reward PPO followed, the ensemble's, on the same samples.
-    std::optional<double> ensemble_on_policy;
+    // With --rm-ensemble: the reward PPO followed, the ensemble's, on the same samples (per
+    // round, at its end; nullopt: all tied).
+    std::vector<std::optional<double>> ensemble_on_policy;
 };
 
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
@@ -314,7 +317,9 @@ struct ppo_stage_result {
 // the labeler's mean on the rollouts beside the RM's. With o.rlhf_rounds > 1 (iterated RLHF),
 // the iterations are split over the rounds; before each later round a copy of the RM continues
 // training on comparisons of the current policy's samples added to all earlier ones, and PPO
-// continues from the current policy and critic against it.
+// continues from the current policy and critic against it. With an ensemble, every member of a
+// copy of it does so, each on its own data so far and, by --rm-ensemble-data, its own fresh
+// comparisons (samples), a resample of the shared ones (bootstrap) or the shared ones.
 inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft,
                                   const reward_model<pipeline_shape>& rm0, const tokenizer& tok,
                                   const std::vector<std::vector<int>>& ppo_prompt_tokens,
@@ -344,6 +349,25 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
     tokenized_comparisons seen; // every comparison the RM has trained on (rounds > 1)
     if (rounds > 1)
         seen = *data.rm_train;
+    // Rounds > 1 with an ensemble: this method's copy, retrained member by member; member_seen[k]
+    // is member k's data so far (member 0's is `seen`).
+    reward_ensemble<pipeline_shape>* ensemble = data.ensemble;
+    std::optional<reward_ensemble<pipeline_shape>> own;
+    std::vector<tokenized_comparisons> member_seen;
+    if (rounds > 1 && ensemble) {
+        GPTX_CHECK(data.member_train.size() + 1 == ensemble->size(), name,
+                   ": iterated RLHF with an ensemble needs each member's comparisons, have ",
+                   data.member_train.size() + 1, " of ", ensemble->size());
+        own.emplace(ensemble->penalty());
+        for (std::size_t k = 0; k < ensemble->size(); ++k) {
+            auto& m = own->add(cfg, ensemble->member(k).pooling());
+            copy_params(m.trunk(), ensemble->member(k).trunk());
+            copy_params(m.head(), ensemble->member(k).head());
+        }
+        ensemble = &*own;
+        member_seen.push_back({});
+        member_seen.insert(member_seen.end(), data.member_train.begin(), data.member_train.end());
+    }
     reward_tally tally;
     int done = 0;
     for (int round = 1; round <= rounds; ++round) {
@@ -369,9 +393,10 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
             run_options ro;
             ro.progress_label = "rm round";
             ro.checkpoint_name = "(none)";
-            const reward_eval e = continue_reward_model(
-                rm, seen, fresh, val, data.demo_seqs, data.demo_starts, eot,
-                {.epochs = 1, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + salt + 2}, ro);
+            const reward_training_config rc{
+                .epochs = 1, .batch = o.rm_batch, .lr = o.rm_lr, .seed = o.seed + salt + 2};
+            const reward_eval e = continue_reward_model(rm, seen, fresh, val, data.demo_seqs,
+                                                        data.demo_starts, eot, rc, ro);
             res.rm_on_policy_retrained.push_back(
                 rm_on_samples_of(o, policy, rm, tok, data.rm_val_prompts, o.seed + salt + 3));
             progress::clear_line();
@@ -382,6 +407,39 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                         res.rm_on_policy_retrained.back()
                             ? res.rm_on_policy_retrained.back()->accuracy
                             : 0.0);
+            if (ensemble) {
+                // Member 0 is the RM just retrained, on the ensemble's common scale; the others
+                // continue alike on their own data (salted as in the RM stage).
+                auto& m0 = ensemble->member(0);
+                copy_params(m0.trunk(), rm.trunk());
+                copy_params(m0.head(), rm.head());
+                standardize_reward_scale(m0, data.demo_seqs, eot, 16, data.demo_starts);
+                for (std::size_t k = 1; k < ensemble->size(); ++k) {
+                    const std::uint64_t mk = salt + std::uint64_t(k) * 100;
+                    tokenized_comparisons mine;
+                    if (o.rm_ensemble_data == "samples")
+                        mine = tokenize_for_rm(make_comparisons(policy, tok, prompts, o.rm_k,
+                                                                o.max_new, eot, o.seed + mk,
+                                                                o.rm_hot, o.rm_hot_temperature),
+                                               tok, eot, T);
+                    else if (o.rm_ensemble_data == "bootstrap")
+                        mine = bootstrap_resample(fresh, o.seed + mk + 7);
+                    const tokenized_comparisons& add = mine.groups.empty() ? fresh : mine;
+                    auto& m = ensemble->member(k);
+                    auto mro = ro;
+                    mro.progress_label = "rm " + std::to_string(k) + " round";
+                    auto mrc = rc;
+                    mrc.seed = o.seed + mk + 2;
+                    const reward_eval ek =
+                        continue_reward_model(m, member_seen[k], add, val, data.demo_seqs,
+                                              data.demo_starts, eot, mrc, mro);
+                    standardize_reward_scale(m, data.demo_seqs, eot, 16, data.demo_starts);
+                    progress::clear_line();
+                    std::printf("%s round %d: RM member %zu retrained on %zu new comparisons; "
+                                "held-out accuracy %.3f on the policy's samples\n",
+                                name, round, k, add.groups.size(), ek.accuracy);
+                }
+            }
         }
         ppo_config pc;
         pc.end_of_text = eot;
@@ -399,9 +457,9 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         pc.ptx_batch = 4;
         pc.ptx_context = T;
         pc.seed = o.seed + 8 + std::uint64_t(round - 1) * 977;
-        ppo_trainer<model_t> ppo(
-            policy, sft, value, value_head, pipeline_reward(o, rm, tok, &tally, data.ensemble),
-            ppo_prompt_tokens, pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
+        ppo_trainer<model_t> ppo(policy, sft, value, value_head,
+                                 pipeline_reward(o, rm, tok, &tally, ensemble), ppo_prompt_tokens,
+                                 pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
         run_iterations(o, ppo, name, metrics_file,
                        [](const ppo_metrics& m) {
                            return metrics_map{{"score", m.score},
@@ -422,8 +480,11 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         const auto cmp = policy_comparisons(o, policy, tok, data.rm_val_prompts,
                                             o.seed + 4000 + std::uint64_t(round));
         res.rm_on_policy.push_back(rm_accuracy_on(o, rm, cmp, eot));
-        if (data.ensemble && !cmp.groups.empty())
-            res.ensemble_on_policy = outcome_accuracy(pair_outcomes(*data.ensemble, cmp, eot));
+        if (ensemble)
+            res.ensemble_on_policy.push_back(
+                cmp.groups.empty()
+                    ? std::nullopt
+                    : std::optional(outcome_accuracy(pair_outcomes(*ensemble, cmp, eot))));
     }
     return res;
 }

@@ -156,12 +156,39 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
                                                  "--dialogue-rm-ensemble 4 with --rlhf-rounds 2")));
 }
 
-// The instruction stage's ensemble (--rm-ensemble) is refused with rounds in the same way.
-BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_rm_ensemble) {
+// Iterated RLHF with the instruction stage's ensemble retrains every member before round 2:
+// with shared data each member continues on the comparisons member 0 does; with fresh samples
+// each draws its own. The ensemble's accuracy on the policy's samples is reported per round.
+BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rounds) {
     sft_workspace w;
-    BOOST_TEST(!fs::exists(expect_pipeline_error(
-        w, "--no-dialogue --rlhf-rounds 2 --rm-ensemble 2",
-        "--rm-ensemble 2 with --rlhf-rounds 2: iterated RLHF retrains one RM")));
+    const auto new_comparisons = [](const std::string& out, const std::string& who) {
+        const auto at = out.find("ppo round 2: " + who + " retrained on ");
+        BOOST_TEST_REQUIRE(at != std::string::npos, who);
+        return std::stoi(
+            out.substr(at + std::string("ppo round 2: " + who + " retrained on ").size()));
+    };
+    for (const std::string data : {"shared", "samples"}) {
+        const auto r = run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
+                                "--rlhf-rounds 2 --rm-ensemble 3 --rm-ensemble-data " +
+                                data + " --out " + (w.path / data).string());
+        BOOST_TEST_REQUIRE(r.code == 0, r.out);
+        const int n0 = new_comparisons(r.out, "RM");
+        BOOST_TEST(n0 > 0);
+        for (const char* k : {"RM member 1", "RM member 2"}) {
+            const int n = new_comparisons(r.out, k);
+            if (data == "shared")
+                BOOST_TEST(n == n0, k);
+            else
+                BOOST_TEST(n > 0, k);
+        }
+        const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+        BOOST_TEST(j["rlhf_rounds"].get<int>() == 2);
+        BOOST_TEST_REQUIRE(j["rm_ensemble_accuracy_on_ppo"].size() == 2u);
+        BOOST_TEST_REQUIRE(j["rm_accuracy_on_ppo"].size() == 2u);
+        for (const auto& a : j["rm_ensemble_accuracy_on_ppo"])
+            BOOST_TEST((a.is_null() || (a.get<double>() >= 0.0 && a.get<double>() <= 1.0)));
+        BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
+    }
 }
 
 // --ptx-text is encoded with the run's tokenizer before anything is made: a character outside
@@ -260,7 +287,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_the_chat_model_by_an_ensemble, *utf:
     for (const char* key : {"accuracy", "shared_errors"})
         BOOST_TEST((d[key].get<double>() >= 0.0 && d[key].get<double>() <= 1.0), key);
     // ... and on the PPO policy's own samples, beside member 0's.
-    const double on_ppo = j["rm_ensemble_accuracy_on_ppo"].get<double>();
+    BOOST_TEST_REQUIRE(j["rm_ensemble_accuracy_on_ppo"].size() == 1u); // one per round
+    const double on_ppo = j["rm_ensemble_accuracy_on_ppo"][0].get<double>();
     BOOST_TEST((on_ppo >= 0.0 && on_ppo <= 1.0));
     BOOST_TEST(r.out.find("(the ensemble: ") != std::string::npos);
     const auto prompts_and_responses = [](const fs::path& p) {
