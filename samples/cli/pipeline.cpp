@@ -65,6 +65,10 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "comparisons), bootstrap (a resample of them each) or samples (comparisons of "
                   "fresh SFT samples of the same prompts each)")
         ->check(CLI::IsMember({"shared", "bootstrap", "samples"}));
+    c->add_option("--rm-ensemble-trunk", o.rm_ensemble_trunk,
+                  "What --rm-ensemble's members after the first start from: sft (the SFT model, "
+                  "as the first does) or pretrained (the pre-trained model)")
+        ->check(CLI::IsMember({"sft", "pretrained"}));
     c->add_option("--ppo-prompts", o.ppo_prompts, "Prompts PPO samples from");
     c->add_option("--ppo-iters", o.ppo_iters, "Iterations of PPO, PPO-ptx, GRPO and RLOO");
     c->add_option("--rollouts", o.rollouts, "Rollouts per iteration (PPO, GRPO, RLOO)");

@@ -297,7 +297,8 @@ void run_pipeline(pipeline_options o) {
                 const tokenized_comparisons& data = o.rm_ensemble_data == "shared" ? rm_train : own;
                 if (o.rlhf_rounds > 1) // later rounds continue each member on its own data
                     member_data.push_back(data);
-                rm_member_accuracy.push_back(train_rm_member(m, *sft, data, rm_val, eot,
+                const model_t& trunk = o.rm_ensemble_trunk == "pretrained" ? *base : *sft;
+                rm_member_accuracy.push_back(train_rm_member(m, trunk, data, rm_val, eot,
                                                              {.epochs = o.rm_epochs,
                                                               .batch = o.rm_batch,
                                                               .lr = o.rm_lr,
@@ -554,6 +555,7 @@ void run_pipeline(pipeline_options o) {
             {"rm_pooling", o.rm_pooling},
             {"rm_ensemble", o.rm_ensemble},
             {"rm_ensemble_data", o.rm_ensemble_data},
+            {"rm_ensemble_trunk", o.rm_ensemble_trunk},
             {"rm_ensemble_diagnosis", ensemble_diagnosis},
             {"rm_member_accuracy", rm_member_accuracy},
             {"padded_sft", l_sft.padded},

@@ -43,6 +43,9 @@ struct pipeline_options {
     // (a resample of them each) or "samples" (comparisons of the SFT model's own fresh samples of
     // the same prompts each, so their pairs differ, not only their draws).
     std::string rm_ensemble_data = "shared";
+    // What members 1.. start from: "sft" (as member 0) or "pretrained" (the pre-trained model, so
+    // their trunks differ from member 0's, not only their heads and data).
+    std::string rm_ensemble_trunk = "sft";
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
     // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations

@@ -158,7 +158,8 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_rounds_with_the_dialogue_rm_ensemble) {
 
 // Iterated RLHF with the instruction stage's ensemble retrains every member before round 2:
 // with shared data each member continues on the comparisons member 0 does; with fresh samples
-// each draws its own. The ensemble's accuracy on the policy's samples is reported per round.
+// each draws its own (here from members started from the pre-trained model). The ensemble's
+// accuracy on the policy's samples is reported per round.
 BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rounds) {
     sft_workspace w;
     const auto new_comparisons = [](const std::string& out, const std::string& who) {
@@ -168,9 +169,11 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rou
             out.substr(at + std::string("ppo round 2: " + who + " retrained on ").size()));
     };
     for (const std::string data : {"shared", "samples"}) {
-        const auto r = run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
-                                "--rlhf-rounds 2 --rm-ensemble 3 --rm-ensemble-data " +
-                                data + " --out " + (w.path / data).string());
+        const auto r =
+            run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
+                     "--rlhf-rounds 2 --rm-ensemble 3 --rm-ensemble-data " +
+                     data + (data == "samples" ? " --rm-ensemble-trunk pretrained" : "") +
+                     " --out " + (w.path / data).string());
         BOOST_TEST_REQUIRE(r.code == 0, r.out);
         const int n0 = new_comparisons(r.out, "RM");
         BOOST_TEST(n0 > 0);
@@ -183,6 +186,7 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rou
         }
         const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
         BOOST_TEST(j["rlhf_rounds"].get<int>() == 2);
+        BOOST_TEST(j["rm_ensemble_trunk"] == (data == "samples" ? "pretrained" : "sft"));
         BOOST_TEST_REQUIRE(j["rm_ensemble_accuracy_on_ppo"].size() == 2u);
         BOOST_TEST_REQUIRE(j["rm_accuracy_on_ppo"].size() == 2u);
         for (const auto& a : j["rm_ensemble_accuracy_on_ppo"])
