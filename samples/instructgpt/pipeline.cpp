@@ -355,9 +355,13 @@ void run_pipeline(pipeline_options o) {
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
-    rlhf_data rounds_data{&rm_train,  prompts_of(rm_tasks), prompts_of(rm_val_tasks),
-                          demo_seqs,  demo_starts,          ensemble ? &*ensemble : nullptr,
-                          member_data};
+    rlhf_data rounds_data{&rm_train,
+                          prompts_of(rm_tasks),
+                          prompts_of(rm_val_tasks),
+                          demo_seqs,
+                          demo_starts,
+                          ensemble ? &*ensemble : nullptr,
+                          std::move(member_data)};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
