@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -20,6 +22,7 @@
 #include <gptx/data/sft.hpp>
 #include <gptx/text/tokenizer.hpp>
 #include <gptx/train/policy_eval.hpp>
+#include <gptx/train/reward_objective.hpp>
 
 #include "../tasks/tasks.hpp"
 
@@ -228,6 +231,49 @@ inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
         out.groups.push_back(std::move(g));
     }
     return out;
+}
+
+// Pairwise accuracy per kind of instruction (its first word: add, first, uppercase, ...; the
+// by-kind table's names) from pair_outcomes over `cmp`, whose groups give their pairs in order:
+// which answers a reward judges and which it cannot.
+using kind_accuracy = std::map<std::string, pair_counts>;
+inline kind_accuracy accuracy_by_kind(std::span<const double> outcomes,
+                                      const tokenized_comparisons& cmp, const tokenizer& tok) {
+    kind_accuracy by;
+    std::size_t i = 0;
+    for (const auto& g : cmp.groups) {
+        const auto& seq = g.responses.front(); // end-of-text, prompt, response, ...
+        const std::string ins =
+            labeler::task_of_prompt(
+                tok.decode(std::vector<int>(seq.begin() + 1, seq.begin() + g.starts.front())))
+                .instruction;
+        pair_counts& c = by[ins.substr(0, ins.find(' '))];
+        for (std::size_t n = g.responses.size() * (g.responses.size() - 1) / 2; n > 0; --n) {
+            GPTX_CHECK(i < outcomes.size(), "accuracy by kind: ", outcomes.size(),
+                       " outcomes for more pairs");
+            c.correct += outcomes[i++];
+            ++c.pairs;
+        }
+    }
+    GPTX_CHECK(i == outcomes.size(), "accuracy by kind: ", outcomes.size(), " outcomes for ", i,
+               " pairs");
+    return by;
+}
+// "add 52% (310), first 97% (12), ...": accuracy and pairs per kind, for the printed diagnosis.
+inline std::string describe(const kind_accuracy& by) {
+    std::string s;
+    for (const auto& [kind, c] : by)
+        s += (s.empty() ? "" : ", ") + kind + " " +
+             std::to_string(int(std::lround(100 * c.accuracy()))) + "% (" +
+             std::to_string(c.pairs) + ")";
+    return s;
+}
+// {"add": {"accuracy": 0.52, "pairs": 310}, ...} for `gptx pipeline --json`.
+inline nlohmann::json to_json(const kind_accuracy& by) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [kind, c] : by)
+        j[kind] = {{"accuracy", c.accuracy()}, {"pairs", c.pairs}};
+    return j;
 }
 
 // Demonstrations of the tasks, a `padded` fraction of them trailed by padding that keeps them

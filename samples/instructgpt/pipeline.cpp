@@ -227,6 +227,7 @@ void run_pipeline(pipeline_options o) {
     copy_params(rm.trunk(), *sft);
     double rm_accuracy = 0;
     std::optional<double> rm_accuracy_t1; // with --rm-hot: on temperature-1 pairs only
+    kind_accuracy rm_t1_by_kind;          // ... and by kind of instruction
     std::optional<reward_ensemble<pipeline_shape>> ensemble; // --rm-ensemble > 1
     std::vector<tokenized_comparisons> member_data; // with --rlhf-rounds: each member's, from 1
     std::vector<double> rm_member_accuracy;
@@ -261,8 +262,10 @@ void run_pipeline(pipeline_options o) {
             const auto e = evaluate_rewards(rm.trunk(), obj, rm_val_t1, o.rm_batch, eot);
             rm_accuracy_t1 = e.accuracy;
             rm_pairs_t1 = rm_val_t1.pairs();
-            std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only\n",
-                        e.accuracy, rm_pairs_t1);
+            rm_t1_by_kind = accuracy_by_kind(pair_outcomes(rm, rm_val_t1, eot), rm_val_t1, tok);
+            std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only; "
+                        "by kind: %s\n",
+                        e.accuracy, rm_pairs_t1, describe(rm_t1_by_kind).c_str());
         }
         rm_member_accuracy.push_back(rm_accuracy);
         if (o.rm_ensemble > 1) {
@@ -315,17 +318,22 @@ void run_pipeline(pipeline_options o) {
                     by.push_back(pair_outcomes(ensemble->member(k), pairs, eot));
                     member_acc.push_back(outcome_accuracy(by.back()));
                 }
-                const double acc = outcome_accuracy(pair_outcomes(*ensemble, pairs, eot));
+                const auto outcomes = pair_outcomes(*ensemble, pairs, eot);
+                const double acc = outcome_accuracy(outcomes);
                 const double shared = shared_error_rate(by);
+                const kind_accuracy kinds = accuracy_by_kind(outcomes, pairs, tok);
                 std::printf("RM ensemble: accuracy %.3f on %zu %s pairs (members %.3f to %.3f); "
-                            "where one member errs, another does too %.0f%% of the time\n",
+                            "where one member errs, another does too %.0f%% of the time; by "
+                            "kind: %s\n",
                             acc, pairs.pairs(), what,
                             *std::min_element(member_acc.begin(), member_acc.end()),
-                            *std::max_element(member_acc.begin(), member_acc.end()), 100 * shared);
+                            *std::max_element(member_acc.begin(), member_acc.end()), 100 * shared,
+                            describe(kinds).c_str());
                 return nlohmann::json{{"pairs", pairs.pairs()},
                                       {"accuracy", acc},
                                       {"member_accuracy", member_acc},
-                                      {"shared_errors", shared}};
+                                      {"shared_errors", shared},
+                                      {"by_kind", to_json(kinds)}};
             };
             ensemble_diagnosis["held_out"] = diagnose(rm_val, "held-out");
             if (!rm_val_t1.groups.empty())
@@ -352,6 +360,7 @@ void run_pipeline(pipeline_options o) {
         // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
         std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
         std::vector<std::optional<double>> ensemble_on_policy; // --rm-ensemble: the ensemble's
+        kind_accuracy reward_by_kind; // PPO's reward on its samples, by kind (ppo_stage)
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
@@ -388,6 +397,7 @@ void run_pipeline(pipeline_options o) {
             r.rm_on_policy = std::move(st.rm_on_policy);
             r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
             r.ensemble_on_policy = std::move(st.ensemble_on_policy);
+            r.reward_by_kind = std::move(st.reward_by_kind);
         } else if (m == "rs") {
             r.model = rs_stage(o, *sft, rm, tok, prompts_of(ppo_tasks), dir);
         } else if (m == "dpo") {
@@ -507,6 +517,10 @@ void run_pipeline(pipeline_options o) {
                 std::printf("n/a (every sample tied) at the round's end");
             if (k < r.ensemble_on_policy.size() && r.ensemble_on_policy[k])
                 std::printf(" (the ensemble: %.1f%%)", 100 * *r.ensemble_on_policy[k]);
+            if (k + 1 == r.rm_on_policy.size() && !r.reward_by_kind.empty())
+                std::printf("; by kind, %s: %s",
+                            r.ensemble_on_policy.empty() ? "the RM" : "the ensemble",
+                            describe(r.reward_by_kind).c_str());
         }
     std::printf("\n");
     // Where the win rates come from: exact answers per kind of instruction.
@@ -553,6 +567,7 @@ void run_pipeline(pipeline_options o) {
         nlohmann::json j{
             {"rm_accuracy", need_rm ? nlohmann::json(rm_accuracy) : nlohmann::json()},
             {"rm_accuracy_t1", rm_accuracy_t1 ? nlohmann::json(*rm_accuracy_t1) : nlohmann::json()},
+            {"rm_accuracy_t1_by_kind", rm_accuracy_t1 ? to_json(rm_t1_by_kind) : nlohmann::json()},
             {"methods", methods},
             {"demo_padded", o.demo_padded},
             {"ptx_text", o.ptx_text.empty() ? nlohmann::json() : nlohmann::json(o.ptx_text)},
@@ -641,6 +656,8 @@ void run_pipeline(pipeline_options o) {
                     acc.push_back(e ? nlohmann::json(*e) : nlohmann::json());
                 j["rm_ensemble_accuracy_on_" + m] = acc; // per round, at its end
             }
+            if (!r.rm_on_policy.empty()) // the reward PPO followed, at the last round's end
+                j["reward_accuracy_by_kind_on_" + m] = to_json(r.reward_by_kind);
         }
         std::printf("%s\n", j.dump().c_str());
     }

@@ -310,6 +310,8 @@ struct ppo_stage_result {
     // With --rm-ensemble: the reward PPO followed, the ensemble's, on the same samples (per
     // round, at its end; nullopt: all tied).
     std::vector<std::optional<double>> ensemble_on_policy;
+    // The reward PPO followed (the RM or the ensemble) on the same samples, by kind, at the end.
+    kind_accuracy reward_by_kind;
 };
 
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
@@ -480,11 +482,12 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         const auto cmp = policy_comparisons(o, policy, tok, data.rm_val_prompts,
                                             o.seed + 4000 + std::uint64_t(round));
         res.rm_on_policy.push_back(rm_accuracy_on(o, rm, cmp, eot));
+        const auto outcomes =
+            ensemble ? pair_outcomes(*ensemble, cmp, eot) : pair_outcomes(rm, cmp, eot);
         if (ensemble)
             res.ensemble_on_policy.push_back(
-                cmp.groups.empty()
-                    ? std::nullopt
-                    : std::optional(outcome_accuracy(pair_outcomes(*ensemble, cmp, eot))));
+                cmp.groups.empty() ? std::nullopt : std::optional(outcome_accuracy(outcomes)));
+        res.reward_by_kind = accuracy_by_kind(outcomes, cmp, tok);
     }
     return res;
 }

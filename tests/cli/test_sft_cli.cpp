@@ -191,6 +191,28 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rou
         BOOST_TEST_REQUIRE(j["rm_accuracy_on_ppo"].size() == 2u);
         for (const auto& a : j["rm_ensemble_accuracy_on_ppo"])
             BOOST_TEST((a.is_null() || (a.get<double>() >= 0.0 && a.get<double>() <= 1.0)));
+        // Accuracy by kind of instruction: its pairs add up to the whole's, and its mean over
+        // them is the whole's accuracy (member 0 and the ensemble on the temperature-1 held-out
+        // pairs; the ensemble PPO followed on its samples at the end).
+        const auto whole = [](const nlohmann::json& by) {
+            double correct = 0, pairs = 0;
+            for (const auto& [kind, c] : by.items()) {
+                correct += c["accuracy"].get<double>() * c["pairs"].get<double>();
+                pairs += c["pairs"].get<double>();
+            }
+            return std::pair{pairs, pairs > 0 ? correct / pairs : 0.0};
+        };
+        const auto& t1 = j["rm_ensemble_diagnosis"]["held_out_t1"];
+        const auto [n_rm, acc_rm] = whole(j["rm_accuracy_t1_by_kind"]);
+        const auto [n_ens, acc_ens] = whole(t1["by_kind"]);
+        BOOST_TEST(n_rm == t1["pairs"].get<double>());
+        BOOST_TEST(n_ens == t1["pairs"].get<double>());
+        BOOST_TEST(std::abs(acc_rm - j["rm_accuracy_t1"].get<double>()) <= 1.5 / n_rm);
+        BOOST_TEST(std::abs(acc_ens - t1["accuracy"].get<double>()) < 1e-9);
+        const auto& last = j["rm_ensemble_accuracy_on_ppo"][1];
+        if (!last.is_null())
+            BOOST_TEST(std::abs(whole(j["reward_accuracy_by_kind_on_ppo"]).second -
+                                last.get<double>()) < 1e-9);
         BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
     }
 }

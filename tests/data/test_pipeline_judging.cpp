@@ -313,6 +313,29 @@ BOOST_AUTO_TEST_CASE(comparisons_of_a_models_samples_are_ranked_by_the_labeler) 
         BOOST_TEST(again[i].responses == cs[i].responses, boost::test_tools::per_element());
 }
 
+// The reward's accuracy by kind: each group's pairs, in pair_outcomes' order, go to the kind of
+// its prompt; a count of outcomes that does not match the pairs is an error.
+BOOST_AUTO_TEST_CASE(pairwise_accuracy_by_kind_follows_each_groups_prompt) {
+    const tokenizer tok = judging_tokenizer();
+    const int eot = tok.vocab_size();
+    const std::vector<comparison> cs{
+        {task_prompt("uppercase kopa"), {"KOPA", "KOPE", "KOP"}}, // 3 pairs
+        {task_prompt("add 12 and 30"), {"42", "41"}},             // 1 pair
+        {task_prompt("uppercase tiba"), {"TIBA", "TIBE"}}};       // 1 pair
+    const auto cmp = tokenize_for_rm(cs, tok, eot, 64);
+    const std::vector<double> outcomes{1, 0, 0.5, 0, 1};
+    const kind_accuracy by = accuracy_by_kind(outcomes, cmp, tok);
+    BOOST_TEST_REQUIRE(by.size() == 2u);
+    BOOST_TEST(by.at("uppercase").pairs == 4u);
+    BOOST_TEST(by.at("uppercase").correct == 2.5); // 1 + 0 + 0.5, then the last group's 1
+    BOOST_TEST(by.at("add").pairs == 1u);
+    BOOST_TEST(by.at("add").correct == 0.0);
+    BOOST_TEST(describe(by) == "add 0% (1), uppercase 63% (4)");
+    BOOST_TEST(to_json(by)["uppercase"]["accuracy"].get<double>() == 0.625);
+    BOOST_CHECK_THROW(accuracy_by_kind(std::vector<double>{1, 0}, cmp, tok), std::exception);
+    BOOST_CHECK_THROW(accuracy_by_kind(std::vector<double>(6, 1.0), cmp, tok), std::exception);
+}
+
 BOOST_AUTO_TEST_CASE(dialogue_comparisons_rank_the_reply_at_the_turn_asked_for) {
     tokenizer tok = judging_tokenizer();
     tok.add_special_token("<|endoftext|>");
