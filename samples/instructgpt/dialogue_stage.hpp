@@ -264,21 +264,25 @@ rolled_out roll_out(const Model& model, const tokenizer& tok, const chat_format&
 // A reward model of either stage, or a member of an ensemble: its head from init_seed, its trunk
 // from the SFT model, trained on the comparisons (AdamW β 0.9 / 0.95, no decay), its bias set so
 // the demonstrations average 0 and, for an ensemble (standardize), its scale so their rewards'
-// spread is 1. Returns its held-out accuracy.
+// spread is 1 (the spread it divided by goes to *scale, when given). Returns its held-out
+// accuracy.
 template <shape S>
-double train_rm_member(reward_model<S>& m, const transformer<S>& sft,
-                       const tokenized_comparisons& train, const tokenized_comparisons& val,
-                       int end_of_text, const reward_training_config& rc, std::uint64_t init_seed,
-                       run_options ro, std::span<const std::vector<int>> demos,
-                       std::span<const int> demo_starts, bool standardize) {
+double
+train_rm_member(reward_model<S>& m, const transformer<S>& sft, const tokenized_comparisons& train,
+                const tokenized_comparisons& val, int end_of_text, const reward_training_config& rc,
+                std::uint64_t init_seed, run_options ro, std::span<const std::vector<int>> demos,
+                std::span<const int> demo_starts, bool standardize, double* scale = nullptr) {
     m.init(init_seed);
     copy_params(m.trunk(), sft);
     adamw<float> opt(m.trunk().params(), {rc.lr, 0.9f, 0.95f, 1e-8f, 0.0f});
     const double acc =
         train_reward_model(m, opt, train, val, end_of_text, rc, std::move(ro)).accuracy;
     normalize_reward_bias(m, demos, end_of_text, 16, demo_starts);
-    if (standardize)
-        standardize_reward_scale(m, demos, end_of_text, 16, demo_starts);
+    if (standardize) {
+        const double sd = standardize_reward_scale(m, demos, end_of_text, 16, demo_starts);
+        if (scale)
+            *scale = sd;
+    }
     return acc;
 }
 

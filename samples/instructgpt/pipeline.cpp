@@ -230,6 +230,7 @@ void run_pipeline(pipeline_options o) {
     kind_accuracy rm_t1_by_kind;          // ... and by kind of instruction
     std::optional<reward_ensemble<pipeline_shape>> ensemble; // --rm-ensemble > 1
     std::vector<tokenized_comparisons> member_data; // with --rlhf-rounds: each member's, from 1
+    std::vector<double> member_scale;               // ... and the spread its head was divided by
     std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
     tokenized_comparisons rm_val_t1; // with --rm-hot: the held-out temperature-1 pairs
@@ -298,8 +299,7 @@ void run_pipeline(pipeline_options o) {
                     own = tokenize_comparisons(read_comparisons(file), tok, eot, T, file.string());
                 }
                 const tokenized_comparisons& data = o.rm_ensemble_data == "shared" ? rm_train : own;
-                if (o.rlhf_rounds > 1) // later rounds continue each member on its own data
-                    member_data.push_back(data);
+                double scale = 1;
                 const model_t& trunk = o.rm_ensemble_trunk == "pretrained" ? *base : *sft;
                 rm_member_accuracy.push_back(train_rm_member(m, trunk, data, rm_val, eot,
                                                              {.epochs = o.rm_epochs,
@@ -307,9 +307,16 @@ void run_pipeline(pipeline_options o) {
                                                               .lr = o.rm_lr,
                                                               .seed = o.seed + 6 + salt},
                                                              o.seed + 5 + salt, mro, demo_seqs,
-                                                             demo_starts, true));
+                                                             demo_starts, true, &scale));
+                if (o.rlhf_rounds > 1) { // later rounds continue each member on its own data
+                    member_data.push_back(data);
+                    member_scale.push_back(scale);
+                }
                 progress::clear_line();
-                std::printf("RM member %d: held-out accuracy %.3f\n", k, rm_member_accuracy.back());
+                std::printf("RM member %d%s: held-out accuracy %.3f\n", k,
+                            o.rm_ensemble_trunk == "pretrained" ? " (from the pre-trained model)"
+                                                                : "",
+                            rm_member_accuracy.back());
             }
             const auto diagnose = [&](const tokenized_comparisons& pairs, const char* what) {
                 std::vector<std::vector<double>> by;
@@ -360,7 +367,7 @@ void run_pipeline(pipeline_options o) {
         // PPO: the RM's accuracy on the policy's own samples (per round; see ppo_stage).
         std::vector<std::optional<reward_eval>> rm_on_policy, rm_on_policy_retrained;
         std::vector<std::optional<double>> ensemble_on_policy; // --rm-ensemble: the ensemble's
-        kind_accuracy reward_by_kind; // PPO's reward on its samples, by kind (ppo_stage)
+        kind_accuracy rm_by_kind; // the RM (or ensemble) on PPO's samples, by kind (ppo_stage)
     };
     std::vector<method_run> runs;
     const auto ppo_prompt_tokens = prompt_tokens(tok, prompts_of(ppo_tasks), eot);
@@ -370,7 +377,8 @@ void run_pipeline(pipeline_options o) {
                           demo_seqs,
                           demo_starts,
                           ensemble ? &*ensemble : nullptr,
-                          std::move(member_data)};
+                          std::move(member_data),
+                          std::move(member_scale)};
     for (const std::string& m : methods) {
         method_run r;
         r.name = m;
@@ -397,7 +405,7 @@ void run_pipeline(pipeline_options o) {
             r.rm_on_policy = std::move(st.rm_on_policy);
             r.rm_on_policy_retrained = std::move(st.rm_on_policy_retrained);
             r.ensemble_on_policy = std::move(st.ensemble_on_policy);
-            r.reward_by_kind = std::move(st.reward_by_kind);
+            r.rm_by_kind = std::move(st.rm_by_kind);
         } else if (m == "rs") {
             r.model = rs_stage(o, *sft, rm, tok, prompts_of(ppo_tasks), dir);
         } else if (m == "dpo") {
@@ -517,10 +525,10 @@ void run_pipeline(pipeline_options o) {
                 std::printf("n/a (every sample tied) at the round's end");
             if (k < r.ensemble_on_policy.size() && r.ensemble_on_policy[k])
                 std::printf(" (the ensemble: %.1f%%)", 100 * *r.ensemble_on_policy[k]);
-            if (k + 1 == r.rm_on_policy.size() && !r.reward_by_kind.empty())
+            if (k + 1 == r.rm_on_policy.size() && !r.rm_by_kind.empty())
                 std::printf("; by kind, %s: %s",
                             r.ensemble_on_policy.empty() ? "the RM" : "the ensemble",
-                            describe(r.reward_by_kind).c_str());
+                            describe(r.rm_by_kind).c_str());
         }
     std::printf("\n");
     // Where the win rates come from: exact answers per kind of instruction.
@@ -656,8 +664,9 @@ void run_pipeline(pipeline_options o) {
                     acc.push_back(e ? nlohmann::json(*e) : nlohmann::json());
                 j["rm_ensemble_accuracy_on_" + m] = acc; // per round, at its end
             }
-            if (!r.rm_on_policy.empty()) // the reward PPO followed, at the last round's end
-                j["reward_accuracy_by_kind_on_" + m] = to_json(r.reward_by_kind);
+            if (!r.rm_on_policy.empty()) // the RM (or ensemble), at the last round's end
+                j["rm_accuracy_by_kind_on_" + m] =
+                    r.rm_by_kind.empty() ? nlohmann::json() : to_json(r.rm_by_kind);
         }
         std::printf("%s\n", j.dump().c_str());
     }

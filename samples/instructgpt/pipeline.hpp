@@ -298,8 +298,10 @@ struct rlhf_data {
     std::vector<std::vector<int>> demo_seqs; // the RM's bias keeps these at mean 0
     std::vector<int> demo_starts;            // where each demonstration's response begins
     reward_ensemble<pipeline_shape>* ensemble = nullptr; // --rm-ensemble: PPO's reward
-    // With an ensemble and rounds > 1: members 1.. comparisons (member 0's are rm_train).
+    // With an ensemble and rounds > 1: members 1.. comparisons (member 0's are rm_train), and
+    // the spread each one's head was divided by to put it on the common scale.
     std::vector<tokenized_comparisons> member_train;
+    std::vector<double> member_scale;
 };
 
 struct ppo_stage_result {
@@ -310,8 +312,9 @@ struct ppo_stage_result {
     // With --rm-ensemble: the reward PPO followed, the ensemble's, on the same samples (per
     // round, at its end; nullopt: all tied).
     std::vector<std::optional<double>> ensemble_on_policy;
-    // The reward PPO followed (the RM or the ensemble) on the same samples, by kind, at the end.
-    kind_accuracy reward_by_kind;
+    // The RM's (with --rm-ensemble, the ensemble's) accuracy on the same samples by kind, at the
+    // last round's end (empty: all tied).
+    kind_accuracy rm_by_kind;
 };
 
 // PPO (ptx_coef 0) or PPO-ptx from the SFT model against the reward model (or, with
@@ -356,9 +359,11 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
     reward_ensemble<pipeline_shape>* ensemble = data.ensemble;
     std::optional<reward_ensemble<pipeline_shape>> own;
     std::vector<tokenized_comparisons> member_seen;
+    std::vector<double> member_scale;
     if (rounds > 1 && ensemble) {
-        GPTX_CHECK(data.member_train.size() + 1 == ensemble->size(), name,
-                   ": iterated RLHF with an ensemble needs each member's comparisons, have ",
+        GPTX_CHECK(data.member_train.size() + 1 == ensemble->size() &&
+                       data.member_scale.size() == data.member_train.size(),
+                   name, ": iterated RLHF with an ensemble needs each member's comparisons, have ",
                    data.member_train.size() + 1, " of ", ensemble->size());
         own.emplace(ensemble->penalty());
         for (std::size_t k = 0; k < ensemble->size(); ++k) {
@@ -369,6 +374,8 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         ensemble = &*own;
         member_seen.push_back({});
         member_seen.insert(member_seen.end(), data.member_train.begin(), data.member_train.end());
+        member_scale.push_back(1.0);
+        member_scale.insert(member_scale.end(), data.member_scale.begin(), data.member_scale.end());
     }
     reward_tally tally;
     int done = 0;
@@ -410,24 +417,35 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                             ? res.rm_on_policy_retrained.back()->accuracy
                             : 0.0);
             if (ensemble) {
-                // Member 0 is the RM just retrained, on the ensemble's common scale; the others
-                // continue alike on their own data (salted as in the RM stage).
+                // Member 0 is the RM just retrained, put on the ensemble's common scale. The
+                // others continue as it did, from their own scale (their heads multiplied back by
+                // the spread they were divided by), on their own data so far plus the round's.
                 auto& m0 = ensemble->member(0);
                 copy_params(m0.trunk(), rm.trunk());
                 copy_params(m0.head(), rm.head());
                 standardize_reward_scale(m0, data.demo_seqs, eot, 16, data.demo_starts);
                 for (std::size_t k = 1; k < ensemble->size(); ++k) {
-                    const std::uint64_t mk = salt + std::uint64_t(k) * 100;
+                    const std::uint64_t mk = mix64((std::uint64_t(round) << 32) | k);
                     tokenized_comparisons mine;
-                    if (o.rm_ensemble_data == "samples")
+                    const char* source = "member 0's";
+                    if (o.rm_ensemble_data == "samples") {
                         mine = tokenize_for_rm(make_comparisons(policy, tok, prompts, o.rm_k,
                                                                 o.max_new, eot, o.seed + mk,
                                                                 o.rm_hot, o.rm_hot_temperature),
                                                tok, eot, T);
-                    else if (o.rm_ensemble_data == "bootstrap")
+                        GPTX_CHECK(!mine.groups.empty(), name, " round ", round, ": member ", k,
+                                   "'s samples of the policy gave no comparisons (every "
+                                   "response tied)");
+                        source = "its own samples of the policy";
+                    } else if (o.rm_ensemble_data == "bootstrap") {
                         mine = bootstrap_resample(fresh, o.seed + mk + 7);
+                        source = "a resample of member 0's";
+                    }
                     const tokenized_comparisons& add = mine.groups.empty() ? fresh : mine;
                     auto& m = ensemble->member(k);
+                    auto& h = m.head().params();
+                    for (std::size_t i = 0; i < h.size(); ++i)
+                        h.data()[i] = float(double(h.data()[i]) * member_scale[k]);
                     auto mro = ro;
                     mro.progress_label = "rm " + std::to_string(k) + " round";
                     auto mrc = rc;
@@ -435,11 +453,12 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
                     const reward_eval ek =
                         continue_reward_model(m, member_seen[k], add, val, data.demo_seqs,
                                               data.demo_starts, eot, mrc, mro);
-                    standardize_reward_scale(m, data.demo_seqs, eot, 16, data.demo_starts);
+                    member_scale[k] =
+                        standardize_reward_scale(m, data.demo_seqs, eot, 16, data.demo_starts);
                     progress::clear_line();
-                    std::printf("%s round %d: RM member %zu retrained on %zu new comparisons; "
+                    std::printf("%s round %d: RM member %zu retrained on %zu new comparisons (%s); "
                                 "held-out accuracy %.3f on the policy's samples\n",
-                                name, round, k, add.groups.size(), ek.accuracy);
+                                name, round, k, add.groups.size(), source, ek.accuracy);
                 }
             }
         }
@@ -487,7 +506,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         if (ensemble)
             res.ensemble_on_policy.push_back(
                 cmp.groups.empty() ? std::nullopt : std::optional(outcome_accuracy(outcomes)));
-        res.reward_by_kind = accuracy_by_kind(outcomes, cmp, tok);
+        res.rm_by_kind = accuracy_by_kind(outcomes, cmp, tok);
     }
     return res;
 }
