@@ -11,6 +11,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -233,6 +234,11 @@ inline tokenized_comparisons tokenize_for_rm(const std::vector<comparison>& cs,
     return out;
 }
 
+// An instruction's kind: its first word (add, first, last, length, reverse, sort, uppercase).
+inline std::string instruction_kind(std::string_view instruction) {
+    return std::string(instruction.substr(0, instruction.find(' ')));
+}
+
 // Pairwise accuracy per kind of instruction (its first word: add, first, uppercase, ...; the
 // by-kind table's names) from pair_outcomes over `cmp`, whose groups give their pairs in order:
 // which answers a reward judges and which it cannot.
@@ -247,7 +253,7 @@ inline kind_accuracy accuracy_by_kind(std::span<const double> outcomes,
             labeler::task_of_prompt(
                 tok.decode(std::vector<int>(seq.begin() + 1, seq.begin() + g.starts.front())))
                 .instruction;
-        pair_counts& c = by[ins.substr(0, ins.find(' '))];
+        pair_counts& c = by[instruction_kind(ins)];
         for (std::size_t n = g.responses.size() * (g.responses.size() - 1) / 2; n > 0; --n) {
             GPTX_CHECK(i < outcomes.size(), "accuracy by kind: ", outcomes.size(),
                        " outcomes for more pairs");

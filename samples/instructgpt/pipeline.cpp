@@ -534,8 +534,7 @@ void run_pipeline(pipeline_options o) {
     // Where the win rates come from: exact answers per kind of instruction.
     std::map<std::string, std::vector<int>> by_kind; // n, SFT, then each method
     for (std::size_t i = 0; i < eval_tasks.size(); ++i) {
-        const std::string& ins = eval_tasks[i].instruction;
-        auto& k = by_kind[ins.substr(0, ins.find(' '))];
+        auto& k = by_kind[instruction_kind(eval_tasks[i].instruction)];
         k.resize(2 + runs.size());
         k[0] += 1;
         k[1] += l_sft.exact_each[i];
@@ -652,18 +651,19 @@ void run_pipeline(pipeline_options o) {
             j["exact_" + m] = r.lab.exact;
             j[m + "_seconds"] = r.seconds;
             j[m + "_cpu_seconds"] = r.cpu_seconds;
-            if (!r.rm_on_policy.empty()) {
-                nlohmann::json acc = nlohmann::json::array();
-                for (const auto& e : r.rm_on_policy)
-                    acc.push_back(e ? nlohmann::json(e->accuracy) : nlohmann::json());
-                j["rm_accuracy_on_" + m] = acc; // per round, at its end
-            }
-            if (!r.ensemble_on_policy.empty()) {
-                nlohmann::json acc = nlohmann::json::array();
-                for (const auto& e : r.ensemble_on_policy)
-                    acc.push_back(e ? nlohmann::json(*e) : nlohmann::json());
-                j["rm_ensemble_accuracy_on_" + m] = acc; // per round, at its end
-            }
+            // Per round, at its end (null: every sample tied).
+            const auto per_round = [](const auto& rounds, auto value) {
+                nlohmann::json a = nlohmann::json::array();
+                for (const auto& e : rounds)
+                    a.push_back(e ? nlohmann::json(value(*e)) : nlohmann::json());
+                return a;
+            };
+            if (!r.rm_on_policy.empty())
+                j["rm_accuracy_on_" + m] =
+                    per_round(r.rm_on_policy, [](const reward_eval& e) { return e.accuracy; });
+            if (!r.ensemble_on_policy.empty())
+                j["rm_ensemble_accuracy_on_" + m] =
+                    per_round(r.ensemble_on_policy, [](double a) { return a; });
             if (!r.rm_on_policy.empty()) // the RM (or ensemble), at the last round's end
                 j["rm_accuracy_by_kind_on_" + m] =
                     r.rm_by_kind.empty() ? nlohmann::json() : to_json(r.rm_by_kind);
