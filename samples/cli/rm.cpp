@@ -1,7 +1,7 @@
 // samples/cli/rm.cpp: `gptx rm`, the InstructGPT reward model trained on pairwise or ranked
-// comparisons from an SFT (or pre-trained) trunk, resumable: the options of run_reward_model
-// (gptx/recipes/rm.hpp) and its dispatch on the checkpoint's shape. Tested by
-// tests/cli/test_rm_cli.cpp.
+// comparisons from an SFT (or pre-trained) trunk, resumable, or (--evaluate) a trained one scoring
+// a comparisons file: the options of run_reward_model (gptx/recipes/rm.hpp) and its dispatch on
+// the checkpoint's shape. Tested by tests/cli/test_rm_cli.cpp.
 #include <filesystem>
 #include <functional>
 
@@ -59,6 +59,9 @@ inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& 
         ->check(CLI::IsMember({"last", "mean"}));
     c->add_option("--out", o.out, "Run folder: model.gptx (trunk + reward_head) and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
+    c->add_flag("--evaluate", o.evaluate,
+                "Train nothing: print the pairwise accuracy of the reward model in --out on every "
+                "comparison of --data (--init gives the tokenizer)");
     c->callback([&] { run(); });
 }
 
@@ -66,7 +69,8 @@ inline void rm_command(const rm_options& o) {
     validate_reward_model_options(o);
     const fs::path init_file = checkpoint_file(o.init);
     const checkpoint_info info = read_model_info(init_file);
-    fs::create_directories(o.out);
+    if (!o.evaluate)
+        fs::create_directories(o.out);
     const bool found =
         with_checkpoint_preset(info, [&]<shape S>() { run_reward_model<S>(o, init_file, info); });
     GPTX_CHECK(found, init_file.string(), ": no preset has the checkpoint's shape ",

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 
 #include <gptx/gptx.hpp>
@@ -138,6 +139,54 @@ BOOST_AUTO_TEST_CASE(resumed_run_equals_uninterrupted_run) {
     // Same batches, dropout masks, optimizer states (trunk and head) and raw bias: byte-identical.
     BOOST_TEST((file_bytes(w.path / "full" / "model.gptx") ==
                 file_bytes(w.path / "split" / "model.gptx")));
+}
+
+// --evaluate scores a comparisons file with a trained model and writes nothing: on the held-out
+// split (the last quarter of cmp.jsonl's prompts) it prints the training run's last figures.
+BOOST_AUTO_TEST_CASE(evaluate_scores_a_file_with_the_trained_model_and_writes_nothing) {
+    rm_workspace w;
+    const run_result r = run_gptx(w.rm_args("rm", 6));
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    {
+        std::ifstream in(w.path / "cmp.jsonl");
+        std::ofstream out(w.path / "held_out.jsonl");
+        std::string line;
+        for (int i = 0; std::getline(in, line); ++i)
+            if (i >= 18)
+                out << line << "\n";
+    }
+    const std::string model = file_bytes(w.path / "rm" / "model.gptx"),
+                      metrics = file_bytes(w.path / "rm" / "metrics.jsonl");
+    const std::string eval = "rm --evaluate --init " + (w.path / "lm").string() +
+                             " --end-of-text 0 --batch 3 --threads 2 --out " +
+                             (w.path / "rm").string() + " --data ";
+    const run_result e = run_gptx(eval + (w.path / "held_out.jsonl").string());
+    BOOST_TEST_REQUIRE(e.code == 0, e.out);
+    // "pairwise accuracy A over 10 pairs (6 prompts)..., loss L": training's held-out figures,
+    // and the same A, counts and L from --evaluate.
+    const auto figures = [](const std::string& out) {
+        std::smatch m;
+        const std::regex re(
+            R"(pairwise accuracy ([0-9.]+) (over [0-9]+ pairs \([0-9]+ prompts\)).*, loss ([0-9.]+))");
+        BOOST_TEST_REQUIRE(std::regex_search(out, m, re), out);
+        return m[1].str() + " " + m[2].str() + " " + m[3].str();
+    };
+    BOOST_TEST(figures(e.out) == figures(r.out), r.out + e.out);
+    BOOST_TEST(e.out.find("over 10 pairs (6 prompts) of") != std::string::npos, e.out);
+    // The whole file: 8 ranked lines of three (3 pairs each) and 16 pairs.
+    const run_result all = run_gptx(eval + (w.path / "cmp.jsonl").string());
+    BOOST_TEST_REQUIRE(all.code == 0, all.out);
+    BOOST_TEST(all.out.find("over 40 pairs (24 prompts) of") != std::string::npos, all.out);
+    BOOST_TEST((file_bytes(w.path / "rm" / "model.gptx") == model));
+    BOOST_TEST((file_bytes(w.path / "rm" / "metrics.jsonl") == metrics));
+    // No model to score with; --resume with --evaluate.
+    const run_result none =
+        run_gptx("rm --evaluate --init " + (w.path / "lm").string() + " --end-of-text 0 --data " +
+                 (w.path / "cmp.jsonl").string() + " --out " + (w.path / "nothing").string());
+    expect_rm_error(none, "--evaluate: no reward model at");
+    BOOST_TEST(!fs::exists(w.path / "nothing"));
+    expect_rm_error(run_gptx(eval + (w.path / "cmp.jsonl").string() + " --resume"),
+                    "--evaluate and --resume exclude each other");
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {

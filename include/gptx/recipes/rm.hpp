@@ -1,6 +1,7 @@
 // gptx/recipes/rm.hpp: the InstructGPT reward model trained on ranked comparisons from an SFT
 // (or pre-trained) trunk as one call on a run folder, what `gptx rm` does: held-out pairwise
-// accuracy, the demonstration bias offset, model.gptx and metrics.jsonl, exact --resume.
+// accuracy, the demonstration bias offset, model.gptx and metrics.jsonl, exact --resume; and
+// --evaluate, a trained model's pairwise accuracy on a comparisons file.
 // Tested by tests/cli/test_rm_cli.cpp.
 #pragma once
 #include <bit>
@@ -44,6 +45,7 @@ struct reward_model_run_options {
     float grad_clip = 1.0f, dropout = 0.0f;
     std::uint64_t seed = 1;
     bool resume = false;
+    bool evaluate = false; // score --data with the model in --out; train and write nothing
     reward_pooling pooling = reward_pooling::last; // saved as run_json's "pooling"
 };
 
@@ -63,6 +65,7 @@ inline void validate_reward_model_options(const reward_model_run_options& o) {
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
+    GPTX_CHECK(!(o.evaluate && o.resume), "--evaluate and --resume exclude each other");
 }
 
 namespace detail {
@@ -100,7 +103,6 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
                       const checkpoint_info& info) {
     namespace fs = std::filesystem;
     validate_reward_model_options(o);
-    fs::create_directories(o.out); // a caller from code may pass a new folder
     using trunk_t = transformer<S>;
     const fs::path dir = o.out, ckpt = dir / "model.gptx", metrics_path = dir / "metrics.jsonl";
     reward_model<S> rm(info.config, o.pooling);
@@ -112,6 +114,19 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
     rm.trunk().set_dropout_counter(0);
     const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
     const int ctx = rm.context();
+    if (o.evaluate) { // every comparison of --data, by the trained model; nothing is written
+        GPTX_CHECK(fs::exists(ckpt), "--evaluate: no reward model at '", ckpt.string(), "'");
+        const auto scored = load_reward_model<S>(ckpt.string(), info.config, "rm --evaluate");
+        const tokenized_comparisons set =
+            tokenize_comparisons(read_comparisons(o.data), tok, eot, ctx, o.data);
+        reward_objective obj(*scored);
+        const reward_eval e = evaluate_rewards<trunk_t>(scored->trunk(), obj, set, o.batch, eot);
+        std::printf("reward model %s: pairwise accuracy %.4f over %zu pairs (%zu prompts) of %s, "
+                    "loss %.4f\n",
+                    ckpt.string().c_str(), e.accuracy, e.pairs, e.prompts, o.data.c_str(), e.loss);
+        return;
+    }
+    fs::create_directories(o.out); // a caller from code may pass a new folder
 
     const comparison_split split =
         read_comparison_split(o.data, o.val, o.val_fraction, tok, eot, ctx);
