@@ -4,8 +4,9 @@
 
   probe_train.jsonl, probe_val.jsonl  ranked comparisons [right answer, one letter changed, two
                                       changed] of uppercase prompts, on words of the folder's
-                                      training prompts; validation words are disjoint from the
-                                      training words and the held-out evaluation prompts
+                                      training prompts; none is a word of its held-out prompts
+                                      (evaluation and RM), and the validation words are not the
+                                      probe's training words
   probe_held_out_{A,B,C}.jsonl        the folder's held-out uppercase pairs (comparisons_val.jsonl)
                                       by what they compare: A the right answer against a near miss
                                       (same length, capitals only), B two near misses, C the rest
@@ -50,8 +51,6 @@ def write_probe(words, n, path, rng):
             w = rng.choice(words)
             right = w.upper()
             ranked = [right, changed(right, 1, rng), changed(right, 2, rng)]
-            if len(set(ranked)) < len(ranked):  # a two-letter word: both letters changed back
-                continue
             f.write(json.dumps({"prompt": f"Q: uppercase {w}\nA: ", "responses": ranked}) + "\n")
 
 
@@ -81,7 +80,7 @@ def with_references(path, out):
         for line in open(path):
             c = json.loads(line)
             right = right_answer(c["prompt"])
-            if c["responses"][0] != right:  # the labeler ranks the right answer above all else
+            if right not in c["responses"]:  # the labeler ranks it above all else
                 c["responses"] = [right] + c["responses"][:8]
                 added += 1
             f.write(json.dumps(c) + "\n")
@@ -118,7 +117,7 @@ def main():
     seen = set()
     for name in ("rm_prompts.jsonl", "ppo_prompts.jsonl", "sft.jsonl"):
         seen |= words_of(a.folder / name)
-    held_out = words_of(a.folder / "eval_prompts.jsonl")
+    held_out = words_of(a.folder / "eval_prompts.jsonl") | words_of(a.folder / "comparisons_val.jsonl")
     words = sorted(seen - held_out)
     rng.shuffle(words)
     n_val = len(words) // 10

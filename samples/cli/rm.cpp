@@ -60,8 +60,9 @@ inline void add_rm_command(CLI::App& app, rm_options& o, std::function<void()>& 
     c->add_option("--out", o.out, "Run folder: model.gptx (trunk + reward_head) and metrics.jsonl");
     c->add_flag("--resume", o.resume, "Continue from the checkpoint in --out");
     c->add_flag("--evaluate", o.evaluate,
-                "Train nothing: print the pairwise accuracy of the reward model in --out on every "
-                "comparison of --data (--init gives the tokenizer)");
+                "Train nothing: print the pairwise accuracy of the reward model in --out (a run "
+                "folder or a checkpoint file) on every comparison of --data (--init gives the "
+                "tokenizer, which must be the model's)");
     c->callback([&] { run(); });
 }
 

@@ -179,6 +179,18 @@ BOOST_AUTO_TEST_CASE(evaluate_scores_a_file_with_the_trained_model_and_writes_no
     BOOST_TEST(all.out.find("over 40 pairs (24 prompts) of") != std::string::npos, all.out);
     BOOST_TEST((file_bytes(w.path / "rm" / "model.gptx") == model));
     BOOST_TEST((file_bytes(w.path / "rm" / "metrics.jsonl") == metrics));
+    // --out may name the checkpoint file itself.
+    const run_result file =
+        run_gptx("rm --evaluate --init " + (w.path / "lm").string() +
+                 " --end-of-text 0 --batch 3 --out " + (w.path / "rm" / "model.gptx").string() +
+                 " --data " + (w.path / "held_out.jsonl").string());
+    BOOST_TEST_REQUIRE(file.code == 0, file.out);
+    BOOST_TEST(figures(file.out) == figures(r.out), file.out);
+    // A language model is not a reward model to score with.
+    expect_rm_error(run_gptx("rm --evaluate --init " + (w.path / "lm").string() +
+                             " --end-of-text 0 --data " + (w.path / "cmp.jsonl").string() +
+                             " --out " + (w.path / "lm").string()),
+                    "reward_head");
     // No model to score with; --resume with --evaluate.
     const run_result none =
         run_gptx("rm --evaluate --init " + (w.path / "lm").string() + " --end-of-text 0 --data " +

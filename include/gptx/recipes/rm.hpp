@@ -97,7 +97,8 @@ inline nlohmann::json run_json(const reward_model_run_options& o) {
 } // namespace detail
 
 // Trains a reward model whose trunk starts from init_file (a checkpoint or imported weights; its
-// info read beforehand with read_model_info, which fixes S) in the run folder o.out.
+// info read beforehand with read_model_info, which fixes S) in the run folder o.out; with
+// o.evaluate, scores o.data with the one trained there instead (init_file gives the tokenizer).
 template <shape S>
 void run_reward_model(const reward_model_run_options& o, const std::filesystem::path& init_file,
                       const checkpoint_info& info) {
@@ -115,15 +116,32 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
     const int eot = end_of_text_for(tok, rm.vocab(), o.end_of_text);
     const int ctx = rm.context();
     if (o.evaluate) { // every comparison of --data, by the trained model; nothing is written
-        GPTX_CHECK(fs::exists(ckpt), "--evaluate: no reward model at '", ckpt.string(), "'");
-        const auto scored = load_reward_model<S>(ckpt.string(), info.config, "rm --evaluate");
+        // --out is a run folder (its model.gptx) or a reward-model checkpoint file.
+        const fs::path file = checkpoint_file(dir);
+        GPTX_CHECK(fs::is_regular_file(file), "--evaluate: no reward model at '", file.string(),
+                   "'");
+        const checkpoint_info saved_info = read_checkpoint_info(file);
+        GPTX_CHECK(saved_info.dims == S && saved_info.config.vocab == info.config.vocab &&
+                       saved_info.config.context == ctx,
+                   file.string(), ": the reward model (", to_string(saved_info.dims), ", vocab ",
+                   saved_info.config.vocab, ", context ", saved_info.config.context,
+                   ") differs from --init's (", to_string(S), ", vocab ", info.config.vocab,
+                   ", context ", ctx, ")");
+        tokenizer saved;
+        train_state st;
+        const checkpoint_extra head[] = {
+            {reward_model<S>::head_name, &rm.head().params(), nullptr}};
+        load_checkpoint<S>(file, rm.trunk(), nullptr, &saved, &st, head);
+        GPTX_CHECK(saved == tok, file.string(),
+                   ": the reward model's tokenizer differs from --init's");
+        rm.set_pooling(saved_reward_pooling(st.run_json, file.string()));
         const tokenized_comparisons set =
             tokenize_comparisons(read_comparisons(o.data), tok, eot, ctx, o.data);
-        reward_objective obj(*scored);
-        const reward_eval e = evaluate_rewards<trunk_t>(scored->trunk(), obj, set, o.batch, eot);
+        reward_objective obj(rm);
+        const reward_eval e = evaluate_rewards<trunk_t>(rm.trunk(), obj, set, o.batch, eot);
         std::printf("reward model %s: pairwise accuracy %.4f over %zu pairs (%zu prompts) of %s, "
                     "loss %.4f\n",
-                    ckpt.string().c_str(), e.accuracy, e.pairs, e.prompts, o.data.c_str(), e.loss);
+                    file.string().c_str(), e.accuracy, e.pairs, e.prompts, o.data.c_str(), e.loss);
         return;
     }
     fs::create_directories(o.out); // a caller from code may pass a new folder
