@@ -117,7 +117,8 @@ def main():
     seen = set()
     for name in ("rm_prompts.jsonl", "ppo_prompts.jsonl", "sft.jsonl"):
         seen |= words_of(a.folder / name)
-    held_out = words_of(a.folder / "eval_prompts.jsonl") | words_of(a.folder / "comparisons_val.jsonl")
+    held_out = words_of(a.folder / "eval_prompts.jsonl")
+    held_out |= words_of(a.folder / "comparisons_val.jsonl")
     words = sorted(seen - held_out)
     rng.shuffle(words)
     n_val = len(words) // 10
