@@ -13716,21 +13716,24 @@ inline reward_pooling saved_reward_pooling(std::string_view run_json, std::strin
 }
 
 // The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
-// have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
-// Its pooling comes from the run state's "pooling" (absent: last, the end-of-text).
+// have the shape and vocabulary of the model whose tokens `cmd` (ppo, grpo, rm --evaluate) scores
+// with it; its tokenizer goes to *tok when given. Its pooling comes from the run state's
+// "pooling" (absent: last, the end-of-text).
 template <shape S>
 std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
-                                                   const model_config& policy, const char* cmd) {
+                                                   const model_config& policy, const char* cmd,
+                                                   tokenizer* tok = nullptr) {
     const std::filesystem::path file = checkpoint_file(reward);
     const checkpoint_info info = read_checkpoint_info(file);
     GPTX_CHECK(info.dims == S, file.string(), ": the reward model's shape ", to_string(info.dims),
-               " differs from the policy's ", to_string(S), " (gptx ", cmd, " needs one shape)");
+               " differs from the scored model's ", to_string(S), " (gptx ", cmd,
+               " needs one shape)");
     GPTX_CHECK(info.config.vocab == policy.vocab, file.string(), ": the reward model's vocabulary ",
-               info.config.vocab, " differs from the policy's ", policy.vocab);
+               info.config.vocab, " differs from the scored model's ", policy.vocab);
     auto rm = std::make_unique<reward_model<S>>(info.config);
     const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
     train_state st;
-    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, &st, head);
+    load_checkpoint<S>(file, rm->trunk(), nullptr, tok, &st, head);
     rm->set_pooling(saved_reward_pooling(st.run_json, file.string()));
     return rm;
 }
@@ -17390,25 +17393,17 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
         const fs::path file = checkpoint_file(dir);
         GPTX_CHECK(fs::is_regular_file(file), "--evaluate: no reward model at '", file.string(),
                    "'");
-        const checkpoint_info saved_info = read_checkpoint_info(file);
-        GPTX_CHECK(saved_info.dims == S && saved_info.config.vocab == info.config.vocab &&
-                       saved_info.config.context == ctx,
-                   file.string(), ": the reward model (", to_string(saved_info.dims), ", vocab ",
-                   saved_info.config.vocab, ", context ", saved_info.config.context,
-                   ") differs from --init's (", to_string(S), ", vocab ", info.config.vocab,
-                   ", context ", ctx, ")");
         tokenizer saved;
-        train_state st;
-        const checkpoint_extra head[] = {
-            {reward_model<S>::head_name, &rm.head().params(), nullptr}};
-        load_checkpoint<S>(file, rm.trunk(), nullptr, &saved, &st, head);
+        const auto scored =
+            load_reward_model<S>(file.string(), info.config, "rm --evaluate", &saved);
+        GPTX_CHECK(scored->context() == ctx, file.string(), ": the reward model's context ",
+                   scored->context(), " differs from --init's ", ctx);
         GPTX_CHECK(saved == tok, file.string(),
                    ": the reward model's tokenizer differs from --init's");
-        rm.set_pooling(saved_reward_pooling(st.run_json, file.string()));
         const tokenized_comparisons set =
             tokenize_comparisons(read_comparisons(o.data), tok, eot, ctx, o.data);
-        reward_objective obj(rm);
-        const reward_eval e = evaluate_rewards<trunk_t>(rm.trunk(), obj, set, o.batch, eot);
+        reward_objective obj(*scored);
+        const reward_eval e = evaluate_rewards<trunk_t>(scored->trunk(), obj, set, o.batch, eot);
         std::printf("reward model %s: pairwise accuracy %.4f over %zu pairs (%zu prompts) of %s, "
                     "loss %.4f\n",
                     file.string().c_str(), e.accuracy, e.pairs, e.prompts, o.data.c_str(), e.loss);

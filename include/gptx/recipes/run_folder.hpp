@@ -89,21 +89,24 @@ inline reward_pooling saved_reward_pooling(std::string_view run_json, std::strin
 }
 
 // The reward-model checkpoint of `gptx rm` (the trunk plus its "reward_head" section), checked to
-// have the policy's shape and vocabulary: `cmd` (ppo, grpo) scores the policy's tokens with it.
-// Its pooling comes from the run state's "pooling" (absent: last, the end-of-text).
+// have the shape and vocabulary of the model whose tokens `cmd` (ppo, grpo, rm --evaluate) scores
+// with it; its tokenizer goes to *tok when given. Its pooling comes from the run state's
+// "pooling" (absent: last, the end-of-text).
 template <shape S>
 std::unique_ptr<reward_model<S>> load_reward_model(const std::string& reward,
-                                                   const model_config& policy, const char* cmd) {
+                                                   const model_config& policy, const char* cmd,
+                                                   tokenizer* tok = nullptr) {
     const std::filesystem::path file = checkpoint_file(reward);
     const checkpoint_info info = read_checkpoint_info(file);
     GPTX_CHECK(info.dims == S, file.string(), ": the reward model's shape ", to_string(info.dims),
-               " differs from the policy's ", to_string(S), " (gptx ", cmd, " needs one shape)");
+               " differs from the scored model's ", to_string(S), " (gptx ", cmd,
+               " needs one shape)");
     GPTX_CHECK(info.config.vocab == policy.vocab, file.string(), ": the reward model's vocabulary ",
-               info.config.vocab, " differs from the policy's ", policy.vocab);
+               info.config.vocab, " differs from the scored model's ", policy.vocab);
     auto rm = std::make_unique<reward_model<S>>(info.config);
     const checkpoint_extra head[] = {{reward_model<S>::head_name, &rm->head().params(), nullptr}};
     train_state st;
-    load_checkpoint<S>(file, rm->trunk(), nullptr, nullptr, &st, head);
+    load_checkpoint<S>(file, rm->trunk(), nullptr, tok, &st, head);
     rm->set_pooling(saved_reward_pooling(st.run_json, file.string()));
     return rm;
 }
