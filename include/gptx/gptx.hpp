@@ -83,6 +83,7 @@
 #include "train/gae.hpp"
 #include "train/grpo.hpp"
 #include "train/kl_controller.hpp"
+#include "train/likelihood_reward.hpp"
 #include "train/objective.hpp"
 #include "train/optimizer.hpp"
 #include "train/policy_eval.hpp"

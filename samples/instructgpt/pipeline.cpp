@@ -41,6 +41,11 @@ void run_pipeline(pipeline_options o) {
                o.rm_ensemble, " and ", o.rm_ensemble_penalty);
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
+    GPTX_CHECK(!o.rm_likelihood_only || o.rm_likelihood > 0,
+               "--rm-likelihood-only needs --rm-likelihood > 0 (the likelihood term's weight)");
+    GPTX_CHECK(o.rm_likelihood == 0 || o.oracle_reward == 0,
+               "--rm-likelihood adds to the reward model's reward; --oracle-reward replaces it "
+               "(give one of them)");
     GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
                "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
     // DPO alone needs comparisons but no reward model.
@@ -234,6 +239,9 @@ void run_pipeline(pipeline_options o) {
     std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
     tokenized_comparisons rm_val_t1; // with --rm-hot: the held-out temperature-1 pairs
+    // --rm-likelihood: the reward the RL methods follow (the RM, member 0 of an ensemble, plus
+    // the SFT likelihood term) on the held-out pairs, and on the temperature-1 ones by kind.
+    nlohmann::json likelihood_diagnosis;
     // --rm-ensemble: the combined reward's held-out accuracy and how far the members' errors
     // coincide (shared_error_rate), on all held-out pairs and on the temperature-1 ones.
     nlohmann::json ensemble_diagnosis;
@@ -267,6 +275,22 @@ void run_pipeline(pipeline_options o) {
             std::printf("RM: held-out accuracy %.3f on %zu pairs of temperature-1 responses only; "
                         "by kind: %s\n",
                         e.accuracy, rm_pairs_t1, describe(rm_t1_by_kind).c_str());
+        }
+        if (o.rm_likelihood > 0) {
+            reward_fn_scorer follows{pipeline_reward(o, rm, tok, nullptr, nullptr, sft.get())};
+            const double all = outcome_accuracy(pair_outcomes(follows, rm_val, eot));
+            likelihood_diagnosis = {{"accuracy", all}};
+            std::printf("%s %.3g x the SFT model's likelihood: held-out accuracy %.3f",
+                        o.rm_likelihood_only ? "Without the RM," : "RM plus", o.rm_likelihood, all);
+            if (o.rm_hot > 0) {
+                const auto t1 = pair_outcomes(follows, rm_val_t1, eot);
+                const auto by = accuracy_by_kind(t1, rm_val_t1, tok);
+                likelihood_diagnosis["accuracy_t1"] = outcome_accuracy(t1);
+                likelihood_diagnosis["accuracy_t1_by_kind"] = to_json(by);
+                std::printf("; %.3f on temperature-1 pairs; by kind: %s", outcome_accuracy(t1),
+                            describe(by).c_str());
+            }
+            std::printf("\n");
         }
         rm_member_accuracy.push_back(rm_accuracy);
         if (o.rm_ensemble > 1) {
@@ -579,6 +603,9 @@ void run_pipeline(pipeline_options o) {
             {"demo_padded", o.demo_padded},
             {"ptx_text", o.ptx_text.empty() ? nlohmann::json() : nlohmann::json(o.ptx_text)},
             {"rm_pooling", o.rm_pooling},
+            {"rm_likelihood", o.rm_likelihood},
+            {"rm_likelihood_only", o.rm_likelihood_only},
+            {"rm_likelihood_diagnosis", likelihood_diagnosis},
             {"rm_ensemble", o.rm_ensemble},
             {"rm_ensemble_data", o.rm_ensemble_data},
             {"rm_ensemble_trunk", o.rm_ensemble_trunk},

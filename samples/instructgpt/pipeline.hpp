@@ -150,13 +150,15 @@ struct reward_tally {
 };
 
 // The reward of PPO, GRPO and RLOO: the reward model (or, when given, an ensemble of them,
-// --rm-ensemble), or with --oracle-reward the labeler itself. Every scored response is also
-// labelled into `tally` (when given).
+// --rm-ensemble), or with --oracle-reward the labeler itself; with --rm-likelihood and `sft`,
+// plus that weight times the SFT model's mean log-likelihood of the response. Every scored
+// response is also labelled into `tally` (when given).
 inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
                                  const tokenizer& tok, reward_tally* tally = nullptr,
-                                 reward_ensemble<pipeline_shape>* ensemble = nullptr) {
-    return [&o, &rm, &tok, tally, ensemble](const int* tokens, int B, int Tn, const int* ends,
-                                            const int* starts) {
+                                 reward_ensemble<pipeline_shape>* ensemble = nullptr,
+                                 pipeline_model* sft = nullptr) {
+    reward_fn f = [&o, &rm, &tok, tally, ensemble](const int* tokens, int B, int Tn,
+                                                   const int* ends, const int* starts) {
         std::vector<float> gold(B);
         if (o.oracle_reward > 0 || tally) {
             // Row b: end-of-text, prompt, response, end-of-text at ends[b]. A response that
@@ -187,6 +189,12 @@ inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipelin
             }
         return out;
     };
+    // --rm-likelihood: plus the SFT model's mean log-likelihood of the response (the RM's, not
+    // the labeler's, reward; the tally keeps the RM's score alone).
+    if (o.rm_likelihood > 0 && sft)
+        return with_reference_likelihood(std::move(f), *sft, o.rm_likelihood,
+                                         o.rm_likelihood_only ? 0.0 : 1.0);
+    return f;
 }
 
 // o.ppo_iters iterations of an RL trainer (PPO, GRPO, RLOO) with a progress bar, a metrics line
@@ -478,9 +486,9 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         pc.ptx_batch = 4;
         pc.ptx_context = T;
         pc.seed = o.seed + 8 + std::uint64_t(round - 1) * 977;
-        ppo_trainer<model_t> ppo(policy, sft, value, value_head,
-                                 pipeline_reward(o, rm, tok, &tally, ensemble), ppo_prompt_tokens,
-                                 pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
+        ppo_trainer<model_t> ppo(
+            policy, sft, value, value_head, pipeline_reward(o, rm, tok, &tally, ensemble, &sft),
+            ppo_prompt_tokens, pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
         run_iterations(o, ppo, name, metrics_file,
                        [](const ppo_metrics& m) {
                            return metrics_map{{"score", m.score},
@@ -624,8 +632,8 @@ group_stage(const pipeline_options& o, pipeline_model& sft, reward_model<pipelin
                          .baseline = baseline,
                          .seed = o.seed + 11};
     reward_tally tally;
-    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok, &tally, ensemble), prompts,
-                             gc);
+    grpo_trainer<model_t> tr(*policy, sft, pipeline_reward(o, rm, tok, &tally, ensemble, &sft),
+                             prompts, gc);
     run_iterations(o, tr, name, metrics_file,
                    [](const grpo_metrics& m) {
                        return metrics_map{{"score", m.score},

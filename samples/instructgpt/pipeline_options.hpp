@@ -66,6 +66,11 @@ struct pipeline_options {
     int rlhf_rounds = 1, round_rm_prompts = 3000;
     double oracle_reward = 0; // > 0: the RL methods' reward (both stages) is this times the
                               // labeler's score, not the RM's
+    // The instruction stage's RL reward (PPO, PPO-ptx, GRPO, RLOO) plus this times the SFT
+    // model's mean log-likelihood of the response and its end-of-text (0: the RM alone); with
+    // rm_likelihood_only, the likelihood term alone (the ablation without the RM).
+    double rm_likelihood = 0;
+    bool rm_likelihood_only = false;
     // The methods after SFT, each a row of the table (parse_methods lists them). All five with
     // the dialogue stage took 19 min 9 s on a 2-core AMD EPYC Zen 5, within the 20-minute
     // budget (the README has each stage's time).

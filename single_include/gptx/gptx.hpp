@@ -12073,6 +12073,31 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 
 namespace gptx {
 
+// Whole sequences, each closed by its end-of-text, `batch` at a time as rows right-padded with
+// end-of-text: fn(first sequence, tokens (B, T), B, T, end positions) for each batch.
+template <class Fn>
+void for_each_sequence_batch(std::span<const std::vector<int>> seqs, int end_of_text, int batch,
+                             const char* who, Fn&& fn) {
+    GPTX_CHECK(batch > 0, who, ": batch must be positive, got ", batch);
+    std::vector<int> tokens, ends;
+    for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
+        const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
+        std::size_t Tn = 1;
+        for (int b = 0; b < B; ++b)
+            Tn = std::max(Tn, seqs[s0 + b].size());
+        tokens.assign(std::size_t(B) * Tn, end_of_text);
+        ends.resize(std::size_t(B));
+        for (int b = 0; b < B; ++b) {
+            const auto& q = seqs[s0 + b];
+            GPTX_CHECK(!q.empty() && q.back() == end_of_text, who, ": sequence ", s0 + b,
+                       " does not end with the end-of-text token ", end_of_text);
+            std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
+            ends[std::size_t(b)] = int(q.size()) - 1;
+        }
+        fn(s0, tokens.data(), B, int(Tn), ends.data());
+    }
+}
+
 // The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
 // layout); the reward is the scalar head at the end-of-text that closes the response: the first
 // one at or after response_start, the number of tokens before the response (1 + prompt tokens;
@@ -12220,28 +12245,15 @@ template <shape S, class T = float> class reward_model {
     // mean pooling), `batch` rows per forward, right-padded with end-of-text.
     std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                    int batch = 16, std::span<const int> starts = {}) {
-        GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
         GPTX_CHECK(starts.empty() || starts.size() == seqs.size(), "reward model: ", starts.size(),
                    " response starts for ", seqs.size(), " sequences");
         std::vector<T> out(seqs.size());
-        std::vector<int> tokens, ends;
-        for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
-            const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
-            std::size_t Tn = 1;
-            for (int b = 0; b < B; ++b)
-                Tn = std::max(Tn, seqs[s0 + b].size());
-            tokens.assign(std::size_t(B) * Tn, end_of_text);
-            ends.resize(std::size_t(B));
-            for (int b = 0; b < B; ++b) {
-                const auto& q = seqs[s0 + b];
-                GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
-                           " does not end with the end-of-text token ", end_of_text);
-                std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
-                ends[b] = int(q.size()) - 1;
-            }
-            score(out.data() + s0, tokens.data(), B, int(Tn), ends.data(),
-                  starts.empty() ? nullptr : starts.data() + s0);
-        }
+        for_each_sequence_batch(
+            seqs, end_of_text, batch, "reward model",
+            [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
+                score(out.data() + s0, tokens, B, Tn, ends,
+                      starts.empty() ? nullptr : starts.data() + s0);
+            });
         return out;
     }
 
@@ -18175,6 +18187,114 @@ inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options
 
 } // namespace gptx
 // ---- end gptx/text/bpe_trainer.hpp ----
+// ---- begin gptx/train/likelihood_reward.hpp ----
+// gptx/train/likelihood_reward.hpp: a reward plus the reference model's mean log-likelihood of
+// the response, and any reward function scored over ranked comparisons. A reward model of the
+// policy's size, trained pairwise on a few thousand comparisons, misranks near misses its frozen
+// SFT model already tells apart (a wrong capital is an unlikely token to it); the weighted
+// likelihood hands the reward that knowledge (docs/pipeline.md, "The SFT model's likelihood").
+// Tested by tests/train/test_likelihood_reward.cpp.
+// Legend: B sequences, T time, n response tokens (its end-of-text included).
+#include <algorithm>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+
+namespace gptx {
+
+// Mean log-likelihood under `model` of each row's response and its end-of-text:
+// (1/n) sum_{t = starts[b]}^{ends[b]} log p(tokens[b][t] | tokens[b][< t]), rows as reward_fn
+// gives them. One forward in eval mode (no dropout); the model's activations are overwritten.
+template <class Model> class response_likelihood {
+  public:
+    explicit response_likelihood(Model& m) : m_(m) {}
+    std::vector<double> operator()(const int* tokens, int B, int Tn, const int* ends,
+                                   const int* starts) {
+        GPTX_CHECK(starts, "response likelihood: the rows do not say where responses start");
+        rows_.clear();
+        toks_.clear();
+        owner_.clear();
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(starts[b] >= 1 && starts[b] <= ends[b] && ends[b] < Tn,
+                       "response likelihood: row ", b, " has its response at [", starts[b], ", ",
+                       ends[b], "] of ", Tn, " positions");
+            for (int t = starts[b]; t <= ends[b]; ++t) { // hidden t-1 predicts token t
+                rows_.push_back(b * Tn + t - 1);
+                toks_.push_back(tokens[std::size_t(b) * Tn + t]);
+                owner_.push_back(b);
+            }
+        }
+        const bool was = m_.training();
+        m_.set_training(false);
+        m_.forward(tokens, B, Tn);
+        m_.set_training(was);
+        logp_.resize(rows_.size());
+        head_.chosen_logprobs(m_, rows_.data(), toks_.data(), int(rows_.size()), logp_.data());
+        std::vector<double> out(std::size_t(B), 0.0);
+        for (std::size_t i = 0; i < rows_.size(); ++i)
+            out[std::size_t(owner_[i])] += double(logp_[i]);
+        for (int b = 0; b < B; ++b)
+            out[std::size_t(b)] /= double(ends[b] - starts[b] + 1);
+        return out;
+    }
+
+  private:
+    Model& m_;
+    lm_head<Model> head_;
+    std::vector<int> rows_, toks_, owner_;
+    std::vector<typename Model::value_type> logp_;
+};
+
+// base_weight * base + alpha * (mean log-likelihood of the response under `reference`). The
+// reference is frozen (PPO's: the SFT model) and must outlive the function; it runs a forward of
+// its own, which the rollouts allow (they read the reference's activations before the reward).
+// base_weight 0 is the ablation that drops the reward model and keeps the likelihood alone.
+template <class Model>
+reward_fn with_reference_likelihood(reward_fn base, Model& reference, double alpha,
+                                    double base_weight = 1.0) {
+    GPTX_CHECK(alpha >= 0, "likelihood reward: the weight must be >= 0, got ", alpha);
+    auto like = std::make_shared<response_likelihood<Model>>(reference);
+    return [base = std::move(base), like, alpha, base_weight](const int* tokens, int B, int Tn,
+                                                              const int* ends, const int* starts) {
+        std::vector<float> r = base(tokens, B, Tn, ends, starts);
+        GPTX_CHECK(int(r.size()) == B, "likelihood reward: the base reward gave ", r.size(),
+                   " scores for ", B, " rows");
+        if (alpha == 0 && base_weight == 1.0)
+            return r;
+        const std::vector<double> ll = (*like)(tokens, B, Tn, ends, starts);
+        for (int b = 0; b < B; ++b)
+            r[std::size_t(b)] =
+                float(base_weight * double(r[std::size_t(b)]) + alpha * ll[std::size_t(b)]);
+        return r;
+    };
+}
+
+// A reward function as a scorer of whole sequences (each ends with its end-of-text; starts[i]
+// is where sequence i's response begins), `batch` rows at a time: what pair_outcomes needs to
+// rank held-out comparisons by any reward the RL methods follow.
+struct reward_fn_scorer {
+    reward_fn fn;
+    std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
+                                       int batch, std::span<const int> starts) const {
+        GPTX_CHECK(starts.size() == seqs.size(), "reward scorer: ", starts.size(),
+                   " response starts for ", seqs.size(), " sequences");
+        std::vector<float> out(seqs.size());
+        for_each_sequence_batch(
+            seqs, end_of_text, batch, "reward scorer",
+            [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
+                const std::vector<float> r = fn(tokens, B, Tn, ends, starts.data() + s0);
+                GPTX_CHECK(int(r.size()) == B, "reward scorer: the reward gave ", r.size(),
+                           " scores for ", B, " sequences");
+                std::copy(r.begin(), r.end(), out.begin() + std::ptrdiff_t(s0));
+            });
+        return out;
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/train/likelihood_reward.hpp ----
 // ---- begin gptx/train/policy_eval.hpp ----
 // gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
 // prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,

@@ -217,6 +217,36 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rou
     }
 }
 
+// --rm-likelihood: PPO's reward is the RM plus the SFT model's likelihood of the response. The
+// run prints and reports that reward's held-out accuracy, whose kinds add up to its accuracy on
+// the temperature-1 pairs. The ablation flag alone, or the term with the labeler's reward, is one
+// line.
+BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood) {
+    sft_workspace w;
+    expect_pipeline_error(w, "--quick --rm-likelihood-only",
+                          "--rm-likelihood-only needs --rm-likelihood > 0");
+    expect_pipeline_error(w, "--quick --rm-likelihood 1 --oracle-reward 1",
+                          "--rm-likelihood adds to the reward model's reward; --oracle-reward");
+    const auto r = run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
+                            "--rm-likelihood 1 --out " +
+                            (w.path / "l").string());
+    BOOST_TEST_REQUIRE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find("RM plus 1 x the SFT model's likelihood: held-out accuracy") !=
+                   std::string::npos,
+               r.out);
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    BOOST_TEST(j["rm_likelihood"].get<double>() == 1.0);
+    BOOST_TEST(!j["rm_likelihood_only"].get<bool>());
+    const auto& d = j["rm_likelihood_diagnosis"];
+    const double acc = d["accuracy"].get<double>();
+    BOOST_TEST((acc >= 0.0 && acc <= 1.0));
+    BOOST_TEST_REQUIRE(d.contains("accuracy_t1_by_kind"));
+    const auto [pairs, t1] = whole_of_kinds(d["accuracy_t1_by_kind"]);
+    BOOST_TEST(pairs > 0.0);
+    BOOST_TEST(std::abs(t1 - d["accuracy_t1"].get<double>()) < 1e-9);
+    BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
+}
+
 // --ptx-text is encoded with the run's tokenizer before anything is made: a character outside
 // its vocabulary is one line naming the file and the character.
 BOOST_AUTO_TEST_CASE(pipeline_rejects_ptx_text_outside_the_vocabulary) {

@@ -19,6 +19,31 @@
 
 namespace gptx {
 
+// Whole sequences, each closed by its end-of-text, `batch` at a time as rows right-padded with
+// end-of-text: fn(first sequence, tokens (B, T), B, T, end positions) for each batch.
+template <class Fn>
+void for_each_sequence_batch(std::span<const std::vector<int>> seqs, int end_of_text, int batch,
+                             const char* who, Fn&& fn) {
+    GPTX_CHECK(batch > 0, who, ": batch must be positive, got ", batch);
+    std::vector<int> tokens, ends;
+    for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
+        const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
+        std::size_t Tn = 1;
+        for (int b = 0; b < B; ++b)
+            Tn = std::max(Tn, seqs[s0 + b].size());
+        tokens.assign(std::size_t(B) * Tn, end_of_text);
+        ends.resize(std::size_t(B));
+        for (int b = 0; b < B; ++b) {
+            const auto& q = seqs[s0 + b];
+            GPTX_CHECK(!q.empty() && q.back() == end_of_text, who, ": sequence ", s0 + b,
+                       " does not end with the end-of-text token ", end_of_text);
+            std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
+            ends[std::size_t(b)] = int(q.size()) - 1;
+        }
+        fn(s0, tokens.data(), B, int(Tn), ends.data());
+    }
+}
+
 // The reward position. A scored sequence is end-of-text, prompt, response, end-of-text (the SFT
 // layout); the reward is the scalar head at the end-of-text that closes the response: the first
 // one at or after response_start, the number of tokens before the response (1 + prompt tokens;
@@ -166,28 +191,15 @@ template <shape S, class T = float> class reward_model {
     // mean pooling), `batch` rows per forward, right-padded with end-of-text.
     std::vector<T> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                    int batch = 16, std::span<const int> starts = {}) {
-        GPTX_CHECK(batch > 0, "reward model: batch must be positive, got ", batch);
         GPTX_CHECK(starts.empty() || starts.size() == seqs.size(), "reward model: ", starts.size(),
                    " response starts for ", seqs.size(), " sequences");
         std::vector<T> out(seqs.size());
-        std::vector<int> tokens, ends;
-        for (std::size_t s0 = 0; s0 < seqs.size(); s0 += std::size_t(batch)) {
-            const int B = int(std::min<std::size_t>(std::size_t(batch), seqs.size() - s0));
-            std::size_t Tn = 1;
-            for (int b = 0; b < B; ++b)
-                Tn = std::max(Tn, seqs[s0 + b].size());
-            tokens.assign(std::size_t(B) * Tn, end_of_text);
-            ends.resize(std::size_t(B));
-            for (int b = 0; b < B; ++b) {
-                const auto& q = seqs[s0 + b];
-                GPTX_CHECK(!q.empty() && q.back() == end_of_text, "reward model: sequence ", s0 + b,
-                           " does not end with the end-of-text token ", end_of_text);
-                std::copy(q.begin(), q.end(), tokens.begin() + std::ptrdiff_t(b * Tn));
-                ends[b] = int(q.size()) - 1;
-            }
-            score(out.data() + s0, tokens.data(), B, int(Tn), ends.data(),
-                  starts.empty() ? nullptr : starts.data() + s0);
-        }
+        for_each_sequence_batch(
+            seqs, end_of_text, batch, "reward model",
+            [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
+                score(out.data() + s0, tokens, B, Tn, ends,
+                      starts.empty() ? nullptr : starts.data() + s0);
+            });
         return out;
     }
 
