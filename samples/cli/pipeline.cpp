@@ -105,12 +105,14 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
                   "times the labeler's own score instead of the reward model (the RM's ceiling)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--rm-likelihood", o.rm_likelihood,
-                  "Instruction stage: PPO, GRPO and RLOO are rewarded by the RM plus this times "
-                  "the SFT model's mean log-likelihood of the response (its end-of-text "
-                  "included), which ranks near misses the RM misranks (0: the RM alone)")
+                  "Instruction stage: PPO, GRPO and RLOO are rewarded by the RM (or ensemble) "
+                  "plus this times the SFT model's mean log-likelihood of the response (its "
+                  "end-of-text included), which ranks near misses the RM misranks (0: the RM "
+                  "alone)")
         ->check(CLI::NonNegativeNumber);
     c->add_flag("--rm-likelihood-only", o.rm_likelihood_only,
-                "Ablation: with --rm-likelihood, the likelihood term alone, without the RM");
+                "Ablation: with --rm-likelihood, PPO, GRPO and RLOO are rewarded by the "
+                "likelihood term alone, without the RM (best of n and RS still rank by the RM)");
     c->add_option("--methods", o.methods,
                   "Comma-separated methods after SFT, a table row each: ppo, ppo-ptx, dpo, grpo, "
                   "rloo, rs (rejection-sampling fine-tuning), or none (SFT only) (default: "

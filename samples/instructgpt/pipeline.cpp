@@ -41,6 +41,9 @@ void run_pipeline(pipeline_options o) {
                o.rm_ensemble, " and ", o.rm_ensemble_penalty);
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
+    GPTX_CHECK(o.rm_likelihood >= 0 && std::isfinite(o.rm_likelihood),
+               "--rm-likelihood must be a finite weight >= 0 (0: the RM alone), got ",
+               o.rm_likelihood);
     GPTX_CHECK(!o.rm_likelihood_only || o.rm_likelihood > 0,
                "--rm-likelihood-only needs --rm-likelihood > 0 (the likelihood term's weight)");
     GPTX_CHECK(o.rm_likelihood == 0 || o.oracle_reward == 0,
@@ -239,8 +242,9 @@ void run_pipeline(pipeline_options o) {
     std::vector<double> rm_member_accuracy;
     std::size_t rm_pairs_t1 = 0;
     tokenized_comparisons rm_val_t1; // with --rm-hot: the held-out temperature-1 pairs
-    // --rm-likelihood: the reward the RL methods follow (the RM, member 0 of an ensemble, plus
-    // the SFT likelihood term) on the held-out pairs, and on the temperature-1 ones by kind.
+    // --rm-likelihood: the RM plus the SFT likelihood term on the held-out pairs, and on the
+    // temperature-1 ones by kind (with --rm-ensemble the RL methods add the term to the
+    // ensemble's reward instead; this is member 0's).
     nlohmann::json likelihood_diagnosis;
     // --rm-ensemble: the combined reward's held-out accuracy and how far the members' errors
     // coincide (shared_error_rate), on all held-out pairs and on the temperature-1 ones.
@@ -277,13 +281,17 @@ void run_pipeline(pipeline_options o) {
                         e.accuracy, rm_pairs_t1, describe(rm_t1_by_kind).c_str());
         }
         if (o.rm_likelihood > 0) {
-            reward_fn_scorer follows{pipeline_reward(o, rm, tok, nullptr, nullptr, sft.get())};
-            const double all = outcome_accuracy(pair_outcomes(follows, rm_val, eot));
+            reward_fn_scorer with_likelihood{
+                pipeline_reward(o, rm, tok, nullptr, nullptr, sft.get())};
+            const double all = outcome_accuracy(pair_outcomes(with_likelihood, rm_val, eot));
             likelihood_diagnosis = {{"accuracy", all}};
             std::printf("%s %.3g x the SFT model's likelihood: held-out accuracy %.3f",
-                        o.rm_likelihood_only ? "Without the RM," : "RM plus", o.rm_likelihood, all);
+                        o.rm_likelihood_only ? "Without the RM,"
+                        : o.rm_ensemble > 1  ? "RM member 0 plus"
+                                             : "RM plus",
+                        o.rm_likelihood, all);
             if (o.rm_hot > 0) {
-                const auto t1 = pair_outcomes(follows, rm_val_t1, eot);
+                const auto t1 = pair_outcomes(with_likelihood, rm_val_t1, eot);
                 const auto by = accuracy_by_kind(t1, rm_val_t1, tok);
                 likelihood_diagnosis["accuracy_t1"] = outcome_accuracy(t1);
                 likelihood_diagnosis["accuracy_t1_by_kind"] = to_json(by);

@@ -151,8 +151,9 @@ struct reward_tally {
 
 // The reward of PPO, GRPO and RLOO: the reward model (or, when given, an ensemble of them,
 // --rm-ensemble), or with --oracle-reward the labeler itself; with --rm-likelihood and `sft`,
-// plus that weight times the SFT model's mean log-likelihood of the response. Every scored
-// response is also labelled into `tally` (when given).
+// plus that weight times the SFT model's mean log-likelihood of the response (with
+// --rm-likelihood-only, instead of the RM). Every scored response is also labelled into `tally`
+// (when given).
 inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipeline_shape>& rm,
                                  const tokenizer& tok, reward_tally* tally = nullptr,
                                  reward_ensemble<pipeline_shape>* ensemble = nullptr,
@@ -222,6 +223,8 @@ void run_iterations(const pipeline_options& o, Trainer& tr, const char* name,
         metrics_map shown = fields(m);
         if (log.tally)
             shown.emplace_back("labeler", log.tally->labeler_mean());
+        if (log.tally && o.rm_likelihood > 0) // the RM's own score beside the reward followed
+            shown.emplace_back("rm", log.tally->rm_mean());
         const std::int64_t iteration = log.done + m.iteration;
         metrics_map line{{"iteration", double(iteration)}};
         line.insert(line.end(), shown.begin(), shown.end());

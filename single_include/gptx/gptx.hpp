@@ -8495,25 +8495,30 @@ template <class Model> class lm_head {
     void chosen_logprobs(Model& m, const int* rows, const int* tokens, int N, T* logp,
                          T* entropy = nullptr) {
         check_chosen(m, rows, tokens, N);
-        reserve_chosen(m);
+        const int chunk = reserve_chosen(m, N);
         ops::chosen_logprobs_forward(logp, entropy, last_hidden(m), m.param(p_wte), rows, tokens, N,
-                                     Model::C, m.vocab(), scratch_.data(), chunk_rows(m.vocab()));
+                                     Model::C, m.vocab(), scratch_.data(), chunk);
     }
     // Its backward for dlogp[i] = dL/dlogp_i: adds into model.dhidden() (the caller zeroes it
     // first) and d wte.
     void chosen_logprobs_backward(Model& m, const int* rows, const int* tokens, int N,
                                   const T* dlogp) {
-        reserve_chosen(m);
+        const int chunk = reserve_chosen(m, N);
         ops::chosen_logprobs_backward(m.dhidden(), m.grad(p_wte), dlogp, last_hidden(m),
                                       m.param(p_wte), rows, tokens, N, Model::C, m.vocab(),
-                                      scratch_.data(), chunk_rows(m.vocab()));
+                                      scratch_.data(), chunk);
     }
 
   private:
-    void reserve_chosen(const Model& m) {
-        const std::size_t need = std::size_t(chunk_rows(m.vocab())) * (m.vocab() + 2 * Model::C);
+    // Scratch for a chunk of N rows rounded up to 16, when that is fewer than chunk_rows: a call
+    // on N rows runs the same one chunk either way (and keeps its offsets' alignment), without
+    // zeroing a full 64 MiB chunk for a few rows. Returns the chunk.
+    int reserve_chosen(const Model& m, int N) {
+        const int chunk = std::min(chunk_rows(m.vocab()), std::max(16, (N + 15) / 16 * 16));
+        const std::size_t need = std::size_t(chunk) * (m.vocab() + 2 * Model::C);
         if (scratch_.size() < need)
             scratch_.resize(need);
+        return chunk;
     }
     static void check_chosen(Model& m, const int* rows, const int* tokens, int N) {
         const std::int64_t BT = std::int64_t(m.batch()) * m.seq_len();
@@ -12074,7 +12079,7 @@ transformer<S, T> grow_vocab(const transformer<S, T>& m, int n, std::uint64_t se
 namespace gptx {
 
 // Whole sequences, each closed by its end-of-text, `batch` at a time as rows right-padded with
-// end-of-text: fn(first sequence, tokens (B, T), B, T, end positions) for each batch.
+// end-of-text: fn(index of the batch's first sequence, tokens (B, T), B, T, end positions).
 template <class Fn>
 void for_each_sequence_batch(std::span<const std::vector<int>> seqs, int end_of_text, int batch,
                              const char* who, Fn&& fn) {
@@ -15521,12 +15526,14 @@ template <class Policy> class rollout_buffer {
                 ends[k] = int(kept);
                 starts[k] = q.prompt;
             }
+            // The reward may run the reference's forward (with_reference_likelihood): nothing
+            // reads the reference's activations after this call.
             const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
                        " scores for ", M, " sequences");
             for (int k = 0; k < M; ++k) {
                 GPTX_CHECK(std::isfinite(sc[k]),
-                           "rollouts: the reward model's score is not finite; stopped");
+                           "rollouts: the reward's score is not finite; stopped");
                 scores_[first + k] =
                     double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
             }
@@ -18196,6 +18203,7 @@ inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options
 // Tested by tests/train/test_likelihood_reward.cpp.
 // Legend: B sequences, T time, n response tokens (its end-of-text included).
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <span>
 #include <utility>
@@ -18212,14 +18220,14 @@ template <class Model> class response_likelihood {
     explicit response_likelihood(Model& m) : m_(m) {}
     std::vector<double> operator()(const int* tokens, int B, int Tn, const int* ends,
                                    const int* starts) {
-        GPTX_CHECK(starts, "response likelihood: the rows do not say where responses start");
+        GPTX_CHECK(starts, "response likelihood: needs each row's response start, got none");
         rows_.clear();
         toks_.clear();
         owner_.clear();
         for (int b = 0; b < B; ++b) {
             GPTX_CHECK(starts[b] >= 1 && starts[b] <= ends[b] && ends[b] < Tn,
-                       "response likelihood: row ", b, " has its response at [", starts[b], ", ",
-                       ends[b], "] of ", Tn, " positions");
+                       "response likelihood: row ", b, "'s response [", starts[b], ", ", ends[b],
+                       "] must satisfy 1 <= start <= end < ", Tn, " (the row's length)");
             for (int t = starts[b]; t <= ends[b]; ++t) { // hidden t-1 predicts token t
                 rows_.push_back(b * Tn + t - 1);
                 toks_.push_back(tokens[std::size_t(b) * Tn + t]);
@@ -18254,13 +18262,16 @@ template <class Model> class response_likelihood {
 template <class Model>
 reward_fn with_reference_likelihood(reward_fn base, Model& reference, double alpha,
                                     double base_weight = 1.0) {
-    GPTX_CHECK(alpha >= 0, "likelihood reward: the weight must be >= 0, got ", alpha);
+    GPTX_CHECK(alpha >= 0 && std::isfinite(alpha) && std::isfinite(base_weight),
+               "likelihood reward: alpha (the likelihood's weight) must be finite and >= 0 and "
+               "the base reward's weight finite, got ",
+               alpha, " and ", base_weight);
     auto like = std::make_shared<response_likelihood<Model>>(reference);
     return [base = std::move(base), like, alpha, base_weight](const int* tokens, int B, int Tn,
                                                               const int* ends, const int* starts) {
         std::vector<float> r = base(tokens, B, Tn, ends, starts);
         GPTX_CHECK(int(r.size()) == B, "likelihood reward: the base reward gave ", r.size(),
-                   " scores for ", B, " rows");
+                   " scores, expected one per row (", B, ")");
         if (alpha == 0 && base_weight == 1.0)
             return r;
         const std::vector<double> ll = (*like)(tokens, B, Tn, ends, starts);
@@ -18278,15 +18289,17 @@ struct reward_fn_scorer {
     reward_fn fn;
     std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                        int batch, std::span<const int> starts) const {
-        GPTX_CHECK(starts.size() == seqs.size(), "reward scorer: ", starts.size(),
-                   " response starts for ", seqs.size(), " sequences");
+        GPTX_CHECK(starts.size() == seqs.size(),
+                   "reward scorer: needs one response start per "
+                   "sequence, got ",
+                   starts.size(), " for ", seqs.size());
         std::vector<float> out(seqs.size());
         for_each_sequence_batch(
             seqs, end_of_text, batch, "reward scorer",
             [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
                 const std::vector<float> r = fn(tokens, B, Tn, ends, starts.data() + s0);
                 GPTX_CHECK(int(r.size()) == B, "reward scorer: the reward gave ", r.size(),
-                           " scores for ", B, " sequences");
+                           " scores, expected one per sequence (", B, ")");
                 std::copy(r.begin(), r.end(), out.begin() + std::ptrdiff_t(s0));
             });
         return out;

@@ -217,16 +217,23 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_retrains_each_rm_of_the_ensemble_between_rou
     }
 }
 
-// --rm-likelihood: PPO's reward is the RM plus the SFT model's likelihood of the response. The
-// run prints and reports that reward's held-out accuracy, whose kinds add up to its accuracy on
-// the temperature-1 pairs. The ablation flag alone, or the term with the labeler's reward, is one
-// line.
-BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood) {
+// The ablation flag without the likelihood's weight, or the term with the labeler's reward: one
+// line each, before anything is made.
+BOOST_AUTO_TEST_CASE(pipeline_rejects_a_likelihood_term_it_cannot_add) {
     sft_workspace w;
     expect_pipeline_error(w, "--quick --rm-likelihood-only",
                           "--rm-likelihood-only needs --rm-likelihood > 0");
+    BOOST_TEST(!fs::exists(w.path / "r" / "corpus.txt"));
     expect_pipeline_error(w, "--quick --rm-likelihood 1 --oracle-reward 1",
                           "--rm-likelihood adds to the reward model's reward; --oracle-reward");
+    BOOST_TEST(!fs::exists(w.path / "r" / "corpus.txt"));
+}
+
+// --rm-likelihood: PPO's reward is the RM plus the SFT model's likelihood of the response. The
+// run prints and reports that reward's held-out accuracy, whose kinds add up to its accuracy on
+// the temperature-1 pairs.
+BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood, *utf::label("slow")) {
+    sft_workspace w;
     const auto r = run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
                             "--rm-likelihood 1 --out " +
                             (w.path / "l").string());
@@ -245,6 +252,15 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood) {
     BOOST_TEST(pairs > 0.0);
     BOOST_TEST(std::abs(t1 - d["accuracy_t1"].get<double>()) < 1e-9);
     BOOST_TEST(std::isfinite(j["ppo_win_rate"].get<double>()));
+    // PPO followed the RM plus a log-likelihood, which is below 0: every iteration's mean reward
+    // ("score") is below the RM's own mean ("rm") on the same rollouts.
+    std::ifstream metrics(w.path / "l" / "ppo_metrics.jsonl");
+    int lines = 0;
+    for (std::string line; std::getline(metrics, line); ++lines) {
+        const auto m = nlohmann::json::parse(line);
+        BOOST_TEST(m["score"].get<double>() < m["rm"].get<double>(), line);
+    }
+    BOOST_TEST(lines > 0);
 }
 
 // --ptx-text is encoded with the run's tokenizer before anything is made: a character outside

@@ -84,8 +84,9 @@ BOOST_AUTO_TEST_CASE(mean_log_likelihood_matches_scoring_each_row_alone) {
 
 BOOST_AUTO_TEST_CASE(scorer_ranks_comparisons_as_the_reward_model_does) {
     // A reward model's own pair outcomes and those of its reward_fn seen through
-    // reward_fn_scorer agree pair for pair, in batches that split the comparisons unevenly.
-    reward_model<s, double> rm({9, 12});
+    // reward_fn_scorer agree pair for pair, in batches that split the comparisons unevenly. Mean
+    // pooling reads where each response starts, so the starts must reach each batch aligned.
+    reward_model<s, double> rm({9, 12}, reward_pooling::mean);
     rm.init(7);
     rng r(8);
     for (std::size_t i = 0; i < rm.trunk().params().size(); ++i)

@@ -55,25 +55,30 @@ template <class Model> class lm_head {
     void chosen_logprobs(Model& m, const int* rows, const int* tokens, int N, T* logp,
                          T* entropy = nullptr) {
         check_chosen(m, rows, tokens, N);
-        reserve_chosen(m);
+        const int chunk = reserve_chosen(m, N);
         ops::chosen_logprobs_forward(logp, entropy, last_hidden(m), m.param(p_wte), rows, tokens, N,
-                                     Model::C, m.vocab(), scratch_.data(), chunk_rows(m.vocab()));
+                                     Model::C, m.vocab(), scratch_.data(), chunk);
     }
     // Its backward for dlogp[i] = dL/dlogp_i: adds into model.dhidden() (the caller zeroes it
     // first) and d wte.
     void chosen_logprobs_backward(Model& m, const int* rows, const int* tokens, int N,
                                   const T* dlogp) {
-        reserve_chosen(m);
+        const int chunk = reserve_chosen(m, N);
         ops::chosen_logprobs_backward(m.dhidden(), m.grad(p_wte), dlogp, last_hidden(m),
                                       m.param(p_wte), rows, tokens, N, Model::C, m.vocab(),
-                                      scratch_.data(), chunk_rows(m.vocab()));
+                                      scratch_.data(), chunk);
     }
 
   private:
-    void reserve_chosen(const Model& m) {
-        const std::size_t need = std::size_t(chunk_rows(m.vocab())) * (m.vocab() + 2 * Model::C);
+    // Scratch for a chunk of N rows rounded up to 16, when that is fewer than chunk_rows: a call
+    // on N rows runs the same one chunk either way (and keeps its offsets' alignment), without
+    // zeroing a full 64 MiB chunk for a few rows. Returns the chunk.
+    int reserve_chosen(const Model& m, int N) {
+        const int chunk = std::min(chunk_rows(m.vocab()), std::max(16, (N + 15) / 16 * 16));
+        const std::size_t need = std::size_t(chunk) * (m.vocab() + 2 * Model::C);
         if (scratch_.size() < need)
             scratch_.resize(need);
+        return chunk;
     }
     static void check_chosen(Model& m, const int* rows, const int* tokens, int N) {
         const std::int64_t BT = std::int64_t(m.batch()) * m.seq_len();

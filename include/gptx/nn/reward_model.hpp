@@ -20,7 +20,7 @@
 namespace gptx {
 
 // Whole sequences, each closed by its end-of-text, `batch` at a time as rows right-padded with
-// end-of-text: fn(first sequence, tokens (B, T), B, T, end positions) for each batch.
+// end-of-text: fn(index of the batch's first sequence, tokens (B, T), B, T, end positions).
 template <class Fn>
 void for_each_sequence_batch(std::span<const std::vector<int>> seqs, int end_of_text, int batch,
                              const char* who, Fn&& fn) {

@@ -7,6 +7,7 @@
 // Legend: B sequences, T time, n response tokens (its end-of-text included).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <span>
 #include <utility>
@@ -27,14 +28,14 @@ template <class Model> class response_likelihood {
     explicit response_likelihood(Model& m) : m_(m) {}
     std::vector<double> operator()(const int* tokens, int B, int Tn, const int* ends,
                                    const int* starts) {
-        GPTX_CHECK(starts, "response likelihood: the rows do not say where responses start");
+        GPTX_CHECK(starts, "response likelihood: needs each row's response start, got none");
         rows_.clear();
         toks_.clear();
         owner_.clear();
         for (int b = 0; b < B; ++b) {
             GPTX_CHECK(starts[b] >= 1 && starts[b] <= ends[b] && ends[b] < Tn,
-                       "response likelihood: row ", b, " has its response at [", starts[b], ", ",
-                       ends[b], "] of ", Tn, " positions");
+                       "response likelihood: row ", b, "'s response [", starts[b], ", ", ends[b],
+                       "] must satisfy 1 <= start <= end < ", Tn, " (the row's length)");
             for (int t = starts[b]; t <= ends[b]; ++t) { // hidden t-1 predicts token t
                 rows_.push_back(b * Tn + t - 1);
                 toks_.push_back(tokens[std::size_t(b) * Tn + t]);
@@ -69,13 +70,16 @@ template <class Model> class response_likelihood {
 template <class Model>
 reward_fn with_reference_likelihood(reward_fn base, Model& reference, double alpha,
                                     double base_weight = 1.0) {
-    GPTX_CHECK(alpha >= 0, "likelihood reward: the weight must be >= 0, got ", alpha);
+    GPTX_CHECK(alpha >= 0 && std::isfinite(alpha) && std::isfinite(base_weight),
+               "likelihood reward: alpha (the likelihood's weight) must be finite and >= 0 and "
+               "the base reward's weight finite, got ",
+               alpha, " and ", base_weight);
     auto like = std::make_shared<response_likelihood<Model>>(reference);
     return [base = std::move(base), like, alpha, base_weight](const int* tokens, int B, int Tn,
                                                               const int* ends, const int* starts) {
         std::vector<float> r = base(tokens, B, Tn, ends, starts);
         GPTX_CHECK(int(r.size()) == B, "likelihood reward: the base reward gave ", r.size(),
-                   " scores for ", B, " rows");
+                   " scores, expected one per row (", B, ")");
         if (alpha == 0 && base_weight == 1.0)
             return r;
         const std::vector<double> ll = (*like)(tokens, B, Tn, ends, starts);
@@ -93,15 +97,17 @@ struct reward_fn_scorer {
     reward_fn fn;
     std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                        int batch, std::span<const int> starts) const {
-        GPTX_CHECK(starts.size() == seqs.size(), "reward scorer: ", starts.size(),
-                   " response starts for ", seqs.size(), " sequences");
+        GPTX_CHECK(starts.size() == seqs.size(),
+                   "reward scorer: needs one response start per "
+                   "sequence, got ",
+                   starts.size(), " for ", seqs.size());
         std::vector<float> out(seqs.size());
         for_each_sequence_batch(
             seqs, end_of_text, batch, "reward scorer",
             [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
                 const std::vector<float> r = fn(tokens, B, Tn, ends, starts.data() + s0);
                 GPTX_CHECK(int(r.size()) == B, "reward scorer: the reward gave ", r.size(),
-                           " scores for ", B, " sequences");
+                           " scores, expected one per sequence (", B, ")");
                 std::copy(r.begin(), r.end(), out.begin() + std::ptrdiff_t(s0));
             });
         return out;

@@ -200,12 +200,14 @@ template <class Policy> class rollout_buffer {
                 ends[k] = int(kept);
                 starts[k] = q.prompt;
             }
+            // The reward may run the reference's forward (with_reference_likelihood): nothing
+            // reads the reference's activations after this call.
             const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
             GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
                        " scores for ", M, " sequences");
             for (int k = 0; k < M; ++k) {
                 GPTX_CHECK(std::isfinite(sc[k]),
-                           "rollouts: the reward model's score is not finite; stopped");
+                           "rollouts: the reward's score is not finite; stopped");
                 scores_[first + k] =
                     double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
             }
