@@ -98,9 +98,8 @@ struct reward_fn_scorer {
     std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
                                        int batch, std::span<const int> starts) const {
         GPTX_CHECK(starts.size() == seqs.size(),
-                   "reward scorer: needs one response start per "
-                   "sequence, got ",
-                   starts.size(), " for ", seqs.size());
+                   "reward scorer: needs one response start per sequence, got ", starts.size(),
+                   " for ", seqs.size());
         std::vector<float> out(seqs.size());
         for_each_sequence_batch(
             seqs, end_of_text, batch, "reward scorer",
