@@ -41,11 +41,7 @@ void run_pipeline(pipeline_options o) {
                o.rm_ensemble, " and ", o.rm_ensemble_penalty);
     GPTX_CHECK(o.oracle_reward >= 0, "--oracle-reward must be >= 0 (0: the reward model), got ",
                o.oracle_reward);
-    GPTX_CHECK(o.rm_likelihood >= 0 && std::isfinite(o.rm_likelihood),
-               "--rm-likelihood must be a finite weight >= 0 (0: the RM alone), got ",
-               o.rm_likelihood);
-    GPTX_CHECK(!o.rm_likelihood_only || o.rm_likelihood > 0,
-               "--rm-likelihood-only needs --rm-likelihood > 0 (the likelihood term's weight)");
+    validate_likelihood_term({o.rm_likelihood, o.rm_likelihood_only});
     GPTX_CHECK(o.rm_likelihood == 0 || o.oracle_reward == 0,
                "--rm-likelihood adds to the reward model's reward; --oracle-reward replaces it "
                "(give one of them)");

@@ -192,9 +192,8 @@ inline reward_fn pipeline_reward(const pipeline_options& o, reward_model<pipelin
     };
     // --rm-likelihood: plus the SFT model's mean log-likelihood of the response (the RM's, not
     // the labeler's, reward; the tally keeps the RM's score alone).
-    if (o.rm_likelihood > 0 && sft)
-        return with_reference_likelihood(std::move(f), *sft, o.rm_likelihood,
-                                         o.rm_likelihood_only ? 0.0 : 1.0);
+    if (sft)
+        return reward_with_likelihood(std::move(f), *sft, {o.rm_likelihood, o.rm_likelihood_only});
     return f;
 }
 

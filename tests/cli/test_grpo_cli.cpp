@@ -3,6 +3,7 @@
 // (byte-identical checkpoints) under both baselines; bad inputs give one-line errors.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -65,6 +66,24 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly_under_both_baselines) {
     // A changed hyper-parameter is refused on resume.
     expect_error(run_gptx(w.args(w.path / "group_b", 6, "loo") + " --resume"),
                  "--baseline differs");
+}
+
+// --rm-likelihood A, as in gptx ppo: the first iteration's mean reward with A = 2 is the RM's
+// plus twice the SFT model's mean log-likelihood alone (the same first samples under one seed).
+BOOST_AUTO_TEST_CASE(the_likelihood_term_adds_to_the_rms_score) {
+    grpo_workspace w;
+    auto run = [&](const std::string& name, const std::string& extra) {
+        const auto r = run_gptx(w.args(w.path / name, 1, "loo") + extra);
+        BOOST_TEST_REQUIRE(r.code == 0, r.out);
+        return grpo_workspace::first_score(w.path / name);
+    };
+    const double rm = run("rm", ""), ll = run("ll", " --rm-likelihood 1 --rm-likelihood-only"),
+                 both = run("both", " --rm-likelihood 2");
+    BOOST_TEST(std::isfinite(rm));
+    BOOST_TEST(ll < 0.0, "a mean log-probability, got " << ll);
+    BOOST_TEST(both == rm + 2 * ll, boost::test_tools::tolerance(1e-5));
+    expect_error(run_gptx(w.args(w.path / "ll", 2, "loo") + " --rm-likelihood 1 --resume"),
+                 "--rm-likelihood 1 differs");
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {

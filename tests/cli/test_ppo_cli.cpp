@@ -3,6 +3,7 @@
 // continues exactly (byte-identical checkpoints); bad inputs give one-line errors.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -61,6 +62,29 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
     auto bad = gptx_cli(w.args(b, 6) + " --resume --lr 2e-3");
     BOOST_TEST(bad.code != 0);
     BOOST_TEST(bad.out.find("--lr differs") != std::string::npos, bad.out);
+}
+
+// --rm-likelihood A: the reward is the RM's score plus A times the SFT model's mean
+// log-likelihood. The first iteration's rollouts come from the SFT policy under one seed whatever
+// the reward, so its mean score with A = 2 is the RM's plus twice the likelihood alone's.
+BOOST_AUTO_TEST_CASE(the_likelihood_term_adds_to_the_rms_score) {
+    ppo_workspace w;
+    auto run = [&](const std::string& name, const std::string& extra) {
+        const auto r = gptx_cli(w.args(w.path / name, 1) + extra);
+        BOOST_TEST_REQUIRE(r.code == 0, r.out);
+        return ppo_workspace::first_score(w.path / name);
+    };
+    const double rm = run("rm", ""), ll = run("ll", " --rm-likelihood 1 --rm-likelihood-only"),
+                 both = run("both", " --rm-likelihood 2");
+    BOOST_TEST(std::isfinite(rm));
+    BOOST_TEST(ll < 0.0, "a mean log-probability, got " << ll);
+    BOOST_TEST(both == rm + 2 * ll, boost::test_tools::tolerance(1e-5));
+    BOOST_TEST(std::abs(both - rm) > 1e-3, "the term changed nothing");
+    // A resume must repeat the term; a run saved with it refuses one without.
+    gptx::test::expect_error(gptx_cli(w.args(w.path / "both", 2) + " --resume"),
+                             "--rm-likelihood 0 differs");
+    gptx::test::expect_error(gptx_cli(w.args(w.path / "bad", 1) + " --rm-likelihood-only"),
+                             "--rm-likelihood-only needs --rm-likelihood > 0");
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {

@@ -3,9 +3,13 @@
 // for end-of-text), a reward-model checkpoint in gptx rm's format (trunk + "reward_head"),
 // prompts and a pre-training token file.
 #pragma once
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <gptx/data/token_file.hpp>
 #include <gptx/io/checkpoint.hpp>
@@ -39,6 +43,17 @@ struct rl_workspace : scratch_dir {
         for (int i = 0; i < 300; ++i)
             ids.push_back(i * 7 % tok.vocab_size());
         write_token_file(ptx, ids);
+    }
+    // The "score" (mean reward of the rollouts) of a run's first iteration, from its
+    // metrics.jsonl; NaN when no line has one.
+    static double first_score(const fs::path& run) {
+        std::ifstream in(run / "metrics.jsonl");
+        for (std::string line; std::getline(in, line);) {
+            const auto j = nlohmann::json::parse(line, nullptr, false);
+            if (j.is_object() && j.contains("score"))
+                return j["score"].get<double>();
+        }
+        return std::nan("");
     }
 };
 

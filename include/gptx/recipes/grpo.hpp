@@ -40,6 +40,7 @@ struct grpo_run_options {
     double kl_coef = 0.04, clip = 0.2, ptx_coef = 0.0;
     std::uint64_t seed = 1;
     bool resume = false;
+    likelihood_term likelihood; // --rm-likelihood, --rm-likelihood-only
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -62,6 +63,7 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    validate_likelihood_term(o.likelihood);
 }
 
 namespace detail {
@@ -132,8 +134,9 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
-    grpo_trainer<model_t> tr(policy, reference, reward_of(*rm), std::move(prompts),
-                             detail::make_config(o, eot), std::move(ptx));
+    grpo_trainer<model_t> tr(policy, reference,
+                             reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
+                             std::move(prompts), detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);
 
     // policy.gptx: the policy, its AdamW and the run's state; model.gptx: the weights to use.
@@ -148,6 +151,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
         st.data_rng = s.sampler_rng;
         nlohmann::json pj = run;
         pj["iteration"] = it;
+        save_likelihood_term(pj, o.likelihood);
         pj["ptx_rng"] = s.ptx_rng;
         st.run_json = pj.dump();
         save_checkpoint<S>(policy_ckpt, policy, &tr.policy_optimizer(), tok, st);
@@ -162,6 +166,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
         GPTX_CHECK(pj.is_object() && pj.contains("group_size"), policy_ckpt.string(),
                    ": not a gptx grpo checkpoint (no GRPO settings in its run state)");
         check_resume_matches(pj, run, dir);
+        check_likelihood_resume(pj, o.likelihood, dir);
         grpo_state s;
         s.iteration = st.step;
         s.sampler_rng = st.data_rng;

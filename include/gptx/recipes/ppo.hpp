@@ -37,6 +37,7 @@ struct ppo_run_options {
     double gamma = 1.0, lambda = 0.95, clip = 0.2, value_clip = 0.2;
     std::uint64_t seed = 1;
     bool resume = false;
+    likelihood_term likelihood; // --rm-likelihood, --rm-likelihood-only
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -62,6 +63,7 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.value_clip >= 0, "--value-clip must be >= 0, got ", o.value_clip);
     GPTX_CHECK(o.gamma >= 0 && o.gamma <= 1, "--gamma must be in [0, 1], got ", o.gamma);
     GPTX_CHECK(o.lambda >= 0 && o.lambda <= 1, "--lambda must be in [0, 1], got ", o.lambda);
+    validate_likelihood_term(o.likelihood);
 }
 
 namespace detail {
@@ -147,7 +149,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
         ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
 
     ppo_models<S> models(sft, rm);
-    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),
+    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),
+                            reward_with_likelihood(reward_of(rm), models.reference, o.likelihood),
                             std::move(prompts), detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);
 
@@ -185,6 +188,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
         st.data_rng = s.sampler_rng;
         nlohmann::json pj = run;
         pj["iteration"] = it;
+        save_likelihood_term(pj, o.likelihood);
         pj["beta"] = s.beta;
         pj["ptx_rng"] = s.ptx_rng;
         st.run_json = pj.dump();
@@ -202,6 +206,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
                            value_extras());
         const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
         check_resume_matches(pj, run, dir);
+        check_likelihood_resume(pj, o.likelihood, dir);
         GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
                    "' holds value.gptx of iteration ", vst.step, " and policy.gptx of iteration ",
                    pst.step, " (a save was interrupted)");

@@ -26,6 +26,7 @@
 #include "../io/checkpoint.hpp"
 #include "../nn/reward_model.hpp"
 #include "../text/tokenizer.hpp"
+#include "../train/likelihood_reward.hpp"
 #include "../train/reward_objective.hpp"
 #include "../train/run_loop.hpp"
 
@@ -125,6 +126,40 @@ inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::js
                    saved.contains(key) ? saved[key].dump() : "missing", " there, ", value.dump(),
                    " now)");
     }
+}
+
+// The RL commands' reward with --rm-likelihood A (ppo, grpo; the pipeline has its own): the RM's
+// score plus A times the frozen reference's mean log-likelihood of the response, or with
+// --rm-likelihood-only the likelihood term alone. A = 0: the RM's score as it is.
+struct likelihood_term {
+    double weight = 0;
+    bool only = false;
+};
+inline void validate_likelihood_term(const likelihood_term& l) {
+    GPTX_CHECK(l.weight >= 0 && std::isfinite(l.weight),
+               "--rm-likelihood must be a finite weight >= 0 (0: the RM alone), got ", l.weight);
+    GPTX_CHECK(!l.only || l.weight > 0,
+               "--rm-likelihood-only needs --rm-likelihood > 0 (the likelihood term's weight)");
+}
+template <class Model>
+reward_fn reward_with_likelihood(reward_fn rm, Model& reference, const likelihood_term& l) {
+    if (l.weight == 0)
+        return rm;
+    return with_reference_likelihood(std::move(rm), reference, l.weight, l.only ? 0.0 : 1.0);
+}
+// Saved with every value (in a run's state) but compared only on --resume, with runs saved
+// before the option read as 0 and false, so those still resume.
+inline void save_likelihood_term(nlohmann::json& run_state, const likelihood_term& l) {
+    run_state["rm_likelihood"] = l.weight;
+    run_state["rm_likelihood_only"] = l.only;
+}
+inline void check_likelihood_resume(const nlohmann::json& saved, const likelihood_term& l,
+                                    const std::filesystem::path& dir) {
+    const double w = saved.value("rm_likelihood", 0.0);
+    const bool only = saved.value("rm_likelihood_only", false);
+    GPTX_CHECK(w == l.weight && only == l.only, "--resume: --rm-likelihood ", l.weight,
+               l.only ? " (only)" : "", " differs from the run in '", dir.string(), "' (", w,
+               only ? " (only)" : "", " there)");
 }
 
 // Comparisons for gptx rm and gptx dpo, tokenized once: --data, and --val or else the last
