@@ -13672,6 +13672,833 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
 
 #include <nlohmann/json.hpp>
 
+// ---- begin gptx/train/likelihood_reward.hpp ----
+// gptx/train/likelihood_reward.hpp: a reward plus the reference model's mean log-likelihood of
+// the response, and any reward function scored over ranked comparisons. A reward model of the
+// policy's size, trained pairwise on a few thousand comparisons, misranks near misses its frozen
+// SFT model already tells apart (a wrong capital is an unlikely token to it); the weighted
+// likelihood hands the reward that knowledge (docs/pipeline.md, "The SFT model's likelihood").
+// Tested by tests/train/test_likelihood_reward.cpp.
+// Legend: B sequences, T time, n response tokens (its end-of-text included).
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+// ---- begin gptx/train/rollouts.hpp ----
+// gptx/train/rollouts.hpp: sampling responses from a policy with the KV cache and scoring them:
+// the policy's and the reference's log-probabilities at every action, entropy, the exact KL, and
+// the reward model's score. PPO and GRPO/RLOO both start each iteration here.
+// Tested by tests/train/test_ppo.cpp and tests/train/test_grpo.cpp.
+// Legend: N sequences, M sequences per scoring batch, P prompt length, T time.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin gptx/train/ppo.hpp ----
+// gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
+// head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
+// value loss through a scalar head — and per-token statistics of a policy (log-probabilities,
+// entropy, exact KL to a reference). Tested by tests/train/test_ppo.cpp.
+// Legend: B batch, T time, C channels, V vocab, N action rows (response tokens).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+
+namespace gptx {
+
+namespace detail {
+// The flat row indices (b * T + t) where mask is set, in order.
+inline void set_rows(std::vector<int>& rows, const std::uint8_t* mask, std::int64_t n) {
+    rows.clear();
+    for (std::int64_t i = 0; i < n; ++i)
+        if (mask[i])
+            rows.push_back(static_cast<int>(i));
+}
+// dst(n, C) = the rows of src(*, C).
+template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n, int C) {
+    for (int i = 0; i < n; ++i)
+        std::memcpy(dst + std::size_t(i) * C, src + std::int64_t(rows[i]) * C, sizeof(T) * C);
+}
+} // namespace detail
+
+// Per action row i (a row of hidden(*, C) named by rows[i], whose action is targets[rows[i]]):
+// logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
+// ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
+// kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
+// clamp only removes rounding). Logits exist for chunk rows at a time. The log-probabilities are
+// computed in T exactly as ops::chosen_logprobs_forward computes them for the updates, so at the
+// first update the ratio pi / pi_old is 1 and the k3 penalty 0 to the last bit, not to rounding
+// (which Adam would scale up to a full step).
+template <class Arch = simd::default_arch, class T>
+void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
+                        const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
+                        int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
+    const bool with_ref = ref_hidden && ref_wte;
+    const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
+    scratch.resize((with_ref ? 2 : 1) * (cv + cc) + cv);
+    T* z = scratch.data();
+    T* h = z + cv;
+    T* zr = h + cc;
+    T* hr = zr + cv;
+    T* copy = scratch.data() + (with_ref ? 2 : 1) * (cv + cc); // (chunk, V)
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = std::min(chunk, N - r0);
+        detail::gather_rows(h, hidden, rows + r0, n, C);
+        ops::lm_logits<Arch>(z, h, wte, n, C, V);
+        if (with_ref) {
+            detail::gather_rows(hr, ref_hidden, rows + r0, n, C);
+            ops::lm_logits<Arch>(zr, hr, ref_wte, n, C, V);
+        }
+        parallel_for(n, [&](std::int64_t i) {
+            const int a = targets[rows[r0 + i]];
+            const T* row = z + i * V;
+            double m = row[0];
+            for (int v = 1; v < V; ++v)
+                m = std::max(m, double(row[v]));
+            double s = 0;
+            for (int v = 0; v < V; ++v)
+                s += std::exp(double(row[v]) - m);
+            const double lse = m + std::log(s);
+            double ent = 0, klv = 0, lser = 0;
+            const T* rr = with_ref ? zr + i * V : nullptr;
+            if (with_ref) {
+                double mr = rr[0];
+                for (int v = 1; v < V; ++v)
+                    mr = std::max(mr, double(rr[v]));
+                double sr = 0;
+                for (int v = 0; v < V; ++v)
+                    sr += std::exp(double(rr[v]) - mr);
+                lser = mr + std::log(sr);
+            }
+            for (int v = 0; v < V; ++v) {
+                const double lp = double(row[v]) - lse, p = std::exp(lp);
+                ent -= p * lp;
+                if (with_ref)
+                    klv += p * (lp - (double(rr[v]) - lser));
+            }
+            // The updates' log-probability: a softmax in T on a copy of the logits.
+            T* c = copy + i * V;
+            std::copy(row, row + V, c);
+            logp[r0 + i] = row[a] - ops::softmax_inplace<Arch>(c, V);
+            entropy[r0 + i] = T(ent);
+            if (with_ref) {
+                std::copy(rr, rr + V, c);
+                ref_logp[r0 + i] = rr[a] - ops::softmax_inplace<Arch>(c, V);
+                kl[r0 + i] = T(std::max(0.0, klv));
+            }
+        });
+    }
+}
+
+// One PPO policy minibatch. Arrays indexed by (b, t) are (B, T) and read only where mask is set.
+template <class Real> struct ppo_policy_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const int* targets = nullptr;       // (B, T): the sampled tokens (actions)
+    const std::uint8_t* mask = nullptr; // (B, T): 1 at response tokens; prompts never carry loss
+    const Real* old_logp = nullptr;     // (B, T): log pi_old(action) from the rollout
+    const Real* advantages = nullptr;   // (B, T): whitened GAE advantages
+    int B = 0, T = 0;
+    const lm_batch* ptx =
+        nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
+    double ptx_coef = 0.0;
+    // (B, T): log pi_ref(action), needed when the objective puts a KL penalty in its loss (GRPO).
+    const Real* ref_logp = nullptr;
+};
+
+// What the last policy forward saw.
+struct ppo_policy_stats {
+    double ppo_loss = 0;  // mean clipped surrogate loss over action tokens
+    double ptx_loss = 0;  // pre-training LM loss of the ptx batch (0 without one)
+    double clip_frac = 0; // fraction of tokens with |ratio - 1| > eps
+    double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
+    double max_ratio = 0; // largest ratio pi / pi_old
+    double entropy = 0;   // mean entropy at action tokens
+    double kl_k3 = 0;     // mean k3 estimate of KL(pi || pi_ref) at action tokens (with ref_logp)
+    std::int64_t tokens = 0;
+};
+
+// Schulman's k3 estimator of KL(pi || ref) from one sample x ~ pi: with d = log ref(x) - log pi(x),
+// k3 = e^d - d - 1 >= 0, unbiased (E_pi[e^d] = 1) and of lower variance than -d.
+// d k3 / d log pi(x) = 1 - e^d.
+inline double kl_k3(double logp, double ref_logp) {
+    const double d = ref_logp - logp;
+    return std::expm1(d) - d;
+}
+
+// Loss = sum_i w_i (-min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i) + kl_coef k3_i),
+// r_i = exp(logp_i - old_i), plus ptx_coef x the LM loss of the ptx batch. PPO (InstructGPT) has
+// w_i = 1/N over the N action tokens and kl_coef 0 (its KL penalty is in the reward); GRPO
+// (Shao et al. 2024) averages each sequence's tokens, then the S sequences (w_i = 1 / (S n_s)),
+// and penalises k3 to the reference in the loss. The PPO part and the ptx part are two
+// forward/backward passes whose parameter gradients accumulate in the model's arena.
+template <class Model> class ppo_policy_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_policy_batch<T>;
+
+    explicit ppo_policy_objective(double clip_eps = 0.2, int chunk_rows = 64)
+        : eps_(clip_eps), chunk_(chunk_rows), lm_(chunk_rows) {
+        GPTX_CHECK(clip_eps > 0 && clip_eps < 1, "ppo: clip epsilon must be in (0, 1), got ",
+                   clip_eps);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+    const ppo_policy_stats& stats() const { return stats_; }
+    double clip_eps() const { return eps_; }
+
+    // The guards: an update whose largest ratio pi / pi_old exceeds max_ratio, or whose mean
+    // KL(old || new) exceeds max_kl, is vetoed (the trainer then skips it).
+    void set_guards(double max_ratio, double max_kl) {
+        max_ratio_ = max_ratio;
+        max_kl_ = max_kl;
+    }
+    bool accept_update() const {
+        return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
+    }
+    // GRPO's form: a k3 KL penalty to the reference (batch.ref_logp) with this weight in the loss,
+    // and per-sequence token means (each row of the batch one sequence).
+    void set_kl_penalty(double kl_coef) {
+        GPTX_CHECK(kl_coef >= 0, "ppo: the KL penalty must be >= 0, got ", kl_coef);
+        kl_coef_ = kl_coef;
+    }
+    void set_sequence_mean(bool on) { sequence_mean_ = on; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        constexpr int C = Model::C;
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        stats_ = {};
+        if (N == 0) // no response tokens (a rank whose rollouts were all empty): no loss
+            return 0.0;
+        m.forward(b.inputs, b.B, b.T);
+        tokens_.resize(N);
+        logp_.resize(N);
+        ent_.resize(N);
+        dlogp_.resize(N);
+        row_loss_.resize(N);
+        row_ratio_.resize(N);
+        for (int i = 0; i < N; ++i)
+            tokens_[i] = b.targets[rows_[i]];
+        GPTX_CHECK(kl_coef_ == 0 || b.ref_logp,
+                   "ppo: a KL penalty in the loss needs the reference's log-probabilities");
+        lm_head<Model>& head = lm_.head();
+        head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
+        weights(b, N);
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double A = double(b.advantages[row]), lp = double(logp_[i]);
+            const double r = std::exp(lp - double(b.old_logp[row]));
+            const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
+            const double s1 = r * A, s2 = rc * A;
+            row_loss_[i] = -std::min(s1, s2);
+            row_ratio_[i] = r;
+            // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
+            double g = s2 < s1 ? 0.0 : -A * r;
+            if (kl_coef_ > 0) {
+                const double ref = double(b.ref_logp[row]);
+                row_kl_[i] = kl_k3(lp, ref);
+                g += kl_coef_ * -std::expm1(ref - lp); // d k3 / d logp = 1 - e^(ref - logp)
+            }
+            dlogp_[i] = T(g * w_[i] * scale);
+        }
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
+            head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
+        }
+        stats_.tokens = N;
+        double penalty = 0;
+        for (int i = 0; i < N; ++i) {
+            const double r = row_ratio_[i];
+            stats_.ppo_loss += w_[i] * row_loss_[i];
+            penalty += w_[i] * row_kl_[i];
+            stats_.kl_k3 += row_kl_[i];
+            stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
+            stats_.approx_kl += (r - 1.0) - std::log(r);
+            stats_.max_ratio = std::max(stats_.max_ratio, r);
+            stats_.entropy += double(ent_[i]);
+        }
+        stats_.kl_k3 /= N;
+        stats_.clip_frac /= N;
+        stats_.approx_kl /= N;
+        stats_.entropy /= N;
+        if (grads)
+            m.backward();
+        double total = stats_.ppo_loss + kl_coef_ * penalty;
+        if (b.ptx && b.ptx_coef != 0.0) {
+            stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
+                                    : lm_.evaluate(m, *b.ptx);
+            total += b.ptx_coef * stats_.ptx_loss;
+        }
+        return total;
+    }
+
+    double eps_;
+    double max_ratio_ = std::numeric_limits<double>::infinity(),
+           max_kl_ = std::numeric_limits<double>::infinity();
+    int chunk_;
+    lm_objective<Model> lm_;
+    ppo_policy_stats stats_;
+    std::vector<int> rows_;
+    // w_[i]: token i's weight in the loss, 1/N or 1 / (sequences x its sequence's tokens).
+    void weights(const batch_type& b, int N) {
+        w_.assign(std::size_t(N), 1.0 / N);
+        row_kl_.assign(std::size_t(N), 0.0);
+        if (!sequence_mean_)
+            return;
+        std::vector<int>& count = seq_tokens_;
+        count.assign(std::size_t(b.B), 0);
+        for (int i = 0; i < N; ++i)
+            ++count[std::size_t(rows_[i] / b.T)];
+        const auto S =
+            double(std::count_if(count.begin(), count.end(), [](int c) { return c > 0; }));
+        for (int i = 0; i < N; ++i)
+            w_[std::size_t(i)] = 1.0 / (S * count[std::size_t(rows_[i] / b.T)]);
+    }
+
+    double kl_coef_ = 0;
+    bool sequence_mean_ = false;
+    std::vector<int> seq_tokens_;
+    std::vector<double> w_, row_kl_;    // (N)
+    std::vector<int> tokens_;           // (N): the action at each row
+    std::vector<T> logp_, ent_, dlogp_; // (N)
+    std::vector<double> row_loss_, row_ratio_;
+};
+
+// One value minibatch: values are read at the rows where mask is set (the states before each
+// action), as the policy's log-probabilities are.
+template <class Real> struct ppo_value_batch {
+    const int* inputs = nullptr;        // (B, T)
+    const std::uint8_t* mask = nullptr; // (B, T)
+    const Real* old_values = nullptr;   // (B, T): values at rollout time
+    const Real* returns = nullptr;      // (B, T): GAE returns (targets)
+    int B = 0, T = 0;
+};
+
+struct ppo_value_stats {
+    double value_loss = 0;
+    double clip_frac = 0; // fraction of tokens where the clipped term is the larger one
+    std::int64_t tokens = 0;
+};
+
+// Loss = (1/N) sum_i 0.5 max((v_i - R_i)^2, (vc_i - R_i)^2), vc = old + clip(v - old, -c, c)
+// (c = value_clip; 0 disables the clipped term). The value model is a trunk plus a scalar head
+// (initialised from the reward model's).
+template <class Model> class ppo_value_objective {
+  public:
+    using T = typename Model::value_type;
+    using batch_type = ppo_value_batch<T>;
+
+    explicit ppo_value_objective(double value_clip = 0.2) : clip_(value_clip), head_(Model::C, 1) {
+        GPTX_CHECK(value_clip >= 0, "ppo: value clip must be >= 0 (0 disables it), got ",
+                   value_clip);
+    }
+
+    double forward_backward(Model& m, const batch_type& b, double scale) {
+        return run(m, b, scale, true);
+    }
+    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
+
+    // Values at the mask's rows of the last forward (N, in row order).
+    const std::vector<T>& values() const { return values_; }
+    // Runs the trunk and the head only: values at the given rows of tokens (B, T).
+    const std::vector<T>& predict(Model& m, const int* tokens, int B, int Tn,
+                                  const std::vector<int>& rows) {
+        const T* h = m.forward(tokens, B, Tn);
+        values_.resize(rows.size());
+        head_.forward(values_.data(), h, rows.data(), static_cast<int>(rows.size()));
+        return values_;
+    }
+
+    linear_head<T>& head() { return head_; }
+    basic_arena<T>& head_params() { return head_.params(); }
+    basic_arena<T>& head_grads() { return head_.grads(); }
+    const ppo_value_stats& stats() const { return stats_; }
+
+  private:
+    double run(Model& m, const batch_type& b, double scale, bool grads) {
+        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
+        const int N = static_cast<int>(rows_.size());
+        stats_ = {};
+        if (N == 0) // no response tokens: no loss
+            return 0.0;
+        predict(m, b.inputs, b.B, b.T, rows_);
+        dvalues_.resize(N);
+        stats_.tokens = N;
+        for (int i = 0; i < N; ++i) {
+            const int row = rows_[i];
+            const double v = values_[i], R = double(b.returns[row]),
+                         old = double(b.old_values[row]);
+            const double e1 = (v - R) * (v - R);
+            double loss = 0.5 * e1, dv = v - R;
+            if (clip_ > 0 && std::abs(v - old) > clip_) {
+                // Inside the clip range both terms are equal; outside, the clipped one does not
+                // depend on v, so where it is the larger the gradient is 0.
+                const double vc = old + std::clamp(v - old, -clip_, clip_),
+                             e2 = (vc - R) * (vc - R);
+                if (e2 > e1) {
+                    loss = 0.5 * e2;
+                    dv = 0;
+                    stats_.clip_frac += 1;
+                }
+            }
+            stats_.value_loss += loss;
+            dvalues_[i] = T(dv * scale / N);
+        }
+        stats_.value_loss /= N;
+        stats_.clip_frac /= N;
+        if (grads) {
+            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * Model::C, T(0));
+            head_.backward(m.dhidden(), dvalues_.data());
+            m.backward();
+        }
+        return stats_.value_loss;
+    }
+
+    double clip_;
+    linear_head<T> head_;
+    ppo_value_stats stats_;
+    std::vector<int> rows_;
+    std::vector<T> values_, dvalues_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/ppo.hpp ----
+
+namespace gptx {
+
+// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
+// row b's response begun at position starts[b] (after its prompt) and closed by its end-of-text
+// token at end_positions[b] (the rest of the row after it is padding).
+using reward_fn = std::function<std::vector<float>(const int* tokens, int B, int T,
+                                                   const int* end_positions, const int* starts)>;
+
+// Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
+// end-of-text.
+inline void check_rollout_prompts(const std::vector<std::vector<int>>& prompts, int context,
+                                  std::string_view who) {
+    GPTX_CHECK(!prompts.empty(), who, ": no prompts");
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        GPTX_CHECK(!prompts[i].empty() && int(prompts[i].size()) + 2 <= context, who, ": prompt ",
+                   i, " has ", prompts[i].size(), " tokens; the context of ", context,
+                   " needs prompts of 1..", context - 2,
+                   " tokens (room for a response and end-of-text)");
+}
+
+// Under data parallel every rank after 0 samples from a stream of its own, derived from rank 0's,
+// so one seed fixes the whole job.
+inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e995ull) {
+    if (rank > 0)
+        r = rng(mix64(r.state()[0] ^ (salt * std::uint64_t(rank))));
+}
+
+// PPO-ptx's pre-training batches (InstructGPT's gamma term), for PPO and GRPO alike: next() is
+// null when the coefficient is 0.
+class ptx_source {
+  public:
+    ptx_source() = default;
+    ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
+               std::uint64_t seed, std::string_view who) {
+        if (coef == 0.0)
+            return;
+        GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
+        const int pT = context > 0 ? context : policy_context;
+        GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
+                   policy_context);
+        b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
+        x_.resize(std::size_t(batch) * pT);
+        y_.resize(x_.size());
+    }
+    const lm_batch* next() {
+        if (!b_)
+            return nullptr;
+        b_->next(x_.data(), y_.data());
+        batch_ = {x_.data(), y_.data(), nullptr, int(x_.size()) / b_->context(), b_->context()};
+        return &batch_;
+    }
+    rng::state_type state() const { return b_ ? b_->rng_state() : rng::state_type{}; }
+    void set_state(const rng::state_type& s) {
+        if (b_)
+            b_->set_rng_state(s);
+    }
+    void split_for_rank(int rank) {
+        if (!b_ || rank == 0)
+            return;
+        rng r;
+        r.set_state(b_->rng_state());
+        split_stream_for_rank(r, rank, 0x27d4eb2full);
+        b_->set_rng_state(r.state());
+    }
+
+  private:
+    std::optional<batcher> b_;
+    std::vector<int> x_, y_;
+    lm_batch batch_;
+};
+
+struct rollout_config {
+    int end_of_text = -1;           // ends responses; the reward model reads there
+    int max_new_tokens = 32;        // response cap (also bounded by the context)
+    float temperature = 1.0f;       // sampling temperature (1: on-policy)
+    double missing_eot_penalty = 0; // subtracted from the score of a response the cap cut
+    int score_batch = 16;           // sequences per scoring forward
+    // Tokens that cut a response short, as the length cap does (it did not end): a chat policy
+    // that opens another turn's marker inside its reply. The stop token is the response's last
+    // action, so its probability is what the update lowers; the reward model reads the reply
+    // closed by end-of-text in the stop token's place, as comparisons present a cut reply.
+    std::vector<int> stop_tokens{};
+};
+
+// The rollouts of one iteration. The models and the reward function must outlive it.
+template <class Policy> class rollout_buffer {
+  public:
+    using T = typename Policy::value_type;
+
+    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
+    struct sequence {
+        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
+        int prompt = 0;          // prompt length P
+        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
+        bool ended = false;      // the policy sampled end-of-text
+        bool stopped = false;    // the response's last token is a stop token
+        std::size_t offset = 0;  // of its actions in the flat per-action arrays
+    };
+
+    rollout_buffer(Policy& policy, Policy& reference, reward_fn reward, rollout_config cfg)
+        : policy_(policy), ref_(reference), reward_(std::move(reward)), cfg_(cfg), cache_(policy) {
+        GPTX_CHECK(cfg_.score_batch > 0, "rollouts: the scoring batch must be positive");
+    }
+
+    // One response per prompt from the policy (each group of prompts of one length draws with the
+    // seed r.next_u64(), in order of length), then scores: per action the policy's and the
+    // reference's log-probabilities, entropy and exact KL, extra(x, M, Tm, rows, offset) for
+    // anything else read from the same (M, Tm) batch (PPO's values, in action order from
+    // `offset`), and per sequence the reward function's score less the missing end-of-text
+    // penalty.
+    template <class Extra>
+    void collect(const std::vector<std::vector<int>>& prompts, rng& r, Extra&& extra) {
+        const int N = int(prompts.size());
+        seqs_.assign(N, {});
+        // Sampling, then scoring: N sequences each.
+        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = draw(group, P, r.next_u64());
+            for (std::size_t k = 0; k < idx.size(); ++k) {
+                sequence& s = seqs_[idx[k]];
+                s.tokens = prompts[idx[k]];
+                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
+                s.tokens.push_back(cfg_.end_of_text);
+                s.prompt = P;
+                s.ended = gen[k].ended;
+                s.stopped = gen[k].stopped;
+                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
+            }
+            bar.advance(std::int64_t(idx.size()));
+        }
+        std::size_t total = 0;
+        for (auto& s : seqs_) {
+            s.offset = total;
+            total += s.actions;
+        }
+        logp_.assign(total, 0);
+        ref_logp_.assign(total, 0);
+        ent_.assign(total, 0);
+        klx_.assign(total, 0);
+        scores_.assign(N, 0);
+
+        // Score every sequence with the policy, the reference, `extra` and the RM,
+        // minibatch by minibatch (the rows of a mask are in action order).
+        std::vector<int> order(N);
+        std::iota(order.begin(), order.end(), 0);
+        for (int first = 0; first < N; first += cfg_.score_batch) {
+            const int M = std::min(cfg_.score_batch, N - first);
+            bar.advance(M);
+            const int Tm = pack(order, first, M);
+            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
+            const std::size_t at = seqs_[first].offset;
+            const int R = int(rows_.size());
+            if (R > 0) {
+                const T* h = policy_.forward(x_.data(), M, Tm);
+                const T* hr = ref_.forward(x_.data(), M, Tm);
+                policy_token_stats(logp_.data() + at, ent_.data() + at, ref_logp_.data() + at,
+                                   klx_.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
+                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
+                                   scratch_);
+                extra(x_.data(), M, Tm, rows_, at);
+            }
+            // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
+            // response is read closed in its stop token's place.
+            const int W = Tm + 1;
+            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M), starts(M);
+            for (int k = 0; k < M; ++k) {
+                const sequence& q = seqs_[first + k];
+                const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
+                std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
+                          toks.begin() + std::size_t(k) * W);
+                ends[k] = int(kept);
+                starts[k] = q.prompt;
+            }
+            // The reward may run the reference's forward (with_reference_likelihood): nothing
+            // reads the reference's activations after this call.
+            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
+            GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
+                       " scores for ", M, " sequences");
+            for (int k = 0; k < M; ++k) {
+                GPTX_CHECK(std::isfinite(sc[k]),
+                           "rollouts: the reward's score is not finite; stopped");
+                scores_[first + k] =
+                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
+            }
+        }
+    }
+
+    // Samples one response per prompt (temperature as configured), each stopping at end-of-text
+    // (not returned), a stop token (returned as its last token) or the length cap; for
+    // evaluation. Leaves the rollouts as they are.
+    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
+                                         std::uint64_t seed) {
+        std::vector<std::vector<int>> out(prompts.size());
+        for (auto& [P, idx] : group_by_length(prompts)) {
+            std::vector<std::vector<int>> group;
+            for (int i : idx)
+                group.push_back(prompts[i]);
+            auto gen = draw(group, P, seed + std::uint64_t(P));
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                out[idx[k]] = std::move(gen[k].tokens);
+        }
+        return out;
+    }
+
+    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
+    int pack(const std::vector<int>& order, std::size_t first, int M) {
+        int Tm = 1;
+        for (int k = 0; k < M; ++k)
+            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
+        const std::size_t n = std::size_t(M) * Tm;
+        x_.assign(n, cfg_.end_of_text);
+        y_.assign(n, cfg_.end_of_text);
+        mask_.assign(n, 0);
+        for (int k = 0; k < M; ++k) {
+            const sequence& s = seqs_[order[first + k]];
+            const int len = int(s.tokens.size()) - 1;
+            for (int t = 0; t < len; ++t) {
+                x_[std::size_t(k) * Tm + t] = s.tokens[t];
+                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
+            }
+            for (int j = 0; j < s.actions; ++j)
+                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
+        }
+        return Tm;
+    }
+
+    // The packed batch of the last pack() (or scoring batch).
+    const int* x() const { return x_.data(); }
+    const int* y() const { return y_.data(); }
+    const std::uint8_t* mask() const { return mask_.data(); }
+
+    const std::vector<sequence>& sequences() const { return seqs_; }
+    std::size_t actions() const { return logp_.size(); }
+    // Per action, in sequence order (sequence i's from sequences()[i].offset).
+    const std::vector<T>& logp() const { return logp_; }
+    const std::vector<T>& ref_logp() const { return ref_logp_; }
+    const std::vector<T>& entropy() const { return ent_; }
+    const std::vector<T>& kl_exact() const { return klx_; }
+    // Per sequence: the reward model's score less the missing end-of-text penalty.
+    const std::vector<double>& scores() const { return scores_; }
+    const rollout_config& config() const { return cfg_; }
+
+  private:
+    struct response {
+        std::vector<int> tokens; // without the end-of-text; a stop token is the last
+        bool ended = false;      // end-of-text was drawn
+        bool stopped = false;    // a stop token was drawn
+        bool done() const { return ended || stopped; }
+    };
+    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
+    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
+    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
+    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
+                               std::uint64_t seed) {
+        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
+        std::vector<sampler> samplers;
+        for (int b = 0; b < B; ++b)
+            samplers.emplace_back(
+                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
+        std::vector<response> out(B);
+        cache_.reset(B, P + steps - 1);
+        std::vector<int> fed(std::size_t(B) * P);
+        for (int b = 0; b < B; ++b)
+            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
+        const T* logits = cache_.forward_logits(fed.data(), B, P);
+        std::vector<int> next(B, cfg_.end_of_text);
+        int active = B;
+        for (int step = 0; step < steps && active > 0; ++step) {
+            for (int b = 0; b < B; ++b) {
+                if (out[b].done()) {
+                    next[b] = cfg_.end_of_text;
+                    continue;
+                }
+                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
+                next[b] = id;
+                if (id == cfg_.end_of_text) {
+                    out[b].ended = true;
+                    --active;
+                } else {
+                    out[b].tokens.push_back(id);
+                    if (std::find(cfg_.stop_tokens.begin(), cfg_.stop_tokens.end(), id) !=
+                        cfg_.stop_tokens.end()) {
+                        out[b].stopped = true;
+                        --active;
+                    }
+                }
+            }
+            if (active > 0 && step + 1 < steps)
+                logits = cache_.forward_logits(next.data(), B, 1);
+        }
+        return out;
+    }
+    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
+
+    static std::map<int, std::vector<int>>
+    group_by_length(const std::vector<std::vector<int>>& prompts) {
+        std::map<int, std::vector<int>> g;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            g[int(prompts[i].size())].push_back(int(i));
+        return g;
+    }
+
+    Policy& policy_;
+    Policy& ref_;
+    reward_fn reward_;
+    rollout_config cfg_;
+    kv_cache<Policy> cache_;
+    std::vector<sequence> seqs_;
+    std::vector<T> logp_, ref_logp_, ent_, klx_, scratch_;
+    std::vector<double> scores_;
+    std::vector<int> x_, y_, rows_;
+    std::vector<std::uint8_t> mask_;
+};
+
+} // namespace gptx
+// ---- end gptx/train/rollouts.hpp ----
+
+namespace gptx {
+
+// Mean log-likelihood under `model` of each row's response and its end-of-text:
+// (1/n) sum_{t = starts[b]}^{ends[b]} log p(tokens[b][t] | tokens[b][< t]), rows as reward_fn
+// gives them. One forward in eval mode (no dropout); the model's activations are overwritten.
+template <class Model> class response_likelihood {
+  public:
+    explicit response_likelihood(Model& m) : m_(m) {}
+    std::vector<double> operator()(const int* tokens, int B, int Tn, const int* ends,
+                                   const int* starts) {
+        GPTX_CHECK(starts, "response likelihood: needs each row's response start, got none");
+        rows_.clear();
+        toks_.clear();
+        owner_.clear();
+        for (int b = 0; b < B; ++b) {
+            GPTX_CHECK(starts[b] >= 1 && starts[b] <= ends[b] && ends[b] < Tn,
+                       "response likelihood: row ", b, "'s response [", starts[b], ", ", ends[b],
+                       "] must satisfy 1 <= start <= end < ", Tn, " (the row's length)");
+            for (int t = starts[b]; t <= ends[b]; ++t) { // hidden t-1 predicts token t
+                rows_.push_back(b * Tn + t - 1);
+                toks_.push_back(tokens[std::size_t(b) * Tn + t]);
+                owner_.push_back(b);
+            }
+        }
+        const bool was = m_.training();
+        m_.set_training(false);
+        m_.forward(tokens, B, Tn);
+        m_.set_training(was);
+        logp_.resize(rows_.size());
+        head_.chosen_logprobs(m_, rows_.data(), toks_.data(), int(rows_.size()), logp_.data());
+        std::vector<double> out(std::size_t(B), 0.0);
+        for (std::size_t i = 0; i < rows_.size(); ++i)
+            out[std::size_t(owner_[i])] += double(logp_[i]);
+        for (int b = 0; b < B; ++b)
+            out[std::size_t(b)] /= double(ends[b] - starts[b] + 1);
+        return out;
+    }
+
+  private:
+    Model& m_;
+    lm_head<Model> head_;
+    std::vector<int> rows_, toks_, owner_;
+    std::vector<typename Model::value_type> logp_;
+};
+
+// base_weight * base + alpha * (mean log-likelihood of the response under `reference`). The
+// reference is frozen (PPO's: the SFT model) and must outlive the function; it runs a forward of
+// its own, which the rollouts allow (they read the reference's activations before the reward).
+// base_weight 0 is the ablation that drops the reward model and keeps the likelihood alone.
+template <class Model>
+reward_fn with_reference_likelihood(reward_fn base, Model& reference, double alpha,
+                                    double base_weight = 1.0) {
+    GPTX_CHECK(alpha >= 0 && std::isfinite(alpha) && std::isfinite(base_weight),
+               "likelihood reward: alpha (the likelihood's weight) must be finite and >= 0 and "
+               "the base reward's weight finite, got ",
+               alpha, " and ", base_weight);
+    auto like = std::make_shared<response_likelihood<Model>>(reference);
+    return [base = std::move(base), like, alpha, base_weight](const int* tokens, int B, int Tn,
+                                                              const int* ends, const int* starts) {
+        std::vector<float> r = base(tokens, B, Tn, ends, starts);
+        GPTX_CHECK(int(r.size()) == B, "likelihood reward: the base reward gave ", r.size(),
+                   " scores, expected one per row (", B, ")");
+        if (alpha == 0 && base_weight == 1.0)
+            return r;
+        const std::vector<double> ll = (*like)(tokens, B, Tn, ends, starts);
+        for (int b = 0; b < B; ++b)
+            r[std::size_t(b)] =
+                float(base_weight * double(r[std::size_t(b)]) + alpha * ll[std::size_t(b)]);
+        return r;
+    };
+}
+
+// A reward function as a scorer of whole sequences (each ends with its end-of-text; starts[i]
+// is where sequence i's response begins), `batch` rows at a time: what pair_outcomes needs to
+// rank held-out comparisons by any reward the RL methods follow.
+struct reward_fn_scorer {
+    reward_fn fn;
+    std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
+                                       int batch, std::span<const int> starts) const {
+        GPTX_CHECK(starts.size() == seqs.size(),
+                   "reward scorer: needs one response start per sequence, got ", starts.size(),
+                   " for ", seqs.size());
+        std::vector<float> out(seqs.size());
+        for_each_sequence_batch(
+            seqs, end_of_text, batch, "reward scorer",
+            [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
+                const std::vector<float> r = fn(tokens, B, Tn, ends, starts.data() + s0);
+                GPTX_CHECK(int(r.size()) == B, "reward scorer: the reward gave ", r.size(),
+                           " scores, expected one per sequence (", B, ")");
+                std::copy(r.begin(), r.end(), out.begin() + std::ptrdiff_t(s0));
+            });
+        return out;
+    }
+};
+
+} // namespace gptx
+// ---- end gptx/train/likelihood_reward.hpp ----
 
 namespace gptx {
 
@@ -13769,6 +14596,40 @@ inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::js
                    saved.contains(key) ? saved[key].dump() : "missing", " there, ", value.dump(),
                    " now)");
     }
+}
+
+// The RL commands' reward with --rm-likelihood A (ppo, grpo; the pipeline has its own): the RM's
+// score plus A times the frozen reference's mean log-likelihood of the response, or with
+// --rm-likelihood-only the likelihood term alone. A = 0: the RM's score as it is.
+struct likelihood_term {
+    double weight = 0;
+    bool only = false;
+};
+inline void validate_likelihood_term(const likelihood_term& l) {
+    GPTX_CHECK(l.weight >= 0 && std::isfinite(l.weight),
+               "--rm-likelihood must be a finite weight >= 0 (0: the RM alone), got ", l.weight);
+    GPTX_CHECK(!l.only || l.weight > 0,
+               "--rm-likelihood-only needs --rm-likelihood > 0 (the likelihood term's weight)");
+}
+template <class Model>
+reward_fn reward_with_likelihood(reward_fn rm, Model& reference, const likelihood_term& l) {
+    if (l.weight == 0)
+        return rm;
+    return with_reference_likelihood(std::move(rm), reference, l.weight, l.only ? 0.0 : 1.0);
+}
+// Saved with every value (in a run's state) but compared only on --resume, with runs saved
+// before the option read as 0 and false, so those still resume.
+inline void save_likelihood_term(nlohmann::json& run_state, const likelihood_term& l) {
+    run_state["rm_likelihood"] = l.weight;
+    run_state["rm_likelihood_only"] = l.only;
+}
+inline void check_likelihood_resume(const nlohmann::json& saved, const likelihood_term& l,
+                                    const std::filesystem::path& dir) {
+    const double w = saved.value("rm_likelihood", 0.0);
+    const bool only = saved.value("rm_likelihood_only", false);
+    GPTX_CHECK(w == l.weight && only == l.only, "--resume: --rm-likelihood ", l.weight,
+               l.only ? " (only)" : "", " differs from the run in '", dir.string(), "' (", w,
+               only ? " (only)" : "", " there)");
 }
 
 // Comparisons for gptx rm and gptx dpo, tokenized once: --data, and --val or else the last
@@ -14955,720 +15816,6 @@ template <class T = float> class ema {
 
 } // namespace gptx
 // ---- end gptx/train/ema.hpp ----
-// ---- begin gptx/train/ppo.hpp ----
-// gptx/train/ppo.hpp: the PPO losses as objectives — the clipped policy loss through the tied LM
-// head (PPO-ptx adds gamma x the pre-training LM gradient into the same buffers) and the clipped
-// value loss through a scalar head — and per-token statistics of a policy (log-probabilities,
-// entropy, exact KL to a reference). Tested by tests/train/test_ppo.cpp.
-// Legend: B batch, T time, C channels, V vocab, N action rows (response tokens).
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <vector>
-
-
-namespace gptx {
-
-namespace detail {
-// The flat row indices (b * T + t) where mask is set, in order.
-inline void set_rows(std::vector<int>& rows, const std::uint8_t* mask, std::int64_t n) {
-    rows.clear();
-    for (std::int64_t i = 0; i < n; ++i)
-        if (mask[i])
-            rows.push_back(static_cast<int>(i));
-}
-// dst(n, C) = the rows of src(*, C).
-template <class T> void gather_rows(T* dst, const T* src, const int* rows, int n, int C) {
-    for (int i = 0; i < n; ++i)
-        std::memcpy(dst + std::size_t(i) * C, src + std::int64_t(rows[i]) * C, sizeof(T) * C);
-}
-} // namespace detail
-
-// Per action row i (a row of hidden(*, C) named by rows[i], whose action is targets[rows[i]]):
-// logp[i] = log pi(action), entropy[i] = -sum_v pi log pi. With a reference (ref_hidden and
-// ref_wte not null) also ref_logp[i] = log pi_ref(action) and the exact KL over the vocabulary
-// kl[i] = sum_v pi (log pi - log pi_ref), computed in double and clamped at 0 (it is >= 0; the
-// clamp only removes rounding). Logits exist for chunk rows at a time. The log-probabilities are
-// computed in T exactly as ops::chosen_logprobs_forward computes them for the updates, so at the
-// first update the ratio pi / pi_old is 1 and the k3 penalty 0 to the last bit, not to rounding
-// (which Adam would scale up to a full step).
-template <class Arch = simd::default_arch, class T>
-void policy_token_stats(T* logp, T* entropy, T* ref_logp, T* kl, const T* hidden, const T* wte,
-                        const T* ref_hidden, const T* ref_wte, const int* rows, const int* targets,
-                        int N, int C, int V, std::vector<T>& scratch, int chunk = 64) {
-    const bool with_ref = ref_hidden && ref_wte;
-    const std::size_t cv = std::size_t(chunk) * V, cc = std::size_t(chunk) * C;
-    scratch.resize((with_ref ? 2 : 1) * (cv + cc) + cv);
-    T* z = scratch.data();
-    T* h = z + cv;
-    T* zr = h + cc;
-    T* hr = zr + cv;
-    T* copy = scratch.data() + (with_ref ? 2 : 1) * (cv + cc); // (chunk, V)
-    for (int r0 = 0; r0 < N; r0 += chunk) {
-        const int n = std::min(chunk, N - r0);
-        detail::gather_rows(h, hidden, rows + r0, n, C);
-        ops::lm_logits<Arch>(z, h, wte, n, C, V);
-        if (with_ref) {
-            detail::gather_rows(hr, ref_hidden, rows + r0, n, C);
-            ops::lm_logits<Arch>(zr, hr, ref_wte, n, C, V);
-        }
-        parallel_for(n, [&](std::int64_t i) {
-            const int a = targets[rows[r0 + i]];
-            const T* row = z + i * V;
-            double m = row[0];
-            for (int v = 1; v < V; ++v)
-                m = std::max(m, double(row[v]));
-            double s = 0;
-            for (int v = 0; v < V; ++v)
-                s += std::exp(double(row[v]) - m);
-            const double lse = m + std::log(s);
-            double ent = 0, klv = 0, lser = 0;
-            const T* rr = with_ref ? zr + i * V : nullptr;
-            if (with_ref) {
-                double mr = rr[0];
-                for (int v = 1; v < V; ++v)
-                    mr = std::max(mr, double(rr[v]));
-                double sr = 0;
-                for (int v = 0; v < V; ++v)
-                    sr += std::exp(double(rr[v]) - mr);
-                lser = mr + std::log(sr);
-            }
-            for (int v = 0; v < V; ++v) {
-                const double lp = double(row[v]) - lse, p = std::exp(lp);
-                ent -= p * lp;
-                if (with_ref)
-                    klv += p * (lp - (double(rr[v]) - lser));
-            }
-            // The updates' log-probability: a softmax in T on a copy of the logits.
-            T* c = copy + i * V;
-            std::copy(row, row + V, c);
-            logp[r0 + i] = row[a] - ops::softmax_inplace<Arch>(c, V);
-            entropy[r0 + i] = T(ent);
-            if (with_ref) {
-                std::copy(rr, rr + V, c);
-                ref_logp[r0 + i] = rr[a] - ops::softmax_inplace<Arch>(c, V);
-                kl[r0 + i] = T(std::max(0.0, klv));
-            }
-        });
-    }
-}
-
-// One PPO policy minibatch. Arrays indexed by (b, t) are (B, T) and read only where mask is set.
-template <class Real> struct ppo_policy_batch {
-    const int* inputs = nullptr;        // (B, T)
-    const int* targets = nullptr;       // (B, T): the sampled tokens (actions)
-    const std::uint8_t* mask = nullptr; // (B, T): 1 at response tokens; prompts never carry loss
-    const Real* old_logp = nullptr;     // (B, T): log pi_old(action) from the rollout
-    const Real* advantages = nullptr;   // (B, T): whitened GAE advantages
-    int B = 0, T = 0;
-    const lm_batch* ptx =
-        nullptr; // PPO-ptx: a pre-training batch whose LM loss has weight ptx_coef
-    double ptx_coef = 0.0;
-    // (B, T): log pi_ref(action), needed when the objective puts a KL penalty in its loss (GRPO).
-    const Real* ref_logp = nullptr;
-};
-
-// What the last policy forward saw.
-struct ppo_policy_stats {
-    double ppo_loss = 0;  // mean clipped surrogate loss over action tokens
-    double ptx_loss = 0;  // pre-training LM loss of the ptx batch (0 without one)
-    double clip_frac = 0; // fraction of tokens with |ratio - 1| > eps
-    double approx_kl = 0; // mean (r - 1) - log r: KL(old || new), >= 0
-    double max_ratio = 0; // largest ratio pi / pi_old
-    double entropy = 0;   // mean entropy at action tokens
-    double kl_k3 = 0;     // mean k3 estimate of KL(pi || pi_ref) at action tokens (with ref_logp)
-    std::int64_t tokens = 0;
-};
-
-// Schulman's k3 estimator of KL(pi || ref) from one sample x ~ pi: with d = log ref(x) - log pi(x),
-// k3 = e^d - d - 1 >= 0, unbiased (E_pi[e^d] = 1) and of lower variance than -d.
-// d k3 / d log pi(x) = 1 - e^d.
-inline double kl_k3(double logp, double ref_logp) {
-    const double d = ref_logp - logp;
-    return std::expm1(d) - d;
-}
-
-// Loss = sum_i w_i (-min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i) + kl_coef k3_i),
-// r_i = exp(logp_i - old_i), plus ptx_coef x the LM loss of the ptx batch. PPO (InstructGPT) has
-// w_i = 1/N over the N action tokens and kl_coef 0 (its KL penalty is in the reward); GRPO
-// (Shao et al. 2024) averages each sequence's tokens, then the S sequences (w_i = 1 / (S n_s)),
-// and penalises k3 to the reference in the loss. The PPO part and the ptx part are two
-// forward/backward passes whose parameter gradients accumulate in the model's arena.
-template <class Model> class ppo_policy_objective {
-  public:
-    using T = typename Model::value_type;
-    using batch_type = ppo_policy_batch<T>;
-
-    explicit ppo_policy_objective(double clip_eps = 0.2, int chunk_rows = 64)
-        : eps_(clip_eps), chunk_(chunk_rows), lm_(chunk_rows) {
-        GPTX_CHECK(clip_eps > 0 && clip_eps < 1, "ppo: clip epsilon must be in (0, 1), got ",
-                   clip_eps);
-    }
-
-    double forward_backward(Model& m, const batch_type& b, double scale) {
-        return run(m, b, scale, true);
-    }
-    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
-    const ppo_policy_stats& stats() const { return stats_; }
-    double clip_eps() const { return eps_; }
-
-    // The guards: an update whose largest ratio pi / pi_old exceeds max_ratio, or whose mean
-    // KL(old || new) exceeds max_kl, is vetoed (the trainer then skips it).
-    void set_guards(double max_ratio, double max_kl) {
-        max_ratio_ = max_ratio;
-        max_kl_ = max_kl;
-    }
-    bool accept_update() const {
-        return stats_.max_ratio <= max_ratio_ && stats_.approx_kl <= max_kl_;
-    }
-    // GRPO's form: a k3 KL penalty to the reference (batch.ref_logp) with this weight in the loss,
-    // and per-sequence token means (each row of the batch one sequence).
-    void set_kl_penalty(double kl_coef) {
-        GPTX_CHECK(kl_coef >= 0, "ppo: the KL penalty must be >= 0, got ", kl_coef);
-        kl_coef_ = kl_coef;
-    }
-    void set_sequence_mean(bool on) { sequence_mean_ = on; }
-
-  private:
-    double run(Model& m, const batch_type& b, double scale, bool grads) {
-        constexpr int C = Model::C;
-        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
-        const int N = static_cast<int>(rows_.size());
-        stats_ = {};
-        if (N == 0) // no response tokens (a rank whose rollouts were all empty): no loss
-            return 0.0;
-        m.forward(b.inputs, b.B, b.T);
-        tokens_.resize(N);
-        logp_.resize(N);
-        ent_.resize(N);
-        dlogp_.resize(N);
-        row_loss_.resize(N);
-        row_ratio_.resize(N);
-        for (int i = 0; i < N; ++i)
-            tokens_[i] = b.targets[rows_[i]];
-        GPTX_CHECK(kl_coef_ == 0 || b.ref_logp,
-                   "ppo: a KL penalty in the loss needs the reference's log-probabilities");
-        lm_head<Model>& head = lm_.head();
-        head.chosen_logprobs(m, rows_.data(), tokens_.data(), N, logp_.data(), ent_.data());
-        weights(b, N);
-        for (int i = 0; i < N; ++i) {
-            const int row = rows_[i];
-            const double A = double(b.advantages[row]), lp = double(logp_[i]);
-            const double r = std::exp(lp - double(b.old_logp[row]));
-            const double rc = std::clamp(r, 1.0 - eps_, 1.0 + eps_);
-            const double s1 = r * A, s2 = rc * A;
-            row_loss_[i] = -std::min(s1, s2);
-            row_ratio_[i] = r;
-            // d loss / d logp = -A r on the unclipped branch, 0 where the clip is active.
-            double g = s2 < s1 ? 0.0 : -A * r;
-            if (kl_coef_ > 0) {
-                const double ref = double(b.ref_logp[row]);
-                row_kl_[i] = kl_k3(lp, ref);
-                g += kl_coef_ * -std::expm1(ref - lp); // d k3 / d logp = 1 - e^(ref - logp)
-            }
-            dlogp_[i] = T(g * w_[i] * scale);
-        }
-        if (grads) {
-            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * C, T(0));
-            head.chosen_logprobs_backward(m, rows_.data(), tokens_.data(), N, dlogp_.data());
-        }
-        stats_.tokens = N;
-        double penalty = 0;
-        for (int i = 0; i < N; ++i) {
-            const double r = row_ratio_[i];
-            stats_.ppo_loss += w_[i] * row_loss_[i];
-            penalty += w_[i] * row_kl_[i];
-            stats_.kl_k3 += row_kl_[i];
-            stats_.clip_frac += std::abs(r - 1.0) > eps_ ? 1.0 : 0.0;
-            stats_.approx_kl += (r - 1.0) - std::log(r);
-            stats_.max_ratio = std::max(stats_.max_ratio, r);
-            stats_.entropy += double(ent_[i]);
-        }
-        stats_.kl_k3 /= N;
-        stats_.clip_frac /= N;
-        stats_.approx_kl /= N;
-        stats_.entropy /= N;
-        if (grads)
-            m.backward();
-        double total = stats_.ppo_loss + kl_coef_ * penalty;
-        if (b.ptx && b.ptx_coef != 0.0) {
-            stats_.ptx_loss = grads ? lm_.forward_backward(m, *b.ptx, scale * b.ptx_coef)
-                                    : lm_.evaluate(m, *b.ptx);
-            total += b.ptx_coef * stats_.ptx_loss;
-        }
-        return total;
-    }
-
-    double eps_;
-    double max_ratio_ = std::numeric_limits<double>::infinity(),
-           max_kl_ = std::numeric_limits<double>::infinity();
-    int chunk_;
-    lm_objective<Model> lm_;
-    ppo_policy_stats stats_;
-    std::vector<int> rows_;
-    // w_[i]: token i's weight in the loss, 1/N or 1 / (sequences x its sequence's tokens).
-    void weights(const batch_type& b, int N) {
-        w_.assign(std::size_t(N), 1.0 / N);
-        row_kl_.assign(std::size_t(N), 0.0);
-        if (!sequence_mean_)
-            return;
-        std::vector<int>& count = seq_tokens_;
-        count.assign(std::size_t(b.B), 0);
-        for (int i = 0; i < N; ++i)
-            ++count[std::size_t(rows_[i] / b.T)];
-        const auto S =
-            double(std::count_if(count.begin(), count.end(), [](int c) { return c > 0; }));
-        for (int i = 0; i < N; ++i)
-            w_[std::size_t(i)] = 1.0 / (S * count[std::size_t(rows_[i] / b.T)]);
-    }
-
-    double kl_coef_ = 0;
-    bool sequence_mean_ = false;
-    std::vector<int> seq_tokens_;
-    std::vector<double> w_, row_kl_;    // (N)
-    std::vector<int> tokens_;           // (N): the action at each row
-    std::vector<T> logp_, ent_, dlogp_; // (N)
-    std::vector<double> row_loss_, row_ratio_;
-};
-
-// One value minibatch: values are read at the rows where mask is set (the states before each
-// action), as the policy's log-probabilities are.
-template <class Real> struct ppo_value_batch {
-    const int* inputs = nullptr;        // (B, T)
-    const std::uint8_t* mask = nullptr; // (B, T)
-    const Real* old_values = nullptr;   // (B, T): values at rollout time
-    const Real* returns = nullptr;      // (B, T): GAE returns (targets)
-    int B = 0, T = 0;
-};
-
-struct ppo_value_stats {
-    double value_loss = 0;
-    double clip_frac = 0; // fraction of tokens where the clipped term is the larger one
-    std::int64_t tokens = 0;
-};
-
-// Loss = (1/N) sum_i 0.5 max((v_i - R_i)^2, (vc_i - R_i)^2), vc = old + clip(v - old, -c, c)
-// (c = value_clip; 0 disables the clipped term). The value model is a trunk plus a scalar head
-// (initialised from the reward model's).
-template <class Model> class ppo_value_objective {
-  public:
-    using T = typename Model::value_type;
-    using batch_type = ppo_value_batch<T>;
-
-    explicit ppo_value_objective(double value_clip = 0.2) : clip_(value_clip), head_(Model::C, 1) {
-        GPTX_CHECK(value_clip >= 0, "ppo: value clip must be >= 0 (0 disables it), got ",
-                   value_clip);
-    }
-
-    double forward_backward(Model& m, const batch_type& b, double scale) {
-        return run(m, b, scale, true);
-    }
-    double evaluate(Model& m, const batch_type& b) { return run(m, b, 1.0, false); }
-
-    // Values at the mask's rows of the last forward (N, in row order).
-    const std::vector<T>& values() const { return values_; }
-    // Runs the trunk and the head only: values at the given rows of tokens (B, T).
-    const std::vector<T>& predict(Model& m, const int* tokens, int B, int Tn,
-                                  const std::vector<int>& rows) {
-        const T* h = m.forward(tokens, B, Tn);
-        values_.resize(rows.size());
-        head_.forward(values_.data(), h, rows.data(), static_cast<int>(rows.size()));
-        return values_;
-    }
-
-    linear_head<T>& head() { return head_; }
-    basic_arena<T>& head_params() { return head_.params(); }
-    basic_arena<T>& head_grads() { return head_.grads(); }
-    const ppo_value_stats& stats() const { return stats_; }
-
-  private:
-    double run(Model& m, const batch_type& b, double scale, bool grads) {
-        detail::set_rows(rows_, b.mask, std::int64_t(b.B) * b.T);
-        const int N = static_cast<int>(rows_.size());
-        stats_ = {};
-        if (N == 0) // no response tokens: no loss
-            return 0.0;
-        predict(m, b.inputs, b.B, b.T, rows_);
-        dvalues_.resize(N);
-        stats_.tokens = N;
-        for (int i = 0; i < N; ++i) {
-            const int row = rows_[i];
-            const double v = values_[i], R = double(b.returns[row]),
-                         old = double(b.old_values[row]);
-            const double e1 = (v - R) * (v - R);
-            double loss = 0.5 * e1, dv = v - R;
-            if (clip_ > 0 && std::abs(v - old) > clip_) {
-                // Inside the clip range both terms are equal; outside, the clipped one does not
-                // depend on v, so where it is the larger the gradient is 0.
-                const double vc = old + std::clamp(v - old, -clip_, clip_),
-                             e2 = (vc - R) * (vc - R);
-                if (e2 > e1) {
-                    loss = 0.5 * e2;
-                    dv = 0;
-                    stats_.clip_frac += 1;
-                }
-            }
-            stats_.value_loss += loss;
-            dvalues_[i] = T(dv * scale / N);
-        }
-        stats_.value_loss /= N;
-        stats_.clip_frac /= N;
-        if (grads) {
-            std::fill(m.dhidden(), m.dhidden() + std::size_t(b.B) * b.T * Model::C, T(0));
-            head_.backward(m.dhidden(), dvalues_.data());
-            m.backward();
-        }
-        return stats_.value_loss;
-    }
-
-    double clip_;
-    linear_head<T> head_;
-    ppo_value_stats stats_;
-    std::vector<int> rows_;
-    std::vector<T> values_, dvalues_;
-};
-
-} // namespace gptx
-// ---- end gptx/train/ppo.hpp ----
-// ---- begin gptx/train/rollouts.hpp ----
-// gptx/train/rollouts.hpp: sampling responses from a policy with the KV cache and scoring them:
-// the policy's and the reference's log-probabilities at every action, entropy, the exact KL, and
-// the reward model's score. PPO and GRPO/RLOO both start each iteration here.
-// Tested by tests/train/test_ppo.cpp and tests/train/test_grpo.cpp.
-// Legend: N sequences, M sequences per scoring batch, P prompt length, T time.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <numeric>
-#include <optional>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-
-namespace gptx {
-
-// The frozen reward model seen through one call: scores of B sequences, tokens (B, T) row-major,
-// row b's response begun at position starts[b] (after its prompt) and closed by its end-of-text
-// token at end_positions[b] (the rest of the row after it is padding).
-using reward_fn = std::function<std::vector<float>(const int* tokens, int B, int T,
-                                                   const int* end_positions, const int* starts)>;
-
-// Prompts a policy can answer: 1 .. context - 2 tokens, leaving room for a response and the
-// end-of-text.
-inline void check_rollout_prompts(const std::vector<std::vector<int>>& prompts, int context,
-                                  std::string_view who) {
-    GPTX_CHECK(!prompts.empty(), who, ": no prompts");
-    for (std::size_t i = 0; i < prompts.size(); ++i)
-        GPTX_CHECK(!prompts[i].empty() && int(prompts[i].size()) + 2 <= context, who, ": prompt ",
-                   i, " has ", prompts[i].size(), " tokens; the context of ", context,
-                   " needs prompts of 1..", context - 2,
-                   " tokens (room for a response and end-of-text)");
-}
-
-// Under data parallel every rank after 0 samples from a stream of its own, derived from rank 0's,
-// so one seed fixes the whole job.
-inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e995ull) {
-    if (rank > 0)
-        r = rng(mix64(r.state()[0] ^ (salt * std::uint64_t(rank))));
-}
-
-// PPO-ptx's pre-training batches (InstructGPT's gamma term), for PPO and GRPO alike: next() is
-// null when the coefficient is 0.
-class ptx_source {
-  public:
-    ptx_source() = default;
-    ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
-               std::uint64_t seed, std::string_view who) {
-        if (coef == 0.0)
-            return;
-        GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
-        const int pT = context > 0 ? context : policy_context;
-        GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
-                   policy_context);
-        b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
-        x_.resize(std::size_t(batch) * pT);
-        y_.resize(x_.size());
-    }
-    const lm_batch* next() {
-        if (!b_)
-            return nullptr;
-        b_->next(x_.data(), y_.data());
-        batch_ = {x_.data(), y_.data(), nullptr, int(x_.size()) / b_->context(), b_->context()};
-        return &batch_;
-    }
-    rng::state_type state() const { return b_ ? b_->rng_state() : rng::state_type{}; }
-    void set_state(const rng::state_type& s) {
-        if (b_)
-            b_->set_rng_state(s);
-    }
-    void split_for_rank(int rank) {
-        if (!b_ || rank == 0)
-            return;
-        rng r;
-        r.set_state(b_->rng_state());
-        split_stream_for_rank(r, rank, 0x27d4eb2full);
-        b_->set_rng_state(r.state());
-    }
-
-  private:
-    std::optional<batcher> b_;
-    std::vector<int> x_, y_;
-    lm_batch batch_;
-};
-
-struct rollout_config {
-    int end_of_text = -1;           // ends responses; the reward model reads there
-    int max_new_tokens = 32;        // response cap (also bounded by the context)
-    float temperature = 1.0f;       // sampling temperature (1: on-policy)
-    double missing_eot_penalty = 0; // subtracted from the score of a response the cap cut
-    int score_batch = 16;           // sequences per scoring forward
-    // Tokens that cut a response short, as the length cap does (it did not end): a chat policy
-    // that opens another turn's marker inside its reply. The stop token is the response's last
-    // action, so its probability is what the update lowers; the reward model reads the reply
-    // closed by end-of-text in the stop token's place, as comparisons present a cut reply.
-    std::vector<int> stop_tokens{};
-};
-
-// The rollouts of one iteration. The models and the reward function must outlive it.
-template <class Policy> class rollout_buffer {
-  public:
-    using T = typename Policy::value_type;
-
-    // One rollout: the tokens of prompt + response + end-of-text and where its actions are.
-    struct sequence {
-        std::vector<int> tokens; // prompt, response, end-of-text (always appended, for the RM)
-        int prompt = 0;          // prompt length P
-        int actions = 0;         // response tokens, plus the end-of-text when it was sampled
-        bool ended = false;      // the policy sampled end-of-text
-        bool stopped = false;    // the response's last token is a stop token
-        std::size_t offset = 0;  // of its actions in the flat per-action arrays
-    };
-
-    rollout_buffer(Policy& policy, Policy& reference, reward_fn reward, rollout_config cfg)
-        : policy_(policy), ref_(reference), reward_(std::move(reward)), cfg_(cfg), cache_(policy) {
-        GPTX_CHECK(cfg_.score_batch > 0, "rollouts: the scoring batch must be positive");
-    }
-
-    // One response per prompt from the policy (each group of prompts of one length draws with the
-    // seed r.next_u64(), in order of length), then scores: per action the policy's and the
-    // reference's log-probabilities, entropy and exact KL, extra(x, M, Tm, rows, offset) for
-    // anything else read from the same (M, Tm) batch (PPO's values, in action order from
-    // `offset`), and per sequence the reward function's score less the missing end-of-text
-    // penalty.
-    template <class Extra>
-    void collect(const std::vector<std::vector<int>>& prompts, rng& r, Extra&& extra) {
-        const int N = int(prompts.size());
-        seqs_.assign(N, {});
-        // Sampling, then scoring: N sequences each.
-        progress bar("rollouts", 2 * std::int64_t(N), {.unit = "seq"});
-        for (auto& [P, idx] : group_by_length(prompts)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(prompts[i]);
-            auto gen = draw(group, P, r.next_u64());
-            for (std::size_t k = 0; k < idx.size(); ++k) {
-                sequence& s = seqs_[idx[k]];
-                s.tokens = prompts[idx[k]];
-                s.tokens.insert(s.tokens.end(), gen[k].tokens.begin(), gen[k].tokens.end());
-                s.tokens.push_back(cfg_.end_of_text);
-                s.prompt = P;
-                s.ended = gen[k].ended;
-                s.stopped = gen[k].stopped;
-                s.actions = int(gen[k].tokens.size()) + (s.ended ? 1 : 0);
-            }
-            bar.advance(std::int64_t(idx.size()));
-        }
-        std::size_t total = 0;
-        for (auto& s : seqs_) {
-            s.offset = total;
-            total += s.actions;
-        }
-        logp_.assign(total, 0);
-        ref_logp_.assign(total, 0);
-        ent_.assign(total, 0);
-        klx_.assign(total, 0);
-        scores_.assign(N, 0);
-
-        // Score every sequence with the policy, the reference, `extra` and the RM,
-        // minibatch by minibatch (the rows of a mask are in action order).
-        std::vector<int> order(N);
-        std::iota(order.begin(), order.end(), 0);
-        for (int first = 0; first < N; first += cfg_.score_batch) {
-            const int M = std::min(cfg_.score_batch, N - first);
-            bar.advance(M);
-            const int Tm = pack(order, first, M);
-            detail::set_rows(rows_, mask_.data(), std::int64_t(M) * Tm);
-            const std::size_t at = seqs_[first].offset;
-            const int R = int(rows_.size());
-            if (R > 0) {
-                const T* h = policy_.forward(x_.data(), M, Tm);
-                const T* hr = ref_.forward(x_.data(), M, Tm);
-                policy_token_stats(logp_.data() + at, ent_.data() + at, ref_logp_.data() + at,
-                                   klx_.data() + at, h, policy_.param(p_wte), hr, ref_.param(p_wte),
-                                   rows_.data(), y_.data(), R, Policy::C, policy_.vocab(),
-                                   scratch_);
-                extra(x_.data(), M, Tm, rows_, at);
-            }
-            // The RM reads each sequence at its end-of-text: rows of length Tm + 1. A stopped
-            // response is read closed in its stop token's place.
-            const int W = Tm + 1;
-            std::vector<int> toks(std::size_t(M) * W, cfg_.end_of_text), ends(M), starts(M);
-            for (int k = 0; k < M; ++k) {
-                const sequence& q = seqs_[first + k];
-                const std::size_t kept = q.tokens.size() - (q.stopped ? 2 : 1);
-                std::copy(q.tokens.begin(), q.tokens.begin() + std::ptrdiff_t(kept),
-                          toks.begin() + std::size_t(k) * W);
-                ends[k] = int(kept);
-                starts[k] = q.prompt;
-            }
-            // The reward may run the reference's forward (with_reference_likelihood): nothing
-            // reads the reference's activations after this call.
-            const std::vector<float> sc = reward_(toks.data(), M, W, ends.data(), starts.data());
-            GPTX_CHECK(int(sc.size()) == M, "rollouts: the reward function returned ", sc.size(),
-                       " scores for ", M, " sequences");
-            for (int k = 0; k < M; ++k) {
-                GPTX_CHECK(std::isfinite(sc[k]),
-                           "rollouts: the reward's score is not finite; stopped");
-                scores_[first + k] =
-                    double(sc[k]) - (seqs_[first + k].ended ? 0.0 : cfg_.missing_eot_penalty);
-            }
-        }
-    }
-
-    // Samples one response per prompt (temperature as configured), each stopping at end-of-text
-    // (not returned), a stop token (returned as its last token) or the length cap; for
-    // evaluation. Leaves the rollouts as they are.
-    std::vector<std::vector<int>> sample(const std::vector<std::vector<int>>& prompts,
-                                         std::uint64_t seed) {
-        std::vector<std::vector<int>> out(prompts.size());
-        for (auto& [P, idx] : group_by_length(prompts)) {
-            std::vector<std::vector<int>> group;
-            for (int i : idx)
-                group.push_back(prompts[i]);
-            auto gen = draw(group, P, seed + std::uint64_t(P));
-            for (std::size_t k = 0; k < idx.size(); ++k)
-                out[idx[k]] = std::move(gen[k].tokens);
-        }
-        return out;
-    }
-
-    // Inputs, targets and the action mask of sequences [first, first + M) of `order`, as (M, Tm).
-    int pack(const std::vector<int>& order, std::size_t first, int M) {
-        int Tm = 1;
-        for (int k = 0; k < M; ++k)
-            Tm = std::max(Tm, int(seqs_[order[first + k]].tokens.size()) - 1);
-        const std::size_t n = std::size_t(M) * Tm;
-        x_.assign(n, cfg_.end_of_text);
-        y_.assign(n, cfg_.end_of_text);
-        mask_.assign(n, 0);
-        for (int k = 0; k < M; ++k) {
-            const sequence& s = seqs_[order[first + k]];
-            const int len = int(s.tokens.size()) - 1;
-            for (int t = 0; t < len; ++t) {
-                x_[std::size_t(k) * Tm + t] = s.tokens[t];
-                y_[std::size_t(k) * Tm + t] = s.tokens[t + 1];
-            }
-            for (int j = 0; j < s.actions; ++j)
-                mask_[std::size_t(k) * Tm + s.prompt - 1 + j] = 1;
-        }
-        return Tm;
-    }
-
-    // The packed batch of the last pack() (or scoring batch).
-    const int* x() const { return x_.data(); }
-    const int* y() const { return y_.data(); }
-    const std::uint8_t* mask() const { return mask_.data(); }
-
-    const std::vector<sequence>& sequences() const { return seqs_; }
-    std::size_t actions() const { return logp_.size(); }
-    // Per action, in sequence order (sequence i's from sequences()[i].offset).
-    const std::vector<T>& logp() const { return logp_; }
-    const std::vector<T>& ref_logp() const { return ref_logp_; }
-    const std::vector<T>& entropy() const { return ent_; }
-    const std::vector<T>& kl_exact() const { return klx_; }
-    // Per sequence: the reward model's score less the missing end-of-text penalty.
-    const std::vector<double>& scores() const { return scores_; }
-    const rollout_config& config() const { return cfg_; }
-
-  private:
-    struct response {
-        std::vector<int> tokens; // without the end-of-text; a stop token is the last
-        bool ended = false;      // end-of-text was drawn
-        bool stopped = false;    // a stop token was drawn
-        bool done() const { return ended || stopped; }
-    };
-    // Batched sampling over the KV cache, as generate_batch does it (sequence b draws with seed
-    // seed + b; finished sequences are fed end-of-text as filler), sized exactly to the prompt and
-    // the response cap: generate_batch's cache chunk of context/2 can exceed a short cache.
-    std::vector<response> draw(const std::vector<std::vector<int>>& prompts, int P,
-                               std::uint64_t seed) {
-        const int B = int(prompts.size()), V = policy_.vocab(), steps = max_new(P);
-        std::vector<sampler> samplers;
-        for (int b = 0; b < B; ++b)
-            samplers.emplace_back(
-                sampling_config{.temperature = cfg_.temperature, .seed = seed + std::uint64_t(b)});
-        std::vector<response> out(B);
-        cache_.reset(B, P + steps - 1);
-        std::vector<int> fed(std::size_t(B) * P);
-        for (int b = 0; b < B; ++b)
-            std::copy(prompts[b].begin(), prompts[b].end(), fed.begin() + std::ptrdiff_t(b) * P);
-        const T* logits = cache_.forward_logits(fed.data(), B, P);
-        std::vector<int> next(B, cfg_.end_of_text);
-        int active = B;
-        for (int step = 0; step < steps && active > 0; ++step) {
-            for (int b = 0; b < B; ++b) {
-                if (out[b].done()) {
-                    next[b] = cfg_.end_of_text;
-                    continue;
-                }
-                const int id = samplers[b].sample(logits + std::size_t(b) * V, V);
-                next[b] = id;
-                if (id == cfg_.end_of_text) {
-                    out[b].ended = true;
-                    --active;
-                } else {
-                    out[b].tokens.push_back(id);
-                    if (std::find(cfg_.stop_tokens.begin(), cfg_.stop_tokens.end(), id) !=
-                        cfg_.stop_tokens.end()) {
-                        out[b].stopped = true;
-                        --active;
-                    }
-                }
-            }
-            if (active > 0 && step + 1 < steps)
-                logits = cache_.forward_logits(next.data(), B, 1);
-        }
-        return out;
-    }
-    int max_new(int P) const { return std::min(cfg_.max_new_tokens, policy_.context() - P - 1); }
-
-    static std::map<int, std::vector<int>>
-    group_by_length(const std::vector<std::vector<int>>& prompts) {
-        std::map<int, std::vector<int>> g;
-        for (std::size_t i = 0; i < prompts.size(); ++i)
-            g[int(prompts[i].size())].push_back(int(i));
-        return g;
-    }
-
-    Policy& policy_;
-    Policy& ref_;
-    reward_fn reward_;
-    rollout_config cfg_;
-    kv_cache<Policy> cache_;
-    std::vector<sequence> seqs_;
-    std::vector<T> logp_, ref_logp_, ent_, klx_, scratch_;
-    std::vector<double> scores_;
-    std::vector<int> x_, y_, rows_;
-    std::vector<std::uint8_t> mask_;
-};
-
-} // namespace gptx
-// ---- end gptx/train/rollouts.hpp ----
 
 namespace gptx {
 
@@ -16544,6 +16691,7 @@ struct grpo_run_options {
     double kl_coef = 0.04, clip = 0.2, ptx_coef = 0.0;
     std::uint64_t seed = 1;
     bool resume = false;
+    likelihood_term likelihood; // --rm-likelihood, --rm-likelihood-only
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -16566,6 +16714,7 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
+    validate_likelihood_term(o.likelihood);
 }
 
 namespace detail {
@@ -16636,8 +16785,9 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
-    grpo_trainer<model_t> tr(policy, reference, reward_of(*rm), std::move(prompts),
-                             detail::make_config(o, eot), std::move(ptx));
+    grpo_trainer<model_t> tr(policy, reference,
+                             reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
+                             std::move(prompts), detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);
 
     // policy.gptx: the policy, its AdamW and the run's state; model.gptx: the weights to use.
@@ -16652,6 +16802,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
         st.data_rng = s.sampler_rng;
         nlohmann::json pj = run;
         pj["iteration"] = it;
+        save_likelihood_term(pj, o.likelihood);
         pj["ptx_rng"] = s.ptx_rng;
         st.run_json = pj.dump();
         save_checkpoint<S>(policy_ckpt, policy, &tr.policy_optimizer(), tok, st);
@@ -16666,6 +16817,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
         GPTX_CHECK(pj.is_object() && pj.contains("group_size"), policy_ckpt.string(),
                    ": not a gptx grpo checkpoint (no GRPO settings in its run state)");
         check_resume_matches(pj, run, dir);
+        check_likelihood_resume(pj, o.likelihood, dir);
         grpo_state s;
         s.iteration = st.step;
         s.sampler_rng = st.data_rng;
@@ -16742,6 +16894,7 @@ struct ppo_run_options {
     double gamma = 1.0, lambda = 0.95, clip = 0.2, value_clip = 0.2;
     std::uint64_t seed = 1;
     bool resume = false;
+    likelihood_term likelihood; // --rm-likelihood, --rm-likelihood-only
 };
 
 // Throws, naming the flag, on a hyper-parameter out of range.
@@ -16767,6 +16920,7 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.value_clip >= 0, "--value-clip must be >= 0, got ", o.value_clip);
     GPTX_CHECK(o.gamma >= 0 && o.gamma <= 1, "--gamma must be in [0, 1], got ", o.gamma);
     GPTX_CHECK(o.lambda >= 0 && o.lambda <= 1, "--lambda must be in [0, 1], got ", o.lambda);
+    validate_likelihood_term(o.likelihood);
 }
 
 namespace detail {
@@ -16852,7 +17006,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
         ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
 
     ppo_models<S> models(sft, rm);
-    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(), reward_of(rm),
+    ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),
+                            reward_with_likelihood(reward_of(rm), models.reference, o.likelihood),
                             std::move(prompts), detail::make_config(o, eot), std::move(ptx));
     const nlohmann::json run = detail::run_json(o);
 
@@ -16890,6 +17045,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
         st.data_rng = s.sampler_rng;
         nlohmann::json pj = run;
         pj["iteration"] = it;
+        save_likelihood_term(pj, o.likelihood);
         pj["beta"] = s.beta;
         pj["ptx_rng"] = s.ptx_rng;
         st.run_json = pj.dump();
@@ -16907,6 +17063,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
                            value_extras());
         const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
         check_resume_matches(pj, run, dir);
+        check_likelihood_resume(pj, o.likelihood, dir);
         GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
                    "' holds value.gptx of iteration ", vst.step, " and policy.gptx of iteration ",
                    pst.step, " (a save was interrupted)");
@@ -18194,119 +18351,6 @@ inline gpt2_tokenizer train_bpe(std::string_view corpus, const bpe_train_options
 
 } // namespace gptx
 // ---- end gptx/text/bpe_trainer.hpp ----
-// ---- begin gptx/train/likelihood_reward.hpp ----
-// gptx/train/likelihood_reward.hpp: a reward plus the reference model's mean log-likelihood of
-// the response, and any reward function scored over ranked comparisons. A reward model of the
-// policy's size, trained pairwise on a few thousand comparisons, misranks near misses its frozen
-// SFT model already tells apart (a wrong capital is an unlikely token to it); the weighted
-// likelihood hands the reward that knowledge (docs/pipeline.md, "The SFT model's likelihood").
-// Tested by tests/train/test_likelihood_reward.cpp.
-// Legend: B sequences, T time, n response tokens (its end-of-text included).
-#include <algorithm>
-#include <cmath>
-#include <memory>
-#include <span>
-#include <utility>
-#include <vector>
-
-
-namespace gptx {
-
-// Mean log-likelihood under `model` of each row's response and its end-of-text:
-// (1/n) sum_{t = starts[b]}^{ends[b]} log p(tokens[b][t] | tokens[b][< t]), rows as reward_fn
-// gives them. One forward in eval mode (no dropout); the model's activations are overwritten.
-template <class Model> class response_likelihood {
-  public:
-    explicit response_likelihood(Model& m) : m_(m) {}
-    std::vector<double> operator()(const int* tokens, int B, int Tn, const int* ends,
-                                   const int* starts) {
-        GPTX_CHECK(starts, "response likelihood: needs each row's response start, got none");
-        rows_.clear();
-        toks_.clear();
-        owner_.clear();
-        for (int b = 0; b < B; ++b) {
-            GPTX_CHECK(starts[b] >= 1 && starts[b] <= ends[b] && ends[b] < Tn,
-                       "response likelihood: row ", b, "'s response [", starts[b], ", ", ends[b],
-                       "] must satisfy 1 <= start <= end < ", Tn, " (the row's length)");
-            for (int t = starts[b]; t <= ends[b]; ++t) { // hidden t-1 predicts token t
-                rows_.push_back(b * Tn + t - 1);
-                toks_.push_back(tokens[std::size_t(b) * Tn + t]);
-                owner_.push_back(b);
-            }
-        }
-        const bool was = m_.training();
-        m_.set_training(false);
-        m_.forward(tokens, B, Tn);
-        m_.set_training(was);
-        logp_.resize(rows_.size());
-        head_.chosen_logprobs(m_, rows_.data(), toks_.data(), int(rows_.size()), logp_.data());
-        std::vector<double> out(std::size_t(B), 0.0);
-        for (std::size_t i = 0; i < rows_.size(); ++i)
-            out[std::size_t(owner_[i])] += double(logp_[i]);
-        for (int b = 0; b < B; ++b)
-            out[std::size_t(b)] /= double(ends[b] - starts[b] + 1);
-        return out;
-    }
-
-  private:
-    Model& m_;
-    lm_head<Model> head_;
-    std::vector<int> rows_, toks_, owner_;
-    std::vector<typename Model::value_type> logp_;
-};
-
-// base_weight * base + alpha * (mean log-likelihood of the response under `reference`). The
-// reference is frozen (PPO's: the SFT model) and must outlive the function; it runs a forward of
-// its own, which the rollouts allow (they read the reference's activations before the reward).
-// base_weight 0 is the ablation that drops the reward model and keeps the likelihood alone.
-template <class Model>
-reward_fn with_reference_likelihood(reward_fn base, Model& reference, double alpha,
-                                    double base_weight = 1.0) {
-    GPTX_CHECK(alpha >= 0 && std::isfinite(alpha) && std::isfinite(base_weight),
-               "likelihood reward: alpha (the likelihood's weight) must be finite and >= 0 and "
-               "the base reward's weight finite, got ",
-               alpha, " and ", base_weight);
-    auto like = std::make_shared<response_likelihood<Model>>(reference);
-    return [base = std::move(base), like, alpha, base_weight](const int* tokens, int B, int Tn,
-                                                              const int* ends, const int* starts) {
-        std::vector<float> r = base(tokens, B, Tn, ends, starts);
-        GPTX_CHECK(int(r.size()) == B, "likelihood reward: the base reward gave ", r.size(),
-                   " scores, expected one per row (", B, ")");
-        if (alpha == 0 && base_weight == 1.0)
-            return r;
-        const std::vector<double> ll = (*like)(tokens, B, Tn, ends, starts);
-        for (int b = 0; b < B; ++b)
-            r[std::size_t(b)] =
-                float(base_weight * double(r[std::size_t(b)]) + alpha * ll[std::size_t(b)]);
-        return r;
-    };
-}
-
-// A reward function as a scorer of whole sequences (each ends with its end-of-text; starts[i]
-// is where sequence i's response begins), `batch` rows at a time: what pair_outcomes needs to
-// rank held-out comparisons by any reward the RL methods follow.
-struct reward_fn_scorer {
-    reward_fn fn;
-    std::vector<float> score_sequences(std::span<const std::vector<int>> seqs, int end_of_text,
-                                       int batch, std::span<const int> starts) const {
-        GPTX_CHECK(starts.size() == seqs.size(),
-                   "reward scorer: needs one response start per sequence, got ", starts.size(),
-                   " for ", seqs.size());
-        std::vector<float> out(seqs.size());
-        for_each_sequence_batch(
-            seqs, end_of_text, batch, "reward scorer",
-            [&](std::size_t s0, const int* tokens, int B, int Tn, const int* ends) {
-                const std::vector<float> r = fn(tokens, B, Tn, ends, starts.data() + s0);
-                GPTX_CHECK(int(r.size()) == B, "reward scorer: the reward gave ", r.size(),
-                           " scores, expected one per sequence (", B, ")");
-                std::copy(r.begin(), r.end(), out.begin() + std::ptrdiff_t(s0));
-            });
-        return out;
-    }
-};
-
-} // namespace gptx
-// ---- end gptx/train/likelihood_reward.hpp ----
 // ---- begin gptx/train/policy_eval.hpp ----
 // gptx/train/policy_eval.hpp: evaluating language-model policies: one sampled response per
 // prompt (prompts of any lengths), the exact KL of a policy to a reference over its responses,
