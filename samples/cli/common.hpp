@@ -26,6 +26,17 @@ inline const preset& require_preset(const std::string& name) {
     return *p;
 }
 
+// --rm-likelihood and --rm-likelihood-only of the RL commands (ppo, grpo): the reward's
+// likelihood term (likelihood_term, gptx/recipes/run_folder.hpp).
+inline void add_likelihood_options(CLI::App* c, likelihood_term& l) {
+    c->add_option("--rm-likelihood", l.weight,
+                  "Reward: the RM's score plus this times the SFT model's mean log-likelihood of "
+                  "the response, its end-of-text included (0: the RM alone; docs/pipeline.md)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_flag("--rm-likelihood-only", l.only,
+                "Ablation: with --rm-likelihood, the likelihood term alone is the reward");
+}
+
 // `--weights FILE` beside a command's checkpoint option: a GGUF, Hugging Face safetensors or
 // llm.c file (format from its first bytes) to start from instead. It fills the same path, which
 // read_model_info and load_model accept in either form; the two exclude each other, and when the

@@ -48,12 +48,7 @@ inline void add_grpo_command(CLI::App& app, grpo_options& o, std::function<void(
     c->add_option("--ptx-data", o.ptx_data, "Pre-training token file (.bin) for --ptx-coef");
     c->add_option("--ptx-batch", o.ptx_batch, "Pre-training sequences per update");
     c->add_option("--ptx-context", o.ptx_context, "Their length (default: the model's context)");
-    c->add_option("--rm-likelihood", o.likelihood.weight,
-                  "Reward: the RM's score plus this times the SFT model's mean log-likelihood of "
-                  "the response, its end-of-text included (0: the RM alone; docs/pipeline.md)")
-        ->check(CLI::NonNegativeNumber);
-    c->add_flag("--rm-likelihood-only", o.likelihood.only,
-                "Ablation: with --rm-likelihood, the likelihood term alone is the reward");
+    add_likelihood_options(c, o.likelihood);
     c->add_option("--end-of-text", o.end_of_text,
                   "End-of-text id (default: the tokenizer's, or the id after it)");
     c->add_option("--save-every", o.save_every, "Iterations between checkpoints");

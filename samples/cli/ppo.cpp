@@ -56,12 +56,7 @@ inline void add_ppo_command(CLI::App& app, ppo_options& o, std::function<void()>
     c->add_option("--ptx-batch", o.ptx_batch, "PPO-ptx: pre-training sequences per update");
     c->add_option("--ptx-context", o.ptx_context,
                   "PPO-ptx: their length (default: the model's context)");
-    c->add_option("--rm-likelihood", o.likelihood.weight,
-                  "Reward: the RM's score plus this times the SFT model's mean log-likelihood of "
-                  "the response, its end-of-text included (0: the RM alone; docs/pipeline.md)")
-        ->check(CLI::NonNegativeNumber);
-    c->add_flag("--rm-likelihood-only", o.likelihood.only,
-                "Ablation: with --rm-likelihood, the likelihood term alone is the reward");
+    add_likelihood_options(c, o.likelihood);
     c->add_option("--gamma", o.gamma, "GAE discount (InstructGPT: 1)");
     c->add_option("--lambda", o.lambda, "GAE lambda");
     c->add_option("--clip", o.clip, "Policy ratio clip epsilon");
