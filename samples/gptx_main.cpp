@@ -16,7 +16,7 @@ namespace gptx::cli {
 commands::commands(CLI::App& app) : app_(app) {
     app_.add_option("--threads", threads_,
                     "Worker threads (default: GPTX_NUM_THREADS, else all cores)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(1, 4096));
     app_.add_flag("--no-progress", no_progress_,
                   "No progress bars on stderr (also: GPTX_PROGRESS=0)");
     app_.add_option("--precision", precision_,
@@ -80,7 +80,24 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) // --help, --version
+            return app.exit(e);
+        // A usage error: one line, as every other error, and exit code 2 (bad usage).
+        std::fflush(stdout);
+        std::string what = e.what();
+        for (char& c : what)
+            if (c == '\n')
+                c = ' ';
+        std::string cmd = "gptx";
+        if (!app.get_subcommands().empty()) {
+            cmd += " " + app.get_subcommands().front()->get_name();
+        } else if (argc > 1 && argv[1][0] != '-') { // CLI11 says "A subcommand is required"
+            what = "unknown command '" + std::string(argv[1]) + "'";
+        }
+        std::fprintf(stderr, "gptx: error: %s (%s --help lists what it takes)\n", what.c_str(),
+                     cmd.c_str());
+        dist.fail();
+        return 2;
     } catch (const gptx::interrupted& e) { // checkpoint saved; 130 (SIGINT) or 143 (SIGTERM)
         std::fflush(stdout);
         std::fprintf(stderr, "gptx: %s\n", e.what());

@@ -5,6 +5,7 @@
 // Tested by tests/cli/test_chat_cli.cpp and tests/chat/test_chat_tmux.sh.
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -108,6 +109,18 @@ inline void chat_session(const chat_options& o, chat_model& model) {
     std::string system = o.system;
     float temperature = o.temperature;
     conversation history;
+    // A --system the format cannot encode or fit beside a reply would fail every turn.
+    if (!system.empty()) {
+        const conversation probe{{chat_role::system, system}, {chat_role::user, ""}};
+        try {
+            fmt.format(tok, probe,
+                       {.max_tokens = ctx,
+                        .generation_prompt = true,
+                        .reserve = std::min(o.max_tokens, ctx / 2)});
+        } catch (const gptx::error& e) {
+            throw gptx::error(std::string("--system: ") + e.what());
+        }
+    }
 
     struct sigaction sa {};
     sa.sa_handler = chat_on_sigint;
@@ -232,7 +245,8 @@ inline void chat_session(const chat_options& o, chat_model& model) {
 
 inline void chat_command(const chat_options& o) {
     GPTX_CHECK(o.max_tokens > 0, "--max-tokens must be positive, got ", o.max_tokens);
-    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
+    GPTX_CHECK(o.temperature >= 0 && std::isfinite(o.temperature),
+               "--temperature must be a finite number >= 0, got ", o.temperature);
     GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
     GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
     GPTX_CHECK(o.token_delay_ms >= 0, "--token-delay-ms must be >= 0, got ", o.token_delay_ms);

@@ -1,6 +1,7 @@
 // samples/cli/report.cpp: `gptx report DIR`, a run's metrics.jsonl as one self-contained HTML page
 // of SVG charts, built by include/gptx/io/report.hpp. Tested by tests/cli/test_report_cli.cpp.
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,15 @@ inline void run_report(const report_options& o) {
     const fs::path dir = o.dir;
     const report r = build_report(dir, o.title);
     const fs::path out = o.out.empty() ? dir / "report.html" : fs::path(o.out);
+    // Overwrites an earlier report, never another kind of file (a checkpoint, a metrics file).
+    std::error_code ec;
+    if (fs::is_regular_file(out, ec) && fs::file_size(out, ec) > 0) {
+        std::ifstream in(out, std::ios::binary);
+        std::string head(15, '\0');
+        in.read(head.data(), std::streamsize(head.size()));
+        GPTX_CHECK(head == "<!DOCTYPE html>", "--out '", out.string(),
+                   "' exists and is not an HTML report; give another path");
+    }
     gptx::detail::write_whole_file(out, r.html);
     std::printf("gptx report: %zu charts from %zu file%s -> %s\n", r.charts, r.files.size(),
                 r.files.size() == 1 ? "" : "s", out.string().c_str());

@@ -57,6 +57,8 @@ inline std::size_t utf8_char_offset(std::string_view s, std::size_t k, std::size
 } // namespace detail
 
 inline void run_tokenize(const tokenize_options& o) {
+    GPTX_CHECK(!o.out.empty() && o.out.back() != '/',
+               "--out is a prefix of three file names (PREFIX_train.bin, ...), got '", o.out, "'");
     GPTX_CHECK(o.val_fraction >= 0 && o.val_fraction < 1, "--val-fraction must be in [0, 1), got ",
                o.val_fraction);
     const std::string text = read_text_file(o.text);
@@ -87,6 +89,12 @@ inline void run_tokenize(const tokenize_options& o) {
     bar.finish();
     GPTX_CHECK(tok.vocab_size() <= 65536, "the ", tok.kind(), " tokenizer has ", tok.vocab_size(),
                " tokens; .bin files hold uint16 ids (at most 65536)");
+    // An empty split is a file nothing can train or validate on: refuse it before writing any.
+    GPTX_CHECK(!train.empty(), o.text, ": the training split is empty (", chars,
+               " characters, --val-fraction ", o.val_fraction, ")");
+    GPTX_CHECK(o.val_fraction == 0 || !val.empty(), o.text, ": the validation split is empty (",
+               chars, " characters, --val-fraction ", o.val_fraction,
+               "; give a larger fraction, or 0 for none)");
 
     const std::string prefix = o.out;
     const fs::path parent = fs::path(prefix).parent_path();

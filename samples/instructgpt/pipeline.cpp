@@ -5,14 +5,69 @@
 
 namespace gptx::instructgpt {
 
-void run_pipeline(pipeline_options o) {
-    using namespace detail;
-    using model_t = pipeline_model;
-    if (o.quick)
-        apply_quick(o);
+namespace {
+
+// The settings no stage can use, each refused by its flag before anything is trained (stages
+// check theirs too, but only once the stages before them have run). NaN fails every test.
+void validate_pipeline_options(const pipeline_options& o) {
+    const std::pair<const char*, double> positive[] = {
+        {"--corpus-chars", o.corpus_chars},
+        {"--pretrain-iters", o.pretrain_iters},
+        {"--pretrain-lr", o.pretrain_lr},
+        {"--sft-examples", o.sft_examples},
+        {"--sft-epochs", o.sft_epochs},
+        {"--sft-lr", o.sft_lr},
+        {"--rm-prompts", o.rm_prompts},
+        {"--rm-val-prompts", o.rm_val_prompts},
+        {"--rm-batch", o.rm_batch},
+        {"--rm-epochs", o.rm_epochs},
+        {"--rm-lr", o.rm_lr},
+        {"--rm-hot-temperature", o.rm_hot_temperature},
+        {"--ppo-prompts", o.ppo_prompts},
+        {"--ppo-iters", o.ppo_iters},
+        {"--rollouts", o.rollouts},
+        {"--ppo-minibatch", o.ppo_minibatch},
+        {"--ppo-epochs", o.ppo_epochs},
+        {"--ppo-lr", o.ppo_lr},
+        {"--dpo-beta", o.dpo_beta},
+        {"--dpo-epochs", o.dpo_epochs},
+        {"--dpo-lr", o.dpo_lr},
+        {"--eval-prompts", o.eval_prompts},
+        {"--rs-k", o.rs_k},
+        {"--rs-epochs", o.rs_epochs}};
+    for (const auto& [flag, v] : positive)
+        GPTX_CHECK(v > 0 && std::isfinite(v), flag, " must be positive, got ", v);
+    const std::pair<const char*, double> non_negative[] = {
+        {"--value-lr", o.value_lr},
+        {"--value-warmup", o.value_warmup},
+        {"--ppo-lr-warmup", o.ppo_lr_warmup},
+        {"--kl-coef", o.kl_coef},
+        {"--ptx-coef", o.ptx_coef},
+        {"--grpo-kl-coef", o.grpo_kl_coef},
+        {"--eval-temperature", o.eval_temperature}};
+    for (const auto& [flag, v] : non_negative)
+        GPTX_CHECK(v >= 0 && std::isfinite(v), flag, " must be a finite number >= 0, got ", v);
+    GPTX_CHECK(o.rm_k >= 2, "--rm-k must be at least 2 (responses ranked per prompt), got ",
+               o.rm_k);
+    GPTX_CHECK(o.rm_hot >= 0 && o.rm_hot <= o.rm_k, "--rm-hot must be in [0, --rm-k = ", o.rm_k,
+               "], got ", o.rm_hot);
+    GPTX_CHECK(o.gae_lambda >= 0 && o.gae_lambda <= 1, "--gae-lambda must be in [0, 1], got ",
+               o.gae_lambda);
+    GPTX_CHECK(o.demo_padded >= 0 && o.demo_padded <= 1, "--demo-padded must be in [0, 1], got ",
+               o.demo_padded);
     GPTX_CHECK(o.pretrain_iters > 0 && o.sft_epochs > 0 && o.ppo_iters > 0 && o.rollouts > 0 &&
                    o.eval_prompts > 0 && o.rm_epochs > 0,
                "pipeline: sizes must be positive");
+}
+
+} // namespace
+
+void run_pipeline(pipeline_options o) {
+    using namespace detail;
+    using model_t = pipeline_model;
+    validate_pipeline_options(o); // the values given, before --quick replaces the sizes
+    if (o.quick)
+        apply_quick(o);
     const std::vector<std::string> methods = parse_methods(o.methods);
     GPTX_CHECK(o.group_size >= 2, "--group-size must be at least 2, got ", o.group_size);
     // The RLHF stages split their PPO iterations (--ppo-iters, --dialogue-ppo-iters) over the

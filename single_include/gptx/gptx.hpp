@@ -432,6 +432,8 @@ namespace detail {
 
 inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
     std::error_code ec;
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read ", what, " '", path.string(),
+               "': it is a directory");
     GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
                path.string(), "': no such file");
     std::ifstream in(path, std::ios::binary);
@@ -441,10 +443,31 @@ inline std::string read_whole_file(const std::filesystem::path& path, std::strin
     return s;
 }
 
-// Writes path + ".tmp" then renames it over path, so readers never see half a file.
-inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+// The temporary, path + ".tmp", that an atomic write fills and then renames over path. Refuses a
+// path the rename would destroy rather than write: a folder, or a device such as /dev/null.
+inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) {
+    std::error_code ec;
+    const std::filesystem::file_status st = std::filesystem::status(path, ec);
+    GPTX_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st),
+               "cannot write '", path.string(), "': it exists and is not a regular file (",
+               std::filesystem::is_directory(st) ? "a folder" : "a device, socket or pipe", ")");
     std::filesystem::path tmp = path;
     tmp += ".tmp";
+    return tmp;
+}
+
+// Refuses an output path that is one of the command's inputs (an export written over the
+// checkpoint it reads): the input would be gone.
+inline void check_output_is_not_input(const std::filesystem::path& out,
+                                      const std::filesystem::path& in, std::string_view flag) {
+    std::error_code ec;
+    GPTX_CHECK(!std::filesystem::equivalent(out, in, ec), flag, " '", out.string(),
+               "' is the input file '", in.string(), "'; give another path");
+}
+
+// Writes path + ".tmp" then renames it over path, so readers never see half a file.
+inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+    const std::filesystem::path tmp = atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
@@ -3279,6 +3302,16 @@ inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
     detail::fail("unknown tokenizer kind '", kind, "' (valid: ", tokenizer::kind_names(), ")");
 }
 
+// A tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); its errors name the file.
+inline tokenizer read_tokenizer_file(const std::filesystem::path& path) {
+    const std::string blob = read_text_file(path);
+    try {
+        return tokenizer::deserialize(blob);
+    } catch (const error& e) {
+        detail::fail(path.string(), ": ", e.what());
+    }
+}
+
 } // namespace gptx
 // ---- end gptx/text/tokenizer.hpp ----
 
@@ -3780,8 +3813,7 @@ inline std::string jsonl_string(const nlohmann::json& j, const char* key,
 // Writes `lines` to path + ".tmp" and renames it over path, so readers never see half a file.
 inline void write_lines_atomically(const std::filesystem::path& path,
                                    const std::vector<std::string>& lines) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
@@ -4545,8 +4577,7 @@ inline nlohmann::json task_json(task_form f, const task_example& e) {
 
 // Writes path + ".tmp" and renames it over path: a reader never sees half a file.
 inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
@@ -4618,8 +4649,7 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
         detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
                                static_cast<std::uint32_t>(tokens[i]), 2);
 
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
@@ -4643,6 +4673,8 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
 inline std::vector<int> read_token_file(const std::filesystem::path& path) {
     const std::string name = path.string();
     std::error_code ec;
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", name,
+               "': it is a directory (expected a token file)");
     GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open '", name,
                "': no such file");
     const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));
@@ -4693,6 +4725,7 @@ inline std::vector<int> read_token_file(const std::filesystem::path& path) {
 // gptx/train/optimizer.hpp: AdamW over a whole parameter arena, with moment arenas that mirror it.
 // Tested by tests/train/test_optimizer.cpp.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -4934,6 +4967,19 @@ struct adamw_config {
     float weight_decay = 0.1f;
 };
 
+// Settings no run can use, refused before the first step (NaN fails every comparison). The
+// learning rate is the schedule's to set per step, so it is not checked here.
+inline void validate_adamw_config(const adamw_config& c) {
+    GPTX_CHECK(c.beta1 >= 0 && c.beta1 < 1, "AdamW: beta1 (--beta1) must be in [0, 1), got ",
+               c.beta1);
+    GPTX_CHECK(c.beta2 >= 0 && c.beta2 < 1, "AdamW: beta2 (--beta2) must be in [0, 1), got ",
+               c.beta2);
+    GPTX_CHECK(c.eps > 0 && std::isfinite(c.eps), "AdamW: eps must be positive, got ", c.eps);
+    GPTX_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay),
+               "AdamW: weight decay (--weight-decay) must be a finite number >= 0, got ",
+               c.weight_decay);
+}
+
 // AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
 // writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
 // nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
@@ -4941,6 +4987,7 @@ template <class T = float> class adamw {
   public:
     adamw() = default;
     explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
+        validate_adamw_config(cfg);
         std::vector<typename basic_arena<T>::entry> entries;
         entries.reserve(views.size());
         for (const auto& v : views)
@@ -4954,6 +5001,7 @@ template <class T = float> class adamw {
     // the window, so decay flags still apply); step() then updates only that window.
     adamw(const basic_arena<T>& params, adamw_config cfg, std::size_t lo, std::size_t hi)
         : cfg_(cfg), lo_(lo), total_(params.size()) {
+        validate_adamw_config(cfg);
         GPTX_CHECK(lo <= hi && hi <= params.size(), "adamw: window [", lo, ", ", hi,
                    ") is outside the ", params.size(), " parameters");
         std::vector<typename basic_arena<T>::entry> entries;
@@ -9389,8 +9437,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(prefix, st.dropout_counter, 8);
     prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
 
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     try {
         {
             detail::ckpt_writer w(tmp);
@@ -9741,8 +9788,7 @@ class bounded_file {
 
 // Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
 template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     try {
         file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
         GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
@@ -11450,9 +11496,7 @@ struct metrics_table {
 };
 
 inline metrics_table read_metrics(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    GPTX_CHECK(in.good(), "cannot open '", file.string(), "'");
-    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string all = detail::read_whole_file(file, "metrics file");
     metrics_table t;
     t.name = file.filename().string();
     std::size_t at = 0;
@@ -11480,6 +11524,8 @@ inline metrics_table read_metrics(const fs::path& file) {
         GPTX_CHECK(j.contains(xkey) && j[xkey].is_number(), file.string(), ":", n,
                    ": expected a number \"step\" (or \"iteration\")");
         const double x = j[xkey].get<double>();
+        GPTX_CHECK(std::isfinite(x), file.string(), ":", n, ": \"", xkey,
+                   "\" is not a finite number");
         for (const auto& [k, v] : j.items()) {
             if (k == "step" || k == "iteration")
                 continue;
@@ -11488,7 +11534,8 @@ inline metrics_table read_metrics(const fs::path& file) {
             if (!t.series.count(k))
                 t.order.push_back(k);
             auto& s = t.series[k];
-            if (v.is_null()) // JSON has no NaN: the writer stores non-finite values as null
+            // JSON has no NaN: the writer stores non-finite values as null.
+            if (v.is_null() || !std::isfinite(v.get<double>()))
                 s.erase(x);
             else
                 s[x] = v.get<double>();
@@ -11508,6 +11555,10 @@ inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false
         hi += pad;
     }
     const double raw = (hi - lo) / target;
+    // A range wider than a double holds (values near +-1.8e308) or narrower than its resolution
+    // at that magnitude (1e16 to 1e16 + 2): the ends alone, so the loop below always ends.
+    if (!std::isfinite(raw) || !(raw > 0) || lo + raw == lo || hi - raw == hi)
+        return {lo, hi};
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
     for (double m : {1.0, 2.0, 5.0, 10.0})
@@ -11517,9 +11568,17 @@ inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false
         }
     if (integer)
         step = std::max(step, 1.0);
+    // Indexed, not accumulated: at most target + 2 steps of at least raw fit in [lo, hi].
+    const double first = std::floor(lo / step) * step;
     std::vector<double> ticks;
-    for (double v = std::floor(lo / step) * step; v <= hi + step * 0.5; v += step)
+    for (int i = 0; i <= 2 * target + 2; ++i) {
+        const double v = first + i * step;
+        if (!std::isfinite(v) || v > hi + step * 0.5)
+            break;
         ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+    }
+    if (ticks.size() < 2)
+        return {lo, hi};
     return ticks;
 }
 
@@ -13508,8 +13567,7 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
     }
     if (!changed)
         return;
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out << kept;
@@ -13547,6 +13605,9 @@ template <class Trainer, class NextBatch>
 void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                   const run_hooks& hooks) {
     GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    GPTX_CHECK(tr.step_count() <= o.iters, "run: the checkpoint is at step ", tr.step_count(),
+               ", past the run's last step ", o.iters,
+               " (--iters); a resumed run continues up to it, it does not go back");
     const interrupt_guard signals;
     std::int64_t saved = -1; // the step of the last save in this call
     if (!o.metrics.empty() && tr.step_count() > 0)
@@ -13559,6 +13620,14 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         metrics.open(o.metrics, std::ios::app);
         GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
     }
+    // What a failed step's error says of the checkpoint: where the last good one is, or that
+    // none exists yet (a run whose saves come later, or a save hook that writes elsewhere).
+    auto kept = [&] {
+        std::error_code ec;
+        if (!o.checkpoint_name.empty() && std::filesystem::exists(o.checkpoint_name, ec))
+            return " (last good checkpoint kept at '" + o.checkpoint_name + "')";
+        return std::string(" (no checkpoint was written)");
+    };
     auto write = [&](const metrics_map& m) {
         if (metrics.is_open()) {
             metrics << detail::json_line(m) << '\n';
@@ -13580,8 +13649,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                               e[i].second);
                 line += buf;
                 GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
-                           " is not finite; stopped (last good checkpoint kept at '",
-                           o.checkpoint_name, "')");
+                           " is not finite; stopped", kept());
             }
             if (!o.quiet) {
                 progress::clear_line();
@@ -13621,8 +13689,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         try {
             s = tr.step(next_batch);
         } catch (const gptx::error& e) {
-            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" +
-                              o.checkpoint_name + "')");
+            throw gptx::error(std::string(e.what()) + kept());
         }
         metrics_map m{{"step", double(s.step)},
                       {"loss", s.loss},
@@ -14529,8 +14596,11 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
 
 // PPO-ptx's pre-training tokens (ppo, grpo --ptx-coef): the token file, every id checked against
 // the policy's vocabulary.
-inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
+inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int context) {
     std::vector<int> ids = read_token_file(file);
+    GPTX_CHECK(int(ids.size()) > context, file, ": ", ids.size(),
+               " tokens are too few for one pre-training sequence of the context (", context,
+               " + 1)");
     for (int id : ids)
         GPTX_CHECK(id >= 0 && id < vocab, file, ": token ", id, " is outside the vocabulary [0, ",
                    vocab, ")");
@@ -14538,11 +14608,25 @@ inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
 }
 
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
+// Each is checked where it stands (file:line): not empty, encodable, and short enough that the
+// context keeps room for a response token and the closing end-of-text.
 inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
-                                                  const tokenizer& tok, int eot) {
+                                                  const tokenizer& tok, int eot, int context) {
     std::vector<std::vector<int>> out;
-    for (const std::string& p : read_prompts_jsonl(path))
-        out.push_back(reward_prefix(tok, p, eot));
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        const std::string p = detail::jsonl_string(j, "prompt", path, n);
+        GPTX_CHECK(!p.empty(), path.string(), ":", n, ": the prompt is empty");
+        try {
+            out.push_back(reward_prefix(tok, p, eot));
+        } catch (const error& e) {
+            detail::fail(path.string(), ":", n, ": ", e.what());
+        }
+        const int P = int(out.back().size()) - 1; // the prompt's own tokens
+        GPTX_CHECK(P + 3 <= context, path.string(), ":", n, ": the prompt has ", P,
+                   " tokens; the model's context of ", context, " holds at most ", context - 3,
+                   " (with the leading end-of-text, a response token and the closing one)");
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no prompts");
     return out;
 }
 
@@ -15105,6 +15189,7 @@ template <shape S>
 void run_export(const export_run_options& o, const std::filesystem::path& file,
                 const checkpoint_info& info) {
     validate_export_options(o);
+    detail::check_output_is_not_input(o.out, file, "--out");
     if constexpr (S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh) {
         transformer<S> model(info.config);
         tokenizer tok;
@@ -16703,7 +16788,8 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
     GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
-    GPTX_CHECK(o.temperature > 0, "--temperature must be positive, got ", o.temperature);
+    GPTX_CHECK(o.temperature > 0 && std::isfinite(o.temperature),
+               "--temperature must be a finite positive number, got ", o.temperature);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
     GPTX_CHECK(o.kl_coef >= 0, "--kl-coef must be >= 0, got ", o.kl_coef);
@@ -16712,6 +16798,8 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
                "--ptx-coef needs --ptx-data (a pre-training .bin file)");
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.ptx_context >= 0, "--ptx-context must be >= 0 (0: the model's context), got ",
+               o.ptx_context);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     validate_likelihood_term(o.likelihood);
@@ -16781,10 +16869,11 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     copy_params(policy, reference);
     const auto rm = load_reward_model<S>(o.reward, pinfo.config, "grpo");
     const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
-    auto prompts = read_prompts(o.prompts, tok, eot);
+    auto prompts = read_prompts(o.prompts, tok, eot, policy.context());
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
-        ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
+        ptx = read_ptx_tokens(o.ptx_data, policy.vocab(),
+                              o.ptx_context > 0 ? o.ptx_context : policy.context());
     grpo_trainer<model_t> tr(policy, reference,
                              reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
                              std::move(prompts), detail::make_config(o, eot), std::move(ptx));
@@ -16914,6 +17003,8 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
                "--ptx-coef needs --ptx-data (a pre-training .bin file)");
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.ptx_context >= 0, "--ptx-context must be >= 0 (0: the model's context), got ",
+               o.ptx_context);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     GPTX_CHECK(o.clip > 0 && o.clip < 1, "--clip must be in (0, 1), got ", o.clip);
@@ -17000,10 +17091,11 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     const auto rm_ptr = load_reward_model<S>(o.reward, pinfo.config, "ppo");
     reward_model<S>& rm = *rm_ptr;
     const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
-    auto prompts = read_prompts(o.prompts, tok, eot);
+    auto prompts = read_prompts(o.prompts, tok, eot, sft.context());
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
-        ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
+        ptx = read_ptx_tokens(o.ptx_data, sft.vocab(),
+                              o.ptx_context > 0 ? o.ptx_context : sft.context());
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),
@@ -17185,7 +17277,7 @@ namespace detail {
 inline tokenizer pretrain_tokenizer_for_tokens(const std::string& file, const std::string& kind,
                                                const std::string& vocab_dir) {
     if (!file.empty())
-        return tokenizer::deserialize(read_text_file(file));
+        return read_tokenizer_file(file);
     GPTX_CHECK(kind != "char", "--tokenizer char with token files needs --tokenizer-file "
                                "PREFIX_tokenizer.gtok (written by gptx tokenize)");
     return make_tokenizer(kind, "", vocab_dir);
@@ -17276,10 +17368,9 @@ inline pretrain_data read_pretrain_data(const pretrain_run_options& o) {
         }
     } else {
         const std::string text = read_text_file(o.text);
-        d.tok = d.from ? read_model_tokenizer(o.weights)
-                : o.tokenizer_file.empty()
-                    ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
-                    : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+        d.tok = d.from                     ? read_model_tokenizer(o.weights)
+                : o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
+                                           : read_tokenizer_file(o.tokenizer_file);
         std::vector<int> ids = d.tok.encode(text);
         split = split_train_val(ids, 0.1);
     }
@@ -17697,6 +17788,7 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
 // gptx/recipes/sample.hpp: text generation from a checkpoint or imported GPT-2 weights (GGUF,
 // llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed as it is generated: what
 // `gptx sample` prints. Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -17732,7 +17824,8 @@ struct sample_stream {
 inline void validate_sample_options(const sample_run_options& o) {
     GPTX_CHECK(o.tokens > 0, "--tokens must be positive, got ", o.tokens);
     GPTX_CHECK(o.num_samples > 0, "--num-samples must be positive, got ", o.num_samples);
-    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
+    GPTX_CHECK(o.temperature >= 0 && std::isfinite(o.temperature),
+               "--temperature must be a finite number >= 0, got ", o.temperature);
     GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
     GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
     GPTX_CHECK(!o.prompt.empty(), "--prompt is empty: give some text to continue");
@@ -17746,10 +17839,9 @@ inline tokenizer sample_weights_tokenizer(const sample_run_options& o,
                                           const weights_info& info) {
     const auto own = o.tokenizer_file.empty() && o.vocab_dir.empty() ? read_weights_tokenizer(file)
                                                                      : std::nullopt;
-    tokenizer tok = own ? *own
-                    : o.tokenizer_file.empty()
-                        ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
-                        : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+    tokenizer tok = own                        ? *own
+                    : o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
+                                               : read_tokenizer_file(o.tokenizer_file);
     GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(), ": the model's vocabulary (",
                info.config.vocab, ") is larger than the ", tok.kind(), " tokenizer's (",
                tok.vocab_size(), ")");
@@ -17969,6 +18061,14 @@ inline void validate_sft_options(const sft_run_options& o) {
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    // min_lr < 0 (the default) means lr / 10.
+    GPTX_CHECK(!std::isnan(o.min_lr) && o.min_lr <= o.lr, "--min-lr must be at most --lr (", o.lr,
+               "), got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip),
+               "--grad-clip must be a finite number >= 0 (0 disables), got ", o.grad_clip);
+    GPTX_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay),
+               "--weight-decay must be a finite number >= 0, got ", o.weight_decay);
     GPTX_CHECK(o.select_every >= 0, "--select-every must be >= 0, got ", o.select_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
@@ -18072,11 +18172,11 @@ void run_sft(const sft_run_options& o, const std::filesystem::path& init,
     const int eot = end_of_text_id(tok, model->vocab()), T = model->context();
     const auto examples = read_sft_jsonl(o.data);
     const auto tokens = tokenize_sft(examples, tok, o.data);
-    sft_batches data(tokens, o.batch, T, eot, o.seed);
+    sft_batches data(tokens, o.batch, T, eot, o.seed, o.data);
     std::unique_ptr<sft_batches> val;
     if (!o.val_data.empty()) {
         const auto v = tokenize_sft(read_sft_jsonl(o.val_data), tok, o.val_data);
-        val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed);
+        val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed, o.val_data);
     }
     const sft_config cfg{
         o.epochs,    o.lr,           min_lr,  o.warmup,

@@ -121,6 +121,16 @@ BOOST_AUTO_TEST_CASE(bad_commands_and_messages_keep_the_session_going) {
     BOOST_TEST(r.lines[1] == chat("story\n").lines[0]);
 }
 
+// A --system the format cannot encode would fail every turn: refused before the first one.
+BOOST_AUTO_TEST_CASE(an_unusable_system_message_is_refused_at_start) {
+    const chat_run r = chat("story\n", "--temperature 0 --system '~~~'");
+    BOOST_TEST(r.code == 1, r.err);
+    BOOST_TEST(r.err.find("gptx: error: --system: chat format: message 1 (system)") !=
+                   std::string::npos,
+               r.err);
+    BOOST_TEST(r.out.empty(), r.out);
+}
+
 BOOST_AUTO_TEST_CASE(quit_ends_and_empty_input_writes_nothing) {
     const chat_run q = chat("story\n/quit\nstory\n");
     BOOST_TEST(q.code == 0);

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gptx/recipes/pretrain.hpp>
 
@@ -207,6 +209,41 @@ BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     BOOST_TEST(nan.out.find("nan") != std::string::npos, nan.out);
     BOOST_TEST(nan.out.find("last good checkpoint") != std::string::npos, nan.out);
     BOOST_TEST((slurp(w.path / "ok" / "model.gptx") == before));
+    // A resume never goes back: --iters below the checkpoint's step is refused, not a no-op.
+    expect_error(run(w.train_args("ok", 2) + " --resume"), "past the run's last step 2");
+    // Optimizer settings no step can use are refused before the first step.
+    expect_error(run("train --beta1 1" + text), "beta1 (--beta1) must be in [0, 1)");
+    expect_error(run("train --weight-decay nan" + text), "--weight-decay");
+    BOOST_TEST(!fs::exists(w.path / "bad" / "model.gptx"));
+}
+
+// Usage errors (CLI11's) read as every other error: one line naming the command, exit code 2.
+BOOST_AUTO_TEST_CASE(usage_errors_are_one_line) {
+    for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+             {"bogus", "unknown command 'bogus'"},
+             {"rm --lr abc", "Could not convert: --lr = abc (gptx rm --help"},
+             {"--threads 0 sample --checkpoint x", "--threads"}}) {
+        const run_result r = run(args);
+        BOOST_TEST(r.code == 2, args << ": " << r.out);
+        BOOST_TEST(r.out.find("gptx: error: " + needle) != std::string::npos, r.out);
+        BOOST_TEST(std::count(r.out.begin(), r.out.end(), '\n') == 1, r.out);
+    }
+    BOOST_TEST(run("rm --help").code == 0);
+}
+
+// gptx tokenize refuses a split nothing could train or validate on, writing none of its files.
+BOOST_AUTO_TEST_CASE(tokenize_refuses_an_empty_split) {
+    workspace w;
+    const std::string args = "tokenize --tokenizer char --text " + w.text.string() + " --out ";
+    expect_error(run(args + (w.path / "t" / "a").string() + " --val-fraction 0.99999"),
+                 "the training split is empty");
+    std::ofstream(w.path / "one.txt") << "x";
+    expect_error(run("tokenize --tokenizer char --text " + (w.path / "one.txt").string() +
+                     " --out " + (w.path / "t" / "b").string()),
+                 "the training split is empty");
+    expect_error(run(args + "''"), "--out is a prefix");
+    BOOST_TEST(!fs::exists(w.path / "t"));
+    BOOST_TEST(run(args + (w.path / "t" / "c").string()).code == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

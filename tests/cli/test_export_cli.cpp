@@ -21,6 +21,7 @@ namespace utf = boost::unit_test;
 using gptx::test::expect_error;
 using gptx::test::run_gptx;
 using gptx::test::run_result;
+using gptx::test::slurp;
 
 namespace {
 
@@ -161,6 +162,18 @@ BOOST_AUTO_TEST_CASE(char_models_are_refused_by_gguf_in_one_line) {
     expect_error(run_gptx("export --checkpoint " + (w.path / "nothing").string() +
                           " --format gguf --out " + out.string()),
                  "nothing");
+    // --out never destroys the input or what a rename would replace (a folder, a pipe).
+    const fs::path ckpt = w.path / "chars" / "model.gptx";
+    const std::string before = slurp(ckpt);
+    const std::string safetensors = "export --format safetensors --checkpoint " + ckpt.string();
+    expect_error(run_gptx(safetensors + " --out " + ckpt.string()), "is the input file");
+    BOOST_TEST((slurp(ckpt) == before));
+    expect_error(run_gptx(safetensors + " --out " + w.path.string()),
+                 "not a regular file (a folder)");
+    BOOST_TEST_REQUIRE(gptx::test::shell("mkfifo " + (w.path / "pipe").string()).code == 0);
+    expect_error(run_gptx(safetensors + " --out " + (w.path / "pipe").string()),
+                 "not a regular file (a device, socket or pipe)");
+    BOOST_TEST(fs::is_fifo(w.path / "pipe"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -89,6 +89,10 @@ BOOST_AUTO_TEST_CASE(the_likelihood_term_adds_to_the_rms_score) {
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
     grpo_workspace w;
     const fs::path out = w.path / "bad";
+    // Refused before anything is written, not by the sampler after the first save.
+    expect_error(run_gptx(w.args(out, 2, "group") + " --temperature inf"),
+                 "--temperature must be a finite positive number");
+    BOOST_TEST(!fs::exists(out / "policy.gptx"));
     expect_error(run_gptx(w.args(out, 2, "group") + " --group-size 1"),
                  "--group-size must be at least 2");
     expect_error(run_gptx("grpo --policy " + w.sft.string() + " --reward " + w.rm.string() +

@@ -111,6 +111,23 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
                  w.prompts.string() + " --out " + (w.path / "none").string() + " --resume");
     BOOST_TEST(no_run.code == 1);
     BOOST_TEST(no_run.out.find("--resume: no PPO run") != std::string::npos, no_run.out);
+    // Prompts are checked where they stand: empty, outside the vocabulary, too long.
+    std::ofstream(bad_prompts) << "{\"prompt\": \"ab\"}\n{\"prompt\": \"\"}\n";
+    gptx::test::expect_error(gptx_cli("ppo --policy " + w.sft.string() + " --reward " +
+                                      w.rm.string() + " --prompts " + bad_prompts.string() +
+                                      " --out " + out.string()),
+                             "bad.jsonl:2: the prompt is empty");
+    std::ofstream(bad_prompts) << "{\"prompt\": \"ab\"}\n{\"prompt\": \"ab~\"}\n";
+    gptx::test::expect_error(gptx_cli("ppo --policy " + w.sft.string() + " --reward " +
+                                      w.rm.string() + " --prompts " + bad_prompts.string() +
+                                      " --out " + out.string()),
+                             "bad.jsonl:2: prompt character '~'");
+    std::ofstream(bad_prompts) << "{\"prompt\": \"" << std::string(22, 'a') << "\"}\n";
+    gptx::test::expect_error(gptx_cli("ppo --policy " + w.sft.string() + " --reward " +
+                                      w.rm.string() + " --prompts " + bad_prompts.string() +
+                                      " --out " + out.string()),
+                             "bad.jsonl:1: the prompt has 22 tokens; the model's context of 24");
+    BOOST_TEST(!fs::exists(out / "policy.gptx"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

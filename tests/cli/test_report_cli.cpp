@@ -186,6 +186,49 @@ BOOST_AUTO_TEST_CASE(bad_metrics_give_one_line_errors) {
     expect_error(run_gptx("report " + w.path.string()),
                  (w.path / "metrics.jsonl").string() + ":1: expected a number \"step\"");
     BOOST_TEST(!fs::exists(w.path / "report.html")); // never a half-written page
+    fs::remove(w.path / "metrics.jsonl");
+    fs::create_directory(w.path / "metrics.jsonl");
+    expect_error(run_gptx("report " + w.path.string()), "cannot read metrics file '" +
+                                                            (w.path / "metrics.jsonl").string() +
+                                                            "': it is a directory");
+}
+
+// Values at the ends of a double's range (a diverged run) still make a page: the axes' ticks
+// neither overflow (a crash) nor stall where a step no longer moves the value (a hang).
+BOOST_AUTO_TEST_CASE(extreme_values_still_make_a_page) {
+    for (const std::string lines :
+         {"{\"step\":1,\"loss\":1e308}\n{\"step\":2,\"loss\":-1e308}\n",
+          "{\"step\":1,\"loss\":1.7e308}\n{\"step\":2,\"loss\":1}\n",
+          "{\"step\":-9e307,\"loss\":1}\n{\"step\":9e307,\"loss\":2}\n",
+          "{\"step\":1,\"loss\":1e16}\n{\"step\":2,\"loss\":1.0000000000000002e16}\n"}) {
+        report_workspace w;
+        std::ofstream(w.path / "metrics.jsonl") << lines;
+        const run_result r = run_gptx("report " + w.path.string());
+        BOOST_TEST(r.code == 0, lines << r.out);
+        BOOST_TEST(slurp(w.path / "report.html").find("<svg") != std::string::npos, lines);
+    }
+}
+
+// --out never replaces what is not a report: a checkpoint, a folder, a device or pipe.
+BOOST_AUTO_TEST_CASE(the_page_overwrites_only_an_earlier_page) {
+    report_workspace w;
+    const fs::path run = w.make_run();
+    const fs::path ckpt = run / "model.gptx", fifo = w.path / "pipe";
+    const std::string before = slurp(ckpt);
+    auto refused = [&](const fs::path& out, const std::string& needle) {
+        const run_result r = run_gptx("report " + run.string() + " --out " + out.string());
+        BOOST_TEST(r.code == 1, r.out);
+        BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
+        BOOST_TEST(r.out.find(needle) != std::string::npos, r.out);
+    };
+    refused(ckpt, "exists and is not an HTML report");
+    BOOST_TEST((slurp(ckpt) == before));
+    refused(w.path, "not a regular file (a folder)");
+    BOOST_TEST_REQUIRE(shell("mkfifo " + fifo.string()).code == 0);
+    refused(fifo, "not a regular file (a device, socket or pipe)");
+    BOOST_TEST(fs::is_fifo(fifo));
+    BOOST_TEST(run_gptx("report " + run.string()).code == 0);
+    BOOST_TEST(run_gptx("report " + run.string()).code == 0); // its own page, again
 }
 
 // Label "browser": its own CTest test (cli_browser), Skipped when Chromium is absent.

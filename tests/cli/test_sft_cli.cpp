@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gptx/gptx.hpp>
 #include <nlohmann/json.hpp>
@@ -121,6 +123,12 @@ BOOST_AUTO_TEST_CASE(bad_jsonl_is_a_one_line_error) {
     BOOST_TEST(r.out.find("gptx: error: ") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("demos.jsonl:2: missing \"response\"") != std::string::npos, r.out);
     BOOST_TEST(!fs::exists(w.path / "c" / "model.gptx"));
+    // A schedule that would climb from --lr to --min-lr, and settings no step can use.
+    gptx::test::expect_error(run_gptx(w.sft("c", "--min-lr 1")), "--min-lr must be at most --lr");
+    gptx::test::expect_error(run_gptx(w.sft("c", "--weight-decay -1")),
+                             "--weight-decay must be a finite number >= 0");
+    gptx::test::expect_error(run_gptx(w.sft("c", "--grad-clip nan")), "--grad-clip");
+    BOOST_TEST(!fs::exists(w.path / "c" / "model.gptx"));
 }
 
 // Runs `gptx pipeline ARGS --out W/r`, which must stop with exit 1 and the one-line `error`;
@@ -131,6 +139,18 @@ fs::path expect_pipeline_error(const sft_workspace& w, const std::string& args,
     BOOST_TEST(r.code == 1);
     BOOST_TEST(r.out.find("gptx: error: " + error) != std::string::npos, r.out);
     return w.path / "r";
+}
+
+// Settings no stage can use are refused by their flag before pre-training, not after it.
+BOOST_AUTO_TEST_CASE(pipeline_refuses_unusable_settings_up_front) {
+    sft_workspace w;
+    for (const auto& [args, error] : std::vector<std::pair<std::string, std::string>>{
+             {"--quick --rm-lr -1", "--rm-lr must be positive"},
+             {"--quick --gae-lambda 2", "--gae-lambda must be in [0, 1]"},
+             {"--quick --rm-hot 5", "--rm-hot must be in [0, --rm-k = 4]"},
+             {"--quick --kl-coef nan", "--kl-coef must be a finite number >= 0"},
+             {"--quick --rollouts 0", "--rollouts must be positive"}})
+        BOOST_TEST(!fs::exists(expect_pipeline_error(w, args, error)), args);
 }
 
 // More RLHF rounds than PPO iterations: one line naming both options, before anything is made.

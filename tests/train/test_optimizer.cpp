@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <gptx/core/arena.hpp>
@@ -393,6 +394,29 @@ BOOST_AUTO_TEST_CASE(linear_warms_up_then_decays_to_the_floor) {
     BOOST_TEST(f(50) == 0.6f, tt::tolerance(1e-6f));
     BOOST_TEST(f(100) == 0.2f);
     BOOST_TEST(f(1000) == 0.2f);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(adamw_settings)
+
+// Settings no step can use (a beta of 1 never forgets, NaN poisons every step, a negative decay
+// grows the weights) are refused when the optimizer is made, naming the flag.
+BOOST_AUTO_TEST_CASE(adamw_refuses_unusable_settings) {
+    const basic_arena<float> params({{"w", 4, true}});
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    auto refused = [&](adamw_config c, const std::string& flag) {
+        BOOST_CHECK_EXCEPTION(adamw<float>(params, c), gptx::error, [&](const gptx::error& e) {
+            return std::string(e.what()).find(flag) != std::string::npos;
+        });
+    };
+    refused({.beta1 = 1.0f}, "--beta1");
+    refused({.beta1 = nan}, "--beta1");
+    refused({.beta2 = -0.1f}, "--beta2");
+    refused({.eps = 0.0f}, "eps");
+    refused({.weight_decay = -1.0f}, "--weight-decay");
+    refused({.weight_decay = nan}, "--weight-decay");
+    BOOST_CHECK_NO_THROW(adamw<float>(params, {.lr = 0.0f, .beta1 = 0.0f, .weight_decay = 0.0f}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -79,21 +79,29 @@ BOOST_AUTO_TEST_CASE(evaluates_saves_and_logs_at_the_right_steps) {
 }
 
 BOOST_AUTO_TEST_CASE(a_nan_step_names_the_last_good_checkpoint) {
-    fixture f;
-    trainer tr(f.m, f.obj, f.opt,
-               {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
-    f.m.param(p_wte)[0] = std::numeric_limits<float>::infinity();
-    run_options o;
-    o.iters = 3;
-    o.quiet = true;
-    o.checkpoint_name = "run/model.gptx";
-    BOOST_CHECK_EXCEPTION(run_training(tr, o, [&](int i) { return f.batch(i); }, {}), gptx::error,
-                          [](const gptx::error& e) {
-                              const std::string w = e.what();
-                              return w.find("step 1: loss is") == 0 &&
-                                     w.find("last good checkpoint kept at 'run/model.gptx'") !=
-                                         std::string::npos;
-                          });
+    // Named when it exists; when the run has written none, the error says so instead.
+    test::scratch_dir dir("nan_step");
+    const fs::path ckpt = dir.path / "model.gptx";
+    for (const bool exists : {false, true}) {
+        if (exists)
+            std::ofstream(ckpt) << "a checkpoint";
+        fixture f;
+        trainer tr(f.m, f.obj, f.opt,
+                   {.grad_accum = 1, .grad_clip = 1.0f, .lr = [](int) { return 1e-3f; }});
+        f.m.param(p_wte)[0] = std::numeric_limits<float>::infinity();
+        run_options o;
+        o.iters = 3;
+        o.quiet = true;
+        o.checkpoint_name = ckpt.string();
+        const std::string kept = exists ? "last good checkpoint kept at '" + ckpt.string() + "'"
+                                        : "(no checkpoint was written)";
+        BOOST_CHECK_EXCEPTION(run_training(tr, o, [&](int i) { return f.batch(i); }, {}),
+                              gptx::error, [&](const gptx::error& e) {
+                                  const std::string w = e.what();
+                                  return w.find("step 1: loss is") == 0 &&
+                                         w.find(kept) != std::string::npos;
+                              });
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_signal_between_steps_saves_once_and_throws_interrupted) {

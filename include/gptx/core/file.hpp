@@ -32,6 +32,8 @@ namespace detail {
 
 inline std::string read_whole_file(const std::filesystem::path& path, std::string_view what) {
     std::error_code ec;
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read ", what, " '", path.string(),
+               "': it is a directory");
     GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open ", what, " '",
                path.string(), "': no such file");
     std::ifstream in(path, std::ios::binary);
@@ -41,10 +43,31 @@ inline std::string read_whole_file(const std::filesystem::path& path, std::strin
     return s;
 }
 
-// Writes path + ".tmp" then renames it over path, so readers never see half a file.
-inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+// The temporary, path + ".tmp", that an atomic write fills and then renames over path. Refuses a
+// path the rename would destroy rather than write: a folder, or a device such as /dev/null.
+inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) {
+    std::error_code ec;
+    const std::filesystem::file_status st = std::filesystem::status(path, ec);
+    GPTX_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st),
+               "cannot write '", path.string(), "': it exists and is not a regular file (",
+               std::filesystem::is_directory(st) ? "a folder" : "a device, socket or pipe", ")");
     std::filesystem::path tmp = path;
     tmp += ".tmp";
+    return tmp;
+}
+
+// Refuses an output path that is one of the command's inputs (an export written over the
+// checkpoint it reads): the input would be gone.
+inline void check_output_is_not_input(const std::filesystem::path& out,
+                                      const std::filesystem::path& in, std::string_view flag) {
+    std::error_code ec;
+    GPTX_CHECK(!std::filesystem::equivalent(out, in, ec), flag, " '", out.string(),
+               "' is the input file '", in.string(), "'; give another path");
+}
+
+// Writes path + ".tmp" then renames it over path, so readers never see half a file.
+inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
+    const std::filesystem::path tmp = atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/rng.hpp"
 #include "../text/tokenizer.hpp"
 #include "lm_batch.hpp"
@@ -63,8 +64,7 @@ inline std::string jsonl_string(const nlohmann::json& j, const char* key,
 // Writes `lines` to path + ".tmp" and renames it over path, so readers never see half a file.
 inline void write_lines_atomically(const std::filesystem::path& path,
                                    const std::vector<std::string>& lines) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");

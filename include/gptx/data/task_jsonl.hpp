@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 
 namespace gptx {
 
@@ -197,8 +198,7 @@ inline nlohmann::json task_json(task_form f, const task_example& e) {
 
 // Writes path + ".tmp" and renames it over path: a reader never sees half a file.
 inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 
 namespace gptx {
 
@@ -48,8 +49,7 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
         detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
                                static_cast<std::uint32_t>(tokens[i]), 2);
 
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
@@ -73,6 +73,8 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
 inline std::vector<int> read_token_file(const std::filesystem::path& path) {
     const std::string name = path.string();
     std::error_code ec;
+    GPTX_CHECK(!std::filesystem::is_directory(path, ec), "cannot read '", name,
+               "': it is a directory (expected a token file)");
     GPTX_CHECK(std::filesystem::is_regular_file(path, ec), "cannot open '", name,
                "': no such file");
     const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));

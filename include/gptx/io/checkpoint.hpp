@@ -26,6 +26,7 @@
 #endif
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/rng.hpp"
 #include "../core/shape.hpp"
 #include "../nn/transformer.hpp"
@@ -677,8 +678,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(prefix, st.dropout_counter, 8);
     prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
 
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     try {
         {
             detail::ckpt_writer w(tmp);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 
 namespace gptx {
 
@@ -34,9 +35,7 @@ struct metrics_table {
 };
 
 inline metrics_table read_metrics(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    GPTX_CHECK(in.good(), "cannot open '", file.string(), "'");
-    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string all = detail::read_whole_file(file, "metrics file");
     metrics_table t;
     t.name = file.filename().string();
     std::size_t at = 0;
@@ -64,6 +63,8 @@ inline metrics_table read_metrics(const fs::path& file) {
         GPTX_CHECK(j.contains(xkey) && j[xkey].is_number(), file.string(), ":", n,
                    ": expected a number \"step\" (or \"iteration\")");
         const double x = j[xkey].get<double>();
+        GPTX_CHECK(std::isfinite(x), file.string(), ":", n, ": \"", xkey,
+                   "\" is not a finite number");
         for (const auto& [k, v] : j.items()) {
             if (k == "step" || k == "iteration")
                 continue;
@@ -72,7 +73,8 @@ inline metrics_table read_metrics(const fs::path& file) {
             if (!t.series.count(k))
                 t.order.push_back(k);
             auto& s = t.series[k];
-            if (v.is_null()) // JSON has no NaN: the writer stores non-finite values as null
+            // JSON has no NaN: the writer stores non-finite values as null.
+            if (v.is_null() || !std::isfinite(v.get<double>()))
                 s.erase(x);
             else
                 s[x] = v.get<double>();
@@ -92,6 +94,10 @@ inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false
         hi += pad;
     }
     const double raw = (hi - lo) / target;
+    // A range wider than a double holds (values near +-1.8e308) or narrower than its resolution
+    // at that magnitude (1e16 to 1e16 + 2): the ends alone, so the loop below always ends.
+    if (!std::isfinite(raw) || !(raw > 0) || lo + raw == lo || hi - raw == hi)
+        return {lo, hi};
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
     for (double m : {1.0, 2.0, 5.0, 10.0})
@@ -101,9 +107,17 @@ inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false
         }
     if (integer)
         step = std::max(step, 1.0);
+    // Indexed, not accumulated: at most target + 2 steps of at least raw fit in [lo, hi].
+    const double first = std::floor(lo / step) * step;
     std::vector<double> ticks;
-    for (double v = std::floor(lo / step) * step; v <= hi + step * 0.5; v += step)
+    for (int i = 0; i <= 2 * target + 2; ++i) {
+        const double v = first + i * step;
+        if (!std::isfinite(v) || v > hi + step * 0.5)
+            break;
         ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+    }
+    if (ticks.size() < 2)
+        return {lo, hi};
     return ticks;
 }
 

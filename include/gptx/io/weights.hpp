@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/shape.hpp"
 #include "checkpoint.hpp"
 
@@ -148,8 +149,7 @@ class bounded_file {
 
 // Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
 template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     try {
         file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
         GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));

@@ -37,6 +37,7 @@ template <shape S>
 void run_export(const export_run_options& o, const std::filesystem::path& file,
                 const checkpoint_info& info) {
     validate_export_options(o);
+    detail::check_output_is_not_input(o.out, file, "--out");
     if constexpr (S.placement == norm::pre && S.bias && S.gelu == gelu_kind::tanh) {
         transformer<S> model(info.config);
         tokenizer tok;

@@ -52,7 +52,8 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
     GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
-    GPTX_CHECK(o.temperature > 0, "--temperature must be positive, got ", o.temperature);
+    GPTX_CHECK(o.temperature > 0 && std::isfinite(o.temperature),
+               "--temperature must be a finite positive number, got ", o.temperature);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.grad_clip >= 0, "--grad-clip must be >= 0, got ", o.grad_clip);
     GPTX_CHECK(o.kl_coef >= 0, "--kl-coef must be >= 0, got ", o.kl_coef);
@@ -61,6 +62,8 @@ inline void validate_grpo_options(const grpo_run_options& o) {
     GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
                "--ptx-coef needs --ptx-data (a pre-training .bin file)");
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.ptx_context >= 0, "--ptx-context must be >= 0 (0: the model's context), got ",
+               o.ptx_context);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     validate_likelihood_term(o.likelihood);
@@ -130,10 +133,11 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     copy_params(policy, reference);
     const auto rm = load_reward_model<S>(o.reward, pinfo.config, "grpo");
     const int eot = end_of_text_for(tok, policy.vocab(), o.end_of_text);
-    auto prompts = read_prompts(o.prompts, tok, eot);
+    auto prompts = read_prompts(o.prompts, tok, eot, policy.context());
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
-        ptx = read_ptx_tokens(o.ptx_data, policy.vocab());
+        ptx = read_ptx_tokens(o.ptx_data, policy.vocab(),
+                              o.ptx_context > 0 ? o.ptx_context : policy.context());
     grpo_trainer<model_t> tr(policy, reference,
                              reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
                              std::move(prompts), detail::make_config(o, eot), std::move(ptx));

@@ -57,6 +57,8 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.ptx_coef == 0 || !o.ptx_data.empty(),
                "--ptx-coef needs --ptx-data (a pre-training .bin file)");
     GPTX_CHECK(o.ptx_batch > 0, "--ptx-batch must be positive, got ", o.ptx_batch);
+    GPTX_CHECK(o.ptx_context >= 0, "--ptx-context must be >= 0 (0: the model's context), got ",
+               o.ptx_context);
     GPTX_CHECK(o.save_every > 0, "--save-every must be positive, got ", o.save_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     GPTX_CHECK(o.clip > 0 && o.clip < 1, "--clip must be in (0, 1), got ", o.clip);
@@ -143,10 +145,11 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     const auto rm_ptr = load_reward_model<S>(o.reward, pinfo.config, "ppo");
     reward_model<S>& rm = *rm_ptr;
     const int eot = end_of_text_for(tok, sft.vocab(), o.end_of_text);
-    auto prompts = read_prompts(o.prompts, tok, eot);
+    auto prompts = read_prompts(o.prompts, tok, eot, sft.context());
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
-        ptx = read_ptx_tokens(o.ptx_data, sft.vocab());
+        ptx = read_ptx_tokens(o.ptx_data, sft.vocab(),
+                              o.ptx_context > 0 ? o.ptx_context : sft.context());
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),

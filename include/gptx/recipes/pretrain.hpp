@@ -87,7 +87,7 @@ namespace detail {
 inline tokenizer pretrain_tokenizer_for_tokens(const std::string& file, const std::string& kind,
                                                const std::string& vocab_dir) {
     if (!file.empty())
-        return tokenizer::deserialize(read_text_file(file));
+        return read_tokenizer_file(file);
     GPTX_CHECK(kind != "char", "--tokenizer char with token files needs --tokenizer-file "
                                "PREFIX_tokenizer.gtok (written by gptx tokenize)");
     return make_tokenizer(kind, "", vocab_dir);
@@ -178,10 +178,9 @@ inline pretrain_data read_pretrain_data(const pretrain_run_options& o) {
         }
     } else {
         const std::string text = read_text_file(o.text);
-        d.tok = d.from ? read_model_tokenizer(o.weights)
-                : o.tokenizer_file.empty()
-                    ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
-                    : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+        d.tok = d.from                     ? read_model_tokenizer(o.weights)
+                : o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, text, o.vocab_dir)
+                                           : read_tokenizer_file(o.tokenizer_file);
         std::vector<int> ids = d.tok.encode(text);
         split = split_train_val(ids, 0.1);
     }

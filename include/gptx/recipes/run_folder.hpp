@@ -59,8 +59,11 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
 
 // PPO-ptx's pre-training tokens (ppo, grpo --ptx-coef): the token file, every id checked against
 // the policy's vocabulary.
-inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
+inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int context) {
     std::vector<int> ids = read_token_file(file);
+    GPTX_CHECK(int(ids.size()) > context, file, ": ", ids.size(),
+               " tokens are too few for one pre-training sequence of the context (", context,
+               " + 1)");
     for (int id : ids)
         GPTX_CHECK(id >= 0 && id < vocab, file, ": token ", id, " is outside the vocabulary [0, ",
                    vocab, ")");
@@ -68,11 +71,25 @@ inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab) {
 }
 
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
+// Each is checked where it stands (file:line): not empty, encodable, and short enough that the
+// context keeps room for a response token and the closing end-of-text.
 inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
-                                                  const tokenizer& tok, int eot) {
+                                                  const tokenizer& tok, int eot, int context) {
     std::vector<std::vector<int>> out;
-    for (const std::string& p : read_prompts_jsonl(path))
-        out.push_back(reward_prefix(tok, p, eot));
+    detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        const std::string p = detail::jsonl_string(j, "prompt", path, n);
+        GPTX_CHECK(!p.empty(), path.string(), ":", n, ": the prompt is empty");
+        try {
+            out.push_back(reward_prefix(tok, p, eot));
+        } catch (const error& e) {
+            detail::fail(path.string(), ":", n, ": ", e.what());
+        }
+        const int P = int(out.back().size()) - 1; // the prompt's own tokens
+        GPTX_CHECK(P + 3 <= context, path.string(), ":", n, ": the prompt has ", P,
+                   " tokens; the model's context of ", context, " holds at most ", context - 3,
+                   " (with the leading end-of-text, a response token and the closing one)");
+    });
+    GPTX_CHECK(!out.empty(), path.string(), ": no prompts");
     return out;
 }
 

@@ -2,6 +2,7 @@
 // llm.c .bin, Hugging Face .safetensors) with the KV cache, streamed as it is generated: what
 // `gptx sample` prints. Tested by tests/cli/test_cli.cpp and tests/cli/test_tokenize_cli.cpp.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -49,7 +50,8 @@ struct sample_stream {
 inline void validate_sample_options(const sample_run_options& o) {
     GPTX_CHECK(o.tokens > 0, "--tokens must be positive, got ", o.tokens);
     GPTX_CHECK(o.num_samples > 0, "--num-samples must be positive, got ", o.num_samples);
-    GPTX_CHECK(o.temperature >= 0, "--temperature must be >= 0, got ", o.temperature);
+    GPTX_CHECK(o.temperature >= 0 && std::isfinite(o.temperature),
+               "--temperature must be a finite number >= 0, got ", o.temperature);
     GPTX_CHECK(o.top_k >= 0, "--top-k must be >= 0, got ", o.top_k);
     GPTX_CHECK(o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1], got ", o.top_p);
     GPTX_CHECK(!o.prompt.empty(), "--prompt is empty: give some text to continue");
@@ -63,10 +65,9 @@ inline tokenizer sample_weights_tokenizer(const sample_run_options& o,
                                           const weights_info& info) {
     const auto own = o.tokenizer_file.empty() && o.vocab_dir.empty() ? read_weights_tokenizer(file)
                                                                      : std::nullopt;
-    tokenizer tok = own ? *own
-                    : o.tokenizer_file.empty()
-                        ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
-                        : tokenizer::deserialize(read_text_file(o.tokenizer_file));
+    tokenizer tok = own                        ? *own
+                    : o.tokenizer_file.empty() ? make_tokenizer(o.tokenizer_kind, "", o.vocab_dir)
+                                               : read_tokenizer_file(o.tokenizer_file);
     GPTX_CHECK(info.config.vocab <= tok.vocab_size(), file.string(), ": the model's vocabulary (",
                info.config.vocab, ") is larger than the ", tok.kind(), " tokenizer's (",
                tok.vocab_size(), ")");

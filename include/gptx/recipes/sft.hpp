@@ -43,6 +43,14 @@ inline void validate_sft_options(const sft_run_options& o) {
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+    // min_lr < 0 (the default) means lr / 10.
+    GPTX_CHECK(!std::isnan(o.min_lr) && o.min_lr <= o.lr, "--min-lr must be at most --lr (", o.lr,
+               "), got ", o.min_lr);
+    GPTX_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
+    GPTX_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip),
+               "--grad-clip must be a finite number >= 0 (0 disables), got ", o.grad_clip);
+    GPTX_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay),
+               "--weight-decay must be a finite number >= 0, got ", o.weight_decay);
     GPTX_CHECK(o.select_every >= 0, "--select-every must be >= 0, got ", o.select_every);
     GPTX_CHECK(o.log_every > 0, "--log-every must be positive, got ", o.log_every);
     GPTX_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
@@ -146,11 +154,11 @@ void run_sft(const sft_run_options& o, const std::filesystem::path& init,
     const int eot = end_of_text_id(tok, model->vocab()), T = model->context();
     const auto examples = read_sft_jsonl(o.data);
     const auto tokens = tokenize_sft(examples, tok, o.data);
-    sft_batches data(tokens, o.batch, T, eot, o.seed);
+    sft_batches data(tokens, o.batch, T, eot, o.seed, o.data);
     std::unique_ptr<sft_batches> val;
     if (!o.val_data.empty()) {
         const auto v = tokenize_sft(read_sft_jsonl(o.val_data), tok, o.val_data);
-        val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed);
+        val = std::make_unique<sft_batches>(v, o.batch, T, eot, o.seed, o.val_data);
     }
     const sft_config cfg{
         o.epochs,    o.lr,           min_lr,  o.warmup,

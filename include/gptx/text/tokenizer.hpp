@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "byte_tokenizer.hpp"
 #include "char_tokenizer.hpp"
 #include "gpt2_tokenizer.hpp"
@@ -276,6 +277,16 @@ inline tokenizer make_tokenizer(std::string_view kind, std::string_view corpus,
         return gpt2_tokenizer::from_dir(vocab_dir);
     }
     detail::fail("unknown tokenizer kind '", kind, "' (valid: ", tokenizer::kind_names(), ")");
+}
+
+// A tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok); its errors name the file.
+inline tokenizer read_tokenizer_file(const std::filesystem::path& path) {
+    const std::string blob = read_text_file(path);
+    try {
+        return tokenizer::deserialize(blob);
+    } catch (const error& e) {
+        detail::fail(path.string(), ": ", e.what());
+    }
 }
 
 } // namespace gptx

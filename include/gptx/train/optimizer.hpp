@@ -2,6 +2,7 @@
 // Tested by tests/train/test_optimizer.cpp.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -23,6 +24,19 @@ struct adamw_config {
     float weight_decay = 0.1f;
 };
 
+// Settings no run can use, refused before the first step (NaN fails every comparison). The
+// learning rate is the schedule's to set per step, so it is not checked here.
+inline void validate_adamw_config(const adamw_config& c) {
+    GPTX_CHECK(c.beta1 >= 0 && c.beta1 < 1, "AdamW: beta1 (--beta1) must be in [0, 1), got ",
+               c.beta1);
+    GPTX_CHECK(c.beta2 >= 0 && c.beta2 < 1, "AdamW: beta2 (--beta2) must be in [0, 1), got ",
+               c.beta2);
+    GPTX_CHECK(c.eps > 0 && std::isfinite(c.eps), "AdamW: eps must be positive, got ", c.eps);
+    GPTX_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay),
+               "AdamW: weight decay (--weight-decay) must be a finite number >= 0, got ",
+               c.weight_decay);
+}
+
 // AdamW whose m and v live in two arenas laid out exactly like the parameters, so a checkpoint
 // writes each as one block. Weight decay applies only to views flagged decay (2-D weights, as
 // nanoGPT); biases, layernorm gains and other 1-D tensors are not decayed.
@@ -30,6 +44,7 @@ template <class T = float> class adamw {
   public:
     adamw() = default;
     explicit adamw(const std::vector<tensor_view<T>>& views, adamw_config cfg = {}) : cfg_(cfg) {
+        validate_adamw_config(cfg);
         std::vector<typename basic_arena<T>::entry> entries;
         entries.reserve(views.size());
         for (const auto& v : views)
@@ -43,6 +58,7 @@ template <class T = float> class adamw {
     // the window, so decay flags still apply); step() then updates only that window.
     adamw(const basic_arena<T>& params, adamw_config cfg, std::size_t lo, std::size_t hi)
         : cfg_(cfg), lo_(lo), total_(params.size()) {
+        validate_adamw_config(cfg);
         GPTX_CHECK(lo <= hi && hi <= params.size(), "adamw: window [", lo, ", ", hi,
                    ") is outside the ", params.size(), " parameters");
         std::vector<typename basic_arena<T>::entry> entries;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/file.hpp"
 #include "../core/interrupt.hpp"
 #include "../core/progress.hpp"
 #include "trainer.hpp"
@@ -72,8 +73,7 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
     }
     if (!changed)
         return;
-    std::filesystem::path tmp = file;
-    tmp += ".tmp";
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out << kept;
@@ -111,6 +111,9 @@ template <class Trainer, class NextBatch>
 void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                   const run_hooks& hooks) {
     GPTX_CHECK(o.iters > 0, "run: iters must be positive, got ", o.iters);
+    GPTX_CHECK(tr.step_count() <= o.iters, "run: the checkpoint is at step ", tr.step_count(),
+               ", past the run's last step ", o.iters,
+               " (--iters); a resumed run continues up to it, it does not go back");
     const interrupt_guard signals;
     std::int64_t saved = -1; // the step of the last save in this call
     if (!o.metrics.empty() && tr.step_count() > 0)
@@ -123,6 +126,14 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         metrics.open(o.metrics, std::ios::app);
         GPTX_CHECK(metrics.good(), "cannot write '", o.metrics.string(), "'");
     }
+    // What a failed step's error says of the checkpoint: where the last good one is, or that
+    // none exists yet (a run whose saves come later, or a save hook that writes elsewhere).
+    auto kept = [&] {
+        std::error_code ec;
+        if (!o.checkpoint_name.empty() && std::filesystem::exists(o.checkpoint_name, ec))
+            return " (last good checkpoint kept at '" + o.checkpoint_name + "')";
+        return std::string(" (no checkpoint was written)");
+    };
     auto write = [&](const metrics_map& m) {
         if (metrics.is_open()) {
             metrics << detail::json_line(m) << '\n';
@@ -144,8 +155,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
                               e[i].second);
                 line += buf;
                 GPTX_CHECK(std::isfinite(e[i].second), "step ", step, ": evaluation ", e[i].first,
-                           " is not finite; stopped (last good checkpoint kept at '",
-                           o.checkpoint_name, "')");
+                           " is not finite; stopped", kept());
             }
             if (!o.quiet) {
                 progress::clear_line();
@@ -185,8 +195,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
         try {
             s = tr.step(next_batch);
         } catch (const gptx::error& e) {
-            throw gptx::error(std::string(e.what()) + " (last good checkpoint kept at '" +
-                              o.checkpoint_name + "')");
+            throw gptx::error(std::string(e.what()) + kept());
         }
         metrics_map m{{"step", double(s.step)},
                       {"loss", s.loss},
