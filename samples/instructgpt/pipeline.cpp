@@ -55,9 +55,6 @@ void validate_pipeline_options(const pipeline_options& o) {
                o.gae_lambda);
     GPTX_CHECK(o.demo_padded >= 0 && o.demo_padded <= 1, "--demo-padded must be in [0, 1], got ",
                o.demo_padded);
-    GPTX_CHECK(o.pretrain_iters > 0 && o.sft_epochs > 0 && o.ppo_iters > 0 && o.rollouts > 0 &&
-                   o.eval_prompts > 0 && o.rm_epochs > 0,
-               "pipeline: sizes must be positive");
 }
 
 } // namespace
@@ -100,8 +97,6 @@ void run_pipeline(pipeline_options o) {
     GPTX_CHECK(o.rm_likelihood == 0 || o.oracle_reward == 0,
                "--rm-likelihood adds to the reward model's reward; --oracle-reward replaces it "
                "(give one of them)");
-    GPTX_CHECK(o.dpo_beta > 0 && o.dpo_epochs > 0 && o.dpo_lr > 0,
-               "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
     // DPO alone needs comparisons but no reward model.
     const bool need_rm =
         !o.evaluate_only && std::any_of(methods.begin(), methods.end(),

@@ -15087,8 +15087,11 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
     auto encode = [&](const std::string& text, const std::string& what) {
         try {
             return tok.encode(text, what);
-        } catch (const error& e) {
-            detail::fail(what, ": ", e.what());
+        } catch (const error& e) { // the tokenizer's message names `what` already
+            const std::string m = e.what();
+            if (m.starts_with(what))
+                throw;
+            detail::fail(what, ": ", m);
         }
     };
     auto demo_text = [&](const task_example& e) {
@@ -15113,16 +15116,20 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
     for (int i = 0; i < n; ++i) {
         const task_example& e = test.examples[i];
         const std::string where = o.test + ": example " + std::to_string(i + 1);
-        const std::vector<int> query = encode(fmt.query(e.first), where);
+        const std::vector<int> query = encode(fmt.query(e.first), where + ", input");
         std::vector<std::vector<int>> choices;
         int room = o.max_tokens;
         if (choice) {
             room = 0;
-            for (const auto& c : e.choices) {
-                choices.push_back(encode(c, where));
+            for (std::size_t c = 0; c < e.choices.size(); ++c) {
+                choices.push_back(
+                    encode(e.choices[c], where + ", choice " + std::to_string(c + 1)));
                 room = std::max(room, int(choices.back().size()));
             }
         }
+        GPTX_CHECK(room < model.context(), where, ": the answer needs room for ", room, " tokens (",
+                   choice ? "its longest choice" : "--max-tokens", "); the model's context is ",
+                   model.context());
         // The first k of one draw of max_k: a larger k adds demonstrations to a smaller k's.
         rng r(mix64(o.seed ^ mix64(std::uint64_t(i) + 1)));
         const std::vector<int> drawn =
@@ -15131,8 +15138,12 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
             std::vector<std::vector<int>> demos;
             for (int j = 0; j < ks[ki]; ++j)
                 demos.push_back(train_demos[drawn[j]]);
-            const packed_prompt p =
-                pack_few_shot(description, demos, delimiter, query, model.context() - room);
+            packed_prompt p;
+            try {
+                p = pack_few_shot(description, demos, delimiter, query, model.context() - room);
+            } catch (const error& err) {
+                detail::fail(where, ": ", err.what());
+            }
             demos_kept[ki] += p.demonstrations;
             if (choice) {
                 const choice_scores s = score_choices(model, p.tokens, choices, answer_ctx);

@@ -343,7 +343,7 @@ BOOST_AUTO_TEST_CASE(pipeline_ptx_text_replaces_the_pretraining_split, *utf::lab
 BOOST_AUTO_TEST_CASE(pipeline_allows_rounds_without_the_dialogue_stage) {
     sft_workspace w;
     expect_pipeline_error(w, "--no-dialogue --rlhf-rounds 2 --dpo-beta 0",
-                          "--dpo-beta, --dpo-epochs and --dpo-lr must be positive");
+                          "--dpo-beta must be positive, got 0");
 }
 
 // The defaults' dialogue stage (after PPO on two instruction RMs): four RMs reward the chat model,

@@ -84,6 +84,18 @@ BOOST_AUTO_TEST_CASE(taskgen_train_finetune_eval_round_trip) {
     expect_error(r, "--k 2 needs --train");
     r = run_gptx("eval --checkpoint " + d / "pt" + " --test " + d / "tasks/which.test.jsonl");
     expect_error(r, "need a fine-tuned head");
+    // An example that cannot be evaluated is named by file and example, and by field.
+    {
+        std::ofstream bad(d.path / "bad_choice.jsonl");
+        bad << "{\"context\":\"ab =>\",\"choices\":[\" a\",\" b\"],\"label\":0}\n"
+            << "{\"context\":\"ab =>\",\"choices\":[\" a\",\" ~\"],\"label\":0}\n";
+    }
+    r = run_gptx("eval --checkpoint " + d / "pt" + " --test " + d / "bad_choice.jsonl");
+    expect_error(r, "bad_choice.jsonl: example 2, choice 2 character '~'");
+    r = run_gptx("eval --checkpoint " + d / "pt" + " --test " + d / "tasks/first.test.jsonl" +
+                 " --max-tokens 100000");
+    expect_error(r, "first.test.jsonl: example 1: the answer needs room for 100000 tokens "
+                    "(--max-tokens)");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -531,15 +531,17 @@ BOOST_AUTO_TEST_CASE(atomic_write_leaves_no_temp_and_keeps_the_old_file_on_failu
     BOOST_TEST((test::slurp(p) == good));
     fs::remove_all(dir / "ckpt.gptx.tmp");
 
-    // The rename fails (the target is a folder): the written temp file is removed.
+    // A target the rename would replace (a folder) is refused before anything is written.
     const fs::path folder = dir / "folder.gptx";
     fs::create_directory(folder);
     test::write_file(folder / "keep", "x");
-    const std::string rename_msg =
+    const std::string folder_msg =
         error_of([&] { save_checkpoint(folder, a.model, nullptr, chars(), {}); });
-    BOOST_TEST(rename_msg.rfind("cannot rename '" + folder.string() + ".tmp' to '", 0) == 0,
-               rename_msg);
+    BOOST_TEST(folder_msg == "cannot write '" + folder.string() +
+                                 "': it exists and is not a regular file (a folder)",
+               folder_msg);
     BOOST_TEST(!fs::exists(dir / "folder.gptx.tmp"));
+    BOOST_TEST(fs::exists(folder / "keep"));
     fs::remove_all(folder);
 
     // A stale temp file from a killed save is simply replaced.
