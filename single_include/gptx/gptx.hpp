@@ -4383,6 +4383,7 @@ inline packed_prompt pack_few_shot(std::span<const int> description,
 // gptx/data/task_jsonl.hpp: labelled task files, one JSON object a line, in five forms:
 // {"text","label"}, {"premise","hypothesis","label"}, {"a","b","label"},
 // {"context","choices","label"}, {"input","output"}. Tested by tests/data/test_task_jsonl.cpp.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -4445,10 +4446,12 @@ inline std::string task_string(const nlohmann::json& j, const char* key, const s
 inline int task_label(const nlohmann::json& j, const std::string& where) {
     const auto it = j.find("label");
     GPTX_CHECK(it != j.end(), where, ": missing \"label\"");
-    GPTX_CHECK(it->is_number_integer(), where, ": \"label\" must be an integer, got ",
-               it->type_name() == std::string("number") ? "a fraction" : it->type_name());
-    const auto v = it->get<long long>();
-    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ", v);
+    GPTX_CHECK(it->is_number(), where, ": \"label\" must be an integer, got ", it->type_name());
+    const double v = it->get<double>(); // 2.0 is a label; 1e20 is out of range, not a fraction
+    GPTX_CHECK(std::trunc(v) == v, where, ": \"label\" must be an integer, got a fraction (",
+               it->dump(), ")");
+    GPTX_CHECK(v >= 0 && v < 1000000, where, ": \"label\" must be in [0, 1000000), got ",
+               it->dump());
     return int(v);
 }
 

@@ -69,6 +69,9 @@ BOOST_AUTO_TEST_CASE(bad_lines_name_file_line_and_problem) {
     expect_error("{\"text\":\"a\",\"label\":0.5}", "\"label\" must be an integer, got a fraction");
     expect_error("{\"text\":\"a\",\"label\":-1}",
                  "f.jsonl:1: \"label\" must be in [0, 1000000), got -1");
+    // A whole number written as a float: out of range, not "a fraction".
+    expect_error("{\"text\":\"a\",\"label\":1e20}",
+                 "f.jsonl:1: \"label\" must be in [0, 1000000), got 1e+20");
     expect_error("{\"premise\":\"p\",\"label\":0}", "f.jsonl:1: missing \"hypothesis\"");
     expect_error("{\"context\":\"c\",\"choices\":\"ab\",\"label\":0}",
                  "\"choices\" must be an array");
