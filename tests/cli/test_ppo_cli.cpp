@@ -65,21 +65,12 @@ BOOST_AUTO_TEST_CASE(resume_continues_exactly) {
 }
 
 // --rm-likelihood A: the reward is the RM's score plus A times the SFT model's mean
-// log-likelihood. The first iteration's rollouts come from the SFT policy under one seed whatever
-// the reward, so its mean score with A = 2 is the RM's plus twice the likelihood alone's.
+// log-likelihood (rl_workspace::check_likelihood_term).
 BOOST_AUTO_TEST_CASE(the_likelihood_term_adds_to_the_rms_score) {
     ppo_workspace w;
-    auto run = [&](const std::string& name, const std::string& extra) {
-        const auto r = gptx_cli(w.args(w.path / name, 1) + extra);
-        BOOST_TEST_REQUIRE(r.code == 0, r.out);
-        return ppo_workspace::first_score(w.path / name);
-    };
-    const double rm = run("rm", ""), ll = run("ll", " --rm-likelihood 1 --rm-likelihood-only"),
-                 both = run("both", " --rm-likelihood 2");
-    BOOST_TEST(std::isfinite(rm));
-    BOOST_TEST(ll < 0.0, "a mean log-probability, got " << ll);
-    BOOST_TEST(both == rm + 2 * ll, boost::test_tools::tolerance(1e-5));
-    BOOST_TEST(std::abs(both - rm) > 1e-3, "the term changed nothing");
+    w.check_likelihood_term([&](const fs::path& out, const std::string& extra) {
+        return gptx_cli(w.args(out, 1) + extra);
+    });
     // A resume must repeat the term; a run saved with it refuses one without.
     gptx::test::expect_error(gptx_cli(w.args(w.path / "both", 2) + " --resume"),
                              "--rm-likelihood 0 differs");

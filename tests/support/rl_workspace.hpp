@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/test/unit_test.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <gptx/data/token_file.hpp>
@@ -43,6 +45,24 @@ struct rl_workspace : scratch_dir {
         for (int i = 0; i < 300; ++i)
             ids.push_back(i * 7 % tok.vocab_size());
         write_token_file(ptx, ids);
+    }
+    // --rm-likelihood A: run(folder, extra flags) runs the command for one iteration into
+    // path / folder. The first iteration's rollouts come from the SFT policy under one seed
+    // whatever the reward, so its mean reward with A = 2 must be the RM's plus twice the
+    // likelihood alone's (a mean log-probability, < 0).
+    template <class Run> void check_likelihood_term(Run&& run) const {
+        auto score = [&](const std::string& name, const std::string& extra) {
+            const auto r = run(path / name, extra);
+            BOOST_TEST_REQUIRE(r.code == 0, r.out);
+            return first_score(path / name);
+        };
+        const double rm = score("rm", ""),
+                     ll = score("ll", " --rm-likelihood 1 --rm-likelihood-only"),
+                     both = score("both", " --rm-likelihood 2");
+        BOOST_TEST(std::isfinite(rm));
+        BOOST_TEST(ll < 0.0, "a mean log-probability, got " << ll);
+        BOOST_TEST(both == rm + 2 * ll, boost::test_tools::tolerance(1e-5));
+        BOOST_TEST(std::abs(both - rm) > 1e-3, "the term changed nothing");
     }
     // The "score" (mean reward of the rollouts) of a run's first iteration, from its
     // metrics.jsonl; NaN when no line has one.
