@@ -109,14 +109,16 @@ inline void chat_session(const chat_options& o, chat_model& model) {
     std::string system = o.system;
     float temperature = o.temperature;
     conversation history;
-    // A --system the format cannot encode or fit beside a reply would fail every turn.
+    // A --system the format cannot encode or fit beside a reply would fail every turn. The
+    // probe's user message is empty (its marker and end), so one more token stands for the
+    // shortest line a user can send.
     if (!system.empty()) {
         const conversation probe{{chat_role::system, system}, {chat_role::user, ""}};
         try {
             fmt.format(tok, probe,
                        {.max_tokens = ctx,
                         .generation_prompt = true,
-                        .reserve = std::min(o.max_tokens, ctx / 2)});
+                        .reserve = std::min(o.max_tokens, ctx / 2) + 1});
         } catch (const gptx::error& e) {
             throw gptx::error(std::string("--system: ") + e.what());
         }

@@ -39,8 +39,9 @@ inline void run_report(const report_options& o) {
         std::ifstream in(out, std::ios::binary);
         std::string head(15, '\0');
         in.read(head.data(), std::streamsize(head.size()));
-        GPTX_CHECK(head == "<!DOCTYPE html>", "--out '", out.string(),
-                   "' exists and is not an HTML report; give another path");
+        GPTX_CHECK(head == "<!DOCTYPE html>", o.out.empty() ? "'" : "--out '", out.string(),
+                   o.out.empty() ? "' (the default --out)" : "'",
+                   " exists and is not an HTML report; give another path");
     }
     gptx::detail::write_whole_file(out, r.html);
     std::printf("gptx report: %zu charts from %zu file%s -> %s\n", r.charts, r.files.size(),

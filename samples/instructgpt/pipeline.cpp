@@ -47,6 +47,21 @@ void validate_pipeline_options(const pipeline_options& o) {
         {"--eval-temperature", o.eval_temperature}};
     for (const auto& [flag, v] : non_negative)
         GPTX_CHECK(v >= 0 && std::isfinite(v), flag, " must be a finite number >= 0, got ", v);
+    // The dialogue stage's, whose 0 or -1 mean "the stage's default" or "as the instruction
+    // stage's": NaN would slip past those tests and pick a meaning silently.
+    GPTX_CHECK(o.dialogue_rm_ensemble_penalty >= 0 && std::isfinite(o.dialogue_rm_ensemble_penalty),
+               "--dialogue-rm-ensemble-penalty must be a finite number >= 0, got ",
+               o.dialogue_rm_ensemble_penalty);
+    GPTX_CHECK(o.dialogue_rm_native >= 0 && o.dialogue_rm_native <= 1,
+               "--dialogue-rm-native must be in [0, 1], got ", o.dialogue_rm_native);
+    GPTX_CHECK(o.dialogue_rm_epochs >= 0 && std::isfinite(o.dialogue_rm_epochs),
+               "--dialogue-rm-epochs must be a finite number >= 0 (0: the stage's default), got ",
+               o.dialogue_rm_epochs);
+    GPTX_CHECK(std::isfinite(o.dialogue_ptx_coef),
+               "--dialogue-ptx-coef must be a finite number (< 0: as --ptx-coef), got ",
+               o.dialogue_ptx_coef);
+    GPTX_CHECK(std::isfinite(o.oracle_reward) && std::isfinite(o.rm_ensemble_penalty),
+               "--oracle-reward and --rm-ensemble-penalty must be finite");
     GPTX_CHECK(o.rm_k >= 2, "--rm-k must be at least 2 (responses ranked per prompt), got ",
                o.rm_k);
     GPTX_CHECK(o.rm_hot >= 0 && o.rm_hot <= o.rm_k, "--rm-hot must be in [0, --rm-k = ", o.rm_k,

@@ -11469,6 +11469,7 @@ void load_model(const std::filesystem::path& file, transformer<S, float>& model,
 // one self-contained HTML page of SVG charts and summary tables (no script, no external resource).
 // Tested by tests/cli/test_report_cli.cpp (gptx report).
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11552,10 +11553,10 @@ inline metrics_table read_metrics(const fs::path& file) {
 // "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten.
 // Integer data (steps) get integer steps.
 inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false, int target = 5) {
-    if (!(hi > lo)) {
-        const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1;
-        lo -= pad;
-        hi += pad;
+    if (!(hi > lo)) { // one value: a band around it, within a double's range
+        const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1, big = DBL_MAX;
+        lo = std::max(lo - pad, -big);
+        hi = std::min(hi + pad, big);
     }
     const double raw = (hi - lo) / target;
     // A range wider than a double holds (values near +-1.8e308) or narrower than its resolution
@@ -11648,8 +11649,9 @@ inline std::string svg_chart(const std::string& title, const std::string& xlabel
     const std::vector<double> xt = nice_ticks(x0, x1, integer_x), yt = nice_ticks(y0, y1);
     const double xa = std::min(xt.front(), x0), xb = std::max(xt.back(), x1);
     const double ya = std::min(yt.front(), y0), yb = std::max(yt.back(), y1);
-    auto px = [&](double x) { return L + (x - xa) / (xb - xa) * (W - L - R); };
-    auto py = [&](double y) { return H - B - (y - ya) / (yb - ya) * (H - T - B); };
+    // Halves first: the span of values near +-1.8e308 overflows a double, its half does not.
+    auto px = [&](double x) { return L + (x / 2 - xa / 2) / (xb / 2 - xa / 2) * (W - L - R); };
+    auto py = [&](double y) { return H - B - (y / 2 - ya / 2) / (yb / 2 - ya / 2) * (H - T - B); };
     std::string s = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) +
                     "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) +
                     "\" role=\"img\" aria-label=\"" + escape(title) + "\">\n";
@@ -14601,7 +14603,7 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
 // the policy's vocabulary.
 inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int context) {
     std::vector<int> ids = read_token_file(file);
-    GPTX_CHECK(int(ids.size()) > context, file, ": ", ids.size(),
+    GPTX_CHECK(ids.size() > std::size_t(context), file, ": ", ids.size(),
                " tokens are too few for one pre-training sequence of the context (", context,
                " + 1)");
     for (int id : ids)
@@ -14611,14 +14613,14 @@ inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int 
 }
 
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
-// Each is checked where it stands (file:line): not empty, encodable, and short enough that the
+// Each is checked where it stands (file:line): encodable, and short enough that the
 // context keeps room for a response token and the closing end-of-text.
 inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
                                                   const tokenizer& tok, int eot, int context) {
     std::vector<std::vector<int>> out;
     detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        // An empty prompt is generation from the end-of-text alone, as the reference reads it.
         const std::string p = detail::jsonl_string(j, "prompt", path, n);
-        GPTX_CHECK(!p.empty(), path.string(), ":", n, ": the prompt is empty");
         try {
             out.push_back(reward_prefix(tok, p, eot));
         } catch (const error& e) {
@@ -14685,7 +14687,7 @@ inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::js
     }
 }
 
-// The RL commands' reward with --rm-likelihood A (ppo, grpo; the pipeline has its own): the RM's
+// The RL commands' reward with --rm-likelihood A (ppo, grpo, the pipeline's stages): the RM's
 // score plus A times the frozen reference's mean log-likelihood of the response, or with
 // --rm-likelihood-only the likelihood term alone. A = 0: the RM's score as it is.
 struct likelihood_term {
@@ -15115,6 +15117,8 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
     std::vector<double> demos_kept(ks.size(), 0);
     const int n = int(test.examples.size());
     auto decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+    GPTX_CHECK(choice || o.max_tokens < model.context(), "--max-tokens ", o.max_tokens,
+               " leaves no room for a prompt in the model's context of ", model.context());
     progress bar("eval", n, {.unit = "example"});
     for (int i = 0; i < n; ++i) {
         const task_example& e = test.examples[i];
@@ -15130,9 +15134,8 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
                 room = std::max(room, int(choices.back().size()));
             }
         }
-        GPTX_CHECK(room < model.context(), where, ": the answer needs room for ", room, " tokens (",
-                   choice ? "its longest choice" : "--max-tokens", "); the model's context is ",
-                   model.context());
+        GPTX_CHECK(room < model.context(), where, ": its longest choice needs ", room,
+                   " tokens; the model's context is ", model.context());
         // The first k of one draw of max_k: a larger k adds demonstrations to a smaller k's.
         rng r(mix64(o.seed ^ mix64(std::uint64_t(i) + 1)));
         const std::vector<int> drawn =

@@ -200,12 +200,17 @@ BOOST_AUTO_TEST_CASE(extreme_values_still_make_a_page) {
          {"{\"step\":1,\"loss\":1e308}\n{\"step\":2,\"loss\":-1e308}\n",
           "{\"step\":1,\"loss\":1.7e308}\n{\"step\":2,\"loss\":1}\n",
           "{\"step\":-9e307,\"loss\":1}\n{\"step\":9e307,\"loss\":2}\n",
-          "{\"step\":1,\"loss\":1e16}\n{\"step\":2,\"loss\":1.0000000000000002e16}\n"}) {
+          "{\"step\":1,\"loss\":1e16}\n{\"step\":2,\"loss\":1.0000000000000002e16}\n",
+          "{\"step\":1,\"loss\":1.7e308}\n{\"step\":2,\"loss\":1.7e308}\n"}) {
         report_workspace w;
         std::ofstream(w.path / "metrics.jsonl") << lines;
         const run_result r = run_gptx("report " + w.path.string());
         BOOST_TEST(r.code == 0, lines << r.out);
-        BOOST_TEST(slurp(w.path / "report.html").find("<svg") != std::string::npos, lines);
+        const std::string html = slurp(w.path / "report.html");
+        BOOST_TEST(html.find("<svg") != std::string::npos, lines);
+        // Every coordinate and tick finite: no "nan" or "inf" printed into the charts.
+        for (const char* bad : {"nan", "inf"})
+            BOOST_TEST(html.find(bad) == std::string::npos, lines << " prints " << bad);
     }
 }
 

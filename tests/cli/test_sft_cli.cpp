@@ -149,7 +149,8 @@ BOOST_AUTO_TEST_CASE(pipeline_refuses_unusable_settings_up_front) {
              {"--quick --gae-lambda 2", "--gae-lambda must be in [0, 1]"},
              {"--quick --rm-hot 5", "--rm-hot must be in [0, --rm-k = 4]"},
              {"--quick --kl-coef nan", "--kl-coef must be a finite number >= 0"},
-             {"--quick --rollouts 0", "--rollouts must be positive"}})
+             {"--quick --rollouts 0", "--rollouts must be positive"},
+             {"--quick --dialogue-rm-native nan", "--dialogue-rm-native must be in [0, 1]"}})
         BOOST_TEST(!fs::exists(expect_pipeline_error(w, args, error)), args);
 }
 

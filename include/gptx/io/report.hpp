@@ -3,6 +3,7 @@
 // Tested by tests/cli/test_report_cli.cpp (gptx report).
 #pragma once
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -88,10 +89,10 @@ inline metrics_table read_metrics(const fs::path& file) {
 // "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten.
 // Integer data (steps) get integer steps.
 inline std::vector<double> nice_ticks(double lo, double hi, bool integer = false, int target = 5) {
-    if (!(hi > lo)) {
-        const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1;
-        lo -= pad;
-        hi += pad;
+    if (!(hi > lo)) { // one value: a band around it, within a double's range
+        const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1, big = DBL_MAX;
+        lo = std::max(lo - pad, -big);
+        hi = std::min(hi + pad, big);
     }
     const double raw = (hi - lo) / target;
     // A range wider than a double holds (values near +-1.8e308) or narrower than its resolution
@@ -184,8 +185,9 @@ inline std::string svg_chart(const std::string& title, const std::string& xlabel
     const std::vector<double> xt = nice_ticks(x0, x1, integer_x), yt = nice_ticks(y0, y1);
     const double xa = std::min(xt.front(), x0), xb = std::max(xt.back(), x1);
     const double ya = std::min(yt.front(), y0), yb = std::max(yt.back(), y1);
-    auto px = [&](double x) { return L + (x - xa) / (xb - xa) * (W - L - R); };
-    auto py = [&](double y) { return H - B - (y - ya) / (yb - ya) * (H - T - B); };
+    // Halves first: the span of values near +-1.8e308 overflows a double, its half does not.
+    auto px = [&](double x) { return L + (x / 2 - xa / 2) / (xb / 2 - xa / 2) * (W - L - R); };
+    auto py = [&](double y) { return H - B - (y / 2 - ya / 2) / (yb / 2 - ya / 2) * (H - T - B); };
     std::string s = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) +
                     "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) +
                     "\" role=\"img\" aria-label=\"" + escape(title) + "\">\n";

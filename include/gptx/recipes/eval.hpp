@@ -145,6 +145,8 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
     std::vector<double> demos_kept(ks.size(), 0);
     const int n = int(test.examples.size());
     auto decode = [&](std::span<const int> ids) { return tok.decode(ids); };
+    GPTX_CHECK(choice || o.max_tokens < model.context(), "--max-tokens ", o.max_tokens,
+               " leaves no room for a prompt in the model's context of ", model.context());
     progress bar("eval", n, {.unit = "example"});
     for (int i = 0; i < n; ++i) {
         const task_example& e = test.examples[i];
@@ -160,9 +162,8 @@ eval_result run_eval(const eval_run_options& o, const std::filesystem::path& ckp
                 room = std::max(room, int(choices.back().size()));
             }
         }
-        GPTX_CHECK(room < model.context(), where, ": the answer needs room for ", room, " tokens (",
-                   choice ? "its longest choice" : "--max-tokens", "); the model's context is ",
-                   model.context());
+        GPTX_CHECK(room < model.context(), where, ": its longest choice needs ", room,
+                   " tokens; the model's context is ", model.context());
         // The first k of one draw of max_k: a larger k adds demonstrations to a smaller k's.
         rng r(mix64(o.seed ^ mix64(std::uint64_t(i) + 1)));
         const std::vector<int> drawn =

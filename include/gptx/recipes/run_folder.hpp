@@ -61,7 +61,7 @@ inline int end_of_text_for(const tokenizer& tok, int model_vocab, int requested)
 // the policy's vocabulary.
 inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int context) {
     std::vector<int> ids = read_token_file(file);
-    GPTX_CHECK(int(ids.size()) > context, file, ": ", ids.size(),
+    GPTX_CHECK(ids.size() > std::size_t(context), file, ": ", ids.size(),
                " tokens are too few for one pre-training sequence of the context (", context,
                " + 1)");
     for (int id : ids)
@@ -71,14 +71,14 @@ inline std::vector<int> read_ptx_tokens(const std::string& file, int vocab, int 
 }
 
 // Prompts as generation sees them: end-of-text, then the prompt's tokens.
-// Each is checked where it stands (file:line): not empty, encodable, and short enough that the
+// Each is checked where it stands (file:line): encodable, and short enough that the
 // context keeps room for a response token and the closing end-of-text.
 inline std::vector<std::vector<int>> read_prompts(const std::filesystem::path& path,
                                                   const tokenizer& tok, int eot, int context) {
     std::vector<std::vector<int>> out;
     detail::read_jsonl(path, [&](const nlohmann::json& j, int n) {
+        // An empty prompt is generation from the end-of-text alone, as the reference reads it.
         const std::string p = detail::jsonl_string(j, "prompt", path, n);
-        GPTX_CHECK(!p.empty(), path.string(), ":", n, ": the prompt is empty");
         try {
             out.push_back(reward_prefix(tok, p, eot));
         } catch (const error& e) {
@@ -145,7 +145,7 @@ inline void check_resume_matches(const nlohmann::json& saved, const nlohmann::js
     }
 }
 
-// The RL commands' reward with --rm-likelihood A (ppo, grpo; the pipeline has its own): the RM's
+// The RL commands' reward with --rm-likelihood A (ppo, grpo, the pipeline's stages): the RM's
 // score plus A times the frozen reference's mean log-likelihood of the response, or with
 // --rm-likelihood-only the likelihood term alone. A = 0: the RM's score as it is.
 struct likelihood_term {
