@@ -31,15 +31,16 @@ using gptx::test::slurp;
 
 namespace {
 
-// A gptx process with stdout and stderr in `log`.
-struct child {
-    pid_t pid = -1;
+// A gptx process with stdout and stderr in `log`. Once reaped, its pid is never signalled again:
+// kill(-1, ...) as root would reach every process on the machine (a CI run died of it).
+class child {
+  public:
     child(const std::vector<std::string>& args, const fs::path& log) {
         std::vector<std::string> argv{gptx::test::gptx_path()};
         argv.insert(argv.end(), args.begin(), args.end());
-        pid = ::fork();
-        BOOST_REQUIRE(pid >= 0);
-        if (pid == 0) {
+        pid_ = ::fork();
+        BOOST_REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
             std::FILE* f = std::fopen(log.c_str(), "wb");
             if (!f)
                 ::_exit(126);
@@ -53,30 +54,44 @@ struct child {
             ::_exit(127);
         }
     }
+    child(const child&) = delete;
+    child& operator=(const child&) = delete;
     bool running() {
+        if (reaped_)
+            return false;
         int st;
-        const pid_t r = ::waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            status = st;
-            pid = -1;
+        const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+        if (r == pid_) {
+            status_ = st;
+            reaped_ = true;
             return false;
         }
         return r == 0;
     }
+    // Sends `sig` unless the process has already been reaped (an unreaped one that exited is a
+    // zombie, and signalling it does nothing).
+    void signal(int sig) {
+        if (!reaped_ && pid_ > 0)
+            ::kill(pid_, sig);
+    }
     int wait() { // the raw wait status
-        if (pid > 0) {
-            BOOST_REQUIRE(::waitpid(pid, &status, 0) == pid);
-            pid = -1;
+        if (!reaped_) {
+            BOOST_REQUIRE(::waitpid(pid_, &status_, 0) == pid_);
+            reaped_ = true;
         }
-        return status;
+        return status_;
     }
     ~child() {
-        if (pid > 0) { // a failed test: do not leave the process behind
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
+        if (!reaped_ && pid_ > 0) { // a failed test: do not leave the process behind
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
         }
     }
-    int status = 0;
+
+  private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = 0;
 };
 
 // The last step a metrics.jsonl line names ({"step":N,...}), or -1.
@@ -192,7 +207,7 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_checkpoint_then_resume_bit_exactly) {
         // A few steps in, away from an evaluation point: the save is the interrupt's own.
         BOOST_TEST_REQUIRE(wait_for(c, [&] { return last_step(run / "metrics.jsonl") >= 3; }),
                            "the run ended before it was signalled: " << slurp(log));
-        ::kill(c.pid, sig);
+        c.signal(sig);
         const int st = c.wait();
         const std::string out = slurp(log);
         BOOST_TEST_REQUIRE(WIFEXITED(st), "killed by the signal instead of stopping: " << out);
@@ -270,7 +285,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_leaves_a_bad_checkpoint) {
                 c, [&] { return fs::exists(tmp); }, 100);
         else
             std::this_thread::sleep_for(std::chrono::microseconds(delay_us(gen)));
-        ::kill(c.pid, SIGKILL);
+        c.signal(SIGKILL);
         const int st = c.wait();
         if (!WIFSIGNALED(st)) { // it finished before the kill
             BOOST_TEST_REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0), slurp(w.path / "run.log"));
