@@ -64,18 +64,10 @@ inline std::string jsonl_string(const nlohmann::json& j, const char* key,
 // Writes `lines` to path + ".tmp" and renames it over path, so readers never see half a file.
 inline void write_lines_atomically(const std::filesystem::path& path,
                                    const std::vector<std::string>& lines) {
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& l : lines)
-            out << l << '\n';
-        out.flush();
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    std::string text;
+    for (const auto& l : lines)
+        text.append(l).push_back('\n');
+    write_whole_file(path, text);
 }
 } // namespace detail
 

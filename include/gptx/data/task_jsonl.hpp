@@ -201,25 +201,10 @@ inline nlohmann::json task_json(task_form f, const task_example& e) {
 
 // Writes path + ".tmp" and renames it over path: a reader never sees half a file.
 inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& e : s.examples)
-            out << task_json(s.form, e).dump() << '\n';
-        out.flush();
-        if (!out.good()) {
-            out.close();
-            std::error_code ignore;
-            std::filesystem::remove(tmp, ignore);
-            detail::fail("cannot write '", tmp.string(), "'");
-        }
-    }
-    std::error_code ec, ec2;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        std::filesystem::remove(tmp, ec2);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    std::string text;
+    for (const auto& e : s.examples)
+        text.append(task_json(s.form, e).dump()).push_back('\n');
+    detail::write_whole_file(path, text);
 }
 
 } // namespace gptx

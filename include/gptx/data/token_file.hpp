@@ -49,24 +49,7 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
         detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
                                static_cast<std::uint32_t>(tokens[i]), 2);
 
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            detail::fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        detail::fail("cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
-    }
+    detail::write_whole_file(path, std::string_view(buf.data(), buf.size()));
 }
 
 // Tokens come back as int, the id type of tokenizers and batchers.

@@ -73,13 +73,7 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
     }
     if (!changed)
         return;
-    const std::filesystem::path tmp = detail::atomic_temp_for(file);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kept;
-        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
-    }
-    std::filesystem::rename(tmp, file);
+    write_whole_file(file, kept);
 }
 } // namespace detail
 
