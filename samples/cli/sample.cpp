@@ -25,12 +25,16 @@ inline void add_sample_command(CLI::App& app, sample_options& o, std::function<v
                       "GPT-2 weights instead: GGUF, llm.c .bin or Hugging Face .safetensors");
     ckpt->excludes(weights);
     weights->excludes(ckpt);
+    // A checkpoint carries its own tokenizer: these apply to --weights alone.
     c->add_option("--tokenizer", o.tokenizer_kind, "With --weights: gpt2 (default) or byte")
-        ->check(CLI::IsMember({"gpt2", "byte"}));
+        ->check(CLI::IsMember({"gpt2", "byte"}))
+        ->needs(weights);
     c->add_option("--vocab-dir", o.vocab_dir,
-                  "With --weights: folder with encoder.json and vocab.bpe");
+                  "With --weights: folder with encoder.json and vocab.bpe")
+        ->needs(weights);
     c->add_option("--tokenizer-file", o.tokenizer_file,
-                  "With --weights: a tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok)");
+                  "With --weights: a tokenizer saved by gptx tokenize (PREFIX_tokenizer.gtok)")
+        ->needs(weights);
     c->add_option("--prompt", o.prompt, "Text to continue (default: a newline)");
     c->add_option("--tokens", o.tokens, "New tokens per sample");
     c->add_option("--num-samples", o.num_samples, "Independent samples");

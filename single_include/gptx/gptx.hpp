@@ -603,6 +603,7 @@ class interrupted : public std::runtime_error {
 // serial otherwise). Tested by tests/core/test_core.cpp.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #if defined(_OPENMP)
@@ -615,9 +616,15 @@ namespace detail {
 inline int& thread_setting() {
     static int n = [] {
         if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
-            int v = std::atoi(e);
-            if (v > 0)
-                return v;
+            char* end = nullptr;
+            const long v = std::strtol(e, &end, 10);
+            if (end != e && *end == '\0' && v > 0 && v <= 4096)
+                return int(v);
+            // A library should not throw from here; it says once what it ignores.
+            std::fprintf(stderr,
+                         "gptx: GPTX_NUM_THREADS='%s' is not a thread count (1 to 4096); "
+                         "using the cores available\n",
+                         e);
         }
 #if defined(_OPENMP)
         return omp_get_num_procs();
@@ -3813,18 +3820,10 @@ inline std::string jsonl_string(const nlohmann::json& j, const char* key,
 // Writes `lines` to path + ".tmp" and renames it over path, so readers never see half a file.
 inline void write_lines_atomically(const std::filesystem::path& path,
                                    const std::vector<std::string>& lines) {
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& l : lines)
-            out << l << '\n';
-        out.flush();
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    std::string text;
+    for (const auto& l : lines)
+        text.append(l).push_back('\n');
+    write_whole_file(path, text);
 }
 } // namespace detail
 
@@ -4580,25 +4579,10 @@ inline nlohmann::json task_json(task_form f, const task_example& e) {
 
 // Writes path + ".tmp" and renames it over path: a reader never sees half a file.
 inline void write_task_jsonl(const std::filesystem::path& path, const task_set& s) {
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.good(), "cannot write '", tmp.string(), "'");
-        for (const auto& e : s.examples)
-            out << task_json(s.form, e).dump() << '\n';
-        out.flush();
-        if (!out.good()) {
-            out.close();
-            std::error_code ignore;
-            std::filesystem::remove(tmp, ignore);
-            detail::fail("cannot write '", tmp.string(), "'");
-        }
-    }
-    std::error_code ec, ec2;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        std::filesystem::remove(tmp, ec2);
-    GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+    std::string text;
+    for (const auto& e : s.examples)
+        text.append(task_json(s.form, e).dump()).push_back('\n');
+    detail::write_whole_file(path, text);
 }
 
 } // namespace gptx
@@ -4652,24 +4636,7 @@ inline void write_token_file(const std::filesystem::path& path, std::span<const 
         detail::token_file_put(buf.data() + token_file_header_bytes + 2 * i,
                                static_cast<std::uint32_t>(tokens[i]), 2);
 
-    const std::filesystem::path tmp = detail::atomic_temp_for(path);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
-        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            std::filesystem::remove(tmp, ec);
-            detail::fail("cannot write '", tmp.string(), "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        detail::fail("cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
-    }
+    detail::write_whole_file(path, std::string_view(buf.data(), buf.size()));
 }
 
 // Tokens come back as int, the id type of tokenizers and batchers.
@@ -12795,8 +12762,10 @@ class reward_batcher {
     std::size_t size() const { return data_->groups.size(); }
     int prompts_per_batch() const { return P_; }
     // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    // Saturates at 2^62, so that huge counts stay comparable and a caller can refuse them.
     std::int64_t steps_for_epochs(double epochs) const {
-        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+        const double s = std::ceil(epochs * double(size()) / P_);
+        return s >= 0x1p62 ? std::int64_t(1) << 62 : std::max<std::int64_t>(1, std::int64_t(s));
     }
 
     // The k-th training batch.
@@ -13572,13 +13541,7 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
     }
     if (!changed)
         return;
-    const std::filesystem::path tmp = detail::atomic_temp_for(file);
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kept;
-        GPTX_CHECK(out.flush().good(), "cannot write '", tmp.string(), "'");
-    }
-    std::filesystem::rename(tmp, file);
+    write_whole_file(file, kept);
 }
 } // namespace detail
 
@@ -13736,6 +13699,7 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14746,6 +14710,15 @@ inline comparison_split read_comparison_split(const std::string& data, const std
 
 // The run loop's options as every training command sets them: metrics.jsonl in the run folder
 // (rank 0 only), the checkpoint named in errors.
+// Optimizer steps that --epochs asks for, refused past what the schedules count (an int): --epochs
+// 1e12 would otherwise start a run that never ends.
+inline std::int64_t epoch_steps(std::int64_t steps, double epochs) {
+    GPTX_CHECK(steps <= std::numeric_limits<int>::max(), "--epochs ", epochs, " means ", steps,
+               " optimizer steps, more than a run can count (", std::numeric_limits<int>::max(),
+               ")");
+    return steps;
+}
+
 inline run_options run_folder_options(std::int64_t iters, int eval_every, int log_every,
                                       const char* label, const std::filesystem::path& dir,
                                       const std::filesystem::path& checkpoint) {
@@ -14890,7 +14863,9 @@ void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
     const int ranks = world().size(), rank = world().rank();
     const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
     const std::int64_t iters =
-        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
+        o.iters > 0
+            ? o.iters
+            : epoch_steps((batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step, o.epochs);
     std::printf("gptx dpo: %s, vocab %d, context %d, end-of-text %d, beta %g | train %zu prompts "
                 "(%zu pairs), held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d "
                 "threads\n",
@@ -15235,6 +15210,7 @@ void run_export(const export_run_options& o, const std::filesystem::path& file,
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -15732,7 +15708,9 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
         model.init(o.seed);
     model.set_dropout(o.dropout);
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
-    const int max_len = o.context > 0 ? std::min(o.context, model.context()) : model.context();
+    GPTX_CHECK(o.context <= model.context(), "--context ", o.context,
+               " is longer than the model's ", model.context(), " tokens");
+    const int max_len = o.context > 0 ? o.context : model.context();
 
     const task_set train_set = read_task_jsonl(o.train);
     const finetune_form form = detail::finetune_form_of(train_set.form, o.train);
@@ -15753,6 +15731,9 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
     adamw<float> opt(model.params(), {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay});
     const int n = int(train.size());
     const int per_epoch = (n + o.batch - 1) / o.batch;
+    GPTX_CHECK(std::int64_t(per_epoch) * o.epochs <= std::numeric_limits<int>::max(), "--epochs ",
+               o.epochs, " means ", std::int64_t(per_epoch) * o.epochs,
+               " optimizer steps, more than a run can count");
     const int steps = per_epoch * o.epochs;
     const linear_schedule sched = finetune_schedule(o.lr, steps, o.warmup);
     trainer tr(model, obj, opt, {1, o.grad_clip, sched});
@@ -17712,7 +17693,9 @@ void run_reward_model(const reward_model_run_options& o, const std::filesystem::
     const int ranks = world().size(), rank = world().rank();
     const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
     const std::int64_t iters =
-        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
+        o.iters > 0
+            ? o.iters
+            : epoch_steps((batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step, o.epochs);
     std::printf(
         "gptx rm: %s, vocab %d, context %d, end-of-text %d | train %zu prompts (%zu pairs), "
         "held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d threads\n",

@@ -214,6 +214,11 @@ BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
     // Optimizer settings no step can use are refused before the first step.
     expect_error(run("train --beta1 1" + text), "beta1 (--beta1) must be in [0, 1)");
     expect_error(run("train --weight-decay nan" + text), "--weight-decay");
+    // A thread count from the environment that is not one is said, not silently ignored.
+    const run_result junk = gptx::test::shell("GPTX_NUM_THREADS=abc " + gptx::test::gptx_path() +
+                                              " " + w.train_args("junk", 1));
+    BOOST_TEST(junk.out.find("GPTX_NUM_THREADS='abc' is not a thread count") != std::string::npos,
+               junk.out);
     BOOST_TEST(!fs::exists(w.path / "bad" / "model.gptx"));
 }
 
@@ -222,7 +227,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_are_one_line) {
     for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
              {"bogus", "unknown command 'bogus'"},
              {"rm --lr abc", "Could not convert: --lr = abc (gptx rm --help"},
-             {"--threads 0 sample --checkpoint x", "--threads"}}) {
+             {"--threads 0 sample --checkpoint x", "--threads"},
+             // A checkpoint carries its tokenizer; these options belong to --weights.
+             {"sample --checkpoint x --tokenizer byte", "--tokenizer requires --weights"}}) {
         const run_result r = run(args);
         BOOST_TEST(r.code == 2, args << ": " << r.out);
         BOOST_TEST(r.out.find("gptx: error: " + needle) != std::string::npos, r.out);

@@ -101,6 +101,7 @@ BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {
     dpo_workspace w;
     const fs::path out = w.path / "bad";
     expect_error(run_gptx(w.args(out, 2) + " --beta 0"), "--beta must be positive");
+    expect_error(run_gptx(w.args(out, 0) + " --epochs 1e300"), "--epochs 1e+300 means");
     expect_error(run_gptx(w.args(w.path / "none", 2) + " --resume"), "--resume: no DPO run");
     const fs::path bad = w.write("bad.jsonl", "{\"prompt\": \"ab\", \"chosen\": \"a\", "
                                               "\"rejected\": \"b\"}\n{\"prompt\": \"x\"}\n");

@@ -229,6 +229,8 @@ BOOST_AUTO_TEST_CASE(bad_inputs_give_one_line_errors) {
         run_gptx("rm" + init + data + " --end-of-text 999 --out " + (w.path / "bad").string()),
         "--end-of-text 999 is outside the vocabulary");
     expect_rm_error(run_gptx("rm" + init + data + out + " --resume"), "--resume: no checkpoint");
+    // A run that could never end is refused up front (the schedules count steps in an int).
+    expect_rm_error(run_gptx("rm" + init + data + out + " --epochs 1e12"), "--epochs 1e+12 means");
     // A language-model checkpoint is not a reward model to resume.
     fs::create_directories(w.path / "lmcopy");
     fs::copy_file(w.path / "lm" / "model.gptx", w.path / "lmcopy" / "model.gptx");

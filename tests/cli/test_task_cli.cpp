@@ -76,6 +76,14 @@ BOOST_AUTO_TEST_CASE(taskgen_train_finetune_eval_round_trip) {
     r = run_gptx("finetune --checkpoint " + d / "pt" + " --train " +
                  d / "tasks/reverse.train.jsonl" + " --out " + d / "ft-bad");
     expect_error(r, "have no labels to fine-tune a head on");
+    // Settings past what the model or a run can hold are refused, not clamped or wrapped.
+    const std::string which =
+        " --train " + d / "tasks/which.train.jsonl" + " --out " + d / "ft-bad";
+    r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --context 100000");
+    expect_error(r, "--context 100000 is longer than the model's");
+    r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --epochs 2000000000");
+    expect_error(r, "--epochs 2000000000 means");
+    BOOST_TEST(!fs::exists(d.path / "ft-bad" / "model.gptx"));
     r = run_gptx("eval --checkpoint " + d / "pt" + " --test " + d / "tasks/first.test.jsonl" +
                  " --k 0,x");
     expect_error(r, "--k: 'x' is not a non-negative integer");

@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #if defined(_OPENMP)
@@ -15,9 +16,15 @@ namespace detail {
 inline int& thread_setting() {
     static int n = [] {
         if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
-            int v = std::atoi(e);
-            if (v > 0)
-                return v;
+            char* end = nullptr;
+            const long v = std::strtol(e, &end, 10);
+            if (end != e && *end == '\0' && v > 0 && v <= 4096)
+                return int(v);
+            // A library should not throw from here; it says once what it ignores.
+            std::fprintf(stderr,
+                         "gptx: GPTX_NUM_THREADS='%s' is not a thread count (1 to 4096); "
+                         "using the cores available\n",
+                         e);
         }
 #if defined(_OPENMP)
         return omp_get_num_procs();

@@ -111,7 +111,9 @@ void run_dpo(const dpo_run_options& o, const std::filesystem::path& policy_file,
     const int ranks = world().size(), rank = world().rank();
     const std::int64_t per_step = std::int64_t(o.grad_accum) * ranks;
     const std::int64_t iters =
-        o.iters > 0 ? o.iters : (batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step;
+        o.iters > 0
+            ? o.iters
+            : epoch_steps((batches.steps_for_epochs(o.epochs) + per_step - 1) / per_step, o.epochs);
     std::printf("gptx dpo: %s, vocab %d, context %d, end-of-text %d, beta %g | train %zu prompts "
                 "(%zu pairs), held out %zu prompts (%zu pairs) | %lld steps of %d prompts, %d "
                 "threads\n",

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -132,7 +133,9 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
         model.init(o.seed);
     model.set_dropout(o.dropout);
     model.set_dropout_seed(mix64(o.seed ^ 0xd0d0));
-    const int max_len = o.context > 0 ? std::min(o.context, model.context()) : model.context();
+    GPTX_CHECK(o.context <= model.context(), "--context ", o.context,
+               " is longer than the model's ", model.context(), " tokens");
+    const int max_len = o.context > 0 ? o.context : model.context();
 
     const task_set train_set = read_task_jsonl(o.train);
     const finetune_form form = detail::finetune_form_of(train_set.form, o.train);
@@ -153,6 +156,9 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
     adamw<float> opt(model.params(), {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay});
     const int n = int(train.size());
     const int per_epoch = (n + o.batch - 1) / o.batch;
+    GPTX_CHECK(std::int64_t(per_epoch) * o.epochs <= std::numeric_limits<int>::max(), "--epochs ",
+               o.epochs, " means ", std::int64_t(per_epoch) * o.epochs,
+               " optimizer steps, more than a run can count");
     const int steps = per_epoch * o.epochs;
     const linear_schedule sched = finetune_schedule(o.lr, steps, o.warmup);
     trainer tr(model, obj, opt, {1, o.grad_clip, sched});

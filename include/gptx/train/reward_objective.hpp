@@ -181,8 +181,10 @@ class reward_batcher {
     std::size_t size() const { return data_->groups.size(); }
     int prompts_per_batch() const { return P_; }
     // Optimizer steps (of one batch each) that make `epochs` passes over the data.
+    // Saturates at 2^62, so that huge counts stay comparable and a caller can refuse them.
     std::int64_t steps_for_epochs(double epochs) const {
-        return std::max<std::int64_t>(1, std::int64_t(std::ceil(epochs * double(size()) / P_)));
+        const double s = std::ceil(epochs * double(size()) / P_);
+        return s >= 0x1p62 ? std::int64_t(1) << 62 : std::max<std::int64_t>(1, std::int64_t(s));
     }
 
     // The k-th training batch.
