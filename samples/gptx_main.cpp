@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
         for (char& c : what)
             if (c == '\n')
                 c = ' ';
+        // CLI11 checks required options before unknown ones; `gptx rm --bogus` should name the
+        // unknown option, the likelier mistake, not the missing --data.
+        if (dynamic_cast<const CLI::RequiredError*>(&e)) {
+            std::vector<std::string> extra = app.remaining();
+            for (const CLI::App* sub : app.get_subcommands())
+                for (const std::string& a : sub->remaining())
+                    extra.push_back(a);
+            if (!extra.empty())
+                what =
+                    "The following arguments were not expected: " + CLI::detail::join(extra, " ");
+        }
         std::string cmd = "gptx";
         if (!app.get_subcommands().empty()) {
             cmd += " " + app.get_subcommands().front()->get_name();

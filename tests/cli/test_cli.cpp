@@ -227,6 +227,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_are_one_line) {
     for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
              {"bogus", "unknown command 'bogus'"},
              {"rm --lr abc", "Could not convert: --lr = abc (gptx rm --help"},
+             // An unknown option is named before a missing required one.
+             {"rm --bogus", "The following arguments were not expected: --bogus (gptx rm"},
              {"--threads 0 sample --checkpoint x", "--threads"},
              // A checkpoint carries its tokenizer; these options belong to --weights.
              {"sample --checkpoint x --tokenizer byte", "--tokenizer requires --weights"}}) {
