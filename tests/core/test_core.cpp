@@ -5,6 +5,8 @@
 
 #include <gptx/gptx.hpp>
 
+#include "support/scratch.hpp"
+
 using namespace gptx;
 
 BOOST_AUTO_TEST_SUITE(core)
@@ -83,6 +85,46 @@ BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once) {
             BOOST_TEST(h == 1);
     }
     set_num_threads(2);
+}
+
+// The atomic whole-file write: the whole new content or the old, never a folder or device
+// replaced, and a symbolic link written through (the link stays a link).
+BOOST_AUTO_TEST_CASE(write_whole_file_replaces_whole_files_and_follows_links) {
+    namespace fs = std::filesystem;
+    const gptx::test::scratch_dir dir("core_file");
+    const fs::path f = dir / "a.txt";
+    detail::write_whole_file(f, "first");
+    detail::write_whole_file(f, "second");
+    BOOST_TEST(detail::read_whole_file(f, "test file") == "second");
+    BOOST_TEST(!fs::exists(dir / "a.txt.tmp"));
+
+    fs::create_directory(dir / "sub");
+    fs::create_symlink("../a.txt", dir / "sub" / "link.txt"); // relative to the link's folder
+    detail::write_whole_file(dir / "sub" / "link.txt", "through the link");
+    BOOST_TEST(fs::is_symlink(dir / "sub" / "link.txt"));
+    BOOST_TEST(detail::read_whole_file(f, "test file") == "through the link");
+    BOOST_TEST(!fs::exists(dir / "sub" / "link.txt.tmp"));
+    // A dangling link makes the file it names.
+    fs::create_symlink(dir / "new.txt", dir / "dangling");
+    detail::write_whole_file(dir / "dangling", "made");
+    BOOST_TEST(detail::read_whole_file(dir / "new.txt", "test file") == "made");
+
+    const auto refused = [](const fs::path& p) {
+        try {
+            detail::write_whole_file(p, "x");
+        } catch (const error& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no error>");
+    };
+    BOOST_TEST(refused(dir / "sub") == "cannot write '" + (dir / "sub").string() +
+                                           "': it exists and is not a regular file (a folder)");
+    fs::create_symlink("sub", dir / "to_folder");
+    BOOST_TEST(refused(dir / "to_folder").find("(a folder)") != std::string::npos);
+    fs::create_symlink("loop", dir / "loop");
+    BOOST_TEST(refused(dir / "loop").find("too many symbolic links") != std::string::npos);
+    BOOST_TEST(refused("/dev/null").find("(a device, socket or pipe)") != std::string::npos);
+    BOOST_TEST(fs::is_character_file("/dev/null"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
