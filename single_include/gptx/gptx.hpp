@@ -14166,12 +14166,16 @@ inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e
 class ptx_source {
   public:
     ptx_source() = default;
+    // The pre-training sequences' length: --ptx-context, or the policy's context when it is 0.
+    static int context_for(int context, int policy_context) {
+        return context > 0 ? context : policy_context;
+    }
     ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
                std::uint64_t seed, std::string_view who) {
         if (coef == 0.0)
             return;
         GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
-        const int pT = context > 0 ? context : policy_context;
+        const int pT = context_for(context, policy_context);
         GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
                    policy_context);
         b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
@@ -16887,7 +16891,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, policy.vocab(),
-                              o.ptx_context > 0 ? o.ptx_context : policy.context());
+                              ptx_source::context_for(o.ptx_context, policy.context()));
     grpo_trainer<model_t> tr(policy, reference,
                              reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
                              std::move(prompts), detail::make_config(o, eot), std::move(ptx));
@@ -17109,7 +17113,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, sft.vocab(),
-                              o.ptx_context > 0 ? o.ptx_context : sft.context());
+                              ptx_source::context_for(o.ptx_context, sft.context()));
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),

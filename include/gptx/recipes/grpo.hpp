@@ -137,7 +137,7 @@ void run_grpo(const grpo_run_options& o, const std::filesystem::path& policy_fil
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, policy.vocab(),
-                              o.ptx_context > 0 ? o.ptx_context : policy.context());
+                              ptx_source::context_for(o.ptx_context, policy.context()));
     grpo_trainer<model_t> tr(policy, reference,
                              reward_with_likelihood(reward_of(*rm), reference, o.likelihood),
                              std::move(prompts), detail::make_config(o, eot), std::move(ptx));

@@ -149,7 +149,7 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
     std::vector<int> ptx;
     if (o.ptx_coef > 0)
         ptx = read_ptx_tokens(o.ptx_data, sft.vocab(),
-                              o.ptx_context > 0 ? o.ptx_context : sft.context());
+                              ptx_source::context_for(o.ptx_context, sft.context()));
 
     ppo_models<S> models(sft, rm);
     ppo_trainer<model_t> tr(models.policy, models.reference, models.value, rm.head(),

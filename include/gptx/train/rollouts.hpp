@@ -56,12 +56,16 @@ inline void split_stream_for_rank(rng& r, int rank, std::uint64_t salt = 0x5bd1e
 class ptx_source {
   public:
     ptx_source() = default;
+    // The pre-training sequences' length: --ptx-context, or the policy's context when it is 0.
+    static int context_for(int context, int policy_context) {
+        return context > 0 ? context : policy_context;
+    }
     ptx_source(double coef, std::vector<int> tokens, int batch, int context, int policy_context,
                std::uint64_t seed, std::string_view who) {
         if (coef == 0.0)
             return;
         GPTX_CHECK(!tokens.empty(), who, ": a ptx coefficient needs pre-training tokens");
-        const int pT = context > 0 ? context : policy_context;
+        const int pT = context_for(context, policy_context);
         GPTX_CHECK(pT <= policy_context, who, ": ptx context ", pT, " exceeds the policy's ",
                    policy_context);
         b_.emplace(std::move(tokens), batch, pT, rng(mix64(seed ^ 0x9e7)));
