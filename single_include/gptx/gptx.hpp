@@ -443,29 +443,17 @@ inline std::string read_whole_file(const std::filesystem::path& path, std::strin
     return s;
 }
 
-// Where an atomic write of `path` goes: `target` is path with its symbolic links followed (the
-// file a link names is rewritten, as cp does, not the link replaced by a file), `tmp` is target +
-// ".tmp", filled and then renamed over target. Refuses a target the rename would destroy rather
-// than write: a folder, or a device such as /dev/null.
-struct atomic_paths {
-    std::filesystem::path target, tmp;
-};
-inline atomic_paths atomic_paths_for(const std::filesystem::path& path) {
-    std::filesystem::path target = path;
+// The temporary, path + ".tmp", that an atomic write fills and then renames over path. Refuses a
+// path the rename would destroy rather than write: a folder, or a device such as /dev/null.
+inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) {
     std::error_code ec;
-    for (int hops = 0; std::filesystem::is_symlink(target, ec); ++hops) {
-        GPTX_CHECK(hops < 40, "cannot write '", path.string(), "': too many symbolic links");
-        const std::filesystem::path to = std::filesystem::read_symlink(target, ec);
-        GPTX_CHECK(!ec, "cannot write '", path.string(), "': ", ec.message());
-        target = to.is_absolute() ? to : target.parent_path() / to;
-    }
-    const std::filesystem::file_status st = std::filesystem::status(target, ec);
+    const std::filesystem::file_status st = std::filesystem::status(path, ec);
     GPTX_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st),
                "cannot write '", path.string(), "': it exists and is not a regular file (",
                std::filesystem::is_directory(st) ? "a folder" : "a device, socket or pipe", ")");
-    std::filesystem::path tmp = target;
+    std::filesystem::path tmp = path;
     tmp += ".tmp";
-    return {std::move(target), std::move(tmp)};
+    return tmp;
 }
 
 // Refuses an output path that is one of the command's inputs (an export written over the
@@ -479,8 +467,7 @@ inline void check_output_is_not_input(const std::filesystem::path& out,
 
 // Writes path + ".tmp" then renames it over path, so readers never see half a file.
 inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
-    const atomic_paths paths = atomic_paths_for(path);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
@@ -493,10 +480,10 @@ inline void write_whole_file(const std::filesystem::path& path, std::string_view
         }
     }
     std::error_code ec;
-    std::filesystem::rename(tmp, target, ec);
+    std::filesystem::rename(tmp, path, ec);
     if (ec) {
         std::filesystem::remove(tmp, ec);
-        fail("cannot rename '", tmp.string(), "' to '", target.string(), "': ", ec.message());
+        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
     }
 }
 
@@ -9420,8 +9407,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(prefix, st.dropout_counter, 8);
     prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
 
-    const detail::atomic_paths paths = detail::atomic_paths_for(file);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     try {
         {
             detail::ckpt_writer w(tmp);
@@ -9442,10 +9428,9 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
             w.finish();
         }
         std::error_code ec;
-        std::filesystem::rename(tmp, target, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", target.string(),
-                   "': ", ec.message());
-        detail::ckpt_fsync_dir(target.parent_path());
+        std::filesystem::rename(tmp, file, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
+        detail::ckpt_fsync_dir(file.parent_path());
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove(tmp, ec);
@@ -9773,8 +9758,7 @@ class bounded_file {
 
 // Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
 template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
-    const detail::atomic_paths paths = detail::atomic_paths_for(path);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     try {
         file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
         GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
@@ -9787,10 +9771,10 @@ template <class Write> void write_atomically(const std::filesystem::path& path, 
                    "': ", std::strerror(errno));
         GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
         std::error_code ec;
-        std::filesystem::rename(tmp, target, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", target.string(),
+        std::filesystem::rename(tmp, path, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(),
                    "': ", ec.message());
-        ckpt_fsync_dir(target.parent_path());
+        ckpt_fsync_dir(path.parent_path());
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove(tmp, ec);

@@ -43,29 +43,21 @@ inline std::string read_whole_file(const std::filesystem::path& path, std::strin
     return s;
 }
 
-// Where an atomic write of `path` goes: `target` is path with its symbolic links followed (the
-// file a link names is rewritten, as cp does, not the link replaced by a file), `tmp` is target +
-// ".tmp", filled and then renamed over target. Refuses a target the rename would destroy rather
-// than write: a folder, or a device such as /dev/null.
-struct atomic_paths {
-    std::filesystem::path target, tmp;
-};
-inline atomic_paths atomic_paths_for(const std::filesystem::path& path) {
-    std::filesystem::path target = path;
+// The temporary, path + ".tmp", that an atomic write fills and then renames over path. Refuses a
+// path the rename would destroy rather than write: a folder, or a device such as /dev/null. A path
+// that is a symbolic link to a file is replaced by the new file, and the file it named is never
+// written (a run's model.gptx linked to a shared checkpoint leaves that checkpoint alone). A stale
+// temporary is removed first: one that is a link would otherwise be written through.
+inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) {
     std::error_code ec;
-    for (int hops = 0; std::filesystem::is_symlink(target, ec); ++hops) {
-        GPTX_CHECK(hops < 40, "cannot write '", path.string(), "': too many symbolic links");
-        const std::filesystem::path to = std::filesystem::read_symlink(target, ec);
-        GPTX_CHECK(!ec, "cannot write '", path.string(), "': ", ec.message());
-        target = to.is_absolute() ? to : target.parent_path() / to;
-    }
-    const std::filesystem::file_status st = std::filesystem::status(target, ec);
+    const std::filesystem::file_status st = std::filesystem::status(path, ec);
     GPTX_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st),
                "cannot write '", path.string(), "': it exists and is not a regular file (",
                std::filesystem::is_directory(st) ? "a folder" : "a device, socket or pipe", ")");
-    std::filesystem::path tmp = target;
+    std::filesystem::path tmp = path;
     tmp += ".tmp";
-    return {std::move(target), std::move(tmp)};
+    std::filesystem::remove(tmp, ec); // a file or link; a non-empty folder stays and fails the open
+    return tmp;
 }
 
 // Refuses an output path that is one of the command's inputs (an export written over the
@@ -79,8 +71,7 @@ inline void check_output_is_not_input(const std::filesystem::path& out,
 
 // Writes path + ".tmp" then renames it over path, so readers never see half a file.
 inline void write_whole_file(const std::filesystem::path& path, std::string_view data) {
-    const atomic_paths paths = atomic_paths_for(path);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = atomic_temp_for(path);
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         GPTX_CHECK(out.is_open(), "cannot open '", tmp.string(), "' for writing");
@@ -93,10 +84,11 @@ inline void write_whole_file(const std::filesystem::path& path, std::string_view
         }
     }
     std::error_code ec;
-    std::filesystem::rename(tmp, target, ec);
+    std::filesystem::rename(tmp, path, ec);
     if (ec) {
-        std::filesystem::remove(tmp, ec);
-        fail("cannot rename '", tmp.string(), "' to '", target.string(), "': ", ec.message());
+        std::error_code ignored; // keep the rename's error for the message
+        std::filesystem::remove(tmp, ignored);
+        fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
     }
 }
 

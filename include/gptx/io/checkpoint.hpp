@@ -678,8 +678,7 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
     detail::ckpt_put(prefix, st.dropout_counter, 8);
     prefix.resize(detail::ckpt_prefix_bytes(blob.size(), st.run_json.size()), '\0');
 
-    const detail::atomic_paths paths = detail::atomic_paths_for(file);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = detail::atomic_temp_for(file);
     try {
         {
             detail::ckpt_writer w(tmp);
@@ -700,10 +699,9 @@ void save_checkpoint(const std::filesystem::path& file, const transformer<S, flo
             w.finish();
         }
         std::error_code ec;
-        std::filesystem::rename(tmp, target, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", target.string(),
-                   "': ", ec.message());
-        detail::ckpt_fsync_dir(target.parent_path());
+        std::filesystem::rename(tmp, file, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", name, "': ", ec.message());
+        detail::ckpt_fsync_dir(file.parent_path());
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove(tmp, ec);

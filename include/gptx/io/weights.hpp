@@ -149,8 +149,7 @@ class bounded_file {
 
 // Writes everything to path + ".tmp", fsyncs, renames over path: readers never see half a file.
 template <class Write> void write_atomically(const std::filesystem::path& path, Write&& write) {
-    const detail::atomic_paths paths = detail::atomic_paths_for(path);
-    const std::filesystem::path &target = paths.target, &tmp = paths.tmp;
+    const std::filesystem::path tmp = detail::atomic_temp_for(path);
     try {
         file_ptr f(std::fopen(tmp.string().c_str(), "wb"));
         GPTX_CHECK(f, "cannot open '", tmp.string(), "' for writing: ", std::strerror(errno));
@@ -163,10 +162,10 @@ template <class Write> void write_atomically(const std::filesystem::path& path, 
                    "': ", std::strerror(errno));
         GPTX_CHECK(std::fclose(f.release()) == 0, "cannot write '", tmp.string(), "'");
         std::error_code ec;
-        std::filesystem::rename(tmp, target, ec);
-        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", target.string(),
+        std::filesystem::rename(tmp, path, ec);
+        GPTX_CHECK(!ec, "cannot rename '", tmp.string(), "' to '", path.string(),
                    "': ", ec.message());
-        ckpt_fsync_dir(target.parent_path());
+        ckpt_fsync_dir(path.parent_path());
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove(tmp, ec);
