@@ -444,7 +444,10 @@ inline std::string read_whole_file(const std::filesystem::path& path, std::strin
 }
 
 // The temporary, path + ".tmp", that an atomic write fills and then renames over path. Refuses a
-// path the rename would destroy rather than write: a folder, or a device such as /dev/null.
+// path the rename would destroy rather than write: a folder, or a device such as /dev/null. A path
+// that is a symbolic link to a file is replaced by the new file, and the file it named is never
+// written (a run's model.gptx linked to a shared checkpoint leaves that checkpoint alone). A stale
+// temporary is removed first: one that is a link would otherwise be written through.
 inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) {
     std::error_code ec;
     const std::filesystem::file_status st = std::filesystem::status(path, ec);
@@ -453,6 +456,7 @@ inline std::filesystem::path atomic_temp_for(const std::filesystem::path& path) 
                std::filesystem::is_directory(st) ? "a folder" : "a device, socket or pipe", ")");
     std::filesystem::path tmp = path;
     tmp += ".tmp";
+    std::filesystem::remove(tmp, ec); // a file or link; a non-empty folder stays and fails the open
     return tmp;
 }
 
@@ -482,7 +486,8 @@ inline void write_whole_file(const std::filesystem::path& path, std::string_view
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) {
-        std::filesystem::remove(tmp, ec);
+        std::error_code ignored; // keep the rename's error for the message
+        std::filesystem::remove(tmp, ignored);
         fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
     }
 }
@@ -615,7 +620,7 @@ namespace gptx {
 namespace detail {
 inline int& thread_setting() {
     static int n = [] {
-        if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
+        if (const char* e = std::getenv("GPTX_NUM_THREADS"); e && *e) { // empty: unset
             char* end = nullptr;
             const long v = std::strtol(e, &end, 10);
             if (end != e && *end == '\0' && v > 0 && v <= 4096)
@@ -623,7 +628,7 @@ inline int& thread_setting() {
             // A library should not throw from here; it says once what it ignores.
             std::fprintf(stderr,
                          "gptx: GPTX_NUM_THREADS='%s' is not a thread count (1 to 4096); "
-                         "using the cores available\n",
+                         "ignored\n",
                          e);
         }
 #if defined(_OPENMP)
@@ -13165,6 +13170,7 @@ dpo_stats evaluate_dpo(Model& m, dpo_objective<Model>& obj, dpo_batcher& batches
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13545,6 +13551,15 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
 }
 } // namespace detail
 
+// Optimizer steps that --epochs asks for, refused past what the schedules count (an int): --epochs
+// 1e12 would otherwise start a run that never ends.
+// (epochs: as the flag holds it, an int or a double, so the message repeats what was given)
+template <class Epochs> std::int64_t epoch_steps(std::int64_t steps, Epochs epochs) {
+    GPTX_CHECK(steps <= std::numeric_limits<int>::max(), "--epochs ", epochs, " means more than ",
+               std::numeric_limits<int>::max(), " optimizer steps, which a run cannot count");
+    return steps;
+}
+
 struct run_options {
     std::int64_t iters = 0;           // the step to stop at (a resumed trainer starts mid-way)
     int eval_every = 0;               // steps between evaluations (0: only at the end)
@@ -13699,7 +13714,6 @@ void run_training(Trainer& tr, const run_options& o, NextBatch&& next_batch,
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14714,15 +14728,6 @@ inline comparison_split read_comparison_split(const std::string& data, const std
 
 // The run loop's options as every training command sets them: metrics.jsonl in the run folder
 // (rank 0 only), the checkpoint named in errors.
-// Optimizer steps that --epochs asks for, refused past what the schedules count (an int): --epochs
-// 1e12 would otherwise start a run that never ends.
-inline std::int64_t epoch_steps(std::int64_t steps, double epochs) {
-    GPTX_CHECK(steps <= std::numeric_limits<int>::max(), "--epochs ", epochs, " means ", steps,
-               " optimizer steps, more than a run can count (", std::numeric_limits<int>::max(),
-               ")");
-    return steps;
-}
-
 inline run_options run_folder_options(std::int64_t iters, int eval_every, int log_every,
                                       const char* label, const std::filesystem::path& dir,
                                       const std::filesystem::path& checkpoint) {
@@ -15214,7 +15219,6 @@ void run_export(const export_run_options& o, const std::filesystem::path& file,
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -15630,6 +15634,7 @@ struct finetune_run_options {
 inline void validate_finetune_options(const finetune_run_options& o) {
     GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.context >= 0, "--context must be >= 0 (0: the model's), got ", o.context);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.lm_weight >= 0, "--lm-weight must be >= 0, got ", o.lm_weight);
     GPTX_CHECK(o.warmup >= 0 && o.warmup < 1, "--warmup must be in [0, 1), got ", o.warmup);
@@ -15735,10 +15740,7 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
     adamw<float> opt(model.params(), {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay});
     const int n = int(train.size());
     const int per_epoch = (n + o.batch - 1) / o.batch;
-    GPTX_CHECK(std::int64_t(per_epoch) * o.epochs <= std::numeric_limits<int>::max(), "--epochs ",
-               o.epochs, " means ", std::int64_t(per_epoch) * o.epochs,
-               " optimizer steps, more than a run can count");
-    const int steps = per_epoch * o.epochs;
+    const int steps = int(epoch_steps(std::int64_t(per_epoch) * o.epochs, o.epochs));
     const linear_schedule sched = finetune_schedule(o.lr, steps, o.warmup);
     trainer tr(model, obj, opt, {1, o.grad_clip, sched});
 

@@ -81,7 +81,9 @@ BOOST_AUTO_TEST_CASE(taskgen_train_finetune_eval_round_trip) {
         " --train " + d / "tasks/which.train.jsonl" + " --out " + d / "ft-bad";
     r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --context 100000");
     expect_error(r, "--context 100000 is longer than the model's");
-    r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --epochs 2000000000");
+    r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --context -1");
+    expect_error(r, "--context must be >= 0");
+    r = run_gptx("finetune --checkpoint " + d / "pt" + which + " --batch 1 --epochs 2000000000");
     expect_error(r, "--epochs 2000000000 means");
     BOOST_TEST(!fs::exists(d.path / "ft-bad" / "model.gptx"));
     r = run_gptx("eval --checkpoint " + d / "pt" + " --test " + d / "tasks/first.test.jsonl" +

@@ -15,7 +15,7 @@ namespace gptx {
 namespace detail {
 inline int& thread_setting() {
     static int n = [] {
-        if (const char* e = std::getenv("GPTX_NUM_THREADS")) {
+        if (const char* e = std::getenv("GPTX_NUM_THREADS"); e && *e) { // empty: unset
             char* end = nullptr;
             const long v = std::strtol(e, &end, 10);
             if (end != e && *end == '\0' && v > 0 && v <= 4096)
@@ -23,7 +23,7 @@ inline int& thread_setting() {
             // A library should not throw from here; it says once what it ignores.
             std::fprintf(stderr,
                          "gptx: GPTX_NUM_THREADS='%s' is not a thread count (1 to 4096); "
-                         "using the cores available\n",
+                         "ignored\n",
                          e);
         }
 #if defined(_OPENMP)

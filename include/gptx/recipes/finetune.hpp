@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -51,6 +50,7 @@ struct finetune_run_options {
 inline void validate_finetune_options(const finetune_run_options& o) {
     GPTX_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+    GPTX_CHECK(o.context >= 0, "--context must be >= 0 (0: the model's), got ", o.context);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.lm_weight >= 0, "--lm-weight must be >= 0, got ", o.lm_weight);
     GPTX_CHECK(o.warmup >= 0 && o.warmup < 1, "--warmup must be in [0, 1), got ", o.warmup);
@@ -156,10 +156,7 @@ void run_finetune(const finetune_run_options& o, const std::filesystem::path& ck
     adamw<float> opt(model.params(), {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay});
     const int n = int(train.size());
     const int per_epoch = (n + o.batch - 1) / o.batch;
-    GPTX_CHECK(std::int64_t(per_epoch) * o.epochs <= std::numeric_limits<int>::max(), "--epochs ",
-               o.epochs, " means ", std::int64_t(per_epoch) * o.epochs,
-               " optimizer steps, more than a run can count");
-    const int steps = per_epoch * o.epochs;
+    const int steps = int(epoch_steps(std::int64_t(per_epoch) * o.epochs, o.epochs));
     const linear_schedule sched = finetune_schedule(o.lr, steps, o.warmup);
     trainer tr(model, obj, opt, {1, o.grad_clip, sched});
 

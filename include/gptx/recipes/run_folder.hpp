@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -205,15 +204,6 @@ inline comparison_split read_comparison_split(const std::string& data, const std
 
 // The run loop's options as every training command sets them: metrics.jsonl in the run folder
 // (rank 0 only), the checkpoint named in errors.
-// Optimizer steps that --epochs asks for, refused past what the schedules count (an int): --epochs
-// 1e12 would otherwise start a run that never ends.
-inline std::int64_t epoch_steps(std::int64_t steps, double epochs) {
-    GPTX_CHECK(steps <= std::numeric_limits<int>::max(), "--epochs ", epochs, " means ", steps,
-               " optimizer steps, more than a run can count (", std::numeric_limits<int>::max(),
-               ")");
-    return steps;
-}
-
 inline run_options run_folder_options(std::int64_t iters, int eval_every, int log_every,
                                       const char* label, const std::filesystem::path& dir,
                                       const std::filesystem::path& checkpoint) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,6 +77,15 @@ inline void trim_metrics(const std::filesystem::path& file, std::int64_t keep_th
     write_whole_file(file, kept);
 }
 } // namespace detail
+
+// Optimizer steps that --epochs asks for, refused past what the schedules count (an int): --epochs
+// 1e12 would otherwise start a run that never ends.
+// (epochs: as the flag holds it, an int or a double, so the message repeats what was given)
+template <class Epochs> std::int64_t epoch_steps(std::int64_t steps, Epochs epochs) {
+    GPTX_CHECK(steps <= std::numeric_limits<int>::max(), "--epochs ", epochs, " means more than ",
+               std::numeric_limits<int>::max(), " optimizer steps, which a run cannot count");
+    return steps;
+}
 
 struct run_options {
     std::int64_t iters = 0;           // the step to stop at (a resumed trainer starts mid-way)
