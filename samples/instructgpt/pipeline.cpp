@@ -66,6 +66,9 @@ void validate_pipeline_options(const pipeline_options& o) {
                o.rm_k);
     GPTX_CHECK(o.rm_hot >= 0 && o.rm_hot <= o.rm_k, "--rm-hot must be in [0, --rm-k = ", o.rm_k,
                "], got ", o.rm_hot);
+    GPTX_CHECK(o.ppo_keep >= 0 && o.ppo_keep <= o.rollouts,
+               "--ppo-keep must be in [0, --rollouts = ", o.rollouts, "] (0: all), got ",
+               o.ppo_keep);
     GPTX_CHECK(o.gae_lambda >= 0 && o.gae_lambda <= 1, "--gae-lambda must be in [0, 1], got ",
                o.gae_lambda);
     GPTX_CHECK(o.demo_padded >= 0 && o.demo_padded <= 1, "--demo-padded must be in [0, 1], got ",

@@ -106,6 +106,8 @@ inline void apply_quick(pipeline_options& o) {
     o.ppo_iters = 2;
     o.rollouts = 16;
     o.ppo_minibatch = 8;
+    if (o.ppo_keep > 0)
+        o.ppo_keep = 8; // the same choice, at the quick size
     o.value_warmup = 0;
     o.eval_prompts = 24;
     if (o.dialogue_eval_conversations == pipeline_options{}.dialogue_eval_conversations)
@@ -478,6 +480,7 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
         pc.max_new_tokens = o.max_new;
         pc.epochs = o.ppo_epochs;
         pc.minibatch = o.ppo_minibatch;
+        pc.keep = o.ppo_keep;
         pc.lr = o.ppo_lr;
         pc.value_lr = o.value_lr_or_default();
         pc.value_warmup = std::max(0, o.value_warmup - done); // later rounds keep their critic
@@ -492,18 +495,21 @@ inline ppo_stage_result ppo_stage(const pipeline_options& o, pipeline_model& sft
             policy, sft, value, value_head, pipeline_reward(o, rm, tok, &tally, ensemble, &sft),
             ppo_prompt_tokens, pc, ptx_coef != 0.0 ? ptx_tokens : std::vector<int>{});
         run_iterations(o, ppo, name, metrics_file,
-                       [](const ppo_metrics& m) {
-                           return metrics_map{{"score", m.score},
-                                              {"kl", m.kl},
-                                              {"kl_seq", m.kl_seq},
-                                              {"kl_exact", m.kl_exact},
-                                              {"entropy", m.entropy},
-                                              {"clip_frac", m.clip_frac},
-                                              {"value_loss", m.value_loss},
-                                              {"explained_variance", m.explained_variance},
-                                              {"ptx_loss", m.ptx_loss},
-                                              {"response_length", m.response_length},
-                                              {"skipped", double(m.skipped)}};
+                       [keep = o.ppo_keep](const ppo_metrics& m) {
+                           metrics_map r{{"score", m.score},
+                                         {"kl", m.kl},
+                                         {"kl_seq", m.kl_seq},
+                                         {"kl_exact", m.kl_exact},
+                                         {"entropy", m.entropy},
+                                         {"clip_frac", m.clip_frac},
+                                         {"value_loss", m.value_loss},
+                                         {"explained_variance", m.explained_variance},
+                                         {"ptx_loss", m.ptx_loss},
+                                         {"response_length", m.response_length},
+                                         {"skipped", double(m.skipped)}};
+                           if (keep > 0)
+                               r.push_back({"kept_advantage", m.kept_advantage});
+                           return r;
                        },
                        {.iters = iters, .tally = &tally, .done = done, .total = o.ppo_iters});
         done += iters;

@@ -48,6 +48,9 @@ struct pipeline_options {
     std::string rm_ensemble_trunk = "sft";
     int ppo_prompts = 2000, ppo_iters = 60, rollouts = 256, ppo_minibatch = 64, ppo_epochs = 4;
     float ppo_lr = 1e-5f;
+    // > 0: PPO and PPO-ptx train on this many of each iteration's rollouts, those with the
+    // largest |advantage| (ppo_config::keep); 0: all.
+    int ppo_keep = 0;
     // beta: InstructGPT's 0.02 is relative to its RM's scale; the RM of clean demonstrations
     // spread SFT samples' rewards over about +-8, and at 0.02 PPO drifted into what it misjudged
     // (docs/pipeline.md).

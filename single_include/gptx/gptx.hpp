@@ -16339,7 +16339,11 @@ struct ppo_config {
         32;             // response cap (also bounded by the context, leaving room for end-of-text)
     int epochs = 4;     // passes over the rollouts
     int minibatch = 16; // sequences per update
-    float lr = 1e-5f;   // policy learning rate
+    // > 0: the updates use only this many of each iteration's rollouts, those whose largest
+    // |whitened advantage| is largest (0: all). Sampling is cheap next to the updates, so more
+    // rollouts than are trained on find the few that carry a signal when most score as expected.
+    int keep = 0;
+    float lr = 1e-5f;      // policy learning rate
     float value_lr = 0.0f; // value model learning rate; 0: lr
     float beta1 = 0.9f, beta2 = 0.95f, weight_decay = 0.0f;
     float grad_clip = 1.0f;  // global norm, per model; 0 disables
@@ -16389,6 +16393,7 @@ struct ppo_metrics {
     double grad_norm = 0;          // mean policy gradient norm before clipping
     double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
     int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
+    double kept_advantage = 1;     // share of the summed |advantage| in the rollouts trained on
     double ms = 0;
 };
 
@@ -16438,6 +16443,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
+        GPTX_CHECK(cfg_.keep >= 0 && cfg_.keep <= cfg_.rollouts, "ppo: keep must be in [0, ",
+                   cfg_.rollouts, "] (the rollouts; 0: all), got ", cfg_.keep);
         GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
         GPTX_CHECK(cfg_.value_warmup >= 0, "ppo: value warm-up iterations must be >= 0, got ",
                    cfg_.value_warmup);
@@ -16537,6 +16544,31 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // The last iteration's rollouts (prompt, response, end-of-text; ended/stopped flags), for a
     // caller that judges them by other means than the reward (a labeler's gold score).
     const auto& rollouts() const { return buf_.sequences(); }
+    // The last iteration's whitened advantages, one per action in rollouts() order.
+    const std::vector<T>& advantages() const { return adv_; }
+
+    // The last iteration's rollouts its updates used, in rollout order: all, or the cfg_.keep
+    // whose largest |advantage| over their tokens is largest (ties to the earlier rollout).
+    // Empty before the first iteration.
+    std::vector<int> trained_rollouts() const {
+        const int N = int(buf_.sequences().size());
+        if (N == 0)
+            return {};
+        std::vector<int> all(N);
+        std::iota(all.begin(), all.end(), 0);
+        if (cfg_.keep == 0 || cfg_.keep >= N)
+            return all;
+        std::vector<double> key(N, 0.0);
+        for (int i = 0; i < N; ++i) {
+            const auto& s = buf_.sequences()[i];
+            for (int j = 0; j < s.actions; ++j)
+                key[i] = std::max(key[i], std::abs(double(adv_[s.offset + j])));
+        }
+        std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return key[a] > key[b]; });
+        all.resize(cfg_.keep);
+        std::sort(all.begin(), all.end());
+        return all;
+    }
 
   private:
     void rollout(ppo_metrics& out) {
@@ -16629,14 +16661,30 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     }
 
     void optimise(ppo_metrics& out) {
-        const int N = cfg_.rollouts;
+        const std::vector<int> pool = trained_rollouts();
+        const int N = int(pool.size());
+        if (N < cfg_.rollouts) {
+            double kept = 0, all = 0;
+            for (int i = 0, k = 0; i < cfg_.rollouts; ++i) {
+                const auto& s = buf_.sequences()[i];
+                double a = 0;
+                for (int j = 0; j < s.actions; ++j)
+                    a += std::abs(double(adv_[s.offset + j]));
+                all += a;
+                if (k < N && pool[k] == i) {
+                    kept += a;
+                    ++k;
+                }
+            }
+            out.kept_advantage = all > 0 ? kept / all : 1.0;
+        }
         std::vector<int> order(N);
         int counted = 0;
         progress bar("updates",
                      std::int64_t(cfg_.epochs) * ((N + cfg_.minibatch - 1) / cfg_.minibatch),
                      {.unit = "batch"});
         for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
-            std::iota(order.begin(), order.end(), 0);
+            order = pool;
             for (int i = N - 1; i > 0; --i)
                 std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
             for (int first = 0; first < N; first += cfg_.minibatch) {
@@ -16980,7 +17028,7 @@ namespace gptx {
 struct ppo_run_options {
     std::string policy, reward, prompts, ptx_data, out = "out-ppo";
     int iters = 20, rollouts = 64, epochs = 4, minibatch = 16, max_new = 32, ptx_batch = 4,
-        ptx_context = 0;
+        ptx_context = 0, keep = 0;
     int save_every = 1, log_every = 1, end_of_text = -1, value_warmup = 0;
     float lr = 1e-5f, value_lr = 0.0f, grad_clip = 1.0f;
     double ptx_coef = 0.0, kl_coef = 0.02, kl_target = 0.0, kl_horizon = 10000.0, ema = 0.0;
@@ -16996,6 +17044,8 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.rollouts > 0, "--rollouts must be positive, got ", o.rollouts);
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
+    GPTX_CHECK(o.keep >= 0 && o.keep <= o.rollouts,
+               "--keep must be in [0, --rollouts = ", o.rollouts, "] (0: all), got ", o.keep);
     GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.value_lr >= 0, "--value-lr must be >= 0, got ", o.value_lr);
@@ -17028,6 +17078,7 @@ inline ppo_config make_config(const ppo_run_options& o, int eot) {
     c.max_new_tokens = o.max_new;
     c.epochs = o.epochs;
     c.minibatch = o.minibatch;
+    c.keep = o.keep;
     c.lr = o.lr;
     c.value_lr = o.value_lr;
     c.value_warmup = o.value_warmup;
@@ -17056,6 +17107,7 @@ inline nlohmann::json run_json(const ppo_run_options& o) {
             {"rollouts", o.rollouts},
             {"epochs", o.epochs},
             {"minibatch", o.minibatch},
+            {"keep", o.keep},
             {"max_new", o.max_new},
             {"lr", o.lr},
             {"value_lr", o.value_lr},
@@ -17157,7 +17209,9 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
                            policy_extras());
         load_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), nullptr, &vst,
                            value_extras());
-        const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        if (!pj.contains("keep"))
+            pj["keep"] = 0; // saved before --keep: every rollout was trained on
         check_resume_matches(pj, run, dir);
         check_likelihood_resume(pj, o.likelihood, dir);
         GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
@@ -17202,6 +17256,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
              {"skipped", double(p.skipped)}};
         if (o.ptx_coef > 0)
             m.emplace_back("ptx_loss", p.ptx_loss);
+        if (o.keep > 0)
+            m.emplace_back("kept_advantage", p.kept_advantage);
         return m;
     };
     hooks.save = save;

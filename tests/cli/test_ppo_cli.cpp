@@ -1,6 +1,6 @@
 // Behaviour tests of `gptx ppo`: a run from an SFT checkpoint and a reward-model checkpoint
 // (trunk + "reward_head" section) with EMA, PPO-ptx and the adaptive KL controller; --resume
-// continues exactly (byte-identical checkpoints); bad inputs give one-line errors.
+// continues exactly (byte-identical checkpoints); --keep; bad inputs give one-line errors.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -76,6 +76,21 @@ BOOST_AUTO_TEST_CASE(the_likelihood_term_adds_to_the_rms_score) {
                              "--rm-likelihood 0 differs");
     gptx::test::expect_error(gptx_cli(w.args(w.path / "bad", 1) + " --rm-likelihood-only"),
                              "--rm-likelihood-only needs --rm-likelihood > 0");
+}
+
+// --keep K: updates on the K rollouts with the largest |advantage|; the metrics say what share of
+// the advantages they hold; a resume must repeat it; more than --rollouts is refused.
+BOOST_AUTO_TEST_CASE(keep_trains_on_part_of_the_rollouts) {
+    ppo_workspace w;
+    const fs::path out = w.path / "keep";
+    const auto run = gptx_cli(w.args(out, 2) + " --keep 3");
+    BOOST_TEST_REQUIRE(run.code == 0, run.out);
+    const std::string metrics = slurp(out / "metrics.jsonl");
+    BOOST_TEST((metrics.find("\"kept_advantage\"") != std::string::npos), metrics);
+    gptx::test::expect_error(gptx_cli(w.args(out, 3) + " --resume"), "--keep differs");
+    gptx::test::expect_error(gptx_cli(w.args(w.path / "more", 1) + " --keep 7"),
+                             "--keep must be in [0, --rollouts = 6]");
+    BOOST_TEST(!fs::exists(w.path / "more" / "policy.gptx"));
 }
 
 BOOST_AUTO_TEST_CASE(bad_inputs_are_one_line_errors) {

@@ -150,6 +150,7 @@ BOOST_AUTO_TEST_CASE(pipeline_refuses_unusable_settings_up_front) {
              {"--quick --rm-hot 5", "--rm-hot must be in [0, --rm-k = 4]"},
              {"--quick --kl-coef nan", "--kl-coef must be a finite number >= 0"},
              {"--quick --rollouts 0", "--rollouts must be positive"},
+             {"--quick --ppo-keep 257", "--ppo-keep must be in [0, --rollouts = 256]"},
              {"--quick --dialogue-rm-native nan", "--dialogue-rm-native must be in [0, 1]"}})
         BOOST_TEST(!fs::exists(expect_pipeline_error(w, args, error)), args);
 }
@@ -252,11 +253,12 @@ BOOST_AUTO_TEST_CASE(pipeline_rejects_a_likelihood_term_it_cannot_add) {
 
 // --rm-likelihood: PPO's reward is the RM plus the SFT model's likelihood of the response. The
 // run prints and reports that reward's held-out accuracy, whose kinds add up to its accuracy on
-// the temperature-1 pairs.
+// the temperature-1 pairs. With --ppo-keep (8 of --quick's 16 rollouts) each iteration's metrics
+// give the kept half's share of the advantages.
 BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood, *utf::label("slow")) {
     sft_workspace w;
     const auto r = run_gptx("pipeline --quick --no-dialogue --json --threads 2 --methods ppo "
-                            "--rm-likelihood 1 --out " +
+                            "--rm-likelihood 1 --ppo-keep 64 --out " +
                             (w.path / "l").string());
     BOOST_TEST_REQUIRE(r.code == 0, r.out);
     BOOST_TEST(r.out.find("RM plus 1 x the SFT model's likelihood: held-out accuracy") !=
@@ -280,6 +282,8 @@ BOOST_AUTO_TEST_CASE(pipeline_quick_rewards_with_the_sft_likelihood, *utf::label
     for (std::string line; std::getline(metrics, line); ++lines) {
         const auto m = nlohmann::json::parse(line);
         BOOST_TEST(m["score"].get<double>() < m["rm"].get<double>(), line);
+        const double kept = m["kept_advantage"].get<double>();
+        BOOST_TEST((kept >= 0.5 && kept <= 1.0), line); // the larger half holds at least half
     }
     BOOST_TEST(lines > 0);
 }

@@ -504,6 +504,61 @@ BOOST_AUTO_TEST_CASE(guards_skip_exploding_updates_and_stop_on_nan) {
     BOOST_TEST(ti.policy_optimizer().step_count() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(keep_trains_on_the_rollouts_with_the_largest_advantages) {
+    // keep = rollouts is the default, to the last bit.
+    toy_run all_run, same_run;
+    ppo_config c = toy_config();
+    auto all = all_run.make(c);
+    c.keep = c.rollouts;
+    auto same = same_run.make(c);
+    BOOST_TEST(all.trained_rollouts().empty()); // no iteration yet
+    for (int i = 0; i < 2; ++i) {
+        BOOST_TEST(all.iteration().kept_advantage == 1.0);
+        same.iteration();
+    }
+    BOOST_TEST(std::equal(all_run.policy.params().data(),
+                          all_run.policy.params().data() + all_run.policy.num_parameters(),
+                          same_run.policy.params().data()));
+    BOOST_TEST(int(all.trained_rollouts().size()) == c.rollouts);
+
+    // keep = 8 of 32: the updates use the eight whose largest |advantage| is largest.
+    toy_run run;
+    c.keep = 8;
+    auto tr = run.make(c);
+    for (int it = 0; it < 3; ++it) {
+        const ppo_metrics m = tr.iteration();
+        BOOST_TEST(m.updates + m.skipped == c.epochs * 1); // one minibatch of 8 per epoch
+        const auto kept = tr.trained_rollouts();
+        BOOST_REQUIRE(kept.size() == 8u);
+        BOOST_TEST(std::is_sorted(kept.begin(), kept.end()));
+        std::vector<double> key;
+        double sum_all = 0, sum_kept = 0;
+        for (const auto& s : tr.rollouts()) {
+            double k = 0, a = 0;
+            for (int j = 0; j < s.actions; ++j) {
+                k = std::max(k, std::abs(double(tr.advantages()[s.offset + j])));
+                a += std::abs(double(tr.advantages()[s.offset + j]));
+            }
+            key.push_back(k);
+            sum_all += a;
+            if (std::binary_search(kept.begin(), kept.end(), int(key.size()) - 1))
+                sum_kept += a;
+        }
+        double least_kept = 1e300, most_dropped = 0;
+        for (int i = 0; i < c.rollouts; ++i) {
+            if (std::binary_search(kept.begin(), kept.end(), i))
+                least_kept = std::min(least_kept, key[i]);
+            else
+                most_dropped = std::max(most_dropped, key[i]);
+        }
+        BOOST_TEST(least_kept >= most_dropped);
+        BOOST_TEST(m.kept_advantage == sum_kept / sum_all, boost::test_tools::tolerance(1e-12));
+        BOOST_TEST(m.kept_advantage >
+                   8.0 / 32.0); // the largest quarter carries more than a quarter
+        BOOST_TEST(m.kept_advantage < 1.0);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(bad_configurations_are_clear_errors) {
     toy_run run;
     ppo_config cfg = toy_config();
@@ -513,6 +568,11 @@ BOOST_AUTO_TEST_CASE(bad_configurations_are_clear_errors) {
     run.prompts.push_back(std::vector<int>(15, 1)); // no room for a response in a context of 16
     BOOST_CHECK_THROW(run.make(cfg), gptx::error);
     run.prompts.pop_back();
+    cfg.keep = cfg.rollouts + 1; // more than it samples
+    BOOST_CHECK_THROW(run.make(cfg), gptx::error);
+    cfg.keep = -1;
+    BOOST_CHECK_THROW(run.make(cfg), gptx::error);
+    cfg.keep = 0;
     cfg.ptx_coef = 1.0;
     run.ptx.clear();
     BOOST_CHECK_THROW(run.make(cfg), gptx::error);

@@ -30,7 +30,7 @@ namespace gptx {
 struct ppo_run_options {
     std::string policy, reward, prompts, ptx_data, out = "out-ppo";
     int iters = 20, rollouts = 64, epochs = 4, minibatch = 16, max_new = 32, ptx_batch = 4,
-        ptx_context = 0;
+        ptx_context = 0, keep = 0;
     int save_every = 1, log_every = 1, end_of_text = -1, value_warmup = 0;
     float lr = 1e-5f, value_lr = 0.0f, grad_clip = 1.0f;
     double ptx_coef = 0.0, kl_coef = 0.02, kl_target = 0.0, kl_horizon = 10000.0, ema = 0.0;
@@ -46,6 +46,8 @@ inline void validate_ppo_options(const ppo_run_options& o) {
     GPTX_CHECK(o.rollouts > 0, "--rollouts must be positive, got ", o.rollouts);
     GPTX_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
     GPTX_CHECK(o.minibatch > 0, "--minibatch must be positive, got ", o.minibatch);
+    GPTX_CHECK(o.keep >= 0 && o.keep <= o.rollouts,
+               "--keep must be in [0, --rollouts = ", o.rollouts, "] (0: all), got ", o.keep);
     GPTX_CHECK(o.max_new > 0, "--max-new must be positive, got ", o.max_new);
     GPTX_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
     GPTX_CHECK(o.value_lr >= 0, "--value-lr must be >= 0, got ", o.value_lr);
@@ -78,6 +80,7 @@ inline ppo_config make_config(const ppo_run_options& o, int eot) {
     c.max_new_tokens = o.max_new;
     c.epochs = o.epochs;
     c.minibatch = o.minibatch;
+    c.keep = o.keep;
     c.lr = o.lr;
     c.value_lr = o.value_lr;
     c.value_warmup = o.value_warmup;
@@ -106,6 +109,7 @@ inline nlohmann::json run_json(const ppo_run_options& o) {
             {"rollouts", o.rollouts},
             {"epochs", o.epochs},
             {"minibatch", o.minibatch},
+            {"keep", o.keep},
             {"max_new", o.max_new},
             {"lr", o.lr},
             {"value_lr", o.value_lr},
@@ -207,7 +211,9 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
                            policy_extras());
         load_checkpoint<S>(value_ckpt, models.value, &tr.value_optimizer(), nullptr, &vst,
                            value_extras());
-        const nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        nlohmann::json pj = nlohmann::json::parse(pst.run_json);
+        if (!pj.contains("keep"))
+            pj["keep"] = 0; // saved before --keep: every rollout was trained on
         check_resume_matches(pj, run, dir);
         check_likelihood_resume(pj, o.likelihood, dir);
         GPTX_CHECK(vst.step == pst.step, "--resume: '", dir.string(),
@@ -252,6 +258,8 @@ void run_ppo(const ppo_run_options& o, const std::filesystem::path& policy_file,
              {"skipped", double(p.skipped)}};
         if (o.ptx_coef > 0)
             m.emplace_back("ptx_loss", p.ptx_loss);
+        if (o.keep > 0)
+            m.emplace_back("kept_advantage", p.kept_advantage);
         return m;
     };
     hooks.save = save;

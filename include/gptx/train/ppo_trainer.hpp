@@ -40,7 +40,11 @@ struct ppo_config {
         32;             // response cap (also bounded by the context, leaving room for end-of-text)
     int epochs = 4;     // passes over the rollouts
     int minibatch = 16; // sequences per update
-    float lr = 1e-5f;   // policy learning rate
+    // > 0: the updates use only this many of each iteration's rollouts, those whose largest
+    // |whitened advantage| is largest (0: all). Sampling is cheap next to the updates, so more
+    // rollouts than are trained on find the few that carry a signal when most score as expected.
+    int keep = 0;
+    float lr = 1e-5f;      // policy learning rate
     float value_lr = 0.0f; // value model learning rate; 0: lr
     float beta1 = 0.9f, beta2 = 0.95f, weight_decay = 0.0f;
     float grad_clip = 1.0f;  // global norm, per model; 0 disables
@@ -90,6 +94,7 @@ struct ppo_metrics {
     double grad_norm = 0;          // mean policy gradient norm before clipping
     double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
     int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
+    double kept_advantage = 1;     // share of the summed |advantage| in the rollouts trained on
     double ms = 0;
 };
 
@@ -139,6 +144,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         GPTX_CHECK(cfg_.rollouts > 0 && cfg_.minibatch > 0 && cfg_.epochs > 0 &&
                        cfg_.max_new_tokens > 0,
                    "ppo: rollouts, minibatch, epochs and max_new_tokens must be positive");
+        GPTX_CHECK(cfg_.keep >= 0 && cfg_.keep <= cfg_.rollouts, "ppo: keep must be in [0, ",
+                   cfg_.rollouts, "] (the rollouts; 0: all), got ", cfg_.keep);
         GPTX_CHECK(cfg_.lr > 0 && cfg_.value_lr >= 0, "ppo: learning rates must be positive");
         GPTX_CHECK(cfg_.value_warmup >= 0, "ppo: value warm-up iterations must be >= 0, got ",
                    cfg_.value_warmup);
@@ -238,6 +245,31 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     // The last iteration's rollouts (prompt, response, end-of-text; ended/stopped flags), for a
     // caller that judges them by other means than the reward (a labeler's gold score).
     const auto& rollouts() const { return buf_.sequences(); }
+    // The last iteration's whitened advantages, one per action in rollouts() order.
+    const std::vector<T>& advantages() const { return adv_; }
+
+    // The last iteration's rollouts its updates used, in rollout order: all, or the cfg_.keep
+    // whose largest |advantage| over their tokens is largest (ties to the earlier rollout).
+    // Empty before the first iteration.
+    std::vector<int> trained_rollouts() const {
+        const int N = int(buf_.sequences().size());
+        if (N == 0)
+            return {};
+        std::vector<int> all(N);
+        std::iota(all.begin(), all.end(), 0);
+        if (cfg_.keep == 0 || cfg_.keep >= N)
+            return all;
+        std::vector<double> key(N, 0.0);
+        for (int i = 0; i < N; ++i) {
+            const auto& s = buf_.sequences()[i];
+            for (int j = 0; j < s.actions; ++j)
+                key[i] = std::max(key[i], std::abs(double(adv_[s.offset + j])));
+        }
+        std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return key[a] > key[b]; });
+        all.resize(cfg_.keep);
+        std::sort(all.begin(), all.end());
+        return all;
+    }
 
   private:
     void rollout(ppo_metrics& out) {
@@ -330,14 +362,30 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     }
 
     void optimise(ppo_metrics& out) {
-        const int N = cfg_.rollouts;
+        const std::vector<int> pool = trained_rollouts();
+        const int N = int(pool.size());
+        if (N < cfg_.rollouts) {
+            double kept = 0, all = 0;
+            for (int i = 0, k = 0; i < cfg_.rollouts; ++i) {
+                const auto& s = buf_.sequences()[i];
+                double a = 0;
+                for (int j = 0; j < s.actions; ++j)
+                    a += std::abs(double(adv_[s.offset + j]));
+                all += a;
+                if (k < N && pool[k] == i) {
+                    kept += a;
+                    ++k;
+                }
+            }
+            out.kept_advantage = all > 0 ? kept / all : 1.0;
+        }
         std::vector<int> order(N);
         int counted = 0;
         progress bar("updates",
                      std::int64_t(cfg_.epochs) * ((N + cfg_.minibatch - 1) / cfg_.minibatch),
                      {.unit = "batch"});
         for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
-            std::iota(order.begin(), order.end(), 0);
+            order = pool;
             for (int i = N - 1; i > 0; --i)
                 std::swap(order[i], order[rng_.below(std::uint64_t(i) + 1)]);
             for (int first = 0; first < N; first += cfg_.minibatch) {
