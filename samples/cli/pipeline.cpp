@@ -76,8 +76,9 @@ inline void add_pipeline_command(CLI::App& app, pipeline_options& o, std::functi
     c->add_option("--ppo-epochs", o.ppo_epochs,
                   "Passes over each iteration's rollouts (PPO, GRPO, RLOO)");
     c->add_option("--ppo-keep", o.ppo_keep,
-                  "PPO and PPO-ptx update on this many of each iteration's rollouts, those with "
-                  "the largest |advantage| (0: all)")
+                  "The instruction stage's PPO and PPO-ptx (not GRPO, RLOO or the dialogue "
+                  "stage) update on this many of each iteration's rollouts, those with the "
+                  "largest |advantage| (0: all)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--ppo-lr", o.ppo_lr, "Policy learning rate (PPO, GRPO, RLOO)");
     c->add_option("--gae-lambda", o.gae_lambda, "PPO GAE lambda (gamma is 1, as InstructGPT's)");

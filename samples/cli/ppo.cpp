@@ -39,8 +39,8 @@ inline void add_ppo_command(CLI::App& app, ppo_options& o, std::function<void()>
     c->add_option("--epochs", o.epochs, "Passes over the rollouts per iteration");
     c->add_option("--minibatch", o.minibatch, "Responses per update");
     c->add_option("--keep", o.keep,
-                  "Update on this many of each iteration's rollouts, those with the largest "
-                  "|advantage| (0: all)");
+                  "Update on this many of each iteration's rollouts (per rank under mpirun), those "
+                  "with the largest |advantage| (0: all; --resume repeats it)");
     c->add_option("--max-new", o.max_new, "Response length cap in tokens");
     c->add_option("--lr", o.lr, "Policy learning rate");
     c->add_option("--value-lr", o.value_lr, "Value model learning rate (default: --lr)");

@@ -30,7 +30,7 @@ namespace gptx::instructgpt {
 namespace fs = std::filesystem;
 
 // The dialogue stage's sizes and PPO settings follow the pipeline's options where they have a
-// counterpart.
+// counterpart (--ppo-keep has none: the chat model's PPO trains on every rollout).
 inline dialogue_sizes dialogue_sizes_for(const pipeline_options& o) {
     dialogue_sizes d = o.quick ? quick_dialogue_sizes() : dialogue_sizes{};
     d.sft_epochs = o.sft_epochs;
@@ -104,10 +104,12 @@ inline void apply_quick(pipeline_options& o) {
     o.rm_epochs = 1;
     o.ppo_prompts = 64;
     o.ppo_iters = 2;
+    if (o.ppo_keep > 0) // the same share of --quick's 16 rollouts (all of them: 0)
+        o.ppo_keep = o.ppo_keep >= o.rollouts
+                         ? 0
+                         : std::max(1, int(std::lround(16.0 * o.ppo_keep / o.rollouts)));
     o.rollouts = 16;
     o.ppo_minibatch = 8;
-    if (o.ppo_keep > 0)
-        o.ppo_keep = 8; // the same choice, at the quick size
     o.value_warmup = 0;
     o.eval_prompts = 24;
     if (o.dialogue_eval_conversations == pipeline_options{}.dialogue_eval_conversations)

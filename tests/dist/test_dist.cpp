@@ -290,7 +290,9 @@ std::vector<float> count_threes(const int* tokens, int B, int T, const int* ends
 }
 } // namespace
 
-BOOST_AUTO_TEST_CASE(ppo_ranks_sample_their_own_rollouts_and_stay_identical) {
+// keep > 0: each rank trains on its own rollouts with the largest advantages; the share they hold
+// is the global batch's, the same on every rank.
+void check_ppo_ranks(int keep) {
     communicator& comm = world();
     toy_t policy({6, 16}), ref({6, 16}), value({6, 16});
     policy.init(11);
@@ -314,14 +316,16 @@ BOOST_AUTO_TEST_CASE(ppo_ranks_sample_their_own_rollouts_and_stay_identical) {
     c.ema_decay = 0.9;
     c.ptx_coef = 0.5;
     c.seed = 21;
+    c.keep = keep;
     c.comm = &comm;
     ppo_trainer<toy_t> tr(policy, ref, value, head, count_threes, {{1, 2}, {2, 4}, {5, 1}, {4, 4}},
                           c, ptx);
     for (int i = 0; i < 3; ++i) {
         const ppo_metrics m = tr.iteration();
-        double global[3] = {m.score, m.kl_seq, m.beta};
-        BOOST_TEST(dist::replicas_identical(global, 3, comm)); // global-batch statistics
-        BOOST_TEST(m.updates + m.skipped == 4);
+        double global[4] = {m.score, m.kl_seq, m.beta, m.kept_advantage};
+        BOOST_TEST(dist::replicas_identical(global, 4, comm)); // global-batch statistics
+        BOOST_TEST(m.updates + m.skipped == 4); // 2 epochs of 2 minibatches (16 or 10 rows)
+        BOOST_TEST((keep == 0 ? m.kept_advantage == 1.0 : m.kept_advantage < 1.0));
     }
     BOOST_TEST(dist::replicas_identical(policy.params().data(), policy.params().size(), comm));
     BOOST_TEST(dist::replicas_identical(value.params().data(), value.params().size(), comm));
@@ -334,6 +338,12 @@ BOOST_AUTO_TEST_CASE(ppo_ranks_sample_their_own_rollouts_and_stay_identical) {
     start.init(11);
     BOOST_TEST(!std::equal(start.params().data(), start.params().data() + start.params().size(),
                            policy.params().data()));
+}
+
+BOOST_AUTO_TEST_CASE(ppo_ranks_sample_their_own_rollouts_and_stay_identical) { check_ppo_ranks(0); }
+
+BOOST_AUTO_TEST_CASE(ppo_ranks_keep_their_largest_advantages_and_stay_identical) {
+    check_ppo_ranks(10);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -514,7 +514,7 @@ BOOST_AUTO_TEST_CASE(keep_trains_on_the_rollouts_with_the_largest_advantages) {
     BOOST_TEST(all.trained_rollouts().empty()); // no iteration yet
     for (int i = 0; i < 2; ++i) {
         BOOST_TEST(all.iteration().kept_advantage == 1.0);
-        same.iteration();
+        BOOST_TEST(same.iteration().kept_advantage == 1.0); // nothing dropped
     }
     BOOST_TEST(std::equal(all_run.policy.params().data(),
                           all_run.policy.params().data() + all_run.policy.num_parameters(),
@@ -553,9 +553,7 @@ BOOST_AUTO_TEST_CASE(keep_trains_on_the_rollouts_with_the_largest_advantages) {
         }
         BOOST_TEST(least_kept >= most_dropped);
         BOOST_TEST(m.kept_advantage == sum_kept / sum_all, boost::test_tools::tolerance(1e-12));
-        BOOST_TEST(m.kept_advantage >
-                   8.0 / 32.0); // the largest quarter carries more than a quarter
-        BOOST_TEST(m.kept_advantage < 1.0);
+        BOOST_TEST(m.kept_advantage < 1.0); // these rollouts' dropped ones have advantages too
     }
 }
 

@@ -109,7 +109,7 @@ inline nlohmann::json run_json(const ppo_run_options& o) {
             {"rollouts", o.rollouts},
             {"epochs", o.epochs},
             {"minibatch", o.minibatch},
-            {"keep", o.keep},
+            {"keep", o.keep >= o.rollouts ? 0 : o.keep}, // keeping all is keeping all
             {"max_new", o.max_new},
             {"lr", o.lr},
             {"value_lr", o.value_lr},

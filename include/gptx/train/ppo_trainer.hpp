@@ -40,9 +40,11 @@ struct ppo_config {
         32;             // response cap (also bounded by the context, leaving room for end-of-text)
     int epochs = 4;     // passes over the rollouts
     int minibatch = 16; // sequences per update
-    // > 0: the updates use only this many of each iteration's rollouts, those whose largest
-    // |whitened advantage| is largest (0: all). Sampling is cheap next to the updates, so more
-    // rollouts than are trained on find the few that carry a signal when most score as expected.
+    // > 0: the updates (policy and value) use only this many of each iteration's rollouts, those
+    // whose largest |whitened advantage| is largest (0: all); their advantages are not whitened
+    // again. Sampling is cheap next to the updates, so more rollouts than are trained on could
+    // find the few that carry a signal when most score as expected (docs/pipeline.md measures it).
+    // Under data parallel each rank keeps this many of its own rollouts.
     int keep = 0;
     float lr = 1e-5f;      // policy learning rate
     float value_lr = 0.0f; // value model learning rate; 0: lr
@@ -95,6 +97,7 @@ struct ppo_metrics {
     double explained_variance = 0; // 1 - Var(returns - values) / Var(returns), at rollout time
     int updates = 0, skipped = 0;  // minibatch updates applied and skipped by the guards
     double kept_advantage = 1;     // share of the summed |advantage| in the rollouts trained on
+                                   // (over every rank's rollouts under data parallel)
     double ms = 0;
 };
 
@@ -377,7 +380,10 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
                     ++k;
                 }
             }
-            out.kept_advantage = all > 0 ? kept / all : 1.0;
+            double sums[2] = {kept, all};
+            if (parallel()) // every rank takes this branch: keep and rollouts are the run's
+                cfg_.comm->allreduce_sum(sums, 2);
+            out.kept_advantage = sums[1] > 0 ? sums[0] / sums[1] : 1.0;
         }
         std::vector<int> order(N);
         int counted = 0;
