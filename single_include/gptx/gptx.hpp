@@ -16561,12 +16561,9 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
         std::iota(all.begin(), all.end(), 0);
         if (cfg_.keep == 0 || cfg_.keep >= N)
             return all;
-        std::vector<double> key(N, 0.0);
-        for (int i = 0; i < N; ++i) {
-            const auto& s = buf_.sequences()[i];
-            for (int j = 0; j < s.actions; ++j)
-                key[i] = std::max(key[i], std::abs(double(adv_[s.offset + j])));
-        }
+        std::vector<double> key(N);
+        for (int i = 0; i < N; ++i)
+            key[i] = abs_advantage(i).largest;
         std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return key[a] > key[b]; });
         all.resize(cfg_.keep);
         std::sort(all.begin(), all.end());
@@ -16574,6 +16571,36 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     }
 
   private:
+    // Rollout i's |advantage| over its tokens: the largest (what keep orders by) and the sum.
+    struct abs_advantage_t {
+        double largest = 0, sum = 0;
+    };
+    abs_advantage_t abs_advantage(int i) const {
+        const auto& s = buf_.sequences()[i];
+        abs_advantage_t a;
+        for (int j = 0; j < s.actions; ++j) {
+            const double v = std::abs(double(adv_[s.offset + j]));
+            a.largest = std::max(a.largest, v);
+            a.sum += v;
+        }
+        return a;
+    }
+
+    // The share of the summed |advantage| that `pool` (sorted rollout indices) holds, over every
+    // rank's rollouts; every rank calls it, since keep and rollouts are the run's.
+    double kept_share(const std::vector<int>& pool) const {
+        double sums[2] = {0, 0}; // kept, all
+        for (int i = 0; i < cfg_.rollouts; ++i) {
+            const double a = abs_advantage(i).sum;
+            sums[1] += a;
+            if (std::binary_search(pool.begin(), pool.end(), i))
+                sums[0] += a;
+        }
+        if (parallel())
+            cfg_.comm->allreduce_sum(sums, 2);
+        return sums[1] > 0 ? sums[0] / sums[1] : 1.0;
+    }
+
     void rollout(ppo_metrics& out) {
         const int N = cfg_.rollouts;
         values_.clear(); // filled by collect, in action order
@@ -16666,24 +16693,8 @@ template <class Policy, class ValueModel = Policy> class ppo_trainer {
     void optimise(ppo_metrics& out) {
         const std::vector<int> pool = trained_rollouts();
         const int N = int(pool.size());
-        if (N < cfg_.rollouts) {
-            double kept = 0, all = 0;
-            for (int i = 0, k = 0; i < cfg_.rollouts; ++i) {
-                const auto& s = buf_.sequences()[i];
-                double a = 0;
-                for (int j = 0; j < s.actions; ++j)
-                    a += std::abs(double(adv_[s.offset + j]));
-                all += a;
-                if (k < N && pool[k] == i) {
-                    kept += a;
-                    ++k;
-                }
-            }
-            double sums[2] = {kept, all};
-            if (parallel()) // every rank takes this branch: keep and rollouts are the run's
-                cfg_.comm->allreduce_sum(sums, 2);
-            out.kept_advantage = sums[1] > 0 ? sums[0] / sums[1] : 1.0;
-        }
+        if (N < cfg_.rollouts)
+            out.kept_advantage = kept_share(pool);
         std::vector<int> order(N);
         int counted = 0;
         progress bar("updates",
